@@ -1,0 +1,41 @@
+# Works on a fresh machine with only python3 and make. Each target creates .venv and
+# installs what it needs (one marker file per set of extras), then does its job.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SETUP_FILES := pyproject.toml setup.py
+
+.PHONY: demo test bench model system-deps clean help
+
+help:
+	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
+	@echo "make test   - set up (including system tools) and run the test suite"
+	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
+	@echo "make model  - rebuild the shipped default model from synthetic data and seed"
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+
+# Install extras X with `$(VENV)/.installed-X`. Re-runs when the packaging files change.
+$(VENV)/.installed-%: $(SETUP_FILES) | $(BIN)/python
+	$(BIN)/python -m pip install -q -e ".[$*]"
+	@touch $@
+
+demo: $(VENV)/.installed-sim
+	$(BIN)/lanthorn demo
+
+system-deps:
+	@bash scripts/system-deps.sh
+
+test: system-deps $(VENV)/.installed-dev
+	$(BIN)/python -m pytest -q
+
+bench: $(VENV)/.installed-dev
+	$(BIN)/lanthorn bench
+
+model: $(VENV)/.installed-dev
+	$(BIN)/python scripts/make_model.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info

@@ -1,0 +1,67 @@
+"""Sensor frames: the one definition of what the model sees.
+
+A *frame* is one float32 vector per sample time built from the raw readings of the body:
+the 12 pad touch strengths, approach and ambient light. The device loop, the simulator's
+synthetic data, CSV imports and recordings over serial all go through :func:`encode`, so
+a model trained on a laptop sees exactly what the object will feed it.
+
+Scaling keeps every channel roughly in 0..1 for training; the int8 input quantization
+then takes its scale from calibration data, not from these constants.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+N_PADS = 12
+CHANNELS: tuple[str, ...] = tuple(f"pad{i}" for i in range(N_PADS)) + ("distance", "light")
+N_CHANNELS = len(CHANNELS)
+
+#: The default piece's gestures, in the model's output order.
+LABELS: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
+                           "stroke_ccw", "hold", "palm", "leave")
+
+#: Default input spec of the temperament model: about 2 s of frames at 25 Hz.
+DEFAULT_RATE_HZ = 25.0
+DEFAULT_WINDOW = 50
+
+# An MPR121 electrode drops by roughly 10-80 counts under a fingertip; a palm can exceed 150.
+PAD_FULL_SCALE_COUNTS = 100.0
+PAD_MAX = 2.0
+DISTANCE_RANGE_MM = 1200.0  # VL53L0X default-mode useful range indoors
+LIGHT_DECADES = 4.0  # log10(1 + lux) / 4: 0 (dark) .. ~1 (10 000 lux, daylight)
+
+
+def encode_into(out: np.ndarray, pad_delta: np.ndarray, distance_mm: float | None,
+                lux: float) -> np.ndarray:
+    """Write one frame into ``out`` (float32, shape (N_CHANNELS,)) without allocating.
+
+    ``pad_delta`` is baseline minus raw count per pad (see TouchReading.delta);
+    ``distance_mm`` is None when nothing is in range (encoded as 0: "far away");
+    ``lux`` is ambient illuminance. Used in the device's hot path.
+    """
+    np.multiply(pad_delta, 1.0 / PAD_FULL_SCALE_COUNTS, out=out[:N_PADS], casting="unsafe")
+    np.clip(out[:N_PADS], 0.0, PAD_MAX, out=out[:N_PADS])
+    if distance_mm is None or not math.isfinite(distance_mm):
+        out[N_PADS] = 0.0
+    else:
+        out[N_PADS] = min(max(1.0 - float(distance_mm) / DISTANCE_RANGE_MM, 0.0), 1.0)
+    out[N_PADS + 1] = math.log10(1.0 + max(float(lux), 0.0)) / LIGHT_DECADES
+    return out
+
+
+def encode(pad_delta, distance_mm: float | None, lux: float) -> np.ndarray:
+    """One frame as a new float32 array (convenience for offline tools)."""
+    return encode_into(np.empty(N_CHANNELS, np.float32), np.asarray(pad_delta, np.float32),
+                       distance_mm, lux)
+
+
+def decode_distance(value: float) -> float | None:
+    """Inverse of the distance channel: millimetres, or None for "nothing in range"."""
+    return None if value <= 0.0 else (1.0 - float(value)) * DISTANCE_RANGE_MM
+
+
+def decode_lux(value: float) -> float:
+    """Inverse of the light channel."""
+    return 10.0 ** (float(value) * LIGHT_DECADES) - 1.0

@@ -1,0 +1,189 @@
+"""The parts of an object, as small interfaces every backend implements.
+
+Modelled on gpiozero and luma: the device code talks to a :class:`TouchSensor`,
+:class:`DistanceSensor`, :class:`LightSensor`, :class:`LedStrip` and :class:`Display`, and
+never knows whether an MPR121 on a Raspberry Pi, a microcontroller companion, or the
+simulator sits behind it. Backends subclass these and implement the ``_``-prefixed hooks.
+
+Failure contract: a part that stops answering raises :class:`PartError` (with the part's
+name and what to check). The device loop catches it, reports it on the console, imputes
+the channel and keeps the piece running.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import numpy as np
+
+
+class PartError(OSError):
+    """A part did not answer or answered nonsense. ``part`` names it for the maker."""
+
+    def __init__(self, part: str, message: str):
+        super().__init__(f"{part}: {message}")
+        self.part = part
+
+
+class Part(ABC):
+    """Anything with a name that can be closed. ``name`` is the profile's name for the part."""
+
+    name: str = "part"
+
+    def close(self) -> None:
+        """Release the bus or pins. Safe to call twice."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+@dataclass(frozen=True)
+class TouchReading:
+    """One scan of a capacitive touch sensor.
+
+    ``raw`` are the filtered electrode counts (MPR121: 10-bit, *lower* when touched),
+    ``baseline`` the sensor's slowly tracking idle level, ``touched`` a bitmask with bit i
+    set when pad i is touched (as the chip's own thresholds decide).
+    """
+
+    raw: np.ndarray  # uint16, shape (n_pads,)
+    baseline: np.ndarray  # uint16, shape (n_pads,)
+    touched: int
+
+    def pads(self) -> list[int]:
+        """Indices of touched pads."""
+        return [i for i in range(len(self.raw)) if self.touched >> i & 1]
+
+    def delta(self) -> np.ndarray:
+        """Baseline minus raw as float32: how strongly each pad is being touched (≥0)."""
+        return np.clip(self.baseline.astype(np.float32) - self.raw.astype(np.float32), 0, None)
+
+
+class TouchSensor(Part):
+    """A ring of capacitive pads (12 on the default piece)."""
+
+    n_pads: int = 12
+
+    @abstractmethod
+    def read(self) -> TouchReading:
+        """Scan all pads once. Raises PartError when the sensor does not answer."""
+
+
+class DistanceSensor(Part):
+    """Approach sensing: how far the nearest thing is."""
+
+    max_range_mm: float = 1200.0
+
+    @abstractmethod
+    def read_mm(self) -> float | None:
+        """Distance in millimetres, or None when nothing is in range."""
+
+
+class LightSensor(Part):
+    """Ambient light, so the piece can dim itself in a dark room."""
+
+    @abstractmethod
+    def read_lux(self) -> float:
+        """Illuminance in lux (≥ 0)."""
+
+
+# WS2812B datasheet-typical draw: ~1 mA quiescent per pixel plus up to ~20 mA per colour
+# channel at full duty (a white pixel at 255,255,255 ≈ 60 mA). Used to keep the ring
+# within the supply's budget.
+LED_MA_PER_CHANNEL_FULL = 20.0
+LED_MA_IDLE_PER_PIXEL = 1.0
+
+
+def estimate_current_ma(frame: np.ndarray) -> float:
+    """Estimated supply current (mA) of a WS2812 frame of uint8 RGB values, shape (N, 3)."""
+    frame = np.asarray(frame)
+    return float(frame.astype(np.float64).sum() / 255.0 * LED_MA_PER_CHANNEL_FULL
+                 + LED_MA_IDLE_PER_PIXEL * frame.shape[0])
+
+
+def limit_frame(frame: np.ndarray, brightness: float, power_cap_ma: float | None) -> np.ndarray:
+    """Apply global brightness, then scale down so the frame's current stays within the cap.
+
+    This is the one place the power budget is enforced: every LedStrip backend shows only
+    what this returns, so no animation, parameter or bug can overload the supply.
+    """
+    out = np.asarray(frame, dtype=np.float32) * float(brightness)
+    if power_cap_ma is not None:
+        idle = LED_MA_IDLE_PER_PIXEL * out.shape[0]
+        drive = out.sum() / 255.0 * LED_MA_PER_CHANNEL_FULL
+        budget = max(float(power_cap_ma) - idle, 0.0)
+        if drive > budget:
+            out *= budget / drive
+    # floor, not round: rounding up could push the frame back over the cap
+    return np.floor(np.clip(out, 0, 255)).astype(np.uint8)
+
+
+class LedStrip(Part):
+    """N RGB pixels with a global brightness (0..1) and a power cap in mA.
+
+    ``show(frame)`` takes uint8 RGB of shape (n_pixels, 3) in ring order (pixel 0 at pad 0,
+    clockwise); backends handle the wire colour order (GRB for WS2812).
+    """
+
+    def __init__(self, n_pixels: int, brightness: float = 1.0, power_cap_ma: float | None = None):
+        self.n_pixels = int(n_pixels)
+        self.brightness = float(brightness)
+        self.power_cap_ma = power_cap_ma
+        self.last_frame = np.zeros((self.n_pixels, 3), np.uint8)  # what was actually sent
+
+    def show(self, frame: np.ndarray) -> np.ndarray:
+        frame = np.asarray(frame)
+        if frame.shape != (self.n_pixels, 3):
+            raise ValueError(f"{self.name}: frame shape {frame.shape}, expected ({self.n_pixels}, 3)")
+        limited = limit_frame(frame, self.brightness, self.power_cap_ma)
+        self._write(limited)
+        self.last_frame = limited
+        return limited
+
+    def off(self) -> None:
+        self.show(np.zeros((self.n_pixels, 3), np.uint8))
+
+    @abstractmethod
+    def _write(self, frame: np.ndarray) -> None:
+        """Send an already limited uint8 (n_pixels, 3) RGB frame to the pixels."""
+
+
+class Display(Part):
+    """A 1-bit display (128x64 SSD1306 on the default piece) taking a PIL image."""
+
+    width: int = 128
+    height: int = 64
+
+    def show(self, image) -> None:
+        """Show a PIL image of the display's size (converted to mode "1")."""
+        if image.size != (self.width, self.height):
+            raise ValueError(f"{self.name}: image size {image.size}, expected {(self.width, self.height)}")
+        self._write(image.convert("1"))
+
+    @abstractmethod
+    def _write(self, image) -> None:
+        """Send a mode-"1" PIL image of the display's size."""
+
+
+@dataclass
+class Body:
+    """All the parts of one object, opened from a hardware profile.
+
+    Any part may be None when the profile does not have it (a piece without a display).
+    """
+
+    touch: TouchSensor | None = None
+    distance: DistanceSensor | None = None
+    light: LightSensor | None = None
+    leds: LedStrip | None = None
+    display: Display | None = None
+
+    def parts(self) -> dict[str, Part]:
+        return {k: v for k, v in vars(self).items() if isinstance(v, Part)}
+
+    def close(self) -> None:
+        for part in self.parts().values():
+            part.close()

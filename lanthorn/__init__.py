@@ -1,0 +1,8 @@
+"""lanthorn: firmware and tooling for networkless art objects that carry a tiny int8 model.
+
+Layers (dependencies point one way): ``lanthorn.host`` → ``lanthorn.quantize`` →
+``lanthorn.device`` → ``lanthorn.hardware``. This top-level package holds only what every
+layer shares: the version, the user-error type and the command-line dispatcher.
+"""
+
+__version__ = "0.1.0"

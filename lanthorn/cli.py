@@ -1,0 +1,82 @@
+"""The ``lanthorn`` command: a table of subcommands, each living in the module that owns it.
+
+Each command module provides ``add_arguments(parser)`` and ``run(args) -> int``, plus a
+one-line module docstring used as its help summary. Modules are imported only when their
+command runs, so ``lanthorn selftest`` on a Raspberry Pi never imports onnx or torch.
+
+Errors a person can fix (:class:`lanthorn.errors.UserError`, missing files, bad
+permissions) are printed as one line on stderr with a non-zero exit, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from lanthorn import __version__
+from lanthorn.errors import UserError
+
+# name -> (module, one-line help). Order is the order shown in --help.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "selftest": ("lanthorn.hardware.selftest_cmd", "check every part of the object and print a table"),
+}
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="lanthorn",
+        description="Firmware and tools for networkless art objects with a tiny int8 model.")
+    parser.add_argument("--version", action="version", version=f"lanthorn {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, summary) in COMMANDS.items():
+        sub.add_parser(name, help=summary, add_help=False)
+    return parser
+
+
+def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
+    module_name, summary = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"lanthorn {name}", description=summary)
+    module.add_arguments(parser)
+    return parser, module
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    top = _build_parser()
+    if not argv or argv[0] in ("-h", "--help"):
+        top.print_help()
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        print(f"lanthorn {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        top.print_usage(sys.stderr)
+        print(f"lanthorn: error: unknown command {name!r} (try 'lanthorn --help')", file=sys.stderr)
+        return 2
+    try:
+        parser, module = _command_parser(name)
+        args = parser.parse_args(rest)
+        return int(module.run(args) or 0)
+    except UserError as exc:
+        print(f"lanthorn {name}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as exc:
+        where = f": {exc.filename}" if getattr(exc, "filename", None) else ""
+        print(f"lanthorn {name}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"lanthorn {name}: interrupted", file=sys.stderr)
+        return 130
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("lanthorn"):
+            raise  # our own module missing is a packaging bug, not a user mistake
+        print(f"lanthorn {name}: error: this command needs the Python package {exc.name!r}; "
+              f"install the matching extra (see README, e.g. pip install 'lanthorn[host]')",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

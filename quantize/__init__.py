@@ -1,0 +1,1 @@
+"""lanthorn.quantize: calibration, pruning, int8 quantization, bundle writing and reports."""
