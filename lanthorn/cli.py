@@ -19,6 +19,7 @@ from lanthorn.errors import UserError
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "selftest": ("lanthorn.hardware.selftest_cmd", "check every part of the object and print a table"),
+    "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
 }
 
 

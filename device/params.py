@@ -1,0 +1,379 @@
+"""The parameter table: every tweakable thing of the piece, declared exactly once.
+
+An artist changes the object's character live over the serial console; a museum technician
+reads the docs to know what each knob does. Both must see the same names, ranges, units and
+defaults, so this one table drives the console (`list`, `get`, `set`, `help`), validation,
+saved settings and presets, and the generated reference (`lanthorn params --markdown`,
+committed as device/PARAMETERS.md and checked by a test).
+
+:class:`ParamStore` holds the live values: thread-safe (the console thread writes, the loop
+reads every frame), with listeners for parts that prefer a push, and a ``version`` counter
+the loop can compare cheaply each frame.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from lanthorn.errors import UserError
+
+
+class ParamError(UserError):
+    """A parameter name or value a person typed that cannot be used (the message says why)."""
+
+
+MOODS: tuple[str, ...] = ("calm", "curious", "delighted", "shy", "agitated")
+PALETTES: tuple[str, ...] = ("ember", "tide", "moss", "dusk", "mono")
+IDLE_ANIMATIONS: tuple[str, ...] = ("breathe", "twinkle", "comet", "still", "off")
+
+_TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
+_MAX_PHRASES = 32
+_MAX_PHRASE_CHARS = 40  # a 128x64 OLED shows about 2 lines of 21 characters
+
+
+@dataclass(frozen=True)
+class Param:
+    """One knob: its type decides how console text is parsed and how values are checked.
+
+    ``type`` is one of: int, float, bool, choice, text, phrases (a list of short strings),
+    timerange ("HH:MM-HH:MM" or "off").
+    """
+
+    name: str
+    type: str
+    default: Any
+    description: str
+    unit: str = ""
+    min: float | None = None
+    max: float | None = None
+    choices: tuple[str, ...] = ()
+
+    def range_text(self) -> str:
+        """The allowed values in words, as used in error messages and docs."""
+        unit = f" {self.unit}" if self.unit else ""
+        if self.type in ("int", "float"):
+            return f"between {_fmt_num(self.min)} and {_fmt_num(self.max)}{unit}"
+        if self.type == "bool":
+            return "on or off"
+        if self.type == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.type == "timerange":
+            return 'HH:MM-HH:MM (24 h, may wrap midnight) or "off"'
+        if self.type == "phrases":
+            return (f"up to {_MAX_PHRASES} phrases of at most {_MAX_PHRASE_CHARS} characters, "
+                    'separated by "|" (or a JSON list)')
+        return "any text"
+
+    def parse(self, text: str) -> Any:
+        """Console text -> a checked value (raises ParamError naming the allowed range)."""
+        text = text.strip()
+        if self.type == "int":
+            try:
+                value: Any = int(text, 10)
+            except ValueError:
+                try:
+                    as_float = float(text)
+                except ValueError:
+                    raise self._bad(text) from None
+                if not as_float.is_integer():
+                    raise ParamError(f"{self.name} must be a whole number {self.range_text()}, "
+                                     f"got {text}")
+                value = int(as_float)
+        elif self.type == "float":
+            try:
+                value = float(text)
+            except ValueError:
+                raise self._bad(text) from None
+        elif self.type == "bool":
+            low = text.lower()
+            if low in ("on", "true", "yes", "1"):
+                value = True
+            elif low in ("off", "false", "no", "0"):
+                value = False
+            else:
+                raise self._bad(text)
+        elif self.type == "phrases":
+            if text.startswith("["):
+                try:
+                    value = json.loads(text)
+                except json.JSONDecodeError as exc:
+                    raise ParamError(f"{self.name}: the JSON list is malformed ({exc.msg} at "
+                                     f"character {exc.pos})") from None
+            else:
+                value = [p.strip() for p in text.split("|")] if text else []
+                value = [p for p in value if p]
+        else:
+            value = text
+        return self.check(value)
+
+    def check(self, value: Any) -> Any:
+        """A typed value (from settings, presets or parse) -> the canonical value, or ParamError."""
+        t = self.type
+        if t == "int":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    (isinstance(value, float) and not value.is_integer()):
+                raise self._bad(value)
+            value = int(value)
+        elif t == "float":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise self._bad(value)
+            value = float(value)
+        elif t == "bool":
+            if not isinstance(value, bool):
+                raise self._bad(value)
+        elif t == "choice":
+            if value not in self.choices:
+                raise self._bad(value)
+        elif t == "timerange":
+            if not isinstance(value, str) or not (value == "off" or _TIME_RANGE.match(value)):
+                raise self._bad(value)
+        elif t == "phrases":
+            if not isinstance(value, list) or not all(isinstance(p, str) for p in value):
+                raise ParamError(f"{self.name} must be a list of phrases: {self.range_text()}")
+            if len(value) > _MAX_PHRASES:
+                raise ParamError(f"{self.name} holds at most {_MAX_PHRASES} phrases, got {len(value)}")
+            long = [p for p in value if len(p) > _MAX_PHRASE_CHARS or "|" in p]
+            if long:
+                raise ParamError(f"{self.name}: phrase {long[0]!r} is longer than "
+                                 f"{_MAX_PHRASE_CHARS} characters or contains '|'")
+            value = list(value)
+        elif t == "text":
+            if not isinstance(value, str):
+                raise self._bad(value)
+        if t in ("int", "float") and not (self.min <= value <= self.max):
+            raise self._bad(value)
+        return value
+
+    def format(self, value: Any) -> str:
+        """A value as console text that ``parse`` reads back to the same value."""
+        if self.type == "bool":
+            return "on" if value else "off"
+        if self.type == "phrases":
+            return "|".join(value)
+        if self.type == "float":
+            return _fmt_num(value)
+        return str(value)
+
+    def describe(self) -> dict:
+        """JSON-friendly declaration (the host client builds completion and help from it)."""
+        d = {"name": self.name, "type": self.type, "default": self.default, "unit": self.unit,
+             "description": self.description, "range": self.range_text()}
+        if self.type in ("int", "float"):
+            d["min"], d["max"] = self.min, self.max
+        if self.choices:
+            d["choices"] = list(self.choices)
+        return d
+
+    def _bad(self, got: Any) -> ParamError:
+        shown = got if isinstance(got, str) else json.dumps(got)
+        return ParamError(f"{self.name} must be {self.range_text()}, got {shown}")
+
+
+def _fmt_num(x: float | None) -> str:
+    if x is None:
+        return "?"
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15:
+        return str(int(x)) if abs(x) >= 1 or x == 0 else repr(x)
+    return f"{x:g}" if isinstance(x, float) else str(x)
+
+
+_DEFAULT_PHRASES = {
+    "calm": ["still here", "breathing slowly", "the room is quiet"],
+    "curious": ["who is there?", "come closer", "I sense you"],
+    "delighted": ["again!", "that tickles", "warm hands"],
+    "shy": ["not so close", "hiding a little", "gently, please"],
+    "agitated": ["too much!", "let me be", "easy now"],
+}
+
+#: The default piece's parameters, in the order `list` shows them.
+PARAMS: tuple[Param, ...] = (
+    Param("brightness", "int", 60, "overall LED brightness", "%", 0, 100),
+    Param("power_cap_ma", "int", 1500, "LED current budget; frames are scaled down to stay under it",
+          "mA", 100, 10000),
+    Param("palette", "choice", "ember", "colour palette the moods are painted with",
+          choices=PALETTES),
+    Param("speed", "float", 1.0, "animation speed multiplier", "x", 0.1, 4.0),
+    Param("touch_sensitivity", "float", 1.0, "gain on pad touch strength before the model",
+          "x", 0.2, 5.0),
+    Param("approach_sensitivity", "float", 1.0, "gain on the approach (distance) channel",
+          "x", 0.2, 5.0),
+    Param("confidence", "float", 0.6, "class probability needed before a gesture counts",
+          "", 0.0, 1.0),
+    Param("mood_decay_s", "float", 20.0, "time for a mood to fade back to calm", "s", 1.0, 600.0),
+    Param("hysteresis", "float", 0.15, "extra evidence needed to switch mood (stops flicker)",
+          "", 0.0, 0.5),
+    *(Param(f"phrases_{mood}", "phrases", list(_DEFAULT_PHRASES[mood]),
+            f"phrases shown on the display when {mood}") for mood in MOODS),
+    Param("phrase_interval_s", "float", 8.0, "minimum time between two phrases", "s", 1.0, 600.0),
+    Param("quiet_hours", "timerange", "off",
+          "outside opening hours by the device clock, e.g. 22:00-08:00; off = always open"),
+    Param("quiet_mode", "choice", "dim", "what to do during quiet hours", choices=("dim", "sleep")),
+    Param("quiet_brightness", "int", 10, "brightness during quiet hours when quiet_mode is dim",
+          "%", 0, 100),
+    Param("idle_animation", "choice", "breathe", "animation when nobody is there (or no model)",
+          choices=IDLE_ANIMATIONS),
+    Param("display_contrast", "int", 160, "OLED contrast", "", 0, 255),
+    Param("display_enabled", "bool", True, "show phrases on the OLED"),
+)
+
+
+class ParamStore:
+    """The live parameter values: validated, thread-safe, observable, persisted via storage.
+
+    The loop reads values every frame (``get`` or ``snapshot``; cheap) or compares
+    ``version`` to notice changes; listeners ``fn(name, value)`` run after each change, on
+    the thread that made it, outside the store's lock.
+    """
+
+    def __init__(self, table: tuple[Param, ...] = PARAMS, values: dict | None = None):
+        self.table = tuple(table)
+        self._by_name = {p.name: p for p in self.table}
+        if len(self._by_name) != len(self.table):
+            raise ValueError("duplicate parameter names in the table")
+        self._values = {p.name: p.check(_copy(p.default)) for p in self.table}
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[str, Any], None]] = []
+        self.version = 0
+        if values:
+            self.update_from_dict(values)
+
+    # --- reading
+    def param(self, name: str) -> Param:
+        """The declaration of ``name``; an unknown name gets a hint with the closest ones."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            near = difflib.get_close_matches(name, self._by_name, n=3, cutoff=0.5)
+            hint = f" (did you mean {', '.join(near)}?)" if near else " (try 'list')"
+            raise ParamError(f"unknown parameter {name!r}{hint}") from None
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.table]
+
+    def get(self, name: str) -> Any:
+        self.param(name)
+        with self._lock:
+            return _copy(self._values[name])
+
+    def __getitem__(self, name: str) -> Any:
+        return self.get(name)
+
+    def snapshot(self) -> dict:
+        """All values at once (a consistent copy)."""
+        with self._lock:
+            return {k: _copy(v) for k, v in self._values.items()}
+
+    to_dict = snapshot
+
+    # --- writing
+    def set(self, name: str, value: Any) -> Any:
+        """Set from a typed value (settings, presets, code); returns the canonical value."""
+        p = self.param(name)
+        value = p.check(value)
+        return self._store({name: value})[name]
+
+    def set_text(self, name: str, text: str) -> Any:
+        """Set from console text ("40", "on", "a|b|c", "22:00-08:00")."""
+        p = self.param(name)
+        return self._store({name: p.parse(text)})[name]
+
+    def reset(self, name: str | None = None) -> None:
+        """Back to the declared default (one parameter, or all with None)."""
+        ps = self.table if name is None else (self.param(name),)
+        self._store({p.name: _copy(p.default) for p in ps})
+
+    def update_from_dict(self, values: dict, strict: bool = False) -> list[str]:
+        """Apply saved values; unknown or invalid ones are skipped with a warning each
+        (a settings file from an older piece must not stop the object starting)."""
+        if not isinstance(values, dict):
+            raise ParamError("parameter values must be a JSON object of name: value")
+        good, warnings = {}, []
+        for name, value in values.items():
+            try:
+                good[name] = self.param(name).check(value)
+            except ParamError as exc:
+                if strict:
+                    raise
+                warnings.append(f"ignored saved value: {exc}")
+        self._store(good)
+        return warnings
+
+    def add_listener(self, fn: Callable[[str, Any], None]) -> None:
+        with self._lock:
+            self._listeners.append(fn)
+
+    def remove_listener(self, fn: Callable[[str, Any], None]) -> None:
+        with self._lock:
+            self._listeners.remove(fn)
+
+    def _store(self, values: dict) -> dict:
+        with self._lock:
+            changed = {k: v for k, v in values.items() if self._values[k] != v}
+            self._values.update({k: _copy(v) for k, v in values.items()})
+            if changed:
+                self.version += 1
+            listeners = list(self._listeners)
+        for name, value in changed.items():
+            for fn in listeners:
+                fn(name, _copy(value))
+        return values
+
+    # --- persistence (through device.storage.DataDir)
+    def load(self, storage) -> list[str]:
+        """Start-up values from the data dir's settings; returns warnings to show on the console."""
+        settings, messages = storage.load_settings()
+        saved = settings.get("params", {})
+        if not isinstance(saved, dict):
+            return messages + ["ignored saved parameters: not a JSON object"]
+        return messages + self.update_from_dict(saved)
+
+    def save(self, storage) -> None:
+        """Make the current values the start-up values (atomic write)."""
+        storage.update_settings("params", self.snapshot())
+
+
+def _copy(value: Any) -> Any:
+    return list(value) if isinstance(value, list) else value
+
+
+# --- reference documentation (generated from the table; see device/PARAMETERS.md)
+
+def markdown(table: tuple[Param, ...] = PARAMS) -> str:
+    """The parameter reference as Markdown (committed as device/PARAMETERS.md)."""
+    lines = [
+        "# Parameters of the default piece",
+        "",
+        "<!-- generated by `lanthorn params --markdown`; do not edit by hand -->",
+        "",
+        "Change them live over the serial console (`set NAME VALUE`, `get NAME`, `list`),",
+        "make them the start-up values with `save`, and keep sets of them as presets",
+        "(`preset save NAME`, `preset load NAME`). Values outside the range are refused with",
+        "`ERR` naming the range; the object keeps its current value.",
+        "",
+        "| name | type | default | allowed | description |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for p in table:
+        default = p.format(p.default) if p.type != "phrases" else " \\| ".join(p.default)
+        allowed = p.range_text().replace("|", "\\|")
+        lines.append(f"| `{p.name}` | {p.type} | {default or '(empty)'} | {allowed} | "
+                     f"{p.description} |")
+    return "\n".join(lines) + "\n"
+
+
+def text_table(store: ParamStore | None = None) -> str:
+    """A plain-text table for terminals (current values when a store is given)."""
+    rows = []
+    for p in (store.table if store else PARAMS):
+        value = store.get(p.name) if store else p.default
+        shown = p.format(value)
+        if len(shown) > 36:
+            shown = shown[:33] + "..."
+        rows.append((p.name, f"{shown} {p.unit}".strip(), p.description))
+    w0 = max(len(r[0]) for r in rows)
+    w1 = max(len(r[1]) for r in rows)
+    return "\n".join(f"{a:<{w0}}  {b:<{w1}}  {c}" for a, b, c in rows)

@@ -1,0 +1,245 @@
+"""The device's data directory: models, settings, presets, rejected files and recordings.
+
+A piece runs unattended for months; its power is cut every evening. So every write here
+goes through :mod:`lanthorn.device.atomic` (temporary file, fsync, rename, fsync of the
+directory), and every read assumes the file may be bad: a model that does not load is set
+aside in ``rejected/`` (with a note saying why) and the previous one is used; settings that
+do not parse fall back to defaults, again keeping the bad file for a person to look at.
+
+Layout::
+
+    DIR/models/current.lanthorn     the model the loop runs
+    DIR/models/previous.lanthorn    the one before (rollback target)
+    DIR/models/incoming/            a push in progress (partial file, for resume)
+    DIR/settings.json               saved parameters, the exhibition lock
+    DIR/presets/NAME.json           named sets of parameter values
+    DIR/rejected/                   bad files set aside: TIMESTAMP-NAME + TIMESTAMP-NAME.why.txt
+    DIR/recordings/                 demonstrations recorded on the device (dataset format)
+
+With no model in the directory at all, the shipped default bundle
+(``lanthorn/device/models/temperament.lanthorn``) is used.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from lanthorn.device.atomic import atomic_write_text, fsync_dir
+from lanthorn.errors import UserError
+
+SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "temperament.lanthorn"
+SETTINGS_VERSION = 1
+_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+
+
+class StorageError(UserError):
+    """A storage request a person can fix (bad preset name, missing preset, ...)."""
+
+
+def _default_loader(path: str):
+    from lanthorn.device.runtime import load  # lazily: storage must import without the engine
+    return load(path)
+
+
+class DataDir:
+    """One data directory. Thread-safe for the console thread and the loop together.
+
+    ``loader(path) -> model`` loads and verifies a bundle (default: the int8 runtime);
+    ``shipped_model`` is the fall-back bundle used when the directory holds no model.
+    """
+
+    def __init__(self, path: str | os.PathLike, loader: Callable[[str], Any] | None = None,
+                 shipped_model: str | os.PathLike | None = SHIPPED_MODEL):
+        self.root = Path(path)
+        self.models_dir = self.root / "models"
+        self.current_path = self.models_dir / "current.lanthorn"
+        self.previous_path = self.models_dir / "previous.lanthorn"
+        self.incoming_dir = self.models_dir / "incoming"
+        self.settings_path = self.root / "settings.json"
+        self.presets_dir = self.root / "presets"
+        self.rejected_dir = self.root / "rejected"
+        self.recordings_dir = self.root / "recordings"
+        self.loader = loader or _default_loader
+        self.shipped_model = Path(shipped_model) if shipped_model else None
+        self._lock = threading.RLock()
+        try:
+            for d in (self.models_dir, self.incoming_dir, self.presets_dir, self.rejected_dir,
+                      self.recordings_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot use data directory {self.root}: {exc.strerror or exc}") from None
+        self.leftovers_removed = self._remove_leftovers()
+
+    def _remove_leftovers(self) -> int:
+        """Delete temporary files a power cut left behind (they were never renamed into
+        place, so nothing refers to them). Returns how many were removed."""
+        n = 0
+        for d in (self.root, self.models_dir, self.presets_dir):
+            for p in list(d.glob(".*.tmp")) + list(d.glob(".staged.lanthorn")):
+                try:
+                    p.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        return n
+
+    # --- rejected files
+    def reject(self, path: Path, reason: str) -> Path:
+        """Move a bad file into rejected/ with a note saying why; returns its new path."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.rejected_dir / f"{stamp}-{path.name}"
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.rejected_dir / f"{stamp}-{n}-{path.name}"
+        with self._lock:
+            os.replace(path, target)
+            atomic_write_text(target.with_name(target.name + ".why.txt"), reason.rstrip() + "\n")
+            fsync_dir(path.parent)
+        return target
+
+    # --- models
+    def load_model(self):
+        """(model or None, source, messages): current, else previous, else the shipped bundle.
+
+        A file that fails to load is set aside in rejected/ with the reason, and the next one
+        tried. ``source`` is "current", "previous", "shipped" or None; with None the loop
+        runs its built-in idle animation and shows ``messages`` on the console.
+        """
+        messages: list[str] = []
+        with self._lock:
+            for source, path in (("current", self.current_path), ("previous", self.previous_path)):
+                if not path.exists():
+                    continue
+                try:
+                    return self.loader(str(path)), source, messages
+                except Exception as exc:  # any failure means this file is unusable
+                    reason = f"{source} model failed to load: {_why(exc)}"
+                    kept = self.reject(path, reason)
+                    messages.append(f"{reason}; set aside as {kept.relative_to(self.root)}")
+            if self.shipped_model is not None and self.shipped_model.exists():
+                try:
+                    model = self.loader(str(self.shipped_model))
+                    if messages:
+                        messages.append("using the shipped default model")
+                    return model, "shipped", messages
+                except Exception as exc:
+                    messages.append(f"the shipped default model failed to load: {_why(exc)}")
+            messages.append("no usable model: running the built-in idle animation "
+                            "(push one with 'lanthorn push')")
+            return None, None, messages
+
+    def install_model(self, new_path: str | os.PathLike):
+        """Verify ``new_path`` by loading it, then make it current; the old current becomes
+        previous. Returns the loaded model. Raises UserError (and changes nothing) if the
+        file does not load.
+
+        Every step keeps a loadable current on disk: previous is replaced through a hard
+        link (or copy) of current first, then the new file is renamed over current.
+        """
+        new_path = Path(new_path)
+        try:
+            model = self.loader(str(new_path))
+        except Exception as exc:
+            raise StorageError(f"the new model does not load, keeping the old one: {_why(exc)}") from None
+        with self._lock:
+            staged = self.models_dir / ".staged.lanthorn"
+            ours = new_path.resolve().parent in (self.models_dir.resolve(), self.incoming_dir.resolve())
+            if not ours or new_path.name in (self.current_path.name, self.previous_path.name):
+                shutil.copyfile(new_path, staged)  # same filesystem for an atomic rename
+                with open(staged, "rb+") as f:
+                    os.fsync(f.fileno())
+                new_path = staged
+            if self.current_path.exists():
+                tmp_prev = self.models_dir / ".previous.tmp"
+                if tmp_prev.exists():
+                    tmp_prev.unlink()
+                try:
+                    os.link(self.current_path, tmp_prev)
+                except OSError:
+                    shutil.copyfile(self.current_path, tmp_prev)
+                os.replace(tmp_prev, self.previous_path)
+            os.replace(new_path, self.current_path)
+            fsync_dir(self.models_dir)
+        return model
+
+    def rollback(self):
+        """Make previous current again (the technician's "undo" of a push)."""
+        with self._lock:
+            if not self.previous_path.exists():
+                raise StorageError("there is no previous model to roll back to")
+            return self.install_model(self.previous_path)
+
+    # --- settings
+    def load_settings(self) -> tuple[dict, list[str]]:
+        """(settings dict, messages). Corrupt settings: defaults ({}) + a warning, the bad
+        file set aside in rejected/."""
+        with self._lock:
+            if not self.settings_path.exists():
+                return {}, []
+            try:
+                data = json.loads(self.settings_path.read_text(encoding="utf-8"))
+                if not isinstance(data, dict):
+                    raise ValueError("not a JSON object")
+            except (ValueError, UnicodeDecodeError, OSError) as exc:
+                reason = f"settings.json is unreadable ({_why(exc)}); using defaults"
+                kept = self.reject(self.settings_path, reason)
+                return {}, [f"{reason}; the bad file is kept as {kept.relative_to(self.root)}"]
+            return data, []
+
+    def save_settings(self, settings: dict) -> None:
+        data = dict(settings, version=SETTINGS_VERSION)
+        with self._lock:
+            atomic_write_text(self.settings_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def update_settings(self, key: str, value: Any) -> None:
+        """Read-modify-write one top-level key of settings.json atomically."""
+        with self._lock:
+            settings, _ = self.load_settings()
+            settings[key] = value
+            self.save_settings(settings)
+
+    # --- presets
+    def _preset_path(self, name: str) -> Path:
+        if not _PRESET_NAME.match(name or ""):
+            raise StorageError(f"preset name {name!r} must be 1-32 letters, digits, '-' or '_'")
+        return self.presets_dir / f"{name}.json"
+
+    def save_preset(self, name: str, values: dict) -> None:
+        atomic_write_text(self._preset_path(name), json.dumps(values, indent=2, sort_keys=True) + "\n")
+
+    def load_preset(self, name: str) -> dict:
+        path = self._preset_path(name)
+        if not path.exists():
+            have = ", ".join(self.list_presets()) or "none saved yet"
+            raise StorageError(f"no preset named {name!r} (presets: {have})")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+        except (ValueError, UnicodeDecodeError) as exc:
+            kept = self.reject(path, f"preset {name} is unreadable: {_why(exc)}")
+            raise StorageError(f"preset {name!r} is corrupt and was set aside as "
+                               f"{kept.relative_to(self.root)}") from None
+        return data
+
+    def list_presets(self) -> list[str]:
+        return sorted(p.stem for p in self.presets_dir.glob("*.json") if _PRESET_NAME.match(p.stem))
+
+    def delete_preset(self, name: str) -> None:
+        path = self._preset_path(name)
+        if not path.exists():
+            raise StorageError(f"no preset named {name!r}")
+        path.unlink()
+        fsync_dir(self.presets_dir)
+
+
+def _why(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:300]

@@ -1,0 +1,82 @@
+"""Test doubles for the console/storage tests: a fake bundle format and a fake ConsoleApp.
+
+The fake bundle ("FAKEBNDL" + sha256(body) + body) lets storage and push be tested before
+and independently of the real int8 bundle format; the integration tests use real bundles.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+
+import numpy as np
+
+from lanthorn.device.params import ParamStore
+from lanthorn.device.storage import DataDir
+from lanthorn.errors import UserError
+
+MAGIC = b"FAKEBNDL"
+
+
+def make_fake_bundle(name: str, size: int = 0) -> bytes:
+    body = json.dumps({"name": name}).encode() + b"\n" + bytes((i * 7) % 256 for i in range(size))
+    return MAGIC + hashlib.sha256(body).digest() + body
+
+
+class FakeModel:
+    def __init__(self, data: bytes):
+        self.name = json.loads(data[40:].split(b"\n", 1)[0])["name"]
+        self.sha256 = hashlib.sha256(data).hexdigest()
+
+
+def fake_loader(path: str) -> FakeModel:
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:8] != MAGIC or hashlib.sha256(data[40:]).digest() != data[8:40]:
+        raise UserError(f"{path}: not a valid bundle (checksum mismatch)")
+    return FakeModel(data)
+
+
+class FakeApp:
+    """The ConsoleApp protocol with a fake loop: frames advance with wall time at 25 Hz."""
+
+    def __init__(self, data_dir, loader=fake_loader):
+        self.storage = DataDir(data_dir, loader=loader, shipped_model=None)
+        self.params = ParamStore()
+        self.params.load(self.storage)
+        self.model, self.source, self.messages = self.storage.load_model()
+        self.t0 = time.monotonic()
+        self.lock = threading.Lock()
+
+    def status(self) -> dict:
+        return {"fps": 60.0, "frame_ms_p50": 1.2, "frame_ms_p99": 3.4, "infer_ms": 0.8,
+                "model": getattr(self.model, "name", None), "backend": "fake",
+                "sensors": {"touch": "ok", "distance": "failed: no ack"},
+                "uptime_s": round(time.monotonic() - self.t0, 2), "mood": "calm",
+                "messages": self.messages}
+
+    def model_info(self) -> dict:
+        if self.model is None:
+            return {"name": None, "messages": self.messages}
+        return {"name": self.model.name, "sha256": self.model.sha256, "labels": ["nobody", "tap"],
+                "input": {"channels": ["pad0", "light"], "rate_hz": 25.0, "window": 50},
+                "backend": "fake", "source": self.source}
+
+    def install_model(self, path: str) -> dict:
+        model = self.storage.install_model(path)
+        with self.lock:
+            self.model, self.source = model, "current"
+        return self.model_info()
+
+    def latest(self) -> dict:
+        t = time.monotonic() - self.t0
+        return {"t": round(t, 3), "values": {"pad0": round(abs(np.sin(t)), 3), "light": 0.4},
+                "probs": {"nobody": 0.9, "tap": 0.1}, "mood": "calm"}
+
+    def frames_since(self, t: float):
+        now = time.monotonic()
+        start = max(t, now - 5.0)
+        n = int((now - start) * 25)
+        frames = [np.full(2, i, np.float32) for i in range(n)]
+        return frames, start + n / 25.0
