@@ -23,7 +23,11 @@ DEVICE_TREE_MODEL = Path("/proc/device-tree/model")
 
 
 class UnsupportedBoard(UserError):
-    """This machine is not a board lanthorn knows how to drive."""
+    """This machine is not a board lanthorn knows how to drive. ``model``: what it says it is."""
+
+    def __init__(self, message: str, model: str | None = None):
+        super().__init__(message)
+        self.model = model
 
 
 # Physical header pin -> BCM GPIO number, identical on every 40-pin Raspberry Pi.
@@ -116,18 +120,18 @@ def board_from_model(model: str) -> str:
         return "jetson-orin-nano"
     raise UnsupportedBoard(
         f"unsupported board {model!r}; lanthorn drives {', '.join(BOARDS[b].title for b in REAL_BOARDS)}. "
-        f"Use --sim to run the simulator, or --profile FILE to describe your wiring")
+        f"Use --sim to run the simulator, or --profile FILE to describe your wiring", model=model)
 
 
-def detect_board(model_path: str | Path = DEVICE_TREE_MODEL) -> str:
+def detect_board(model_path: str | Path | None = None) -> str:
     """Read the device tree model and name the board (pi4, pi5, jetson-orin-nano)."""
-    path = Path(model_path)
+    path = Path(DEVICE_TREE_MODEL if model_path is None else model_path)
     try:
         raw = path.read_bytes()
     except OSError:
         raise UnsupportedBoard(
             f"this machine is not a Raspberry Pi or Jetson (no {path}); use --sim to run the "
-            f"simulator, or --profile FILE on the object's board") from None
+            f"simulator") from None
     return board_from_model(raw.decode("utf-8", "replace"))
 
 

@@ -12,7 +12,7 @@ the channel and keeps the piece running.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -172,7 +172,9 @@ class Display(Part):
 class Body:
     """All the parts of one object, opened from a hardware profile.
 
-    Any part may be None when the profile does not have it (a piece without a display).
+    Any part may be None when the profile does not have it (a piece without a display), or
+    when it failed to open: then ``open_errors[role]`` says why (a dead part degrades the
+    piece, it never stops it; the device loop can retry with ``body.open_part``).
     """
 
     touch: TouchSensor | None = None
@@ -180,6 +182,7 @@ class Body:
     light: LightSensor | None = None
     leds: LedStrip | None = None
     display: Display | None = None
+    open_errors: dict[str, str] = field(default_factory=dict)
 
     def parts(self) -> dict[str, Part]:
         return {k: v for k, v in vars(self).items() if isinstance(v, Part)}

@@ -131,15 +131,19 @@ class FakeMPR121(FakeChip):
 
     def __init__(self):
         super().__init__({0x5D: 0x24})
+        self.scan = None
 
     def on_register_write(self, reg, value):
         if reg == 0x80 and value == 0x63:
             self.regs[:] = bytes(256)
             self.regs[0x5D] = 0x24
+            if self.scan:  # the electrodes still measure what they measure
+                self.set_scan(*self.scan)
         else:
             super().on_register_write(reg, value)
 
     def set_scan(self, touched: int, filtered, baseline10):
+        self.scan = (touched, filtered, baseline10)
         self.regs[0] = touched & 0xFF
         self.regs[1] = touched >> 8
         for i, v in enumerate(filtered):
