@@ -186,3 +186,29 @@ def test_the_profile_is_read_only():
     original = copy.deepcopy(base())
     parse_profile(base())
     assert base() == original
+
+
+def test_wiring_readme_lists_the_shipped_profiles_pins():
+    """hardware/README.md's wiring tables must match the shipped TOML pin for pin."""
+    readme = (PROFILE_DIR.parent / "README.md").read_text()
+    sections = {"pi4": "## Wiring: Raspberry Pi 4", "pi5": "## Wiring: Raspberry Pi 5",
+                "jetson-orin-nano": "## Wiring: Jetson Orin Nano"}
+    for name, heading in sections.items():
+        body = readme.split(heading, 1)[1].split("\n## ", 1)[0]
+        p = load_profile(name)
+        b = p.board_info
+        label = (lambda pin: f"GPIO{pin}") if b.numbering == "BCM" else (lambda pin: f"BOARD {pin}")
+        pins = {"irq": p.touch.irq_pin, "status": p.pins["status_led"]}
+        if p.leds.driver == "pwm":
+            pins["leds"] = p.leds.pin
+        else:
+            pins["leds"] = b.buses.spi[p.spi_bus]["MOSI"]
+        for what, pin in pins.items():
+            row = f"| {b.physical_pin(pin)} | {label(pin)} |"
+            assert row in body, f"{name}: README lacks {row} ({what})"
+        assert f"/dev/i2c-{p.i2c_bus}" in body
+        sda, scl = b.buses.i2c[p.i2c_bus]["SDA"], b.buses.i2c[p.i2c_bus]["SCL"]
+        assert f"| {b.physical_pin(sda) or sda} |" in body and f"| {b.physical_pin(scl) or scl} |" in body
+        for part in ("touch", "distance", "light", "display"):
+            assert f"{p.parts[part].address:#04x}" in readme.lower() or \
+                f"0x{p.parts[part].address:02X}" in readme
