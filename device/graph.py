@@ -309,3 +309,24 @@ def layer_macs(layer: Layer, graph: Graph) -> int:
 def layer_param_bytes(layer: Layer) -> int:
     """Bytes of constant data a layer carries (weights, biases, multipliers, tables)."""
     return int(sum(a.nbytes for a in layer.arrays.values()))
+
+
+def raw_outputs(graph: Graph) -> tuple[str, ...]:
+    """The int8 tensors engines return: each graph output, or, when it is produced by a
+    final ``softmax``, that softmax's int8 input (the float softmax is applied by the
+    runtime, identically for every backend)."""
+    producer = {o: layer for layer in graph.layers for o in layer.outputs}
+    out = []
+    for name in graph.outputs:
+        layer = producer.get(name)
+        out.append(layer.inputs[0] if layer is not None and layer.op == "softmax" else name)
+    return tuple(out)
+
+
+def softmax_f32(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
+    """The final float softmax (over the last axis) of an int8 tensor, in float32."""
+    v = (np.asarray(x, dtype=np.int32) - np.int32(zero_point)).astype(np.float32) * np.float32(scale)
+    v -= v.max(axis=-1, keepdims=True)
+    np.exp(v, out=v)
+    v /= v.sum(axis=-1, keepdims=True)
+    return v
