@@ -177,15 +177,20 @@ def apply_table(x, table, out=None) -> np.ndarray:
 # --------------------------------------------------------------------------- pooling
 
 def quantize_avg(avg, s_out, z_out, out=None) -> np.ndarray:
-    """QLinearAveragePool's output step: ``nearbyint(avg / s_out + z_out)`` clamped to int8.
+    """QLinearAveragePool's output step, in onnxruntime's uint8 domain.
 
-    Unlike :func:`quantize`, the zero point is added in float before rounding, exactly as
-    onnxruntime's ``quantize_value`` in qlinear_pool.cc does.
+    onnxruntime computes ``nearbyint(avg / s_out + z)`` with the zero point added in float
+    before rounding (``quantize_value`` in qlinear_pool.cc). On x86 its QDQ optimizer runs
+    int8 activations as uint8 (zero point + 128) wherever the producer is a QLinearConv,
+    so ``z`` there is ``z_out + 128``, and adding 128 in float changes the rounding of
+    the sum. We measured this on the default models and reproduce it: ``nearbyint(avg /
+    s_out + (z_out + 128))`` clamped to [0, 255], minus 128.
     """
     v = np.divide(f32(avg), F32(s_out), dtype=np.float32)
-    v += F32(z_out)
+    v += F32(z_out + 128)
     np.rint(v, out=v)
-    np.clip(v, QMIN, QMAX, out=v)
+    np.clip(v, 0, 255, out=v)
+    v -= F32(128)
     if out is None:
         return v.astype(np.int8)
     np.copyto(out, v, casting="unsafe")
