@@ -1,0 +1,1 @@
+"""Microcontroller companion backend: pads and LED ring over a serial link (firmware/)."""
