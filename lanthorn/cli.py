@@ -20,6 +20,8 @@ from lanthorn.errors import UserError
 COMMANDS: dict[str, tuple[str, str]] = {
     "selftest": ("lanthorn.hardware.selftest_cmd", "check every part of the object and print a table"),
     "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
+    "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
+    "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
 }
 
 

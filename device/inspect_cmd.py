@@ -1,0 +1,62 @@
+"""Show what is inside a .lanthorn bundle: card, input spec, labels, layers, provenance."""
+from __future__ import annotations
+
+import json
+
+
+def add_arguments(parser):
+    parser.add_argument("bundle", help="a .lanthorn file")
+    parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
+
+
+def describe(bundle) -> dict:
+    """Everything `inspect` shows, as plain data (also used by other tools)."""
+    from lanthorn.device.graph import layer_macs, layer_param_bytes
+    g = bundle.graph
+    layers = []
+    for layer in g.layers:
+        ins = [list(g.tensors[i].shape) for i in layer.inputs]
+        out = g.tensors[layer.outputs[0]]
+        layers.append({"name": layer.name, "op": layer.op, "inputs": ins, "output": list(out.shape),
+                       "macs": layer_macs(layer, g), "param_bytes": layer_param_bytes(layer),
+                       "out_scale": out.scale, "out_zero_point": out.zero_point})
+    return {"sha256": bundle.sha256, "card": bundle.card, "input_spec": bundle.input_spec.to_json(),
+            "labels": list(bundle.labels), "provenance": bundle.provenance,
+            "macs": sum(x["macs"] for x in layers),
+            "param_bytes": sum(x["param_bytes"] for x in layers),
+            "twin_bytes": len(bundle.twin or b""), "layers": layers}
+
+
+def run(args) -> int:
+    from lanthorn.device.bundle import read_bundle
+    d = describe(read_bundle(args.bundle))
+    if args.json:
+        print(json.dumps(d, indent=2, sort_keys=True))
+        return 0
+    card = d["card"]
+    print(f"{args.bundle}  (sha256 {d['sha256'][:16]}…)")
+    print(f"model     {card.get('name', '?')}" + (f" — {card['description']}" if card.get("description") else ""))
+    for k, v in card.items():
+        if k not in ("name", "description"):
+            print(f"  {k}: {v}")
+    spec = d["input_spec"]
+    extra = []
+    if spec["channels"]:
+        extra.append(f"channels {', '.join(spec['channels'])}")
+    if spec["rate_hz"]:
+        extra.append(f"{spec['rate_hz']:g} Hz")
+    if spec["window"]:
+        extra.append(f"window {spec['window']}")
+    print(f"input     {tuple(spec['shape'])} {spec['dtype']}" + (f"; {'; '.join(extra)}" if extra else ""))
+    print(f"labels    {', '.join(d['labels']) if d['labels'] else '(none)'}")
+    print(f"size      {d['macs']:,} MACs, {d['param_bytes']:,} parameter bytes, "
+          f"ONNX twin {d['twin_bytes']:,} bytes")
+    print(f"{'layer':<28} {'op':<15} {'output':<16} {'MACs':>10} {'bytes':>9}")
+    for x in d["layers"]:
+        print(f"{x['name'][:28]:<28} {x['op']:<15} {str(tuple(x['output'])):<16} "
+              f"{x['macs']:>10,} {x['param_bytes']:>9,}")
+    if d["provenance"]:
+        print("provenance")
+        for k, v in d["provenance"].items():
+            print(f"  {k}: {v}")
+    return 0

@@ -1,0 +1,77 @@
+"""`lanthorn import` of onnxruntime-quantized models, then load(...).run_quantized equals
+onnxruntime's int8 output on every element (issue 3's "must show"), for the whole zoo."""
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import pytest
+
+from lanthorn.device.bundle import read_bundle
+from lanthorn.device.runtime import load
+from lanthorn.quantize import model_zoo
+from lanthorn.quantize.qdq_import import bundle_from_qdq, ImportError_
+from ort_oracle import assert_exact
+
+pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    d = tmp_path_factory.mktemp("zoo")
+    return {name: model_zoo.build(name, d) for name in model_zoo.ZOO}
+
+
+@pytest.mark.parametrize("name", list(model_zoo.ZOO))
+def test_zoo_model_matches_onnxruntime_exactly(zoo, name, tmp_path):
+    fpath, qpath = zoo[name]
+    out = tmp_path / f"{name}.lanthorn"
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "import", str(qpath), "--out", str(out)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    model = load(out, backend="numpy")
+    vocab = model_zoo.ZOO[name]()[1]
+    feeds = model_zoo.random_inputs(onnx.load(str(fpath)), 12, seed=11, vocab=vocab)
+    assert_exact(model, model.bundle, feeds)
+
+
+def test_float_call_gives_probabilities(zoo):
+    fpath, qpath = zoo["cnn1d_14x50"]
+    model = load(bundle_from_qdq(qpath, labels=[f"g{i}" for i in range(9)]), backend="numpy")
+    assert model.input_spec.shape == (50, 14) and model.input_spec.window == 50
+    p = model(np.random.default_rng(0).normal(size=(50, 14)).astype(np.float32))
+    assert p.shape == (9,) and abs(float(p.sum()) - 1) < 1e-5 and model.labels[0] == "g0"
+
+
+def test_import_refuses_unsupported_operator(tmp_path):
+    net = model_zoo.Net("bad", [1, 8], 0)
+    net.dense(8, 8)
+    net.op("LpNormalization", [net.cur])
+    q = model_zoo.quantize_qdq(net.model(None), tmp_path / "q.onnx",
+                               model_zoo.random_inputs(net.model(None), 4))
+    with pytest.raises(ImportError_, match="LpNormalization"):
+        bundle_from_qdq(q)
+
+
+def test_import_refuses_float_model_and_garbage(zoo, tmp_path):
+    with pytest.raises(ImportError_):
+        bundle_from_qdq(zoo["mlp_25k"][0])
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"not an onnx model")
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "import", str(junk), "--out",
+                        str(tmp_path / "x.lanthorn")], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_import_cli_labels_and_rate(zoo, tmp_path):
+    out = tmp_path / "m.lanthorn"
+    labels = ",".join(f"c{i}" for i in range(9))
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "import", str(zoo["cnn1d_14x50"][1]),
+                        "--out", str(out), "--labels", labels, "--rate", "25"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    b = read_bundle(out)
+    assert b.labels == tuple(labels.split(",")) and b.input_spec.rate_hz == 25.0
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "import", str(zoo["cnn1d_14x50"][1]),
+                        "--out", str(out), "--labels", "a,b"], capture_output=True, text=True)
+    assert r.returncode == 2 and "labels" in r.stderr
