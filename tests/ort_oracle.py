@@ -51,25 +51,27 @@ def to_ours(a, shape):
     a = np.asarray(a)
     if a.ndim == 4:
         a = a[0].transpose(1, 2, 0)
-    elif a.ndim == 3 and len(shape) == 3 and shape[0] == 1 and a.shape[1:] != tuple(shape[1:]):
+    elif a.ndim == 3 and len(shape) == 3:   # [1, C, T] conv1d window -> (1, T, C)
         a = a[0].T[None]
     return a.reshape(shape)
 
 
 def quantize_feed(model, feed):
-    """Our int8 (or int32 index) input for an ONNX feed, quantized as ORT's QuantizeLinear."""
+    """Our int8 (or int32 index) inputs for an ONNX feed (graph inputs in the same order),
+    quantized as ORT's QuantizeLinear does."""
     g = model.graph
-    t = g.tensors[g.inputs[0]]
-    x = to_ours(next(iter(feed.values())), t.shape)
-    if t.dtype == "int32":
-        return x.astype(np.int32)
-    return int8.quantize(x, t.scale, t.zero_point)
+    out = []
+    for name, value in zip(g.inputs, feed.values()):
+        t = g.tensors[name]
+        x = to_ours(value, t.shape)
+        out.append(x.astype(np.int32) if t.dtype == "int32" else int8.quantize(x, t.scale, t.zero_point))
+    return out
 
 
 def assert_exact(model, bundle, feeds):
     """Every element of the engine's raw output equals onnxruntime's, for every feed."""
     for i, (feed, ref) in enumerate(zip(feeds, ort_raw_int8(bundle, feeds))):
-        ours = model.run_quantized(quantize_feed(model, feed))
+        ours = model.run_quantized(*quantize_feed(model, feed))
         bad = np.argwhere(ours != ref)
         assert bad.size == 0, (f"feed {i}: {len(bad)} of {ours.size} elements differ, first at "
                                f"{tuple(bad[0])}: ours {ours[tuple(bad[0])]} vs onnxruntime "
