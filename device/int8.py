@@ -62,8 +62,8 @@ def act_bounds(zero_point: int, scale: float, lo: float | None, hi: float | None
     The bound is quantized with the output's parameters (as a Q after the activation would
     round it) and intersected with the int8 range. ``None`` means unbounded.
     """
-    qlo = QMIN if lo is None else int(quantize(np.float32(lo), scale, zero_point))
-    qhi = QMAX if hi is None else int(quantize(np.float32(hi), scale, zero_point))
+    qlo = QMIN if lo is None else int(quantize(np.array([lo], np.float32), scale, zero_point)[0])
+    qhi = QMAX if hi is None else int(quantize(np.array([hi], np.float32), scale, zero_point)[0])
     return max(QMIN, qlo), min(QMAX, qhi)
 
 
@@ -72,7 +72,7 @@ def act_bounds(zero_point: int, scale: float, lo: float | None, hi: float | None
 def quantize(x, scale, zero_point, out=None) -> np.ndarray:
     """ONNX QuantizeLinear as MLAS computes it: ``x / scale`` (a true division, float32),
     clamped to ``[-128 - z, 127 - z]``, rounded half to even, plus ``z``, as int8."""
-    v = np.divide(f32(x), F32(scale), dtype=np.float32)
+    v = np.atleast_1d(np.divide(f32(x), F32(scale), dtype=np.float32))
     np.clip(v, F32(QMIN - zero_point), F32(QMAX - zero_point), out=v)
     np.rint(v, out=v)
     v += F32(zero_point)
