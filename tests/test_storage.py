@@ -108,7 +108,7 @@ WRITER = textwrap.dedent("""
     print("ready", flush=True)
     for i in itertools.count():
         with open(src, "wb") as f:
-            f.write(make_fake_bundle(f"m{{i}}", size=200_000))
+            f.write(make_fake_bundle(f"m{{i}}", size=2_000_000))
         dd.install_model(src)
         dd.update_settings("params", {{"brightness": i % 101, "pad": "x" * 20000}})
 """)
@@ -122,7 +122,11 @@ def test_power_cut_mid_write_leaves_a_loadable_state(tmp_path):
     import random
     rng = random.Random(7)
     last_seen, leftovers = -1, 0
-    for attempt in range(8):
+    # Kill at random moments; keep going (bounded) until at least one kill has landed in
+    # the middle of a write, so the test always exercises a real interrupted write.
+    for attempt in range(60):
+        if attempt >= 6 and leftovers > 0:
+            break
         proc = subprocess.Popen([sys.executable, "-c", WRITER.format(tests=str(TESTS), root=root)],
                                 stdout=subprocess.PIPE, text=True)
         assert proc.stdout.readline().strip() == "ready"
