@@ -20,7 +20,8 @@ MAGIC = b"FAKEBNDL"
 
 
 def make_fake_bundle(name: str, size: int = 0) -> bytes:
-    body = json.dumps({"name": name}).encode() + b"\n" + bytes((i * 7) % 256 for i in range(size))
+    period = bytes((i * 7) % 256 for i in range(256))
+    body = json.dumps({"name": name}).encode() + b"\n" + (period * (size // 256 + 1))[:size]
     return MAGIC + hashlib.sha256(body).digest() + body
 
 

@@ -105,12 +105,13 @@ WRITER = textwrap.dedent("""
     from lanthorn.device.storage import DataDir
     dd = DataDir({root!r}, loader=fake_loader, shipped_model=None)
     src = {root!r} + "/src.lanthorn"
-    print("ready", flush=True)
     for i in itertools.count():
         with open(src, "wb") as f:
-            f.write(make_fake_bundle(f"m{{i}}", size=2_000_000))
+            f.write(make_fake_bundle(f"m{{i}}", size=2_000_000))  # big: kills land mid-write
         dd.install_model(src)
         dd.update_settings("params", {{"brightness": i % 101, "pad": "x" * 20000}})
+        if i == 0:
+            print("ready", flush=True)  # one good state exists from here on
 """)
 
 
