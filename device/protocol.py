@@ -1,0 +1,209 @@
+"""The serial console's command table and line format: one place, used by the device server,
+the host client (completion, help) and the docs.
+
+A person types into picocom, screen or the Arduino serial monitor; a program (the host
+client) switches to ``mode json``. Both get exactly one final answer per command:
+
+* text mode: zero or more body lines, then ``OK [message]`` or ``ERR <reason>``;
+* json mode: one JSON object per line: ``{"ok": true, "cmd": ..., "message": ..., "data":
+  ...}`` or ``{"ok": false, "cmd": ..., "error": ...}``. Streaming lines (``watch``,
+  ``record`` progress, start-up notices) are objects with an ``event`` key and no ``ok``.
+
+Lines end with CR, LF or CRLF (whatever the terminal sends); the device does not echo.
+Lines longer than :data:`MAX_LINE` bytes are refused whole. The push sub-protocol (binary
+frames after ``push begin``) lives in :mod:`lanthorn.device.push_protocol`.
+"""
+from __future__ import annotations
+
+import difflib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from lanthorn.errors import UserError
+
+MAX_LINE = 512  # bytes, without the line ending
+
+
+class ProtocolError(UserError):
+    """A console line that cannot be run as typed (the message says how to fix it)."""
+
+
+@dataclass(frozen=True)
+class Command:
+    """One console command. ``args`` is the usage ("NAME VALUE"); a trailing ``VALUE...``
+    takes the rest of the line verbatim (phrases contain spaces). ``writes`` marks commands
+    refused while the exhibition lock is on."""
+
+    name: str
+    args: str
+    help: str
+    writes: bool = False
+
+    @property
+    def arg_names(self) -> list[str]:
+        return self.args.split()
+
+    def arity(self) -> tuple[int, int | None]:
+        """(minimum, maximum or None for rest-of-line) number of arguments."""
+        names = self.arg_names
+        required = [a for a in names if not a.startswith("[")]
+        if names and names[-1].endswith("..."):
+            return len(required), None
+        return len(required), len(names)
+
+    def usage(self) -> str:
+        return f"{self.name} {self.args}".strip()
+
+    def describe(self) -> dict:
+        return {"name": self.name, "args": self.args, "help": self.help, "writes": self.writes}
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command("help", "[COMMAND]", "list commands, or explain one"),
+    Command("list", "", "show every parameter with its value, unit and meaning"),
+    Command("get", "NAME", "show one parameter's value"),
+    Command("set", "NAME VALUE...", "change a parameter now (takes effect on the next frame; "
+            "'save' keeps it across restarts)", writes=True),
+    Command("reset", "NAME|all", "put a parameter (or all) back to its default", writes=True),
+    Command("save", "", "make the current parameters the start-up values", writes=True),
+    Command("preset save", "NAME", "store the current parameters as a named preset", writes=True),
+    Command("preset load", "NAME", "apply a preset now ('save' keeps it across restarts)", writes=True),
+    Command("preset list", "", "list saved presets"),
+    Command("preset delete", "NAME", "delete a preset", writes=True),
+    Command("status", "", "frame rate, frame time p99, inference time, model, sensors, uptime"),
+    Command("watch", "[HZ]", "stream sensor values and class probabilities (default 5 Hz, "
+            "max 50) until any line or 'stop'"),
+    Command("stop", "", "stop watch or record"),
+    Command("record", "LABEL SECONDS", "record a demonstration of a gesture into the data "
+            "dir's recordings (dataset format)", writes=True),
+    Command("model info", "", "the running model: name, sha256, labels, input, backend"),
+    Command("model rollback", "", "go back to the previous model", writes=True),
+    Command("push begin", "SIZE SHA256 [CHUNK]", "start a binary model upload (used by "
+            "'lanthorn push'; framed, CRC-checked, verified before the swap)", writes=True),
+    Command("lock", "PIN", "exhibition lock: refuse every change until 'unlock PIN'"),
+    Command("unlock", "PIN", "lift the exhibition lock (wrong PINs are slowed down)"),
+    Command("mode", "text|json", "answer as text for people or one JSON object per line"),
+)
+
+BY_NAME: dict[str, Command] = {c.name: c for c in COMMANDS}
+#: first words that need a second one ("preset" -> save, load, list, delete)
+GROUPS: dict[str, list[str]] = {}
+for _c in COMMANDS:
+    if " " in _c.name:
+        _head, _tail = _c.name.split(" ", 1)
+        GROUPS.setdefault(_head, []).append(_tail)
+
+
+def parse(line: str) -> tuple[Command, list[str]]:
+    """A typed line -> (command, arguments). Raises ProtocolError with a hint."""
+    words = line.split()
+    if not words:
+        raise ProtocolError("empty line")
+    head = words[0].lower()
+    if head in GROUPS:
+        if len(words) < 2 or words[1].lower() not in GROUPS[head]:
+            got = f" {words[1]!r}" if len(words) > 1 else ""
+            raise ProtocolError(f"{head}{got}: expected one of {', '.join(GROUPS[head])} "
+                                f"(e.g. '{head} {GROUPS[head][0]}')")
+        cmd, consumed = BY_NAME[f"{head} {words[1].lower()}"], 2
+    elif head in BY_NAME:
+        cmd, consumed = BY_NAME[head], 1
+    else:
+        near = difflib.get_close_matches(head, list(BY_NAME) + list(GROUPS), n=2, cutoff=0.6)
+        hint = f"did you mean {' or '.join(near)}? " if near else ""
+        raise ProtocolError(f"unknown command {words[0][:40]!r} ({hint}type 'help')")
+    lo, hi = cmd.arity()
+    if hi is None:
+        # rest-of-line argument: split off the fixed ones, keep the rest verbatim
+        parts = line.strip().split(None, consumed + lo - 1)
+        args = parts[consumed:-1] + [_unquote(parts[-1])] if len(parts) == consumed + lo else []
+    else:
+        args = words[consumed:]
+    if len(args) < lo or (hi is not None and len(args) > hi):
+        raise ProtocolError(f"usage: {cmd.usage()}")
+    return cmd, args
+
+
+def _unquote(text: str) -> str:
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "\"'":
+        return text[1:-1]
+    return text
+
+
+def help_text(name: str | None = None) -> list[str]:
+    """Body lines of ``help`` (all commands) or ``help CMD``."""
+    if name:
+        key = name.lower()
+        if key in GROUPS:
+            return [f"{BY_NAME[key + ' ' + t].usage():<28} {BY_NAME[key + ' ' + t].help}"
+                    for t in GROUPS[key]]
+        if key not in BY_NAME:
+            raise ProtocolError(f"no command {name!r} (type 'help' for the list)")
+        c = BY_NAME[key]
+        lines = [f"{c.usage()}: {c.help}"]
+        if c.writes:
+            lines.append("(refused while the exhibition lock is on)")
+        return lines
+    width = max(len(c.usage()) for c in COMMANDS)
+    return [f"{c.usage():<{width}}  {c.help}" for c in COMMANDS] + \
+        ["lines end with Enter (CR, LF or CRLF); answers end with OK or ERR <reason>"]
+
+
+# --- answers
+
+def json_line(obj: dict) -> str:
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, default=_jsonable)
+
+
+def _jsonable(x: Any):
+    """numpy scalars/arrays and other objects in app dicts become plain JSON."""
+    if hasattr(x, "tolist"):
+        return x.tolist()
+    if hasattr(x, "item"):
+        return x.item()
+    return str(x)
+
+
+def ok_lines(mode: str, cmd: str, message: str = "", body: list[str] | None = None,
+             data: Any = None) -> list[str]:
+    if mode == "json":
+        obj = {"ok": True, "cmd": cmd, "message": message}
+        if data is not None:
+            obj["data"] = data
+        return [json_line(obj)]
+    return list(body or []) + [("OK " + message).rstrip()]
+
+
+def err_lines(mode: str, cmd: str | None, reason: str) -> list[str]:
+    reason = " ".join(str(reason).split()) or "error"
+    if mode == "json":
+        return [json_line({"ok": False, "cmd": cmd, "error": reason})]
+    return [f"ERR {reason}"]
+
+
+def event_line(mode: str, event: str, text: str, data: Any = None) -> str:
+    if mode == "json":
+        obj = {"event": event}
+        if data is not None:
+            obj["data"] = data
+        else:
+            obj["text"] = text
+        return json_line(obj)
+    return text
+
+
+def format_values(d: dict, digits: int = 3) -> str:
+    """``name=value`` pairs for watch lines in text mode (nested dicts flattened)."""
+    parts = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            parts.append("| " + format_values(v, digits))
+        elif isinstance(v, float):
+            parts.append(f"{k}={v:.{digits}f}")
+        elif isinstance(v, (list, tuple)):
+            parts.append(f"{k}=" + ",".join(f"{x:.{digits}f}" if isinstance(x, float) else str(x)
+                                             for x in v))
+        else:
+            parts.append(f"{k}={v}")
+    return " ".join(parts)
