@@ -1,0 +1,265 @@
+"""What a visitor does, as timed segments, and the scene those segments make at any time.
+
+A :class:`Segment` is one labelled stretch of a visit: the gesture's name, its start and end
+(the honest label interval: from the first movement that belongs to the gesture to the
+last), where the visitor's body is (distance from the object, easing from ``body_mm[0]`` to
+``body_mm[1]``; nan = nobody in front of the object), and the contacts of hand on ring.
+Gaps between gestures are segments labelled ``"nobody"`` -- with the visitor standing there
+or not.
+
+:func:`plan` draws one gesture's random parameters (where on the ring, how fast, how long,
+which hand) from a generator; :func:`scene` evaluates a list of segments at many sample
+times at once, giving the per-sample contact geometry the physics turns into readings.
+
+Angles are radians clockwise from pad 0 (pad i sits at ``i * 30°``), so a clockwise stroke
+runs through increasing pad indices.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lanthorn.errors import UserError
+
+from .physics import N_PADS, PAD_PITCH
+
+#: Every gesture the visitor can perform. The same names, in the model's order, are the
+#: labels of the default model (``lanthorn.device.frames.LABELS``; a test keeps them equal).
+GESTURES: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
+                             "stroke_ccw", "hold", "palm", "leave")
+#: Gestures made with the hand on the ring (the visitor must be standing at the object).
+TOUCH_GESTURES: tuple[str, ...] = ("tap", "double_tap", "stroke_cw", "stroke_ccw", "hold", "palm")
+
+FAR_MM = 1400.0  # where an approach starts and a leave ends: beyond the sensor's range
+
+
+class SimError(UserError):
+    """A simulator script or option a person wrote is wrong (unknown gesture, overlap, ...)."""
+
+
+@dataclass(frozen=True)
+class Hand:
+    """Size of the visitor's hand: how wide a fingertip and a palm are, how strongly they couple.
+
+    ``finger_counts`` is the drop on a pad fully under the fingertip (MPR121 fingertip:
+    roughly 10-80 counts), ``palm_counts`` the drop on a pad fully under the palm.
+    """
+
+    name: str
+    finger_half_width_deg: float
+    finger_counts: float
+    palm_half_width_deg: float
+    palm_counts: float
+
+
+HANDS: dict[str, Hand] = {
+    "small": Hand("small", 8.0, 42.0, 34.0, 120.0),  # a child's hand
+    "medium": Hand("medium", 10.0, 58.0, 44.0, 150.0),
+    "large": Hand("large", 12.5, 72.0, 54.0, 180.0),
+}
+
+
+def pick_hand(hand, rng: np.random.Generator) -> Hand:
+    """A Hand from a name, a Hand, or None (a random one with a little individual variation)."""
+    if isinstance(hand, Hand):
+        return hand
+    if hand is None:
+        base = HANDS[("small", "medium", "medium", "large")[rng.integers(4)]]
+        j = rng.uniform(0.9, 1.1, 4)
+        return Hand(base.name, base.finger_half_width_deg * j[0], base.finger_counts * j[1],
+                    base.palm_half_width_deg * j[2], base.palm_counts * j[3])
+    if hand not in HANDS:
+        raise SimError(f"unknown hand {hand!r}; choose one of {', '.join(HANDS)}")
+    return HANDS[hand]
+
+
+@dataclass(frozen=True)
+class Contact:
+    """One continuous touch: from ``on`` to ``off`` (s, absolute), sliding from angle a0 to a1."""
+
+    on: float
+    off: float
+    a0: float
+    a1: float
+    half_width: float  # rad
+    counts: float  # drop on a fully covered pad
+    shade: float  # fraction of ambient light the hand blocks at full contact
+    ramp: float = 0.04  # s for the fingertip to settle on / lift off the surface
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One labelled stretch of time; see the module docstring."""
+
+    gesture: str
+    start: float
+    end: float
+    body_mm: tuple[float, float] = (math.nan, math.nan)
+    contacts: tuple[Contact, ...] = ()
+    hand: str = ""
+    options: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def present(self) -> bool:
+        return not (math.isnan(self.body_mm[0]) and math.isnan(self.body_mm[1]))
+
+
+# Natural durations at speed 1 (seconds); a visitor's speed factor divides them.
+_OPTIONS = {"pad", "duration", "arc_deg", "hand", "speed", "body_mm"}
+
+
+def plan(gesture: str, start: float, rng: np.random.Generator, hand=None, speed: float | None = None,
+         body_mm: float | None = None, **options) -> Segment:
+    """Draw one gesture beginning at ``start`` (s).
+
+    Options (all optional): ``pad`` (where the touch starts, 0-11), ``duration`` (s, of the
+    contact for tap/hold/palm, of the whole movement for approach/leave/stroke/nobody),
+    ``arc_deg`` (stroke length), ``hand`` ("small"/"medium"/"large" or a Hand), ``speed``
+    (1 = typical; 2 = twice as fast), ``body_mm`` (how far the visitor stands).
+    """
+    if gesture not in GESTURES:
+        raise SimError(f"unknown gesture {gesture!r}; choose one of {', '.join(GESTURES)}")
+    unknown = set(options) - _OPTIONS
+    if unknown:
+        raise SimError(f"unknown option(s) {', '.join(sorted(unknown))} for gesture {gesture!r}; "
+                       f"known: {', '.join(sorted(_OPTIONS))}")
+    h = pick_hand(hand, rng)
+    speed = float(speed) if speed is not None else float(rng.uniform(0.7, 1.4))
+    if not speed > 0:
+        raise SimError(f"speed must be positive, got {speed}")
+    close = float(body_mm) if body_mm is not None else float(rng.uniform(180.0, 420.0))
+    pad = options.get("pad")
+    if pad is not None and not (isinstance(pad, (int, np.integer)) and 0 <= pad < N_PADS):
+        raise SimError(f"pad must be an integer 0..{N_PADS - 1}, got {pad!r}")
+    a_start = (pad * PAD_PITCH if pad is not None else rng.uniform(0.0, 2 * math.pi)) \
+        + rng.normal(0.0, math.radians(3.0))
+    dur = options.get("duration")
+    if dur is not None and not float(dur) > 0:
+        raise SimError(f"duration must be positive, got {dur!r}")
+
+    def d(lo, hi):  # a duration drawn at this visitor's speed, unless given
+        return float(dur) if dur is not None else float(rng.uniform(lo, hi)) / speed
+
+    fw = math.radians(h.finger_half_width_deg)
+    ramp = float(rng.uniform(0.03, 0.06)) / speed ** 0.5
+
+    def finger(on, off, a0, a1):
+        return Contact(on, off, a0, a1, fw, h.finger_counts * float(rng.uniform(0.85, 1.15)),
+                       0.08, ramp)
+
+    body = (close, close)
+    contacts: tuple[Contact, ...] = ()
+    if gesture == "nobody":
+        end = start + d(1.5, 4.0)
+        body = (math.nan, math.nan)
+    elif gesture == "approach":
+        end = start + d(1.0, 2.5)
+        body = (FAR_MM, close)
+    elif gesture == "leave":
+        end = start + d(0.9, 2.2)
+        body = (close, FAR_MM)
+    elif gesture == "tap":
+        on = start + float(rng.uniform(0.08, 0.2)) / speed
+        off = on + (float(dur) if dur is not None else float(rng.uniform(0.08, 0.2)))
+        end = off + float(rng.uniform(0.08, 0.2)) / speed
+        contacts = (finger(on, off, a_start, a_start),)
+    elif gesture == "double_tap":
+        on1 = start + float(rng.uniform(0.08, 0.2)) / speed
+        off1 = on1 + float(rng.uniform(0.07, 0.15))
+        on2 = off1 + float(rng.uniform(0.08, 0.22)) / speed
+        off2 = on2 + float(rng.uniform(0.07, 0.15))
+        a2 = a_start + rng.normal(0.0, math.radians(4.0))
+        end = off2 + float(rng.uniform(0.08, 0.2)) / speed
+        contacts = (finger(on1, off1, a_start, a_start), finger(on2, off2, a2, a2))
+    elif gesture in ("stroke_cw", "stroke_ccw"):
+        arc = math.radians(float(options.get("arc_deg", rng.uniform(100.0, 300.0))))
+        if not arc > 0:
+            raise SimError(f"arc_deg must be positive, got {options.get('arc_deg')!r}")
+        deg_per_s = float(rng.uniform(250.0, 600.0)) * speed
+        on = start + float(rng.uniform(0.05, 0.15)) / speed
+        off = on + (float(dur) if dur is not None else math.degrees(arc) / deg_per_s)
+        sign = 1.0 if gesture == "stroke_cw" else -1.0
+        end = off + float(rng.uniform(0.05, 0.15)) / speed
+        contacts = (finger(on, off, a_start, a_start + sign * arc),)
+    elif gesture == "hold":
+        on = start + float(rng.uniform(0.08, 0.2)) / speed
+        off = on + d(1.0, 2.5)
+        end = off + float(rng.uniform(0.08, 0.2)) / speed
+        wobble = rng.normal(0.0, math.radians(3.0))
+        contacts = (finger(on, off, a_start, a_start + wobble),)
+    else:  # palm
+        on = start + float(rng.uniform(0.1, 0.25)) / speed
+        off = on + d(0.6, 1.8)
+        end = off + float(rng.uniform(0.1, 0.25)) / speed
+        contacts = (Contact(on, off, a_start, a_start, math.radians(h.palm_half_width_deg),
+                            h.palm_counts * float(rng.uniform(0.85, 1.15)), 0.55, ramp * 2),)
+    return Segment(gesture, float(start), float(end), body, contacts, h.name,
+                   dict(options, speed=speed))
+
+
+def gap(start: float, end: float, body_mm: float) -> Segment:
+    """A pause labelled "nobody": the visitor stands at ``body_mm`` (nan: nobody is there)."""
+    return Segment("nobody", float(start), float(end), (float(body_mm), float(body_mm)))
+
+
+def _smoothstep(u):
+    u = np.clip(u, 0.0, 1.0)
+    return u * u * (3.0 - 2.0 * u)
+
+
+@dataclass
+class Scene:
+    """Per-sample truth: contact geometry, body distance (nan = nobody), light blocked, label."""
+
+    angle: np.ndarray
+    half_width: np.ndarray
+    pressure: np.ndarray
+    counts: np.ndarray
+    body_mm: np.ndarray
+    shade: np.ndarray
+    label: np.ndarray  # str per sample
+
+    @classmethod
+    def empty(cls, n: int) -> "Scene":
+        z = np.zeros(n)
+        return cls(z.copy(), np.full(n, 0.1), z.copy(), z.copy(), np.full(n, math.nan),
+                   z.copy(), np.full(n, "nobody", dtype="<U10"))
+
+
+def scene(segments, t) -> Scene:
+    """Evaluate time-ordered, non-overlapping ``segments`` at sample times ``t`` (sorted, s)."""
+    t = np.asarray(t, np.float64)
+    out = Scene.empty(t.shape[0])
+    for seg in segments:
+        i0, i1 = np.searchsorted(t, [seg.start, seg.end])
+        if i0 == i1:
+            continue
+        ts = t[i0:i1]
+        out.label[i0:i1] = seg.gesture
+        b0, b1 = seg.body_mm
+        if seg.present:
+            u = _smoothstep((ts - seg.start) / max(seg.end - seg.start, 1e-9))
+            b0 = b1 if math.isnan(b0) else b0
+            b1 = b0 if math.isnan(b1) else b1
+            sway = 12.0 * np.sin(2 * math.pi * ts / 2.7 + seg.start)  # people do not stand still
+            out.body_mm[i0:i1] = b0 + (b1 - b0) * u + sway
+            close = np.clip(1.0 - out.body_mm[i0:i1] / 700.0, 0.0, 1.0)
+            out.shade[i0:i1] = 0.15 * close
+        for c in seg.contacts:
+            j0, j1 = np.searchsorted(t, [c.on, c.off])
+            if j0 == j1:
+                continue
+            tc = t[j0:j1]
+            p = _smoothstep((tc - c.on) / c.ramp) * _smoothstep((c.off - tc) / c.ramp)
+            prog = np.clip((tc - c.on) / max(c.off - c.on, 1e-9), 0.0, 1.0)
+            prog = 0.7 * prog + 0.3 * _smoothstep(prog)  # speeds up, then slows to a stop
+            out.angle[j0:j1] = (c.a0 + (c.a1 - c.a0) * prog) % (2 * math.pi)
+            out.half_width[j0:j1] = c.half_width
+            out.pressure[j0:j1] = p
+            out.counts[j0:j1] = c.counts
+            # the arm reaches in front of the distance sensor while the hand is on the ring
+            out.body_mm[j0:j1] *= 1.0 - 0.3 * p
+            out.shade[j0:j1] = np.maximum(out.shade[j0:j1], c.shade * p)
+    return out

@@ -1,0 +1,235 @@
+"""Virtual parts: the part interfaces backed by the simulated visitor, on an injectable clock.
+
+``open_sim_body(profile=None, seed=0, script=None, clock=None, realtime=True, failures=None)``
+returns a :class:`SimBody`. Its sensors read the visitor at the clock's current time (seconds
+since the body was opened); its LEDs and display keep what they were last sent, so a
+renderer or a test can look at them.
+
+* ``clock``: any zero-argument callable returning seconds. Default: ``time.monotonic`` when
+  ``realtime``, else a :class:`SimClock` that only moves when told (``body.clock.advance``),
+  so tests and the demo run faster than real time and are deterministic.
+* ``script``: ``[(start_s, gesture, options), ...]`` (see :func:`.visitor.script_segments`),
+  or None for an endless visitor touring every gesture.
+* ``failures``: ``{"touch": 3.0, ...}`` makes that part raise
+  :class:`~lanthorn.hardware.interfaces.PartError` from 3 s on; or call
+  ``body.touch.fail_after(3.0, until=5.0)`` for an intermittent fault. The device loop
+  must keep the piece running through exactly this.
+* ``body.press(pad)`` / ``body.release(pad)``: a hand on the ring (the live window's mouse).
+
+The profile (``lanthorn.hardware.profile.Profile``, e.g. ``load_profile("sim")``) supplies
+the LED count, brightness and power cap, the touch thresholds, the distance range and the
+display size; parts the profile leaves out are None in the body, as on a real object.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..interfaces import (Body, Display, DistanceSensor, LedStrip, LightSensor, PartError,
+                          TouchReading, TouchSensor)
+from .gestures import SimError
+from .physics import N_PADS, RANGER_MAX_MM, RELEASE_THRESHOLD, TOUCH_THRESHOLD
+from .visitor import World
+
+
+class SimClock:
+    """A clock for simulated time: starts at ``start`` and moves only by :meth:`advance`."""
+
+    def __init__(self, start: float = 0.0):
+        self.t = float(start)
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, dt: float) -> float:
+        if dt < 0:
+            raise ValueError(f"time cannot go backwards (advance by {dt})")
+        self.t += float(dt)
+        return self.t
+
+    def set(self, t: float) -> None:
+        if t < self.t:
+            raise ValueError(f"time cannot go backwards ({t} < {self.t})")
+        self.t = float(t)
+
+
+class _Faults:
+    """Failure injection shared by every simulated part: fail from ``t`` (until ``until``)."""
+
+    def _init_faults(self, now) -> None:
+        self._now = now
+        self._faults: list[tuple[float, float, str]] = []
+
+    def fail_after(self, t: float, until: float | None = None,
+                   message: str = "no answer on the bus (simulated fault)") -> None:
+        """From simulated time ``t`` (s since open) on, every access raises PartError."""
+        self._faults.append((float(t), float("inf") if until is None else float(until), message))
+
+    def heal(self) -> None:
+        """Remove all injected faults."""
+        self._faults.clear()
+
+    def _check(self) -> None:
+        now = self._now()
+        for start, until, message in self._faults:
+            if start <= now < until:
+                raise PartError(self.name, f"{message} at t={now:.2f} s")
+
+
+class SimTouch(_Faults, TouchSensor):
+    """12 simulated MPR121 electrodes around the ring."""
+
+    def __init__(self, world: World, now, name: str = "touch"):
+        self.name, self.world, self.n_pads = name, world, N_PADS
+        self._init_faults(now)
+
+    def read(self) -> TouchReading:
+        self._check()
+        raw, base, touched = self.world.read_touch(self._now())
+        return TouchReading(raw, base, touched)
+
+
+class SimDistance(_Faults, DistanceSensor):
+    """A simulated VL53L0X looking out from the object at whoever comes close."""
+
+    def __init__(self, world: World, now, name: str = "distance", max_range_mm: float = RANGER_MAX_MM):
+        self.name, self.world, self.max_range_mm = name, world, float(max_range_mm)
+        self._init_faults(now)
+
+    def read_mm(self) -> float | None:
+        self._check()
+        return self.world.read_distance(self._now())
+
+
+class SimLight(_Faults, LightSensor):
+    """A simulated ambient light sensor, shadowed by the visitor's body and hand."""
+
+    def __init__(self, world: World, now, name: str = "light"):
+        self.name, self.world = name, world
+        self._init_faults(now)
+
+    def read_lux(self) -> float:
+        self._check()
+        return self.world.read_lux(self._now())
+
+
+class SimLeds(_Faults, LedStrip):
+    """A virtual LED ring: keeps the last (limited) frame for the renderer; counts frames."""
+
+    def __init__(self, n_pixels: int, now, brightness: float = 1.0,
+                 power_cap_ma: float | None = None, name: str = "leds"):
+        super().__init__(n_pixels, brightness, power_cap_ma)
+        self.name = name
+        self.frames_shown = 0
+        self._init_faults(now)
+
+    def _write(self, frame: np.ndarray) -> None:
+        self._check()
+        self.frames_shown += 1
+
+
+class SimDisplay(_Faults, Display):
+    """A virtual 128x64 1-bit OLED behind luma's device API (``luma.core.device.dummy``).
+
+    The real SSD1306 backend hands images to a luma.oled device; this one hands them to
+    luma's dummy device, which keeps the displayed image (``.image``) exactly as a luma
+    device would have received it (after luma's rotation/preprocessing).
+    """
+
+    def __init__(self, now, width: int = 128, height: int = 64, name: str = "display"):
+        self.name, self.width, self.height = name, int(width), int(height)
+        self._device = None
+        self.frames_shown = 0
+        self._init_faults(now)
+
+    @property
+    def device(self):
+        """The luma device (created on first use: luma is imported only when needed)."""
+        if self._device is None:
+            from luma.core.device import dummy
+            self._device = dummy(width=self.width, height=self.height, mode="1")
+        return self._device
+
+    @property
+    def image(self):
+        """The last displayed mode-"1" PIL image, or None before the first frame."""
+        return None if self._device is None else self._device.image
+
+    def _write(self, image) -> None:
+        self._check()
+        self.device.display(image)
+        self.frames_shown += 1
+
+
+@dataclass
+class SimBody(Body):
+    """A Body whose parts are simulated, plus the visitor's world and the clock."""
+
+    world: World | None = field(default=None, repr=False)
+    clock: object = None
+    t0: float = 0.0
+
+    def now(self) -> float:
+        """Seconds since the body was opened, on its clock."""
+        return float(self.clock()) - self.t0
+
+    def gesture_at(self, t: float | None = None) -> str:
+        """What the scripted visitor is doing at ``t`` (default: now) -- the honest label."""
+        return self.world.gesture_at(self.now() if t is None else t)
+
+    def press(self, pad: int, strength: float = 1.0) -> None:
+        """Put a fingertip on pad ``pad`` (held until released)."""
+        self.world.press(pad, strength)
+
+    def release(self, pad: int | None = None) -> None:
+        """Lift the finger from ``pad``, or from every pad."""
+        self.world.release(pad)
+
+
+def _opt(spec, key, default):
+    if spec is None:
+        return default
+    value = spec.get(key, default) if hasattr(spec, "get") else getattr(spec, key, default)
+    return default if value is None else value
+
+
+def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime: bool = True,
+                  failures: dict | None = None) -> SimBody:
+    """Open the simulated object. See the module docstring."""
+    if clock is None:
+        clock = time.monotonic if realtime else SimClock()
+    elif not callable(clock):
+        raise SimError(f"clock must be a callable returning seconds, got {clock!r}")
+    parts = getattr(profile, "parts", None)
+    roles = ("touch", "distance", "light", "leds", "display")
+    present = set(roles) if profile is None else {r for r in roles if parts and r in parts}
+    spec = {r: (parts.get(r) if parts else None) for r in roles}
+
+    world = World(seed, script,
+                  touch_threshold=_opt(spec["touch"], "touch_threshold", TOUCH_THRESHOLD),
+                  release_threshold=_opt(spec["touch"], "release_threshold", RELEASE_THRESHOLD),
+                  max_range_mm=_opt(spec["distance"], "max_range_mm", RANGER_MAX_MM))
+    body = SimBody(world=world, clock=clock, t0=float(clock()))
+    now = body.now
+    if "touch" in present:
+        body.touch = SimTouch(world, now)
+    if "distance" in present:
+        body.distance = SimDistance(world, now, max_range_mm=world.sensors.ranger.max_range_mm)
+    if "light" in present:
+        body.light = SimLight(world, now)
+    if "leds" in present:
+        body.leds = SimLeds(int(_opt(spec["leds"], "count", 24)), now,
+                            brightness=float(_opt(spec["leds"], "brightness", 1.0)),
+                            power_cap_ma=getattr(profile, "led_cap_ma", None))
+    if "display" in present:
+        body.display = SimDisplay(now, _opt(spec["display"], "width", 128),
+                                  _opt(spec["display"], "height", 64))
+    for role, t in (failures or {}).items():
+        part = getattr(body, role, None) if role in roles else None
+        if part is None:
+            raise SimError(f"cannot inject a failure into {role!r}: the body has "
+                           f"{', '.join(body.parts()) or 'no parts'}")
+        part.fail_after(float(t))
+    return body
