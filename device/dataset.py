@@ -136,19 +136,27 @@ class Dataset:
     sources: dict[str, Source]
     recordings: list[Recording] = field(default_factory=list)
 
-    def windows(self, window: int = DEFAULT_WINDOW, hop: int = 5,
-                label_at: str = "last") -> Windows:
+    def windows(self, window: int = DEFAULT_WINDOW, hop: int = 5, label_at: str = "event",
+                min_frames: int = 6) -> Windows:
         """Slide a ``window``-frame window with ``hop`` over every session.
 
-        ``label_at`` says which frame's label a window gets: "last" (what is happening
-        now, as the device sees it when it runs the model on its newest window),
-        "center", or "majority". Sessions shorter than a window give no examples.
-        A window's sample weight is its source's weight.
+        ``label_at`` says which label a window gets:
+
+        * "event" (default): the gesture (any label but the first, the background label,
+          "nobody" in the default piece) with the most frames in the window, if it has at
+          least ``min_frames`` there; otherwise the background label. A 0.3 s tap is what
+          a 2 s window containing it is about, even though most of its frames are quiet;
+          this matches a model that pools over time.
+        * "last": the label of the newest frame (what is happening right now);
+        * "center" or "majority".
+
+        Sessions shorter than a window give no examples. A window's sample weight is its
+        source's weight.
         """
         if window < 1 or hop < 1:
             raise DataError(f"window ({window}) and hop ({hop}) must be at least 1")
-        if label_at not in ("last", "center", "majority"):
-            raise DataError(f"label_at must be last, center or majority, not {label_at!r}")
+        if label_at not in ("event", "last", "center", "majority"):
+            raise DataError(f"label_at must be event, last, center or majority, not {label_at!r}")
         xs, ys, ss, ws = [], [], [], []
         n_labels = len(self.labels)
         for rec in self.recordings:
@@ -166,7 +174,12 @@ class Dataset:
             else:
                 lab = np.lib.stride_tricks.sliding_window_view(rec.labels, window)[starts]
                 counts = np.stack([(lab == k).sum(axis=1) for k in range(n_labels)], axis=1)
-                y = counts.argmax(axis=1)
+                if label_at == "majority":
+                    y = counts.argmax(axis=1)
+                else:
+                    fg = counts[:, 1:]
+                    best = fg.argmax(axis=1)
+                    y = np.where(fg[np.arange(len(fg)), best] >= min_frames, best + 1, 0)
             ys.append(y.astype(np.int64))
             ss.append(np.full(len(starts), rec.key, dtype=object))
             ws.append(np.full(len(starts), self.sources[rec.source].weight, np.float32))
@@ -480,3 +493,33 @@ def load_dataset(path: str | Path, sources: Iterable[str] | None = None) -> Data
     if wanted is not None and wanted - set(declared):
         raise DataError(f"no such sources {sorted(wanted - set(declared))}", _manifest_path(path))
     return ds
+
+
+def split_by_session(w: Windows, val: float = 0.15, test: float = 0.15,
+                     seed: int = 0) -> dict[str, np.ndarray]:
+    """Boolean masks "train", "val", "test" over ``w``, never splitting a session.
+
+    Windows of one take are near-copies of each other, so a random split by window would
+    measure memory, not skill. Sessions are grouped by their most common label (so every
+    gesture is represented in each part when there are enough takes of it), shuffled with
+    ``seed`` and dealt out in proportion. Deterministic: same data and seed, same split.
+    """
+    keys = sorted(set(w.sessions.tolist()))
+    main_label = {}
+    for k in keys:
+        ys = w.y[w.sessions == k]
+        main_label[k] = int(np.bincount(ys).argmax())
+    rng = np.random.default_rng(seed)
+    part = {}
+    for lab in sorted(set(main_label.values())):
+        group = [k for k in keys if main_label[k] == lab]
+        group = [group[i] for i in rng.permutation(len(group))]
+        n = len(group)
+        n_test = int(round(n * test)) if n >= 3 else 0
+        n_val = int(round(n * val)) if n >= 3 else 0
+        if n >= 3:
+            n_test, n_val = max(n_test, 1 if test > 0 else 0), max(n_val, 1 if val > 0 else 0)
+        for i, k in enumerate(group):
+            part[k] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
+    names = np.array([part[k] for k in w.sessions.tolist()]) if len(w) else np.zeros(0, str)
+    return {p: names == p for p in ("train", "val", "test")}

@@ -169,3 +169,37 @@ def test_refuses_to_overwrite_a_session_and_bad_names(tmp_path):
         ds.add_source(root, Source("alice"))
     ds.add_source(root, Source("alice", weight=3), replace=True)
     assert ds.load_dataset(root).sources["alice"].weight == 3.0
+
+
+def test_event_labels_a_short_gesture_and_ignores_a_sliver(tmp_path):
+    """A 0.3 s tap is what a window containing it is about; 3 stray frames are not."""
+    root = make(tmp_path)
+    labels = ["nobody"] * 20 + ["tap"] * 8 + ["nobody"] * 30 + ["hold"] * 3 + ["nobody"] * 19
+    ds.write_recording(root, "alice", "s1", frames(80), labels)
+    w = ds.load_dataset(root).windows(window=50, hop=10, label_at="event", min_frames=6)
+    tap, hold = LABELS.index("tap"), LABELS.index("hold")
+    assert list(w.y) == [tap, tap, tap, 0]
+    last = ds.load_dataset(root).windows(window=50, hop=10, label_at="last")
+    assert list(last.y) == [0, hold, 0, 0]
+    with pytest.raises(DataError, match="label_at must be"):
+        ds.load_dataset(root).windows(label_at="first")
+
+
+def test_split_by_session_never_splits_a_session_and_is_seeded(tmp_path):
+    root = make(tmp_path)
+    for i in range(10):
+        ds.write_recording(root, "alice", f"t{i}", frames(60, i), "tap")
+        ds.write_recording(root, "alice", f"h{i}", frames(60, 100 + i), "hold")
+    w = ds.load_dataset(root).windows(window=50, hop=5)
+    parts = ds.split_by_session(w, val=0.2, test=0.2, seed=1)
+    assert sum(m.astype(int) for m in parts.values()).tolist() == [1] * len(w)
+    owner = {}
+    for name, m in parts.items():
+        for s in set(w.sessions[m].tolist()):
+            assert owner.setdefault(s, name) == name
+    for name in ("val", "test"):  # both gestures held out
+        assert set(w.y[parts[name]].tolist()) == {LABELS.index("tap"), LABELS.index("hold")}
+    again = ds.split_by_session(w, val=0.2, test=0.2, seed=1)
+    assert all((again[k] == parts[k]).all() for k in parts)
+    other = ds.split_by_session(w, val=0.2, test=0.2, seed=2)
+    assert any((other[k] != parts[k]).any() for k in parts)

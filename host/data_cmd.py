@@ -1,0 +1,341 @@
+"""curate training data: synthesise, import CSV, declare sources, show what is in a dataset"""
+from __future__ import annotations
+
+import argparse
+import csv
+import datetime
+import io
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+from lanthorn.device import dataset as dsf
+from lanthorn.device.dataset import DataError, Source
+from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS, N_PADS, encode_into
+
+SYNTH_SOURCE = "synthetic"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = sub.add_parser("synth", help="write honestly labelled synthetic data from the gesture simulator")
+    p.add_argument("--out", required=True, help="dataset folder (created if missing)")
+    p.add_argument("--minutes", type=float, default=20.0, help="total simulated time (default 20)")
+    p.add_argument("--session-seconds", type=float, default=60.0,
+                   help="length of each simulated session (default 60)")
+    p.add_argument("--seed", type=int, default=0, help="same seed, same data (default 0)")
+    p.add_argument("--source", default=SYNTH_SOURCE, help=f"source name (default {SYNTH_SOURCE})")
+    p.add_argument("--gzip", action="store_true", help="write .csv.gz recordings (smaller)")
+
+    p = sub.add_parser("import", help="add a CSV stream (one sample per line) as a recording")
+    p.add_argument("file", help="CSV/TSV/space separated file, one frame per line")
+    p.add_argument("--data", required=True, help="dataset folder")
+    p.add_argument("--source", required=True, help="source (declared with 'data add-source')")
+    p.add_argument("--label", help="label of every row (otherwise a label column is required)")
+    p.add_argument("--rate", type=float, help="sample rate of the file in Hz (default: the dataset's)")
+    p.add_argument("--resample", action="store_true",
+                   help="resample to the dataset's rate when --rate differs")
+    p.add_argument("--session", help="session id (default: from the file name)")
+    p.add_argument("--raw", action="store_true",
+                   help="values are sensor readings (12 pad deltas in counts, distance mm, lux) "
+                        "rather than encoded frames")
+
+    p = sub.add_parser("add-source", help="declare who made recordings and under what consent")
+    p.add_argument("data", help="dataset folder (created if missing)")
+    p.add_argument("name", help="source name (letters, digits, . _ -)")
+    p.add_argument("--author", default="")
+    p.add_argument("--consent", default="", help='how consent was given, e.g. "signed form 2026-05-02"')
+    p.add_argument("--licence", "--license", dest="licence", default="")
+    p.add_argument("--date", default="", help="when it was recorded (default today)")
+    p.add_argument("--device", default="", help="which object or sensor recorded it")
+    p.add_argument("--notes", default="")
+    p.add_argument("--weight", type=float, default=1.0, help="how much it counts in training")
+    p.add_argument("--synthetic", action="store_true", help="machine-made, no person involved")
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,
+                   help="dataset frame rate when creating a new dataset (default 25)")
+    p.add_argument("--replace", action="store_true", help="update an existing source")
+
+    p = sub.add_parser("info", help="counts per label and source, balance, provenance warnings")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+
+def run(args) -> int:
+    return {"synth": synth_cmd, "import": import_cmd, "add-source": add_source_cmd,
+            "info": info_cmd}[args.action](args)
+
+
+# ----------------------------------------------------------------------------- synth
+
+def encode_trace(tr) -> np.ndarray:
+    """Simulator readings → frames [T, C] through the one encoder the device uses."""
+    delta = tr.delta()
+    out = np.empty((len(tr), len(CHANNELS)), np.float32)
+    for i in range(len(tr)):
+        d = float(tr.distance_mm[i])
+        encode_into(out[i], delta[i], None if math.isnan(d) else d, float(tr.lux[i]))
+    return out
+
+
+def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float = 60.0,
+               source: str = SYNTH_SOURCE, compress: bool = False, log=print) -> list[Path]:
+    """Write ``minutes`` of simulated visits as sessions of ``session_seconds``."""
+    from lanthorn.hardware.sim import session
+
+    if not (minutes > 0 and session_seconds > 0):
+        raise DataError("--minutes and --session-seconds must be positive")
+    n = max(1, int(math.ceil(minutes * 60.0 / session_seconds)))
+    root = dsf.create_dataset(out)
+    _, sources, _ = dsf.read_manifest(root)
+    if source in sources and any((root / dsf.RECORDINGS / source).glob("*.csv*")):
+        raise DataError(f"source {source!r} already has recordings here; choose another "
+                        f"--out or --source", root)
+    dsf.add_source(root, Source(
+        source, author="lanthorn gesture simulator (lanthorn.hardware.sim)",
+        consent="not applicable: synthetic, no person recorded", licence="CC0-1.0",
+        date=datetime.date.today().isoformat() if False else "", device="simulated MPR121 + "
+        "VL53L0X + BH1750", notes=f"lanthorn data synth --minutes {minutes:g} --seed {seed} "
+        f"--session-seconds {session_seconds:g}; labels are the simulator's exact gesture "
+        f"intervals", weight=1.0, synthetic=True), replace=True)
+    paths = []
+    seeds = np.random.SeedSequence(seed).generate_state(n)
+    for i in range(n):
+        tr = session(seed=int(seeds[i]), duration_s=session_seconds, rate_hz=DEFAULT_RATE_HZ)
+        paths.append(dsf.write_recording(root, source, f"s{seed}-{i:03d}", encode_trace(tr),
+                                         list(tr.labels), rate_hz=tr.rate_hz, compress=compress))
+    log(f"wrote {n} synthetic sessions ({n * session_seconds / 60:.1f} min at "
+        f"{DEFAULT_RATE_HZ:g} Hz) to {root}")
+    return paths
+
+
+def synth_cmd(args) -> int:
+    synthesize(args.out, args.minutes, args.seed, args.session_seconds, args.source, args.gzip)
+    return 0
+
+
+# ----------------------------------------------------------------------------- import
+
+_SPLIT = re.compile(r"[,\t; ]+")
+
+
+def _is_number(tok: str) -> bool:
+    try:
+        float(tok)
+        return True
+    except ValueError:
+        return False
+
+
+def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
+                 labels=LABELS) -> tuple[np.ndarray, list[str]]:
+    """Parse a maker's CSV: comma, tab, semicolon or space separated, optional header.
+
+    Without a header the columns are the channels in order, plus an optional label column
+    (first or last). With a header, columns are matched by name (``label`` and ``t``/
+    ``time`` are recognised; other unknown columns are an error).
+    """
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except UnicodeDecodeError:
+        raise DataError("not a text file", path) from None
+    lines = text.splitlines()
+    rows = [(i + 1, [t for t in _SPLIT.split(ln.strip()) if t != ""]) for i, ln in enumerate(lines)]
+    rows = [(n, r) for n, r in rows if r and not r[0].startswith("#")]
+    if not rows:
+        raise DataError("no data rows", path)
+    C = len(channels)
+    first_line, first = rows[0]
+    chan_idx: list[int]
+    label_idx: int | None = None
+    if not all(_is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
+        head = [t.strip('"') for t in first]
+        rows = rows[1:]
+        missing = [c for c in channels if c not in head]
+        if missing:
+            raise DataError(f"header lacks columns {missing}", path, first_line)
+        ignore = {"t", "time", "timestamp", "session"}
+        unknown = [h for h in head if h not in channels and h != "label" and h not in ignore]
+        if unknown:
+            raise DataError(f"unknown columns {unknown} (expected {', '.join(channels)}, label)",
+                            path, first_line)
+        chan_idx = [head.index(c) for c in channels]
+        label_idx = head.index("label") if "label" in head else None
+        width = len(head)
+    else:
+        width = len(first)
+        if width == C:
+            chan_idx = list(range(C))
+        elif width == C + 1:
+            label_idx = 0 if not _is_number(first[0]) else C
+            chan_idx = [i for i in range(C + 1) if i != label_idx]
+        else:
+            raise DataError(f"{width} values, expected {C} channels ({', '.join(channels)}) "
+                            f"optionally with a label column", path, first_line)
+    if label_idx is None and label is None:
+        raise DataError("no label column: give every row's label with --label", path)
+    frames = np.empty((len(rows), C), np.float32)
+    labs: list[str] = []
+    for k, (line, r) in enumerate(rows):
+        if len(r) != width:
+            raise DataError(f"ragged row: {len(r)} values, expected {width}", path, line)
+        try:
+            frames[k] = [float(r[i]) for i in chan_idx]
+        except ValueError:
+            bad = next(r[i] for i in chan_idx if not _is_number(r[i]))
+            raise DataError(f"non-numeric value {bad!r}", path, line) from None
+        if not np.isfinite(frames[k]).all():
+            raise DataError("NaN or infinite value", path, line)
+        lab = label if label_idx is None else r[label_idx].strip('"')
+        if lab not in labels:
+            raise DataError(f"unknown label {lab!r} (labels: {', '.join(labels)})", path, line)
+        labs.append(lab)
+    return frames, labs
+
+
+def encode_raw(values: np.ndarray) -> np.ndarray:
+    """Rows of (12 pad deltas in counts, distance mm (≤0 = nothing in range), lux) → frames."""
+    out = np.empty_like(values, dtype=np.float32)
+    for i, row in enumerate(values):
+        d = float(row[N_PADS])
+        encode_into(out[i], row[:N_PADS], d if d > 0 else None, float(row[N_PADS + 1]))
+    return out
+
+
+def resample(frames: np.ndarray, labels: list[str], rate_in: float, rate_out: float):
+    """Linear interpolation of the channels, nearest-sample labels."""
+    T = len(frames)
+    t_in = np.arange(T) / rate_in
+    n_out = int(math.floor((T - 1) / rate_in * rate_out)) + 1
+    t_out = np.arange(n_out) / rate_out
+    out = np.stack([np.interp(t_out, t_in, frames[:, c]) for c in range(frames.shape[1])], 1)
+    nearest = np.clip(np.rint(t_out * rate_in).astype(int), 0, T - 1)
+    return out.astype(np.float32), [labels[i] for i in nearest]
+
+
+def import_cmd(args) -> int:
+    path = Path(args.file)
+    header, sources, _ = dsf.read_manifest(args.data)
+    if args.source not in sources:
+        raise DataError(f"source {args.source!r} is not declared; first say who recorded it "
+                        f"and under what consent: lanthorn data add-source {args.data} "
+                        f"{args.source} --author ... --consent ...", Path(args.data) / dsf.MANIFEST)
+    if args.label is not None and args.label not in header["labels"]:
+        raise DataError(f"unknown --label {args.label!r} (labels: {', '.join(header['labels'])})")
+    if not path.is_file():
+        raise DataError("no such file", path)
+    frames, labels = parse_stream(path, header["channels"], args.label, header["labels"])
+    if args.raw:
+        if tuple(header["channels"]) != CHANNELS:
+            raise DataError("--raw needs the default piece's channels")
+        frames = encode_raw(frames)
+    rate = header["rate_hz"] if args.rate is None else args.rate
+    if not rate > 0:
+        raise DataError(f"--rate must be positive, not {rate}")
+    if not math.isclose(rate, header["rate_hz"], rel_tol=1e-6):
+        if not args.resample:
+            raise DataError(f"the file is at {rate:g} Hz but the dataset is "
+                            f"{header['rate_hz']:g} Hz; add --resample to convert it", path)
+        frames, labels = resample(frames, labels, rate, header["rate_hz"])
+    session = args.session or re.sub(r"[^A-Za-z0-9._-]", "_", path.name.split(".")[0])[:64] or "import"
+    existing = {p.name.split(".")[0] for p in (Path(args.data) / dsf.RECORDINGS / args.source).glob("*.csv*")}
+    if args.session is None and session in existing:
+        k = 2
+        while f"{session}-{k}" in existing:
+            k += 1
+        session = f"{session}-{k}"
+    out = dsf.write_recording(args.data, args.source, session, frames, labels,
+                              rate_hz=header["rate_hz"])
+    print(f"imported {len(frames)} frames ({len(frames) / header['rate_hz']:.1f} s) as session "
+          f"{session!r} of source {args.source!r}: {out}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- add-source
+
+def add_source_cmd(args) -> int:
+    root = dsf.create_dataset(args.data, rate_hz=args.rate) if not (
+        Path(args.data) / dsf.MANIFEST).exists() else Path(args.data)
+    src = dsf.add_source(root, Source(
+        args.name, author=args.author, consent=args.consent, licence=args.licence,
+        date=args.date or datetime.date.today().isoformat(), device=args.device,
+        notes=args.notes, weight=args.weight, synthetic=args.synthetic), replace=args.replace)
+    print(f"{'updated' if args.replace else 'declared'} source {src.name!r} in {root / dsf.MANIFEST}")
+    if not src.consent and not src.synthetic:
+        print("warning: no consent recorded for this source (--consent \"how it was given\")")
+    return 0
+
+
+# ----------------------------------------------------------------------------- info
+
+IMBALANCE_RATIO = 5.0
+
+
+def summarize(data) -> dict:
+    """The figures ``lanthorn data info`` shows (also used by the quantize report)."""
+    ds = dsf.load_dataset(data)
+    counts = ds.frame_counts()
+    per_label = {lab: sum(c.get(lab, 0) for c in counts.values()) for lab in ds.labels}
+    frames_per_source = {s: sum(c.values()) for s, c in counts.items()}
+    weighted = {s: n * ds.sources[s].weight for s, n in frames_per_source.items()}
+    total_w = sum(weighted.values()) or 1.0
+    total = sum(per_label.values())
+    sessions = {s: sum(1 for r in ds.recordings if r.source == s) for s in ds.sources}
+    warnings = []
+    present = {k: v for k, v in per_label.items() if v > 0}
+    for lab, n in per_label.items():
+        if n == 0:
+            warnings.append(f"label {lab!r} has no examples")
+    if present and max(present.values()) > IMBALANCE_RATIO * min(present.values()):
+        lo = min(present, key=present.get)
+        hi = max(present, key=present.get)
+        warnings.append(f"class imbalance: {hi!r} has {present[hi] / present[lo]:.1f}x the frames "
+                        f"of {lo!r} (training re-weights classes, but more {lo!r} data would help)")
+    for name, src in ds.sources.items():
+        if not src.consent.strip() and not src.synthetic:
+            warnings.append(f"source {name!r} has no consent recorded")
+        if not src.licence.strip():
+            warnings.append(f"source {name!r} has no licence")
+        if frames_per_source.get(name, 0) == 0:
+            warnings.append(f"source {name!r} has no recordings")
+    return {
+        "path": str(ds.path), "rate_hz": ds.rate_hz, "channels": list(ds.channels),
+        "labels": list(ds.labels), "frames": total, "seconds": total / ds.rate_hz,
+        "sessions": len(ds.recordings),
+        "per_label": {lab: {"frames": n, "seconds": n / ds.rate_hz,
+                            "share": n / total if total else 0.0} for lab, n in per_label.items()},
+        "per_source": {s: {"frames": frames_per_source.get(s, 0),
+                           "seconds": frames_per_source.get(s, 0) / ds.rate_hz,
+                           "sessions": sessions.get(s, 0), "weight": ds.sources[s].weight,
+                           "share_after_weights": weighted.get(s, 0) / total_w,
+                           "per_label": counts.get(s, {}), **ds.sources[s].to_json()}
+                       for s in ds.sources},
+        "warnings": warnings,
+    }
+
+
+def info_cmd(args) -> int:
+    info = summarize(args.data)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return 0
+    out = io.StringIO()
+    w = out.write
+    w(f"dataset {info['path']}: {info['sessions']} sessions, {info['frames']} frames "
+      f"({info['seconds'] / 60:.1f} min at {info['rate_hz']:g} Hz), {len(info['channels'])} channels\n\n")
+    w("label          seconds   share\n")
+    for lab, v in info["per_label"].items():
+        bar = "#" * int(round(40 * v["share"]))
+        w(f"{lab:<14}{v['seconds']:8.1f}  {100 * v['share']:5.1f}%  {bar}\n")
+    w("\nsource               sessions  minutes  weight  share after weights  consent\n")
+    for s, v in info["per_source"].items():
+        consent = v["consent"] or ("(synthetic)" if v["synthetic"] else "NONE")
+        w(f"{s:<21}{v['sessions']:8d}{v['seconds'] / 60:9.1f}{v['weight']:8.2f}"
+          f"{100 * v['share_after_weights']:20.1f}%  {consent}\n")
+    for warning in info["warnings"]:
+        w(f"warning: {warning}\n")
+    print(out.getvalue(), end="")
+    return 0

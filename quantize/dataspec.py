@@ -1,0 +1,97 @@
+"""What data a model is trained and judged on: one :class:`DataSpec` shared by all steps.
+
+Everything that decides which windows a model sees (window, hop, labelling policy, the split
+by session and its seed) is one spec, saved in the training checkpoint and in the ONNX
+metadata, so ``lanthorn train``, ``lanthorn quantize`` and pruning evaluate on exactly the
+same held-out sessions. numpy + stdlib (onnx imported only to read/write metadata).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+from lanthorn.device.dataset import DataError, Dataset, Windows, load_dataset, split_by_session
+from lanthorn.device.frames import DEFAULT_WINDOW
+
+#: ONNX metadata key holding the data spec (JSON); read by ``lanthorn quantize``.
+META_KEY = "lanthorn.data_spec"
+
+
+@dataclass
+class DataSpec:
+    window: int = DEFAULT_WINDOW
+    hop: int = 3
+    label_at: str = "event"
+    min_frames: int = 6
+    val: float = 0.15
+    test: float = 0.15
+    split_seed: int = 0
+    # filled from the dataset:
+    rate_hz: float = 0.0
+    channels: tuple[str, ...] = ()
+    labels: tuple[str, ...] = ()
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "DataSpec":
+        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in known.items()})
+
+
+@dataclass
+class Splits:
+    spec: DataSpec
+    dataset: Dataset
+    train: Windows
+    val: Windows
+    test: Windows
+    sessions: dict[str, list[str]] = field(default_factory=dict)
+
+
+def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
+    """Load the dataset and cut it into train/val/test windows by session."""
+    spec = spec or DataSpec()
+    ds = load_dataset(data_dir)
+    if spec.labels and tuple(spec.labels) != ds.labels:
+        raise DataError(f"the dataset's labels {list(ds.labels)} differ from the model's "
+                        f"{list(spec.labels)}", data_dir)
+    if spec.channels and tuple(spec.channels) != ds.channels:
+        raise DataError(f"the dataset's channels differ from the model's {list(spec.channels)}",
+                        data_dir)
+    spec.rate_hz, spec.channels, spec.labels = ds.rate_hz, ds.channels, ds.labels
+    w = ds.windows(spec.window, spec.hop, spec.label_at, spec.min_frames)
+    if len(w) == 0:
+        raise DataError(f"no session is at least {spec.window} frames long: nothing to train on",
+                        data_dir)
+    masks = split_by_session(w, spec.val, spec.test, spec.split_seed)
+    parts = {k: w.subset(m) for k, m in masks.items()}
+    if len(parts["train"]) == 0 or len(parts["val"]) == 0:
+        raise DataError("too few sessions to hold some out for validation: record or "
+                        "synthesise at least 3 sessions per gesture", data_dir)
+    sessions = {k: sorted(set(p.sessions.tolist())) for k, p in parts.items()}
+    return Splits(spec, ds, parts["train"], parts["val"], parts["test"], sessions)
+
+
+def onnx_with_spec(onnx_bytes: bytes, spec: DataSpec, extra: dict | None = None) -> bytes:
+    """Attach the data spec (labels, channels, rate, window) as ONNX metadata."""
+    import onnx
+
+    model = onnx.load_from_string(onnx_bytes)
+    del model.metadata_props[:]
+    for k, v in {META_KEY: json.dumps(spec.to_json(), sort_keys=True), **(extra or {})}.items():
+        p = model.metadata_props.add()
+        p.key, p.value = k, v
+    return model.SerializeToString()
+
+
+def spec_from_onnx(model) -> DataSpec | None:
+    """The data spec a lanthorn-trained ONNX carries, or None for a foreign model."""
+    for p in model.metadata_props:
+        if p.key == META_KEY:
+            try:
+                return DataSpec.from_json(json.loads(p.value))
+            except (ValueError, TypeError):
+                return None
+    return None

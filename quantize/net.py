@@ -1,0 +1,225 @@
+"""The "temperament" network and the small fit loop, in PyTorch.
+
+It lives in ``quantize/`` (not ``host/``) because both training (``lanthorn train``) and
+structured pruning (which rebuilds narrower layers and fine-tunes them from the training
+checkpoint) need it, and the layers only import downwards (host → quantize → device).
+
+The architecture is a 1-D CNN over a channels × time window: a few conv1d + BatchNorm +
+ReLU blocks (BatchNorm is folded into the convolution at ONNX export), global average
+pooling over time, and one dense layer to the class logits. A final Softmax is appended at
+export so the bundle's outputs are probabilities (the engine runs that softmax in float).
+Every width is a config field, which is what lets pruning physically shrink a layer.
+"""
+from __future__ import annotations
+
+import copy
+import io
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from lanthorn.device.frames import N_PADS
+
+OPSET = 17
+
+
+@dataclass
+class ArchConfig:
+    in_channels: int = 14
+    window: int = 50
+    n_classes: int = 9
+    widths: tuple[int, ...] = (24, 32, 48)
+    kernels: tuple[int, ...] = (5, 3, 3)
+    strides: tuple[int, ...] = (2, 2, 1)
+    dilations: tuple[int, ...] = (1, 1, 2)
+    dropout: float = 0.1
+
+    def to_json(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ArchConfig":
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items()})
+
+    def time_steps(self) -> list[int]:
+        """Output length of each conv block (``same``-style padding, then stride)."""
+        t, out = self.window, []
+        for k, s, d in zip(self.kernels, self.strides, self.dilations):
+            pad = d * (k - 1) // 2
+            t = (t + 2 * pad - d * (k - 1) - 1) // s + 1
+            out.append(t)
+        return out
+
+    def macs(self) -> int:
+        """Multiply-accumulates of one inference (convs + dense)."""
+        total, cin = 0, self.in_channels
+        for w, k, t in zip(self.widths, self.kernels, self.time_steps()):
+            total += w * cin * k * t
+            cin = w
+        return total + cin * self.n_classes
+
+
+class TemperamentNet(nn.Module):
+    """conv1d blocks → global average pool → dense. ``forward`` returns logits."""
+
+    def __init__(self, cfg: ArchConfig):
+        super().__init__()
+        self.cfg = cfg
+        blocks, cin = [], cfg.in_channels
+        for w, k, s, d in zip(cfg.widths, cfg.kernels, cfg.strides, cfg.dilations):
+            blocks.append(nn.ModuleDict({
+                "conv": nn.Conv1d(cin, w, k, stride=s, padding=d * (k - 1) // 2, dilation=d,
+                                  bias=False),
+                "bn": nn.BatchNorm1d(w)}))
+            cin = w
+        self.blocks = nn.ModuleList(blocks)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.head = nn.Linear(cin, cfg.n_classes)
+
+    def features(self, x):
+        for b in self.blocks:
+            x = F.relu(b["bn"](b["conv"](x)))
+        return F.adaptive_avg_pool1d(x, 1).flatten(1)
+
+    def forward(self, x):
+        return self.head(self.dropout(self.features(x)))
+
+
+class _WithSoftmax(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        return torch.softmax(self.net(x), dim=-1)
+
+
+def export_onnx(net: TemperamentNet, softmax: bool = True) -> bytes:
+    """Float ONNX (static shape [1, C, T], opset 17) with BatchNorm folded into the convs."""
+    import onnx
+
+    net = copy.deepcopy(net).eval()
+    module = _WithSoftmax(net) if softmax else net
+    dummy = torch.zeros(1, net.cfg.in_channels, net.cfg.window)
+    buf = io.BytesIO()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+        torch.onnx.export(module, (dummy,), buf, dynamo=False, opset_version=OPSET,
+                          input_names=["window"], output_names=["probs" if softmax else "logits"],
+                          do_constant_folding=True)
+    model = onnx.load_from_string(buf.getvalue())
+    model.producer_name = "lanthorn"
+    model.doc_string = "temperament: 1-D CNN over a sensor window (channels x time)"
+    # stable bytes: the exporter records its own version, which is fine, but no timestamps
+    return model.SerializeToString()
+
+
+def set_deterministic(seed: int) -> None:
+    """Same seed, same weights: one thread, deterministic kernels, seeded RNGs."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+
+
+def rotate_pads(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Augmentation: turn the ring by a random number of pads (a gesture means the same
+    wherever on the ring it happens, and a clockwise stroke stays clockwise)."""
+    shifts = torch.randint(0, N_PADS, (x.shape[0],), generator=gen)
+    idx = (torch.arange(N_PADS)[None, :] - shifts[:, None]) % N_PADS  # [B, 12]
+    pads = torch.gather(x[:, :N_PADS], 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
+    return torch.cat([pads, x[:, N_PADS:]], dim=1)
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    epochs_run: int
+    best_val_accuracy: float
+    history: list[dict] = field(default_factory=list)
+
+
+def predict(net: nn.Module, X: np.ndarray, batch: int = 1024) -> np.ndarray:
+    """Class probabilities [N, K] in eval mode."""
+    net.eval()
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(X), batch):
+            out.append(torch.softmax(net(torch.from_numpy(X[i:i + batch])), -1).numpy())
+    return np.concatenate(out) if out else np.zeros((0, net.cfg.n_classes), np.float32)
+
+
+def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float = 3e-3,
+        batch: int = 64, patience: int = 8, seed: int = 0, progress: bool = True,
+        desc: str = "train", augment: bool = True) -> FitResult:
+    """Weighted cross-entropy with Adam and early stopping on held-out accuracy.
+
+    Keeps the weights of the best held-out epoch. ``w`` are per-window sample weights (the
+    artist's source weights) times a class-balancing factor, normalised to mean 1.
+    """
+    from tqdm import tqdm
+
+    set_deterministic(seed)
+    gen = torch.Generator().manual_seed(seed)
+    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    counts = np.bincount(y, weights=w, minlength=net.cfg.n_classes)
+    class_w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1e-9) / net.cfg.n_classes, 0)
+    sw = w * class_w[y]
+    wt = torch.from_numpy((sw / sw.mean()).astype(np.float32))
+    opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
+    steps = max(1, math.ceil(len(X) / batch))
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    best = (-1.0, 0, copy.deepcopy(net.state_dict()))
+    result = FitResult(0, 0, 0.0)
+    bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
+    for epoch in bar:
+        net.train()
+        perm = torch.randperm(len(X), generator=gen)
+        total = 0.0
+        for i in range(steps):
+            idx = perm[i * batch:(i + 1) * batch]
+            xb = Xt[idx]
+            if augment:
+                xb = rotate_pads(xb, gen)
+                xb = xb * (1.0 + 0.1 * (torch.rand(len(idx), 1, 1, generator=gen) - 0.5))
+                xb = xb + 0.01 * torch.randn(xb.shape, generator=gen)
+            loss = (F.cross_entropy(net(xb), yt[idx], reduction="none") * wt[idx]).mean()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            total += float(loss.detach()) * len(idx)
+        acc = float((predict(net, Xval).argmax(1) == yval).mean()) if len(yval) else 0.0
+        result.history.append({"epoch": epoch + 1, "loss": total / len(X), "val_accuracy": acc})
+        bar.set_postfix(loss=f"{total / len(X):.3f}", val=f"{acc:.3f}")
+        if acc > best[0]:
+            best = (acc, epoch + 1, copy.deepcopy(net.state_dict()))
+        elif epoch + 1 - best[1] >= patience:
+            break
+    bar.close()
+    net.load_state_dict(best[2])
+    net.eval()
+    result.best_val_accuracy, result.best_epoch = best[0], best[1]
+    result.epochs_run = len(result.history)
+    return result
+
+
+def save_checkpoint(path, net: TemperamentNet, data_spec: dict, extra: dict | None = None) -> None:
+    """State dict + architecture + data spec: all pruning needs to rebuild and fine-tune."""
+    torch.save({"format": "lanthorn-checkpoint", "version": 1, "arch": net.cfg.to_json(),
+                "state_dict": net.state_dict(), "data": data_spec, **(extra or {})}, path)
+
+
+def load_checkpoint(path) -> tuple[TemperamentNet, dict]:
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("format") != "lanthorn-checkpoint":
+        from lanthorn.errors import UserError
+        raise UserError(f"{path}: not a lanthorn training checkpoint")
+    net = TemperamentNet(ArchConfig.from_json(ckpt["arch"]))
+    net.load_state_dict(ckpt["state_dict"])
+    net.eval()
+    return net, ckpt

@@ -1,0 +1,95 @@
+"""`lanthorn train`: split by session, deterministic training, float ONNX matching torch."""
+import json
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+from lanthorn.cli import main
+from lanthorn.device import dataset as ds
+from lanthorn.host.data_cmd import synthesize
+from lanthorn.quantize import net as nets
+from lanthorn.quantize.dataspec import DataSpec, prepare, spec_from_onnx
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train") / "data"
+    synthesize(root, minutes=2.0, session_seconds=20, seed=1, log=lambda *_: None)
+    return root
+
+
+def tiny_train(data, out, seed=0):
+    from lanthorn.host.train import train
+    arch = nets.ArchConfig(widths=(6, 6, 8))
+    return train(data, out, spec=DataSpec(hop=10), arch=arch, seed=seed, epochs=2,
+                 patience=2, progress=False, log=lambda *_: None)
+
+
+def test_split_is_by_session_and_spec_travels_with_the_model(data, tmp_path):
+    s = prepare(data, DataSpec(hop=10))
+    train_s, val_s, test_s = (set(v) for v in (s.sessions["train"], s.sessions["val"],
+                                               s.sessions["test"]))
+    assert train_s and val_s and test_s
+    assert not (train_s & val_s) and not (train_s & test_s) and not (val_s & test_s)
+    assert s.train.X.shape[1:] == (14, 50) and s.spec.labels == ds.load_dataset(data).labels
+
+    summary = tiny_train(data, tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    spec = spec_from_onnx(model)
+    assert spec.labels == s.spec.labels and spec.hop == 10 and spec.rate_hz == 25.0
+    assert summary["sessions"] == s.sessions
+    assert 0.0 <= summary["test_accuracy"] <= 1.0
+    cm = np.array(summary["confusion"])
+    assert cm.shape == (9, 9) and cm.sum() == len(s.test)
+
+
+def test_exported_onnx_equals_torch_and_checkpoint_round_trips(data, tmp_path):
+    tiny_train(data, tmp_path / "m.onnx")
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    onnx.checker.check_model(model)
+    ops = [n.op_type for n in model.graph.node]
+    assert "BatchNormalization" not in ops and ops[-1] == "Softmax"  # BN folded at export
+    dims = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    assert dims == [1, 14, 50]  # static shape
+    net, ckpt = nets.load_checkpoint(tmp_path / "m.pt")
+    assert ckpt["data"]["hop"] == 10 and tuple(ckpt["arch"]["widths"]) == (6, 6, 8)
+    X = prepare(data, DataSpec(hop=10)).test.X[:20]
+    want = nets.predict(net, X)
+    sess = ort.InferenceSession(str(tmp_path / "m.onnx"), providers=["CPUExecutionProvider"])
+    got = np.concatenate([sess.run(None, {"window": x[None]})[0] for x in X])
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
+def test_training_is_deterministic(data, tmp_path):
+    tiny_train(data, tmp_path / "a.onnx", seed=5)
+    tiny_train(data, tmp_path / "b.onnx", seed=5)
+    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
+    tiny_train(data, tmp_path / "c.onnx", seed=6)
+    assert (tmp_path / "a.onnx").read_bytes() != (tmp_path / "c.onnx").read_bytes()
+
+
+def test_macs_count_every_conv_and_dense():
+    cfg = nets.ArchConfig(widths=(8, 16, 4), kernels=(5, 3, 3), strides=(2, 2, 1))
+    assert cfg.time_steps() == [25, 13, 13]
+    assert cfg.macs() == 8 * 14 * 5 * 25 + 16 * 8 * 3 * 13 + 4 * 16 * 3 * 13 + 4 * 9
+
+
+def test_train_cli_writes_model_summary_and_rejects_bad_input(data, tmp_path, capsys):
+    out = tmp_path / "cli.onnx"
+    code = main(["train", str(data), "--out", str(out), "--epochs", "1", "--widths", "4,4,4",
+                 "--hop", "25", "--quiet", "--summary", str(tmp_path / "s.json")])
+    captured = capsys.readouterr()
+    assert code == 0 and out.exists() and out.with_suffix(".pt").exists()
+    assert "held-out test accuracy" in captured.out and "recall" in captured.out
+    assert json.loads((tmp_path / "s.json").read_text())["arch"]["widths"] == [4, 4, 4]
+
+    assert main(["train", str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "no such dataset folder" in capsys.readouterr().err
+    assert main(["train", str(data), "--out", str(out), "--widths", "4,4"]) == 2
+    assert "--widths needs 3 values" in capsys.readouterr().err
+    small = tmp_path / "small"
+    synthesize(small, minutes=0.5, session_seconds=15, seed=0, log=lambda *_: None)
+    assert main(["train", str(small), "--out", str(out), "--quiet"]) == 2
+    assert "too few sessions" in capsys.readouterr().err
