@@ -1,0 +1,447 @@
+"""Benchmark the int8 engine against onnxruntime: latency, ratios, exactness, device memory.
+
+For each model, in ONE run and interleaved (so a busy machine slows every path alike and the
+ratios stay meaningful), single-thread batch-1 latency of:
+
+  ort_float  onnxruntime on the float32 ONNX model
+  ort_int8   onnxruntime on the QDQ twin (the oracle, and the speed target)
+  numpy      lanthorn's numpy path (``load(..., backend="numpy")``)
+  c          lanthorn's C kernel (``backend="c"``), or "n/a" when it is not built
+
+Every path is timed on the call a user makes: float input in, float output out (for our
+engine ``model(x)``, which quantizes, runs the int8 graph, dequantizes / applies the final
+softmax; for onnxruntime ``session.run``, whose QDQ twin does the same). Before timing, the
+int8 outputs of our paths are checked element for element against onnxruntime's on a few
+random inputs; a mismatch is reported and makes the command exit 1.
+
+Then a child process that imports only the device runtime loads the bundle and runs it,
+and reports its peak RSS (``getrusage(RUSAGE_SELF).ru_maxrss``) and import+load time; it
+fails if onnxruntime, onnx or torch got imported (the device never has them).
+
+Why environment variables first: numpy's BLAS would otherwise use every core, and the
+bench is defined as single-thread; they only take effect before numpy is imported.
+"""
+from __future__ import annotations
+
+import os
+
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import json  # noqa: E402
+import platform  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from lanthorn.errors import UserError  # noqa: E402
+
+PATHS = ("ort_float", "ort_int8", "numpy", "c")
+PATH_LABELS = {"ort_float": "ORT float32", "ort_int8": "ORT int8 (QDQ)", "numpy": "lanthorn numpy",
+               "c": "lanthorn C"}
+SCHEMA = "lanthorn-bench/1"
+
+#: name -> (seconds of interleaved timing per model, minimum reps per path, warm-up calls,
+#: random inputs checked for exactness). "quick" keeps the whole suite near 15 s.
+MODES = {"full": (12.0, 100, 20, 8), "quick": (1.5, 10, 3, 3)}
+
+
+def add_arguments(parser):
+    parser.add_argument("--json", metavar="FILE", help="also write every figure and the machine "
+                        "info as JSON to FILE")
+    parser.add_argument("--quick", action="store_true", help="shorter timing (~15 s for the suite)")
+    parser.add_argument("--models", help="comma-separated zoo models (default: all of "
+                        "mlp_25k,mlp_700k,cnn1d_14x50,cnn2d_32,char_lm)")
+    parser.add_argument("--bundle", action="append", default=[], metavar="X.lanthorn",
+                        help="bench this bundle (against onnxruntime on its QDQ twin); "
+                        "repeatable; with --bundle the zoo runs only if --models is given")
+    parser.add_argument("--reps", type=int, help="exactly this many timed calls per path "
+                        "(overrides the time budget; for tests and quick looks)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the zoo models and inputs")
+
+
+# ----------------------------------------------------------------------------- timing
+
+def summarize(ns: list[int]) -> dict:
+    """Latency figures in microseconds from per-call nanoseconds."""
+    a = np.asarray(ns, dtype=np.float64) / 1e3
+    return {"median_us": float(np.median(a)), "p99_us": float(np.percentile(a, 99)),
+            "mean_us": float(a.mean()), "min_us": float(a.min()), "reps": int(a.size)}
+
+
+def measure(fns: dict, budget_s: float, min_reps: int, warmup: int, exact_reps: int | None = None):
+    """Time each zero-argument callable in ``fns``, interleaved in rounds of ~5 ms per path,
+    until every path has ``min_reps`` calls and ``budget_s`` has passed (or exactly
+    ``exact_reps`` calls each). Returns {name: [ns per call]}."""
+    clock = time.perf_counter_ns
+    per_call = {}
+    for name, fn in fns.items():
+        t0 = clock()
+        for _ in range(max(1, warmup)):
+            fn()
+        per_call[name] = max(1, (clock() - t0) // max(1, warmup))
+    samples = {name: [] for name in fns}
+    target = exact_reps if exact_reps is not None else min_reps
+    deadline = time.perf_counter() + (0.0 if exact_reps is not None else budget_s)
+    while True:
+        for name, fn in fns.items():
+            s = samples[name]
+            chunk = max(1, int(5e6 // per_call[name]))
+            if exact_reps is not None:
+                chunk = min(chunk, exact_reps - len(s))
+            for _ in range(chunk):
+                t0 = clock()
+                fn()
+                s.append(clock() - t0)
+        if all(len(s) >= target for s in samples.values()) and time.perf_counter() >= deadline:
+            return samples
+
+
+# ----------------------------------------------------------------------------- the models
+
+class Case:
+    """One model to bench: a bundle, its QDQ twin, optionally the float model, inputs."""
+
+    def __init__(self, name, source, bundle, bundle_path, float_bytes=None, float_weight_bytes=None):
+        self.name, self.source = name, source
+        self.bundle, self.bundle_path = bundle, bundle_path
+        self.float_bytes, self.float_weight_bytes = float_bytes, float_weight_bytes
+
+
+def _zoo_cases(names, workdir: Path, seed: int):
+    import onnx
+    from lanthorn.device.bundle import write_bundle
+    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize.qdq_import import bundle_from_qdq
+    for name in names:
+        fpath, qpath = model_zoo.build(name, workdir, seed=seed)
+        bundle = bundle_from_qdq(qpath, card={"name": name})
+        bpath = workdir / f"{name}.lanthorn"
+        write_bundle(bundle, bpath)
+        fmodel = onnx.load(str(fpath))
+        fw = sum(onnx.numpy_helper.to_array(t).nbytes for t in fmodel.graph.initializer)
+        yield Case(name, "zoo", bundle, bpath, fmodel.SerializeToString(), int(fw))
+
+
+def _bundle_case(path: str):
+    from lanthorn.device.bundle import read_bundle
+    p = Path(path)
+    bundle = read_bundle(p)   # BundleError (a UserError) on a corrupt/truncated file: exit 2
+    return Case(bundle.card.get("name", p.stem), str(p), bundle, p)
+
+
+def _feeds(case: Case, n: int, seed: int) -> list[dict]:
+    """Random onnxruntime feeds for the twin's inputs (token models: valid indices)."""
+    import onnx
+    from lanthorn.quantize import model_zoo
+    twin = onnx.load_from_string(case.bundle.twin)
+    vocab = next((int(layer.arrays["table"].shape[0]) for layer in case.bundle.graph.layers
+                  if layer.op == "gather"), None)
+    return model_zoo.random_inputs(twin, n, seed=seed, vocab=vocab)
+
+
+def _our_input(model, feed, seed: int) -> np.ndarray:
+    """The float (or index) input ``model(x)`` takes: the ONNX feed in our layout, or, for
+    a bundle without a twin, seeded random values of the input spec."""
+    from lanthorn.quantize.ort_oracle import to_ours
+    g = model.graph
+    t = g.tensors[g.inputs[0]]
+    if feed is not None:
+        x = to_ours(next(iter(feed.values())), t.shape)
+    elif t.dtype == "int32":
+        vocab = next(int(layer.arrays["table"].shape[0]) for layer in g.layers if layer.op == "gather")
+        x = np.random.default_rng(seed).integers(0, vocab, size=t.shape)
+    else:
+        x = np.random.default_rng(seed).normal(size=model.input_spec.shape)
+    if t.dtype == "int32":
+        return x.astype(np.int32)
+    return x.astype(np.float32).reshape(model.input_spec.shape)
+
+
+def _session(model_bytes):
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    so.log_severity_level = 3
+    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+
+
+def _load_ours(bundle, backend):
+    """(model, None) or (None, reason) when the backend is unavailable."""
+    from lanthorn.device.runtime import load
+    try:
+        return load(bundle, backend=backend), None
+    except UserError as exc:
+        if backend == "c" and "not available" in str(exc):
+            return None, "C kernel not built"
+        return None, f"failed to load: {exc}"
+    except Exception as exc:  # a half-built kernel must not hide the other figures
+        return None, f"failed to load: {type(exc).__name__}: {exc}"
+
+
+def _check_exact(models: dict, case: Case, feeds) -> dict:
+    """Element-for-element comparison of each of our paths with onnxruntime's int8 output."""
+    from lanthorn.quantize.ort_oracle import ort_raw_int8, quantize_feed
+    refs = ort_raw_int8(case.bundle, feeds)
+    out = {}
+    for path, model in models.items():
+        mism, maxd, n = 0, 0, 0
+        for feed, ref in zip(feeds, refs):
+            ours = np.asarray(model.run_quantized(*quantize_feed(model, feed)))
+            d = np.abs(ours.astype(np.int32) - ref.astype(np.int32))
+            mism += int(np.count_nonzero(d))
+            maxd = max(maxd, int(d.max()) if d.size else 0)
+            n += int(d.size)
+        out[path] = {"feeds": len(feeds), "elements": n, "mismatches": mism, "max_lsb": maxd,
+                     "exact": mism == 0}
+    return out
+
+
+_CHILD = r"""
+import json, os, resource, sys, time
+t0 = time.perf_counter()
+import numpy as np
+from lanthorn.device.runtime import load
+m = load(sys.argv[1], backend=sys.argv[2])
+t1 = time.perf_counter()
+spec = m.input_spec
+x = np.zeros(spec.shape, dtype=np.int32 if spec.dtype == "int32" else np.float32)
+for _ in range(int(sys.argv[3])):
+    m(x)
+banned = sorted(k for k in ("onnxruntime", "onnx", "torch") if k in sys.modules)
+if banned:
+    sys.exit("the device runtime imported " + ", ".join(banned))
+kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.platform == "darwin":
+    kb //= 1024
+print(json.dumps({"backend": m.backend, "peak_rss_kb": kb,
+                  "import_load_ms": (t1 - t0) * 1e3, "runs": int(sys.argv[3]),
+                  "onnxruntime_imported": "onnxruntime" in sys.modules}))
+"""
+
+
+def device_process(bundle_path: Path, backend: str, runs: int) -> dict:
+    """Peak RSS and import+load time of a fresh process that only loads and runs the bundle."""
+    r = subprocess.run([sys.executable, "-c", _CHILD, str(bundle_path), backend, str(runs)],
+                       capture_output=True, text=True, env=dict(os.environ), timeout=300)
+    if r.returncode != 0:
+        lines = (r.stderr.strip() or "no output").splitlines()
+        return {"error": lines[-1]}
+    d = json.loads(r.stdout.strip().splitlines()[-1])
+    d["peak_rss_mb"] = d["peak_rss_kb"] / 1024
+    return d
+
+
+# ----------------------------------------------------------------------------- one model
+
+def bench_case(case: Case, settings: dict, seed: int) -> dict:
+    from lanthorn.device.graph import layer_macs, layer_param_bytes
+    from lanthorn.quantize.ort_oracle import quantize_feed
+    g = case.bundle.graph
+    res = {"name": case.name, "source": case.source,
+           "macs": int(sum(layer_macs(layer, g) for layer in g.layers)),
+           "weight_bytes": int(sum(layer_param_bytes(layer) for layer in g.layers)),
+           "float_weight_bytes": case.float_weight_bytes, "paths": {}}
+    paths = res["paths"]
+    feeds = _feeds(case, settings["check_feeds"] + 1, seed + 7) if case.bundle.twin else []
+    timed_feed = feeds[0] if feeds else None
+
+    fns = {}
+    if case.float_bytes is not None:
+        s = _session(case.float_bytes)
+        fns["ort_float"] = lambda s=s: s.run(None, timed_feed)
+    else:
+        paths["ort_float"] = {"available": False, "reason": "no float model (bundle given)"}
+    if case.bundle.twin:
+        s = _session(case.bundle.twin)
+        fns["ort_int8"] = lambda s=s: s.run(None, timed_feed)
+    else:
+        paths["ort_int8"] = {"available": False, "reason": "bundle has no ONNX twin"}
+
+    ours = {}
+    for path, backend in (("numpy", "numpy"), ("c", "c")):
+        model, why = _load_ours(case.bundle, backend)
+        if model is None:
+            paths[path] = {"available": False, "reason": why}
+            continue
+        ours[path] = model
+        x = _our_input(model, timed_feed, seed)
+        fns[path] = lambda m=model, x=x: m(x)
+
+    res["exact"] = _check_exact(ours, case, feeds[1:]) if case.bundle.twin and ours else {}
+    if "numpy" in ours and "c" in ours:   # our backends must agree bit for bit everywhere
+        same = all(np.array_equal(ours["numpy"].run_quantized(*quantize_feed(ours["numpy"], f)),
+                                  ours["c"].run_quantized(*quantize_feed(ours["c"], f)))
+                   for f in feeds)
+        res["exact"]["c_equals_numpy"] = bool(same)
+
+    samples = measure(fns, settings["budget_s"], settings["min_reps"], settings["warmup"],
+                      settings["reps"])
+    for path, ns in samples.items():
+        paths[path] = {"available": True, **summarize(ns)}
+        if path in ours:
+            paths[path]["backend"] = ours[path].backend
+    base = paths.get("ort_int8", {}).get("median_us")
+    for path in PATHS:
+        p = paths.setdefault(path, {"available": False, "reason": "not run"})
+        if p.get("available") and base:
+            p["ratio_vs_ort_int8"] = p["median_us"] / base   # time ratio: < 1 means faster
+
+    res["device_process"] = {}
+    for path, model in ours.items():
+        backend = "numpy" if path == "numpy" else "c"
+        res["device_process"][path] = device_process(case.bundle_path, backend,
+                                                     settings["child_runs"])
+    return res
+
+
+# ----------------------------------------------------------------------------- report
+
+def machine_info() -> dict:
+    import onnxruntime as ort
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith(("model name", "hardware", "cpu model")):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    from lanthorn import __version__
+    from lanthorn.device.runtime import load  # noqa: F401  (the runtime must import)
+    c_reason = None   # the C backend's name is filled in from the first model it runs
+    try:
+        from lanthorn.device import engine_c  # noqa: F401
+    except ImportError as exc:
+        c_reason = f"C kernel not built ({exc})"
+    except Exception as exc:
+        c_reason = f"C kernel failed to import: {type(exc).__name__}: {exc}"
+    return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "system": platform.platform(), "python": platform.python_version(),
+            "numpy": np.__version__, "onnxruntime": ort.__version__,
+            "onnx": __import__("onnx").__version__, "lanthorn": __version__,
+            "blas_threads": {v: os.environ.get(v) for v in
+                             ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+            "backends": {"numpy": "numpy", "c": None}, "c_unavailable_reason": c_reason}
+
+
+def _fmt_us(us):
+    return f"{us / 1e3:.2f} ms" if us >= 10000 else f"{us:.1f} µs"
+
+
+def _fmt_n(n):
+    for unit, div in (("M", 1e6), ("k", 1e3)):
+        if n >= div:
+            return f"{n / div:.2f}{unit}"
+    return str(n)
+
+
+def _fmt_ratio(r):
+    return f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
+
+
+def format_table(report: dict) -> str:
+    rows = [("model", "MACs", "int8 weights", "path", "median", "p99", "vs ORT int8", "exact")]
+    notes = []
+    for m in report["models"]:
+        first = True
+        for path in PATHS:
+            p = m["paths"][path]
+            label = PATH_LABELS[path]
+            if p.get("backend") and p["backend"] != path:
+                label += f" ({p['backend']})"
+            head = (m["name"], _fmt_n(m["macs"]), f"{m['weight_bytes'] / 1024:.1f} KiB") if first \
+                else ("", "", "")
+            first = False
+            if not p.get("available"):
+                rows.append(head + (label, f"n/a ({p.get('reason', '')})", "", "", ""))
+                continue
+            ex = m.get("exact", {}).get(path)
+            exact = "" if ex is None else ("yes" if ex["exact"] else
+                                           f"NO: {ex['mismatches']} differ, max {ex['max_lsb']} LSB")
+            ratio = p.get("ratio_vs_ort_int8")
+            rows.append(head + (label, _fmt_us(p["median_us"]), _fmt_us(p["p99_us"]),
+                                "" if ratio is None or path == "ort_int8" else _fmt_ratio(ratio),
+                                exact))
+        for path, d in m.get("device_process", {}).items():
+            if "error" in d:
+                notes.append(f"  {m['name']} device process ({path}): FAILED: {d['error']}")
+            else:
+                notes.append(f"  {m['name']} device process ({d['backend']}): peak RSS "
+                             f"{d['peak_rss_mb']:.1f} MB, import+load {d['import_load_ms']:.0f} ms, "
+                             f"onnxruntime not imported")
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for i, r in enumerate(rows):
+        if i > 0 and r[0]:
+            lines.append("-" * (sum(widths) + 2 * len(widths)))
+        lines.append("  ".join(c.ljust(w) if j < 4 else c.rjust(w) if j < 7 else c
+                               for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+    mi = report["machine"]
+    head = (f"lanthorn bench ({report['mode']}): batch 1, one thread; {mi['cpu_model']}; "
+            f"numpy {mi['numpy']}, onnxruntime {mi['onnxruntime']}")
+    return "\n".join([head, ""] + lines + ([""] + notes if notes else []))
+
+
+# ----------------------------------------------------------------------------- command
+
+def _settings(args) -> dict:
+    mode = "quick" if args.quick else "full"
+    budget, min_reps, warmup, check = MODES[mode]
+    if args.reps is not None and args.reps < 1:
+        raise UserError("--reps must be at least 1")
+    return {"mode": mode, "budget_s": budget, "min_reps": min_reps, "warmup": warmup,
+            "check_feeds": check, "reps": args.reps, "child_runs": 20 if args.quick else 100}
+
+
+def run(args) -> int:
+    from lanthorn.quantize import model_zoo
+    settings = _settings(args)
+    if args.models:
+        names = [n.strip() for n in args.models.split(",") if n.strip()]
+    else:
+        names = [] if args.bundle else list(model_zoo.ZOO)
+    unknown = [n for n in names if n not in model_zoo.ZOO]
+    if unknown:
+        raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from "
+                        f"{', '.join(model_zoo.ZOO)}")
+    if args.json:   # fail before the long part if the report cannot be written
+        jp = Path(args.json)
+        if not jp.parent.is_dir():
+            raise UserError(f"cannot write {jp}: folder {jp.parent} does not exist")
+    bundle_cases = [_bundle_case(p) for p in args.bundle]   # corrupt bundles fail here, early
+    report = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+              "mode": settings["mode"], "settings": settings, "machine": machine_info(),
+              "models": []}
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="lanthorn-bench-") as tmp:
+        for case in list(_zoo_cases(names, Path(tmp), args.seed)) + bundle_cases:
+            print(f"  {case.name} ...", file=sys.stderr, flush=True)
+            report["models"].append(bench_case(case, settings, args.seed))
+    report["seconds"] = time.perf_counter() - t0
+    report["machine"]["backends"]["c"] = next(
+        (m["paths"]["c"]["backend"] for m in report["models"] if m["paths"]["c"].get("available")),
+        None)
+    print(format_table(report))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    bad = [f"{m['name']} ({path})" for m in report["models"]
+           for path, e in m.get("exact", {}).items() if isinstance(e, dict) and not e["exact"]]
+    bad += [f"{m['name']} (C differs from numpy)" for m in report["models"]
+            if m.get("exact", {}).get("c_equals_numpy") is False]
+    failed = [f"{m['name']} ({p})" for m in report["models"] for p, v in m["paths"].items()
+              if not v.get("available") and str(v.get("reason", "")).startswith("failed")]
+    failed += [f"{m['name']} device process ({p})" for m in report["models"]
+               for p, d in m.get("device_process", {}).items() if "error" in d]
+    if bad or failed:
+        print(f"lanthorn bench: outputs differ from onnxruntime: {', '.join(bad)}" if bad else
+              f"lanthorn bench: failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,135 @@
+"""`lanthorn bench`: one run gives every figure with ratios from the measured medians, checks
+exactness against onnxruntime, measures a device process without onnxruntime, and refuses a
+corrupt or truncated bundle with one line and exit 2. Speed itself is never asserted."""
+import json
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("onnxruntime")
+
+from lanthorn.device.bundle import write_bundle  # noqa: E402
+from lanthorn.host import bench_cmd  # noqa: E402
+from lanthorn.quantize import model_zoo  # noqa: E402
+from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
+
+PATH_FIELDS = {"available", "median_us", "p99_us", "mean_us", "min_us", "reps", "ratio_vs_ort_int8"}
+
+
+def _lanthorn(*args):
+    return subprocess.run([sys.executable, "-m", "lanthorn", *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def bundle_file(tmp_path_factory):
+    d = tmp_path_factory.mktemp("bench")
+    _, q = model_zoo.build("mlp_25k", d)
+    path = d / "mine.lanthorn"
+    write_bundle(bundle_from_qdq(q, card={"name": "mine"}), path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def report(bundle_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench-out") / "bench.json"
+    r = _lanthorn("bench", "--quick", "--models", "mlp_25k", "--bundle", str(bundle_file),
+                  "--reps", "7", "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    return json.loads(out.read_text()), r.stdout
+
+
+def test_json_has_every_field(report):
+    rep, _ = report
+    assert rep["schema"] == bench_cmd.SCHEMA and rep["mode"] == "quick"
+    m = rep["machine"]
+    for key in ("cpu_model", "cpu_count", "python", "numpy", "onnxruntime", "onnx", "backends"):
+        assert m[key], key
+    assert m["backends"]["numpy"] == "numpy"
+    assert [x["name"] for x in rep["models"]] == ["mlp_25k", "mine"]
+    zoo, mine = rep["models"]
+    assert zoo["macs"] == 128 * 128 + 128 * 64 + 64 * 10
+    assert zoo["weight_bytes"] > zoo["macs"] and zoo["float_weight_bytes"] > 3.9 * zoo["macs"]
+    for path in ("ort_float", "ort_int8", "numpy"):
+        p = zoo["paths"][path]
+        assert PATH_FIELDS <= set(p) and p["reps"] == 7 and p["available"] is True
+        assert 0 < p["min_us"] <= p["median_us"] <= p["p99_us"]
+    # a bundle has no float model; its twin and our paths still run
+    assert mine["paths"]["ort_float"] == {"available": False,
+                                          "reason": "no float model (bundle given)"}
+    assert mine["paths"]["ort_int8"]["available"] and mine["paths"]["numpy"]["available"]
+
+
+def test_ratios_are_the_measured_medians(report):
+    rep, _ = report
+    for m in rep["models"]:
+        base = m["paths"]["ort_int8"]["median_us"]
+        for path, p in m["paths"].items():
+            if p["available"]:
+                assert p["ratio_vs_ort_int8"] == pytest.approx(p["median_us"] / base, rel=1e-12)
+        assert m["paths"]["ort_int8"]["ratio_vs_ort_int8"] == pytest.approx(1.0)
+
+
+def test_outputs_checked_exact_and_c_path_reported(report):
+    rep, stdout = report
+    for m in rep["models"]:
+        ex = m["exact"]["numpy"]
+        assert ex["exact"] and ex["mismatches"] == 0 and ex["elements"] == 10 * ex["feeds"] > 0
+        c = m["paths"]["c"]
+        if c["available"]:
+            assert c["backend"].startswith("c-") and m["exact"]["c"]["exact"]
+            assert m["exact"]["c_equals_numpy"] is True
+        else:
+            assert c["reason"] == "C kernel not built"
+            assert "n/a (C kernel not built)" in stdout
+    assert "mlp_25k" in stdout and "ORT int8" in stdout
+
+
+def test_device_process_never_imports_onnxruntime(report):
+    rep, stdout = report
+    for m in rep["models"]:
+        d = m["device_process"]["numpy"]
+        assert "error" not in d, d
+        assert d["onnxruntime_imported"] is False and d["backend"] == "numpy"
+        assert d["peak_rss_mb"] > 5 and d["import_load_ms"] > 0 and d["runs"] > 0
+    assert "peak RSS" in stdout
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "flipped"])
+def test_corrupt_bundle_is_one_line_exit_2(bundle_file, tmp_path, damage):
+    data = bundle_file.read_bytes()
+    bad = tmp_path / "bad.lanthorn"
+    if damage == "garbage":
+        bad.write_bytes(b"this is not a bundle at all")
+    elif damage == "truncated":
+        bad.write_bytes(data[: len(data) // 2])
+    else:
+        mid = len(data) // 2
+        bad.write_bytes(data[:mid] + bytes([data[mid] ^ 0xFF]) + data[mid + 1:])
+    r = _lanthorn("bench", "--quick", "--bundle", str(bad), "--reps", "1")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "bad.lanthorn" in lines[0] and "Traceback" not in r.stderr
+    assert r.stdout == ""
+
+
+def test_bad_arguments_are_one_line_exit_2(tmp_path):
+    r = _lanthorn("bench", "--models", "mlp_25k,nosuch")
+    assert r.returncode == 2 and "nosuch" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    r = _lanthorn("bench", "--models", "mlp_25k", "--json", str(tmp_path / "no" / "x.json"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_measure_takes_exact_reps_and_interleaves():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    samples = bench_cmd.measure(fns, budget_s=10.0, min_reps=1, warmup=2, exact_reps=5)
+    assert {k: len(v) for k, v in samples.items()} == {"a": 5, "b": 5}
+    assert calls.count("a") == 7 and calls.count("b") == 7      # 2 warm-up + 5 timed
+
+
+def test_summarize_figures():
+    s = bench_cmd.summarize([1000 * i for i in range(1, 102)])   # 1..101 µs
+    assert s["median_us"] == 51 and s["min_us"] == 1 and s["reps"] == 101
+    assert s["p99_us"] == pytest.approx(100) and s["mean_us"] == pytest.approx(51)
