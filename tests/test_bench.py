@@ -93,6 +93,7 @@ def test_device_process_never_imports_onnxruntime(report):
         assert "error" not in d, d
         assert d["onnxruntime_imported"] is False and d["backend"] == "numpy"
         assert d["peak_rss_mb"] > 5 and d["import_load_ms"] > 0 and d["runs"] > 0
+        assert d["ru_maxrss_kb"] > 0
     assert "peak RSS" in stdout
 
 
