@@ -83,12 +83,14 @@ class SimTouch(_Faults, TouchSensor):
 
     def __init__(self, world: World, now, name: str = "touch"):
         self.name, self.world, self.n_pads = name, world, N_PADS
+        self.last_reading: TouchReading | None = None  # for the renderer's lit pads
         self._init_faults(now)
 
     def read(self) -> TouchReading:
         self._check()
         raw, base, touched = self.world.read_touch(self._now())
-        return TouchReading(raw, base, touched)
+        self.last_reading = TouchReading(raw, base, touched)
+        return self.last_reading
 
 
 class SimDistance(_Faults, DistanceSensor):
