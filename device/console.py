@@ -1,0 +1,568 @@
+"""The device side of the serial console: a thread that answers lines on a serial port.
+
+Why a thread with a short read timeout: the loop must keep its frame rate whatever a person
+(or line noise) sends, so the console never runs on the loop's thread and never blocks
+longer than one read; everything it changes goes through the thread-safe ParamStore and
+DataDir, and a model swap is one ``app.install_model`` call the loop picks up on its next
+frame. Nothing typed can stop the server: every command runs inside one ``try``; bad bytes,
+over-long lines and unknown commands get an ``ERR`` line (see :mod:`protocol`).
+
+The app is the running loop (``ConsoleApp`` in the console contract): ``params``,
+``storage``, ``status()``, ``model_info()``, ``install_model(path)``, ``latest()`` and
+``frames_since(t)``. pyserial is imported only when a port is opened by name.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+import threading
+import time
+import traceback
+from typing import Any, Callable
+
+from lanthorn.device import protocol
+from lanthorn.device.protocol import MAX_LINE, ProtocolError
+from lanthorn.device.push_protocol import IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
+from lanthorn.errors import UserError
+
+READ_TIMEOUT_S = 0.02
+MAX_WATCH_HZ = 50.0
+MAX_RECORD_S = 600.0
+RECORD_SOURCE = "device"
+_PIN = re.compile(r"^[0-9A-Za-z]{4,16}$")
+_LOCKOUT_CAP_S = 300.0
+
+
+class LineReader:
+    """Bytes in, complete lines out. CR, LF and CRLF all end a line (a CR then LF arriving
+    in separate reads still count once). A line longer than ``limit`` bytes is discarded up
+    to its end and reported as ``("long", n)``; otherwise ``("line", bytes)``."""
+
+    def __init__(self, limit: int = MAX_LINE):
+        self.limit = limit
+        self.buf = bytearray()
+        self._skip_lf = False
+        self._dropped = 0  # bytes of an over-long line thrown away so far
+
+    def feed(self, data: bytes) -> list[tuple[str, Any]]:
+        out: list[tuple[str, Any]] = []
+        if self._skip_lf and data[:1] == b"\n":
+            data = data[1:]
+        if data:
+            self._skip_lf = False
+        self.buf += data
+        while True:
+            ends = [i for i in (self.buf.find(b"\r"), self.buf.find(b"\n")) if i >= 0]
+            if not ends:
+                if len(self.buf) > self.limit:
+                    self._dropped += len(self.buf)
+                    self.buf.clear()
+                return out
+            i = min(ends)
+            line = bytes(self.buf[:i])
+            step = 2 if self.buf[i:i + 2] == b"\r\n" else 1
+            if self.buf[i:i + 1] == b"\r" and i + 1 == len(self.buf):
+                self._skip_lf = True  # the LF of a CRLF may come in the next read
+            del self.buf[:i + step]
+            if self._dropped or len(line) > self.limit:
+                out.append(("long", self._dropped + len(line)))
+                self._dropped = 0
+            else:
+                out.append(("line", line))
+
+    def take_rest(self) -> bytes:
+        """Bytes after the last complete line (binary push frames that arrived early)."""
+        rest = bytes(self.buf)
+        self.buf.clear()
+        if self._skip_lf and rest[:1] == b"\n":
+            rest = rest[1:]
+        self._skip_lf = False
+        return rest
+
+
+def decode_line(raw: bytes) -> str:
+    """Bytes of one line -> text, applying backspace/delete as typed in a raw terminal.
+    Raises ProtocolError for bytes that are not UTF-8 or control characters."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ProtocolError(f"line is not UTF-8 text (byte 0x{raw[exc.start]:02x} at "
+                            f"position {exc.start}); nothing was done") from None
+    out: list[str] = []
+    for ch in text:
+        if ch in "\b\x7f":
+            if out:
+                out.pop()
+        elif ch == "\t":
+            out.append(" ")
+        elif ord(ch) < 32:
+            raise ProtocolError(f"line contains control character 0x{ord(ch):02x}; nothing was done")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _hash_pin(pin: str, salt: bytes) -> str:
+    return hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, 20000).hex()
+
+
+class ExhibitionLock:
+    """The PIN lock kept in settings.json (salted hash, never the PIN). Wrong PINs lock out
+    further attempts for a time that doubles with each failure (1 s, 2 s, 4 s ... 5 min),
+    without ever blocking the console thread."""
+
+    def __init__(self, storage, clock: Callable[[], float] = time.monotonic):
+        self.storage, self.clock = storage, clock
+        settings, _ = storage.load_settings()
+        saved = settings.get("lock")
+        self.record = saved if isinstance(saved, dict) and {"salt", "hash"} <= set(saved) else None
+        self.failures = 0
+        self.blocked_until = 0.0
+
+    @property
+    def locked(self) -> bool:
+        return self.record is not None
+
+    def lock(self, pin: str) -> None:
+        if self.locked:
+            raise UserError("already locked (unlock PIN first)")
+        if not _PIN.match(pin):
+            raise UserError("the PIN must be 4-16 letters or digits")
+        salt = os.urandom(16)
+        record = {"salt": salt.hex(), "hash": _hash_pin(pin, salt)}
+        self.storage.update_settings("lock", record)  # survives restarts and power cuts
+        self.record = record
+
+    def unlock(self, pin: str) -> None:
+        if not self.locked:
+            raise UserError("not locked")
+        wait = self.blocked_until - self.clock()
+        if wait > 0:
+            raise UserError(f"too many wrong PINs; try again in {wait:.0f} s")
+        if not hmac.compare_digest(_hash_pin(pin, bytes.fromhex(self.record["salt"])),
+                                   self.record["hash"]):
+            self.failures += 1
+            delay = min(2.0 ** (self.failures - 1), _LOCKOUT_CAP_S)
+            self.blocked_until = self.clock() + delay
+            raise UserError(f"wrong PIN; next attempt allowed in {delay:.0f} s")
+        self.storage.update_settings("lock", None)
+        self.record, self.failures, self.blocked_until = None, 0, 0.0
+
+
+class ConsoleServer:
+    """Answers console lines on ``port`` for ``app``.
+
+    ``port`` is a device name (opened with pyserial at ``baud``) or an open serial-like
+    object with ``read(n)``, ``write(b)`` and a read timeout. ``start()`` runs the server
+    in a daemon thread; ``stop()`` ends it. Opened by name, a port that disappears (a USB
+    cable pulled) is reopened every second until it comes back.
+    """
+
+    def __init__(self, port, app, baud: int = 115200, clock: Callable[[], float] = time.monotonic,
+                 log: Callable[[str], None] | None = None):
+        self.port_name = port if isinstance(port, (str, os.PathLike)) else None
+        self.ser = None if self.port_name else port
+        self.app, self.baud, self.clock = app, baud, clock
+        self.log = log or (lambda msg: None)
+        self.mode = "text"
+        self.reader = LineReader()
+        self.lock = ExhibitionLock(app.storage, clock)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._write_lock = threading.Lock()
+        self.stream: Any = None  # the running watch / record / push, if any
+        self.handled = 0  # lines answered (for tests and status)
+
+    # --- lifecycle
+    def start(self) -> "ConsoleServer":
+        self._thread = threading.Thread(target=self.serve_forever, name="lanthorn-console",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout)
+        self._end_stream()
+        if self.port_name and self.ser is not None:
+            try:
+                self.ser.close()
+            except Exception:
+                pass
+
+    def _open(self) -> bool:
+        import serial  # lazily: the device package imports without pyserial
+        try:
+            self.ser = serial.Serial(os.fspath(self.port_name), self.baud, timeout=READ_TIMEOUT_S,
+                                     write_timeout=2.0)
+            return True
+        except (serial.SerialException, OSError) as exc:
+            self.log(f"console: cannot open {self.port_name}: {exc}")
+            self.ser = None
+            return False
+
+    def serve_forever(self) -> None:
+        if self.ser is None and not self._open():
+            self._stop.wait(1.0)
+        notices = list(getattr(self.app, "messages", []) or [])
+        for msg in notices:  # why the object runs on a fall-back, said once at start
+            self._send([protocol.event_line(self.mode, "notice", "NOTE " + msg)])
+        while not self._stop.is_set():
+            if self.ser is None:
+                if not self.port_name or not self._open():
+                    self._stop.wait(1.0)
+                    continue
+            try:
+                data = self.ser.read(4096 if self.stream else 512)
+            except Exception as exc:  # port gone: reopen by name, or give up on an object
+                self.log(f"console: read failed: {exc}")
+                self._end_stream()
+                if not self.port_name:
+                    return
+                try:
+                    self.ser.close()
+                except Exception:
+                    pass
+                self.ser = None
+                continue
+            try:
+                self.on_bytes(data or b"")
+                self.tick()
+            except Exception:  # a bug must not take the console (let alone the loop) down
+                self.log("console: internal error\n" + traceback.format_exc())
+                self._end_stream()
+                self._send(protocol.err_lines(self.mode, None, "internal error (logged); "
+                                              "the console is still running"))
+
+    # --- output
+    def _send(self, lines: list[str]) -> None:
+        if not lines or self.ser is None:
+            return
+        data = "".join(line + "\r\n" for line in lines).encode("utf-8")
+        with self._write_lock:
+            try:
+                self.ser.write(data)
+            except Exception as exc:  # nobody listening (buffer full, port gone): drop it
+                self.log(f"console: write failed: {exc}")
+
+    # --- input
+    def on_bytes(self, data: bytes) -> None:
+        if isinstance(self.stream, _Push):
+            self._push_bytes(data)
+            return
+        for kind, value in self.reader.feed(data):
+            if kind == "long":
+                self._stop_stream_for_input()
+                self._send(protocol.err_lines(self.mode, None, f"line too long ({value} bytes, "
+                                              f"at most {MAX_LINE}); it was ignored"))
+                continue
+            self.handle_raw(value)
+            if isinstance(self.stream, _Push):  # frames may have come in the same read
+                rest = self.reader.take_rest()
+                if rest:
+                    self._push_bytes(rest)
+                return
+
+    def handle_raw(self, raw: bytes) -> None:
+        try:
+            line = decode_line(raw)
+        except ProtocolError as exc:
+            self._stop_stream_for_input()
+            self._send(protocol.err_lines(self.mode, None, str(exc)))
+            return
+        if self.stream is not None:
+            stopped = self._stop_stream_for_input()
+            if not line.strip() or line.strip().lower() == "stop":
+                self._send(protocol.ok_lines(self.mode, "stop", f"{stopped} stopped"))
+                return
+        if not line.strip():
+            return  # Enter on its own: nothing to answer
+        self._send(self.handle_line(line))
+
+    def handle_line(self, line: str) -> list[str]:
+        """One typed line -> the answer lines (text or json per the current mode)."""
+        self.handled += 1
+        cmd_name = None
+        try:
+            cmd, args = protocol.parse(line)
+            cmd_name = cmd.name
+            if cmd.writes and self.lock.locked:
+                raise UserError("locked: changes are refused until 'unlock PIN'")
+            handler = getattr(self, "cmd_" + cmd.name.replace(" ", "_"))
+            return handler(cmd.name, args)
+        except UserError as exc:
+            return protocol.err_lines(self.mode, cmd_name, str(exc))
+        except Exception as exc:
+            self.log("console: command failed\n" + traceback.format_exc())
+            return protocol.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+
+    def ok(self, cmd, message="", body=None, data=None) -> list[str]:
+        return protocol.ok_lines(self.mode, cmd, message, body, data)
+
+    # --- streams (watch, record, push) run between reads, on this thread
+    def tick(self) -> None:
+        s = self.stream
+        if isinstance(s, _Watch):
+            now = self.clock()
+            if now >= s.next_t:
+                s.next_t = max(s.next_t + s.period, now)
+                latest = self.app.latest()
+                self._send([protocol.event_line(self.mode, "watch",
+                                                protocol.format_values(latest), data=latest)])
+        elif isinstance(s, _Record):
+            self._record_tick(s)
+        elif isinstance(s, _Push):
+            if s.rx.idle_for() > IDLE_TIMEOUT_S:
+                self._end_stream()
+                self._send(protocol.err_lines(self.mode, "push begin", "push timed out (no data "
+                                              f"for {IDLE_TIMEOUT_S:.0f} s); the old model keeps "
+                                              "running; run the push again to resume"))
+
+    def _stop_stream_for_input(self) -> str | None:
+        s = self.stream
+        if s is None or isinstance(s, _Push):
+            return None
+        if isinstance(s, _Record):
+            self.stream = None
+            self._send(protocol.err_lines(self.mode, "record", "recording cancelled; nothing "
+                                          "was saved"))
+            return "record"
+        self.stream = None
+        return "watch"
+
+    def _end_stream(self) -> None:
+        if isinstance(self.stream, _Push):
+            self.stream.rx.close()
+        self.stream = None
+
+    # --- commands (one method per entry of protocol.COMMANDS; names with a space use "_")
+    def cmd_help(self, name, args):
+        return self.ok(name, body=protocol.help_text(args[0] if args else None),
+                       data={"commands": [c.describe() for c in protocol.COMMANDS]})
+
+    def cmd_mode(self, name, args):
+        mode = args[0].lower()
+        if mode not in ("text", "json"):
+            raise UserError("mode must be text or json")
+        self.mode = mode
+        return self.ok(name, f"mode {mode}")
+
+    def cmd_list(self, name, args):
+        from lanthorn.device.params import text_table
+        store = self.app.params
+        values = store.snapshot()
+        data = [dict(p.describe(), value=values[p.name]) for p in store.table]
+        return self.ok(name, f"{len(data)} parameters", body=text_table(store).splitlines(),
+                       data={"params": data})
+
+    def _value_text(self, pname: str, value) -> str:
+        p = self.app.params.param(pname)
+        return f"{p.format(value)} {p.unit}".rstrip()
+
+    def cmd_get(self, name, args):
+        value = self.app.params.get(args[0])
+        return self.ok(name, self._value_text(args[0], value),
+                       data={"name": args[0], "value": value})
+
+    def cmd_set(self, name, args):
+        value = self.app.params.set_text(args[0], args[1])
+        return self.ok(name, f"{args[0]} = {self._value_text(args[0], value)}",
+                       data={"name": args[0], "value": value})
+
+    def cmd_reset(self, name, args):
+        target = None if args[0].lower() == "all" else args[0]
+        self.app.params.reset(target)
+        return self.ok(name, f"{target or 'all parameters'} back to default")
+
+    def cmd_save(self, name, args):
+        self.app.params.save(self.app.storage)
+        return self.ok(name, "saved as the start-up values")
+
+    def cmd_preset_save(self, name, args):
+        self.app.storage.save_preset(args[0], self.app.params.snapshot())
+        return self.ok(name, f"preset {args[0]} saved")
+
+    def cmd_preset_load(self, name, args):
+        warnings = self.app.params.update_from_dict(self.app.storage.load_preset(args[0]))
+        return self.ok(name, f"preset {args[0]} loaded" + (f" ({len(warnings)} values skipped)"
+                                                          if warnings else ""),
+                       body=warnings, data={"warnings": warnings})
+
+    def cmd_preset_list(self, name, args):
+        names = self.app.storage.list_presets()
+        return self.ok(name, f"{len(names)} presets", body=names, data={"presets": names})
+
+    def cmd_preset_delete(self, name, args):
+        self.app.storage.delete_preset(args[0])
+        return self.ok(name, f"preset {args[0]} deleted")
+
+    def cmd_status(self, name, args):
+        st = dict(self.app.status())
+        st["locked"] = self.lock.locked
+        body = _body_lines(st)
+        return self.ok(name, body=body, data=st)
+
+    def cmd_model_info(self, name, args):
+        info = self.app.model_info()
+        body = _body_lines(info)
+        return self.ok(name, f"model {info.get('name')}", body=body, data=info)
+
+    def cmd_model_rollback(self, name, args):
+        previous = self.app.storage.previous_path
+        if not previous.exists():
+            raise UserError("there is no previous model to roll back to")
+        info = self.app.install_model(str(previous))
+        return self.ok(name, f"rolled back to {info.get('name')}", data=info)
+
+    def cmd_lock(self, name, args):
+        self.lock.lock(args[0])
+        return self.ok(name, "locked: changes are refused until 'unlock PIN'")
+
+    def cmd_unlock(self, name, args):
+        self.lock.unlock(args[0])
+        return self.ok(name, "unlocked")
+
+    def cmd_stop(self, name, args):
+        return self.ok(name, "nothing to stop")
+
+    def cmd_watch(self, name, args):
+        try:
+            hz = float(args[0]) if args else 5.0
+        except ValueError:
+            raise UserError(f"watch rate must be a number of Hz, got {args[0]}") from None
+        if not 0.1 <= hz <= MAX_WATCH_HZ:
+            raise UserError(f"watch rate must be between 0.1 and {MAX_WATCH_HZ:g} Hz, got {hz:g}")
+        self.stream = _Watch(1.0 / hz, self.clock())
+        return self.ok(name, f"watching at {hz:g} Hz; send any line or 'stop' to end",
+                       data={"hz": hz})
+
+    def cmd_record(self, name, args):
+        from lanthorn.device import dataset, frames
+        label = args[0]
+        try:
+            seconds = float(args[1])
+        except ValueError:
+            raise UserError(f"record SECONDS must be a number, got {args[1]}") from None
+        if not 0.5 <= seconds <= MAX_RECORD_S:
+            raise UserError(f"record SECONDS must be between 0.5 and {MAX_RECORD_S:g}, got {seconds:g}")
+        rate = float(getattr(self.app, "frame_rate_hz", frames.DEFAULT_RATE_HZ))
+        channels = tuple(getattr(self.app, "frame_channels", frames.CHANNELS))
+        labels = tuple(frames.LABELS)
+        if label not in labels:
+            raise UserError(f"unknown label {label!r}; labels are {', '.join(labels)}")
+        folder = self.app.storage.recordings_dir
+        dataset.create_dataset(folder, rate, channels, labels)  # checks an existing one matches
+        _, sources, _ = dataset.read_manifest(folder)
+        if RECORD_SOURCE not in sources:
+            dataset.add_source(folder, dataset.Source(
+                RECORD_SOURCE, device="recorded on the object over the serial console",
+                notes="consent and author are added when the recordings are pulled to a host",
+                rate_hz=rate))
+        _, t_from = self.app.frames_since(self.clock())  # drop older frames: the take starts now
+        self.stream = _Record(label, seconds, self.clock(), rate, channels, labels, folder)
+        self.stream.t_last = t_from
+        return self.ok(name, f"recording {label} for {seconds:g} s; 'stop' cancels",
+                       data={"label": label, "seconds": seconds, "rate_hz": rate,
+                             "channels": list(channels)})
+
+    def _record_tick(self, s: "_Record") -> None:
+        from lanthorn.device import dataset
+        now = self.clock()
+        if now < s.next_poll:
+            return
+        s.next_poll = now + 0.2
+        new, s.t_last = self.app.frames_since(s.t_last)
+        want = int(round(s.seconds * s.rate))
+        rows = [[float(x) for x in f] for f in new][:want - len(s.rows)]
+        s.rows.extend(rows)
+        if rows and self.mode == "json":  # the host client pulls the frames as they come
+            self._send([protocol.json_line({"event": "frames", "data": {"rows": rows}})])
+        if len(s.rows) < want and now - s.t0 < s.seconds + 2.0:
+            return
+        self.stream = None
+        if not s.rows:
+            self._send(protocol.err_lines(self.mode, "record", "no frames arrived from the "
+                                          "loop; nothing was saved"))
+            return
+        session = f"{s.label}-{time.strftime('%Y%m%d-%H%M%S')}"
+        path = dataset.write_recording(s.folder, RECORD_SOURCE, session, s.rows, s.label,
+                                       rate_hz=s.rate)
+        rel = path.relative_to(self.app.storage.root)
+        self._send(self.ok("record", f"recorded {len(s.rows)} frames of {s.label} into {rel}",
+                           data={"session": session, "path": str(rel), "frames": len(s.rows),
+                                 "label": s.label, "rate_hz": s.rate,
+                                 "channels": list(s.channels)}))
+
+    def cmd_push_begin(self, name, args):
+        size, sha, chunk = check_begin(args[0], args[1], args[2] if len(args) > 2 else None)
+        rx = PushReceiver(self.app.storage.incoming_dir, size, sha, chunk, clock=self.clock)
+        self.stream = _Push(rx)
+        answer = self.ok(name, f"push ready chunk={chunk} offset={rx.resumed_from}",
+                         data={"chunk": chunk, "offset": rx.resumed_from})
+        if rx.complete:  # everything was already here from an interrupted push
+            self._send(answer)
+            self._finish_push()
+            return []
+        return answer
+
+    def _push_bytes(self, data: bytes) -> None:
+        s = self.stream
+        replies = s.rx.feed(data)
+        self._send(replies)
+        if s.rx.aborted:
+            self._end_stream()
+            self._send(protocol.err_lines(self.mode, "push begin", "push aborted by the sender; "
+                                          "the old model keeps running"))
+        elif s.rx.complete:
+            self._finish_push()
+
+    def _finish_push(self) -> None:
+        rx = self.stream.rx
+        self.stream = None
+        try:
+            path = rx.finish()
+        except PushError as exc:
+            self._send(protocol.err_lines(self.mode, "push begin", str(exc)))
+            return
+        try:
+            info = self.app.install_model(str(path))
+        except Exception as exc:  # refused by verification: the app keeps its old model
+            self._send(protocol.err_lines(self.mode, "push begin", f"{exc}"))
+            return
+        finally:
+            if path.exists():
+                path.unlink()  # refused: do not keep a bad file around
+        self._send(self.ok("push begin", f"installed {info.get('name')} sha256={info.get('sha256')}",
+                           data=info))
+
+
+def _body_lines(d: dict) -> list[str]:
+    """``key: value`` lines for status / model info in text mode."""
+    out = []
+    for k, v in d.items():
+        if isinstance(v, dict):
+            v = protocol.format_values(v)
+        elif isinstance(v, (list, tuple)):
+            v = "; ".join(str(x) for x in v) if v else "-"
+        out.append(f"{k}: {v}")
+    return out
+
+
+class _Watch:
+    def __init__(self, period: float, now: float):
+        self.period, self.next_t = period, now
+
+
+class _Record:
+    def __init__(self, label, seconds, t0, rate, channels, labels, folder):
+        self.label, self.seconds, self.t0, self.rate = label, seconds, t0, rate
+        self.channels, self.labels, self.folder = channels, labels, folder
+        self.t_last, self.next_poll, self.rows = t0, t0, []
+
+
+class _Push:
+    def __init__(self, rx: PushReceiver):
+        self.rx = rx

@@ -1,0 +1,343 @@
+"""The console server over a real pseudo-terminal with real pyserial, against a fake app.
+
+What a person at picocom sees (text mode) and what the host client sees (json mode): every
+line gets exactly one OK/ERR; bad bytes, over-long lines and unknown commands are answered
+and the server keeps going; the lock refuses writes; watch streams until any line.
+"""
+import hashlib
+import json
+import time
+
+import pytest
+import serial
+
+from console_fakes import FakeApp, make_fake_bundle
+from lanthorn.device.console import ConsoleServer, LineReader, decode_line
+from lanthorn.device.protocol import MAX_LINE, ProtocolError
+from lanthorn.device.push_protocol import PushSender
+from pty_link import PtyLink
+
+
+class Terminal:
+    """A plain pyserial client, like a person at a serial terminal."""
+
+    def __init__(self, path):
+        self.ser = serial.Serial(path, 115200, timeout=5)
+
+    def send(self, data: bytes):
+        self.ser.write(data)
+
+    def line(self) -> str:
+        raw = self.ser.readline()
+        assert raw.endswith(b"\n"), f"no answer (got {raw!r})"
+        return raw.decode().rstrip("\r\n")
+
+    def answer(self, line: str | bytes = None, end=b"\n") -> list[str]:
+        """Send a line, return every line up to and including the final OK/ERR."""
+        if line is not None:
+            self.send((line.encode() if isinstance(line, str) else line) + end)
+        out = []
+        while True:
+            out.append(self.line())
+            if out[-1].startswith(("OK", "ERR")) or out[-1].startswith('{"ok"'):
+                return out
+
+
+@pytest.fixture
+def rig(tmp_path):
+    link = PtyLink()
+    app = FakeApp(tmp_path / "data")
+    term = Terminal(link.host)  # opened first: pyserial's open() discards pending input
+    server = ConsoleServer(link.device, app).start()
+    # with no model at all the console says so once, at start
+    assert term.line() == ("NOTE no usable model: running the built-in idle animation "
+                           "(push one with 'lanthorn push')")
+    yield term, app, server, link
+    term.ser.close()
+    server.stop()
+    link.close()
+
+
+# ----------------------------------------------------------------------------- pure parts
+
+def test_line_reader_endings_and_overlong():
+    r = LineReader(limit=8)
+    assert r.feed(b"a\rb\nc\r\nd") == [("line", b"a"), ("line", b"b"), ("line", b"c")]
+    assert r.feed(b"\r") == [("line", b"d")]
+    assert r.feed(b"\ne\n") == [("line", b"e")]  # the LF of a split CRLF is not an empty line
+    assert r.feed(b"x" * 20) == []
+    assert r.feed(b"yy\nok\n") == [("long", 22), ("line", b"ok")]
+
+
+def test_decode_line():
+    assert decode_line(b"sett\x7f brightness\t40") == "set brightness 40"
+    with pytest.raises(ProtocolError, match=r"not UTF-8 text \(byte 0xff at position 2\)"):
+        decode_line(b"ab\xff")
+    with pytest.raises(ProtocolError, match="control character 0x1b"):
+        decode_line(b"\x1b[A")
+
+
+# ----------------------------------------------------------------------------- over the pty
+
+def test_set_get_and_range_error(rig):
+    term, app, *_ = rig
+    assert term.answer("set brightness 40") == ["OK brightness = 40 %"]
+    assert term.answer("get brightness") == ["OK 40 %"]
+    assert app.params.get("brightness") == 40  # the loop sees it on its next frame
+    (err,) = term.answer("set brightness 900")
+    assert err == "ERR brightness must be between 0 and 100 %, got 900"
+    assert term.answer("get brightness") == ["OK 40 %"]
+
+
+@pytest.mark.parametrize("end", [b"\r", b"\n", b"\r\n"])
+def test_any_line_ending(rig, end):
+    term, *_ = rig
+    assert term.answer("get palette", end=end) == ["OK ember"]
+    assert term.answer("get speed", end=end) == ["OK 1 x"]
+
+
+def test_bad_input_is_answered_and_the_server_survives(rig):
+    term, app, server, _ = rig
+    assert term.answer("frobnicate")[0].startswith("ERR unknown command 'frobnicate'")
+    assert "did you mean list" in term.answer("lsit")[0]
+    assert term.answer(b"get \xff\xfe brightness")[0].startswith("ERR line is not UTF-8")
+    long = term.answer(b"set phrases_calm " + b"x" * 2000)
+    assert long == [f"ERR line too long (2017 bytes, at most {MAX_LINE}); it was ignored"]
+    assert term.answer("get nope")[0] == "ERR unknown parameter 'nope' (try 'list')"
+    assert term.answer("set")[0] == "ERR usage: set NAME VALUE..."
+    term.send(b"\n\r\n")  # empty lines: no answer at all
+    assert term.answer("get brightness") == ["OK 60 %"]
+
+
+def test_random_bytes_never_kill_the_server(rig):
+    import random
+    term, app, server, _ = rig
+    rng = random.Random(5)
+    for _ in range(20):
+        term.send(bytes(rng.randrange(256) for _ in range(rng.randrange(1, 300))))
+    term.send(b"\n")
+    time.sleep(0.3)
+    term.ser.reset_input_buffer()
+    assert server._thread.is_alive()
+    term.send(b"\n")
+    assert term.answer("get brightness")[-1] == "OK 60 %"
+
+
+def test_list_help_status_model_info(rig):
+    term, app, *_ = rig
+    lines = term.answer("list")
+    assert lines[-1] == f"OK {len(app.params.names())} parameters"
+    assert any(l.startswith("brightness") and "60 %" in l for l in lines)
+    lines = term.answer("help")
+    assert lines[-1] == "OK" and any(l.startswith("preset save NAME") for l in lines)
+    assert term.answer("help set")[0].startswith("set NAME VALUE...:")
+    lines = term.answer("status")
+    assert "fps: 60.0" in lines and "sensors: touch=ok distance=failed: no ack" in lines
+    assert term.answer("model info") == ["name: None", "messages: no usable model: running the "
+                                         "built-in idle animation (push one with 'lanthorn push')",
+                                         "OK model None"]
+
+
+def test_save_presets_and_reset(rig, tmp_path):
+    term, app, *_ = rig
+    term.answer("set palette tide")
+    assert term.answer("save") == ["OK saved as the start-up values"]
+    settings = json.loads((tmp_path / "data" / "settings.json").read_text())
+    assert settings["params"]["palette"] == "tide"
+    assert term.answer("preset save evening") == ["OK preset evening saved"]
+    term.answer("set palette moss")
+    assert term.answer("preset list") == ["evening", "OK 1 presets"]
+    assert term.answer("preset load evening") == ["OK preset evening loaded"]
+    assert app.params.get("palette") == "tide"
+    assert term.answer("preset load nope")[0] == "ERR no preset named 'nope' (presets: evening)"
+    assert term.answer("preset save ../x")[0].startswith("ERR preset name '../x' must be")
+    assert term.answer("preset delete evening") == ["OK preset evening deleted"]
+    assert term.answer("reset palette") == ["OK palette back to default"]
+    assert app.params.get("palette") == "ember"
+
+
+def test_exhibition_lock(rig, tmp_path):
+    term, app, server, _ = rig
+    assert term.answer("lock 12") == ["ERR the PIN must be 4-16 letters or digits"]
+    assert term.answer("lock 4711")[0].startswith("OK locked")
+    settings = (tmp_path / "data" / "settings.json").read_text()
+    assert "4711" not in settings and '"hash"' in settings  # stored hashed, salted
+    assert term.answer("set brightness 10")[0].startswith("ERR locked")
+    assert term.answer("preset save x")[0].startswith("ERR locked")
+    assert term.answer("get brightness") == ["OK 60 %"]  # reading still works
+    assert term.answer("unlock 0000") == ["ERR wrong PIN; next attempt allowed in 1 s"]
+    assert term.answer("unlock 4711")[0].startswith("ERR too many wrong PINs; try again in")
+    # the lock survives a restart (a power cut in the gallery)
+    server2 = ConsoleServer("unused", app)
+    assert server2.lock.locked
+    time.sleep(1.05)
+    assert term.answer("unlock 4711") == ["OK unlocked"]
+    assert term.answer("set brightness 10") == ["OK brightness = 10 %"]
+
+
+def test_lockout_grows():
+    from lanthorn.device.console import ExhibitionLock
+
+    class Store:
+        def __init__(self):
+            self.s = {}
+
+        def load_settings(self):
+            return dict(self.s), []
+
+        def update_settings(self, k, v):
+            self.s[k] = v
+
+    now = [0.0]
+    lock = ExhibitionLock(Store(), clock=lambda: now[0])
+    lock.lock("abcd")
+    waits = []
+    for _ in range(5):
+        with pytest.raises(Exception, match="wrong PIN") as e:
+            lock.unlock("zzzz")
+        waits.append(lock.blocked_until - now[0])
+        now[0] = lock.blocked_until
+    assert waits == [1, 2, 4, 8, 16] and "16 s" in str(e.value)
+    lock.unlock("abcd")
+    assert not lock.locked
+
+
+def test_watch_streams_until_any_line(rig):
+    term, *_ = rig
+    assert term.answer("watch 20") == ["OK watching at 20 Hz; send any line or 'stop' to end"]
+    lines = [term.line() for _ in range(5)]
+    assert all(l.startswith("t=") and "pad0=" in l and "| nobody=0.900" in l for l in lines)
+    term.send(b"\n")
+    rest = term.answer()
+    assert rest[-1] == "OK watch stopped"
+    assert term.answer("watch 500") == ["ERR watch rate must be between 0.1 and 50 Hz, got 500"]
+
+
+def test_json_mode(rig):
+    term, app, *_ = rig
+    assert term.answer("mode json") == ['{"ok":true,"cmd":"mode","message":"mode json"}']
+    (line,) = term.answer("get brightness")
+    assert json.loads(line) == {"ok": True, "cmd": "get", "message": "60 %",
+                                "data": {"name": "brightness", "value": 60}}
+    (line,) = term.answer("set brightness 900")
+    assert json.loads(line)["error"].startswith("brightness must be between 0 and 100")
+    (line,) = term.answer("help")
+    assert {"name": "set", "args": "NAME VALUE...", "writes": True} .items() <= \
+        json.loads(line)["data"]["commands"][3].items()
+    term.send(b"watch 20\n")
+    assert json.loads(term.line())["ok"]
+    ev = json.loads(term.line())
+    assert ev["event"] == "watch" and ev["data"]["probs"] == {"nobody": 0.9, "tap": 0.1}
+    term.send(b"stop\n")
+    while not (line := term.line()).startswith('{"ok"'):
+        pass
+    assert json.loads(line)["message"] == "watch stopped"
+
+
+def test_record_into_the_data_dir(rig, tmp_path):
+    from lanthorn.device.dataset import load_dataset
+    term, app, *_ = rig
+    assert term.answer("record wave 1")[0].startswith("ERR unknown label 'wave'; labels are nobody")
+    app.frame_channels = ("pad0", "light")
+    assert term.answer("record tap 1")[0] == "OK recording tap for 1 s; 'stop' cancels"
+    (done,) = term.answer()
+    assert done.startswith("OK recorded 25 frames of tap into recordings/recordings/device/tap-")
+    ds = load_dataset(tmp_path / "data" / "recordings")
+    (rec,) = ds.recordings
+    assert rec.frames.shape == (25, 2) and rec.session.startswith("tap-")
+    term.answer("record tap 5")
+    term.send(b"stop\n")
+    assert term.answer() == ["ERR recording cancelled; nothing was saved"]
+    assert term.answer() == ["OK record stopped"]
+
+
+def _push_over(term, data, sha=None, chunk=256):
+    sha = sha or hashlib.sha256(data).hexdigest()
+    ready = term.answer(f"push begin {len(data)} {sha} {chunk}")
+    assert ready[-1].startswith("OK push ready"), ready
+    offset = int(ready[-1].rsplit("offset=", 1)[1])
+
+    def read_line(timeout):
+        term.ser.timeout = timeout
+        raw = term.ser.readline()
+        return raw.decode().strip() if raw else None
+
+    sender = PushSender(data, chunk, term.ser.write, read_line)
+    verdict = sender.run(offset // chunk)
+    term.ser.timeout = 5
+    return verdict or term.line(), sender
+
+
+def test_push_installs_and_keeps_previous(rig, tmp_path):
+    term, app, *_ = rig
+    first = make_fake_bundle("first", 3000)
+    verdict, sender = _push_over(term, first)
+    assert verdict == f"OK installed first sha256={hashlib.sha256(first).hexdigest()}"
+    assert term.answer("model info")[-1] == "OK model first"
+    verdict, _ = _push_over(term, make_fake_bundle("second", 5000))
+    assert verdict.startswith("OK installed second")
+    models = tmp_path / "data" / "models"
+    assert (models / "previous.lanthorn").read_bytes() == first
+    assert not list((models / "incoming").iterdir())
+    assert term.answer("model rollback") == ["OK rolled back to first"]
+    assert app.model.name == "first"
+
+
+def test_corrupted_bundle_is_refused_and_the_old_model_runs(rig, tmp_path):
+    term, app, *_ = rig
+    _push_over(term, make_fake_bundle("good", 1000))
+    bad = bytearray(make_fake_bundle("evil", 1000))
+    bad[500] ^= 1  # SHA-256 of the transfer matches, but the bundle itself is damaged
+    verdict, _ = _push_over(term, bytes(bad))
+    assert verdict.startswith("ERR the new model does not load, keeping the old one")
+    assert app.model.name == "good" and term.answer("model info")[-1] == "OK model good"
+    # the transfer's own SHA-256 disagrees: refused before anything is loaded
+    verdict, _ = _push_over(term, make_fake_bundle("other", 1000), sha="0" * 64)
+    assert verdict.startswith("ERR the received file does not match its SHA-256")
+    assert app.model.name == "good"
+    assert not list((tmp_path / "data" / "models" / "incoming").iterdir())
+
+
+def test_line_noise_during_push_is_retransmitted(tmp_path):
+    """Bytes flipped on the cable cost a NAK and a resend, never a wrong model."""
+    count = {"n": 0}
+
+    def noise(data):
+        count["n"] += 1
+        if len(data) > 100 and count["n"] % 4 == 0:
+            b = bytearray(data)
+            b[len(b) // 2] ^= 0x20
+            return bytes(b)
+        return data
+
+    with PtyLink(damage=noise) as link:
+        app = FakeApp(tmp_path / "d")
+        term = Terminal(link.host)
+        server = ConsoleServer(link.device, app).start()
+        term.line()  # the start-up notice
+        data = make_fake_bundle("noisy", 20000)
+        verdict, sender = _push_over(term, data)
+        term.ser.close()
+        server.stop()
+    assert verdict.startswith("OK installed noisy") and sender.resent_frames > 0
+
+
+def test_push_while_locked_is_refused(rig):
+    term, *_ = rig
+    term.answer("lock 1234")
+    assert term.answer("push begin 10 " + "a" * 64)[0].startswith("ERR locked")
+
+
+def test_interrupted_push_resumes(rig, tmp_path):
+    term, app, server, _ = rig
+    data = make_fake_bundle("resumed", 4000)
+    sha = hashlib.sha256(data).hexdigest()
+    term.answer(f"push begin {len(data)} {sha} 256")
+    from lanthorn.device.push_protocol import abort_frame, encode_frame
+    term.send(b"".join(encode_frame(i, data[i * 256:(i + 1) * 256]) for i in range(6)))
+    assert [term.line() for _ in range(6)] == [f"ACK {i}" for i in range(6)]
+    term.send(abort_frame())
+    assert term.answer() == ["ERR push aborted by the sender; the old model keeps running"]
+    verdict, sender = _push_over(term, data)
+    assert verdict.startswith("OK installed resumed")
+    assert sender.wire_bytes < len(data) - 5 * 256  # only the missing chunks were sent
