@@ -249,6 +249,17 @@ def ring_distance(a, b):
     return np.minimum(d, 2 * math.pi - d)
 
 
+def touch_hold(held: np.ndarray, pads: np.ndarray, onset: float, release: float,
+               scratch: np.ndarray) -> None:
+    """Update which pads are held, in place: a pad is held from the moment it reaches
+    ``onset`` until it falls below ``release`` (so sensor noise near one threshold is not a
+    stream of new touches)."""
+    np.greater_equal(pads, release, out=scratch)
+    np.logical_and(held, scratch, out=held)
+    np.greater_equal(pads, onset, out=scratch)
+    np.logical_or(held, scratch, out=held)
+
+
 class LightRenderer:
     """Mood + touches → one LED frame, into a preallocated (n_pixels, 3) uint8 array.
 
@@ -262,6 +273,7 @@ class LightRenderer:
     GLOW_WIDTH = 0.30  # radians: a fingertip lights about one pad's worth of pixels
     FADE_S = 0.8  # colour cross-fade between moods
     ONSET_LEVEL = 0.12  # pad strength (frames.py scale) that counts as a new touch
+    RELEASE_LEVEL = 0.06  # ... and below which it has ended (hysteresis: noise is no new touch)
 
     def __init__(self, n_pixels: int, moods: tuple[str, ...] = DEFAULT_MOODS,
                  temperament: Temperament = DEFAULT_TEMPERAMENT, n_pads: int = 12, seed: int = 0):
@@ -286,7 +298,8 @@ class LightRenderer:
         self.r_t0 = np.full(self.MAX_RIPPLES, -1e9)
         self.r_strength = np.zeros(self.MAX_RIPPLES, np.float32)
         self._next_slot = 0
-        self._prev_pads = np.zeros(self.n_pads, np.float32)
+        self._held = np.zeros(self.n_pads, bool)
+        self._still = np.zeros(self.n_pads, bool)
         self._pads = np.zeros(self.n_pads, np.float32)
         self._onset = np.zeros(self.n_pads, bool)
         # work buffers
@@ -315,14 +328,14 @@ class LightRenderer:
         np.greater_equal(self._pads, self.ONSET_LEVEL, out=self._onset)
         started = 0
         for p in range(self.n_pads):
-            if self._onset[p] and self._prev_pads[p] < self.ONSET_LEVEL:
+            if self._onset[p] and not self._held[p]:
                 s = self._next_slot
                 self.r_pad[s] = p
                 self.r_t0[s] = t
                 self.r_strength[s] = min(0.6 + float(self._pads[p]), 1.5)
                 self._next_slot = (s + 1) % self.MAX_RIPPLES
                 started += 1
-        np.copyto(self._prev_pads, self._pads)
+        touch_hold(self._held, self._pads, self.ONSET_LEVEL, self.RELEASE_LEVEL, self._still)
         return started
 
     def render(self, out: np.ndarray, t: float, mood_index: int, params: dict,

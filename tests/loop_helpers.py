@@ -1,0 +1,54 @@
+"""Shared by the loop/run/demo tests: a small real bundle and fake models with known answers."""
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+
+from lanthorn.device.bundle import InputSpec
+from lanthorn.device.frames import CHANNELS, LABELS
+
+
+def build_zoo_bundle(directory, name: str = "zoo-cnn1d", seed: int = 0):
+    """A real int8 bundle with the default piece's input and labels: the zoo's 1-D CNN
+    quantized by onnxruntime and imported (random weights: it runs, it does not know)."""
+    from lanthorn.device.bundle import write_bundle
+    from lanthorn.quantize.model_zoo import build
+    from lanthorn.quantize.qdq_import import bundle_from_qdq
+    _, qdq = build("cnn1d_14x50", directory, seed=seed)
+    bundle = bundle_from_qdq(qdq, labels=LABELS,
+                             input_spec={"shape": [50, 14], "channels": list(CHANNELS),
+                                         "rate_hz": 25.0, "window": 50},
+                             card={"name": name})
+    path = directory / f"{name}.lanthorn"
+    write_bundle(bundle, path)
+    return path
+
+
+class FakeModel:
+    """The runtime Model's interface with a scripted answer: ``answer(window) -> probs``."""
+
+    backend = "fake"
+
+    def __init__(self, answer=None, labels=LABELS, channels=CHANNELS, window=50, rate_hz=25.0,
+                 name="fake"):
+        self.labels = tuple(labels)
+        self.input_spec = InputSpec((window, len(channels)), channels=tuple(channels),
+                                    rate_hz=rate_hz, window=window)
+        self.card = {"name": name}
+        self.sha256 = hashlib.sha256(name.encode()).hexdigest()
+        self.answer = answer or (lambda x: np.eye(len(self.labels), dtype=np.float32)[0])
+        self.calls = 0
+        self.seen = None
+
+    def __call__(self, x):
+        self.calls += 1
+        self.seen = x
+        return self.answer(x)
+
+
+def oracle_model(body, **kw):
+    """A model that always knows: it answers the simulated visitor's honest label (so the
+    loop's behaviour can be tested without a trained network)."""
+    eye = np.eye(len(LABELS), dtype=np.float32) * 0.9 + 0.1 / len(LABELS)
+    return FakeModel(lambda x: eye[LABELS.index(body.gesture_at())], name="oracle", **kw)
