@@ -27,18 +27,26 @@ SENSE_HZ = 25.0  # the model's input rate (device.frames.DEFAULT_RATE_HZ)
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("--seconds", type=float, default=16.0,
-                        help="simulated seconds to run (default 16: one visitor's full tour)")
+    parser.add_argument("--seconds", type=float, default=None,
+                        help="seconds to run (default 16, one visitor's full tour; with "
+                             "--window: until the window is closed)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"),
                         help="folder for demo.gif (default out/demo)")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
     parser.add_argument("--fps", type=float, default=12.5,
                         help="GIF frames per second (default 12.5)")
+    parser.add_argument("--window", action="store_true",
+                        help="show the piece live in a window, in real time; touch the pads "
+                             "with the mouse (click = tap, drag around the ring = stroke)")
+    parser.add_argument("--visitor", action="store_true",
+                        help="with --window: let the scripted visitor walk up too "
+                             "(without --window the visitor always comes)")
 
 
 def run(args) -> int:
-    if not (0 < args.seconds <= 600):
-        raise UserError(f"--seconds must be between 0 and 600, got {args.seconds:g}")
+    seconds = args.seconds if args.seconds is not None else (None if args.window else 16.0)
+    if seconds is not None and not (0 < seconds <= 600):
+        raise UserError(f"--seconds must be between 0 and 600, got {seconds:g}")
     if not (0 < args.fps <= SENSE_HZ):
         raise UserError(f"--fps must be above 0 and at most {SENSE_HZ:g}, got {args.fps:g}")
     if args.out.exists() and not args.out.is_dir():
@@ -53,29 +61,62 @@ def run(args) -> int:
     from lanthorn.hardware.profile import load_profile
 
     profile = load_profile("sim")
-    body = open_body(profile, sim=True, seed=args.seed, realtime=False)
+    script = [] if args.window and not args.visitor else None  # the mouse is the visitor
+    body = open_body(profile, sim=True, seed=args.seed, script=script, realtime=args.window)
+    window = None
+    if args.window:
+        from lanthorn.hardware.sim.window import LiveWindow
+        try:
+            window = LiveWindow(body, renderer)
+        except UserError:
+            body.close()
+            raise
     recorder = GifRecorder(fps=args.fps)
     piece = InterimPiece(body.leds.n_pixels if body.leds else 24)
-    ticks = int(round(args.seconds * SENSE_HZ))
     every = SENSE_HZ / args.fps
     next_frame = 0.0
     started = time.perf_counter()
-    print(f"lanthorn demo: {args.seconds:g} s of the simulated piece (seed {args.seed})")
-    for k in range(ticks):
-        t = body.now()
-        reading, distance, lux = _sense(body, piece)
-        piece.update(t, reading, distance)
-        _show(body, piece, t, reading, distance, lux)
-        if k >= next_frame:
-            recorder.add(renderer.body_frame(body, caption=_caption(body, t, reading)))
-            next_frame += every
-        body.clock.advance(1.0 / SENSE_HZ)
+    how = "live in a window (close it or press Esc to stop)" if window else "simulated"
+    print(f"lanthorn demo: {'until closed' if seconds is None else f'{seconds:g} s'} of the "
+          f"piece, {how} (seed {args.seed})", flush=True)
+    k = 0
+    try:
+        while seconds is None or k < round(seconds * SENSE_HZ):
+            tick = k / SENSE_HZ
+            if window is not None:  # real time: wait for the tick, then look at the mouse
+                time.sleep(max(0.0, tick - body.now()))
+                if not window.poll():
+                    break
+            else:  # simulated time: as fast as the machine goes
+                body.clock.set(tick)
+            t = body.now()
+            reading, distance, lux = _sense(body, piece)
+            piece.update(t, reading, distance)
+            _show(body, piece, t, reading, distance, lux)
+            if window is not None:
+                picture = window.show_body(_caption(body, t, reading))
+            if k >= next_frame:
+                if window is None:
+                    picture = renderer.body_frame(body, caption=_caption(body, t, reading))
+                recorder.add(picture)
+                next_frame += every
+            k += 1
+    except KeyboardInterrupt:
+        print("stopped")
+    finally:
+        if window is not None:
+            window.close()
+    ran = k / SENSE_HZ
     elapsed = time.perf_counter() - started
-    path = recorder.write(args.out / "demo.gif")
-    _print_timeline(body, piece, args.seconds)
-    print(f"simulated {args.seconds:g} s in {elapsed:.1f} s; wrote {path} "
-          f"({len(recorder)} frames, {path.stat().st_size / 1024:.0f} KiB)")
+    _print_timeline(body, piece, ran)
     body.close()
+    if not len(recorder):
+        print("nothing recorded, so no GIF written")
+        return 0
+    path = recorder.write(args.out / "demo.gif")
+    dropped = f", the last {recorder.dropped} frames not kept" if recorder.dropped else ""
+    print(f"ran {ran:g} s of the piece in {elapsed:.1f} s; wrote {path} "
+          f"({len(recorder)} frames{dropped}, {path.stat().st_size / 1024:.0f} KiB)")
     return 0
 
 
@@ -104,8 +145,11 @@ def _sense(body, piece):
 
 
 def _show(body, piece, t, reading, distance, lux) -> None:
+    label = body.gesture_at(t)
+    if label == "nobody" and reading is not None and reading.touched:
+        label = "touch"  # a hand the script does not know about: the mouse in the window
     for role, send in (("leds", lambda p: p.show(piece.leds(t))),
-                       ("display", lambda p: p.show(piece.oled(body.gesture_at(t), distance, lux)))):
+                       ("display", lambda p: p.show(piece.oled(label, distance, lux)))):
         part = getattr(body, role)
         if part is None or role in piece.failed:
             continue
@@ -122,6 +166,11 @@ def _caption(body, t, reading) -> str:
 
 
 def _print_timeline(body, piece, seconds) -> None:
+    if not body.world.segments:
+        pads = sorted({p for _, p in piece.touches})
+        print(f"the piece felt {len(piece.touches)} touches"
+              + (f" on pads {','.join(map(str, pads))}" if pads else ""))
+        return
     print("timeline (what the scripted visitor did, and the pads the piece felt):")
     for seg in body.world.segments:
         if seg.start >= seconds:

@@ -74,16 +74,23 @@ class RingLayout:
         cx, cy = self.centre
         return (cx + r * math.sin(angle), cy - r * math.cos(angle))
 
-    def pad_at(self, x: float, y: float, slack: float = 0.25) -> int | None:
-        """The pad under picture point (x, y), or None. ``slack`` widens the ring radially
-        (as a fraction of its width) so a finger-sized click near the edge still counts."""
+    def angle_at(self, x: float, y: float, slack: float = 0.25) -> float | None:
+        """Ring angle (rad, clockwise from pad 0) of picture point (x, y) when it is on the
+        pad ring, else None. ``slack`` widens the ring radially (as a fraction of its width)
+        so a finger-sized click near the edge still counts."""
         cx, cy = self.centre
         dx, dy = x - cx, y - cy
         r = math.hypot(dx, dy)
         w = self.pad_r1 - self.pad_r0
         if not (self.pad_r0 - slack * w <= r <= self.pad_r1 + slack * w):
             return None
-        angle = math.atan2(dx, -dy) % (2 * math.pi)
+        return math.atan2(dx, -dy) % (2 * math.pi)
+
+    def pad_at(self, x: float, y: float, slack: float = 0.25) -> int | None:
+        """The pad nearest to picture point (x, y) on the pad ring, or None."""
+        angle = self.angle_at(x, y, slack)
+        if angle is None:
+            return None
         return int(round(angle / (2 * math.pi / N_PADS))) % N_PADS
 
 

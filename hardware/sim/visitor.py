@@ -307,6 +307,18 @@ class World:
             raise SimError(f"pad must be an integer 0..{N_PADS - 1}, got {pad!r}")
         self.manual[int(pad)] = float(np.clip(strength, 0.0, 1.0))
 
+    def touch_at(self, angle: float | None, half_width_deg: float = 10.0) -> None:
+        """A fingertip on the ring at ``angle`` (rad, clockwise from pad 0), replacing any
+        pressed pads; None lifts it. Between two pads it touches both partly, as a real
+        finger does, so dragging around the ring makes a smooth stroke."""
+        self.manual.clear()
+        if angle is None:
+            return
+        cover = contact_coverage(np.array([float(angle)]), np.array([math.radians(half_width_deg)]),
+                                 np.ones(1))[0]
+        for pad in np.nonzero(cover > 0.02)[0]:
+            self.manual[int(pad)] = float(cover[pad])
+
     def release(self, pad: int | None = None) -> None:
         if pad is None:
             self.manual.clear()
