@@ -1,0 +1,85 @@
+"""The shipped default model: it loads, it is the default piece's, its integers are
+onnxruntime's, its report tells the truth, and ``make model`` reproduces it."""
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lanthorn.device.bundle import read_bundle
+from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, DEFAULT_WINDOW, LABELS
+from lanthorn.device.models import DEFAULT_BUNDLE, REPORT, default_bundle
+from lanthorn.device.runtime import load
+
+ROOT = Path(__file__).resolve().parent.parent
+FLOAT_ONNX = DEFAULT_BUNDLE.with_name("temperament.onnx")
+
+
+def make_model():
+    spec = importlib.util.spec_from_file_location("make_model", ROOT / "scripts" / "make_model.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def sim_windows():
+    """Windows of a fresh simulated visit (another seed than training), device layout (T, C)."""
+    from lanthorn.hardware.sim import session
+    from lanthorn.host.data_cmd import encode_trace
+    frames = encode_trace(session(seed=12345, duration_s=30.0, rate_hz=DEFAULT_RATE_HZ))
+    return [frames[i:i + DEFAULT_WINDOW] for i in range(0, len(frames) - DEFAULT_WINDOW, 7)]
+
+
+def test_shipped_bundle_is_the_default_piece(sim_windows):
+    model = load(default_bundle(), backend="auto")
+    assert model.labels == LABELS
+    spec = model.input_spec
+    assert spec.channels == CHANNELS and spec.rate_hz == DEFAULT_RATE_HZ
+    assert spec.window == DEFAULT_WINDOW and tuple(spec.shape) == (DEFAULT_WINDOW, len(CHANNELS))
+    assert model.card["name"] == "temperament"
+    assert all(src["synthetic"] for src in model.provenance["sources"])
+    probs = np.stack([model(w) for w in sim_windows])
+    assert probs.shape == (len(sim_windows), len(LABELS))
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+    # not a constant answer: a visit has several gestures in it
+    assert len(set(probs.argmax(axis=1).tolist())) >= 3
+
+
+def test_shipped_bundle_integers_equal_onnxruntime_on_its_twin(sim_windows):
+    from lanthorn.quantize.ort_oracle import assert_exact
+    bundle = read_bundle(DEFAULT_BUNDLE)
+    feeds = [{"window": w.T[None].astype(np.float32)} for w in sim_windows]
+    for backend in ("numpy", "auto"):
+        assert_exact(load(bundle, backend=backend), bundle, feeds)
+
+
+def test_report_describes_the_shipped_files():
+    report = json.loads(REPORT.read_text())
+    fig = report["unpruned"]
+    bundle = read_bundle(DEFAULT_BUNDLE)
+    assert fig["sha256"] == bundle.sha256
+    assert fig["int8"]["bundle_bytes"] == DEFAULT_BUNDLE.stat().st_size
+    assert fig["float"]["onnx_bytes"] == FLOAT_ONNX.stat().st_size
+    assert bundle.card["accuracy_int8"] == round(fig["int8"]["accuracy"], 4)
+    assert bundle.card["macs"] == fig["macs"]
+    for part in ("float", "int8"):
+        cm = np.array(fig[part]["confusion"])
+        assert cm.sum() == fig["held_out"]["windows"]
+        assert np.trace(cm) / cm.sum() == pytest.approx(fig[part]["accuracy"])
+    assert report["recipe"] == make_model().RECIPE
+
+
+@pytest.mark.slow
+def test_make_model_requantize_reproduces_the_bundle_bytes(tmp_path):
+    """Cheap half of the reproducibility promise: from the committed float ONNX and the
+    synthetic data regenerated from its seed, quantization gives the same bundle bytes.
+    (Training's own determinism is tested on a short budget in test_train.py.)"""
+    mm = make_model()
+    data = tmp_path / "data"
+    mm.synth(data, mm.RECIPE)
+    fig = mm.build_bundle(FLOAT_ONNX, data, tmp_path / "t.lanthorn", mm.RECIPE)
+    shipped = json.loads(REPORT.read_text())["unpruned"]
+    assert fig["int8"]["accuracy"] == shipped["int8"]["accuracy"]
+    assert (tmp_path / "t.lanthorn").read_bytes() == DEFAULT_BUNDLE.read_bytes()
