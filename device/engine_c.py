@@ -1,0 +1,223 @@
+"""The C engine: runs a :class:`~lanthorn.device.graph.Graph` on the C kernel (firmware/kernel).
+
+At load, :func:`to_blob` plans the activation memory (tensors whose lifetimes do not
+overlap share bytes; a reshape aliases its input) and serializes the graph into one
+``LKB1`` blob, the format ``firmware/kernel/lk.h`` documents. The same blob drives the
+CPython extension here, the static test driver under qemu-aarch64 and a microcontroller
+build, so all three run identical layer descriptions. The extension packs the weights for
+the chosen kernel variant once; ``run_quantized`` is then a single C call per inference.
+
+Engine protocol as :mod:`lanthorn.device.engine_ref`. Variant selection: the ``variant``
+argument, else ``LANTHORN_C_VARIANT`` (``scalar``, ``avx2``, ``neon``, ``neon-dotprod``),
+else the fastest this CPU supports. Importing this module needs only numpy; the extension
+is imported by :class:`CEngine`, which raises ImportError when it is not built (the
+runtime then falls back to numpy).
+"""
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from lanthorn.device.graph import Graph, raw_outputs
+
+MAGIC = 0x31424B4C          # "LKB1", lk.h LK_MAGIC
+VERSION = 1
+MAX_DIMS = 6                # lk.h LK_MAX_DIMS
+MAX_IN = 16                 # lk.h LK_MAX_IN
+MAX_IO = 16                 # lk.h LK_MAX_IO
+ALIGN = 16
+OP_CODES = {"conv": 1, "dense": 2, "maxpool": 3, "avgpool": 4, "global_avgpool": 5, "add": 6,
+            "concat": 7, "reshape": 8, "transpose": 9, "lut": 10, "gather": 11}
+DTYPE_CODES = {"int8": 1, "int32": 2}
+VARIANTS = {"scalar": 0, "avx2": 1, "neon": 2, "neon-dotprod": 3}
+
+
+class CKernelUnsupported(ImportError):
+    """The graph uses something the C kernel does not run (the runtime falls back to numpy)."""
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def executed_layers(graph: Graph) -> list:
+    """Layers the kernel runs: all but a final float softmax (the runtime applies it)."""
+    layers = []
+    for layer in graph.layers:
+        if layer.op == "softmax":
+            if layer.outputs[0] not in graph.outputs:
+                raise CKernelUnsupported(f"layer {layer.name!r}: softmax is only supported as "
+                                         "the final layer")
+            continue
+        if layer.op not in OP_CODES:
+            raise CKernelUnsupported(f"layer {layer.name!r}: operator {layer.op!r}")
+        layers.append(layer)
+    return layers
+
+
+def plan_arena(graph: Graph, layers=None) -> tuple[dict[str, int], int]:
+    """Byte offset of every tensor the kernel touches, and the arena size.
+
+    Each buffer lives from the step that writes it to the last step that reads it (graph
+    inputs from step -1, raw outputs to the end); buffers whose lives overlap get disjoint
+    bytes, largest first at the lowest offset that fits. A reshape's output is its input's
+    buffer. A layer's output never overlaps its own inputs (both are live at that step).
+    """
+    layers = executed_layers(graph) if layers is None else layers
+    root: dict[str, str] = {}
+    for name in graph.inputs:
+        root[name] = name
+    for layer in layers:
+        for name in layer.outputs:
+            root[name] = root[layer.inputs[0]] if layer.op == "reshape" else name
+    nbytes = {name: graph.tensors[name].size * (4 if graph.tensors[name].dtype == "int32" else 1)
+              for name in root}
+    start = {r: -1 for r in set(root.values()) if r in graph.inputs}
+    end: dict[str, int] = {}
+    for i, layer in enumerate(layers):
+        for name in layer.outputs:
+            start.setdefault(root[name], i)
+            end[root[name]] = max(end.get(root[name], i), i)
+        for name in layer.inputs:
+            end[root[name]] = max(end.get(root[name], i), i)
+    for name in raw_outputs(graph):
+        end[root[name]] = len(layers)
+    for r in start:
+        end.setdefault(r, start[r])
+    size_of = {r: max(nbytes[n] for n in root if root[n] == r) for r in start}
+    placed: list[tuple[int, int, int, int]] = []          # (offset, size, start, end)
+    offset_of: dict[str, int] = {}
+    for r in sorted(start, key=lambda r: (-size_of[r], start[r], r)):
+        size = _align(max(size_of[r], 1))
+        busy = sorted((o, s) for o, s, a, b in placed if not (b < start[r] or end[r] < a))
+        off = 0
+        for o, s in busy:
+            if off + size <= o:
+                break
+            off = max(off, o + s)
+        placed.append((off, size, start[r], end[r]))
+        offset_of[r] = off
+    total = max((o + s for o, s, _, _ in placed), default=0)
+    return {name: offset_of[root[name]] for name in root}, total
+
+
+def to_blob(graph: Graph) -> bytes:
+    """Serialize ``graph`` as an LKB1 blob (layout in firmware/kernel/lk.h)."""
+    graph.validate()
+    layers = executed_layers(graph)
+    offsets, arena = plan_arena(graph, layers)
+    names = list(offsets)
+    index = {n: i for i, n in enumerate(names)}
+    outs = raw_outputs(graph)
+    if len(graph.inputs) > MAX_IO or len(outs) > MAX_IO:
+        raise CKernelUnsupported(f"more than {MAX_IO} graph inputs or outputs")
+    for name in names:
+        t = graph.tensors[name]
+        if len(t.shape) > MAX_DIMS or t.dtype not in DTYPE_CODES:
+            raise CKernelUnsupported(f"tensor {name!r}: rank {len(t.shape)} / dtype {t.dtype}")
+    n_words = (7 + len(graph.inputs) + len(outs) + len(names) * (5 + MAX_DIMS)
+               + len(layers) * (2 + MAX_IN + 1 + 16 + MAX_DIMS + 4 + MAX_IN))
+    data = bytearray()
+    data_start = _align(4 * n_words)
+
+    def put(a: np.ndarray, dtype) -> int:
+        raw = np.ascontiguousarray(a, dtype=dtype).tobytes()
+        while len(data) % ALIGN:
+            data.append(0)
+        off = data_start + len(data)
+        data.extend(raw)
+        return off
+
+    words = bytearray()
+    words += struct.pack("<7I", MAGIC, VERSION, len(names), len(layers), len(graph.inputs),
+                         len(outs), arena)
+    words += struct.pack(f"<{len(graph.inputs)}i", *(index[n] for n in graph.inputs))
+    words += struct.pack(f"<{len(outs)}i", *(index[n] for n in outs))
+    for name in names:
+        t = graph.tensors[name]
+        shape = list(t.shape) + [1] * (MAX_DIMS - len(t.shape))
+        words += struct.pack(f"<3i{MAX_DIMS}ifi", offsets[name], DTYPE_CODES[t.dtype],
+                             len(t.shape), *shape, t.scale, t.zero_point)
+    for layer in layers:
+        p, a = layer.params, layer.arrays
+        if len(layer.inputs) > MAX_IN:
+            raise CKernelUnsupported(f"layer {layer.name!r} has more than {MAX_IN} inputs")
+        ins = [index[n] for n in layer.inputs] + [0] * (MAX_IN - len(layer.inputs))
+        if layer.op == "conv":
+            kh, kw = a["weight"].shape[1:3]
+        else:
+            kh, kw = p.get("kernel", (1, 1))
+        sh, sw = p.get("stride", (1, 1))
+        dh, dw = p.get("dilation", (1, 1))
+        pads = p.get("pads", (0, 0, 0, 0))
+        perm = list(p.get("perm", ())) + [0] * (MAX_DIMS - len(p.get("perm", ())))
+        rows = a["table"].shape[0] if layer.op == "gather" else 0
+        fields = [kh, kw, sh, sw, dh, dw, *pads, int(p.get("groups", 1)),
+                  int(p.get("act_min", -128)), int(p.get("act_max", 127)), int(p.get("axis", 0)),
+                  int(bool(p.get("count_include_pad", False))), rows]
+        w = put(a["weight"], np.int8) if "weight" in a else 0
+        b = put(a["bias"], np.int32) if "bias" in a else 0
+        m = put(a["multiplier"], np.float32) if "multiplier" in a else 0
+        tab = put(a["table"], np.int8) if layer.op in ("lut", "gather") else 0
+        tables = [put(a[f"table{i}"], np.int8) if f"table{i}" in a else 0
+                  for i in range(len(layer.inputs))] if layer.op == "concat" else []
+        tables += [0] * (MAX_IN - len(tables))
+        words += struct.pack(f"<2i{MAX_IN}ii16i{MAX_DIMS}i4I{MAX_IN}I", OP_CODES[layer.op],
+                             len(layer.inputs), *ins, index[layer.outputs[0]], *fields, *perm,
+                             w, b, m, tab, *tables)
+    assert len(words) == 4 * n_words
+    words += bytes(data_start - len(words))
+    return bytes(words + data)
+
+
+def _variant_from_env(lk) -> int | None:
+    name = os.environ.get("LANTHORN_C_VARIANT", "").strip().lower()
+    if not name:
+        return None
+    name = name.removeprefix("c-")
+    if name not in VARIANTS:
+        raise ValueError(f"LANTHORN_C_VARIANT={name!r} is not one of {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def available_variants() -> list[str]:
+    """Backend names of every kernel variant this machine can run (needs the extension)."""
+    from lanthorn.device.kernel_ext import _lk  # noqa: PLC0415
+    return [_lk.variant_name(v) for v in VARIANTS.values() if _lk.variant_supported(v)]
+
+
+class CEngine:
+    """Runs a Graph on the C kernel. Not thread-safe (the arena is shared between calls)."""
+
+    def __init__(self, graph: Graph, variant: str | int | None = None):
+        from lanthorn.device.kernel_ext import _lk  # noqa: PLC0415  (ImportError: not built)
+        if isinstance(variant, str):
+            key = variant.lower().removeprefix("c-")
+            if key not in VARIANTS:
+                raise ValueError(f"unknown C kernel variant {variant!r}; "
+                                 f"choose one of {', '.join(VARIANTS)}")
+            variant = VARIANTS[key]
+        if variant is None:
+            variant = _variant_from_env(_lk)
+        if variant is not None and not _lk.variant_supported(variant):
+            raise CKernelUnsupported(f"C kernel variant {_lk.variant_name(variant)} is not "
+                                     "supported on this CPU")
+        self.graph = graph
+        self.blob = to_blob(graph)
+        self._m = _lk.Model(self.blob, -1 if variant is None else variant)
+        self.backend: str = self._m.backend
+        self.memory: dict = self._m.memory
+        self.raw_outputs = raw_outputs(graph)
+        self._in = [graph.tensors[n] for n in graph.inputs]
+        self._out = [graph.tensors[n] for n in self.raw_outputs]
+
+    def run_quantized(self, inputs, out=None) -> list[np.ndarray]:
+        """int8 (or int32 index) inputs -> int8 raw outputs, by one C call. ``out`` (a list
+        of C-contiguous int8 arrays shaped like the outputs) avoids allocating them."""
+        xs = [np.ascontiguousarray(x, dtype=t.dtype) for x, t in zip(inputs, self._in)]
+        if out is None:
+            out = [np.empty(t.shape, dtype=np.int8) for t in self._out]
+        self._m.run(xs, out)
+        return out

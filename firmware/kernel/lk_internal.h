@@ -1,0 +1,85 @@
+/*
+ * lk_internal.h -- shared inline arithmetic and kernel prototypes (not part of the API).
+ *
+ * The inline functions here ARE lanthorn.device.int8 in C; every variant uses them for the
+ * final per-element step, so the variants can only differ in how they sum integers
+ * (exactly) -- never in rounding.
+ */
+#ifndef LK_INTERNAL_H
+#define LK_INTERNAL_H
+
+#include <float.h>
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "lk.h"
+
+#if defined(__FAST_MATH__)
+#error "lanthorn's kernel must not be built with -ffast-math (it breaks exact rounding)"
+#endif
+
+/* Round half to even for |v| <= 2**22 (callers clamp first), in the default rounding
+ * mode, without libm: adding and subtracting 1.5 * 2**23 leaves v's integer part in the
+ * float32 mantissa, rounded by the FPU's own round-to-nearest-even. Where float
+ * expressions are evaluated in extra precision (x87), fall back to nearbyintf. */
+static inline float lk_round_even(float v)
+{
+#if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0
+    return nearbyintf(v);
+#else
+    const float magic = 12582912.0f; /* 1.5 * 2**23 */
+    float t = v + magic; /* two separate roundings: no fast-math, so never re-associated */
+    return t - magic;
+#endif
+}
+
+static inline float lk_clampf(float v, float lo, float hi)
+{
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* int8.requantize: float32(acc) * m, clamp to [lo - zp, hi - zp], round, + zp. The bounds
+ * are integers, so clamping before rounding equals clamping after. */
+static inline int8_t lk_requant(int32_t acc, float m, float lo_f, float hi_f, int32_t zp)
+{
+    float v = (float)acc * m;
+    v = lk_clampf(v, lo_f, hi_f);
+    return (int8_t)((int32_t)lk_round_even(v) + zp);
+}
+
+static inline int32_t lk_tensor_size(const lk_tensor *t)
+{
+    int32_t n = 1;
+    for (int i = 0; i < t->ndim; i++) n *= t->shape[i];
+    return n;
+}
+
+/* Convolution geometry, read once per layer. */
+typedef struct lk_conv_geom {
+    int32_t H, W, C, OH, OW, CO, KH, KW, SH, SW, DH, DW, PT, PL, G, CG, CPG, K;
+} lk_conv_geom;
+
+void lk_conv_geometry(const lk_model *m, const lk_layer *L, lk_conv_geom *g);
+
+/* Scalar kernels (the reference C, also the microcontroller path). */
+int lk_conv_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_dense_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_global_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_add(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_concat(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_reshape(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_transpose(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_gather(const lk_model *m, const lk_layer *L, uint8_t *arena);
+
+/* Packed-weight SIMD paths (lk_simd.c dispatches to the per-ISA files). */
+size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant);
+void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf);
+size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant);
+int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch);
+int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch);
+
+#endif /* LK_INTERNAL_H */

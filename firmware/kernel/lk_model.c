@@ -1,0 +1,307 @@
+/*
+ * lk_model.c -- blob parsing (with bounds checks), weight packing, the layer loop and
+ * run-time variant selection.
+ */
+#include "lk_internal.h"
+
+#define LK_SIMD_READY 0 /* SIMD conv/dense land in the next commit */
+
+#if defined(__aarch64__) && defined(__linux__)
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#endif
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static int32_t rdi(const uint8_t *p) { return (int32_t)rd32(p); }
+
+static float rdf(const uint8_t *p)
+{
+    uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+int lk_blob_counts(const void *blob, size_t len, int32_t *n_tensors, int32_t *n_layers)
+{
+    const uint8_t *b = (const uint8_t *)blob;
+    if (len < 4u * LK_HEADER_WORDS || rd32(b) != LK_MAGIC || rd32(b + 4) != LK_VERSION)
+        return LK_ERR_BLOB;
+    *n_tensors = rdi(b + 8);
+    *n_layers = rdi(b + 12);
+    if (*n_tensors < 0 || *n_layers < 0) return LK_ERR_BLOB;
+    return LK_OK;
+}
+
+/* Pointer to `count` elements of `elem` bytes at blob offset `off`, or NULL when absent
+ * (off == 0). *bad is set when the range leaves the blob or is misaligned. */
+static const void *arr(const uint8_t *b, size_t len, uint32_t off, size_t count, size_t elem,
+                       int *bad)
+{
+    if (off == 0) return NULL;
+    if (off % 4 != 0 || off > len || count > (len - off) / (elem ? elem : 1)) {
+        *bad = 1;
+        return NULL;
+    }
+    return b + off;
+}
+
+static int check_tensor(const lk_model *m, int32_t i)
+{
+    return i >= 0 && i < m->n_tensors;
+}
+
+int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
+                  int32_t max_tensors, lk_layer *layers, int32_t max_layers)
+{
+    const uint8_t *b = (const uint8_t *)blob;
+    int32_t nt, nl;
+    if (((uintptr_t)blob & 3u) != 0) return LK_ERR_BLOB;
+    if (lk_blob_counts(blob, len, &nt, &nl) != LK_OK) return LK_ERR_BLOB;
+    if (nt > max_tensors || nl > max_layers) return LK_ERR_CAPACITY;
+    memset(m, 0, sizeof *m);
+    m->n_tensors = nt;
+    m->n_layers = nl;
+    m->n_inputs = rdi(b + 16);
+    m->n_outputs = rdi(b + 20);
+    m->arena_size = rd32(b + 24);
+    m->tensors = tensors;
+    m->layers = layers;
+    if (m->n_inputs < 0 || m->n_inputs > LK_MAX_IO || m->n_outputs < 0 ||
+        m->n_outputs > LK_MAX_IO)
+        return LK_ERR_BLOB;
+    size_t need = 4u * ((size_t)LK_HEADER_WORDS + (size_t)m->n_inputs + (size_t)m->n_outputs +
+                        (size_t)nt * LK_TENSOR_WORDS + (size_t)nl * LK_LAYER_WORDS);
+    if (len < need) return LK_ERR_BLOB;
+    const uint8_t *p = b + 4 * LK_HEADER_WORDS;
+    for (int32_t i = 0; i < m->n_inputs; i++, p += 4) m->inputs[i] = rdi(p);
+    for (int32_t i = 0; i < m->n_outputs; i++, p += 4) m->outputs[i] = rdi(p);
+    for (int32_t i = 0; i < nt; i++) {
+        lk_tensor *t = &tensors[i];
+        t->offset = rdi(p); t->dtype = rdi(p + 4); t->ndim = rdi(p + 8);
+        for (int d = 0; d < LK_MAX_DIMS; d++) t->shape[d] = rdi(p + 12 + 4 * d);
+        t->scale = rdf(p + 12 + 4 * LK_MAX_DIMS);
+        t->zero_point = rdi(p + 16 + 4 * LK_MAX_DIMS);
+        p += 4 * LK_TENSOR_WORDS;
+        if (t->ndim < 0 || t->ndim > LK_MAX_DIMS || (t->dtype != LK_INT8 && t->dtype != LK_INT32))
+            return LK_ERR_BLOB;
+        int64_t bytes = t->dtype == LK_INT32 ? 4 : 1;
+        for (int d = 0; d < t->ndim; d++) {
+            if (t->shape[d] < 0) return LK_ERR_BLOB;
+            bytes *= t->shape[d];
+            if (bytes > (int64_t)m->arena_size) return LK_ERR_BLOB;
+        }
+        if (t->offset < 0 || (int64_t)t->offset + bytes > (int64_t)m->arena_size)
+            return LK_ERR_BLOB;
+    }
+    for (int32_t i = 0; i < m->n_inputs; i++)
+        if (!check_tensor(m, m->inputs[i])) return LK_ERR_BLOB;
+    for (int32_t i = 0; i < m->n_outputs; i++)
+        if (!check_tensor(m, m->outputs[i])) return LK_ERR_BLOB;
+    for (int32_t li = 0; li < nl; li++) {
+        lk_layer *L = &layers[li];
+        const uint8_t *q = p;
+        memset(L, 0, sizeof *L);
+        L->op = rdi(q); L->n_in = rdi(q + 4); q += 8;
+        for (int k = 0; k < LK_MAX_IN; k++, q += 4) L->in[k] = rdi(q);
+        L->out = rdi(q); q += 4;
+        int32_t *f[] = {&L->kh, &L->kw, &L->sh, &L->sw, &L->dh, &L->dw, &L->pad_t, &L->pad_l,
+                        &L->pad_b, &L->pad_r, &L->groups, &L->act_min, &L->act_max, &L->axis,
+                        &L->count_include_pad, &L->rows};
+        for (size_t k = 0; k < sizeof f / sizeof f[0]; k++, q += 4) *f[k] = rdi(q);
+        for (int k = 0; k < LK_MAX_DIMS; k++, q += 4) L->perm[k] = rdi(q);
+        uint32_t o_w = rd32(q), o_b = rd32(q + 4), o_m = rd32(q + 8), o_t = rd32(q + 12);
+        q += 16;
+        p += 4 * LK_LAYER_WORDS;
+        if (L->n_in < 1 || L->n_in > LK_MAX_IN || !check_tensor(m, L->out)) return LK_ERR_BLOB;
+        for (int k = 0; k < L->n_in; k++)
+            if (!check_tensor(m, L->in[k])) return LK_ERR_BLOB;
+        const lk_tensor *X = &tensors[L->in[0]], *Y = &tensors[L->out];
+        int bad = 0;
+        switch (L->op) {
+        case LK_OP_CONV: {
+            if (X->ndim != 3 || Y->ndim != 3 || L->groups < 1 || X->shape[2] % L->groups ||
+                Y->shape[2] % L->groups || L->kh < 1 || L->kw < 1 || L->sh < 1 || L->sw < 1 ||
+                L->dh < 1 || L->dw < 1)
+                return LK_ERR_OP;
+            size_t cout = (size_t)Y->shape[2];
+            size_t k = (size_t)L->kh * L->kw * (X->shape[2] / L->groups);
+            L->weight = arr(b, len, o_w, cout * k, 1, &bad);
+            L->bias = arr(b, len, o_b, cout, 4, &bad);
+            L->multiplier = arr(b, len, o_m, cout, 4, &bad);
+            if (!L->weight || !L->bias || !L->multiplier) bad = 1;
+            break;
+        }
+        case LK_OP_DENSE: {
+            if (X->ndim < 1 || Y->ndim < 1) return LK_ERR_OP;
+            size_t n = (size_t)Y->shape[Y->ndim - 1], k = (size_t)X->shape[X->ndim - 1];
+            L->weight = arr(b, len, o_w, n * k, 1, &bad);
+            L->bias = arr(b, len, o_b, n, 4, &bad);
+            L->multiplier = arr(b, len, o_m, n, 4, &bad);
+            if (!L->weight || !L->bias || !L->multiplier) bad = 1;
+            break;
+        }
+        case LK_OP_MAXPOOL: case LK_OP_AVGPOOL:
+            if (X->ndim != 3 || Y->ndim != 3 || L->kh < 1 || L->kw < 1 || L->sh < 1 ||
+                L->sw < 1 || L->dh < 1 || L->dw < 1)
+                return LK_ERR_OP;
+            break;
+        case LK_OP_GLOBAL_AVGPOOL:
+            if (X->ndim != 3) return LK_ERR_OP;
+            break;
+        case LK_OP_ADD:
+            if (L->n_in != 2 || tensors[L->in[1]].ndim > Y->ndim) return LK_ERR_OP;
+            break;
+        case LK_OP_CONCAT:
+            if (L->axis < 0 || L->axis >= Y->ndim) return LK_ERR_OP;
+            for (int k = 0; k < L->n_in; k++)
+                L->tables[k] = arr(b, len, rd32(q + 4 * k), 256, 1, &bad);
+            break;
+        case LK_OP_RESHAPE:
+            break;
+        case LK_OP_TRANSPOSE:
+            for (int d = 0; d < Y->ndim; d++)
+                if (L->perm[d] < 0 || L->perm[d] >= X->ndim) return LK_ERR_OP;
+            break;
+        case LK_OP_LUT:
+            L->table = arr(b, len, o_t, 256, 1, &bad);
+            if (!L->table) bad = 1;
+            break;
+        case LK_OP_GATHER:
+            if (X->dtype != LK_INT32 || Y->ndim < 1 || L->rows < 1) return LK_ERR_OP;
+            L->table = arr(b, len, o_t, (size_t)L->rows * Y->shape[Y->ndim - 1], 1, &bad);
+            if (!L->table) bad = 1;
+            break;
+        default:
+            return LK_ERR_OP;
+        }
+        if (bad) return LK_ERR_BLOB;
+    }
+    m->variant = LK_VARIANT_SCALAR;
+    return LK_OK;
+}
+
+/* ------------------------------------------------------------------ variants */
+
+int lk_variant_supported(int variant)
+{
+    switch (variant) {
+    case LK_VARIANT_SCALAR:
+        return 1;
+#if LK_SIMD_READY && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    case LK_VARIANT_AVX2:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2");
+#endif
+#if LK_SIMD_READY && defined(__aarch64__)
+    case LK_VARIANT_NEON:
+        return 1;
+#if defined(__linux__)
+    case LK_VARIANT_NEON_DOTPROD:
+        return (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
+#elif defined(__ARM_FEATURE_DOTPROD)
+    case LK_VARIANT_NEON_DOTPROD:
+        return 1;
+#endif
+#endif
+    default:
+        return 0;
+    }
+}
+
+int lk_best_variant(void)
+{
+    static const int order[] = {LK_VARIANT_NEON_DOTPROD, LK_VARIANT_NEON, LK_VARIANT_AVX2};
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
+        if (lk_variant_supported(order[i])) return order[i];
+    return LK_VARIANT_SCALAR;
+}
+
+const char *lk_variant_name(int variant)
+{
+    switch (variant) {
+    case LK_VARIANT_SCALAR: return "c-scalar";
+    case LK_VARIANT_AVX2: return "c-avx2";
+    case LK_VARIANT_NEON: return "c-neon";
+    case LK_VARIANT_NEON_DOTPROD: return "c-neon-dotprod";
+    default: return "unknown";
+    }
+}
+
+static size_t align16(size_t n) { return (n + 15u) & ~(size_t)15u; }
+
+size_t lk_packed_size(const lk_model *m, int variant)
+{
+    size_t total = 0;
+    if (variant == LK_VARIANT_SCALAR) return 0;
+    for (int32_t i = 0; i < m->n_layers; i++)
+        total += align16(lk_simd_packed_size(m, &m->layers[i], variant));
+    return total;
+}
+
+size_t lk_scratch_size(const lk_model *m, int variant)
+{
+    size_t most = 0;
+    if (variant == LK_VARIANT_SCALAR) return 0;
+    for (int32_t i = 0; i < m->n_layers; i++) {
+        size_t s = lk_simd_scratch_size(m, &m->layers[i], variant);
+        if (s > most) most = s;
+    }
+    return align16(most);
+}
+
+int lk_prepare(lk_model *m, int variant, void *buf, size_t size)
+{
+    if (variant < 0 || variant >= LK_N_VARIANTS || !lk_variant_supported(variant))
+        return LK_ERR_VARIANT;
+    if (size < lk_packed_size(m, variant) || ((uintptr_t)buf & 15u)) return LK_ERR_CAPACITY;
+    uint8_t *p = (uint8_t *)buf;
+    for (int32_t i = 0; i < m->n_layers; i++) {
+        lk_layer *L = &m->layers[i];
+        L->packed = NULL;
+        if (variant == LK_VARIANT_SCALAR) continue;
+        size_t s = lk_simd_packed_size(m, L, variant);
+        if (s) {
+            L->packed = p;
+            lk_simd_pack(m, L, variant, p);
+            p += align16(s);
+        }
+    }
+    m->variant = variant;
+    return LK_OK;
+}
+
+int lk_run(const lk_model *m, uint8_t *arena, void *scratch)
+{
+    for (int32_t i = 0; i < m->n_layers; i++) {
+        const lk_layer *L = &m->layers[i];
+        int rc;
+        switch (L->op) {
+        case LK_OP_CONV:
+            rc = L->packed ? lk_simd_conv(m, L, arena, scratch) : lk_conv_scalar(m, L, arena);
+            break;
+        case LK_OP_DENSE:
+            rc = L->packed ? lk_simd_dense(m, L, arena, scratch) : lk_dense_scalar(m, L, arena);
+            break;
+        case LK_OP_MAXPOOL: rc = lk_maxpool(m, L, arena); break;
+        case LK_OP_AVGPOOL: rc = lk_avgpool(m, L, arena); break;
+        case LK_OP_GLOBAL_AVGPOOL: rc = lk_global_avgpool(m, L, arena); break;
+        case LK_OP_ADD: rc = lk_add(m, L, arena); break;
+        case LK_OP_CONCAT: rc = lk_concat(m, L, arena); break;
+        case LK_OP_RESHAPE: rc = lk_reshape(m, L, arena); break;
+        case LK_OP_TRANSPOSE: rc = lk_transpose(m, L, arena); break;
+        case LK_OP_LUT: rc = lk_lut(m, L, arena); break;
+        case LK_OP_GATHER: rc = lk_gather(m, L, arena); break;
+        default: rc = LK_ERR_OP;
+        }
+        if (rc != LK_OK) return rc;
+    }
+    return LK_OK;
+}

@@ -1,0 +1,409 @@
+"""The C kernel (firmware/kernel via lanthorn.device.kernel_ext._lk) gives the numpy
+reference engine's int8 outputs on every element, for every operator, in every kernel
+variant this CPU can run (scalar always; AVX2 / NEON / NEON+dotprod when present).
+
+Graphs are built directly in the IR with random parameters (no onnxruntime needed), so
+hypothesis can cover geometry and value ranges widely and fast; the reference engine's own
+agreement with onnxruntime is tests/test_engine_ref.py's job.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from lanthorn.device import engine_c, int8
+from lanthorn.device.engine_ref import ReferenceEngine
+from lanthorn.device.graph import Graph, Layer, Tensor
+
+_lk = pytest.importorskip("lanthorn.device.kernel_ext._lk",
+                          reason="C kernel extension not built (pip install -e . needs a C compiler)")
+
+VARIANTS = engine_c.available_variants()
+SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
+                derandomize=True)
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def qparams(rng):
+    """A random activation quantization: scale, zero point."""
+    return float(np.float32(rng.uniform(0.005, 0.2))), int(rng.integers(-128, 128))
+
+
+def rand_i8(rng, shape, lo=-128, hi=127):
+    return rng.integers(lo, hi + 1, size=shape).astype(np.int8)
+
+
+def multipliers(rng, n, k, kind):
+    """Requant multipliers scaled so outputs span the int8 range (and clamp sometimes).
+    ``half`` picks exact powers of two so many products land on .5: ties to even."""
+    if kind == "half":
+        return np.full(n, 0.5 ** rng.integers(1, 8), np.float32)
+    spread = 1.0 / (40.0 * max(1.0, np.sqrt(k)) * 64)
+    s_in, s_out = np.float32(rng.uniform(0.01, 0.1)), np.float32(rng.uniform(0.01, 0.1))
+    s_w = (rng.uniform(0.2, 3.0, n) * spread * float(s_out) / float(s_in)).astype(np.float32)
+    return int8.requant_multiplier(s_in, s_w, s_out)
+
+
+def act(rng, zy, relu):
+    return (max(-128, zy), 127) if relu else (-128, 127)
+
+
+def check(graph, inputs, variants=None):
+    """Every C variant equals the numpy reference on every element."""
+    ref = ReferenceEngine(graph).run_quantized(inputs)
+    for v in variants or VARIANTS:
+        got = engine_c.CEngine(graph, v).run_quantized(inputs)
+        assert len(got) == len(ref)
+        for g, r in zip(got, ref):
+            assert g.dtype == np.int8 and g.shape == r.shape
+            if not np.array_equal(g, r):
+                bad = np.argwhere(g != r)
+                raise AssertionError(f"{v}: {len(bad)} of {r.size} elements differ, first at "
+                                     f"{tuple(bad[0])}: C {g[tuple(bad[0])]} vs numpy "
+                                     f"{r[tuple(bad[0])]}")
+    return ref
+
+
+def one_layer(op, in_tensors, out_shape, zy, sy, params=None, arrays=None):
+    ins = [Tensor(f"x{i}", shape, dtype, s, z) for i, (shape, dtype, s, z) in enumerate(in_tensors)]
+    tensors = {t.name: t for t in ins}
+    tensors["y"] = Tensor("y", out_shape, "int8", sy, zy)
+    layer = Layer(op, op, [t.name for t in ins], ["y"], params or {}, arrays or {})
+    g = Graph(tensors, [layer], [t.name for t in ins], ["y"])
+    g.validate()
+    return g
+
+
+# ----------------------------------------------------------------------------- conv / dense
+
+conv_cases = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**31), "h": st.integers(1, 9), "w": st.integers(1, 12),
+    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17]),
+    "kh": st.integers(1, 3), "kw": st.integers(1, 5), "sh": st.integers(1, 2),
+    "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
+    "pad": st.tuples(*[st.integers(0, 2)] * 4), "groups": st.sampled_from(["1", "dw", "dw2", "g"]),
+    "relu": st.booleans(), "mult": st.sampled_from(["rand", "rand", "half"])})
+
+
+@settings(**SETTINGS)
+@given(c=conv_cases)
+def test_conv(c):
+    rng = np.random.default_rng(c["seed"])
+    cin = c["cin"]
+    groups, cout = {"1": (1, c["cout"]), "dw": (cin, cin), "dw2": (cin, 2 * cin),
+                    "g": (np.gcd(cin, 4), np.gcd(cin, 4) * 3)}[c["groups"]]
+    kh, kw = c["kh"], c["kw"]
+    t, l, b, r = c["pad"]
+    h, w = c["h"], c["w"]
+    if h + t + b - c["dh"] * (kh - 1) - 1 < 0:
+        kh, t, b = 1, min(t, 0), min(b, 0)
+    if w + l + r - c["dw"] * (kw - 1) - 1 < 0:
+        kw, l, r = 1, 0, 0
+    oh = (h + t + b - c["dh"] * (kh - 1) - 1) // c["sh"] + 1
+    ow = (w + l + r - c["dw"] * (kw - 1) - 1) // c["sw"] + 1
+    sx, zx = qparams(rng)
+    sy, zy = qparams(rng)
+    k = kh * kw * cin // groups
+    lo, hi = act(rng, zy, c["relu"])
+    g = one_layer("conv", [((h, w, cin), "int8", sx, zx)], (oh, ow, cout), zy, sy,
+                  {"stride": [c["sh"], c["sw"]], "dilation": [c["dh"], c["dw"]],
+                   "pads": [t, l, b, r], "groups": int(groups), "act_min": lo, "act_max": hi},
+                  {"weight": rand_i8(rng, (cout, kh, kw, cin // groups), -127, 127),
+                   "bias": rng.integers(-5000, 5000, cout).astype(np.int32),
+                   "multiplier": multipliers(rng, cout, k, c["mult"])})
+    check(g, [rand_i8(rng, (h, w, cin))])
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 300), n=st.integers(1, 70),
+       lead=st.sampled_from([(), (1,), (3,), (2, 5)]), relu=st.booleans(),
+       mult=st.sampled_from(["rand", "half"]))
+def test_dense(seed, k, n, lead, relu, mult):
+    rng = np.random.default_rng(seed)
+    sx, zx = qparams(rng)
+    sy, zy = qparams(rng)
+    lo, hi = act(rng, zy, relu)
+    g = one_layer("dense", [(lead + (k,), "int8", sx, zx)], lead + (n,), zy, sy,
+                  {"act_min": lo, "act_max": hi},
+                  {"weight": rand_i8(rng, (n, k), -127, 127),
+                   "bias": rng.integers(-20000, 20000, n).astype(np.int32),
+                   "multiplier": multipliers(rng, n, k, mult)})
+    check(g, [rand_i8(rng, lead + (k,))])
+
+
+def test_dense_extreme_values_do_not_overflow():
+    """Full-scale inputs and weights at large K: the int32 sums SIMD variants form in
+    pieces (int16 pairs, SDOT quads) must equal the plain sum."""
+    k, n = 1024, 9
+    x = np.full((k,), 127, np.int8)
+    w = np.where(np.arange(n * k).reshape(n, k) % 2, -127, 127).astype(np.int8)
+    w[0] = -127
+    for zx in (-128, 127):
+        g = one_layer("dense", [((k,), "int8", 0.1, zx)], (n,), 3, 0.1, {},
+                      {"weight": w, "bias": np.zeros(n, np.int32),
+                       "multiplier": np.full(n, 1e-5, np.float32)})
+        check(g, [x])
+        check(g, [np.full((k,), -128, np.int8)])
+
+
+# ----------------------------------------------------------------------------- pooling
+
+pool_cases = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**31), "h": st.integers(1, 9), "w": st.integers(1, 9),
+    "c": st.integers(1, 12), "kh": st.integers(1, 3), "kw": st.integers(1, 3),
+    "sh": st.integers(1, 3), "sw": st.integers(1, 3), "pad": st.tuples(*[st.integers(0, 2)] * 4),
+    "incl": st.booleans(), "op": st.sampled_from(["maxpool", "avgpool"])})
+
+
+@settings(**SETTINGS)
+@given(c=pool_cases)
+def test_pool(c):
+    rng = np.random.default_rng(c["seed"])
+    kh, kw = min(c["kh"], c["h"]), min(c["kw"], c["w"])
+    t, l, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw)))
+    oh = (c["h"] + t + b - kh) // c["sh"] + 1
+    ow = (c["w"] + l + r - kw) // c["sw"] + 1
+    sx, zx = qparams(rng)
+    sy, zy = (sx, zx) if c["op"] == "maxpool" else qparams(rng)
+    params = {"kernel": [kh, kw], "stride": [c["sh"], c["sw"]], "pads": [t, l, b, r]}
+    if c["op"] == "avgpool":
+        params["count_include_pad"] = c["incl"]
+    g = one_layer(c["op"], [((c["h"], c["w"], c["c"]), "int8", sx, zx)], (oh, ow, c["c"]),
+                  zy, sy, params)
+    check(g, [rand_i8(rng, (c["h"], c["w"], c["c"]))])
+
+
+def test_maxpool_dilation():
+    rng = np.random.default_rng(1)
+    g = one_layer("maxpool", [((9, 9, 3), "int8", 0.1, 0)], (3, 6, 3), 0, 0.1,
+                  {"kernel": [3, 2], "stride": [2, 1], "dilation": [2, 3], "pads": [0, 0, 0, 0]})
+    check(g, [rand_i8(rng, (9, 9, 3))])
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), h=st.integers(1, 12), w=st.integers(1, 12), c=st.integers(1, 40))
+def test_global_avgpool(seed, h, w, c):
+    rng = np.random.default_rng(seed)
+    sx, zx = qparams(rng)
+    sy, zy = qparams(rng)
+    g = one_layer("global_avgpool", [((h, w, c), "int8", sx, zx)], (1, 1, c), zy, sy)
+    check(g, [rand_i8(rng, (h, w, c))])
+
+
+# ----------------------------------------------------------------------------- elementwise
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), shape=st.sampled_from([(7,), (3, 4, 5), (1, 6, 2), (2, 3, 4, 5)]),
+       bcast=st.integers(0, 3), relu=st.booleans(), ratio=st.sampled_from([0.05, 1.0, 30.0]))
+def test_add(seed, shape, bcast, relu, ratio):
+    rng = np.random.default_rng(seed)
+    sa, za = qparams(rng)
+    sb, zb = qparams(rng)
+    sy, zy = qparams(rng)
+    sb = float(np.float32(sb * ratio))
+    bshape = shape[min(bcast, len(shape) - 1):]
+    if bcast == 3 and len(shape) > 1:
+        bshape = (1,) + shape[1:]
+    lo, hi = act(rng, zy, relu)
+    g = one_layer("add", [(shape, "int8", sa, za), (bshape, "int8", sb, zb)], shape, zy, sy,
+                  {"act_min": lo, "act_max": hi})
+    check(g, [rand_i8(rng, shape), rand_i8(rng, bshape)])
+
+
+def test_add_every_pair_of_values():
+    """All 65536 (a, b) pairs: the two float32 FMAs and the rounding match int8.py."""
+    a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
+    shape = (256, 256)
+    for sa, za, sb, zb, sy, zy in [(0.05, 3, 0.07, -20, 0.09, 5), (0.1, 0, 0.1, 0, 0.2, 0),
+                                   (0.013, -128, 0.5, 127, 0.3, -7)]:
+        g = one_layer("add", [(shape, "int8", sa, za), (shape, "int8", sb, zb)], shape, zy, sy)
+        check(g, [a.astype(np.int8), b.astype(np.int8)])
+
+
+def test_lut_every_value():
+    rng = np.random.default_rng(5)
+    table = rand_i8(rng, (256,))
+    g = one_layer("lut", [((256,), "int8", 0.1, 0)], (256,), 0, 0.1, {}, {"table": table})
+    x = np.arange(-128, 128).astype(np.int8)
+    out = check(g, [x])[0]
+    assert np.array_equal(out, table)        # y = table[x + 128], literally
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), n=st.integers(2, 4), axis=st.integers(0, 2),
+       requant=st.lists(st.booleans(), min_size=4, max_size=4))
+def test_concat(seed, n, axis, requant):
+    rng = np.random.default_rng(seed)
+    base = [int(v) for v in rng.integers(1, 6, 3)]
+    shapes = []
+    for i in range(n):
+        s = list(base)
+        s[axis] = int(rng.integers(1, 5))
+        shapes.append(tuple(s))
+    out = list(base)
+    out[axis] = sum(s[axis] for s in shapes)
+    sy, zy = qparams(rng)
+    ins, arrays = [], {}
+    for i, s in enumerate(shapes):
+        if requant[i]:
+            sx, zx = qparams(rng)
+            arrays[f"table{i}"] = int8.requant_table(sx, zx, sy, zy)
+        else:
+            sx, zx = sy, zy
+        ins.append((s, "int8", sx, zx))
+    g = one_layer("concat", ins, tuple(out), zy, sy, {"axis": axis}, arrays)
+    check(g, [rand_i8(rng, s) for s in shapes])
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), rank=st.integers(1, 5))
+def test_transpose(seed, rank):
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(v) for v in rng.integers(1, 5, rank))
+    perm = [int(p) for p in rng.permutation(rank)]
+    g = one_layer("transpose", [(shape, "int8", 0.1, 2)], tuple(shape[p] for p in perm), 2, 0.1,
+                  {"perm": perm})
+    check(g, [rand_i8(rng, shape)])
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), vocab=st.integers(1, 60), dim=st.integers(1, 33),
+       ctx=st.sampled_from([(1,), (5,), (2, 3)]))
+def test_gather(seed, vocab, dim, ctx):
+    rng = np.random.default_rng(seed)
+    table = rand_i8(rng, (vocab, dim))
+    g = one_layer("gather", [(ctx, "int32", 1.0, 0)], ctx + (dim,), 0, 0.1, {}, {"table": table})
+    check(g, [rng.integers(-vocab, vocab, ctx).astype(np.int32)])
+
+
+def test_gather_index_out_of_range_is_an_index_error():
+    table = np.arange(12, dtype=np.int8).reshape(4, 3)
+    g = one_layer("gather", [((2,), "int32", 1.0, 0)], (2, 3), 0, 0.1, {}, {"table": table})
+    for v in VARIANTS:
+        eng = engine_c.CEngine(g, v)
+        for bad in ([0, 4], [-5, 1]):
+            with pytest.raises(IndexError, match="out of range"):
+                eng.run_quantized([np.array(bad, np.int32)])
+        assert np.array_equal(eng.run_quantized([np.array([-1, 1], np.int32)])[0],
+                              table[[3, 1]])
+
+
+# ----------------------------------------------------------------------------- whole graphs
+
+def small_cnn(rng, final_softmax=True):
+    """conv -> relu-clamped depthwise -> maxpool -> add (residual) -> concat -> reshape ->
+    dense -> softmax: every buffer-sharing situation of the arena planner in one graph."""
+    T = {}
+
+    def t(name, shape, dtype="int8"):
+        s, z = qparams(rng)
+        T[name] = Tensor(name, shape, dtype, s, z)
+        return name
+
+    def conv_arrays(cout, kh, kw, cg):
+        return {"weight": rand_i8(rng, (cout, kh, kw, cg), -127, 127),
+                "bias": rng.integers(-3000, 3000, cout).astype(np.int32),
+                "multiplier": multipliers(rng, cout, kh * kw * cg, "rand")}
+
+    t("img", (8, 8, 3)), t("c1", (8, 8, 8)), t("c2", (8, 8, 8)), t("p", (4, 4, 8))
+    t("q", (4, 4, 8)), t("s", (4, 4, 8)), t("cat", (4, 4, 16)), t("flat", (256,)), t("logits", (5,))
+    T["prob"] = Tensor("prob", (5,), "float32")
+    L = [Layer("conv", "c1", ["img"], ["c1"], {"pads": [1, 1, 1, 1]}, conv_arrays(8, 3, 3, 3)),
+         Layer("conv", "c2", ["c1"], ["c2"], {"pads": [1, 1, 1, 1], "groups": 8,
+                                               "act_min": T["c2"].zero_point},
+               conv_arrays(8, 3, 3, 1)),
+         Layer("maxpool", "p", ["c2"], ["p"], {"kernel": [2, 2], "stride": [2, 2]}),
+         Layer("conv", "q", ["p"], ["q"], {}, conv_arrays(8, 1, 1, 8)),
+         Layer("add", "s", ["q", "p"], ["s"]),
+         Layer("concat", "cat", ["s", "q"], ["cat"], {"axis": 2},
+               {"table0": int8.requant_table(T["s"].scale, T["s"].zero_point,
+                                             T["cat"].scale, T["cat"].zero_point),
+                "table1": int8.requant_table(T["q"].scale, T["q"].zero_point,
+                                             T["cat"].scale, T["cat"].zero_point)}),
+         Layer("reshape", "flat", ["cat"], ["flat"], {"shape": [256]}),
+         Layer("dense", "fc", ["flat"], ["logits"], {},
+               {"weight": rand_i8(rng, (5, 256), -127, 127),
+                "bias": rng.integers(-3000, 3000, 5).astype(np.int32),
+                "multiplier": multipliers(rng, 5, 256, "rand")})]
+    T["p"].scale, T["p"].zero_point = T["c2"].scale, T["c2"].zero_point   # maxpool keeps q
+    T["flat"].scale, T["flat"].zero_point = T["cat"].scale, T["cat"].zero_point
+    outs = ["logits"]
+    if final_softmax:
+        L.append(Layer("softmax", "sm", ["logits"], ["prob"]))
+        outs = ["prob"]
+    g = Graph(T, L, ["img"], outs)
+    g.validate()
+    return g
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_whole_graph_and_arena_sharing(seed):
+    rng = np.random.default_rng(seed)
+    g = small_cnn(rng)
+    check(g, [rand_i8(rng, (8, 8, 3))])
+    offsets, size = engine_c.plan_arena(g)
+    total = sum(g.tensors[n].size for n in offsets if n != "flat")
+    assert offsets["flat"] == offsets["cat"]          # reshape is free
+    assert size < total                               # lifetimes that end free their bytes
+
+
+def test_runtime_load_uses_c_and_matches_numpy():
+    from lanthorn.device.bundle import Bundle
+    from lanthorn.device.runtime import load
+    rng = np.random.default_rng(11)
+    b = Bundle(small_cnn(rng), {"shape": (8, 8, 3)}, labels=tuple("abcde"))
+    mc, mn = load(b, backend="c"), load(b, backend="numpy")
+    assert mc.backend in VARIANTS and mn.backend == "numpy"
+    x = rng.normal(0, 1, (8, 8, 3)).astype(np.float32)
+    assert np.array_equal(mc(x), mn(x))               # identical float softmax after exact int8
+    xq = rand_i8(rng, (8, 8, 3))
+    assert np.array_equal(mc.run_quantized(xq), mn.run_quantized(xq))
+
+
+def test_variant_env_and_bad_variant(monkeypatch):
+    g = small_cnn(np.random.default_rng(0))
+    monkeypatch.setenv("LANTHORN_C_VARIANT", "scalar")
+    assert engine_c.CEngine(g).backend == "c-scalar"
+    monkeypatch.setenv("LANTHORN_C_VARIANT", "sse9")
+    with pytest.raises(ValueError, match="LANTHORN_C_VARIANT"):
+        engine_c.CEngine(g)
+    monkeypatch.delenv("LANTHORN_C_VARIANT")
+    assert engine_c.CEngine(g).backend == _lk.variant_name(_lk.best_variant())
+    for name in ("neon", "avx2", "neon-dotprod"):
+        if f"c-{name}" not in VARIANTS:
+            with pytest.raises(engine_c.CKernelUnsupported):
+                engine_c.CEngine(g, name)
+
+
+def test_corrupt_blob_is_refused_not_crashed():
+    g = small_cnn(np.random.default_rng(0))
+    blob = engine_c.to_blob(g)
+    with pytest.raises(ValueError, match="malformed"):
+        _lk.Model(b"XXXX" + blob[4:])
+    with pytest.raises(ValueError, match="malformed"):
+        _lk.Model(blob[:200])
+    with pytest.raises(ValueError, match="malformed"):
+        _lk.Model(blob[: len(blob) - 64])             # weights cut off
+    m = _lk.Model(blob, 0)
+    with pytest.raises(ValueError, match="bytes"):
+        m.run([np.zeros(5, np.int8)], [np.zeros(5, np.int8)])
+
+
+def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
+    import sys
+    from lanthorn.device import runtime
+    from lanthorn.device.bundle import Bundle
+    from lanthorn.device import kernel_ext
+    monkeypatch.setitem(sys.modules, "lanthorn.device.kernel_ext._lk", None)  # as if not built
+    monkeypatch.delattr(kernel_ext, "_lk", raising=False)
+    monkeypatch.setattr(runtime, "_warned_fallback", False)
+    b = Bundle(small_cnn(np.random.default_rng(0)), {"shape": (8, 8, 3)})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert runtime.load(b).backend == "numpy"
+        assert runtime.load(b).backend == "numpy"
+    assert len([w for w in caught if "C kernel" in str(w.message)]) == 1
+    with pytest.raises(runtime.UserError, match="C kernel is not available"):
+        runtime.load(b, backend="c")
