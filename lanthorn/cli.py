@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
     "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
     "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
+    "run": ("lanthorn.device.run_cmd", "run the piece: device loop, behaviour and (with --serial) the console"),
     "demo": ("lanthorn.device.demo_cmd", "run the simulated artwork and write a GIF"),
     "bench": ("lanthorn.host.bench_cmd", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
     "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),

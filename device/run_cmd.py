@@ -1,0 +1,130 @@
+"""lanthorn run: start the piece (the device loop, and the serial console with --serial).
+
+This is what systemd starts on the object (see ``lanthorn install-service``). It opens the
+body from the hardware profile (or the simulator with ``--sim``), loads the model from the
+data directory (current, else previous, else the shipped default; with none the built-in
+idle animation runs and the console says why), and runs until SIGTERM/SIGINT or
+``--seconds``; on the way out the LEDs go dark. Part failures never stop it: they are
+reported on the console and in the log (stderr, which systemd keeps in the journal).
+"""
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+from lanthorn.errors import UserError
+
+SYSTEM_DATA_DIR = Path("/var/lib/lanthorn")
+
+
+def default_data_dir() -> Path:
+    """$LANTHORN_DATA_DIR, else /var/lib/lanthorn when it is usable (the installed
+    service), else ~/.local/share/lanthorn (trying things out on a laptop)."""
+    env = os.environ.get("LANTHORN_DATA_DIR")
+    if env:
+        return Path(env)
+    if SYSTEM_DATA_DIR.is_dir() and os.access(SYSTEM_DATA_DIR, os.W_OK):
+        return SYSTEM_DATA_DIR
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return Path(base) / "lanthorn"
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("--profile", metavar="FILE",
+                        help="hardware profile (.toml path or a shipped name: pi4, pi5, "
+                             "jetson-orin-nano, sim); default: the detected board's")
+    parser.add_argument("--sim", action="store_true",
+                        help="run on the simulated body (a scripted visitor) instead of hardware")
+    parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
+    parser.add_argument("--serial", metavar="PORT",
+                        help="serve the console on this serial port (e.g. /dev/ttyGS0, /dev/ttyAMA0)")
+    parser.add_argument("--baud", type=int, default=115200, help="console baud rate (default 115200)")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="models, settings, presets and recordings (default: $LANTHORN_DATA_DIR, "
+                             "/var/lib/lanthorn, or ~/.local/share/lanthorn)")
+    parser.add_argument("--seconds", type=float, metavar="S",
+                        help="stop after S seconds (default: run until stopped)")
+    parser.add_argument("--quiet", action="store_true", help="log only problems")
+
+
+def _log(text: str) -> None:
+    print(f"lanthorn: {text}", file=sys.stderr, flush=True)
+
+
+def open_piece(args):
+    """(profile, body, storage) from the command line; UserError for anything a person fixes."""
+    from lanthorn.device.storage import DataDir
+    from lanthorn.hardware.body import open_body
+    from lanthorn.hardware.profile import load_profile
+    if args.seconds is not None and not (args.seconds > 0):
+        raise UserError(f"--seconds must be a positive number of seconds, got {args.seconds:g}")
+    if args.baud <= 0:
+        raise UserError(f"--baud must be positive, got {args.baud}")
+    if args.profile:
+        profile = load_profile(args.profile)
+    elif args.sim:
+        profile = load_profile("sim")
+    else:
+        from lanthorn.hardware.board import detect_board
+        profile = load_profile(detect_board())
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    storage = DataDir(data_dir)
+    sim = args.sim or profile.is_sim
+    body = open_body(profile, sim=True, seed=args.seed, realtime=True) if sim else open_body(profile)
+    return profile, body, storage
+
+
+def run(args) -> int:
+    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.sdnotify import Notifier
+
+    profile, body, storage = open_piece(args)
+    notifier = Notifier()
+    log = _log
+    for role, why in body.open_errors.items():
+        log(f"{role} did not open: {why} (running without it, retrying)")
+    loop = DeviceLoop(body, storage=storage, log=log, watchdog=notifier.watchdog)
+    loop.WATCHDOG_S = notifier.feed_interval(DeviceLoop.WATCHDOG_S)
+    console = None
+    if args.serial:
+        from lanthorn.device.console import ConsoleServer
+        if not os.path.exists(args.serial):
+            log(f"console port {args.serial} does not exist yet; waiting for it to appear")
+        console = ConsoleServer(args.serial, loop, baud=args.baud, log=log).start()
+
+    stop_reason = []
+
+    def on_signal(signum, frame):
+        stop_reason.append(signal.Signals(signum).name)
+        loop.stop()
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+    info = loop.model_info()
+    where = "simulator" if (args.sim or profile.is_sim) else profile.board_info.title
+    if not args.quiet:
+        model = (f"model {info['name']} ({info['source']}, {info['backend']})" if info["name"]
+                 else "no model (idle animation)")
+        log(f"running profile {profile.name!r} on the {where}, {model}, data in {storage.root}"
+            + (f", console on {args.serial}" if args.serial else ""))
+    t0 = time.monotonic()
+    try:
+        loop.run(seconds=args.seconds)
+    finally:
+        notifier.stopping()
+        if console is not None:
+            console.stop()
+        body.close()
+        notifier.close()
+    st = loop.status()
+    if not args.quiet:
+        log(f"stopped{' on ' + stop_reason[0] if stop_reason else ''} after "
+            f"{time.monotonic() - t0:.1f} s: {loop.frames_shown} frames at {st['fps']} fps, "
+            f"frame time p99 {st['frame_ms_p99']} ms, inference {st['infer_ms']} ms, "
+            f"touch-to-light p50 {st['touch_to_light_ms_p50']} ms; LEDs off")
+    return 0
