@@ -205,3 +205,50 @@ def test_long_live_run_stays_cheap():
     late = min(cost() for _ in range(3))
     print(f"50 reads: {early * 1e3:.1f} ms at start, {late * 1e3:.1f} ms after 4 h")
     assert late < 20 * early + 0.05  # generous: catches only a per-read cost growing with time
+
+
+def test_hand_changes_from_another_thread_are_safe():
+    """The window's thread moves the finger while the device loop's thread reads the pads."""
+    import threading
+    body = open_sim_body(realtime=False, script=[])
+    stop = threading.Event()
+    errors = []
+
+    def mouse():
+        k = 0
+        while not stop.is_set():
+            body.touch_at(k * 0.05)
+            body.press(k % 12)
+            body.release(k % 12)
+            if k % 7 == 0:
+                body.touch_at(None)
+            k += 1
+            time.sleep(0)  # let the reader run
+
+    th = threading.Thread(target=mouse)
+    th.start()
+    try:
+        for _ in range(400):
+            try:
+                body.touch.read()
+                body.distance.read_mm()
+            except Exception as exc:  # any race would surface here
+                errors.append(exc)
+                break
+            body.clock.advance(0.01)
+    finally:
+        stop.set()
+        th.join()
+    assert not errors
+
+
+def test_touch_at_between_pads_touches_both():
+    body = open_sim_body(realtime=False, script=[])
+    body.touch_at(3.5 * np.pi / 6)  # halfway between pads 3 and 4
+    body.clock.advance(0.04)
+    r = body.touch.read()
+    assert r.pads() == [3, 4]
+    assert abs(float(r.delta()[3]) - float(r.delta()[4])) < 10
+    body.touch_at(None)
+    body.clock.advance(0.04)
+    assert body.touch.read().touched == 0

@@ -273,8 +273,9 @@ class World:
         # segments are time-ordered and do not overlap: bisect on the ends, so a window that
         # has been open for hours costs the same per read as one just opened
         i = bisect.bisect_right(self._ends, t)
-        if i < len(self.segments) and self.segments[i].start <= t:
-            return self.segments[i]
+        segments = self.segments
+        if i < len(segments) and segments[i].start <= t < segments[i].end:
+            return segments[i]
         return None
 
     @property
@@ -291,47 +292,49 @@ class World:
     def script_end(self) -> float:
         return self.segments[-1].end if self.segments else 0.0
 
-    def scene_at(self, t: float) -> Scene:
+    def scene_at(self, t: float, hand=None) -> Scene:
         self._extend(t)
         seg = self.segment_at(t)
         sc = scene([seg] if seg is not None else [], np.array([t]))
-        if self.manual:  # someone at the object, reaching to the ring
+        if self.manual if hand is None else hand:  # someone at the object, reaching to the ring
             if math.isnan(sc.body_mm[0]):
                 sc.body_mm[0] = 250.0
             sc.shade[0] = max(sc.shade[0], 0.1)
         return sc
 
     # -- hand on the ring ---------------------------------------------------------------
+    # The window's event loop may press pads while a device loop thread reads the sensors:
+    # ``manual`` is replaced whole, never changed in place, so a reader sees a consistent hand.
     def press(self, pad: int, strength: float = 1.0) -> None:
         if not (isinstance(pad, (int, np.integer)) and 0 <= pad < N_PADS):
             raise SimError(f"pad must be an integer 0..{N_PADS - 1}, got {pad!r}")
-        self.manual[int(pad)] = float(np.clip(strength, 0.0, 1.0))
+        self.manual = {**self.manual, int(pad): float(np.clip(strength, 0.0, 1.0))}
 
     def touch_at(self, angle: float | None, half_width_deg: float = 10.0) -> None:
         """A fingertip on the ring at ``angle`` (rad, clockwise from pad 0), replacing any
         pressed pads; None lifts it. Between two pads it touches both partly, as a real
         finger does, so dragging around the ring makes a smooth stroke."""
-        self.manual.clear()
         if angle is None:
+            self.manual = {}
             return
         cover = contact_coverage(np.array([float(angle)]), np.array([math.radians(half_width_deg)]),
                                  np.ones(1))[0]
-        for pad in np.nonzero(cover > 0.02)[0]:
-            self.manual[int(pad)] = float(cover[pad])
+        self.manual = {int(pad): float(cover[pad]) for pad in np.nonzero(cover > 0.02)[0]}
 
     def release(self, pad: int | None = None) -> None:
         if pad is None:
-            self.manual.clear()
+            self.manual = {}
         else:
-            self.manual.pop(int(pad), None)
+            self.manual = {k: v for k, v in self.manual.items() if k != int(pad)}
 
     # -- what the chips read at time t --------------------------------------------------
     def read_touch(self, t: float):
-        sc = self.scene_at(t)
+        hand = self.manual  # one consistent snapshot (see press)
+        sc = self.scene_at(t, hand)
         extra = None
-        if self.manual:
+        if hand:
             extra = np.zeros((1, N_PADS))
-            for pad, s in self.manual.items():
+            for pad, s in hand.items():
                 extra[0, pad] += self.manual_counts * s
         raw, base, touched = self.sensors.touch(np.array([t]), sc, extra)
         return raw[0], base[0], int(touched[0])
