@@ -24,9 +24,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
     "run": ("lanthorn.device.run_cmd", "run the piece: device loop, behaviour and (with --serial) the console"),
     "demo": ("lanthorn.device.demo_cmd", "run the simulated artwork and write a GIF"),
+    "console": ("lanthorn.host.console_cmd", "talk to a running object over serial: completion, history, live watch plots"),
+    "push": ("lanthorn.host.push_cmd", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
+    "record": ("lanthorn.host.record_cmd", "record a demonstrated gesture from a running object into a dataset"),
     "bench": ("lanthorn.host.bench_cmd", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
     "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
     "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),
+    "quantize": ("lanthorn.quantize.quantize_cmd", "float ONNX → int8 .lanthorn bundle: calibrate, bias-correct, prune, report"),
 }
 
 

@@ -86,9 +86,15 @@ class Net:
 
 
 def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = True,
-                 reduce_range: bool = True) -> Path:
+                 reduce_range: bool = True, calibrate_method=None,
+                 calibration_cache=None) -> Path:
     """Quantize a float ONNX model (ModelProto or path) with onnxruntime's quantize_static
-    (QDQ, per-channel, S8S8) on ``calib_inputs`` (a list of {input name: array}).
+    (QDQ, per-channel, S8S8) on ``calib_inputs`` (an iterable of {input name: array}).
+
+    ``calibrate_method`` is onnxruntime's CalibrationMethod (default MinMax); this is the
+    one quantize_static call in lanthorn (``lanthorn quantize`` goes through it too).
+    ``calibration_cache`` (a JSON file from onnxruntime's save_tensors_data) supplies
+    precomputed activation ranges instead of calibrating on ``calib_inputs``.
 
     ``dedicated_pairs`` (onnxruntime's ``DedicatedQDQPair`` option) gives every consumer of
     a tensor its own Q/DQ pair. Without it, a tensor read by two operators (a skip
@@ -100,8 +106,8 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
     for full-range weights, so onnxruntime's own integers drift (we measured up to 42 LSB)
     from the exact int32 arithmetic lanthorn (and onnxruntime on ARM) computes."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
     import logging
     out_path = Path(out_path)
 
@@ -124,6 +130,9 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
             quantize_static(str(src), str(out_path), _Reader(), quant_format=QuantFormat.QDQ,
                             per_channel=True, activation_type=QuantType.QInt8,
                             weight_type=QuantType.QInt8, reduce_range=bool(reduce_range),
+                            calibrate_method=calibrate_method or CalibrationMethod.MinMax,
+                            calibration_cache_path=(str(calibration_cache) if calibration_cache
+                                                    else None),
                             extra_options={"DedicatedQDQPair": bool(dedicated_pairs)})
         finally:
             root.setLevel(level)

@@ -1,0 +1,587 @@
+"""Float ONNX → int8 ``.lanthorn`` bundle: check, (prune), bias-correct, calibrate, import.
+
+The steps, in the order :func:`quantize_model` runs them:
+
+1. :func:`check_model` refuses, before any work, what the int8 engine cannot run: an
+   unsupported operator (naming the node, the operator and what to use instead), a
+   dynamic or batched input shape, an already-quantized model.
+2. onnxruntime's own pre-processing (``quant_pre_process``) folds BatchNormalization into
+   the convolutions and drops Dropout/Identity, as onnxruntime recommends before
+   quantizing.
+3. Optional pruning (:mod:`lanthorn.quantize.prune`).
+4. Bias correction (:func:`bias_correct`): per-channel int8 rounding of the weights shifts
+   each output's mean by ``E[(W - Wq) x]``; we fold that expected error into the float bias,
+   so the quantized layer's output has the float layer's mean again.
+5. Calibration and quantization by onnxruntime's ``quantize_static`` (QDQ, per-channel
+   symmetric int8 weights with reduce_range, int8 activations, the chosen
+   :mod:`~lanthorn.quantize.calibrate` method), through ``model_zoo.quantize_qdq``, the
+   one quantize_static call in lanthorn.
+6. ``bundle_from_qdq`` turns the QDQ model into the int8 graph and keeps it as the twin.
+7. Evaluation on the held-out sessions: the float model under onnxruntime against the
+   bundle under lanthorn's own engine (what the device will run), plus the per-layer error
+   between the float and the quantized activations (onnxruntime's qdq_loss_debug).
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from lanthorn.errors import UserError
+from lanthorn.quantize.calibrate import (METHODS, ModelData, compute_ranges, load_model_data,
+                                         ort_method)
+from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
+
+#: Float operators lanthorn quantizes (each becomes, or fuses into, an int8 layer).
+ENGINE_OPS = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool", "Add",
+              "Concat", "Flatten", "Reshape", "Transpose", "Gather", "Softmax"} | UNARY_LUT_OPS
+#: Operators onnxruntime's pre-processing removes or folds away before quantization.
+FOLDED_OPS = {"BatchNormalization", "Dropout", "Identity", "Constant"}
+
+_INSTEAD = {
+    "LSTM": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
+    "GRU": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
+    "RNN": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
+    "ReduceMean": "use GlobalAveragePool over the time/space axes instead",
+    "Mul": "fold constant scaling into the neighbouring Conv/Gemm weights before export",
+    "Sub": "fold the constant into the previous layer's bias before export",
+    "Div": "fold the constant into the neighbouring Conv/Gemm weights before export",
+    "LayerNormalization": "use BatchNorm (folded into the Conv) instead",
+    "Resize": "use strided Conv or pooling instead",
+    "Pad": "use the Conv's own pads attribute instead",
+    "Squeeze": "use Flatten or Reshape with a constant shape instead",
+    "Unsqueeze": "use Flatten or Reshape with a constant shape instead",
+    "ConvTranspose": "use Conv (the engine has no transposed convolution)",
+}
+
+
+class UnsupportedModelError(UserError):
+    """The float model uses something the int8 engine cannot run."""
+
+
+# --------------------------------------------------------------------------- 1. refusal
+
+def load_onnx(path_or_model):
+    """(ModelProto, source name) from a path, bytes or ModelProto, with a clear error."""
+    import onnx
+    if isinstance(path_or_model, (str, Path)):
+        path = Path(path_or_model)
+        if not path.is_file():
+            raise UserError(f"{path}: no such ONNX model file")
+        try:
+            return onnx.load(str(path)), str(path)
+        except Exception as exc:  # protobuf DecodeError and friends
+            raise UserError(f"{path} is not a readable ONNX model ({exc})") from None
+    if isinstance(path_or_model, (bytes, bytearray)):
+        return onnx.load_from_string(bytes(path_or_model)), "<model>"
+    return path_or_model, path_or_model.graph.name or "<model>"
+
+
+def check_model(model, source: str = "<model>") -> None:
+    """Refuse a model the engine cannot run, naming node, operator and what to do instead.
+
+    Runs on the raw float model before any calibration, pruning or file writing."""
+    from onnx import TensorProto
+    where = f"{source}: "
+    if any(n.op_type in ("QuantizeLinear", "DequantizeLinear", "QLinearConv", "QLinearMatMul")
+           for n in model.graph.node):
+        raise UnsupportedModelError(where + "this model is already quantized; import it with "
+                                    "'lanthorn import' instead of quantizing it again")
+    for d in model.opset_import:
+        if d.domain not in ("", "ai.onnx"):
+            raise UnsupportedModelError(where + f"the model uses operators from domain "
+                                        f"{d.domain!r}; export it with standard ONNX operators")
+    init = {t.name for t in model.graph.initializer}
+    producer = {o: n for n in model.graph.node for o in n.output}
+    outputs = {o.name for o in model.graph.output}
+    for node in model.graph.node:
+        name = node.name or node.output[0]
+        op = node.op_type
+        if node.domain not in ("", "ai.onnx"):
+            raise UnsupportedModelError(where + f"node {name!r} ({node.domain}.{op}) is a custom "
+                                        f"operator; export with standard ONNX operators")
+        if op not in ENGINE_OPS and op not in FOLDED_OPS:
+            todo = _INSTEAD.get(op, "replace it with one of the supported operators")
+            raise UnsupportedModelError(
+                where + f"node {name!r} uses operator {op}, which lanthorn's int8 engine does "
+                f"not run; {todo}. Supported: {', '.join(sorted(ENGINE_OPS - UNARY_LUT_OPS))} "
+                f"and elementwise activations ({', '.join(sorted(UNARY_LUT_OPS))})")
+        if op == "BatchNormalization":
+            src = producer.get(node.input[0])
+            if src is None or src.op_type != "Conv":
+                raise UnsupportedModelError(
+                    where + f"node {name!r} (BatchNormalization) does not follow a Conv, so it "
+                    f"cannot be folded; put BatchNorm right after a convolution or remove it")
+        if op == "Softmax" and node.output[0] not in outputs:
+            raise UnsupportedModelError(where + f"node {name!r} (Softmax) is not the model's "
+                                        f"output; the engine runs softmax only as the last layer")
+        if op == "Reshape" and node.input[1] not in init and (
+                producer.get(node.input[1]) is None
+                or producer[node.input[1]].op_type != "Constant"):
+            raise UnsupportedModelError(where + f"node {name!r} (Reshape) takes a computed "
+                                        f"shape; export with a constant target shape (or use "
+                                        f"Flatten)")
+    inputs = [i for i in model.graph.input if i.name not in init]
+    for vi in inputs:
+        tt = vi.type.tensor_type
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in tt.shape.dim]
+        if any(not isinstance(d, int) or d <= 0 for d in dims):
+            raise UnsupportedModelError(
+                where + f"input {vi.name!r} has a dynamic shape {dims}; lanthorn runs fixed "
+                f"shapes with batch 1: export with a fixed input shape (torch.onnx.export "
+                f"without dynamic_axes) and quantize again")
+        if len(dims) >= 2 and dims[0] != 1:
+            raise UnsupportedModelError(where + f"input {vi.name!r} has batch size {dims[0]}; "
+                                        f"export the model with batch size 1")
+        if tt.elem_type not in (TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32):
+            raise UnsupportedModelError(where + f"input {vi.name!r} is not float32; export "
+                                        f"the float model (lanthorn quantizes it)")
+
+
+def preprocess(model):
+    """onnxruntime's recommended pre-quantization pass (BatchNorm folding, shape inference)."""
+    import onnx
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
+        onnx.save(model, str(src))
+        quant_pre_process(str(src), str(dst), skip_symbolic_shape=True)
+        out = onnx.load(str(dst))
+    # keep only the author's metadata (the pre-processor adds a marker of its own)
+    keep = [(p.key, p.value) for p in out.metadata_props if p.key != "onnx.quant.pre_process"]
+    del out.metadata_props[:]
+    for k, v in keep:
+        p = out.metadata_props.add()
+        p.key, p.value = k, v
+    return out
+
+
+# --------------------------------------------------------------------------- 4. bias correction
+
+def _weight_nodes(model):
+    """Conv/Gemm nodes with constant weights: (node, weight name)."""
+    init = {t.name for t in model.graph.initializer}
+    out = []
+    for n in model.graph.node:
+        if n.op_type in ("Conv", "Gemm") and len(n.input) > 1 and n.input[1] in init:
+            out.append(n)
+    return out
+
+
+def _attrs(node) -> dict:
+    from onnx import helper
+    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
+
+
+def dequantized_weights(qdq_model) -> dict[str, np.ndarray]:
+    """{compute node name: float weights as the int8 model sees them (W_q * scale)}."""
+    from onnx import numpy_helper
+    init = {t.name: numpy_helper.to_array(t) for t in qdq_model.graph.initializer}
+    dq = {n.output[0]: n for n in qdq_model.graph.node if n.op_type == "DequantizeLinear"}
+    out = {}
+    for n in qdq_model.graph.node:
+        if n.op_type in ("Conv", "Gemm") and len(n.input) > 1 and n.input[1] in dq:
+            d = dq[n.input[1]]
+            if d.input[0] not in init:
+                continue
+            q = init[d.input[0]].astype(np.float32)
+            s = init[d.input[1]].astype(np.float32)
+            z = init[d.input[2]].astype(np.float32) if len(d.input) > 2 else np.float32(0)
+            axis = _attrs(d).get("axis", 1)
+            shape = [1] * q.ndim
+            if s.ndim:
+                shape[axis] = -1
+            out[n.name] = (q - z.reshape(shape)) * s.reshape(shape)
+    return out
+
+
+def _intermediates(model, names, feeds) -> dict[str, np.ndarray]:
+    """Run the float model and return the mean over windows of tensors ``names``."""
+    import onnx
+    import onnxruntime as ort
+    m = onnx.ModelProto()
+    m.CopyFrom(model)
+    have = {o.name for o in m.graph.output}
+    for name in names:
+        if name not in have:
+            m.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sums, n = {}, 0
+    for feed in feeds:
+        for name, v in zip(names, sess.run(list(names), feed)):
+            sums[name] = sums.get(name, 0.0) + v.astype(np.float64)
+        n += 1
+    return {k: (v / max(n, 1)).astype(np.float32) for k, v in sums.items()}
+
+
+def bias_correct(model, data: ModelData, max_windows: int = 128):
+    """Fold the expected weight-rounding error ``E[(W - Wq) x]`` into each float bias.
+
+    ``Wq`` comes from onnxruntime itself (a weight-only pass of the same quantizer with
+    the same options), so the correction matches the weights the bundle will hold. ``E[x]``
+    is the mean float input of the layer over calibration windows; because convolution is
+    linear, ``E[conv(x, W - Wq)] = conv(E[x], W - Wq)``, averaged over output positions
+    (padding included, as the engine sees it). Returns (corrected model, {node: |shift|}).
+    """
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from lanthorn.quantize.model_zoo import quantize_qdq
+    nodes = _weight_nodes(model)
+    if not nodes:
+        return model, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        one = list(data.feeds(data.calib_x[:1]))
+        wq = dequantized_weights(onnx.load(str(quantize_qdq(model, Path(tmp) / "w.onnx", one))))
+    rows = data.calib_x[np.linspace(0, len(data.calib_x) - 1, min(max_windows, len(data.calib_x))).astype(int)]
+    means = _intermediates(model, sorted({n.input[0] for n in nodes}), data.feeds(rows))
+    out = onnx.ModelProto()
+    out.CopyFrom(model)
+    inits = {t.name: t for t in out.graph.initializer}
+    nodes = _weight_nodes(out)
+    shifts = {}
+    for node in nodes:
+        if node.name not in wq:
+            continue
+        w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
+        err = w - wq[node.name]
+        x = torch.from_numpy(means[node.input[0]])
+        a = _attrs(node)
+        if node.op_type == "Conv":
+            nd = w.ndim - 2
+            pads = list(a.get("pads", [0] * 2 * nd))
+            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                continue  # SAME_* padding: leave the bias alone rather than guess
+            conv = torch.nn.functional.conv1d if nd == 1 else torch.nn.functional.conv2d
+            if nd == 1:
+                xp = torch.nn.functional.pad(x, (pads[0], pads[1]))
+            else:
+                xp = torch.nn.functional.pad(x, (pads[1], pads[3], pads[0], pads[2]))
+            y = conv(xp, torch.from_numpy(err), stride=a.get("strides", [1] * nd),
+                     dilation=a.get("dilations", [1] * nd), groups=a.get("group", 1))
+            delta = y.mean(dim=tuple(range(2, y.ndim)))[0].numpy()
+        else:  # Gemm: y = alpha * A @ B' + beta * C
+            if a.get("transA", 0):
+                continue
+            e = err.T if a.get("transB", 0) else err          # [K, N]
+            delta = a.get("alpha", 1.0) * (x.numpy().reshape(1, -1) @ e)[0] / a.get("beta", 1.0)
+        n_out = delta.shape[0]
+        if len(node.input) > 2 and node.input[2]:
+            b = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+            if b.shape != (n_out,):
+                continue  # a broadcast bias: unusual, leave it
+            inits[node.input[2]].CopyFrom(numpy_helper.from_array((b + delta).astype(np.float32),
+                                                                   node.input[2]))
+        else:
+            bname = f"{node.name or node.output[0]}_bias_correction"
+            out.graph.initializer.append(numpy_helper.from_array(delta.astype(np.float32), bname))
+            while len(node.input) < 3:
+                node.input.append("")
+            node.input[2] = bname
+        shifts[node.name] = float(np.abs(delta).mean())
+    return out, shifts
+
+
+# --------------------------------------------------------------------------- 7. evaluation
+
+def run_float(model, data: ModelData, x: np.ndarray) -> np.ndarray:
+    """Float model outputs [N, K] under onnxruntime (one window at a time: batch-1 export)."""
+    import onnxruntime as ort
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    out_name = sess.get_outputs()[0].name
+    return np.concatenate([sess.run([out_name], f)[0].reshape(1, -1) for f in data.feeds(x)]) \
+        if len(x) else np.zeros((0, 0), np.float32)
+
+
+def run_bundle(bundle, data: ModelData, x: np.ndarray) -> np.ndarray:
+    """Bundle outputs [N, K] under lanthorn's engine, fed as the device feeds it."""
+    import warnings
+
+    from lanthorn.device.runtime import load
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "C kernel not built, using numpy": fine here
+        model = load(bundle)
+    sensor = data.window is not None and x.ndim == 3
+    outs = [np.asarray(model(row.T if sensor else row), np.float32).reshape(-1) for row in x]
+    return np.stack(outs) if outs else np.zeros((0, 0), np.float32)
+
+
+def layer_errors(float_model, qdq_model, data: ModelData, n: int = 32) -> list[dict]:
+    """Per quantized activation: SQNR (dB) of the int8 model against the float model there.
+
+    Uses onnxruntime's own debugging helpers (qdq_loss_debug), which match each QDQ
+    activation with its float twin. Ordered as the layers run."""
+    import onnx
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+    rows = data.calib_x[:n] if data.test_x is None or not len(data.test_x) else \
+        data.test_x[np.linspace(0, len(data.test_x) - 1, min(n, len(data.test_x))).astype(int)]
+    from lanthorn.quantize.calibrate import reader
+    with tempfile.TemporaryDirectory() as tmp:
+        fp, qp = Path(tmp) / "f.onnx", Path(tmp) / "q.onnx"
+        onnx.save(float_model, str(fp))
+        onnx.save(qdq_model, str(qp))
+        fa, qa = Path(tmp) / "fa.onnx", Path(tmp) / "qa.onnx"
+        dbg.modify_model_output_intermediate_tensors(str(fp), str(fa))
+        dbg.modify_model_output_intermediate_tensors(str(qp), str(qa))
+        f_act = dbg.collect_activations(str(fa), reader(data, rows))
+        q_act = dbg.collect_activations(str(qa), reader(data, rows))
+        match = dbg.create_activation_matching(q_act, f_act)
+        errs = dbg.compute_activation_error(match)
+        werr = dbg.compute_weight_error(dbg.create_weight_matching(str(fp), str(qp)))
+    producer = {o: nd for nd in float_model.graph.node for o in nd.output}
+    weight_of = {nd.name: nd.input[1] for nd in float_model.graph.node
+                 if nd.op_type in ("Conv", "Gemm", "MatMul") and len(nd.input) > 1}
+    order = {nd.output[0]: i for i, nd in enumerate(float_model.graph.node)}
+    out = []
+    for name in sorted(errs, key=lambda t: order.get(t, 1 << 30)):
+        e = errs[name]
+        if "xmodel_err" not in e or name not in producer:
+            continue
+        nd = producer[name]
+        if nd.op_type in ("Relu", "Clip") and nd.input[0] in producer:
+            nd = producer[nd.input[0]]            # the fused conv/dense + activation
+        if nd.op_type in ("Flatten", "Reshape"):
+            continue                              # same numbers as its input
+        row = {"tensor": name, "node": nd.name or name, "op": nd.op_type,
+               "sqnr_db": round(float(e["xmodel_err"]), 2),
+               "local_sqnr_db": round(float(e["qdq_err"]), 2)}
+        w = weight_of.get(nd.name)
+        if w in werr:
+            row["weight_sqnr_db"] = round(float(werr[w]), 2)
+        out.append(row)
+    return out
+
+
+# --------------------------------------------------------------------------- the API
+
+@dataclass
+class Evaluation:
+    """Accuracy of one model variant on the held-out windows."""
+    name: str
+    float_accuracy: float | None
+    int8_accuracy: float | None
+    agreement: float | None          # share of windows where float and int8 pick the same class
+    float_bytes: int
+    bundle_bytes: int
+    macs: int
+    params: int
+    float_confusion: list | None = None
+    int8_confusion: list | None = None
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        d = {k: v for k, v in self.__dict__.items() if k != "extra"}
+        d.update(self.extra)
+        return d
+
+
+@dataclass
+class QuantizeResult:
+    out: Path
+    bundle: object
+    sha256: str
+    calibration: str
+    bias_correction: bool
+    evaluations: list[Evaluation]     # [unpruned, pruned...]; the last one is what was written
+    layers: list[dict]
+    bias_shifts: dict
+    data: str
+    held_out: str
+    provenance: dict
+    pruning: dict
+    seconds: float
+    report_dir: Path | None = None
+
+    @property
+    def final(self) -> Evaluation:
+        return self.evaluations[-1]
+
+    def to_json(self) -> dict:
+        return {"bundle": self.out.name, "sha256": self.sha256, "calibration": self.calibration,
+                "bias_correction": self.bias_correction, "data": self.data,
+                "held_out": self.held_out, "models": [e.to_json() for e in self.evaluations],
+                "layers": self.layers, "bias_shifts": self.bias_shifts,
+                "pruning": self.pruning, "provenance": self.provenance,
+                "seconds": round(self.seconds, 2)}
+
+
+def bundle_sizes(bundle) -> dict:
+    """The bundle's size as written, without its QDQ twin (what the engine needs), and
+    compressed (zlib, lzma): zeroed weights only pay off once compressed."""
+    import copy
+    import lzma
+    import zlib
+    raw = bundle.to_bytes()
+    bare = copy.copy(bundle)
+    bare.twin = None
+    return {"bundle_bytes": len(raw), "bundle_bytes_without_twin": len(bare.to_bytes()),
+            "bundle_zlib_bytes": len(zlib.compress(raw, 9)),
+            "bundle_lzma_bytes": len(lzma.compress(raw, preset=9))}
+
+
+def graph_macs(graph) -> int:
+    from lanthorn.device.graph import layer_macs
+    return int(sum(layer_macs(layer, graph) for layer in graph.layers))
+
+
+def float_params(model) -> int:
+    return int(sum(np.prod(t.dims) for t in model.graph.initializer))
+
+
+def _onnx_bytes(model) -> int:
+    return len(model.SerializeToString())
+
+
+def quantize_float(model, data: ModelData, calibration: str = "minmax",
+                   bias_correction: bool = True) -> tuple:
+    """The quantization core: (qdq ModelProto, bias shifts). ``model`` is pre-processed."""
+    import onnx
+
+    from lanthorn.quantize.model_zoo import quantize_qdq
+    method = ort_method(calibration)
+    shifts = {}
+    if bias_correction:
+        model, shifts = bias_correct(model, data)
+    with tempfile.TemporaryDirectory() as tmp:
+        cache = compute_ranges(model, data, calibration, Path(tmp) / "ranges.json")
+        q = quantize_qdq(model, Path(tmp) / "q.onnx", [], calibrate_method=method,
+                         calibration_cache=cache)
+        qdq = onnx.load(str(q))
+    return model, qdq, shifts
+
+
+def make_bundle(qdq, data: ModelData, card: dict, provenance: dict):
+    from lanthorn.device.bundle import InputSpec
+    from lanthorn.quantize.qdq_import import bundle_from_qdq
+    spec = None
+    if data.window is not None:
+        spec = InputSpec((data.window, len(data.channels)), channels=data.channels,
+                         rate_hz=data.rate_hz, window=data.window)
+    labels = data.labels
+    out_dim = [d.dim_value for d in qdq.graph.output[0].type.tensor_type.shape.dim]
+    if labels and out_dim and out_dim[-1] != len(labels):
+        labels = ()  # a foreign model whose outputs are not the dataset's classes
+    return bundle_from_qdq(qdq, labels=labels, input_spec=spec, card=card, provenance=provenance)
+
+
+def evaluate(name, float_model, bundle, data: ModelData) -> Evaluation:
+    from lanthorn.quantize.metrics import accuracy, confusion
+    fo = run_float(float_model, data, data.test_x)
+    qo = run_bundle(bundle, data, data.test_x)
+    fp, qp = fo.argmax(1), qo.argmax(1)
+    fa = qa = fc = qc = None
+    if data.test_y is not None and len(data.test_y):
+        k = max(fo.shape[1], int(data.test_y.max()) + 1)
+        fa, qa = accuracy(data.test_y, fp), accuracy(data.test_y, qp)
+        fc, qc = confusion(data.test_y, fp, k).tolist(), confusion(data.test_y, qp, k).tolist()
+    return Evaluation(name, fa, qa, float(np.mean(fp == qp)) if len(fp) else None,
+                      _onnx_bytes(float_model), len(bundle.to_bytes()), graph_macs(bundle.graph),
+                      float_params(float_model), fc, qc)
+
+
+def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
+                   prune_channels: float = 0.0, prune_sparsity: float = 0.0,
+                   checkpoint=None, report_dir=None, bias_correction: bool = True,
+                   n_calib: int | None = None, name: str | None = None,
+                   finetune_epochs: int = 12, seed: int = 0, log=print) -> QuantizeResult:
+    """Quantize (and optionally prune) a float ONNX model into a ``.lanthorn`` bundle.
+
+    ``data_dir``: the dataset folder (or an .npz of inputs) for calibration and held-out
+    evaluation. ``prune_channels``: fraction of conv channels to remove (structured);
+    ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the
+    training checkpoint (.pt) pruning fine-tunes from. ``report_dir``: write report.md,
+    report.json and plots there. Returns the figures; writes ``out`` atomically.
+    """
+    from lanthorn.device.bundle import write_bundle
+    from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
+
+    t0 = time.perf_counter()
+    if calibration not in METHODS:
+        raise UserError(f"unknown calibration method {calibration!r}; choose {', '.join(METHODS)}")
+    for label, f in (("--prune-channels", prune_channels), ("--prune-sparsity", prune_sparsity)):
+        if not (0.0 <= float(f) < 1.0):
+            raise UserError(f"{label} must be a fraction in [0, 1), not {f}")
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise UserError(f"{checkpoint}: no such checkpoint file")
+    model, source = load_onnx(onnx_path)
+    check_model(model, source)                                        # before any work
+    data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
+    log(f"data {data.description}")
+    model = preprocess(model)
+    stem = name or Path(str(out)).stem
+
+    def quantize_one(label, fmodel, extra_card=None):
+        fixed, qdq, shifts = quantize_float(fmodel, data, calibration, bias_correction)
+        card = {"name": stem, "variant": label, "calibration": calibration,
+                "bias_correction": bool(bias_correction), "quantizer": _versions(),
+                "source_model": Path(source).name, "data": data.description,
+                **(extra_card or {})}
+        bundle = make_bundle(qdq, data, card, data.provenance)
+        ev = evaluate(label, fmodel, bundle, data)
+        if ev.float_accuracy is not None:
+            bundle.card.update({"held_out": data.held_out,
+                                "accuracy_float": round(ev.float_accuracy, 4),
+                                "accuracy_int8": round(ev.int8_accuracy, 4)})
+        bundle.card["macs"] = ev.macs
+        ev.extra.update(bundle_sizes(bundle))
+        ev.bundle_bytes = ev.extra.pop("bundle_bytes")
+        log(f"{label}: {_fmt(ev)}")
+        return fixed, qdq, shifts, bundle, ev
+
+    evaluations, pruning = [], {}
+    fixed, qdq, shifts, bundle, ev = quantize_one("unpruned", model)
+    evaluations.append(ev)
+    final_float = model
+    if prune_channels > 0 or prune_sparsity > 0:
+        from lanthorn.quantize import prune
+        pr = prune.prune_model(model, data, channels=prune_channels, sparsity=prune_sparsity,
+                               checkpoint=checkpoint, epochs=finetune_epochs, seed=seed, log=log)
+        pruning = pr.to_json()
+        label = pr.label
+        pfixed, pqdq, pshifts, pbundle, pev = quantize_one(label, pr.model, {"pruning": pr.card()})
+        pev.extra.update(pr.figures(pbundle))
+        evaluations.append(pev)
+        fixed, qdq, shifts, bundle, final_float = pfixed, pqdq, pshifts, pbundle, pr.model
+    sha = write_bundle(bundle, out)
+    layers = layer_errors(fixed, qdq, data)
+    result = QuantizeResult(Path(out), bundle, sha, calibration, bool(bias_correction),
+                            evaluations, layers, shifts, data.description, data.held_out,
+                            data.provenance, pruning, time.perf_counter() - t0)
+    log(f"wrote {out}: {len(bundle.to_bytes()):,} bytes ({ev_ratio(result):.1f}x smaller than "
+        f"the float ONNX), sha256 {sha[:16]}")
+    if report_dir is not None:
+        from lanthorn.quantize.report import write_report
+        result.report_dir = Path(report_dir)
+        write_report(result, data, report_dir)
+        log(f"report: {Path(report_dir) / 'report.md'}")
+    return result
+
+
+def ev_ratio(result: QuantizeResult) -> float:
+    base = result.evaluations[0]
+    return base.float_bytes / max(1, result.final.bundle_bytes)
+
+
+def _fmt(ev: Evaluation) -> str:
+    acc = "" if ev.float_accuracy is None else (
+        f"float {100 * ev.float_accuracy:.2f}% → int8 {100 * ev.int8_accuracy:.2f}% "
+        f"({100 * (ev.int8_accuracy - ev.float_accuracy):+.2f} points), ")
+    return (f"{acc}agreement {100 * (ev.agreement or 0):.1f}%, {ev.macs:,} MACs, "
+            f"bundle {ev.bundle_bytes:,} bytes (float ONNX {ev.float_bytes:,})")
+
+
+def _versions() -> str:
+    import onnxruntime
+    from lanthorn import __version__
+    return f"lanthorn {__version__}, onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"
