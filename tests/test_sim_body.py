@@ -252,3 +252,17 @@ def test_touch_at_between_pads_touches_both():
     body.touch_at(None)
     body.clock.advance(0.04)
     assert body.touch.read().touched == 0
+
+
+def test_parts_the_profile_leaves_out_are_none(tmp_path):
+    from lanthorn.hardware.profile import PROFILE_DIR
+    text = (PROFILE_DIR / "sim.toml").read_text()
+    text = text.replace('required = ["touch", "distance", "light", "leds", "display"]',
+                        'required = ["touch", "leds"]')
+    text = text[:text.index("[parts.display]")]
+    (tmp_path / "nodisplay.toml").write_text(text)
+    body = open_body(load_profile(str(tmp_path / "nodisplay.toml")), sim=True, realtime=False)
+    assert body.display is None and set(body.parts()) == {"touch", "distance", "light", "leds"}
+    with pytest.raises(SimError, match="cannot inject a failure into 'display'"):
+        open_body(load_profile(str(tmp_path / "nodisplay.toml")), sim=True, realtime=False,
+                  failures={"display": 1.0})
