@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
 import os
 import re
 import threading
@@ -448,7 +449,7 @@ class ConsoleServer:
             raise UserError(f"record SECONDS must be a number, got {args[1]}") from None
         if not 0.5 <= seconds <= MAX_RECORD_S:
             raise UserError(f"record SECONDS must be between 0.5 and {MAX_RECORD_S:g}, got {seconds:g}")
-        rate = float(getattr(self.app, "frame_rate_hz", frames.DEFAULT_RATE_HZ))
+        rate = float(getattr(self.app, "frame_rate", None) or frames.DEFAULT_RATE_HZ)
         channels = tuple(getattr(self.app, "frame_channels", frames.CHANNELS))
         labels = tuple(frames.LABELS)
         if label not in labels:
@@ -461,7 +462,9 @@ class ConsoleServer:
                 RECORD_SOURCE, device="recorded on the object over the serial console",
                 notes="consent and author are added when the recordings are pulled to a host",
                 rate_hz=rate))
-        _, t_from = self.app.frames_since(self.clock())  # drop older frames: the take starts now
+        # everything buffered so far is before the take; the returned time is in the app's
+        # own time base, so from here on the server only passes back what it was given
+        _, t_from = self.app.frames_since(-math.inf)
         self.stream = _Record(label, seconds, self.clock(), rate, channels, labels, folder)
         self.stream.t_last = t_from
         return self.ok(name, f"recording {label} for {seconds:g} s; 'stop' cancels",

@@ -39,6 +39,13 @@ def fake_loader(path: str) -> FakeModel:
     return FakeModel(data)
 
 
+def model_name(model):
+    """A fake model's name, or a real bundle's card name."""
+    if model is None:
+        return None
+    return getattr(model, "name", None) or (getattr(model, "card", None) or {}).get("name")
+
+
 class FakeApp:
     """The ConsoleApp protocol with a fake loop: frames advance with wall time at 25 Hz."""
 
@@ -52,7 +59,7 @@ class FakeApp:
 
     def status(self) -> dict:
         return {"fps": 60.0, "frame_ms_p50": 1.2, "frame_ms_p99": 3.4, "infer_ms": 0.8,
-                "model": getattr(self.model, "name", None), "backend": "fake",
+                "model": model_name(self.model), "backend": "fake",
                 "sensors": {"touch": "ok", "distance": "failed: no ack"},
                 "uptime_s": round(time.monotonic() - self.t0, 2), "mood": "calm",
                 "messages": self.messages}
@@ -60,7 +67,7 @@ class FakeApp:
     def model_info(self) -> dict:
         if self.model is None:
             return {"name": None, "messages": self.messages}
-        return {"name": self.model.name, "sha256": self.model.sha256, "labels": ["nobody", "tap"],
+        return {"name": model_name(self.model), "sha256": self.model.sha256, "labels": ["nobody", "tap"],
                 "input": {"channels": ["pad0", "light"], "rate_hz": 25.0, "window": 50},
                 "backend": "fake", "source": self.source}
 

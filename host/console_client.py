@@ -1,0 +1,199 @@
+"""The host side of the serial console: talk to a running object in json mode.
+
+Used by ``lanthorn console`` (interactive), ``lanthorn push`` and ``lanthorn record``. The
+client switches the device to ``mode json`` on connect, so every answer is one JSON object
+per line and nothing depends on the wording of the text answers; completion and help are
+built from the device's own command and parameter tables (``help`` / ``list``), so an
+older or newer firmware is described as it really is.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+from typing import Callable
+
+from lanthorn.device import push_protocol as pp
+from lanthorn.errors import UserError
+
+
+class ConsoleError(UserError):
+    """The device answered ERR (the message is the device's reason), or did not answer."""
+
+
+class ConsoleClient:
+    def __init__(self, port: str, baud: int = 115200, timeout: float = 5.0, connect: bool = True):
+        import serial
+        try:
+            self.ser = serial.Serial(port, baud, timeout=0.05, write_timeout=10)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            raise ConsoleError(f"cannot open serial port {port}: {exc}") from None
+        self.port, self.baud, self.timeout = port, baud, timeout
+        self._buf = bytearray()
+        self.notices: list[str] = []
+        if connect:
+            self.connect()
+
+    # --- lines
+    def read_line(self, timeout: float) -> str | None:
+        """The next line from the device (without its ending), or None after ``timeout``."""
+        end = time.monotonic() + timeout
+        while True:
+            i = self._buf.find(b"\n")
+            if i >= 0:
+                raw = bytes(self._buf[:i])
+                del self._buf[:i + 1]
+                return raw.decode("utf-8", "replace").rstrip("\r")
+            remaining = end - time.monotonic()
+            if remaining <= 0:
+                return None
+            self.ser.timeout = min(remaining, 0.2)
+            chunk = self.ser.read(max(1, self.ser.in_waiting or 1))
+            if chunk:
+                self._buf += chunk
+
+    def write(self, data: bytes) -> None:
+        self.ser.write(data)
+
+    def send_line(self, line: str) -> None:
+        self.ser.write(line.encode("utf-8") + b"\n")
+
+    def connect(self) -> None:
+        """Bring the device to a known state: stop any watch/record, end a half-done push,
+        switch to json mode. Lines before the answer (stale output, notices) are skipped."""
+        for attempt in range(3):
+            if attempt:
+                self.write(pp.abort_frame())  # the device may be waiting for push frames
+            self.write(b"\n")
+            self.send_line("mode json")
+            end = time.monotonic() + (1.5 if attempt < 2 else self.timeout)
+            while time.monotonic() < end:
+                line = self.read_line(end - time.monotonic())
+                if line is None:
+                    break
+                obj = _json(line)
+                if obj and obj.get("cmd") == "mode" and obj.get("ok"):
+                    return
+                if obj and obj.get("event") == "notice":
+                    self.notices.append(obj.get("text", ""))
+                elif line.startswith("NOTE "):
+                    self.notices.append(line[5:])
+        raise ConsoleError(f"no answer from a lanthorn console on {self.port} at {self.baud} "
+                           "baud (is 'lanthorn run --serial' running there, at this baud rate?)")
+
+    def request(self, line: str, on_event: Callable[[dict], None] | None = None,
+                timeout: float | None = None) -> dict:
+        """Send one command line; return its final answer object ({"ok": ...}). Events that
+        come first (watch, frames, notices) go to ``on_event``."""
+        self.send_line(line)
+        return self.wait_answer(on_event, timeout)
+
+    def wait_answer(self, on_event=None, timeout: float | None = None) -> dict:
+        timeout = self.timeout if timeout is None else timeout
+        end = time.monotonic() + timeout
+        while True:
+            line = self.read_line(max(0.0, end - time.monotonic()))
+            if line is None:
+                raise ConsoleError(f"the device did not answer within {timeout:g} s")
+            obj = _json(line)
+            if obj is None:
+                continue  # not ours (e.g. a stale text line)
+            if "ok" in obj:
+                return obj
+            if on_event:
+                on_event(obj)
+            end = max(end, time.monotonic() + timeout)  # streaming: the device is alive
+
+    def call(self, line: str, **kw):
+        """Like request, but an ERR answer raises ConsoleError; returns the answer's data."""
+        ans = self.request(line, **kw)
+        if not ans.get("ok"):
+            raise ConsoleError(f"device: {ans.get('error')}")
+        return ans.get("data")
+
+    def close(self) -> None:
+        try:
+            self.ser.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- tables (for completion and help)
+    def commands(self) -> list[dict]:
+        return self.call("help")["commands"]
+
+    def params(self) -> list[dict]:
+        return self.call("list")["params"]
+
+    # --- push
+    def push(self, data: bytes, chunk: int = pp.DEFAULT_CHUNK,
+             progress: Callable[[int], None] | None = None, window: int = 8) -> dict:
+        """Send a bundle; returns {"info": model_info, "resumed_from", "wire_bytes",
+        "seconds", "resent_frames"}. Raises ConsoleError/PushError with the device's reason."""
+        sha = hashlib.sha256(data).hexdigest()
+        ready = self.request(f"push begin {len(data)} {sha} {chunk}")
+        if not ready.get("ok"):
+            raise ConsoleError(f"device refused the push: {ready.get('error')}")
+        offset = int(ready["data"]["offset"])
+        chunk = int(ready["data"]["chunk"])
+        t0 = time.monotonic()
+        sender = pp.PushSender(data, chunk, self.write, self.read_line, window=window,
+                               progress=progress)
+        verdict = sender.run(offset // chunk)
+        # the final answer can take a moment: the device loads the model to verify it
+        ans = _json(verdict) if verdict else self.wait_answer(timeout=max(self.timeout, 30.0))
+        seconds = time.monotonic() - t0
+        if ans is None or "ok" not in ans:
+            raise ConsoleError(f"unexpected answer from the device during the push: {verdict!r}")
+        if not ans["ok"]:
+            raise ConsoleError(f"device refused the model: {ans.get('error')}")
+        return {"info": ans.get("data") or {}, "resumed_from": offset, "seconds": seconds,
+                "wire_bytes": sender.wire_bytes, "resent_frames": sender.resent_frames,
+                "sha256": sha}
+
+    # --- record
+    def record(self, label: str, seconds: float,
+               on_rows: Callable[[int], None] | None = None) -> tuple[list[list[float]], dict]:
+        """Record a demonstration; returns (rows, final data: session, rate_hz, channels...)."""
+        start = self.call(f"record {label} {seconds:g}")
+        rows: list[list[float]] = []
+
+        def on_event(ev):
+            if ev.get("event") == "frames":
+                rows.extend(ev["data"]["rows"])
+                if on_rows:
+                    on_rows(len(rows))
+
+        ans = self.wait_answer(on_event, timeout=seconds + 10.0)
+        if not ans.get("ok"):
+            raise ConsoleError(f"device: {ans.get('error')}")
+        done = dict(start or {}, **(ans.get("data") or {}))
+        return rows, done
+
+
+def _json(line: str | None) -> dict | None:
+    if not line or not line.startswith("{"):
+        return None
+    try:
+        obj = json.loads(line)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def read_bundle_file(path: str) -> tuple[bytes, str]:
+    """(file bytes, the bundle's own SHA-256 as ``model info`` reports it), checked locally
+    first so a wrong file is refused before the cable is busy for a minute (the device
+    checks again after the transfer)."""
+    from lanthorn.device.bundle import read_bundle
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"{path}: no such file")
+    bundle = read_bundle(p)  # raises BundleError with a clear reason
+    return p.read_bytes(), bundle.sha256

@@ -1,0 +1,56 @@
+"""`lanthorn record PORT LABEL SECONDS --data DIR`: record a demonstration into a dataset."""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from lanthorn.device import dataset
+from lanthorn.host.console_client import ConsoleClient
+from lanthorn.errors import UserError
+
+
+def add_arguments(parser) -> None:
+    parser.add_argument("port", help="serial port of the object, e.g. /dev/ttyACM0")
+    parser.add_argument("label", help="the gesture being demonstrated (one of the dataset's labels)")
+    parser.add_argument("seconds", type=float, help="how long to record")
+    parser.add_argument("--data", required=True, help="dataset folder (created if missing)")
+    parser.add_argument("--source", default="demonstrations",
+                        help="source name in the manifest (default: demonstrations)")
+    parser.add_argument("--author", default="", help="who demonstrated (new source only)")
+    parser.add_argument("--consent", default="",
+                        help='how consent was given, e.g. "verbal, 2026-11-23" (new source only)')
+    parser.add_argument("--licence", default="", help="licence of the recordings (new source only)")
+    parser.add_argument("--session", help="session name (default: LABEL-DATE-TIME)")
+    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+
+
+def run(args) -> int:
+    if not 0.5 <= args.seconds <= 600:
+        raise UserError(f"SECONDS must be between 0.5 and 600, got {args.seconds:g}")
+    session = args.session or f"{args.label}-{time.strftime('%Y%m%d-%H%M%S')}"
+    dataset._check_name("session", session)
+    with ConsoleClient(args.port, args.baud) as client:
+        print(f"recording {args.label} for {args.seconds:g} s ...", file=sys.stderr)
+        rows, done = client.record(args.label, args.seconds,
+                                   on_rows=lambda n: print(f"\r{n} frames", end="", file=sys.stderr))
+        print(file=sys.stderr)
+    rate, channels = float(done["rate_hz"]), done["channels"]
+    if not (Path(args.data) / dataset.MANIFEST).exists():
+        dataset.create_dataset(args.data, rate, channels)
+    header, sources, _ = dataset.read_manifest(args.data)
+    if list(header["channels"]) != list(channels):
+        raise UserError(f"{args.data} has channels {', '.join(header['channels'])} but the "
+                        f"device records {', '.join(channels)}; use another --data folder")
+    if args.source not in sources:
+        dataset.add_source(args.data, dataset.Source(
+            args.source, author=args.author, consent=args.consent, licence=args.licence,
+            date=time.strftime("%Y-%m-%d"), device=f"lanthorn console on {args.port}",
+            rate_hz=rate))
+    path = dataset.write_recording(args.data, args.source, session, rows, args.label, rate_hz=rate)
+    print(f"wrote {len(rows)} frames ({len(rows) / rate:.1f} s at {rate:g} Hz) of {args.label} to {path}"
+          f" (also kept on the device as {done.get('path')})")
+    if not args.consent and args.source not in sources:
+        print("note: no consent recorded for this source; add it with 'lanthorn data add-source "
+              f"{args.data} {args.source} --consent ... --replace'", file=sys.stderr)
+    return 0
