@@ -149,6 +149,7 @@ class MoodEngine:
     AROUSAL_TAU_S = 6.0  # how long quick touches are remembered
     AROUSAL_THRESHOLD = 2.5  # about three touch gestures within a few seconds
     AROUSAL_GAIN = 0.8
+    RELEASE_MARGIN = 0.2  # a recognised gesture ends below confidence - this
 
     def __init__(self, labels: tuple[str, ...], temperament: Temperament = DEFAULT_TEMPERAMENT):
         self.temperament = temperament
@@ -205,6 +206,12 @@ class MoodEngine:
             np.multiply(p, self._gate, out=self._gated)
             best = int(p.argmax())
             recognised = self.labels[best] if self._gate[best] else None
+            if recognised is None and self.gesture is not None:
+                # hysteresis: the gesture under way stays recognised until its probability
+                # falls clearly below the threshold (noise around it is not a new gesture)
+                held = self.labels.index(self.gesture)
+                if best == held and p[held] >= confidence - self.RELEASE_MARGIN:
+                    recognised = self.gesture
             if recognised != self.gesture:
                 self.gesture = recognised
                 if recognised is not None and recognised != "nobody":

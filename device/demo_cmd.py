@@ -1,37 +1,42 @@
-"""Run the simulated artwork with a scripted visitor and write an animated GIF of it.
+"""Run the simulated artwork on the shipped model and report what it did and how fast.
 
-``lanthorn demo`` opens the simulated body (``hardware/profiles/sim.toml``), lets the
-scripted visitor walk up, tap, double-tap, stroke both ways, hold, lay a palm on the ring
-and leave, and records the LED ring and the OLED as ``OUT/demo.gif``. Simulated time runs
-as fast as the machine allows (``--seconds`` of it), so the GIF plays at real speed.
+``lanthorn demo`` opens the simulated body (``hardware/profiles/sim.toml``) and runs the
+real device loop on it (:class:`lanthorn.device.loop.DeviceLoop`: 100 Hz sensing, the int8
+model at 25 Hz, the behaviour, 60 fps LEDs, the OLED on its own thread) with the shipped
+default bundle, while the scripted visitor walks up, taps, double-taps, strokes both ways,
+holds, lays a palm on the ring and leaves. It prints a timeline (what the piece recognised,
+its mood, the phrases it showed, beside what the visitor really did), the frame time
+p50/p99, the inference time and the touch-to-light latency, and writes
 
-INTERIM: until the device loop, model and behaviour are wired in here, the piece's reaction
-is a simple built-in one -- a breathing glow that brightens as someone comes close, and a
-ripple running around the ring from every pad as it is touched -- and the OLED shows what
-the scripted visitor is doing (the simulator's honest label, not a recognition). The
-command talks to the object only through the part interfaces; drawing and recording live
-in ``lanthorn.hardware.sim.render``.
+* ``OUT/summary.json``: those figures, the recognised gestures and the visitor's script;
+* ``OUT/demo.gif``: the LED ring and the OLED as they were (plays at real speed).
+
+Simulated time skips the loop's idle waits but is charged with every task's real compute
+time, so it runs several times faster than real time while the timings it reports are this
+machine's. ``--window`` runs in real time in a window where the pads can be touched with
+the mouse (the GIF and summary are written as well).
 """
 from __future__ import annotations
 
-import math
+import json
+import platform
 import time
 from pathlib import Path
 
-import numpy as np
-
 from lanthorn.errors import UserError
-from lanthorn.hardware.interfaces import PartError
 
-SENSE_HZ = 25.0  # the model's input rate (device.frames.DEFAULT_RATE_HZ)
+FRAME_BUDGET_MS = 1000.0 / 60.0
+MATCH_SLACK_S = 0.8  # a recognition may come this long after the gesture ended (window lag)
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--seconds", type=float, default=None,
-                        help="seconds to run (default 16, one visitor's full tour; with "
-                             "--window: until the window is closed)")
+                        help="seconds of the piece to run (default 20: one visitor's full tour; "
+                             "with --window: until the window is closed)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"),
-                        help="folder for demo.gif (default out/demo)")
+                        help="folder for demo.gif and summary.json (default out/demo)")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a .lanthorn bundle to run instead of the shipped default model")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
     parser.add_argument("--fps", type=float, default=12.5,
                         help="GIF frames per second (default 12.5)")
@@ -43,22 +48,45 @@ def add_arguments(parser) -> None:
                              "(without --window the visitor always comes)")
 
 
+def _load_model(path: Path | None):
+    """(model or None, note): the given bundle, else the shipped default."""
+    from lanthorn.device.runtime import load
+    from lanthorn.device.storage import SHIPPED_MODEL
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"--model {path}: no such file")
+        return load(path), str(path)
+    if not SHIPPED_MODEL.is_file():
+        return None, ("the shipped model device/models/temperament.lanthorn is missing "
+                      "(make model builds it); running the idle animation")
+    return load(SHIPPED_MODEL), "shipped default"
+
+
 def run(args) -> int:
-    seconds = args.seconds if args.seconds is not None else (None if args.window else 16.0)
+    import warnings
+    seconds = args.seconds if args.seconds is not None else (None if args.window else 20.0)
     if seconds is not None and not (0 < seconds <= 600):
         raise UserError(f"--seconds must be between 0 and 600, got {seconds:g}")
-    if not (0 < args.fps <= SENSE_HZ):
-        raise UserError(f"--fps must be above 0 and at most {SENSE_HZ:g}, got {args.fps:g}")
+    if not (0 < args.fps <= 30):
+        raise UserError(f"--fps must be above 0 and at most 30, got {args.fps:g}")
     if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file; give a folder for demo.gif")
+        raise UserError(f"--out {args.out} is a file; give a folder for demo.gif and summary.json")
     try:
         from lanthorn.hardware.sim.render import GifRecorder, Renderer
         renderer = Renderer()
     except ImportError as exc:
         raise UserError(f"the demo needs the simulator extras ({exc.name} is missing): "
                         "pip install 'lanthorn[sim]'") from None
+    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.params import ParamStore
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import load_profile
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model, model_note = _load_model(args.model)
+    for w in caught:
+        print(f"note: {w.message}")
 
     profile = load_profile("sim")
     script = [] if args.window and not args.visitor else None  # the mouse is the visitor
@@ -71,160 +99,157 @@ def run(args) -> int:
         except UserError:
             body.close()
             raise
+    loop = DeviceLoop(body, params=ParamStore(), model=model, clock=body.clock,
+                      charge_compute=True, minute_of_day=lambda: 12 * 60, seed=args.seed)
+    if model is None:
+        print(f"note: {model_note}")
     recorder = GifRecorder(fps=args.fps)
-    piece = InterimPiece(body.leds.n_pixels if body.leds else 24)
-    every = SENSE_HZ / args.fps
-    next_frame = 0.0
-    started = time.perf_counter()
-    how = "live in a window (close it or press Esc to stop)" if window else "simulated"
-    print(f"lanthorn demo: {'until closed' if seconds is None else f'{seconds:g} s'} of the "
-          f"piece, {how} (seed {args.seed})", flush=True)
-    k = 0
-    try:
-        while seconds is None or k < round(seconds * SENSE_HZ):
-            tick = k / SENSE_HZ
-            if window is not None:  # real time: wait for the tick, then look at the mouse
-                time.sleep(max(0.0, tick - body.now()))
+    gif_every = 1.0 / args.fps
+    state = {"next_gif": 0.0, "next_window": 0.0}
+
+    def caption(t: float) -> str:
+        seen = loop.mood.gesture or "-"
+        return (f"t = {t:5.2f} s   visitor: {body.gesture_at(t)}\n"
+                f"recognised: {seen}   mood: {loop.mood.mood}")
+
+    def on_step(lp) -> None:
+        t = lp.clock() - lp.t_start
+        if window is not None:
+            if t >= state["next_window"]:
+                state["next_window"] = t + 1 / 30
                 if not window.poll():
-                    break
-            else:  # simulated time: as fast as the machine goes
-                body.clock.set(tick)
-            t = body.now()
-            reading, distance, lux = _sense(body, piece)
-            piece.update(t, reading, distance)
-            _show(body, piece, t, reading, distance, lux)
-            if window is not None:
-                picture = window.show_body(_caption(body, t, reading))
-            if k >= next_frame:
-                if window is None:
-                    picture = renderer.body_frame(body, caption=_caption(body, t, reading))
-                recorder.add(picture)
-                next_frame += every
-            k += 1
+                    lp.stop()
+                    return
+                picture = window.show_body(caption(t))
+                if t >= state["next_gif"]:
+                    recorder.add(picture)
+                    state["next_gif"] += gif_every
+        elif t >= state["next_gif"]:
+            state["next_gif"] += gif_every
+            if lp.oled is not None:
+                lp.oled.flush()  # the picture shows the OLED as it is now
+            recorder.add(renderer.body_frame(body, caption(t)))
+
+    how = "live in a window (close it or press Esc to stop)" if window else "simulated"
+    name = loop.model_info().get("name") or "no model"
+    print(f"lanthorn demo: {'until closed' if seconds is None else f'{seconds:g} s'} of the "
+          f"piece, {how} (seed {args.seed}), model {name} "
+          f"({model_note}, {getattr(model, 'backend', '-')} backend)", flush=True)
+    started = time.perf_counter()
+    try:
+        loop.run(seconds=seconds, on_step=on_step)
     except KeyboardInterrupt:
+        loop.shutdown()
         print("stopped")
     finally:
         if window is not None:
             window.close()
-    ran = k / SENSE_HZ
-    elapsed = time.perf_counter() - started
-    _print_timeline(body, piece, ran)
+    wall = time.perf_counter() - started
+    summary = build_summary(loop, body, model, model_note, wall)
     body.close()
-    if not len(recorder):
-        print("nothing recorded, so no GIF written")
-        return 0
-    path = recorder.write(args.out / "demo.gif")
-    dropped = f", the last {recorder.dropped} frames not kept" if recorder.dropped else ""
-    print(f"ran {ran:g} s of the piece in {elapsed:.1f} s; wrote {path} "
-          f"({len(recorder)} frames{dropped}, {path.stat().st_size / 1024:.0f} KiB)")
+    print_report(summary)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if len(recorder):
+        gif = recorder.write(args.out / "demo.gif")
+        summary["gif"] = str(gif)
+        summary["gif_frames"] = len(recorder)
+    from lanthorn.device.atomic import atomic_write_text
+    path = args.out / "summary.json"
+    atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
+    what = f"{summary['gif']} ({summary['gif_frames']} frames) and " if len(recorder) else ""
+    print(f"ran {summary['seconds']:g} s of the piece in {wall:.1f} s; wrote {what}{path}")
     return 0
 
 
-def _sense(body, piece):
-    """Read the sensors; a part that fails is reported once and its reading left out."""
-    reading = distance = lux = None
-    for role, read in (("touch", lambda p: p.read()), ("distance", lambda p: p.read_mm()),
-                       ("light", lambda p: p.read_lux())):
-        part = getattr(body, role)
-        if part is None:
-            continue
-        try:
-            value = read(part)
-        except PartError as exc:
-            if role not in piece.failed:
-                print(f"  ! {exc} -- carrying on without it")
-            piece.failed.add(role)
-            continue
-        if role == "touch":
-            reading = value
-        elif role == "distance":
-            distance = value
+def visitor_gestures(body, until: float) -> list[dict]:
+    """What the scripted visitor really did (the simulator's honest segments)."""
+    return [{"start": round(s.start, 3), "end": round(s.end, 3), "gesture": s.gesture}
+            for s in body.world.segments if s.start < until and s.gesture != "nobody"]
+
+
+def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
+    """For each gesture the visitor made: was the same gesture recognised during it (or
+    shortly after: the model sees a 2 s window and needs the gesture to be under way)?"""
+    out = []
+    for v in visitor:
+        hits = [r for r in recognised if r["label"] == v["gesture"]
+                and v["start"] <= r["t"] <= v["end"] + MATCH_SLACK_S]
+        out.append({**v, "recognised": bool(hits),
+                    "after_s": round(hits[0]["t"] - v["start"], 3) if hits else None})
+    return out
+
+
+def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
+    s = loop.summary()
+    st = loop.status()
+    timeline = [e.to_json() for e in loop.timeline]
+    recognised = [{"t": e["t"], "label": e["text"], "p": e.get("p")}
+                  for e in timeline if e["kind"] == "gesture"]
+    visitor = visitor_gestures(body, s["seconds"]) if body.world.segments else []
+    matched = match(recognised, visitor)
+    frame = s["frame_ms"]
+    return {
+        "seconds": s["seconds"],
+        "wall_s": round(wall_s, 3),
+        "speedup": round(s["seconds"] / wall_s, 2) if wall_s > 0 else None,
+        "model": {"name": s["model"], "source": model_note, "backend": s["backend"],
+                  "sha256": getattr(model, "sha256", None)},
+        "recognised_gestures": sorted({r["label"] for r in recognised}),
+        "recognised": recognised,
+        "visitor": matched,
+        "visitor_gestures_recognised": f"{sum(m['recognised'] for m in matched)}/{len(matched)}",
+        "moods": [{"t": e["t"], "mood": e["text"]} for e in timeline if e["kind"] == "mood"],
+        "phrases": [{"t": e["t"], "text": e["text"]} for e in timeline if e["kind"] == "phrase"],
+        "frame_ms": frame,
+        "frame_ms_p50": frame.get("p50"),
+        "frame_ms_p99": frame.get("p99"),
+        "frame_budget_ms": round(FRAME_BUDGET_MS, 3),
+        "frame_p99_within_budget": (frame.get("p99") is not None
+                                    and frame["p99"] < FRAME_BUDGET_MS),
+        "fps": st["fps"],
+        "frames": s["frames"],
+        "infer_ms": s["infer_ms"],
+        "inferences": s["inferences"],
+        "touch_to_light_ms": s["touch_to_light_ms"],
+        "cpu_share": s["cpu_share"],
+        "sensors": s["sensors"],
+        "timeline": timeline,
+        "measured_on": {"machine": platform.machine(), "python": platform.python_version(),
+                        "processor": platform.processor() or None,
+                        "note": "simulated sensors; compute time is real, idle time skipped"},
+    }
+
+
+def _fmt(d: dict, key: str) -> str:
+    v = d.get(key)
+    return "-" if v is None else f"{v:.2f}"
+
+
+def print_report(s: dict) -> None:
+    print("timeline (what the piece recognised, felt and said; the visitor's real gestures in []):")
+    visitor = {round(v["start"], 2): v for v in s["visitor"]}
+    events = [(e["t"], e) for e in s["timeline"] if e["kind"] != "model"]
+    events += [(v["start"], {"kind": "visitor", "text": v["gesture"]}) for v in visitor.values()]
+    for t, e in sorted(events, key=lambda x: x[0]):
+        if e["kind"] == "visitor":
+            line = f"[visitor: {e['text']}]"
+        elif e["kind"] == "gesture":
+            line = f"recognised {e['text']} (p={e.get('p', 0):.2f})"
+        elif e["kind"] == "mood":
+            line = f"mood -> {e['text']}"
+        elif e["kind"] == "phrase":
+            line = f'says "{e["text"]}"'
         else:
-            lux = value
-    return reading, distance, lux
-
-
-def _show(body, piece, t, reading, distance, lux) -> None:
-    label = body.gesture_at(t)
-    if label == "nobody" and reading is not None and reading.touched:
-        label = "touch"  # a hand the script does not know about: the mouse in the window
-    for role, send in (("leds", lambda p: p.show(piece.leds(t))),
-                       ("display", lambda p: p.show(piece.oled(label, distance, lux)))):
-        part = getattr(body, role)
-        if part is None or role in piece.failed:
-            continue
-        try:
-            send(part)
-        except PartError as exc:
-            print(f"  ! {exc} -- carrying on without it")
-            piece.failed.add(role)
-
-
-def _caption(body, t, reading) -> str:
-    pads = ",".join(map(str, reading.pads())) if reading is not None else "?"
-    return f"t = {t:5.2f} s   visitor: {body.gesture_at(t)}\ntouched pads: {pads or '-'}"
-
-
-def _print_timeline(body, piece, seconds) -> None:
-    if not body.world.segments:
-        pads = sorted({p for _, p in piece.touches})
-        print(f"the piece felt {len(piece.touches)} touches"
-              + (f" on pads {','.join(map(str, pads))}" if pads else ""))
-        return
-    print("timeline (what the scripted visitor did, and the pads the piece felt):")
-    for seg in body.world.segments:
-        if seg.start >= seconds:
-            break
-        pads = sorted({p for t, p in piece.touches if seg.start <= t < seg.end})
-        felt = f"  pads {','.join(map(str, pads))}" if pads else ""
-        print(f"  {seg.start:6.2f} s  {seg.gesture:<10}{felt}".rstrip())
-
-
-class InterimPiece:
-    """The interim reaction: breathing glow, brighter when near, ripples from touched pads."""
-
-    def __init__(self, n_pixels: int):
-        self.n = n_pixels
-        self.ripples: list[tuple[float, float]] = []  # (start time, ring position in pixels)
-        self.touches: list[tuple[float, int]] = []  # (time, pad) of every touch onset
-        self.held = 0
-        self.near = 0.0
-        self.failed: set[str] = set()
-
-    def update(self, t: float, reading, distance_mm) -> None:
-        mask = reading.touched if reading is not None else 0
-        for pad in range(12):
-            if mask >> pad & 1 and not self.held >> pad & 1:
-                self.ripples.append((t, pad * self.n / 12.0))
-                self.touches.append((t, pad))
-        self.held = mask
-        target = 0.0 if distance_mm is None else max(0.0, 1.0 - distance_mm / 1200.0)
-        self.near += 0.15 * (target - self.near)
-        self.ripples = [(s, p) for s, p in self.ripples if t - s < 1.6]
-        self.t = t
-
-    def leds(self, t: float) -> np.ndarray:
-        pos = np.arange(self.n, dtype=np.float64)
-        breath = 0.12 + 0.08 * math.sin(2 * math.pi * t / 4.0) + 0.35 * self.near
-        frame = np.outer(np.full(self.n, breath), [255, 120, 40])  # warm ember
-        for s, p in self.ripples:
-            age = t - s
-            ring = np.minimum(np.abs(pos - p), self.n - np.abs(pos - p))  # ring distance
-            front = np.exp(-((ring - age * 10.0) ** 2) / 2.0) * math.exp(-age * 2.0)
-            frame += np.outer(front, [80, 170, 255])
-        for pad in range(12):
-            if self.held >> pad & 1:
-                frame[int(pad * self.n / 12)] += (200, 220, 255)
-        return np.clip(frame, 0, 255).astype(np.uint8)
-
-    def oled(self, gesture: str, distance_mm, lux):
-        from PIL import Image, ImageDraw, ImageFont
-        img = Image.new("1", (128, 64))
-        d = ImageDraw.Draw(img)
-        d.text((0, 0), "lanthorn", fill=1, font=ImageFont.load_default(size=11))
-        d.text((64, 30), gesture.replace("_", " "), fill=1, anchor="mm",
-               font=ImageFont.load_default(size=18))
-        dist = "--" if distance_mm is None else f"{distance_mm:.0f}mm"
-        light = "--" if lux is None else f"{lux:.0f}lx"
-        d.text((0, 52), f"{dist}  {light}", fill=1, font=ImageFont.load_default(size=11))
-        return img
+            line = e["text"]
+        print(f"  {t:6.2f} s  {line}")
+    f, i, lat = s["frame_ms"], s["infer_ms"], s["touch_to_light_ms"]
+    verdict = "within" if s["frame_p99_within_budget"] else "OVER"
+    print(f"recognised gestures: {', '.join(s['recognised_gestures']) or 'none'} "
+          f"(visitor's gestures recognised: {s['visitor_gestures_recognised']})")
+    print(f"frame time: p50 {_fmt(f, 'p50')} ms, p99 {_fmt(f, 'p99')} ms ({verdict} the "
+          f"{s['frame_budget_ms']:.1f} ms budget of 60 fps), {s['frames']} frames at {s['fps']} fps")
+    print(f"inference: p50 {_fmt(i, 'p50')} ms, p99 {_fmt(i, 'p99')} ms "
+          f"({s['inferences']} runs, {s['model']['backend'] or 'no model'})")
+    print(f"touch-to-light: p50 {_fmt(lat, 'p50')} ms, p99 {_fmt(lat, 'p99')} ms "
+          f"({lat.get('n', 0)} touches)")
+    print(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core")

@@ -519,6 +519,10 @@ class DeviceLoop:
     def _push_frame(self, now: float) -> None:
         w = self.window
         i = self._ring_count % w
+        if self._ring_count == 0:
+            # the first window is the first frame repeated: the model never sees a made-up
+            # jump from zeros (darkness, nobody) at start-up or after a model swap
+            self._ring[:] = self._acc
         np.copyto(self._ring[i], self._acc, casting="unsafe")
         np.copyto(self._ring[i + w], self._acc, casting="unsafe")
         self._ring_count += 1

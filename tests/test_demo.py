@@ -1,0 +1,87 @@
+"""`lanthorn demo`: the simulated piece on a model, its timeline, summary.json and the GIF."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from lanthorn.device.demo_cmd import match
+from lanthorn.device.storage import SHIPPED_MODEL
+
+from loop_helpers import build_zoo_bundle
+
+
+def demo(*args, timeout=120):
+    return subprocess.run([sys.executable, "-m", "lanthorn", "demo", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def check_outputs(out_dir, seconds):
+    from PIL import Image
+    s = json.loads((out_dir / "summary.json").read_text())
+    assert s["seconds"] == pytest.approx(seconds, abs=0.05)
+    for key in ("frame_ms_p50", "frame_ms_p99", "frame_budget_ms", "fps"):
+        assert isinstance(s[key], float), key
+    assert s["frames"] == pytest.approx(60 * seconds, abs=2)
+    assert s["infer_ms"]["n"] == pytest.approx(25 * seconds, abs=2)
+    assert s["touch_to_light_ms"]["n"] >= 1  # the visitor touched the ring
+    assert 0 < s["touch_to_light_ms"]["p50"] < 1000
+    assert isinstance(s["recognised_gestures"], list) and s["visitor"]
+    assert s["sensors"] == {r: "ok" for r in ("touch", "distance", "light", "leds", "display")}
+    with Image.open(out_dir / "demo.gif") as gif:
+        assert gif.n_frames == s["gif_frames"] >= 5 * seconds - 1
+    return s
+
+
+def test_demo_with_a_given_model(tmp_path):
+    bundle = build_zoo_bundle(tmp_path)
+    r = demo("--seconds", "6", "--fps", "5", "--model", str(bundle), "--out", str(tmp_path / "o"))
+    assert r.returncode == 0, r.stderr
+    s = check_outputs(tmp_path / "o", 6)
+    assert s["model"]["name"] == "zoo-cnn1d" and s["model"]["source"] == str(bundle)
+    for needle in ("timeline", "[visitor: approach]", "frame time: p50", "inference: p50",
+                   "touch-to-light: p50", "summary.json"):
+        assert needle in r.stdout
+
+
+@pytest.mark.skipif(not SHIPPED_MODEL.is_file(), reason="the shipped default model is not built yet")
+def test_demo_on_the_shipped_model_recognises_the_visitor(tmp_path):
+    r = demo("--seconds", "14", "--fps", "5", "--out", str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    s = check_outputs(tmp_path, 14)
+    assert s["model"]["source"] == "shipped default"
+    # the visitor's tour: approach, tap, double tap, strokes, hold, palm, leave. The trained
+    # model must get most of them (the exact count depends on the model; a random one gets ~0)
+    done, total = map(int, s["visitor_gestures_recognised"].split("/"))
+    assert total >= 6 and done >= total // 2, s["visitor"]
+    assert s["moods"] and s["phrases"]
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seconds", "0"], "--seconds must be between 0 and 600"),
+    (["--fps", "100"], "--fps must be above 0 and at most 30"),
+    (["--model", "/no/such.lanthorn"], "--model /no/such.lanthorn: no such file"),
+])
+def test_demo_mistakes_are_one_line(args, needle):
+    r = demo(*args)
+    assert r.returncode == 2 and needle in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_demo_out_must_be_a_folder(tmp_path):
+    f = tmp_path / "file"
+    f.write_text("x")
+    r = demo("--out", str(f))
+    assert r.returncode == 2 and "is a file" in r.stderr
+
+
+def test_match_counts_a_gesture_recognised_during_or_just_after_it():
+    visitor = [{"start": 1.0, "end": 2.0, "gesture": "tap"},
+               {"start": 3.0, "end": 4.0, "gesture": "palm"}]
+    recognised = [{"t": 2.5, "label": "tap", "p": 0.9}, {"t": 3.5, "label": "hold", "p": 0.9},
+                  {"t": 6.0, "label": "palm", "p": 0.9}]
+    m = match(recognised, visitor)
+    assert [x["recognised"] for x in m] == [True, False]
+    assert m[0]["after_s"] == pytest.approx(1.5)
