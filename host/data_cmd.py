@@ -97,7 +97,8 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
     dsf.add_source(root, Source(
         source, author="lanthorn gesture simulator (lanthorn.hardware.sim)",
         consent="not applicable: synthetic, no person recorded", licence="CC0-1.0",
-        date=datetime.date.today().isoformat() if False else "", device="simulated MPR121 + "
+        date="",  # no date: the same seed must give the same bytes
+        device="simulated MPR121 + "
         "VL53L0X + BH1750", notes=f"lanthorn data synth --minutes {minutes:g} --seed {seed} "
         f"--session-seconds {session_seconds:g}; labels are the simulator's exact gesture "
         f"intervals", weight=1.0, synthetic=True), replace=True)

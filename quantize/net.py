@@ -32,7 +32,7 @@ class ArchConfig:
     in_channels: int = 14
     window: int = 50
     n_classes: int = 9
-    widths: tuple[int, ...] = (24, 32, 48)
+    widths: tuple[int, ...] = (16, 32, 32)
     kernels: tuple[int, ...] = (5, 3, 3)
     strides: tuple[int, ...] = (2, 2, 1)
     dilations: tuple[int, ...] = (1, 1, 2)

@@ -3,8 +3,10 @@
 
 Steps, all seeded, all on the CPU:
 
-1. ``lanthorn data synth``: honestly labelled synthetic sessions from the gesture simulator
-   (regenerated from the seed each time: cheap, and nothing large is committed);
+1. the training data: ``data/temperament/``, honestly labelled synthetic sessions from the
+   gesture simulator (``lanthorn data synth``, seed 0). It is committed, so the model can
+   be rebuilt from exactly the data it was built from even when the simulator evolves;
+   ``--resynth`` regenerates it from the seed (same simulator, same bytes);
 2. ``lanthorn train``: the temperament 1-D CNN, held-out split by session, early stopping;
 3. quantization with onnxruntime's ``quantize_static`` (QDQ, per-channel int8 weights with
    ``reduce_range`` so onnxruntime's x86 integers are exact, MinMax calibration on windows of
@@ -17,7 +19,7 @@ Steps, all seeded, all on the CPU:
 Writes into ``--out`` (default ``device/models``): ``temperament.lanthorn`` (the bundle the
 device runs), ``temperament.onnx`` (the float model, so the quantization step can be
 re-checked without retraining: tests/test_default_model.py) and ``report.json``.
-Intermediate files (the dataset, the checkpoint) go to ``--work`` (default build/model).
+Intermediate files (the checkpoint) go to ``--work`` (default build/model).
 """
 from __future__ import annotations
 
@@ -31,6 +33,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "device" / "models"
+#: the shipped training data (synthetic, gzip CSV recordings)
+DATA = ROOT / "data" / "temperament"
 NAME = "temperament"
 
 #: The recipe of the shipped model. Changing any of these changes the bundle's bytes.
@@ -48,9 +52,14 @@ def log(msg: str) -> None:
 # ----------------------------------------------------------------------------- steps
 
 def synth(data_dir: Path, recipe: dict) -> None:
+    """(Re)generate the synthetic training data from the recipe's seed."""
+    import shutil
+
     from lanthorn.host.data_cmd import synthesize
+    if data_dir.exists():
+        shutil.rmtree(data_dir)
     synthesize(data_dir, minutes=recipe["minutes"], seed=recipe["seed"],
-               session_seconds=recipe["session_seconds"], log=log)
+               session_seconds=recipe["session_seconds"], compress=True, log=log)
 
 
 def train_float(data_dir: Path, onnx_path: Path, recipe: dict, progress: bool = True) -> dict:
@@ -215,7 +224,10 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(DEFAULT_OUT), help="where the shipped files go")
     p.add_argument("--work", default=str(ROOT / "build" / "model"),
-                   help="intermediate files (dataset, checkpoint)")
+                   help="intermediate files (the training checkpoint)")
+    p.add_argument("--data", default=str(DATA), help="training data folder (default data/temperament)")
+    p.add_argument("--resynth", action="store_true",
+                   help="regenerate the training data from the seed first (overwrites --data)")
     p.add_argument("--requantize", action="store_true",
                    help="skip synth+train: re-quantize the committed float ONNX (fast)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -224,11 +236,9 @@ def main(argv=None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    data_dir = work / "data"
-    if data_dir.exists():
-        import shutil
-        shutil.rmtree(data_dir)
-    synth(data_dir, RECIPE)
+    data_dir = Path(args.data)
+    if args.resynth or not data_dir.exists():
+        synth(data_dir, RECIPE)
     float_onnx = out / f"{NAME}.onnx"
     summary = None
     if not args.requantize:

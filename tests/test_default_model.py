@@ -74,12 +74,10 @@ def test_report_describes_the_shipped_files():
 @pytest.mark.slow
 def test_make_model_requantize_reproduces_the_bundle_bytes(tmp_path):
     """Cheap half of the reproducibility promise: from the committed float ONNX and the
-    synthetic data regenerated from its seed, quantization gives the same bundle bytes.
+    committed synthetic data (data/temperament), quantization gives the same bundle bytes.
     (Training's own determinism is tested on a short budget in test_train.py.)"""
     mm = make_model()
-    data = tmp_path / "data"
-    mm.synth(data, mm.RECIPE)
-    fig = mm.build_bundle(FLOAT_ONNX, data, tmp_path / "t.lanthorn", mm.RECIPE)
+    fig = mm.build_bundle(FLOAT_ONNX, mm.DATA, tmp_path / "t.lanthorn", mm.RECIPE)
     shipped = json.loads(REPORT.read_text())["unpruned"]
     assert fig["int8"]["accuracy"] == shipped["int8"]["accuracy"]
     assert (tmp_path / "t.lanthorn").read_bytes() == DEFAULT_BUNDLE.read_bytes()
