@@ -42,7 +42,8 @@ def add_arguments(parser) -> None:
                         help="GIF frames per second (default 12.5)")
     parser.add_argument("--window", action="store_true",
                         help="show the piece live in a window, in real time; touch the pads "
-                             "with the mouse (click = tap, drag around the ring = stroke)")
+                             "with the mouse (click = tap, drag around the ring = stroke, "
+                             "right button = palm)")
     parser.add_argument("--visitor", action="store_true",
                         help="with --window: let the scripted visitor walk up too "
                              "(without --window the visitor always comes)")

@@ -87,7 +87,22 @@ def test_motion_without_button_does_not_touch(window):
     _post(pygame.MOUSEMOTION, pos=_pad_pos(window, 5), rel=(0, 0), buttons=(0, 0, 0))
     window.poll()
     assert _touched(window) == []
-    _post(pygame.MOUSEBUTTONDOWN, pos=_pad_pos(window, 5), button=3)  # right button: nothing
+    _post(pygame.MOUSEBUTTONDOWN, pos=_pad_pos(window, 5), button=2)  # middle button: nothing
+    window.poll()
+    assert _touched(window) == []
+
+
+def test_right_button_lays_a_palm(window):
+    lux = window.body.light.read_lux()
+    _post(pygame.MOUSEBUTTONDOWN, pos=_pad_pos(window, 5), button=3)
+    window.poll()
+    pads = _touched(window)
+    assert len(pads) >= 3 and 5 in pads
+    assert window.body.light.read_lux() < 0.7 * lux  # the palm shades the light sensor
+    _post(pygame.MOUSEBUTTONUP, pos=_pad_pos(window, 5), button=1)  # another button: still down
+    window.poll()
+    assert _touched(window)
+    _post(pygame.MOUSEBUTTONUP, pos=_pad_pos(window, 5), button=3)
     window.poll()
     assert _touched(window) == []
 

@@ -185,9 +185,10 @@ class SimBody(Body):
         """Put a fingertip on pad ``pad`` (held until released)."""
         self.world.press(pad, strength)
 
-    def touch_at(self, angle: float | None) -> None:
-        """A fingertip at ``angle`` (rad, clockwise from pad 0) -- a mouse drag; None lifts it."""
-        self.world.touch_at(angle)
+    def touch_at(self, angle: float | None, palm: bool = False) -> None:
+        """A fingertip (or palm) at ``angle`` (rad, clockwise from pad 0) -- the mouse in the
+        live window; None lifts it."""
+        self.world.touch_at(angle, palm)
 
     def release(self, pad: int | None = None) -> None:
         """Lift the finger from ``pad``, or from every pad."""

@@ -47,7 +47,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gestures import (GESTURES, TOUCH_GESTURES, Scene, Segment, SimError, gap, pick_hand,
+from .gestures import (GESTURES, HANDS, TOUCH_GESTURES, Scene, Segment, SimError, gap, pick_hand,
                        plan, scene)
 from .physics import (N_PADS, RANGER_MAX_MM, RELEASE_THRESHOLD, TOUCH_THRESHOLD, LuxMeter, PadChip,
                       Ranger, contact_coverage)
@@ -262,7 +262,7 @@ class World:
             self.segments = script_segments(script, self.sensors.plan_rng)
         self._end_cache: list[float] = []
         self.manual: dict[int, float] = {}  # pad -> strength (0..1) pressed by hand
-        self.manual_counts = 60.0  # a medium fingertip fully on the pad
+        self.manual_counts = 60.0  # counts for strength 1: about a medium fingertip on a pad
 
     def _extend(self, t: float) -> None:
         while self.endless and self.segments[-1].end <= t + 5.0:
@@ -296,10 +296,12 @@ class World:
         self._extend(t)
         seg = self.segment_at(t)
         sc = scene([seg] if seg is not None else [], np.array([t]))
-        if self.manual if hand is None else hand:  # someone at the object, reaching to the ring
+        hand = self.manual if hand is None else hand
+        if hand:  # someone at the object, reaching to the ring
             if math.isnan(sc.body_mm[0]):
                 sc.body_mm[0] = 250.0
-            sc.shade[0] = max(sc.shade[0], 0.1)
+            # a hand over the ring shades the light sensor: a fingertip a little, a palm a lot
+            sc.shade[0] = max(sc.shade[0], 0.1, 0.55 * min(1.0, sum(hand.values()) / 6.0))
         return sc
 
     # -- hand on the ring ---------------------------------------------------------------
@@ -310,16 +312,21 @@ class World:
             raise SimError(f"pad must be an integer 0..{N_PADS - 1}, got {pad!r}")
         self.manual = {**self.manual, int(pad): float(np.clip(strength, 0.0, 1.0))}
 
-    def touch_at(self, angle: float | None, half_width_deg: float = 10.0) -> None:
-        """A fingertip on the ring at ``angle`` (rad, clockwise from pad 0), replacing any
-        pressed pads; None lifts it. Between two pads it touches both partly, as a real
-        finger does, so dragging around the ring makes a smooth stroke."""
+    def touch_at(self, angle: float | None, palm: bool = False) -> None:
+        """A fingertip (or with ``palm`` a whole palm) on the ring at ``angle`` (rad, clockwise
+        from pad 0), replacing any pressed pads; None lifts it. Between two pads a finger
+        touches both partly, as a real one does, so dragging around the ring makes a smooth
+        stroke. Sizes and strengths are those of a medium hand (``HANDS["medium"]``)."""
+        hand = HANDS["medium"]
+        half_width_deg = hand.palm_half_width_deg if palm else hand.finger_half_width_deg
+        strength = (hand.palm_counts if palm else hand.finger_counts) / self.manual_counts
         if angle is None:
             self.manual = {}
             return
         cover = contact_coverage(np.array([float(angle)]), np.array([math.radians(half_width_deg)]),
                                  np.ones(1))[0]
-        self.manual = {int(pad): float(cover[pad]) for pad in np.nonzero(cover > 0.02)[0]}
+        self.manual = {int(pad): float(cover[pad]) * strength
+                       for pad in np.nonzero(cover > 0.02)[0]}
 
     def release(self, pad: int | None = None) -> None:
         if pad is None:

@@ -3,8 +3,8 @@
 :class:`LiveWindow` shows the same picture as the GIFs (:class:`.render.Renderer`) in a
 pygame window and turns the mouse into a fingertip: pressing the button on the pad ring
 puts a finger there, dragging moves it around the ring (a stroke, touching two pads partly
-when between them, as a real finger does), releasing lifts it. Close the window or press
-Esc/q to stop.
+when between them, as a real finger does), releasing lifts it. The right button lays a
+palm on the ring instead. Close the window or press Esc/q to stop.
 
 It fails with a clear :class:`WindowUnavailable` (a UserError) when there is no display to
 open a window on -- no X11/Wayland session, or SDL cannot open its video driver -- so a
@@ -63,7 +63,7 @@ class LiveWindow:
             pygame.display.quit()
             raise WindowUnavailable(f"cannot open the live window: SDL says {exc!s}; {HINT}") from None
         pygame.display.set_caption(title)
-        self.dragging = False
+        self.dragging = 0  # the mouse button held down (1 finger, 3 palm), 0 for none
         self.open = True
 
     # -- mouse and keys -------------------------------------------------------------------
@@ -74,19 +74,20 @@ class LiveWindow:
             if event.type == pg.QUIT or (event.type == pg.KEYDOWN
                                           and event.key in (pg.K_ESCAPE, pg.K_q)):
                 self.open = False
-            elif event.type == pg.MOUSEBUTTONDOWN and event.button == 1:
-                self.dragging = True
-                self._finger(event.pos)
+            elif event.type == pg.MOUSEBUTTONDOWN and event.button in (1, 3):
+                self.dragging = event.button
+                self._hand(event.pos)
             elif event.type == pg.MOUSEMOTION and self.dragging:
-                self._finger(event.pos)
-            elif event.type == pg.MOUSEBUTTONUP and event.button == 1:
-                self.dragging = False
+                self._hand(event.pos)
+            elif event.type == pg.MOUSEBUTTONUP and event.button == self.dragging:
+                self.dragging = 0
                 self.body.touch_at(None)
         return self.open
 
-    def _finger(self, pos) -> None:
-        """Finger on the ring under the mouse, lifted when the mouse leaves the ring."""
-        self.body.touch_at(self.renderer.layout.angle_at(*pos))
+    def _hand(self, pos) -> None:
+        """Finger (left button) or palm (right) on the ring under the mouse; lifted when the
+        mouse leaves the ring."""
+        self.body.touch_at(self.renderer.layout.angle_at(*pos), palm=self.dragging == 3)
 
     # -- picture ---------------------------------------------------------------------------
     def show(self, image) -> None:
