@@ -1,15 +1,12 @@
-"""Pictures of the simulated object, the GIF recorder, and `lanthorn demo`."""
+"""Pictures of the simulated object and the GIF recorder."""
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from lanthorn.cli import main
 from lanthorn.hardware.sim import SimError, open_sim_body
 from lanthorn.hardware.sim.render import (OLED_OFF, OLED_ON, GifRecorder, OledPanel, Renderer,
                                           RingLayout)
@@ -128,48 +125,4 @@ def test_gif_recorder_errors(tmp_path):
     with pytest.raises(SimError, match="cannot write the GIF"):
         rec.write(tmp_path / "file" / "x.gif")
 
-
-def test_demo_writes_a_gif(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "lanthorn", "demo", "--seconds", "3",
-                          "--out", str(tmp_path)], capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    gif = tmp_path / "demo.gif"
-    with Image.open(gif) as im:
-        assert im.n_frames >= 30
-    assert "timeline" in out.stdout and "approach" in out.stdout
-    assert str(gif) in out.stdout
-    assert out.stderr == ""
-
-
-def test_demo_carries_on_when_a_part_fails(tmp_path, capsys, monkeypatch):
-    from lanthorn.hardware import body as body_mod
-    real = body_mod.open_body
-
-    def failing(profile, sim=False, **kw):
-        return real(profile, sim, failures={"touch": 0.5, "display": 1.0}, **kw)
-
-    monkeypatch.setattr(body_mod, "open_body", failing)
-    assert main(["demo", "--seconds", "2", "--out", str(tmp_path), "--fps", "5"]) == 0
-    out = capsys.readouterr().out
-    assert "touch: no answer" in out and "display: no answer" in out
-    assert out.count("touch: no answer") == 1  # reported once, not every tick
-    with Image.open(tmp_path / "demo.gif") as im:
-        assert im.n_frames == 10
-
-
-@pytest.mark.parametrize("argv,match", [
-    (["--seconds", "0"], "--seconds must be between"),
-    (["--seconds", "9999"], "--seconds must be between"),
-    (["--fps", "100"], "--fps must be above 0 and at most 25"),
-])
-def test_demo_bad_options_are_one_line(argv, match, capsys, tmp_path):
-    assert main(["demo", "--out", str(tmp_path)] + argv) == 2
-    err = capsys.readouterr().err
-    assert match in err and len(err.strip().splitlines()) == 1
-
-
-def test_demo_out_is_a_file(tmp_path, capsys):
-    f = tmp_path / "f"
-    f.write_text("")
-    assert main(["demo", "--out", str(f), "--seconds", "1"]) == 2
-    assert "is a file" in capsys.readouterr().err
+# `lanthorn demo` itself (now the real device loop) is tested in tests/test_demo.py.
