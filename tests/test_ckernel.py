@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
+from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8, small_cnn
 from lanthorn.device import engine_c, int8
 from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import Graph, Layer, Tensor
 
 _lk = pytest.importorskip("lanthorn.device.kernel_ext._lk",
                           reason="C kernel extension not built (pip install -e . needs a C compiler)")
@@ -22,32 +22,6 @@ _lk = pytest.importorskip("lanthorn.device.kernel_ext._lk",
 VARIANTS = engine_c.available_variants()
 SETTINGS = dict(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck),
                 derandomize=True)
-
-
-# ----------------------------------------------------------------------------- helpers
-
-def qparams(rng):
-    """A random activation quantization: scale, zero point."""
-    return float(np.float32(rng.uniform(0.005, 0.2))), int(rng.integers(-128, 128))
-
-
-def rand_i8(rng, shape, lo=-128, hi=127):
-    return rng.integers(lo, hi + 1, size=shape).astype(np.int8)
-
-
-def multipliers(rng, n, k, kind):
-    """Requant multipliers scaled so outputs span the int8 range (and clamp sometimes).
-    ``half`` picks exact powers of two so many products land on .5: ties to even."""
-    if kind == "half":
-        return np.full(n, 0.5 ** rng.integers(1, 8), np.float32)
-    spread = 1.0 / (40.0 * max(1.0, np.sqrt(k)) * 64)
-    s_in, s_out = np.float32(rng.uniform(0.01, 0.1)), np.float32(rng.uniform(0.01, 0.1))
-    s_w = (rng.uniform(0.2, 3.0, n) * spread * float(s_out) / float(s_in)).astype(np.float32)
-    return int8.requant_multiplier(s_in, s_w, s_out)
-
-
-def act(rng, zy, relu):
-    return (max(-128, zy), 127) if relu else (-128, 127)
 
 
 def check(graph, inputs, variants=None):
@@ -64,16 +38,6 @@ def check(graph, inputs, variants=None):
                                      f"{tuple(bad[0])}: C {g[tuple(bad[0])]} vs numpy "
                                      f"{r[tuple(bad[0])]}")
     return ref
-
-
-def one_layer(op, in_tensors, out_shape, zy, sy, params=None, arrays=None):
-    ins = [Tensor(f"x{i}", shape, dtype, s, z) for i, (shape, dtype, s, z) in enumerate(in_tensors)]
-    tensors = {t.name: t for t in ins}
-    tensors["y"] = Tensor("y", out_shape, "int8", sy, zy)
-    layer = Layer(op, op, [t.name for t in ins], ["y"], params or {}, arrays or {})
-    g = Graph(tensors, [layer], [t.name for t in ins], ["y"])
-    g.validate()
-    return g
 
 
 # ----------------------------------------------------------------------------- conv / dense
@@ -292,52 +256,6 @@ def test_gather_index_out_of_range_is_an_index_error():
 
 # ----------------------------------------------------------------------------- whole graphs
 
-def small_cnn(rng, final_softmax=True):
-    """conv -> relu-clamped depthwise -> maxpool -> add (residual) -> concat -> reshape ->
-    dense -> softmax: every buffer-sharing situation of the arena planner in one graph."""
-    T = {}
-
-    def t(name, shape, dtype="int8"):
-        s, z = qparams(rng)
-        T[name] = Tensor(name, shape, dtype, s, z)
-        return name
-
-    def conv_arrays(cout, kh, kw, cg):
-        return {"weight": rand_i8(rng, (cout, kh, kw, cg), -127, 127),
-                "bias": rng.integers(-3000, 3000, cout).astype(np.int32),
-                "multiplier": multipliers(rng, cout, kh * kw * cg, "rand")}
-
-    t("img", (8, 8, 3)), t("c1", (8, 8, 8)), t("c2", (8, 8, 8)), t("p", (4, 4, 8))
-    t("q", (4, 4, 8)), t("s", (4, 4, 8)), t("cat", (4, 4, 16)), t("flat", (256,)), t("logits", (5,))
-    T["prob"] = Tensor("prob", (5,), "float32")
-    L = [Layer("conv", "c1", ["img"], ["c1"], {"pads": [1, 1, 1, 1]}, conv_arrays(8, 3, 3, 3)),
-         Layer("conv", "c2", ["c1"], ["c2"], {"pads": [1, 1, 1, 1], "groups": 8,
-                                               "act_min": T["c2"].zero_point},
-               conv_arrays(8, 3, 3, 1)),
-         Layer("maxpool", "p", ["c2"], ["p"], {"kernel": [2, 2], "stride": [2, 2]}),
-         Layer("conv", "q", ["p"], ["q"], {}, conv_arrays(8, 1, 1, 8)),
-         Layer("add", "s", ["q", "p"], ["s"]),
-         Layer("concat", "cat", ["s", "q"], ["cat"], {"axis": 2},
-               {"table0": int8.requant_table(T["s"].scale, T["s"].zero_point,
-                                             T["cat"].scale, T["cat"].zero_point),
-                "table1": int8.requant_table(T["q"].scale, T["q"].zero_point,
-                                             T["cat"].scale, T["cat"].zero_point)}),
-         Layer("reshape", "flat", ["cat"], ["flat"], {"shape": [256]}),
-         Layer("dense", "fc", ["flat"], ["logits"], {},
-               {"weight": rand_i8(rng, (5, 256), -127, 127),
-                "bias": rng.integers(-3000, 3000, 5).astype(np.int32),
-                "multiplier": multipliers(rng, 5, 256, "rand")})]
-    T["p"].scale, T["p"].zero_point = T["c2"].scale, T["c2"].zero_point   # maxpool keeps q
-    T["flat"].scale, T["flat"].zero_point = T["cat"].scale, T["cat"].zero_point
-    outs = ["logits"]
-    if final_softmax:
-        L.append(Layer("softmax", "sm", ["logits"], ["prob"]))
-        outs = ["prob"]
-    g = Graph(T, L, ["img"], outs)
-    g.validate()
-    return g
-
-
 @pytest.mark.parametrize("seed", range(6))
 def test_whole_graph_and_arena_sharing(seed):
     rng = np.random.default_rng(seed)
@@ -360,6 +278,14 @@ def test_runtime_load_uses_c_and_matches_numpy():
     assert np.array_equal(mc(x), mn(x))               # identical float softmax after exact int8
     xq = rand_i8(rng, (8, 8, 3))
     assert np.array_equal(mc.run_quantized(xq), mn.run_quantized(xq))
+
+
+def test_simd_variants_really_pack_weights():
+    g = small_cnn(np.random.default_rng(0))
+    for v in VARIANTS:
+        mem = engine_c.CEngine(g, v).memory
+        assert (mem["packed"] > 0) == (v != "c-scalar"), (v, mem)
+        assert 0 < mem["arena"] < 8 * 8 * 3 + 8 * 8 * 8 * 2 + 4 * 4 * 8 * 3 + 4 * 4 * 16 + 5
 
 
 def test_variant_env_and_bad_variant(monkeypatch):
@@ -407,3 +333,40 @@ def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
     assert len([w for w in caught if "C kernel" in str(w.message)]) == 1
     with pytest.raises(runtime.UserError, match="C kernel is not available"):
         runtime.load(b, backend="c")
+
+
+# ----------------------------------------------------------------------------- vs onnxruntime
+
+@pytest.fixture(scope="module")
+def zoo(tmp_path_factory):
+    pytest.importorskip("onnxruntime")
+    from lanthorn.quantize import model_zoo
+    d = tmp_path_factory.mktemp("zoo")
+    return {name: model_zoo.build(name, d) for name in model_zoo.ZOO}
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
+    """The must-show on the C engine: every zoo model and the shipped default model, every
+    variant, equal onnxruntime's int8 output on every element."""
+    import onnx
+    from ort_oracle import assert_exact
+    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.runtime import load
+    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize.qdq_import import bundle_from_qdq
+    monkeypatch.setenv("LANTHORN_C_VARIANT", variant)
+    for name, (fpath, qpath) in zoo.items():
+        model = load(bundle_from_qdq(qpath), backend="c")
+        assert model.backend == variant
+        feeds = model_zoo.random_inputs(onnx.load(str(fpath)), 4, seed=3,
+                                        vocab=model_zoo.ZOO[name]()[1])
+        assert_exact(model, model.bundle, feeds)
+    from pathlib import Path
+    default = Path(__file__).resolve().parents[1] / "device" / "models" / "temperament.lanthorn"
+    if default.exists():
+        b = read_bundle(default)
+        model = load(b, backend="c")
+        twin = onnx.load_from_string(b.twin)
+        feeds = model_zoo.random_inputs(twin, 8, seed=4)
+        assert_exact(model, b, feeds)

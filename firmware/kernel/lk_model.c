@@ -4,8 +4,6 @@
  */
 #include "lk_internal.h"
 
-#define LK_SIMD_READY 0 /* SIMD conv/dense land in the next commit */
-
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
 #ifndef HWCAP_ASIMDDP
@@ -195,12 +193,12 @@ int lk_variant_supported(int variant)
     switch (variant) {
     case LK_VARIANT_SCALAR:
         return 1;
-#if LK_SIMD_READY && (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
     case LK_VARIANT_AVX2:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2");
 #endif
-#if LK_SIMD_READY && defined(__aarch64__)
+#if defined(__aarch64__)
     case LK_VARIANT_NEON:
         return 1;
 #if defined(__linux__)
