@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
     "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
     "run": ("lanthorn.device.run_cmd", "run the piece: device loop, behaviour and (with --serial) the console"),
+    "install-service": ("lanthorn.device.service_cmd", "write the systemd unit that runs the piece at power-up (watchdog, no network)"),
     "demo": ("lanthorn.device.demo_cmd", "run the simulated artwork and write a GIF"),
     "console": ("lanthorn.host.console_cmd", "talk to a running object over serial: completion, history, live watch plots"),
     "push": ("lanthorn.host.push_cmd", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
