@@ -412,10 +412,13 @@ class ConsoleServer:
         return self.ok(name, f"model {info.get('name')}", body=body, data=info)
 
     def cmd_model_rollback(self, name, args):
-        previous = self.app.storage.previous_path
-        if not previous.exists():
-            raise UserError("there is no previous model to roll back to")
-        info = self.app.install_model(str(previous))
+        storage = self.app.storage
+        target = storage.previous_path
+        if not target.exists():  # the first push replaced the shipped default: go back to it
+            target = storage.shipped_model
+            if target is None or not target.exists() or not storage.current_path.exists():
+                raise UserError("there is no previous model to roll back to")
+        info = self.app.install_model(str(target))
         return self.ok(name, f"rolled back to {info.get('name')}", data=info)
 
     def cmd_lock(self, name, args):

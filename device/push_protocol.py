@@ -153,7 +153,8 @@ class PushReceiver:
         have = self.part.stat().st_size if self.part.exists() else 0
         self.expected = min(have // chunk, self.n_chunks)
         self.resumed_from = self.expected * chunk
-        self._f = open(self.part, "ab" if have else "wb")
+        # unbuffered: every acknowledged chunk is in the file even if the process is killed
+        self._f = open(self.part, "ab" if have else "wb", buffering=0)
         self._f.truncate(self.resumed_from)  # drop a torn last chunk
         self._f.seek(self.resumed_from)
         self.last_activity = clock()

@@ -32,6 +32,7 @@ class ConsoleClient:
         self.port, self.baud, self.timeout = port, baud, timeout
         self._buf = bytearray()
         self.notices: list[str] = []
+        self.connected = False
         if connect:
             self.connect()
 
@@ -74,6 +75,7 @@ class ConsoleClient:
                     break
                 obj = _json(line)
                 if obj and obj.get("cmd") == "mode" and obj.get("ok"):
+                    self.connected = True
                     return
                 if obj and obj.get("event") == "notice":
                     self.notices.append(obj.get("text", ""))
@@ -113,6 +115,18 @@ class ConsoleClient:
         return ans.get("data")
 
     def close(self) -> None:
+        """Leave the device as a person expects to find it: in text mode (the next one to
+        open the port may be picocom or the Arduino serial monitor)."""
+        try:
+            if self.connected:
+                self.connected = False
+                self.send_line("mode text")
+                end = time.monotonic() + 1.0
+                while (line := self.read_line(max(0.0, end - time.monotonic()))) is not None:
+                    if line.startswith("OK mode text"):
+                        break
+        except Exception:
+            pass  # unplugged, or the device is busy: nothing more to do
         try:
             self.ser.close()
         except Exception:
