@@ -113,10 +113,71 @@ def export_onnx(net: TemperamentNet, softmax: bool = True) -> bytes:
                           input_names=["window"], output_names=["probs" if softmax else "logits"],
                           do_constant_folding=True)
     model = onnx.load_from_string(buf.getvalue())
+    tidy_names(model)
     model.producer_name = "lanthorn"
     model.doc_string = "temperament: 1-D CNN over a sensor window (channels x time)"
     # stable bytes: the exporter records its own version, which is fine, but no timestamps
     return model.SerializeToString()
+
+
+_SHORT = {"Conv": "conv", "Relu": "relu", "GlobalAveragePool": "pool", "Flatten": "flatten",
+          "Gemm": "head", "Softmax": "softmax"}
+
+
+def tidy_names(model) -> None:
+    """Rename the exporter's nodes and tensors ("/net/conv_1/Conv", "onnx::Conv_38") to short
+    readable ones ("conv2", "conv2.weight", "conv2_out"). They travel into the QDQ twin and
+    the bundle's graph, where ``lanthorn inspect`` shows them to the artist, and every byte
+    of a name is a byte of the bundle. Graph inputs and outputs keep their names."""
+    import onnx
+    g = model.graph
+    keep = {v.name for v in g.input} | {v.name for v in g.output}
+    by_name = {t.name: t for t in g.initializer}
+    # The exporter shares equal constants (two folded biases that happen to be equal, as in
+    # an untrained net) and reads them through Identity nodes; every layer gets its own copy
+    # instead, so each can be named, quantized (its bias scale is its own) and pruned alone.
+    for node in [n for n in g.node if n.op_type == "Identity" and n.input[0] in by_name]:
+        t = onnx.TensorProto()
+        t.CopyFrom(by_name[node.input[0]])
+        t.name = node.output[0]
+        g.initializer.append(t)
+        by_name[t.name] = t
+        g.node.remove(node)
+    used = set()
+    for node in g.node:
+        for i, x in enumerate(node.input):
+            if x in by_name and x in used:
+                t = onnx.TensorProto()
+                t.CopyFrom(by_name[x])
+                t.name = f"{x}__{node.name or len(g.initializer)}_{i}"
+                g.initializer.append(t)
+                by_name[t.name] = t
+                node.input[i] = t.name
+            used.add(node.input[i])
+    for t in [t for t in g.initializer if t.name not in used]:
+        g.initializer.remove(t)
+    inits = set(by_name)
+    rename, seen = {}, {}
+    for node in g.node:
+        base = _SHORT.get(node.op_type, node.op_type.lower())
+        seen[base] = seen.get(base, 0) + 1
+        name = f"{base}{seen[base]}" if base in ("conv", "relu") else base
+        if base not in ("conv", "relu") and seen[base] > 1:
+            name = f"{base}{seen[base]}"
+        node.name = name
+        for i, o in enumerate(node.output):
+            if o not in keep:
+                rename[o] = f"{name}_out" if i == 0 else f"{name}_out{i}"
+        for i, x in enumerate(node.input):
+            if x in inits and x not in rename:
+                rename[x] = f"{name}." + ("weight", "bias")[i - 1] if i in (1, 2) else f"{name}.in{i}"
+    for node in g.node:
+        node.input[:] = [rename.get(x, x) for x in node.input]
+        node.output[:] = [rename.get(x, x) for x in node.output]
+    for t in g.initializer:
+        t.name = rename.get(t.name, t.name)
+    for v in g.value_info:
+        v.name = rename.get(v.name, v.name)
 
 
 def set_deterministic(seed: int) -> None:

@@ -93,3 +93,20 @@ def test_train_cli_writes_model_summary_and_rejects_bad_input(data, tmp_path, ca
     synthesize(small, minutes=0.5, session_seconds=15, seed=0, log=lambda *_: None)
     assert main(["train", str(small), "--out", str(out), "--quiet"]) == 2
     assert "too few sessions" in capsys.readouterr().err
+
+
+def test_export_names_layers_readably_and_unshares_equal_constants():
+    """An untrained net's folded biases are all equal, which the exporter shares through
+    Identity nodes; the export gives every layer its own, readable, named tensors."""
+    import torch
+    net = nets.TemperamentNet(nets.ArchConfig(widths=(8, 8, 8))).eval()
+    model = onnx.load_from_string(nets.export_onnx(net))
+    onnx.checker.check_model(model)
+    assert [n.name for n in model.graph.node] == ["conv1", "relu1", "conv2", "relu2", "conv3",
+                                                  "relu3", "pool", "flatten", "head", "softmax"]
+    assert sorted(t.name for t in model.graph.initializer) == sorted(
+        f"{layer}.{p}" for layer in ("conv1", "conv2", "conv3", "head") for p in ("weight", "bias"))
+    x = np.random.default_rng(0).random((1, 14, 50)).astype(np.float32)
+    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    want = torch.softmax(net(torch.from_numpy(x)), -1).detach().numpy()
+    np.testing.assert_allclose(sess.run(None, {"window": x})[0], want, atol=1e-6)
