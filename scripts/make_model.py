@@ -218,6 +218,15 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
     }
 
 
+def dumps(report: dict) -> str:
+    """JSON with lists of numbers (confusion-matrix rows) kept on one line each."""
+    import re
+    text = json.dumps(report, indent=2)
+    return re.sub(r"\[\s*([-0-9.e, \n]+?)\s*\]",
+                  lambda m: "[" + ", ".join(v.strip() for v in m.group(1).split(",")) + "]",
+                  text) + "\n"
+
+
 # ----------------------------------------------------------------------------- main
 
 def main(argv=None) -> int:
@@ -249,7 +258,7 @@ def main(argv=None) -> int:
     fig = build_bundle(float_onnx, data_dir, out / f"{NAME}.lanthorn", RECIPE, summary)
     fig["seconds"] = round(time.perf_counter() - t0, 1)
     report = {"model": NAME, "recipe": RECIPE, "unpruned": fig}
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    (out / "report.json").write_text(dumps(report))
     log(f"float {100 * fig['float']['accuracy']:.2f}% → int8 "
         f"{100 * fig['int8']['accuracy']:.2f}% on {fig['held_out']['windows']} held-out windows; "
         f"bundle {fig['int8']['bundle_bytes']:,} bytes "
