@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
 from lanthorn.host.termplot import WatchPanel
 
@@ -14,12 +15,15 @@ HISTORY_FILE = Path(os.environ.get("LANTHORN_HISTORY", Path.home() / ".lanthorn_
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("port", help="serial port of the object, e.g. /dev/ttyACM0 or /dev/ttyUSB0")
+    parser.add_argument("port", nargs="?",
+                        help="serial port of the object, e.g. /dev/ttyACM0 or /dev/ttyUSB0")
     parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
     parser.add_argument("-c", "--command", action="append", metavar="LINE",
                         help="run this console line and exit (repeatable); e.g. -c 'get brightness'")
     parser.add_argument("--seconds", type=float, default=None,
                         help="with -c 'watch ...': stop watching after this many seconds")
+    parser.add_argument("--markdown", action="store_true",
+                        help="print the command reference as Markdown (device/CONSOLE.md) and exit")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -196,6 +200,12 @@ def run_line(client: ConsoleClient, line: str, commands, seconds=None, interacti
 
 
 def run(args) -> int:
+    if args.markdown:
+        from lanthorn.device.protocol import markdown
+        print(markdown(), end="")
+        return 0
+    if not args.port:
+        raise UserError("give the serial PORT of the object (e.g. /dev/ttyACM0), or --markdown")
     with ConsoleClient(args.port, args.baud) as client:
         for note in client.notices:
             print(f"NOTE {note}")

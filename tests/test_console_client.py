@@ -219,3 +219,54 @@ def test_push_efficiency_at_115200_baud():
     eff = wire_efficiency()
     assert 0.98 < eff < 0.99
     assert 115200 / 10 * eff / 1024 == pytest.approx(11.1, abs=0.05)  # KiB/s of model at 115200
+
+
+def _read_until(fd, needle: bytes, timeout=30.0) -> bytes:
+    import os
+    import select
+    import time
+    buf, end = b"", time.monotonic() + timeout
+    while needle not in buf:
+        left = end - time.monotonic()
+        assert left > 0, f"{needle!r} never appeared in {buf[-600:]!r}"
+        if select.select([fd], [], [], min(left, 0.2))[0]:
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+    return buf
+
+
+def test_interactive_console_completes_and_keeps_history(device, tmp_path):
+    """A person at a real terminal: Tab completes from the device's tables, the history
+    file keeps what was typed, Enter stops a live watch."""
+    import os
+    link, app, _ = device
+    master, slave = os.openpty()
+    history = tmp_path / "history"
+    proc = subprocess.Popen([sys.executable, "-m", "lanthorn", "console", link.host],
+                            stdin=slave, stdout=slave, stderr=slave, cwd=ROOT,
+                            env={**os.environ, "TERM": "dumb", "LANTHORN_HISTORY": str(history)})
+    os.close(slave)
+    try:
+        _read_until(master, b"lanthorn> ")
+        os.write(master, b"set bri\t")
+        _read_until(master, b"brightness ")  # completed by readline from the device's table
+        os.write(master, b"40\r")
+        _read_until(master, b"OK brightness = 40 %")
+        assert app.params.get("brightness") == 40
+        os.write(master, b"set palette t\t\r")
+        _read_until(master, b"OK palette = tide")
+        os.write(master, b"watch 20\r")
+        _read_until(master, b"(press Enter to stop)")
+        out = _read_until(master, b"nobody")  # the live panel: bars per class
+        os.write(master, b"\r")
+        out = _read_until(master, b"OK watch stopped")
+        os.write(master, b"quit\r")
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        os.close(master)
+    assert [x.strip() for x in history.read_text().splitlines()[-4:]] == ["set brightness 40", "set palette tide",
+                                                    "watch 20", "quit"]

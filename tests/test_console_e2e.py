@@ -42,8 +42,7 @@ class Device:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lanthorn", "run", "--sim", "--serial", self.port,
              "--data-dir", str(self.data_dir)],
-            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=ROOT,
-            env={**os.environ, "LANTHORN_NO_WINDOW": "1"})
+            stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"), cwd=ROOT)
         return self
 
     def kill(self):
@@ -183,6 +182,27 @@ def test_push_becomes_the_model_and_corrupt_push_leaves_it(piece):
     assert model_name(ser) == "temperament-evening"
     assert ask(ser, "model rollback") == ["OK rolled back to temperament"]
     assert model_name(ser) == "temperament"
+
+
+def test_record_a_demonstration_from_the_running_loop(piece):
+    """`lanthorn record` pulls model-rate frames of the live (simulated) sensors."""
+    link, _, ser, tmp = piece
+    ser.close()
+    data = tmp / "dataset"
+    out = subprocess.run([sys.executable, "-m", "lanthorn", "record", link.host, "tap", "1",
+                          "--data", str(data), "--source", "sim-visitor", "--consent",
+                          "synthetic: no person involved"], capture_output=True, text=True,
+                         timeout=120, cwd=ROOT)
+    ser.open()
+    assert out.returncode == 0, out.stderr
+    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.frames import CHANNELS
+    ds = load_dataset(data)
+    (rec,) = ds.recordings
+    assert ds.channels == CHANNELS and ds.rate_hz == 25.0
+    assert 24 <= len(rec.frames) <= 25 and (rec.labels == ds.labels.index("tap")).all()
+    # the device keeps its own copy in its data dir, in the same format
+    assert len(load_dataset(tmp / "data" / "recordings").recordings) == 1
 
 
 @pytest.mark.slow

@@ -242,3 +242,13 @@ def test_abort_frame_stops_the_receiver(tmp_path):
     rx = PushReceiver(tmp_path, 1000, "0" * 64, 256)
     rx.feed(encode_frame(0, b"a" * 256) + abort_frame())
     assert rx.aborted and not rx.complete
+
+
+def test_console_reference_doc_is_current():
+    """device/CONSOLE.md is generated from the command table; regenerate it with
+    `lanthorn console --markdown > device/CONSOLE.md` after changing the table."""
+    from pathlib import Path
+    doc = Path(__file__).resolve().parents[1] / "device" / "CONSOLE.md"
+    assert doc.read_text(encoding="utf-8") == protocol.markdown()
+    for c in COMMANDS:
+        assert f"`{c.usage()}`" in doc.read_text(encoding="utf-8")
