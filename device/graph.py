@@ -323,9 +323,14 @@ def raw_outputs(graph: Graph) -> tuple[str, ...]:
     return tuple(out)
 
 
-def softmax_f32(x: np.ndarray, scale: float, zero_point: int) -> np.ndarray:
-    """The final float softmax (over the last axis) of an int8 tensor, in float32."""
-    v = (np.asarray(x, dtype=np.int32) - np.int32(zero_point)).astype(np.float32) * np.float32(scale)
+def softmax_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None
+                ) -> np.ndarray:
+    """The final float softmax (over the last axis) of an int8 tensor, in float32.
+    ``out`` (float32, the shape of x) receives the result without allocating it."""
+    v = np.empty(np.shape(x), np.float32) if out is None else out
+    # x - z is an integer of magnitude <= 255: exact in float32, as the int32 difference is
+    np.subtract(x, np.float32(zero_point), out=v, dtype=np.float32, casting="unsafe")
+    v *= np.float32(scale)
     v -= v.max(axis=-1, keepdims=True)
     np.exp(v, out=v)
     v /= v.sum(axis=-1, keepdims=True)

@@ -2,7 +2,9 @@
 
 ``load(path_or_bundle, backend="auto")`` picks the engine. "auto" prefers the C kernel
 (``lanthorn.device.engine_c``, built as an optional extension) and falls back to the numpy
-reference with ONE warning when the extension is not built; ``LANTHORN_BACKEND=numpy``
+engine with ONE warning when the extension is not built; "numpy" is
+:class:`~lanthorn.device.engine_numpy.NumpyEngine` (the reference's integers, planned for
+speed) and "reference" the readable specification itself (slow; for checking); ``LANTHORN_BACKEND=numpy``
 (or ``=c``) in the environment overrides "auto"; asking for "c" when it is unavailable is a
 :class:`~lanthorn.errors.UserError` that says how to build it.
 
@@ -19,11 +21,12 @@ import numpy as np
 
 from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, InputSpec, read_bundle
+from lanthorn.device.engine_numpy import NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.graph import raw_outputs, softmax_f32
 from lanthorn.errors import UserError
 
-BACKENDS = ("auto", "numpy", "c")
+BACKENDS = ("auto", "numpy", "c", "reference")
 _warned_fallback = False
 
 
@@ -47,6 +50,8 @@ def _make_engine(graph, backend: str):
             raise UserError(f"LANTHORN_BACKEND={env!r} is not one of {', '.join(BACKENDS)}")
         backend = env or "auto"
     if backend == "numpy":
+        return NumpyEngine(graph)
+    if backend == "reference":
         return ReferenceEngine(graph)
     try:
         return _c_engine(graph)
@@ -57,9 +62,9 @@ def _make_engine(graph, backend: str):
                             f"backend='numpy'") from None
         if not _warned_fallback:
             _warned_fallback = True
-            warnings.warn("lanthorn: C kernel extension not built; using the numpy reference "
-                          "engine (slower, same results)", RuntimeWarning, stacklevel=3)
-        return ReferenceEngine(graph)
+            warnings.warn("lanthorn: C kernel extension not built; using the numpy engine "
+                          "(slower, same results)", RuntimeWarning, stacklevel=3)
+        return NumpyEngine(graph)
 
 
 class Model:
@@ -75,6 +80,9 @@ class Model:
         self._raw = [g.tensors[n] for n in raw_outputs(g)]
         self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs)]
         self._qbuf = [np.zeros(t.shape, dtype=t.dtype) for t in self._inputs]
+        self._prep = [_index_copier(q) if t.dtype == "int32" else _input_quantizer(t, q)
+                      for t, q in zip(self._inputs, self._qbuf)]
+        self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
 
     # metadata
     @property
@@ -105,8 +113,10 @@ class Model:
     def _check(self, xs, quantized: bool):
         if len(xs) != len(self._inputs):
             raise InputError(f"model takes {len(self._inputs)} input(s), got {len(xs)}")
-        out = []
-        for x, t in zip(xs, self._inputs):
+        return [self._check_one(x, t, quantized) for x, t in zip(xs, self._inputs)]
+
+    def _check_one(self, x, t, quantized: bool):
+        if True:
             x = np.asarray(x)
             if x.shape != t.shape and x.size == t.size and (
                     x.shape in (self.input_spec.shape, (1,) + tuple(self.input_spec.shape))
@@ -124,9 +134,8 @@ class Model:
             elif not quantized and x.dtype.kind not in "fiu":
                 raise InputError(f"input {t.name!r} must be numeric, got {x.dtype}")
             elif not quantized and x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-                raise InputError(f"input {t.name!r} contains NaN or infinity")
-            out.append(x)
-        return out
+                raise _not_finite(t)
+        return x
 
     def _run(self, xq):
         try:
@@ -143,17 +152,56 @@ class Model:
     def __call__(self, *xs):
         """float32 inputs shaped as ``input_spec`` → dequantized float32 outputs (softmax
         applied if the model ends in one)."""
-        xs = self._check(xs, quantized=False)
-        for x, t, q in zip(xs, self._inputs, self._qbuf):
-            if t.dtype == "int32":
-                np.copyto(q, x, casting="unsafe")
-            else:
-                int8.quantize(x.astype(np.float32, copy=False), t.scale, t.zero_point, out=q)
+        if len(xs) != len(self._inputs):
+            self._check(xs, quantized=False)            # raises the one-line error
+        for x, t, prep in zip(xs, self._inputs, self._prep):
+            if type(x) is not np.ndarray or x.shape != t.shape or x.dtype.kind not in "fiu":
+                x = self._check_one(x, t, quantized=False)   # reshapes, or says what is wrong
+            prep(x)
         outs = []
-        for raw, t, sm in zip(self._run(self._qbuf), self._raw, self._softmax):
-            outs.append(softmax_f32(raw, t.scale, t.zero_point) if sm
+        for raw, t, sm, buf in zip(self._run(self._qbuf), self._raw, self._softmax, self._fbuf):
+            outs.append(softmax_f32(raw, t.scale, t.zero_point, out=buf).copy() if sm
                         else int8.dequantize(raw, t.scale, t.zero_point))
         return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+def _not_finite(t) -> InputError:
+    return InputError(f"input {t.name!r} contains NaN or infinity")
+
+
+def _index_copier(q):
+    def copy(x):
+        if x.dtype.kind not in "iu":
+            raise InputError(f"input takes integer indices, got {x.dtype}")
+        np.copyto(q, x, casting="unsafe")
+    return copy
+
+
+def _input_quantizer(t, q):
+    """``int8.quantize(x, t.scale, t.zero_point, out=q)`` planned once for one input: the same
+    float32 operations in the same order (x / scale, clamp to [-128 - z, 127 - z], round
+    half to even, + z) into preallocated buffers, with 0-d float32 constants (np.clip and
+    Python-scalar arguments cost more than the arithmetic at these sizes). Refuses NaN and
+    infinity: a cheap sum of x / scale is checked first, the exact test only if it is not
+    finite (it may be only an overflow, which the clamp handles)."""
+    z = int(t.zero_point)
+    v = np.empty(t.shape, np.float32)
+    s = np.array(t.scale, np.float32)
+    lo, hi = np.array(int8.QMIN - z, np.float32), np.array(int8.QMAX - z, np.float32)
+    zf = np.array(z, np.float32)
+    div, mx, mn, rint, add, total, finite = (np.divide, np.maximum, np.minimum, np.rint,
+                                             np.add, np.add.reduce, np.isfinite)
+
+    def quantize(x):
+        div(x, s, out=v, dtype=np.float32, casting="unsafe")   # x -> float32, then divide
+        if x.dtype.kind == "f" and not finite(total(v, axis=None)) and not finite(x).all():
+            raise _not_finite(t)
+        mx(v, lo, out=v)
+        mn(v, hi, out=v)
+        rint(v, out=v)
+        add(v, zf, out=v)
+        q[...] = v
+    return quantize
 
 
 def load(source: str | os.PathLike | Bundle, backend: str = "auto") -> Model:

@@ -28,7 +28,8 @@ def check(net, out_shape, tmp_path, scale=1.0, n=4, vocab=None):
     b = bundle_from_qdq(q)
     feeds = [{k: (v * scale if v.dtype == np.float32 else v) for k, v in f.items()}
              for f in mz.random_inputs(m, n, 2, vocab)]
-    assert_exact(load(b, backend="numpy"), b, feeds)
+    assert_exact(load(b, backend="reference"), b, feeds)   # the specification
+    assert_exact(load(b, backend="numpy"), b, feeds)       # the fast numpy engine
     return b
 
 

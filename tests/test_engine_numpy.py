@@ -1,0 +1,217 @@
+"""The fast numpy engine gives exactly the reference engine's integers (hypothesis over
+shapes, strides, paddings, dilations, groups, zero points, activation clamps and weight /
+bias magnitudes that force its float64 fallback), the runtime's planned input
+quantization and softmax equal int8.quantize and the reference's float outputs bit for
+bit, and an inference allocates no intermediate activations."""
+import tracemalloc
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from lanthorn.device import int8
+from lanthorn.device.bundle import Bundle, InputSpec
+from lanthorn.device.engine_numpy import EXACT_F32, NumpyEngine, acc_dtype
+from lanthorn.device.engine_ref import ReferenceEngine
+from lanthorn.device.graph import Graph, Layer, Tensor, infer_output_shape
+from lanthorn.device.runtime import InputError, load
+
+SETTINGS = dict(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=list(HealthCheck))
+
+
+def _layer_arrays(rng, n_out, k, style):
+    """int8 weights [n_out, k] and int32 bias in one of three regimes: ordinary, saturated
+    (every weight +-127: float64 needed once k > 1032) and huge biases (float64 needed)."""
+    if style == "saturated":
+        w = np.where(rng.random((n_out, k)) < 0.5, -127, 127).astype(np.int8)
+    else:
+        w = rng.integers(-127, 128, (n_out, k)).astype(np.int8)
+    big = 2 ** 28 if style == "huge_bias" else 2 ** 14
+    bias = rng.integers(-big, big, n_out).astype(np.int32)
+    mult = (rng.uniform(1e-5, 2e-2, n_out) if style != "huge_bias"
+            else rng.uniform(1e-8, 1e-6, n_out)).astype(np.float32)
+    return w, bias, mult
+
+
+def _graph(rng, in_shape, layer_fn, zx, zy, dtype="int8"):
+    x = Tensor("x", in_shape, dtype, 0.05, zx if dtype == "int8" else 0)
+    layer = layer_fn(rng)
+    y_shape = infer_output_shape(layer, [x.shape])
+    y = Tensor("y", y_shape, "int8", 0.1, zy)
+    g = Graph({"x": x, "y": y}, [layer], ("x",), ("y",))
+    g.validate()
+    return g
+
+
+def _same(g, rng, n=3):
+    ref, fast = ReferenceEngine(g), NumpyEngine(g)
+    t = g.tensors["x"]
+    for _ in range(n):
+        x = rng.integers(-128, 128, t.shape).astype(np.int8)
+        a, b = ref.run_quantized([x])[0], fast.run_quantized([x])[0]
+        bad = np.argwhere(a != b)
+        assert bad.size == 0, f"{len(bad)} differ, first at {tuple(bad[0])}: {a[tuple(bad[0])]} vs {b[tuple(bad[0])]}"
+    return fast
+
+
+def _acts(draw_lo, draw_hi):
+    lo, hi = sorted((draw_lo, draw_hi))
+    return {"act_min": lo, "act_max": hi}
+
+
+conv_cases = st.fixed_dictionaries({
+    "h": st.integers(1, 7), "w": st.integers(1, 9), "cin": st.sampled_from([1, 2, 3, 4, 8]),
+    "kind": st.sampled_from(["dense", "depthwise", "grouped"]), "cout": st.integers(1, 6),
+    "kh": st.integers(1, 3), "kw": st.integers(1, 3), "sh": st.integers(1, 3),
+    "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
+    "pads": st.tuples(*[st.integers(0, 2)] * 4), "zx": st.integers(-128, 127),
+    "zy": st.integers(-128, 127), "a": st.integers(-128, 127), "b": st.integers(-128, 127),
+    "style": st.sampled_from(["ordinary", "saturated", "huge_bias"]), "seed": st.integers(0, 999)})
+
+
+@settings(**SETTINGS)
+@given(c=conv_cases)
+def test_conv_equals_reference(c):
+    rng = np.random.default_rng(c["seed"])
+    cin = c["cin"]
+    if c["kind"] == "dense":
+        groups, cout = 1, c["cout"]
+    elif c["kind"] == "depthwise":
+        groups, cout = cin, cin
+    else:
+        groups = 2 if cin % 2 == 0 else 1
+        cout = groups * c["cout"]
+    kh, kw = c["kh"], c["kw"]
+    t, l, b, r = c["pads"]
+    H, W = max(c["h"], c["dh"] * (kh - 1) + 1 - t - b), max(c["w"], c["dw"] * (kw - 1) + 1 - l - r)
+
+    def conv(rng):
+        w, bias, mult = _layer_arrays(rng, cout, kh * kw * (cin // groups), c["style"])
+        return Layer("conv", "c", ("x",), ("y",),
+                     {"stride": [c["sh"], c["sw"]], "dilation": [c["dh"], c["dw"]],
+                      "pads": [t, l, b, r], "groups": groups, **_acts(c["a"], c["b"])},
+                     {"weight": w.reshape(cout, kh, kw, cin // groups), "bias": bias,
+                      "multiplier": mult})
+    _same(_graph(rng, (H, W, cin), conv, c["zx"], c["zy"]), rng)
+
+
+@settings(**SETTINGS)
+@given(k=st.integers(1, 1200), n=st.integers(1, 40), lead=st.sampled_from([(), (3,), (2, 2)]),
+       zx=st.integers(-128, 127), zy=st.integers(-128, 127), a=st.integers(-128, 127),
+       b=st.integers(-128, 127), style=st.sampled_from(["ordinary", "saturated", "huge_bias"]),
+       seed=st.integers(0, 999))
+def test_dense_equals_reference(k, n, lead, zx, zy, a, b, style, seed):
+    rng = np.random.default_rng(seed)
+
+    def dense(rng):
+        w, bias, mult = _layer_arrays(rng, n, k, style)
+        return Layer("dense", "d", ("x",), ("y",), _acts(a, b),
+                     {"weight": w, "bias": bias, "multiplier": mult})
+    _same(_graph(rng, lead + (k,), dense, zx, zy), rng)
+
+
+@settings(**SETTINGS)
+@given(h=st.integers(1, 40), w=st.integers(1, 40), c=st.integers(1, 9),
+       zx=st.integers(-128, 127), zy=st.integers(-128, 127), seed=st.integers(0, 999))
+def test_global_avgpool_equals_reference(h, w, c, zx, zy, seed):
+    rng = np.random.default_rng(seed)
+    _same(_graph(rng, (h, w, c), lambda r: Layer("global_avgpool", "g", ("x",), ("y",)), zx, zy),
+          rng)
+
+
+def test_float64_fallback_is_taken_exactly_when_float32_could_round():
+    w = np.full((1, 1032), 127, np.int8)
+    assert 128 * 127 * 1032 + 0 <= EXACT_F32 and acc_dtype(w, [0]) == np.float32
+    assert acc_dtype(np.full((1, 1033), 127, np.int8), [0]) == np.float64
+    assert acc_dtype(np.zeros((2, 4), np.int8), [0, EXACT_F32]) == np.float32
+    assert acc_dtype(np.zeros((2, 4), np.int8), [0, EXACT_F32 + 1]) == np.float64
+
+
+def _chain_graph(rng):
+    """conv (padded) -> depthwise conv -> global avgpool -> reshape -> dense -> softmax."""
+    def conv(name, src, dst, cin, cout, groups, pads):
+        w, bias, mult = _layer_arrays(rng, cout, 9 * (cin // groups), "ordinary")
+        return Layer("conv", name, (src,), (dst,),
+                     {"stride": [1, 1], "pads": pads, "groups": groups, "act_min": -5,
+                      "act_max": 127},
+                     {"weight": w.reshape(cout, 3, 3, cin // groups), "bias": bias,
+                      "multiplier": mult})
+    w, bias, mult = _layer_arrays(rng, 5, 8, "ordinary")
+    layers = [conv("c1", "x", "a", 3, 8, 1, [1, 1, 1, 1]),
+              conv("c2", "a", "b", 8, 8, 8, [0, 0, 0, 0]),
+              Layer("global_avgpool", "g", ("b",), ("c",)),
+              Layer("reshape", "r", ("c",), ("d",), {"shape": [8]}),
+              Layer("dense", "fc", ("d",), ("e",), {}, {"weight": w, "bias": bias,
+                                                        "multiplier": mult}),
+              Layer("softmax", "sm", ("e",), ("p",))]
+    tensors = {"x": Tensor("x", (12, 10, 3), "int8", 0.02, 3),
+               "a": Tensor("a", (12, 10, 8), "int8", 0.1, -5),
+               "b": Tensor("b", (10, 8, 8), "int8", 0.1, 7),
+               "c": Tensor("c", (1, 1, 8), "int8", 0.05, -1),
+               "d": Tensor("d", (8,), "int8", 0.05, -1),
+               "e": Tensor("e", (5,), "int8", 0.2, 4),
+               "p": Tensor("p", (5,), "float32", 1.0, 0)}
+    g = Graph(tensors, layers, ("x",), ("p",))
+    g.validate()
+    return Bundle(g, InputSpec((12, 10, 3)))
+
+
+def test_model_call_equals_reference_bit_for_bit():
+    rng = np.random.default_rng(1)
+    bundle = _chain_graph(rng)
+    fast, ref = load(bundle, backend="numpy"), load(bundle, backend="reference")
+    assert fast.backend == "numpy" and ref.backend == "numpy"
+    for scale in (0.01, 1.0, 30.0):
+        x = (rng.normal(size=(12, 10, 3)) * scale).astype(np.float32)
+        a, b = fast(x), ref(x)
+        assert a.dtype == np.float32 and np.array_equal(a, b)
+        np.testing.assert_array_equal(fast(x.astype(np.float64)), ref(x.astype(np.float64)))
+        np.testing.assert_array_equal(fast(x[None]), b)            # leading batch axis of 1
+    x = np.zeros((12, 10, 3), np.float32)
+    x[3, 4, 1] = np.nan
+    with pytest.raises(InputError, match="NaN or infinity"):
+        fast(x)
+    x[3, 4, 1] = np.inf
+    with pytest.raises(InputError, match="NaN or infinity"):
+        fast(x)
+    huge = np.full((12, 10, 3), 3e38, np.float32)                   # finite: saturates
+    np.testing.assert_array_equal(fast(huge), ref(huge))
+    with pytest.raises(InputError, match="shape"):
+        fast(np.zeros((10, 12, 3), np.float32))
+
+
+@settings(**SETTINGS)
+@given(scale=st.floats(1e-4, 10.0), zp=st.integers(-128, 127), seed=st.integers(0, 99))
+def test_planned_input_quantization_equals_int8_quantize(scale, zp, seed):
+    rng = np.random.default_rng(seed)
+    t = Tensor("x", (40,), "int8", scale, zp)
+    ks = rng.integers(-200, 200, 40)
+    x = ((ks + 0.5) * np.float32(t.scale)).astype(np.float32)     # ties on purpose
+    x[::3] = rng.normal(0, 300 * t.scale, x[::3].shape)
+    from lanthorn.device.runtime import _input_quantizer
+    q = np.zeros(40, np.int8)
+    _input_quantizer(t, q)(x)
+    np.testing.assert_array_equal(q, int8.quantize(x, t.scale, t.zero_point))
+
+
+def test_inference_allocates_no_intermediate_activations():
+    rng = np.random.default_rng(2)
+    engine = NumpyEngine(_chain_graph(rng).graph)
+    x = [rng.integers(-128, 128, (12, 10, 3)).astype(np.int8)]
+    for _ in range(3):
+        engine.run_quantized(x)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.take_snapshot()
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            engine.run_quantized(x)
+        peak = tracemalloc.get_traced_memory()[1] - base
+    finally:
+        tracemalloc.stop()
+    del before
+    # the activations are 960 + 960 + 640 bytes of int8 and 4-8x that as float accumulators;
+    # what an inference may allocate is its small returned copy and numpy's scalar temporaries
+    assert peak < 512, f"an inference allocated {peak} bytes"
