@@ -205,17 +205,21 @@ class ConsoleServer:
             self.ser = None
             return False
 
-    def serve_forever(self) -> None:
-        if self.ser is None and not self._open():
-            self._stop.wait(1.0)
-        notices = list(getattr(self.app, "messages", []) or [])
-        for msg in notices:  # why the object runs on a fall-back, said once at start
+    def _notices(self) -> None:
+        """Why the object runs on a fall-back (no model, bad settings...), said whenever the
+        port (re)opens, so a person who just plugged the cable in learns it."""
+        for msg in list(getattr(self.app, "messages", []) or []):
             self._send([protocol.event_line(self.mode, "notice", "NOTE " + msg)])
+
+    def serve_forever(self) -> None:
+        if self.ser is not None:
+            self._notices()
         while not self._stop.is_set():
             if self.ser is None:
                 if not self.port_name or not self._open():
                     self._stop.wait(1.0)
                     continue
+                self._notices()
             try:
                 data = self.ser.read(4096 if self.stream else 512)
             except Exception as exc:  # port gone: reopen by name, or give up on an object
@@ -248,6 +252,8 @@ class ConsoleServer:
                 self.ser.write(data)
             except Exception as exc:  # nobody listening (buffer full, port gone): drop it
                 self.log(f"console: write failed: {exc}")
+                if isinstance(self.stream, _Watch):
+                    self.stream = None  # do not keep streaming into a line nobody reads
 
     # --- input
     def on_bytes(self, data: bytes) -> None:

@@ -230,6 +230,13 @@ class PushReceiver:
         return done
 
 
+def ack_timeout_for(baud: int, chunk: int = DEFAULT_CHUNK, window: int = 8) -> float:
+    """How long the sender waits for an acknowledgement before going back: twice the time
+    a full window takes on the wire (8N1: 10 bits a byte), and never under 2 s, so a slow
+    line (9600 baud) is not mistaken for a dead one."""
+    return max(2.0, 2.0 * window * (chunk + OVERHEAD) * 10.0 / max(int(baud), 1))
+
+
 class PushSender:
     """Host side: sends ``data`` in frames with a window of ``window`` frames in flight,
     going back to the first unacknowledged chunk on NAK or timeout.

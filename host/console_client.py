@@ -158,6 +158,7 @@ class ConsoleClient:
         chunk = int(ready["data"]["chunk"])
         t0 = time.monotonic()
         sender = pp.PushSender(data, chunk, self.write, self.read_line, window=window,
+                               ack_timeout=pp.ack_timeout_for(self.baud, chunk, window),
                                progress=progress)
         verdict = sender.run(offset // chunk)
         # the final answer can take a moment: the device loads the model to verify it

@@ -341,3 +341,20 @@ def test_interrupted_push_resumes(rig, tmp_path):
     verdict, sender = _push_over(term, data)
     assert verdict.startswith("OK installed resumed")
     assert sender.wire_bytes < len(data) - 5 * 256  # only the missing chunks were sent
+
+
+def test_server_waits_for_its_port_to_appear(tmp_path):
+    """A USB gadget port (/dev/ttyGS0) appears only when the cable is plugged in."""
+    with PtyLink() as link:
+        port = tmp_path / "ttyGS0"
+        server = ConsoleServer(str(port), FakeApp(tmp_path / "d")).start()
+        try:
+            time.sleep(0.3)
+            assert server._thread.is_alive()
+            term = Terminal(link.host)
+            port.symlink_to(link.device)  # the port appears
+            assert term.line().startswith("NOTE no usable model")
+            assert term.answer("get palette") == ["OK ember"]
+            term.ser.close()
+        finally:
+            server.stop()

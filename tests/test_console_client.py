@@ -270,3 +270,23 @@ def test_interactive_console_completes_and_keeps_history(device, tmp_path):
         os.close(master)
     assert [x.strip() for x in history.read_text().splitlines()[-4:]] == ["set brightness 40", "set palette tide",
                                                     "watch 20", "quit"]
+
+
+def test_push_on_a_115200_baud_line(tmp_path):
+    """Measured, not asserted: the share of a paced 115200-baud line that a push turns into
+    model bytes (framing, acks on the return path, window stalls included)."""
+    with PtyLink(baud=115200) as link:
+        app = FakeApp(tmp_path / "dev")
+        server = ConsoleServer(link.device, app).start()
+        try:
+            data = make_fake_bundle("paced", 24 * 1024)
+            with ConsoleClient(link.host, 115200) as c:
+                result = c.push(data)
+        finally:
+            server.stop()
+    assert result["info"]["name"] == "paced" and result["resent_frames"] == 0
+    line_rate = 115200 / 10
+    share = len(data) / result["seconds"] / line_rate
+    print(f"push of {len(data)} B over a paced 115200 baud link: {result['seconds']:.2f} s, "
+          f"{share:.1%} of the line rate (framing alone allows {wire_efficiency():.1%})")
+    assert share < 1.0  # the pacing really limits it (a bare pty runs ~80x faster)

@@ -252,3 +252,9 @@ def test_console_reference_doc_is_current():
     assert doc.read_text(encoding="utf-8") == protocol.markdown()
     for c in COMMANDS:
         assert f"`{c.usage()}`" in doc.read_text(encoding="utf-8")
+
+
+def test_ack_timeout_scales_with_a_slow_line():
+    from lanthorn.device.push_protocol import ack_timeout_for
+    assert ack_timeout_for(115200) == 2.0  # 8 KiB in flight take 0.72 s at 115200
+    assert ack_timeout_for(9600) == pytest.approx(2 * 8 * 1036 * 10 / 9600)  # 17 s
