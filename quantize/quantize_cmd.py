@@ -20,6 +20,10 @@ def _fraction(text: str) -> float:
     return f
 
 
+def _fractions(text: str) -> tuple[float, ...]:
+    return tuple(_fraction(t) for t in text.split(",") if t.strip())
+
+
 def add_arguments(parser):
     parser.add_argument("model", help="float ONNX model (static shape, batch 1)")
     parser.add_argument("--data", required=True,
@@ -28,20 +32,43 @@ def add_arguments(parser):
     parser.add_argument("--out", required=True, help="bundle to write (.lanthorn)")
     parser.add_argument("--calibration", choices=METHODS, default="minmax",
                         help="how activation ranges are chosen (default: minmax)")
+    parser.add_argument("--prune-channels", type=_fraction, default=0.0, metavar="F",
+                        help="remove this fraction of convolution channels (structured)")
+    parser.add_argument("--prune-sparsity", type=_fraction, default=0.0, metavar="F",
+                        help="zero this fraction of weights by magnitude (unstructured)")
+    parser.add_argument("--sweep", type=_fractions, default=(), metavar="F,F,...",
+                        help="also try these channel-pruning fractions for the report "
+                             "(evaluated, not written), e.g. 0.25,0.5,0.75")
+    parser.add_argument("--checkpoint", help="training checkpoint (.pt) to fine-tune from "
+                        "after pruning (default: MODEL with .pt, if it exists)")
+    parser.add_argument("--epochs", type=int, default=12,
+                        help="fine-tuning epochs after pruning (with a checkpoint)")
     parser.add_argument("--no-bias-correction", action="store_true",
                         help="do not fold the expected weight-rounding error into the biases")
     parser.add_argument("--calibration-windows", type=int, default=None, metavar="N",
                         help="windows handed to the calibrator (default 256)")
+    parser.add_argument("--report", metavar="DIR", help="write report.md, report.json and plots")
     parser.add_argument("--name", help="model name for the model card (default: from --out)")
 
 
 def run(args) -> int:
+    from pathlib import Path
+
     from lanthorn.errors import UserError
     from lanthorn.quantize.quantizer import quantize_model
 
+    ckpt = args.checkpoint
+    if ckpt is None and (args.prune_channels or args.prune_sparsity or args.sweep):
+        guess = Path(args.model).with_suffix(".pt")
+        ckpt = str(guess) if guess.is_file() else None
+    if args.epochs < 0:
+        raise UserError("--epochs must be 0 or more")
     if args.calibration_windows is not None and args.calibration_windows < 1:
         raise UserError("--calibration-windows must be at least 1")
     quantize_model(args.model, args.data, args.out, calibration=args.calibration,
+                   prune_channels=args.prune_channels, prune_sparsity=args.prune_sparsity,
+                   checkpoint=ckpt, report_dir=args.report,
                    bias_correction=not args.no_bias_correction,
-                   n_calib=args.calibration_windows, name=args.name)
+                   n_calib=args.calibration_windows, name=args.name,
+                   finetune_epochs=args.epochs, sweep=args.sweep)
     return 0

@@ -312,8 +312,12 @@ def run_bundle(bundle, data: ModelData, x: np.ndarray) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "C kernel not built, using numpy": fine here
         model = load(bundle)
-    sensor = data.window is not None and x.ndim == 3
-    outs = [np.asarray(model(row.T if sensor else row), np.float32).reshape(-1) for row in x]
+    want = tuple(model.input_spec.shape)
+    if x.ndim == 3 and x.shape[1:][::-1] == want:          # ONNX [C, T] → device (T, C)
+        x = x.transpose(0, 2, 1)
+    elif x.ndim == 4 and (x.shape[2], x.shape[3], x.shape[1]) == want:   # [C, H, W] → (H, W, C)
+        x = x.transpose(0, 2, 3, 1)
+    outs = [np.asarray(model(row), np.float32).reshape(-1) for row in x]
     return np.stack(outs) if outs else np.zeros((0, 0), np.float32)
 
 
@@ -405,7 +409,8 @@ class QuantizeResult:
 
     @property
     def final(self) -> Evaluation:
-        return self.evaluations[-1]
+        """The evaluation of the model that was written (the others were only tried)."""
+        return next((e for e in self.evaluations if e.extra.get("written")), self.evaluations[-1])
 
     def to_json(self) -> dict:
         return {"bundle": self.out.name, "sha256": self.sha256, "calibration": self.calibration,
@@ -494,14 +499,16 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                    prune_channels: float = 0.0, prune_sparsity: float = 0.0,
                    checkpoint=None, report_dir=None, bias_correction: bool = True,
                    n_calib: int | None = None, name: str | None = None,
-                   finetune_epochs: int = 12, seed: int = 0, log=print) -> QuantizeResult:
+                   finetune_epochs: int = 12, seed: int = 0, sweep=(),
+                   log=print) -> QuantizeResult:
     """Quantize (and optionally prune) a float ONNX model into a ``.lanthorn`` bundle.
 
     ``data_dir``: the dataset folder (or an .npz of inputs) for calibration and held-out
     evaluation. ``prune_channels``: fraction of conv channels to remove (structured);
     ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the
-    training checkpoint (.pt) pruning fine-tunes from. ``report_dir``: write report.md,
-    report.json and plots there. Returns the figures; writes ``out`` atomically.
+    training checkpoint (.pt) pruning fine-tunes from. ``sweep``: further channel fractions
+    to try (quantized and evaluated for the report, not written). ``report_dir``: write
+    report.md, report.json and plots there. Returns the figures; writes ``out`` atomically.
     """
     from lanthorn.device.bundle import write_bundle
     from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
@@ -509,7 +516,8 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     t0 = time.perf_counter()
     if calibration not in METHODS:
         raise UserError(f"unknown calibration method {calibration!r}; choose {', '.join(METHODS)}")
-    for label, f in (("--prune-channels", prune_channels), ("--prune-sparsity", prune_sparsity)):
+    for label, f in (("--prune-channels", prune_channels), ("--prune-sparsity", prune_sparsity),
+                     *(("--sweep", f) for f in sweep)):
         if not (0.0 <= float(f) < 1.0):
             raise UserError(f"{label} must be a fraction in [0, 1), not {f}")
     if checkpoint is not None and not Path(checkpoint).is_file():
@@ -517,7 +525,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     model, source = load_onnx(onnx_path)
     check_model(model, source)                                        # before any work
     data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
-    log(f"data {data.description}")
+    log(f"dataset {data.description}")
     model = preprocess(model)
     stem = name or Path(str(out)).stem
 
@@ -542,17 +550,22 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     evaluations, pruning = [], {}
     fixed, qdq, shifts, bundle, ev = quantize_one("unpruned", model)
     evaluations.append(ev)
-    final_float = model
-    if prune_channels > 0 or prune_sparsity > 0:
+    if prune_channels > 0 or prune_sparsity > 0 or sweep:
         from lanthorn.quantize import prune
-        pr = prune.prune_model(model, data, channels=prune_channels, sparsity=prune_sparsity,
-                               checkpoint=checkpoint, epochs=finetune_epochs, seed=seed, log=log)
-        pruning = pr.to_json()
-        label = pr.label
-        pfixed, pqdq, pshifts, pbundle, pev = quantize_one(label, pr.model, {"pruning": pr.card()})
-        pev.extra.update(pr.figures(pbundle))
-        evaluations.append(pev)
-        fixed, qdq, shifts, bundle, final_float = pfixed, pqdq, pshifts, pbundle, pr.model
+        wanted = (float(prune_channels), float(prune_sparsity))
+        tries = sorted({(float(f), 0.0) for f in sweep if f > 0} | {wanted} - {(0.0, 0.0)})
+        for ch, sp in tries:
+            pr = prune.prune_model(model, data, channels=ch, sparsity=sp, checkpoint=checkpoint,
+                                   epochs=finetune_epochs, seed=seed, log=log)
+            got = quantize_one(pr.label, pr.model, {"pruning": pr.card()})
+            got[4].extra.update(pr.figures(got[3]))
+            evaluations.append(got[4])
+            if (ch, sp) == wanted:
+                pruning = pr.to_json()
+                fixed, qdq, shifts, bundle, _ = got
+                got[4].extra["written"] = True
+    if not any(e.extra.get("written") for e in evaluations):
+        evaluations[0].extra["written"] = True
     sha = write_bundle(bundle, out)
     layers = layer_errors(fixed, qdq, data)
     result = QuantizeResult(Path(out), bundle, sha, calibration, bool(bias_correction),
@@ -569,8 +582,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
 
 
 def ev_ratio(result: QuantizeResult) -> float:
-    base = result.evaluations[0]
-    return base.float_bytes / max(1, result.final.bundle_bytes)
+    return result.evaluations[0].float_bytes / max(1, result.final.bundle_bytes)
 
 
 def _fmt(ev: Evaluation) -> str:
