@@ -48,7 +48,8 @@ conv_cases = st.fixed_dictionaries({
     "kh": st.integers(1, 3), "kw": st.integers(1, 5), "sh": st.integers(1, 2),
     "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
     "pad": st.tuples(*[st.integers(0, 2)] * 4), "groups": st.sampled_from(["1", "dw", "dw2", "g"]),
-    "relu": st.booleans(), "mult": st.sampled_from(["rand", "rand", "half"])})
+    "relu": st.booleans(), "mult": st.sampled_from(["rand", "rand", "half"]),
+    "wmax": st.sampled_from([127, 64])})   # 64: 7-bit weights take AVX2's vpmaddubsw path
 
 
 @settings(**SETTINGS)
@@ -74,7 +75,7 @@ def test_conv(c):
     g = one_layer("conv", [((h, w, cin), "int8", sx, zx)], (oh, ow, cout), zy, sy,
                   {"stride": [c["sh"], c["sw"]], "dilation": [c["dh"], c["dw"]],
                    "pads": [t, l, b, r], "groups": int(groups), "act_min": lo, "act_max": hi},
-                  {"weight": rand_i8(rng, (cout, kh, kw, cin // groups), -127, 127),
+                  {"weight": rand_i8(rng, (cout, kh, kw, cin // groups), -c["wmax"], c["wmax"]),
                    "bias": rng.integers(-5000, 5000, cout).astype(np.int32),
                    "multiplier": multipliers(rng, cout, k, c["mult"])})
     check(g, [rand_i8(rng, (h, w, cin))])
@@ -83,15 +84,15 @@ def test_conv(c):
 @settings(**SETTINGS)
 @given(seed=st.integers(0, 2**31), k=st.integers(1, 300), n=st.integers(1, 70),
        lead=st.sampled_from([(), (1,), (3,), (2, 5)]), relu=st.booleans(),
-       mult=st.sampled_from(["rand", "half"]))
-def test_dense(seed, k, n, lead, relu, mult):
+       mult=st.sampled_from(["rand", "half"]), wmax=st.sampled_from([127, 64]))
+def test_dense(seed, k, n, lead, relu, mult, wmax):
     rng = np.random.default_rng(seed)
     sx, zx = qparams(rng)
     sy, zy = qparams(rng)
     lo, hi = act(rng, zy, relu)
     g = one_layer("dense", [(lead + (k,), "int8", sx, zx)], lead + (n,), zy, sy,
                   {"act_min": lo, "act_max": hi},
-                  {"weight": rand_i8(rng, (n, k), -127, 127),
+                  {"weight": rand_i8(rng, (n, k), -wmax, wmax),
                    "bias": rng.integers(-20000, 20000, n).astype(np.int32),
                    "multiplier": multipliers(rng, n, k, mult)})
     check(g, [rand_i8(rng, lead + (k,))])
@@ -104,10 +105,11 @@ def test_dense_extreme_values_do_not_overflow():
     x = np.full((k,), 127, np.int8)
     w = np.where(np.arange(n * k).reshape(n, k) % 2, -127, 127).astype(np.int8)
     w[0] = -127
-    for zx in (-128, 127):
+    w7 = np.where(w > 0, 64, -64).astype(np.int8)      # the widest 7-bit weights
+    for zx, w in [(-128, w), (127, w), (-128, w7), (127, w7)]:
         g = one_layer("dense", [((k,), "int8", 0.1, zx)], (n,), 3, 0.1, {},
                       {"weight": w, "bias": np.zeros(n, np.int32),
-                       "multiplier": np.full(n, 1e-5, np.float32)})
+                       "multiplier": np.full(n, 3e-6, np.float32)})   # no clamping
         check(g, [x])
         check(g, [np.full((k,), -128, np.int8)])
 

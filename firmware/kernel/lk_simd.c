@@ -1,26 +1,31 @@
 /*
  * lk_simd.c -- conv and dense with packed weights for the SIMD variants.
  *
- * Every path reduces a layer to exact int32 dot products, then requantizes each element
- * with the same lk_requant as the scalar kernel, so the variants can only differ in how
- * they add integers -- which is exact -- never in rounding.
+ * Every path reduces a layer to exact int32 dot products and then requantizes each
+ * element exactly as the scalar kernel does (lk_requant, or an AVX2 transcription of it
+ * that performs the same float32 operations), so the variants can only differ in how they
+ * add integers -- which is exact -- never in rounding.
  *
- *   int16 paths (AVX2 vpmaddwd, NEON smlal): weights widened to int16 [N][Kp] at prepare;
- *     per output pixel the receptive field is gathered ("im2col" of one pixel) as
- *     int16 (x - zx), with 0 at padded positions; acc = bias + dot.
- *     |x - zx| <= 255 and |w| <= 128, so a vpmaddwd pair sum (<= 65280) cannot overflow.
- *   SDOT path (NEON dot product): weights stay int8 [N][Kp]; the pixel gather copies raw
- *     int8 x with zx at padded positions; the zero point is folded into the bias at
- *     prepare: acc = (bias - zx * sum(w)) + sum(x * w), an exact int32 identity.
- *   depthwise (groups == C == Cout), all SIMD variants: weights transposed to int16
- *     [KH*KW][C] so the per-channel loop is contiguous and the compiler vectorizes it.
+ * Per output pixel (conv) or input row (dense) the receptive field is gathered into a
+ * contiguous "patch" in weight order [ki][kj][c] (an im2col of one pixel), padded to Kp
+ * (K rounded up to 32) with zeros in both patch and weights. Packed weight layouts (made
+ * once by lk_prepare; a 16-byte header holds the mode):
  *
- * Kp is K rounded up to 16 (zeros in both the weights and the gathered pixel). Layers of
- * other shapes (general groups, depthwise with channel multiplier) stay on the scalar
- * kernel (lk_prepare leaves their `packed` NULL).
+ *   MODE_U8S8  (AVX2, every |w| <= 64, e.g. onnxruntime's reduce_range 7-bit weights):
+ *     weights int8 [N][Kp]; patch uint8 x + 128 (padding: zx + 128); vpmaddubsw pair sums
+ *     are at most 2 * 255 * 64 = 32640, so they never saturate; the offset is folded into
+ *     the bias: acc = (bias - (zx + 128) * sum(w)) + sum((x + 128) * w).
+ *   MODE_I16   (AVX2, any int8 weights): weights int16 [N][Kp]; patch int16 x - zx
+ *     (padding 0); vpmaddwd pair sums <= 2 * 255 * 128 never overflow.
+ *   MODE_I8    (NEON and NEON+SDOT): weights int8 [N][Kp]; patch raw int8 x (padding zx);
+ *     acc = (bias - zx * sum(w)) + sum(x * w). NEON: smull (int8 products fit int16:
+ *     |p| <= 16384) + sadalp into int32; SDOT: sdot quads straight into int32.
+ *   MODE_DW    (depthwise, groups == C == Cout, all SIMD variants): weights int16
+ *     [KH*KW][C], so the per-channel loop is contiguous and the compiler vectorizes it.
  *
- * The ISA-specific functions use function-level target attributes, so the file builds
- * with baseline flags and lk_variant_supported() decides at run time.
+ * Other shapes (general groups, depthwise with a channel multiplier) stay on the scalar
+ * kernel (their `packed` stays NULL). ISA code uses function-level target attributes, so
+ * the file builds with baseline flags and lk_variant_supported() decides at run time.
  */
 #include "lk_internal.h"
 
@@ -33,9 +38,11 @@
 #include <arm_neon.h>
 #endif
 
-enum { PACK_NONE = 0, PACK_GEMM = 1, PACK_DEPTHWISE = 2 };
+enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4 };
+enum { HEADER = 16 };
 
-static int32_t kpad(int32_t k) { return (k + 15) & ~15; }
+static int32_t kpad(int32_t k) { return (k + 31) & ~31; }
+static size_t up16(size_t n) { return (n + 15u) & ~(size_t)15u; }
 
 static int variant_has_simd(int variant)
 {
@@ -49,37 +56,45 @@ static int variant_has_simd(int variant)
     return 0;
 }
 
-/* Which packed path a layer takes, with its N (outputs) and K (dot length). */
-static int pack_kind(const lk_model *m, const lk_layer *L, int32_t *N, int32_t *K)
+/* Which packed mode a layer takes for `variant`, with its N (outputs) and K (dot length). */
+static int pack_mode(const lk_model *m, const lk_layer *L, int variant, int32_t *N, int32_t *K)
 {
+    int gemm = 0;
+    if (!variant_has_simd(variant)) return MODE_NONE;
     if (L->op == LK_OP_DENSE) {
         const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
         *K = X->shape[X->ndim - 1];
         *N = Y->shape[Y->ndim - 1];
-        return PACK_GEMM;
-    }
-    if (L->op == LK_OP_CONV) {
+        gemm = 1;
+    } else if (L->op == LK_OP_CONV) {
         lk_conv_geom g;
         lk_conv_geometry(m, L, &g);
         *N = g.CO;
         *K = g.K;
-        if (g.G == 1) return PACK_GEMM;
-        if (g.G == g.C && g.CO == g.C) { *K = g.KH * g.KW; return PACK_DEPTHWISE; }
+        if (g.G == g.C && g.CO == g.C && g.G > 1) {
+            *K = g.KH * g.KW;
+            return MODE_DW;
+        }
+        gemm = g.G == 1;
     }
-    return PACK_NONE;
+    if (!gemm) return MODE_NONE;
+    if (variant != LK_VARIANT_AVX2) return MODE_I8;
+    const size_t n = (size_t)*N * (size_t)*K;
+    for (size_t i = 0; i < n; i++)
+        if (L->weight[i] < -64 || L->weight[i] > 64) return MODE_I16;
+    return MODE_U8S8;
 }
 
 size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
 {
-    int32_t N, K;
-    if (!variant_has_simd(variant)) return 0;
-    switch (pack_kind(m, L, &N, &K)) {
-    case PACK_GEMM:
-        if (variant == LK_VARIANT_NEON_DOTPROD)
-            return (size_t)N * (size_t)kpad(K) + 4u * (size_t)N;   /* int8 w + folded bias */
-        return 2u * (size_t)N * (size_t)kpad(K);                   /* int16 w */
-    case PACK_DEPTHWISE:
-        return 2u * (size_t)N * (size_t)K;                         /* int16 [KH*KW][C] */
+    int32_t N = 0, K = 0;
+    switch (pack_mode(m, L, variant, &N, &K)) {
+    case MODE_U8S8: case MODE_I8:
+        return HEADER + up16((size_t)N * (size_t)kpad(K)) + 4u * (size_t)N;
+    case MODE_I16:
+        return HEADER + 2u * (size_t)N * (size_t)kpad(K);
+    case MODE_DW:
+        return HEADER + 2u * (size_t)N * (size_t)K;
     default:
         return 0;
     }
@@ -87,27 +102,36 @@ size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
 
 size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
 {
-    int32_t N, K;
-    if (!variant_has_simd(variant)) return 0;
-    switch (pack_kind(m, L, &N, &K)) {
-    case PACK_GEMM:
-        return 2u * (size_t)kpad(K) + 4u * (size_t)N + 64u;
-    case PACK_DEPTHWISE:
-        return 4u * (size_t)N + 64u;
+    int32_t N = 0, K = 0;
+    switch (pack_mode(m, L, variant, &N, &K)) {
+    case MODE_U8S8: case MODE_I8: case MODE_I16: /* 2 pixels of acc and (int16) patch */
+        return 2u * (4u * up16((size_t)N) + 2u * (size_t)kpad(K)) + 64u;
+    case MODE_DW:
+        return 4u * up16((size_t)N) + 64u;
     default:
         return 0;
     }
 }
 
+static int packed_mode(const lk_layer *L) { return *(const int32_t *)L->packed; }
+static const void *packed_w(const lk_layer *L) { return (const uint8_t *)L->packed + HEADER; }
+
+static const int32_t *packed_bias(const lk_layer *L, int32_t N, int32_t Kp)
+{
+    return (const int32_t *)(const void *)((const uint8_t *)packed_w(L) + up16((size_t)N * Kp));
+}
+
 void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
 {
-    int32_t N, K;
-    const int kind = pack_kind(m, L, &N, &K);
+    int32_t N = 0, K = 0;
+    const int mode = pack_mode(m, L, variant, &N, &K);
     const int32_t Kp = kpad(K);
-    if (kind == PACK_GEMM && variant == LK_VARIANT_NEON_DOTPROD) {
-        int8_t *w8 = (int8_t *)buf;
-        int32_t *bias = (int32_t *)(void *)(w8 + (size_t)N * Kp);
-        const int32_t zx = m->tensors[L->in[0]].zero_point;
+    *(int32_t *)buf = mode;
+    uint8_t *w = (uint8_t *)buf + HEADER;
+    if (mode == MODE_U8S8 || mode == MODE_I8) {
+        int8_t *w8 = (int8_t *)w;
+        int32_t *bias = (int32_t *)(void *)(w + up16((size_t)N * Kp));
+        const int32_t zx = m->tensors[L->in[0]].zero_point + (mode == MODE_U8S8 ? 128 : 0);
         for (int32_t n = 0; n < N; n++) {
             int32_t sum = 0;
             for (int32_t k = 0; k < Kp; k++) {
@@ -117,150 +141,269 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
             }
             bias[n] = L->bias[n] - zx * sum;
         }
-    } else if (kind == PACK_GEMM) {
-        int16_t *w16 = (int16_t *)buf;
+    } else if (mode == MODE_I16) {
+        int16_t *w16 = (int16_t *)(void *)w;
         for (int32_t n = 0; n < N; n++)
             for (int32_t k = 0; k < Kp; k++)
                 w16[(size_t)n * Kp + k] = k < K ? L->weight[(size_t)n * K + k] : 0;
-    } else if (kind == PACK_DEPTHWISE) {
-        int16_t *w16 = (int16_t *)buf;   /* weight [C][KH][KW][1] -> [KH*KW][C] */
+    } else if (mode == MODE_DW) {
+        int16_t *w16 = (int16_t *)(void *)w;   /* weight [C][KH][KW][1] -> [KH*KW][C] */
         for (int32_t c = 0; c < N; c++)
             for (int32_t k = 0; k < K; k++) w16[(size_t)k * N + c] = L->weight[(size_t)c * K + k];
     }
 }
 
 /* ------------------------------------------------------------------ dot-product cores */
-/* acc[n] = sum_k x[k] * w[n*Kp + k] for n < N; Kp is a multiple of 16. */
+/* acc[p*N + n] = sum_k patch_p[k] * w[n*Kp + k] for n < N and each of P pixels; Kp % 32 == 0. */
 
 #if LK_X86
+#define LD(p) _mm256_loadu_si256((const __m256i *)(const void *)(p))
+
+/* [s0, s1, s2, s3] (one int32 per accumulator) from four 8-lane accumulators */
 __attribute__((target("avx2")))
-static void dot16_avx2(const int16_t *x, const int16_t *w, int32_t Kp, int32_t N, int32_t *acc)
+static inline __m128i hsum4_avx2(__m256i a0, __m256i a1, __m256i a2, __m256i a3)
 {
+    const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
+    return _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
+}
+
+__attribute__((target("avx2")))
+static inline int32_t hsum1_avx2(__m256i a)
+{
+    __m128i r = _mm_add_epi32(_mm256_castsi256_si128(a), _mm256_extracti128_si256(a, 1));
+    r = _mm_hadd_epi32(r, r);
+    r = _mm_hadd_epi32(r, r);
+    return _mm_cvtsi128_si32(r);
+}
+
+/* u8 x s8 -> int32 lanes: vpmaddubsw (pairs, exact for |w| <= 64) then vpmaddwd by 1 */
+#define MADD8(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
+
+__attribute__((target("avx2")))
+static void dot_u8s8_avx2(const uint8_t *x, int32_t P, const int8_t *w, int32_t Kp, int32_t N,
+                          int32_t *acc)
+{
+    const __m256i ones = _mm256_set1_epi16(1);
+    const uint8_t *x1 = x + Kp;
     int32_t n = 0;
-    for (; n + 4 <= N; n += 4) {
-        const int16_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (int32_t k = 0; k < Kp; k += 16) {
-            const __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(x + k));
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)(const void *)(w0 + k))));
-            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)(const void *)(w1 + k))));
-            a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)(const void *)(w2 + k))));
-            a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, _mm256_loadu_si256((const __m256i *)(const void *)(w3 + k))));
+    if (P == 2) {
+        for (; n + 4 <= N; n += 4) {
+            const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+            for (int32_t k = 0; k < Kp; k += 32) {
+                const __m256i xa = LD(x + k), xb = LD(x1 + k);
+                __m256i wv = LD(w0 + k);
+                a0 = MADD8(a0, xa, wv); b0 = MADD8(b0, xb, wv);
+                wv = LD(w1 + k);
+                a1 = MADD8(a1, xa, wv); b1 = MADD8(b1, xb, wv);
+                wv = LD(w2 + k);
+                a2 = MADD8(a2, xa, wv); b2 = MADD8(b2, xb, wv);
+                wv = LD(w3 + k);
+                a3 = MADD8(a3, xa, wv); b3 = MADD8(b3, xb, wv);
+            }
+            _mm_storeu_si128((__m128i *)(void *)(acc + n), hsum4_avx2(a0, a1, a2, a3));
+            _mm_storeu_si128((__m128i *)(void *)(acc + N + n), hsum4_avx2(b0, b1, b2, b3));
         }
-        /* per 128-bit lane: hadd(hadd(a0,a1), hadd(a2,a3)) = [a0, a1, a2, a3] partial sums */
-        const __m256i s = _mm256_hadd_epi32(_mm256_hadd_epi32(a0, a1), _mm256_hadd_epi32(a2, a3));
-        const __m128i r = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256(s, 1));
-        _mm_storeu_si128((__m128i *)(void *)(acc + n), r);
     }
-    for (; n < N; n++) {
-        const int16_t *w0 = w + (size_t)n * Kp;
-        __m256i a0 = _mm256_setzero_si256();
-        for (int32_t k = 0; k < Kp; k += 16)
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(
-                _mm256_loadu_si256((const __m256i *)(const void *)(x + k)),
-                _mm256_loadu_si256((const __m256i *)(const void *)(w0 + k))));
-        __m128i r = _mm_add_epi32(_mm256_castsi256_si128(a0), _mm256_extracti128_si256(a0, 1));
-        r = _mm_hadd_epi32(r, r);
-        r = _mm_hadd_epi32(r, r);
-        acc[n] = _mm_cvtsi128_si32(r);
+    for (int32_t p = 0; p < P; p++) {
+        const uint8_t *xp = x + (size_t)p * Kp;
+        int32_t *ap = acc + (size_t)p * N;
+        int32_t i = n;
+        for (; i + 4 <= N; i += 4) {
+            const int8_t *w0 = w + (size_t)i * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int32_t k = 0; k < Kp; k += 32) {
+                const __m256i xv = LD(xp + k);
+                a0 = MADD8(a0, xv, LD(w0 + k));
+                a1 = MADD8(a1, xv, LD(w1 + k));
+                a2 = MADD8(a2, xv, LD(w2 + k));
+                a3 = MADD8(a3, xv, LD(w3 + k));
+            }
+            _mm_storeu_si128((__m128i *)(void *)(ap + i), hsum4_avx2(a0, a1, a2, a3));
+        }
+        for (; i < N; i++) {
+            const int8_t *w0 = w + (size_t)i * Kp;
+            __m256i a0 = _mm256_setzero_si256();
+            for (int32_t k = 0; k < Kp; k += 32) a0 = MADD8(a0, LD(xp + k), LD(w0 + k));
+            ap[i] = hsum1_avx2(a0);
+        }
     }
+}
+
+__attribute__((target("avx2")))
+static void dot_i16_avx2(const int16_t *x, int32_t P, const int16_t *w, int32_t Kp, int32_t N,
+                         int32_t *acc)
+{
+    for (int32_t p = 0; p < P; p++) {
+        const int16_t *xp = x + (size_t)p * Kp;
+        int32_t *ap = acc + (size_t)p * N;
+        int32_t n = 0;
+        for (; n + 4 <= N; n += 4) {
+            const int16_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
+            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
+            for (int32_t k = 0; k < Kp; k += 16) {
+                const __m256i xv = LD(xp + k);
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, LD(w0 + k)));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, LD(w1 + k)));
+                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, LD(w2 + k)));
+                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, LD(w3 + k)));
+            }
+            _mm_storeu_si128((__m128i *)(void *)(ap + n), hsum4_avx2(a0, a1, a2, a3));
+        }
+        for (; n < N; n++) {
+            const int16_t *w0 = w + (size_t)n * Kp;
+            __m256i a0 = _mm256_setzero_si256();
+            for (int32_t k = 0; k < Kp; k += 16)
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(LD(xp + k), LD(w0 + k)));
+            ap[n] = hsum1_avx2(a0);
+        }
+    }
+}
+
+/* lk_requant on 8 lanes: the same float32 multiply, clamp, round-half-even (vcvtps2dq in
+ * the default rounding mode) and zero-point add; the scalar loop finishes the tail. */
+__attribute__((target("avx2")))
+static void requant_avx2(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
+                         int32_t zy, int8_t *y)
+{
+    const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    const __m256i vz = _mm256_set1_epi32(zy);
+    int32_t n = 0;
+    for (; n + 8 <= N; n += 8) {
+        const __m256i a = _mm256_add_epi32(LD(acc + n), LD(bias + n));
+        __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(a), _mm256_loadu_ps(L->multiplier + n));
+        v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+        const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
+        const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+        _mm_storel_epi64((__m128i *)(void *)(y + n), _mm_packs_epi16(q16, q16));
+    }
+    for (; n < N; n++) y[n] = lk_requant(acc[n] + bias[n], L->multiplier[n], lo, hi, zy);
 }
 #endif
 
 #if LK_ARM
-static void dot16_neon(const int16_t *x, const int16_t *w, int32_t Kp, int32_t N, int32_t *acc)
+static void dot_i8_neon(const int8_t *x, int32_t P, const int8_t *w, int32_t Kp, int32_t N,
+                        int32_t *acc)
 {
-    int32_t n = 0;
-    for (; n + 4 <= N; n += 4) {
-        const int16_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-        for (int32_t k = 0; k < Kp; k += 8) {
-            const int16x8_t xv = vld1q_s16(x + k);
-            int16x8_t wv = vld1q_s16(w0 + k);
-            a0 = vmlal_s16(a0, vget_low_s16(xv), vget_low_s16(wv));
-            a0 = vmlal_high_s16(a0, xv, wv);
-            wv = vld1q_s16(w1 + k);
-            a1 = vmlal_s16(a1, vget_low_s16(xv), vget_low_s16(wv));
-            a1 = vmlal_high_s16(a1, xv, wv);
-            wv = vld1q_s16(w2 + k);
-            a2 = vmlal_s16(a2, vget_low_s16(xv), vget_low_s16(wv));
-            a2 = vmlal_high_s16(a2, xv, wv);
-            wv = vld1q_s16(w3 + k);
-            a3 = vmlal_s16(a3, vget_low_s16(xv), vget_low_s16(wv));
-            a3 = vmlal_high_s16(a3, xv, wv);
+    for (int32_t p = 0; p < P; p++) {
+        const int8_t *xp = x + (size_t)p * Kp;
+        int32_t *ap = acc + (size_t)p * N;
+        int32_t n = 0;
+        for (; n + 4 <= N; n += 4) {
+            const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
+            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int32_t k = 0; k < Kp; k += 16) {
+                const int8x16_t xv = vld1q_s8(xp + k);
+                int8x16_t wv = vld1q_s8(w0 + k);
+                a0 = vpadalq_s16(a0, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+                a0 = vpadalq_s16(a0, vmull_high_s8(xv, wv));
+                wv = vld1q_s8(w1 + k);
+                a1 = vpadalq_s16(a1, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+                a1 = vpadalq_s16(a1, vmull_high_s8(xv, wv));
+                wv = vld1q_s8(w2 + k);
+                a2 = vpadalq_s16(a2, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+                a2 = vpadalq_s16(a2, vmull_high_s8(xv, wv));
+                wv = vld1q_s8(w3 + k);
+                a3 = vpadalq_s16(a3, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+                a3 = vpadalq_s16(a3, vmull_high_s8(xv, wv));
+            }
+            ap[n] = vaddvq_s32(a0);
+            ap[n + 1] = vaddvq_s32(a1);
+            ap[n + 2] = vaddvq_s32(a2);
+            ap[n + 3] = vaddvq_s32(a3);
         }
-        acc[n] = vaddvq_s32(a0);
-        acc[n + 1] = vaddvq_s32(a1);
-        acc[n + 2] = vaddvq_s32(a2);
-        acc[n + 3] = vaddvq_s32(a3);
-    }
-    for (; n < N; n++) {
-        const int16_t *w0 = w + (size_t)n * Kp;
-        int32x4_t a0 = vdupq_n_s32(0);
-        for (int32_t k = 0; k < Kp; k += 8) {
-            const int16x8_t xv = vld1q_s16(x + k), wv = vld1q_s16(w0 + k);
-            a0 = vmlal_s16(a0, vget_low_s16(xv), vget_low_s16(wv));
-            a0 = vmlal_high_s16(a0, xv, wv);
+        for (; n < N; n++) {
+            const int8_t *w0 = w + (size_t)n * Kp;
+            int32x4_t a0 = vdupq_n_s32(0);
+            for (int32_t k = 0; k < Kp; k += 16) {
+                const int8x16_t xv = vld1q_s8(xp + k), wv = vld1q_s8(w0 + k);
+                a0 = vpadalq_s16(a0, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+                a0 = vpadalq_s16(a0, vmull_high_s8(xv, wv));
+            }
+            ap[n] = vaddvq_s32(a0);
         }
-        acc[n] = vaddvq_s32(a0);
     }
 }
 
 __attribute__((target("arch=armv8.2-a+dotprod")))
-static void dot8_sdot(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc)
+static void dot_i8_sdot(const int8_t *x, int32_t P, const int8_t *w, int32_t Kp, int32_t N,
+                        int32_t *acc)
 {
-    int32_t n = 0;
-    for (; n + 4 <= N; n += 4) {
-        const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-        for (int32_t k = 0; k < Kp; k += 16) {
-            const int8x16_t xv = vld1q_s8(x + k);
-            a0 = vdotq_s32(a0, xv, vld1q_s8(w0 + k));
-            a1 = vdotq_s32(a1, xv, vld1q_s8(w1 + k));
-            a2 = vdotq_s32(a2, xv, vld1q_s8(w2 + k));
-            a3 = vdotq_s32(a3, xv, vld1q_s8(w3 + k));
+    for (int32_t p = 0; p < P; p++) {
+        const int8_t *xp = x + (size_t)p * Kp;
+        int32_t *ap = acc + (size_t)p * N;
+        int32_t n = 0;
+        for (; n + 4 <= N; n += 4) {
+            const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
+            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+            for (int32_t k = 0; k < Kp; k += 16) {
+                const int8x16_t xv = vld1q_s8(xp + k);
+                a0 = vdotq_s32(a0, xv, vld1q_s8(w0 + k));
+                a1 = vdotq_s32(a1, xv, vld1q_s8(w1 + k));
+                a2 = vdotq_s32(a2, xv, vld1q_s8(w2 + k));
+                a3 = vdotq_s32(a3, xv, vld1q_s8(w3 + k));
+            }
+            ap[n] = vaddvq_s32(a0);
+            ap[n + 1] = vaddvq_s32(a1);
+            ap[n + 2] = vaddvq_s32(a2);
+            ap[n + 3] = vaddvq_s32(a3);
         }
-        acc[n] = vaddvq_s32(a0);
-        acc[n + 1] = vaddvq_s32(a1);
-        acc[n + 2] = vaddvq_s32(a2);
-        acc[n + 3] = vaddvq_s32(a3);
-    }
-    for (; n < N; n++) {
-        const int8_t *w0 = w + (size_t)n * Kp;
-        int32x4_t a0 = vdupq_n_s32(0);
-        for (int32_t k = 0; k < Kp; k += 16) a0 = vdotq_s32(a0, vld1q_s8(x + k), vld1q_s8(w0 + k));
-        acc[n] = vaddvq_s32(a0);
+        for (; n < N; n++) {
+            const int8_t *w0 = w + (size_t)n * Kp;
+            int32x4_t a0 = vdupq_n_s32(0);
+            for (int32_t k = 0; k < Kp; k += 16)
+                a0 = vdotq_s32(a0, vld1q_s8(xp + k), vld1q_s8(w0 + k));
+            ap[n] = vaddvq_s32(a0);
+        }
     }
 }
 #endif
 
-/* The dot products of one gathered pixel / input row against every packed weight row. */
-static void dots(int variant, const void *patch, const void *packed, int32_t Kp, int32_t N,
-                 int32_t *acc)
+/* P gathered patches (consecutive, Kp elements each) against every packed weight row. */
+static void dots(int variant, int mode, const void *patch, int32_t P, const lk_layer *L,
+                 int32_t Kp, int32_t N, int32_t *acc)
 {
+    const void *w = packed_w(L);
 #if LK_X86
-    if (variant == LK_VARIANT_AVX2) { dot16_avx2(patch, packed, Kp, N, acc); return; }
+    if (mode == MODE_U8S8) { dot_u8s8_avx2(patch, P, w, Kp, N, acc); return; }
+    if (mode == MODE_I16) { dot_i16_avx2(patch, P, w, Kp, N, acc); return; }
 #endif
 #if LK_ARM
-    if (variant == LK_VARIANT_NEON_DOTPROD) { dot8_sdot(patch, packed, Kp, N, acc); return; }
-    if (variant == LK_VARIANT_NEON) { dot16_neon(patch, packed, Kp, N, acc); return; }
+    if (variant == LK_VARIANT_NEON_DOTPROD) { dot_i8_sdot(patch, P, w, Kp, N, acc); return; }
+    dot_i8_neon(patch, P, w, Kp, N, acc);
+    return;
 #endif
-    (void)variant; (void)patch; (void)packed; (void)Kp; (void)N; (void)acc;
+    (void)variant; (void)mode; (void)patch; (void)P; (void)w; (void)Kp; (void)N; (void)acc;
 }
 
-/* Bias the packed path adds: the folded one (SDOT) or the layer's own. */
-static const int32_t *gemm_bias(const lk_layer *L, int variant, int32_t N, int32_t Kp)
+static void requant_row(int variant, const lk_layer *L, const int32_t *acc, const int32_t *bias,
+                        int32_t N, int32_t zy, int8_t *y)
 {
-    if (variant == LK_VARIANT_NEON_DOTPROD)
-        return (const int32_t *)(const void *)((const int8_t *)L->packed + (size_t)N * Kp);
-    return L->bias;
-}
-
-static void requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
-                        int32_t zy, int8_t *y)
-{
+#if LK_X86
+    if (variant == LK_VARIANT_AVX2) { requant_avx2(L, acc, bias, N, zy, y); return; }
+#endif
+    (void)variant;
     const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
     for (int32_t n = 0; n < N; n++) y[n] = lk_requant(acc[n] + bias[n], L->multiplier[n], lo, hi, zy);
+}
+
+/* ------------------------------------------------------------------ layers */
+
+/* Copy C input values into a patch: int16 x - zx, or int8 x (xor 0x80 for uint8). */
+static void put_pixel(int mode, void *patch, size_t at, const int8_t *xp, int32_t C, int32_t zx)
+{
+    if (mode == MODE_I16) {
+        int16_t *p = (int16_t *)patch + at;
+        if (xp) for (int32_t c = 0; c < C; c++) p[c] = (int16_t)(xp[c] - zx);
+        else for (int32_t c = 0; c < C; c++) p[c] = 0;
+    } else {
+        uint8_t *p = (uint8_t *)patch + at;
+        const uint8_t flip = mode == MODE_U8S8 ? 0x80u : 0u;
+        if (xp) for (int32_t c = 0; c < C; c++) p[c] = (uint8_t)xp[c] ^ flip;
+        else memset(p, (uint8_t)zx ^ flip, (size_t)C);
+    }
 }
 
 int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
@@ -268,22 +411,17 @@ int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *sc
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int32_t K = X->shape[X->ndim - 1], N = Y->shape[Y->ndim - 1], Kp = kpad(K);
     const int32_t rows = lk_tensor_size(X) / K, zx = X->zero_point, v = m->variant;
+    const int mode = packed_mode(L);
     int32_t *acc = (int32_t *)scratch;
-    void *patch = acc + ((N + 15) & ~15);
-    const int32_t *bias = gemm_bias(L, v, N, Kp);
+    void *patch = acc + up16((size_t)N);
+    const int32_t *bias = mode == MODE_I16 ? L->bias : packed_bias(L, N, Kp);
+    const size_t esz = mode == MODE_I16 ? 2u : 1u;
+    memset(patch, 0, esz * (size_t)Kp);
     for (int32_t r = 0; r < rows; r++) {
-        const int8_t *x = (const int8_t *)(arena + X->offset) + (size_t)r * K;
-        if (v == LK_VARIANT_NEON_DOTPROD) {
-            int8_t *p8 = (int8_t *)patch;
-            memcpy(p8, x, (size_t)K);
-            memset(p8 + K, 0, (size_t)(Kp - K));
-        } else {
-            int16_t *p16 = (int16_t *)patch;
-            for (int32_t k = 0; k < K; k++) p16[k] = (int16_t)(x[k] - zx);
-            for (int32_t k = K; k < Kp; k++) p16[k] = 0;
-        }
-        dots(v, patch, L->packed, Kp, N, acc);
-        requant_row(L, acc, bias, N, Y->zero_point, (int8_t *)(arena + Y->offset) + (size_t)r * N);
+        put_pixel(mode, patch, 0, (const int8_t *)(arena + X->offset) + (size_t)r * K, K, zx);
+        dots(v, mode, patch, 1, L, Kp, N, acc);
+        requant_row(v, L, acc, bias, N, Y->zero_point,
+                    (int8_t *)(arena + Y->offset) + (size_t)r * N);
     }
     return LK_OK;
 }
@@ -295,7 +433,7 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
-    const int16_t *w = (const int16_t *)L->packed;
+    const int16_t *w = (const int16_t *)packed_w(L);
     const int32_t zx = X->zero_point, C = g.C;
     for (int32_t oy = 0; oy < g.OH; oy++)
         for (int32_t ox = 0; ox < g.OW; ox++) {
@@ -311,50 +449,47 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
                     for (int32_t c = 0; c < C; c++) acc[c] += (int32_t)(int16_t)(xp[c] - zx) * wp[c];
                 }
             }
-            requant_row(L, acc, L->bias, C, Y->zero_point, y + ((size_t)oy * g.OW + ox) * C);
+            requant_row(m->variant, L, acc, L->bias, C, Y->zero_point,
+                        y + ((size_t)oy * g.OW + ox) * C);
         }
     return LK_OK;
 }
 
 int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
 {
-    int32_t N, K;
-    if (pack_kind(m, L, &N, &K) == PACK_DEPTHWISE) return depthwise(m, L, arena, scratch);
+    const int mode = packed_mode(L);
+    if (mode == MODE_DW) return depthwise(m, L, arena, scratch);
     lk_conv_geom g;
     lk_conv_geometry(m, L, &g);
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
-    const int32_t Kp = kpad(g.K), C = g.C, zx = X->zero_point, v = m->variant;
-    int32_t *acc = (int32_t *)scratch;
-    void *patch = acc + ((N + 15) & ~15);
-    const int32_t *bias = gemm_bias(L, v, N, Kp);
-    int8_t *p8 = (int8_t *)patch;
-    int16_t *p16 = (int16_t *)patch;
-    if (v == LK_VARIANT_NEON_DOTPROD) memset(p8, 0, (size_t)Kp);
-    else memset(p16, 0, 2u * (size_t)Kp);
-    for (int32_t oy = 0; oy < g.OH; oy++)
-        for (int32_t ox = 0; ox < g.OW; ox++) {
-            /* gather this pixel's receptive field in weight order [ki][kj][c] */
+    const int32_t N = g.CO, Kp = kpad(g.K), C = g.C, zx = X->zero_point, v = m->variant;
+    const int32_t npix = g.OH * g.OW;
+    int32_t *acc = (int32_t *)scratch;                   /* [2][N] */
+    void *patch = acc + 2 * up16((size_t)N);             /* [2][Kp] */
+    const int32_t *bias = mode == MODE_I16 ? L->bias : packed_bias(L, N, Kp);
+    const size_t esz = mode == MODE_I16 ? 2u : 1u;
+    memset(patch, 0, 2u * esz * (size_t)Kp);            /* the tails stay zero */
+    for (int32_t pix = 0; pix < npix; pix += 2) {
+        const int32_t P = npix - pix >= 2 ? 2 : 1;
+        for (int32_t p = 0; p < P; p++) {
+            const int32_t oy = (pix + p) / g.OW, ox = (pix + p) % g.OW;
+            const size_t base = (size_t)p * Kp;
             for (int32_t ki = 0; ki < g.KH; ki++) {
                 const int32_t iy = oy * g.SH - g.PT + ki * g.DH;
                 for (int32_t kj = 0; kj < g.KW; kj++) {
                     const int32_t ix = ox * g.SW - g.PL + kj * g.DW;
-                    const size_t at = (size_t)(ki * g.KW + kj) * C;
                     const int inside = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
-                    const int8_t *xp = inside ? x + ((size_t)iy * g.W + ix) * C : x;
-                    if (v == LK_VARIANT_NEON_DOTPROD) {
-                        if (inside) memcpy(p8 + at, xp, (size_t)C);
-                        else memset(p8 + at, zx, (size_t)C);
-                    } else if (inside) {
-                        for (int32_t c = 0; c < C; c++) p16[at + c] = (int16_t)(xp[c] - zx);
-                    } else {
-                        for (int32_t c = 0; c < C; c++) p16[at + c] = 0;
-                    }
+                    put_pixel(mode, patch, base + (size_t)(ki * g.KW + kj) * C,
+                              inside ? x + ((size_t)iy * g.W + ix) * C : NULL, C, zx);
                 }
             }
-            dots(v, patch, L->packed, Kp, N, acc);
-            requant_row(L, acc, bias, N, Y->zero_point, y + ((size_t)oy * g.OW + ox) * N);
         }
+        dots(v, mode, patch, P, L, Kp, N, acc);
+        for (int32_t p = 0; p < P; p++)
+            requant_row(v, L, acc + (size_t)p * N, bias, N, Y->zero_point,
+                        y + (size_t)(pix + p) * N);
+    }
     return LK_OK;
 }
