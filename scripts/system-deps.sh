@@ -2,11 +2,14 @@
 # Installs the Debian tools the tests use to prove bit-exactness on other machines:
 #   gcc-aarch64-linux-gnu + qemu-user     C kernel cross-compiled for a Pi 4/5, run under qemu
 #   gcc-avr avr-libc arduino-core-avr simavr   the microcontroller companion, run under simavr
+#   libsimavr-dev libelf-dev                    firmware/sim/harness.c (pty, MPR121, WS2812 models)
+#   clang                                       libFuzzer for the companion's frame decoder
 #   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm   the kernel on a Cortex-M
 # Without root or apt it installs nothing and says so; the tests that need a missing tool
 # are then skipped with a visible reason (pytest -ra lists them).
 set -u
 PKGS=(gcc-aarch64-linux-gnu qemu-user gcc-avr avr-libc arduino-core-avr simavr
+      libsimavr-dev libelf-dev clang
       gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm)
 missing=()
 for p in "${PKGS[@]}"; do

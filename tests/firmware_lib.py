@@ -98,3 +98,69 @@ class CProtocol:
             elif r < 0:
                 out.append(r)
         return out
+
+
+def build_firmware(out_dir: Path, *targets: str) -> subprocess.CompletedProcess:
+    """``make -C firmware BUILD=out_dir targets``: the AVR firmware with Debian's avr-gcc
+    (and the simavr harness when asked). Incremental, so tests sharing ``out_dir`` build once."""
+    for tool in ("make", "avr-gcc", "avr-size", "avr-objcopy"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} not installed (Debian: gcc-avr avr-libc; scripts/system-deps.sh)")
+    if "harness" in targets and not Path("/usr/include/simavr/sim_avr.h").exists():
+        pytest.skip("libsimavr-dev not installed (needed to build the simavr harness)")
+    return subprocess.run(["make", "--no-print-directory", "-C", str(FIRMWARE), f"BUILD={out_dir}",
+                           *targets], check=True, capture_output=True, text=True)
+
+
+class Harness:
+    """The simavr harness running the firmware ELF: its pty, and its stdout lines collected by
+    a thread (the pipe must be drained or the simulation would stall on a full pipe)."""
+
+    def __init__(self, build_dir: Path, *args: str):
+        import threading
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen([str(Path(build_dir) / "simavr-harness"), *args,
+                                      str(Path(build_dir) / "lanthorn-companion.elf")],
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        self._pty = threading.Event()
+        self.pty = None
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+        if not self._pty.wait(10):
+            self.stop()
+            raise RuntimeError(f"simavr harness printed no PTY line: {self.lines[:10]}")
+
+    def _drain(self):
+        for line in self.proc.stdout:
+            line = line.rstrip("\n")
+            self.lines.append(line)
+            if line.startswith("PTY "):
+                self.pty = line[4:]
+                self._pty.set()
+
+    def led_frames(self) -> list[dict]:
+        """The LEDS lines as dicts (t_ms, bits, bad, t0h, t1h, period as (min, max), grb bytes)."""
+        out = []
+        for line in list(self.lines):
+            if not line.startswith("LEDS "):
+                continue
+            d = dict(kv.split("=", 1) for kv in line.split()[1:])
+            rec = {k: int(d[k]) for k in ("t_ms", "bits", "bad")}
+            for k in ("t0h", "t1h", "period"):
+                lo, hi = d[k].split("..")
+                rec[k] = (int(lo), int(hi))
+            rec["grb"] = bytes.fromhex(d["grb"])
+            out.append(rec)
+        return out
+
+    def stop(self) -> str:
+        """Stop the simulation (SIGTERM; it prints SUMMARY) and return the SUMMARY line."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._thread.join(5)
+        return next((x for x in self.lines if x.startswith("SUMMARY ")), "")

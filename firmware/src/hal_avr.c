@@ -58,9 +58,9 @@ void hal_init(void)
     /* USART0, double speed: UBRR = F_CPU / (8 * baud) - 1 rounded (16 -> 117647 baud, +2.1%,
      * the same setting as the Arduino core, which every USB-serial chip accepts). */
     uint16_t ubrr = (uint16_t)((F_CPU / 4 / BAUD_RATE - 1) / 2);
+    UCSR0A = (1 << U2X0); /* before UBRR: simavr derives its byte time when UBRR0L is written */
     UBRR0H = (uint8_t)(ubrr >> 8);
     UBRR0L = (uint8_t)ubrr;
-    UCSR0A = (1 << U2X0);
     UCSR0C = (1 << UCSZ01) | (1 << UCSZ00);
     UCSR0B = (1 << RXEN0) | (1 << TXEN0) | (1 << RXCIE0);
     /* TWI at 400 kHz: F_CPU / (16 + 2 * TWBR * prescaler 1) */

@@ -1,0 +1,198 @@
+"""The real AVR firmware under simavr, driven by the Python companion backend over a pty.
+
+firmware/sim/harness.c runs the unmodified ELF on a simulated ATmega328P at 16 MHz (in real
+time) with UART0 on a pseudo-terminal, an MPR121 model on the TWI bus whose synthetic
+finger touches pad (t/400 ms) mod 12 for 300 ms of every 400 ms from t = 1 s, and a WS2812
+receiver on PD6 that decodes each latched frame and measures its bit timing in cycles.
+These tests open that pty with the very backend a profile selects (pyserial inside).
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+
+from lanthorn.hardware.companion import backend as B
+from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.interfaces import PartError, estimate_current_ma, limit_frame
+
+from firmware_lib import Harness, build_firmware
+
+pytestmark = pytest.mark.slow  # ~10 s of simulated real time in all
+
+CAP_MA = 600
+
+
+@pytest.fixture(scope="module")
+def build_dir(tmp_path_factory):
+    out = tmp_path_factory.getbasetemp() / "firmware-build"
+    build_firmware(out, "all", "harness")
+    return out
+
+
+@pytest.fixture(scope="module")
+def harness(build_dir):
+    h = Harness(build_dir)
+    yield h
+    h.stop()
+
+
+def _grb(rgb: np.ndarray) -> bytes:
+    return rgb[:, [1, 0, 2]].astype(np.uint8).tobytes()
+
+
+def _wait_for(predicate, timeout: float, step=None):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if step:
+            step()
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def test_hello_ping_status_from_a_profile_part(harness):
+    options = {"port": harness.pty, "baud": 115200, "count": 24}
+    leds = B.open_companion_part("leds", options, power_cap_ma=CAP_MA)
+    try:
+        link = leds.link
+        info = link.info
+        assert (info.protocol, info.board_name, info.n_pads, info.n_leds) == (1, "ATmega328P", 12, 24)
+        assert info.pad_rate_hz == 100 and info.idle_timeout_ms == 1500 and info.touch_ok
+        assert info.firmware_version == "0.1.0"
+        assert link.ping(b"lanthorn") > 0
+        assert link.ping() > 0  # empty PING gets a nonce; still answered
+        status = link.status()
+        assert status.mode == P.MODE_LIVE and status.power_cap_ma == CAP_MA
+        assert status.brightness == 255 and status.rx_errors == 0 and status.sensor_errors == 0
+    finally:
+        leds.close()
+
+
+def test_sensor_frames_follow_the_simulated_finger(harness):
+    touch = B.open_companion_part("touch", {"port": harness.pty, "pads": 12})
+    try:
+        assert touch.link.streaming
+        t_end = time.monotonic() + 2.5
+        readings = []
+        while time.monotonic() < t_end:
+            readings.append((touch.t_ms, touch.read()))
+            time.sleep(0.005)
+        scans = list(touch.link.recent)
+    finally:
+        touch.close()
+    assert len(readings) > 50
+    # every scan the companion sent (not only the newest per read) agrees with the model
+    assert len(scans) > 100
+    checked = 0
+    for s in scans:
+        assert s.status == 0 and len(s.raw) == 12
+        assert list(s.baseline) == [700 + 4 * i for i in range(12)]
+        phase = s.t_ms % 400
+        if s.t_ms < 1000 or phase < 5 or 295 < phase < 305 or phase > 395:
+            continue  # within a few ms of an edge the scan may straddle it
+        pad = (s.t_ms // 400) % 12
+        expected = 1 << pad if phase < 300 else 0
+        assert s.touched == expected, (s.t_ms, s.touched)
+        assert [b - r for r, b in zip(s.raw, s.baseline)] == [60 * (expected >> i & 1) for i in range(12)]
+        checked += 1
+    assert checked > 80
+    # a steady pad rate on the companion's own clock: scans 10 ms apart
+    steps = np.diff([s.t_ms for s in scans])
+    assert np.median(steps) == 10 and (steps % 10 == 0).all()
+    # the TouchReading view of the same data
+    t_ms, r = readings[-1]
+    assert r.raw.dtype == np.uint16 and r.raw.shape == (12,)
+    assert r.pads() == [i for i in range(12) if r.delta()[i] > 0]
+
+
+def test_led_frames_reach_the_ring_with_ws2812_timing(harness):
+    leds = B.open_companion_part("leds", {"port": harness.pty, "count": 24}, power_cap_ma=CAP_MA)
+    sent = []
+    try:
+        for k in range(5):
+            frame = np.zeros((24, 3), np.uint8)
+            frame[k] = (40 + k, 10, 200 - k)
+            frame[(k + 12) % 24] = (1, 2, 3)
+            sent.append(leds.show(frame))
+            time.sleep(0.05)
+        white = np.full((24, 3), 255, np.uint8)  # 1464 mA estimated: over the 600 mA cap
+        capped = leds.show(white)
+        assert (capped == limit_frame(white, 1.0, CAP_MA)).all()
+        sent.append(capped)
+        # the MCU's own cap: a frame that was NOT limited by the host still stays in budget
+        assert leds.link.show(white, prelimited=False)
+        shown = {}
+        assert _wait_for(lambda: all(_grb(f) in shown for f in sent), 3.0,
+                         lambda: shown.update({x["grb"]: x for x in harness.led_frames()}))
+        acked = leds.acked
+    finally:
+        leds.close()
+    assert acked >= 3  # ACKs can be late under load; lost ones are counted, never raised
+    frames = harness.led_frames()
+    for f in frames:  # every frame on the wire, live or idle, with valid WS2812 timing
+        assert f["bits"] == 24 * 24 and f["bad"] == 0
+        assert 4 <= f["t0h"][0] and f["t0h"][1] <= 8 and 10 <= f["t1h"][0] and f["t1h"][1] <= 15
+    # the host-limited white frame passed the companion's cap unchanged ...
+    assert _grb(capped) in shown
+    # ... and the unlimited one was capped on the MCU (its wire frame is within budget)
+    whites = [f for f in frames if len(set(f["grb"])) == 1 and f["grb"][0] > 50]
+    assert whites, "no uniform white frame seen on the ring"
+    wire = np.frombuffer(whites[-1]["grb"], np.uint8).reshape(24, 3)
+    assert estimate_current_ma(wire) <= CAP_MA
+
+
+def test_idle_animation_when_the_pi_goes_quiet_and_live_again(harness):
+    leds = B.open_companion_part("leds", {"port": harness.pty, "count": 24}, power_cap_ma=CAP_MA)
+    try:
+        marker = np.zeros((24, 3), np.uint8)
+        marker[5] = (9, 99, 199)
+        leds.show(marker)
+        quiet_from = len(harness.lines)
+        time.sleep(2.2)  # > idle_timeout_ms (1500) without a host frame
+        idle = [f for f in harness.led_frames() if f["grb"] != _grb(marker)]
+        assert len(idle) >= 3, "the companion did not start its idle animation"
+        assert leds.link.status().mode == P.MODE_LIVE  # STATUS_REQ itself is a host frame
+        back = np.zeros((24, 3), np.uint8)
+        back[7] = (200, 100, 50)
+        leds.show(back)
+        assert _wait_for(lambda: any(f["grb"] == _grb(back) for f in harness.led_frames()), 2.0)
+    finally:
+        leds.close()
+    assert quiet_from > 0
+    # the idle frames are the dim warm glow: red >= green >= blue, far below full scale
+    for f in idle[-3:]:
+        px = np.frombuffer(f["grb"], np.uint8).reshape(24, 3)[:, [1, 0, 2]]
+        assert px.max() <= 100 and (px[:, 0] >= px[:, 1]).all() and (px[:, 1] >= px[:, 2]).all()
+
+
+def test_link_loss_raises_part_error(build_dir):
+    h = Harness(build_dir)
+    try:
+        touch = B.open_companion_part("touch", {"port": h.pty})
+        touch.read()
+        summary = h.stop()  # the companion "unplugged"
+        assert "state=" in summary
+        with pytest.raises(PartError, match="touch"):
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:
+                touch.read()
+                time.sleep(0.02)
+        touch.close()
+    finally:
+        h.stop()
+
+
+def test_no_companion_on_the_port_is_a_clear_part_error(tmp_path):
+    with pytest.raises(PartError, match="cannot open serial port"):
+        B.open_companion_part("touch", {"port": str(tmp_path / "ttyACM9")})
+    master, slave = os.openpty()  # a port where nothing answers
+    try:
+        with pytest.raises(PartError, match="no answer to HELLO"):
+            B.CompanionLink(os.ttyname(slave), hello_timeout=0.4, name="touch")
+    finally:
+        os.close(master)
+        os.close(slave)
