@@ -196,3 +196,27 @@ def test_no_companion_on_the_port_is_a_clear_part_error(tmp_path):
     finally:
         os.close(master)
         os.close(slave)
+
+
+def test_a_profile_with_a_companion_opens_both_parts_on_one_link(harness):
+    """The path a maker takes: profile -> open_body -> one HELLO, touch and leds working."""
+    from lanthorn.hardware.body import open_body
+    from lanthorn.hardware.profile import parse_profile
+    companion = {"type": "companion", "port": harness.pty, "count": 24, "pads": 12}
+    profile = parse_profile({"name": "nano-companion", "board": "pi5", "required": ["touch", "leds"],
+                             "power": {"supply_ma": 2000, "led_cap_ma": 500},
+                             "parts": {"touch": companion, "leds": companion}})
+    body = open_body(profile, board_check=False)
+    try:
+        assert body.open_errors == {}
+        assert body.touch.link is body.leds.link
+        assert body.leds.link.status().power_cap_ma == 500
+        reading = body.touch.read()
+        assert reading.raw.shape == (12,)
+        frame = np.zeros((24, 3), np.uint8)
+        frame[3] = (33, 66, 99)
+        body.leds.show(frame)
+        assert _wait_for(lambda: any(f["grb"] == _grb(frame) for f in harness.led_frames()), 2.0)
+    finally:
+        body.close()
+    assert body.touch.link is None and not B._links  # the port is closed with its last part
