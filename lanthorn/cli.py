@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
     "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
     "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
+    "export-c": ("lanthorn.device.export_c_cmd", "write a bundle as C for a microcontroller: weights in flash, static arena, test vectors"),
     "run": ("lanthorn.device.run_cmd", "run the piece: device loop, behaviour and (with --serial) the console"),
     "install-service": ("lanthorn.device.service_cmd", "write the systemd unit that runs the piece at power-up (watchdog, no network)"),
     "demo": ("lanthorn.device.demo_cmd", "run the simulated artwork and write a GIF"),

@@ -1,0 +1,166 @@
+"""The kernel on a microcontroller: `lanthorn export-c` of the shipped default bundle, built
+with arm-none-eabi-gcc for Cortex-M0+ (soft float) and Cortex-M4 (hard float), run under
+qemu-system-arm with semihosting; every printed output integer must equal the numpy
+reference engine's, computed here from the exported input bytes."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lanthorn.cli import main as cli
+from lanthorn.device.bundle import read_bundle
+from lanthorn.device.engine_ref import ReferenceEngine
+from lanthorn.device.models import DEFAULT_BUNDLE
+
+ROOT = Path(__file__).resolve().parents[1]
+MCU = ROOT / "firmware" / "mcu"
+CORES = {"m0plus": ["-M", "microbit"], "m4": ["-M", "mps2-an386"]}
+VECTORS = 24
+
+
+def _toolchain_missing() -> str | None:
+    for tool in ("arm-none-eabi-gcc", "arm-none-eabi-size", "qemu-system-arm", "make"):
+        if shutil.which(tool) is None:
+            return f"{tool} not installed (scripts/system-deps.sh installs it)"
+    libc = subprocess.run(["arm-none-eabi-gcc", "-mcpu=cortex-m0plus", "-mthumb",
+                           "-print-file-name=libc_nano.a"], capture_output=True, text=True)
+    if not Path(libc.stdout.strip()).is_file():
+        return "libnewlib-arm-none-eabi not installed (scripts/system-deps.sh installs it)"
+    return None
+
+
+needs_arm = pytest.mark.skipif(_toolchain_missing() is not None,
+                               reason=_toolchain_missing() or "")
+
+
+def _build(model: Path, build: Path, *targets: str) -> str:
+    r = subprocess.run(["make", "-s", "-C", str(MCU), f"MODEL={model}", f"BUILD={build}", *targets],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    return r.stdout
+
+
+def _run(build: Path, core: str) -> subprocess.CompletedProcess:
+    """Boot the ELF; qemu 7 writes semihosting output on its stderr, merged into stdout."""
+    return subprocess.run(["qemu-system-arm", *CORES[core], "-nographic", "-monitor", "none",
+                           "-serial", "none", "-semihosting-config", "enable=on,target=native",
+                           "-kernel", str(build / core / "lanthorn-mcu.elf")],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          timeout=60)
+
+
+def _printed(stdout: str) -> dict[int, list[int]]:
+    return {int(m[1]): [int(v) for v in m[2].split()]
+            for m in re.finditer(r"^vector (\d+):((?: -?\d+)*)$", stdout, re.M)}
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    reason = _toolchain_missing()
+    if reason:
+        pytest.skip(reason)
+    tmp = tmp_path_factory.mktemp("mcu")
+    model, build = tmp / "model", tmp / "build"
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(model),
+                "--vectors", str(VECTORS), "--seed", "7"]) == 0
+    sizes = _build(model, build, *CORES)
+    print(sizes)
+    return model, build, sizes
+
+
+def _reference(model: Path) -> np.ndarray:
+    """The numpy reference engine's int8 outputs for the exported input bytes."""
+    info = json.loads((model / "export.json").read_text())
+    graph = read_bundle(DEFAULT_BUNDLE).graph
+    engine = ReferenceEngine(graph)
+    (t_in,) = info["inputs"]
+    raw = np.fromfile(model / "vectors_in.bin", np.int8).reshape(VECTORS, *t_in["shape"])
+    return np.stack([np.concatenate([y.ravel() for y in engine.run_quantized([x])]) for x in raw])
+
+
+@needs_arm
+@pytest.mark.parametrize("core", list(CORES))
+def test_exported_default_model_on_cortex_m_equals_numpy(exported, core):
+    model, build, _ = exported
+    r = _run(build, core)
+    assert r.returncode == 0, r.stdout
+    got = _printed(r.stdout)
+    want = _reference(model)
+    assert sorted(got) == list(range(VECTORS))
+    for v in range(VECTORS):
+        assert got[v] == want[v].tolist(), f"{core} vector {v}"
+    assert f"{VECTORS} vectors, 0 mismatches" in r.stdout
+
+
+@needs_arm
+def test_size_figures_are_printed_for_both_cores(exported):
+    _, _, sizes = exported
+    for core in CORES:
+        m = re.search(rf"^{core}: flash (\d+) bytes, static RAM (\d+) bytes", sizes, re.M)
+        assert m, sizes
+        flash, ram = int(m[1]), int(m[2])
+        assert 8548 < flash < 256 * 1024 and 1104 < ram < 16 * 1024
+
+
+@needs_arm
+def test_a_wrong_expected_output_fails_the_run(exported, tmp_path):
+    """The driver's own check and the qemu exit status can fail: corrupt one expected value."""
+    model, _, _ = exported
+    bad = tmp_path / "model"
+    shutil.copytree(model, bad)
+    src = (bad / "test_vectors.c").read_text()
+    i = src.index("model_test_expected")
+    j = src.index("{", src.index("{", i) + 1) + 1          # first value of vector 0
+    k = src.index(",", j)
+    wrong = int(src[j:k]) ^ 1
+    (bad / "test_vectors.c").write_text(src[:j] + str(wrong) + src[k:])
+    _build(bad, tmp_path / "build", "m0plus")
+    r = _run(tmp_path / "build", "m0plus")
+    assert r.returncode == 1
+    assert "1 mismatches" in r.stdout
+
+
+# ------------------------------------------------------------- export-c mistakes (no toolchain)
+
+def test_export_c_writes_the_files(tmp_path, capsys):
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(tmp_path / "x"), "--vectors", "2"]) == 0
+    names = {p.name for p in (tmp_path / "x").iterdir()}
+    assert {"model.c", "model.h", "test_vectors.c", "test_vectors.h", "export.json",
+            "vectors_in.bin", "vectors_out.bin"} <= names
+    info = json.loads((tmp_path / "x" / "export.json").read_text())
+    assert info["arena_bytes"] > 0 and info["blob_bytes"] > 0
+    assert "model_init" in (tmp_path / "x" / "model.h").read_text()
+    assert "flash:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--prefix", "9lives"], "not a C identifier"),
+    (["--vectors", "0"], "between 1 and 10000"),
+])
+def test_export_c_bad_options_are_one_line_errors(tmp_path, capsys, args, message):
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(tmp_path / "x"), *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
+
+
+def test_export_c_missing_or_bad_bundle(tmp_path, capsys):
+    assert cli(["export-c", str(tmp_path / "none.lanthorn"), "--out", str(tmp_path / "x")]) == 2
+    junk = tmp_path / "junk.lanthorn"
+    junk.write_bytes(b"not a bundle at all")
+    assert cli(["export-c", str(junk), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 2
+
+
+def test_export_c_unwritable_out(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a directory")
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(blocker)]) == 2
+    assert "cannot write" in capsys.readouterr().err
