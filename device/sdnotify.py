@@ -42,6 +42,9 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+                # never block the loop: a receiver that does not drain its queue (a stuck
+                # systemd, a test) costs a lost heartbeat, not a frozen piece
+                self._sock.setblocking(False)
             self._sock.sendto(message.encode(), addr)
             return True
         except OSError:

@@ -124,3 +124,16 @@ def test_notifier_watchdog_interval_and_dead_socket(tmp_path):
     assert n.errors >= 1
     other_pid = Notifier({"NOTIFY_SOCKET": "x", "WATCHDOG_USEC": "3000000", "WATCHDOG_PID": "1"})
     assert other_pid.watchdog_s is None
+
+
+def test_notifier_never_blocks_when_nobody_reads(tmp_path):
+    """A receiver that never drains its queue must not freeze the loop that feeds it."""
+    sock, path = notify_socket(tmp_path)
+    try:
+        n = Notifier({"NOTIFY_SOCKET": path})
+        t0 = time.monotonic()
+        for _ in range(5000):
+            n.watchdog()
+        assert time.monotonic() - t0 < 10 and n.errors > 0  # the queue filled; we went on
+    finally:
+        sock.close()
