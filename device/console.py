@@ -33,6 +33,7 @@ MAX_WATCH_HZ = 50.0
 MAX_RECORD_S = 600.0
 RECORD_SOURCE = "device"
 _PIN = re.compile(r"^[0-9A-Za-z]{4,16}$")
+_LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as dataset names
 _LOCKOUT_CAP_S = 300.0
 
 
@@ -458,27 +459,45 @@ class ConsoleServer:
             raise UserError(f"record SECONDS must be a number, got {args[1]}") from None
         if not 0.5 <= seconds <= MAX_RECORD_S:
             raise UserError(f"record SECONDS must be between 0.5 and {MAX_RECORD_S:g}, got {seconds:g}")
+        if not _LABEL.match(label):
+            raise UserError(f"label {label!r} must be 1-64 letters, digits, '.', '_' or '-'")
         rate = float(getattr(self.app, "frame_rate", None) or frames.DEFAULT_RATE_HZ)
         channels = tuple(getattr(self.app, "frame_channels", frames.CHANNELS))
-        labels = tuple(frames.LABELS)
-        if label not in labels:
-            raise UserError(f"unknown label {label!r}; labels are {', '.join(labels)}")
         folder = self.app.storage.recordings_dir
-        dataset.create_dataset(folder, rate, channels, labels)  # checks an existing one matches
-        _, sources, _ = dataset.read_manifest(folder)
+        keep, why = self._device_dataset(folder, rate, channels, label)
+        if not keep and self.mode != "json":
+            # typed at a terminal: the take would go nowhere, so refuse before recording
+            raise UserError(f"{why}; record new gestures with 'lanthorn record PORT {label} "
+                            f"SECONDS --data DIR' on a computer")
+        # everything buffered so far is before the take; the returned time is in the app's
+        # own time base, so from here on the server only passes back what it was given
+        _, t_from = self.app.frames_since(-math.inf)
+        self.stream = _Record(label, seconds, self.clock(), rate, channels,
+                              folder if keep else None)
+        self.stream.t_last = t_from
+        return self.ok(name, f"recording {label} for {seconds:g} s; 'stop' cancels",
+                       data={"label": label, "seconds": seconds, "rate_hz": rate,
+                             "channels": list(channels), "kept_on_device": keep,
+                             "not_kept_because": why})
+
+    def _device_dataset(self, folder, rate, channels, label) -> tuple[bool, str]:
+        """Whether a take of ``label`` can also be kept in the device's own recordings
+        (a dataset with the default label set), and if not, why."""
+        from lanthorn.device import dataset, frames
+        try:
+            dataset.create_dataset(folder, rate, channels, frames.LABELS)
+            header, sources, _ = dataset.read_manifest(folder)
+        except dataset.DataError as exc:
+            return False, f"the device's recordings cannot take it ({exc})"
+        if label not in header["labels"]:
+            return False, (f"label {label!r} is not one of the device's recording labels "
+                           f"({', '.join(header['labels'])})")
         if RECORD_SOURCE not in sources:
             dataset.add_source(folder, dataset.Source(
                 RECORD_SOURCE, device="recorded on the object over the serial console",
                 notes="consent and author are added when the recordings are pulled to a host",
                 rate_hz=rate))
-        # everything buffered so far is before the take; the returned time is in the app's
-        # own time base, so from here on the server only passes back what it was given
-        _, t_from = self.app.frames_since(-math.inf)
-        self.stream = _Record(label, seconds, self.clock(), rate, channels, labels, folder)
-        self.stream.t_last = t_from
-        return self.ok(name, f"recording {label} for {seconds:g} s; 'stop' cancels",
-                       data={"label": label, "seconds": seconds, "rate_hz": rate,
-                             "channels": list(channels)})
+        return True, ""
 
     def _record_tick(self, s: "_Record") -> None:
         from lanthorn.device import dataset
@@ -488,7 +507,8 @@ class ConsoleServer:
         s.next_poll = now + 0.2
         new, s.t_last = self.app.frames_since(s.t_last)
         want = int(round(s.seconds * s.rate))
-        rows = [[float(x) for x in f] for f in new][:want - len(s.rows)]
+        # 5 significant digits, as the dataset's CSV keeps them: shorter lines on the wire
+        rows = [[float(f"{float(x):.5g}") for x in f] for f in new][:want - len(s.rows)]
         s.rows.extend(rows)
         if rows and self.mode == "json":  # the host client pulls the frames as they come
             self._send([protocol.json_line({"event": "frames", "data": {"rows": rows}})])
@@ -500,13 +520,16 @@ class ConsoleServer:
                                           "loop; nothing was saved"))
             return
         session = f"{s.label}-{time.strftime('%Y%m%d-%H%M%S')}"
-        path = dataset.write_recording(s.folder, RECORD_SOURCE, session, s.rows, s.label,
-                                       rate_hz=s.rate)
-        rel = path.relative_to(self.app.storage.root)
-        self._send(self.ok("record", f"recorded {len(s.rows)} frames of {s.label} into {rel}",
-                           data={"session": session, "path": str(rel), "frames": len(s.rows),
-                                 "label": s.label, "rate_hz": s.rate,
-                                 "channels": list(s.channels)}))
+        data = {"session": session, "path": None, "frames": len(s.rows), "label": s.label,
+                "rate_hz": s.rate, "channels": list(s.channels)}
+        where = "(streamed only, not kept on the device)"
+        if s.folder is not None:
+            path = dataset.write_recording(s.folder, RECORD_SOURCE, session, s.rows, s.label,
+                                           rate_hz=s.rate)
+            data["path"] = str(path.relative_to(self.app.storage.root))
+            where = f"into {data['path']}"
+        self._send(self.ok("record", f"recorded {len(s.rows)} frames of {s.label} {where}",
+                           data=data))
 
     def cmd_push_begin(self, name, args):
         size, sha, chunk = check_begin(args[0], args[1], args[2] if len(args) > 2 else None)
@@ -569,9 +592,9 @@ class _Watch:
 
 
 class _Record:
-    def __init__(self, label, seconds, t0, rate, channels, labels, folder):
+    def __init__(self, label, seconds, t0, rate, channels, folder):
         self.label, self.seconds, self.t0, self.rate = label, seconds, t0, rate
-        self.channels, self.labels, self.folder = channels, labels, folder
+        self.channels, self.folder = channels, folder  # folder None: streamed only
         self.t_last, self.next_poll, self.rows = t0, t0, []
 
 

@@ -65,10 +65,11 @@ class ConsoleClient:
         switch to json mode. Lines before the answer (stale output, notices) are skipped."""
         for attempt in range(3):
             if attempt:
-                self.write(pp.abort_frame())  # the device may be waiting for push frames
+                self.write(pp.abort_frame() + b"\n")  # the device may be waiting for push frames
+                self.read_line(0.3)  # its answer (or an ERR for the binary bytes)
             self.write(b"\n")
             self.send_line("mode json")
-            end = time.monotonic() + (1.5 if attempt < 2 else self.timeout)
+            end = time.monotonic() + (1.0 if attempt < 2 else self.timeout)
             while time.monotonic() < end:
                 line = self.read_line(end - time.monotonic())
                 if line is None:

@@ -6,13 +6,15 @@ import time
 from pathlib import Path
 
 from lanthorn.device import dataset
-from lanthorn.host.console_client import ConsoleClient
+from lanthorn.device.frames import LABELS
 from lanthorn.errors import UserError
+from lanthorn.host.console_client import ConsoleClient
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("port", help="serial port of the object, e.g. /dev/ttyACM0")
-    parser.add_argument("label", help="the gesture being demonstrated (one of the dataset's labels)")
+    parser.add_argument("label", help="the gesture being demonstrated (a new dataset takes the "
+                                      "default labels plus this one)")
     parser.add_argument("seconds", type=float, help="how long to record")
     parser.add_argument("--data", required=True, help="dataset folder (created if missing)")
     parser.add_argument("--source", default="demonstrations",
@@ -30,14 +32,23 @@ def run(args) -> int:
         raise UserError(f"SECONDS must be between 0.5 and 600, got {args.seconds:g}")
     session = args.session or f"{args.label}-{time.strftime('%Y%m%d-%H%M%S')}"
     dataset._check_name("session", session)
+    dataset._check_name("label", args.label)
+    dataset._check_name("source", args.source)
+    manifest = Path(args.data) / dataset.MANIFEST
+    if manifest.exists():  # check before the person performs, not after
+        header, _, _ = dataset.read_manifest(args.data)
+        if args.label not in header["labels"]:
+            raise UserError(f"{args.data} has no label {args.label!r} (its labels: "
+                            f"{', '.join(header['labels'])}); use another --data folder")
     with ConsoleClient(args.port, args.baud) as client:
         print(f"recording {args.label} for {args.seconds:g} s ...", file=sys.stderr)
         rows, done = client.record(args.label, args.seconds,
                                    on_rows=lambda n: print(f"\r{n} frames", end="", file=sys.stderr))
         print(file=sys.stderr)
     rate, channels = float(done["rate_hz"]), done["channels"]
-    if not (Path(args.data) / dataset.MANIFEST).exists():
-        dataset.create_dataset(args.data, rate, channels)
+    if not manifest.exists():
+        labels = list(LABELS) + ([args.label] if args.label not in LABELS else [])
+        dataset.create_dataset(args.data, rate, channels, labels)
     header, sources, _ = dataset.read_manifest(args.data)
     if list(header["channels"]) != list(channels):
         raise UserError(f"{args.data} has channels {', '.join(header['channels'])} but the "
@@ -48,8 +59,10 @@ def run(args) -> int:
             date=time.strftime("%Y-%m-%d"), device=f"lanthorn console on {args.port}",
             rate_hz=rate))
     path = dataset.write_recording(args.data, args.source, session, rows, args.label, rate_hz=rate)
-    print(f"wrote {len(rows)} frames ({len(rows) / rate:.1f} s at {rate:g} Hz) of {args.label} to {path}"
-          f" (also kept on the device as {done.get('path')})")
+    kept = (f"also kept on the device as {done['path']}" if done.get("path")
+            else "not kept on the device")
+    print(f"wrote {len(rows)} frames ({len(rows) / rate:.1f} s at {rate:g} Hz) of {args.label} "
+          f"to {path} ({kept})")
     if not args.consent and args.source not in sources:
         print("note: no consent recorded for this source; add it with 'lanthorn data add-source "
               f"{args.data} {args.source} --consent ... --replace'", file=sys.stderr)

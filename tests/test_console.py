@@ -237,8 +237,10 @@ def test_json_mode(rig):
 def test_record_into_the_data_dir(rig, tmp_path):
     from lanthorn.device.dataset import load_dataset
     term, app, *_ = rig
-    assert term.answer("record wave 1")[0].startswith("ERR unknown label 'wave'; labels are nobody")
-    app.frame_channels = ("pad0", "light")
+    app.frame_channels = ("pad0", "light")  # the fake loop's frames
+    assert term.answer("record wave 1")[0].startswith(
+        "ERR label 'wave' is not one of the device's recording labels (nobody, approach")
+    assert term.answer("record ../x 1")[0].startswith("ERR label '../x' must be")
     assert term.answer("record tap 1")[0] == "OK recording tap for 1 s; 'stop' cancels"
     (done,) = term.answer()
     assert done.startswith("OK recorded 25 frames of tap into recordings/recordings/device/tap-")

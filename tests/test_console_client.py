@@ -197,6 +197,12 @@ def test_cli_console_push_record(device, tmp_path):
     (rec,) = load_dataset(data).recordings
     assert rec.frames.shape == (25, 2) and rec.source == "alice"
     assert read_manifest(data)[1]["alice"].consent == "verbal, on video"
+    # a new gesture the device's model does not know: streamed to a new dataset that has it
+    out = _cli("record", link.host, "wave", "1", "--data", str(tmp_path / "new"))
+    assert out.returncode == 0, out.stderr
+    assert "of wave to" in out.stdout and "(not kept on the device)" in out.stdout
+    ds = load_dataset(tmp_path / "new")
+    assert ds.labels[-1] == "wave" and ds.recordings[0].frames.shape == (25, 2)
 
 
 def test_cli_user_errors_are_one_line(device, tmp_path):
@@ -209,8 +215,10 @@ def test_cli_user_errors_are_one_line(device, tmp_path):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     out = _cli("console", str(tmp_path / "no-such-port"))
     assert out.returncode == 2 and "cannot open serial port" in out.stderr
+    from lanthorn.device.dataset import create_dataset
+    create_dataset(tmp_path / "d")
     out = _cli("record", link.host, "wave", "1", "--data", str(tmp_path / "d"))
-    assert out.returncode == 2 and "unknown label 'wave'" in out.stderr
+    assert out.returncode == 2 and "has no label 'wave' (its labels: nobody," in out.stderr
 
 
 def test_push_efficiency_at_115200_baud():
