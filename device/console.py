@@ -18,6 +18,7 @@ import hmac
 import math
 import os
 import re
+import shutil
 import threading
 import time
 import traceback
@@ -35,6 +36,7 @@ RECORD_SOURCE = "device"
 _PIN = re.compile(r"^[0-9A-Za-z]{4,16}$")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")  # as dataset names
 _LOCKOUT_CAP_S = 300.0
+_SPACE_MARGIN = 1 << 20  # keep 1 MiB free for settings and logs after a push
 
 
 class LineReader:
@@ -533,7 +535,15 @@ class ConsoleServer:
 
     def cmd_push_begin(self, name, args):
         size, sha, chunk = check_begin(args[0], args[1], args[2] if len(args) > 2 else None)
-        rx = PushReceiver(self.app.storage.incoming_dir, size, sha, chunk, clock=self.clock)
+        incoming = self.app.storage.incoming_dir
+        free = shutil.disk_usage(incoming).free
+        if free < size + _SPACE_MARGIN:  # refuse now rather than fail half-way through
+            raise UserError(f"not enough space on the device for a {size} byte model "
+                            f"({free} bytes free); the old model keeps running")
+        try:
+            rx = PushReceiver(incoming, size, sha, chunk, clock=self.clock)
+        except OSError as exc:
+            raise UserError(f"cannot store the push: {exc.strerror or exc}") from None
         self.stream = _Push(rx)
         answer = self.ok(name, f"push ready chunk={chunk} offset={rx.resumed_from}",
                          data={"chunk": chunk, "offset": rx.resumed_from})
@@ -545,7 +555,13 @@ class ConsoleServer:
 
     def _push_bytes(self, data: bytes) -> None:
         s = self.stream
-        replies = s.rx.feed(data)
+        try:
+            replies = s.rx.feed(data)
+        except OSError as exc:  # the data partition is full or failing
+            self._end_stream()
+            self._send(protocol.err_lines(self.mode, "push begin", f"cannot store the push: "
+                                          f"{exc.strerror or exc}; the old model keeps running"))
+            return
         self._send(replies)
         if s.rx.aborted:
             self._end_stream()

@@ -192,7 +192,7 @@ class PushReceiver:
             if len(payload) != want:
                 self._nak(replies, "length")
                 continue
-            self._f.write(payload)
+            self._write(payload)
             self.expected += 1
             self._nak_sent_for = None
             replies.append(f"ACK {seq}")
@@ -201,6 +201,9 @@ class PushReceiver:
         if self.decoder.garbage > _MAX_GARBAGE:
             self.aborted = True
         return replies
+
+    def _write(self, payload: bytes) -> None:
+        self._f.write(payload)
 
     def _nak(self, replies: list[str], reason: str) -> None:
         if self._nak_sent_for != self.expected:  # one NAK per gap; the sender goes back once

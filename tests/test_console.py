@@ -360,3 +360,31 @@ def test_server_waits_for_its_port_to_appear(tmp_path):
             term.ser.close()
         finally:
             server.stop()
+
+
+def test_push_refused_when_the_device_is_full(rig, monkeypatch):
+    import shutil
+    from collections import namedtuple
+    term, app, *_ = rig
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10 ** 6, 10 ** 6 - 5000, 5000))
+    assert term.answer("push begin 100000 " + "a" * 64) == [
+        "ERR not enough space on the device for a 100000 byte model (5000 bytes free); the "
+        "old model keeps running"]
+
+
+def test_push_write_failure_is_answered(rig, monkeypatch):
+    from lanthorn.device import push_protocol
+    term, app, *_ = rig
+    data = make_fake_bundle("x", 2000)
+    term.answer(f"push begin {len(data)} {hashlib.sha256(data).hexdigest()} 256")
+
+    def full(self, payload):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(push_protocol.PushReceiver, "_write", full, raising=False)
+    from lanthorn.device.push_protocol import encode_frame
+    term.send(encode_frame(0, data[:256]))
+    assert term.answer() == ["ERR cannot store the push: No space left on device; the old "
+                             "model keeps running"]
+    assert term.answer("get palette") == ["OK ember"]
