@@ -12,9 +12,13 @@
  * once by lk_prepare; a 16-byte header holds the mode):
  *
  *   MODE_U8S8  (AVX2, every |w| <= 64, e.g. onnxruntime's reduce_range 7-bit weights):
- *     weights int8 [N][Kp]; patch uint8 x + 128 (padding: zx + 128); vpmaddubsw pair sums
- *     are at most 2 * 255 * 64 = 32640, so they never saturate; the offset is folded into
- *     the bias: acc = (bias - (zx + 128) * sum(w)) + sum((x + 128) * w).
+ *     an outer-product tile: weights int8 [N/8][K/4][8 outputs][4 k], so one vpmaddubsw of
+ *     4 broadcast input bytes against 32 weight bytes (then vpmaddwd by 1) adds 4 products
+ *     to each of 8 output lanes -- no horizontal sums, 4 pixels x 16 outputs per tile.
+ *     Input as uint8 x + 128, pre-padded once per layer (padding: zx + 128) so a 1x1 conv
+ *     reads its pixels in place and others copy whole kernel rows; the offset is folded
+ *     into the bias: acc = (bias - (zx + 128) * sum(w)) + sum((x + 128) * w). vpmaddubsw
+ *     pair sums are at most 2 * 255 * 64 = 32640, so they never saturate.
  *   MODE_I16   (AVX2, any int8 weights): weights int16 [N][Kp]; patch int16 x - zx
  *     (padding 0); vpmaddwd pair sums <= 2 * 255 * 128 never overflow.
  *   MODE_I8    (NEON and NEON+SDOT): weights int8 [N][Kp]; patch raw int8 x (padding zx);
@@ -42,6 +46,8 @@ enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4 };
 enum { HEADER = 16 };
 
 static int32_t kpad(int32_t k) { return (k + 31) & ~31; }
+static int32_t k4(int32_t k) { return (k + 3) / 4; }        /* U8S8: groups of 4 k */
+static int32_t nblk8(int32_t n) { return (n + 7) / 8; }     /* U8S8: blocks of 8 outputs */
 static size_t up16(size_t n) { return (n + 15u) & ~(size_t)15u; }
 
 static int variant_has_simd(int variant)
@@ -89,7 +95,9 @@ size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
 {
     int32_t N = 0, K = 0;
     switch (pack_mode(m, L, variant, &N, &K)) {
-    case MODE_U8S8: case MODE_I8:
+    case MODE_U8S8:   /* tiles, then bias and multiplier padded to whole 8-lane blocks */
+        return HEADER + (size_t)nblk8(N) * 32u * (size_t)k4(K) + 2u * 4u * 8u * (size_t)nblk8(N);
+    case MODE_I8:
         return HEADER + up16((size_t)N * (size_t)kpad(K)) + 4u * (size_t)N;
     case MODE_I16:
         return HEADER + 2u * (size_t)N * (size_t)kpad(K);
@@ -104,7 +112,15 @@ size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
 {
     int32_t N = 0, K = 0;
     switch (pack_mode(m, L, variant, &N, &K)) {
-    case MODE_U8S8: case MODE_I8: case MODE_I16: /* 2 pixels of acc and (int16) patch */
+    case MODE_U8S8:   /* padded uint8 input (conv), 4 patches */
+        if (L->op == LK_OP_CONV) {
+            const lk_tensor *X = &m->tensors[L->in[0]];
+            const size_t hp = (size_t)(X->shape[0] + L->pad_t + L->pad_b);
+            const size_t wp = (size_t)(X->shape[1] + L->pad_l + L->pad_r);
+            return up16(hp * wp * (size_t)X->shape[2] + 64u) + 4u * up16(4u * (size_t)k4(K) + 32u);
+        }
+        return up16(4u * (size_t)k4(K) + 32u);
+    case MODE_I8: case MODE_I16: /* 2 pixels of acc and (int16) patch */
         return 2u * (4u * up16((size_t)N) + 2u * (size_t)kpad(K)) + 64u;
     case MODE_DW:
         return 4u * up16((size_t)N) + 64u;
@@ -128,10 +144,25 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
     const int32_t Kp = kpad(K);
     *(int32_t *)buf = mode;
     uint8_t *w = (uint8_t *)buf + HEADER;
-    if (mode == MODE_U8S8 || mode == MODE_I8) {
+    if (mode == MODE_U8S8) {
+        const int32_t K4 = k4(K), NB = nblk8(N), zx = m->tensors[L->in[0]].zero_point + 128;
+        int8_t *t = (int8_t *)w;
+        int32_t *bias = (int32_t *)(void *)(w + (size_t)NB * 32u * (size_t)K4);
+        float *mult = (float *)(void *)(bias + 8 * NB);
+        for (int32_t n = 0; n < 8 * NB; n++) {
+            int32_t sum = 0;
+            for (int32_t k = 0; k < 4 * K4; k++) {
+                const int8_t v = n < N && k < K ? L->weight[(size_t)n * K + k] : 0;
+                t[((size_t)(n / 8) * K4 + k / 4) * 32u + (size_t)(n % 8) * 4u + (size_t)(k % 4)] = v;
+                sum += v;
+            }
+            bias[n] = n < N ? L->bias[n] - zx * sum : 0;
+            mult[n] = n < N ? L->multiplier[n] : 0.0f;
+        }
+    } else if (mode == MODE_I8) {
         int8_t *w8 = (int8_t *)w;
         int32_t *bias = (int32_t *)(void *)(w + up16((size_t)N * Kp));
-        const int32_t zx = m->tensors[L->in[0]].zero_point + (mode == MODE_U8S8 ? 128 : 0);
+        const int32_t zx = m->tensors[L->in[0]].zero_point;
         for (int32_t n = 0; n < N; n++) {
             int32_t sum = 0;
             for (int32_t k = 0; k < Kp; k++) {
@@ -179,55 +210,125 @@ static inline int32_t hsum1_avx2(__m256i a)
 /* u8 x s8 -> int32 lanes: vpmaddubsw (pairs, exact for |w| <= 64) then vpmaddwd by 1 */
 #define MADD8(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
 
+/* lk_requant on the 8 lanes of one output block: the same float32 multiply, clamp,
+ * round half to even (vcvtps2dq in the default rounding mode), zero-point add. */
 __attribute__((target("avx2")))
-static void dot_u8s8_avx2(const uint8_t *x, int32_t P, const int8_t *w, int32_t Kp, int32_t N,
-                          int32_t *acc)
+static inline void requant8_avx2(__m256i acc, const int32_t *bias, const float *mult, __m256 vlo,
+                                 __m256 vhi, __m256i vz, int8_t *y, int32_t count)
+{
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, LD(bias))),
+                             _mm256_loadu_ps(mult));
+    v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
+    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
+    const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
+    const __m128i q8 = _mm_packs_epi16(q16, q16);
+    if (count == 8) {
+        _mm_storel_epi64((__m128i *)(void *)y, q8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)(void *)tmp, q8);
+        memcpy(y, tmp, (size_t)count);
+    }
+}
+
+/* One tile: P pixels (patches xs[p], 4*K4 bytes each) x NBT blocks of 8 outputs starting
+ * at block nb; requantized into ys[p][8*nb ...]. P and NBT are compile-time constants at
+ * every call site, so the accumulators live in registers (4 x 2 = 8 ymm at most). */
+__attribute__((target("avx2"), always_inline))
+static inline void u8s8_tile(const uint8_t *const *xs, const int P, const int8_t *tiles,
+                             int32_t K4, int32_t nb, const int NBT, const int32_t *bias,
+                             const float *mult, int32_t N, __m256 vlo, __m256 vhi, __m256i vz,
+                             int8_t *const *ys)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    const uint8_t *x1 = x + Kp;
-    int32_t n = 0;
-    if (P == 2) {
-        for (; n + 4 <= N; n += 4) {
-            const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            __m256i b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-            for (int32_t k = 0; k < Kp; k += 32) {
-                const __m256i xa = LD(x + k), xb = LD(x1 + k);
-                __m256i wv = LD(w0 + k);
-                a0 = MADD8(a0, xa, wv); b0 = MADD8(b0, xb, wv);
-                wv = LD(w1 + k);
-                a1 = MADD8(a1, xa, wv); b1 = MADD8(b1, xb, wv);
-                wv = LD(w2 + k);
-                a2 = MADD8(a2, xa, wv); b2 = MADD8(b2, xb, wv);
-                wv = LD(w3 + k);
-                a3 = MADD8(a3, xa, wv); b3 = MADD8(b3, xb, wv);
-            }
-            _mm_storeu_si128((__m128i *)(void *)(acc + n), hsum4_avx2(a0, a1, a2, a3));
-            _mm_storeu_si128((__m128i *)(void *)(acc + N + n), hsum4_avx2(b0, b1, b2, b3));
+    const int8_t *w0 = tiles + (size_t)nb * K4 * 32u, *w1 = w0 + (size_t)K4 * 32u;
+    __m256i a[4][2];
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++) a[p][0] = a[p][1] = _mm256_setzero_si256();
+    for (int32_t kq = 0; kq < K4; kq++) {
+        const __m256i wv0 = LD(w0 + 32 * kq);
+        const __m256i wv1 = NBT == 2 ? LD(w1 + 32 * kq) : wv0;
+#pragma GCC unroll 4
+        for (int p = 0; p < P; p++) {
+            int32_t q;
+            memcpy(&q, xs[p] + 4 * kq, 4);
+            const __m256i xb = _mm256_set1_epi32(q);
+            a[p][0] = MADD8(a[p][0], xb, wv0);
+            if (NBT == 2) a[p][1] = MADD8(a[p][1], xb, wv1);
         }
     }
-    for (int32_t p = 0; p < P; p++) {
-        const uint8_t *xp = x + (size_t)p * Kp;
-        int32_t *ap = acc + (size_t)p * N;
-        int32_t i = n;
-        for (; i + 4 <= N; i += 4) {
-            const int8_t *w0 = w + (size_t)i * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            for (int32_t k = 0; k < Kp; k += 32) {
-                const __m256i xv = LD(xp + k);
-                a0 = MADD8(a0, xv, LD(w0 + k));
-                a1 = MADD8(a1, xv, LD(w1 + k));
-                a2 = MADD8(a2, xv, LD(w2 + k));
-                a3 = MADD8(a3, xv, LD(w3 + k));
+#pragma GCC unroll 4
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < NBT; j++) {
+            const int32_t n0 = 8 * (nb + j), count = N - n0 < 8 ? N - n0 : 8;
+            requant8_avx2(a[p][j], bias + n0, mult + n0, vlo, vhi, vz, ys[p] + n0, count);
+        }
+}
+
+/* P pixels through every output block of a MODE_U8S8 layer. */
+__attribute__((target("avx2")))
+static void u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys)
+{
+    const int32_t K4 = k4(K), NB = nblk8(N);
+    const int8_t *tiles = (const int8_t *)packed_w(L);
+    const int32_t *bias = (const int32_t *)(const void *)(tiles + (size_t)NB * 32u * K4);
+    const float *mult = (const float *)(const void *)(bias + 8 * NB);
+    const __m256 vlo = _mm256_set1_ps((float)(L->act_min - zy));
+    const __m256 vhi = _mm256_set1_ps((float)(L->act_max - zy));
+    const __m256i vz = _mm256_set1_epi32(zy);
+    int32_t nb = 0;
+    if (P == 4) {
+        for (; nb + 2 <= NB; nb += 2) u8s8_tile(xs, 4, tiles, K4, nb, 2, bias, mult, N, vlo, vhi, vz, ys);
+        if (nb < NB) u8s8_tile(xs, 4, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys);
+        return;
+    }
+    for (int p = 0; p < P; p++) {
+        for (nb = 0; nb + 2 <= NB; nb += 2)
+            u8s8_tile(xs + p, 1, tiles, K4, nb, 2, bias, mult, N, vlo, vhi, vz, ys + p);
+        if (nb < NB) u8s8_tile(xs + p, 1, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys + p);
+    }
+}
+
+/* Depthwise on 16 channels at a time: int16 products are exact (|x - zx| <= 255,
+ * |w| <= 128, so |p| <= 32640), widened to int32 before accumulating. */
+__attribute__((target("avx2")))
+static void depthwise_avx2(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
+                           int32_t oy, int32_t ox, int32_t *acc)
+{
+    const int32_t C = g->C, C16 = C & ~15;
+    const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
+    for (int32_t c = 0; c < C16; c += 16) {
+        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
+        for (int32_t ki = 0; ki < g->KH; ki++) {
+            const int32_t iy = oy * g->SH - g->PT + ki * g->DH;
+            if (iy < 0 || iy >= g->H) continue;
+            for (int32_t kj = 0; kj < g->KW; kj++) {
+                const int32_t ix = ox * g->SW - g->PL + kj * g->DW;
+                if (ix < 0 || ix >= g->W) continue;
+                const int8_t *xp = x + ((size_t)iy * g->W + ix) * C + c;
+                const __m256i xv = _mm256_sub_epi16(
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)xp)), vzx);
+                const __m256i pr = _mm256_mullo_epi16(xv, LD(w + (size_t)(ki * g->KW + kj) * C + c));
+                a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pr)));
+                a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pr, 1)));
             }
-            _mm_storeu_si128((__m128i *)(void *)(ap + i), hsum4_avx2(a0, a1, a2, a3));
         }
-        for (; i < N; i++) {
-            const int8_t *w0 = w + (size_t)i * Kp;
-            __m256i a0 = _mm256_setzero_si256();
-            for (int32_t k = 0; k < Kp; k += 32) a0 = MADD8(a0, LD(xp + k), LD(w0 + k));
-            ap[i] = hsum1_avx2(a0);
+        _mm256_storeu_si256((__m256i *)(void *)(acc + c), a0);
+        _mm256_storeu_si256((__m256i *)(void *)(acc + c + 8), a1);
+    }
+    for (int32_t c = C16; c < C; c++) {
+        int32_t a = 0;
+        for (int32_t ki = 0; ki < g->KH; ki++) {
+            const int32_t iy = oy * g->SH - g->PT + ki * g->DH;
+            if (iy < 0 || iy >= g->H) continue;
+            for (int32_t kj = 0; kj < g->KW; kj++) {
+                const int32_t ix = ox * g->SW - g->PL + kj * g->DW;
+                if (ix < 0 || ix >= g->W) continue;
+                a += (int32_t)(x[((size_t)iy * g->W + ix) * C + c] - zx) * w[(size_t)(ki * g->KW + kj) * C + c];
+            }
         }
+        acc[c] = a;
     }
 }
 
@@ -367,7 +468,6 @@ static void dots(int variant, int mode, const void *patch, int32_t P, const lk_l
 {
     const void *w = packed_w(L);
 #if LK_X86
-    if (mode == MODE_U8S8) { dot_u8s8_avx2(patch, P, w, Kp, N, acc); return; }
     if (mode == MODE_I16) { dot_i16_avx2(patch, P, w, Kp, N, acc); return; }
 #endif
 #if LK_ARM
@@ -412,6 +512,19 @@ int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *sc
     const int32_t K = X->shape[X->ndim - 1], N = Y->shape[Y->ndim - 1], Kp = kpad(K);
     const int32_t rows = lk_tensor_size(X) / K, zx = X->zero_point, v = m->variant;
     const int mode = packed_mode(L);
+#if LK_X86
+    if (mode == MODE_U8S8) {
+        uint8_t *patch = (uint8_t *)scratch;
+        memset(patch, 0, 4u * (size_t)k4(K));
+        for (int32_t r = 0; r < rows; r++) {
+            put_pixel(mode, patch, 0, (const int8_t *)(arena + X->offset) + (size_t)r * K, K, zx);
+            const uint8_t *xs[1] = {patch};
+            int8_t *ys[1] = {(int8_t *)(arena + Y->offset) + (size_t)r * N};
+            u8s8_pixels(xs, 1, L, K, N, Y->zero_point, ys);
+        }
+        return LK_OK;
+    }
+#endif
     int32_t *acc = (int32_t *)scratch;
     void *patch = acc + up16((size_t)N);
     const int32_t *bias = mode == MODE_I16 ? L->bias : packed_bias(L, N, Kp);
@@ -437,6 +550,14 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     const int32_t zx = X->zero_point, C = g.C;
     for (int32_t oy = 0; oy < g.OH; oy++)
         for (int32_t ox = 0; ox < g.OW; ox++) {
+#if LK_X86
+            if (m->variant == LK_VARIANT_AVX2) {
+                depthwise_avx2(&g, x, zx, w, oy, ox, acc);
+                requant_row(m->variant, L, acc, L->bias, C, Y->zero_point,
+                            y + ((size_t)oy * g.OW + ox) * C);
+                continue;
+            }
+#endif
             for (int32_t c = 0; c < C; c++) acc[c] = 0;
             for (int32_t ki = 0; ki < g.KH; ki++) {
                 const int32_t iy = oy * g.SH - g.PT + ki * g.DH;
@@ -455,6 +576,59 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     return LK_OK;
 }
 
+#if LK_X86
+/* MODE_U8S8 conv: pad the input once (uint8 x + 128, border zx + 128), then per group of
+ * 4 output pixels point at (1x1) or copy (kernel rows) their receptive fields. */
+static int conv_u8s8(const lk_layer *L, const lk_conv_geom *g, const int8_t *x, int32_t zx,
+                     int8_t *y, int32_t zy, void *scratch)
+{
+    const int32_t Hp = g->H + L->pad_t + L->pad_b, Wp = g->W + L->pad_l + L->pad_r, C = g->C;
+    const size_t row = (size_t)Wp * C;
+    uint8_t *xp = (uint8_t *)scratch;
+    uint8_t *patches = xp + up16((size_t)Hp * row + 64u);
+    const size_t pstride = up16(4u * (size_t)k4(g->K) + 32u);
+    const uint8_t border = (uint8_t)zx ^ 0x80u;
+    memset(xp, border, (size_t)Hp * row + 64u);
+    for (int32_t i = 0; i < g->H; i++) {
+        const int8_t *src = x + (size_t)i * g->W * C;
+        uint8_t *dst = xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * C;
+        for (int32_t k = 0; k < g->W * C; k++) dst[k] = (uint8_t)src[k] ^ 0x80u;
+    }
+    const int direct = g->KH == 1 && g->KW == 1;
+    if (!direct) memset(patches, 0, 4u * pstride);
+    const int32_t npix = g->OH * g->OW;
+    for (int32_t pix = 0; pix < npix; pix += 4) {
+        const int P = npix - pix >= 4 ? 4 : 1;
+        const int count = npix - pix >= 4 ? 4 : npix - pix;
+        for (int q = 0; q < count; q += P) {
+            const uint8_t *xs[4];
+            int8_t *ys[4];
+            for (int p = 0; p < P; p++) {
+                const int32_t at = pix + q + p, oy = at / g->OW, ox = at % g->OW;
+                const uint8_t *origin = xp + (size_t)(oy * g->SH) * row + (size_t)(ox * g->SW) * C;
+                ys[p] = y + (size_t)at * g->CO;
+                if (direct) {
+                    xs[p] = origin;
+                    continue;
+                }
+                uint8_t *patch = patches + (size_t)p * pstride;
+                for (int32_t ki = 0; ki < g->KH; ki++) {
+                    const uint8_t *src = origin + (size_t)(ki * g->DH) * row;
+                    uint8_t *dst = patch + (size_t)ki * g->KW * C;
+                    if (g->DW == 1) memcpy(dst, src, (size_t)g->KW * C);
+                    else
+                        for (int32_t kj = 0; kj < g->KW; kj++)
+                            memcpy(dst + (size_t)kj * C, src + (size_t)(kj * g->DW) * C, (size_t)C);
+                }
+                xs[p] = patch;
+            }
+            u8s8_pixels(xs, P, L, g->K, g->CO, zy, ys);
+        }
+    }
+    return LK_OK;
+}
+#endif
+
 int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
 {
     const int mode = packed_mode(L);
@@ -464,6 +638,9 @@ int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scr
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
+#if LK_X86
+    if (mode == MODE_U8S8) return conv_u8s8(L, &g, x, X->zero_point, y, Y->zero_point, scratch);
+#endif
     const int32_t N = g.CO, Kp = kpad(g.K), C = g.C, zx = X->zero_point, v = m->variant;
     const int32_t npix = g.OH * g.OW;
     int32_t *acc = (int32_t *)scratch;                   /* [2][N] */
