@@ -13,7 +13,8 @@
  * Output on stdout, one line per event (the test parses these):
  *   PTY <path>
  *   LEDS t_ms=<n> bits=<n> t0h=<min>..<max> t1h=<min>..<max> period=<min>..<max> bad=<n> grb=<hex>
- *   SUMMARY cycles=<n> sim_ms=<n> i2c_reads=<n> frames=<n> bad_bits=<n>
+ *   SUMMARY cycles=<n> sim_ms=<n> wall_ms=<n> i2c_reads=<n> frames=<n> bad_bits=<n>
+ *           ram_static=<.data+.bss> stack_peak=<bytes> ram_free=<never touched> state=<n>
  *
  * usage: simavr-harness [--no-touch] [--seconds S] firmware.elf
  */
@@ -42,6 +43,7 @@
 #define T1H_MAX 15  /* 937 ns */
 #define PERIOD_MAX 40 /* a low longer than this inside a frame risks a premature latch */
 #define LATCH_CYCLES 1280 /* 80 us low: the pixels latch */
+#define STACK_PAINT 0xA5
 
 static volatile sig_atomic_t stop;
 static avr_t *avr;
@@ -333,6 +335,12 @@ int main(int argc, char **argv)
     avr_load_firmware(avr, &fw);
     avr->frequency = F_CPU;
 
+    /* Paint the RAM above .data + .bss; whatever the run leaves unpainted is the stack's
+     * high-water mark (the firmware has no heap). */
+    uint16_t ram_static_end = (uint16_t)(0x100 + fw.datasize + fw.bsssize);
+    for (uint32_t a = ram_static_end; a <= avr->ramend; a++)
+        avr->data[a] = STACK_PAINT;
+
     static uart_pty_t pty;
     uart_pty_init(avr, &pty);
     uart_pty_connect(&pty, '0');
@@ -359,9 +367,15 @@ int main(int argc, char **argv)
             usleep((useconds_t)(ahead * 1e6));
     }
     ws_flush_if_latched();
-    printf("SUMMARY cycles=%llu sim_ms=%llu wall_ms=%.0f i2c_reads=%lu frames=%lu bad_bits=%lu state=%d\n",
+    uint32_t low = ram_static_end;
+    while (low <= avr->ramend && avr->data[low] == STACK_PAINT)
+        low++;
+    printf("SUMMARY cycles=%llu sim_ms=%llu wall_ms=%.0f i2c_reads=%lu frames=%lu bad_bits=%lu "
+           "ram_static=%u stack_peak=%u ram_free=%u state=%d\n",
            (unsigned long long)avr->cycle, (unsigned long long)(avr->cycle / CYCLES_PER_MS),
-           (wall_s() - t0) * 1000.0, chip.reads, ws.frames, ws.bad_total, state);
+           (wall_s() - t0) * 1000.0, chip.reads, ws.frames, ws.bad_total,
+           (unsigned)(ram_static_end - 0x100), (unsigned)(avr->ramend + 1 - low),
+           (unsigned)(low - ram_static_end), state);
     fflush(stdout);
     fflush(stderr);
     /* Not uart_pty_stop(): in simavr 1.6 it can block joining the pty thread. The process
