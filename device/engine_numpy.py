@@ -88,6 +88,21 @@ def requantizer(acc: np.ndarray, multiplier, zero_point: int, act_min: int, act_
     return rq
 
 
+def window_view(src, kernel, stride, dilation, out_hw, tap_major: bool) -> np.ndarray:
+    """Read-only strided view of every sliding window of ``src`` (Hp, Wp, C), shaped
+    (OH, OW, KH, KW, C), or (KH, KW, OH, OW, C) when ``tap_major``. Copying it into a
+    contiguous array is one numpy call that allocates nothing (im2col)."""
+    (kh, kw), (sh, sw), (dh, dw), (oh, ow) = kernel, stride, dilation, out_hw
+    _, Wp, C = src.shape
+    e = src.itemsize
+    row, col = Wp * C * e, C * e
+    outs = ((oh, ow), (sh * row, sw * col))
+    taps = ((kh, kw), (dh * row, dw * col))
+    first, second = (taps, outs) if tap_major else (outs, taps)
+    return as_strided(src, first[0] + second[0] + (C,), first[1] + second[1] + (e,),
+                      writeable=False)
+
+
 def _bounds(p) -> tuple[int, int]:
     return int(p.get("act_min", -128)), int(p.get("act_max", 127))
 
@@ -166,18 +181,10 @@ class NumpyEngine(ReferenceEngine):
         """Strided view of every kernel window of ``src`` (Hp, Wp, C): shape
         (OH, OW, KH, KW, C), or (KH, KW, OH, OW, C) when ``tap_major``. No copy."""
         p = layer.params
-        _, kh, kw, _ = layer.arrays["weight"].shape
-        sh, sw = p.get("stride", (1, 1))
-        dh, dw = p.get("dilation", (1, 1))
+        kernel = p["kernel"] if "kernel" in p else layer.arrays["weight"].shape[1:3]
         oh, ow = self.graph.tensors[layer.outputs[0]].shape[:2]
-        _, Wp, C = src.shape
-        e = src.itemsize
-        row, col = Wp * C * e, C * e
-        out_axes = ((oh, ow), (sh * row, sw * col))
-        tap_axes = ((kh, kw), (dh * row, dw * col))
-        first, second = (tap_axes, out_axes) if tap_major else (out_axes, tap_axes)
-        return as_strided(src, first[0] + second[0] + (C,), first[1] + second[1] + (e,),
-                          writeable=False)
+        return window_view(src, kernel, p.get("stride", (1, 1)), p.get("dilation", (1, 1)),
+                           (oh, ow), tap_major)
 
     def _plan_conv_dense(self, layer: Layer):
         a = layer.arrays
@@ -279,4 +286,95 @@ class NumpyEngine(ReferenceEngine):
             dot(ones, xf, out=acc)
             sub(acc, off, out=acc)
             rq()
+        return step
+
+    def _pool_windows(self, layer, src):
+        """Contiguous (KK, OH, OW, C) copy target of the pooling windows of ``src``, the
+        function filling it, and its slabs: per-window ufunc calls then run on contiguous
+        arrays (on strided views numpy builds an iterator that allocates)."""
+        out_t = self.graph.tensors[layer.outputs[0]]
+        kh, kw = layer.params["kernel"]
+        win = self._conv_windows(layer, src, tap_major=True)
+        cols = np.empty((kh * kw,) + out_t.shape, src.dtype)
+        cols5 = cols.reshape(win.shape)
+
+        def fill():
+            cols5[...] = win
+        return fill, [cols[i] for i in range(kh * kw)]
+
+    def _plan_maxpool(self, layer: Layer):
+        x = self.buf[layer.inputs[0]]
+        out = self._out(layer)
+        src, refresh = self._padded_source(layer, x, -128, np.int8)  # -128 never wins a max
+        fill, slabs = self._pool_windows(layer, src)
+        first, rest = slabs[0], slabs[1:]
+        copyto, maximum = np.copyto, np.maximum
+
+        def step():
+            if refresh is not None:
+                refresh()
+            fill()
+            copyto(out, first)
+            for v in rest:
+                maximum(out, v, out=out)
+        return step
+
+    def _plan_avgpool(self, layer: Layer):
+        """QLinearAveragePool exactly as the reference computes it: dequantize (float32
+        ``(q - z) * s``, the values of its lookup table), window sums in float32 in window
+        order, divide by the count, then int8.quantize_avg's uint8-domain rounding. The
+        sum starts from the first window instead of ``0.0 + first``: equal except for the
+        sign of a zero, which the later ``+ (z + 128)`` erases."""
+        p = layer.params
+        x = self.buf[layer.inputs[0]]
+        out = self._out(layer)
+        sx, zx = self._q(layer.inputs[0])
+        sy, zy = self._q(layer.outputs[0])
+        kh, kw = p["kernel"]
+        sh, sw = p.get("stride", (1, 1))
+        t, l, b, r = p.get("pads", (0, 0, 0, 0))
+        H, W, C = x.shape
+        oh, ow = out.shape[:2]
+        deq = np.empty(x.shape, F32)
+        if t or l or b or r:
+            xf = np.zeros((H + t + b, W + l + r, C), F32)       # border 0.0 adds nothing
+            interior = xf[t:t + H, l:l + W]
+        else:
+            xf, interior = deq, None
+        fill, slabs = self._pool_windows(layer, xf)
+        if p.get("count_include_pad", False):
+            count = np.full(out.shape, kh * kw, F32)
+        else:
+            ones = np.zeros(xf.shape[:2])
+            ones[t:t + H, l:l + W] = 1
+            n = sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                    for i in range(kh) for j in range(kw))
+            count = np.ascontiguousarray(np.broadcast_to(n.astype(F32)[:, :, None], out.shape))
+        acc = np.empty(out.shape, F32)
+        zxf, sxf = np.array(zx, F32), np.array(sx, F32)
+        s_out, zu = np.array(sy, F32), np.array(zy + 128, F32)
+        lo, hi, half = np.array(0, F32), np.array(255, F32), np.array(128, F32)
+        first, rest = slabs[0], slabs[1:]
+        copyto, add, sub, mul, div, rint, mx, mn = (np.copyto, np.add, np.subtract,
+                                                    np.multiply, np.divide, np.rint,
+                                                    np.maximum, np.minimum)
+
+        def step():
+            deq[...] = x
+            sub(deq, zxf, out=deq)            # exact: an integer of magnitude <= 255
+            mul(deq, sxf, out=deq)            # = int8.dequantize
+            if interior is not None:
+                interior[...] = deq
+            fill()
+            copyto(acc, first)
+            for v in rest:
+                add(acc, v, out=acc)
+            div(acc, count, out=acc)
+            div(acc, s_out, out=acc)          # int8.quantize_avg, same operations in order
+            add(acc, zu, out=acc)
+            rint(acc, out=acc)
+            mx(acc, lo, out=acc)
+            mn(acc, hi, out=acc)
+            sub(acc, half, out=acc)
+            out[...] = acc
         return step

@@ -331,7 +331,7 @@ def softmax_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | 
     # x - z is an integer of magnitude <= 255: exact in float32, as the int32 difference is
     np.subtract(x, np.float32(zero_point), out=v, dtype=np.float32, casting="unsafe")
     v *= np.float32(scale)
-    v -= v.max(axis=-1, keepdims=True)
+    v -= np.maximum.reduce(v, axis=-1, keepdims=True)     # = v.max(...), without the wrapper
     np.exp(v, out=v)
-    v /= v.sum(axis=-1, keepdims=True)
+    v /= np.add.reduce(v, axis=-1, keepdims=True)
     return v

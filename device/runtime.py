@@ -83,6 +83,9 @@ class Model:
         self._prep = [_index_copier(q) if t.dtype == "int32" else _input_quantizer(t, q)
                       for t, q in zip(self._inputs, self._qbuf)]
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
+        spec = tuple(self.input_spec.shape) if self.input_spec else None
+        self._alt_shape = [spec if spec and int(np.prod(spec)) == t.size else t.shape
+                           for t in self._inputs]
 
     # metadata
     @property
@@ -154,9 +157,12 @@ class Model:
         applied if the model ends in one)."""
         if len(xs) != len(self._inputs):
             self._check(xs, quantized=False)            # raises the one-line error
-        for x, t, prep in zip(xs, self._inputs, self._prep):
-            if type(x) is not np.ndarray or x.shape != t.shape or x.dtype.kind not in "fiu":
+        for x, t, prep, alt in zip(xs, self._inputs, self._prep, self._alt_shape):
+            if type(x) is not np.ndarray or x.dtype.kind not in "fiu" or (
+                    x.shape != t.shape and x.shape != alt):
                 x = self._check_one(x, t, quantized=False)   # reshapes, or says what is wrong
+            elif x.shape != t.shape:
+                x = x.reshape(t.shape)                       # input_spec shape: a view
             prep(x)
         outs = []
         for raw, t, sm, buf in zip(self._run(self._qbuf), self._raw, self._softmax, self._fbuf):

@@ -129,7 +129,8 @@ def test_float64_fallback_is_taken_exactly_when_float32_could_round():
 
 
 def _chain_graph(rng):
-    """conv (padded) -> depthwise conv -> global avgpool -> reshape -> dense -> softmax."""
+    """conv (padded) -> depthwise conv -> maxpool -> avgpool (padded) -> global avgpool ->
+    reshape -> dense -> softmax."""
     def conv(name, src, dst, cin, cout, groups, pads):
         w, bias, mult = _layer_arrays(rng, cout, 9 * (cin // groups), "ordinary")
         return Layer("conv", name, (src,), (dst,),
@@ -140,7 +141,10 @@ def _chain_graph(rng):
     w, bias, mult = _layer_arrays(rng, 5, 8, "ordinary")
     layers = [conv("c1", "x", "a", 3, 8, 1, [1, 1, 1, 1]),
               conv("c2", "a", "b", 8, 8, 8, [0, 0, 0, 0]),
-              Layer("global_avgpool", "g", ("b",), ("c",)),
+              Layer("maxpool", "mp", ("b",), ("m",), {"kernel": [2, 2], "stride": [2, 2]}),
+              Layer("avgpool", "ap", ("m",), ("v",), {"kernel": [2, 2], "pads": [0, 0, 1, 1],
+                                                      "count_include_pad": False}),
+              Layer("global_avgpool", "g", ("v",), ("c",)),
               Layer("reshape", "r", ("c",), ("d",), {"shape": [8]}),
               Layer("dense", "fc", ("d",), ("e",), {}, {"weight": w, "bias": bias,
                                                         "multiplier": mult}),
@@ -148,6 +152,8 @@ def _chain_graph(rng):
     tensors = {"x": Tensor("x", (12, 10, 3), "int8", 0.02, 3),
                "a": Tensor("a", (12, 10, 8), "int8", 0.1, -5),
                "b": Tensor("b", (10, 8, 8), "int8", 0.1, 7),
+               "m": Tensor("m", (5, 4, 8), "int8", 0.1, 7),
+               "v": Tensor("v", (5, 4, 8), "int8", 0.08, 2),
                "c": Tensor("c", (1, 1, 8), "int8", 0.05, -1),
                "d": Tensor("d", (8,), "int8", 0.05, -1),
                "e": Tensor("e", (5,), "int8", 0.2, 4),
@@ -215,3 +221,21 @@ def test_inference_allocates_no_intermediate_activations():
     # the activations are 960 + 960 + 640 bytes of int8 and 4-8x that as float accumulators;
     # what an inference may allocate is its small returned copy and numpy's scalar temporaries
     assert peak < 512, f"an inference allocated {peak} bytes"
+
+
+@settings(**SETTINGS)
+@given(op=st.sampled_from(["maxpool", "avgpool"]), h=st.integers(1, 9), w=st.integers(1, 9),
+       c=st.integers(1, 5), kh=st.integers(1, 3), kw=st.integers(1, 3), sh=st.integers(1, 3),
+       sw=st.integers(1, 3), pads=st.tuples(*[st.integers(0, 2)] * 4), incl=st.booleans(),
+       zx=st.integers(-128, 127), zy=st.integers(-128, 127), seed=st.integers(0, 999))
+def test_pools_equal_reference(op, h, w, c, kh, kw, sh, sw, pads, incl, zx, zy, seed):
+    rng = np.random.default_rng(seed)
+    t, l, b, r = (min(pads[0], kh - 1), min(pads[1], kw - 1), min(pads[2], kh - 1),
+                  min(pads[3], kw - 1))
+    h, w = max(h, kh - t - b), max(w, kw - l - r)
+    params = {"kernel": [kh, kw], "stride": [sh, sw], "pads": [t, l, b, r]}
+    if op == "avgpool":
+        params["count_include_pad"] = incl
+    else:
+        zy = zx                                  # maxpool keeps the input's quantization
+    _same(_graph(rng, (h, w, c), lambda r_: Layer(op, "p", ("x",), ("y",), params), zx, zy), rng)
