@@ -97,8 +97,10 @@ int lk_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
                     const int32_t ix = ox * L->sw - L->pad_l + kj * L->dw;
                     if (ix < 0 || ix >= W) continue;
                     const int8_t *xp = x + ((size_t)iy * W + ix) * C;
-                    for (int32_t c = 0; c < C; c++)
-                        if (xp[c] > yp[c]) yp[c] = xp[c];
+                    for (int32_t c = 0; c < C; c++) {   /* branch-free: vectorizes */
+                        const int8_t a = yp[c], b = xp[c];
+                        yp[c] = a > b ? a : b;
+                    }
                 }
             }
         }
@@ -107,7 +109,10 @@ int lk_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
 
 /* QLinearAveragePool (int8.quantize_avg): dequantize in float32, sum from 0.0 in row-major
  * window order (padded cells would add +0.0: skipping them is exact), divide by the float
- * count, then nearbyint(avg / s_out + (z_out + 128)) clamped to [0, 255], minus 128. */
+ * count, then nearbyint(avg / s_out + (z_out + 128)) clamped to [0, 255], minus 128.
+ * Channels go in blocks of LK_BLOCK on the stack, so every channel's additions happen in
+ * the same order as the reference while the loop over channels vectorizes. */
+#define LK_BLOCK 64
 int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
     const lk_tensor *X = T(L->in[0]), *Y = T(L->out);
@@ -117,6 +122,7 @@ int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
     int8_t *y = I8(Y);
     const int32_t zx = X->zero_point;
     const float sx = X->scale, sy = Y->scale, zu = (float)(Y->zero_point + 128);
+    float sum[LK_BLOCK];
     for (int32_t oy = 0; oy < OH; oy++)
         for (int32_t ox = 0; ox < OW; ox++) {
             int8_t *yp = y + ((size_t)oy * OW + ox) * C;
@@ -129,22 +135,25 @@ int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
                 }
             }
             const float div = L->count_include_pad ? (float)(L->kh * L->kw) : (float)count;
-            for (int32_t c = 0; c < C; c++) {
-                float sum = 0.0f;
+            for (int32_t c0 = 0; c0 < C; c0 += LK_BLOCK) {
+                const int32_t nc = C - c0 < LK_BLOCK ? C - c0 : LK_BLOCK;
+                for (int32_t c = 0; c < nc; c++) sum[c] = 0.0f;
                 for (int32_t ki = 0; ki < L->kh; ki++) {
                     const int32_t iy = oy * L->sh - L->pad_t + ki * L->dh;
                     if (iy < 0 || iy >= H) continue;
                     for (int32_t kj = 0; kj < L->kw; kj++) {
                         const int32_t ix = ox * L->sw - L->pad_l + kj * L->dw;
                         if (ix < 0 || ix >= W) continue;
-                        const int8_t q = x[((size_t)iy * W + ix) * C + c];
-                        sum += (float)((int32_t)q - zx) * sx;
+                        const int8_t *xp = x + ((size_t)iy * W + ix) * C + c0;
+                        for (int32_t c = 0; c < nc; c++) sum[c] += (float)((int32_t)xp[c] - zx) * sx;
                     }
                 }
-                float v = (sum / div) / sy;
-                v += zu;
-                v = lk_clampf(v, 0.0f, 255.0f);
-                yp[c] = (int8_t)((int32_t)lk_round_even(v) - 128);
+                for (int32_t c = 0; c < nc; c++) {
+                    float v = (sum[c] / div) / sy;
+                    v += zu;
+                    v = lk_clampf(v, 0.0f, 255.0f);
+                    yp[c0 + c] = (int8_t)((int32_t)lk_round_even(v) - 128);
+                }
             }
         }
     return LK_OK;
@@ -160,11 +169,15 @@ int lk_global_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const float mult = X->scale / (Y->scale * (float)n);
     const int32_t zy = Y->zero_point;
     const float lo = (float)(-128 - zy), hi = (float)(127 - zy);
-    for (int32_t c = 0; c < C; c++) {
-        int32_t acc = 0;
-        for (int32_t i = 0; i < n; i++) acc += x[(size_t)i * C + c];
-        acc -= X->zero_point * n;
-        y[c] = lk_requant(acc, mult, lo, hi, zy);
+    int32_t acc[LK_BLOCK];
+    for (int32_t c0 = 0; c0 < C; c0 += LK_BLOCK) {
+        const int32_t nc = C - c0 < LK_BLOCK ? C - c0 : LK_BLOCK;
+        for (int32_t c = 0; c < nc; c++) acc[c] = -X->zero_point * n;
+        for (int32_t i = 0; i < n; i++) {
+            const int8_t *xp = x + (size_t)i * C + c0;
+            for (int32_t c = 0; c < nc; c++) acc[c] += xp[c];
+        }
+        for (int32_t c = 0; c < nc; c++) y[c0 + c] = lk_requant(acc[c], mult, lo, hi, zy);
     }
     return LK_OK;
 }
