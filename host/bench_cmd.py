@@ -78,7 +78,7 @@ def summarize(ns: list[int]) -> dict:
 
 
 def measure(fns: dict, budget_s: float, min_reps: int, warmup: int, exact_reps: int | None = None):
-    """Time each zero-argument callable in ``fns``, interleaved in rounds of ~5 ms per path,
+    """Time each zero-argument callable in ``fns``, interleaved in rounds of ~1 ms per path,
     until every path has ``min_reps`` calls and ``budget_s`` has passed (or exactly
     ``exact_reps`` calls each). Returns {name: [ns per call]}."""
     clock = time.perf_counter_ns
@@ -94,7 +94,8 @@ def measure(fns: dict, budget_s: float, min_reps: int, warmup: int, exact_reps: 
     while True:
         for name, fn in fns.items():
             s = samples[name]
-            chunk = max(1, int(5e6 // per_call[name]))
+            chunk = max(1, int(1e6 // per_call[name]))   # short rounds: a burst of load
+            # from another process then hits every path alike, and the ratios stay fair
             if exact_reps is not None:
                 chunk = min(chunk, exact_reps - len(s))
             for _ in range(chunk):
@@ -333,12 +334,32 @@ def machine_info() -> dict:
     except Exception as exc:
         c_reason = f"C kernel failed to import: {type(exc).__name__}: {exc}"
     return {"cpu_model": cpu, "cpu_count": os.cpu_count(), "machine": platform.machine(),
+            "load_average": _loadavg(),
             "system": platform.platform(), "python": platform.python_version(),
             "numpy": np.__version__, "onnxruntime": ort.__version__,
             "onnx": __import__("onnx").__version__, "lanthorn": __version__,
             "blas_threads": {v: os.environ.get(v) for v in
                              ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")},
             "backends": {"numpy": "numpy", "c": None}, "c_unavailable_reason": c_reason}
+
+
+def _loadavg():
+    try:
+        return [round(x, 2) for x in os.getloadavg()]
+    except (OSError, AttributeError):
+        return None
+
+
+def _busy_note(report) -> str | None:
+    """A warning when other processes competed for the CPU during the run."""
+    n = report["machine"]["cpu_count"] or 1
+    loads = [la[0] for la in (report["machine"]["load_average"], report.get("load_average_end"))
+             if la]
+    if loads and max(loads) > 0.75 * n:
+        return (f"note: the machine was busy (1-minute load average up to {max(loads):.1f} on "
+                f"{n} CPUs): latencies and p99 are inflated; the ratios, measured interleaved, "
+                f"are the more reliable figures")
+    return None
 
 
 def _fmt_us(us):
@@ -396,7 +417,9 @@ def format_table(report: dict) -> str:
     mi = report["machine"]
     head = (f"lanthorn bench ({report['mode']}): batch 1, one thread; {mi['cpu_model']}; "
             f"numpy {mi['numpy']}, onnxruntime {mi['onnxruntime']}")
-    return "\n".join([head, ""] + lines + ([""] + notes if notes else []))
+    busy = _busy_note(report)
+    return "\n".join([head, ""] + lines + ([""] + notes if notes else [])
+                     + (["", busy] if busy else []))
 
 
 # ----------------------------------------------------------------------------- command
@@ -435,6 +458,7 @@ def run(args) -> int:
             print(f"  {case.name} ...", file=sys.stderr, flush=True)
             report["models"].append(bench_case(case, settings, args.seed))
     report["seconds"] = time.perf_counter() - t0
+    report["load_average_end"] = _loadavg()
     report["machine"]["backends"]["c"] = next(
         (m["paths"]["c"]["backend"] for m in report["models"] if m["paths"]["c"].get("available")),
         None)

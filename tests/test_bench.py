@@ -44,7 +44,8 @@ def test_json_has_every_field(report):
     rep, _ = report
     assert rep["schema"] == bench_cmd.SCHEMA and rep["mode"] == "quick"
     m = rep["machine"]
-    for key in ("cpu_model", "cpu_count", "python", "numpy", "onnxruntime", "onnx", "backends"):
+    for key in ("cpu_model", "cpu_count", "python", "numpy", "onnxruntime", "onnx", "backends",
+                "load_average"):
         assert m[key], key
     assert m["backends"]["numpy"] == "numpy"
     assert [x["name"] for x in rep["models"]] == ["mlp_25k", "mine"]
@@ -134,3 +135,20 @@ def test_summarize_figures():
     s = bench_cmd.summarize([1000 * i for i in range(1, 102)])   # 1..101 µs
     assert s["median_us"] == 51 and s["min_us"] == 1 and s["reps"] == 101
     assert s["p99_us"] == pytest.approx(100) and s["mean_us"] == pytest.approx(51)
+
+
+def test_c_path_is_na_when_the_kernel_is_not_built(report, bundle_file, monkeypatch):
+    from lanthorn.device import runtime
+    from lanthorn.device.bundle import read_bundle
+
+    def not_built(graph):
+        raise ImportError("No module named 'lanthorn.device.kernel_ext._lk'")
+    monkeypatch.setattr(runtime, "_c_engine", not_built)
+    model, why = bench_cmd._load_ours(read_bundle(bundle_file), "c")
+    assert model is None and why == "C kernel not built"
+    rep = json.loads(json.dumps(report[0]))
+    for m in rep["models"]:
+        m["paths"]["c"] = {"available": False, "reason": why}
+        m["exact"].pop("c", None)
+    table = bench_cmd.format_table(rep)
+    assert table.count("n/a (C kernel not built)") == 2 and "lanthorn numpy" in table
