@@ -1,7 +1,9 @@
 """The kernel on a microcontroller: `lanthorn export-c` of the shipped default bundle, built
 with arm-none-eabi-gcc for Cortex-M0+ (soft float) and Cortex-M4 (hard float), run under
 qemu-system-arm with semihosting; every printed output integer must equal the numpy
-reference engine's, computed here from the exported input bytes."""
+reference engine's, computed here from the exported input bytes. Most vectors are real
+sensor windows from the committed dataset (data/temperament), which the device quantizes
+itself; the rest are the two extremes and random windows."""
 from __future__ import annotations
 
 import json
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main as cli
+from lanthorn.device import int8
 from lanthorn.device.bundle import read_bundle
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.models import DEFAULT_BUNDLE
@@ -22,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MCU = ROOT / "firmware" / "mcu"
 CORES = {"m0plus": ["-M", "microbit"], "m4": ["-M", "mps2-an386"]}
 VECTORS = 24
+DATASET = ROOT / "data" / "temperament"
 
 
 def _toolchain_missing() -> str | None:
@@ -57,7 +61,7 @@ def _run(build: Path, core: str) -> subprocess.CompletedProcess:
 
 def _printed(stdout: str) -> dict[int, list[int]]:
     return {int(m[1]): [int(v) for v in m[2].split()]
-            for m in re.finditer(r"^vector (\d+):((?: -?\d+)*)$", stdout, re.M)}
+            for m in re.finditer(r"^vector (\d+):((?: -?\d+)*)  # ", stdout, re.M)}
 
 
 @pytest.fixture(scope="module")
@@ -68,19 +72,25 @@ def exported(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("mcu")
     model, build = tmp / "model", tmp / "build"
     assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(model),
-                "--vectors", str(VECTORS), "--seed", "7"]) == 0
+                "--vectors", str(VECTORS), "--seed", "7", "--dataset", str(DATASET)]) == 0
     sizes = _build(model, build, *CORES)
     print(sizes)
     return model, build, sizes
 
 
 def _reference(model: Path) -> np.ndarray:
-    """The numpy reference engine's int8 outputs for the exported input bytes."""
+    """The numpy reference engine's int8 outputs for the exported inputs; the real windows
+    are quantized here from their float values, as the laptop runtime does."""
     info = json.loads((model / "export.json").read_text())
     graph = read_bundle(DEFAULT_BUNDLE).graph
     engine = ReferenceEngine(graph)
     (t_in,) = info["inputs"]
-    raw = np.fromfile(model / "vectors_in.bin", np.int8).reshape(VECTORS, *t_in["shape"])
+    shape = tuple(t_in["shape"])
+    raw = np.fromfile(model / "vectors_in.bin", np.int8).reshape(VECTORS, *shape)
+    n_float = info["vectors_from_dataset"]
+    floats = np.fromfile(model / "vectors_float.bin", np.float32).reshape(n_float, *shape)
+    quantized = int8.quantize(floats, t_in["scale"], t_in["zero_point"])
+    assert np.array_equal(quantized, raw[:n_float])
     return np.stack([np.concatenate([y.ravel() for y in engine.run_quantized([x])]) for x in raw])
 
 
@@ -96,16 +106,21 @@ def test_exported_default_model_on_cortex_m_equals_numpy(exported, core):
     for v in range(VECTORS):
         assert got[v] == want[v].tolist(), f"{core} vector {v}"
     assert f"{VECTORS} vectors, 0 mismatches" in r.stdout
+    assert "22 windows quantized here, 0 differ" in r.stdout
 
 
 @needs_arm
 def test_size_figures_are_printed_for_both_cores(exported):
+    """The build prints flash and RAM of the test driver and of the model + kernel alone."""
     _, _, sizes = exported
     for core in CORES:
-        m = re.search(rf"^{core}: flash (\d+) bytes, static RAM (\d+) bytes", sizes, re.M)
-        assert m, sizes
-        flash, ram = int(m[1]), int(m[2])
-        assert 8548 < flash < 256 * 1024 and 1104 < ram < 16 * 1024
+        for elf in ("lanthorn-model", "lanthorn-mcu"):
+            m = re.search(rf"^{core}: {elf} +flash +(\d+) bytes, static RAM +(\d+) bytes",
+                          sizes, re.M)
+            assert m, sizes
+            flash, ram = int(m[1]), int(m[2])
+            # at least the blob and the arena; at most the micro:bit's 256 KiB / 16 KiB
+            assert 8548 < flash < 256 * 1024 and 1104 < ram < 16 * 1024, (core, elf, flash, ram)
 
 
 @needs_arm
@@ -123,7 +138,7 @@ def test_a_wrong_expected_output_fails_the_run(exported, tmp_path):
     _build(bad, tmp_path / "build", "m0plus")
     r = _run(tmp_path / "build", "m0plus")
     assert r.returncode == 1
-    assert "1 mismatches" in r.stdout
+    assert f"{VECTORS} vectors, 1 mismatches" in r.stdout
 
 
 # ------------------------------------------------------------- export-c mistakes (no toolchain)
@@ -164,3 +179,11 @@ def test_export_c_unwritable_out(tmp_path, capsys):
     blocker.write_text("a file, not a directory")
     assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(blocker)]) == 2
     assert "cannot write" in capsys.readouterr().err
+
+
+def test_export_c_dataset_with_other_channels_is_refused(tmp_path, capsys):
+    from lanthorn.device.dataset import create_dataset
+    create_dataset(tmp_path / "d", channels=("a", "b"), labels=("nobody", "tap"))
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(tmp_path / "x"),
+                "--dataset", str(tmp_path / "d")]) == 2
+    assert "are not the model's" in capsys.readouterr().err
