@@ -1,6 +1,7 @@
 """The device loop on the simulated body: rates, touch-to-light, degradation, models, params."""
 from __future__ import annotations
 
+import gc
 import shutil
 import tracemalloc
 
@@ -70,6 +71,7 @@ def test_rates_on_the_simulated_clock(zoo_bundle):
     assert s["sample_ms"]["n"] in (400, 401)  # 100 Hz
     assert body.leds.frames_shown >= 240  # shown, plus "off" at shutdown
     assert body.leds.last_frame.max() == 0  # clean shutdown: LEDs off
+    assert gc.isenabled()  # the loop collects garbage in idle time only while it runs
     st = loop.status()
     assert st["fps"] == pytest.approx(60.0, abs=0.1)
     assert st["frame_ms_p99"] is not None and st["infer_ms"] is not None
