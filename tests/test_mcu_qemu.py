@@ -141,6 +141,40 @@ def test_a_wrong_expected_output_fails_the_run(exported, tmp_path):
     assert f"{VECTORS} vectors, 1 mismatches" in r.stdout
 
 
+@needs_arm
+@pytest.mark.parametrize("core", list(CORES))
+def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
+    """The shared kernel vectors (tests/kernel_graphs.op_suite: every operator and notable
+    geometry, as under qemu-aarch64) through blobrun.c on each core's build: soft float on
+    the M0+ build, the FPU on the M4 must give numpy's integers on every element."""
+    from kernel_graphs import op_suite, random_input_sets
+
+    from lanthorn.device import engine_c
+    _, build, _ = exported
+    _build(exported[0], build, "blobrun")
+    elf = build / core / "lanthorn-blobrun.elf"
+    machine = {"m0plus": "mps2-an385", "m4": "mps2-an386"}[core]
+    rng = np.random.default_rng(2026)
+    for name, g in op_suite(7):
+        sets = random_input_sets(g, rng, 3)
+        ref = ReferenceEngine(g)
+        expected = b"".join(o.tobytes() for xs in sets for o in ref.run_quantized(xs))
+        blob, inputs, out = tmp_path / f"{name}.lkb", tmp_path / f"{name}.in", tmp_path / f"{name}.out"
+        blob.write_bytes(engine_c.to_blob(g))
+        inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for xs in sets for x in xs))
+        r = subprocess.run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+                            "-serial", "none", "-semihosting-config",
+                            f"enable=on,target=native,arg=blobrun,arg={blob},arg={inputs},arg={out}",
+                            "-kernel", str(elf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           text=True, timeout=60)
+        assert r.returncode == 0 and "c-scalar 3" in r.stdout, f"{name}: {r.stdout}"
+        got = np.frombuffer(out.read_bytes(), np.int8)
+        want = np.frombuffer(expected, np.int8)
+        assert got.shape == want.shape, name
+        diff = np.flatnonzero(got != want)
+        assert diff.size == 0, f"{name} on {core}: {diff.size} bytes differ, first at {diff[0]}"
+
+
 # ------------------------------------------------------------- export-c mistakes (no toolchain)
 
 def test_export_c_writes_the_files(tmp_path, capsys):
