@@ -193,7 +193,8 @@ def _input_quantizer(t, q):
     z = int(t.zero_point)
     v = np.empty(t.shape, np.float32)
     s = np.array(t.scale, np.float32)
-    lo, hi = np.array(int8.QMIN - z, np.float32), np.array(int8.QMAX - z, np.float32)
+    lo = np.full(t.shape, int8.QMIN - z, np.float32)     # full shape: vectorised max/min
+    hi = np.full(t.shape, int8.QMAX - z, np.float32)
     zf = np.array(z, np.float32)
     div, mx, mn, rint, add, total, finite = (np.divide, np.maximum, np.minimum, np.rint,
                                              np.add, np.add.reduce, np.isfinite)
