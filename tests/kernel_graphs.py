@@ -101,11 +101,12 @@ def op_suite(seed=0):
         ow = (w + pads[1] + pads[3] - dil[1] * (k[1] - 1) - 1) // stride[1] + 1
         lo, hi = act(rng, zy, relu)
         kk = k[0] * k[1] * cin // groups
+        wmax = 64 if len(out) % 2 else 127     # 7-bit (onnxruntime reduce_range) or full
         out.append((name, one_layer(
             "conv", [((h, w, cin), "int8", sx, zx)], (oh, ow, cout), zy, sy,
             {"stride": list(stride), "dilation": list(dil), "pads": list(pads), "groups": groups,
              "act_min": lo, "act_max": hi},
-            {"weight": rand_i8(rng, (cout, k[0], k[1], cin // groups), -127, 127),
+            {"weight": rand_i8(rng, (cout, k[0], k[1], cin // groups), -wmax, wmax),
              "bias": rng.integers(-5000, 5000, cout).astype(np.int32),
              "multiplier": multipliers(rng, cout, kk, "rand")})))
 
@@ -116,6 +117,15 @@ def op_suite(seed=0):
     conv("depthwise", 8, 8, 16, 16, (3, 3), groups=16, pads=(1, 1, 1, 1), relu=True)
     conv("depthwise_x2", 6, 7, 3, 6, (3, 3), groups=3, stride=(2, 2))
     conv("grouped", 5, 5, 8, 12, (3, 3), groups=4, pads=(1, 1, 1, 1))
+    conv("conv_dil_w", 6, 13, 6, 5, (2, 3), dil=(1, 2), pads=(1, 2, 0, 1))
+    conv("conv1x1_stride_pad", 7, 9, 19, 13, (1, 1), stride=(2, 2), pads=(1, 0, 0, 1))
+    for i in range(12):   # random geometry, 7-bit and full-range weights alternating
+        h, w = (int(v) for v in rng.integers(1, 10, 2))
+        cin, cout = int(rng.choice([1, 3, 8, 16, 21])), int(rng.choice([1, 4, 8, 17, 32]))
+        k = (int(rng.integers(1, min(h, 3) + 1)), int(rng.integers(1, min(w, 4) + 1)))
+        pads = tuple(int(v) for v in rng.integers(0, 2, 4))
+        conv(f"conv_random{i}", h, w, cin, cout, k, pads=pads,
+             stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))), relu=bool(i % 2))
     for k, n, lead in [(300, 37, ()), (1024, 16, ()), (33, 5, (4,))]:
         sx, zx = qparams(rng)
         sy, zy = qparams(rng)

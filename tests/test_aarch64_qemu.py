@@ -79,18 +79,27 @@ def vectors(tmp_path_factory):
 @pytest.mark.parametrize("march,cpu,variants,best", CONFIGS, ids=[f"{c[0]}@{c[1]}" for c in CONFIGS])
 def test_aarch64_outputs_identical_to_numpy(builds, vectors, tmp_path, march, cpu, variants, best):
     exe = builds[march]
+    listing = tmp_path / "models.txt"
+    listing.write_text("".join(f"{blob} {inputs} {tmp_path / name}\n"
+                               for name, blob, inputs, _ in vectors))
+    r = subprocess.run([QEMU, "-cpu", cpu, str(exe), "-m", str(listing), "all"],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr}\n{r.stdout[-2000:]}"
+    report: dict[str, dict[str, int]] = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("model "):
+            current = report.setdefault(Path(line.split()[1]).stem, {})
+        else:
+            current[line.split()[0]] = int(line.split()[2])     # variant -> packed bytes
+    assert set(report) == {name for name, *_ in vectors}
     for name, blob, inputs, expected in vectors:
-        prefix = tmp_path / name
-        r = subprocess.run([QEMU, "-cpu", cpu, str(exe), str(blob), str(inputs), str(prefix), "all"],
-                           capture_output=True, text=True, timeout=120)
-        assert r.returncode == 0, f"{name}: exit {r.returncode}: {r.stderr}"
-        packed = {line.split()[0]: int(line.split()[2]) for line in r.stdout.splitlines()}
+        packed = report[name]
         ran = set(packed)
         assert ran == variants, f"{name}: variants run under -cpu {cpu}: {sorted(ran)}"
         if name in ("conv3x3", "conv1d", "dense300x37", "depthwise"):   # SIMD paths taken
             assert all(packed[v] > 0 for v in ran - {"c-scalar"}), packed
         for v in sorted(ran):
-            got = Path(f"{prefix}.{v}").read_bytes()
+            got = Path(f"{tmp_path / name}.{v}").read_bytes()
             assert len(got) == len(expected), f"{name} {v}: output size"
             diff = np.flatnonzero(np.frombuffer(got, np.int8) != np.frombuffer(expected, np.int8))
             assert diff.size == 0, (f"{name} on {march}@{cpu} {v}: {diff.size} bytes differ "

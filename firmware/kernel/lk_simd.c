@@ -21,9 +21,12 @@
  *     pair sums are at most 2 * 255 * 64 = 32640, so they never saturate.
  *   MODE_I16   (AVX2, any int8 weights): weights int16 [N][Kp]; patch int16 x - zx
  *     (padding 0); vpmaddwd pair sums <= 2 * 255 * 128 never overflow.
- *   MODE_I8    (NEON and NEON+SDOT): weights int8 [N][Kp]; patch raw int8 x (padding zx);
- *     acc = (bias - zx * sum(w)) + sum(x * w). NEON: smull (int8 products fit int16:
- *     |p| <= 16384) + sadalp into int32; SDOT: sdot quads straight into int32.
+ *   MODE_SDOT  (NEON+SDOT): the same outer-product tiling with blocks of 4 outputs
+ *     ([N/4][K/4][4][4]) and sdot by lane, 4 pixels x 16 outputs per tile, raw int8 input
+ *     (padding zx), acc = (bias - zx * sum(w)) + sum(x * w); requantized 4 lanes at a time
+ *     with fcvtns (round half to even).
+ *   MODE_I8    (NEON): weights int8 [N][Kp]; patch raw int8 x (padding zx); acc as SDOT;
+ *     smull (int8 products fit int16: |p| <= 16384) + sadalp into int32.
  *   MODE_DW    (depthwise, groups == C == Cout, all SIMD variants): weights int16
  *     [KH*KW][C], so the per-channel loop is contiguous and the compiler vectorizes it.
  *
@@ -42,12 +45,18 @@
 #include <arm_neon.h>
 #endif
 
-enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4 };
+enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4, MODE_SDOT = 5 };
 enum { HEADER = 16 };
 
 static int32_t kpad(int32_t k) { return (k + 31) & ~31; }
-static int32_t k4(int32_t k) { return (k + 3) / 4; }        /* U8S8: groups of 4 k */
-static int32_t nblk8(int32_t n) { return (n + 7) / 8; }     /* U8S8: blocks of 8 outputs */
+/* Tile geometry (MODE_U8S8, MODE_SDOT): outputs per block and groups of 4 k per row. */
+static int tiled(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT; }
+static int32_t tile_bw(int mode) { return mode == MODE_U8S8 ? 8 : 4; }
+static int32_t tile_k4(int mode, int32_t k)
+{
+    return mode == MODE_U8S8 ? (k + 3) / 4 : (k + 15) / 16 * 4;  /* SDOT reads 16 bytes */
+}
+static int32_t tile_nb(int mode, int32_t n) { return (n + tile_bw(mode) - 1) / tile_bw(mode); }
 static size_t up16(size_t n) { return (n + 15u) & ~(size_t)15u; }
 
 static int variant_has_simd(int variant)
@@ -84,6 +93,7 @@ static int pack_mode(const lk_model *m, const lk_layer *L, int variant, int32_t 
         gemm = g.G == 1;
     }
     if (!gemm) return MODE_NONE;
+    if (variant == LK_VARIANT_NEON_DOTPROD) return MODE_SDOT;
     if (variant != LK_VARIANT_AVX2) return MODE_I8;
     const size_t n = (size_t)*N * (size_t)*K;
     for (size_t i = 0; i < n; i++)
@@ -94,9 +104,11 @@ static int pack_mode(const lk_model *m, const lk_layer *L, int variant, int32_t 
 size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
 {
     int32_t N = 0, K = 0;
-    switch (pack_mode(m, L, variant, &N, &K)) {
-    case MODE_U8S8:   /* tiles, then bias and multiplier padded to whole 8-lane blocks */
-        return HEADER + (size_t)nblk8(N) * 32u * (size_t)k4(K) + 2u * 4u * 8u * (size_t)nblk8(N);
+    const int mode = pack_mode(m, L, variant, &N, &K);
+    switch (mode) {
+    case MODE_U8S8: case MODE_SDOT:   /* tiles, then bias and multiplier per whole block */
+        return HEADER + (size_t)(tile_nb(mode, N) * tile_bw(mode)) * 4u * (size_t)tile_k4(mode, K)
+               + 2u * 4u * (size_t)(tile_nb(mode, N) * tile_bw(mode));
     case MODE_I8:
         return HEADER + up16((size_t)N * (size_t)kpad(K)) + 4u * (size_t)N;
     case MODE_I16:
@@ -111,15 +123,17 @@ size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
 size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
 {
     int32_t N = 0, K = 0;
-    switch (pack_mode(m, L, variant, &N, &K)) {
-    case MODE_U8S8:   /* padded uint8 input (conv), 4 patches */
+    const int mode = pack_mode(m, L, variant, &N, &K);
+    switch (mode) {
+    case MODE_U8S8: case MODE_SDOT:   /* padded input (conv), 4 patches */
         if (L->op == LK_OP_CONV) {
             const lk_tensor *X = &m->tensors[L->in[0]];
             const size_t hp = (size_t)(X->shape[0] + L->pad_t + L->pad_b);
             const size_t wp = (size_t)(X->shape[1] + L->pad_l + L->pad_r);
-            return up16(hp * wp * (size_t)X->shape[2] + 64u) + 4u * up16(4u * (size_t)k4(K) + 32u);
+            return up16(hp * wp * (size_t)X->shape[2] + 64u) +
+                   4u * up16(4u * (size_t)tile_k4(mode, K) + 32u);
         }
-        return up16(4u * (size_t)k4(K) + 32u);
+        return up16(4u * (size_t)tile_k4(mode, K) + 32u);
     case MODE_I8: case MODE_I16: /* 2 pixels of acc and (int16) patch */
         return 2u * (4u * up16((size_t)N) + 2u * (size_t)kpad(K)) + 64u;
     case MODE_DW:
@@ -144,16 +158,17 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
     const int32_t Kp = kpad(K);
     *(int32_t *)buf = mode;
     uint8_t *w = (uint8_t *)buf + HEADER;
-    if (mode == MODE_U8S8) {
-        const int32_t K4 = k4(K), NB = nblk8(N), zx = m->tensors[L->in[0]].zero_point + 128;
+    if (tiled(mode)) {   /* [N/BW][K4][BW outputs][4 k], bias folded, padded mult */
+        const int32_t K4 = tile_k4(mode, K), BW = tile_bw(mode), NP = tile_nb(mode, N) * BW;
+        const int32_t zx = m->tensors[L->in[0]].zero_point + (mode == MODE_U8S8 ? 128 : 0);
         int8_t *t = (int8_t *)w;
-        int32_t *bias = (int32_t *)(void *)(w + (size_t)NB * 32u * (size_t)K4);
-        float *mult = (float *)(void *)(bias + 8 * NB);
-        for (int32_t n = 0; n < 8 * NB; n++) {
+        int32_t *bias = (int32_t *)(void *)(w + (size_t)NP * 4u * (size_t)K4);
+        float *mult = (float *)(void *)(bias + NP);
+        for (int32_t n = 0; n < NP; n++) {
             int32_t sum = 0;
             for (int32_t k = 0; k < 4 * K4; k++) {
                 const int8_t v = n < N && k < K ? L->weight[(size_t)n * K + k] : 0;
-                t[((size_t)(n / 8) * K4 + k / 4) * 32u + (size_t)(n % 8) * 4u + (size_t)(k % 4)] = v;
+                t[((size_t)(n / BW) * K4 + k / 4) * 4u * BW + (size_t)(n % BW) * 4u + (size_t)(k % 4)] = v;
                 sum += v;
             }
             bias[n] = n < N ? L->bias[n] - zx * sum : 0;
@@ -270,7 +285,7 @@ __attribute__((target("avx2")))
 static void u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                         int32_t zy, int8_t *const *ys)
 {
-    const int32_t K4 = k4(K), NB = nblk8(N);
+    const int32_t K4 = tile_k4(MODE_U8S8, K), NB = tile_nb(MODE_U8S8, N);
     const int8_t *tiles = (const int8_t *)packed_w(L);
     const int32_t *bias = (const int32_t *)(const void *)(tiles + (size_t)NB * 32u * K4);
     const float *mult = (const float *)(const void *)(bias + 8 * NB);
@@ -428,39 +443,99 @@ static void dot_i8_neon(const int8_t *x, int32_t P, const int8_t *w, int32_t Kp,
     }
 }
 
-__attribute__((target("arch=armv8.2-a+dotprod")))
-static void dot_i8_sdot(const int8_t *x, int32_t P, const int8_t *w, int32_t Kp, int32_t N,
-                        int32_t *acc)
+#endif
+
+#if LK_ARM
+/* lk_requant on 4 lanes: float32 convert and multiply (separate instructions, no fusion),
+ * clamp, round half to even (fcvtns), zero-point add, narrow. */
+static inline void requant4_neon(int32x4_t acc, const int32_t *bias, const float *mult,
+                                 float32x4_t vlo, float32x4_t vhi, int32x4_t vz, int8_t *y,
+                                 int32_t count)
 {
-    for (int32_t p = 0; p < P; p++) {
-        const int8_t *xp = x + (size_t)p * Kp;
-        int32_t *ap = acc + (size_t)p * N;
-        int32_t n = 0;
-        for (; n + 4 <= N; n += 4) {
-            const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-            int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
-            for (int32_t k = 0; k < Kp; k += 16) {
-                const int8x16_t xv = vld1q_s8(xp + k);
-                a0 = vdotq_s32(a0, xv, vld1q_s8(w0 + k));
-                a1 = vdotq_s32(a1, xv, vld1q_s8(w1 + k));
-                a2 = vdotq_s32(a2, xv, vld1q_s8(w2 + k));
-                a3 = vdotq_s32(a3, xv, vld1q_s8(w3 + k));
-            }
-            ap[n] = vaddvq_s32(a0);
-            ap[n + 1] = vaddvq_s32(a1);
-            ap[n + 2] = vaddvq_s32(a2);
-            ap[n + 3] = vaddvq_s32(a3);
+    float32x4_t v = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, vld1q_s32(bias))), vld1q_f32(mult));
+    v = vminq_f32(vmaxq_f32(v, vlo), vhi);
+    const int32x4_t q = vaddq_s32(vcvtnq_s32_f32(v), vz);
+    const int8x8_t q8 = vqmovn_s16(vcombine_s16(vqmovn_s32(q), vqmovn_s32(q)));
+    int8_t tmp[8];
+    vst1_s8(tmp, q8);
+    memcpy(y, tmp, (size_t)(count < 4 ? count : 4));
+}
+
+/* One SDOT tile: P pixels x NBT blocks of 4 outputs; sdot by lane multiplies 4 weight
+ * bytes of each of 4 outputs with 4 input bytes broadcast from one 16-byte input load. */
+#define SDOT_LANE(l)                                                                   \
+    do {                                                                               \
+        for (int j = 0; j < NBT; j++) {                                                \
+            const int8x16_t wv = vld1q_s8(tiles + ((size_t)(nb + j) * K4 + kq + (l)) * 16u); \
+            for (int p = 0; p < P; p++) a[p][j] = vdotq_laneq_s32(a[p][j], wv, xv[p], l); \
+        }                                                                              \
+    } while (0)
+
+__attribute__((target("arch=armv8.2-a+dotprod"), always_inline))
+static inline void sdot_tile(const int8_t *const *xs, const int P, const int8_t *tiles, int32_t K4,
+                             int32_t nb, const int NBT, const int32_t *bias, const float *mult,
+                             int32_t N, float32x4_t vlo, float32x4_t vhi, int32x4_t vz,
+                             int8_t *const *ys)
+{
+    int32x4_t a[4][4];
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < NBT; j++) a[p][j] = vdupq_n_s32(0);
+    for (int32_t kq = 0; kq < K4; kq += 4) {
+        int8x16_t xv[4];
+        for (int p = 0; p < P; p++) xv[p] = vld1q_s8(xs[p] + 4 * kq);
+        SDOT_LANE(0);
+        SDOT_LANE(1);
+        SDOT_LANE(2);
+        SDOT_LANE(3);
+    }
+    for (int p = 0; p < P; p++)
+        for (int j = 0; j < NBT; j++) {
+            const int32_t n0 = 4 * (nb + j);
+            requant4_neon(a[p][j], bias + n0, mult + n0, vlo, vhi, vz, ys[p] + n0, N - n0);
         }
-        for (; n < N; n++) {
-            const int8_t *w0 = w + (size_t)n * Kp;
-            int32x4_t a0 = vdupq_n_s32(0);
-            for (int32_t k = 0; k < Kp; k += 16)
-                a0 = vdotq_s32(a0, vld1q_s8(xp + k), vld1q_s8(w0 + k));
-            ap[n] = vaddvq_s32(a0);
-        }
+}
+
+__attribute__((target("arch=armv8.2-a+dotprod")))
+static void sdot_pixels(const uint8_t *const *xs8, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys)
+{
+    const int8_t *const *xs = (const int8_t *const *)xs8;
+    const int32_t K4 = tile_k4(MODE_SDOT, K), NB = tile_nb(MODE_SDOT, N);
+    const int8_t *tiles = (const int8_t *)packed_w(L);
+    const int32_t *bias = (const int32_t *)(const void *)(tiles + (size_t)NB * 16u * K4);
+    const float *mult = (const float *)(const void *)(bias + 4 * NB);
+    const float32x4_t vlo = vdupq_n_f32((float)(L->act_min - zy));
+    const float32x4_t vhi = vdupq_n_f32((float)(L->act_max - zy));
+    const int32x4_t vz = vdupq_n_s32(zy);
+    int32_t nb = 0;
+    if (P == 4) {
+        for (; nb + 4 <= NB; nb += 4) sdot_tile(xs, 4, tiles, K4, nb, 4, bias, mult, N, vlo, vhi, vz, ys);
+        for (; nb < NB; nb++) sdot_tile(xs, 4, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys);
+        return;
+    }
+    for (int p = 0; p < P; p++) {
+        for (nb = 0; nb + 4 <= NB; nb += 4)
+            sdot_tile(xs + p, 1, tiles, K4, nb, 4, bias, mult, N, vlo, vhi, vz, ys + p);
+        for (; nb < NB; nb++)
+            sdot_tile(xs + p, 1, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys + p);
     }
 }
 #endif
+
+typedef void (*tile_fn)(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys);
+
+static tile_fn tile_kernel(int mode)
+{
+#if LK_X86
+    if (mode == MODE_U8S8) return u8s8_pixels;
+#endif
+#if LK_ARM
+    if (mode == MODE_SDOT) return sdot_pixels;
+#endif
+    (void)mode;
+    return NULL;
+}
 
 /* P gathered patches (consecutive, Kp elements each) against every packed weight row. */
 static void dots(int variant, int mode, const void *patch, int32_t P, const lk_layer *L,
@@ -471,7 +546,6 @@ static void dots(int variant, int mode, const void *patch, int32_t P, const lk_l
     if (mode == MODE_I16) { dot_i16_avx2(patch, P, w, Kp, N, acc); return; }
 #endif
 #if LK_ARM
-    if (variant == LK_VARIANT_NEON_DOTPROD) { dot_i8_sdot(patch, P, w, Kp, N, acc); return; }
     dot_i8_neon(patch, P, w, Kp, N, acc);
     return;
 #endif
@@ -512,19 +586,18 @@ int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *sc
     const int32_t K = X->shape[X->ndim - 1], N = Y->shape[Y->ndim - 1], Kp = kpad(K);
     const int32_t rows = lk_tensor_size(X) / K, zx = X->zero_point, v = m->variant;
     const int mode = packed_mode(L);
-#if LK_X86
-    if (mode == MODE_U8S8) {
+    if (tiled(mode)) {
+        const tile_fn kernel = tile_kernel(mode);
         uint8_t *patch = (uint8_t *)scratch;
-        memset(patch, 0, 4u * (size_t)k4(K));
+        memset(patch, 0, 4u * (size_t)tile_k4(mode, K));
         for (int32_t r = 0; r < rows; r++) {
             put_pixel(mode, patch, 0, (const int8_t *)(arena + X->offset) + (size_t)r * K, K, zx);
             const uint8_t *xs[1] = {patch};
             int8_t *ys[1] = {(int8_t *)(arena + Y->offset) + (size_t)r * N};
-            u8s8_pixels(xs, 1, L, K, N, Y->zero_point, ys);
+            kernel(xs, 1, L, K, N, Y->zero_point, ys);
         }
         return LK_OK;
     }
-#endif
     int32_t *acc = (int32_t *)scratch;
     void *patch = acc + up16((size_t)N);
     const int32_t *bias = mode == MODE_I16 ? L->bias : packed_bias(L, N, Kp);
@@ -576,23 +649,25 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     return LK_OK;
 }
 
-#if LK_X86
-/* MODE_U8S8 conv: pad the input once (uint8 x + 128, border zx + 128), then per group of
- * 4 output pixels point at (1x1) or copy (kernel rows) their receptive fields. */
-static int conv_u8s8(const lk_layer *L, const lk_conv_geom *g, const int8_t *x, int32_t zx,
-                     int8_t *y, int32_t zy, void *scratch)
+/* Tiled conv (MODE_U8S8, MODE_SDOT): pad the input once (U8S8: uint8 x + 128, border
+ * zx + 128; SDOT: int8 x, border zx), then per group of 4 output pixels point at (1x1) or
+ * copy (kernel rows) their receptive fields and run the tile kernel. */
+static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const int8_t *x,
+                      int32_t zx, int8_t *y, int32_t zy, void *scratch)
 {
+    const tile_fn kernel = tile_kernel(mode);
+    const uint8_t flip = mode == MODE_U8S8 ? 0x80u : 0u;
     const int32_t Hp = g->H + L->pad_t + L->pad_b, Wp = g->W + L->pad_l + L->pad_r, C = g->C;
     const size_t row = (size_t)Wp * C;
     uint8_t *xp = (uint8_t *)scratch;
     uint8_t *patches = xp + up16((size_t)Hp * row + 64u);
-    const size_t pstride = up16(4u * (size_t)k4(g->K) + 32u);
-    const uint8_t border = (uint8_t)zx ^ 0x80u;
+    const size_t pstride = up16(4u * (size_t)tile_k4(mode, g->K) + 32u);
+    const uint8_t border = (uint8_t)zx ^ flip;
     memset(xp, border, (size_t)Hp * row + 64u);
     for (int32_t i = 0; i < g->H; i++) {
         const int8_t *src = x + (size_t)i * g->W * C;
         uint8_t *dst = xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * C;
-        for (int32_t k = 0; k < g->W * C; k++) dst[k] = (uint8_t)src[k] ^ 0x80u;
+        for (int32_t k = 0; k < g->W * C; k++) dst[k] = (uint8_t)src[k] ^ flip;
     }
     const int direct = g->KH == 1 && g->KW == 1;
     if (!direct) memset(patches, 0, 4u * pstride);
@@ -622,12 +697,11 @@ static int conv_u8s8(const lk_layer *L, const lk_conv_geom *g, const int8_t *x, 
                 }
                 xs[p] = patch;
             }
-            u8s8_pixels(xs, P, L, g->K, g->CO, zy, ys);
+            kernel(xs, P, L, g->K, g->CO, zy, ys);
         }
     }
     return LK_OK;
 }
-#endif
 
 int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
 {
@@ -638,9 +712,7 @@ int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scr
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
-#if LK_X86
-    if (mode == MODE_U8S8) return conv_u8s8(L, &g, x, X->zero_point, y, Y->zero_point, scratch);
-#endif
+    if (tiled(mode)) return conv_tiled(mode, L, &g, x, X->zero_point, y, Y->zero_point, scratch);
     const int32_t N = g.CO, Kp = kpad(g.K), C = g.C, zx = X->zero_point, v = m->variant;
     const int32_t npix = g.OH * g.OW;
     int32_t *acc = (int32_t *)scratch;                   /* [2][N] */

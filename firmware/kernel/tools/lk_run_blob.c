@@ -3,6 +3,8 @@
  * kernel on other machines (e.g. aarch64 under qemu-user) against the numpy reference.
  *
  *   lk_run_blob MODEL.lkb INPUTS.bin OUT_PREFIX [variant|all]
+ *   lk_run_blob -m LIST [variant|all]     (LIST: one "MODEL INPUTS OUT_PREFIX" per line;
+ *                                          many models in one process, e.g. one qemu start)
  *
  * INPUTS.bin holds N input sets back to back (each set = every graph input's bytes in
  * order). For each variant run (default: the best this CPU supports; "all": every
@@ -75,14 +77,34 @@ static int run_variant(lk_model *m, int v, const uint8_t *in, size_t in_len, con
     return 0;
 }
 
+static int run_model(const char *model, const char *inputs, const char *prefix, const char *want);
+
 int main(int argc, char **argv)
 {
+    if (argc >= 3 && strcmp(argv[1], "-m") == 0) {
+        FILE *list = fopen(argv[2], "r");
+        char a[4096], b[4096], c[4096];
+        if (!list) { fprintf(stderr, "cannot read %s\n", argv[2]); return 1; }
+        while (fscanf(list, "%4095s %4095s %4095s", a, b, c) == 3) {
+            printf("model %s\n", a);
+            int rc = run_model(a, b, c, argc > 3 ? argv[3] : "best");
+            if (rc) { fclose(list); return rc; }
+        }
+        fclose(list);
+        return 0;
+    }
     if (argc < 4) {
-        fprintf(stderr, "usage: %s MODEL.lkb INPUTS.bin OUT_PREFIX [variant|all]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL.lkb INPUTS.bin OUT_PREFIX [variant|all]\n"
+                        "       %s -m LIST [variant|all]\n", argv[0], argv[0]);
         return 1;
     }
+    return run_model(argv[1], argv[2], argv[3], argc > 4 ? argv[4] : "best");
+}
+
+static int run_model(const char *model, const char *inputs, const char *prefix, const char *want)
+{
     size_t blen, ilen;
-    uint8_t *blob = read_file(argv[1], &blen), *in = read_file(argv[2], &ilen);
+    uint8_t *blob = read_file(model, &blen), *in = read_file(inputs, &ilen);
     if (!blob || !in) { fprintf(stderr, "cannot read inputs\n"); return 1; }
     int32_t nt, nl;
     if (lk_blob_counts(blob, blen, &nt, &nl) != LK_OK) { fprintf(stderr, "not a blob\n"); return 2; }
@@ -91,14 +113,14 @@ int main(int argc, char **argv)
     lk_layer *layers = calloc((size_t)nl + 1, sizeof *layers);
     int rc = lk_model_init(&m, blob, blen, tensors, nt, layers, nl);
     if (rc != LK_OK) { fprintf(stderr, "model: %d\n", rc); return 2; }
-    const char *want = argc > 4 ? argv[4] : "best";
     for (int v = 0; v < LK_N_VARIANTS; v++) {
         int pick = strcmp(want, "all") == 0 ? lk_variant_supported(v)
                  : strcmp(want, "best") == 0 ? v == lk_best_variant()
                  : strcmp(want, lk_variant_name(v)) == 0;
         if (!pick) continue;
-        rc = run_variant(&m, v, in, ilen, argv[3]);
-        if (rc) return rc;
+        rc = run_variant(&m, v, in, ilen, prefix);
+        if (rc) break;
     }
-    return 0;
+    free(blob); free(in); free(tensors); free(layers);
+    return rc;
 }
