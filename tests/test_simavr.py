@@ -124,14 +124,17 @@ def test_led_frames_reach_the_ring_with_ws2812_timing(harness):
         assert (capped == limit_frame(white, 1.0, CAP_MA)).all()
         sent.append(capped)
         # the MCU's own cap: a frame that was NOT limited by the host still stays in budget
-        assert leds.link.show(white, prelimited=False)
+        leds.link.show(white, prelimited=False)
+        leds.link.flush()
         shown = {}
         assert _wait_for(lambda: all(_grb(f) in shown for f in sent), 3.0,
                          lambda: shown.update({x["grb"]: x for x in harness.led_frames()}))
-        acked = leds.acked
+        link = leds.link
+        assert (link.shows_sent, link.shows_dropped) == (7, 0)
+        acked, lost = link.shows_acked, link.lost_acks
     finally:
         leds.close()
-    assert acked >= 3  # ACKs can be late under load; lost ones are counted, never raised
+    assert acked + lost == 7 and acked >= 3  # late ACKs are counted, never raised
     frames = harness.led_frames()
     for f in frames:  # every frame on the wire, live or idle, with valid WS2812 timing
         assert f["bits"] == 24 * 24 and f["bad"] == 0
@@ -143,6 +146,29 @@ def test_led_frames_reach_the_ring_with_ws2812_timing(harness):
     assert whites, "no uniform white frame seen on the ring"
     wire = np.frombuffer(whites[-1]["grb"], np.uint8).reshape(24, 3)
     assert estimate_current_ma(wire) <= CAP_MA
+
+
+def test_show_never_waits_for_the_ack_newest_frame_wins(harness):
+    """While a SHOW is unacknowledged nothing may be sent; show() keeps only the newest
+    frame and returns at once, and that frame goes out when the line is free."""
+    leds = B.open_companion_part("leds", {"port": harness.pty, "count": 24})
+    frames = []
+    for k in range(3):
+        f = np.zeros((24, 3), np.uint8)
+        f[k] = (11 * (k + 1), 0, 77)
+        frames.append(f)
+    try:
+        link = leds.link
+        for f in frames:  # back to back: A goes out, B is replaced by C before the ACK of A
+            leds.show(f)
+        assert (link.shows_sent, link.shows_dropped) == (1, 1)
+        link.flush()
+        assert link.shows_sent == 2
+        assert _wait_for(lambda: any(x["grb"] == _grb(frames[2]) for x in harness.led_frames()), 2.0)
+    finally:
+        leds.close()
+    on_ring = {x["grb"] for x in harness.led_frames()}
+    assert _grb(frames[0]) in on_ring and _grb(frames[1]) not in on_ring
 
 
 def test_idle_animation_when_the_pi_goes_quiet_and_live_again(harness):

@@ -7,8 +7,7 @@ the ring see one consistent device.
 
 Why there is no reader thread: every call pumps what has arrived, so the link's idea of
 "alive" is the device loop's idea. In particular the keep-alive PING (PROTOCOL.md: at
-least every idle_timeout/3) is sent from :meth:`CompanionTouch.read` and
-:meth:`CompanionLeds.show`, never from a background thread: if the device loop freezes,
+least every idle_timeout/3) is sent from :meth:`CompanionTouch.read` (every LED frame is a host frame too), never from a background thread: if the device loop freezes,
 the companion notices the silence and plays its own idle animation instead of freezing
 on the Pi's last frame.
 
@@ -66,7 +65,9 @@ class CompanionLink:
         self.broken: str | None = None
         # link statistics (PROTOCOL.md: bad frames are counted and dropped)
         self.rx_frames = self.rx_errors = self.seq_gaps = self.duplicates = 0
-        self.lost_acks = self.naks = 0
+        self.shows_sent = self.shows_acked = self.shows_dropped = self.lost_acks = self.naks = 0
+        self._show_pending: tuple[int, float] | None = None  # (seq, sent at) of the last SHOW
+        self._deferred = None  # (rgb, prelimited): the newest frame, waiting for that ACK
         self.last_error: str | None = None
         self.port_name = port if isinstance(port, str) else getattr(port, "port", None) or "?"
         if isinstance(port, str):
@@ -97,6 +98,8 @@ class CompanionLink:
     def _send(self, type_: int, payload: bytes = b"") -> int:
         if self.broken:
             raise PartError(self.name, self.broken)
+        if self._show_pending is not None and type_ != P.LEDS:
+            self.settle()  # PROTOCOL.md: nothing else goes out while a SHOW is unacknowledged
         seq = self._tx_seq
         self._tx_seq = (seq + 1) & 0xFF
         try:
@@ -253,35 +256,84 @@ class CompanionLink:
             raise self._fail(f"no frame from the companion on {self.port_name} for {silent:.1f} s; "
                              "check the USB cable and the companion's power")
 
-    def show(self, rgb: np.ndarray, prelimited: bool = True) -> bool:
-        """Send a (n, 3) uint8 RGB frame in chunks, the last with SHOW; True if it was ACKed."""
-        data = np.ascontiguousarray(rgb, dtype=np.uint8).reshape(-1, 3)
+    def show(self, rgb: np.ndarray, prelimited: bool = True) -> None:
+        """Queue a (n, 3) uint8 RGB frame for the ring; never waits for the companion.
+
+        PROTOCOL.md: nothing may be sent while a SHOW is unacknowledged (the companion's
+        interrupts are off during the WS2812 output). Its ACK comes back ~15-20 ms after the
+        frame at 115200 baud with 100 Hz sensor streaming (measured under simavr: line time
+        both ways plus the SENSOR frames queued ahead of it), longer than a 60 fps frame.
+        So the newest frame waits here until that ACK arrives (or 50 ms pass) and is sent
+        by the next :meth:`poll`, from this call or the touch part's next read; a frame
+        replaced before it went out is counted in ``shows_dropped`` (newest wins, as the
+        protocol intends). The device loop never blocks on the LEDs.
+        """
+        data = np.array(rgb, dtype=np.uint8).reshape(-1, 3)
+        with self._lock:
+            if self._deferred is not None:
+                self.shows_dropped += 1
+            self._deferred = (data, prelimited)
+            self.poll()
+
+    def poll(self) -> None:
+        """Pump what has arrived and send the waiting LED frame if the line is free."""
         with self._lock:
             self.pump()
+            if self._deferred is None or not self._show_resolved():
+                return
+            data, prelimited = self._deferred
+            self._deferred = None
             n = len(data)
             for start in range(0, n, PIXELS_PER_CHUNK):
                 chunk = data[start:start + PIXELS_PER_CHUNK]
                 last = start + len(chunk) >= n
                 seq = self._send(P.LEDS, P.leds_payload(chunk.tobytes(), start, show=last,
                                                         prelimited=prelimited))
-            ack = self._wait(lambda f: f.type in (P.ACK, P.NAK) and f.payload[:2] == bytes([P.LEDS, seq]),
-                             SHOW_ACK_TIMEOUT_S)
-            if ack is None:
-                self.lost_acks += 1  # PROTOCOL.md: carry on, count it; silence is judged below
-                silent = self._clock() - self.last_rx
-                if silent > LINK_TIMEOUT_S:
-                    raise self._fail(f"the companion on {self.port_name} has not answered for "
-                                     f"{silent:.1f} s; check the USB cable and its power")
-                return False
-            if ack.type == P.NAK:
-                raise PartError(self.name, f"companion refused an LED frame: "
-                                           f"{P.ERROR_NAMES.get(ack.payload[2], ack.payload[2])}")
+            self._show_pending = (seq, self._clock())
+            self.shows_sent += 1
+
+    def _show_resolved(self, wait: bool = False) -> bool:
+        """True once the outstanding SHOW (if any) is acknowledged, refused or overdue."""
+        if self._show_pending is None:
             return True
+        seq, sent = self._show_pending
+        match = lambda f: f.type in (P.ACK, P.NAK) and f.payload[:2] == bytes([P.LEDS, seq])  # noqa: E731
+        ack = self._wait(match, max(0.0, sent + SHOW_ACK_TIMEOUT_S - self._clock()) if wait else 0.0)
+        if ack is None and self._clock() - sent < SHOW_ACK_TIMEOUT_S:
+            return False
+        self._show_pending = None
+        if ack is not None:
+            if ack.type == P.ACK:
+                self.shows_acked += 1
+            return True  # a NAK was logged and counted in _handle
+        self.lost_acks += 1  # PROTOCOL.md: carry on and count it; silence is judged here
+        silent = self._clock() - self.last_rx
+        if silent > LINK_TIMEOUT_S:
+            raise self._fail(f"the companion on {self.port_name} has not answered for "
+                             f"{silent:.1f} s; check the USB cable and its power")
+        return True
+
+    def settle(self) -> None:
+        """Wait (at most 50 ms after it was sent) until the outstanding SHOW is resolved."""
+        with self._lock:
+            self._show_resolved(wait=True)
+
+    def flush(self) -> None:
+        """Send the waiting LED frame now (waiting for the line first) and settle it."""
+        with self._lock:
+            self.settle()
+            self.poll()
+            self.settle()
 
     def close(self) -> None:
         s = getattr(self, "_serial", None)
         if s is None:
             return
+        try:
+            if not self.broken:
+                self.flush()  # the last frame (often "all off") must reach the ring
+        except PartError:
+            pass
         self._serial = None
         if self._owned:
             try:
@@ -316,7 +368,7 @@ class CompanionTouch(TouchSensor):
     def read(self) -> TouchReading:
         link = self.link
         with link._lock:
-            link.pump()
+            link.poll()  # also sends an LED frame that was waiting for the line
             link.check_alive()
             link.keepalive()
             s = link.sensor
@@ -374,18 +426,20 @@ class CompanionLeds(LedStrip):
         self._perm = [wire[WIRE_ORDER.index(c)] for c in "RGB"]
         link.set_power_cap(power_cap_ma)
         link.set_brightness(brightness)
-        self.acked = self.unacked = 0
 
     def _write(self, frame: np.ndarray) -> None:
-        self.link.keepalive()
-        if self.link.show(frame[:, self._perm], prelimited=True):
-            self.acked += 1
-        else:
-            self.unacked += 1
+        self.link.show(frame[:, self._perm], prelimited=True)
 
     def close(self) -> None:
         link, self.link = getattr(self, "link", None), None
-        if link is not None and self._on_close:
+        if link is None:
+            return
+        try:
+            if not link.broken and link._serial is not None:
+                link.flush()
+        except PartError:
+            pass
+        if self._on_close:
             self._on_close()
 
 
