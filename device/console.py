@@ -178,6 +178,7 @@ class ConsoleServer:
         self._write_lock = threading.Lock()
         self.stream: Any = None  # the running watch / record / push, if any
         self.handled = 0  # lines answered (for tests and status)
+        self._open_failing = False
 
     # --- lifecycle
     def start(self) -> "ConsoleServer":
@@ -202,11 +203,17 @@ class ConsoleServer:
         try:
             self.ser = serial.Serial(os.fspath(self.port_name), self.baud, timeout=READ_TIMEOUT_S,
                                      write_timeout=2.0)
-            return True
         except (serial.SerialException, OSError) as exc:
-            self.log(f"console: cannot open {self.port_name}: {exc}")
+            if not self._open_failing:  # once, not every second into the journal
+                self.log(f"console: cannot open {self.port_name} ({exc}); retrying every second")
+            self._open_failing = True
             self.ser = None
             return False
+        if self._open_failing:
+            self.log(f"console: {self.port_name} is open")
+        self._open_failing = False
+        self.mode, self.reader = "text", LineReader()  # whoever plugs in next starts afresh
+        return True
 
     def _notices(self) -> None:
         """Why the object runs on a fall-back (no model, bad settings...), said whenever the

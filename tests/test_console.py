@@ -264,7 +264,8 @@ def _push_over(term, data, sha=None, chunk=256):
         raw = term.ser.readline()
         return raw.decode().strip() if raw else None
 
-    sender = PushSender(data, chunk, term.ser.write, read_line)
+    # a pty has no baud limit: a short ack timeout keeps a lost retransmission cheap
+    sender = PushSender(data, chunk, term.ser.write, read_line, ack_timeout=0.5)
     verdict = sender.run(offset // chunk)
     term.ser.timeout = 5
     return verdict or term.line(), sender
@@ -306,7 +307,7 @@ def test_line_noise_during_push_is_retransmitted(tmp_path):
 
     def noise(data):
         count["n"] += 1
-        if len(data) > 100 and count["n"] % 4 == 0:
+        if len(data) > 100 and count["n"] in (3, 8, 15):
             b = bytearray(data)
             b[len(b) // 2] ^= 0x20
             return bytes(b)
@@ -349,14 +350,17 @@ def test_server_waits_for_its_port_to_appear(tmp_path):
     """A USB gadget port (/dev/ttyGS0) appears only when the cable is plugged in."""
     with PtyLink() as link:
         port = tmp_path / "ttyGS0"
-        server = ConsoleServer(str(port), FakeApp(tmp_path / "d")).start()
+        logs = []
+        server = ConsoleServer(str(port), FakeApp(tmp_path / "d"), log=logs.append).start()
         try:
-            time.sleep(0.3)
+            time.sleep(1.3)  # at least two attempts to open it
             assert server._thread.is_alive()
+            assert len(logs) == 1 and "retrying every second" in logs[0]  # said once
             term = Terminal(link.host)
             port.symlink_to(link.device)  # the port appears
             assert term.line().startswith("NOTE no usable model")
             assert term.answer("get palette") == ["OK ember"]
+            assert logs[-1].endswith("ttyGS0 is open")
             term.ser.close()
         finally:
             server.stop()

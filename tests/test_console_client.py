@@ -159,13 +159,25 @@ def test_client_push_and_record(device, tmp_path):
     assert len(rows) == done["frames"] == 25 and done["channels"] == ["pad0", "light"]
 
 
-def _cli(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "lanthorn", *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=ROOT)
+@pytest.fixture
+def cli(capsys):
+    """Run `lanthorn ...` in this process (the server thread keeps answering meanwhile)."""
+    from types import SimpleNamespace
+
+    from lanthorn.cli import main
+
+    def run(*args):
+        capsys.readouterr()
+        code = main(list(args))
+        out = capsys.readouterr()
+        return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
+    return run
 
 
-def test_cli_console_push_record(device, tmp_path):
+def test_cli_console_push_record(device, tmp_path, cli, monkeypatch):
+    import io
     link, app, _ = device
+    _cli = cli
     out = _cli("console", link.host, "-c", "set brightness 40", "-c", "get brightness",
                "-c", "set brightness 900")
     assert out.stdout.splitlines()[-3:] == ["OK brightness = 40 %", "OK 40 %",
@@ -174,9 +186,8 @@ def test_cli_console_push_record(device, tmp_path):
     out = _cli("console", link.host, "-c", "watch 20", "--seconds", "0.5")
     assert out.returncode == 0 and "pad0" in out.stdout and out.stdout.rstrip().endswith("OK watch stopped")
     # piped stdin: one line per command, like a script
-    out = subprocess.run([sys.executable, "-m", "lanthorn", "console", link.host],
-                         input="get palette\nlist\nquit\n", capture_output=True, text=True,
-                         timeout=60, cwd=ROOT)
+    monkeypatch.setattr("sys.stdin", io.StringIO("get palette\nlist\nquit\n"))
+    out = _cli("console", link.host)
     assert out.stdout.splitlines()[0] == "OK ember" and "brightness" in out.stdout
 
     bundle = tiny_bundle(tmp_path / "beta.lanthorn", "beta")
@@ -205,8 +216,9 @@ def test_cli_console_push_record(device, tmp_path):
     assert ds.labels[-1] == "wave" and ds.recordings[0].frames.shape == (25, 2)
 
 
-def test_cli_user_errors_are_one_line(device, tmp_path):
+def test_cli_user_errors_are_one_line(device, tmp_path, cli):
     link, *_ = device
+    _cli = cli
     out = _cli("push", str(tmp_path / "missing.lanthorn"), "--port", link.host)
     assert out.returncode == 2 and out.stderr.count("\n") == 1 and "no such file" in out.stderr
     bad = tmp_path / "bad.lanthorn"
