@@ -21,6 +21,33 @@
 
 extern uint32_t _ebss, _estack;
 
+/* SysTick on the core clock, counting down from 2**24 - 1. Under qemu with `-icount`,
+ * virtual time advances by a fixed step per executed instruction, so ticks measure
+ * instructions; a calibration loop of known length converts them without needing to know
+ * the board's clock or the icount step. (On a real board the ticks are core cycles.) */
+#define SYST_CSR (*(volatile uint32_t *)0xE000E010u)
+#define SYST_RVR (*(volatile uint32_t *)0xE000E014u)
+#define SYST_CVR (*(volatile uint32_t *)0xE000E018u)
+#define CAL_ITERATIONS 200000u /* x 2 instructions (subs, bne) */
+static void systick_start(void)
+{
+    SYST_RVR = 0xFFFFFFu;
+    SYST_CVR = 0;
+    SYST_CSR = 5u; /* enable, core clock, no interrupt */
+}
+static uint32_t systick_now(void) { return SYST_CVR; }
+
+static uint32_t calibration_ticks(void)
+{
+    uint32_t n = CAL_ITERATIONS, t0 = systick_now();
+#if defined(__thumb2__)
+    __asm__ volatile("1: subs %0, %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
+#else /* GCC assembles Thumb-1 inline asm in divided syntax, where sub sets the flags */
+    __asm__ volatile("1: sub %0, #1\n\tbne 1b" : "+l"(n) : : "cc");
+#endif
+    return (t0 - systick_now()) & 0xFFFFFFu;
+}
+
 /* Paint the free stack with a pattern, so the deepest use can be measured afterwards. */
 #define STACK_PAINT 0x5A5A5A5Au
 static void paint_stack(void)
@@ -48,7 +75,8 @@ int main(void)
         sh_puts("\n");
         return 1;
     }
-    uint32_t mismatches = 0, quantize_mismatches = 0;
+    uint32_t mismatches = 0, quantize_mismatches = 0, ticks = 0;
+    systick_start();
     for (int v = 0; v < MODEL_N_VECTORS; v++) {
         const uint8_t *in = model_test_inputs[v];
         if (v < MODEL_N_FLOAT_VECTORS) {
@@ -62,7 +90,10 @@ int main(void)
                 in += model_input_bytes[i];
             }
         }
+        uint32_t t0 = systick_now();
         rc = model_run();
+        uint32_t t1 = systick_now();
+        ticks += (t0 - t1) & 0xFFFFFFu; /* counts down; one inference is far below 2**24 */
         if (rc != 0) {
             sh_puts("lanthorn-mcu: model_run failed: ");
             sh_put_int(rc);
@@ -102,5 +133,15 @@ int main(void)
     sh_puts(" bytes, stack used ");
     sh_put_uint(stack_used());
     sh_puts(" bytes\n");
+    uint32_t cal = calibration_ticks();
+    sh_puts("lanthorn-mcu: ");
+    sh_put_uint(ticks / MODEL_N_VECTORS);
+    sh_puts(" SysTick ticks per inference; ");
+    if (cal > 0) {
+        sh_put_uint((uint32_t)((uint64_t)ticks * (2u * CAL_ITERATIONS) / cal / MODEL_N_VECTORS));
+        sh_puts(" instructions per inference (valid under qemu -icount)\n");
+    } else {
+        sh_puts("no instruction count (SysTick not running)\n");
+    }
     return mismatches == 0 && quantize_mismatches == 0 ? 0 : 1;
 }
