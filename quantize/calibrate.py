@@ -142,9 +142,10 @@ def _from_dataset(path, model, name, shape, n_calib, spec) -> ModelData:
     return ModelData(name, calib, held.X, held.y, tuple(splits.spec.labels), splits.spec,
                      tuple(splits.spec.channels), splits.spec.rate_hz, splits.spec.window,
                      provenance_summary(splits.dataset, splits.train), which, splits,
-                     f"{path.name}: {len(splits.train)} training windows "
-                     f"({len(splits.sessions['train'])} sessions), {len(held)} held-out "
-                     f"{which} windows ({len(splits.sessions['test' if which == 'test' else 'val'])} sessions)")
+                     f"{path.name} ({len(splits.train)} training windows from "
+                     f"{len(splits.sessions['train'])} sessions, {len(held)} held-out {which} "
+                     f"windows from {len(splits.sessions['test' if which == 'test' else 'val'])}"
+                     f" sessions)")
 
 
 def _from_npz(path, name, shape, n_calib) -> ModelData:
@@ -179,8 +180,8 @@ def _from_npz(path, name, shape, n_calib) -> ModelData:
         raise CalibrationError(f"{path}: {len(ty)} labels for {len(tx)} inputs")
     labels = tuple(str(s) for s in z["labels"]) if "labels" in z else ()
     return ModelData(name, x[_evenly(len(x), n_calib)], tx, ty, labels, held_out=which,
-                     provenance={"dataset": path.name}, description=f"{path.name}: {len(x)} "
-                     f"inputs, {len(tx)} evaluated ({which})")
+                     provenance={"dataset": path.name}, description=f"{path.name} ({len(x)} "
+                     f"inputs, {len(tx)} evaluated: {which})")
 
 
 def reader(data: ModelData, x: np.ndarray | None = None):

@@ -33,6 +33,10 @@ from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
 
 SENSITIVITY_FRACTIONS = (0.25, 0.5, 0.75)
 MAX_LAYER_FRACTION = 0.75          # never cut a layer below a quarter of its channels
+SPREAD = 0.5                       # a layer loses between 0.5x and 1.5x the requested fraction
+#: Fine-tuning peak learning rate (one-cycle, as training). Measured on the default model,
+#: 50 % channels, 12 epochs: 1e-3 ended 1.7 points below float, 3e-3 (the training rate) 0.4.
+FINETUNE_LR = 3e-3
 _PASS_OPS = UNARY_LUT_OPS | {"MaxPool", "AveragePool"}
 
 
@@ -272,37 +276,42 @@ def sensitivity(model, x, input_name, layers, apply, fractions=SENSITIVITY_FRACT
     return out
 
 
-def allocate(sens: dict, sizes: dict, target: float, cap: float = MAX_LAYER_FRACTION) -> dict:
-    """Per-layer fractions whose size-weighted mean is ``target``, each inversely
-    proportional to the layer's sensitivity (its loss at 50 %), capped at ``cap``."""
+def allocate(sens: dict, sizes: dict, target: float, cap: float = MAX_LAYER_FRACTION,
+             spread: float = SPREAD) -> dict:
+    """Per-layer fractions whose size-weighted mean is ``target``.
+
+    Each layer's share is inversely proportional to its sensitivity (the damage at 50 %),
+    kept within ``target * (1 ± spread)`` and under ``cap``: sensitivity is measured before
+    fine-tuning, which repairs much of it, so it steers the cut rather than dictating it
+    (measured on the default model: unbounded allocation cut the last conv to 28 % of its
+    channels and fine-tuned to 1.9 points below float; a uniform cut to 0.8)."""
     names = list(sens)
     if not names or target <= 0:
         return {n: 0.0 for n in names}
-    total = sum(sizes[n] for n in names)
     if target > cap:
         raise PruneError(f"cannot remove {100 * target:.0f}% of the prunable channels while "
                          f"keeping at least {100 * (1 - cap):.0f}% of each layer; ask for at "
                          f"most {cap:g}")
-    s = {n: sens[n][0.5] if 0.5 in sens[n] else np.mean(list(sens[n].values())) for n in names}
+    total = float(sum(sizes[n] for n in names))
+    s = {n: sens[n][0.5] if 0.5 in sens[n] else float(np.mean(list(sens[n].values())))
+         for n in names}
     inv = {n: 1.0 / (0.01 + s[n]) for n in names}
-    frac = {n: 0.0 for n in names}
-    free = set(names)
-    need = target * total
-    for _ in range(len(names) + 1):   # water-filling: capped layers drop out, rest rescaled
-        denom = sum(inv[n] * sizes[n] for n in free)
-        if denom <= 0:
-            break
-        k = need / denom
-        over = {n for n in free if k * inv[n] > cap}
-        if not over:
-            for n in free:
-                frac[n] = k * inv[n]
-            break
-        for n in over:
-            frac[n] = cap
-            need -= cap * sizes[n]
-            free.discard(n)
-    return frac
+    lo, hi = target * (1 - spread), min(cap, target * (1 + spread))
+
+    def frac(k):
+        return {n: float(np.clip(k * inv[n], lo, hi)) for n in names}
+
+    def mean(f):
+        return sum(f[n] * sizes[n] for n in names) / total
+
+    a, b = 0.0, hi / min(inv.values())          # mean(frac(a)) = lo <= target <= hi = mean(frac(b))
+    for _ in range(100):                        # bisection: mean(frac(k)) is monotone in k
+        k = (a + b) / 2
+        if mean(frac(k)) < target:
+            a = k
+        else:
+            b = k
+    return frac(b)
 
 
 # --------------------------------------------------------------------------- the plan
@@ -460,7 +469,7 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
             "arch_macs_before": net.cfg.macs()}
     if epochs > 0:
         fr = nets.fit(new, s.train.X, s.train.y, s.train.weights, s.val.X, s.val.y,
-                      epochs=epochs, lr=1e-3, patience=max(3, epochs // 3), seed=seed,
+                      epochs=epochs, lr=FINETUNE_LR, patience=max(3, epochs // 3), seed=seed,
                       progress=False, desc="fine-tune")
         info.update({"best_epoch": fr.best_epoch, "epochs_run": fr.epochs_run,
                      "val_accuracy": round(fr.best_val_accuracy, 4)})

@@ -202,7 +202,7 @@ def write_report(result, data, folder) -> Path:
     md = [f"# Quantization report: {name}", ""]
     md += [f"Bundle `{result.out.name}` (sha256 `{result.sha256[:16]}…`), "
            f"{result.bundle.card.get('quantizer', '')}.", "",
-           f"- data: {result.data}",
+           f"- dataset: {result.data}",
            f"- accuracy measured on held-out **{result.held_out}** sessions, calibration on "
            f"training sessions; {len(data.calib_x)} calibration windows",
            f"- calibration: **{result.calibration}**; bias correction: "
@@ -218,13 +218,15 @@ def write_report(result, data, folder) -> Path:
                      _pct(e.int8_accuracy), delta, _pct(e.agreement), f"{e.macs:,}",
                      _kb(e.float_bytes), _kb(e.bundle_bytes),
                      _kb(e.extra.get("bundle_bytes_without_twin")),
-                     _kb(e.extra.get("bundle_lzma_bytes"))])
+                     _kb(e.extra.get("bundle_lzma_bytes")),
+                     f"{e.float_bytes / max(1, e.bundle_bytes):.2f}×"])
     md += _table(["model", "float", "int8", "Δ points", "agreement", "MACs", "float ONNX",
-                  "bundle", "bundle w/o twin", "bundle lzma"], rows)
-    md += ["", f"Size ratio float ONNX / bundle: {base.float_bytes / max(1, final.bundle_bytes):.2f}× "
-           f"(without the QDQ twin kept for cross-checking: "
-           f"{base.float_bytes / max(1, final.extra.get('bundle_bytes_without_twin', final.bundle_bytes)):.2f}×). "
-           f"MACs: {base.macs / max(1, final.macs):.2f}× fewer than unpruned.", ""]
+                  "bundle", "bundle w/o twin", "bundle lzma", "float/bundle"], rows)
+    bare = final.extra.get("bundle_bytes_without_twin", final.bundle_bytes)
+    md += ["", f"The written bundle against the unpruned float ONNX: "
+           f"{base.float_bytes / max(1, final.bundle_bytes):.2f}× smaller "
+           f"({base.float_bytes / max(1, bare):.2f}× without the QDQ twin the bundle carries "
+           f"for cross-checking), {base.macs / max(1, final.macs):.2f}× fewer MACs.", ""]
     if pngs["pruning"]:
         md += [f"![accuracy against cost]({pngs['pruning']})", ""]
     md += ["## Per-layer quantization error", "",
