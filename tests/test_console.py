@@ -392,3 +392,58 @@ def test_push_write_failure_is_answered(rig, monkeypatch):
     assert term.answer() == ["ERR cannot store the push: No space left on device; the old "
                              "model keeps running"]
     assert term.answer("get palette") == ["OK ember"]
+
+
+class MemorySerial:
+    """An in-memory port for property tests: what the server writes is kept."""
+
+    def __init__(self):
+        self.out = bytearray()
+
+    def write(self, data):
+        self.out += data
+
+    def read(self, n):
+        return b""
+
+
+WORDS = ["help", "list", "get", "set", "reset", "save", "preset", "load", "delete", "status",
+         "model", "info", "rollback", "lock", "unlock", "mode", "json", "text", "stop",
+         "brightness", "palette", "tide", "40", "900", "-1", "1e9", "nan", "phrases_calm", "|",
+         '"', "all", "evening", "record", "push", "begin"]
+
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(lines=st.lists(st.one_of(
+    st.lists(st.sampled_from(WORDS), min_size=1, max_size=5).map(" ".join),
+    st.binary(max_size=80).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")
+                                .decode("latin-1"))),
+    max_size=12), ending=st.sampled_from([b"\r", b"\n", b"\r\n"]))
+def test_any_input_gets_answers_and_never_an_internal_error(tmp_path_factory, lines, ending):
+    app = FakeApp(tmp_path_factory.mktemp("fuzz"))
+    logs = []
+    ser = MemorySerial()
+    server = ConsoleServer(ser, app, log=logs.append)
+    expected = 0
+    for line in lines:
+        raw = line.encode("latin-1")
+        try:
+            expected += bool(decode_line(raw).strip())
+        except ProtocolError:
+            expected += 1
+        server.on_bytes(raw + ending)
+        server.tick()
+        server.stream = None  # end any watch/record/push the words happened to start
+        server.reader = type(server.reader)()
+    assert not [l for l in logs if "internal error" in l or "command failed" in l], logs
+    out = ser.out.decode("utf-8", "replace").split("\r\n")
+    assert not [l for l in out if "Traceback" in l]
+    finals = [l for l in out if l.startswith(("OK", "ERR", '{"ok"'))]
+    assert len(finals) == expected  # exactly one final answer per non-blank line
+    # the parameters are still valid values whatever was typed
+    for p in app.params.table:
+        assert p.check(app.params.get(p.name)) == app.params.get(p.name)
