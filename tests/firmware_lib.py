@@ -106,8 +106,13 @@ def build_firmware(out_dir: Path, *targets: str) -> subprocess.CompletedProcess:
     for tool in ("make", "avr-gcc", "avr-size", "avr-objcopy"):
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} not installed (Debian: gcc-avr avr-libc; scripts/system-deps.sh)")
-    if "harness" in targets and not Path("/usr/include/simavr/sim_avr.h").exists():
-        pytest.skip("libsimavr-dev not installed (needed to build the simavr harness)")
+    if "harness" in targets:
+        if not Path("/usr/include/simavr/sim_avr.h").exists():
+            pytest.skip("libsimavr-dev not installed (needed to build the simavr harness)")
+        if not Path("/usr/include/libelf.h").exists():
+            pytest.skip("libelf-dev not installed (needed to build the simavr harness)")
+        if shutil.which("gcc") is None:
+            pytest.skip("no host gcc to build the simavr harness")
     return subprocess.run(["make", "--no-print-directory", "-C", str(FIRMWARE), f"BUILD={out_dir}",
                            *targets], check=True, capture_output=True, text=True)
 
