@@ -24,8 +24,10 @@ def check_outputs(out_dir, seconds):
     assert s["seconds"] == pytest.approx(seconds, abs=0.05)
     for key in ("frame_ms_p50", "frame_ms_p99", "frame_budget_ms", "fps"):
         assert isinstance(s[key], float), key
-    assert s["frames"] == pytest.approx(60 * seconds, abs=2)
-    assert s["infer_ms"]["n"] == pytest.approx(25 * seconds, abs=2)
+    # compute time is charged to the simulated clock, so on a loaded machine a late frame is
+    # dropped (resynchronised) rather than bunched: allow for that, never for more frames
+    assert 0.8 * 60 * seconds <= s["frames"] <= 60 * seconds + 2
+    assert 0.8 * 25 * seconds <= s["infer_ms"]["n"] <= 25 * seconds + 2
     assert s["touch_to_light_ms"]["n"] >= 1  # the visitor touched the ring
     assert 0 < s["touch_to_light_ms"]["p50"] < 1000
     assert isinstance(s["recognised_gestures"], list) and s["visitor"]
