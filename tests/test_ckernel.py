@@ -372,3 +372,42 @@ def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
         twin = onnx.load_from_string(b.twin)
         feeds = model_zoo.random_inputs(twin, 8, seed=4)
         assert_exact(model, b, feeds)
+
+
+def test_damaged_blobs_are_refused_or_run_never_crash(tmp_path):
+    """Random byte damage in the descriptor part of a blob (header, tensors, layers): the
+    loader refuses it with ValueError or the model runs; the process never crashes. Run in
+    a subprocess so a crash shows as a failure instead of killing the test run."""
+    import subprocess
+    import sys
+    g = small_cnn(np.random.default_rng(3))
+    blob = engine_c.to_blob(g)
+    (tmp_path / "m.lkb").write_bytes(blob)
+    descriptor_end = blob.index(g.layers[0].arrays["weight"].tobytes()[:16])
+    script = f"""
+import numpy as np
+from lanthorn.device.kernel_ext import _lk
+blob = bytearray(open({str(tmp_path / "m.lkb")!r}, "rb").read())
+rng = np.random.default_rng(0)
+refused = ran = 0
+for trial in range(400):
+    b = bytearray(blob)
+    for _ in range(int(rng.integers(1, 4))):
+        i = int(rng.integers(0, {descriptor_end}))
+        b[i] = int(rng.integers(0, 256)) if trial % 2 else b[i] ^ (1 << int(rng.integers(0, 8)))
+    try:
+        m = _lk.Model(bytes(b), 0)
+    except (ValueError, MemoryError):
+        refused += 1
+        continue
+    try:
+        m.run([np.zeros((8, 8, 3), np.int8)], [np.zeros(5, np.int8)])
+    except (ValueError, IndexError, RuntimeError):
+        pass
+    ran += 1
+print(refused, ran)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, f"crashed (exit {r.returncode}): {r.stderr[-2000:]}"
+    refused, ran = map(int, r.stdout.split())
+    assert refused > 100 and refused + ran == 400

@@ -56,6 +56,82 @@ static int check_tensor(const lk_model *m, int32_t i)
     return i >= 0 && i < m->n_tensors;
 }
 
+static int64_t numel(const lk_tensor *t)
+{
+    int64_t n = 1;
+    for (int d = 0; d < t->ndim; d++) n *= t->shape[d];
+    return n;
+}
+
+static int32_t window_out(int32_t n, int32_t k, int32_t s, int32_t d, int32_t pa, int32_t pb)
+{
+    const int32_t span = n + pa + pb - d * (k - 1) - 1;
+    return span < 0 ? -1 : span / s + 1;
+}
+
+/* The output shape each op must produce from its inputs (graph.infer_output_shape), so a
+ * damaged blob is refused at load instead of making a kernel read or write out of bounds. */
+static int shapes_consistent(const lk_model *m, const lk_layer *L)
+{
+    const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
+    if (Y->dtype != LK_INT8 || (L->op != LK_OP_GATHER && X->dtype != LK_INT8)) return 0;
+    for (int k = 1; k < L->n_in; k++)
+        if (m->tensors[L->in[k]].dtype != LK_INT8) return 0;
+    const int32_t geo[] = {L->kh, L->kw, L->sh, L->sw, L->dh, L->dw, L->pad_t, L->pad_l,
+                           L->pad_b, L->pad_r, L->groups};
+    for (size_t i = 0; i < sizeof geo / sizeof geo[0]; i++)
+        if (geo[i] < 0 || geo[i] > 65535) return 0;   /* also keeps the arithmetic in range */
+    switch (L->op) {
+    case LK_OP_CONV: case LK_OP_MAXPOOL: case LK_OP_AVGPOOL:
+        return Y->shape[0] == window_out(X->shape[0], L->kh, L->sh, L->dh, L->pad_t, L->pad_b) &&
+               Y->shape[1] == window_out(X->shape[1], L->kw, L->sw, L->dw, L->pad_l, L->pad_r) &&
+               Y->shape[0] > 0 && Y->shape[1] > 0 &&
+               (L->op == LK_OP_CONV || Y->shape[2] == X->shape[2]);
+    case LK_OP_DENSE: {
+        const int32_t K = X->shape[X->ndim - 1], N = Y->shape[Y->ndim - 1];
+        return K > 0 && N > 0 && numel(X) / K == numel(Y) / N;
+    }
+    case LK_OP_GLOBAL_AVGPOOL:
+        return numel(Y) == X->shape[2] && X->shape[0] * X->shape[1] > 0;
+    case LK_OP_ADD: {
+        const lk_tensor *B = &m->tensors[L->in[1]];
+        if (X->ndim != Y->ndim || numel(X) != numel(Y)) return 0;
+        for (int d = 0; d < Y->ndim; d++) {
+            const int bd = d - (Y->ndim - B->ndim);
+            if (X->shape[d] != Y->shape[d]) return 0;
+            if (bd >= 0 && B->shape[bd] != 1 && B->shape[bd] != Y->shape[d]) return 0;
+        }
+        return 1;
+    }
+    case LK_OP_CONCAT: {
+        int64_t along = 0;
+        for (int k = 0; k < L->n_in; k++) {
+            const lk_tensor *I = &m->tensors[L->in[k]];
+            if (I->ndim != Y->ndim) return 0;
+            for (int d = 0; d < Y->ndim; d++)
+                if (d != L->axis && I->shape[d] != Y->shape[d]) return 0;
+            along += I->shape[L->axis];
+        }
+        return along == Y->shape[L->axis];
+    }
+    case LK_OP_RESHAPE: case LK_OP_LUT:
+        return numel(X) == numel(Y);
+    case LK_OP_TRANSPOSE: {
+        int seen = 0;
+        if (X->ndim != Y->ndim) return 0;
+        for (int d = 0; d < Y->ndim; d++) {
+            if (Y->shape[d] != X->shape[L->perm[d]] || (seen & (1 << L->perm[d]))) return 0;
+            seen |= 1 << L->perm[d];
+        }
+        return numel(X) == numel(Y);
+    }
+    case LK_OP_GATHER:
+        return Y->ndim == X->ndim + 1 && numel(Y) == numel(X) * Y->shape[Y->ndim - 1];
+    default:
+        return 0;
+    }
+}
+
 int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
                   int32_t max_tensors, lk_layer *layers, int32_t max_layers)
 {
@@ -180,7 +256,7 @@ int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
         default:
             return LK_ERR_OP;
         }
-        if (bad) return LK_ERR_BLOB;
+        if (bad || !shapes_consistent(m, L)) return LK_ERR_BLOB;
     }
     m->variant = LK_VARIANT_SCALAR;
     return LK_OK;
