@@ -40,8 +40,13 @@ def run(args) -> int:
     sent = len(data) - result["resumed_from"]
     secs = max(result["seconds"], 1e-9)
     line_rate = args.baud / 10.0  # 8N1: 10 bits on the wire per byte
-    print(f"installed {after.get('name')} sha256={bundle_sha[:16]}... "
-          f"(was {before.get('name')}, kept as previous for 'model rollback')")
+    if before.get("name") is None:
+        was = "before: no model, idle animation"
+    elif before.get("source") == "shipped":
+        was = f"was the shipped {before.get('name')}; 'model rollback' returns to it"
+    else:
+        was = f"was {before.get('name')}, kept as previous for 'model rollback'"
+    print(f"installed {after.get('name')} sha256={bundle_sha[:16]}... ({was})")
     print(f"sent {sent} bytes in {secs:.2f} s = {sent / secs / 1024:.1f} KiB/s"
           + (f", resumed at byte {result['resumed_from']}" if result["resumed_from"] else "")
           + f"; payload/wire {sent / max(result['wire_bytes'], 1):.1%}, "
