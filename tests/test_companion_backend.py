@@ -207,6 +207,8 @@ def test_colour_order_reaches_the_wire_as_the_profile_says(fake, order):
     frame[0] = (10, 20, 30)  # R, G, B
     leds.show(frame)
     leds.close()
+    assert not any(f.type == P.POWER_CAP for f in fake.received)  # no cap in the profile:
+    # the firmware keeps its own default rather than being told "no cap"
     sent = [f for f in fake.received if f.type == P.LEDS][-1]
     host_bytes = sent.payload[3:6]
     wire = bytes([host_bytes[1], host_bytes[0], host_bytes[2]])  # what main.c sends out

@@ -424,7 +424,8 @@ class CompanionLeds(LedStrip):
         # host byte j goes to the firmware, which swaps the first two (RGB -> GRB) on the wire
         wire = ["RGB".index(c) for c in order.upper()]
         self._perm = [wire[WIRE_ORDER.index(c)] for c in "RGB"]
-        link.set_power_cap(power_cap_ma)
+        if power_cap_ma is not None:  # else the firmware keeps its own DEFAULT_POWER_CAP_MA
+            link.set_power_cap(power_cap_ma)
         link.set_brightness(brightness)
 
     def _write(self, frame: np.ndarray) -> None:
