@@ -44,7 +44,7 @@ needs_arm = pytest.mark.skipif(_toolchain_missing() is not None,
 
 
 def _build(model: Path, build: Path, *targets: str) -> str:
-    r = subprocess.run(["make", "-s", "-C", str(MCU), f"MODEL={model}", f"BUILD={build}", *targets],
+    r = subprocess.run(["make", "-s", "-j2", "-C", str(MCU), f"MODEL={model}", f"BUILD={build}", *targets],
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     return r.stdout
@@ -126,9 +126,10 @@ def test_size_figures_are_printed_for_both_cores(exported):
 @needs_arm
 def test_a_wrong_expected_output_fails_the_run(exported, tmp_path):
     """The driver's own check and the qemu exit status can fail: corrupt one expected value."""
-    model, _, _ = exported
+    model, build, _ = exported
     bad = tmp_path / "model"
     shutil.copytree(model, bad)
+    shutil.copytree(build, tmp_path / "build")   # keeps mtimes: only test_vectors.o rebuilds
     src = (bad / "test_vectors.c").read_text()
     i = src.index("model_test_expected")
     j = src.index("{", src.index("{", i) + 1) + 1          # first value of vector 0
