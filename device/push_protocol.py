@@ -146,6 +146,7 @@ class PushReceiver:
         self.complete = False
         self.aborted = False
         self._nak_sent_for: int | None = None
+        self._last_gap_seq: int | None = None
         self.dir.mkdir(parents=True, exist_ok=True)
         for other in self.dir.glob("*.part"):  # keep only the push being resumed
             if other != self.part:
@@ -186,6 +187,11 @@ class PushReceiver:
                 replies.append(f"ACK {seq}")  # a resend of a chunk we have: harmless
                 continue
             if seq > self.expected:
+                if self._last_gap_seq is not None and seq <= self._last_gap_seq:
+                    # sequence numbers went back: the sender is on a new round and the
+                    # chunk we wait for was lost again, so ask again (not wait for a timeout)
+                    self._nak_sent_for = None
+                self._last_gap_seq = seq
                 self._nak(replies, "gap")
                 continue
             want = min(self.chunk, self.size - seq * self.chunk)
@@ -194,7 +200,7 @@ class PushReceiver:
                 continue
             self._write(payload)
             self.expected += 1
-            self._nak_sent_for = None
+            self._nak_sent_for = self._last_gap_seq = None
             replies.append(f"ACK {seq}")
             if self.expected == self.n_chunks:
                 self.complete = True
@@ -260,6 +266,7 @@ class PushSender:
         self.progress = progress or (lambda n: None)
         self.wire_bytes = 0
         self.resent_frames = 0
+        self.timeouts = 0  # waits for an ack that ran out (each costs ack_timeout)
 
     def _send(self, seq: int) -> None:
         frame = encode_frame(seq, self.data[seq * self.chunk:(seq + 1) * self.chunk])
@@ -282,6 +289,7 @@ class PushSender:
                 next_seq += 1
             line = self.read_line(self.ack_timeout)
             if line is None:
+                self.timeouts += 1
                 retries += 1
                 if retries > self.max_retries:
                     self.write(abort_frame())

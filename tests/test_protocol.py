@@ -258,3 +258,22 @@ def test_ack_timeout_scales_with_a_slow_line():
     from lanthorn.device.push_protocol import ack_timeout_for
     assert ack_timeout_for(115200) == 2.0  # 8 KiB in flight take 0.72 s at 115200
     assert ack_timeout_for(9600) == pytest.approx(2 * 8 * 1036 * 10 / 9600)  # 17 s
+
+
+def test_a_retransmission_lost_again_is_asked_for_again_not_timed_out(tmp_path):
+    """Chunk 2 is damaged on its first and its second trip: the receiver notices the
+    sender's new round (sequence numbers going back) and NAKs again, so the push never
+    waits out an ack timeout."""
+    data = random.Random(4).randbytes(256 * 12)
+    trips = {"n": 0}
+
+    def damage(frame):
+        if frame[2:6] == (2).to_bytes(4, "little"):
+            trips["n"] += 1
+            if trips["n"] <= 2:
+                return frame[:20] + bytes([frame[20] ^ 1]) + frame[21:]
+        return frame
+
+    rx, tx, verdict = _push(tmp_path, data, damage=damage)
+    assert verdict is None and trips["n"] == 3 and tx.timeouts == 0
+    assert rx.finish().read_bytes() == data
