@@ -4,8 +4,8 @@
 Why this shape: a serial cable in a gallery is long, noisy and gets unplugged. Each chunk
 carries its own CRC-32 so a flipped bit costs one chunk, not the whole transfer; the
 sender keeps a window of frames in flight (go-back-N) so the line never idles waiting for
-acknowledgements (at 115200 baud the payload reaches ~98 % of the line's byte rate with
-1 KiB chunks); the whole file is checked against its SHA-256 and loaded by the runtime
+acknowledgements (with 1 KiB chunks the payload is 98.8 % of the wire bytes; a push over
+a pty paced to 115200 baud measured 96 % of the line rate, see tests); the whole file is checked against its SHA-256 and loaded by the runtime
 before the running model is swapped. An interrupted push keeps its verified chunks on the
 device, so ``lanthorn push`` run again resumes where it stopped.
 
