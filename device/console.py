@@ -115,15 +115,20 @@ def _hash_pin(pin: str, salt: bytes) -> str:
 class ExhibitionLock:
     """The PIN lock kept in settings.json (salted hash, never the PIN). Wrong PINs lock out
     further attempts for a time that doubles with each failure (1 s, 2 s, 4 s ... 5 min),
-    without ever blocking the console thread."""
+    without ever blocking the console thread. The failure count is saved too, so pulling
+    the plug does not buy a fresh set of quick guesses."""
 
     def __init__(self, storage, clock: Callable[[], float] = time.monotonic):
         self.storage, self.clock = storage, clock
         settings, _ = storage.load_settings()
         saved = settings.get("lock")
         self.record = saved if isinstance(saved, dict) and {"salt", "hash"} <= set(saved) else None
-        self.failures = 0
-        self.blocked_until = 0.0
+        failures = self.record.get("failures", 0) if self.record else 0
+        self.failures = failures if isinstance(failures, int) and failures > 0 else 0
+        self.blocked_until = self.clock() + self._delay() if self.failures else 0.0
+
+    def _delay(self) -> float:
+        return min(2.0 ** (self.failures - 1), _LOCKOUT_CAP_S)
 
     @property
     def locked(self) -> bool:
@@ -148,8 +153,10 @@ class ExhibitionLock:
         if not hmac.compare_digest(_hash_pin(pin, bytes.fromhex(self.record["salt"])),
                                    self.record["hash"]):
             self.failures += 1
-            delay = min(2.0 ** (self.failures - 1), _LOCKOUT_CAP_S)
+            delay = self._delay()
             self.blocked_until = self.clock() + delay
+            self.record = dict(self.record, failures=self.failures)
+            self.storage.update_settings("lock", self.record)
             raise UserError(f"wrong PIN; next attempt allowed in {delay:.0f} s")
         self.storage.update_settings("lock", None)
         self.record, self.failures, self.blocked_until = None, 0, 0.0

@@ -198,8 +198,14 @@ def test_lockout_grows():
         waits.append(lock.blocked_until - now[0])
         now[0] = lock.blocked_until
     assert waits == [1, 2, 4, 8, 16] and "16 s" in str(e.value)
-    lock.unlock("abcd")
-    assert not lock.locked
+    # a restart (power cut) keeps the count: the next wait is as long as the last one
+    again = ExhibitionLock(lock.storage, clock=lambda: now[0])
+    assert again.failures == 5 and again.blocked_until == now[0] + 16
+    with pytest.raises(Exception, match="try again in 16 s"):
+        again.unlock("abcd")
+    now[0] += 16
+    again.unlock("abcd")
+    assert not again.locked and ExhibitionLock(lock.storage).failures == 0
 
 
 def test_watch_streams_until_any_line(rig):
