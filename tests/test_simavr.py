@@ -248,6 +248,115 @@ def test_a_profile_with_a_companion_opens_both_parts_on_one_link(harness):
     assert body.touch.link is None and not B._links  # the port is closed with its last part
 
 
+class RawSession:
+    """Frames by hand over pyserial, for what the backend never sends: corruption, NAK cases."""
+
+    def __init__(self, pty: str):
+        import serial
+        self.port = serial.Serial(pty, 115200, timeout=0)
+        self.reader = P.FrameReader()
+        self.seq = 0
+        self.frames: list = []
+
+    def send(self, type_, payload=b"", seq=None, raw=None):
+        if seq is None:
+            seq, self.seq = self.seq, (self.seq + 1) & 0xFF
+        self.port.write(raw if raw is not None else P.encode_frame(type_, seq, payload))
+        return seq
+
+    def expect(self, predicate, timeout=1.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.frames += [f for f in self.reader.feed(self.port.read(4096)) if isinstance(f, P.Frame)]
+            for i, f in enumerate(self.frames):
+                if predicate(f):
+                    return self.frames.pop(i)
+            time.sleep(0.005)
+        raise AssertionError(f"no matching frame; got {[f.name for f in self.frames]}")
+
+    def close(self):
+        self.port.close()
+
+
+def test_the_firmware_answers_bad_frames_as_the_spec_says(harness):
+    s = RawSession(harness.pty)
+    try:
+        s.port.write(b"\x00")
+        s.send(P.HELLO, b"\x01")
+        s.expect(lambda f: f.type == P.INFO)
+        s.send(P.STREAM, b"\x00\x00")
+        s.expect(lambda f: f.type == P.ACK)
+        before = P.unpack_status(_status(s)).rx_errors
+
+        wire = bytearray(P.encode_frame(P.PING, 9, b"abc"))
+        wire[3] ^= 0x40  # a flipped bit: bad CRC, no trustworthy seq -> ERROR(CRC)
+        s.send(0, raw=bytes(wire))
+        code, _, _ = P.unpack_error(s.expect(lambda f: f.type == P.ERROR).payload)
+        assert code == P.E_CRC
+        s.send(0, raw=b"\x05\x01\x02\x00")  # COBS says 5 bytes, 2 follow: framing
+        assert P.unpack_error(s.expect(lambda f: f.type == P.ERROR).payload)[0] == P.E_FRAMING
+        s.send(0, raw=b"\x07" * 300 + b"\x00")  # longer than any frame
+        assert P.unpack_error(s.expect(lambda f: f.type == P.ERROR).payload)[0] == P.E_TOO_LONG
+
+        seq = s.send(P.LEDS, P.leds_payload(bytes(6), 23))  # two pixels from 23: past the ring
+        assert P.unpack_nak(s.expect(lambda f: f.type == P.NAK).payload) == (P.LEDS, seq, P.E_BAD_PAYLOAD)
+        seq = s.send(0x55, b"")
+        assert P.unpack_nak(s.expect(lambda f: f.type == P.NAK).payload) == (0x55, seq, P.E_UNKNOWN_TYPE)
+        seq = s.send(P.HELLO, b"\x02")
+        assert P.unpack_nak(s.expect(lambda f: f.type == P.NAK).payload) == (P.HELLO, seq, P.E_VERSION)
+
+        # a duplicate is acknowledged again but not applied twice; a gap is counted
+        seq = s.send(P.BRIGHTNESS, b"\x40")
+        s.expect(lambda f: f.type == P.ACK and f.payload == bytes([P.BRIGHTNESS, seq]))
+        s.send(P.BRIGHTNESS, b"\x10", seq=seq)  # same seq, other value
+        s.expect(lambda f: f.type == P.ACK and f.payload == bytes([P.BRIGHTNESS, seq]))
+        s.seq = (s.seq + 4) & 0xFF  # four frames "lost"
+        status = P.unpack_status(_status(s))
+        assert status.brightness == 0x40  # the duplicate was not applied
+        assert status.rx_errors - before == 3 and status.seq_gaps >= 4
+
+        # brightness applies on the MCU to frames the host did not limit
+        frame = np.zeros((24, 3), np.uint8)
+        frame[2] = (200, 100, 40)
+        seq = s.send(P.LEDS, P.leds_payload(frame.tobytes(), 0, show=True, prelimited=False))
+        s.expect(lambda f: f.type == P.ACK and f.payload == bytes([P.LEDS, seq]))
+        dimmed = (frame.astype(np.uint16) * 0x40 // 255).astype(np.uint8)
+        assert _wait_for(lambda: any(x["grb"] == _grb(dimmed) for x in harness.led_frames()), 1.0)
+        s.send(P.BRIGHTNESS, b"\xff")
+    finally:
+        s.close()
+
+
+def _status(s: RawSession) -> bytes:
+    s.send(P.STATUS_REQ)
+    return s.expect(lambda f: f.type == P.STATUS).payload
+
+
+def test_without_a_touch_chip_the_companion_says_so_and_keeps_the_leds(build_dir):
+    h = Harness(build_dir, "--no-touch")
+    try:
+        with pytest.raises(PartError, match="MPR121 is not answering"):
+            touch = B.open_companion_part("touch", {"port": h.pty})
+            try:
+                touch.link.pump()
+                assert not touch.link.info.touch_ok
+                assert touch.link.last_error is None or "MPR121" in touch.link.last_error
+                touch.read()
+            finally:
+                touch.close()
+        leds = B.open_companion_part("leds", {"port": h.pty, "count": 24})
+        frame = np.zeros((24, 3), np.uint8)
+        frame[0] = (1, 2, 3)
+        leds.show(frame)
+        leds.close()
+        assert _wait_for(lambda: any(x["grb"] == _grb(frame) for x in h.led_frames()), 2.0)
+        summary = h.stop()
+        assert "i2c_reads=0" in summary
+    finally:
+        h.stop()
+
+
+# Last: it stops the module's harness.
 def test_ram_headroom_measured_after_the_session(harness, capsys):
     """The harness paints the RAM above .data/.bss; after all the traffic above, whatever is
     still painted was never touched by the stack: the measured headroom of a 2 KB part."""
