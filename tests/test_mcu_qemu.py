@@ -156,6 +156,7 @@ def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
     elf = build / core / "lanthorn-blobrun.elf"
     machine = {"m0plus": "mps2-an385", "m4": "mps2-an386"}[core]
     rng = np.random.default_rng(2026)
+    cases = []
     for name, g in op_suite(7):
         sets = random_input_sets(g, rng, 3)
         ref = ReferenceEngine(g)
@@ -163,17 +164,47 @@ def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
         blob, inputs, out = tmp_path / f"{name}.lkb", tmp_path / f"{name}.in", tmp_path / f"{name}.out"
         blob.write_bytes(engine_c.to_blob(g))
         inputs.write_bytes(b"".join(np.ascontiguousarray(x).tobytes() for xs in sets for x in xs))
-        r = subprocess.run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
-                            "-serial", "none", "-semihosting-config",
-                            f"enable=on,target=native,arg=blobrun,arg={blob},arg={inputs},arg={out}",
-                            "-kernel", str(elf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, timeout=60)
-        assert r.returncode == 0 and "c-scalar 3" in r.stdout, f"{name}: {r.stdout}"
+        cases.append((name, blob, inputs, out, expected))
+    listing = tmp_path / "list.txt"
+    listing.write_text("".join(f"{b} {i} {o}\n" for _, b, i, o, _ in cases))
+    r = subprocess.run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+                        "-serial", "none", "-semihosting-config",
+                        f"enable=on,target=native,arg=blobrun,arg=@{listing}",
+                        "-kernel", str(elf)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+    assert r.stdout.count("c-scalar 3") == len(cases), r.stdout
+    for name, _, _, out, expected in cases:
         got = np.frombuffer(out.read_bytes(), np.int8)
         want = np.frombuffer(expected, np.int8)
         assert got.shape == want.shape, name
         diff = np.flatnonzero(got != want)
         assert diff.size == 0, f"{name} on {core}: {diff.size} bytes differ, first at {diff[0]}"
+
+
+@needs_arm
+def test_export_c_of_another_model_runs_on_cortex_m0plus(exported, tmp_path):
+    """export-c is not tied to the default model: an image CNN with depthwise conv, pooling,
+    a residual add, concat and dense (tests/kernel_graphs.small_cnn) as a bundle."""
+    from kernel_graphs import small_cnn
+
+    from lanthorn.device.bundle import Bundle, write_bundle
+    g = small_cnn(np.random.default_rng(5))
+    path = tmp_path / "cnn.lanthorn"
+    write_bundle(Bundle(g, {"shape": list(g.tensors[g.inputs[0]].shape)},
+                        labels=[f"class{i}" for i in range(5)]), path)
+    model, build = tmp_path / "model", tmp_path / "build"
+    assert cli(["export-c", str(path), "--out", str(model), "--vectors", "6"]) == 0
+    _build(model, build, "m0plus")
+    r = _run(build, "m0plus")
+    assert r.returncode == 0, r.stdout
+    info = json.loads((model / "export.json").read_text())
+    (t_in,) = info["inputs"]
+    raw = np.fromfile(model / "vectors_in.bin", np.int8).reshape(6, *t_in["shape"])
+    engine = ReferenceEngine(g)
+    got = _printed(r.stdout)
+    for v, x in enumerate(raw):
+        assert got[v] == engine.run_quantized([x])[0].ravel().tolist(), f"vector {v}"
 
 
 # ------------------------------------------------------------- export-c mistakes (no toolchain)

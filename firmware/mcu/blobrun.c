@@ -7,7 +7,8 @@
  *   qemu-system-arm -M mps2-an386 ... -semihosting-config enable=on,target=native,\
  *       arg=blobrun,arg=MODEL.lkb,arg=INPUTS.bin,arg=OUTPUTS.bin -kernel lanthorn-blobrun.elf
  *
- * Prints "c-scalar <sets>" and exits 0, or prints the error and exits 1. Buffers are static
+ * or, to run many blobs in one boot, arg=@LIST (a file of "MODEL INPUTS OUTPUTS" lines).
+ * Prints "c-scalar <sets>" per blob and exits 0, or prints the error and exits 1. Buffers are static
  * (sized below; the board's RAM is the limit), the kernel still allocates nothing.
  */
 #include <stdint.h>
@@ -30,6 +31,8 @@ static uint8_t arena[MAX_ARENA] __attribute__((aligned(16)));
 static lk_tensor tensors[MAX_TENSORS];
 static lk_layer layers[MAX_LAYERS];
 static char cmdline[512];
+#define MAX_LIST 64
+static char list[MAX_LIST * 3 * 200];
 
 static int fail(const char *what, int32_t code)
 {
@@ -58,19 +61,10 @@ static uint32_t tensor_bytes(const lk_tensor *t)
     return n;
 }
 
-int main(void)
+/* Run one blob on one input file; 0 on success (prints "c-scalar <sets>"), 1 on failure. */
+static int run_one(const char *model, const char *in_path, const char *out_path)
 {
-    char *argv[5] = {0};
-    int argc = 0;
-    if (sh_cmdline(cmdline, sizeof cmdline) < 0) return fail("no command line", 0);
-    for (char *p = cmdline; *p && argc < 5;) {
-        while (*p == ' ') *p++ = 0;
-        if (!*p) break;
-        argv[argc++] = p;
-        while (*p && *p != ' ') p++;
-    }
-    if (argc != 4) return fail("usage: blobrun MODEL.lkb INPUTS.bin OUTPUTS.bin; got args", argc);
-    int32_t blen = load(argv[1], blob, MAX_BLOB), ilen = load(argv[2], inputs, MAX_IN);
+    int32_t blen = load(model, blob, MAX_BLOB), ilen = load(in_path, inputs, MAX_IN);
     if (blen < 0 || ilen < 0) return fail("cannot read model or inputs (or too big):", blen < 0 ? blen : ilen);
     lk_model m;
     int rc = lk_model_init(&m, blob, (size_t)blen, tensors, MAX_TENSORS, layers, MAX_LAYERS);
@@ -99,11 +93,45 @@ int main(void)
             out += tensor_bytes(t);
         }
     }
-    int32_t h = sh_open(argv[3], 1);
+    int32_t h = sh_open(out_path, 1);
     if (h < 0 || sh_write(h, outputs, (uint32_t)(out - outputs)) != 0) return fail("cannot write outputs", h);
     sh_close(h);
     sh_puts("c-scalar ");
     sh_put_uint(n);
     sh_puts("\n");
     return 0;
+}
+
+/* Split s in place at spaces, tabs and newlines into at most max words. */
+static int split(char *s, char **words, int max)
+{
+    int n = 0;
+    while (*s && n < max) {
+        while (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r') *s++ = 0;
+        if (!*s) break;
+        words[n++] = s;
+        while (*s && *s != ' ' && *s != '\t' && *s != '\n' && *s != '\r') s++;
+    }
+    return n;
+}
+
+int main(void)
+{
+    char *argv[5] = {0};
+    if (sh_cmdline(cmdline, sizeof cmdline) < 0) return fail("no command line", 0);
+    int argc = split(cmdline, argv, 5);
+    if (argc == 4) return run_one(argv[1], argv[2], argv[3]);
+    if (argc == 2 && argv[1][0] == '@') {
+        /* @LIST: one "MODEL.lkb INPUTS.bin OUTPUTS.bin" per line, all in one boot */
+        int32_t len = load(argv[1] + 1, (uint8_t *)list, sizeof list - 1);
+        if (len < 0) return fail("cannot read list", len);
+        list[len] = 0;
+        char *words[3 * MAX_LIST];
+        int n = split(list, words, 3 * MAX_LIST);
+        if (n % 3) return fail("list: not MODEL INPUTS OUTPUTS triples; words", n);
+        for (int i = 0; i < n; i += 3)
+            if (run_one(words[i], words[i + 1], words[i + 2]) != 0) return 1;
+        return 0;
+    }
+    return fail("usage: blobrun MODEL.lkb INPUTS.bin OUTPUTS.bin | blobrun @LIST; args", argc);
 }
