@@ -308,3 +308,29 @@ def test_wrap_text_fits_width_and_cuts_long_words():
     assert all(measure(line) <= 120 for line in lines)
     assert "".join(lines).replace(" ", "").endswith("x" * 40)
     assert math.isclose(len(lines[-1]), 40 - 20)
+
+
+@pytest.mark.parametrize("idle", [None, "breathe", "twinkle", "comet"])
+def test_render_allocates_no_buffers_per_frame(idle):
+    """Transient allocations per frame do not grow with the ring: a 2000-pixel ring (a
+    float32 (N, 3) temporary would be 24 KB) allocates only small view/scalar objects."""
+    r = LightRenderer(2000)
+    out = np.zeros((2000, 3), np.uint8)
+    p = params(idle_animation=idle or "breathe")
+    present = idle is None
+    pads = np.zeros(12, np.float32)
+    pads[4] = 0.7
+    r.touch(pads, 0.0)  # a ripple and a glow are being drawn
+    for i in range(10):
+        r.render(out, i / 60, 3, p, present=present, have_model=present)
+    tracemalloc.start()
+    try:
+        worst = 0
+        for i in range(10, 70):
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            r.render(out, i / 60, 3, p, present=present, have_model=present)
+            worst = max(worst, tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    assert worst < 8 * 1024, worst
