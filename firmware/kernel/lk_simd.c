@@ -664,10 +664,11 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
     const size_t pstride = up16(4u * (size_t)tile_k4(mode, g->K) + 32u);
     const uint8_t border = (uint8_t)zx ^ flip;
     memset(xp, border, (size_t)Hp * row + 64u);
-    for (int32_t i = 0; i < g->H; i++) {
-        const int8_t *src = x + (size_t)i * g->W * C;
-        uint8_t *dst = xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * C;
-        for (int32_t k = 0; k < g->W * C; k++) dst[k] = (uint8_t)src[k] ^ flip;
+    const int32_t width = g->W * C;   /* locals: a uint8_t store may alias *g, which */
+    for (int32_t i = 0; i < g->H; i++) { /* would stop the loop from vectorizing */
+        const int8_t *restrict src = x + (size_t)i * width;
+        uint8_t *restrict dst = xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * C;
+        for (int32_t k = 0; k < width; k++) dst[k] = (uint8_t)src[k] ^ flip;
     }
     const int direct = g->KH == 1 && g->KW == 1;
     if (!direct) memset(patches, 0, 4u * pstride);
