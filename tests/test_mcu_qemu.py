@@ -253,3 +253,19 @@ def test_export_c_dataset_with_other_channels_is_refused(tmp_path, capsys):
     assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(tmp_path / "x"),
                 "--dataset", str(tmp_path / "d")]) == 2
     assert "are not the model's" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
+def test_export_c_prefix_gives_c_that_compiles_warning_free(tmp_path):
+    """Two models can live in one firmware: --prefix renames the API; the generated C
+    compiles with -Wall -Wextra -Werror (host compiler, C11 and C++ for the header)."""
+    out = tmp_path / "x"
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(out), "--vectors", "3",
+                "--prefix", "lantern", "--dataset", str(DATASET)]) == 0
+    assert "int lantern_run(void);" in (out / "lantern.h").read_text()
+    kernel = ROOT / "firmware" / "kernel"
+    for src in ("lantern.c", "test_vectors.c"):
+        r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                            f"-I{kernel}", f"-I{out}", "-c", str(out / src), "-o",
+                            str(tmp_path / (src + ".o"))], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
