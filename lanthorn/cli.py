@@ -19,6 +19,7 @@ from lanthorn.errors import UserError
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
     "selftest": ("lanthorn.hardware.selftest_cmd", "check every part of the object and print a table"),
+    "companion": ("lanthorn.hardware.companion.check_cmd", "check a microcontroller companion on a serial port: version, pads, LEDs, link"),
     "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
     "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
     "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),

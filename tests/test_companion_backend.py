@@ -222,3 +222,28 @@ def test_ping_payload_limit_is_a_programming_error(fake):
             touch.link.ping(bytes(33))
     finally:
         touch.close()
+
+
+def test_companion_command_reports_watches_and_walks_the_leds(fake, capsys, monkeypatch):
+    from lanthorn.cli import main as cli
+    from lanthorn.hardware.companion import check_cmd
+    monkeypatch.setattr(check_cmd, "LED_STEP_S", 0.005)
+    assert cli(["companion", fake.port, "--watch", "0.3", "--leds"]) == 0
+    out = capsys.readouterr().out
+    assert f"companion on {fake.port}: lanthorn firmware 0.1.0, protocol 1, ATmega328P" in out
+    assert "12 pads at 100 Hz (MPR121 answering), 24 LEDs" in out
+    assert "touched: 0 (-60), 2 (-60)" in out
+    assert "status: live" in out
+    shows = [f for f in fake.received if f.type == P.LEDS]
+    assert len(shows) >= 2 and shows[-1].payload[3:] == bytes(72)  # ends with the ring off
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["companion", "/dev/ttyNOPE0"], "cannot open serial port /dev/ttyNOPE0"),
+    (["companion", "/dev/null", "--watch", "-1"], "--watch must be a number of seconds"),
+])
+def test_companion_command_mistakes_are_one_line(capsys, argv, message):
+    from lanthorn.cli import main as cli
+    assert cli(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
