@@ -151,6 +151,7 @@ class MoodEngine:
     AROUSAL_THRESHOLD = 2.5  # about three touch gestures within a few seconds
     AROUSAL_GAIN = 0.8
     RELEASE_MARGIN = 0.2  # a recognised gesture ends below confidence - this
+    TOUCH_GAP_S = 0.6  # touch gestures closer than this are one touch for arousal
 
     def __init__(self, labels: tuple[str, ...], temperament: Temperament = DEFAULT_TEMPERAMENT):
         self.temperament = temperament
@@ -162,6 +163,7 @@ class MoodEngine:
         self.charge = np.zeros(len(self.moods), np.float64)
         self.mood_index = self.rest_index
         self.arousal = 0.0
+        self._last_touch_t = -math.inf
         self.gesture: str | None = None  # the currently recognised gesture (None: unsure)
         self.gesture_p = 0.0
         self.last_t: float | None = None
@@ -213,12 +215,17 @@ class MoodEngine:
                 held = self.labels.index(self.gesture)
                 if best == held and p[held] >= confidence - self.RELEASE_MARGIN:
                     recognised = self.gesture
+            touching = recognised is not None and bool(self._touch_mask[best])
             if recognised != self.gesture:
                 self.gesture = recognised
                 if recognised is not None and recognised != "nobody":
                     event = GestureEvent(t, recognised, float(p[best]))
-                    if self._touch_mask[best]:
+                    # one touch is one touch: the model changing its mind mid-gesture
+                    # (stroke <-> double tap) must not count as a flurry of touches
+                    if touching and t - self._last_touch_t > self.TOUCH_GAP_S:
                         self.arousal += 1.0
+            if touching:
+                self._last_touch_t = t
             self.gesture_p = float(p[best])
             np.dot(self._gated, self.weights, out=self._evidence)
         else:

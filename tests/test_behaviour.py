@@ -97,8 +97,20 @@ def test_many_quick_touches_agitate():
     t = 0.0
     for _ in range(8):
         _, t = feed(m, "tap", 0.3, t)
-        _, t = feed(m, "nobody", 0.2, t)
+        _, t = feed(m, "nobody", 0.7, t)
     assert m.mood == "agitated"
+
+
+def test_model_changing_its_mind_mid_touch_is_one_touch():
+    """A stroke the model keeps relabelling (stroke <-> double tap) is not a flurry."""
+    m = MoodEngine(LABELS)
+    t = 0.0
+    for _ in range(4):
+        _, t = feed(m, "nobody", 2.0, t)
+        for _ in range(6):
+            _, t = feed(m, "stroke_cw", 0.16, t)
+            _, t = feed(m, "double_tap", 0.08, t)
+    assert m.mood == "delighted"
 
 
 def test_palm_makes_shy():
