@@ -73,9 +73,11 @@ def open_terminal(port: str, device: Device, timeout: float = 90.0) -> serial.Se
         while time.monotonic() - t < 1.0:
             line = ser.readline()
             if line.startswith(b"OK "):
-                time.sleep(0.2)
-                ser.reset_input_buffer()
+                # earlier attempts may still be answered: skip up to a marker's answer
                 ser.timeout = 10
+                ser.write(b"get idle_animation\n")
+                while not ser.readline().startswith(b"OK breathe"):
+                    assert time.monotonic() < end, "no answer to the marker"
                 return ser
     raise AssertionError("the device never answered:\n" + device.log.read_text())
 
