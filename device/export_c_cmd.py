@@ -13,6 +13,9 @@
   (``vectors_in.bin``, ``vectors_out.bin``) plus ``export.json`` (sizes, shapes, sha256) so a
   test can check a device's output against its own reference run.
 
+With ``--with-kernel`` the portable kernel sources are copied beside them, so the folder
+builds on its own (drop it into an Arduino sketch or a PlatformIO ``lib/``).
+
 Why a blob rather than C initialisers for every layer struct: one serializer and one checked
 parser (``lk_model_init``) serve every target, so the microcontroller cannot run a different
 layer description than the laptop did. The parse costs a few hundred bytes of RAM per layer
@@ -32,6 +35,11 @@ import numpy as np
 from lanthorn.errors import UserError
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+#: where the kernel sources live in a lanthorn checkout (they are not installed as package data)
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "firmware" / "kernel"
+#: the files the scalar (microcontroller) kernel needs; lk_simd.c compiles to never-taken
+#: portable code on targets without AVX2/NEON, but lk_run links against it
+KERNEL_FILES = ("lk.h", "lk_internal.h", "lk_model.c", "lk_ops.c", "lk_simd.c")
 
 
 class ExportError(UserError):
@@ -48,6 +56,9 @@ def add_arguments(parser):
     parser.add_argument("--dataset", metavar="DIR",
                         help="take real sensor windows (one per label, in turn) from this dataset "
                              "as the first test vectors; the device quantizes them itself")
+    parser.add_argument("--with-kernel", action="store_true",
+                        help="also copy the portable kernel sources (lk.h, lk_*.c) into DIR, so the "
+                             "folder builds on its own (an Arduino sketch, a PlatformIO lib)")
     parser.add_argument("--prefix", default="model", metavar="NAME",
                         help="C identifier prefix of the API (default: model → model_run())")
 
@@ -338,7 +349,7 @@ const char *const {p}_test_names[{P}_N_VECTORS] = {{{body_n}}};
 # --------------------------------------------------------------------------- export
 
 def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: str = "model",
-             dataset=None) -> dict:
+             dataset=None, with_kernel: bool = False) -> dict:
     """Write the C files for ``bundle_path`` into ``out_dir``; returns the export summary."""
     from lanthorn.device.bundle import read_bundle
     from lanthorn.device.engine_c import CKernelUnsupported, to_blob
@@ -349,6 +360,12 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
         raise ExportError(f"--prefix {prefix!r} is not a C identifier (letters, digits, _)")
     if not 1 <= n_vectors <= 10000:
         raise ExportError(f"--vectors {n_vectors}: choose between 1 and 10000")
+    if with_kernel:
+        missing = [f for f in KERNEL_FILES if not (KERNEL_DIR / f).is_file()]
+        if missing:
+            raise ExportError(f"--with-kernel: {', '.join(missing)} not found in {KERNEL_DIR} "
+                              "(the kernel sources come with a lanthorn source checkout, not "
+                              "with an installed package)")
     bundle = read_bundle(bundle_path)
     graph = bundle.graph
     try:
@@ -402,6 +419,10 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
         (out / "vectors_in.bin").write_bytes(b"".join(in_sets))
         (out / "vectors_out.bin").write_bytes(b"".join(out_sets))
         np.asarray(floats, np.float32).tofile(out / "vectors_float.bin")
+        if with_kernel:
+            for name in KERNEL_FILES:
+                (out / name).write_bytes((KERNEL_DIR / name).read_bytes())
+        info["kernel_files"] = list(KERNEL_FILES) if with_kernel else []
         (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
     except OSError as exc:
         raise ExportError(f"cannot write to {out}: {exc.strerror or exc}") from None
@@ -409,11 +430,15 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
 
 
 def run(args) -> int:
-    info = export_c(args.bundle, args.out, args.vectors, args.seed, args.prefix, args.dataset)
+    info = export_c(args.bundle, args.out, args.vectors, args.seed, args.prefix, args.dataset,
+                    args.with_kernel)
     print(f"wrote {args.out}/{info['prefix']}.c, {info['prefix']}.h, test_vectors.c/.h "
           f"({info['vectors']} vectors, {info['vectors_from_dataset']} of them real windows)")
     print(f"flash: {info['blob_bytes']:,} bytes of graph + weights; RAM: "
           f"{info['arena_bytes']:,} bytes of arena, {info['n_layers']} layers, "
           f"{info['n_tensors']} tensors")
+    if info["kernel_files"]:
+        print(f"kernel sources copied ({', '.join(info['kernel_files'])}): compile every .c "
+              "in the folder with -ffp-contract=off (no -ffast-math)")
     print("build and run on Cortex-M under qemu: make -C firmware/mcu MODEL=" + str(args.out))
     return 0

@@ -255,17 +255,48 @@ def test_export_c_dataset_with_other_channels_is_refused(tmp_path, capsys):
     assert "are not the model's" in capsys.readouterr().err
 
 
+HOST_MAIN = r"""
+#include <stdio.h>
+#include <string.h>
+#include "lantern.h"
+#include "test_vectors.h"
+int main(void) {
+    if (lantern_init() != 0) return 2;
+    int bad = 0;
+    for (int v = 0; v < LANTERN_N_VECTORS; v++) {
+        if (v < LANTERN_N_FLOAT_VECTORS) {
+            if (lantern_quantize_input(0, lantern_test_float_inputs[v], LANTERN_INPUT0_BYTES) ||
+                memcmp(lantern_input(0), lantern_test_inputs[v], LANTERN_INPUT0_BYTES)) bad++;
+        } else {
+            memcpy(lantern_input(0), lantern_test_inputs[v], LANTERN_INPUT0_BYTES);
+        }
+        if (lantern_run() != 0) return 3;
+        bad += memcmp(lantern_output(0), lantern_test_expected[v], LANTERN_OUTPUT_BYTES) != 0;
+        printf("%s\n", lantern_labels[lantern_argmax(0)]);
+    }
+    return bad ? 1 : 0;
+}
+"""
+
+
 @pytest.mark.skipif(shutil.which("cc") is None, reason="no host C compiler (cc)")
-def test_export_c_prefix_gives_c_that_compiles_warning_free(tmp_path):
-    """Two models can live in one firmware: --prefix renames the API; the generated C
-    compiles with -Wall -Wextra -Werror (host compiler, C11 and C++ for the header)."""
+def test_export_c_with_kernel_is_a_self_contained_folder(tmp_path, capsys):
+    """--with-kernel copies the portable kernel beside the model: the folder alone builds
+    warning-free (-Wall -Wextra -Werror) and, here on the host, gives the reference's
+    outputs and quantization. --prefix renames the API (two models in one firmware)."""
     out = tmp_path / "x"
-    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(out), "--vectors", "3",
-                "--prefix", "lantern", "--dataset", str(DATASET)]) == 0
+    assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(out), "--vectors", "5",
+                "--prefix", "lantern", "--dataset", str(DATASET), "--with-kernel"]) == 0
+    assert "kernel sources copied" in capsys.readouterr().out
     assert "int lantern_run(void);" in (out / "lantern.h").read_text()
-    kernel = ROOT / "firmware" / "kernel"
-    for src in ("lantern.c", "test_vectors.c"):
-        r = subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
-                            f"-I{kernel}", f"-I{out}", "-c", str(out / src), "-o",
-                            str(tmp_path / (src + ".o"))], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
+    (tmp_path / "main.c").write_text(HOST_MAIN)
+    exe = tmp_path / "run"
+    r = subprocess.run(["cc", "-std=c11", "-O1", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+                        f"-I{out}", "-o", str(exe), str(tmp_path / "main.c"),
+                        *sorted(str(p) for p in out.glob("*.c")), "-lm"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stdout
+    labels = read_bundle(DEFAULT_BUNDLE).labels
+    assert len(r.stdout.split()) == 5 and set(r.stdout.split()) <= set(labels)
