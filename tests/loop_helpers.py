@@ -52,3 +52,41 @@ def oracle_model(body, **kw):
     loop's behaviour can be tested without a trained network)."""
     eye = np.eye(len(LABELS), dtype=np.float32) * 0.9 + 0.1 / len(LABELS)
     return FakeModel(lambda x: eye[LABELS.index(body.gesture_at())], name="oracle", **kw)
+
+
+def quiet_body(n_pixels: int = 24):
+    """A Body whose parts allocate nothing per call (a reading made once, LEDs copied into a
+    preallocated frame), so a test can see what the loop itself allocates."""
+    from lanthorn.hardware.interfaces import (Body, DistanceSensor, LedStrip, LightSensor,
+                                              TouchReading, TouchSensor)
+
+    class Touch(TouchSensor):
+        name = "touch"
+        reading = TouchReading(np.full(12, 500, np.uint16), np.full(12, 530, np.uint16), 0)
+
+        def read(self):
+            return self.reading
+
+    class Ranger(DistanceSensor):
+        name = "distance"
+
+        def read_mm(self):
+            return 400.0
+
+    class Light(LightSensor):
+        name = "light"
+
+        def read_lux(self):
+            return 120.0
+
+    class Leds(LedStrip):
+        name = "leds"
+
+        def show(self, frame):
+            np.copyto(self.last_frame, frame)
+            return self.last_frame
+
+        def _write(self, frame):
+            pass
+
+    return Body(touch=Touch(), distance=Ranger(), light=Light(), leds=Leds(n_pixels))

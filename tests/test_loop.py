@@ -16,7 +16,7 @@ from lanthorn.errors import UserError
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body
 
-from loop_helpers import FakeModel, build_zoo_bundle, oracle_model
+from loop_helpers import FakeModel, build_zoo_bundle, oracle_model, quiet_body
 
 EMPTY = [(30.0, "approach")]  # nobody there for the first 30 s
 
@@ -118,6 +118,30 @@ def test_no_allocation_in_steady_state(zoo_bundle):
     grown = sum(s.size_diff for s in snap1.compare_to(snap0, "filename") if s.size_diff > 0)
     # 240 frames, 400 samples, 100 inferences: per-frame allocations would be many KiB
     assert grown < 16 * 1024, [str(s) for s in snap1.compare_to(snap0, "lineno")[:5]]
+
+
+@pytest.mark.parametrize("n_pixels", [24, 2000])
+def test_each_wake_allocates_only_small_objects(n_pixels):
+    """What the loop itself allocates per wake-up (parts and model that allocate nothing):
+    a few small numpy view/scalar objects, never a buffer (the same for a 2000-pixel ring)."""
+    probs = np.full(len(LABELS), 1 / len(LABELS), np.float32)
+    clock = SimClock()
+    loop = DeviceLoop(quiet_body(n_pixels), model=FakeModel(lambda x: probs), clock=clock,
+                      charge_compute=False)
+    loop.start()
+    run_for(loop, 5.0)
+    worst = 0
+    tracemalloc.start()
+    try:
+        for _ in range(600):
+            clock.set(loop.next_due())
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            loop.step()
+            worst = max(worst, tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    assert worst < 4096, worst
 
 
 # --- behaviour through the loop -------------------------------------------------------------
