@@ -95,3 +95,20 @@ def test_make_model_requantize_reproduces_the_bundle_bytes(tmp_path):
     shipped = json.loads(REPORT.read_text())["unpruned"]
     assert fig["int8_accuracy"] == shipped["int8_accuracy"]
     assert (tmp_path / "t.lanthorn").read_bytes() == DEFAULT_BUNDLE.read_bytes()
+
+
+def test_targets_are_judged_from_the_figures_not_asserted():
+    mm = make_model()
+    unpruned = {"int8_drop_points": 0.6, "size_ratio": 1.0, "size_ratio_without_twin": 4.0,
+                "float_accuracy": 0.90, "macs": 1000}
+    pruned = {"float_accuracy": 0.895, "int8_accuracy": 0.885, "macs": 600}
+    t = mm.targets(unpruned, pruned)
+    assert not t["int8_within_0.5_points_of_float"]["met"]
+    assert not t["bundle_3.9x_smaller_than_float_onnx"]["met"]
+    assert t["bundle_3.9x_smaller_than_float_onnx"]["met_without_twin"]
+    assert t["pruned_50pct_within_1_point_of_float"]["reached_int8"] == pytest.approx(1.5)
+    assert not t["pruned_50pct_within_1_point_of_float"]["met"]
+    assert not t["pruned_1.8x_fewer_macs"]["met"]  # 1.67x
+    report = {"a": [[1, 2], [3, 4]], "b": {"c": [0.5, -1e-05]}, "d": ["x", "y"]}
+    text = mm.dumps(report)
+    assert json.loads(text) == report and "[1, 2]" in text
