@@ -300,3 +300,21 @@ def test_export_c_with_kernel_is_a_self_contained_folder(tmp_path, capsys):
     assert r.returncode == 0, r.stdout
     labels = read_bundle(DEFAULT_BUNDLE).labels
     assert len(r.stdout.split()) == 5 and set(r.stdout.split()) <= set(labels)
+
+
+def test_export_c_refuses_a_model_the_kernel_cannot_run(tmp_path, capsys):
+    """A softmax in the middle of a graph is valid for the numpy engine but not for the C
+    kernel: one line naming the layer, no files written."""
+    from lanthorn.device.bundle import Bundle, write_bundle
+    from lanthorn.device.graph import Graph, Layer, Tensor
+    T = {"x": Tensor("x", (4,), "int8", 0.1, 0), "s": Tensor("s", (4,), "int8", 1 / 256, -128),
+         "y": Tensor("y", (4,), "int8", 0.1, 0)}
+    g = Graph(T, [Layer("softmax", "sm", ["x"], ["s"], {}, {}),
+                  Layer("lut", "l", ["s"], ["y"], {}, {"table": np.zeros(256, np.int8)})],
+              ["x"], ["y"])
+    path = tmp_path / "mid_softmax.lanthorn"
+    write_bundle(Bundle(g, {"shape": [4]}), path)
+    assert cli(["export-c", str(path), "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot run this model" in err and "'sm'" in err and "Traceback" not in err
+    assert not (tmp_path / "x").exists()
