@@ -20,8 +20,21 @@ void lk_conv_geometry(const lk_model *m, const lk_layer *L, lk_conv_geom *g)
     g->CG = g->C / g->G; g->CPG = g->CO / g->G; g->K = g->KH * g->KW * g->CG;
 }
 
+/* The in-bounds kernel taps [*k0, *k1) along one axis for output position o. */
+static void taps(int32_t o, int32_t s, int32_t pad, int32_t d, int32_t k, int32_t n,
+                 int32_t *k0, int32_t *k1)
+{
+    int32_t a = 0, b = k;
+    while (a < b && o * s - pad + a * d < 0) a++;
+    while (b > a && o * s - pad + (b - 1) * d >= n) b--;
+    *k0 = a;
+    *k1 = b;
+}
+
 /* acc[co] = bias[co] + sum over the window of (x - zx) * w; padded positions hold zx, so
- * they are skipped (they contribute exactly 0). */
+ * they are skipped (they contribute exactly 0). Per output pixel the in-bounds taps are
+ * found once; with one group and no horizontal dilation a kernel row is one contiguous
+ * run of input and weights, so the inner loop is a plain dot product. */
 int lk_conv_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
     lk_conv_geom g;
@@ -30,25 +43,32 @@ int lk_conv_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *x = I8(X);
     int8_t *y = I8(Y);
     const int32_t zx = X->zero_point, zy = Y->zero_point;
+    const int32_t C = g.C, CG = g.CG, KW = g.KW, contiguous = g.G == 1 && g.DW == 1;
     const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
     for (int32_t oy = 0; oy < g.OH; oy++) {
+        int32_t ki0, ki1;
+        taps(oy, g.SH, g.PT, g.DH, g.KH, g.H, &ki0, &ki1);
         for (int32_t ox = 0; ox < g.OW; ox++) {
+            int32_t kj0, kj1;
+            taps(ox, g.SW, g.PL, g.DW, g.KW, g.W, &kj0, &kj1);
+            const int32_t ix0 = ox * g.SW - g.PL + kj0 * g.DW, run = (kj1 - kj0) * CG;
             int8_t *yp = y + ((size_t)oy * g.OW + ox) * g.CO;
             for (int32_t co = 0; co < g.CO; co++) {
                 const int32_t grp = co / g.CPG;
                 const int8_t *w = L->weight + (size_t)co * g.K;
                 int32_t acc = L->bias[co];
-                for (int32_t ki = 0; ki < g.KH; ki++) {
+                for (int32_t ki = ki0; ki < ki1; ki++) {
                     const int32_t iy = oy * g.SH - g.PT + ki * g.DH;
-                    if (iy < 0 || iy >= g.H) continue;
-                    for (int32_t kj = 0; kj < g.KW; kj++) {
-                        const int32_t ix = ox * g.SW - g.PL + kj * g.DW;
-                        if (ix < 0 || ix >= g.W) continue;
-                        const int8_t *xp = x + ((size_t)iy * g.W + ix) * g.C + grp * g.CG;
-                        const int8_t *wp = w + (size_t)(ki * g.KW + kj) * g.CG;
-                        for (int32_t ci = 0; ci < g.CG; ci++)
-                            acc += ((int32_t)xp[ci] - zx) * (int32_t)wp[ci];
+                    const int8_t *xp = x + ((size_t)iy * g.W + ix0) * C + grp * CG;
+                    const int8_t *wp = w + (size_t)(ki * KW + kj0) * CG;
+                    if (contiguous) {
+                        for (int32_t i = 0; i < run; i++)
+                            acc += ((int32_t)xp[i] - zx) * (int32_t)wp[i];
+                        continue;
                     }
+                    for (int32_t kj = kj0; kj < kj1; kj++, xp += (size_t)g.DW * C, wp += CG)
+                        for (int32_t ci = 0; ci < CG; ci++)
+                            acc += ((int32_t)xp[ci] - zx) * (int32_t)wp[ci];
                 }
                 yp[co] = lk_requant(acc, L->multiplier[co], lo, hi, zy);
             }
