@@ -245,17 +245,16 @@ class NumpyEngine(ReferenceEngine):
         # an iterator with buffers (measured: ~30 KB allocated per call), these do not
         wfull = np.ascontiguousarray(np.broadcast_to(w.T.astype(dt)[:, None, :], cols.shape))
         bfull = np.ascontiguousarray(np.broadcast_to(bias.astype(dt), (P, C)))
-        prod = np.empty_like(cols)
         acc = np.empty((P, C), dt)
         rq = requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out)
         mul, add = np.multiply, np.add
-        first, rest = prod[0], [prod[i] for i in range(1, KK)]
+        first, rest = cols[0], [cols[i] for i in range(1, KK)]
 
         def step():
             if refresh is not None:
                 refresh()
             cols5[...] = win
-            mul(cols, wfull, out=prod)
+            mul(cols, wfull, out=cols)        # products in place: a smaller working set
             add(bfull, first, out=acc)
             for tap in rest:
                 add(acc, tap, out=acc)

@@ -43,11 +43,13 @@ class ReferenceEngine:
             t = graph.tensors[name]
             self.buf[name] = np.zeros(t.shape, dtype=t.dtype)
         self.steps = []
+        self.step_layers: list[str] = []   # the layer each step runs (for profiling)
         needed = set(self.raw_outputs)
         for layer in graph.layers:
             if layer.op == "softmax" and layer.outputs[0] in graph.outputs:
                 continue  # final float softmax: applied by the runtime
             self.steps.append(self._plan(layer))
+            self.step_layers.append(layer.name)
             needed.discard(layer.outputs[0])
 
     # ------------------------------------------------------------------ running

@@ -66,6 +66,8 @@ def add_arguments(parser):
     parser.add_argument("--reps", type=int, help="exactly this many timed calls per path "
                         "(overrides the time budget; for tests and quick looks)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the zoo models and inputs")
+    parser.add_argument("--layers", action="store_true", help="also time each layer of the "
+                        "numpy path (where its time goes)")
 
 
 # ----------------------------------------------------------------------------- timing
@@ -163,8 +165,8 @@ def _our_input(model, feed, seed: int) -> np.ndarray:
     else:
         x = np.random.default_rng(seed).normal(size=model.input_spec.shape)
     if t.dtype == "int32":
-        return x.astype(np.int32)
-    return x.astype(np.float32).reshape(model.input_spec.shape)
+        return np.ascontiguousarray(x, dtype=np.int32)
+    return np.ascontiguousarray(x, dtype=np.float32).reshape(model.input_spec.shape)
 
 
 def _session(model_bytes):
@@ -283,6 +285,8 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
             continue
         ours[path] = model
         x = _our_input(model, timed_feed, seed)
+        if path == "numpy":
+            numpy_x = x
         fns[path] = lambda m=model, x=x: m(x)
 
     res["exact"] = _check_exact(ours, case, feeds[1:]) if case.bundle.twin and ours else {}
@@ -304,12 +308,66 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
         if p.get("available") and base:
             p["ratio_vs_ort_int8"] = p["median_us"] / base   # time ratio: < 1 means faster
 
+    if settings.get("layers") and "numpy" in ours:
+        res["numpy_layers"] = profile_layers(ours["numpy"], numpy_x, settings)
+
     res["device_process"] = {}
     for path, model in ours.items():
         backend = "numpy" if path == "numpy" else "c"
         res["device_process"][path] = device_process(case.bundle_path, backend,
                                                      settings["child_runs"])
     return res
+
+
+def profile_layers(model, x, settings: dict) -> dict:
+    """Where the numpy path's time goes. Three figures, measured interleaved: the whole
+    ``model(x)`` call, the engine's ``run_quantized`` inside it (the rest is the runtime:
+    input quantization, the final softmax, copies), and each planned step of the engine
+    repeated on its own. A step repeated on its own runs with its data in cache, so on a
+    busy machine the steps can add up to less than the engine call."""
+    from lanthorn.device.graph import layer_macs
+    engine, g = model._engine, model.graph
+    by_name = {layer.name: layer for layer in g.layers}
+    xq = [engine.buf[name] for name in g.inputs]          # the input the last call quantized
+    xq = [a.copy() for a in xq]
+    whole = measure({"call": lambda: model(x), "engine": lambda: engine.run_quantized(xq)},
+                    settings["budget_s"] / 3, settings["min_reps"], settings["warmup"],
+                    settings["reps"])
+    fns = {f"{i}:{name}": step for i, (name, step) in
+           enumerate(zip(engine.step_layers, engine.steps))}
+    samples = measure(fns, settings["budget_s"] / 3, settings["min_reps"], settings["warmup"],
+                      settings["reps"])
+    steps = []
+    for key, ns in samples.items():
+        layer = by_name[key.split(":", 1)[1]]
+        steps.append({"layer": layer.name, "op": layer.op,
+                      "output": list(g.tensors[layer.outputs[0]].shape),
+                      "macs": int(layer_macs(layer, g)), "median_us": summarize(ns)["median_us"]})
+    total = sum(r["median_us"] for r in steps) or 1.0
+    for r in steps:
+        r["share_of_steps"] = r["median_us"] / total
+    call = summarize(whole["call"])["median_us"]
+    eng = summarize(whole["engine"])["median_us"]
+    return {"call_median_us": call, "engine_median_us": eng, "runtime_median_us": call - eng,
+            "steps": steps}
+
+
+def format_layers(report: dict) -> str:
+    lines = []
+    for m in report["models"]:
+        prof = m.get("numpy_layers")
+        if not prof:
+            continue
+        lines.append(f"{m['name']}: numpy path {_fmt_us(prof['call_median_us'])} per call = "
+                     f"engine {_fmt_us(prof['engine_median_us'])} + runtime (input "
+                     f"quantization, softmax, copies) {_fmt_us(prof['runtime_median_us'])}; "
+                     f"engine steps, each timed on its own:")
+        for r in prof["steps"]:
+            shape = "x".join(str(d) for d in r["output"])
+            lines.append(f"  {r['layer'][:28]:28s} {r['op']:15s} {shape:>10s} "
+                         f"{_fmt_n(r['macs']):>8s} MACs {_fmt_us(r['median_us']):>10s} "
+                         f"{100 * r['share_of_steps']:5.1f}%")
+    return "\n".join(lines)
 
 
 # ----------------------------------------------------------------------------- report
@@ -430,7 +488,8 @@ def _settings(args) -> dict:
     if args.reps is not None and args.reps < 1:
         raise UserError("--reps must be at least 1")
     return {"mode": mode, "budget_s": budget, "min_reps": min_reps, "warmup": warmup,
-            "check_feeds": check, "reps": args.reps, "child_runs": 20 if args.quick else 100}
+            "check_feeds": check, "reps": args.reps, "child_runs": 20 if args.quick else 100,
+            "layers": bool(args.layers)}
 
 
 def run(args) -> int:
@@ -463,6 +522,9 @@ def run(args) -> int:
         (m["paths"]["c"]["backend"] for m in report["models"] if m["paths"]["c"].get("available")),
         None)
     print(format_table(report))
+    if args.layers:
+        print()
+        print(format_layers(report))
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
         print(f"\nwrote {args.json}")

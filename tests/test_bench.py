@@ -152,3 +152,16 @@ def test_c_path_is_na_when_the_kernel_is_not_built(report, bundle_file, monkeypa
         m["exact"].pop("c", None)
     table = bench_cmd.format_table(rep)
     assert table.count("n/a (C kernel not built)") == 2 and "lanthorn numpy" in table
+
+
+def test_layers_profile_names_every_engine_step(bundle_file, tmp_path):
+    out = tmp_path / "layers.json"
+    r = _lanthorn("bench", "--quick", "--bundle", str(bundle_file), "--reps", "3", "--layers",
+                  "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    prof = json.loads(out.read_text())["models"][0]["numpy_layers"]
+    assert [s["op"] for s in prof["steps"]] == ["dense", "dense", "dense"]
+    assert [s["macs"] for s in prof["steps"]] == [128 * 128, 128 * 64, 64 * 10]
+    assert prof["runtime_median_us"] == pytest.approx(prof["call_median_us"] - prof["engine_median_us"])
+    assert sum(s["share_of_steps"] for s in prof["steps"]) == pytest.approx(1.0)
+    assert "engine steps, each timed on its own" in r.stdout

@@ -202,25 +202,31 @@ def test_planned_input_quantization_equals_int8_quantize(scale, zp, seed):
 
 
 def test_inference_allocates_no_intermediate_activations():
+    """The planned steps (the whole graph but the returned copy of its output) allocate
+    nothing but Python's loop iterators (48 bytes each; three are alive at once: this
+    test's two loops and a step's loop over its windows), where a single re-allocated
+    buffer would add a 112-byte array header to its data (at least 20 bytes here)."""
     rng = np.random.default_rng(2)
     engine = NumpyEngine(_chain_graph(rng).graph)
-    x = [rng.integers(-128, 128, (12, 10, 3)).astype(np.int8)]
-    for _ in range(3):
-        engine.run_quantized(x)
-    tracemalloc.start()
-    try:
-        before = tracemalloc.take_snapshot()
-        tracemalloc.reset_peak()
-        base = tracemalloc.get_traced_memory()[0]
+    engine.run_quantized([rng.integers(-128, 128, (12, 10, 3)).astype(np.int8)])
+    steps = engine.steps
+
+    def run():
         for _ in range(20):
-            engine.run_quantized(x)
-        peak = tracemalloc.get_traced_memory()[1] - base
-    finally:
-        tracemalloc.stop()
-    del before
-    # the activations are 960 + 960 + 640 bytes of int8 and 4-8x that as float accumulators;
-    # what an inference may allocate is its small returned copy and numpy's scalar temporaries
-    assert peak < 512, f"an inference allocated {peak} bytes"
+            for step in steps:
+                step()
+    def peak_of_run():
+        tracemalloc.start()
+        try:
+            base = tracemalloc.get_traced_memory()[0]
+            tracemalloc.reset_peak()
+            run()
+            return tracemalloc.get_traced_memory()[1] - base
+        finally:
+            tracemalloc.stop()
+    run()
+    peak = min(peak_of_run() for _ in range(3))   # robust to an unrelated allocation
+    assert peak <= 3 * 48, f"an inference allocated {peak} bytes"
 
 
 @settings(**SETTINGS)
