@@ -774,6 +774,7 @@ class DeviceLoop:
             "fps": fps,
             "frame_ms_p50": self.frame_ms.percentile(50),
             "frame_ms_p99": self.frame_ms.percentile(99),
+            "frame_cpu_ms_p99": self.frame_cpu_ms.percentile(99),
             "infer_ms": self.infer_ms.percentile(50),
             "infer_ms_p99": self.infer_ms.percentile(99),
             "touch_to_light_ms_p50": self.latency_ms.percentile(50),

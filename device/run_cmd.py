@@ -125,6 +125,7 @@ def run(args) -> int:
     if not args.quiet:
         log(f"stopped{' on ' + stop_reason[0] if stop_reason else ''} after "
             f"{time.monotonic() - t0:.1f} s: {loop.frames_shown} frames at {st['fps']} fps, "
-            f"frame time p99 {st['frame_ms_p99']} ms, inference {st['infer_ms']} ms, "
+            f"frame time p99 {st['frame_ms_p99']} ms ({st['frame_cpu_ms_p99']} ms CPU), "
+            f"inference {st['infer_ms']} ms, "
             f"touch-to-light p50 {st['touch_to_light_ms_p50']} ms; LEDs off")
     return 0
