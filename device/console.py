@@ -316,12 +316,13 @@ class ConsoleServer:
             if cmd.writes and self.lock.locked:
                 raise UserError("locked: changes are refused until 'unlock PIN'")
             handler = getattr(self, "cmd_" + cmd.name.replace(" ", "_"))
-            return handler(cmd.name, args)
+            answer = handler(cmd.name, args)
         except UserError as exc:
-            return protocol.err_lines(self.mode, cmd_name, str(exc))
+            answer = protocol.err_lines(self.mode, cmd_name, str(exc))
         except Exception as exc:
             self.log("console: command failed\n" + traceback.format_exc())
-            return protocol.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+            answer = protocol.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+        return protocol.tag_answer(answer, line) if self.mode == "json" else answer
 
     def ok(self, cmd, message="", body=None, data=None) -> list[str]:
         return protocol.ok_lines(self.mode, cmd, message, body, data)

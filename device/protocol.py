@@ -6,8 +6,10 @@ client) switches to ``mode json``. Both get exactly one final answer per command
 
 * text mode: zero or more body lines, then ``OK [message]`` or ``ERR <reason>``;
 * json mode: one JSON object per line: ``{"ok": true, "cmd": ..., "message": ..., "data":
-  ...}`` or ``{"ok": false, "cmd": ..., "error": ...}``. Streaming lines (``watch``,
-  ``record`` progress, start-up notices) are objects with an ``event`` key and no ``ok``.
+  ..., "line": ...}`` or ``{"ok": false, "cmd": ..., "error": ..., "line": ...}``, where
+  ``line`` is the command line answered (absent on the final answer of a ``record`` or a
+  push, which come later). Streaming lines (``watch`` samples, ``record`` frames, notices)
+  are objects with an ``event`` key and no ``ok``.
 
 Lines end with CR, LF or CRLF (whatever the terminal sends); the device does not echo.
 Lines longer than :data:`MAX_LINE` bytes are refused whole. The push sub-protocol (binary
@@ -180,6 +182,21 @@ def err_lines(mode: str, cmd: str | None, reason: str) -> list[str]:
     if mode == "json":
         return [json_line({"ok": False, "cmd": cmd, "error": reason})]
     return [f"ERR {reason}"]
+
+
+def tag_answer(lines: list[str], line: str) -> list[str]:
+    """In json mode, the final answer carries the line it answers (``"line"``), so a client
+    can tell it from a late answer to an earlier request."""
+    if not lines:
+        return lines
+    try:
+        obj = json.loads(lines[-1])
+    except ValueError:
+        return lines
+    if isinstance(obj, dict) and "ok" in obj:
+        obj["line"] = line.strip()
+        return lines[:-1] + [json_line(obj)]
+    return lines
 
 
 def event_line(mode: str, event: str, text: str, data: Any = None) -> str:

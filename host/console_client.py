@@ -90,19 +90,27 @@ class ConsoleClient:
         """Send one command line; return its final answer object ({"ok": ...}). Events that
         come first (watch, frames, notices) go to ``on_event``."""
         self.send_line(line)
-        return self.wait_answer(on_event, timeout)
+        return self.wait_answer(on_event, timeout, expect=_command_of(line), line=line)
 
-    def wait_answer(self, on_event=None, timeout: float | None = None) -> dict:
+    def wait_answer(self, on_event=None, timeout: float | None = None,
+                    expect: str | None = None, line: str | None = None) -> dict:
+        """The next final answer. Late answers to an earlier, timed-out request are skipped:
+        answers tagged with another ``line``, or (untagged) naming another command."""
         timeout = self.timeout if timeout is None else timeout
         end = time.monotonic() + timeout
         while True:
-            line = self.read_line(max(0.0, end - time.monotonic()))
-            if line is None:
+            got = self.read_line(max(0.0, end - time.monotonic()))
+            if got is None:
                 raise ConsoleError(f"the device did not answer within {timeout:g} s")
-            obj = _json(line)
+            obj = _json(got)
             if obj is None:
                 continue  # not ours (e.g. a stale text line)
             if "ok" in obj:
+                if line is not None and "line" in obj:
+                    if obj["line"] != line.strip():
+                        continue
+                elif expect and obj.get("cmd") not in (None, expect):
+                    continue
                 return obj
             if on_event:
                 on_event(obj)
@@ -163,7 +171,8 @@ class ConsoleClient:
                                progress=progress)
         verdict = sender.run(offset // chunk)
         # the final answer can take a moment: the device loads the model to verify it
-        ans = _json(verdict) if verdict else self.wait_answer(timeout=max(self.timeout, 30.0))
+        ans = _json(verdict) if verdict else self.wait_answer(timeout=max(self.timeout, 30.0),
+                                                              expect="push begin")
         seconds = time.monotonic() - t0
         if ans is None or "ok" not in ans:
             raise ConsoleError(f"unexpected answer from the device during the push: {verdict!r}")
@@ -186,11 +195,20 @@ class ConsoleClient:
                 if on_rows:
                     on_rows(len(rows))
 
-        ans = self.wait_answer(on_event, timeout=seconds + 10.0)
+        ans = self.wait_answer(on_event, timeout=seconds + 10.0, expect="record")
         if not ans.get("ok"):
             raise ConsoleError(f"device: {ans.get('error')}")
         done = dict(start or {}, **(ans.get("data") or {}))
         return rows, done
+
+
+def _command_of(line: str) -> str | None:
+    """The command name the device will put in its answer to ``line`` (None if unparsable)."""
+    from lanthorn.device.protocol import ProtocolError, parse
+    try:
+        return parse(line)[0].name
+    except ProtocolError:
+        return None
 
 
 def _json(line: str | None) -> dict | None:

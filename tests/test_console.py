@@ -221,9 +221,10 @@ def test_watch_streams_until_any_line(rig):
 
 def test_json_mode(rig):
     term, app, *_ = rig
-    assert term.answer("mode json") == ['{"ok":true,"cmd":"mode","message":"mode json"}']
+    assert term.answer("mode json") == ['{"ok":true,"cmd":"mode","message":"mode json",'
+                                        '"line":"mode json"}']
     (line,) = term.answer("get brightness")
-    assert json.loads(line) == {"ok": True, "cmd": "get", "message": "60 %",
+    assert json.loads(line) == {"ok": True, "cmd": "get", "message": "60 %", "line": "get brightness",
                                 "data": {"name": "brightness", "value": 60}}
     (line,) = term.answer("set brightness 900")
     assert json.loads(line)["error"].startswith("brightness must be between 0 and 100")

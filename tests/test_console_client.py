@@ -310,3 +310,12 @@ def test_push_on_a_115200_baud_line(tmp_path):
     print(f"push of {len(data)} B over a paced 115200 baud link: {result['seconds']:.2f} s, "
           f"{share:.1%} of the line rate (framing alone allows {wire_efficiency():.1%})")
     assert share < 1.0  # the pacing really limits it (a bare pty runs ~80x faster)
+
+
+def test_late_answers_to_earlier_requests_are_skipped(device):
+    link, app, server = device
+    with ConsoleClient(link.host) as c:
+        c.send_line("get palette")  # as if an earlier request had timed out
+        c.send_line("status")
+        assert c.call("get brightness") == {"name": "brightness", "value": 60}
+        assert c.request("x" * 600)["error"].startswith("line too long")  # cmd None: accepted
