@@ -41,7 +41,9 @@ def add_arguments(parser):
                              "(evaluated, not written), e.g. 0.25,0.5,0.75")
     parser.add_argument("--checkpoint", help="training checkpoint (.pt) to fine-tune from "
                         "after pruning (default: MODEL with .pt, if it exists)")
-    parser.add_argument("--epochs", type=int, default=12,
+    parser.add_argument("--no-finetune", action="store_true",
+                        help="prune the ONNX directly, even when a checkpoint is available")
+    parser.add_argument("--epochs", type=int, default=20,
                         help="fine-tuning epochs after pruning (with a checkpoint)")
     parser.add_argument("--no-bias-correction", action="store_true",
                         help="do not fold the expected weight-rounding error into the biases")
@@ -58,7 +60,10 @@ def run(args) -> int:
     from lanthorn.quantize.quantizer import quantize_model
 
     ckpt = args.checkpoint
-    if ckpt is None and (args.prune_channels or args.prune_sparsity or args.sweep):
+    if args.no_finetune:
+        if args.checkpoint:
+            raise UserError("--no-finetune and --checkpoint contradict each other; choose one")
+    elif ckpt is None and (args.prune_channels or args.prune_sparsity or args.sweep):
         guess = Path(args.model).with_suffix(".pt")
         ckpt = str(guess) if guess.is_file() else None
     if args.epochs < 0:

@@ -499,7 +499,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                    prune_channels: float = 0.0, prune_sparsity: float = 0.0,
                    checkpoint=None, report_dir=None, bias_correction: bool = True,
                    n_calib: int | None = None, name: str | None = None,
-                   finetune_epochs: int = 12, seed: int = 0, sweep=(),
+                   finetune_epochs: int = 20, seed: int = 0, sweep=(),
                    log=print) -> QuantizeResult:
     """Quantize (and optionally prune) a float ONNX model into a ``.lanthorn`` bundle.
 

@@ -156,6 +156,9 @@ def test_pruning_errors_exit_2(work, tmp_path, capsys):
     assert main(["quantize", str(model), "--data", str(data), "--out", out,
                  "--prune-channels", "0.9", "--checkpoint", str(model.with_suffix(".pt"))]) == 2
     assert "at most 0.75" in capsys.readouterr().err
+    assert main(["quantize", str(model), "--data", str(data), "--out", out, "--prune-channels",
+                 "0.5", "--no-finetune", "--checkpoint", str(model.with_suffix(".pt"))]) == 2
+    assert "contradict" in capsys.readouterr().err
     other = make_model(data, tmp_path / "other.onnx", widths=(4, 4, 4), epochs=1)
     assert main(["quantize", str(model), "--data", str(data), "--out", out,
                  "--prune-channels", "0.5", "--checkpoint", str(other.with_suffix(".pt"))]) == 2

@@ -251,3 +251,31 @@ def test_npz_inputs_quantize_a_non_sensor_model(tmp_path):
 def test_result_json_is_plain_json(minmax):
     doc = json.loads(json.dumps(minmax.to_json()))
     assert doc["models"][0]["name"] == "unpruned" and doc["calibration"] == "minmax"
+
+
+def test_batchnorm_after_conv_is_folded_by_preprocessing(tmp_path):
+    """A model exported without BatchNorm folding still quantizes (onnxruntime's
+    pre-processing folds it), and a BatchNorm that follows no Conv is refused up front."""
+    n = model_zoo.Net("bn", [1, 14, 50], 0)
+    n.conv(14, 6, 3, pad=1, dims=1)
+    rng = np.random.default_rng(0)
+    params = [n.const(rng.uniform(0.5, 1.5, 6).astype(np.float32), "g"),
+              n.const(rng.normal(0, 0.1, 6).astype(np.float32), "b"),
+              n.const(rng.normal(0, 0.1, 6).astype(np.float32), "m"),
+              n.const(rng.uniform(0.5, 1.5, 6).astype(np.float32), "v")]
+    n.op("BatchNormalization", [n.cur] + params)
+    n.relu()
+    n.op("GlobalAveragePool", [n.cur])
+    n.op("Flatten", [n.cur])
+    n.dense(6, 3)
+    m = n.model([1, 3])
+    onnx.save(m, str(tmp_path / "bn.onnx"))
+    x = rng.normal(size=(32, 14, 50)).astype(np.float32)
+    np.savez(tmp_path / "x.npz", x=x)
+    r = quantize_model(tmp_path / "bn.onnx", tmp_path / "x.npz", tmp_path / "bn.lanthorn", log=quiet)
+    assert [layer.op for layer in r.bundle.graph.layers][0] == "conv"
+    assert r.final.agreement >= 0.9
+    bad = model_zoo.Net("bn2", [1, 16], 0)
+    bad.op("BatchNormalization", ["x"] + [bad.const(np.ones(16, np.float32), k) for k in "gbmv"])
+    with pytest.raises(UnsupportedModelError, match="does not follow a Conv"):
+        check_model(bad.model([1, 16]))

@@ -70,6 +70,8 @@ def test_report_json_and_markdown_tell_the_same_numbers(work, report):
         assert row["node"] in md
     assert doc["sha256"][:16] in md
     assert "## Tasting notes" in md and "## Per-layer quantization error" in md
+    # the checkpoint next to the model was found and fine-tuned from
+    assert doc["pruning"]["method"] == "fine-tuned from m.pt"
 
 
 def test_tasting_notes_name_sources_consent_and_warn(work, report):
