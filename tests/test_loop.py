@@ -348,3 +348,17 @@ def test_watchdog_is_fed_from_the_loop_thread():
     loop = make_loop(body, clock, None, watchdog=lambda: fed.append(clock()))
     loop.run(seconds=5.0)
     assert len(fed) == 3  # at 0, 2 and 4 s
+
+
+def test_sensitivities_scale_what_the_model_sees():
+    def pad2(**values):
+        body, clock = sim(script=[(0.2, "hold", {"pad": 2})])
+        loop = DeviceLoop(body, params=ParamStore(values=values), model=oracle_model(body),
+                          clock=clock, charge_compute=False, oled_thread=False)
+        loop.start()
+        run_for(loop, 1.0)
+        v = loop.latest()["values"]
+        return v["pad2"], v["distance"]
+    (p1, d1), (p2, d2) = pad2(), pad2(touch_sensitivity=2.0, approach_sensitivity=1.5)
+    assert p2 == pytest.approx(2 * p1, rel=0.02)
+    assert d2 == pytest.approx(min(1.5 * d1, 1.0), rel=0.02)
