@@ -411,3 +411,46 @@ print(refused, ran)
     assert r.returncode == 0, f"crashed (exit {r.returncode}): {r.stderr[-2000:]}"
     refused, ran = map(int, r.stdout.split())
     assert refused > 100 and refused + ran == 400
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), n_layers=st.integers(1, 14))
+def test_random_dags_share_arena_safely(seed, n_layers):
+    """Random graphs whose layers read any earlier tensor (long skips, fan-out, reshape
+    aliases, several outputs): whatever bytes the planner shares, C equals numpy."""
+    from lanthorn.device.graph import Graph, Layer, Tensor
+    rng = np.random.default_rng(seed)
+    shape = (2, 3, 4)
+    T = {"in": Tensor("in", shape, "int8", *qparams(rng))}
+    layers, names = [], ["in"]
+    for i in range(n_layers):
+        pick = lambda: names[int(rng.integers(0, len(names)))]      # noqa: E731
+        src = pick()
+        name = f"t{i}"
+        kind = rng.choice(["lut", "add", "concat", "reshape", "transpose"])
+        s, z = qparams(rng)
+        if T[src].shape != shape or kind == "lut":
+            kind = "lut" if T[src].shape != shape else kind
+        if kind == "lut":
+            T[name] = Tensor(name, T[src].shape, "int8", s, z)
+            layers.append(Layer("lut", name, [src], [name], {}, {"table": rand_i8(rng, (256,))}))
+        elif kind == "add":
+            other = pick() if T[pick()].shape == shape else src
+            other = other if T[other].shape == shape else src
+            T[name] = Tensor(name, shape, "int8", s, z)
+            layers.append(Layer("add", name, [src, other], [name]))
+        elif kind == "concat":
+            T[name] = Tensor(name, (4, 3, 4), "int8", s, z)
+            layers.append(Layer("concat", name, [src, src], [name], {"axis": 0},
+                                {"table0": int8.requant_table(T[src].scale, T[src].zero_point, s, z)}))
+        elif kind == "reshape":
+            T[name] = Tensor(name, (6, 4), "int8", T[src].scale, T[src].zero_point)
+            layers.append(Layer("reshape", name, [src], [name], {"shape": [6, 4]}))
+        else:
+            T[name] = Tensor(name, (4, 2, 3), "int8", T[src].scale, T[src].zero_point)
+            layers.append(Layer("transpose", name, [src], [name], {"perm": [2, 0, 1]}))
+        names.append(name)
+    outs = sorted({names[-1], names[int(rng.integers(1, len(names)))]})
+    g = Graph(T, layers, ["in"], outs)
+    g.validate()
+    check(g, [rand_i8(rng, shape)])
