@@ -319,3 +319,10 @@ def test_late_answers_to_earlier_requests_are_skipped(device):
         c.send_line("status")
         assert c.call("get brightness") == {"name": "brightness", "value": 60}
         assert c.request("x" * 600)["error"].startswith("line too long")  # cmd None: accepted
+
+
+def test_no_console_on_the_port_is_a_clear_error():
+    with PtyLink() as link:  # a port with nothing listening (wrong port, piece not running)
+        with pytest.raises(ConsoleError, match=r"no answer from a lanthorn console on .* at "
+                                               r"115200 baud \(is 'lanthorn run --serial'"):
+            ConsoleClient(link.host, timeout=0.5)
