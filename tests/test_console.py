@@ -454,3 +454,18 @@ def test_any_input_gets_answers_and_never_an_internal_error(tmp_path_factory, li
     # the parameters are still valid values whatever was typed
     for p in app.params.table:
         assert p.check(app.params.get(p.name)) == app.params.get(p.name)
+
+
+@settings(max_examples=200, deadline=None)
+@given(lines=st.lists(st.binary(min_size=1, max_size=40).map(
+           lambda b: b.replace(b"\r", b"x").replace(b"\n", b"y")), max_size=8),
+       endings=st.lists(st.sampled_from([b"\r", b"\n", b"\r\n"]), min_size=8, max_size=8),
+       cuts=st.lists(st.integers(1, 30), max_size=30))
+def test_line_reader_any_split_any_ending(lines, endings, cuts):
+    """However the bytes are split into reads, every line comes out once, whole."""
+    stream = b"".join(line + end for line, end in zip(lines, endings))
+    r, got, pos = LineReader(limit=64), [], 0
+    for c in cuts + [len(stream)]:
+        got += r.feed(stream[pos:pos + c])
+        pos += c
+    assert got == [("line", line) for line in lines]
