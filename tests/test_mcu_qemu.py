@@ -124,6 +124,19 @@ def test_size_figures_are_printed_for_both_cores(exported):
 
 
 @needs_arm
+@pytest.mark.parametrize("core", list(CORES))
+def test_model_only_image_boots_and_runs(exported, core):
+    """lanthorn-model.elf (deploy.c), the image the size figures are for, really runs:
+    init, quantize a window, inference, argmax, exit 0 (a fault would exit 1)."""
+    _, build, _ = exported
+    r = subprocess.run(["qemu-system-arm", *CORES[core], "-nographic", "-monitor", "none",
+                        "-serial", "none", "-semihosting-config", "enable=on,target=native",
+                        "-kernel", str(build / core / "lanthorn-model.elf")],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout
+
+
+@needs_arm
 def test_a_wrong_expected_output_fails_the_run(exported, tmp_path):
     """The driver's own check and the qemu exit status can fail: corrupt one expected value."""
     model, build, _ = exported
