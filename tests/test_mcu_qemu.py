@@ -125,6 +125,19 @@ def test_size_figures_are_printed_for_both_cores(exported):
 
 @needs_arm
 @pytest.mark.parametrize("core", list(CORES))
+def test_no_allocator_is_linked(exported, core):
+    """No dynamic allocation: neither image links malloc or the heap (_sbrk) at all."""
+    _, build, _ = exported
+    for elf in ("lanthorn-model.elf", "lanthorn-mcu.elf"):
+        nm = subprocess.run(["arm-none-eabi-nm", str(build / core / elf)], capture_output=True,
+                            text=True, check=True).stdout
+        symbols = {line.split()[-1] for line in nm.splitlines() if line.strip()}
+        assert "model_run" in symbols
+        assert not symbols & {"malloc", "_malloc_r", "calloc", "realloc", "free", "_sbrk"}, elf
+
+
+@needs_arm
+@pytest.mark.parametrize("core", list(CORES))
 def test_model_only_image_boots_and_runs(exported, core):
     """lanthorn-model.elf (deploy.c), the image the size figures are for, really runs:
     init, quantize a window, inference, argmax, exit 0 (a fault would exit 1)."""
