@@ -114,19 +114,9 @@ def run(args) -> int:
         return (f"t = {t:5.2f} s   visitor: {body.gesture_at(t)}\n"
                 f"recognised: {seen}   mood: {loop.mood.mood}")
 
-    def on_step(lp) -> None:
+    def on_step(lp) -> None:  # simulated time: record a GIF frame now and then
         t = lp.clock() - lp.t_start
-        if window is not None:
-            if t >= state["next_window"]:
-                state["next_window"] = t + 1 / 30
-                if not window.poll():
-                    lp.stop()
-                    return
-                picture = window.show_body(caption(t))
-                if t >= state["next_gif"]:
-                    recorder.add(picture)
-                    state["next_gif"] += gif_every
-        elif t >= state["next_gif"]:
+        if t >= state["next_gif"]:
             state["next_gif"] += gif_every
             if lp.oled is not None:
                 lp.oled.flush()  # the picture shows the OLED as it is now
@@ -139,9 +129,12 @@ def run(args) -> int:
           f"({model_note}, {getattr(model, 'backend', '-')} backend)", flush=True)
     started = time.perf_counter()
     try:
-        loop.run(seconds=seconds, on_step=on_step)
+        if window is None:
+            loop.run(seconds=seconds, on_step=on_step)
+        else:
+            live(loop, window, recorder, gif_every, seconds, caption)
     except KeyboardInterrupt:
-        loop.shutdown()
+        loop.stop()
         print("stopped")
     finally:
         if window is not None:
@@ -161,6 +154,36 @@ def run(args) -> int:
     what = f"{summary['gif']} ({summary['gif_frames']} frames) and " if len(recorder) else ""
     print(f"ran {summary['seconds']:g} s of the piece in {wall:.1f} s; wrote {what}{path}")
     return 0
+
+
+def live(loop, window, recorder, gif_every: float, seconds, caption, window_fps: float = 30.0):
+    """Real time in a window: the loop runs on its own thread at its own rates while this
+    (main) thread, which pygame needs, handles the mouse and draws the window. The mouse
+    changes the simulated world only between two loop steps (``step_lock``)."""
+    import threading
+    lock = threading.Lock()
+    loop.step_lock = lock
+    runner = threading.Thread(target=loop.run, kwargs={"seconds": seconds}, name="lanthorn-loop",
+                              daemon=True)
+    runner.start()
+    next_gif = 0.0
+    try:
+        while runner.is_alive():
+            tick = time.monotonic()
+            with lock:
+                open_ = window.poll()
+            if not open_:
+                break
+            if loop.t_start is not None:
+                t = loop.clock() - loop.t_start
+                picture = window.show_body(caption(t))
+                if t >= next_gif:
+                    recorder.add(picture)
+                    next_gif += gif_every
+            time.sleep(max(0.0, 1.0 / window_fps - (time.monotonic() - tick)))
+    finally:
+        loop.stop()
+        runner.join(timeout=10)
 
 
 def visitor_gestures(body, until: float) -> list[dict]:

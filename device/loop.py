@@ -34,6 +34,7 @@ the console thread take effect on the loop's next frame (``ParamStore.version``)
 from __future__ import annotations
 
 import collections
+import contextlib
 import gc
 import math
 import threading
@@ -202,9 +203,9 @@ class OledWorker:
             if self._failed_at is not None:
                 self._failed_at = None
                 self.on_ok()
-        except PartError as exc:
+        except Exception as exc:  # PartError, or a driver bug: degrade, never stop
             self._failed_at = time.monotonic()
-            self.on_error(str(exc))
+            self.on_error(str(exc) if isinstance(exc, PartError) else f"{type(exc).__name__}: {exc}")
         finally:
             with self._cond:
                 self._busy = False
@@ -421,6 +422,8 @@ class DeviceLoop:
 
     def _part_failed(self, role: str, exc: Exception) -> None:
         was_ok = self.health.get(role) == "ok"
+        if not isinstance(exc, PartError):  # a driver bug: say what kind, for the log
+            exc = PartError(role, f"{type(exc).__name__}: {exc}")
         self.health[role] = f"failed: {exc}"
         self._retry_at[role] = self.clock() + self.RETRY_S
         if was_ok:
@@ -478,7 +481,7 @@ class DeviceLoop:
                 pads = self._pad_delta
                 if self.health["touch"] != "ok":
                     self._part_ok("touch")
-            except PartError as exc:
+            except Exception as exc:  # PartError, or a driver bug: degrade, never stop
                 self._part_failed("touch", exc)
         if now + 1e-9 >= self._next_distance:
             self._next_distance = max(self._next_distance + self.distance_period, now)
@@ -488,7 +491,7 @@ class DeviceLoop:
                     self._last_distance = ranger.read_mm()
                     if self.health["distance"] != "ok":
                         self._part_ok("distance")
-                except PartError as exc:
+                except Exception as exc:  # PartError, or a driver bug: degrade, never stop
                     self._last_distance = None  # imputed: nobody in range
                     self._part_failed("distance", exc)
         if now + 1e-9 >= self._next_light:
@@ -499,7 +502,7 @@ class DeviceLoop:
                     self._last_lux = light.read_lux()
                     if self.health["light"] != "ok":
                         self._part_ok("light")
-                except PartError as exc:  # imputed: the last good level
+                except Exception as exc:  # imputed: the last good level
                     self._part_failed("light", exc)
         s = fr.encode_into(self._sample, pads, self._last_distance, self._last_lux)
         gain = p["approach_sensitivity"]
@@ -598,7 +601,7 @@ class DeviceLoop:
                 leds.show(self._led_frame)
                 if self.health["leds"] != "ok":
                     self._part_ok("leds")
-            except PartError as exc:
+            except Exception as exc:  # PartError, or a driver bug: degrade, never stop
                 self._part_failed("leds", exc)
         # words: off the hot path (the OLED thread draws them)
         mood_name = self.mood.mood
@@ -634,6 +637,10 @@ class DeviceLoop:
             self.body.leds.power_cap_ma = cap if self._led_cap is None else min(cap, self._led_cap)
 
     # ------------------------------------------------------------------ running
+    #: Held around every step; the live window swaps in a real lock so the mouse (on the
+    #: main thread) never changes the simulated world in the middle of a sensor read.
+    step_lock = contextlib.nullcontext()
+
     def start(self) -> None:
         """Prepare the schedule (called by run; tests may call step() after it)."""
         now = self.clock()
@@ -740,7 +747,8 @@ class DeviceLoop:
                     wait = due - self.clock()
                     if wait > 0 and self._stop.wait(wait):
                         break
-                self.step()
+                with self.step_lock:
+                    self.step()
                 if on_step is not None:
                     on_step(self)
         finally:
