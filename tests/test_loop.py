@@ -362,3 +362,17 @@ def test_sensitivities_scale_what_the_model_sees():
     (p1, d1), (p2, d2) = pad2(), pad2(touch_sensitivity=2.0, approach_sensitivity=1.5)
     assert p2 == pytest.approx(2 * p1, rel=0.02)
     assert d2 == pytest.approx(min(1.5 * d1, 1.0), rel=0.02)
+
+
+def test_a_driver_bug_degrades_the_part_not_the_piece():
+    body = quiet_body()
+
+    def broken():
+        raise ValueError("unpack requires a buffer of 2 bytes")
+    body.touch.read = broken
+    clock = SimClock()
+    loop = DeviceLoop(body, model=FakeModel(), clock=clock, charge_compute=False)
+    loop.run(seconds=1.0)
+    assert loop.frames_shown >= 60
+    assert loop.status()["sensors"]["touch"] == \
+        "failed: touch: ValueError: unpack requires a buffer of 2 bytes"
