@@ -283,6 +283,7 @@ def test_export_c_dataset_with_other_channels_is_refused(tmp_path, capsys):
 
 
 HOST_MAIN = r"""
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include "lantern.h"
@@ -301,6 +302,16 @@ int main(void) {
         bad += memcmp(lantern_output(0), lantern_test_expected[v], LANTERN_OUTPUT_BYTES) != 0;
         printf("%s\n", lantern_labels[lantern_argmax(0)]);
     }
+    /* a NaN (a dead sensor) is refused and leaves the input as it was */
+    static float x[LANTERN_INPUT0_BYTES];
+    memcpy(x, lantern_test_float_inputs[0], sizeof x);
+    x[7] = NAN;
+    int8_t before[LANTERN_INPUT0_BYTES];
+    memcpy(before, lantern_input(0), sizeof before);
+    if (lantern_quantize_input(0, x, LANTERN_INPUT0_BYTES) != -1) bad++;
+    if (memcmp(before, lantern_input(0), sizeof before)) bad++;
+    if (lantern_quantize_input(0, x, 3) != -1 || lantern_quantize_input(1, x, 3) != -1) bad++;
+    if (lantern_argmax(5) != -1 || lantern_input(-1) != NULL) bad++;
     return bad ? 1 : 0;
 }
 """
