@@ -47,7 +47,7 @@ def builds(tmp_path_factory):
     sources = [str(KERNEL / "tools" / "lk_run_blob.c")] + sorted(str(p) for p in KERNEL.glob("*.c"))
     for march in {c[0] for c in CONFIGS}:
         exe = out / f"lk_run_blob-{march.replace('+', '_')}"
-        subprocess.run([CC, "-O2", "-std=c11", "-Wall", "-Wextra", "-Werror", "-ffp-contract=off",
+        subprocess.run([CC, "-O2", "-std=c11", "-Wall", "-Wextra", "-ffp-contract=off",
                         "-static", f"-march={march}", f"-I{KERNEL}", "-o", str(exe), *sources],
                        check=True, capture_output=True, text=True)
         exes[march] = exe

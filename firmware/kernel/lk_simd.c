@@ -54,8 +54,11 @@ static int tiled(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT; }
 static int32_t tile_bw(int mode) { return mode == MODE_U8S8 ? 8 : 4; }
 static int32_t tile_k4(int mode, int32_t k)
 {
+    if (mode == MODE_I8) return kpad(k) / 4;                     /* patch = one dot row */
     return mode == MODE_U8S8 ? (k + 3) / 4 : (k + 15) / 16 * 4;  /* SDOT reads 16 bytes */
 }
+/* Convs that pad their input once per layer and gather kernel rows (conv_padded). */
+static int padded_conv(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT || mode == MODE_I8; }
 static int32_t tile_nb(int mode, int32_t n) { return (n + tile_bw(mode) - 1) / tile_bw(mode); }
 static size_t up16(size_t n) { return (n + 15u) & ~(size_t)15u; }
 
@@ -125,16 +128,17 @@ size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
     int32_t N = 0, K = 0;
     const int mode = pack_mode(m, L, variant, &N, &K);
     switch (mode) {
-    case MODE_U8S8: case MODE_SDOT:   /* padded input (conv), 4 patches */
-        if (L->op == LK_OP_CONV) {
+    case MODE_U8S8: case MODE_SDOT: case MODE_I8:   /* padded input (conv), 4 patches */
+        if (L->op == LK_OP_CONV && padded_conv(mode)) {
             const lk_tensor *X = &m->tensors[L->in[0]];
             const size_t hp = (size_t)(X->shape[0] + L->pad_t + L->pad_b);
             const size_t wp = (size_t)(X->shape[1] + L->pad_l + L->pad_r);
             return up16(hp * wp * (size_t)X->shape[2] + 64u) +
                    4u * up16(4u * (size_t)tile_k4(mode, K) + 32u);
         }
-        return up16(4u * (size_t)tile_k4(mode, K) + 32u);
-    case MODE_I8: case MODE_I16: /* 2 pixels of acc and (int16) patch */
+        if (mode != MODE_I8) return up16(4u * (size_t)tile_k4(mode, K) + 32u);
+        return 2u * (4u * up16((size_t)N) + (size_t)kpad(K)) + 64u;   /* dense, MODE_I8 */
+    case MODE_I16: /* 2 pixels of acc and (int16) patch */
         return 2u * (4u * up16((size_t)N) + 2u * (size_t)kpad(K)) + 64u;
     case MODE_DW:
         return 4u * up16((size_t)N) + 64u;
@@ -525,6 +529,29 @@ static void sdot_pixels(const uint8_t *const *xs8, int P, const lk_layer *L, int
 typedef void (*tile_fn)(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                         int32_t zy, int8_t *const *ys);
 
+#if LK_ARM
+static void dot_i8_neon(const int8_t *x, int32_t P, const int8_t *w, int32_t Kp, int32_t N,
+                        int32_t *acc);
+
+/* MODE_I8 (plain NEON) pixels: one dot row per output, 64 outputs at a time on the stack. */
+static void neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys)
+{
+    const int32_t Kp = kpad(K);
+    const int8_t *w = (const int8_t *)packed_w(L);
+    const int32_t *bias = (const int32_t *)(const void *)((const uint8_t *)w + up16((size_t)N * Kp));
+    const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
+    int32_t acc[64];
+    for (int p = 0; p < P; p++)
+        for (int32_t n0 = 0; n0 < N; n0 += 64) {
+            const int32_t nc = N - n0 < 64 ? N - n0 : 64;
+            dot_i8_neon((const int8_t *)xs[p], 1, w + (size_t)n0 * Kp, Kp, nc, acc);
+            for (int32_t i = 0; i < nc; i++)
+                ys[p][n0 + i] = lk_requant(acc[i] + bias[n0 + i], L->multiplier[n0 + i], lo, hi, zy);
+        }
+}
+#endif
+
 static tile_fn tile_kernel(int mode)
 {
 #if LK_X86
@@ -532,6 +559,7 @@ static tile_fn tile_kernel(int mode)
 #endif
 #if LK_ARM
     if (mode == MODE_SDOT) return sdot_pixels;
+    if (mode == MODE_I8) return neon_pixels;
 #endif
     (void)mode;
     return NULL;
@@ -713,7 +741,7 @@ int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scr
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
-    if (tiled(mode)) return conv_tiled(mode, L, &g, x, X->zero_point, y, Y->zero_point, scratch);
+    if (padded_conv(mode)) return conv_tiled(mode, L, &g, x, X->zero_point, y, Y->zero_point, scratch);
     const int32_t N = g.CO, Kp = kpad(g.K), C = g.C, zx = X->zero_point, v = m->variant;
     const int32_t npix = g.OH * g.OW;
     int32_t *acc = (int32_t *)scratch;                   /* [2][N] */
