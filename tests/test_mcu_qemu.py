@@ -168,12 +168,35 @@ def test_a_wrong_expected_output_fails_the_run(exported, tmp_path):
     assert f"{VECTORS} vectors, 1 mismatches" in r.stdout
 
 
+def _ties_graphs(rng):
+    """conv and dense whose multipliers are powers of two, so many requantized values land
+    exactly on .5: round half to even must hold in soft float as on the FPU."""
+    from kernel_graphs import multipliers, one_layer, qparams, rand_i8
+    out = []
+    for i in range(3):
+        (sx, zx), (sy, zy) = qparams(rng), qparams(rng)
+        out.append((f"conv_ties{i}", one_layer(
+            "conv", [((6, 7, 5), "int8", sx, zx)], (6, 7, 8), zy, sy,
+            {"pads": [1, 1, 1, 1], "act_min": -128, "act_max": 127},
+            {"weight": rand_i8(rng, (8, 3, 3, 5), -127, 127),
+             "bias": rng.integers(-500, 500, 8).astype(np.int32),
+             "multiplier": multipliers(rng, 8, 45, "half")})))
+        (sx, zx), (sy, zy) = qparams(rng), qparams(rng)
+        out.append((f"dense_ties{i}", one_layer(
+            "dense", [((3, 40), "int8", sx, zx)], (3, 10), zy, sy, {},
+            {"weight": rand_i8(rng, (10, 40), -127, 127),
+             "bias": rng.integers(-500, 500, 10).astype(np.int32),
+             "multiplier": multipliers(rng, 10, 40, "half")})))
+    return out
+
+
 @needs_arm
 @pytest.mark.parametrize("core", list(CORES))
 def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
     """The shared kernel vectors (tests/kernel_graphs.op_suite: every operator and notable
-    geometry, as under qemu-aarch64) through blobrun.c on each core's build: soft float on
-    the M0+ build, the FPU on the M4 must give numpy's integers on every element."""
+    geometry, as under qemu-aarch64) plus rounding-tie graphs, through blobrun.c on each
+    core's build: soft float on the M0+ build, the FPU on the M4 must give numpy's integers
+    on every element."""
     from kernel_graphs import op_suite, random_input_sets
 
     from lanthorn.device import engine_c
@@ -183,7 +206,7 @@ def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
     machine = {"m0plus": "mps2-an385", "m4": "mps2-an386"}[core]
     rng = np.random.default_rng(2026)
     cases = []
-    for name, g in op_suite(7):
+    for name, g in op_suite(7) + _ties_graphs(np.random.default_rng(11)):
         sets = random_input_sets(g, rng, 3)
         ref = ReferenceEngine(g)
         expected = b"".join(o.tobytes() for xs in sets for o in ref.run_quantized(xs))
