@@ -101,6 +101,47 @@ class Temperament:
 DEFAULT_TEMPERAMENT = Temperament()
 
 
+def temperament_for(card: dict | None, base: Temperament = DEFAULT_TEMPERAMENT) -> tuple[Temperament, list[str]]:
+    """The temperament to use with a model: ``base``, with what the model's card says about
+    its own gestures. An artist's model with other labels ("wave", "knock") declares in its
+    card which moods they evoke::
+
+        "temperament": {"gesture_moods": {"wave": {"delighted": 1.0}},
+                        "touch_gestures": ["knock"]}
+
+    Returns (temperament, warnings); unknown moods and bad weights are skipped with a
+    warning (a card must never stop the piece)."""
+    spec = (card or {}).get("temperament") if isinstance(card, dict) else None
+    if not spec:
+        return base, []
+    warnings: list[str] = []
+    if not isinstance(spec, dict):
+        return base, ["the model card's temperament is not an object; using the default"]
+    gesture_moods = dict(base.gesture_moods)
+    for label, moods in (spec.get("gesture_moods") or {}).items():
+        if not isinstance(moods, dict):
+            warnings.append(f"temperament: {label!r} must map moods to weights; ignored")
+            continue
+        good = {}
+        for mood, w in moods.items():
+            if mood not in base.moods:
+                warnings.append(f"temperament: {label!r} evokes unknown mood {mood!r} "
+                                f"(moods: {', '.join(base.moods)}); ignored")
+            elif not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w <= 1:
+                warnings.append(f"temperament: weight of {mood!r} for {label!r} must be 0..1; ignored")
+            else:
+                good[mood] = float(w)
+        gesture_moods[str(label)] = good
+    touch = spec.get("touch_gestures", base.touch_gestures)
+    if not isinstance(touch, (list, tuple)) or not all(isinstance(x, str) for x in touch):
+        warnings.append("temperament: touch_gestures must be a list of labels; ignored")
+        touch = base.touch_gestures
+    else:
+        touch = tuple(dict.fromkeys(tuple(base.touch_gestures) + tuple(touch)))
+    return Temperament(base.moods, gesture_moods, dict(base.styles), base.resting, base.agitated,
+                       touch), warnings
+
+
 def hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     """One colour as float32 RGB 0..255 (used when palettes change, not per frame)."""
     h = (h_deg % 360.0) / 60.0

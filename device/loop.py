@@ -47,7 +47,7 @@ import numpy as np
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import (DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank,
                                        Temperament, light_level, quiet_now, render_oled,
-                                       touch_hold)
+                                       temperament_for, touch_hold)
 from lanthorn.device.params import ParamStore
 from lanthorn.errors import UserError
 from lanthorn.hardware.interfaces import PartError
@@ -397,6 +397,11 @@ class DeviceLoop:
         labels = tuple(model.labels) if model is not None else ()
         self.labels = labels
         self.probs = np.zeros(len(labels), np.float32)
+        # the model's card may say which moods its own gestures evoke
+        temperament, warnings = temperament_for(getattr(model, "card", None), self.temperament)
+        for w in warnings:
+            self._message(w)
+        self.mood.temperament = temperament
         self.mood.set_labels(labels)
         n_hist = int(self.HISTORY_S * self.frame_rate)
         with self._lock:

@@ -346,3 +346,21 @@ def test_render_allocates_no_buffers_per_frame(idle):
     finally:
         tracemalloc.stop()
     assert worst < 8 * 1024, worst
+
+
+def test_a_models_card_maps_its_own_gestures_to_moods():
+    card = {"temperament": {"gesture_moods": {"wave": {"delighted": 0.8, "curious": 0.2},
+                                              "knock": {"grumpy": 1.0, "shy": 2.0}},
+                            "touch_gestures": ["knock"]}}
+    t, warnings = bh.temperament_for(card)
+    assert t.gesture_moods["wave"] == {"delighted": 0.8, "curious": 0.2}
+    assert t.gesture_moods["tap"] == bh.DEFAULT_GESTURE_MOODS["tap"]  # defaults kept
+    assert t.gesture_moods["knock"] == {} and "knock" in t.touch_gestures
+    assert any("unknown mood 'grumpy'" in w for w in warnings)
+    assert any("must be 0..1" in w for w in warnings)
+    m = MoodEngine(("nobody", "wave"), t)
+    for i in range(50):
+        m.observe(np.array([0.05, 0.95], np.float32), i * DT)
+    assert m.mood == "delighted"
+    assert bh.temperament_for({"name": "x"}) == (bh.DEFAULT_TEMPERAMENT, [])
+    assert bh.temperament_for({"temperament": 3})[1]

@@ -376,3 +376,14 @@ def test_a_driver_bug_degrades_the_part_not_the_piece():
     assert loop.frames_shown >= 60
     assert loop.status()["sensors"]["touch"] == \
         "failed: touch: ValueError: unpack requires a buffer of 2 bytes"
+
+
+def test_the_models_card_brings_its_own_temperament():
+    body, clock = sim()
+    eye = np.eye(2, dtype=np.float32)
+    model = FakeModel(lambda x: eye[1], labels=("nobody", "wave"), name="waver")
+    model.card["temperament"] = {"gesture_moods": {"wave": {"shy": 1.0}, "bad": {"x": 1}}}
+    loop = make_loop(body, clock, model)
+    loop.run(seconds=3.0)
+    assert loop.mood.mood == "shy"
+    assert any("unknown mood 'x'" in m for m in loop.messages)
