@@ -106,7 +106,9 @@ def test_exported_default_model_on_cortex_m_equals_numpy(exported, core):
     for v in range(VECTORS):
         assert got[v] == want[v].tolist(), f"{core} vector {v}"
     assert f"{VECTORS} vectors, 0 mismatches" in r.stdout
-    assert "22 windows quantized here, 0 differ" in r.stdout
+    n_float = json.loads((model / "export.json").read_text())["vectors_from_dataset"]
+    assert n_float >= 9                                 # at least one window per label
+    assert f"{n_float} windows quantized here, 0 differ" in r.stdout
 
 
 @needs_arm
