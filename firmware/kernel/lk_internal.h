@@ -81,5 +81,6 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf);
 size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant);
 int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch);
 int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch);
+int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena); /* or lk_add */
 
 #endif /* LK_INTERNAL_H */

@@ -367,7 +367,8 @@ int lk_run(const lk_model *m, uint8_t *arena, void *scratch)
         case LK_OP_MAXPOOL: rc = lk_maxpool(m, L, arena); break;
         case LK_OP_AVGPOOL: rc = lk_avgpool(m, L, arena); break;
         case LK_OP_GLOBAL_AVGPOOL: rc = lk_global_avgpool(m, L, arena); break;
-        case LK_OP_ADD: rc = lk_add(m, L, arena); break;
+        case LK_OP_ADD: rc = m->variant == LK_VARIANT_SCALAR ? lk_add(m, L, arena)
+                                                             : lk_simd_add(m, L, arena); break;
         case LK_OP_CONCAT: rc = lk_concat(m, L, arena); break;
         case LK_OP_RESHAPE: rc = lk_reshape(m, L, arena); break;
         case LK_OP_TRANSPOSE: rc = lk_transpose(m, L, arena); break;
