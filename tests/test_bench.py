@@ -14,7 +14,8 @@ from lanthorn.host import bench_cmd  # noqa: E402
 from lanthorn.quantize import model_zoo  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
 
-PATH_FIELDS = {"available", "median_us", "p99_us", "mean_us", "min_us", "reps", "ratio_vs_ort_int8"}
+PATH_FIELDS = {"available", "median_us", "p99_us", "mean_us", "min_us", "reps", "cpu_median_us",
+               "ratio_vs_ort_int8", "best_ratio_vs_ort_int8"}
 
 
 def _lanthorn(*args):
@@ -65,10 +66,14 @@ def test_json_has_every_field(report):
 def test_ratios_are_the_measured_medians(report):
     rep, _ = report
     for m in rep["models"]:
-        base = m["paths"]["ort_int8"]["median_us"]
+        base = m["paths"]["ort_int8"]
         for path, p in m["paths"].items():
             if p["available"]:
-                assert p["ratio_vs_ort_int8"] == pytest.approx(p["median_us"] / base, rel=1e-12)
+                assert p["ratio_vs_ort_int8"] == pytest.approx(
+                    p["median_us"] / base["median_us"], rel=1e-12)
+                assert p["best_ratio_vs_ort_int8"] == pytest.approx(
+                    p["min_us"] / base["min_us"], rel=1e-12)
+                assert p["cpu_median_us"] > 0
         assert m["paths"]["ort_int8"]["ratio_vs_ort_int8"] == pytest.approx(1.0)
 
 
@@ -127,13 +132,15 @@ def test_measure_takes_exact_reps_and_interleaves():
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     samples = bench_cmd.measure(fns, budget_s=10.0, min_reps=1, warmup=2, exact_reps=5)
-    assert {k: len(v) for k, v in samples.items()} == {"a": 5, "b": 5}
+    assert {k: len(wall) for k, (wall, cpu) in samples.items()} == {"a": 5, "b": 5}
+    assert all(len(cpu) >= 1 and min(cpu) >= 0 for wall, cpu in samples.values())
     assert calls.count("a") == 7 and calls.count("b") == 7      # 2 warm-up + 5 timed
 
 
 def test_summarize_figures():
-    s = bench_cmd.summarize([1000 * i for i in range(1, 102)])   # 1..101 µs
+    s = bench_cmd.summarize([1000 * i for i in range(1, 102)], [3000.0, 1000.0, 2000.0])
     assert s["median_us"] == 51 and s["min_us"] == 1 and s["reps"] == 101
+    assert s["cpu_median_us"] == 2
     assert s["p99_us"] == pytest.approx(100) and s["mean_us"] == pytest.approx(51)
 
 
