@@ -147,8 +147,10 @@ class OledWorker:
     ``retry_s``."""
 
     def __init__(self, display, on_error: Callable[[str], None], on_ok: Callable[[], None],
-                 threaded: bool = True, retry_s: float = 5.0):
+                 threaded: bool = True, retry_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
         self.display = display
+        self.clock = clock  # the loop's clock, so retries follow simulated time too
         self.on_error, self.on_ok = on_error, on_ok
         self.retry_s = retry_s
         self._cond = threading.Condition()
@@ -156,6 +158,8 @@ class OledWorker:
         self._shown = None
         self._failed_at: float | None = None
         self._stop = False
+        self._busy = False  # a request is being drawn right now
+        self._contrast: int | None = None  # last contrast sent
         self.frames = 0
         self.threaded = threaded
         self._thread = None
@@ -177,10 +181,9 @@ class OledWorker:
         """Wait until the newest request is on the display (the demo's GIF frames)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while (self._pending is not None or self._busy) and time.monotonic() < deadline:
+            while (self._pending is not None or self._busy) and self._failed_at is None \
+                    and time.monotonic() < deadline:
                 self._cond.wait(0.01)
-
-    _busy = False
 
     def _draw_pending(self) -> None:
         with self._cond:
@@ -189,7 +192,7 @@ class OledWorker:
         if request is None:
             return
         try:
-            if self._failed_at is not None and time.monotonic() - self._failed_at < self.retry_s:
+            if self._failed_at is not None and self.clock() - self._failed_at < self.retry_s:
                 with self._cond:  # keep it for the retry
                     self._pending = self._pending or request
                 return
@@ -204,14 +207,12 @@ class OledWorker:
                 self._failed_at = None
                 self.on_ok()
         except Exception as exc:  # PartError, or a driver bug: degrade, never stop
-            self._failed_at = time.monotonic()
+            self._failed_at = self.clock()
             self.on_error(str(exc) if isinstance(exc, PartError) else f"{type(exc).__name__}: {exc}")
         finally:
             with self._cond:
                 self._busy = False
                 self._cond.notify_all()
-
-    _contrast = None
 
     def _set_contrast(self, level: int) -> None:
         """Through the display's own ``contrast`` if it has one, else its luma device
@@ -234,8 +235,8 @@ class OledWorker:
                 if self._stop:
                     return
             self._draw_pending()
-            if self._failed_at is not None:
-                time.sleep(0.05)
+            if self._failed_at is not None:  # wait for the retry without spinning
+                time.sleep(min(0.25, self.retry_s))
 
     def close(self) -> None:
         with self._cond:
@@ -374,7 +375,7 @@ class DeviceLoop:
         self.oled = None
         if body.display is not None:
             self.oled = OledWorker(body.display, self._display_failed, self._display_ok,
-                                   threaded=oled_thread, retry_s=self.RETRY_S)
+                                   threaded=oled_thread, retry_s=self.RETRY_S, clock=self.clock)
 
     # ------------------------------------------------------------------ model binding
     def _bind(self, model, source: str | None) -> None:

@@ -387,3 +387,14 @@ def test_the_models_card_brings_its_own_temperament():
     loop.run(seconds=3.0)
     assert loop.mood.mood == "shy"
     assert any("unknown mood 'x'" in m for m in loop.messages)
+
+
+def test_display_that_comes_back_is_used_again():
+    body, clock = sim()
+    body.display.fail_after(0.0, until=2.0)
+    loop = make_loop(body, clock, oracle_model(body))
+    loop.start()
+    run_for(loop, 1.0)
+    assert loop.status()["sensors"]["display"].startswith("failed")
+    run_for(loop, 7.0)  # healed at 2 s, retried 5 s after the failure
+    assert loop.status()["sensors"]["display"] == "ok" and body.display.image.getbbox()
