@@ -292,17 +292,22 @@ int lk_transpose(const lk_model *m, const lk_layer *L, uint8_t *arena)
     int32_t xstride[LK_MAX_DIMS];
     int32_t s = 1;
     for (int32_t d = X->ndim - 1; d >= 0; d--) { xstride[d] = s; s *= X->shape[d]; }
+    /* walk the outer output axes; the innermost one is a plain strided copy */
     lk_walk w = {0};
-    w.nd = Y->ndim;
-    for (int32_t d = 0; d < Y->ndim; d++) {
+    w.nd = Y->ndim > 0 ? Y->ndim - 1 : 0;
+    for (int32_t d = 0; d < w.nd; d++) {
         w.shape[d] = Y->shape[d];
         w.stride[d] = xstride[L->perm[d]];
     }
+    const int32_t inner = Y->ndim > 0 ? Y->shape[Y->ndim - 1] : 1;
+    const int32_t step = Y->ndim > 0 ? xstride[L->perm[Y->ndim - 1]] : 1;
     const int8_t *x = I8(X);
     int8_t *y = I8(Y);
     const int32_t n = lk_tensor_size(Y);
-    for (int32_t i = 0; i < n; i++) {
-        y[i] = x[w.off];
+    for (int32_t i = 0; i < n; i += inner) {
+        const int8_t *src = x + w.off;
+        int8_t *dst = y + i;
+        for (int32_t j = 0; j < inner; j++) dst[j] = src[(size_t)j * step];
         lk_walk_next(&w);
     }
     return LK_OK;
