@@ -239,6 +239,7 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
         "inferences": s["inferences"],
         "touch_to_light_ms": s["touch_to_light_ms"],
         "cpu_share": s["cpu_share"],
+        "busy_share": s["busy_share"],
         "sensors": s["sensors"],
         "timeline": timeline,
         "measured_on": {"machine": platform.machine(), "python": platform.python_version(),
@@ -285,4 +286,5 @@ def print_report(s: dict) -> None:
           f"({s['inferences']} runs, {s['model']['backend'] or 'no model'})")
     print(f"touch-to-light: p50 {_fmt(lat, 'p50')} ms, p99 {_fmt(lat, 'p99')} ms "
           f"({lat.get('n', 0)} touches)")
-    print(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core")
+    print(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core "
+          f"({100 * (s['busy_share'] or 0):.1f}% in wall time, preemption included)")

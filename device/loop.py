@@ -349,7 +349,8 @@ class DeviceLoop:
         self._show_times = Samples(120)
         self.frames_shown = 0
         self.inferences = 0
-        self.busy_s = 0.0
+        self.busy_s = 0.0  # wall time spent in steps
+        self.cpu_s = 0.0  # CPU time of the loop thread spent in steps
         self._busy_since_show = 0.0
         self.t_start: float | None = None
         self._next_watchdog = 0.0
@@ -704,7 +705,9 @@ class DeviceLoop:
         busy = time.perf_counter() - w0
         self.busy_s += busy
         self._busy_since_show += busy
-        self._cpu_since_show += time.thread_time() - c0
+        cpu = time.thread_time() - c0
+        self.cpu_s += cpu
+        self._cpu_since_show += cpu
         if rendered:
             shown = self.clock()
             self.frame_ms.add(self._busy_since_show * 1e3)
@@ -792,7 +795,7 @@ class DeviceLoop:
             "infer_ms": self.infer_ms.percentile(50),
             "infer_ms_p99": self.infer_ms.percentile(99),
             "touch_to_light_ms_p50": self.latency_ms.percentile(50),
-            "cpu_share": round(self.busy_s / elapsed, 4) if elapsed > 0 else None,
+            "cpu_share": round(self.cpu_s / elapsed, 4) if elapsed > 0 else None,
             "model": self._model_name if model is not None else None,
             "sha256": getattr(model, "sha256", None),
             "backend": getattr(model, "backend", None),
@@ -881,7 +884,8 @@ class DeviceLoop:
                 "infer_ms": self.infer_ms.summary(),
                 "sample_ms": self.sample_ms.summary(),
                 "touch_to_light_ms": self.latency_ms.summary(),
-                "cpu_share": round(self.busy_s / elapsed, 4) if elapsed > 0 else None,
+                "cpu_share": round(self.cpu_s / elapsed, 4) if elapsed > 0 else None,
+                "busy_share": round(self.busy_s / elapsed, 4) if elapsed > 0 else None,
                 "backend": getattr(self.model, "backend", None), "model": self._model_name,
                 "sensors": dict(self.health)}
 
