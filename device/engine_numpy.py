@@ -55,11 +55,13 @@ def acc_dtype(w2d: np.ndarray, bias: np.ndarray):
 
 
 def requantizer(acc: np.ndarray, multiplier, zero_point: int, act_min: int, act_max: int,
-                out: np.ndarray):
+                out: np.ndarray, float_out: np.ndarray | None = None):
     """A zero-argument function doing :func:`lanthorn.device.int8.requantize` of ``acc``
     into ``out`` (same float32 operations in the same order, no allocation). ``acc`` holds
     exact integers in float32, float64 or int32; the conversion to float32 rounds exactly
-    as int32 -> float32 does (round to nearest even)."""
+    as int32 -> float32 does (round to nearest even). With ``float_out`` (float32, acc's
+    shape) the int8 values are written there as floats instead of into ``out``: the
+    next dense layer reads them without converting (see NumpyEngine._float_handoffs)."""
     v = acc if acc.dtype == F32 else np.empty(acc.shape, F32)
     m = np.asarray(multiplier, F32)
     if m.ndim:   # per channel: spelled out to acc's shape, so no ufunc call broadcasts
@@ -70,7 +72,16 @@ def requantizer(acc: np.ndarray, multiplier, zero_point: int, act_min: int, act_
     z = np.array(zero_point, F32)
     dst = out.reshape(v.shape)
     mul, mx, mn, rint, add = np.multiply, np.maximum, np.minimum, np.rint, np.add
-    if acc.dtype == F32:
+    if float_out is not None:
+        def rq():
+            if v is not acc:
+                v[...] = acc
+            mul(v, m, out=v)
+            mx(v, lo, out=v)
+            mn(v, hi, out=v)
+            rint(v, out=v)
+            add(v, z, out=float_out)          # the int8 values, as the consumer's floats
+    elif acc.dtype == F32:
         def rq():
             mul(v, m, out=v)
             mx(v, lo, out=v)
@@ -114,6 +125,41 @@ class NumpyEngine(ReferenceEngine):
 
     backend = "numpy"
 
+    def __init__(self, graph):
+        self._handoff = self._float_handoffs(graph)
+        super().__init__(graph)
+
+    @staticmethod
+    def _float_handoffs(graph) -> dict[str, np.ndarray]:
+        """Vectors passed from one dense layer to the next as floats.
+
+        A dense layer's first and last calls are converting its int8 input to floats and
+        its requantized floats to int8. Between two dense layers, when the tensor has no
+        other reader and is not an output, the producer writes its (integer-valued)
+        floats straight into the consumer's input buffer instead: two calls fewer, same
+        values. Only where the consumer accumulates in float32 (see acc_dtype).
+        Returns {tensor name: the consumer's [x | 1] float32 buffer}."""
+        from lanthorn.device.graph import raw_outputs
+        readers: dict[str, int] = {}
+        for layer in graph.layers:
+            for name in layer.inputs:
+                readers[name] = readers.get(name, 0) + 1
+        producer = {o: layer for layer in graph.layers for o in layer.outputs}
+        keep = set(raw_outputs(graph)) | set(graph.outputs) | set(graph.inputs)
+        out = {}
+        for layer in graph.layers:
+            name = layer.inputs[0] if layer.inputs else None
+            src = producer.get(name)
+            t = graph.tensors.get(name)
+            if (layer.op != "dense" or src is None or src.op != "dense" or name in keep
+                    or readers.get(name) != 1 or t is None or len(t.shape) != 1):
+                continue
+            w = layer.arrays["weight"].astype(np.int64)
+            bias = layer.arrays["bias"].astype(np.int64) - t.zero_point * w.sum(axis=1)
+            if acc_dtype(w, bias) == F32:
+                out[name] = np.ones(w.shape[1] + 1, F32)
+        return out
+
     def run_quantized(self, inputs) -> list[np.ndarray]:
         buf = self.buf
         for name, x in zip(self.graph.inputs, inputs):
@@ -136,12 +182,20 @@ class NumpyEngine(ReferenceEngine):
         wa = np.empty((n, k + 1), dt)                           # [W | bias]
         wa[:, :k] = w
         wa[:, k] = bias
-        xa = np.ones(x.shape[:-1] + (k + 1,), dt)                # [x | 1]
+        handed = self._handoff.get(layer.inputs[0])             # filled by the producer
+        xa = handed if handed is not None else np.ones(x.shape[:-1] + (k + 1,), dt)  # [x | 1]
+        assert xa.dtype == dt
         xin = xa[..., :k]
         acc = np.empty(out.shape, dt)
-        rq = requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out)
+        to_next = self._handoff.get(layer.outputs[0])
+        rq = requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out,
+                         None if to_next is None else to_next[:-1])
         dot = np.dot
-        if x.ndim == 1:
+        if handed is not None:
+            def step():
+                dot(wa, xa, out=acc)
+                rq()
+        elif x.ndim == 1:
             def step():
                 xin[...] = x
                 dot(wa, xa, out=acc)                             # gemv, weights row-major

@@ -245,3 +245,54 @@ def test_pools_equal_reference(op, h, w, c, kh, kw, sh, sw, pads, incl, zx, zy, 
     else:
         zy = zx                                  # maxpool keeps the input's quantization
     _same(_graph(rng, (h, w, c), lambda r_: Layer(op, "p", ("x",), ("y",), params), zx, zy), rng)
+
+
+@settings(**SETTINGS)
+@given(sizes=st.lists(st.integers(1, 300), min_size=3, max_size=5),
+       styles=st.lists(st.sampled_from(["ordinary", "ordinary", "saturated", "huge_bias"]),
+                       min_size=4, max_size=4),
+       zps=st.lists(st.integers(-128, 127), min_size=5, max_size=5),
+       branch=st.booleans(), expose=st.booleans(), seed=st.integers(0, 999))
+def test_dense_chains_equal_reference(sizes, styles, zps, branch, expose, seed):
+    """Chains of dense layers, where the engine hands vectors from layer to layer as
+    floats: with float64 layers in between, a tensor read twice (a branch into an add)
+    or exposed as a graph output, where it must not."""
+    rng = np.random.default_rng(seed)
+    tensors = {"t0": Tensor("t0", (sizes[0],), "int8", 0.05, zps[0])}
+    layers = []
+    for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+        w, bias, mult = _layer_arrays(rng, n, k, styles[i % 4])
+        lo = zps[i + 1] if i % 2 == 0 else -128                       # ReLU or none
+        tensors[f"t{i + 1}"] = Tensor(f"t{i + 1}", (n,), "int8", 0.1, zps[i + 1])
+        layers.append(Layer("dense", f"d{i}", (f"t{i}",), (f"t{i + 1}",),
+                            {"act_min": lo, "act_max": 127},
+                            {"weight": w, "bias": bias, "multiplier": mult}))
+    last = f"t{len(sizes) - 1}"
+    outputs = [last]
+    if branch and sizes[1] == sizes[-1]:
+        tensors["sum"] = Tensor("sum", (sizes[-1],), "int8", 0.2, 3)
+        layers.append(Layer("add", "add", ("t1", last), ("sum",)))
+        outputs = ["sum"]
+    if expose:
+        outputs.append("t1")
+    g = Graph(tensors, layers, ("t0",), tuple(outputs))
+    g.validate()
+    ref, fast = ReferenceEngine(g), NumpyEngine(g)
+    for _ in range(3):
+        x = rng.integers(-128, 128, (sizes[0],)).astype(np.int8)
+        for a, b in zip(ref.run_quantized([x]), fast.run_quantized([x])):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_float_handoff_is_used_between_dense_layers_only_when_safe():
+    rng = np.random.default_rng(3)
+    g = Graph({"a": Tensor("a", (8,), "int8", 0.1, 0), "b": Tensor("b", (6,), "int8", 0.1, 1),
+               "c": Tensor("c", (4,), "int8", 0.1, 2)},
+              [Layer("dense", "d1", ("a",), ("b",), {}, dict(zip(
+                  ("weight", "bias", "multiplier"), _layer_arrays(rng, 6, 8, "ordinary")))),
+               Layer("dense", "d2", ("b",), ("c",), {}, dict(zip(
+                   ("weight", "bias", "multiplier"), _layer_arrays(rng, 4, 6, "ordinary"))))],
+              ("a",), ("c",))
+    assert set(NumpyEngine._float_handoffs(g)) == {"b"}
+    g.outputs = ("c", "b")                       # b is now read by the caller too
+    assert NumpyEngine._float_handoffs(g) == {}
