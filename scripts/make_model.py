@@ -25,6 +25,7 @@ report). The pruned bundle goes to ``--work`` (default build/model).
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
 import time
@@ -253,7 +254,16 @@ def main(argv=None) -> int:
         log(f"pruning {100 * RECIPE['prune_channels']:g}% of the channels, with the report")
         _, pruned = build_pruned(shown(float_onnx), shown(ckpt), shown(data_dir),
                                  shown(work / f"{NAME}-pruned.lanthorn"), shown(out / "report"))
-    report = {"model": NAME, "recipe": RECIPE, "targets": targets(unpruned, pruned),
+    float_sha = hashlib.sha256(float_onnx.read_bytes()).hexdigest()
+    if (pruned is None or train is None) and (out / "report.json").exists():
+        # --no-prune / --requantize: the last pruned and training figures still hold if they
+        # were made from this very float model with this recipe
+        old = json.loads((out / "report.json").read_text())
+        if old.get("float_onnx_sha256") == float_sha and old.get("recipe") == RECIPE:
+            pruned = pruned or old.get("pruned_50pct_channels")
+            train = train or old.get("train")
+    report = {"model": NAME, "recipe": RECIPE, "float_onnx_sha256": float_sha,
+              "targets": targets(unpruned, pruned),
               "unpruned": unpruned, "pruned_50pct_channels": pruned, "train": train,
               "seconds": round(time.perf_counter() - t0, 1)}
     (out / "report.json").write_text(dumps(report))
