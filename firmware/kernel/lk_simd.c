@@ -19,8 +19,9 @@
  *     reads its pixels in place and others copy whole kernel rows; the offset is folded
  *     into the bias: acc = (bias - (zx + 128) * sum(w)) + sum((x + 128) * w). vpmaddubsw
  *     pair sums are at most 2 * 255 * 64 = 32640, so they never saturate.
- *   MODE_I16   (AVX2, any int8 weights): weights int16 [N][Kp]; patch int16 x - zx
- *     (padding 0); vpmaddwd pair sums <= 2 * 255 * 128 never overflow.
+ *   MODE_I16   (AVX2, any int8 weights): the same tiles over int16 -- weights [N/8][K/2][8][2],
+ *     input int16 x - zx (padding 0), one vpmaddwd of a broadcast input pair adds 2
+ *     products to each of 8 output lanes; pair sums <= 2 * 255 * 128 never overflow.
  *   MODE_SDOT  (NEON+SDOT): the same outer-product tiling with blocks of 4 outputs
  *     ([N/4][K/4][4][4]) and sdot by lane, 4 pixels x 16 outputs per tile, raw int8 input
  *     (padding zx), acc = (bias - zx * sum(w)) + sum(x * w); requantized 4 lanes at a time
@@ -49,16 +50,19 @@ enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4, MOD
 enum { HEADER = 16 };
 
 static int32_t kpad(int32_t k) { return (k + 31) & ~31; }
-/* Tile geometry (MODE_U8S8, MODE_SDOT): outputs per block and groups of 4 k per row. */
-static int tiled(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT; }
-static int32_t tile_bw(int mode) { return mode == MODE_U8S8 ? 8 : 4; }
+/* Tile geometry (MODE_U8S8, MODE_I16, MODE_SDOT): outputs per block, and the number of
+ * 4-byte input groups per row (4 int8 k, or 2 int16 k for MODE_I16). */
+static int tiled(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT || mode == MODE_I16; }
+static int32_t tile_bw(int mode) { return mode == MODE_SDOT ? 4 : 8; }
+static int32_t esz(int mode) { return mode == MODE_I16 ? 2 : 1; }  /* bytes per input value */
 static int32_t tile_k4(int mode, int32_t k)
 {
     if (mode == MODE_I8) return kpad(k) / 4;                     /* patch = one dot row */
+    if (mode == MODE_I16) return (k + 1) / 2;
     return mode == MODE_U8S8 ? (k + 3) / 4 : (k + 15) / 16 * 4;  /* SDOT reads 16 bytes */
 }
-/* Convs that pad their input once per layer and gather kernel rows (conv_padded). */
-static int padded_conv(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT || mode == MODE_I8; }
+/* Convs that pad their input once per layer and gather kernel rows (conv_tiled). */
+static int padded_conv(int mode) { return tiled(mode) || mode == MODE_I8; }
 static int32_t tile_nb(int mode, int32_t n) { return (n + tile_bw(mode) - 1) / tile_bw(mode); }
 static size_t up16(size_t n) { return (n + 15u) & ~(size_t)15u; }
 
@@ -109,13 +113,11 @@ size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
     int32_t N = 0, K = 0;
     const int mode = pack_mode(m, L, variant, &N, &K);
     switch (mode) {
-    case MODE_U8S8: case MODE_SDOT:   /* tiles, then bias and multiplier per whole block */
+    case MODE_U8S8: case MODE_SDOT: case MODE_I16:   /* tiles, bias and mult per block */
         return HEADER + (size_t)(tile_nb(mode, N) * tile_bw(mode)) * 4u * (size_t)tile_k4(mode, K)
                + 2u * 4u * (size_t)(tile_nb(mode, N) * tile_bw(mode));
     case MODE_I8:
         return HEADER + up16((size_t)N * (size_t)kpad(K)) + 4u * (size_t)N;
-    case MODE_I16:
-        return HEADER + 2u * (size_t)N * (size_t)kpad(K);
     case MODE_DW:
         return HEADER + 2u * (size_t)N * (size_t)K;
     default:
@@ -128,18 +130,16 @@ size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
     int32_t N = 0, K = 0;
     const int mode = pack_mode(m, L, variant, &N, &K);
     switch (mode) {
-    case MODE_U8S8: case MODE_SDOT: case MODE_I8:   /* padded input (conv), 4 patches */
+    case MODE_U8S8: case MODE_SDOT: case MODE_I8: case MODE_I16: /* padded input, 4 patches */
         if (L->op == LK_OP_CONV && padded_conv(mode)) {
             const lk_tensor *X = &m->tensors[L->in[0]];
             const size_t hp = (size_t)(X->shape[0] + L->pad_t + L->pad_b);
             const size_t wp = (size_t)(X->shape[1] + L->pad_l + L->pad_r);
-            return up16(hp * wp * (size_t)X->shape[2] + 64u) +
+            return up16(hp * wp * (size_t)X->shape[2] * (size_t)esz(mode) + 64u) +
                    4u * up16(4u * (size_t)tile_k4(mode, K) + 32u);
         }
         if (mode != MODE_I8) return up16(4u * (size_t)tile_k4(mode, K) + 32u);
         return 2u * (4u * up16((size_t)N) + (size_t)kpad(K)) + 64u;   /* dense, MODE_I8 */
-    case MODE_I16: /* 2 pixels of acc and (int16) patch */
-        return 2u * (4u * up16((size_t)N) + 2u * (size_t)kpad(K)) + 64u;
     case MODE_DW:
         return 4u * up16((size_t)N) + 64u;
     default:
@@ -164,15 +164,21 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
     uint8_t *w = (uint8_t *)buf + HEADER;
     if (tiled(mode)) {   /* [N/BW][K4][BW outputs][4 k], bias folded, padded mult */
         const int32_t K4 = tile_k4(mode, K), BW = tile_bw(mode), NP = tile_nb(mode, N) * BW;
-        const int32_t zx = m->tensors[L->in[0]].zero_point + (mode == MODE_U8S8 ? 128 : 0);
+        const int32_t zx = mode == MODE_I16 ? 0   /* int16 patches hold x - zx already */
+                         : m->tensors[L->in[0]].zero_point + (mode == MODE_U8S8 ? 128 : 0);
+        const int32_t per = 4 / esz(mode);     /* k values per 4-byte lane */
         int8_t *t = (int8_t *)w;
+        int16_t *t16 = (int16_t *)(void *)w;
         int32_t *bias = (int32_t *)(void *)(w + (size_t)NP * 4u * (size_t)K4);
         float *mult = (float *)(void *)(bias + NP);
         for (int32_t n = 0; n < NP; n++) {
             int32_t sum = 0;
-            for (int32_t k = 0; k < 4 * K4; k++) {
+            for (int32_t k = 0; k < per * K4; k++) {
                 const int8_t v = n < N && k < K ? L->weight[(size_t)n * K + k] : 0;
-                t[((size_t)(n / BW) * K4 + k / 4) * 4u * BW + (size_t)(n % BW) * 4u + (size_t)(k % 4)] = v;
+                const size_t at = ((size_t)(n / BW) * K4 + k / per) * (size_t)(per * BW) +
+                                  (size_t)(n % BW) * per + (size_t)(k % per);
+                if (mode == MODE_I16) t16[at] = v;
+                else t[at] = v;
                 sum += v;
             }
             bias[n] = n < N ? L->bias[n] - zx * sum : 0;
@@ -191,11 +197,6 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
             }
             bias[n] = L->bias[n] - zx * sum;
         }
-    } else if (mode == MODE_I16) {
-        int16_t *w16 = (int16_t *)(void *)w;
-        for (int32_t n = 0; n < N; n++)
-            for (int32_t k = 0; k < Kp; k++)
-                w16[(size_t)n * Kp + k] = k < K ? L->weight[(size_t)n * K + k] : 0;
     } else if (mode == MODE_DW) {
         int16_t *w16 = (int16_t *)(void *)w;   /* weight [C][KH][KW][1] -> [KH*KW][C] */
         for (int32_t c = 0; c < N; c++)
@@ -251,13 +252,15 @@ static inline void requant8_avx2(__m256i acc, const int32_t *bias, const float *
 }
 
 /* One tile: P pixels (patches xs[p], 4*K4 bytes each) x NBT blocks of 8 outputs starting
- * at block nb; requantized into ys[p][8*nb ...]. P and NBT are compile-time constants at
- * every call site, so the accumulators live in registers (4 x 2 = 8 ymm at most). */
+ * at block nb; requantized into ys[p][8*nb ...]. WIDE selects MODE_I16 (int16 pairs,
+ * vpmaddwd) over MODE_U8S8 (uint8 x int8 quads, vpmaddubsw + vpmaddwd). P, NBT and WIDE are
+ * compile-time constants at every call site, so the accumulators live in registers. */
+#define MADD16(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 __attribute__((target("avx2"), always_inline))
-static inline void u8s8_tile(const uint8_t *const *xs, const int P, const int8_t *tiles,
-                             int32_t K4, int32_t nb, const int NBT, const int32_t *bias,
-                             const float *mult, int32_t N, __m256 vlo, __m256 vhi, __m256i vz,
-                             int8_t *const *ys)
+static inline void avx2_tile(const uint8_t *const *xs, const int P, const int8_t *tiles,
+                             int32_t K4, int32_t nb, const int NBT, const int WIDE,
+                             const int32_t *bias, const float *mult, int32_t N, __m256 vlo,
+                             __m256 vhi, __m256i vz, int8_t *const *ys)
 {
     const __m256i ones = _mm256_set1_epi16(1);
     const int8_t *w0 = tiles + (size_t)nb * K4 * 32u, *w1 = w0 + (size_t)K4 * 32u;
@@ -272,8 +275,13 @@ static inline void u8s8_tile(const uint8_t *const *xs, const int P, const int8_t
             int32_t q;
             memcpy(&q, xs[p] + 4 * kq, 4);
             const __m256i xb = _mm256_set1_epi32(q);
-            a[p][0] = MADD8(a[p][0], xb, wv0);
-            if (NBT == 2) a[p][1] = MADD8(a[p][1], xb, wv1);
+            if (WIDE) {
+                a[p][0] = MADD16(a[p][0], xb, wv0);
+                if (NBT == 2) a[p][1] = MADD16(a[p][1], xb, wv1);
+            } else {
+                a[p][0] = MADD8(a[p][0], xb, wv0);
+                if (NBT == 2) a[p][1] = MADD8(a[p][1], xb, wv1);
+            }
         }
     }
 #pragma GCC unroll 4
@@ -284,12 +292,13 @@ static inline void u8s8_tile(const uint8_t *const *xs, const int P, const int8_t
         }
 }
 
-/* P pixels through every output block of a MODE_U8S8 layer. */
-__attribute__((target("avx2")))
-static void u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
-                        int32_t zy, int8_t *const *ys)
+/* P pixels through every output block of a MODE_U8S8 / MODE_I16 layer. */
+__attribute__((target("avx2"), always_inline))
+static inline void avx2_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K,
+                               int32_t N, int32_t zy, int8_t *const *ys, const int WIDE)
 {
-    const int32_t K4 = tile_k4(MODE_U8S8, K), NB = tile_nb(MODE_U8S8, N);
+    const int mode = WIDE ? MODE_I16 : MODE_U8S8;
+    const int32_t K4 = tile_k4(mode, K), NB = tile_nb(mode, N);
     const int8_t *tiles = (const int8_t *)packed_w(L);
     const int32_t *bias = (const int32_t *)(const void *)(tiles + (size_t)NB * 32u * K4);
     const float *mult = (const float *)(const void *)(bias + 8 * NB);
@@ -298,15 +307,31 @@ static void u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
     const __m256i vz = _mm256_set1_epi32(zy);
     int32_t nb = 0;
     if (P == 4) {
-        for (; nb + 2 <= NB; nb += 2) u8s8_tile(xs, 4, tiles, K4, nb, 2, bias, mult, N, vlo, vhi, vz, ys);
-        if (nb < NB) u8s8_tile(xs, 4, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys);
+        for (; nb + 2 <= NB; nb += 2)
+            avx2_tile(xs, 4, tiles, K4, nb, 2, WIDE, bias, mult, N, vlo, vhi, vz, ys);
+        if (nb < NB) avx2_tile(xs, 4, tiles, K4, nb, 1, WIDE, bias, mult, N, vlo, vhi, vz, ys);
         return;
     }
     for (int p = 0; p < P; p++) {
         for (nb = 0; nb + 2 <= NB; nb += 2)
-            u8s8_tile(xs + p, 1, tiles, K4, nb, 2, bias, mult, N, vlo, vhi, vz, ys + p);
-        if (nb < NB) u8s8_tile(xs + p, 1, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys + p);
+            avx2_tile(xs + p, 1, tiles, K4, nb, 2, WIDE, bias, mult, N, vlo, vhi, vz, ys + p);
+        if (nb < NB)
+            avx2_tile(xs + p, 1, tiles, K4, nb, 1, WIDE, bias, mult, N, vlo, vhi, vz, ys + p);
     }
+}
+
+__attribute__((target("avx2")))
+static void u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys)
+{
+    avx2_pixels(xs, P, L, K, N, zy, ys, 0);
+}
+
+__attribute__((target("avx2")))
+static void i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                       int32_t zy, int8_t *const *ys)
+{
+    avx2_pixels(xs, P, L, K, N, zy, ys, 1);
 }
 
 /* Depthwise on 16 channels at a time: int16 products are exact (|x - zx| <= 255,
@@ -351,35 +376,6 @@ static void depthwise_avx2(const lk_conv_geom *g, const int8_t *x, int32_t zx, c
     }
 }
 
-__attribute__((target("avx2")))
-static void dot_i16_avx2(const int16_t *x, int32_t P, const int16_t *w, int32_t Kp, int32_t N,
-                         int32_t *acc)
-{
-    for (int32_t p = 0; p < P; p++) {
-        const int16_t *xp = x + (size_t)p * Kp;
-        int32_t *ap = acc + (size_t)p * N;
-        int32_t n = 0;
-        for (; n + 4 <= N; n += 4) {
-            const int16_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
-            __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-            for (int32_t k = 0; k < Kp; k += 16) {
-                const __m256i xv = LD(xp + k);
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(xv, LD(w0 + k)));
-                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(xv, LD(w1 + k)));
-                a2 = _mm256_add_epi32(a2, _mm256_madd_epi16(xv, LD(w2 + k)));
-                a3 = _mm256_add_epi32(a3, _mm256_madd_epi16(xv, LD(w3 + k)));
-            }
-            _mm_storeu_si128((__m128i *)(void *)(ap + n), hsum4_avx2(a0, a1, a2, a3));
-        }
-        for (; n < N; n++) {
-            const int16_t *w0 = w + (size_t)n * Kp;
-            __m256i a0 = _mm256_setzero_si256();
-            for (int32_t k = 0; k < Kp; k += 16)
-                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(LD(xp + k), LD(w0 + k)));
-            ap[n] = hsum1_avx2(a0);
-        }
-    }
-}
 
 /* lk_requant on 8 lanes: the same float32 multiply, clamp, round-half-even (vcvtps2dq in
  * the default rounding mode) and zero-point add; the scalar loop finishes the tail. */
@@ -556,6 +552,7 @@ static tile_fn tile_kernel(int mode)
 {
 #if LK_X86
     if (mode == MODE_U8S8) return u8s8_pixels;
+    if (mode == MODE_I16) return i16_pixels;
 #endif
 #if LK_ARM
     if (mode == MODE_SDOT) return sdot_pixels;
@@ -571,7 +568,6 @@ static void dots(int variant, int mode, const void *patch, int32_t P, const lk_l
 {
     const void *w = packed_w(L);
 #if LK_X86
-    if (mode == MODE_I16) { dot_i16_avx2(patch, P, w, Kp, N, acc); return; }
 #endif
 #if LK_ARM
     dot_i8_neon(patch, P, w, Kp, N, acc);
@@ -626,11 +622,10 @@ int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *sc
         }
         return LK_OK;
     }
-    int32_t *acc = (int32_t *)scratch;
+    int32_t *acc = (int32_t *)scratch;   /* MODE_I8 (plain NEON) */
     void *patch = acc + up16((size_t)N);
-    const int32_t *bias = mode == MODE_I16 ? L->bias : packed_bias(L, N, Kp);
-    const size_t esz = mode == MODE_I16 ? 2u : 1u;
-    memset(patch, 0, esz * (size_t)Kp);
+    const int32_t *bias = packed_bias(L, N, Kp);
+    memset(patch, 0, (size_t)Kp);
     for (int32_t r = 0; r < rows; r++) {
         put_pixel(mode, patch, 0, (const int8_t *)(arena + X->offset) + (size_t)r * K, K, zx);
         dots(v, mode, patch, 1, L, Kp, N, acc);
@@ -677,26 +672,35 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     return LK_OK;
 }
 
-/* Tiled conv (MODE_U8S8, MODE_SDOT): pad the input once (U8S8: uint8 x + 128, border
- * zx + 128; SDOT: int8 x, border zx), then per group of 4 output pixels point at (1x1) or
- * copy (kernel rows) their receptive fields and run the tile kernel. */
+/* Padded conv (every packed mode but depthwise): pad the input once into scratch -- U8S8:
+ * uint8 x + 128, border zx + 128; SDOT and I8: int8 x, border zx; I16: int16 x - zx,
+ * border 0 -- then per group of 4 output pixels point at (1x1) or copy (whole kernel rows)
+ * their receptive fields and run the mode's kernel. */
 static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const int8_t *x,
                       int32_t zx, int8_t *y, int32_t zy, void *scratch)
 {
     const tile_fn kernel = tile_kernel(mode);
-    const uint8_t flip = mode == MODE_U8S8 ? 0x80u : 0u;
     const int32_t Hp = g->H + L->pad_t + L->pad_b, Wp = g->W + L->pad_l + L->pad_r, C = g->C;
-    const size_t row = (size_t)Wp * C;
+    const size_t e = (size_t)esz(mode), row = (size_t)Wp * C * e, cb = (size_t)C * e;
     uint8_t *xp = (uint8_t *)scratch;
     uint8_t *patches = xp + up16((size_t)Hp * row + 64u);
     const size_t pstride = up16(4u * (size_t)tile_k4(mode, g->K) + 32u);
-    const uint8_t border = (uint8_t)zx ^ flip;
-    memset(xp, border, (size_t)Hp * row + 64u);
-    const int32_t width = g->W * C;   /* locals: a uint8_t store may alias *g, which */
-    for (int32_t i = 0; i < g->H; i++) { /* would stop the loop from vectorizing */
-        const int8_t *restrict src = x + (size_t)i * width;
-        uint8_t *restrict dst = xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * C;
-        for (int32_t k = 0; k < width; k++) dst[k] = (uint8_t)src[k] ^ flip;
+    const int32_t width = g->W * C;      /* locals: a byte store may alias *g, which */
+    if (mode == MODE_I16) {              /* would stop these loops from vectorizing */
+        memset(xp, 0, (size_t)Hp * row + 64u);
+        for (int32_t i = 0; i < g->H; i++) {
+            const int8_t *restrict src = x + (size_t)i * width;
+            int16_t *restrict dst = (int16_t *)(void *)(xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * cb);
+            for (int32_t k = 0; k < width; k++) dst[k] = (int16_t)(src[k] - zx);
+        }
+    } else {
+        const uint8_t flip = mode == MODE_U8S8 ? 0x80u : 0u;
+        memset(xp, (uint8_t)zx ^ flip, (size_t)Hp * row + 64u);
+        for (int32_t i = 0; i < g->H; i++) {
+            const int8_t *restrict src = x + (size_t)i * width;
+            uint8_t *restrict dst = xp + (size_t)(i + L->pad_t) * row + (size_t)L->pad_l * cb;
+            for (int32_t k = 0; k < width; k++) dst[k] = (uint8_t)src[k] ^ flip;
+        }
     }
     const int direct = g->KH == 1 && g->KW == 1;
     if (!direct) memset(patches, 0, 4u * pstride);
@@ -709,7 +713,7 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
             int8_t *ys[4];
             for (int p = 0; p < P; p++) {
                 const int32_t at = pix + q + p, oy = at / g->OW, ox = at % g->OW;
-                const uint8_t *origin = xp + (size_t)(oy * g->SH) * row + (size_t)(ox * g->SW) * C;
+                const uint8_t *origin = xp + (size_t)(oy * g->SH) * row + (size_t)(ox * g->SW) * cb;
                 ys[p] = y + (size_t)at * g->CO;
                 if (direct) {
                     xs[p] = origin;
@@ -718,11 +722,11 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
                 uint8_t *patch = patches + (size_t)p * pstride;
                 for (int32_t ki = 0; ki < g->KH; ki++) {
                     const uint8_t *src = origin + (size_t)(ki * g->DH) * row;
-                    uint8_t *dst = patch + (size_t)ki * g->KW * C;
-                    if (g->DW == 1) memcpy(dst, src, (size_t)g->KW * C);
+                    uint8_t *dst = patch + (size_t)ki * g->KW * cb;
+                    if (g->DW == 1) memcpy(dst, src, (size_t)g->KW * cb);
                     else
                         for (int32_t kj = 0; kj < g->KW; kj++)
-                            memcpy(dst + (size_t)kj * C, src + (size_t)(kj * g->DW) * C, (size_t)C);
+                            memcpy(dst + (size_t)kj * cb, src + (size_t)(kj * g->DW) * cb, cb);
                 }
                 xs[p] = patch;
             }
@@ -739,37 +743,8 @@ int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scr
     lk_conv_geom g;
     lk_conv_geometry(m, L, &g);
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
-    const int8_t *x = (const int8_t *)(arena + X->offset);
-    int8_t *y = (int8_t *)(arena + Y->offset);
-    if (padded_conv(mode)) return conv_tiled(mode, L, &g, x, X->zero_point, y, Y->zero_point, scratch);
-    const int32_t N = g.CO, Kp = kpad(g.K), C = g.C, zx = X->zero_point, v = m->variant;
-    const int32_t npix = g.OH * g.OW;
-    int32_t *acc = (int32_t *)scratch;                   /* [2][N] */
-    void *patch = acc + 2 * up16((size_t)N);             /* [2][Kp] */
-    const int32_t *bias = mode == MODE_I16 ? L->bias : packed_bias(L, N, Kp);
-    const size_t esz = mode == MODE_I16 ? 2u : 1u;
-    memset(patch, 0, 2u * esz * (size_t)Kp);            /* the tails stay zero */
-    for (int32_t pix = 0; pix < npix; pix += 2) {
-        const int32_t P = npix - pix >= 2 ? 2 : 1;
-        for (int32_t p = 0; p < P; p++) {
-            const int32_t oy = (pix + p) / g.OW, ox = (pix + p) % g.OW;
-            const size_t base = (size_t)p * Kp;
-            for (int32_t ki = 0; ki < g.KH; ki++) {
-                const int32_t iy = oy * g.SH - g.PT + ki * g.DH;
-                for (int32_t kj = 0; kj < g.KW; kj++) {
-                    const int32_t ix = ox * g.SW - g.PL + kj * g.DW;
-                    const int inside = iy >= 0 && iy < g.H && ix >= 0 && ix < g.W;
-                    put_pixel(mode, patch, base + (size_t)(ki * g.KW + kj) * C,
-                              inside ? x + ((size_t)iy * g.W + ix) * C : NULL, C, zx);
-                }
-            }
-        }
-        dots(v, mode, patch, P, L, Kp, N, acc);
-        for (int32_t p = 0; p < P; p++)
-            requant_row(v, L, acc + (size_t)p * N, bias, N, Y->zero_point,
-                        y + (size_t)(pix + p) * N);
-    }
-    return LK_OK;
+    return conv_tiled(mode, L, &g, (const int8_t *)(arena + X->offset), X->zero_point,
+                      (int8_t *)(arena + Y->offset), Y->zero_point, scratch);
 }
 
 /* ------------------------------------------------------------------ add (AVX2 + FMA) */
