@@ -206,7 +206,6 @@ def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
 
 def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
     s = loop.summary()
-    st = loop.status()
     timeline = [e.to_json() for e in loop.timeline]
     recognised = [{"t": e["t"], "label": e["text"], "p": e.get("p")}
                   for e in timeline if e["kind"] == "gesture"]
@@ -233,8 +232,9 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
         "frame_budget_ms": round(FRAME_BUDGET_MS, 3),
         "frame_p99_within_budget": (frame.get("p99") is not None
                                     and frame["p99"] < FRAME_BUDGET_MS),
-        "fps": st["fps"],
+        "fps": round(s["frames"] / s["seconds"], 2) if s["seconds"] else None,
         "frames": s["frames"],
+        "frames_late_dropped": max(0, round(s["seconds"] * 60) - s["frames"]),
         "infer_ms": s["infer_ms"],
         "inferences": s["inferences"],
         "touch_to_light_ms": s["touch_to_light_ms"],
