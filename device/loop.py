@@ -381,6 +381,7 @@ class DeviceLoop:
     # ------------------------------------------------------------------ model binding
     def _bind(self, model, source: str | None) -> None:
         """Make ``model`` the running one: (re)allocate every buffer sized by it."""
+        requested = model
         channel_map = None
         if model is not None:
             try:
@@ -411,7 +412,8 @@ class DeviceLoop:
             self._hist = np.zeros((n_hist, fr.N_CHANNELS), np.float32)
             self._hist_t = np.full(n_hist, -math.inf)
             self._hist_n = 0
-            self._wanted = None
+            if self._wanted is not None and self._wanted[0] is requested:
+                self._wanted = None  # (a newer install that arrived meanwhile stays wanted)
         self._model_errors = 0
         self._model_name = _model_name(model)
         self._timeline("model", f"model {self._model_name} ({source})" if model is not None
@@ -678,8 +680,9 @@ class DeviceLoop:
         w0 = time.perf_counter()
         c0 = time.thread_time()
         now = self.clock()
-        if self._wanted is not None:
-            self._bind(*self._wanted)
+        wanted = self._wanted
+        if wanted is not None:
+            self._bind(*wanted)
             self._next_model_frame = now + self.frame_period
         self._apply_params(now)
         if now + 1e-9 >= self._next_sample:
