@@ -21,6 +21,7 @@ import struct
 import numpy as np
 
 from lanthorn.device.graph import Graph, raw_outputs
+from lanthorn.errors import UserError
 
 MAGIC = 0x31424B4C          # "LKB1", lk.h LK_MAGIC
 VERSION = 1
@@ -36,6 +37,10 @@ VARIANTS = {"scalar": 0, "avx2": 1, "neon": 2, "neon-dotprod": 3}
 
 class CKernelUnsupported(ImportError):
     """The graph uses something the C kernel does not run (the runtime falls back to numpy)."""
+
+
+class VariantError(UserError, ValueError):
+    """An unknown kernel variant name (argument or LANTHORN_C_VARIANT)."""
 
 
 def _align(n: int) -> int:
@@ -178,7 +183,7 @@ def _variant_from_env(lk) -> int | None:
         return None
     name = name.removeprefix("c-")
     if name not in VARIANTS:
-        raise ValueError(f"LANTHORN_C_VARIANT={name!r} is not one of {', '.join(VARIANTS)}")
+        raise VariantError(f"LANTHORN_C_VARIANT={name!r} is not one of {', '.join(VARIANTS)}")
     return VARIANTS[name]
 
 
@@ -196,8 +201,8 @@ class CEngine:
         if isinstance(variant, str):
             key = variant.lower().removeprefix("c-")
             if key not in VARIANTS:
-                raise ValueError(f"unknown C kernel variant {variant!r}; "
-                                 f"choose one of {', '.join(VARIANTS)}")
+                raise VariantError(f"unknown C kernel variant {variant!r}; "
+                                   f"choose one of {', '.join(VARIANTS)}")
             variant = VARIANTS[key]
         if variant is None:
             variant = _variant_from_env(_lk)

@@ -295,7 +295,8 @@ def test_variant_env_and_bad_variant(monkeypatch):
     monkeypatch.setenv("LANTHORN_C_VARIANT", "scalar")
     assert engine_c.CEngine(g).backend == "c-scalar"
     monkeypatch.setenv("LANTHORN_C_VARIANT", "sse9")
-    with pytest.raises(ValueError, match="LANTHORN_C_VARIANT"):
+    from lanthorn.errors import UserError
+    with pytest.raises(UserError, match="LANTHORN_C_VARIANT"):     # one line, exit 2 in the CLI
         engine_c.CEngine(g)
     monkeypatch.delenv("LANTHORN_C_VARIANT")
     assert engine_c.CEngine(g).backend == _lk.variant_name(_lk.best_variant())
