@@ -160,6 +160,19 @@ class NumpyEngine(ReferenceEngine):
                 out[name] = np.ones(w.shape[1] + 1, F32)
         return out
 
+    @property
+    def input_buffers(self) -> list[np.ndarray]:
+        """The int8 (or index) arrays :meth:`run_in_place` reads: write inputs here."""
+        return [self.buf[name] for name in self.graph.inputs]
+
+    def run_in_place(self) -> list[np.ndarray]:
+        """Run on what is in :attr:`input_buffers`; the raw outputs are returned as the
+        engine's own arrays (no copy: valid until the next run). The runtime's float call
+        uses this; ``run_quantized`` is the copying protocol every engine has."""
+        for step in self.steps:
+            step()
+        return [self.buf[name] for name in self.raw_outputs]
+
     def run_quantized(self, inputs) -> list[np.ndarray]:
         buf = self.buf
         for name, x in zip(self.graph.inputs, inputs):

@@ -79,7 +79,13 @@ class Model:
         self._inputs = [g.tensors[n] for n in g.inputs]
         self._raw = [g.tensors[n] for n in raw_outputs(g)]
         self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs)]
-        self._qbuf = [np.zeros(t.shape, dtype=t.dtype) for t in self._inputs]
+        in_place = getattr(self._engine, "run_in_place", None)
+        if in_place is not None:   # numpy engine: quantize into its inputs, read its outputs
+            self._qbuf = list(self._engine.input_buffers)
+            self._run_float = lambda: self._run_guarded(in_place)
+        else:
+            self._qbuf = [np.zeros(t.shape, dtype=t.dtype) for t in self._inputs]
+            self._run_float = lambda: self._run(self._qbuf)
         self._prep = [_index_copier(q) if t.dtype == "int32" else _input_quantizer(t, q)
                       for t, q in zip(self._inputs, self._qbuf)]
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
@@ -141,8 +147,12 @@ class Model:
         return x
 
     def _run(self, xq):
+        return self._run_guarded(self._engine.run_quantized, xq)
+
+    @staticmethod
+    def _run_guarded(fn, *args):
         try:
-            return self._engine.run_quantized(xq)
+            return fn(*args)
         except IndexError as exc:
             raise InputError(f"bad input: {exc}") from None
 
@@ -165,7 +175,7 @@ class Model:
                 x = x.reshape(t.shape)                       # input_spec shape: a view
             prep(x)
         outs = []
-        for raw, t, sm, buf in zip(self._run(self._qbuf), self._raw, self._softmax, self._fbuf):
+        for raw, t, sm, buf in zip(self._run_float(), self._raw, self._softmax, self._fbuf):
             outs.append(softmax_f32(raw, t.scale, t.zero_point, out=buf).copy() if sm
                         else int8.dequantize(raw, t.scale, t.zero_point))
         return outs[0] if len(outs) == 1 else tuple(outs)

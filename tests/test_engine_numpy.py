@@ -296,3 +296,18 @@ def test_float_handoff_is_used_between_dense_layers_only_when_safe():
     assert set(NumpyEngine._float_handoffs(g)) == {"b"}
     g.outputs = ("c", "b")                       # b is now read by the caller too
     assert NumpyEngine._float_handoffs(g) == {}
+
+
+def test_model_call_on_indices_and_a_bad_index():
+    rng = np.random.default_rng(4)
+    table = rng.integers(-128, 128, (10, 3)).astype(np.int8)
+    g = Graph({"i": Tensor("i", (4,), "int32"), "e": Tensor("e", (4, 3), "int8", 0.1, 5)},
+              [Layer("gather", "g", ("i",), ("e",), {}, {"table": table})], ("i",), ("e",))
+    bundle = Bundle(g, InputSpec((4,), "int32"))
+    fast, ref = load(bundle, backend="numpy"), load(bundle, backend="reference")
+    idx = np.array([0, 9, -1, 3])
+    np.testing.assert_array_equal(fast(idx), ref(idx))
+    np.testing.assert_array_equal(fast.run_quantized(idx.astype(np.int32)), table[idx])
+    with pytest.raises(InputError, match="out of range"):
+        fast(np.array([0, 1, 12, 3]))
+    np.testing.assert_array_equal(fast(idx), ref(idx))          # and it still works after
