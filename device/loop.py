@@ -867,15 +867,13 @@ class DeviceLoop:
     def frames_since(self, t: float) -> tuple[list[np.ndarray], float]:
         """Model-rate frames (frames.CHANNELS order) newer than ``t`` (seconds since start),
         and the time of the newest one (pass it back to continue)."""
-        with self._lock:
+        with self._lock:  # vectorised: the loop waits for this lock to push a frame
             n, size = self._hist_n, self._hist.shape[0]
-            out, newest = [], t
-            for k in range(max(0, n - size), n):
-                j = k % size
-                if self._hist_t[j] > t:
-                    out.append(self._hist[j].copy())
-                    newest = float(self._hist_t[j])
-        return out, newest
+            idx = np.arange(max(0, n - size), n) % size  # oldest first
+            idx = idx[self._hist_t[idx] > t]
+            rows = self._hist[idx]  # a copy (fancy indexing)
+            newest = float(self._hist_t[idx[-1]]) if idx.size else t
+        return list(rows), newest
 
     # ------------------------------------------------------------------ demo helpers
     def summary(self) -> dict:

@@ -398,3 +398,20 @@ def test_display_that_comes_back_is_used_again():
     assert loop.status()["sensors"]["display"].startswith("failed")
     run_for(loop, 7.0)  # healed at 2 s, retried 5 s after the failure
     assert loop.status()["sensors"]["display"] == "ok" and body.display.image.getbbox()
+
+
+def test_frames_since_across_the_history_ring_wrapping():
+    class ShortMemory(DeviceLoop):
+        HISTORY_S = 2.0  # 50 frames at 25 Hz
+    body, clock = sim(script=None)
+    loop = ShortMemory(body, model=oracle_model(body), clock=clock, charge_compute=False,
+                       oled_thread=False)
+    loop.start()
+    run_for(loop, 5.0)
+    frames, newest = loop.frames_since(-np.inf)
+    assert len(frames) == 50 and newest == pytest.approx(5.0, abs=0.05)
+    times = loop._hist_t[np.argsort(loop._hist_t)]
+    assert np.all(np.diff(times) > 0) and times[0] == pytest.approx(3.04, abs=0.05)
+    later, t2 = loop.frames_since(4.5)
+    assert len(later) in (12, 13) and t2 == newest
+    np.testing.assert_array_equal(later[-1], frames[-1])
