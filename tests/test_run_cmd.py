@@ -137,3 +137,16 @@ def test_notifier_never_blocks_when_nobody_reads(tmp_path):
         assert time.monotonic() - t0 < 10 and n.errors > 0  # the queue filled; we went on
     finally:
         sock.close()
+
+
+def test_notifier_abstract_socket_address():
+    name = f"lanthorn-test-{os.getpid()}"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind("\0" + name)  # systemd may name its socket in the abstract namespace ("@...")
+    try:
+        Notifier({"NOTIFY_SOCKET": "@" + name}).watchdog()
+        sock.settimeout(5)
+        assert sock.recv(4096) == b"READY=1\nSTATUS=running"
+        assert sock.recv(4096) == b"WATCHDOG=1"
+    finally:
+        sock.close()
