@@ -23,7 +23,6 @@ The steps, in the order :func:`quantize_model` runs them:
 """
 from __future__ import annotations
 
-import io
 import tempfile
 import time
 from dataclasses import dataclass, field
