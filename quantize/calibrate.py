@@ -67,11 +67,12 @@ class ModelData:
     held_out: str = "test"          # which split accuracy is measured on
     splits: object = None           # dataspec.Splits (for fine-tuning), None for .npz
     description: str = ""
+    input_dtype: type = np.float32  # int64 for token models (Gather of an embedding)
 
     def feeds(self, x: np.ndarray):
         """One {input: batch-1 array} per row, as onnxruntime's calibrator wants them."""
         for row in x:
-            yield {self.input_name: row[None].astype(np.float32, copy=False)}
+            yield {self.input_name: row[None].astype(self.input_dtype, copy=False)}
 
 
 def model_input(model) -> tuple[str, tuple[int, ...]]:
@@ -116,7 +117,7 @@ def load_model_data(data, model, *, n_calib: int = DEFAULT_CALIBRATION_WINDOWS,
     path = Path(data)
     name, shape = model_input(model)
     if path.is_file() and path.suffix == ".npz":
-        return _from_npz(path, name, shape, n_calib)
+        return _from_npz(path, model, name, shape, n_calib)
     if not path.is_dir():
         raise CalibrationError(f"{path}: no such dataset folder (or .npz file of inputs)")
     return _from_dataset(path, model, name, shape, n_calib, spec)
@@ -148,7 +149,7 @@ def _from_dataset(path, model, name, shape, n_calib, spec) -> ModelData:
                      f" sessions)")
 
 
-def _from_npz(path, name, shape, n_calib) -> ModelData:
+def _from_npz(path, model, name, shape, n_calib) -> ModelData:
     try:
         z = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as exc:
@@ -157,15 +158,23 @@ def _from_npz(path, name, shape, n_calib) -> ModelData:
         raise CalibrationError(f"{path}: an .npz of inputs needs an array 'x' (one input per "
                                f"row); it has {', '.join(z.files) or 'nothing'}")
     want = tuple(shape[1:])
+    from onnx import TensorProto
+    init = {t.name for t in model.graph.initializer}
+    vi = next(i for i in model.graph.input if i.name not in init)
+    dtype = np.int64 if vi.type.tensor_type.elem_type == TensorProto.INT64 else np.float32
 
     def rows(key):
-        a = np.asarray(z[key], dtype=np.float32)
+        a = np.asarray(z[key])
+        if dtype is np.int64 and a.dtype.kind not in "iu":
+            raise CalibrationError(f"{path}: the model reads integer indices but '{key}' "
+                                   f"holds {a.dtype} values")
+        a = a.astype(dtype)
         if a.shape[1:] == (1,) + want:
             a = a.reshape((len(a),) + want)
         if a.shape[1:] != want:
             raise CalibrationError(f"{path}: '{key}' has rows of shape {list(a.shape[1:])}, the "
                                    f"model's input is {list(shape)}")
-        if not np.isfinite(a).all():
+        if dtype is np.float32 and not np.isfinite(a).all():
             raise CalibrationError(f"{path}: '{key}' contains NaN or infinity")
         return a
 
@@ -180,6 +189,7 @@ def _from_npz(path, name, shape, n_calib) -> ModelData:
         raise CalibrationError(f"{path}: {len(ty)} labels for {len(tx)} inputs")
     labels = tuple(str(s) for s in z["labels"]) if "labels" in z else ()
     return ModelData(name, x[_evenly(len(x), n_calib)], tx, ty, labels, held_out=which,
+                     input_dtype=dtype,
                      provenance={"dataset": path.name}, description=f"{path.name} ({len(x)} "
                      f"inputs, {len(tx)} evaluated: {which})")
 

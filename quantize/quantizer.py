@@ -523,6 +523,11 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
         raise UserError(f"{checkpoint}: no such checkpoint file")
     model, source = load_onnx(onnx_path)
     check_model(model, source)                                        # before any work
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give the bundle's file name (e.g. "
+                        f"{out / 'model.lanthorn'})")
+    out.parent.mkdir(parents=True, exist_ok=True)
     data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
     log(f"dataset {data.description}")
     model = preprocess(model)

@@ -279,3 +279,27 @@ def test_batchnorm_after_conv_is_folded_by_preprocessing(tmp_path):
     bad.op("BatchNormalization", ["x"] + [bad.const(np.ones(16, np.float32), k) for k in "gbmv"])
     with pytest.raises(UnsupportedModelError, match="does not follow a Conv"):
         check_model(bad.model([1, 16]))
+
+
+def test_token_model_quantizes_from_integer_npz_inputs(tmp_path):
+    """A character language model (Gather of an embedding) reads int64 indices: the .npz
+    path keeps them integers, and the bundle's integers are onnxruntime's."""
+    onnx.save(model_zoo.char_lm(), str(tmp_path / "lm.onnx"))
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 96, size=(48, 16)).astype(np.int64)
+    np.savez(tmp_path / "tokens.npz", x=x)
+    r = quantize_model(tmp_path / "lm.onnx", tmp_path / "tokens.npz", tmp_path / "sub" / "lm.lanthorn",
+                       log=quiet)
+    assert r.final.int8_accuracy is None and r.final.agreement > 0.5
+    b = read_bundle(tmp_path / "sub" / "lm.lanthorn")
+    assert_exact(load(b, backend="numpy"), b, [{"x": xi[None]} for xi in x[:6]])
+    np.savez(tmp_path / "floats.npz", x=x.astype(np.float32))
+    with pytest.raises(Exception, match="integer indices"):
+        quantize_model(tmp_path / "lm.onnx", tmp_path / "floats.npz", tmp_path / "b.lanthorn",
+                       log=quiet)
+
+
+def test_out_must_be_a_file_name(work, tmp_path, capsys):
+    root, data, model = work
+    assert main(["quantize", str(model), "--data", str(data), "--out", str(tmp_path)]) == 2
+    assert "is a folder" in capsys.readouterr().err
