@@ -46,6 +46,39 @@
 #include <arm_neon.h>
 #endif
 
+#if !LK_X86 && !LK_ARM
+/* No SIMD ISA (a microcontroller, or an unknown CPU): nothing is ever packed, so lk_run
+ * only reaches the scalar kernels; these stubs keep the SIMD code out of the image. */
+size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
+{
+    (void)m; (void)L; (void)variant;
+    return 0;
+}
+size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
+{
+    (void)m; (void)L; (void)variant;
+    return 0;
+}
+void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
+{
+    (void)m; (void)L; (void)variant; (void)buf;
+}
+int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
+{
+    (void)scratch;
+    return lk_conv_scalar(m, L, arena);
+}
+int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
+{
+    (void)scratch;
+    return lk_dense_scalar(m, L, arena);
+}
+int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    return lk_add(m, L, arena);
+}
+#else /* the SIMD variants */
+
 enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4, MODE_SDOT = 5 };
 enum { HEADER = 16 };
 
@@ -793,3 +826,5 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
 #endif
     return lk_add(m, L, arena);
 }
+
+#endif /* the SIMD variants */
