@@ -328,8 +328,9 @@ def softmax_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | 
     """The final float softmax (over the last axis) of an int8 tensor, in float32.
     ``out`` (float32, the shape of x) receives the result without allocating it."""
     v = np.empty(np.shape(x), np.float32) if out is None else out
+    v[...] = x                           # int8 -> float32 (exact; a mixed-type ufunc is slower)
     # x - z is an integer of magnitude <= 255: exact in float32, as the int32 difference is
-    np.subtract(x, np.float32(zero_point), out=v, dtype=np.float32, casting="unsafe")
+    np.subtract(v, np.float32(zero_point), out=v)
     v *= np.float32(scale)
     v -= np.maximum.reduce(v, axis=-1, keepdims=True)     # = v.max(...), without the wrapper
     np.exp(v, out=v)
