@@ -285,7 +285,7 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
         s = _session(case.float_bytes)
         fns["ort_float"] = lambda s=s: s.run(None, timed_feed)
     else:
-        paths["ort_float"] = {"available": False, "reason": "no float model (bundle given)"}
+        paths["ort_float"] = {"available": False, "reason": "a bundle carries no float model"}
     if case.bundle.twin:
         s = _session(case.bundle.twin)
         fns["ort_int8"] = lambda s=s: s.run(None, timed_feed)

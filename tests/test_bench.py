@@ -59,7 +59,7 @@ def test_json_has_every_field(report):
         assert 0 < p["min_us"] <= p["median_us"] <= p["p99_us"]
     # a bundle has no float model; its twin and our paths still run
     assert mine["paths"]["ort_float"] == {"available": False,
-                                          "reason": "no float model (bundle given)"}
+                                          "reason": "a bundle carries no float model"}
     assert mine["paths"]["ort_int8"]["available"] and mine["paths"]["numpy"]["available"]
 
 
