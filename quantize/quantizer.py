@@ -575,8 +575,10 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     result = QuantizeResult(Path(out), bundle, sha, calibration, bool(bias_correction),
                             evaluations, layers, shifts, data.description, data.held_out,
                             data.provenance, pruning, time.perf_counter() - t0)
-    log(f"wrote {out}: {len(bundle.to_bytes()):,} bytes ({ev_ratio(result):.1f}x smaller than "
-        f"the float ONNX), sha256 {sha[:16]}")
+    bare = result.final.extra.get("bundle_bytes_without_twin") or 1
+    log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({ev_ratio(result):.1f}x smaller than "
+        f"the float ONNX; {evaluations[0].float_bytes / bare:.1f}x without the QDQ twin it "
+        f"carries), sha256 {sha[:16]}")
     if report_dir is not None:
         from lanthorn.quantize.report import write_report
         result.report_dir = Path(report_dir)

@@ -262,8 +262,14 @@ def write_report(result, data, folder) -> Path:
             if pngs["sensitivity"]:
                 md += ["", f"![sensitivity]({pngs['sensitivity']})"]
             md += [""]
-        if p.get("finetune"):
-            md += [f"Fine-tuning: {json.dumps(p['finetune'])}", ""]
+        ft = p.get("finetune") or {}
+        if ft:
+            line = (f"Fine-tuning: widths {ft.get('widths')}, {ft.get('epochs_run', 0)} of "
+                    f"{ft.get('epochs')} epochs")
+            if "val_accuracy" in ft:
+                line += (f", best validation accuracy {100 * ft['val_accuracy']:.2f}% at epoch "
+                         f"{ft.get('best_epoch')}")
+            md += [line + ".", ""]
     if final.float_confusion is not None:
         md += ["## Confusion matrices (held-out)", "", f"float ({final.name}):", "", "```",
                format_confusion(np.asarray(final.float_confusion), labels), "```", "",
