@@ -327,6 +327,7 @@ class LightRenderer:
     RIPPLE_WIDTH = 0.45  # radians
     RIPPLE_LIFE_S = 1.2
     GLOW_WIDTH = 0.30  # radians: a fingertip lights about one pad's worth of pixels
+    GLOW_GAIN = 2.5  # a light fingertip (~40 counts, 0.4) already glows fully
     FADE_S = 0.8  # colour cross-fade between moods
     ONSET_LEVEL = 0.12  # pad strength (frames.py scale) that counts as a new touch
     RELEASE_LEVEL = 0.06  # ... and below which it has ended (hysteresis: noise is no new touch)
@@ -360,7 +361,6 @@ class LightRenderer:
         self._onset = np.zeros(self.n_pads, bool)
         # work buffers
         self._work = np.zeros((self.n, 3), np.float32)
-        self._accent_mix = np.zeros((self.n, 3), np.float32)
         self._intensity = np.zeros(self.n, np.float32)
         self._tmp = np.zeros(self.n, np.float32)
         self._glow = np.zeros(self.n, np.float32)
@@ -372,7 +372,6 @@ class LightRenderer:
         self._diff = np.zeros(3, np.float32)
         # per-channel column views: a broadcast (N,1)x(3,) multiply makes numpy allocate an
         # (N,3) buffer every call (measured); three 1-D multiplies into these views do not
-        self._accent_cols = [self._accent_mix[:, k] for k in range(3)]
         self._work_cols = [self._work[:, k] for k in range(3)]
         self.last_t: float | None = None
 
@@ -434,6 +433,7 @@ class LightRenderer:
             work *= level
         # touch glow: appears on the first frame after the reading
         np.dot(self.glow_weights, self._pads, out=self._glow)
+        self._glow *= self.GLOW_GAIN
         np.minimum(self._glow, 1.0, out=self._intensity)
         # ripples
         for s in range(self.MAX_RIPPLES):
@@ -448,8 +448,13 @@ class LightRenderer:
             self._tmp *= float(self.r_strength[s]) * (1.0 - age / self.RIPPLE_LIFE_S)
             self._intensity += self._tmp
         np.minimum(self._intensity, 1.0, out=self._intensity)
-        self._outer(self._intensity, self.accent_now, self._accent_cols)
-        np.maximum(work, self._accent_mix, out=work)
+        # blend towards the full-brightness accent where touched or rippling, so a touch
+        # shows however bright the mood's breathing is (a max() would hide it when bright)
+        for k in range(3):
+            col = self._work_cols[k]
+            np.subtract(self.accent_now[k], col, out=self._tmp)
+            self._tmp *= self._intensity
+            col += self._tmp
         np.clip(work, 0.0, 255.0, out=work)
         np.copyto(out, work, casting="unsafe")
         return out

@@ -177,6 +177,22 @@ def test_touch_glow_appears_on_next_frame_at_the_pad():
     assert r.touch(pads, 0.04) == 0  # a held pad is not a new onset
 
 
+@pytest.mark.parametrize("palette", PALETTES)
+def test_touch_shows_even_when_the_mood_is_bright(palette):
+    """Delighted breathes bright: the finger's glow must still stand out, in every palette."""
+    r = LightRenderer(24)
+    out = np.zeros((24, 3), np.uint8)
+    p = params(palette=palette)
+    delighted = DEFAULT_MOODS.index("delighted")
+    pads = np.zeros(12, np.float32)
+    pads[3] = 0.4  # a light fingertip (~40 counts)
+    for i in range(300):  # settle into the mood; sample the brightest breath
+        r.touch(pads, i / 60)
+        r.render(out, i / 60, delighted, p, present=True)
+        lit, far = out[6].astype(int), out[18].astype(int)
+        assert lit.sum() >= far.sum() + 20 or np.abs(lit - far).sum() >= 40, (i, lit, far)
+
+
 def test_ripple_travels_outwards_from_the_pad():
     r = LightRenderer(48)
     out = np.zeros((48, 3), np.uint8)
