@@ -48,6 +48,32 @@ static inline int8_t lk_requant(int32_t acc, float m, float lo_f, float hi_f, in
     return (int8_t)((int32_t)lk_round_even(v) + zp);
 }
 
+/* sum over i < n of (x[i] - zx) * w[i]: the inner product of conv and dense. On cores with
+ * the 32-bit SIMD (DSP) extension (Cortex-M4/M7/M33) four products per step: sxtb16
+ * splits 4 int8 into two pairs of int16, ssub16 takes the zero point off (|x - zx| <= 255,
+ * never saturating), smlad adds both products of a pair -- exact integer arithmetic. */
+#if defined(__ARM_FEATURE_SIMD32) && !defined(LK_NO_SIMD32)
+#include <arm_acle.h>
+#endif
+static inline int32_t lk_dot_zx(const int8_t *x, const int8_t *w, int32_t n, int32_t zx)
+{
+    int32_t acc = 0, i = 0;
+#if defined(__ARM_FEATURE_SIMD32) && !defined(LK_NO_SIMD32)
+    const int16x2_t z2 = (int16x2_t)(((uint32_t)(uint16_t)zx << 16) | (uint16_t)zx);
+    for (; i + 4 <= n; i += 4) {
+        uint32_t xv, wv;
+        memcpy(&xv, x + i, 4);
+        memcpy(&wv, w + i, 4);
+        const int16x2_t x02 = __ssub16(__sxtb16((int8x4_t)xv), z2);
+        const int16x2_t x13 = __ssub16(__sxtb16((int8x4_t)((xv >> 8) | (xv << 24))), z2);
+        acc = __smlad(x02, __sxtb16((int8x4_t)wv), acc);
+        acc = __smlad(x13, __sxtb16((int8x4_t)((wv >> 8) | (wv << 24))), acc);
+    }
+#endif
+    for (; i < n; i++) acc += ((int32_t)x[i] - zx) * (int32_t)w[i];
+    return acc;
+}
+
 static inline int32_t lk_tensor_size(const lk_tensor *t)
 {
     int32_t n = 1;

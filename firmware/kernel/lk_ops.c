@@ -62,13 +62,11 @@ int lk_conv_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena)
                     const int8_t *xp = x + ((size_t)iy * g.W + ix0) * C + grp * CG;
                     const int8_t *wp = w + (size_t)(ki * KW + kj0) * CG;
                     if (contiguous) {
-                        for (int32_t i = 0; i < run; i++)
-                            acc += ((int32_t)xp[i] - zx) * (int32_t)wp[i];
+                        acc += lk_dot_zx(xp, wp, run, zx);
                         continue;
                     }
                     for (int32_t kj = kj0; kj < kj1; kj++, xp += (size_t)g.DW * C, wp += CG)
-                        for (int32_t ci = 0; ci < CG; ci++)
-                            acc += ((int32_t)xp[ci] - zx) * (int32_t)wp[ci];
+                        acc += lk_dot_zx(xp, wp, CG, zx);
                 }
                 yp[co] = lk_requant(acc, L->multiplier[co], lo, hi, zy);
             }
@@ -90,8 +88,7 @@ int lk_dense_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena)
         int8_t *y = I8(Y) + (size_t)r * N;
         for (int32_t n = 0; n < N; n++) {
             const int8_t *w = L->weight + (size_t)n * K;
-            int32_t acc = L->bias[n];
-            for (int32_t k = 0; k < K; k++) acc += ((int32_t)x[k] - zx) * (int32_t)w[k];
+            const int32_t acc = L->bias[n] + lk_dot_zx(x, w, K, zx);
             y[n] = lk_requant(acc, L->multiplier[n], lo, hi, zy);
         }
     }
