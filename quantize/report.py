@@ -246,7 +246,8 @@ def write_report(result, data, folder) -> Path:
         if p.get("layers"):
             md += _table(["layer", "channels before", "after", "removed", "sparsity"],
                          [[r["layer"], r["channels_before"], r["channels_after"],
-                           f"{100 * r['fraction']:.0f}%", f"{100 * r.get('sparsity', 0):.0f}%"]
+                           f"{100 * r['fraction']:.0f}%",
+                           f"{100 * r['sparsity']:.0f}%" if "sparsity" in r else "–"]
                           for r in p["layers"]])
             md += [""]
         if p.get("not_prunable"):
