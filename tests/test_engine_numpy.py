@@ -311,3 +311,27 @@ def test_model_call_on_indices_and_a_bad_index():
     with pytest.raises(InputError, match="out of range"):
         fast(np.array([0, 1, 12, 3]))
     np.testing.assert_array_equal(fast(idx), ref(idx))          # and it still works after
+
+
+@settings(**SETTINGS)
+@given(zp=st.integers(-128, 127), a=st.integers(-128, 127), b=st.integers(-128, 127),
+       shift=st.integers(0, 12), kind=st.sampled_from(["float32", "float64", "int32"]),
+       seed=st.integers(0, 999))
+def test_requantizer_equals_int8_requantize_on_ties_and_extremes(zp, a, b, shift, kind, seed):
+    """Both of its roundings (rint, and the 1.5 * 2**23 addition used for even zero
+    points) against int8.requantize: multipliers 2**-shift make exact .5 ties, and the
+    accumulators reach the int32 range and float32's 2**24 limit."""
+    from lanthorn.device import int8
+    from lanthorn.device.engine_numpy import requantizer
+    rng = np.random.default_rng(seed)
+    lo, hi = sorted((a, b))
+    acc = np.concatenate([rng.integers(-3000, 3000, 200), rng.integers(-2**31, 2**31 - 1, 40),
+                          [2**24 - 1, 2**24 + 1, -2**24 - 3, 0, 1, -1, 2**31 - 1, -2**31]])
+    if kind == "float32":
+        acc = acc[np.abs(acc) <= 2**24]                # exact integers only, as the engine keeps
+    acc = acc.astype(kind)
+    for mult in (np.float32(2.0 ** -shift), rng.uniform(1e-6, 0.1, acc.size).astype(np.float32)):
+        out = np.empty(acc.shape, np.int8)
+        requantizer(acc.copy(), mult, zp, lo, hi, out)()
+        ref = int8.requantize(acc.astype(np.int64).astype(np.int32), mult, zp, lo, hi)
+        np.testing.assert_array_equal(out, ref)
