@@ -74,6 +74,69 @@ static inline int32_t lk_dot_zx(const int8_t *x, const int8_t *w, int32_t n, int
     return acc;
 }
 
+/* fmaf(a, r, t) for an integer |a| < 2**9: the exact a * r + t rounded once to float32
+ * (half to even), in integer arithmetic. For cores without a hardware FMA, where libm's fmaf
+ * would pull in double-precision software floating point. Exact: the product a * m_r has at
+ * most 33 bits; both terms are placed with >= 28 zero bits below their significands, the
+ * smaller is aligned with a sticky bit, and the int64 sum is rounded to 24 bits. Results
+ * below the float32 normal range flush to zero (irrelevant here: they round to integer 0). */
+static inline float lk_fma_int(int32_t a, float r, float t)
+{
+    uint32_t rb, tb;
+    memcpy(&rb, &r, 4);
+    memcpy(&tb, &t, 4);
+    const int32_t er = (int32_t)((rb >> 23) & 0xFF), et = (int32_t)((tb >> 23) & 0xFF);
+    int64_t mr = (int64_t)((rb & 0x7FFFFF) | (er ? 0x800000u : 0));
+    int64_t mt = (int64_t)((tb & 0x7FFFFF) | (et ? 0x800000u : 0));
+    if (rb >> 31) mr = -mr;
+    if (tb >> 31) mt = -mt;
+    int64_t P = (int64_t)a * mr * ((int64_t)1 << 28);    /* |P| < 2**61 */
+    int64_t T = mt * ((int64_t)1 << 37);                 /* |T| < 2**61 */
+    int32_t ep = (er ? er : 1) - 150 - 28, eT = (et ? et : 1) - 150 - 37;
+    if (P == 0) ep = eT;
+    if (T == 0) eT = ep;
+    const int32_t E = ep > eT ? ep : eT;
+    int64_t *small = ep < eT ? &P : &T;
+    const int32_t D = ep < eT ? eT - ep : ep - eT;
+    if (D > 0) {                                       /* align, keeping a sticky bit */
+        const int64_t v = *small;
+        const uint64_t mag = (uint64_t)(v < 0 ? -v : v);
+        uint64_t sh = D >= 63 ? 0 : mag >> D;
+        if (D >= 63 ? mag != 0 : (mag & (((uint64_t)1 << D) - 1)) != 0) sh |= 1;
+        *small = v < 0 ? -(int64_t)sh : (int64_t)sh;
+    }
+    const int64_t S = P + T;
+    if (S == 0) return 0.0f;
+    uint64_t m = (uint64_t)(S < 0 ? -S : S);
+    int32_t h = 63;
+    while (!((m >> h) & 1)) h--;
+    int32_t shift = h - 23, e = E;
+    if (shift > 0) {
+        const uint64_t rem = m & (((uint64_t)1 << shift) - 1), half = (uint64_t)1 << (shift - 1);
+        m >>= shift;
+        if (rem > half || (rem == half && (m & 1))) m++;
+        if (m >> 24) { m >>= 1; shift++; }
+        e += shift;
+    } else {
+        m <<= -shift;
+        e += shift;
+    }
+    const int32_t bexp = e + 23 + 127;                 /* m in [2**23, 2**24) */
+    if (bexp <= 0) return 0.0f;
+    const uint32_t bits = ((S < 0) ? 0x80000000u : 0u) | ((uint32_t)bexp << 23) | ((uint32_t)m & 0x7FFFFF);
+    float y;
+    memcpy(&y, &bits, 4);
+    return y;
+}
+
+/* The FMA lk_add uses: the hardware's where it has one (or libm's, on hosted systems),
+ * the exact integer version on cores without an FPU FMA (Cortex-M0/M3). */
+#if defined(LK_SOFT_FMA) || (defined(__arm__) && !defined(__ARM_FEATURE_FMA))
+#define LK_FMA(a, r, t) lk_fma_int((a), (r), (t))
+#else
+#define LK_FMA(a, r, t) fmaf((float)(a), (r), (t))
+#endif
+
 static inline int32_t lk_tensor_size(const lk_tensor *t)
 {
     int32_t n = 1;

@@ -239,8 +239,8 @@ int lk_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
         bstride *= bdim;
     }
     for (int32_t i = 0; i < n; i++) {
-        const float t = fmaf((float)b[w.off], rb, fixed);
-        float v = fmaf((float)a[i], ra, t);
+        const float t = LK_FMA(b[w.off], rb, fixed);
+        float v = LK_FMA(a[i], ra, t);
         v = lk_clampf(v, lo, hi);
         y[i] = (int8_t)lk_round_even(v);
         lk_walk_next(&w);
