@@ -6,10 +6,13 @@
  * that performs the same float32 operations), so the variants can only differ in how they
  * add integers -- which is exact -- never in rounding.
  *
- * Per output pixel (conv) or input row (dense) the receptive field is gathered into a
- * contiguous "patch" in weight order [ki][kj][c] (an im2col of one pixel), padded to Kp
- * (K rounded up to 32) with zeros in both patch and weights. Packed weight layouts (made
- * once by lk_prepare; a 16-byte header holds the mode):
+ * A packed conv pads its input once per layer into scratch (in its mode's input form),
+ * then hands each output pixel's receptive field to the mode's kernel as a contiguous
+ * "patch" in weight order [ki][kj][c] -- whole kernel rows copied, or, for a 1x1 conv, the
+ * pixel itself in place -- 4 pixels at a time (conv_tiled). A dense layer's patch is its
+ * input row. Patches and weights are zero-padded to whole groups (4 bytes per lane; 32-byte
+ * rows for MODE_I8). Packed weight layouts (made once by lk_prepare; a 16-byte header
+ * holds the mode):
  *
  *   MODE_U8S8  (AVX2, every |w| <= 64, e.g. onnxruntime's reduce_range 7-bit weights):
  *     an outer-product tile: weights int8 [N/8][K/4][8 outputs][4 k], so one vpmaddubsw of
