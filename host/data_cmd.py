@@ -94,14 +94,14 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
     if source in sources and any((root / dsf.RECORDINGS / source).glob("*.csv*")):
         raise DataError(f"source {source!r} already has recordings here; choose another "
                         f"--out or --source", root)
+    notes = (f"lanthorn data synth --minutes {minutes:g} --seed {seed} --session-seconds "
+             f"{session_seconds:g}; labels are the simulator's exact gesture intervals")
     dsf.add_source(root, Source(
         source, author="lanthorn gesture simulator (lanthorn.hardware.sim)",
         consent="not applicable: synthetic, no person recorded", licence="CC0-1.0",
         date="",  # no date: the same seed must give the same bytes
-        device="simulated MPR121 + "
-        "VL53L0X + BH1750", notes=f"lanthorn data synth --minutes {minutes:g} --seed {seed} "
-        f"--session-seconds {session_seconds:g}; labels are the simulator's exact gesture "
-        f"intervals", weight=1.0, synthetic=True), replace=True)
+        device="simulated MPR121 + VL53L0X + BH1750", notes=notes, weight=1.0,
+        synthetic=True), replace=True)
     paths = []
     seeds = np.random.SeedSequence(seed).generate_state(n)
     for i in range(n):

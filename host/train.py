@@ -53,7 +53,8 @@ def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int =
     onnx_bytes = onnx_with_spec(nets.export_onnx(model), s.spec)
     atomic_write_bytes(out, onnx_bytes)
     ckpt = out.with_suffix(".pt")
-    nets.save_checkpoint(ckpt, model, s.spec.to_json(), {"train": {k: v for k, v in summary.items()
-                                                                    if k != "history"}})
+    # no timings in the checkpoint: same data and seed, same bytes
+    nets.save_checkpoint(ckpt, model, s.spec.to_json(), {"train": {
+        k: v for k, v in summary.items() if k not in ("history", "seconds")}})
     log(f"wrote {out} ({len(onnx_bytes):,} bytes) and checkpoint {ckpt}")
     return summary

@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -134,16 +135,22 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
     from lanthorn.device.bundle import read_bundle, write_bundle
     from lanthorn.quantize.quantizer import bundle_sizes, quantize_model
 
-    r = quantize_model(float_onnx, data_dir, out, calibration=recipe["calibration"],
-                       bias_correction=recipe["bias_correction"], name=NAME, log=log)
-    bundle = read_bundle(out)
-    bundle.card.update(CARD)
-    bundle.card["task"] = (f"classify a {bundle.input_spec.window}-frame window of "
-                           f"{len(bundle.input_spec.channels)} channels into "
-                           f"{len(bundle.labels)} gestures")
-    write_bundle(bundle, out)
-    shipped = read_bundle(out)
-    checked = check_twin(shipped, held_out_windows(float_onnx, data_dir))
+    out = Path(out)
+    draft = out.with_name(out.stem + ".draft.lanthorn")  # the shipped file is replaced only
+    try:                                                 # once the draft has passed the check
+        r = quantize_model(float_onnx, data_dir, draft, calibration=recipe["calibration"],
+                           bias_correction=recipe["bias_correction"], name=NAME, log=log)
+        bundle = read_bundle(draft)
+        bundle.card.update(CARD)
+        bundle.card["task"] = (f"classify a {bundle.input_spec.window}-frame window of "
+                               f"{len(bundle.input_spec.channels)} channels into "
+                               f"{len(bundle.labels)} gestures")
+        write_bundle(bundle, draft)
+        shipped = read_bundle(draft)
+        checked = check_twin(shipped, held_out_windows(float_onnx, data_dir))
+        os.replace(draft, out)
+    finally:
+        draft.unlink(missing_ok=True)
     size = Path(float_onnx).stat().st_size
     fig = figures(r.final, size)
     sizes = bundle_sizes(shipped)   # the shipped card is longer than the quantizer's
@@ -238,17 +245,21 @@ def main(argv=None) -> int:
     if args.resynth or not data_dir.exists():
         synth(data_dir, RECIPE)
     float_onnx, ckpt = out / f"{NAME}.onnx", out / f"{NAME}.pt"
+    source = float_onnx
     train = None
     if not args.requantize:
-        summary = train_float(data_dir, work / f"{NAME}.onnx", RECIPE, progress=not args.quiet)
-        float_onnx.write_bytes((work / f"{NAME}.onnx").read_bytes())
-        ckpt.write_bytes((work / f"{NAME}.pt").read_bytes())
+        source = work / f"{NAME}.onnx"
+        summary = train_float(data_dir, source, RECIPE, progress=not args.quiet)
         train = {k: summary[k] for k in ("macs", "best_epoch", "epochs_run", "val_accuracy",
                                          "test_accuracy", "seconds")}
     elif not float_onnx.exists():
         raise SystemExit(f"make model: --requantize needs {float_onnx}")
     log("quantizing the shipped (unpruned) model")
-    unpruned = build_bundle(shown(float_onnx), shown(data_dir), shown(out / f"{NAME}.lanthorn"))
+    unpruned = build_bundle(shown(source), shown(data_dir), shown(out / f"{NAME}.lanthorn"))
+    if source != float_onnx:  # ship the float model and checkpoint beside the bundle they made
+        from lanthorn.device.atomic import atomic_write_bytes
+        atomic_write_bytes(float_onnx, source.read_bytes())
+        atomic_write_bytes(ckpt, source.with_suffix(".pt").read_bytes())
     pruned = None
     if not args.no_prune:
         log(f"pruning {100 * RECIPE['prune_channels']:g}% of the channels, with the report")

@@ -63,11 +63,13 @@ def test_exported_onnx_equals_torch_and_checkpoint_round_trips(data, tmp_path):
 
 
 def test_training_is_deterministic(data, tmp_path):
-    tiny_train(data, tmp_path / "a.onnx", seed=5)
-    tiny_train(data, tmp_path / "b.onnx", seed=5)
-    assert (tmp_path / "a.onnx").read_bytes() == (tmp_path / "b.onnx").read_bytes()
-    tiny_train(data, tmp_path / "c.onnx", seed=6)
-    assert (tmp_path / "a.onnx").read_bytes() != (tmp_path / "c.onnx").read_bytes()
+    a, b, c = (tmp_path / d / "m.onnx" for d in "abc")  # same names: torch.save records them
+    tiny_train(data, a, seed=5)
+    tiny_train(data, b, seed=5)
+    assert a.read_bytes() == b.read_bytes()
+    assert a.with_suffix(".pt").read_bytes() == b.with_suffix(".pt").read_bytes()
+    tiny_train(data, c, seed=6)
+    assert a.read_bytes() != c.read_bytes()
 
 
 def test_macs_count_every_conv_and_dense():
