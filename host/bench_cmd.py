@@ -455,6 +455,55 @@ def _fmt_ratio(r):
     return f"{1 / r:.2f}x faster" if r < 1 else f"{r:.2f}x slower"
 
 
+def targets(report: dict) -> list[dict]:
+    """The speed and memory targets of DESIGN.md ("Targets"), judged on this run: each
+    with what was measured and whether it was met (None: nothing to judge). A benchmark
+    verdict, not a test: on a busy machine the ratios are inflated (see the note)."""
+    models = report["models"]
+
+    def ratio(m, path):
+        p = m["paths"][path]
+        return p.get("ratio_vs_ort_int8") if p.get("available") else None
+
+    def judge(name, rows, ok):
+        """rows: (label, value or None) pairs."""
+        rows = [(label, v) for label, v in rows if v is not None]
+        return {"target": name, "measured": {n: round(v, 3) for n, v in rows},
+                "met": (all(ok(v) for _, v in rows) if rows else None)}
+    small = [m for m in models if m["macs"] <= 100_000]
+    upto5m = [m for m in models if m["macs"] <= 5_000_000]
+    procs = [(f"{m['name']} ({path})", d) for m in models
+             for path, d in m.get("device_process", {}).items() if "error" not in d]
+    exact = [(f"{m['name']} ({path})", e) for m in models
+             for path, e in m.get("exact", {}).items() if isinstance(e, dict)]
+    return [
+        judge("C kernel >= 3x faster than onnxruntime int8, models <= 100k MACs (time ratio <= 0.333)",
+              [(m["name"], ratio(m, "c")) for m in small], lambda v: v <= 1 / 3),
+        judge("C kernel never slower than onnxruntime int8, models <= 5M MACs (time ratio <= 1)",
+              [(m["name"], ratio(m, "c")) for m in upto5m], lambda v: v <= 1),
+        judge("numpy path within 2x of onnxruntime int8 (time ratio <= 2)",
+              [(m["name"], ratio(m, "numpy")) for m in models], lambda v: v <= 2),
+        judge("identical integers to onnxruntime (elements that differ)",
+              [(label, e["mismatches"]) for label, e in exact], lambda v: v == 0),
+        judge("device process RSS <= 60 MB (MB)",
+              [(label, d["peak_rss_mb"]) for label, d in procs], lambda v: v <= 60),
+        judge("device process import + load <= 150 ms (ms)",
+              [(label, d["import_load_ms"]) for label, d in procs], lambda v: v <= 150),
+    ]
+
+
+def format_targets(report: dict) -> str:
+    lines = ["targets (DESIGN.md), this run:"]
+    for t in report.get("targets", []):
+        verdict = {True: "met", False: "NOT met", None: "n/a"}[t["met"]]
+        worst = ""
+        if t["measured"]:
+            name, v = max(t["measured"].items(), key=lambda kv: kv[1])
+            worst = f" (worst: {name} {v:g})"
+        lines.append(f"  {verdict:8s} {t['target']}{worst}")
+    return "\n".join(lines)
+
+
 def format_table(report: dict) -> str:
     rows = [("model", "MACs", "int8 weights", "path", "median", "p99", "best",
              "vs ORT int8", "exact")]
@@ -542,10 +591,13 @@ def run(args) -> int:
             report["models"].append(bench_case(case, settings, args.seed))
     report["seconds"] = time.perf_counter() - t0
     report["load_average_end"] = _loadavg()
+    report["targets"] = targets(report)
     report["machine"]["backends"]["c"] = next(
         (m["paths"]["c"]["backend"] for m in report["models"] if m["paths"]["c"].get("available")),
         None)
     print(format_table(report))
+    print()
+    print(format_targets(report))
     if args.layers:
         print()
         print(format_layers(report))

@@ -172,3 +172,18 @@ def test_layers_profile_names_every_engine_step(bundle_file, tmp_path):
     assert prof["runtime_median_us"] == pytest.approx(prof["call_median_us"] - prof["engine_median_us"])
     assert sum(s["share_of_steps"] for s in prof["steps"]) == pytest.approx(1.0)
     assert "engine steps, each timed on its own" in r.stdout
+
+
+def test_targets_are_judged_from_the_measured_figures(report):
+    rep, stdout = report
+    by_name = {t["target"].split(" (")[0]: t for t in rep["targets"]}
+    numpy_t = by_name["numpy path within 2x of onnxruntime int8"]
+    assert numpy_t["measured"] == {m["name"]: round(m["paths"]["numpy"]["ratio_vs_ort_int8"], 3)
+                                   for m in rep["models"]}
+    assert numpy_t["met"] == all(v <= 2 for v in numpy_t["measured"].values())
+    exact_t = by_name["identical integers to onnxruntime"]
+    assert exact_t["met"] is True and {"mlp_25k (numpy)", "mine (numpy)"} <= set(exact_t["measured"])
+    rss_t = by_name["device process RSS <= 60 MB"]
+    assert rss_t["measured"]["mlp_25k (numpy)"] == round(
+        rep["models"][0]["device_process"]["numpy"]["peak_rss_mb"], 3)
+    assert "targets (DESIGN.md), this run:" in stdout
