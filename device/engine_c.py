@@ -211,7 +211,10 @@ class CEngine:
                                      "supported on this CPU")
         self.graph = graph
         self.blob = to_blob(graph)
-        self._m = _lk.Model(self.blob, -1 if variant is None else variant)
+        try:
+            self._m = _lk.Model(self.blob, -1 if variant is None else variant)
+        except ValueError as exc:   # a graph the kernel's loader refuses: let runtime fall back
+            raise CKernelUnsupported(f"the C kernel refused this graph ({exc})") from None
         self.backend: str = self._m.backend
         self.memory: dict = self._m.memory
         self.raw_outputs = raw_outputs(graph)

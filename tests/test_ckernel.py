@@ -455,3 +455,22 @@ def test_random_dags_share_arena_safely(seed, n_layers):
     g = Graph(T, layers, ["in"], outs)
     g.validate()
     check(g, [rand_i8(rng, shape)])
+
+
+def test_graph_the_kernel_refuses_falls_back_to_numpy():
+    """A valid graph outside the kernel's limits (here a stride beyond 65535) is
+    CKernelUnsupported, so runtime.load(backend="auto") still runs it, on numpy."""
+    import warnings as w
+    from lanthorn.device import runtime
+    from lanthorn.device.bundle import Bundle
+    g = one_layer("conv", [((1, 3, 2), "int8", 0.1, 0)], (1, 1, 2), 0, 0.1,
+                  {"stride": [1, 70000]},
+                  {"weight": np.ones((2, 1, 1, 2), np.int8), "bias": np.zeros(2, np.int32),
+                   "multiplier": np.full(2, 0.5, np.float32)})
+    with pytest.raises(engine_c.CKernelUnsupported, match="refused"):
+        engine_c.CEngine(g)
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        m = runtime.load(Bundle(g, {"shape": (1, 3, 2)}), backend="auto")
+    assert m.backend == "numpy"
+    assert m.run_quantized(np.array([[[4, 6], [0, 0], [0, 0]]], np.int8)).tolist() == [[[5, 5]]]
