@@ -57,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--synthetic", action="store_true", help="machine-made, no person involved")
     p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,
                    help="dataset frame rate when creating a new dataset (default 25)")
+    p.add_argument("--labels", help="comma-separated class names when creating a new dataset "
+                                    "(default: the default piece's; the first one is 'nothing "
+                                    "happening')")
     p.add_argument("--replace", action="store_true", help="update an existing source")
 
     p = sub.add_parser("info", help="counts per label and source, balance, provenance warnings")
@@ -257,9 +260,28 @@ def import_cmd(args) -> int:
 
 # ----------------------------------------------------------------------------- add-source
 
+def parse_labels(text: str | None) -> tuple[str, ...]:
+    """``--labels a,b,c`` → ('a', 'b', 'c'), checked; None → the default piece's labels."""
+    if text is None:
+        return LABELS
+    labels = tuple(t.strip() for t in text.split(","))
+    bad = [t for t in labels if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", t)]
+    if bad or len(labels) < 2:
+        raise DataError(f"--labels needs at least two names of letters, digits, _ or - "
+                        f"(got {text!r})")
+    if len(set(labels)) != len(labels):
+        raise DataError(f"--labels has a repeated name: {text!r}")
+    return labels
+
+
 def add_source_cmd(args) -> int:
-    root = dsf.create_dataset(args.data, rate_hz=args.rate) if not (
-        Path(args.data) / dsf.MANIFEST).exists() else Path(args.data)
+    labels = parse_labels(args.labels)
+    if not (Path(args.data) / dsf.MANIFEST).exists():
+        root = dsf.create_dataset(args.data, rate_hz=args.rate, labels=labels)
+    else:
+        root = Path(args.data)
+        if args.labels is not None:
+            dsf.create_dataset(root, rate_hz=dsf.read_manifest(root)[0]["rate_hz"], labels=labels)
     src = dsf.add_source(root, Source(
         args.name, author=args.author, consent=args.consent, licence=args.licence,
         date=args.date or datetime.date.today().isoformat(), device=args.device,

@@ -175,3 +175,33 @@ def test_add_source_replace_and_bad_name(tmp_path, capsys, data):
     assert ds.load_dataset(data).sources["alice"].weight == 0.5
     code, _, err = run(capsys, "data", "add-source", str(data), "bad name!")
     assert code == 2 and "name" in err
+
+
+def test_a_dataset_of_ones_own_gestures_trains_a_model_with_those_classes(tmp_path, capsys):
+    """Not only the default piece: an artist's own label set flows from the dataset into
+    the trained model."""
+    import onnx
+
+    from lanthorn.host.train import train
+    from lanthorn.quantize.dataspec import DataSpec, spec_from_onnx
+    from lanthorn.quantize.net import ArchConfig
+    root = tmp_path / "mine"
+    assert run(capsys, "data", "add-source", str(root), "me", "--consent", "it is me",
+               "--labels", "still,knock,sweep")[0] == 0
+    rng = np.random.default_rng(0)
+    for i in range(9):
+        lab = ("still", "knock", "sweep")[i % 3]
+        ds.write_recording(root, "me", f"s{i}", rng.random((60, 14)) + (i % 3), lab)
+    assert ds.load_dataset(root).labels == ("still", "knock", "sweep")
+    train(root, tmp_path / "m.onnx", spec=DataSpec(hop=10), arch=ArchConfig(widths=(4, 4, 4)),
+          epochs=1, progress=False, log=lambda *_: None)
+    model = onnx.load(str(tmp_path / "m.onnx"))
+    assert model.graph.output[0].type.tensor_type.shape.dim[1].dim_value == 3
+    assert spec_from_onnx(model).labels == ("still", "knock", "sweep")
+    # the label set is fixed once the dataset exists; bad lists are refused
+    code, _, err = run(capsys, "data", "add-source", str(root), "you", "--labels", "a,b")
+    assert code == 2 and "different rate, channels or labels" in err
+    code, _, err = run(capsys, "data", "add-source", str(tmp_path / "x"), "me", "--labels", "a,a")
+    assert code == 2 and "repeated" in err
+    code, _, err = run(capsys, "data", "add-source", str(tmp_path / "y"), "me", "--labels", "one")
+    assert code == 2 and "at least two" in err
