@@ -56,7 +56,9 @@ CARD = {
                     "pooling, dense, softmax",
     "intended_use": "the default lantern piece: drive mood and light from touch",
     "limitations": "trained only on simulated visitors; record real ones (lanthorn console "
-                   "record, lanthorn data import) and retrain before a show",
+                   "record, lanthorn data import) and retrain before a show. Approach and "
+                   "leave are its commonest mistakes (taken for nobody): about a third of "
+                   "their frames have the visitor beyond the ranger's 1.2 m",
     "rebuild": "make model (scripts/make_model.py)",
 }
 
