@@ -27,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
     parser.add_argument("--widths", type=_widths, default=None,
                         help="channels of each conv block, e.g. 16,32,32 (default: the standard temperament, 88k MACs)")
+    parser.add_argument("--window", type=int, default=None,
+                        help="frames the model reads at once (default 50: 2 s at 25 Hz)")
     parser.add_argument("--hop", type=int, default=None, help="frames between training windows (default 3)")
     parser.add_argument("--split-seed", type=int, default=None,
                         help="seed of the held-out split by session (default 0)")
@@ -48,6 +50,10 @@ def run(args) -> int:
         if args.hop < 1:
             raise UserError("--hop must be at least 1")
         spec.hop = args.hop
+    if args.window is not None:
+        if args.window < 8:
+            raise UserError("--window must be at least 8 frames")
+        spec.window = args.window
     if args.split_seed is not None:
         spec.split_seed = args.split_seed
     arch = ArchConfig()

@@ -87,6 +87,16 @@ def test_train_cli_writes_model_summary_and_rejects_bad_input(data, tmp_path, ca
     assert "held-out test accuracy" in captured.out and "recall" in captured.out
     assert json.loads((tmp_path / "s.json").read_text())["arch"]["widths"] == [4, 4, 4]
 
+    short = tmp_path / "short.onnx"
+    assert main(["train", str(data), "--out", str(short), "--epochs", "1", "--widths", "4,4,4",
+                 "--window", "30", "--hop", "25", "--quiet"]) == 0
+    capsys.readouterr()
+    dims = onnx.load(str(short)).graph.input[0].type.tensor_type.shape.dim
+    assert [d.dim_value for d in dims] == [1, 14, 30]
+    assert spec_from_onnx(onnx.load(str(short))).window == 30
+    assert main(["train", str(data), "--out", str(short), "--window", "4"]) == 2
+    assert "--window must be at least 8" in capsys.readouterr().err
+
     assert main(["train", str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "no such dataset folder" in capsys.readouterr().err
     assert main(["train", str(data), "--out", str(out), "--widths", "4,4"]) == 2
