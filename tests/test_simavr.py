@@ -25,6 +25,19 @@ pytestmark = pytest.mark.slow  # ~10 s of simulated real time in all
 CAP_MA = 600
 
 
+@pytest.fixture(autouse=True)
+def patient_timeouts(monkeypatch):
+    """The simulation keeps real time only while it gets the CPU; on a loaded CI machine it
+    falls behind, so replies and scans arrive late. Widen the host's timeouts for these
+    tests (real hardware keeps the tight defaults; test_companion_backend tests them)."""
+    monkeypatch.setattr(B, "REPLY_TIMEOUT_S", 5.0)
+    monkeypatch.setattr(B, "LINK_TIMEOUT_S", 3.0)
+    monkeypatch.setattr(B, "FIRST_SENSOR_TIMEOUT_S", 5.0)
+    monkeypatch.setattr(B, "HELLO_TIMEOUT_S", 10.0)
+    monkeypatch.setattr(B, "SHOW_ACK_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(B, "WRITE_TIMEOUT_S", 10.0)
+
+
 @pytest.fixture(scope="module")
 def build_dir(tmp_path_factory):
     out = tmp_path_factory.getbasetemp() / "firmware-build"
@@ -76,30 +89,39 @@ def test_sensor_frames_follow_the_simulated_finger(harness):
     touch = B.open_companion_part("touch", {"port": harness.pty, "pads": 12})
     try:
         assert touch.link.streaming
-        t_end = time.monotonic() + 2.5
+        # 2 s of the companion's clock past the finger's start (t = 1 s); the wall-clock cap
+        # is generous because a loaded machine runs the simulation slower than real time
+        t_end = time.monotonic() + 30
+        gaps_before, errors_before = touch.link.seq_gaps, touch.link.rx_errors
+        t_from = max(1000, touch.t_ms)
         readings = []
-        while time.monotonic() < t_end:
+        while time.monotonic() < t_end and touch.t_ms < t_from + 2000:
             readings.append((touch.t_ms, touch.read()))
             time.sleep(0.005)
-        scans = list(touch.link.recent)
+        scans = [s for s in touch.link.recent if s.t_ms >= t_from]
+        lost = touch.link.seq_gaps - gaps_before
+        bad = touch.link.rx_errors - errors_before
     finally:
         touch.close()
-    assert len(readings) > 50
-    # every scan the companion sent (not only the newest per read) agrees with the model
+    assert len(readings) > 20
+    # every scan the companion sent (not only the newest per read) agrees with the model;
+    # on a loaded machine the pty can overflow while this process waits for the CPU: such
+    # frames are lost whole (counted by their seq gap), never taken for others
+    assert len(scans) + lost >= 190, (len(scans), lost, bad)
     assert len(scans) > 100
     checked = 0
     for s in scans:
         assert s.status == 0 and len(s.raw) == 12
         assert list(s.baseline) == [700 + 4 * i for i in range(12)]
         phase = s.t_ms % 400
-        if s.t_ms < 1000 or phase < 5 or 295 < phase < 305 or phase > 395:
+        if phase < 5 or 295 < phase < 305 or phase > 395:
             continue  # within a few ms of an edge the scan may straddle it
         pad = (s.t_ms // 400) % 12
         expected = 1 << pad if phase < 300 else 0
         assert s.touched == expected, (s.t_ms, s.touched)
         assert [b - r for r, b in zip(s.raw, s.baseline)] == [60 * (expected >> i & 1) for i in range(12)]
         checked += 1
-    assert checked > 80
+    assert checked > 0.6 * len(scans)
     # a steady pad rate on the companion's own clock: scans 10 ms apart
     steps = np.diff([s.t_ms for s in scans])
     assert np.median(steps) == 10 and (steps % 10 == 0).all()
@@ -118,23 +140,24 @@ def test_led_frames_reach_the_ring_with_ws2812_timing(harness):
             frame[k] = (40 + k, 10, 200 - k)
             frame[(k + 12) % 24] = (1, 2, 3)
             sent.append(leds.show(frame))
-            time.sleep(0.05)
+            leds.link.flush()  # each one out (a loaded machine would otherwise see newest-wins)
         white = np.full((24, 3), 255, np.uint8)  # 1464 mA estimated: over the 600 mA cap
         capped = leds.show(white)
+        leds.link.flush()
         assert (capped == limit_frame(white, 1.0, CAP_MA)).all()
         sent.append(capped)
         # the MCU's own cap: a frame that was NOT limited by the host still stays in budget
         leds.link.show(white, prelimited=False)
         leds.link.flush()
         shown = {}
-        assert _wait_for(lambda: all(_grb(f) in shown for f in sent), 3.0,
+        assert _wait_for(lambda: all(_grb(f) in shown for f in sent), 15.0,
                          lambda: shown.update({x["grb"]: x for x in harness.led_frames()}))
         link = leds.link
         assert (link.shows_sent, link.shows_dropped) == (7, 0)
         acked, lost = link.shows_acked, link.lost_acks
     finally:
         leds.close()
-    assert acked + lost == 7 and acked >= 3  # late ACKs are counted, never raised
+    assert acked + lost == 7 and acked >= 5  # late ACKs are counted, never raised
     frames = harness.led_frames()
     for f in frames:  # every frame on the wire, live or idle, with valid WS2812 timing
         assert f["bits"] == 24 * 24 and f["bad"] == 0
@@ -148,23 +171,30 @@ def test_led_frames_reach_the_ring_with_ws2812_timing(harness):
     assert estimate_current_ma(wire) <= CAP_MA
 
 
-def test_show_never_waits_for_the_ack_newest_frame_wins(harness):
+def test_show_never_waits_for_the_ack_newest_frame_wins(harness, monkeypatch):
     """While a SHOW is unacknowledged nothing may be sent; show() keeps only the newest
     frame and returns at once, and that frame goes out when the line is free."""
+    monkeypatch.setattr(B, "SHOW_ACK_TIMEOUT_S", 2.0)  # only the ACK may free the line here
     leds = B.open_companion_part("leds", {"port": harness.pty, "count": 24})
-    frames = []
-    for k in range(3):
-        f = np.zeros((24, 3), np.uint8)
-        f[k] = (11 * (k + 1), 0, 77)
-        frames.append(f)
     try:
         link = leds.link
-        for f in frames:  # back to back: A goes out, B is replaced by C before the ACK of A
-            leds.show(f)
-        assert (link.shows_sent, link.shows_dropped) == (1, 1)
+        for attempt in range(5):  # three calls must fit in the ACK's ~10 ms: retry if the
+            frames = []           # test process was descheduled in between (loaded CI)
+            for k in range(3):
+                f = np.zeros((24, 3), np.uint8)
+                f[k] = (11 * (k + 1), attempt, 77)
+                frames.append(f)
+            link.flush()
+            sent, dropped = link.shows_sent, link.shows_dropped
+            for f in frames:  # back to back: A goes out, B is replaced by C before A's ACK
+                leds.show(f)
+            if (link.shows_sent - sent, link.shows_dropped - dropped) == (1, 1):
+                break
+        else:
+            pytest.fail("five attempts at three back-to-back frames all outlived an ACK")
         link.flush()
-        assert link.shows_sent == 2
-        assert _wait_for(lambda: any(x["grb"] == _grb(frames[2]) for x in harness.led_frames()), 2.0)
+        assert link.shows_sent - sent == 2
+        assert _wait_for(lambda: any(x["grb"] == _grb(frames[2]) for x in harness.led_frames()), 10.0)
     finally:
         leds.close()
     on_ring = {x["grb"] for x in harness.led_frames()}
@@ -172,25 +202,33 @@ def test_show_never_waits_for_the_ack_newest_frame_wins(harness):
 
 
 def test_idle_animation_when_the_pi_goes_quiet_and_live_again(harness):
+    """Timed on the companion's clock (the LEDS lines' t_ms), so a slow machine where the
+    simulation falls behind real time only makes the test wait longer."""
     leds = B.open_companion_part("leds", {"port": harness.pty, "count": 24}, power_cap_ma=CAP_MA)
     try:
         marker = np.zeros((24, 3), np.uint8)
         marker[5] = (9, 99, 199)
         leds.show(marker)
-        quiet_from = len(harness.lines)
-        time.sleep(2.2)  # > idle_timeout_ms (1500) without a host frame
-        idle = [f for f in harness.led_frames() if f["grb"] != _grb(marker)]
-        assert len(idle) >= 3, "the companion did not start its idle animation"
+        leds.link.flush()
+        shown = []
+        assert _wait_for(lambda: shown or shown.extend(
+            x for x in harness.led_frames() if x["grb"] == _grb(marker)), 5.0)
+        t_marker = shown[-1]["t_ms"]
+        after = lambda: [x for x in harness.led_frames() if x["t_ms"] > t_marker]  # noqa: E731
+        assert _wait_for(lambda: len(after()) >= 4, 20.0), "the companion did not start its idle animation"
+        idle = after()
         assert leds.link.status().mode == P.MODE_LIVE  # STATUS_REQ itself is a host frame
         back = np.zeros((24, 3), np.uint8)
         back[7] = (200, 100, 50)
         leds.show(back)
-        assert _wait_for(lambda: any(f["grb"] == _grb(back) for f in harness.led_frames()), 2.0)
+        assert _wait_for(lambda: any(f["grb"] == _grb(back) for f in harness.led_frames()), 10.0)
     finally:
         leds.close()
-    assert quiet_from > 0
-    # the idle frames are the dim warm glow: red >= green >= blue, far below full scale
-    for f in idle[-3:]:
+    # idle starts once idle_timeout_ms (1500) passed without a host frame, not before
+    assert 1500 <= idle[0]["t_ms"] - t_marker <= 1500 + 2 * 33 + 10
+    # ~30 fps of the dim warm glow: red >= green >= blue, far below full scale
+    assert all(25 <= b["t_ms"] - a["t_ms"] <= 45 for a, b in zip(idle, idle[1:4]))
+    for f in idle[:4]:
         px = np.frombuffer(f["grb"], np.uint8).reshape(24, 3)[:, [1, 0, 2]]
         assert px.max() <= 100 and (px[:, 0] >= px[:, 1]).all() and (px[:, 1] >= px[:, 2]).all()
 
@@ -203,7 +241,7 @@ def test_link_loss_raises_part_error(build_dir):
         summary = h.stop()  # the companion "unplugged"
         assert "state=" in summary
         with pytest.raises(PartError, match="touch"):
-            deadline = time.monotonic() + 5
+            deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 touch.read()
                 time.sleep(0.02)
@@ -242,7 +280,7 @@ def test_a_profile_with_a_companion_opens_both_parts_on_one_link(harness):
         frame = np.zeros((24, 3), np.uint8)
         frame[3] = (33, 66, 99)
         body.leds.show(frame)
-        assert _wait_for(lambda: any(f["grb"] == _grb(frame) for f in harness.led_frames()), 2.0)
+        assert _wait_for(lambda: any(f["grb"] == _grb(frame) for f in harness.led_frames()), 10.0)
     finally:
         body.close()
     assert body.touch.link is None and not B._links  # the port is closed with its last part
@@ -264,7 +302,7 @@ class RawSession:
         self.port.write(raw if raw is not None else P.encode_frame(type_, seq, payload))
         return seq
 
-    def expect(self, predicate, timeout=1.0):
+    def expect(self, predicate, timeout=10.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.frames += [f for f in self.reader.feed(self.port.read(4096)) if isinstance(f, P.Frame)]
@@ -321,7 +359,7 @@ def test_the_firmware_answers_bad_frames_as_the_spec_says(harness):
         seq = s.send(P.LEDS, P.leds_payload(frame.tobytes(), 0, show=True, prelimited=False))
         s.expect(lambda f: f.type == P.ACK and f.payload == bytes([P.LEDS, seq]))
         dimmed = (frame.astype(np.uint16) * 0x40 // 255).astype(np.uint8)
-        assert _wait_for(lambda: any(x["grb"] == _grb(dimmed) for x in harness.led_frames()), 1.0)
+        assert _wait_for(lambda: any(x["grb"] == _grb(dimmed) for x in harness.led_frames()), 10.0)
         s.send(P.BRIGHTNESS, b"\xff")
     finally:
         s.close()
@@ -349,7 +387,7 @@ def test_without_a_touch_chip_the_companion_says_so_and_keeps_the_leds(build_dir
         frame[0] = (1, 2, 3)
         leds.show(frame)
         leds.close()
-        assert _wait_for(lambda: any(x["grb"] == _grb(frame) for x in h.led_frames()), 2.0)
+        assert _wait_for(lambda: any(x["grb"] == _grb(frame) for x in h.led_frames()), 10.0)
         summary = h.stop()
         assert "i2c_reads=0" in summary
     finally:

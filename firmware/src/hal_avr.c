@@ -28,8 +28,14 @@ ISR(TIMER0_COMPA_vect) { millis_count++; }
 
 ISR(USART_RX_vect)
 {
+    /* DOR0: the UART's 2-byte FIFO overran (interrupts were off too long, e.g. a host that
+     * sent during a WS2812 show): bytes are gone, so report it like a full ring. Read the
+     * status before UDR0, as the datasheet requires. */
+    uint8_t overrun = UCSR0A & (1 << DOR0);
     uint8_t c = UDR0;
     uint8_t next = (uint8_t)((rx_head + 1) & (RX_RING - 1));
+    if (overrun)
+        rx_overflow = 1;
     if (next == rx_tail) {
         rx_overflow = 1;
         return;

@@ -313,7 +313,7 @@ void companion_poll(void)
     }
     if (hal_uart_take_overflow()) {
         rx_errors++;
-        send_error(LP_E_RX_OVERFLOW, 0, "receive ring overflowed");
+        send_error(LP_E_RX_OVERFLOW, 0, "serial bytes lost: ring full or UART overrun");
     }
     uint32_t now = hal_millis();
     /* Steady pad rate: the next scan is due a fixed period after the last one was due,

@@ -32,10 +32,13 @@ log = logging.getLogger(__name__)
 
 HELLO_TIMEOUT_S = 3.0  # opening the port resets a Nano/Uno; its bootloader waits ~1.5 s
 HELLO_RETRY_S = 0.25
-REPLY_TIMEOUT_S = 0.5  # PING/STATUS/BRIGHTNESS/...: the companion answers within a scan
+REPLY_TIMEOUT_S = 1.0  # PING/STATUS/BRIGHTNESS/...: answered within ms; generous for a busy Pi
 SHOW_ACK_TIMEOUT_S = 0.05  # PROTOCOL.md: wait up to 50 ms for the ACK of a SHOW
 LINK_TIMEOUT_S = 1.0  # no frame at all for this long while streaming or showing: lost
+WRITE_TIMEOUT_S = 1.0  # a write that cannot leave in this long: the port is stuck
 FIRST_SENSOR_TIMEOUT_S = 1.0
+# The timeouts above are read when used (not bound as defaults), so a slow simulation in a
+# test can widen them without touching what real hardware gets.
 WIRE_ORDER = "GRB"  # what the shipped firmware sends to its LEDs (main.c converts RGB -> GRB)
 PIXELS_PER_CHUNK = (P.MAX_PAYLOAD - 3) // 3  # 65 RGB pixels after the LEDS header
 
@@ -48,7 +51,7 @@ class CompanionLink:
     """
 
     def __init__(self, port, baud: int = 115200, name: str = "companion",
-                 hello_timeout: float = HELLO_TIMEOUT_S, clock=time.monotonic):
+                 hello_timeout: float | None = None, clock=time.monotonic):
         self.name = name
         self._clock = clock
         self._lock = threading.RLock()  # touch and leds may be driven from two threads
@@ -76,7 +79,7 @@ class CompanionLink:
             except ModuleNotFoundError:
                 raise PartError(name, "pyserial is not installed (pip install pyserial)") from None
             try:
-                self._serial = serial.Serial(port, baud, timeout=0, write_timeout=1.0)
+                self._serial = serial.Serial(port, baud, timeout=0, write_timeout=WRITE_TIMEOUT_S)
             except (serial.SerialException, OSError) as exc:
                 raise PartError(name, f"cannot open serial port {port}: {exc}; check the cable "
                                       f"and the port in the profile (ls /dev/ttyACM* /dev/ttyUSB*)") from None
@@ -85,7 +88,7 @@ class CompanionLink:
             self._serial = port
             self._owned = False
         try:
-            self.info = self.hello(hello_timeout)
+            self.info = self.hello(HELLO_TIMEOUT_S if hello_timeout is None else hello_timeout)
         except Exception:
             self.close()
             raise
@@ -165,8 +168,9 @@ class CompanionLink:
             time.sleep(0.001)
 
     def _request(self, type_: int, payload: bytes, reply: int, what: str,
-                 timeout: float = REPLY_TIMEOUT_S, accept=lambda f: True) -> P.Frame:
+                 timeout: float | None = None, accept=lambda f: True) -> P.Frame:
         """Send a frame and wait for its reply (ACK/NAK of this seq, or the reply type)."""
+        timeout = REPLY_TIMEOUT_S if timeout is None else timeout
         with self._lock:
             seq = self._send(type_, payload)
 
@@ -174,10 +178,16 @@ class CompanionLink:
                 if f.type in (P.ACK, P.NAK) and f.payload[:2] == bytes([type_, seq]):
                     return True
                 return f.type == reply and reply not in (P.ACK, P.NAK) and accept(f)
+            before = (self.rx_frames, self.rx_errors)
             f = self._wait(match, timeout)
             if f is None:
-                raise self._fail(f"no reply to {what} within {timeout * 1000:.0f} ms; is the "
-                                 f"companion powered and running the lanthorn firmware?")
+                heard = self.rx_frames - before[0]
+                detail = (f"{heard} other frames and {self.rx_errors - before[1]} bad ones came meanwhile"
+                          if heard or self.rx_errors > before[1] else "nothing came back")
+                if self.last_error:
+                    detail += f"; the companion last reported: {self.last_error}"
+                raise self._fail(f"no reply to {what} within {timeout * 1000:.0f} ms ({detail}); is "
+                                 f"the companion powered and running the lanthorn firmware?")
             if f.type == P.NAK:
                 code = f.payload[2]
                 raise PartError(self.name, f"companion refused {what}: "
@@ -185,8 +195,9 @@ class CompanionLink:
             return f
 
     # ------------------------------------------------------------------ the commands
-    def hello(self, timeout: float = HELLO_TIMEOUT_S) -> P.Info:
+    def hello(self, timeout: float | None = None) -> P.Info:
         """Say HELLO until INFO arrives (retrying while an Arduino bootloader runs)."""
+        timeout = HELLO_TIMEOUT_S if timeout is None else timeout
         with self._lock:
             deadline = self._clock() + timeout
             try:
