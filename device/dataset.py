@@ -207,11 +207,15 @@ def _manifest_path(path: str | Path) -> Path:
     return Path(path) / MANIFEST
 
 
-def _check_name(kind: str, name: str, file=None) -> str:
+def check_name(kind: str, name: str, file=None) -> str:
+    """A source, session or label name that is safe as a file or folder name, or DataError."""
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise DataError(f"{kind} name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
                         f"(it becomes a folder or file name)", file)
     return name
+
+
+_check_name = check_name  # the name host/record_cmd.py uses
 
 
 def _line_of(text: str, needle: str) -> int | None:
@@ -255,7 +259,7 @@ def read_manifest(path: str | Path) -> tuple[dict, dict[str, Source], str]:
         line = _line_of(text, json.dumps(name) + ":")
         if not isinstance(entry, dict):
             raise DataError(f"source {name!r} must be an object", mpath, line)
-        _check_name("source", name, mpath)
+        check_name("source", name, mpath)
         unknown = set(entry) - _SOURCE_FIELDS
         if unknown:
             raise DataError(f"source {name!r} has unknown fields {sorted(unknown)} "
@@ -308,7 +312,7 @@ def create_dataset(path: str | Path, rate_hz: float = DEFAULT_RATE_HZ,
 
 def add_source(path: str | Path, source: Source, replace: bool = False) -> Source:
     """Declare (or with ``replace``, update) a source's provenance in the manifest."""
-    _check_name("source", source.name)
+    check_name("source", source.name)
     header, sources, _ = read_manifest(path)
     if source.name in sources and not replace:
         raise DataError(f"source {source.name!r} already exists (use --replace to update it)",
@@ -355,7 +359,7 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     """
     path = Path(path)
     header, sources, _ = read_manifest(path)
-    _check_name("session", session)
+    check_name("session", session)
     if source not in sources:
         raise DataError(f"source {source!r} is not declared in the manifest; declare it "
                         f"first with 'lanthorn data add-source'", _manifest_path(path))

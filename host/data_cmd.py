@@ -135,12 +135,13 @@ def _is_number(tok: str) -> bool:
 
 
 def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
-                 labels=LABELS) -> tuple[np.ndarray, list[str]]:
+                 labels=LABELS) -> tuple[np.ndarray, list[str], list[str] | None]:
     """Parse a maker's CSV: comma, tab, semicolon or space separated, optional header.
 
     Without a header the columns are the channels in order, plus an optional label column
-    (first or last). With a header, columns are matched by name (``label`` and ``t``/
-    ``time`` are recognised; other unknown columns are an error).
+    (first or last). With a header, columns are matched by name (``label``, ``session`` and
+    ``t``/``time``/``timestamp`` are recognised; other unknown columns are an error).
+    Returns frames, labels and each row's session (None without a session column).
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -155,6 +156,7 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
     first_line, first = rows[0]
     chan_idx: list[int]
     label_idx: int | None = None
+    session_idx: int | None = None
     if not all(_is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
         head = [t.strip('"') for t in first]
         rows = rows[1:]
@@ -168,6 +170,7 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
                             path, first_line)
         chan_idx = [head.index(c) for c in channels]
         label_idx = head.index("label") if "label" in head else None
+        session_idx = head.index("session") if "session" in head else None
         width = len(head)
     else:
         width = len(first)
@@ -183,6 +186,7 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
         raise DataError("no label column: give every row's label with --label", path)
     frames = np.empty((len(rows), C), np.float32)
     labs: list[str] = []
+    sessions: list[str] | None = None if session_idx is None else []
     for k, (line, r) in enumerate(rows):
         if len(r) != width:
             raise DataError(f"ragged row: {len(r)} values, expected {width}", path, line)
@@ -197,7 +201,20 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
         if lab not in labels:
             raise DataError(f"unknown label {lab!r} (labels: {', '.join(labels)})", path, line)
         labs.append(lab)
-    return frames, labs
+        if sessions is not None:
+            sessions.append(r[session_idx].strip('"'))
+    return frames, labs, sessions
+
+
+def split_sessions(frames: np.ndarray, labels: list[str], sessions: list[str] | None):
+    """[(session or None, frames, labels)]: one part per session, in order of appearance
+    (a session's rows need not be contiguous), so no window ever straddles two takes."""
+    if sessions is None:
+        return [(None, frames, labels)]
+    order = list(dict.fromkeys(sessions))
+    keys = np.array(sessions, dtype=object)
+    return [(s, frames[keys == s], [lab for lab, k in zip(labels, sessions) if k == s])
+            for s in order]
 
 
 def encode_raw(values: np.ndarray) -> np.ndarray:
@@ -231,7 +248,8 @@ def import_cmd(args) -> int:
         raise DataError(f"unknown --label {args.label!r} (labels: {', '.join(header['labels'])})")
     if not path.is_file():
         raise DataError("no such file", path)
-    frames, labels = parse_stream(path, header["channels"], args.label, header["labels"])
+    frames, labels, sessions = parse_stream(path, header["channels"], args.label,
+                                            header["labels"])
     if args.raw:
         if tuple(header["channels"]) != CHANNELS:
             raise DataError("--raw needs the default piece's channels")
@@ -239,22 +257,30 @@ def import_cmd(args) -> int:
     rate = header["rate_hz"] if args.rate is None else args.rate
     if not rate > 0:
         raise DataError(f"--rate must be positive, not {rate}")
-    if not math.isclose(rate, header["rate_hz"], rel_tol=1e-6):
-        if not args.resample:
-            raise DataError(f"the file is at {rate:g} Hz but the dataset is "
-                            f"{header['rate_hz']:g} Hz; add --resample to convert it", path)
-        frames, labels = resample(frames, labels, rate, header["rate_hz"])
-    session = args.session or re.sub(r"[^A-Za-z0-9._-]", "_", path.name.split(".")[0])[:64] or "import"
+    resampling = not math.isclose(rate, header["rate_hz"], rel_tol=1e-6)
+    if resampling and not args.resample:
+        raise DataError(f"the file is at {rate:g} Hz but the dataset is "
+                        f"{header['rate_hz']:g} Hz; add --resample to convert it", path)
+    parts = split_sessions(frames, labels, sessions)
+    base = args.session or re.sub(r"[^A-Za-z0-9._-]", "_", path.name.split(".")[0])[:48] or "import"
     existing = {p.name.split(".")[0] for p in (Path(args.data) / dsf.RECORDINGS / args.source).glob("*.csv*")}
-    if args.session is None and session in existing:
-        k = 2
-        while f"{session}-{k}" in existing:
-            k += 1
-        session = f"{session}-{k}"
-    out = dsf.write_recording(args.data, args.source, session, frames, labels,
-                              rate_hz=header["rate_hz"])
-    print(f"imported {len(frames)} frames ({len(frames) / header['rate_hz']:.1f} s) as session "
-          f"{session!r} of source {args.source!r}: {out}")
+    planned = []
+    for value, f, labs in parts:
+        if resampling:
+            f, labs = resample(f, labs, rate, header["rate_hz"])
+        name = base if value is None else f"{base}-{value}"
+        if args.session is None and (name in existing or name in {p[0] for p in planned}):
+            k = 2
+            while f"{name}-{k}" in existing:
+                k += 1
+            name = f"{name}-{k}"
+        planned.append((name, f, labs))
+    for name, f, labs in planned:  # names checked first, so a bad one writes nothing
+        dsf.check_name("session", name, path)
+    for name, f, labs in planned:
+        out = dsf.write_recording(args.data, args.source, name, f, labs, rate_hz=header["rate_hz"])
+        print(f"imported {len(f)} frames ({len(f) / header['rate_hz']:.1f} s) as session "
+              f"{name!r} of source {args.source!r}: {out}")
     return 0
 
 

@@ -205,3 +205,26 @@ def test_a_dataset_of_ones_own_gestures_trains_a_model_with_those_classes(tmp_pa
     assert code == 2 and "repeated" in err
     code, _, err = run(capsys, "data", "add-source", str(tmp_path / "y"), "me", "--labels", "one")
     assert code == 2 and "at least two" in err
+
+
+def test_import_splits_a_session_column_into_takes(tmp_path, capsys, data):
+    """A logger that writes several takes into one file: each becomes its own session, so
+    no training window straddles two takes."""
+    head = "session,label," + ",".join(CHANNELS)
+    rows = [f"{s},{lab}," + ",".join([v] * 14)
+            for s, lab, v in [("a", "tap", "0.1")] * 3 + [("b", "hold", "0.9")] * 4
+            + [("a", "tap", "0.2")] * 2]
+    (tmp_path / "log.csv").write_text("\n".join([head] + rows) + "\n")
+    code, out, _ = run(capsys, "data", "import", str(tmp_path / "log.csv"), "--data", str(data),
+                       "--source", "alice")
+    assert code == 0 and out.count("imported") == 2
+    got = {r.session: r for r in ds.load_dataset(data).recordings}
+    assert set(got) == {"log-a", "log-b"}
+    assert len(got["log-a"].frames) == 5 and len(got["log-b"].frames) == 4
+    np.testing.assert_allclose(got["log-a"].frames[:, 0], [0.1, 0.1, 0.1, 0.2, 0.2], atol=1e-6)
+    # a session value that cannot be a file name: refused before anything is written
+    (tmp_path / "bad.csv").write_text(head + "\n" + "x/y,tap," + ",".join(["0"] * 14) + "\n")
+    code, _, err = run(capsys, "data", "import", str(tmp_path / "bad.csv"), "--data", str(data),
+                       "--source", "alice")
+    assert code == 2 and "session name 'bad-x/y'" in err
+    assert {r.session for r in ds.load_dataset(data).recordings} == {"log-a", "log-b"}
