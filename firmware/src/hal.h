@@ -9,6 +9,17 @@
 
 #include <stdint.h>
 
+/* Constant texts (ERROR frames) stay in flash on the AVR, whose 2 KB of RAM would
+ * otherwise hold a copy of every string; elsewhere they are ordinary strings. */
+#if defined(__AVR__)
+#include <avr/pgmspace.h>
+#define HAL_TEXT(s) PSTR(s)
+#define hal_text_byte(p, i) ((char)pgm_read_byte((p) + (i)))
+#else
+#define HAL_TEXT(s) (s)
+#define hal_text_byte(p, i) ((p)[i])
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif

@@ -92,8 +92,8 @@ static void send_error(uint8_t code, uint8_t detail, const char *text)
     uint8_t n = 0;
     p[0] = code;
     p[1] = detail;
-    while (text && text[n] && n < LP_MAX_ERROR_TEXT) {
-        p[2 + n] = (uint8_t)text[n];
+    while (text && n < LP_MAX_ERROR_TEXT && hal_text_byte(text, n)) { /* text: HAL_TEXT() */
+        p[2 + n] = (uint8_t)hal_text_byte(text, n);
         n++;
     }
     send_frame(LP_ERROR, p, (uint8_t)(2 + n));
@@ -214,6 +214,7 @@ static void handle(const lp_frame *f)
             return;
         }
         send_info();
+        sensor_err_reported = 0; /* a host that (re)connects hears about an ongoing outage */
         break;
     case LP_PING:
         send_frame(LP_PONG, f->payload, f->len);
@@ -270,7 +271,7 @@ static void scan_pads(uint32_t now)
         sensor_errors++;
         status |= LP_SENSOR_FAIL;
         if (!sensor_err_reported) { /* once per outage, not 100 times a second */
-            send_error(LP_E_SENSOR, MPR121_ADDR, "MPR121 not answering: check SDA/SCL, 3.3V, ADDR");
+            send_error(LP_E_SENSOR, MPR121_ADDR, HAL_TEXT("MPR121 not answering: check SDA/SCL, 3.3V, ADDR"));
             sensor_err_reported = 1;
         }
     } else {
@@ -313,7 +314,7 @@ void companion_poll(void)
     }
     if (hal_uart_take_overflow()) {
         rx_errors++;
-        send_error(LP_E_RX_OVERFLOW, 0, "serial bytes lost: ring full or UART overrun");
+        send_error(LP_E_RX_OVERFLOW, 0, HAL_TEXT("serial bytes lost: ring full or UART overrun"));
     }
     uint32_t now = hal_millis();
     /* Steady pad rate: the next scan is due a fixed period after the last one was due,
