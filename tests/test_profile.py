@@ -212,3 +212,15 @@ def test_wiring_readme_lists_the_shipped_profiles_pins():
         for part in ("touch", "distance", "light", "display"):
             assert f"{p.parts[part].address:#04x}" in readme.lower() or \
                 f"0x{p.parts[part].address:02X}" in readme
+
+
+def test_shipped_companion_profile_routes_pads_and_leds_through_one_link():
+    """The Pi 5 + microcontroller companion variant: pads and ring share one USB link,
+    distance, light and the OLED stay on the Pi's I2C bus."""
+    p = load_profile("pi5-companion")
+    assert p.board == "pi5" and p.backend == "real"
+    assert p.touch.type == p.leds.type == "companion"
+    assert p.parts["touch"].options["port"] == p.parts["leds"].options["port"]
+    assert p.leds.count == 24 and p.touch.pads == 12
+    assert p.distance.type == "vl53l0x" and p.display.address == 0x3C
+    assert p.led_cap_ma <= p.supply_ma
