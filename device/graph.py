@@ -326,12 +326,18 @@ def raw_outputs(graph: Graph) -> tuple[str, ...]:
 def softmax_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None
                 ) -> np.ndarray:
     """The final float softmax (over the last axis) of an int8 tensor, in float32.
-    ``out`` (float32, the shape of x) receives the result without allocating it."""
+    ``out`` (float32, the shape of x) receives the result without allocating it;
+    ``scale``/``zero_point`` may be 0-d float32 arrays (cheapest for numpy to apply)."""
     v = np.empty(np.shape(x), np.float32) if out is None else out
     v[...] = x                           # int8 -> float32 (exact; a mixed-type ufunc is slower)
     # x - z is an integer of magnitude <= 255: exact in float32, as the int32 difference is
-    np.subtract(v, np.float32(zero_point), out=v)
-    v *= np.float32(scale)
+    np.subtract(v, np.asarray(zero_point, np.float32), out=v)
+    np.multiply(v, np.asarray(scale, np.float32), out=v)
+    if v.ndim == 1:                      # same values as the general case, fewer broadcasts
+        np.subtract(v, np.maximum.reduce(v), out=v)
+        np.exp(v, out=v)
+        np.divide(v, np.add.reduce(v), out=v)
+        return v
     v -= np.maximum.reduce(v, axis=-1, keepdims=True)     # = v.max(...), without the wrapper
     np.exp(v, out=v)
     v /= np.add.reduce(v, axis=-1, keepdims=True)

@@ -13,7 +13,9 @@ described in :mod:`lanthorn.device.engine_ref` (``backend``, ``run_quantized(inp
 """
 from __future__ import annotations
 
+import math
 import os
+import sys
 import warnings
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, InputSpec, read_bundle
-from lanthorn.device.engine_numpy import NumpyEngine
+from lanthorn.device.engine_numpy import MAGIC, NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.graph import raw_outputs, softmax_f32
 from lanthorn.errors import UserError
@@ -79,16 +81,25 @@ class Model:
         self._inputs = [g.tensors[n] for n in g.inputs]
         self._raw = [g.tensors[n] for n in raw_outputs(g)]
         self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs)]
+        self._one_to_one = len(self._inputs) == 1 and len(self._raw) == 1
         in_place = getattr(self._engine, "run_in_place", None)
         if in_place is not None:   # numpy engine: quantize into its inputs, read its outputs
             self._qbuf = list(self._engine.input_buffers)
-            self._run_float = lambda: self._run_guarded(in_place)
+
+            def run_in_place():
+                try:
+                    return in_place()
+                except IndexError as exc:
+                    raise InputError(f"bad input: {exc}") from None
+            self._run_float = run_in_place
         else:
             self._qbuf = [np.zeros(t.shape, dtype=t.dtype) for t in self._inputs]
             self._run_float = lambda: self._run(self._qbuf)
         self._prep = [_index_copier(q) if t.dtype == "int32" else _input_quantizer(t, q)
                       for t, q in zip(self._inputs, self._qbuf)]
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
+        self._out_q = [(np.array(t.scale, np.float32), np.array(t.zero_point, np.float32))
+                       for t in self._raw]                 # 0-d: cheapest for numpy to apply
         spec = tuple(self.input_spec.shape) if self.input_spec else None
         self._alt_shape = [spec if spec and int(np.prod(spec)) == t.size else t.shape
                            for t in self._inputs]
@@ -167,6 +178,20 @@ class Model:
         applied if the model ends in one)."""
         if len(xs) != len(self._inputs):
             self._check(xs, quantized=False)            # raises the one-line error
+        if self._one_to_one:                            # the common case, with less Python
+            x, t = xs[0], self._inputs[0]
+            if type(x) is not np.ndarray or x.dtype.kind not in "fiu" or (
+                    x.shape != t.shape and x.shape != self._alt_shape[0]):
+                x = self._check_one(x, t, quantized=False)
+            elif x.shape != t.shape:
+                x = x.reshape(t.shape)
+            self._prep[0](x)
+            raw = self._run_float()[0]
+            if self._softmax[0]:
+                s, z = self._out_q[0]
+                return softmax_f32(raw, s, z, out=self._fbuf[0]).copy()
+            t = self._raw[0]
+            return int8.dequantize(raw, t.scale, t.zero_point)
         for x, t, prep, alt in zip(xs, self._inputs, self._prep, self._alt_shape):
             if type(x) is not np.ndarray or x.dtype.kind not in "fiu" or (
                     x.shape != t.shape and x.shape != alt):
@@ -175,8 +200,9 @@ class Model:
                 x = x.reshape(t.shape)                       # input_spec shape: a view
             prep(x)
         outs = []
-        for raw, t, sm, buf in zip(self._run_float(), self._raw, self._softmax, self._fbuf):
-            outs.append(softmax_f32(raw, t.scale, t.zero_point, out=buf).copy() if sm
+        for raw, t, sm, buf, (s, z) in zip(self._run_float(), self._raw, self._softmax,
+                                           self._fbuf, self._out_q):
+            outs.append(softmax_f32(raw, s, z, out=buf).copy() if sm
                         else int8.dequantize(raw, t.scale, t.zero_point))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
@@ -206,18 +232,31 @@ def _input_quantizer(t, q):
     lo = np.full(t.shape, int8.QMIN - z, np.float32)     # full shape: vectorised max/min
     hi = np.full(t.shape, int8.QMAX - z, np.float32)
     zf = np.array(z, np.float32)
-    div, mx, mn, rint, add, total, finite = (np.divide, np.maximum, np.minimum, np.rint,
-                                             np.add, np.add.reduce, np.isfinite)
+    flat = v.reshape(-1)
+    div, mx, mn, rint, add, total = np.divide, np.maximum, np.minimum, np.rint, np.add, np.add.reduce
+    f32 = np.dtype(np.float32)
 
     def quantize(x):
-        div(x, s, out=v, dtype=np.float32, casting="unsafe")   # x -> float32, then divide
-        if x.dtype.kind == "f" and not finite(total(v, axis=None)) and not finite(x).all():
+        if x.dtype == f32:
+            div(x, s, out=v)
+        else:
+            div(x, s, out=v, dtype=np.float32, casting="unsafe")   # x -> float32, then divide
+        if x.dtype.kind == "f" and not math.isfinite(total(flat)) and not np.isfinite(x).all():
             raise _not_finite(t)
         mx(v, lo, out=v)
         mn(v, hi, out=v)
-        rint(v, out=v)
-        add(v, zf, out=v)
-        q[...] = v
+        if magic is not None:      # even z: round and add z in one addition (see requantizer)
+            add(v, magic, out=v)
+            q_bytes[...] = low_bytes
+        else:
+            rint(v, out=v)
+            add(v, zf, out=v)
+            q[...] = v
+    magic = q_bytes = low_bytes = None
+    if z % 2 == 0 and sys.byteorder == "little" and q.flags.c_contiguous:
+        magic = np.array(MAGIC + z, np.float32)
+        q_bytes = q.view(np.uint8)
+        low_bytes = v.view(np.uint8).reshape(v.shape + (4,))[..., 0]
     return quantize
 
 

@@ -335,3 +335,24 @@ def test_requantizer_equals_int8_requantize_on_ties_and_extremes(zp, a, b, shift
         requantizer(acc.copy(), mult, zp, lo, hi, out)()
         ref = int8.requantize(acc.astype(np.int64).astype(np.int32), mult, zp, lo, hi)
         np.testing.assert_array_equal(out, ref)
+
+
+@settings(**SETTINGS)
+@given(n=st.integers(1, 300), scale=st.floats(1e-3, 4.0), zp=st.integers(-128, 127),
+       seed=st.integers(0, 999))
+def test_softmax_fast_paths_equal_the_plain_formula(n, scale, zp, seed):
+    """softmax_f32 with 0-d constants and its 1-D path give the bits of the plain formula
+    (int32 difference, float32 scale, max-shift, exp, sum) that every backend shares."""
+    from lanthorn.device.graph import softmax_f32
+    x = np.random.default_rng(seed).integers(-128, 128, (3, n)).astype(np.int8)
+    s = float(np.float32(scale))
+    plain = (x.astype(np.int32) - np.int32(zp)).astype(np.float32) * np.float32(s)
+    plain -= plain.max(axis=-1, keepdims=True)
+    np.exp(plain, out=plain)
+    plain /= plain.sum(axis=-1, keepdims=True)
+    np.testing.assert_array_equal(softmax_f32(x, s, zp), plain)
+    for row, want in zip(x, plain):
+        out = np.empty(n, np.float32)
+        got = softmax_f32(row, np.array(s, np.float32), np.array(zp, np.float32), out=out)
+        assert got is out
+        np.testing.assert_array_equal(got, want)
