@@ -473,3 +473,27 @@ class NumpyEngine(ReferenceEngine):
             sub(acc, half, out=acc)
             out[...] = acc
         return step
+
+    # ------------------------------------------------------------------ gather
+    def _plan_gather(self, layer: Layer):
+        """Embedding lookup as the reference does it (out-of-range indices refused, negative
+        ones counting from the end), with the range checked by two ufunc reductions and the
+        indices widened into a planned intp buffer: np.take would otherwise convert them
+        and, in its default mode, buffer the output, both allocating per call."""
+        idx = self.buf[layer.inputs[0]]
+        if idx.size == 0:
+            return super()._plan_gather(layer)
+        out = self._out(layer)
+        table = layer.arrays["table"]
+        v = table.shape[0]
+        wide = np.empty(idx.shape, np.intp)
+        lo, hi = np.minimum.reduce, np.maximum.reduce
+        flat = idx.reshape(-1)
+        take = table.take                 # the method: np.take adds a dispatch layer
+
+        def step():
+            if lo(flat) < -v or hi(flat) >= v:
+                raise IndexError(f"gather index out of range [-{v}, {v - 1}]")
+            wide[...] = idx
+            take(wide, axis=0, out=out, mode="wrap")          # in range: wrap = Python's -i
+        return step

@@ -356,3 +356,20 @@ def test_softmax_fast_paths_equal_the_plain_formula(n, scale, zp, seed):
         got = softmax_f32(row, np.array(s, np.float32), np.array(zp, np.float32), out=out)
         assert got is out
         np.testing.assert_array_equal(got, want)
+
+
+@settings(**SETTINGS)
+@given(v=st.integers(1, 40), d=st.integers(1, 8), shape=st.sampled_from([(1,), (5,), (2, 3)]),
+       seed=st.integers(0, 999))
+def test_gather_equals_reference_and_refuses_out_of_range(v, d, shape, seed):
+    rng = np.random.default_rng(seed)
+    table = rng.integers(-128, 128, (v, d)).astype(np.int8)
+    g = Graph({"i": Tensor("i", shape, "int32"), "e": Tensor("e", shape + (d,), "int8", 0.1, 0)},
+              [Layer("gather", "g", ("i",), ("e",), {}, {"table": table})], ("i",), ("e",))
+    ref, fast = ReferenceEngine(g), NumpyEngine(g)
+    i = rng.integers(-v, v, shape).astype(np.int32)
+    np.testing.assert_array_equal(fast.run_quantized([i])[0], ref.run_quantized([i])[0])
+    for bad in (v, -v - 1):
+        i.flat[0] = bad
+        with pytest.raises(IndexError, match="out of range"):
+            fast.run_quantized([i])
