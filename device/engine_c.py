@@ -223,6 +223,14 @@ class CEngine:
         self._in_dt = [np.dtype(graph.tensors[n].dtype) for n in graph.inputs]
         self._out_shapes = [graph.tensors[n].shape for n in self.raw_outputs]
         self._i8 = np.dtype(np.int8)
+        ins, outs = graph.inputs, self.raw_outputs
+        #: ``run_float(x, out, softmax_row=0) -> bool``: the whole float call in C (quantize
+        #: float32 x as int8.quantize, run, dequantize into float32 out as int8.dequantize,
+        #: optionally subtract each row's max for a final softmax); False when x holds NaN
+        #: or infinity. None unless the graph has one int8 input and one int8 output.
+        self.run_float = self._m.run_float if (
+            len(ins) == 1 and len(outs) == 1 and graph.tensors[ins[0]].dtype == "int8"
+            and graph.tensors[outs[0]].dtype == "int8") else None
 
     def run_quantized(self, inputs, out=None) -> list[np.ndarray]:
         """int8 (or int32 index) inputs -> int8 raw outputs, by one C call. ``out`` (a list

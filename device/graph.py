@@ -335,10 +335,19 @@ def softmax_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | 
     np.multiply(v, np.asarray(scale, np.float32), out=v)
     if v.ndim == 1:                      # same values as the general case, fewer broadcasts
         np.subtract(v, np.maximum.reduce(v), out=v)
-        np.exp(v, out=v)
-        np.divide(v, np.add.reduce(v), out=v)
-        return v
-    v -= np.maximum.reduce(v, axis=-1, keepdims=True)     # = v.max(...), without the wrapper
+    else:
+        v -= np.maximum.reduce(v, axis=-1, keepdims=True)     # = v.max(...), without the wrapper
+    return softmax_exp_normalize(v)
+
+
+def softmax_exp_normalize(v: np.ndarray) -> np.ndarray:
+    """The last steps of :func:`softmax_f32`, in place: ``exp`` and divide by the row sums
+    of float32 ``v`` whose row maxima were already subtracted (the C kernel's ``run_float``
+    does the exact steps before; ``exp`` and the sum stay numpy's so every backend returns
+    the same bits: a C ``expf`` can differ from numpy's SIMD exp in the last bit)."""
     np.exp(v, out=v)
-    v /= np.add.reduce(v, axis=-1, keepdims=True)
+    if v.ndim == 1:
+        np.divide(v, np.add.reduce(v), out=v)
+    else:
+        v /= np.add.reduce(v, axis=-1, keepdims=True)
     return v

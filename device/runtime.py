@@ -25,11 +25,12 @@ from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, InputSpec, read_bundle
 from lanthorn.device.engine_numpy import MAGIC, NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import raw_outputs, softmax_f32
+from lanthorn.device.graph import raw_outputs, softmax_exp_normalize, softmax_f32
 from lanthorn.errors import UserError
 
 BACKENDS = ("auto", "numpy", "c", "reference")
 _warned_fallback = False
+_F32 = np.dtype(np.float32)
 
 
 class InputError(UserError):
@@ -64,7 +65,9 @@ def _make_engine(graph, backend: str):
                             f"backend='numpy'") from None
         if not _warned_fallback:
             _warned_fallback = True
-            warnings.warn("lanthorn: C kernel extension not built; using the numpy engine "
+            why = ("C kernel extension not built" if isinstance(exc, ModuleNotFoundError)
+                   else "the C kernel cannot run this model")
+            warnings.warn(f"lanthorn: {why} ({exc}); using the numpy engine "
                           "(slower, same results)", RuntimeWarning, stacklevel=3)
         return NumpyEngine(graph)
 
@@ -103,6 +106,16 @@ class Model:
         spec = tuple(self.input_spec.shape) if self.input_spec else None
         self._alt_shape = [spec if spec and int(np.prod(spec)) == t.size else t.shape
                            for t in self._inputs]
+        # C engine, one int8 input and output: the whole float call is one C call (quantize,
+        # run, dequantize, the exact first steps of a final softmax); numpy's exp finishes it
+        c_float = getattr(self._engine, "run_float", None)
+        if c_float is not None and self._one_to_one and self._raw[0].shape:
+            self._c_float = c_float
+            self._c_shapes = (self._inputs[0].shape, self._alt_shape[0])
+            self._c_out = self._raw[0].shape
+            self._c_row = self._raw[0].shape[-1] if self._softmax[0] else 0
+        else:
+            self._c_float = None
 
     # metadata
     @property
@@ -176,6 +189,20 @@ class Model:
     def __call__(self, *xs):
         """float32 inputs shaped as ``input_spec`` → dequantized float32 outputs (softmax
         applied if the model ends in one)."""
+        if self._c_float is not None and len(xs) == 1:
+            x = xs[0]
+            if type(x) is not np.ndarray or x.dtype is not _F32 or x.shape not in self._c_shapes:
+                x = self._check_one(x, self._inputs[0], quantized=False)  # raises or reshapes
+            if x.dtype == _F32:
+                out = np.empty(self._c_out, _F32)
+                try:
+                    finite = self._c_float(x, out, self._c_row)
+                except (BufferError, ValueError):       # not C-contiguous: copy once
+                    finite = self._c_float(np.ascontiguousarray(x), out, self._c_row)
+                if not finite:
+                    raise _not_finite(self._inputs[0])
+                return softmax_exp_normalize(out) if self._c_row else out
+            xs = (x,)                                   # other dtypes: numpy's quantizer below
         if len(xs) != len(self._inputs):
             self._check(xs, quantized=False)            # raises the one-line error
         if self._one_to_one:                            # the common case, with less Python

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from lanthorn import __version__
@@ -35,6 +36,19 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),
     "quantize": ("lanthorn.quantize.quantize_cmd", "float ONNX → int8 .lanthorn bundle: calibrate, bias-correct, prune, report"),
 }
+
+
+# Commands that run the device. The model is batch-1 and single-threaded; OpenBLAS (numpy's
+# BLAS) would otherwise start one busy-waiting worker thread per core at import, which on a
+# 4-core Pi takes CPU from the loop, the display and the serial console for nothing. The
+# variables only take effect before numpy is first imported, hence here, before the command
+# module is; setdefault keeps a value the person set on purpose.
+DEVICE_COMMANDS = ("run", "demo")
+
+
+def _single_threaded_numpy() -> None:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -70,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         top.print_usage(sys.stderr)
         print(f"lanthorn: error: unknown command {name!r} (try 'lanthorn --help')", file=sys.stderr)
         return 2
+    if name in DEVICE_COMMANDS:
+        _single_threaded_numpy()
     try:
         parser, module = _command_parser(name)
         args = parser.parse_args(rest)

@@ -4,11 +4,15 @@
  * The kernel itself never allocates; this glue owns every buffer: an aligned copy of the
  * blob, the tensor/layer structs, packed weights, scratch and the activation arena, all
  * made once in Model(). Model.run() is then one call per inference: copy inputs into the
- * arena, run every layer with the GIL released, copy outputs out.
+ * arena, run every layer with the GIL released, copy outputs out. Model.run_float() is the
+ * float call a user makes (model(x)): it quantizes the float32 input straight into the
+ * arena and dequantizes the output, with exactly lanthorn.device.int8's float32 operations,
+ * so a 25k-MAC model costs one C call instead of a dozen numpy calls around it.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -174,6 +178,125 @@ static PyObject *Model_run(ModelObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* 1.5 * 2**23: for |v| <= 2**22, (v + RINT_MAGIC) - RINT_MAGIC is v rounded half to even in
+ * the default rounding mode (np.rint / nearbyintf), without a libm call, and vectorizable.
+ * Here |v| <= 255 (clamped below). Needs -ffp-contract=off and no fast-math (setup.py). */
+#define RINT_MAGIC 12582912.0f
+
+/* int8.quantize: x / scale (float32 division), clamp to [-128 - z, 127 - z] in float, round
+ * half to even, + z. Returns 0, or -1 (nothing written past the first bad value matters:
+ * the caller refuses the input) when x holds a NaN or an infinity, which numpy's path
+ * refuses too. An input that is finite but overflows x / scale to infinity is clamped,
+ * as in numpy. */
+static int quantize_f32(const float *x, Py_ssize_t n, float scale, int32_t z, int8_t *q)
+{
+    const float lo = (float)(-128 - z), hi = (float)(127 - z), zf = (float)z;
+    int bad = 0;
+    for (Py_ssize_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
+    if (bad) return -1;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        float v = x[i] / scale;
+        v = v < lo ? lo : v;
+        v = v > hi ? hi : v;
+        v = (v + RINT_MAGIC) - RINT_MAGIC;
+        q[i] = (int8_t)(int32_t)(v + zf);
+    }
+    return 0;
+}
+
+/* int8.dequantize: float32(q - z) * scale. */
+static void dequantize_f32(const int8_t *q, Py_ssize_t n, float scale, int32_t z, float *y)
+{
+    for (Py_ssize_t i = 0; i < n; i++) y[i] = (float)((int32_t)q[i] - z) * scale;
+}
+
+/* y -= max(y) over each row of `row` elements (the first steps of graph.softmax_f32: the
+ * max is exact and so is numpy's float32 subtraction, so the bits are numpy's). */
+static void subtract_row_max(float *y, Py_ssize_t n, Py_ssize_t row)
+{
+    for (Py_ssize_t r = 0; r + row <= n; r += row) {
+        float m = y[r];
+        for (Py_ssize_t i = 1; i < row; i++) m = y[r + i] > m ? y[r + i] : m;
+        for (Py_ssize_t i = 0; i < row; i++) y[r + i] -= m;
+    }
+}
+
+static int float_view(PyObject *obj, Py_buffer *view, size_t count, int writable, const char *what)
+{
+    int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
+    if (PyObject_GetBuffer(obj, view, flags) < 0) return -1;
+    if (view->itemsize != 4 || view->format == NULL || strcmp(view->format, "f") != 0 ||
+        (size_t)view->len != count * 4u) {
+        PyErr_Format(PyExc_ValueError, "%s must be a C-contiguous float32 buffer of %zu values",
+                     what, count);
+        PyBuffer_Release(view);
+        return -1;
+    }
+    return 0;
+}
+
+static PyObject *Model_run_float(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 && nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "run_float(x, out, softmax_row=0) takes 2 or 3 arguments");
+        return NULL;
+    }
+    long row = 0;
+    if (nargs == 3) {
+        row = PyLong_AsLong(args[2]);
+        if (row == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (self->blob == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Model is not initialised");
+        return NULL;
+    }
+    const lk_model *m = &self->model;
+    if (m->n_inputs != 1 || m->n_outputs != 1 || m->tensors[m->inputs[0]].dtype != LK_INT8 ||
+        m->tensors[m->outputs[0]].dtype != LK_INT8) {
+        PyErr_SetString(PyExc_ValueError, "run_float needs a model with one int8 input and one "
+                        "int8 output (use run)");
+        return NULL;
+    }
+    if (self->busy) {
+        PyErr_SetString(PyExc_RuntimeError, "Model.run is not reentrant (one thread at a time)");
+        return NULL;
+    }
+    const lk_tensor *ti = &m->tensors[m->inputs[0]], *to = &m->tensors[m->outputs[0]];
+    size_t n_in = tensor_bytes(ti), n_out = tensor_bytes(to);
+    if (row < 0 || (row > 0 && n_out % (size_t)row != 0)) {
+        PyErr_SetString(PyExc_ValueError, "softmax_row must divide the output size");
+        return NULL;
+    }
+    Py_buffer x, y;
+    if (float_view(args[0], &x, n_in, 0, "x") < 0) return NULL;
+    if (float_view(args[1], &y, n_out, 1, "out") < 0) {
+        PyBuffer_Release(&x);
+        return NULL;
+    }
+    int rc = LK_OK, finite;
+    self->busy = 1;
+    Py_BEGIN_ALLOW_THREADS
+    finite = quantize_f32((const float *)x.buf, (Py_ssize_t)n_in, ti->scale, ti->zero_point,
+                          (int8_t *)(self->arena + ti->offset)) == 0;
+    if (finite) {
+        rc = lk_run(m, self->arena, self->scratch);
+        if (rc == LK_OK) {
+            dequantize_f32((const int8_t *)(self->arena + to->offset), (Py_ssize_t)n_out,
+                           to->scale, to->zero_point, (float *)y.buf);
+            if (row > 0) subtract_row_max((float *)y.buf, (Py_ssize_t)n_out, row);
+        }
+    }
+    Py_END_ALLOW_THREADS
+    self->busy = 0;
+    PyBuffer_Release(&x);
+    PyBuffer_Release(&y);
+    if (rc != LK_OK) {
+        PyErr_Format(PyExc_RuntimeError, "lanthorn C kernel: %s (code %d)", status_text(rc), rc);
+        return NULL;
+    }
+    return PyBool_FromLong(finite);
+}
+
 static PyObject *Model_get_variant(ModelObject *self, void *closure)
 {
     (void)closure;
@@ -197,6 +320,10 @@ static PyObject *Model_get_memory(ModelObject *self, void *closure)
 static PyMethodDef Model_methods[] = {
     {"run", (PyCFunction)Model_run, METH_VARARGS,
      "run(inputs, outputs): copy inputs into the arena, run every layer, fill outputs."},
+    {"run_float", (PyCFunction)(void (*)(void))Model_run_float, METH_FASTCALL,
+     "run_float(x, out, softmax_row=0) -> bool: float32 x -> quantize -> run -> dequantize "
+     "into float32 out (then, if softmax_row > 0, subtract each row's max). False (and "
+     "nothing run) when x holds NaN or infinity."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef Model_getset[] = {

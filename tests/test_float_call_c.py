@@ -1,0 +1,181 @@
+"""``model(x)`` on the C engine (one C call: quantize, run, dequantize, the exact first steps
+of a final softmax) returns the numpy backend's float32 outputs bit for bit, and refuses
+what the numpy path refuses with the same one-line error.
+
+The float call is where the C path's speed comes from at small sizes (the kernel runs a
+25k-MAC model in ~3 us; a dozen numpy calls around it cost ~20 us), so it is checked on the
+awkward inputs: exact .5 ties of x / scale, values far beyond the clamp range, finite values
+whose quotient overflows, signed zeros, every zero point, 1-D and row-wise softmax.
+"""
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from kernel_graphs import rand_i8, small_cnn
+from lanthorn.device import engine_c
+from lanthorn.device.bundle import Bundle
+from lanthorn.device.graph import Graph, Layer, Tensor
+from lanthorn.device.runtime import InputError, load
+
+pytest.importorskip("lanthorn.device.kernel_ext._lk",
+                    reason="C kernel extension not built (pip install -e . needs a C compiler)")
+
+# numpy's own quantizer warns about x / scale overflowing on the extreme inputs (then clamps)
+pytestmark = [pytest.mark.filterwarnings("ignore:overflow encountered:RuntimeWarning"),
+              pytest.mark.filterwarnings("ignore:invalid value encountered:RuntimeWarning")]
+VARIANTS = engine_c.available_variants()
+SETTINGS = dict(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck),
+                derandomize=True)
+
+
+def rowwise_softmax_graph(rng, s_in, z_in, softmax=True):
+    """(1, 6, 4) -> 1x1 conv -> (1, 6, 5) [-> softmax over the last axis]: the n-D path."""
+    T = {"x": Tensor("x", (1, 6, 4), "int8", s_in, z_in),
+         "y": Tensor("y", (1, 6, 5), "int8", 0.07, int(rng.integers(-128, 128)))}
+    L = [Layer("conv", "c", ["x"], ["y"], {}, {
+        "weight": rand_i8(rng, (5, 1, 1, 4), -127, 127),
+        "bias": rng.integers(-2000, 2000, 5).astype(np.int32),
+        "multiplier": np.full(5, 0.004, np.float32)})]
+    outs = ["y"]
+    if softmax:
+        T["p"] = Tensor("p", (1, 6, 5), "float32")
+        L.append(Layer("softmax", "sm", ["y"], ["p"]))
+        outs = ["p"]
+    g = Graph(T, L, ["x"], outs)
+    g.validate()
+    return g
+
+
+def models(graph, spec_shape=None):
+    b = Bundle(graph, {"shape": spec_shape or graph.tensors[graph.inputs[0]].shape})
+    return load(b, backend="numpy"), [load(b, backend="c") for _ in VARIANTS]
+
+
+def float_inputs(rng, shape, s, z, kind):
+    n = int(np.prod(shape))
+    if kind == "ties":      # x / s lands on k + .5 (exactly when s is a power of two)
+        k = rng.integers(-300, 300, n)
+        x = (k + 0.5) * np.float64(s)
+    elif kind == "wide":    # well beyond [-128 - z, 127 - z] * s, both signs
+        x = rng.standard_normal(n) * s * rng.choice([10.0, 300.0, 1e6], n)
+    elif kind == "extreme":  # finite, but x / s overflows float32 (clamped, not refused)
+        x = rng.choice([3.4e38, -3.4e38, 1e-45, -1e-45, 0.0, -0.0, 1.0], n)
+    else:
+        x = rng.standard_normal(n) * s * 40
+    return x.astype(np.float32).reshape(shape)
+
+
+def assert_same_bits(got, want):
+    assert got.dtype == want.dtype == np.float32 and got.shape == want.shape
+    assert np.array_equal(got.view(np.uint32), want.view(np.uint32)), (got, want)
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), z=st.integers(-128, 127), pow2=st.booleans(),
+       softmax=st.booleans(), rowwise=st.booleans(),
+       kind=st.sampled_from(["ties", "wide", "extreme", "normal"]))
+def test_c_float_call_equals_numpy_bit_for_bit(seed, z, pow2, softmax, rowwise, kind):
+    rng = np.random.default_rng(seed)
+    s = float(2.0 ** -int(rng.integers(1, 9))) if pow2 else float(np.float32(rng.uniform(0.003, 0.3)))
+    if rowwise:
+        g = rowwise_softmax_graph(rng, s, z, softmax)
+    else:
+        g = small_cnn(rng, final_softmax=softmax)
+        g.tensors["img"].scale, g.tensors["img"].zero_point = s, z
+    ref, cs = models(g)
+    shape = g.tensors[g.inputs[0]].shape
+    for m in cs:
+        assert m._c_float is not None, "the C float call should be used for this graph"
+    for _ in range(3):
+        x = float_inputs(rng, shape, s, z, kind)
+        want = ref(x)
+        for m in cs:
+            assert_same_bits(m(x), want)
+        # other dtypes and layouts take numpy's quantizer or a contiguous copy: same bits
+        for alt in (x.astype(np.float64), np.asfortranarray(x), x[None]):
+            for m in cs:
+                assert_same_bits(m(alt), ref(alt))
+
+
+def test_non_float32_and_strided_inputs():
+    rng = np.random.default_rng(1)
+    g = small_cnn(rng)
+    ref, cs = models(g, spec_shape=(64, 3))       # input_spec shape differs from the tensor's
+    x = rng.standard_normal((8, 8, 3)).astype(np.float32) * 3
+    cases = [x.reshape(64, 3), x.astype(np.float64) * 1e300, (x * 9).astype(np.int16),
+             x.astype(np.float16), np.ascontiguousarray(x.transpose(1, 0, 2)).transpose(1, 0, 2),
+             x.reshape(1, 8, 8, 3), x.tolist()]
+    for c in cases:
+        for m in cs:
+            assert_same_bits(m(c), ref(c))
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_nan_and_infinity_refused_like_numpy(bad):
+    rng = np.random.default_rng(2)
+    g = small_cnn(rng)
+    ref, cs = models(g)
+    x = rng.standard_normal((8, 8, 3)).astype(np.float32)
+    good = ref(x)
+    x[3, 4, 1] = bad
+    with pytest.raises(InputError) as want:
+        ref(x)
+    for m in cs:
+        with pytest.raises(InputError) as got:
+            m(x)
+        assert str(got.value) == str(want.value) == "input 'img' contains NaN or infinity"
+        x2 = x.copy()
+        x2[3, 4, 1] = 0.5
+        assert_same_bits(m(x2), ref(x2))                  # the model still runs afterwards
+        assert_same_bits(m(x2 * 0 + x2), ref(x2))
+    assert good.shape == (5,)
+
+
+def test_wrong_shape_and_dtype_errors_unchanged():
+    g = small_cnn(np.random.default_rng(3))
+    ref, cs = models(g)
+    for bad in (np.zeros((8, 8), np.float32), np.array(["a"] * 192).reshape(8, 8, 3)):
+        with pytest.raises(InputError) as want:
+            ref(bad)
+        for m in cs:
+            with pytest.raises(InputError) as got:
+                m(bad)
+            assert str(got.value) == str(want.value)
+
+
+def test_run_float_checks_its_buffers():
+    g = small_cnn(np.random.default_rng(4))
+    m = engine_c.CEngine(g)._m
+    x, out = np.zeros((8, 8, 3), np.float32), np.zeros(5, np.float32)
+    assert m.run_float(x, out) is True
+    with pytest.raises(ValueError, match="float32"):
+        m.run_float(x.astype(np.float64), out)
+    with pytest.raises(ValueError, match="float32"):
+        m.run_float(x, np.zeros(4, np.float32))
+    with pytest.raises(ValueError, match="divide"):
+        m.run_float(x, out, 3)
+    with pytest.raises((ValueError, BufferError), match="contiguous"):
+        m.run_float(np.zeros((8, 8, 6), np.float32)[:, :, ::2], out)
+    ro = np.zeros(5, np.float32)
+    ro.setflags(write=False)
+    with pytest.raises((ValueError, BufferError)):
+        m.run_float(x, ro)
+    with pytest.raises(TypeError):
+        m.run_float(x)
+
+
+def test_fallback_warning_says_why(monkeypatch):
+    from lanthorn.device import runtime
+    g = small_cnn(np.random.default_rng(5))
+
+    def refuse(graph):
+        raise engine_c.CKernelUnsupported("layer 'x': operator 'mystery'")
+    monkeypatch.setattr(runtime, "_c_engine", refuse)
+    monkeypatch.setattr(runtime, "_warned_fallback", False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert runtime.load(Bundle(g, {"shape": (8, 8, 3)})).backend == "numpy"
+    [w] = [w for w in caught if "C kernel" in str(w.message)]
+    assert "cannot run this model" in str(w.message) and "mystery" in str(w.message)
