@@ -5,7 +5,9 @@ overlap share bytes; a reshape aliases its input) and serializes the graph into 
 ``LKB1`` blob, the format ``firmware/kernel/lk.h`` documents. The same blob drives the
 CPython extension here, the static test driver under qemu-aarch64 and a microcontroller
 build, so all three run identical layer descriptions. The extension packs the weights for
-the chosen kernel variant once; ``run_quantized`` is then a single C call per inference.
+the chosen kernel variant once; ``run_quantized`` is then a single C call per inference,
+and ``run_float`` (used by ``model(x)``) the same call with the float32 input quantized and
+the output dequantized in C, with int8.py's exact float32 operations.
 
 Engine protocol as :mod:`lanthorn.device.engine_ref`. Variant selection: the ``variant``
 argument, else ``LANTHORN_C_VARIANT`` (``scalar``, ``avx2``, ``neon``, ``neon-dotprod``),
