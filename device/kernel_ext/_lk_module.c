@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "lk.h"
+#include "lk_internal.h"   /* lk_round_even, lk_clampf: the kernel's own int8.py arithmetic */
 
 typedef struct {
     PyObject_HEAD
@@ -178,11 +179,6 @@ static PyObject *Model_run(ModelObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* 1.5 * 2**23: for |v| <= 2**22, (v + RINT_MAGIC) - RINT_MAGIC is v rounded half to even in
- * the default rounding mode (np.rint / nearbyintf), without a libm call, and vectorizable.
- * Here |v| <= 255 (clamped below). Needs -ffp-contract=off and no fast-math (setup.py). */
-#define RINT_MAGIC 12582912.0f
-
 /* int8.quantize: x / scale (float32 division), clamp to [-128 - z, 127 - z] in float, round
  * half to even, + z. Returns 0, or -1 (nothing written past the first bad value matters:
  * the caller refuses the input) when x holds a NaN or an infinity, which numpy's path
@@ -190,17 +186,12 @@ static PyObject *Model_run(ModelObject *self, PyObject *args)
  * as in numpy. */
 static int quantize_f32(const float *x, Py_ssize_t n, float scale, int32_t z, int8_t *q)
 {
-    const float lo = (float)(-128 - z), hi = (float)(127 - z), zf = (float)z;
+    const float lo = (float)(-128 - z), hi = (float)(127 - z);
     int bad = 0;
     for (Py_ssize_t i = 0; i < n; i++) bad |= !isfinite(x[i]);
     if (bad) return -1;
-    for (Py_ssize_t i = 0; i < n; i++) {
-        float v = x[i] / scale;
-        v = v < lo ? lo : v;
-        v = v > hi ? hi : v;
-        v = (v + RINT_MAGIC) - RINT_MAGIC;
-        q[i] = (int8_t)(int32_t)(v + zf);
-    }
+    for (Py_ssize_t i = 0; i < n; i++)   /* |v| <= 255 after the clamp: exact + z */
+        q[i] = (int8_t)((int32_t)lk_round_even(lk_clampf(x[i] / scale, lo, hi)) + z);
     return 0;
 }
 
