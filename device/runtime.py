@@ -266,12 +266,17 @@ def _input_quantizer(t, q):
     flat = v.reshape(-1)
     div, mx, mn, rint, add, total = np.divide, np.maximum, np.minimum, np.rint, np.add, np.add.reduce
     f32 = np.dtype(np.float32)
+    errstate = np.errstate
 
     def quantize(x):
-        if x.dtype == f32:
-            div(x, s, out=v)
-        else:
-            div(x, s, out=v, dtype=np.float32, casting="unsafe")   # x -> float32, then divide
+        # A huge finite x / scale overflows to inf, which the clamp below turns into the
+        # int8 limit exactly as the C kernel does; numpy's overflow warning would only
+        # alarm the person, so it is silenced for this one division.
+        with errstate(over="ignore"):
+            if x.dtype == f32:
+                div(x, s, out=v)
+            else:
+                div(x, s, out=v, dtype=np.float32, casting="unsafe")   # x -> float32, then divide
         if x.dtype.kind == "f" and not math.isfinite(total(flat)) and not np.isfinite(x).all():
             raise _not_finite(t)
         mx(v, lo, out=v)
