@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SETUP_FILES := pyproject.toml setup.py
+# The C kernel extension is compiled at install time: editing it must rebuild it.
+KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
 .PHONY: demo test bench model system-deps clean help
 
@@ -18,7 +20,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 
 # Install extras X with `$(VENV)/.installed-X`. Re-runs when the packaging files change.
-$(VENV)/.installed-%: $(SETUP_FILES) | $(BIN)/python
+$(VENV)/.installed-%: $(SETUP_FILES) $(KERNEL_SOURCES) | $(BIN)/python
 	$(BIN)/python -m pip install -q -e ".[$*]"
 	@touch $@
 
