@@ -100,6 +100,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"lanthorn {name}: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`lanthorn inspect X | head`): that is not an error. Point
+        # stdout at /dev/null so the interpreter's final flush does not complain either.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except ModuleNotFoundError as exc:
         if (exc.name or "").startswith("lanthorn"):
             raise  # our own module missing is a packaging bug, not a user mistake

@@ -90,3 +90,19 @@ def test_built_wheel_installs_and_imports_in_clean_venv(tmp_path):
     assert str(env_dir) in out.stdout  # imported from the wheel, not the source tree
     out = subprocess.run([str(env_dir / "bin" / "lanthorn"), "--help"], capture_output=True, text=True)
     assert out.returncode == 0
+
+
+def test_output_piped_into_head_ends_quietly():
+    """`lanthorn params --markdown | head -1`: the reader has gone when lanthorn writes
+    (a pipe whose read end is already closed); that ends quietly, without a traceback."""
+    import os
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "lanthorn", "params", "--markdown"],
+                              stdout=w, stderr=subprocess.PIPE, timeout=60)
+    finally:
+        os.close(w)
+    err = proc.stderr.decode()
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
+    assert proc.returncode == 0
