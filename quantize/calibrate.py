@@ -231,9 +231,9 @@ def compute_ranges(model, data: ModelData, method: str, cache_path) -> Path:
 
     import onnx
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+    from lanthorn.quantize.model_zoo import op_types_to_quantize
 
-    ops = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))  # what quantize_static calibrates
+    ops = op_types_to_quantize()  # exactly what quantize_static will quantize
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "float.onnx"
         onnx.save(model, str(src))

@@ -85,6 +85,18 @@ class Net:
         return m
 
 
+def op_types_to_quantize() -> list[str]:
+    """The operators onnxruntime calibrates and wraps in Q/DQ for us: its own default (the
+    operators in its registries) plus every elementwise activation the engine runs as a
+    lookup table. Without the latter, an activation outside onnxruntime's registries (Erf,
+    Tanh, Gelu, ...) stays in float between int8 layers and the model cannot be imported;
+    with it, each gets its own Q/DQ pair and the engine's table gives onnxruntime's integers
+    (tested per activation). A superset of the default, so other models are unchanged."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+    from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
+    return sorted(set(QLinearOpsRegistry) | set(QDQRegistry) | UNARY_LUT_OPS)
+
+
 def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = True,
                  reduce_range: bool = True, calibrate_method=None,
                  calibration_cache=None) -> Path:
@@ -133,6 +145,7 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
                             calibrate_method=calibrate_method or CalibrationMethod.MinMax,
                             calibration_cache_path=(str(calibration_cache) if calibration_cache
                                                     else None),
+                            op_types_to_quantize=op_types_to_quantize(),
                             extra_options={"DedicatedQDQPair": bool(dedicated_pairs)})
         finally:
             root.setLevel(level)

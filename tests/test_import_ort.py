@@ -75,3 +75,26 @@ def test_import_cli_labels_and_rate(zoo, tmp_path):
     r = subprocess.run([sys.executable, "-m", "lanthorn", "import", str(zoo["cnn1d_14x50"][1]),
                         "--out", str(out), "--labels", "a,b"], capture_output=True, text=True)
     assert r.returncode == 2 and "labels" in r.stderr
+
+
+@pytest.mark.parametrize("op", ["Erf", "Gelu", "Tanh", "Softsign", "HardSwish"])
+def test_activation_outside_onnxruntimes_registry_is_quantized_and_exact(tmp_path, op):
+    """onnxruntime's quantizer leaves Erf, Gelu, ... in float unless asked for them;
+    quantize_qdq asks, so a model with them imports and its lookup table gives
+    onnxruntime's integers on every element."""
+    from onnx import TensorProto, helper
+    rng = np.random.default_rng(3)
+    w = helper.make_tensor("w", TensorProto.FLOAT, [32, 32],
+                           (rng.normal(size=32 * 32) * 0.3).astype(np.float32))
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["h"], name="mm1"),
+             helper.make_node(op, ["h"], ["a"], name="act"),
+             helper.make_node("MatMul", ["a", "w"], ["y"], name="mm2")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 32])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 32])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+    feeds = [{"x": (rng.normal(size=(1, 32)) * 2).astype(np.float32)} for _ in range(24)]
+    qpath = model_zoo.quantize_qdq(model, tmp_path / "q.onnx", feeds[:12])
+    bundle = bundle_from_qdq(qpath)
+    assert any(layer.op == "lut" for layer in bundle.graph.layers)
+    for backend in ("numpy", "auto"):
+        assert_exact(load(bundle, backend=backend), bundle, feeds)
