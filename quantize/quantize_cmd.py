@@ -56,9 +56,14 @@ def add_arguments(parser):
 def run(args) -> int:
     from pathlib import Path
 
+    import onnxruntime
+
     from lanthorn.errors import UserError
     from lanthorn.quantize.quantizer import quantize_model
 
+    # onnxruntime's graph optimiser logs warnings about the temporary models the quantizer
+    # builds (unused initializers and the like) that say nothing to an artist; errors stay.
+    onnxruntime.set_default_logger_severity(3)
     ckpt = args.checkpoint
     if args.no_finetune:
         if args.checkpoint:

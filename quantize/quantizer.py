@@ -576,15 +576,23 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                             evaluations, layers, shifts, data.description, data.held_out,
                             data.provenance, pruning, time.perf_counter() - t0)
     bare = result.final.extra.get("bundle_bytes_without_twin") or 1
-    log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({ev_ratio(result):.1f}x smaller than "
-        f"the float ONNX; {evaluations[0].float_bytes / bare:.1f}x without the QDQ twin it "
-        f"carries), sha256 {sha[:16]}")
+    fb = evaluations[0].float_bytes
+    log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({_compared(fb, result.final.bundle_bytes)} "
+        f"than the float ONNX; {_compared(fb, bare)} without the QDQ twin it carries), "
+        f"sha256 {sha[:16]}")
     if report_dir is not None:
         from lanthorn.quantize.report import write_report
         result.report_dir = Path(report_dir)
         write_report(result, data, report_dir)
         log(f"report: {Path(report_dir) / 'report.md'}")
     return result
+
+
+def _compared(float_bytes: int, nbytes: int) -> str:
+    """'3.2x smaller' / '1.5x larger': a tiny model's bundle can outweigh its float ONNX
+    (the twin and model card are fixed costs), and the wording must not hide it."""
+    ratio = float_bytes / max(1, nbytes)
+    return f"{ratio:.1f}x smaller" if ratio >= 1 else f"{1 / ratio:.1f}x larger"
 
 
 def ev_ratio(result: QuantizeResult) -> float:
