@@ -263,7 +263,7 @@ class GifRecorder:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(f".{path.name}.tmp")
             self.frames[0].save(tmp, format="GIF", save_all=True, append_images=self.frames[1:],
-                                duration=round(1000.0 / self.fps), loop=0, optimize=False,
+                                duration=round(1000.0 / self.fps), loop=0, optimize=True,
                                 disposal=1)
             os.replace(tmp, path)
         except OSError as exc:
