@@ -59,18 +59,12 @@ def open_piece(args):
     """(profile, body, storage) from the command line; UserError for anything a person fixes."""
     from lanthorn.device.storage import DataDir
     from lanthorn.hardware.body import open_body
-    from lanthorn.hardware.profile import load_profile
+    from lanthorn.hardware.profile import choose_profile
     if args.seconds is not None and not (args.seconds > 0):
         raise UserError(f"--seconds must be a positive number of seconds, got {args.seconds:g}")
     if args.baud <= 0:
         raise UserError(f"--baud must be positive, got {args.baud}")
-    if args.profile:
-        profile = load_profile(args.profile)
-    elif args.sim:
-        profile = load_profile("sim")
-    else:
-        from lanthorn.hardware.board import detect_board
-        profile = load_profile(detect_board())
+    profile = choose_profile(args.profile, args.sim)
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     storage = DataDir(data_dir)
     sim = args.sim or profile.is_sim

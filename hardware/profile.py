@@ -214,6 +214,17 @@ def load_profile(path_or_name: str | Path) -> Profile:
     return parse_profile(data, source=str(path))
 
 
+def choose_profile(path_or_name: str | Path | None, sim: bool = False) -> Profile:
+    """The profile a command runs on (``--profile``/``--sim``): the one given, else the
+    simulator's with ``sim``, else the shipped profile of the board this is running on
+    (an unsupported board raises its clear error)."""
+    if path_or_name:
+        return load_profile(path_or_name)
+    if sim:
+        return load_profile("sim")
+    from .board import detect_board
+    return load_profile(detect_board())
+
 def _unknown(source: str, where: str, key: str, known) -> ProfileError:
     hint = difflib.get_close_matches(key, list(known), n=1)
     did = f" (did you mean {hint[0]!r}?)" if hint else f" (known: {', '.join(known)})"

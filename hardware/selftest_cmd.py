@@ -14,9 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .board import detect_board
 from .interfaces import Body, PartError, estimate_current_ma
-from .profile import ROLES, Profile, load_profile
+from .profile import ROLES, Profile, choose_profile
 
 MPR121_MAX = 1023
 LUX_MAX = 200_000.0  # direct sunlight is ~100 000 lx
@@ -41,12 +40,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    if args.profile:
-        profile = load_profile(args.profile)
-    elif args.sim:
-        profile = load_profile("sim")
-    else:
-        profile = load_profile(detect_board())
+    profile = choose_profile(args.profile, args.sim)
     sim = args.sim or profile.is_sim
     from .body import open_body
     if sim:

@@ -160,7 +160,7 @@ def test_touch_warnings_for_shorted_open_and_stuck_pads(fake_hardware):
 
 def test_run_exit_code_and_table(monkeypatch, fake_hardware, capsys):
     profile = load_profile("pi5")
-    monkeypatch.setattr(selftest_cmd, "load_profile", lambda p: profile)
+    monkeypatch.setattr(selftest_cmd, "choose_profile", lambda p, sim=False: profile)
     import lanthorn.hardware.body as body_mod
     monkeypatch.setattr(body_mod, "open_body", lambda p, **kw: open_fake(fake_hardware, p))
     fake_hardware.mpr.set_scan(0, [600] * 12, [600] * 12)
