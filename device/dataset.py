@@ -443,7 +443,7 @@ def read_recording_file(file: Path, source: str, channels: Sequence[str],
         try:
             vals = [float(row[c]) for c in c_cols]
         except ValueError:
-            bad = next(c for c in c_cols if not _is_float(row[c]))
+            bad = next(c for c in c_cols if not is_number(row[c]))
             raise DataError(f"non-numeric value {row[bad].strip()!r} in column "
                             f"{head[bad]!r}", shown, line) from None
         if not all(math.isfinite(v) for v in vals):
@@ -455,7 +455,8 @@ def read_recording_file(file: Path, source: str, channels: Sequence[str],
                       np.asarray(lab, np.int16)) for s, (f, lab) in sessions.items()]
 
 
-def _is_float(s: str) -> bool:
+def is_number(s: str) -> bool:
+    """Whether a CSV cell reads as a number (the check behind every non-numeric error)."""
     try:
         float(s)
         return True

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device import dataset as dsf
-from lanthorn.device.dataset import DataError, Source
+from lanthorn.device.dataset import DataError, Source, is_number
 from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS, N_PADS, encode_into
 
 SYNTH_SOURCE = "synthetic"
@@ -126,14 +126,6 @@ def synth_cmd(args) -> int:
 _SPLIT = re.compile(r"[,\t; ]+")
 
 
-def _is_number(tok: str) -> bool:
-    try:
-        float(tok)
-        return True
-    except ValueError:
-        return False
-
-
 def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
                  labels=LABELS) -> tuple[np.ndarray, list[str], list[str] | None]:
     """Parse a maker's CSV: comma, tab, semicolon or space separated, optional header.
@@ -157,7 +149,7 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
     chan_idx: list[int]
     label_idx: int | None = None
     session_idx: int | None = None
-    if not all(_is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
+    if not all(is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
         head = [t.strip('"') for t in first]
         rows = rows[1:]
         missing = [c for c in channels if c not in head]
@@ -177,7 +169,7 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
         if width == C:
             chan_idx = list(range(C))
         elif width == C + 1:
-            label_idx = 0 if not _is_number(first[0]) else C
+            label_idx = 0 if not is_number(first[0]) else C
             chan_idx = [i for i in range(C + 1) if i != label_idx]
         else:
             raise DataError(f"{width} values, expected {C} channels ({', '.join(channels)}) "
@@ -193,7 +185,7 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
         try:
             frames[k] = [float(r[i]) for i in chan_idx]
         except ValueError:
-            bad = next(r[i] for i in chan_idx if not _is_number(r[i]))
+            bad = next(r[i] for i in chan_idx if not is_number(r[i]))
             raise DataError(f"non-numeric value {bad!r}", path, line) from None
         if not np.isfinite(frames[k]).all():
             raise DataError("NaN or infinite value", path, line)
