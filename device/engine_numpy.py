@@ -69,6 +69,16 @@ def acc_dtype(w2d: np.ndarray, bias: np.ndarray):
     return F32 if int(w.max(initial=0)) <= EXACT_F32 else F64
 
 
+def fold_input_zero_point(w2d: np.ndarray, bias: np.ndarray, zx: int):
+    """``(w, folded bias, accumulator dtype)`` for weights ``w2d`` [C, K] read by an input of
+    zero point ``zx``: ``sum_k (x[k] - zx) w[c, k] + b[c] = sum_k x[k] w[c, k] + (b[c] - zx
+    sum_k w[c, k])``, so the planned steps multiply the raw int8 input and never subtract
+    the zero point per inference. The dtype is :func:`acc_dtype` of the folded bias."""
+    w = w2d.astype(np.int64)
+    folded = bias.astype(np.int64) - zx * w.sum(axis=1)
+    return w, folded, acc_dtype(w, folded)
+
+
 def requantizer(acc: np.ndarray, multiplier, zero_point: int, act_min: int, act_max: int,
                 out: np.ndarray, float_out: np.ndarray | None = None):
     """A zero-argument function doing :func:`lanthorn.device.int8.requantize` of ``acc``
@@ -188,9 +198,9 @@ class NumpyEngine(ReferenceEngine):
             if (layer.op != "dense" or src is None or src.op != "dense" or name in keep
                     or readers.get(name) != 1 or t is None or len(t.shape) != 1):
                 continue
-            w = layer.arrays["weight"].astype(np.int64)
-            bias = layer.arrays["bias"].astype(np.int64) - t.zero_point * w.sum(axis=1)
-            if acc_dtype(w, bias) == F32:
+            w, _, dt = fold_input_zero_point(layer.arrays["weight"], layer.arrays["bias"],
+                                             t.zero_point)
+            if dt == F32:
                 out[name] = np.ones(w.shape[1] + 1, F32)
         return out
 
@@ -222,10 +232,8 @@ class NumpyEngine(ReferenceEngine):
         out = self._out(layer)
         _, zx = self._q(layer.inputs[0])
         _, zy = self._q(layer.outputs[0])
-        w = a["weight"].astype(np.int64)                        # [N, K]
+        w, bias, dt = fold_input_zero_point(a["weight"], a["bias"], zx)   # w: [N, K]
         n, k = w.shape
-        bias = a["bias"].astype(np.int64) - zx * w.sum(axis=1)
-        dt = acc_dtype(w, bias)
         wa = np.empty((n, k + 1), dt)                           # [W | bias]
         wa[:, :k] = w
         wa[:, k] = bias
@@ -298,9 +306,7 @@ class NumpyEngine(ReferenceEngine):
         cout, kh, kw, cin = a["weight"].shape
         oh, ow = out.shape[:2]
         P, K = oh * ow, kh * kw * cin
-        w = a["weight"].reshape(cout, K).astype(np.int64)
-        bias = a["bias"].astype(np.int64) - zx * w.sum(axis=1)
-        dt = acc_dtype(w, bias)
+        w, bias, dt = fold_input_zero_point(a["weight"].reshape(cout, K), a["bias"], zx)
         src, refresh = self._padded_source(layer, x, zx, np.int8)
         win = self._conv_windows(layer, src, tap_major=False)         # (OH, OW, KH, KW, C)
         cols = np.ones((P, K + 1), dt)                           # im2col rows [x... | 1]
@@ -335,9 +341,7 @@ class NumpyEngine(ReferenceEngine):
         C, kh, kw, _ = a["weight"].shape
         oh, ow = out.shape[:2]
         P, KK = oh * ow, kh * kw
-        w = a["weight"].reshape(C, KK).astype(np.int64)
-        bias = a["bias"].astype(np.int64) - zx * w.sum(axis=1)
-        dt = acc_dtype(w, bias)
+        w, bias, dt = fold_input_zero_point(a["weight"].reshape(C, KK), a["bias"], zx)
         src, refresh = self._padded_source(layer, x, zx, np.int8)
         win = self._conv_windows(layer, src, tap_major=True)          # (KH, KW, OH, OW, C)
         cols = np.empty((KK, P, C), dt)
