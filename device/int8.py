@@ -73,13 +73,7 @@ def quantize(x, scale, zero_point, out=None) -> np.ndarray:
     """ONNX QuantizeLinear as MLAS computes it: ``x / scale`` (a true division, float32),
     clamped to ``[-128 - z, 127 - z]``, rounded half to even, plus ``z``, as int8."""
     v = np.atleast_1d(np.divide(f32(x), F32(scale), dtype=np.float32))
-    np.clip(v, F32(QMIN - zero_point), F32(QMAX - zero_point), out=v)
-    np.rint(v, out=v)
-    v += F32(zero_point)
-    if out is None:
-        return v.astype(np.int8)
-    np.copyto(out, v, casting="unsafe")
-    return out
+    return _saturate(v, QMIN, QMAX, zero_point, out)
 
 
 def dequantize(q, scale, zero_point) -> np.ndarray:
@@ -103,12 +97,19 @@ def requantize(acc, multiplier, zero_point, act_min: int = QMIN, act_max: int = 
         scratch = np.empty(acc.shape, dtype=np.float32)
     np.copyto(scratch, acc, casting="unsafe")              # int32 -> float32 (cvtdq2ps)
     np.multiply(scratch, f32(multiplier), out=scratch)
-    np.clip(scratch, F32(act_min - zero_point), F32(act_max - zero_point), out=scratch)
-    np.rint(scratch, out=scratch)
-    scratch += F32(zero_point)
+    return _saturate(scratch, act_min, act_max, zero_point, out)
+
+
+def _saturate(v, lo: int, hi: int, zero_point, out=None) -> np.ndarray:
+    """The shared last step of QuantizeLinear and requantization: float32 ``v`` (modified
+    in place) clamped in float to ``[lo - z, hi - z]``, rounded half to even, ``+ z``, as
+    int8 (into ``out`` when given)."""
+    np.clip(v, F32(lo - zero_point), F32(hi - zero_point), out=v)
+    np.rint(v, out=v)
+    v += F32(zero_point)
     if out is None:
-        return scratch.astype(np.int8)
-    np.copyto(out, scratch, casting="unsafe")
+        return v.astype(np.int8)
+    np.copyto(out, v, casting="unsafe")
     return out
 
 
