@@ -47,8 +47,9 @@ import sys
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from lanthorn.device import int8
 from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import Layer
+from lanthorn.device.graph import Layer, raw_outputs
 
 F32, F64 = np.float32, np.float64
 #: every integer up to this magnitude is exactly a float32 (24-bit significand)
@@ -183,7 +184,6 @@ class NumpyEngine(ReferenceEngine):
         floats straight into the consumer's input buffer instead: two calls fewer, same
         values. Only where the consumer accumulates in float32 (see acc_dtype).
         Returns {tensor name: the consumer's [x | 1] float32 buffer}."""
-        from lanthorn.device.graph import raw_outputs
         readers: dict[str, int] = {}
         for layer in graph.layers:
             for name in layer.inputs:
@@ -372,7 +372,6 @@ class NumpyEngine(ReferenceEngine):
         out = self._out(layer)
         sx, zx = self._q(layer.inputs[0])
         sy, zy = self._q(layer.outputs[0])
-        from lanthorn.device import int8
         n = x.shape[0] * x.shape[1]
         mult = int8.global_avgpool_multiplier(sx, sy, n)
         x2 = x.reshape(n, x.shape[2])
