@@ -153,25 +153,24 @@ class Model:
         return [self._check_one(x, t, quantized) for x, t in zip(xs, self._inputs)]
 
     def _check_one(self, x, t, quantized: bool):
-        if True:
-            x = np.asarray(x)
-            if x.shape != t.shape and x.size == t.size and (
-                    x.shape in (self.input_spec.shape, (1,) + tuple(self.input_spec.shape))
-                    or x.shape == (1,) + t.shape):
-                x = x.reshape(t.shape)
-            if x.shape != t.shape:
-                want = self.input_spec.shape if not quantized else t.shape
-                raise InputError(f"input {t.name!r} must have shape {tuple(want)}, got {x.shape}")
-            if t.dtype == "int32":
-                if x.dtype.kind not in "iu":
-                    raise InputError(f"input {t.name!r} takes integer indices, got {x.dtype}")
-            elif quantized and x.dtype != np.int8:
-                raise InputError(f"run_quantized takes int8 input, got {x.dtype} "
-                                 f"(use model(x) for float input)")
-            elif not quantized and x.dtype.kind not in "fiu":
-                raise InputError(f"input {t.name!r} must be numeric, got {x.dtype}")
-            elif not quantized and x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-                raise _not_finite(t)
+        x = np.asarray(x)
+        if x.shape != t.shape and x.size == t.size and (
+                x.shape in (self.input_spec.shape, (1,) + tuple(self.input_spec.shape))
+                or x.shape == (1,) + t.shape):
+            x = x.reshape(t.shape)
+        if x.shape != t.shape:
+            want = self.input_spec.shape if not quantized else t.shape
+            raise InputError(f"input {t.name!r} must have shape {tuple(want)}, got {x.shape}")
+        if t.dtype == "int32":
+            if x.dtype.kind not in "iu":
+                raise InputError(f"input {t.name!r} takes integer indices, got {x.dtype}")
+        elif quantized and x.dtype != np.int8:
+            raise InputError(f"run_quantized takes int8 input, got {x.dtype} "
+                             f"(use model(x) for float input)")
+        elif not quantized and x.dtype.kind not in "fiu":
+            raise InputError(f"input {t.name!r} must be numeric, got {x.dtype}")
+        elif not quantized and x.dtype.kind == "f" and not np.all(np.isfinite(x)):
+            raise _not_finite(t)
         return x
 
     def _run(self, xq):
