@@ -191,7 +191,12 @@ class FakeSpi:
 
 
 def fake_rpi_ws281x(begin_error: Exception | None = None) -> types.ModuleType:
-    """A module with rpi_ws281x's PixelStrip/ws API, recording pixels and shows."""
+    """A module with rpi_ws281x's PixelStrip/ws API, recording pixels and shows.
+
+    Like the real library (rpi_ws281x 5.0), each PixelStrip registers its own ``_cleanup``
+    with :mod:`atexit`, and that cleanup calls ``ws2811_fini`` on its struct: here a cleanup
+    of a strip whose begin() never succeeded raises, where the real one segfaults."""
+    import atexit
     mod = types.ModuleType("rpi_ws281x")
     ws = types.SimpleNamespace(WS2811_STRIP_RGB=0x100800, WS2811_STRIP_GRB=0x081000,
                                WS2811_STRIP_BRG=0x001008, WS2811_STRIP_RBG=0x100008,
@@ -207,11 +212,15 @@ def fake_rpi_ws281x(begin_error: Exception | None = None) -> types.ModuleType:
             self.pixels = [0] * num
             self.shown: list[list[int]] = []
             self.cleaned = False
+            self.initialised = False
+            self._leds = object()  # the C struct
             PixelStrip.instances.append(self)
+            atexit.register(self._cleanup)
 
         def begin(self):
             if begin_error is not None:
                 raise begin_error
+            self.initialised = True
 
         def setPixelColor(self, n, color):
             self.pixels[n] = color
@@ -220,6 +229,10 @@ def fake_rpi_ws281x(begin_error: Exception | None = None) -> types.ModuleType:
             self.shown.append(list(self.pixels))
 
         def _cleanup(self):
+            if self._leds is not None:
+                if not self.initialised:
+                    raise RuntimeError("ws2811_fini on a never-initialised struct (segfault)")
+                self._leds = None
             self.cleaned = True
 
     def Color(red, green, blue, white=0):

@@ -143,6 +143,33 @@ def test_pwm_strip_configuration_and_pixels(monkeypatch):
     assert mod.PixelStrip.instances[-1].args["channel"] == 1  # GPIO 13 is PWM1
 
 
+def test_pwm_strip_leaves_no_exit_hook_that_would_segfault(monkeypatch):
+    """rpi_ws281x registers an atexit cleanup per strip that calls ws2811_fini; after a failed
+    begin() that segfaulted the process at exit (rc 139). The driver takes the hook back, after
+    a failed start and after close()."""
+    import atexit
+    hooks = []
+
+    def unregister(f):
+        hooks[:] = [h for h in hooks if h != f]
+
+    monkeypatch.setattr(atexit, "register", lambda f, *a, **k: hooks.append(f) or f)
+    monkeypatch.setattr(atexit, "unregister", unregister)
+    mod = fake_rpi_ws281x(begin_error=RuntimeError("ws2811_init failed with code -3 (Hardware revision is not supported)"))
+    monkeypatch.setitem(sys.modules, "rpi_ws281x", mod)
+    from lanthorn.hardware.drivers.ws2812_pwm import Ws2812Pwm
+    with pytest.raises(PartError, match="Hardware revision"):
+        Ws2812Pwm(24, pin=18)
+    assert hooks == []
+    mod.PixelStrip.instances[-1]._cleanup()  # even if something still called it: no fini
+    mod = fake_rpi_ws281x()
+    monkeypatch.setitem(sys.modules, "rpi_ws281x", mod)
+    strip = Ws2812Pwm(3, pin=18)
+    assert len(hooks) == 1
+    strip.close()
+    assert hooks == [] and mod.PixelStrip.instances[-1].cleaned
+
+
 def test_pwm_strip_init_failure_says_root_and_audio(monkeypatch):
     mod = fake_rpi_ws281x(begin_error=RuntimeError("ws2811_init failed with code -5 (mmap() failed)"))
     monkeypatch.setitem(sys.modules, "rpi_ws281x", mod)

@@ -10,6 +10,8 @@ plain RGB; brightness stays at 255 because :func:`limit_frame` already applied o
 """
 from __future__ import annotations
 
+import atexit
+
 import numpy as np
 
 from ..interfaces import LedStrip, PartError
@@ -35,6 +37,7 @@ class Ws2812Pwm(LedStrip):
         try:
             self._strip.begin()
         except RuntimeError as exc:
+            _forget(self._strip)
             self._strip = None
             raise PartError(name, f"rpi_ws281x could not start on GPIO{pin} ({exc}); it must run as "
                                   f"root, and the analogue audio must be off "
@@ -63,4 +66,20 @@ class Ws2812Pwm(LedStrip):
         cleanup = getattr(self._strip, "_cleanup", None)
         if cleanup is not None:
             cleanup()
+        _forget(self._strip)
         self._strip = None
+
+
+def _forget(strip) -> None:
+    """Take back the exit hook PixelStrip registers for itself.
+
+    rpi_ws281x's PixelStrip registers ``atexit(self._cleanup)`` when it is made, and that
+    cleanup calls ``ws2811_fini`` on its C struct. After a failed ``begin()`` the struct was
+    never initialised, so the hook segfaults the process at exit (rc 139 after a selftest or
+    a Ctrl-C that had otherwise ended well). After our own close() it has nothing left to do.
+    """
+    cleanup = getattr(strip, "_cleanup", None)
+    if cleanup is not None:
+        atexit.unregister(cleanup)
+    if hasattr(strip, "_leds"):
+        strip._leds = None  # the library's own "nothing to free" state
