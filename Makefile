@@ -7,15 +7,19 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo test bench model system-deps clean help
+.PHONY: demo test bench model system-deps fresh-check pi-check clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
 	@echo "make test   - set up (including system tools) and run the test suite"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
 	@echo "make model  - rebuild the shipped default model from synthetic data and seed"
+	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
+	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
 
+# Debian's python3 ships venv and the CPython headers separately: install them first (as root).
 $(BIN)/python:
+	@PYTHON=$(PYTHON) bash scripts/system-deps.sh --python
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
 
@@ -28,7 +32,7 @@ demo: $(VENV)/.installed-sim
 	$(BIN)/lanthorn demo
 
 system-deps:
-	@bash scripts/system-deps.sh
+	@PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
 test: system-deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
@@ -38,6 +42,13 @@ bench: $(VENV)/.installed-dev
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py
+
+# Installs "from nothing": both need root and the Debian mirror; see the scripts' headers.
+fresh-check:
+	bash scripts/fresh-check.sh
+
+pi-check:
+	bash scripts/pi-check.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info

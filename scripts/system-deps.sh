@@ -4,6 +4,9 @@
 # library, or clang without its sanitizer runtimes, installs fine and then cannot link).
 #
 #   probe          what it does (as the tests do)                       Debian packages
+#   venv           python3 -m venv with pip (Debian splits ensurepip out)  python3-venv
+#   c-extension    compile a C file against Python.h (the C kernel is a    gcc python3-dev
+#                  CPython extension, built by pip at install time)
 #   aarch64        link a static aarch64 hello, run it under qemu-aarch64  gcc-aarch64-linux-gnu
 #                                                                         libc6-dev-arm64-cross qemu-user
 #   libfuzzer      link a libFuzzer + ASan + UBSan target with clang, run it  clang libclang-rt-N-dev
@@ -21,6 +24,8 @@
 # skip with that reason, and pytest -ra lists them.
 #   scripts/system-deps.sh            probe, install what is missing, probe again
 #   scripts/system-deps.sh --check    probe only (exit 1 if any probe fails)
+#   scripts/system-deps.sh --python   only what making the .venv needs (venv, c-extension);
+#                                     `make demo` runs this before it creates .venv
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(dirname "$here")
@@ -42,6 +47,22 @@ clang_rt_pkg() {
 
 first_error() {  # the first line that says what went wrong, on one line
   { grep -m1 -E 'error|cannot|undefined' "$work/err" || head -n1 "$work/err"; } | head -c 200
+}
+
+probe_venv() {
+  PKGS="python3-venv"
+  "${PYTHON:-python3}" -c "import ensurepip, venv" 2>/dev/null ||
+    { WHY="${PYTHON:-python3} has no venv/ensurepip"; return 1; }
+}
+
+probe_c_extension() {
+  PKGS="gcc python3-dev"
+  command -v gcc >/dev/null || { WHY="no C compiler (gcc): the C kernel would not be built and the object would run on numpy"; return 1; }
+  local inc
+  inc=$("${PYTHON:-python3}" -c "import sysconfig; print(sysconfig.get_paths()['include'])")
+  printf '#include <Python.h>\nint main(void){return PY_MAJOR_VERSION != 3;}\n' >"$work/ext.c"
+  gcc -I"$inc" -c -o "$work/ext.o" "$work/ext.c" 2>"$work/err" ||
+    { WHY="cannot compile against Python.h ($inc): $(first_error)"; return 1; }
 }
 
 probe_aarch64() {
@@ -113,7 +134,11 @@ probe_systemd() {
   command -v systemd-analyze >/dev/null || { WHY="systemd-analyze not found (systemd)"; return 1; }
 }
 
-PROBES=(aarch64 libfuzzer avr simavr cortex-m systemd)
+PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd)
+if [ "${1:-}" = "--python" ]; then
+  PROBES=(venv c-extension)
+  shift
+fi
 
 run_probes() {  # sets FAILED (probe names), NEED (packages), prints one line per failure
   FAILED=() NEED=()
