@@ -51,4 +51,11 @@ mkdir -p "$(dirname "$dest")"
 cp -a "$pristine" "$dest"
 rm -f "$dest/.complete"
 cp /etc/resolv.conf "$dest/etc/resolv.conf"
+# The root trusts what this machine trusts: local CAs (e.g. a proxy's) join its bundle, which
+# pip is pointed at (PIP_CERT) like here.
+if ls /usr/local/share/ca-certificates/*.crt >/dev/null 2>&1; then
+  cp /usr/local/share/ca-certificates/*.crt "$dest/usr/local/share/ca-certificates/"
+  chroot "$dest" update-ca-certificates >/dev/null 2>&1 ||
+    echo "debian-root: update-ca-certificates failed in $dest" >&2
+fi
 echo "debian-root: $dest ($suite $arch, $(chroot "$dest" python3 --version))"

@@ -9,7 +9,7 @@
 # extras): a tool installed by hand on this machine is not in that root.
 #
 # What the root borrows from this machine, as every machine of this project's kind has it:
-# the package mirrors, and the PyTorch CPU wheel directory that pip finds through
+# the package mirrors (and the CAs this machine trusts for them), and the PyTorch CPU wheel directory that pip finds through
 # PIP_FIND_LINKS (torch==2.13.0 from the registry alone is a multi-GB CUDA build).
 # Output: the log in $LOG (default out/fresh-check.log) and the times of both commands.
 # KEEP=1 keeps the root for a look afterwards.
@@ -54,6 +54,7 @@ fi
 inside() {
   chroot "$root" /usr/bin/env -i HOME=/root TERM=dumb LANG=C.UTF-8 \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
     ${wheels:+PIP_FIND_LINKS=$wheels} "$@"
 }
 

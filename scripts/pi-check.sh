@@ -43,6 +43,7 @@ cp "$sdist" "$root/root/"
 inside() {  # inside QEMU_CPU COMMAND...
   local cpu=$1; shift
   QEMU_CPU=$cpu chroot "$root" /usr/bin/env -i HOME=/root LANG=C.UTF-8 QEMU_CPU="$cpu" \
+    PIP_CERT=/etc/ssl/certs/ca-certificates.crt PIP_DEFAULT_TIMEOUT=180 \
     PATH=/opt/lanthorn/bin:/usr/local/bin:/usr/bin:/bin "$@"
 }
 
