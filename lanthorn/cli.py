@@ -89,7 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         parser, module = _command_parser(name)
         args = parser.parse_args(rest)
-        return int(module.run(args) or 0)
+        code = int(module.run(args) or 0)
+        # Output shorter than the pipe buffer is still buffered here: flush it now, so a
+        # reader that has gone (`| head -1`) is met below and not by the interpreter's exit.
+        sys.stdout.flush()
+        return code
     except UserError as exc:
         print(f"lanthorn {name}: error: {exc}", file=sys.stderr)
         return exc.exit_code
