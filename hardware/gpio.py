@@ -14,6 +14,7 @@ from typing import Callable
 
 from .board import Board
 from .interfaces import PartError
+from lanthorn.errors import install_hint
 
 EDGES = ("rising", "falling", "both")
 
@@ -121,8 +122,7 @@ class LibraryPinFactory(PinFactory):
             self.gpio = importlib.import_module(board.gpio_module)
         except ModuleNotFoundError:
             raise PartError("gpio", f"{board.title} needs the {board.gpio_package} package "
-                                    f"(module {board.gpio_module}): pip install "
-                                    f"'lanthorn[{board.extra}]'") from None
+                                    f"(module {board.gpio_module}): {install_hint(board.extra)}") from None
         except RuntimeError as exc:  # RPi.GPIO raises this off a Pi or without /dev/gpiomem access
             raise PartError("gpio", f"{board.gpio_module} cannot run here ({exc}); add the user "
                                     f"to the 'gpio' group") from None

@@ -15,7 +15,7 @@ import os
 import sys
 
 from lanthorn import __version__
-from lanthorn.errors import UserError
+from lanthorn.errors import UserError, install_hint
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         if (exc.name or "").startswith("lanthorn"):
             raise  # our own module missing is a packaging bug, not a user mistake
         print(f"lanthorn {name}: error: this command needs the Python package {exc.name!r}; "
-              f"install the matching extra (see README, e.g. pip install 'lanthorn[host]')",
+              f"{install_hint('host')}",
               file=sys.stderr)
         return 2
 

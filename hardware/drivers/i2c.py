@@ -10,6 +10,7 @@ import threading
 from contextlib import contextmanager
 
 from ..interfaces import PartError
+from lanthorn.errors import install_hint
 
 WIRING_HINT = "check wiring (SDA/SCL, 3.3 V, GND), pull-ups and the address jumper"
 
@@ -24,8 +25,7 @@ def open_bus(bus, part: str):
     try:
         import smbus2
     except ModuleNotFoundError:
-        raise PartError(part, "needs the smbus2 package: install the board extra, "
-                              "e.g. pip install 'lanthorn[pi4]'") from None
+        raise PartError(part, "needs the smbus2 package: " + install_hint("board")) from None
     try:
         return smbus2.SMBus(bus), True
     except FileNotFoundError:

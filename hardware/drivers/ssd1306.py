@@ -11,6 +11,7 @@ import time
 
 from ..interfaces import Display, PartError
 from .i2c import WIRING_HINT
+from lanthorn.errors import install_hint
 
 
 class Ssd1306(Display):
@@ -25,8 +26,7 @@ class Ssd1306(Display):
             from luma.oled.device import ssd1306
             import luma.core.error as luma_error
         except ModuleNotFoundError:
-            raise PartError(name, "needs luma.oled: install the board extra, e.g. "
-                                  "pip install 'lanthorn[pi4]'") from None
+            raise PartError(name, "needs luma.oled: " + install_hint("board")) from None
         self._luma_error = luma_error.Error
         if reset is not None:
             reset.output(1)

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 from ..interfaces import DistanceSensor, PartError
 from .i2c import SMBusI2C, WIRING_HINT, bus_errors, open_bus
+from lanthorn.errors import install_hint
 
 OUT_OF_RANGE_MM = 8190
 
@@ -30,8 +31,8 @@ class VL53L0X(DistanceSensor):
         try:
             import adafruit_vl53l0x
         except ModuleNotFoundError:
-            raise PartError(name, "needs the adafruit-circuitpython-vl53l0x package: install the "
-                                  "board extra, e.g. pip install 'lanthorn[pi4]'") from None
+            raise PartError(name, "needs the adafruit-circuitpython-vl53l0x package: "
+                                  + install_hint("board")) from None
         self._bus, self._owned = open_bus(bus, name)
         self._bus_label = bus if isinstance(bus, int) else getattr(bus, "label", "?")
         self._last: float | None = None

@@ -15,6 +15,7 @@ import atexit
 import numpy as np
 
 from ..interfaces import LedStrip, PartError
+from lanthorn.errors import install_hint
 
 WS2812_HZ = 800_000
 PWM1_PINS = (13, 19)  # PWM channel 1; 12/18 are channel 0, 21 is PCM, 10 is SPI
@@ -28,7 +29,7 @@ class Ws2812Pwm(LedStrip):
         try:
             from rpi_ws281x import PixelStrip, ws
         except ModuleNotFoundError:
-            raise PartError(name, "needs the rpi_ws281x package: pip install 'lanthorn[pi4]'") from None
+            raise PartError(name, "needs the rpi_ws281x package: " + install_hint("pi4")) from None
         strip_type = getattr(ws, f"WS2811_STRIP_{order.upper()}", None)
         if strip_type is None:
             raise PartError(name, f"rpi_ws281x has no colour order {order!r}")

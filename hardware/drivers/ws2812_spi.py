@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ..interfaces import LedStrip, PartError
+from lanthorn.errors import install_hint
 
 BIT_PERIOD_S = 1.25e-6
 T0H_S = 0.35e-6
@@ -74,8 +75,7 @@ class Ws2812Spi(LedStrip):
         try:
             import spidev
         except ModuleNotFoundError:
-            raise PartError(self.name, "needs the spidev package: install the board extra, "
-                                       "e.g. pip install 'lanthorn[pi5]'") from None
+            raise PartError(self.name, "needs the spidev package: " + install_hint("pi5")) from None
         spi = spidev.SpiDev()
         try:
             spi.open(bus, device)

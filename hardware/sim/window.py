@@ -52,7 +52,7 @@ class LiveWindow:
         try:
             import pygame
         except ImportError:
-            raise WindowUnavailable("the live window needs pygame: pip install 'lanthorn[sim]'") from None
+            raise WindowUnavailable("the live window needs pygame: " + install_hint("sim")) from None
         self.pygame = pygame
         self.body = body
         self.renderer = renderer or Renderer()
