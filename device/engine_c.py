@@ -6,11 +6,12 @@ overlap share bytes; a reshape aliases its input) and serializes the graph into 
 CPython extension here, the static test driver under qemu-aarch64 and a microcontroller
 build, so all three run identical layer descriptions. The extension packs the weights for
 the chosen kernel variant once; ``run_quantized`` is then a single C call per inference,
-and ``run_float`` (used by ``model(x)``) the same call with the float32 input quantized and
-the output dequantized in C, with int8.py's exact float32 operations.
+and :meth:`CEngine.thin_call` gives the runtime ``model(x)`` and ``run_quantized(x)`` as one
+C call each, input conversion and output included, with int8.py's exact float32 operations.
 
 Engine protocol as :mod:`lanthorn.device.engine_ref`. Variant selection: the ``variant``
-argument, else ``LANTHORN_C_VARIANT`` (``scalar``, ``avx2``, ``neon``, ``neon-dotprod``),
+argument, else ``LANTHORN_C_VARIANT`` (``scalar``, ``avx2``, ``avx-vnni``, ``avx512-vnni``,
+``neon``, ``neon-dotprod``),
 else the fastest this CPU supports. Importing this module needs only numpy; the extension
 is imported by :class:`CEngine`, which raises ImportError when it is not built (the
 runtime then falls back to numpy).
@@ -34,7 +35,7 @@ ALIGN = 16
 OP_CODES = {"conv": 1, "dense": 2, "maxpool": 3, "avgpool": 4, "global_avgpool": 5, "add": 6,
             "concat": 7, "reshape": 8, "transpose": 9, "lut": 10, "gather": 11}
 DTYPE_CODES = {"int8": 1, "int32": 2}
-VARIANTS = {"scalar": 0, "avx2": 1, "neon": 2, "neon-dotprod": 3}
+VARIANTS = {"scalar": 0, "avx2": 1, "neon": 2, "neon-dotprod": 3, "avx-vnni": 4, "avx512-vnni": 5}
 
 
 class CKernelUnsupported(ImportError):
@@ -225,14 +226,31 @@ class CEngine:
         self._in_dt = [np.dtype(graph.tensors[n].dtype) for n in graph.inputs]
         self._out_shapes = [graph.tensors[n].shape for n in self.raw_outputs]
         self._i8 = np.dtype(np.int8)
-        ins, outs = graph.inputs, self.raw_outputs
-        #: ``run_float(x, out, softmax_row=0) -> bool``: the whole float call in C (quantize
-        #: float32 x as int8.quantize, run, dequantize into float32 out as int8.dequantize,
-        #: optionally subtract each row's max for a final softmax); False when x holds NaN
-        #: or infinity. None unless the graph has one int8 input and one int8 output.
-        self.run_float = self._m.run_float if (
-            len(ins) == 1 and len(outs) == 1 and graph.tensors[ins[0]].dtype == "int8"
-            and graph.tensors[outs[0]].dtype == "int8") else None
+
+    def thin_call(self, shapes, softmax_table=None, softmax_row: int = 0, release_gil: bool = True):
+        """``(call, call_raw)``: ``model(x)`` and ``run_quantized(x)`` of this one-input,
+        one-output graph as single C calls. ``call(x)`` takes numbers (float32, float64,
+        integers; quantized as int8.quantize) or token ids and returns float32 (dequantized,
+        or :func:`~lanthorn.device.graph.softmax_f32` over rows of ``softmax_row`` with
+        ``softmax_table``); ``call_raw(x)`` takes int8 or token ids and returns the raw int8
+        output. Both return NotImplemented for inputs they do not take as they are (not an
+        exact C-contiguous ndarray of one of ``shapes``, another dtype, NaN or infinity):
+        the caller's checked path then reshapes, copies or raises its one-line error.
+        None when the graph has not exactly one input and one int8 output."""
+        g = self.graph
+        if len(g.inputs) != 1 or len(self.raw_outputs) != 1 or \
+                g.tensors[self.raw_outputs[0]].dtype != "int8":
+            return None
+        shapes = tuple(dict.fromkeys(tuple(int(d) for d in s) for s in shapes))
+        self._m.set_call(np.ndarray, np.empty, shapes, tuple(self._out_shapes[0]),
+                         np.dtype(np.float32), self._i8, softmax_table, int(softmax_row),
+                         bool(release_gil))
+        return self._m.call, self._m.call_raw
+
+    def time_kernel(self, n: int) -> float:
+        """Seconds per run of the bare kernel (``lk_run`` only, n runs back to back on the
+        arena as the last call left it): the reference for the call-overhead figure."""
+        return self._m.time_kernel(n)
 
     def run_quantized(self, inputs, out=None) -> list[np.ndarray]:
         """int8 (or int32 index) inputs -> int8 raw outputs, by one C call. ``out`` (a list

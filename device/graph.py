@@ -323,31 +323,29 @@ def raw_outputs(graph: Graph) -> tuple[str, ...]:
     return tuple(out)
 
 
-def softmax_f32(x: np.ndarray, scale: float, zero_point: int, out: np.ndarray | None = None
-                ) -> np.ndarray:
+def softmax_table(scale) -> np.ndarray:
+    """``exp(-d * scale)`` in float32 for d = 0..255: every value a final softmax over int8
+    logits can exponentiate (see :func:`softmax_f32`). Made by numpy's ``exp`` once per
+    model, so the C kernel's thin call and the numpy engines look up the same bits."""
+    d = np.arange(256, dtype=np.float32)
+    return np.exp(np.multiply(np.negative(d), np.float32(scale)))
+
+
+def softmax_f32(x: np.ndarray, scale: float, zero_point: int = 0, out: np.ndarray | None = None,
+                table: np.ndarray | None = None) -> np.ndarray:
     """The final float softmax (over the last axis) of an int8 tensor, in float32.
-    ``out`` (float32, the shape of x) receives the result without allocating it;
-    ``scale``/``zero_point`` may be 0-d float32 arrays (cheapest for numpy to apply)."""
-    v = np.empty(np.shape(x), np.float32) if out is None else out
-    v[...] = x                           # int8 -> float32 (exact; a mixed-type ufunc is slower)
-    # x - z is an integer of magnitude <= 255: exact in float32, as the int32 difference is
-    np.subtract(v, np.asarray(zero_point, np.float32), out=v)
-    np.multiply(v, np.asarray(scale, np.float32), out=v)
-    if v.ndim == 1:                      # same values as the general case, fewer broadcasts
-        np.subtract(v, np.maximum.reduce(v), out=v)
-    else:
-        v -= np.maximum.reduce(v, axis=-1, keepdims=True)     # = v.max(...), without the wrapper
-    return softmax_exp_normalize(v)
 
-
-def softmax_exp_normalize(v: np.ndarray) -> np.ndarray:
-    """The last steps of :func:`softmax_f32`, in place: ``exp`` and divide by the row sums
-    of float32 ``v`` whose row maxima were already subtracted (the C kernel's ``run_float``
-    does the exact steps before; ``exp`` and the sum stay numpy's so every backend returns
-    the same bits: a C ``expf`` can differ from numpy's SIMD exp in the last bit)."""
-    np.exp(v, out=v)
-    if v.ndim == 1:
-        np.divide(v, np.add.reduce(v), out=v)
-    else:
-        v /= np.add.reduce(v, axis=-1, keepdims=True)
+    The definition every backend shares, bit for bit: with d = max(row) - x (an integer in
+    0..255; the zero point cancels, softmax being shift-invariant), e = exp(-d * scale) from
+    :func:`softmax_table`, the row sum added left to right in float32, then e / sum. A table
+    lookup and a sequential sum are what C reproduces exactly; numpy's own SIMD ``exp`` and
+    pairwise ``sum`` are not (and a call to them costs more than a 25k-MAC model here).
+    ``out`` (float32, the shape of x) receives the result; ``table`` skips the ``exp``.
+    """
+    x = np.asarray(x)
+    t = softmax_table(scale) if table is None else table
+    d = np.subtract(np.maximum.reduce(x, axis=-1, keepdims=True), x, dtype=np.intp)
+    v = np.empty(x.shape, np.float32) if out is None else out
+    np.take(t, d, out=v)
+    np.divide(v, np.add.accumulate(v, axis=-1)[..., -1:], out=v)
     return v

@@ -10,10 +10,14 @@ speed) and "reference" the readable specification itself (slow; for checking); `
 
 The C engine must provide ``engine_c.CEngine(graph)`` following the engine protocol
 described in :mod:`lanthorn.device.engine_ref` (``backend``, ``run_quantized(inputs)``).
-Its optional ``run_float`` makes ``model(x)`` one C call for a float32 input (quantize,
-run, dequantize; only numpy's ``exp`` and sum of a final softmax stay in Python, for
-identical bits): at these sizes the dozen numpy calls around the kernel cost more than
-the kernel itself (measured: temperament model 25 us -> 7 us per call on x86).
+Its optional ``thin_call`` makes ``model(x)`` and ``run_quantized(x)`` of a one-input,
+one-output model ONE C call for every input dtype (float, int8, integer token ids):
+convert x into the arena, run, and return the dequantized output or the final softmax
+(graph.softmax_f32, from a table of exp values numpy made at load, so the bits are the
+numpy engine's). At these sizes any Python around the kernel costs more than the kernel
+(measured on mlp_25k, x86: the kernel 0.8 us, the previous Python wrapper 2-3 us more).
+Inputs the thin call does not take as they are (another shape or type, a strided view,
+NaN) return NotImplemented from it and go through the checked path below.
 """
 from __future__ import annotations
 
@@ -29,12 +33,14 @@ from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, InputSpec, read_bundle
 from lanthorn.device.engine_numpy import MAGIC, NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import raw_outputs, softmax_exp_normalize, softmax_f32
+from lanthorn.device.graph import layer_macs, raw_outputs, softmax_f32, softmax_table
 from lanthorn.errors import UserError
 
 BACKENDS = ("auto", "numpy", "c", "reference")
+#: models above this many MACs release the GIL while the C kernel runs (other threads, e.g.
+#: the OLED renderer, go on); below it the release and re-acquire cost more than they free
+GIL_MACS = 200_000
 _warned_fallback = False
-_F32 = np.dtype(np.float32)
 
 
 class InputError(UserError):
@@ -107,19 +113,21 @@ class Model:
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
         self._out_q = [(np.array(t.scale, np.float32), np.array(t.zero_point, np.float32))
                        for t in self._raw]                 # 0-d: cheapest for numpy to apply
+        self._sm_table = [softmax_table(t.scale) if sm else None
+                          for t, sm in zip(self._raw, self._softmax)]
         spec = tuple(self.input_spec.shape) if self.input_spec else None
         self._alt_shape = [spec if spec and int(np.prod(spec)) == t.size else t.shape
                            for t in self._inputs]
-        # C engine, one int8 input and output: the whole float call is one C call (quantize,
-        # run, dequantize, the exact first steps of a final softmax); numpy's exp finishes it
-        c_float = getattr(self._engine, "run_float", None)
-        if c_float is not None and self._one_to_one and self._raw[0].shape:
-            self._c_float = c_float
-            self._c_shapes = (self._inputs[0].shape, self._alt_shape[0])
-            self._c_out = self._raw[0].shape
-            self._c_row = self._raw[0].shape[-1] if self._softmax[0] else 0
-        else:
-            self._c_float = None
+        # C engine, one input and one output: model(x) and run_quantized(x) are one C call
+        # each (None: the checked Python path below does all)
+        self._thin = self._thin_raw = None
+        thin = getattr(self._engine, "thin_call", None)
+        if thin is not None and self._one_to_one and self._raw[0].shape:
+            row = self._raw[0].shape[-1] if self._softmax[0] else 0
+            calls = thin((self._inputs[0].shape, self._alt_shape[0]), self._sm_table[0], row,
+                         release_gil=sum(layer_macs(layer, g) for layer in g.layers) > GIL_MACS)
+            if calls is not None:
+                self._thin, self._thin_raw = calls
 
     # metadata
     @property
@@ -186,26 +194,26 @@ class Model:
     def run_quantized(self, *xq):
         """int8 (or int32 index) inputs → raw int8 outputs (before any final softmax).
         One output → an array; several → a tuple."""
+        if self._thin_raw is not None and len(xq) == 1:
+            try:
+                y = self._thin_raw(xq[0])
+            except IndexError as exc:
+                raise InputError(f"bad input: {exc}") from None
+            if y is not NotImplemented:
+                return y
         outs = self._run(self._check(xq, quantized=True))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
     def __call__(self, *xs):
         """float32 inputs shaped as ``input_spec`` → dequantized float32 outputs (softmax
         applied if the model ends in one)."""
-        if self._c_float is not None and len(xs) == 1:
-            x = xs[0]
-            if type(x) is not np.ndarray or x.dtype is not _F32 or x.shape not in self._c_shapes:
-                x = self._check_one(x, self._inputs[0], quantized=False)  # raises or reshapes
-            if x.dtype == _F32:
-                out = np.empty(self._c_out, _F32)
-                try:
-                    finite = self._c_float(x, out, self._c_row)
-                except (BufferError, ValueError):       # not C-contiguous: copy once
-                    finite = self._c_float(np.ascontiguousarray(x), out, self._c_row)
-                if not finite:
-                    raise _not_finite(self._inputs[0])
-                return softmax_exp_normalize(out) if self._c_row else out
-            xs = (x,)                                   # other dtypes: numpy's quantizer below
+        if self._thin is not None and len(xs) == 1:
+            try:
+                y = self._thin(xs[0])
+            except IndexError as exc:
+                raise InputError(f"bad input: {exc}") from None
+            if y is not NotImplemented:
+                return y
         if len(xs) != len(self._inputs):
             self._check(xs, quantized=False)            # raises the one-line error
         if self._one_to_one:                            # the common case, with less Python
@@ -219,7 +227,7 @@ class Model:
             raw = self._run_float()[0]
             if self._softmax[0]:
                 s, z = self._out_q[0]
-                return softmax_f32(raw, s, z, out=self._fbuf[0]).copy()
+                return softmax_f32(raw, s, z, out=self._fbuf[0], table=self._sm_table[0]).copy()
             t = self._raw[0]
             return int8.dequantize(raw, t.scale, t.zero_point)
         for x, t, prep, alt in zip(xs, self._inputs, self._prep, self._alt_shape):
@@ -230,9 +238,9 @@ class Model:
                 x = x.reshape(t.shape)                       # input_spec shape: a view
             prep(x)
         outs = []
-        for raw, t, sm, buf, (s, z) in zip(self._run_float(), self._raw, self._softmax,
-                                           self._fbuf, self._out_q):
-            outs.append(softmax_f32(raw, s, z, out=buf).copy() if sm
+        for raw, t, sm, buf, (s, z), tab in zip(self._run_float(), self._raw, self._softmax,
+                                                self._fbuf, self._out_q, self._sm_table):
+            outs.append(softmax_f32(raw, s, z, out=buf, table=tab).copy() if sm
                         else int8.dequantize(raw, t.scale, t.zero_point))
         return outs[0] if len(outs) == 1 else tuple(outs)
 

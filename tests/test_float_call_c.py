@@ -1,6 +1,7 @@
-"""``model(x)`` on the C engine (one C call: quantize, run, dequantize, the exact first steps
-of a final softmax) returns the numpy backend's float32 outputs bit for bit, and refuses
-what the numpy path refuses with the same one-line error.
+"""``model(x)`` and ``run_quantized(x)`` on the C engine (the thin call: one C call each,
+input conversion, run, dequantization or the final softmax) return the numpy backend's
+outputs bit for bit for every input dtype, and refuse what the numpy path refuses with the
+same one-line error.
 
 The float call is where the C path's speed comes from at small sizes (the kernel runs a
 25k-MAC model in ~3 us; a dozen numpy calls around it cost ~20 us), so it is checked on the
@@ -87,14 +88,15 @@ def test_c_float_call_equals_numpy_bit_for_bit(seed, z, pow2, softmax, rowwise, 
     ref, cs = models(g)
     shape = g.tensors[g.inputs[0]].shape
     for m in cs:
-        assert m._c_float is not None, "the C float call should be used for this graph"
+        assert m._thin is not None, "the thin C call should be used for this graph"
     for _ in range(3):
         x = float_inputs(rng, shape, s, z, kind)
         want = ref(x)
         for m in cs:
             assert_same_bits(m(x), want)
         # other dtypes and layouts take numpy's quantizer or a contiguous copy: same bits
-        for alt in (x.astype(np.float64), np.asfortranarray(x), x[None]):
+        for alt in (x.astype(np.float64), np.asfortranarray(x), x[None],
+                    np.round(x / s).astype(np.int8), np.round(x / s).astype(np.int64)):
             for m in cs:
                 assert_same_bits(m(alt), ref(alt))
 
@@ -145,25 +147,42 @@ def test_wrong_shape_and_dtype_errors_unchanged():
             assert str(got.value) == str(want.value)
 
 
-def test_run_float_checks_its_buffers():
+def test_thin_call_declines_what_it_does_not_take():
+    """call/call_raw return NotImplemented (the runtime's checked path then answers) for
+    anything but an exact C-contiguous array of an accepted shape and dtype."""
     g = small_cnn(np.random.default_rng(4))
-    m = engine_c.CEngine(g)._m
-    x, out = np.zeros((8, 8, 3), np.float32), np.zeros(5, np.float32)
-    assert m.run_float(x, out) is True
-    with pytest.raises(ValueError, match="float32"):
-        m.run_float(x.astype(np.float64), out)
-    with pytest.raises(ValueError, match="float32"):
-        m.run_float(x, np.zeros(4, np.float32))
+    e = engine_c.CEngine(g)
+    call, raw = e.thin_call([(8, 8, 3)], None, 0)
+    x = np.zeros((8, 8, 3), np.float32)
+    assert call(x).dtype == np.float32 and call(x).shape == (5,)
+    assert raw(x.astype(np.int8)).dtype == np.int8
+    for bad in (np.zeros((8, 8, 6), np.float32)[:, :, ::2], np.zeros((8, 8, 2), np.float32),
+                x.tolist(), x.astype(np.float16), x.astype(bool), np.full((8, 8, 3), np.nan, np.float32)):
+        assert call(bad) is NotImplemented
+    assert raw(x) is NotImplemented                     # run_quantized takes int8 only
+    assert call(x) is not call(x)                       # a fresh array every call
     with pytest.raises(ValueError, match="divide"):
-        m.run_float(x, out, 3)
-    with pytest.raises((ValueError, BufferError), match="contiguous"):
-        m.run_float(np.zeros((8, 8, 6), np.float32)[:, :, ::2], out)
-    ro = np.zeros(5, np.float32)
-    ro.setflags(write=False)
-    with pytest.raises((ValueError, BufferError)):
-        m.run_float(x, ro)
-    with pytest.raises(TypeError):
-        m.run_float(x)
+        e.thin_call([(8, 8, 3)], np.zeros(256, np.float32), 3)
+
+
+def test_token_ids_take_the_thin_call_and_bad_ids_are_input_errors():
+    from kernel_graphs import one_layer
+    rng = np.random.default_rng(6)
+    table = rand_i8(rng, (11, 4))
+    g = one_layer("gather", [((3,), "int32", 1.0, 0)], (3, 4), 0, 0.1, {}, {"table": table})
+    ref, cs = models(g)
+    for m in cs:
+        assert m._thin is not None
+        for ids in (np.array([0, 10, 3]), np.array([0, 10, 3], np.int32), np.array([1, 2, 3], np.uint8)):
+            np.testing.assert_array_equal(m.run_quantized(ids), ref.run_quantized(ids))
+            assert_same_bits(m(ids), ref(ids))
+        with pytest.raises(InputError, match="bad input"):
+            m(np.array([0, 11, 3]))
+        with pytest.raises(InputError, match="bad input"):
+            m.run_quantized(np.array([-12, 1, 3]))
+        np.testing.assert_array_equal(m.run_quantized(np.array([-1, 1, 3])),   # from the end
+                                      ref.run_quantized(np.array([-1, 1, 3])))
+        assert_same_bits(m(np.array([4, 5, 6])), ref(np.array([4, 5, 6])))   # still running
 
 
 def test_fallback_warning_says_why(monkeypatch):

@@ -4,10 +4,11 @@
  * The kernel itself never allocates; this glue owns every buffer: an aligned copy of the
  * blob, the tensor/layer structs, packed weights, scratch and the activation arena, all
  * made once in Model(). Model.run() is then one call per inference: copy inputs into the
- * arena, run every layer with the GIL released, copy outputs out. Model.run_float() is the
- * float call a user makes (model(x)): it quantizes the float32 input straight into the
- * arena and dequantizes the output, with exactly lanthorn.device.int8's float32 operations,
- * so a 25k-MAC model costs one C call instead of a dozen numpy calls around it.
+ * arena, run every layer with the GIL released, copy outputs out. Model.call() and
+ * call_raw() are the calls a user makes (model(x), run_quantized(x)) as ONE C call each:
+ * the input converted straight into the arena with exactly lanthorn.device.int8's float32
+ * operations, the output dequantized or softmaxed, so a 25k-MAC model costs one C call
+ * instead of Python and numpy calls around it that took longer than the kernel.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -15,6 +16,7 @@
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "lk.h"
 #include "lk_internal.h"   /* lk_round_even, lk_clampf: the kernel's own int8.py arithmetic */
@@ -28,6 +30,13 @@ typedef struct {
     size_t packed_size, scratch_size;
     lk_model model;
     int busy;
+    /* The thin call (set_call): one int8-or-index input, one int8 output. */
+    int call_ready, release_gil, softmax_row, n_shapes;
+    int ndims[2];
+    Py_ssize_t shapes[2][LK_MAX_DIMS];   /* accepted input shapes (tensor, input_spec) */
+    PyObject *ndarray, *empty;           /* numpy.ndarray, numpy.empty */
+    PyObject *f_args[2], *q_args[2];     /* (out shape, float32), (out shape, int8) */
+    float exp_table[256];                /* graph.softmax_table: exp(-d * scale) */
 } ModelObject;
 
 /* 16-byte aligned allocation; the raw pointer is kept in *raw for freeing. */
@@ -41,6 +50,12 @@ static void *aligned(size_t n, void **raw)
 static void Model_dealloc(ModelObject *self)
 {
     for (int i = 0; i < 5; i++) PyMem_Free(self->mem[i]);
+    Py_XDECREF(self->ndarray);
+    Py_XDECREF(self->empty);
+    for (int i = 0; i < 2; i++) {
+        Py_XDECREF(self->f_args[i]);
+        Py_XDECREF(self->q_args[i]);
+    }
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
@@ -201,17 +216,6 @@ static void dequantize_f32(const int8_t *q, Py_ssize_t n, float scale, int32_t z
     for (Py_ssize_t i = 0; i < n; i++) y[i] = (float)((int32_t)q[i] - z) * scale;
 }
 
-/* y -= max(y) over each row of `row` elements (the first steps of graph.softmax_f32: the
- * max is exact and so is numpy's float32 subtraction, so the bits are numpy's). */
-static void subtract_row_max(float *y, Py_ssize_t n, Py_ssize_t row)
-{
-    for (Py_ssize_t r = 0; r + row <= n; r += row) {
-        float m = y[r];
-        for (Py_ssize_t i = 1; i < row; i++) m = y[r + i] > m ? y[r + i] : m;
-        for (Py_ssize_t i = 0; i < row; i++) y[r + i] -= m;
-    }
-}
-
 static int float_view(PyObject *obj, Py_buffer *view, size_t count, int writable, const char *what)
 {
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
@@ -226,66 +230,273 @@ static int float_view(PyObject *obj, Py_buffer *view, size_t count, int writable
     return 0;
 }
 
-static PyObject *Model_run_float(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* ------------------------------------------------------------------ the thin call
+ *
+ * model(x) and run_quantized(x) for a one-input, one-output model as ONE C call with
+ * no Python around the kernel but the argument itself: check x (exact numpy array,
+ * C-contiguous, an accepted shape, a dtype this path reads), convert it into the arena
+ * (quantize floats as int8.quantize, cast integers as numpy's unsafe cast does), run,
+ * and return a fresh output array (dequantized, or graph.softmax_f32 from the table of
+ * exp values made by numpy once at load, so every backend returns the same bits).
+ * Anything else -- another type, a strided view, NaN -- returns NotImplemented and the
+ * Python runtime takes its checked path, which reshapes or raises the one-line error.
+ */
+
+static int dims_match(const ModelObject *self, const Py_buffer *v)
 {
-    if (nargs != 2 && nargs != 3) {
-        PyErr_SetString(PyExc_TypeError, "run_float(x, out, softmax_row=0) takes 2 or 3 arguments");
-        return NULL;
+    for (int s = 0; s < self->n_shapes; s++) {
+        if (v->ndim != self->ndims[s]) continue;
+        int ok = 1;
+        for (int d = 0; d < v->ndim && ok; d++) ok = v->shape[d] == self->shapes[s][d];
+        if (ok) return 1;
     }
-    long row = 0;
-    if (nargs == 3) {
-        row = PyLong_AsLong(args[2]);
-        if (row == -1 && PyErr_Occurred()) return NULL;
+    return 0;
+}
+
+/* Element kind of a native numpy buffer format: 'f' float32, 'd' float64, 'i' an integer
+ * of `*size` bytes (signed), 'u' unsigned, 0 otherwise. */
+static char kind_of(const Py_buffer *v, int *size)
+{
+    const char *f = v->format;
+    if (f == NULL || f[0] == 0 || f[1] != 0) return 0;
+    *size = (int)v->itemsize;
+    switch (f[0]) {
+    case 'f': return v->itemsize == 4 ? 'f' : 0;
+    case 'd': return v->itemsize == 8 ? 'd' : 0;
+    case 'b': case 'h': case 'i': case 'l': case 'q': return 'i';
+    case 'B': case 'H': case 'I': case 'L': case 'Q': return 'u';
+    default: return 0;
     }
-    if (self->blob == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "Model is not initialised");
+}
+
+static int64_t int_at(const void *buf, Py_ssize_t i, char kind, int size)
+{
+    if (kind == 'i') {
+        switch (size) {
+        case 1: return ((const int8_t *)buf)[i];
+        case 2: return ((const int16_t *)buf)[i];
+        case 4: return ((const int32_t *)buf)[i];
+        default: return ((const int64_t *)buf)[i];
+        }
+    }
+    switch (size) {
+    case 1: return ((const uint8_t *)buf)[i];
+    case 2: return ((const uint16_t *)buf)[i];
+    case 4: return ((const uint32_t *)buf)[i];
+    default: return (int64_t)((const uint64_t *)buf)[i];
+    }
+}
+
+/* x -> the arena's input tensor. raw: run_quantized (int8 as is, or indices); else model(x)
+ * (numbers quantized as int8.quantize, or indices). 1 done, 0 not this path's input. */
+static int load_input(ModelObject *self, const Py_buffer *v, int raw)
+{
+    const lk_model *m = &self->model;
+    const lk_tensor *t = &m->tensors[m->inputs[0]];
+    const Py_ssize_t n = v->len / (v->itemsize ? v->itemsize : 1);
+    int size = 0;
+    const char kind = kind_of(v, &size);
+    uint8_t *dst = self->arena + t->offset;
+    if (kind == 0 || (size_t)n != tensor_bytes(t) / (t->dtype == LK_INT32 ? 4u : 1u)) return 0;
+    if (t->dtype == LK_INT32) {        /* indices: np.copyto(q, x, casting="unsafe") */
+        if (kind != 'i' && kind != 'u') return 0;
+        int32_t *q = (int32_t *)(void *)dst;
+        for (Py_ssize_t i = 0; i < n; i++) q[i] = (int32_t)(uint32_t)(uint64_t)int_at(v->buf, i, kind, size);
+        return 1;
+    }
+    if (raw) {                         /* run_quantized: int8 only */
+        if (!(kind == 'i' && size == 1)) return 0;
+        memcpy(dst, v->buf, (size_t)n);
+        return 1;
+    }
+    if (kind == 'f') return quantize_f32((const float *)v->buf, n, t->scale, t->zero_point,
+                                         (int8_t *)dst) == 0;
+    /* float64 and integers: numpy casts x to float32 first (casting="unsafe"), then divides */
+    const float lo = (float)(-128 - t->zero_point), hi = (float)(127 - t->zero_point);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        const float f = kind == 'd' ? (float)((const double *)v->buf)[i]
+                      : kind == 'i' ? (float)int_at(v->buf, i, kind, size)
+                                    : (float)(uint64_t)int_at(v->buf, i, kind, size);
+        if (!isfinite(f)) return 0;    /* NaN/inf (or a float64 beyond float32): checked path */
+        ((int8_t *)dst)[i] = (int8_t)((int32_t)lk_round_even(lk_clampf(f / t->scale, lo, hi)) + t->zero_point);
+    }
+    return 1;
+}
+
+/* graph.softmax_f32 over rows of `row` int8 values: e = table[max - q], the sum added left
+ * to right in float32 (np.add.accumulate's order), e / sum. */
+static void softmax_rows(const int8_t *q, Py_ssize_t n, Py_ssize_t row, const float *table, float *y)
+{
+    for (Py_ssize_t r = 0; r + row <= n; r += row) {
+        int32_t mx = q[r];
+        for (Py_ssize_t i = 1; i < row; i++) mx = q[r + i] > mx ? q[r + i] : mx;
+        float sum = 0.0f;
+        for (Py_ssize_t i = 0; i < row; i++) {
+            y[r + i] = table[mx - q[r + i]];
+            sum += y[r + i];
+        }
+        for (Py_ssize_t i = 0; i < row; i++) y[r + i] /= sum;
+    }
+}
+
+static PyObject *thin_call(ModelObject *self, PyObject *x, int raw)
+{
+    if (!self->call_ready || Py_TYPE(x) != (PyTypeObject *)self->ndarray || self->busy)
+        Py_RETURN_NOTIMPLEMENTED;
+    Py_buffer v;
+    if (PyObject_GetBuffer(x, &v, PyBUF_C_CONTIGUOUS | PyBUF_FORMAT) < 0) {
+        PyErr_Clear();                 /* a strided view: the checked path copies it */
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    if (!dims_match(self, &v) || !load_input(self, &v, raw)) {
+        PyBuffer_Release(&v);
+        Py_RETURN_NOTIMPLEMENTED;
+    }
+    PyBuffer_Release(&v);
+    PyObject *out = PyObject_Vectorcall(self->empty, raw ? self->q_args : self->f_args, 2, NULL);
+    if (out == NULL) return NULL;
+    Py_buffer y;
+    if (PyObject_GetBuffer(out, &y, PyBUF_WRITABLE) < 0) {
+        Py_DECREF(out);
         return NULL;
     }
     const lk_model *m = &self->model;
-    if (m->n_inputs != 1 || m->n_outputs != 1 || m->tensors[m->inputs[0]].dtype != LK_INT8 ||
+    const lk_tensor *to = &m->tensors[m->outputs[0]];
+    const int8_t *q = (const int8_t *)(self->arena + to->offset);
+    const Py_ssize_t n = (Py_ssize_t)tensor_bytes(to);
+    int rc;
+    self->busy = 1;
+    if (self->release_gil) {
+        Py_BEGIN_ALLOW_THREADS
+        rc = lk_run(m, self->arena, self->scratch);
+        Py_END_ALLOW_THREADS
+    } else {
+        rc = lk_run(m, self->arena, self->scratch);
+    }
+    self->busy = 0;
+    if (rc == LK_OK) {
+        if (raw) memcpy(y.buf, q, (size_t)n);
+        else if (self->softmax_row > 0) softmax_rows(q, n, self->softmax_row, self->exp_table, (float *)y.buf);
+        else dequantize_f32(q, n, to->scale, to->zero_point, (float *)y.buf);
+    }
+    PyBuffer_Release(&y);
+    if (rc != LK_OK) {
+        Py_DECREF(out);
+        if (rc == LK_ERR_INDEX) PyErr_SetString(PyExc_IndexError, "gather index out of range");
+        else PyErr_Format(PyExc_RuntimeError, "lanthorn C kernel: %s (code %d)", status_text(rc), rc);
+        return NULL;
+    }
+    return out;
+}
+
+static PyObject *Model_call(ModelObject *self, PyObject *x) { return thin_call(self, x, 0); }
+static PyObject *Model_call_raw(ModelObject *self, PyObject *x) { return thin_call(self, x, 1); }
+
+static int read_shape(PyObject *tup, Py_ssize_t *shape, int *ndim)
+{
+    if (!PyTuple_Check(tup) || PyTuple_GET_SIZE(tup) > LK_MAX_DIMS) {
+        PyErr_SetString(PyExc_ValueError, "a shape must be a tuple of at most 6 ints");
+        return -1;
+    }
+    *ndim = (int)PyTuple_GET_SIZE(tup);
+    for (int d = 0; d < *ndim; d++) {
+        shape[d] = PyLong_AsSsize_t(PyTuple_GET_ITEM(tup, d));
+        if (shape[d] == -1 && PyErr_Occurred()) return -1;
+    }
+    return 0;
+}
+
+static PyObject *Model_set_call(ModelObject *self, PyObject *args)
+{
+    PyObject *ndarray, *empty, *shapes, *out_shape, *f32, *i8, *table;
+    int row, release;
+    if (!PyArg_ParseTuple(args, "OOO!O!OOOip", &ndarray, &empty, &PyTuple_Type, &shapes,
+                          &PyTuple_Type, &out_shape, &f32, &i8, &table, &row, &release))
+        return NULL;
+    const lk_model *m = &self->model;
+    if (self->blob == NULL || m->n_inputs != 1 || m->n_outputs != 1 ||
         m->tensors[m->outputs[0]].dtype != LK_INT8) {
-        PyErr_SetString(PyExc_ValueError, "run_float needs a model with one int8 input and one "
-                        "int8 output (use run)");
+        PyErr_SetString(PyExc_ValueError, "the thin call needs one input and one int8 output");
         return NULL;
     }
-    if (self->busy) {
-        PyErr_SetString(PyExc_RuntimeError, "Model.run is not reentrant (one thread at a time)");
+    if (PyTuple_GET_SIZE(shapes) < 1 || PyTuple_GET_SIZE(shapes) > 2) {
+        PyErr_SetString(PyExc_ValueError, "one or two accepted input shapes");
         return NULL;
     }
-    const lk_tensor *ti = &m->tensors[m->inputs[0]], *to = &m->tensors[m->outputs[0]];
-    size_t n_in = tensor_bytes(ti), n_out = tensor_bytes(to);
+    for (Py_ssize_t s = 0; s < PyTuple_GET_SIZE(shapes); s++)
+        if (read_shape(PyTuple_GET_ITEM(shapes, s), self->shapes[s], &self->ndims[s]) < 0) return NULL;
+    self->n_shapes = (int)PyTuple_GET_SIZE(shapes);
+    const size_t n_out = tensor_bytes(&m->tensors[m->outputs[0]]);
     if (row < 0 || (row > 0 && n_out % (size_t)row != 0)) {
         PyErr_SetString(PyExc_ValueError, "softmax_row must divide the output size");
         return NULL;
     }
-    Py_buffer x, y;
-    if (float_view(args[0], &x, n_in, 0, "x") < 0) return NULL;
-    if (float_view(args[1], &y, n_out, 1, "out") < 0) {
-        PyBuffer_Release(&x);
+    if (row > 0) {
+        Py_buffer tb;
+        if (float_view(table, &tb, 256, 0, "table") < 0) return NULL;
+        memcpy(self->exp_table, tb.buf, sizeof self->exp_table);
+        PyBuffer_Release(&tb);
+    }
+    self->softmax_row = row;
+    self->release_gil = release;
+    PyObject *old[6] = {self->ndarray, self->empty, self->f_args[0], self->f_args[1],
+                        self->q_args[0], self->q_args[1]};
+    Py_INCREF(ndarray); Py_INCREF(empty); Py_INCREF(out_shape); Py_INCREF(out_shape);
+    Py_INCREF(f32); Py_INCREF(i8);
+    self->ndarray = ndarray;
+    self->empty = empty;
+    self->f_args[0] = out_shape;
+    self->f_args[1] = f32;
+    self->q_args[0] = out_shape;
+    self->q_args[1] = i8;
+    for (int i = 0; i < 6; i++) Py_XDECREF(old[i]);
+    self->call_ready = 1;
+    Py_RETURN_NONE;
+}
+
+static double now_s(void)
+{
+    struct timespec ts;
+#if defined(CLOCK_MONOTONIC)
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+#else
+    timespec_get(&ts, TIME_UTC);
+#endif
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+/* Seconds per lk_run over n back-to-back runs on the input the last call left (the bare
+ * kernel: no Python, no input conversion), for `lanthorn bench`'s call-overhead figure. */
+static PyObject *Model_time_kernel(ModelObject *self, PyObject *arg)
+{
+    const long n = PyLong_AsLong(arg);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || self->blob == NULL || self->busy) {
+        PyErr_SetString(PyExc_ValueError, "time_kernel(n) needs n >= 1 and an idle model");
         return NULL;
     }
-    int rc = LK_OK, finite;
+    /* the planner may reuse the input's bytes for later tensors: put the input back before
+     * every run (a memcpy of the input, which any call needs anyway) */
+    const lk_tensor *t = &self->model.tensors[self->model.inputs[0]];
+    const size_t n_in = self->model.n_inputs == 1 ? tensor_bytes(t) : 0;
+    void *saved = PyMem_Malloc(n_in ? n_in : 1);
+    if (saved == NULL) return PyErr_NoMemory();
+    memcpy(saved, self->arena + (n_in ? t->offset : 0), n_in);
+    int rc = LK_OK;
     self->busy = 1;
-    Py_BEGIN_ALLOW_THREADS
-    finite = quantize_f32((const float *)x.buf, (Py_ssize_t)n_in, ti->scale, ti->zero_point,
-                          (int8_t *)(self->arena + ti->offset)) == 0;
-    if (finite) {
-        rc = lk_run(m, self->arena, self->scratch);
-        if (rc == LK_OK) {
-            dequantize_f32((const int8_t *)(self->arena + to->offset), (Py_ssize_t)n_out,
-                           to->scale, to->zero_point, (float *)y.buf);
-            if (row > 0) subtract_row_max((float *)y.buf, (Py_ssize_t)n_out, row);
-        }
+    const double t0 = now_s();
+    for (long i = 0; i < n && rc == LK_OK; i++) {
+        memcpy(self->arena + (n_in ? t->offset : 0), saved, n_in);
+        rc = lk_run(&self->model, self->arena, self->scratch);
     }
-    Py_END_ALLOW_THREADS
+    const double t1 = now_s();
     self->busy = 0;
-    PyBuffer_Release(&x);
-    PyBuffer_Release(&y);
+    PyMem_Free(saved);
     if (rc != LK_OK) {
         PyErr_Format(PyExc_RuntimeError, "lanthorn C kernel: %s (code %d)", status_text(rc), rc);
         return NULL;
     }
-    return PyBool_FromLong(finite);
+    return PyFloat_FromDouble((t1 - t0) / (double)n);
 }
 
 static PyObject *Model_get_variant(ModelObject *self, void *closure)
@@ -311,10 +522,15 @@ static PyObject *Model_get_memory(ModelObject *self, void *closure)
 static PyMethodDef Model_methods[] = {
     {"run", (PyCFunction)Model_run, METH_VARARGS,
      "run(inputs, outputs): copy inputs into the arena, run every layer, fill outputs."},
-    {"run_float", (PyCFunction)(void (*)(void))Model_run_float, METH_FASTCALL,
-     "run_float(x, out, softmax_row=0) -> bool: float32 x -> quantize -> run -> dequantize "
-     "into float32 out (then, if softmax_row > 0, subtract each row's max). False (and "
-     "nothing run) when x holds NaN or infinity."},
+    {"call", (PyCFunction)Model_call, METH_O,
+     "call(x): model(x) in one C call -> float32 output, or NotImplemented (take the checked path)."},
+    {"call_raw", (PyCFunction)Model_call_raw, METH_O,
+     "call_raw(x): run_quantized(x) in one C call -> int8 output, or NotImplemented."},
+    {"set_call", (PyCFunction)Model_set_call, METH_VARARGS,
+     "set_call(ndarray, empty, shapes, out_shape, float32, int8, exp_table, softmax_row, "
+     "release_gil): enable call/call_raw."},
+    {"time_kernel", (PyCFunction)Model_time_kernel, METH_O,
+     "time_kernel(n) -> seconds per lk_run on the last call's input, n runs back to back."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef Model_getset[] = {
@@ -383,6 +599,8 @@ PyMODINIT_FUNC PyInit__lk(void)
     PyModule_AddIntConstant(m, "AVX2", LK_VARIANT_AVX2);
     PyModule_AddIntConstant(m, "NEON", LK_VARIANT_NEON);
     PyModule_AddIntConstant(m, "NEON_DOTPROD", LK_VARIANT_NEON_DOTPROD);
+    PyModule_AddIntConstant(m, "AVX_VNNI", LK_VARIANT_AVX_VNNI);
+    PyModule_AddIntConstant(m, "AVX512_VNNI", LK_VARIANT_AVX512_VNNI);
     PyModule_AddIntConstant(m, "N_VARIANTS", LK_N_VARIANTS);
     return m;
 }

@@ -2,7 +2,8 @@
  * lk.h -- the lanthorn int8 kernel: a graph interpreter over lanthorn's int8 IR.
  *
  * One portable C11 code base runs the same bits everywhere: the CPython extension on a
- * laptop or a Raspberry Pi (with AVX2 / NEON / NEON+dotprod variants chosen at run time),
+ * laptop or a Raspberry Pi (with AVX2 / AVX-VNNI / AVX-512 VNNI / NEON / NEON+dotprod variants
+ * chosen at run time),
  * a static test driver under qemu-aarch64, and a microcontroller (Cortex-M) build.
  * The arithmetic is lanthorn.device.int8 (onnxruntime's), reproduced bit for bit; the
  * numpy reference engine (lanthorn.device.engine_ref) is the specification.
@@ -95,7 +96,9 @@ enum lk_variant {
     LK_VARIANT_AVX2 = 1,         /* x86-64 with AVX2 (int16 madd) */
     LK_VARIANT_NEON = 2,         /* aarch64 Advanced SIMD (int16 multiply-accumulate) */
     LK_VARIANT_NEON_DOTPROD = 3, /* aarch64 with SDOT (armv8.2-a+dotprod, e.g. Pi 5) */
-    LK_N_VARIANTS = 4
+    LK_VARIANT_AVX_VNNI = 4,     /* x86-64 with AVX-VNNI (256-bit vpdpbusd, e.g. Alder Lake) */
+    LK_VARIANT_AVX512_VNNI = 5,  /* x86-64 with AVX-512 VNNI (512-bit vpdpbusd) */
+    LK_N_VARIANTS = 6
 };
 
 /* An activation tensor: a region of the arena, channels-last, per-tensor quantization. */
@@ -163,7 +166,8 @@ int lk_run(const lk_model *m, uint8_t *arena, void *scratch);
 /* Run-time CPU feature detection (always true for LK_VARIANT_SCALAR). */
 int lk_variant_supported(int variant);
 int lk_best_variant(void);
-const char *lk_variant_name(int variant);  /* "c-scalar", "c-avx2", "c-neon", "c-neon-dotprod" */
+const char *lk_variant_name(int variant);  /* "c-scalar", "c-avx2", "c-avx-vnni",
+                                               "c-avx512-vnni", "c-neon", "c-neon-dotprod" */
 
 #ifdef __cplusplus
 }

@@ -19,6 +19,15 @@
 #error "lanthorn's kernel must not be built with -ffast-math (it breaks exact rounding)"
 #endif
 
+/* Whether this compiler can emit the x86 VNNI variants (lk_vnni.c): GCC >= 11, clang >= 12.
+ * Older ones still build AVX2; the VNNI variants then report "unsupported". */
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__) && \
+    ((defined(__clang__) && __clang_major__ >= 12) || (!defined(__clang__) && __GNUC__ >= 11))
+#define LK_X86_VNNI 1
+#else
+#define LK_X86_VNNI 0
+#endif
+
 /* Round half to even for |v| <= 2**22 (callers clamp first), in the default rounding
  * mode, without libm: adding and subtracting 1.5 * 2**23 leaves v's integer part in the
  * float32 mantissa, rounded by the FPU's own round-to-nearest-even. Where float
@@ -164,7 +173,7 @@ int lk_transpose(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_gather(const lk_model *m, const lk_layer *L, uint8_t *arena);
 
-/* Packed-weight SIMD paths (lk_simd.c dispatches to the per-ISA files). */
+/* Packed-weight SIMD paths (lk_simd.c; the VNNI tiles live in lk_vnni.c, see lk_x86.h). */
 size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant);
 void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf);
 size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant);

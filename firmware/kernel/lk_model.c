@@ -273,6 +273,16 @@ int lk_variant_supported(int variant)
     case LK_VARIANT_AVX2:
         __builtin_cpu_init();
         return __builtin_cpu_supports("avx2");
+#if LK_X86_VNNI   /* lk_vnni.c; the compiler's CPU check includes the OS's AVX state */
+    case LK_VARIANT_AVX_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avxvnni");
+    case LK_VARIANT_AVX512_VNNI:
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+               __builtin_cpu_supports("avx512vnni");
+#endif
 #endif
 #if defined(__aarch64__)
     case LK_VARIANT_NEON:
@@ -292,7 +302,8 @@ int lk_variant_supported(int variant)
 
 int lk_best_variant(void)
 {
-    static const int order[] = {LK_VARIANT_NEON_DOTPROD, LK_VARIANT_NEON, LK_VARIANT_AVX2};
+    static const int order[] = {LK_VARIANT_NEON_DOTPROD, LK_VARIANT_NEON, LK_VARIANT_AVX512_VNNI,
+                                LK_VARIANT_AVX_VNNI, LK_VARIANT_AVX2};
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
         if (lk_variant_supported(order[i])) return order[i];
     return LK_VARIANT_SCALAR;
@@ -303,6 +314,8 @@ const char *lk_variant_name(int variant)
     switch (variant) {
     case LK_VARIANT_SCALAR: return "c-scalar";
     case LK_VARIANT_AVX2: return "c-avx2";
+    case LK_VARIANT_AVX_VNNI: return "c-avx-vnni";
+    case LK_VARIANT_AVX512_VNNI: return "c-avx512-vnni";
     case LK_VARIANT_NEON: return "c-neon";
     case LK_VARIANT_NEON_DOTPROD: return "c-neon-dotprod";
     default: return "unknown";

@@ -22,6 +22,9 @@
  *     reads its pixels in place and others copy whole kernel rows; the offset is folded
  *     into the bias: acc = (bias - (zx + 128) * sum(w)) + sum((x + 128) * w). vpmaddubsw
  *     pair sums are at most 2 * 255 * 64 = 32640, so they never saturate.
+ *   MODE_VNNI, MODE_VNNI512 (AVX-VNNI / AVX-512 VNNI, any int8 weights): MODE_U8S8's
+ *     layout and input (blocks of 8 / 16 outputs), summed by vpdpbusd in lk_vnni.c, which
+ *     never saturates: exact for full-range weights too.
  *   MODE_I16   (AVX2, any int8 weights): the same tiles over int16 -- weights [N/8][K/2][8][2],
  *     input int16 x - zx (padding 0), one vpmaddwd of a broadcast input pair adds 2
  *     products to each of 8 output lanes; pair sums <= 2 * 255 * 128 never overflow.
@@ -39,11 +42,7 @@
  * the file builds with baseline flags and lk_variant_supported() decides at run time.
  */
 #include "lk_internal.h"
-
-#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
-#define LK_X86 1
-#include <immintrin.h>
-#endif
+#include "lk_x86.h"   /* LK_X86, the shared AVX2 requantization, the VNNI tiles (lk_vnni.c) */
 #if defined(__aarch64__) && defined(__GNUC__)
 #define LK_ARM 1
 #include <arm_neon.h>
@@ -82,20 +81,27 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
 }
 #else /* the SIMD variants */
 
-enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4, MODE_SDOT = 5 };
+enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4, MODE_SDOT = 5,
+       MODE_VNNI = 6, MODE_VNNI512 = 7 };
 enum { HEADER = 16 };
 
 static int32_t kpad(int32_t k) { return (k + 31) & ~31; }
 /* Tile geometry (MODE_U8S8, MODE_I16, MODE_SDOT): outputs per block, and the number of
  * 4-byte input groups per row (4 int8 k, or 2 int16 k for MODE_I16). */
-static int tiled(int mode) { return mode == MODE_U8S8 || mode == MODE_SDOT || mode == MODE_I16; }
-static int32_t tile_bw(int mode) { return mode == MODE_SDOT ? 4 : 8; }
+static int tiled(int mode)
+{
+    return mode == MODE_U8S8 || mode == MODE_SDOT || mode == MODE_I16 || mode == MODE_VNNI ||
+           mode == MODE_VNNI512;
+}
+/* Modes whose input is uint8 x + 128 (the offset folded into the bias). */
+static int u8_input(int mode) { return mode == MODE_U8S8 || mode == MODE_VNNI || mode == MODE_VNNI512; }
+static int32_t tile_bw(int mode) { return mode == MODE_SDOT ? 4 : mode == MODE_VNNI512 ? 16 : 8; }
 static int32_t esz(int mode) { return mode == MODE_I16 ? 2 : 1; }  /* bytes per input value */
 static int32_t tile_k4(int mode, int32_t k)
 {
     if (mode == MODE_I8) return kpad(k) / 4;                     /* patch = one dot row */
     if (mode == MODE_I16) return (k + 1) / 2;
-    return mode == MODE_U8S8 ? (k + 3) / 4 : (k + 15) / 16 * 4;  /* SDOT reads 16 bytes */
+    return u8_input(mode) ? (k + 3) / 4 : (k + 15) / 16 * 4;  /* SDOT reads 16 bytes */
 }
 /* Convs that pad their input once per layer and gather kernel rows (conv_tiled). */
 static int padded_conv(int mode) { return tiled(mode) || mode == MODE_I8; }
@@ -106,6 +112,9 @@ static int variant_has_simd(int variant)
 {
 #if LK_X86
     if (variant == LK_VARIANT_AVX2) return 1;
+#if LK_X86_VNNI
+    if (variant == LK_VARIANT_AVX_VNNI || variant == LK_VARIANT_AVX512_VNNI) return 1;
+#endif
 #endif
 #if LK_ARM
     if (variant == LK_VARIANT_NEON || variant == LK_VARIANT_NEON_DOTPROD) return 1;
@@ -137,6 +146,8 @@ static int pack_mode(const lk_model *m, const lk_layer *L, int variant, int32_t 
     }
     if (!gemm) return MODE_NONE;
     if (variant == LK_VARIANT_NEON_DOTPROD) return MODE_SDOT;
+    if (variant == LK_VARIANT_AVX_VNNI) return MODE_VNNI;         /* any int8 weights */
+    if (variant == LK_VARIANT_AVX512_VNNI) return MODE_VNNI512;
     if (variant != LK_VARIANT_AVX2) return MODE_I8;
     const size_t n = (size_t)*N * (size_t)*K;
     for (size_t i = 0; i < n; i++)
@@ -149,7 +160,8 @@ size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
     int32_t N = 0, K = 0;
     const int mode = pack_mode(m, L, variant, &N, &K);
     switch (mode) {
-    case MODE_U8S8: case MODE_SDOT: case MODE_I16:   /* tiles, bias and mult per block */
+    case MODE_U8S8: case MODE_SDOT: case MODE_I16: case MODE_VNNI: case MODE_VNNI512:
+        /* tiles, bias and mult per block */
         return HEADER + (size_t)(tile_nb(mode, N) * tile_bw(mode)) * 4u * (size_t)tile_k4(mode, K)
                + 2u * 4u * (size_t)(tile_nb(mode, N) * tile_bw(mode));
     case MODE_I8:
@@ -166,7 +178,8 @@ size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
     int32_t N = 0, K = 0;
     const int mode = pack_mode(m, L, variant, &N, &K);
     switch (mode) {
-    case MODE_U8S8: case MODE_SDOT: case MODE_I8: case MODE_I16: /* padded input, 4 patches */
+    case MODE_U8S8: case MODE_SDOT: case MODE_I8: case MODE_I16: case MODE_VNNI: case MODE_VNNI512:
+        /* padded input, 4 patches */
         if (L->op == LK_OP_CONV && padded_conv(mode)) {
             const lk_tensor *X = &m->tensors[L->in[0]];
             const size_t hp = (size_t)(X->shape[0] + L->pad_t + L->pad_b);
@@ -201,7 +214,7 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
     if (tiled(mode)) {   /* [N/BW][K4][BW outputs][4 k], bias folded, padded mult */
         const int32_t K4 = tile_k4(mode, K), BW = tile_bw(mode), NP = tile_nb(mode, N) * BW;
         const int32_t zx = mode == MODE_I16 ? 0   /* int16 patches hold x - zx already */
-                         : m->tensors[L->in[0]].zero_point + (mode == MODE_U8S8 ? 128 : 0);
+                         : m->tensors[L->in[0]].zero_point + (u8_input(mode) ? 128 : 0);
         const int32_t per = 4 / esz(mode);     /* k values per 4-byte lane */
         int8_t *t = (int8_t *)w;
         int16_t *t16 = (int16_t *)(void *)w;
@@ -266,27 +279,6 @@ static inline int32_t hsum1_avx2(__m256i a)
 /* u8 x s8 -> int32 lanes: vpmaddubsw (pairs, exact for |w| <= 64) then vpmaddwd by 1 */
 #define MADD8(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(x, w), ones))
 
-/* lk_requant on the 8 lanes of one output block: the same float32 multiply, clamp,
- * round half to even (vcvtps2dq in the default rounding mode), zero-point add. */
-__attribute__((target("avx2")))
-static inline void requant8_avx2(__m256i acc, const int32_t *bias, const float *mult, __m256 vlo,
-                                 __m256 vhi, __m256i vz, int8_t *y, int32_t count)
-{
-    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, LD(bias))),
-                             _mm256_loadu_ps(mult));
-    v = _mm256_min_ps(_mm256_max_ps(v, vlo), vhi);
-    const __m256i q = _mm256_add_epi32(_mm256_cvtps_epi32(v), vz);
-    const __m128i q16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256(q, 1));
-    const __m128i q8 = _mm_packs_epi16(q16, q16);
-    if (count == 8) {
-        _mm_storel_epi64((__m128i *)(void *)y, q8);
-    } else {
-        int8_t tmp[16];
-        _mm_storeu_si128((__m128i *)(void *)tmp, q8);
-        memcpy(y, tmp, (size_t)count);
-    }
-}
-
 /* One tile: P pixels (patches xs[p], 4*K4 bytes each) x NBT blocks of 8 outputs starting
  * at block nb; requantized into ys[p][8*nb ...]. WIDE selects MODE_I16 (int16 pairs,
  * vpmaddwd) over MODE_U8S8 (uint8 x int8 quads, vpmaddubsw + vpmaddwd). P, NBT and WIDE are
@@ -324,7 +316,7 @@ static inline void avx2_tile(const uint8_t *const *xs, const int P, const int8_t
     for (int p = 0; p < P; p++)
         for (int j = 0; j < NBT; j++) {
             const int32_t n0 = 8 * (nb + j), count = N - n0 < 8 ? N - n0 : 8;
-            requant8_avx2(a[p][j], bias + n0, mult + n0, vlo, vhi, vz, ys[p] + n0, count);
+            lk_requant8_avx2(a[p][j], bias + n0, mult + n0, vlo, vhi, vz, ys[p] + n0, count);
         }
 }
 
@@ -584,11 +576,35 @@ static void neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
 }
 #endif
 
+#if LK_X86 && LK_X86_VNNI
+/* MODE_VNNI / MODE_VNNI512: lk_vnni.c's tiles on this layer's packed operands. */
+static void vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys)
+{
+    const int mode = packed_mode(L);
+    const int32_t K4 = tile_k4(mode, K), NP = tile_nb(mode, N) * tile_bw(mode);
+    lk_vnni_args a;
+    a.tiles = (const int8_t *)packed_w(L);
+    a.bias = (const int32_t *)(const void *)(a.tiles + (size_t)NP * 4u * (size_t)K4);
+    a.mult = (const float *)(const void *)(a.bias + NP);
+    a.K4 = K4;
+    a.N = N;
+    a.lo = (float)(L->act_min - zy);
+    a.hi = (float)(L->act_max - zy);
+    a.zy = zy;
+    if (mode == MODE_VNNI512) lk_avx512vnni_pixels(xs, P, &a, ys);
+    else lk_avxvnni_pixels(xs, P, &a, ys);
+}
+#endif
+
 static tile_fn tile_kernel(int mode)
 {
 #if LK_X86
     if (mode == MODE_U8S8) return u8s8_pixels;
     if (mode == MODE_I16) return i16_pixels;
+#if LK_X86_VNNI
+    if (mode == MODE_VNNI || mode == MODE_VNNI512) return vnni_pixels;
+#endif
 #endif
 #if LK_ARM
     if (mode == MODE_SDOT) return sdot_pixels;
@@ -616,7 +632,7 @@ static void requant_row(int variant, const lk_layer *L, const int32_t *acc, cons
                         int32_t N, int32_t zy, int8_t *y)
 {
 #if LK_X86
-    if (variant == LK_VARIANT_AVX2) { requant_avx2(L, acc, bias, N, zy, y); return; }
+    if (lk_x86_simd(variant)) { requant_avx2(L, acc, bias, N, zy, y); return; }
 #endif
     (void)variant;
     const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
@@ -634,7 +650,7 @@ static void put_pixel(int mode, void *patch, size_t at, const int8_t *xp, int32_
         else for (int32_t c = 0; c < C; c++) p[c] = 0;
     } else {
         uint8_t *p = (uint8_t *)patch + at;
-        const uint8_t flip = mode == MODE_U8S8 ? 0x80u : 0u;
+        const uint8_t flip = u8_input(mode) ? 0x80u : 0u;
         if (xp) for (int32_t c = 0; c < C; c++) p[c] = (uint8_t)xp[c] ^ flip;
         else memset(p, (uint8_t)zx ^ flip, (size_t)C);
     }
@@ -683,7 +699,7 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     for (int32_t oy = 0; oy < g.OH; oy++)
         for (int32_t ox = 0; ox < g.OW; ox++) {
 #if LK_X86
-            if (m->variant == LK_VARIANT_AVX2) {
+            if (lk_x86_simd(m->variant)) {
                 depthwise_avx2(&g, x, zx, w, oy, ox, acc);
                 requant_row(m->variant, L, acc, L->bias, C, Y->zero_point,
                             y + ((size_t)oy * g.OW + ox) * C);
@@ -730,7 +746,7 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
             for (int32_t k = 0; k < width; k++) dst[k] = (int16_t)(src[k] - zx);
         }
     } else {
-        const uint8_t flip = mode == MODE_U8S8 ? 0x80u : 0u;
+        const uint8_t flip = u8_input(mode) ? 0x80u : 0u;
         memset(xp, (uint8_t)zx ^ flip, (size_t)Hp * row + 64u);
         for (int32_t i = 0; i < g->H; i++) {
             const int8_t *restrict src = x + (size_t)i * width;
@@ -817,7 +833,7 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
 #if LK_X86
     const lk_tensor *A = &m->tensors[L->in[0]], *B = &m->tensors[L->in[1]], *Y = &m->tensors[L->out];
     const int32_t n = lk_tensor_size(Y);
-    if (m->variant == LK_VARIANT_AVX2 && lk_tensor_size(B) == n && __builtin_cpu_supports("fma")) {
+    if (lk_x86_simd(m->variant) && lk_tensor_size(B) == n && __builtin_cpu_supports("fma")) {
         const float ra = A->scale / Y->scale, rb = B->scale / Y->scale;
         const float fixed = (float)Y->zero_point -
                             (ra * (float)A->zero_point + rb * (float)B->zero_point);
