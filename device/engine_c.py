@@ -247,10 +247,12 @@ class CEngine:
                          bool(release_gil))
         return self._m.call, self._m.call_raw
 
-    def time_kernel(self, n: int) -> float:
-        """Seconds per run of the bare kernel (``lk_run`` only, n runs back to back on the
-        arena as the last call left it): the reference for the call-overhead figure."""
-        return self._m.time_kernel(n)
+    def time_kernel(self, xq, n: int = 1) -> float:
+        """Seconds per run of the bare kernel (``lk_run`` on the int8 or index input ``xq``,
+        copied into the arena before each of n runs back to back, timed in C): what
+        ``lanthorn bench`` subtracts from a call to show the call's own overhead."""
+        x = np.ascontiguousarray(xq, dtype=self._in_dt[0])
+        return self._m.time_kernel(x, int(n))
 
     def run_quantized(self, inputs, out=None) -> list[np.ndarray]:
         """int8 (or int32 index) inputs -> int8 raw outputs, by one C call. ``out`` (a list

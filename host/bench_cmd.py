@@ -6,7 +6,15 @@ ratios stay meaningful), single-thread batch-1 latency of:
   ort_float  onnxruntime on the float32 ONNX model
   ort_int8   onnxruntime on the QDQ twin (the oracle, and the speed target)
   numpy      lanthorn's numpy path (``load(..., backend="numpy")``)
-  c          lanthorn's C kernel (``backend="c"``), or "n/a" when it is not built
+  c          lanthorn's C kernel (``backend="c"``: the variant this CPU picks), or "n/a"
+             when it is not built
+  c:VARIANT  the C kernel at each other instruction level this CPU runs (e.g. c:c-avx2 on
+             a CPU whose pick is c-avx512-vnni; ``--variants all`` adds c-scalar), so the
+             targets are judged per level
+
+The call overhead (printed per model, judged on models <= 100k MACs): the median of
+``model(x)`` and of ``run_quantized(x)`` on the C path minus the median of the bare kernel
+(``lk_run`` alone on the same input, timed in C), measured interleaved in the same run.
 
 Every path is timed on the call a user makes: float input in, float output out (for our
 engine ``model(x)``, which quantizes, runs the int8 graph, dequantizes / applies the final
@@ -55,6 +63,10 @@ MODES = {"full": (12.0, 100, 20, 8), "quick": (1.5, 10, 3, 3)}
 
 
 def add_arguments(parser):
+    parser.add_argument("--variants", default="simd", help="C kernel variants to time beside "
+                        "the one this CPU picks: 'simd' (every SIMD level it runs, default), "
+                        "'all' (also c-scalar), 'best' (only the pick) or a comma list such as "
+                        "avx2,avx512-vnni")
     parser.add_argument("--json", metavar="FILE", help="also write every figure and the machine "
                         "info as JSON to FILE")
     parser.add_argument("--quick", action="store_true", help="shorter timing (~15 s for the suite)")
@@ -194,10 +206,14 @@ def _session(model_bytes):
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
-def _load_ours(bundle, backend):
-    """(model, None) or (None, reason) when the backend is unavailable."""
+def _load_ours(bundle, backend, variant=None):
+    """(model, None) or (None, reason) when the backend is unavailable. ``variant``: a C
+    kernel variant name, chosen the documented way (LANTHORN_C_VARIANT) for this load."""
     from lanthorn.device.runtime import load
+    saved = os.environ.get("LANTHORN_C_VARIANT")
     try:
+        if variant:
+            os.environ["LANTHORN_C_VARIANT"] = variant
         return load(bundle, backend=backend), None
     except UserError as exc:
         if backend == "c" and "not available" in str(exc):
@@ -205,6 +221,67 @@ def _load_ours(bundle, backend):
         return None, f"failed to load: {exc}"
     except Exception as exc:  # a half-built kernel must not hide the other figures
         return None, f"failed to load: {type(exc).__name__}: {exc}"
+    finally:
+        if variant:
+            if saved is None:
+                os.environ.pop("LANTHORN_C_VARIANT", None)
+            else:
+                os.environ["LANTHORN_C_VARIANT"] = saved
+
+
+def c_variants(choice: str) -> list[str]:
+    """The extra C variants to time (backend names), besides the one the CPU picks."""
+    try:
+        from lanthorn.device import engine_c
+        from lanthorn.device.kernel_ext import _lk
+        have = engine_c.available_variants()
+        best = _lk.variant_name(_lk.best_variant())
+    except ImportError:
+        return []
+    if choice == "best":
+        return []
+    if choice in ("simd", "all"):
+        return [v for v in have if v != best and (choice == "all" or v != "c-scalar")]
+    wanted = [f"c-{w.strip().removeprefix('c-')}" for w in choice.split(",") if w.strip()]
+    bad = [w for w in wanted if w not in have]
+    if bad:
+        raise UserError(f"--variants: {', '.join(bad)} not available on this CPU "
+                        f"(available: {', '.join(have)})")
+    return [w for w in wanted if w != best]
+
+
+def path_names(m: dict) -> list[str]:
+    """The model's paths in table order: the fixed ones, then c:VARIANT ones."""
+    return list(PATHS) + [p for p in m["paths"] if p not in PATHS]
+
+
+def call_overhead(model, x, xq, settings: dict) -> dict:
+    """The thin call's cost over the bare kernel, in one interleaved run: the medians of
+    ``model(x)``, ``model.run_quantized(xq)`` and ``lk_run`` alone (timed in C on xq)."""
+    eng = model._engine
+    kernel, call, raw = [], [], []
+    clock = time.perf_counter_ns
+    for _ in range(max(1, settings["warmup"])):
+        model(x), model.run_quantized(xq), eng.time_kernel(xq, 1)
+    rounds = 25 if settings["reps"] is None else 1
+    per = max(1, settings["reps"] or int(2e4 // max(1.0, 1e6 * eng.time_kernel(xq, 20))))
+    per = min(per, 400)
+    for _ in range(rounds):
+        for _ in range(per):
+            kernel.append(eng.time_kernel(xq, 1) * 1e9)
+        for _ in range(per):
+            t0 = clock()
+            model(x)
+            call.append(clock() - t0)
+        for _ in range(per):
+            t0 = clock()
+            model.run_quantized(xq)
+            raw.append(clock() - t0)
+    k, c, r = (float(np.median(a)) / 1e3 for a in (kernel, call, raw))
+    t = model.graph.tensors[model.graph.inputs[0]]
+    return {"backend": model.backend, "input": "token ids" if t.dtype == "int32" else "float32",
+            "kernel_us": k, "call_us": c, "call_overhead_us": c - k,
+            "run_quantized_us": r, "run_quantized_overhead_us": r - k, "samples": len(kernel)}
 
 
 def _check_exact(models: dict, case: Case, feeds) -> dict:
@@ -293,8 +370,10 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
         paths["ort_int8"] = {"available": False, "reason": "bundle has no ONNX twin"}
 
     ours = {}
-    for path, backend in (("numpy", "numpy"), ("c", "c")):
-        model, why = _load_ours(case.bundle, backend)
+    loads = [("numpy", "numpy", None), ("c", "c", None)]
+    loads += [(f"c:{v}", "c", v) for v in settings.get("c_variants", [])]
+    for path, backend, variant in loads:
+        model, why = _load_ours(case.bundle, backend, variant)
         if model is None:
             paths[path] = {"available": False, "reason": why}
             continue
@@ -305,10 +384,11 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
         fns[path] = lambda m=model, x=x: m(x)
 
     res["exact"] = _check_exact(ours, case, feeds[1:]) if case.bundle.twin and ours else {}
-    if "numpy" in ours and "c" in ours:   # our backends must agree bit for bit everywhere
+    c_paths = [p for p in ours if p == "c" or p.startswith("c:")]
+    if "numpy" in ours and c_paths:   # our backends must agree bit for bit everywhere
         same = all(np.array_equal(ours["numpy"].run_quantized(*quantize_feed(ours["numpy"], f)),
-                                  ours["c"].run_quantized(*quantize_feed(ours["c"], f)))
-                   for f in feeds)
+                                  ours[p].run_quantized(*quantize_feed(ours[p], f)))
+                   for f in feeds for p in c_paths)
         res["exact"]["c_equals_numpy"] = bool(same)
 
     samples = measure(fns, settings["budget_s"], settings["min_reps"], settings["warmup"],
@@ -318,7 +398,7 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
         if path in ours:
             paths[path]["backend"] = ours[path].backend
     base = paths.get("ort_int8", {})
-    for path in PATHS:
+    for path in PATHS + tuple(p for p in ours if p not in PATHS):
         p = paths.setdefault(path, {"available": False, "reason": "not run"})
         if p.get("available") and base.get("available"):
             # time ratios, < 1 means faster: of the medians (the figure), and of the best
@@ -329,8 +409,18 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
     if settings.get("layers") and "numpy" in ours:
         res["numpy_layers"] = profile_layers(ours["numpy"], numpy_x, settings)
 
+    if "c" in ours and getattr(ours["c"], "_thin", None) is not None:
+        m = ours["c"]
+        t = g.tensors[g.inputs[0]]
+        xq = quantize_feed(m, timed_feed)[0] if timed_feed is not None else np.zeros(t.shape, t.dtype)
+        res["call_overhead"] = call_overhead(m, _our_input(m, timed_feed, seed),
+                                             np.ascontiguousarray(xq, t.dtype).reshape(t.shape),
+                                             settings)
+
     res["device_process"] = {}
     for path, model in ours.items():
+        if path.startswith("c:"):
+            continue                     # one device process per backend kind is enough
         backend = "numpy" if path == "numpy" else "c"
         res["device_process"][path] = device_process(case.bundle_path, backend,
                                                      settings["child_runs"])
@@ -462,7 +552,7 @@ def targets(report: dict) -> list[dict]:
     models = report["models"]
 
     def ratio(m, path):
-        p = m["paths"][path]
+        p = m["paths"].get(path, {})
         return p.get("ratio_vs_ort_int8") if p.get("available") else None
 
     def judge(name, rows, ok):
@@ -476,11 +566,30 @@ def targets(report: dict) -> list[dict]:
              for path, d in m.get("device_process", {}).items() if "error" not in d]
     exact = [(f"{m['name']} ({path})", e) for m in models
              for path, e in m.get("exact", {}).items() if isinstance(e, dict)]
-    return [
-        judge("C kernel >= 3x faster than onnxruntime int8, models <= 100k MACs (time ratio <= 0.333)",
-              [(m["name"], ratio(m, "c")) for m in small], lambda v: v <= 1 / 3),
-        judge("C kernel never slower than onnxruntime int8, models <= 5M MACs (time ratio <= 1)",
-              [(m["name"], ratio(m, "c")) for m in upto5m], lambda v: v <= 1),
+    # the C targets per instruction level that ran: the CPU's pick ("c"), then c:VARIANT
+    levels = []
+    for m in models:
+        for path in path_names(m):
+            p = m["paths"].get(path, {})
+            if (path == "c" or path.startswith("c:")) and p.get("available") and \
+                    (path, p.get("backend")) not in levels:
+                levels.append((path, p.get("backend")))
+    levels = levels or [("c", None)]
+    c_targets = []
+    for path, backend in levels:
+        tag = f" [{backend}]" if backend else ""
+        c_targets += [
+            judge(f"C kernel >= 3x faster than onnxruntime int8, models <= 100k MACs (time ratio "
+                  f"<= 0.333){tag}", [(m["name"], ratio(m, path)) for m in small], lambda v: v <= 1 / 3),
+            judge(f"C kernel never slower than onnxruntime int8, models <= 5M MACs (time ratio "
+                  f"<= 1){tag}", [(m["name"], ratio(m, path)) for m in upto5m], lambda v: v <= 1)]
+    overhead = [(f"{m['name']} ({what})", m["call_overhead"][key]) for m in small
+                if "call_overhead" in m
+                for what, key in (("model(x)", "call_overhead_us"),
+                                  ("run_quantized", "run_quantized_overhead_us"))]
+    return c_targets + [
+        judge("C call overhead over the bare kernel <= 1 us, models <= 100k MACs (us)",
+              overhead, lambda v: v <= 1.0),
         judge("numpy path within 2x of onnxruntime int8 (time ratio <= 2)",
               [(m["name"], ratio(m, "numpy")) for m in models], lambda v: v <= 2),
         judge("identical integers to onnxruntime (elements that differ)",
@@ -510,9 +619,9 @@ def format_table(report: dict) -> str:
     notes = []
     for m in report["models"]:
         first = True
-        for path in PATHS:
+        for path in path_names(m):
             p = m["paths"][path]
-            label = PATH_LABELS[path]
+            label = PATH_LABELS.get(path, PATH_LABELS["c"])
             if p.get("backend") and p["backend"] != path:
                 label += f" ({p['backend']})"
             head = (m["name"], _fmt_n(m["macs"]), f"{m['weight_bytes'] / 1024:.1f} KiB") if first \
@@ -536,6 +645,13 @@ def format_table(report: dict) -> str:
                 notes.append(f"  {m['name']} device process ({d['backend']}): peak RSS "
                              f"{d['peak_rss_mb']:.1f} MB, import+load {d['import_load_ms']:.0f} ms, "
                              f"onnxruntime not imported")
+        co = m.get("call_overhead")
+        if co:
+            notes.append(f"  {m['name']} call overhead ({co['backend']}, {co['input']} input, "
+                         f"medians): bare kernel {co['kernel_us']:.2f} µs; model(x) "
+                         f"{co['call_us']:.2f} µs (+{co['call_overhead_us']:.2f} µs); "
+                         f"run_quantized {co['run_quantized_us']:.2f} µs "
+                         f"(+{co['run_quantized_overhead_us']:.2f} µs)")
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = []
     for i, r in enumerate(rows):
@@ -562,7 +678,7 @@ def _settings(args) -> dict:
         raise UserError("--reps must be at least 1")
     return {"mode": mode, "budget_s": budget, "min_reps": min_reps, "warmup": warmup,
             "check_feeds": check, "reps": args.reps, "child_runs": 20 if args.quick else 100,
-            "layers": bool(args.layers)}
+            "layers": bool(args.layers), "c_variants": c_variants(args.variants)}
 
 
 def run(args) -> int:

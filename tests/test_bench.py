@@ -187,3 +187,35 @@ def test_targets_are_judged_from_the_measured_figures(report):
     assert rss_t["measured"]["mlp_25k (numpy)"] == round(
         rep["models"][0]["device_process"]["numpy"]["peak_rss_mb"], 3)
     assert "targets (DESIGN.md), this run:" in stdout
+
+
+def test_c_levels_and_call_overhead_are_reported(report):
+    """Every C variant this CPU runs is timed and judged on its own ("per instruction level
+    it ran"), and the thin call's overhead over the bare kernel is printed and judged."""
+    from lanthorn.device import engine_c
+    rep, stdout = report
+    zoo = rep["models"][0]
+    if not zoo["paths"]["c"].get("available"):
+        pytest.skip("C kernel not built")
+    have = engine_c.available_variants()
+    levels = {p["backend"] for k, p in zoo["paths"].items() if k == "c" or k.startswith("c:")}
+    assert levels == set(have) - {"c-scalar"} or levels == {"c-scalar"} == set(have)
+    for k, p in zoo["paths"].items():
+        if k.startswith("c:"):
+            assert p["backend"] == k[2:] and zoo["exact"][k]["exact"], k
+    co = zoo["call_overhead"]
+    assert co["input"] == "float32" and co["backend"] == zoo["paths"]["c"]["backend"]
+    assert 0 < co["kernel_us"] < co["call_us"] and co["run_quantized_us"] > 0
+    assert co["call_overhead_us"] == pytest.approx(co["call_us"] - co["kernel_us"])
+    assert "call overhead (" in stdout and "bare kernel" in stdout
+    names = [t["target"] for t in rep["targets"]]
+    for level in levels:
+        assert sum(n.endswith(f"[{level}]") for n in names) == 2, (level, names)
+    over = next(t for t in rep["targets"] if t["target"].startswith("C call overhead"))
+    assert set(over["measured"]) == {"mlp_25k (model(x))", "mlp_25k (run_quantized)",
+                                     "mine (model(x))", "mine (run_quantized)"}
+
+
+def test_variants_option_is_checked():
+    r = _lanthorn("bench", "--models", "mlp_25k", "--variants", "sse9")
+    assert r.returncode == 2 and "--variants" in r.stderr and len(r.stderr.strip().splitlines()) == 1

@@ -465,35 +465,44 @@ static double now_s(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Seconds per lk_run over n back-to-back runs on the input the last call left (the bare
- * kernel: no Python, no input conversion), for `lanthorn bench`'s call-overhead figure. */
-static PyObject *Model_time_kernel(ModelObject *self, PyObject *arg)
+/* time_kernel(x, n): seconds per lk_run over n runs back to back, x (the input tensor's
+ * bytes: int8 values or int32 indices) copied into the arena before each run -- the
+ * planner may reuse the input's bytes for later tensors. The bare kernel (no Python, no
+ * input conversion) for `lanthorn bench`'s call-overhead figure. */
+static PyObject *Model_time_kernel(ModelObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const long n = PyLong_AsLong(arg);
-    if (n == -1 && PyErr_Occurred()) return NULL;
-    if (n < 1 || self->blob == NULL || self->busy) {
-        PyErr_SetString(PyExc_ValueError, "time_kernel(n) needs n >= 1 and an idle model");
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "time_kernel(x, n) takes 2 arguments");
         return NULL;
     }
-    /* the planner may reuse the input's bytes for later tensors: put the input back before
-     * every run (a memcpy of the input, which any call needs anyway) */
+    const long n = PyLong_AsLong(args[1]);
+    if (n == -1 && PyErr_Occurred()) return NULL;
+    if (n < 1 || self->blob == NULL || self->busy || self->model.n_inputs != 1) {
+        PyErr_SetString(PyExc_ValueError, "time_kernel needs n >= 1 and an idle one-input model");
+        return NULL;
+    }
     const lk_tensor *t = &self->model.tensors[self->model.inputs[0]];
-    const size_t n_in = self->model.n_inputs == 1 ? tensor_bytes(t) : 0;
-    void *saved = PyMem_Malloc(n_in ? n_in : 1);
-    if (saved == NULL) return PyErr_NoMemory();
-    memcpy(saved, self->arena + (n_in ? t->offset : 0), n_in);
+    const size_t n_in = tensor_bytes(t);
+    Py_buffer x;
+    if (PyObject_GetBuffer(args[0], &x, PyBUF_C_CONTIGUOUS) < 0) return NULL;
+    if ((size_t)x.len != n_in) {
+        PyErr_Format(PyExc_ValueError, "x has %zd bytes, the input has %zu", x.len, n_in);
+        PyBuffer_Release(&x);
+        return NULL;
+    }
     int rc = LK_OK;
     self->busy = 1;
     const double t0 = now_s();
     for (long i = 0; i < n && rc == LK_OK; i++) {
-        memcpy(self->arena + (n_in ? t->offset : 0), saved, n_in);
+        memcpy(self->arena + t->offset, x.buf, n_in);
         rc = lk_run(&self->model, self->arena, self->scratch);
     }
     const double t1 = now_s();
     self->busy = 0;
-    PyMem_Free(saved);
+    PyBuffer_Release(&x);
     if (rc != LK_OK) {
-        PyErr_Format(PyExc_RuntimeError, "lanthorn C kernel: %s (code %d)", status_text(rc), rc);
+        if (rc == LK_ERR_INDEX) PyErr_SetString(PyExc_IndexError, "gather index out of range");
+        else PyErr_Format(PyExc_RuntimeError, "lanthorn C kernel: %s (code %d)", status_text(rc), rc);
         return NULL;
     }
     return PyFloat_FromDouble((t1 - t0) / (double)n);
@@ -529,8 +538,8 @@ static PyMethodDef Model_methods[] = {
     {"set_call", (PyCFunction)Model_set_call, METH_VARARGS,
      "set_call(ndarray, empty, shapes, out_shape, float32, int8, exp_table, softmax_row, "
      "release_gil): enable call/call_raw."},
-    {"time_kernel", (PyCFunction)Model_time_kernel, METH_O,
-     "time_kernel(n) -> seconds per lk_run on the last call's input, n runs back to back."},
+    {"time_kernel", (PyCFunction)(void (*)(void))Model_time_kernel, METH_FASTCALL,
+     "time_kernel(x, n) -> seconds per lk_run, x (the input's bytes) copied in before each."},
     {NULL, NULL, 0, NULL}};
 
 static PyGetSetDef Model_getset[] = {
