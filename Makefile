@@ -7,7 +7,7 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo test bench model system-deps fresh-check pi-check clean help
+.PHONY: demo test bench model system-deps fresh-check pi-check arm-cost-model clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
@@ -16,6 +16,7 @@ help:
 	@echo "make model  - rebuild the shipped default model from synthetic data and seed"
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
+	@echo "make arm-cost-model - the C kernel's ARM cost model (llvm-mca + qemu instruction counts) into firmware/kernel/README.md"
 
 # Debian's python3 ships venv and the CPython headers separately: install them first (as root).
 $(BIN)/python:
@@ -39,6 +40,11 @@ test: system-deps $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/lanthorn bench
+
+# ARM evidence without a Pi (firmware/kernel/tools/arm_cost_model.py): needs aarch64-linux-gnu-gcc,
+# llvm-mca, qemu-aarch64; onnxruntime's column needs an arm64 bookworm root (ARM64_ROOT=...).
+arm-cost-model: $(VENV)/.installed-dev
+	$(BIN)/python firmware/kernel/tools/arm_cost_model.py --readme firmware/kernel/README.md
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py

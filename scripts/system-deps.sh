@@ -16,6 +16,8 @@
 #                  qemu-system-arm (firmware/mcu's startup + linker script)  libnewlib-arm-none-eabi
 #                                                                         qemu-system-arm
 #   systemd        systemd-analyze verifies a unit (tests/test_service.py)  systemd
+#   llvm-mca       llvm-mca analyses an aarch64 SDOT loop (make            llvm-19 (any llvm works;
+#                  arm-cost-model, tests/test_arm_cost_model.py)           19 has the Neoverse-N1 model)
 #
 # It installs what a failed probe needs (apt-get, as root or with passwordless sudo), then
 # probes again. Each probe that still fails names what is missing. With CI=true a failed probe
@@ -134,7 +136,16 @@ probe_systemd() {
   command -v systemd-analyze >/dev/null || { WHY="systemd-analyze not found (systemd)"; return 1; }
 }
 
-PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd)
+probe_llvm_mca() {
+  PKGS="llvm-19"
+  local mca
+  mca=$(command -v llvm-mca-19 || command -v llvm-mca) || { WHY="llvm-mca not found"; return 1; }
+  echo 'sdot v0.4s, v1.16b, v2.4b[0]' | "$mca" -mtriple=aarch64 -mcpu=cortex-a76 -mattr=+dotprod \
+    >"$work/mca" 2>"$work/err" && grep -q "Block RThroughput" "$work/mca" ||
+    { WHY="llvm-mca cannot analyse aarch64 code: $(first_error)"; return 1; }
+}
+
+PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd llvm-mca)
 if [ "${1:-}" = "--python" ]; then
   PROBES=(venv c-extension)
   shift
