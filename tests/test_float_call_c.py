@@ -198,3 +198,17 @@ def test_fallback_warning_says_why(monkeypatch):
         assert runtime.load(Bundle(g, {"shape": (8, 8, 3)})).backend == "numpy"
     [w] = [w for w in caught if "C kernel" in str(w.message)]
     assert "cannot run this model" in str(w.message) and "mystery" in str(w.message)
+
+
+def test_device_loop_window_takes_the_thin_call():
+    """The loop hands model(x) a row slice of its float32 ring (device/loop.py _window):
+    that view is what the thin call takes as it is, no copy, no Python checks."""
+    rng = np.random.default_rng(7)
+    g = small_cnn(rng)
+    ref, cs = models(g, spec_shape=(64, 3))
+    ring = rng.standard_normal((2 * 64, 3)).astype(np.float32)
+    window = ring[5:5 + 64]
+    for m in cs:
+        y = m._thin(window)
+        assert y is not NotImplemented
+        assert_same_bits(y, ref(window))

@@ -25,6 +25,7 @@ gcc, plus lanthorn's dev install (the zoo models are built with onnxruntime's qu
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import shutil
@@ -144,6 +145,7 @@ def mca_cycles(tool: str, body: list[str], cpu: str, dotprod: bool) -> float:
     return cycles / iters
 
 
+@functools.lru_cache(maxsize=None)
 def peak(tool: str, cpu: str, op: str) -> float:
     """MACs per cycle of independent `op` instructions: the machine model's ceiling."""
     if op == "sdot":
