@@ -44,12 +44,14 @@ def check(graph, inputs, variants=None):
 
 conv_cases = st.fixed_dictionaries({
     "seed": st.integers(0, 2**31), "h": st.integers(1, 9), "w": st.integers(1, 12),
-    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17]),
+    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
     "kh": st.integers(1, 3), "kw": st.integers(1, 5), "sh": st.integers(1, 2),
     "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
     "pad": st.tuples(*[st.integers(0, 2)] * 4), "groups": st.sampled_from(["1", "dw", "dw2", "g"]),
     "relu": st.booleans(), "mult": st.sampled_from(["rand", "rand", "half"]),
     "wmax": st.sampled_from([127, 64])})   # 64: 7-bit weights take AVX2's vpmaddubsw path
+# cout 40 / 64 / 130 and dense n up to 150: every tile width of the VNNI kernels (AVX-512:
+# 4 pixels x 1, 2 or 4 blocks of 16, one pixel x 1, 4 or 8 blocks; partial last blocks)
 
 
 @settings(**SETTINGS)
@@ -82,7 +84,7 @@ def test_conv(c):
 
 
 @settings(**SETTINGS)
-@given(seed=st.integers(0, 2**31), k=st.integers(1, 300), n=st.integers(1, 70),
+@given(seed=st.integers(0, 2**31), k=st.integers(1, 300), n=st.integers(1, 150),
        lead=st.sampled_from([(), (1,), (3,), (2, 5)]), relu=st.booleans(),
        mult=st.sampled_from(["rand", "half"]), wmax=st.sampled_from([127, 64]))
 def test_dense(seed, k, n, lead, relu, mult, wmax):
@@ -474,3 +476,26 @@ def test_graph_the_kernel_refuses_falls_back_to_numpy():
         m = runtime.load(Bundle(g, {"shape": (1, 3, 2)}), backend="auto")
     assert m.backend == "numpy"
     assert m.run_quantized(np.array([[[4, 6], [0, 0], [0, 0]]], np.int8)).tolist() == [[[5, 5]]]
+
+
+@pytest.mark.parametrize("variant,flags", [("c-avx-vnni", {"avx2", "avx_vnni"}),
+                                           ("c-avx512-vnni", {"avx2", "avx512f", "avx512bw",
+                                                              "avx512vl", "avx512_vnni"})])
+def test_vnni_variants_run_where_the_cpu_has_them(variant, flags):
+    """The VNNI variants are built on every x86 machine and run (so every hypothesis test
+    above covers them) wherever the CPU has the instructions; elsewhere this says so."""
+    from conftest import MACHINE_SKIP
+    import platform
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"{MACHINE_SKIP} not an x86-64 CPU (ran: {', '.join(VARIANTS)})")
+    have = set()
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("flags"):
+                have = set(line.split(":", 1)[1].split())
+                break
+    if not flags <= have:
+        pytest.skip(f"{MACHINE_SKIP} this CPU lacks {sorted(flags - have)} for {variant} "
+                    f"(ran: {', '.join(VARIANTS)})")
+    assert variant in VARIANTS
+    assert engine_c.CEngine(small_cnn(np.random.default_rng(0)), variant).backend == variant
