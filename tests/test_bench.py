@@ -219,3 +219,18 @@ def test_c_levels_and_call_overhead_are_reported(report):
 def test_variants_option_is_checked():
     r = _lanthorn("bench", "--models", "mlp_25k", "--variants", "sse9")
     assert r.returncode == 2 and "--variants" in r.stderr and len(r.stderr.strip().splitlines()) == 1
+
+
+def test_numpy_miss_gets_its_measured_reason():
+    m = {"name": "big", "weight_bytes": 3 * 2 ** 20,
+         "paths": {"numpy": {"ratio_vs_ort_int8": 4.5}},
+         "numpy_layers": {"engine_median_us": 90.0, "runtime_median_us": 5.0, "steps": [
+             {"layer": "gemm1", "op": "dense", "macs": 400_000, "median_us": 40.0},
+             {"layer": "gemm2", "op": "dense", "macs": 300_000, "median_us": 20.0},
+             {"layer": "gemm3", "op": "dense", "macs": 4_000, "median_us": 2.0}]}}
+    note = bench_cmd.numpy_note(m)
+    assert "big numpy path 4.5x onnxruntime" in note and "engine 90.0 µs" in note
+    assert "gemm1 (dense, 400.00k MACs) 40.0 µs" in note and "gemm3" not in note
+    assert "~12.00 MiB" in note and "int8: 3.00 MiB" in note
+    m["paths"]["numpy"]["ratio_vs_ort_int8"] = 1.5
+    assert bench_cmd.numpy_note(m) is None
