@@ -230,12 +230,14 @@ def _load_ours(bundle, backend, variant=None):
 
 
 def c_variants(choice: str) -> list[str]:
-    """The extra C variants to time (backend names), besides the one the CPU picks."""
+    """The extra C variants to time (backend names), besides the one the "c" path runs
+    (the CPU's pick, or LANTHORN_C_VARIANT's)."""
     try:
         from lanthorn.device import engine_c
         from lanthorn.device.kernel_ext import _lk
         have = engine_c.available_variants()
-        best = _lk.variant_name(_lk.best_variant())
+        forced = engine_c._variant_from_env(_lk)          # LANTHORN_C_VARIANT picks "c"
+        best = _lk.variant_name(_lk.best_variant() if forced is None else forced)
     except ImportError:
         return []
     if choice == "best":
