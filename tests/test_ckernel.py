@@ -302,7 +302,7 @@ def test_variant_env_and_bad_variant(monkeypatch):
         engine_c.CEngine(g)
     monkeypatch.delenv("LANTHORN_C_VARIANT")
     assert engine_c.CEngine(g).backend == _lk.variant_name(_lk.best_variant())
-    for name in ("neon", "avx2", "neon-dotprod"):
+    for name in ("neon", "avx2", "neon-dotprod", "avx-vnni", "avx512-vnni"):
         if f"c-{name}" not in VARIANTS:
             with pytest.raises(engine_c.CKernelUnsupported):
                 engine_c.CEngine(g, name)
