@@ -325,27 +325,32 @@ def raw_outputs(graph: Graph) -> tuple[str, ...]:
 
 def softmax_table(scale) -> np.ndarray:
     """``exp(-d * scale)`` in float32 for d = 0..255: every value a final softmax over int8
-    logits can exponentiate (see :func:`softmax_f32`). Made by numpy's ``exp`` once per
-    model, so the C kernel's thin call and the numpy engines look up the same bits."""
+    logits exponentiates (see :func:`softmax_f32`), made by numpy's ``exp`` once per model
+    for the C kernel's thin call, so it looks up the bits the numpy engines compute."""
     d = np.arange(256, dtype=np.float32)
-    return np.exp(np.multiply(np.negative(d), np.float32(scale)))
+    return np.exp(np.multiply(d, np.negative(np.float32(scale))))
 
 
-def softmax_f32(x: np.ndarray, scale: float, zero_point: int = 0, out: np.ndarray | None = None,
-                table: np.ndarray | None = None) -> np.ndarray:
+def softmax_f32(x: np.ndarray, scale: float, zero_point: int = 0, out: np.ndarray | None = None
+                ) -> np.ndarray:
     """The final float softmax (over the last axis) of an int8 tensor, in float32.
 
     The definition every backend shares, bit for bit: with d = max(row) - x (an integer in
-    0..255; the zero point cancels, softmax being shift-invariant), e = exp(-d * scale) from
-    :func:`softmax_table`, the row sum added left to right in float32, then e / sum. A table
-    lookup and a sequential sum are what C reproduces exactly; numpy's own SIMD ``exp`` and
-    pairwise ``sum`` are not (and a call to them costs more than a 25k-MAC model here).
-    ``out`` (float32, the shape of x) receives the result; ``table`` skips the ``exp``.
+    0..255; the zero point cancels, softmax being shift-invariant), e = exp(d * -scale) in
+    float32 (numpy's exp: the values of :func:`softmax_table`), the row sum added left to
+    right in float32, then e / sum. C reproduces that exactly with the table and a plain
+    loop; numpy's pairwise ``sum`` order it could not. ``out`` (float32, the shape of x)
+    receives the result. numpy computes the table's entries on the fly: as cheap as a
+    lookup, whose index array would cost a cast.
     """
     x = np.asarray(x)
-    t = softmax_table(scale) if table is None else table
-    d = np.subtract(np.maximum.reduce(x, axis=-1, keepdims=True), x, dtype=np.intp)
     v = np.empty(x.shape, np.float32) if out is None else out
-    np.take(t, d, out=v)
+    v[...] = x                                       # int8 -> float32, exact
+    if v.ndim == 1:                                  # same values, fewer broadcasts
+        np.subtract(np.maximum.reduce(v), v, out=v)  # d, exact
+    else:
+        np.subtract(np.maximum.reduce(v, axis=-1, keepdims=True), v, out=v)
+    np.multiply(v, np.negative(np.float32(scale)), out=v)
+    np.exp(v, out=v)
     np.divide(v, np.add.accumulate(v, axis=-1)[..., -1:], out=v)
     return v

@@ -115,8 +115,6 @@ class Model:
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
         self._out_q = [(np.array(t.scale, np.float32), np.array(t.zero_point, np.float32))
                        for t in self._raw]                 # 0-d: cheapest for numpy to apply
-        self._sm_table = [softmax_table(t.scale) if sm else None
-                          for t, sm in zip(self._raw, self._softmax)]
         spec = tuple(self.input_spec.shape) if self.input_spec else None
         self._alt_shape = [spec if spec and int(np.prod(spec)) == t.size else t.shape
                            for t in self._inputs]
@@ -126,7 +124,8 @@ class Model:
         thin = getattr(self._engine, "thin_call", None)
         if thin is not None and self._one_to_one and self._raw[0].shape:
             row = self._raw[0].shape[-1] if self._softmax[0] else 0
-            calls = thin((self._inputs[0].shape, self._alt_shape[0]), self._sm_table[0], row,
+            table = softmax_table(self._raw[0].scale) if row else None
+            calls = thin((self._inputs[0].shape, self._alt_shape[0]), table, row,
                          release_gil=sum(layer_macs(layer, g) for layer in g.layers) > GIL_MACS)
             if calls is not None:
                 self._thin, self._thin_raw = calls
@@ -229,7 +228,7 @@ class Model:
             raw = self._run_float()[0]
             if self._softmax[0]:
                 s, z = self._out_q[0]
-                return softmax_f32(raw, s, z, out=self._fbuf[0], table=self._sm_table[0]).copy()
+                return softmax_f32(raw, s, z, out=self._fbuf[0]).copy()
             t = self._raw[0]
             return int8.dequantize(raw, t.scale, t.zero_point)
         for x, t, prep, alt in zip(xs, self._inputs, self._prep, self._alt_shape):
@@ -240,9 +239,9 @@ class Model:
                 x = x.reshape(t.shape)                       # input_spec shape: a view
             prep(x)
         outs = []
-        for raw, t, sm, buf, (s, z), tab in zip(self._run_float(), self._raw, self._softmax,
-                                                self._fbuf, self._out_q, self._sm_table):
-            outs.append(softmax_f32(raw, s, z, out=buf, table=tab).copy() if sm
+        for raw, t, sm, buf, (s, z) in zip(self._run_float(), self._raw, self._softmax,
+                                           self._fbuf, self._out_q):
+            outs.append(softmax_f32(raw, s, z, out=buf).copy() if sm
                         else int8.dequantize(raw, t.scale, t.zero_point))
         return outs[0] if len(outs) == 1 else tuple(outs)
 
