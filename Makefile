@@ -42,9 +42,13 @@ bench: $(VENV)/.installed-dev
 	$(BIN)/lanthorn bench
 
 # ARM evidence without a Pi (firmware/kernel/tools/arm_cost_model.py): needs aarch64-linux-gnu-gcc,
-# llvm-mca, qemu-aarch64; onnxruntime's column needs an arm64 bookworm root (ARM64_ROOT=...).
+# llvm-mca, qemu-aarch64; onnxruntime's column needs an arm64 bookworm root, made here once with
+# scripts/debian-root.sh (root and the Debian mirror) unless ARM64_ROOT names one.
+ARM64_ROOT ?= $(abspath out/arm64-root)
 arm-cost-model: $(VENV)/.installed-dev
-	$(BIN)/python firmware/kernel/tools/arm_cost_model.py --readme firmware/kernel/README.md
+	@[ -d "$(ARM64_ROOT)" ] || bash scripts/debian-root.sh arm64 "$(ARM64_ROOT)" || \
+	  echo "arm-cost-model: no arm64 root at $(ARM64_ROOT): onnxruntime's columns will be left out"
+	$(BIN)/python firmware/kernel/tools/arm_cost_model.py --readme firmware/kernel/README.md --arm64-root "$(ARM64_ROOT)"
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py

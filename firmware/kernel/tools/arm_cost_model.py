@@ -319,7 +319,7 @@ def main(argv=None) -> int:
     ap.add_argument("--readme", help="rewrite the cost-model section of this file")
     ap.add_argument("--models", default=",".join(MODELS))
     ap.add_argument("--static-only", action="store_true", help="skip the qemu part")
-    ap.add_argument("--arm64-root", default=os.environ.get("ARM64_ROOT", "/work/roots/bookworm-arm64"),
+    ap.add_argument("--arm64-root", default=os.environ.get("ARM64_ROOT", "out/arm64-root"),
                     help="a Debian bookworm arm64 root with python3.11, to count onnxruntime's "
                     "instructions too (read only; default $ARM64_ROOT)")
     ap.add_argument("--wheels", help="folder with onnxruntime's and numpy's cp311 aarch64 wheels "
