@@ -6,7 +6,9 @@ engine with ONE warning when the extension is not built; "numpy" is
 :class:`~lanthorn.device.engine_numpy.NumpyEngine` (the reference's integers, planned for
 speed) and "reference" the readable specification itself (slow; for checking); ``LANTHORN_BACKEND=numpy``
 (or ``=c``) in the environment overrides "auto"; asking for "c" when it is unavailable is a
-:class:`~lanthorn.errors.UserError` that says how to build it.
+:class:`~lanthorn.errors.UserError` that says how to build it. Only a missing extension
+falls back: a graph the C kernel refuses is a bad bundle (``Graph.validate`` is as strict as
+the kernel) and is refused with one line whatever the backend.
 
 The C engine must provide ``engine_c.CEngine(graph)`` following the engine protocol
 described in :mod:`lanthorn.device.engine_ref` (``backend``, ``run_quantized(inputs)``).
@@ -62,17 +64,15 @@ def _make_engine(graph, backend: str):
         return ReferenceEngine(graph)
     try:
         return _c_engine(graph)
-    except ImportError as exc:
+    except ImportError as exc:   # only a missing extension: a refused graph is a UserError
         if backend == "c":
-            raise UserError(f"the C kernel is not available ({exc}); build it with "
+            raise UserError(f"the C kernel extension is not built ({exc}); build it with "
                             f"'pip install -e .' on a machine with a C compiler, or use "
                             f"backend='numpy'") from None
         if not _warned_fallback:
             _warned_fallback = True
-            why = ("C kernel extension not built" if isinstance(exc, ModuleNotFoundError)
-                   else "the C kernel cannot run this model")
-            warnings.warn(f"lanthorn: {why} ({exc}); using the numpy engine "
-                          "(slower, same results)", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"lanthorn: C kernel extension not built ({exc}); using the numpy "
+                          "engine (slower, same results)", RuntimeWarning, stacklevel=3)
         return NumpyEngine(graph)
 
 
