@@ -205,6 +205,7 @@ MAX_GEOMETRY = 65535         # kernel, stride, dilation, pads (lk_model.c)
 MAX_TENSOR_ELEMENTS = 1 << 24
 MAX_WINDOW_ELEMENTS = 1 << 24   # per layer: output positions x window taps (im2col size)
 MAX_WORK = 1 << 27              # per inference: MACs + window taps + elements moved
+MAX_ACTIVATION_BYTES = 1 << 28  # all tensors together (bounds the C arena, lk_model.c)
 INT32_MAX = 2 ** 31 - 1
 #: QLinearAdd's input/output scale ratios (onnxruntime's MinScaleRatio is 2**-14)
 ADD_RATIO = 2.0 ** 14
@@ -248,6 +249,8 @@ def _check_graph(g: "Graph") -> None:
         raise GraphError("graph tensors must be a mapping and layers a list")
     for key, t in g.tensors.items():
         _check_tensor(key, t)
+    if sum(t.size * (4 if t.dtype != "int8" else 1) for t in g.tensors.values()) > MAX_ACTIVATION_BYTES:
+        raise GraphError(f"the model's activations need more than {MAX_ACTIVATION_BYTES} bytes")
     for kind, names in (("input", g.inputs), ("output", g.outputs)):
         if not 1 <= len(names) <= MAX_GRAPH_IO or len(set(names)) != len(names):
             raise GraphError(f"a graph needs 1 to {MAX_GRAPH_IO} distinct {kind}s, got {len(names)}")
