@@ -7,7 +7,7 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo test bench model system-deps fresh-check pi-check clean help
+.PHONY: demo test bench model system-deps fresh-check pi-check clean help fuzz-bundles
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
@@ -16,6 +16,7 @@ help:
 	@echo "make model  - rebuild the shipped default model from synthetic data and seed"
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
+	@echo "make fuzz-bundles - 10^4 hostile bundles and C blobs (CASES=N, SEED=N); findings -> tests/fuzz_bundles/regressions"
 
 # Debian's python3 ships venv and the CPython headers separately: install them first (as root).
 $(BIN)/python:
@@ -39,6 +40,11 @@ test: system-deps $(VENV)/.installed-dev
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/lanthorn bench
+
+CASES ?= 10000
+SEED ?= 0
+fuzz-bundles: $(VENV)/.installed-dev
+	$(BIN)/python tests/bundle_fuzz.py --cases $(CASES) --seed $(SEED)
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py
