@@ -130,6 +130,11 @@ class Bundle:
     sha256: str | None = None
     #: (Ed25519 public key, signature) from the trailer, unverified (see device/signing.py)
     signature: tuple[bytes, bytes] | None = None
+    #: an imported model's public contract, its ONNX inputs and outputs:
+    #: {"inputs": [{"name", "tensor", "shape", "layout"}], "outputs": [...]} where ``name``
+    #: and ``shape`` are ONNX's (batch and layout included), ``tensor`` the graph tensor and
+    #: ``layout`` how the two relate ("nchw", "nct" or "plain"); see :func:`from_onnx_layout`
+    io: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.labels = tuple(str(x) for x in self.labels)
@@ -163,6 +168,7 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
         g.validate()
     except GraphError as exc:
         raise _graph_error(exc, "refusing to write an invalid graph") from None
+    _check_io(_jsonable(bundle.io), g, "refusing to write a bundle with an")
     arrays_meta, blobs, offset = [], [], 0
     layers_json = []
     for layer in g.layers:
@@ -195,6 +201,8 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
         "arrays": arrays_meta,
         "twin": twin_meta,
     }
+    if bundle.io:
+        header["onnx_io"] = _jsonable(bundle.io)
     try:
         check_header(_jsonable(header))
     except BundleError as exc:
@@ -393,8 +401,60 @@ def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str)
         if t["offset"] + t["nbytes"] > dlen:
             raise CorruptBundleError(f"{source}: the ONNX twin lies outside the data")
         twin = bytes(buf[data_start + t["offset"]:data_start + t["offset"] + t["nbytes"]])
+    io = header.get("onnx_io") or {}
+    _check_io(io, graph, source)
     return Bundle(graph, spec, labels, header.get("card", {}), header.get("provenance", {}),
-                  twin, sha)
+                  twin, sha, io=io)
+
+
+LAYOUTS = ("nchw", "nct", "plain")
+
+
+def from_onnx_layout(x: np.ndarray, layout: str, shape) -> np.ndarray:
+    """An array in ONNX's shape and layout -> the graph tensor's (``shape``) layout:
+    ``[1, C, H, W]`` -> ``(H, W, C)``, ``[1, C, T]`` -> ``(1, T, C)``, ``[1, ...]`` -> ``(...)``.
+    A view where it can be (the engines copy their input anyway)."""
+    if layout == "nchw":
+        x = x[0].transpose(1, 2, 0)
+    elif layout == "nct":
+        x = x[0].T[None]
+    return x.reshape(shape)
+
+
+def to_onnx_layout(y: np.ndarray, layout: str, onnx_shape) -> np.ndarray:
+    """The inverse of :func:`from_onnx_layout`: a graph tensor in ONNX's shape and layout."""
+    if layout == "nchw":
+        y = y.transpose(2, 0, 1)[None]
+    elif layout == "nct":
+        y = y[0].T[None]
+    return np.ascontiguousarray(y).reshape(onnx_shape)
+
+
+def _check_io(io: dict, graph: Graph, source: str) -> None:
+    if not io:
+        return
+    bad = CorruptBundleError(f"{source}: invalid onnx_io (the imported model's ONNX inputs and "
+                             f"outputs)")
+    if not isinstance(io, dict) or set(io) != {"inputs", "outputs"}:
+        raise bad
+    for key, names in (("inputs", graph.inputs), ("outputs", graph.outputs)):
+        entries = io[key]
+        if not isinstance(entries, list) or [e.get("tensor") if isinstance(e, dict) else None
+                                             for e in entries] != list(names):
+            raise bad
+        for e in entries:
+            t = graph.tensors[e["tensor"]]
+            shape = e.get("shape")
+            if not (isinstance(e.get("name"), str) and e["name"] and e.get("layout") in LAYOUTS
+                    and isinstance(shape, list) and all(is_int(d) and d >= 1 for d in shape)
+                    and math.prod(shape) == t.size):
+                raise bad
+            if e["layout"] == "nchw" and not (len(shape) == 4 and shape[0] == 1 and len(t.shape) == 3
+                                              and tuple(shape[2:]) + (shape[1],) == t.shape):
+                raise bad
+            if e["layout"] == "nct" and not (len(shape) == 3 and shape[0] == 1
+                                             and t.shape == (1, shape[2], shape[1])):
+                raise bad
 
 
 # --------------------------------------------------------------------------- header check
@@ -436,6 +496,7 @@ def check_header(h) -> None:
         _need(isinstance(h.get(key, {}), dict), f"{key} must be a JSON object")
     _need(h.get("format", FORMAT_VERSION) == FORMAT_VERSION, "format field differs from the prefix")
     _need(isinstance(h.get("written_by", ""), str), "written_by must be text")
+    _need(isinstance(h.get("onnx_io", {}), dict), "onnx_io must be an object")
     g = h["graph"]
     for key in ("tensors", "layers", "inputs", "outputs"):
         _need(isinstance(g.get(key), list), f"graph.{key} must be a list")

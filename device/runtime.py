@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device import int8
-from lanthorn.device.bundle import Bundle, InputSpec, read_bundle
+from lanthorn.device.bundle import (Bundle, InputSpec, from_onnx_layout, read_bundle,
+                                    to_onnx_layout)
 from lanthorn.device.engine_numpy import MAGIC, NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.graph import raw_outputs, softmax_exp_normalize, softmax_f32
@@ -86,6 +87,7 @@ class Model:
         self._engine = _make_engine(g, backend)
         self.backend: str = self._engine.backend
         self._inputs = [g.tensors[n] for n in g.inputs]
+        self._onnx_in = {e["tensor"]: e for e in bundle.io.get("inputs", [])}
         self._raw = [g.tensors[n] for n in raw_outputs(g)]
         self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs)]
         self._one_to_one = len(self._inputs) == 1 and len(self._raw) == 1
@@ -142,6 +144,40 @@ class Model:
     def sha256(self) -> str | None:
         return self.bundle.sha256
 
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The names a user feeds: an imported model's ONNX input names."""
+        return tuple(e["name"] for e in self.bundle.io.get("inputs", ())) or self.graph.inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(e["name"] for e in self.bundle.io.get("outputs", ())) or self.graph.outputs
+
+    def run_onnx(self, feeds: dict) -> dict:
+        """onnxruntime's contract, ``{input name: array} -> {output name: array}``, with the
+        ONNX names and shapes (batch and layout) of an imported model: what a user fed
+        ``InferenceSession.run`` works here unchanged. The arithmetic is ``model(x)``'s."""
+        io = self.bundle.io or {
+            "inputs": [{"name": n, "tensor": n, "shape": list(self.graph.tensors[n].shape),
+                        "layout": "plain"} for n in self.graph.inputs],
+            "outputs": [{"name": n, "tensor": n, "shape": list(self.graph.tensors[n].shape),
+                         "layout": "plain"} for n in self.graph.outputs]}
+        names = [e["name"] for e in io["inputs"]]
+        if set(feeds) != set(names):
+            raise InputError(f"the model's inputs are {', '.join(names)}; got "
+                             f"{', '.join(map(str, feeds)) or 'none'}")
+        xs = []
+        for e in io["inputs"]:
+            x = np.asarray(feeds[e["name"]])
+            if x.shape != tuple(e["shape"]):
+                raise InputError(f"input {e['name']!r} must have shape {tuple(e['shape'])}, "
+                                 f"got {x.shape}")
+            xs.append(from_onnx_layout(x, e["layout"], self.graph.tensors[e["tensor"]].shape))
+        outs = self(*xs)
+        outs = (outs,) if isinstance(outs, np.ndarray) else outs
+        return {e["name"]: to_onnx_layout(y, e["layout"], e["shape"])
+                for e, y in zip(io["outputs"], outs)}
+
     def __repr__(self):
         name = self.card.get("name", "model")
         return f"<lanthorn Model {name!r} backend={self.backend} sha256={str(self.sha256)[:12]}>"
@@ -154,6 +190,9 @@ class Model:
 
     def _check_one(self, x, t, quantized: bool):
         x = np.asarray(x)
+        onnx = self._onnx_in.get(t.name)
+        if onnx is not None and x.shape == tuple(onnx["shape"]) and x.shape != t.shape:
+            return self._check_one(from_onnx_layout(x, onnx["layout"], t.shape), t, quantized)
         if x.shape != t.shape and x.size == t.size and (
                 x.shape in (self.input_spec.shape, (1,) + tuple(self.input_spec.shape))
                 or x.shape == (1,) + t.shape):

@@ -100,6 +100,7 @@ class _Importer:
         self.outputs: list[str] = []
         self.input_layout = None
         self.model_q_src: dict[str, str] = {}
+        self.io_layout: dict[str, str] = {}     # graph input tensor -> its ONNX layout
         self.pending_alias = ()
 
     # ---------------------------------------------------------------- helpers
@@ -270,6 +271,7 @@ class _Importer:
             layout = self._input_layout(src)
             name = self.define_q(node, layout, src)
             self.model_q_src[name] = src
+            self.io_layout[name] = layout
             self.inputs.append(name)
             self.input_layout = layout
             return
@@ -737,4 +739,20 @@ def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
     card = dict(card or {})
     card.setdefault("name", Path(source).stem if source != "<model>" else "model")
     return Bundle(graph, InputSpec.coerce(input_spec), labels, card, dict(provenance or {}),
-                  model.SerializeToString())
+                  model.SerializeToString(), io=_onnx_io(imp, graph))
+
+
+def _onnx_io(imp: _Importer, graph: Graph) -> dict:
+    """The model's ONNX inputs and outputs (names, shapes with batch, layouts): what a user
+    fed onnxruntime is what ``Model.run_onnx`` takes and gives back."""
+    ins = []
+    for name in graph.inputs:
+        onnx_name = imp.model_q_src.get(name, name)
+        ins.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
+                    "layout": imp.io_layout.get(name, "plain")})
+    outs = []
+    for onnx_name, name in zip(imp.graph_outputs, graph.outputs):
+        q = imp.q.get(name)
+        outs.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
+                     "layout": q.layout if q is not None else "plain"})
+    return {"inputs": ins, "outputs": outs}

@@ -151,3 +151,39 @@ def test_refusals_name_the_real_cause(tmp_path):
         onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)]), str(path))
         _one_line_refusal(_lanthorn_import(path, tmp_path), f"recurrent layer ({op})",
                           f"my_{op.lower()}")
+
+
+@pytest.mark.parametrize("shape", [(1, 9, 48), (1, 3, 8, 8), (1, 20)], ids=["conv1d", "conv2d", "mlp"])
+def test_imported_model_keeps_the_onnx_names_and_shapes(shape, tmp_path):
+    """What a user fed onnxruntime works unchanged: ONNX input/output names, shapes with
+    batch and layout; the integers (hence the dequantized floats) are onnxruntime's."""
+    import onnxruntime as ort
+    from lanthorn.device.bundle import read_bundle
+    n = Net("contract", list(shape), 0)
+    if len(shape) == 3:
+        n.conv(shape[1], 8, 3, pad=1, dims=1); n.relu()
+        n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(8, 4)
+    elif len(shape) == 4:
+        n.conv(shape[1], 6, 3, pad=1); n.relu()
+        n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(6, 4)
+    else:
+        n.dense(shape[1], 16); n.relu(); n.dense(16, 4)
+    model = n.model([1, 4])
+    feeds = random_inputs(model, 20, seed=4)
+    q = quantize_qdq(model, tmp_path / "q.onnx", feeds)
+    p = _lanthorn_import(q, tmp_path)
+    assert p.returncode == 0, p.stderr
+    bundle = read_bundle(tmp_path / "out.lanthorn")
+    sess = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"])
+    out_name = sess.get_outputs()[0].name
+    for backend in ("numpy", "c"):
+        m = Model(bundle, backend)
+        assert m.input_names == ("x",) and m.output_names == (out_name,)
+        for feed in feeds:
+            want = sess.run(None, feed)[0]
+            got = m.run_onnx(feed)
+            assert list(got) == [out_name] and got[out_name].shape == want.shape == (1, 4)
+            np.testing.assert_array_equal(got[out_name], want)
+            np.testing.assert_array_equal(m(feed["x"]), want[0])   # model(x) takes ONNX's shape
+    with pytest.raises(Exception, match="inputs are x"):
+        m.run_onnx({"input": feeds[0]["x"]})
