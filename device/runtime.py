@@ -40,6 +40,10 @@ _warned_fallback = False
 _F32 = np.dtype(np.float32)
 
 
+class KernelNotBuiltError(UserError):
+    """backend="c" was asked for, but the C kernel extension is not built here."""
+
+
 class InputError(UserError):
     """The input given to a model has the wrong shape, dtype or values."""
 
@@ -67,7 +71,7 @@ def _make_engine(graph, backend: str):
         return _c_engine(graph)
     except ImportError as exc:   # only a missing extension: a refused graph is a UserError
         if backend == "c":
-            raise UserError(f"the C kernel extension is not built ({exc}); build it with "
+            raise KernelNotBuiltError(f"the C kernel extension is not built ({exc}); build it with "
                             f"'pip install -e .' on a machine with a C compiler, or use "
                             f"backend='numpy'") from None
         if not _warned_fallback:

@@ -196,12 +196,12 @@ def _session(model_bytes):
 
 def _load_ours(bundle, backend):
     """(model, None) or (None, reason) when the backend is unavailable."""
-    from lanthorn.device.runtime import load
+    from lanthorn.device.runtime import KernelNotBuiltError, load
     try:
         return load(bundle, backend=backend), None
+    except KernelNotBuiltError:
+        return None, "C kernel not built"
     except UserError as exc:
-        if backend == "c" and "not available" in str(exc):
-            return None, "C kernel not built"
         return None, f"failed to load: {exc}"
     except Exception as exc:  # a half-built kernel must not hide the other figures
         return None, f"failed to load: {type(exc).__name__}: {exc}"
