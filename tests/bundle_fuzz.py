@@ -61,8 +61,9 @@ INTERESTING = [0, -1, 1, 2, 3, -2, 127, 128, -128, -129, 255, 256, 65535, 65536,
 
 # --------------------------------------------------------------------------- seeds
 
-def seed_bundles() -> list[tuple[str, bytes]]:
-    """(name, bytes) of every seed: the shipped model and one bundle per operator."""
+def seed_bundles(zoo: bool = False) -> list[tuple[str, bytes]]:
+    """(name, bytes) of every seed: the shipped model and one bundle per operator; with
+    ``zoo`` also the model zoo quantized by onnxruntime and imported (a few seconds each)."""
     from kernel_graphs import op_suite
     from lanthorn.device.bundle import Bundle
     from lanthorn.device.storage import SHIPPED_MODEL
@@ -71,6 +72,13 @@ def seed_bundles() -> list[tuple[str, bytes]]:
         x = g.tensors[g.inputs[0]]
         seeds.append((name, Bundle(g, {"shape": x.shape, "dtype": "int32" if x.dtype == "int32"
                                        else "float32"}, card={"name": name}).to_bytes()))
+    if zoo:
+        from lanthorn.quantize import model_zoo
+        from lanthorn.quantize.qdq_import import bundle_from_qdq
+        with tempfile.TemporaryDirectory() as tmp:
+            for name in model_zoo.ZOO:
+                _, q = model_zoo.build(name, tmp)
+                seeds.append((name, bundle_from_qdq(q).to_bytes()))
     return seeds
 
 
@@ -439,8 +447,12 @@ def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
     from lanthorn.device.engine_c import CEngine
     from lanthorn.device.engine_numpy import NumpyEngine
     from lanthorn.errors import UserError
+    trusted = os.environ.get("LANTHORN_FUZZ_TRUST")      # judge as a locked object would
     try:
         bundle = read_bundle(path)
+        if trusted:
+            from lanthorn.device.signing import check_trusted
+            check_trusted(bundle, [bytes.fromhex(trusted)])
     except UserError as exc:
         msg = str(exc)
         if not msg.strip() or "\n" in msg:
@@ -503,11 +515,14 @@ def worker() -> None:
 class Worker:
     """The judging subprocess; restarted after a crash or a hang."""
 
-    def __init__(self):
+    def __init__(self, trust: bytes | None = None):
         self.proc = None
+        self.trust = trust
 
     def _start(self):
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1")
+        if self.trust:
+            env["LANTHORN_FUZZ_TRUST"] = self.trust.hex()
         self.proc = subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
                                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
                                      env=env, cwd=str(ROOT))
@@ -606,18 +621,24 @@ def save_regression(kind: str, data: bytes, suffix: str) -> Path:
 
 
 def campaign(cases: int, seed: int = 0, timeout: float = 20.0, sanitize_every: int = 5,
-             blob_share: float = 0.15, save: bool = True, key=None, log=print) -> dict:
+             blob_share: float = 0.15, save: bool = True, key=None, log=print,
+             zoo: bool = False, driver: Path | None = None) -> dict:
     """Run ``cases`` cases; return the counts (and findings). Bounded and reproducible."""
     rng = np.random.default_rng(seed)
-    seeds = seed_bundles()
+    seeds = seed_bundles(zoo)
+    log(f"{len(seeds)} seed bundles: {', '.join(n for n, _ in seeds)}")
     counts = {k: 0 for k in ("cases", "refused", "identical", "crash", "hang", "traceback",
                              "disagree", "blob_cases", "blob_refused", "blob_ran",
                              "sanitized_identical")}
     findings = []
-    w = Worker()
+    if key is not None:
+        from lanthorn.device.signing import public_of
+        w = Worker(public_of(key))
+    else:
+        w = Worker()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        exe = build_sanitized_driver(tmp)
+        exe = driver or build_sanitized_driver(tmp)
         counts["sanitizer"] = exe is not None
         blobs: list[bytes] = []
         t0 = time.monotonic()
@@ -688,7 +709,11 @@ def main(argv=None) -> int:
     ap.add_argument("--cases", type=int, default=10000)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--timeout", type=float, default=20.0, help="seconds per case")
-    ap.add_argument("--sign-key", help="re-sign every mutated bundle with this private key")
+    ap.add_argument("--sign-key", help="re-sign every mutated bundle with this private key "
+                                       "(default: a fresh key), judged as a locked object")
+    ap.add_argument("--no-sign", action="store_true", help="leave the mutated bundles unsigned")
+    ap.add_argument("--no-zoo", action="store_true",
+                    help="leave out the model zoo seeds (quantized by onnxruntime at start)")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--write-known", action="store_true",
                     help="(re)write the issue-10 findings into the regressions folder")
@@ -703,8 +728,12 @@ def main(argv=None) -> int:
     if args.sign_key:
         from lanthorn.device.signing import load_key
         key = load_key(Path(args.sign_key))
-    c = campaign(args.cases, args.seed, args.timeout, key=key)
-    print(summary(c) + f" in {c['seconds']} s" +
+    elif not args.no_sign:
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+        key = Ed25519PrivateKey.generate()
+    c = campaign(args.cases, args.seed, args.timeout, key=key, zoo=not args.no_zoo)
+    print(summary(c) + f" in {c['seconds']} s" + (", re-signed, judged as a locked object"
+                                                   if key is not None else "") +
           ("" if c["sanitizer"] else " (clang missing: no sanitized C runs)"))
     bad = c["crash"] + c["hang"] + c["traceback"] + c["disagree"]
     return 1 if bad or not c["sanitizer"] else 0
