@@ -430,10 +430,27 @@ def _check_arithmetic(g: "Graph", layer: Layer) -> None:
             if not 1 / ADD_RATIO <= r <= ADD_RATIO:
                 raise GraphError(f"{where}: input scale {t.scale:g} and output scale "
                                  f"{y.scale:g} differ by more than 2**14")
+    elif layer.op in ("maxpool", "avgpool"):
+        p = layer.params
+        (kh, kw), (sh, sw) = p["kernel"], p.get("stride", (1, 1))
+        (dh, dw), (t, l, _, _) = p.get("dilation", (1, 1)), p.get("pads", (0, 0, 0, 0))
+        if not (windows_reach_input(x.shape[0], kh, sh, dh, t, y.shape[0])
+                and windows_reach_input(x.shape[1], kw, sw, dw, l, y.shape[1])):
+            raise GraphError(f"{where}: some pooling windows lie entirely in the padding "
+                             f"(nothing to pool); use smaller pads")
     elif layer.op == "global_avgpool":
         if 256 * x.shape[0] * x.shape[1] > INT32_MAX:
             raise GraphError(f"{where}: {x.shape[0] * x.shape[1]} positions can overflow the "
                              f"int32 sum")
+
+
+def windows_reach_input(n: int, k: int, s: int, d: int, pad: int, out: int) -> bool:
+    """Whether every one of ``out`` windows along an axis (taps ``o*s - pad + a*d``,
+    ``a < k``) has at least one tap inside ``[0, n)``."""
+    start = np.arange(out, dtype=np.int64) * s - pad
+    lo = np.maximum(0, -(start // d))                 # first tap >= 0: ceil(-start / d)
+    hi = np.minimum(k - 1, (n - 1 - start) // d)      # last tap <= n - 1
+    return bool(np.all(lo <= hi))
 
 
 def _layer_work(g: "Graph", layer: Layer) -> int:

@@ -196,11 +196,42 @@ def _hostile_array(rng, header, body: bytearray):
         body[off:off + n] = bytes(rng.choice([0x80, 0x7F], n).astype(np.uint8))
 
 
+def _geometry(rng, header) -> None:
+    """New window geometry (kernel, stride, dilation, pads: edge values included) for a
+    conv or pool whose output is a graph output, with the output shape recomputed so the
+    bundle stays consistent: reaches the engines' window code, not the shape check."""
+    g = header["graph"]
+    tensors = {t["name"]: t for t in g["tensors"]}
+    cands = [lj for lj in g["layers"] if lj["op"] in ("conv", "maxpool", "avgpool")
+             and lj["outputs"][0] in g["outputs"]]
+    if not cands:
+        return
+    lj = cands[rng.integers(len(cands))]
+    p = lj.setdefault("params", {})
+    x = tensors[lj["inputs"][0]]["shape"]
+    if lj["op"] == "conv":
+        w = next(m for m in header["arrays"] if m["name"] == lj["arrays"]["weight"])
+        k = w["shape"][1:3]
+    else:
+        k = [int(v) for v in rng.integers(1, 5, 2)]
+        p["kernel"] = k
+    p["stride"] = [int(v) for v in rng.integers(1, 4, 2)]
+    if lj["op"] != "avgpool" or rng.random() < 0.1:
+        p["dilation"] = [int(v) for v in rng.integers(1, 4, 2)]
+    p["pads"] = [int(v) for v in rng.integers(0, 5, 4)]
+    oh = (x[0] + p["pads"][0] + p["pads"][2] - p.get("dilation", [1, 1])[0] * (k[0] - 1) - 1) \
+        // p["stride"][0] + 1
+    ow = (x[1] + p["pads"][1] + p["pads"][3] - p.get("dilation", [1, 1])[1] * (k[1] - 1) - 1) \
+        // p["stride"][1] + 1
+    out = tensors[lj["outputs"][0]]
+    out["shape"] = [int(oh), int(ow), out["shape"][2]]
+
+
 def mutate(rng, data: bytes, key=None) -> bytes:
     """One hostile variant of bundle ``data``, checksum recomputed (signed with ``key``)."""
     version, header, raw = split(data)
     body = bytearray(raw)
-    kind = rng.integers(12)
+    kind = rng.integers(13)
     if kind <= 2:                                  # a field to an interesting value
         paths = [p for p, _ in _paths(header) if p]
         p = paths[rng.integers(len(paths))]
@@ -237,6 +268,8 @@ def mutate(rng, data: bytes, key=None) -> bytes:
         _plausible(rng, header, body)
     elif kind == 9:
         _hostile_array(rng, header, body)
+    elif kind == 11:
+        _geometry(rng, header)
     elif kind == 10:                               # raw header bytes
         h = bytearray(json.dumps(header, sort_keys=True, separators=(",", ":")).encode())
         for _ in range(int(rng.integers(1, 4))):
@@ -344,6 +377,8 @@ def known_findings() -> list[tuple[str, bytes]]:
         ("conv-kernel-ignored", _edit(conv, lambda h: _layer(h, "conv")["params"].update(
             kernel=[1, 1]))),
         ("maxpool-20001", _edit(pool, big_pool)),
+        ("avgpool-empty-window", _edit(seeds["avgpool0"], lambda h: _layer(h, "avgpool")[
+            "params"].update(kernel=[1, 1], stride=[2, 2], pads=[1, 1, 0, 0]))),
         ("conv-stride-0", _edit(conv, lambda h: _layer(h, "conv")["params"].update(stride=[1, 0]))),
         ("dense-no-outputs", _edit(dense, no_outputs)),
         ("groups-2-33", _edit(conv, lambda h: _layer(h, "conv")["params"].update(groups=2 ** 33))),

@@ -23,7 +23,8 @@ BLOBS = [p for p in FILES if p.suffix == ".lkb"]
 #: what each issue-10 finding's one-line refusal must mention
 REASONS = {
     "conv-negative-dilation": "dilation", "conv-kernel-2147483648": "kernel",
-    "conv-kernel-ignored": "kernel", "maxpool-20001": "window elements", "conv-stride-0": "stride",
+    "conv-kernel-ignored": "kernel", "maxpool-20001": "window elements",
+    "avgpool-empty-window": "entirely in the padding", "conv-stride-0": "stride",
     "dense-no-outputs": "one output", "groups-2-33": "groups", "act-min-outside-int8": "act_min",
     "zero-point-300": "zero point", "scale-0": "scale", "scale-nan": "scale", "scale-inf": "scale",
     "card-null": "card", "card-temperament-list": "temperament", "rate-negative": "rate_hz",
@@ -49,7 +50,8 @@ def test_regression_bundle_is_refused_in_one_line_or_runs_identically(path):
         assert kind == "refused" and reason in detail, detail
 
 
-@pytest.mark.parametrize("path", BLOBS, ids=lambda p: p.name)
+@pytest.mark.parametrize("path", [p for p in BLOBS if p.name.startswith("issue10-")],
+                         ids=lambda p: p.name)
 def test_hand_edited_blob_is_refused_by_the_c_loader(path):
     with pytest.raises(ValueError, match="lanthorn C kernel"):
         _lk.Model(path.read_bytes(), 0)
@@ -64,11 +66,13 @@ def sanitized(tmp_path_factory):
 
 
 @pytest.mark.parametrize("path", BLOBS, ids=lambda p: p.name)
-def test_hand_edited_blob_is_refused_under_asan_and_ubsan(sanitized, path, tmp_path):
+def test_hand_edited_blob_is_refused_or_runs_clean_under_asan_and_ubsan(sanitized, path, tmp_path):
+    """issue-10 blobs must be refused; fuzzer findings refused or run without a sanitizer
+    report (e.g. a conv window entirely in the padding once formed an out-of-range pointer)."""
     rng = np.random.default_rng(0)
     (tmp_path / "in").write_bytes(bf.blob_inputs(rng, path.read_bytes()))
     kind, detail, _ = bf.run_sanitized(sanitized, path, tmp_path / "in", tmp_path / "out", 30)
-    assert kind == "refused", detail
+    assert kind == "refused" if path.name.startswith("issue10-") else kind in ("refused", "ran"), detail
 
 
 def test_bounded_fuzz_run_finds_nothing(sanitized):

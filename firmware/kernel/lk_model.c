@@ -92,6 +92,20 @@ static int overlaps(const lk_tensor *a, const lk_tensor *b)
 
 static int finite_positive(float v) { return v > 0.0f && v <= FLT_MAX; }  /* false for NaN */
 
+/* Every one of `out` pooling windows along an axis reaches the input (graph.windows_reach_input):
+ * an all-padding window would average nothing (0 / 0) or pool nothing. */
+static int windows_reach_input(int64_t n, int64_t k, int64_t s, int64_t d, int64_t pad, int64_t out)
+{
+    for (int64_t o = 0; o < out; o++) {
+        const int64_t start = o * s - pad;
+        int64_t lo = start >= 0 ? 0 : (-start + d - 1) / d;
+        int64_t hi = n - 1 - start < 0 ? -1 : (n - 1 - start) / d;
+        if (hi > k - 1) hi = k - 1;
+        if (lo > hi) return 0;
+    }
+    return 1;
+}
+
 /* The value ranges the int8 arithmetic assumes (lanthorn.device.graph._check_arithmetic):
  * a layer's output never overlaps its inputs (a reshape may alias its input exactly),
  * clamps inside int8, finite positive multipliers and QLinearAdd scale ratios within
@@ -123,6 +137,9 @@ static int values_sane(const lk_model *m, const lk_layer *L, int64_t *work)
         *work += numel(Y) * K;
     } else if (L->op == LK_OP_MAXPOOL || L->op == LK_OP_AVGPOOL) {
         if (L->op == LK_OP_AVGPOOL && (L->dh != 1 || L->dw != 1)) return 0;
+        if (!windows_reach_input(X->shape[0], L->kh, L->sh, L->dh, L->pad_t, Y->shape[0]) ||
+            !windows_reach_input(X->shape[1], L->kw, L->sw, L->dw, L->pad_l, Y->shape[1]))
+            return 0;
         *work += numel(Y) * L->kh * L->kw;
     } else if (L->op == LK_OP_ADD) {
         const float sy = Y->scale;
