@@ -209,6 +209,10 @@ MAX_ACTIVATION_BYTES = 1 << 28  # all tensors together (bounds the C arena, lk_m
 INT32_MAX = 2 ** 31 - 1
 #: QLinearAdd's input/output scale ratios (onnxruntime's MinScaleRatio is 2**-14)
 ADD_RATIO = 2.0 ** 14
+#: activation scales: far beyond any real model, and narrow enough that no float32 step of
+#: the arithmetic (window sums, s_in / (s_out * n), a final softmax) reaches inf - inf or
+#: 0 * inf, whose NaN no two engines turn into the same integer
+MIN_SCALE, MAX_SCALE = 2.0 ** -40, 2.0 ** 40
 
 _PARAMS = {
     "conv": {"stride", "dilation", "pads", "groups", "act_min", "act_max", "kernel"},
@@ -322,9 +326,9 @@ def _check_tensor(key, t) -> None:
         raise GraphError(f"tensor {t.name!r} has rank {len(t.shape)}; at most {MAX_RANK}")
     if t.size > MAX_TENSOR_ELEMENTS:
         raise GraphError(f"tensor {t.name!r} has {t.size} elements; at most {MAX_TENSOR_ELEMENTS}")
-    if not (math.isfinite(t.scale) and t.scale > 0):
+    if not (math.isfinite(t.scale) and MIN_SCALE <= t.scale <= MAX_SCALE):
         raise GraphError(f"tensor {t.name!r} has scale {t.scale!r}; a scale must be a finite "
-                         f"float32 > 0")
+                         f"float32 in [2**-40, 2**40]")
     if not -128 <= t.zero_point <= 127:
         raise GraphError(f"tensor {t.name!r} has zero point {t.zero_point}, outside int8")
 

@@ -265,7 +265,8 @@ int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
         if (t->offset < 0 || (int64_t)t->offset + bytes > (int64_t)m->arena_size ||
             t->offset % 16 != 0)   /* the planner aligns every tensor; SIMD loads rely on it */
             return LK_ERR_BLOB;
-        if (!finite_positive(t->scale) || t->zero_point < -128 || t->zero_point > 127)
+        if (!(t->scale >= 0x1p-40f && t->scale <= 0x1p40f) || t->zero_point < -128 ||
+            t->zero_point > 127)   /* graph.MIN_SCALE/MAX_SCALE: no inf - inf, no 0 * inf */
             return LK_ERR_BLOB;
     }
     for (int32_t i = 0; i < m->n_inputs; i++)
