@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 
 from lanthorn.device.atomic import atomic_write_bytes, atomic_write_text
-from lanthorn.errors import UserError
+from lanthorn.errors import UserError, install_hint
 
 TRAILER_MAGIC = b"LKSIG\x00\x01\x00"
 TRAILER = struct.Struct("<8s32s64s")          # 104 bytes after the bundle
@@ -57,8 +57,8 @@ def _crypto():
         from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
     except ImportError:
         raise UserError("checking or making signatures needs the Python package "
-                        "'cryptography' (pip install 'lanthorn[pi5]' or your board's extra, "
-                        "or 'lanthorn[host]' on a laptop)") from None
+                        f"'cryptography': {install_hint('board')}, or the [host] extra on a "
+                        "laptop") from None
     return ed25519, serialization, InvalidSignature
 
 
