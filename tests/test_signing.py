@@ -171,3 +171,16 @@ def test_locked_object_installs_only_bundles_signed_by_a_trusted_key(tmp_path, k
         finally:
             device.stop()
     assert json.loads((data / signing.TRUST_FILE).read_text())["keys"][0]["name"] == "artist"
+
+
+def test_without_cryptography_a_locked_object_fails_closed(tmp_path, keys, monkeypatch):
+    """A device installed without the package cannot check a signature: it refuses (and
+    names the package), it never installs unchecked."""
+    path = named(tmp_path, "signed", keys[0])
+    bundle = read_bundle(path)                     # reading needs no cryptography
+
+    def missing():
+        raise UserError("checking or making signatures needs the Python package 'cryptography'")
+    monkeypatch.setattr(signing, "_crypto", missing)
+    with pytest.raises(UserError, match="cryptography"):
+        signing.check_trusted(bundle, [bundle.signature[0]])
