@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import struct
 from dataclasses import dataclass, field
@@ -40,7 +41,7 @@ import numpy as np
 
 from lanthorn import __version__
 from lanthorn.device.atomic import atomic_write_bytes
-from lanthorn.device.graph import OPS, Graph, GraphError, Layer, Tensor
+from lanthorn.device.graph import OPS, Graph, GraphError, Layer, Tensor, is_int, is_number
 from lanthorn.errors import UserError
 
 MAGIC = b"LANTHRN\x00"
@@ -127,6 +128,13 @@ class Bundle:
     provenance: dict[str, Any] = field(default_factory=dict)
     twin: bytes | None = None
     sha256: str | None = None
+    #: (Ed25519 public key, signature) from the trailer, unverified (see device/signing.py)
+    signature: tuple[bytes, bytes] | None = None
+    #: an imported model's public contract, its ONNX inputs and outputs:
+    #: {"inputs": [{"name", "tensor", "shape", "layout"}], "outputs": [...]} where ``name``
+    #: and ``shape`` are ONNX's (batch and layout included), ``tensor`` the graph tensor and
+    #: ``layout`` how the two relate ("nchw", "nct" or "plain"); see :func:`from_onnx_layout`
+    io: dict = field(default_factory=dict)
 
     def __post_init__(self):
         self.labels = tuple(str(x) for x in self.labels)
@@ -160,6 +168,7 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
         g.validate()
     except GraphError as exc:
         raise _graph_error(exc, "refusing to write an invalid graph") from None
+    _check_io(_jsonable(bundle.io), g, "refusing to write a bundle with an")
     arrays_meta, blobs, offset = [], [], 0
     layers_json = []
     for layer in g.layers:
@@ -192,6 +201,12 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
         "arrays": arrays_meta,
         "twin": twin_meta,
     }
+    if bundle.io:
+        header["onnx_io"] = _jsonable(bundle.io)
+    try:
+        check_header(_jsonable(header))
+    except BundleError as exc:
+        raise CorruptBundleError(f"refusing to write a bundle with an {exc}") from None
     hjson = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
                        allow_nan=False).encode("utf-8")
     hjson += b" " * _pad(len(hjson))
@@ -217,11 +232,29 @@ def _jsonable(obj):
     return obj
 
 
-def write_bundle(bundle: Bundle, path: str | os.PathLike) -> str:
-    """Write ``bundle`` to ``path`` atomically (tmp file, fsync, rename); return its SHA-256."""
+def write_bundle(bundle: Bundle, path: str | os.PathLike, signing_key=None) -> str:
+    """Write ``bundle`` to ``path`` atomically (tmp file, fsync, rename); return its SHA-256.
+    With ``signing_key`` (see :mod:`lanthorn.device.signing`) the file carries a signature."""
     data, _ = _serialize(bundle)
+    if signing_key is not None:
+        from lanthorn.device import signing  # noqa: PLC0415 (needs cryptography)
+        data = signing.sign_bundle_bytes(data, signing_key)
+        bundle.signature = split_signature(data)[1]
     atomic_write_bytes(path, data)
     return bundle.sha256
+
+
+def split_signature(buf: bytes) -> tuple[bytes, tuple[bytes, bytes] | None]:
+    """(the bundle's bytes, (public key, signature) or None): strips a signature trailer
+    (device/signing.py) when the bytes after the declared end are exactly one."""
+    from lanthorn.device.signing import TRAILER, TRAILER_MAGIC  # noqa: PLC0415
+    if len(buf) >= PREFIX.size and bytes(buf[:8]) == MAGIC:
+        _, _, _, hlen, dlen, _ = PREFIX.unpack_from(buf, 0)
+        end = PREFIX.size + hlen + dlen
+        if len(buf) == end + TRAILER.size and bytes(buf[end:end + 8]) == TRAILER_MAGIC:
+            _, pub, sig = TRAILER.unpack_from(buf, end)
+            return bytes(buf[:end]), (pub, sig)
+    return bytes(buf), None
 
 
 # --------------------------------------------------------------------------- reading
@@ -239,7 +272,13 @@ def read_bundle(path: str | os.PathLike) -> Bundle:
 
 
 def _parse(buf: bytes, source: str) -> Bundle:
+    """Checks in the order that names the real cause: magic, length, checksum (so junk
+    after a valid magic is "damaged", not "a newer format"), then version, then the header
+    and graph, strictly (:func:`check_header`, :meth:`Graph.validate`)."""
     buf = memoryview(buf).toreadonly() if not isinstance(buf, bytes) else buf
+    if len(buf) == 0:
+        raise TruncatedError(f"{source} is empty (0 bytes): the copy or push did not happen "
+                             f"or was cut off; copy or push the .lanthorn file again")
     if len(buf) < 8 or bytes(buf[:8]) != MAGIC:
         hint = ""
         if bytes(buf[:4]) == b"\x08\x07\x12\x04" or source.endswith(".onnx"):
@@ -249,36 +288,42 @@ def _parse(buf: bytes, source: str) -> Bundle:
         raise TruncatedError(f"{source} is truncated: {len(buf)} bytes, shorter than the "
                              f"{PREFIX.size}-byte bundle prefix; copy or push it again")
     _, version, _, hlen, dlen, digest = PREFIX.unpack_from(buf, 0)
-    if version > FORMAT_VERSION:
-        raise NewerFormatError(f"{source} uses bundle format {version}{_written_by(buf, hlen)}; "
-                               f"this lanthorn {__version__} reads format {FORMAT_VERSION} and "
-                               f"older: upgrade lanthorn on this device (pip install -U lanthorn)")
-    if version < 1:
-        raise CorruptBundleError(f"{source} has invalid bundle format version {version}")
     expected = PREFIX.size + hlen + dlen
     if len(buf) < expected:
-        raise TruncatedError(f"{source} is truncated: {len(buf)} of {expected} bytes present; "
-                             f"copy or push it again")
-    if len(buf) > expected:
-        raise CorruptBundleError(f"{source} has {len(buf) - expected} unexpected bytes after "
+        raise TruncatedError(f"{source} is truncated or damaged: {len(buf)} of the {expected} "
+                             f"bytes its prefix declares are present; copy or push it again")
+    body, signature = split_signature(buf)
+    if len(body) > expected:
+        raise CorruptBundleError(f"{source} has {len(body) - expected} unexpected bytes after "
                                  f"the end of the bundle")
     actual = hashlib.sha256(bytes(buf[:32]) + bytes(buf[PREFIX.size:expected])).digest()
     if actual != digest:
         raise ChecksumError(f"{source} failed its SHA-256 check (expected {digest.hex()[:16]}…, "
                             f"got {actual.hex()[:16]}…): the file is damaged; push or copy a good "
                             f"copy again")
+    if version > FORMAT_VERSION:
+        raise NewerFormatError(f"{source} uses bundle format {version}{_written_by(buf, hlen)}; "
+                               f"this lanthorn {__version__} reads format {FORMAT_VERSION} and "
+                               f"older: upgrade lanthorn on this device (pip install -U lanthorn)")
+    if version < 1:
+        raise CorruptBundleError(f"{source} has invalid bundle format version {version}")
     try:
         header = json.loads(bytes(buf[PREFIX.size:PREFIX.size + hlen]).decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise CorruptBundleError(f"{source}: unreadable bundle header ({exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise CorruptBundleError(f"{source}: unreadable bundle header ({type(exc).__name__})") from None
     data_start = PREFIX.size + hlen
     try:
-        return _build(header, buf, data_start, dlen, source, digest.hex())
-    except (KeyError, TypeError, ValueError) as exc:
-        if isinstance(exc, BundleError):
-            raise
+        check_header(header)
+        bundle = _build(header, buf, data_start, dlen, source, digest.hex())
+    except BundleError:
+        raise
+    except GraphError as exc:
+        raise _graph_error(exc, source) from None
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError, MemoryError) as exc:
         raise CorruptBundleError(f"{source}: inconsistent bundle header ({type(exc).__name__}: "
-                                 f"{exc})") from None
+                                 f"{str(exc)[:200]})") from None
+    bundle.signature = signature
+    return bundle
 
 
 def _written_by(buf, hlen) -> str:
@@ -291,24 +336,35 @@ def _written_by(buf, hlen) -> str:
 
 def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str) -> Bundle:
     arrays = {}
+    spans = []
     for meta in header["arrays"]:
-        dtype = _DTYPES.get(meta["dtype"])
-        if dtype is None:
-            raise CorruptBundleError(f"{source}: array {meta['name']!r} has unknown dtype "
-                                     f"{meta['dtype']!r}")
-        shape = tuple(int(d) for d in meta["shape"])
-        count = int(np.prod(shape, dtype=np.int64))
+        dtype = _DTYPES[meta["dtype"]]
+        shape = tuple(meta["shape"])
+        count = math.prod(shape)
         nbytes = count * np.dtype(dtype).itemsize
         if nbytes != meta["nbytes"]:
             raise ShapeMismatchError(f"{source}: array {meta['name']!r} declares shape {shape} "
                                      f"({nbytes} bytes) but stores {meta['nbytes']} bytes")
-        if meta["offset"] < 0 or meta["offset"] + nbytes > dlen:
-            raise CorruptBundleError(f"{source}: array {meta['name']!r} lies outside the data")
+        if meta["offset"] % ALIGN or meta["offset"] + nbytes > dlen:
+            raise CorruptBundleError(f"{source}: array {meta['name']!r} lies outside the data "
+                                     f"or off its {ALIGN}-byte alignment")
+        if meta["name"] in arrays:
+            raise CorruptBundleError(f"{source}: two arrays are named {meta['name']!r}")
+        spans.append((meta["offset"], meta["offset"] + nbytes, meta["name"]))
         a = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + meta["offset"])
         arrays[meta["name"]] = a.reshape(shape).astype(np.dtype(dtype).newbyteorder("="),
                                                        copy=False)
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise CorruptBundleError(f"{source}: arrays {first!r} and {second!r} overlap")
     gj = header["graph"]
-    tensors = {t["name"]: Tensor.from_json(t) for t in gj["tensors"]}
+    tensors = {}
+    for tj in gj["tensors"]:
+        t = Tensor.from_json(tj)
+        if t.name in tensors:
+            raise CorruptBundleError(f"{source}: two tensors are named {t.name!r}")
+        tensors[t.name] = t
     layers = []
     for lj in gj["layers"]:
         if lj["op"] not in OPS:
@@ -329,14 +385,194 @@ def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str)
         graph.validate()
     except GraphError as exc:
         raise _graph_error(exc, source) from None
+    spec = InputSpec.from_json(header["input_spec"])
+    first = graph.tensors[graph.inputs[0]]
+    if len(graph.inputs) == 1 and math.prod(spec.shape) != first.size:
+        raise ShapeMismatchError(f"{source}: input_spec shape {spec.shape} does not hold the "
+                                 f"model's input {first.shape}")
+    out = graph.tensors[graph.outputs[0]]
+    labels = tuple(header["labels"])
+    if labels and (len(graph.outputs) != 1 or len(labels) != out.shape[-1]):
+        raise ShapeMismatchError(f"{source}: {len(labels)} labels for an output of shape "
+                                 f"{out.shape}")
     twin = None
     if header.get("twin"):
         t = header["twin"]
         if t["offset"] + t["nbytes"] > dlen:
             raise CorruptBundleError(f"{source}: the ONNX twin lies outside the data")
         twin = bytes(buf[data_start + t["offset"]:data_start + t["offset"] + t["nbytes"]])
-    return Bundle(graph, InputSpec.from_json(header["input_spec"]), tuple(header["labels"]),
-                  header.get("card", {}), header.get("provenance", {}), twin, sha)
+    io = header.get("onnx_io") or {}
+    _check_io(io, graph, source)
+    return Bundle(graph, spec, labels, header.get("card", {}), header.get("provenance", {}),
+                  twin, sha, io=io)
+
+
+LAYOUTS = ("nchw", "nct", "plain")
+
+
+def from_onnx_layout(x: np.ndarray, layout: str, shape) -> np.ndarray:
+    """An array in ONNX's shape and layout -> the graph tensor's (``shape``) layout:
+    ``[1, C, H, W]`` -> ``(H, W, C)``, ``[1, C, T]`` -> ``(1, T, C)``, ``[1, ...]`` -> ``(...)``.
+    A view where it can be (the engines copy their input anyway)."""
+    if layout == "nchw":
+        x = x[0].transpose(1, 2, 0)
+    elif layout == "nct":
+        x = x[0].T[None]
+    return x.reshape(shape)
+
+
+def to_onnx_layout(y: np.ndarray, layout: str, onnx_shape) -> np.ndarray:
+    """The inverse of :func:`from_onnx_layout`: a graph tensor in ONNX's shape and layout."""
+    if layout == "nchw":
+        y = y.transpose(2, 0, 1)[None]
+    elif layout == "nct":
+        y = y[0].T[None]
+    return np.ascontiguousarray(y).reshape(onnx_shape)
+
+
+def _check_io(io: dict, graph: Graph, source: str) -> None:
+    if not io:
+        return
+    bad = CorruptBundleError(f"{source}: invalid onnx_io (the imported model's ONNX inputs and "
+                             f"outputs)")
+    if not isinstance(io, dict) or set(io) != {"inputs", "outputs"}:
+        raise bad
+    for key, names in (("inputs", graph.inputs), ("outputs", graph.outputs)):
+        entries = io[key]
+        if not isinstance(entries, list) or [e.get("tensor") if isinstance(e, dict) else None
+                                             for e in entries] != list(names):
+            raise bad
+        for e in entries:
+            t = graph.tensors[e["tensor"]]
+            shape = e.get("shape")
+            if not (isinstance(e.get("name"), str) and e["name"] and e.get("layout") in LAYOUTS
+                    and isinstance(shape, list) and all(is_int(d) and d >= 1 for d in shape)
+                    and math.prod(shape) == t.size):
+                raise bad
+            if e["layout"] == "nchw" and not (len(shape) == 4 and shape[0] == 1 and len(t.shape) == 3
+                                              and tuple(shape[2:]) + (shape[1],) == t.shape):
+                raise bad
+            if e["layout"] == "nct" and not (len(shape) == 3 and shape[0] == 1
+                                             and t.shape == (1, shape[2], shape[1])):
+                raise bad
+
+
+# --------------------------------------------------------------------------- header check
+
+MAX_RATE_HZ = 10_000.0
+MIN_RATE_HZ = 0.1
+MAX_WINDOW = 100_000
+MAX_NAMES = 4096
+MAX_TEXT = 4096
+
+
+class _Bad(CorruptBundleError):
+    pass
+
+
+def _need(cond, what: str) -> None:
+    if not cond:
+        raise _Bad(f"invalid bundle header: {what}")
+
+
+def _is_text_list(v, max_len: int = MAX_NAMES) -> bool:
+    return isinstance(v, list) and len(v) <= max_len and all(
+        isinstance(x, str) and 0 < len(x) <= 256 for x in v)
+
+
+def _is_index_list(v) -> bool:
+    return isinstance(v, list) and all(is_int(x) and x >= 1 for x in v)
+
+
+def check_header(h) -> None:
+    """Every field of a bundle header typed and sane, before anything reads it: the
+    device loop sizes buffers from the input spec and the behaviour reads the card, so a
+    poisoned header (a negative or 1e12 Hz rate, a rate written as text, a card whose
+    ``temperament`` is a list) must be refused here, not crash the piece later."""
+    _need(isinstance(h, dict), "not a JSON object")
+    for key, kind in (("graph", dict), ("input_spec", dict), ("labels", list), ("arrays", list)):
+        _need(isinstance(h.get(key), kind), f"{key} must be a JSON {kind.__name__}")
+    for key in ("card", "provenance"):
+        _need(isinstance(h.get(key, {}), dict), f"{key} must be a JSON object")
+    _need(h.get("format", FORMAT_VERSION) == FORMAT_VERSION, "format field differs from the prefix")
+    _need(isinstance(h.get("written_by", ""), str), "written_by must be text")
+    _need(isinstance(h.get("onnx_io", {}), dict), "onnx_io must be an object")
+    g = h["graph"]
+    for key in ("tensors", "layers", "inputs", "outputs"):
+        _need(isinstance(g.get(key), list), f"graph.{key} must be a list")
+    _need(_is_text_list(g["inputs"], 16) and _is_text_list(g["outputs"], 16),
+          "graph inputs/outputs must be lists of tensor names")
+    _need(all(isinstance(t, dict) for t in g["tensors"]), "graph.tensors must hold objects")
+    for lj in g["layers"]:
+        _need(isinstance(lj, dict) and isinstance(lj.get("op"), str)
+              and isinstance(lj.get("name"), str) and lj["name"], "a layer needs an op and a name")
+        where = f"layer {lj['name'][:40]!r}"
+        _need(_is_text_list(lj.get("inputs"), 16) and _is_text_list(lj.get("outputs"), 1),
+              f"{where}: inputs must be up to 16 tensor names and outputs exactly one")
+        _need(len(lj["outputs"]) == 1, f"{where} must have exactly one output")
+        _need(isinstance(lj.get("params", {}), dict), f"{where}: params must be an object")
+        arrays = lj.get("arrays", {})
+        _need(isinstance(arrays, dict) and all(isinstance(v, str) for v in arrays.values()),
+              f"{where}: arrays must map names to array names")
+    for meta in h["arrays"]:
+        _need(isinstance(meta, dict) and isinstance(meta.get("name"), str)
+              and meta.get("dtype") in _DTYPES and _is_index_list(meta.get("shape"))
+              and len(meta["shape"]) <= 6 and is_int(meta.get("offset")) and meta["offset"] >= 0
+              and is_int(meta.get("nbytes")) and meta["nbytes"] >= 0,
+              f"array entry {str(meta)[:60]} must have a name, a known dtype, a shape of "
+              f"positive integers, and non-negative offset and nbytes")
+    twin = h.get("twin")
+    _need(twin is None or (isinstance(twin, dict) and is_int(twin.get("offset"))
+                           and is_int(twin.get("nbytes")) and twin["offset"] >= 0
+                           and twin["nbytes"] >= 0), "twin must be null or {offset, nbytes}")
+    check_input_spec(h["input_spec"])
+    _need(_is_text_list(h["labels"]), "labels must be a list of non-empty names")
+    check_card(h.get("card", {}))
+
+
+def check_input_spec(s: dict) -> None:
+    shape = s.get("shape")
+    _need(_is_index_list(shape) and 1 <= len(shape) <= 6 and math.prod(shape) <= 1 << 24,
+          f"input_spec.shape must be 1-6 positive integers, got {str(shape)[:40]}")
+    _need(s.get("dtype", "float32") in ("float32", "int32"),
+          "input_spec.dtype must be float32 or int32")
+    ch = s.get("channels", [])
+    _need(_is_text_list(ch, 1024), "input_spec.channels must be a list of channel names")
+    rate = s.get("rate_hz")
+    _need(rate is None or (is_number(rate) and math.isfinite(rate)
+                           and MIN_RATE_HZ <= rate <= MAX_RATE_HZ),
+          f"input_spec.rate_hz must be a number of Hz in [{MIN_RATE_HZ:g}, {MAX_RATE_HZ:g}], "
+          f"got {str(rate)[:40]}")
+    window = s.get("window")
+    _need(window is None or (is_int(window) and 1 <= window <= MAX_WINDOW),
+          f"input_spec.window must be an integer in [1, {MAX_WINDOW}], got {str(window)[:40]}")
+    _need(window is None or window == shape[0],
+          f"input_spec.window {window} differs from the first axis of its shape {shape}")
+    _need(not ch or len(ch) == shape[-1],
+          f"input_spec has {len(ch)} channel names for {shape[-1]} channels")
+
+
+def check_card(card: dict) -> None:
+    """Typed model card: known text fields are text, known numbers numbers, and the
+    behaviour's ``temperament`` section has the shape behaviour.temperament_for reads."""
+    for key in ("name", "description", "task", "architecture", "intended_use", "limitations"):
+        _need(key not in card or (isinstance(card[key], str) and len(card[key]) <= MAX_TEXT),
+              f"card.{key} must be text")
+    for key in ("macs", "accuracy_float", "accuracy_int8"):
+        _need(key not in card or card[key] is None or
+              (is_number(card[key]) and math.isfinite(card[key])), f"card.{key} must be a number")
+    temp = card.get("temperament")
+    if temp is None:
+        return
+    _need(isinstance(temp, dict), "card.temperament must be an object")
+    moods = temp.get("gesture_moods", {})
+    _need(isinstance(moods, dict) and all(
+        isinstance(v, dict) and all(isinstance(m, str) and is_number(w) and math.isfinite(w)
+                                    for m, w in v.items())
+        for v in moods.values()), "card.temperament.gesture_moods must map each label to "
+          "{mood: weight}")
+    touch = temp.get("touch_gestures", [])
+    _need(_is_text_list(touch), "card.temperament.touch_gestures must be a list of labels")
 
 
 def _graph_error(exc: GraphError, source: str) -> BundleError:

@@ -548,8 +548,34 @@ class ConsoleServer:
         self._send(self.ok("record", f"recorded {len(s.rows)} frames of {s.label} {where}",
                            data=data))
 
+    # --- trusted signing keys (device/signing.py; the lock decides whether they are needed)
+    def _trust(self):
+        from lanthorn.device.signing import TrustStore  # noqa: PLC0415
+        return TrustStore(self.app.storage.root)
+
+    def cmd_trust_list(self, name, args):
+        entries = self._trust().entries()
+        body = [f"{e['key']}  {e['name']}".rstrip() for e in entries] or ["(no trusted keys)"]
+        return self.ok(name, f"{len(entries)} trusted key(s)", body=body,
+                       data={"keys": entries, "locked": self.lock.locked})
+
+    def cmd_trust_add(self, name, args):
+        from lanthorn.device.signing import parse_public_key, short_id  # noqa: PLC0415
+        key = parse_public_key(args[0])
+        added = self._trust().add(key, args[1] if len(args) > 1 else "")
+        return self.ok(name, f"{'trusting' if added else 'already trusted:'} {short_id(key)}…")
+
+    def cmd_trust_remove(self, name, args):
+        from lanthorn.device.signing import parse_public_key, short_id  # noqa: PLC0415
+        key = parse_public_key(args[0])
+        self._trust().remove(key)
+        return self.ok(name, f"no longer trusting {short_id(key)}…")
+
     def cmd_push_begin(self, name, args):
         size, sha, chunk = check_begin(args[0], args[1], args[2] if len(args) > 2 else None)
+        if self.lock.locked and not self._trust().keys():
+            raise UserError("locked: no signing key is trusted, so no push can be installed; "
+                            "'unlock PIN' first, or provision a key (see SIGNING.md)")
         incoming = self.app.storage.incoming_dir
         free = shutil.disk_usage(incoming).free
         if free < size + _SPACE_MARGIN:  # refuse now rather than fail half-way through
@@ -594,6 +620,8 @@ class ConsoleServer:
             self._send(protocol.err_lines(self.mode, "push begin", str(exc)))
             return
         try:
+            if self.lock.locked:
+                self._check_signed(path)
             info = self.app.install_model(str(path))
         except Exception as exc:  # refused by verification: the app keeps its old model
             self._send(protocol.err_lines(self.mode, "push begin", f"{exc}"))
@@ -603,6 +631,17 @@ class ConsoleServer:
                 path.unlink()  # refused: do not keep a bad file around
         self._send(self.ok("push begin", f"installed {info.get('name')} sha256={info.get('sha256')}",
                            data=info))
+
+
+    def _check_signed(self, path) -> None:
+        """A locked object installs only bundles signed by a key it trusts."""
+        from lanthorn.device.bundle import read_bundle  # noqa: PLC0415
+        from lanthorn.device.signing import SignatureError, check_trusted  # noqa: PLC0415
+        try:
+            check_trusted(read_bundle(path), self._trust().keys())
+        except SignatureError as exc:
+            raise UserError(f"refused: this object is locked and installs only bundles signed "
+                            f"by a trusted key; {exc}; the old model keeps running") from None
 
 
 def _body_lines(d: dict) -> list[str]:

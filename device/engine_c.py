@@ -14,7 +14,8 @@ argument, else ``LANTHORN_C_VARIANT`` (``scalar``, ``avx2``, ``avx-vnni``, ``avx
 ``neon``, ``neon-dotprod``),
 else the fastest this CPU supports. Importing this module needs only numpy; the extension
 is imported by :class:`CEngine`, which raises ImportError when it is not built (the
-runtime then falls back to numpy).
+runtime then falls back to numpy); a graph the kernel refuses raises
+:class:`CKernelUnsupported` (a bad bundle: no fallback).
 """
 from __future__ import annotations
 
@@ -38,8 +39,10 @@ DTYPE_CODES = {"int8": 1, "int32": 2}
 VARIANTS = {"scalar": 0, "avx2": 1, "neon": 2, "neon-dotprod": 3, "avx-vnni": 4, "avx512-vnni": 5}
 
 
-class CKernelUnsupported(ImportError):
-    """The graph uses something the C kernel does not run (the runtime falls back to numpy)."""
+class CKernelUnsupported(UserError):
+    """The C kernel refuses the graph. Graph.validate is as strict as the kernel's loader,
+    so this means a bad bundle (or a lanthorn bug), never a reason to fall back to numpy:
+    the runtime reports it as one line and does not load the bundle."""
 
 
 class VariantError(UserError, ValueError):
@@ -180,6 +183,40 @@ def to_blob(graph: Graph) -> bytes:
     return bytes(words + data)
 
 
+#: Per-layer int32 fields of an LKB1 blob after op, n_in, in[MAX_IN], out (lk.h)
+LAYER_FIELDS = ("kh", "kw", "sh", "sw", "dh", "dw", "pad_t", "pad_l", "pad_b", "pad_r", "groups",
+                "act_min", "act_max", "axis", "count_include_pad", "rows")
+TENSOR_WORDS = 5 + MAX_DIMS
+LAYER_WORDS = 2 + MAX_IN + 1 + 16 + MAX_DIMS + 4 + MAX_IN
+
+
+def blob_layout(blob: bytes) -> tuple[int, int, int, int]:
+    """(n_tensors, n_layers, byte offset of the tensor table, of the layer table)."""
+    _, _, nt, nl, ni, no, _ = struct.unpack_from("<7I", blob, 0)
+    tensors = 4 * (7 + ni + no)
+    return nt, nl, tensors, tensors + 4 * TENSOR_WORDS * nt
+
+
+def blob_layer_field(blob: bytes, layer: int, field: str) -> int:
+    """Byte offset of one int32 field of layer ``layer`` ("op", "n_in", "in0".., "out",
+    LAYER_FIELDS, "perm0".., "weight", "bias", "multiplier", "table", "tables0"..): for
+    tests and the bundle fuzzer, which edit blobs by hand."""
+    names = (["op", "n_in"] + [f"in{i}" for i in range(MAX_IN)] + ["out"] + list(LAYER_FIELDS)
+             + [f"perm{i}" for i in range(MAX_DIMS)] + ["weight", "bias", "multiplier", "table"]
+             + [f"tables{i}" for i in range(MAX_IN)])
+    _, _, _, layers = blob_layout(blob)
+    return layers + 4 * (LAYER_WORDS * layer + names.index(field))
+
+
+def blob_tensor_field(blob: bytes, tensor: int, field: str) -> int:
+    """Byte offset of one field of tensor ``tensor`` ("offset", "dtype", "ndim",
+    "shape0".., "scale", "zero_point")."""
+    names = ["offset", "dtype", "ndim"] + [f"shape{i}" for i in range(MAX_DIMS)] + ["scale",
+                                                                                   "zero_point"]
+    _, _, tensors, _ = blob_layout(blob)
+    return tensors + 4 * (TENSOR_WORDS * tensor + names.index(field))
+
+
 def _variant_from_env(lk) -> int | None:
     name = os.environ.get("LANTHORN_C_VARIANT", "").strip().lower()
     if not name:
@@ -216,8 +253,9 @@ class CEngine:
         self.blob = to_blob(graph)
         try:
             self._m = _lk.Model(self.blob, -1 if variant is None else variant)
-        except ValueError as exc:   # a graph the kernel's loader refuses: let runtime fall back
-            raise CKernelUnsupported(f"the C kernel refused this graph ({exc})") from None
+        except ValueError as exc:   # the kernel's loader refuses what validate() let through
+            raise CKernelUnsupported(f"the C kernel refuses this model ({exc}): the bundle is "
+                                     f"invalid; re-quantize or re-import it") from None
         self.backend: str = self._m.backend
         self.memory: dict = self._m.memory
         self.raw_outputs = raw_outputs(graph)

@@ -32,7 +32,7 @@ F32 = np.float32
 class ReferenceEngine:
     """Runs a Graph with numpy. Not thread-safe (buffers are shared between calls)."""
 
-    backend = "numpy"
+    backend = "reference"
 
     def __init__(self, graph: Graph):
         graph.validate()

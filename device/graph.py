@@ -82,6 +82,7 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,8 +132,22 @@ class Tensor:
 
     @classmethod
     def from_json(cls, d: dict) -> "Tensor":
-        return cls(d["name"], tuple(d["shape"]), d.get("dtype", "int8"),
-                   d.get("scale", 1.0), d.get("zero_point", 0))
+        """From a bundle header, refusing wrongly typed fields (GraphError) rather than
+        coercing them: ``int("3")`` or ``int(2.7)`` would silently change the model."""
+        if not isinstance(d, dict) or not isinstance(d.get("name"), str):
+            raise GraphError(f"a tensor entry needs a name: {_short(d)}")
+        name = d["name"]
+        shape = int_list(d.get("shape"), None, f"tensor {name!r} shape", 1, MAX_TENSOR_ELEMENTS)
+        dtype, scale, zp = d.get("dtype", "int8"), d.get("scale", 1.0), d.get("zero_point", 0)
+        if not isinstance(dtype, str) or not is_number(scale) or not is_int(zp):
+            raise GraphError(f"tensor {name!r}: dtype must be text, scale a number and zero "
+                             f"point an integer, got {_short(dtype)}, {_short(scale)}, {_short(zp)}")
+        if not -128 <= zp <= 127:
+            raise GraphError(f"tensor {name!r} has zero point {zp}, outside int8")
+        if is_int(scale) and abs(scale) > 2 ** 64:
+            raise GraphError(f"tensor {name!r} has scale {_short(scale)}, not a float32")
+        with np.errstate(over="ignore"):
+            return cls(name, tuple(shape), dtype, scale, zp)
 
 
 @dataclass
@@ -168,42 +183,302 @@ class Graph:
         return self.tensors[name]
 
     def validate(self) -> None:
-        """Check ops, array dtypes/shapes and every layer's output shape; raise GraphError."""
-        produced = set(self.inputs)
-        for t in self.tensors.values():
-            if t.dtype not in DTYPES:
-                raise GraphError(f"tensor {t.name!r} has unsupported dtype {t.dtype!r}")
-        for name in self.inputs + self.outputs:
-            if name not in self.tensors:
-                raise GraphError(f"graph input/output {name!r} is not a declared tensor")
-        for layer in self.layers:
-            if layer.op not in OPS:
-                raise GraphError(f"layer {layer.name!r} uses unknown operator {layer.op!r} "
-                                 f"(this lanthorn knows: {', '.join(OPS)})")
-            for name in layer.inputs + layer.outputs:
-                if name not in self.tensors:
-                    raise GraphError(f"layer {layer.name!r} refers to undeclared tensor {name!r}")
-            for name in layer.inputs:
-                if name not in produced:
-                    raise GraphError(f"layer {layer.name!r} reads {name!r} before it is computed")
-            for arr, dtype in REQUIRED_ARRAYS.get(layer.op, {}).items():
-                a = layer.arrays.get(arr)
-                if a is None:
-                    raise GraphError(f"layer {layer.name!r} ({layer.op}) lacks array {arr!r}")
-                if a.dtype != np.dtype(dtype):
-                    raise GraphError(f"layer {layer.name!r}: array {arr!r} is {a.dtype}, "
-                                     f"expected {dtype}")
-            expected = infer_output_shape(layer, [self.tensors[i].shape for i in layer.inputs])
-            actual = self.tensors[layer.outputs[0]].shape
-            if tuple(expected) != tuple(actual):
-                raise GraphError(f"shape mismatch at layer {layer.name!r} ({layer.op}): inputs "
-                                 f"{[self.tensors[i].shape for i in layer.inputs]} give "
-                                 f"{tuple(expected)}, but output {layer.outputs[0]!r} is "
-                                 f"declared {tuple(actual)}")
-            produced.update(layer.outputs)
-        for name in self.outputs:
+        """The one strict check every graph passes before any engine sees it (raise GraphError).
+
+        As strict as the strictest engine (the C kernel, also on a 32-bit microcontroller):
+        every field typed and in range, every size computed without overflow, the work
+        of one inference bounded, and every arithmetic assumption the engines make (int8
+        zero points and clamps, finite positive scales and multipliers, int32
+        accumulators that cannot overflow) checked here once, so the engines can assume
+        them. A graph that passes runs with identical integers on every backend."""
+        _check_graph(self)
+
+
+# --------------------------------------------------------------------------- strict checks
+
+#: Limits shared with the C kernel (firmware/kernel/lk.h) and chosen for tiny models:
+#: a model 20x larger than the biggest supported (5M MACs) still passes.
+MAX_RANK = 6                 # lk.h LK_MAX_DIMS
+MAX_LAYER_INPUTS = 16        # lk.h LK_MAX_IN
+MAX_GRAPH_IO = 16            # lk.h LK_MAX_IO
+MAX_GEOMETRY = 65535         # kernel, stride, dilation, pads (lk_model.c)
+MAX_TENSOR_ELEMENTS = 1 << 24
+MAX_WINDOW_ELEMENTS = 1 << 24   # per layer: output positions x window taps (im2col size)
+MAX_WORK = 1 << 27              # per inference: MACs + window taps + elements moved
+MAX_ACTIVATION_BYTES = 1 << 28  # all tensors together (bounds the C arena, lk_model.c)
+INT32_MAX = 2 ** 31 - 1
+#: QLinearAdd's input/output scale ratios (onnxruntime's MinScaleRatio is 2**-14)
+ADD_RATIO = 2.0 ** 14
+#: activation scales: far beyond any real model, and narrow enough that no float32 step of
+#: the arithmetic (window sums, s_in / (s_out * n), a final softmax) reaches inf - inf or
+#: 0 * inf, whose NaN no two engines turn into the same integer
+MIN_SCALE, MAX_SCALE = 2.0 ** -40, 2.0 ** 40
+
+_PARAMS = {
+    "conv": {"stride", "dilation", "pads", "groups", "act_min", "act_max", "kernel"},
+    "dense": {"act_min", "act_max"},
+    "maxpool": {"kernel", "stride", "dilation", "pads"},
+    "avgpool": {"kernel", "stride", "dilation", "pads", "count_include_pad"},
+    "global_avgpool": set(), "add": {"act_min", "act_max"}, "concat": {"axis"},
+    "reshape": {"shape"}, "transpose": {"perm"}, "lut": set(), "gather": set(), "softmax": set(),
+}
+_N_INPUTS = {"add": (2, 2), "concat": (1, MAX_LAYER_INPUTS)}
+
+
+def is_int(v) -> bool:
+    """A JSON/Python/numpy integer (not a bool, not a float that happens to be whole)."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def is_number(v) -> bool:
+    return (is_int(v) or isinstance(v, (float, np.floating))) and not isinstance(v, bool)
+
+
+def int_list(v, n: int | None, what: str, lo: int, hi: int) -> list[int]:
+    """``v`` as a list of ``n`` ints in [lo, hi] (any length when n is None), or GraphError."""
+    if not isinstance(v, (list, tuple)) or (n is not None and len(v) != n) or \
+            not all(is_int(x) and lo <= x <= hi for x in v):
+        want = f"{n} integers" if n is not None else "a list of integers"
+        raise GraphError(f"{what} must be {want} in [{lo}, {hi}], got {_short(v)}")
+    return [int(x) for x in v]
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _check_graph(g: "Graph") -> None:
+    if not isinstance(g.tensors, dict) or not isinstance(g.layers, list):
+        raise GraphError("graph tensors must be a mapping and layers a list")
+    for key, t in g.tensors.items():
+        _check_tensor(key, t)
+    if sum(t.size * (4 if t.dtype != "int8" else 1) for t in g.tensors.values()) > MAX_ACTIVATION_BYTES:
+        raise GraphError(f"the model's activations need more than {MAX_ACTIVATION_BYTES} bytes")
+    for kind, names in (("input", g.inputs), ("output", g.outputs)):
+        if not 1 <= len(names) <= MAX_GRAPH_IO or len(set(names)) != len(names):
+            raise GraphError(f"a graph needs 1 to {MAX_GRAPH_IO} distinct {kind}s, got {len(names)}")
+        for name in names:
+            if not isinstance(name, str) or name not in g.tensors:
+                raise GraphError(f"graph {kind} {_short(name)} is not a declared tensor")
+    for name in g.inputs:
+        if g.tensors[name].dtype not in ("int8", "int32"):
+            raise GraphError(f"graph input {name!r} must be int8 or int32 indices")
+    produced = set(g.inputs)
+    names = set()
+    work = 0
+    for i, layer in enumerate(g.layers):
+        if not isinstance(layer, Layer) or not isinstance(layer.name, str) or not layer.name:
+            raise GraphError(f"layer {i} has no name")
+        if layer.name in names:
+            raise GraphError(f"two layers are named {layer.name!r}")
+        names.add(layer.name)
+        if layer.op not in OPS:
+            raise GraphError(f"layer {layer.name!r} uses unknown operator {_short(layer.op)} "
+                             f"(this lanthorn knows: {', '.join(OPS)})")
+        lo, hi = _N_INPUTS.get(layer.op, (1, 1))
+        if not lo <= len(layer.inputs) <= hi or len(layer.outputs) != 1:
+            raise GraphError(f"layer {layer.name!r} ({layer.op}) needs {lo}"
+                             f"{'' if lo == hi else f' to {hi}'} input(s) and one output, has "
+                             f"{len(layer.inputs)} and {len(layer.outputs)}")
+        for name in layer.inputs + layer.outputs:
+            if not isinstance(name, str) or name not in g.tensors:
+                raise GraphError(f"layer {layer.name!r} refers to undeclared tensor {_short(name)}")
+        for name in layer.inputs:
             if name not in produced:
-                raise GraphError(f"graph output {name!r} is never computed")
+                raise GraphError(f"layer {layer.name!r} reads {name!r} before it is computed")
+        out = layer.outputs[0]
+        if out in produced:
+            raise GraphError(f"layer {layer.name!r} writes {out!r}, which is already computed "
+                             f"(each tensor has one producer)")
+        if layer.op == "softmax" and out not in g.outputs:
+            raise GraphError(f"layer {layer.name!r}: softmax is supported only as a final layer "
+                             f"producing a graph output")
+        _check_dtypes(g, layer)
+        _check_params(layer)
+        _check_arrays(layer)
+        expected = infer_output_shape(layer, [g.tensors[n].shape for n in layer.inputs])
+        actual = g.tensors[out].shape
+        if tuple(expected) != tuple(actual):
+            raise GraphError(f"shape mismatch at layer {layer.name!r} ({layer.op}): inputs "
+                             f"{[g.tensors[n].shape for n in layer.inputs]} give "
+                             f"{tuple(expected)}, but output {out!r} is declared {tuple(actual)}")
+        _check_arithmetic(g, layer)
+        work += _layer_work(g, layer)
+        if work > MAX_WORK:
+            raise GraphError(f"the model needs more than {MAX_WORK} operations per inference "
+                             f"(at layer {layer.name!r}); lanthorn runs tiny models")
+        produced.add(out)
+    for name in g.outputs:
+        if name not in produced:
+            raise GraphError(f"graph output {name!r} is never computed")
+        if g.tensors[name].dtype == "int32":
+            raise GraphError(f"graph output {name!r} must be int8 (or a final softmax)")
+
+
+def _check_tensor(key, t) -> None:
+    if not isinstance(t, Tensor) or not isinstance(t.name, str) or t.name != key or not key:
+        raise GraphError(f"tensor {_short(key)} is declared under another name")
+    if t.dtype not in DTYPES:
+        raise GraphError(f"tensor {t.name!r} has unsupported dtype {_short(t.dtype)}")
+    int_list(t.shape, None, f"tensor {t.name!r} shape", 1, MAX_TENSOR_ELEMENTS)
+    if len(t.shape) > MAX_RANK:
+        raise GraphError(f"tensor {t.name!r} has rank {len(t.shape)}; at most {MAX_RANK}")
+    if t.size > MAX_TENSOR_ELEMENTS:
+        raise GraphError(f"tensor {t.name!r} has {t.size} elements; at most {MAX_TENSOR_ELEMENTS}")
+    if not (math.isfinite(t.scale) and MIN_SCALE <= t.scale <= MAX_SCALE):
+        raise GraphError(f"tensor {t.name!r} has scale {t.scale!r}; a scale must be a finite "
+                         f"float32 in [2**-40, 2**40]")
+    if not -128 <= t.zero_point <= 127:
+        raise GraphError(f"tensor {t.name!r} has zero point {t.zero_point}, outside int8")
+
+
+def _check_dtypes(g: "Graph", layer: Layer) -> None:
+    ins = [g.tensors[n].dtype for n in layer.inputs]
+    out = g.tensors[layer.outputs[0]].dtype
+    want_in = "int32" if layer.op == "gather" else "int8"
+    want_out = "float32" if layer.op == "softmax" else "int8"
+    if any(d != want_in for d in ins) or out != want_out:
+        raise GraphError(f"layer {layer.name!r} ({layer.op}) takes {want_in} and gives "
+                         f"{want_out}, but its tensors are {ins} -> {out}")
+
+
+def _check_params(layer: Layer) -> None:
+    p, name = layer.params, layer.name
+    if not isinstance(p, dict):
+        raise GraphError(f"layer {name!r}: params must be an object")
+    extra = set(p) - _PARAMS[layer.op]
+    if extra:
+        raise GraphError(f"layer {name!r} ({layer.op}) has unknown parameter(s) "
+                         f"{', '.join(sorted(map(str, extra)))}")
+    where = f"layer {name!r} ({layer.op})"
+    if "stride" in p:
+        int_list(p["stride"], 2, f"{where} stride", 1, MAX_GEOMETRY)
+    if "dilation" in p:
+        int_list(p["dilation"], 2, f"{where} dilation", 1, MAX_GEOMETRY)
+        if layer.op == "avgpool" and list(p["dilation"]) != [1, 1]:
+            raise GraphError(f"{where}: dilated average pooling is not supported")
+    if "pads" in p:
+        int_list(p["pads"], 4, f"{where} pads", 0, MAX_GEOMETRY)
+    if "kernel" in p:
+        k = int_list(p["kernel"], 2, f"{where} kernel", 1, MAX_GEOMETRY)
+        if layer.op == "conv":
+            w = layer.arrays.get("weight")
+            if w is None or w.ndim != 4 or list(w.shape[1:3]) != k:
+                raise GraphError(f"{where}: kernel {k} differs from the weight's "
+                                 f"{list(w.shape[1:3]) if w is not None and w.ndim == 4 else '?'}")
+    elif layer.op in ("maxpool", "avgpool"):
+        raise GraphError(f"{where} lacks its kernel size")
+    if "groups" in p and not (is_int(p["groups"]) and 1 <= p["groups"] <= MAX_GEOMETRY):
+        raise GraphError(f"{where}: groups must be an integer in [1, {MAX_GEOMETRY}], "
+                         f"got {_short(p['groups'])}")
+    lo, hi = p.get("act_min", -128), p.get("act_max", 127)
+    if not (is_int(lo) and is_int(hi) and -128 <= lo <= hi <= 127):
+        raise GraphError(f"{where}: act_min/act_max must be integers with -128 <= act_min <= "
+                         f"act_max <= 127, got {_short(lo)}/{_short(hi)}")
+    if "count_include_pad" in p and not isinstance(p["count_include_pad"], bool):
+        raise GraphError(f"{where}: count_include_pad must be true or false")
+    if layer.op == "concat":
+        if not is_int(p.get("axis")) or not 0 <= p["axis"] < MAX_RANK:
+            raise GraphError(f"{where}: axis must be an integer in [0, {MAX_RANK - 1}], "
+                             f"got {_short(p.get('axis'))}")
+    if layer.op == "reshape":
+        int_list(p.get("shape"), None, f"{where} shape", 1, MAX_TENSOR_ELEMENTS)
+    if layer.op == "transpose":
+        int_list(p.get("perm"), None, f"{where} perm", 0, MAX_RANK - 1)
+
+
+def _check_arrays(layer: Layer) -> None:
+    a, where = layer.arrays, f"layer {layer.name!r} ({layer.op})"
+    if not isinstance(a, dict):
+        raise GraphError(f"{where}: arrays must be a mapping")
+    allowed = dict(REQUIRED_ARRAYS.get(layer.op, {}))
+    if layer.op == "concat":
+        allowed.update({f"table{i}": "int8" for i in range(len(layer.inputs))})
+    for key, arr in a.items():
+        if key not in allowed:
+            raise GraphError(f"{where} carries an unknown array {_short(key)}")
+        if not isinstance(arr, np.ndarray) or arr.dtype != np.dtype(allowed[key]):
+            raise GraphError(f"{where}: array {key!r} is "
+                             f"{getattr(arr, 'dtype', type(arr).__name__)}, expected {allowed[key]}")
+        if arr.size == 0:
+            raise GraphError(f"{where}: array {key!r} is empty")
+        if key.startswith("table") and layer.op in ("lut", "concat") and arr.shape != (256,):
+            raise GraphError(f"{where}: table {key!r} must have 256 entries, has {arr.shape}")
+    for key, dtype in REQUIRED_ARRAYS.get(layer.op, {}).items():
+        if key not in a:
+            raise GraphError(f"layer {layer.name!r} ({layer.op}) lacks array {key!r}")
+
+
+def _check_arithmetic(g: "Graph", layer: Layer) -> None:
+    """Value ranges the int8 arithmetic assumes (int8.py), per op."""
+    a, where = layer.arrays, f"layer {layer.name!r} ({layer.op})"
+    x = g.tensors[layer.inputs[0]]
+    y = g.tensors[layer.outputs[0]]
+    if layer.op in ("conv", "dense"):
+        m = a["multiplier"]
+        if not (np.all(np.isfinite(m)) and np.all(m > 0)):
+            raise GraphError(f"{where}: every requantization multiplier must be a finite "
+                             f"float32 > 0")
+        w = a["weight"].reshape(a["weight"].shape[0], -1).astype(np.int64)
+        # |acc| at every step of every summation order and zero-point folding an engine
+        # uses: |bias| + |zx * sum w| + |sum x * w| <= |bias| + 256 * sum |w|
+        bound = np.abs(a["bias"].astype(np.int64)) + 256 * np.abs(w).sum(axis=1)
+        if int(bound.max(initial=0)) > INT32_MAX or w.shape[1] * 255 * 128 > INT32_MAX:
+            raise GraphError(f"{where}: bias and weights can overflow the int32 accumulator "
+                             f"(|bias| + 256 * sum|w| must stay below 2**31)")
+    elif layer.op == "add":
+        b = g.tensors[layer.inputs[1]]
+        for t in (x, b):
+            r = float(np.float32(t.scale) / np.float32(y.scale))
+            if not 1 / ADD_RATIO <= r <= ADD_RATIO:
+                raise GraphError(f"{where}: input scale {t.scale:g} and output scale "
+                                 f"{y.scale:g} differ by more than 2**14")
+    elif layer.op in ("maxpool", "avgpool"):
+        p = layer.params
+        (kh, kw), (sh, sw) = p["kernel"], p.get("stride", (1, 1))
+        (dh, dw), (t, l, _, _) = p.get("dilation", (1, 1)), p.get("pads", (0, 0, 0, 0))
+        if not (windows_reach_input(x.shape[0], kh, sh, dh, t, y.shape[0])
+                and windows_reach_input(x.shape[1], kw, sw, dw, l, y.shape[1])):
+            raise GraphError(f"{where}: some pooling windows lie entirely in the padding "
+                             f"(nothing to pool); use smaller pads")
+    elif layer.op == "global_avgpool":
+        if 256 * x.shape[0] * x.shape[1] > INT32_MAX:
+            raise GraphError(f"{where}: {x.shape[0] * x.shape[1]} positions can overflow the "
+                             f"int32 sum")
+
+
+def windows_reach_input(n: int, k: int, s: int, d: int, pad: int, out: int) -> bool:
+    """Whether every one of ``out`` windows along an axis (taps ``o*s - pad + a*d``,
+    ``a < k``) has at least one tap inside ``[0, n)``."""
+    start = np.arange(out, dtype=np.int64) * s - pad
+    lo = np.maximum(0, -(start // d))                 # first tap >= 0: ceil(-start / d)
+    hi = np.minimum(k - 1, (n - 1 - start) // d)      # last tap <= n - 1
+    return bool(np.all(lo <= hi))
+
+
+def _layer_work(g: "Graph", layer: Layer) -> int:
+    """Operations of one inference of ``layer`` (MACs, window taps, elements moved), after
+    checking its im2col-like working set stays under MAX_WINDOW_ELEMENTS."""
+    out = g.tensors[layer.outputs[0]]
+    if layer.op == "conv":
+        w = layer.arrays["weight"]
+        taps = out.size // out.shape[-1] * int(np.prod(w.shape[1:], dtype=np.int64))
+        work = out.size * int(np.prod(w.shape[1:], dtype=np.int64))
+        groups = int(layer.params.get("groups", 1))
+        taps = taps * groups if groups > 1 else taps
+    elif layer.op in ("maxpool", "avgpool"):
+        kh, kw = layer.params["kernel"]
+        taps = work = out.size * kh * kw
+    elif layer.op == "dense":
+        taps, work = 0, out.size * int(layer.arrays["weight"].shape[1])
+    else:
+        taps = 0
+        work = sum(g.tensors[n].size for n in layer.inputs) + out.size
+    if taps > MAX_WINDOW_ELEMENTS:
+        raise GraphError(f"layer {layer.name!r} ({layer.op}) reads {taps} window elements per "
+                         f"inference; at most {MAX_WINDOW_ELEMENTS}")
+    return work
 
 
 def conv_out_len(n: int, k: int, stride: int, dilation: int, pad_a: int, pad_b: int) -> int:
@@ -273,7 +548,7 @@ def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[
         return tuple(x[:axis]) + (sum(s[axis] for s in in_shapes),) + tuple(x[axis + 1:])
     if op == "reshape":
         shape = tuple(int(d) for d in p["shape"])
-        need(int(np.prod(shape)) == int(np.prod(x)), f"cannot reshape {x} to {shape}")
+        need(math.prod(shape) == math.prod(x), f"cannot reshape {x} to {shape}")
         return shape
     if op == "transpose":
         perm = tuple(int(i) for i in p["perm"])

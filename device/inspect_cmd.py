@@ -24,7 +24,22 @@ def describe(bundle) -> dict:
             "labels": list(bundle.labels), "provenance": bundle.provenance,
             "macs": sum(x["macs"] for x in layers),
             "param_bytes": sum(x["param_bytes"] for x in layers),
-            "twin_bytes": len(bundle.twin or b""), "layers": layers}
+            "twin_bytes": len(bundle.twin or b""), "layers": layers,
+            "signature": _signature(bundle)}
+
+
+def _signature(bundle) -> dict | None:
+    """Who signed the bundle and whether the signature matches its content."""
+    if bundle.signature is None:
+        return None
+    from lanthorn.device import signing
+    from lanthorn.errors import UserError
+    public, sig = bundle.signature
+    try:
+        valid = signing.verify(public, sig, bytes.fromhex(bundle.sha256))
+    except UserError:
+        valid = None                         # no cryptography here: cannot tell
+    return {"key": signing.key_text(public), "valid": valid}
 
 
 def run(args) -> int:
@@ -49,6 +64,10 @@ def run(args) -> int:
         extra.append(f"window {spec['window']}")
     print(f"input     {tuple(spec['shape'])} {spec['dtype']}" + (f"; {'; '.join(extra)}" if extra else ""))
     print(f"labels    {', '.join(d['labels']) if d['labels'] else '(none)'}")
+    sig = d["signature"]
+    print("signature " + ("none (unsigned)" if sig is None else f"{sig['key']} " + {
+        True: "(valid)", False: "(INVALID: edited after signing)",
+        None: "(not checked: needs the 'cryptography' package)"}[sig["valid"]]))
     print(f"size      {d['macs']:,} MACs, {d['param_bytes']:,} parameter bytes, "
           f"ONNX twin {d['twin_bytes']:,} bytes")
     print(f"{'layer':<28} {'op':<15} {'output':<16} {'MACs':>10} {'bytes':>9}")

@@ -82,7 +82,12 @@ COMMANDS: tuple[Command, ...] = (
     Command("model info", "", "the running model: name, sha256, labels, input, backend"),
     Command("model rollback", "", "go back to the previous model", writes=True),
     Command("push begin", "SIZE SHA256 [CHUNK]", "start a binary model upload (used by "
-            "'lanthorn push'; framed, CRC-checked, verified before the swap)", writes=True),
+            "'lanthorn push'; framed, CRC-checked, verified before the swap; while locked, "
+            "only a bundle signed by a trusted key is installed)"),
+    Command("trust list", "", "the public keys whose signed bundles a locked object installs"),
+    Command("trust add", "KEY [NAME]", "trust a signing key (ed25519:HEX, from 'lanthorn key "
+            "show')", writes=True),
+    Command("trust remove", "KEY", "stop trusting a signing key", writes=True),
     Command("lock", "PIN", "exhibition lock: refuse every change until 'unlock PIN'"),
     Command("unlock", "PIN", "lift the exhibition lock (wrong PINs are slowed down)"),
     Command("mode", "text|json", "answer as text for people or one JSON object per line"),
@@ -254,5 +259,10 @@ def markdown() -> str:
         "SHA-256 of the whole file, verified by loading before the swap; the old model stays",
         "as `previous` for `model rollback`; an interrupted push resumes). Demonstrations are",
         "pulled into a dataset with `lanthorn record PORT LABEL SECONDS --data DIR`.",
+        "",
+        "While locked, `push begin` is still answered, but the object installs only a bundle",
+        "signed by one of its trusted keys (`trust list`) and says why it refuses any other;",
+        "the running model keeps running. Keys, signing and recovering from a lost key:",
+        "[SIGNING.md](SIGNING.md).",
     ]
     return "\n".join(lines) + "\n"

@@ -6,7 +6,9 @@ engine with ONE warning when the extension is not built; "numpy" is
 :class:`~lanthorn.device.engine_numpy.NumpyEngine` (the reference's integers, planned for
 speed) and "reference" the readable specification itself (slow; for checking); ``LANTHORN_BACKEND=numpy``
 (or ``=c``) in the environment overrides "auto"; asking for "c" when it is unavailable is a
-:class:`~lanthorn.errors.UserError` that says how to build it.
+:class:`~lanthorn.errors.UserError` that says how to build it. Only a missing extension
+falls back: a graph the C kernel refuses is a bad bundle (``Graph.validate`` is as strict as
+the kernel) and is refused with one line whatever the backend.
 
 The C engine must provide ``engine_c.CEngine(graph)`` following the engine protocol
 described in :mod:`lanthorn.device.engine_ref` (``backend``, ``run_quantized(inputs)``).
@@ -30,7 +32,8 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device import int8
-from lanthorn.device.bundle import Bundle, InputSpec, read_bundle
+from lanthorn.device.bundle import (Bundle, InputSpec, from_onnx_layout, read_bundle,
+                                    to_onnx_layout)
 from lanthorn.device.engine_numpy import MAGIC, NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.graph import layer_macs, raw_outputs, softmax_f32, softmax_table
@@ -43,6 +46,10 @@ BACKENDS = ("auto", "numpy", "c", "reference")
 #: too short for another thread to do anything useful meanwhile
 GIL_MACS = 200_000
 _warned_fallback = False
+
+
+class KernelNotBuiltError(UserError):
+    """backend="c" was asked for, but the C kernel extension is not built here."""
 
 
 class InputError(UserError):
@@ -70,17 +77,15 @@ def _make_engine(graph, backend: str):
         return ReferenceEngine(graph)
     try:
         return _c_engine(graph)
-    except ImportError as exc:
+    except ImportError as exc:   # only a missing extension: a refused graph is a UserError
         if backend == "c":
-            raise UserError(f"the C kernel is not available ({exc}); build it with "
+            raise KernelNotBuiltError(f"the C kernel extension is not built ({exc}); build it with "
                             f"'pip install -e .' on a machine with a C compiler, or use "
                             f"backend='numpy'") from None
         if not _warned_fallback:
             _warned_fallback = True
-            why = ("C kernel extension not built" if isinstance(exc, ModuleNotFoundError)
-                   else "the C kernel cannot run this model")
-            warnings.warn(f"lanthorn: {why} ({exc}); using the numpy engine "
-                          "(slower, same results)", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"lanthorn: C kernel extension not built ({exc}); using the numpy "
+                          "engine (slower, same results)", RuntimeWarning, stacklevel=3)
         return NumpyEngine(graph)
 
 
@@ -94,6 +99,7 @@ class Model:
         self._engine = _make_engine(g, backend)
         self.backend: str = self._engine.backend
         self._inputs = [g.tensors[n] for n in g.inputs]
+        self._onnx_in = {e["tensor"]: e for e in bundle.io.get("inputs", [])}
         self._raw = [g.tensors[n] for n in raw_outputs(g)]
         self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs)]
         self._one_to_one = len(self._inputs) == 1 and len(self._raw) == 1
@@ -151,6 +157,40 @@ class Model:
     def sha256(self) -> str | None:
         return self.bundle.sha256
 
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The names a user feeds: an imported model's ONNX input names."""
+        return tuple(e["name"] for e in self.bundle.io.get("inputs", ())) or self.graph.inputs
+
+    @property
+    def output_names(self) -> tuple[str, ...]:
+        return tuple(e["name"] for e in self.bundle.io.get("outputs", ())) or self.graph.outputs
+
+    def run_onnx(self, feeds: dict) -> dict:
+        """onnxruntime's contract, ``{input name: array} -> {output name: array}``, with the
+        ONNX names and shapes (batch and layout) of an imported model: what a user fed
+        ``InferenceSession.run`` works here unchanged. The arithmetic is ``model(x)``'s."""
+        io = self.bundle.io or {
+            "inputs": [{"name": n, "tensor": n, "shape": list(self.graph.tensors[n].shape),
+                        "layout": "plain"} for n in self.graph.inputs],
+            "outputs": [{"name": n, "tensor": n, "shape": list(self.graph.tensors[n].shape),
+                         "layout": "plain"} for n in self.graph.outputs]}
+        names = [e["name"] for e in io["inputs"]]
+        if set(feeds) != set(names):
+            raise InputError(f"the model's inputs are {', '.join(names)}; got "
+                             f"{', '.join(map(str, feeds)) or 'none'}")
+        xs = []
+        for e in io["inputs"]:
+            x = np.asarray(feeds[e["name"]])
+            if x.shape != tuple(e["shape"]):
+                raise InputError(f"input {e['name']!r} must have shape {tuple(e['shape'])}, "
+                                 f"got {x.shape}")
+            xs.append(from_onnx_layout(x, e["layout"], self.graph.tensors[e["tensor"]].shape))
+        outs = self(*xs)
+        outs = (outs,) if isinstance(outs, np.ndarray) else outs
+        return {e["name"]: to_onnx_layout(y, e["layout"], e["shape"])
+                for e, y in zip(io["outputs"], outs)}
+
     def __repr__(self):
         name = self.card.get("name", "model")
         return f"<lanthorn Model {name!r} backend={self.backend} sha256={str(self.sha256)[:12]}>"
@@ -163,6 +203,9 @@ class Model:
 
     def _check_one(self, x, t, quantized: bool):
         x = np.asarray(x)
+        onnx = self._onnx_in.get(t.name)
+        if onnx is not None and x.shape == tuple(onnx["shape"]) and x.shape != t.shape:
+            return self._check_one(from_onnx_layout(x, onnx["layout"], t.shape), t, quantized)
         if x.shape != t.shape and x.size == t.size and (
                 x.shape in (self.input_spec.shape, (1,) + tuple(self.input_spec.shape))
                 or x.shape == (1,) + t.shape):

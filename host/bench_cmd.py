@@ -209,15 +209,15 @@ def _session(model_bytes):
 def _load_ours(bundle, backend, variant=None):
     """(model, None) or (None, reason) when the backend is unavailable. ``variant``: a C
     kernel variant name, chosen the documented way (LANTHORN_C_VARIANT) for this load."""
-    from lanthorn.device.runtime import load
+    from lanthorn.device.runtime import KernelNotBuiltError, load
     saved = os.environ.get("LANTHORN_C_VARIANT")
     try:
         if variant:
             os.environ["LANTHORN_C_VARIANT"] = variant
         return load(bundle, backend=backend), None
+    except KernelNotBuiltError:
+        return None, "C kernel not built"
     except UserError as exc:
-        if backend == "c" and "not available" in str(exc):
-            return None, "C kernel not built"
         return None, f"failed to load: {exc}"
     except Exception as exc:  # a half-built kernel must not hide the other figures
         return None, f"failed to load: {type(exc).__name__}: {exc}"

@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "companion": ("lanthorn.hardware.companion.check_cmd", "check a microcontroller companion on a serial port: version, pads, LEDs, link"),
     "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
     "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
+    "provision": ("lanthorn.device.provision_cmd", "install the artist's public signing key on this object (trusted while locked)"),
     "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
     "export-c": ("lanthorn.device.export_c_cmd", "write a bundle as C for a microcontroller: weights in flash, static arena, test vectors"),
     "run": ("lanthorn.device.run_cmd", "run the piece: device loop, behaviour and (with --serial) the console"),
@@ -34,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench": ("lanthorn.host.bench_cmd", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
     "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
     "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),
+    "key": ("lanthorn.host.key_cmd", "make or show the Ed25519 key that signs your bundles (kept outside the repo)"),
     "quantize": ("lanthorn.quantize.quantize_cmd", "float ONNX → int8 .lanthorn bundle: calibrate, bias-correct, prune, report"),
 }
 

@@ -11,12 +11,33 @@ def add_arguments(parser):
     parser.add_argument("--rate", type=float, help="input frame rate in Hz (sensor windows)")
     parser.add_argument("--channels", help="comma-separated input channel names")
     parser.add_argument("--name", help="model name for the model card")
+    add_signing_arguments(parser)
+
+def add_signing_arguments(parser) -> None:
+    """--sign-key / --no-sign, shared by quantize and import."""
+    parser.add_argument("--sign-key", metavar="PATH",
+                        help="Ed25519 key to sign the bundle with (default: the key 'lanthorn "
+                             "key new' made, if there is one; a locked object installs only "
+                             "signed bundles)")
+    parser.add_argument("--no-sign", action="store_true", help="write the bundle unsigned")
+
+
+def signing_key(args):
+    """The key to sign with (loaded before any long work, so a bad key fails fast)."""
+    from lanthorn.device.signing import signing_key_for
+    return signing_key_for(args.sign_key, args.no_sign)
+
+
+def signed_note(bundle) -> str:
+    from lanthorn.device.signing import short_id
+    return f", signed by {short_id(bundle.signature[0])}…" if bundle.signature else ", unsigned"
 
 
 def run(args) -> int:
     from lanthorn.device.bundle import InputSpec, write_bundle
     from lanthorn.errors import UserError
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    key = signing_key(args)
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else []
     card = {"name": args.name or Path(args.model).stem.replace(".qdq", "")}
     bundle = bundle_from_qdq(args.model, labels=labels, card=card,
@@ -30,8 +51,8 @@ def run(args) -> int:
         bundle.input_spec = InputSpec(spec.shape, spec.dtype, channels,
                                       args.rate if args.rate is not None else spec.rate_hz,
                                       spec.window)
-    sha = write_bundle(bundle, args.out)
+    sha = write_bundle(bundle, args.out, key)
     g = bundle.graph
     print(f"wrote {args.out}: {len(g.layers)} layers, input {bundle.input_spec.shape}, "
-          f"{len(bundle.labels)} labels, sha256 {sha[:16]}")
+          f"{len(bundle.labels)} labels, sha256 {sha[:16]}{signed_note(bundle)}")
     return 0

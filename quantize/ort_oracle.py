@@ -1,15 +1,22 @@
 """onnxruntime as the oracle: its int8 result for a bundle's QDQ twin, in lanthorn's layout.
 
-Used by the exactness tests and by ``lanthorn bench`` (which checks outputs while it
-measures), so the one way of reading onnxruntime's integers lives here.
+Used by the exactness tests, by ``lanthorn bench`` and by the importer, so the one way of
+reading onnxruntime's integers lives here.
 
-ORT's int8 result is read without changing the graph it optimizes: exposing an
-intermediate QuantizeLinear output as a graph output stops onnxruntime's x86 optimizer
-from fusing the node group (it then runs it in float). So the raw int8 tensor is either
-the model's last QuantizeLinear output recovered exactly from the final DequantizeLinear
-(``q = rint(y / s) + z``; exact because ``y = float32(q - z) * s``), or, for a model that
-ends in a softmax, the pre-softmax Q output exposed as an extra graph output (the softmax
-consumer already blocks nothing there: the QGemm before it is fused either way).
+The oracle must check the graph a user actually runs. onnxruntime decides per node group
+whether to fuse ``DQ -> op -> Q`` into an integer kernel (QLinearConv, QGemm, ...) or to
+run the op in float between a DQ and a Q, and anything that makes a tensor visible to a
+second reader changes that decision: exposing the pre-softmax int8 tensor as an extra
+graph output turned the last QGemm into a float Gemm (measured), so the old oracle
+checked a different graph. So:
+
+* a model without a final softmax runs unchanged; its last QuantizeLinear output is
+  recovered exactly from the final DequantizeLinear (``q = rint(y / s) + z``; exact
+  because ``y = float32(q - z) * s``);
+* a model ending in Softmax is cut just after the DequantizeLinear of the pre-softmax
+  tensor, which becomes the only graph output: the same shape as above, so the same
+  exact recovery. :func:`optimized_ops` then proves that onnxruntime runs every node the
+  cut graph keeps with the same kernel as in the full model, or the oracle refuses.
 """
 from __future__ import annotations
 
@@ -17,6 +24,12 @@ import numpy as np
 
 from lanthorn.device import int8
 from lanthorn.device.graph import raw_outputs
+
+#: onnxruntime ops that compute in float: where one of these survives its QDQ fusions,
+#: onnxruntime's numbers are float arithmetic, not the integers lanthorn reproduces
+FLOAT_COMPUTE = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul", "Sum",
+                 "AveragePool", "GlobalAveragePool", "FusedConv", "FusedGemm", "FusedMatMul",
+                 "NchwcConv"}
 
 
 def ort_session(model_bytes):
@@ -27,24 +40,82 @@ def ort_session(model_bytes):
     return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
 
 
-def ort_raw_int8(bundle, feeds):
-    """onnxruntime's int8 values of the bundle's raw output, for each feed (NCHW-shaped)."""
+def optimized_ops(model_bytes) -> dict[str, str]:
+    """{node name: op type} of the graph onnxruntime really runs for ``model_bytes`` after
+    its QDQ fusions (extended optimizations, which is where they happen), Q/DQ left out."""
+    import os
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+    with tempfile.TemporaryDirectory() as tmp:
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = 1
+        so.log_severity_level = 3
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
+        ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+        m = onnx.load(so.optimized_model_filepath)
+    return {n.name: n.op_type for n in m.graph.node
+            if n.op_type not in ("QuantizeLinear", "DequantizeLinear")}
+
+
+def float_nodes(model_bytes) -> dict[str, str]:
+    """The compute nodes onnxruntime keeps in float arithmetic (name: op type)."""
+    return {k: v for k, v in optimized_ops(model_bytes).items() if v in FLOAT_COMPUTE}
+
+
+def _cut_before_softmax(m, raw: str):
+    """Model ``m`` ending at the float DequantizeLinear of int8 tensor ``raw``."""
+    import onnx
+    dq = next(n for n in m.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == raw)
+    keep_out = dq.output[0]
+    consumers: dict[str, list] = {}
+    for n in m.graph.node:
+        for i in n.input:
+            consumers.setdefault(i, []).append(n)
+    drop, todo = set(), [keep_out]
+    while todo:
+        for n in consumers.get(todo.pop(), []):
+            if id(n) not in drop:
+                drop.add(id(n))
+                todo.extend(n.output)
+    cut = onnx.ModelProto()
+    cut.CopyFrom(m)
+    del cut.graph.node[:]
+    cut.graph.node.extend(n for n in m.graph.node if id(n) not in drop)
+    del cut.graph.output[:]
+    cut.graph.output.append(onnx.helper.make_tensor_value_info(keep_out, onnx.TensorProto.FLOAT,
+                                                               None))
+    return cut
+
+
+def oracle_model(bundle) -> bytes:
+    """The ONNX graph the oracle runs for ``bundle``: its twin, cut before a final softmax,
+    after checking onnxruntime runs every kept node as in the full twin."""
     import onnx
     g = bundle.graph
     raw = raw_outputs(g)[0]
-    m = onnx.load_from_string(bundle.twin)
-    exposed = raw != g.outputs[0]          # ends in a float softmax: expose the pre-softmax Q
-    if exposed:
-        m.graph.output.append(onnx.helper.make_tensor_value_info(raw, onnx.TensorProto.INT8, None))
-    sess = ort_session(m.SerializeToString())
-    t = g.tensors[raw]
+    if raw == g.outputs[0]:
+        return bundle.twin
+    cut = _cut_before_softmax(onnx.load_from_string(bundle.twin), raw).SerializeToString()
+    full, part = optimized_ops(bundle.twin), optimized_ops(cut)
+    changed = {k: (full.get(k), v) for k, v in part.items() if full.get(k) != v}
+    if changed:
+        raise AssertionError(f"the oracle's graph is not the user's: onnxruntime runs {changed} "
+                             f"(full model, cut model) differently")
+    return cut
+
+
+def ort_raw_int8(bundle, feeds):
+    """onnxruntime's int8 values of the bundle's raw output, for each feed (NCHW-shaped)."""
+    g = bundle.graph
+    t = g.tensors[raw_outputs(g)[0]]
+    sess = ort_session(oracle_model(bundle))
     out = []
     for feed in feeds:
-        if exposed:
-            r = sess.run([raw], feed)[0]
-        else:
-            y = sess.run(None, feed)[0]
-            r = (np.rint(y / np.float32(t.scale)) + t.zero_point).astype(np.int8)
+        y = sess.run(None, feed)[0]
+        r = (np.rint(y / np.float32(t.scale)) + t.zero_point).astype(np.int8)
         out.append(to_ours(r, t.shape))
     return out
 

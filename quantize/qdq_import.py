@@ -100,6 +100,7 @@ class _Importer:
         self.outputs: list[str] = []
         self.input_layout = None
         self.model_q_src: dict[str, str] = {}
+        self.io_layout: dict[str, str] = {}     # graph input tensor -> its ONNX layout
         self.pending_alias = ()
 
     # ---------------------------------------------------------------- helpers
@@ -270,6 +271,7 @@ class _Importer:
             layout = self._input_layout(src)
             name = self.define_q(node, layout, src)
             self.model_q_src[name] = src
+            self.io_layout[name] = layout
             self.inputs.append(name)
             self.input_layout = layout
             return
@@ -635,6 +637,59 @@ class _Importer:
         return sess.run(None, {"xq": np.arange(-128, 128, dtype=np.int8)})[0].astype(np.int8)
 
 
+#: ONNX nodes lanthorn turns into int8 layers with its own arithmetic (elementwise ones
+#: become tables computed by onnxruntime itself, so they match whatever it runs)
+INT8_COMPUTED = {"Conv", "Gemm", "MatMul", "Add", "AveragePool", "GlobalAveragePool"}
+DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
+               "DynamicQuantizeLSTM", "MatMulIntegerToFloat"}
+RECURRENT_OPS = {"GRU", "LSTM", "RNN", "DynamicQuantizeLSTM"}
+
+
+def _refuse_unsupported_kinds(model, source: str) -> None:
+    """Name the real cause before the node-by-node conversion trips over a symptom (the
+    Transpose in front of an LSTM, the MatMulInteger of dynamic quantization)."""
+    ops = {n.op_type: n for n in model.graph.node}
+    rec = sorted(RECURRENT_OPS & set(ops))
+    if rec:
+        node = ops[rec[0]]
+        raise ImportError_(f"{source}: node {node.name or node.output[0]!r} is a recurrent "
+                           f"layer ({rec[0]}), which lanthorn's int8 engine does not run; use "
+                           f"1-D convolutions over the window (as the temperament model does)")
+    if DYNAMIC_OPS & set(ops):
+        raise ImportError_(f"{source}: dynamic quantization is not supported (the model has "
+                           f"{', '.join(sorted(DYNAMIC_OPS & set(ops)))}): use quantize_static "
+                           f"(QDQ) or 'lanthorn quantize'")
+    qop = sorted(o for o in ops if o.startswith("QLinear") or o == "QGemm")
+    if qop:
+        raise ImportError_(f"{source} is in onnxruntime's QOperator format ({qop[0]}): "
+                           f"quantize it with quant_format=QuantFormat.QDQ")
+    if "QuantizeLinear" not in ops:
+        raise ImportError_(f"{source} is a float model; quantize it first "
+                           f"(lanthorn quantize, or onnxruntime quantize_static with QDQ)")
+
+
+def _refuse_float_nodes(model, source: str) -> None:
+    """lanthorn computes every node in int8; where onnxruntime keeps a node in float (a
+    tensor read by two operators, a residual Add or a branch Concat, stops its QDQ fusion,
+    even with DedicatedQDQPair), their integers can differ by one on a few elements, so
+    such a model is refused instead of imported to differ silently."""
+    import onnx
+    from lanthorn.quantize.ort_oracle import float_nodes
+    named = onnx.ModelProto()
+    named.CopyFrom(model)
+    for i, n in enumerate(named.graph.node):     # onnxruntime reports nodes by name
+        n.name = n.name or f"{n.op_type}#{i}"
+    ours = {n.name: n.op_type for n in named.graph.node if n.op_type in INT8_COMPUTED}
+    floats = {k: v for k, v in float_nodes(named.SerializeToString()).items() if ours.get(k) == v}
+    if floats:
+        names = ", ".join(f"{k!r} ({v})" for k, v in list(floats.items())[:4])
+        raise ImportError_(f"{source}: onnxruntime runs {names}{' ...' if len(floats) > 4 else ''}"
+                           f" in float, not int8 (a tensor read by two operators, e.g. a "
+                           f"residual Add or a branch Concat, stops its fusion), so lanthorn's "
+                           f"int8 result would differ from onnxruntime's; make each tensor feed "
+                           f"one operator (no skip connections or branches)")
+
+
 def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
                     provenance=None) -> Bundle:
     """Convert a QDQ ONNX model (path, bytes or ModelProto) into a :class:`Bundle`.
@@ -648,6 +703,13 @@ def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
         path = Path(qdq_model_or_path)
         if not path.is_file():
             raise ImportError_(f"{path}: no such ONNX model file")
+        with open(path, "rb") as f:
+            head = f.read(8)
+        if not head:
+            raise ImportError_(f"{path} is empty (0 bytes): export the ONNX model again")
+        if head == b"LANTHRN\x00":
+            raise ImportError_(f"{path} is already a lanthorn bundle, not an ONNX model: "
+                               f"push it ('lanthorn push') or look inside ('lanthorn inspect')")
         try:
             model = onnx.load(str(path))
         except Exception as exc:  # protobuf DecodeError and friends
@@ -659,11 +721,10 @@ def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
     else:
         model = qdq_model_or_path
         source = model.graph.name or "<model>"
+    _refuse_unsupported_kinds(model, source)
     imp = _Importer(model, source)
     graph = imp.run()
-    if not any(n.op_type == "QuantizeLinear" for n in model.graph.node):
-        raise ImportError_(f"{source} is a float model; quantize it first "
-                           f"(lanthorn quantize, or onnxruntime quantize_static with QDQ)")
+    _refuse_float_nodes(model, source)
     if input_spec is None:
         t = graph.tensors[graph.inputs[0]]
         if imp.input_layout == "nct":
@@ -678,4 +739,20 @@ def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
     card = dict(card or {})
     card.setdefault("name", Path(source).stem if source != "<model>" else "model")
     return Bundle(graph, InputSpec.coerce(input_spec), labels, card, dict(provenance or {}),
-                  model.SerializeToString())
+                  model.SerializeToString(), io=_onnx_io(imp, graph))
+
+
+def _onnx_io(imp: _Importer, graph: Graph) -> dict:
+    """The model's ONNX inputs and outputs (names, shapes with batch, layouts): what a user
+    fed onnxruntime is what ``Model.run_onnx`` takes and gives back."""
+    ins = []
+    for name in graph.inputs:
+        onnx_name = imp.model_q_src.get(name, name)
+        ins.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
+                    "layout": imp.io_layout.get(name, "plain")})
+    outs = []
+    for onnx_name, name in zip(imp.graph_outputs, graph.outputs):
+        q = imp.q.get(name)
+        outs.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
+                     "layout": q.layout if q is not None else "plain"})
+    return {"inputs": ins, "outputs": outs}

@@ -7,6 +7,7 @@ a report a person can read. See :mod:`lanthorn.quantize.quantizer` for the steps
 from __future__ import annotations
 
 from lanthorn.quantize.calibrate import METHODS
+from lanthorn.quantize.import_cmd import add_signing_arguments, signed_note, signing_key
 
 
 def _fraction(text: str) -> float:
@@ -51,6 +52,7 @@ def add_arguments(parser):
                         help="windows handed to the calibrator (default 256)")
     parser.add_argument("--report", metavar="DIR", help="write report.md, report.json and plots")
     parser.add_argument("--name", help="model name for the model card (default: from --out)")
+    add_signing_arguments(parser)
 
 
 def run(args) -> int:
@@ -61,6 +63,7 @@ def run(args) -> int:
     from lanthorn.errors import UserError
     from lanthorn.quantize.quantizer import quantize_model
 
+    key = signing_key(args)
     # onnxruntime's graph optimiser logs warnings about the temporary models the quantizer
     # builds (unused initializers and the like) that say nothing to an artist; errors stay.
     onnxruntime.set_default_logger_severity(3)
@@ -75,10 +78,11 @@ def run(args) -> int:
         raise UserError("--epochs must be 0 or more")
     if args.calibration_windows is not None and args.calibration_windows < 1:
         raise UserError("--calibration-windows must be at least 1")
-    quantize_model(args.model, args.data, args.out, calibration=args.calibration,
+    result = quantize_model(args.model, args.data, args.out, calibration=args.calibration,
                    prune_channels=args.prune_channels, prune_sparsity=args.prune_sparsity,
                    checkpoint=ckpt, report_dir=args.report,
                    bias_correction=not args.no_bias_correction,
                    n_calib=args.calibration_windows, name=args.name,
-                   finetune_epochs=args.epochs, sweep=args.sweep)
+                   finetune_epochs=args.epochs, sweep=args.sweep, signing_key=key)
+    print(f"{args.out}{signed_note(result.bundle)[1:]}")
     return 0

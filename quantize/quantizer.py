@@ -499,7 +499,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                    checkpoint=None, report_dir=None, bias_correction: bool = True,
                    n_calib: int | None = None, name: str | None = None,
                    finetune_epochs: int = 20, seed: int = 0, sweep=(),
-                   log=print) -> QuantizeResult:
+                   log=print, signing_key=None) -> QuantizeResult:
     """Quantize (and optionally prune) a float ONNX model into a ``.lanthorn`` bundle.
 
     ``data_dir``: the dataset folder (or an .npz of inputs) for calibration and held-out
@@ -507,7 +507,9 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the
     training checkpoint (.pt) pruning fine-tunes from. ``sweep``: further channel fractions
     to try (quantized and evaluated for the report, not written). ``report_dir``: write
-    report.md, report.json and plots there. Returns the figures; writes ``out`` atomically.
+    report.md, report.json and plots there. ``signing_key``: an Ed25519 private key
+    (:mod:`lanthorn.device.signing`) that signs the bundle. Returns the figures; writes
+    ``out`` atomically.
     """
     from lanthorn.device.bundle import write_bundle
     from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
@@ -570,7 +572,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                 got[4].extra["written"] = True
     if not any(e.extra.get("written") for e in evaluations):
         evaluations[0].extra["written"] = True
-    sha = write_bundle(bundle, out)
+    sha = write_bundle(bundle, out, signing_key)
     layers = layer_errors(fixed, qdq, data)
     result = QuantizeResult(Path(out), bundle, sha, calibration, bool(bias_correction),
                             evaluations, layers, shifts, data.description, data.held_out,

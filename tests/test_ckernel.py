@@ -6,6 +6,7 @@ Graphs are built directly in the IR with random parameters (no onnxruntime neede
 hypothesis can cover geometry and value ranges widely and fast; the reference engine's own
 agreement with onnxruntime is tests/test_engine_ref.py's job.
 """
+import struct
 import warnings
 
 import numpy as np
@@ -14,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8, small_cnn
 from lanthorn.device import engine_c, int8
+from lanthorn.device.engine_c import blob_layer_field
 from lanthorn.device.engine_ref import ReferenceEngine
 
 _lk = pytest.importorskip("lanthorn.device.kernel_ext._lk",
@@ -335,8 +337,9 @@ def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
         warnings.simplefilter("always")
         assert runtime.load(b).backend == "numpy"
         assert runtime.load(b).backend == "numpy"
-    assert len([w for w in caught if "C kernel" in str(w.message)]) == 1
-    with pytest.raises(runtime.UserError, match="C kernel is not available"):
+    [w] = [w for w in caught if "C kernel" in str(w.message)]
+    assert "C kernel extension not built" in str(w.message)   # ImportError, not a refusal
+    with pytest.raises(runtime.UserError, match="C kernel extension is not built"):
         runtime.load(b, backend="c")
 
 
@@ -459,23 +462,26 @@ def test_random_dags_share_arena_safely(seed, n_layers):
     check(g, [rand_i8(rng, shape)])
 
 
-def test_graph_the_kernel_refuses_falls_back_to_numpy():
-    """A valid graph outside the kernel's limits (here a stride beyond 65535) is
-    CKernelUnsupported, so runtime.load(backend="auto") still runs it, on numpy."""
-    import warnings as w
-    from lanthorn.device import runtime
-    from lanthorn.device.bundle import Bundle
+def test_graph_outside_the_kernels_limits_is_refused_by_the_validator_and_the_loader():
+    """A stride beyond 65535: Graph.validate refuses it (one line) before any engine, and
+    the C loader refuses the same layer in a hand-edited blob (so neither side relies on
+    the other)."""
+    from lanthorn.device.graph import GraphError
+    from lanthorn.device.kernel_ext import _lk
+    arrays = {"weight": np.ones((2, 1, 1, 2), np.int8), "bias": np.zeros(2, np.int32),
+              "multiplier": np.full(2, 0.5, np.float32)}
+    with pytest.raises(GraphError, match=r"stride must be 2 integers in \[1, 65535\]"):
+        one_layer("conv", [((1, 3, 2), "int8", 0.1, 0)], (1, 1, 2), 0, 0.1,
+                  {"stride": [1, 70000]}, arrays)
     g = one_layer("conv", [((1, 3, 2), "int8", 0.1, 0)], (1, 1, 2), 0, 0.1,
-                  {"stride": [1, 70000]},
-                  {"weight": np.ones((2, 1, 1, 2), np.int8), "bias": np.zeros(2, np.int32),
-                   "multiplier": np.full(2, 0.5, np.float32)})
-    with pytest.raises(engine_c.CKernelUnsupported, match="refused"):
-        engine_c.CEngine(g)
-    with w.catch_warnings():
-        w.simplefilter("ignore")
-        m = runtime.load(Bundle(g, {"shape": (1, 3, 2)}), backend="auto")
-    assert m.backend == "numpy"
-    assert m.run_quantized(np.array([[[4, 6], [0, 0], [0, 0]]], np.int8)).tolist() == [[[5, 5]]]
+                  {"stride": [1, 3]}, arrays)
+    blob = bytearray(engine_c.to_blob(g))
+    assert _lk.Model(bytes(blob), 0) is not None
+    sw_at = blob_layer_field(blob, 0, "sw")
+    assert struct.unpack_from("<i", blob, sw_at)[0] == 3
+    struct.pack_into("<i", blob, sw_at, 70000)
+    with pytest.raises(ValueError):
+        _lk.Model(bytes(blob), 0)
 
 
 @pytest.mark.parametrize("variant,flags", [("c-avx-vnni", {"avx2", "avx_vnni"}),

@@ -167,7 +167,7 @@ def test_model_call_equals_reference_bit_for_bit():
     rng = np.random.default_rng(1)
     bundle = _chain_graph(rng)
     fast, ref = load(bundle, backend="numpy"), load(bundle, backend="reference")
-    assert fast.backend == "numpy" and ref.backend == "numpy"
+    assert fast.backend == "numpy" and ref.backend == "reference"
     for scale in (0.01, 1.0, 30.0):
         x = (rng.normal(size=(12, 10, 3)) * scale).astype(np.float32)
         a, b = fast(x), ref(x)

@@ -12,6 +12,8 @@ import warnings
 
 import numpy as np
 import pytest
+
+from lanthorn.errors import UserError
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel_graphs import rand_i8, small_cnn
@@ -185,19 +187,23 @@ def test_token_ids_take_the_thin_call_and_bad_ids_are_input_errors():
         assert_same_bits(m(np.array([4, 5, 6])), ref(np.array([4, 5, 6])))   # still running
 
 
-def test_fallback_warning_says_why(monkeypatch):
+def test_a_graph_the_c_kernel_refuses_is_a_bad_bundle_not_a_fallback(monkeypatch):
+    """Graph.validate is as strict as the kernel, so a refusal from the kernel means a bad
+    bundle: one line, no silent switch to numpy (which is what let a crafted bundle reach
+    numpy's unchecked windows before)."""
     from lanthorn.device import runtime
     g = small_cnn(np.random.default_rng(5))
 
     def refuse(graph):
-        raise engine_c.CKernelUnsupported("layer 'x': operator 'mystery'")
+        raise engine_c.CKernelUnsupported("the C kernel refuses this model (mystery)")
     monkeypatch.setattr(runtime, "_c_engine", refuse)
     monkeypatch.setattr(runtime, "_warned_fallback", False)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        assert runtime.load(Bundle(g, {"shape": (8, 8, 3)})).backend == "numpy"
-    [w] = [w for w in caught if "C kernel" in str(w.message)]
-    assert "cannot run this model" in str(w.message) and "mystery" in str(w.message)
+        with pytest.raises(UserError, match="refuses this model") as err:
+            runtime.load(Bundle(g, {"shape": (8, 8, 3)}))
+    assert "\n" not in str(err.value)
+    assert not [w for w in caught if "C kernel" in str(w.message)]
 
 
 def test_device_loop_window_takes_the_thin_call():

@@ -370,9 +370,11 @@ def test_export_c_with_kernel_is_a_self_contained_folder(tmp_path, capsys):
 
 
 def test_export_c_refuses_a_model_the_kernel_cannot_run(tmp_path, capsys):
-    """A softmax in the middle of a graph is valid for the numpy engine but not for the C
-    kernel: one line naming the layer, no files written."""
-    from lanthorn.device.bundle import Bundle, write_bundle
+    """A softmax in the middle of a graph: the C kernel cannot run it, so the one validator
+    (as strict as the kernel) refuses it everywhere: writing such a bundle, and loading a
+    hand-made one (checksum valid) in export-c, one line naming the layer, no files."""
+    import bundle_fuzz as bf
+    from lanthorn.device.bundle import Bundle, BundleError, write_bundle
     from lanthorn.device.graph import Graph, Layer, Tensor
     T = {"x": Tensor("x", (4,), "int8", 0.1, 0), "s": Tensor("s", (4,), "int8", 1 / 256, -128),
          "y": Tensor("y", (4,), "int8", 0.1, 0)}
@@ -380,8 +382,14 @@ def test_export_c_refuses_a_model_the_kernel_cannot_run(tmp_path, capsys):
                   Layer("lut", "l", ["s"], ["y"], {}, {"table": np.zeros(256, np.int8)})],
               ["x"], ["y"])
     path = tmp_path / "mid_softmax.lanthorn"
-    write_bundle(Bundle(g, {"shape": [4]}), path)
+    with pytest.raises(BundleError, match="'sm'.*final"):
+        write_bundle(Bundle(g, {"shape": [4]}), path)
+    g.layers[0] = Layer("lut", "sm", ["x"], ["s"], {}, {"table": np.zeros(256, np.int8)})
+    version, header, body = bf.split(Bundle(g, {"shape": [4]}).to_bytes())
+    header["graph"]["layers"][0].update(op="softmax", arrays={})
+    path.write_bytes(bf.join(header, body, version))
     assert cli(["export-c", str(path), "--out", str(tmp_path / "x")]) == 2
     err = capsys.readouterr().err
-    assert "cannot run this model" in err and "'sm'" in err and "Traceback" not in err
+    assert "'sm'" in err and "final" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()

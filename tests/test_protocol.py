@@ -62,7 +62,9 @@ def test_table_is_consistent():
     # every changing command is marked, reading ones are not
     writes = {c.name for c in COMMANDS if c.writes}
     assert {"set", "save", "reset", "preset save", "preset load", "preset delete",
-            "push begin", "record", "model rollback"} <= writes
+            "record", "model rollback", "trust add", "trust remove"} <= writes
+    # a push is gated by signatures while locked (device/SIGNING.md), not refused outright
+    assert "push begin" not in writes
     assert not writes & {"get", "list", "status", "watch", "help", "model info", "unlock"}
 
 

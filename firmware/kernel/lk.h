@@ -147,7 +147,9 @@ typedef struct lk_model {
 /* Read the tensor and layer counts of a blob (to size the arrays for lk_model_init). */
 int lk_blob_counts(const void *blob, size_t len, int32_t *n_tensors, int32_t *n_layers);
 
-/* Parse a blob into m, using the caller's arrays. Checks every offset and array size. */
+/* Parse a blob into m, using the caller's arrays. Checks every offset and array size (64-bit
+ * arithmetic), tensor alignment and overlap, and the value ranges the arithmetic assumes
+ * (see README.md): a blob that passes runs without undefined behaviour. */
 int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
                   int32_t max_tensors, lk_layer *layers, int32_t max_layers);
 

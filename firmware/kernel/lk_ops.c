@@ -52,12 +52,15 @@ int lk_conv_scalar(const lk_model *m, const lk_layer *L, uint8_t *arena)
             int32_t kj0, kj1;
             taps(ox, g.SW, g.PL, g.DW, g.KW, g.W, &kj0, &kj1);
             const int32_t ix0 = ox * g.SW - g.PL + kj0 * g.DW, run = (kj1 - kj0) * CG;
+            /* a window entirely in the padding adds nothing: no row is read (ix0 may then
+             * lie outside the input, so no pointer is even formed from it) */
+            const int32_t rows_end = kj0 < kj1 ? ki1 : ki0;
             int8_t *yp = y + ((size_t)oy * g.OW + ox) * g.CO;
             for (int32_t co = 0; co < g.CO; co++) {
                 const int32_t grp = co / g.CPG;
                 const int8_t *w = L->weight + (size_t)co * g.K;
                 int32_t acc = L->bias[co];
-                for (int32_t ki = ki0; ki < ki1; ki++) {
+                for (int32_t ki = ki0; ki < rows_end; ki++) {
                     const int32_t iy = oy * g.SH - g.PT + ki * g.DH;
                     const int8_t *xp = x + ((size_t)iy * g.W + ix0) * C + grp * CG;
                     const int8_t *wp = w + (size_t)(ki * KW + kj0) * CG;
