@@ -212,13 +212,27 @@ class Piece:
             before.append(got)
 
     def call(self, line: str, timeout: float = 30.0) -> dict:
-        """A command in json mode; returns the answer object."""
+        """A command in json mode; returns its answer object (answers to anything sent
+        earlier are skipped: json answers name the line they answer)."""
         self.drain()
-        self.write(b"\nmode json\n")
-        self.wait_final(timeout)
-        self.wait_final(timeout)
-        final, _ = self.request(line, timeout)
-        return json.loads(final)
+        self.write(b"mode json\n")
+        self._tagged("mode json", timeout)
+        self.write(line.encode("utf-8") + b"\n")
+        return self._tagged(line, timeout)
+
+    def _tagged(self, line: str, timeout: float) -> dict:
+        end = time.monotonic() + timeout
+        while True:
+            got = self.next_line(end - time.monotonic())
+            if got is None:
+                raise TimeoutError(f"no answer to {line!r} within {timeout:g} s")
+            if got.startswith("{"):
+                try:
+                    obj = json.loads(got)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and "ok" in obj and obj.get("line") == line.strip():
+                    return obj
 
     def status(self) -> dict:
         return self.call("status").get("data", {})
@@ -235,9 +249,8 @@ class Piece:
         Returns (installed, the device's final answer)."""
         import hashlib
         sha = announce_sha or hashlib.sha256(data).hexdigest()
-        self.call("mode json")
-        final, _ = self.request(f"push begin {len(data)} {sha} {chunk}", timeout)
-        obj = json.loads(final) if final.startswith("{") else {"ok": False, "error": final}
+        obj = self.call(f"push begin {len(data)} {sha} {chunk}", timeout)
+        final = json.dumps(obj)
         if not obj.get("ok"):
             return False, obj.get("error", final)
         offset = int(obj["data"]["offset"])
