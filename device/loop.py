@@ -111,6 +111,9 @@ def check_model(model) -> int:
     labels = model.labels
     if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
         raise ModelMismatch("the model's labels are not a list of names")
+    card = getattr(model, "card", None)
+    if card is not None and not isinstance(card, dict):
+        raise ModelMismatch(f"the model card is a {type(card).__name__}, not a table of fields")
     _, warnings = temperament_for(getattr(model, "card", None), DEFAULT_TEMPERAMENT)
     out = np.asarray(model(np.zeros(model.input_spec.shape, np.float32))).reshape(-1)
     if labels and out.shape[0] != len(labels):
@@ -934,7 +937,7 @@ class DeviceLoop:
         if model is None:
             return {"name": None, "source": None, "messages": list(self.messages)[-5:]}
         spec = model.input_spec
-        card = dict(model.card or {})
+        card = model.card if isinstance(model.card, dict) else {}
         return {"name": _model_name(model), "sha256": model.sha256, "labels": list(model.labels),
                 "input": {"channels": list(spec.channels) or list(fr.CHANNELS),
                           "rate_hz": spec.rate_hz or fr.DEFAULT_RATE_HZ, "window": spec.shape[0],

@@ -79,6 +79,14 @@ POISONED_HEADERS = {
 }
 
 
+#: Odd but harmless: the model still runs (zero weights give a constant answer; labels and
+#: temperaments are shown or ignored with a warning). The device may install these; the
+#: strict validator of the bundle-trust work may refuse them. Every other variant must be
+#: refused at install and set aside at boot.
+MAY_RUN = {"labels not strings", "surrogate label", "data zeroed", "card temperament list",
+           "card temperament junk"}
+
+
 def poisoned(data: bytes) -> dict[str, bytes]:
     """Every poisoned variant of the good bundle ``data`` (valid checksums, bad content)."""
     out = {}

@@ -74,7 +74,7 @@ def run(piece, budget: dict, seed: int = 2) -> dict:
             return ok, ans, _id(target)
         name = rng.choice(sorted(bad))
         ok, ans = piece.push(bad[name])
-        return ok, f"[{name}] {ans}", None
+        return ok, f"[{name}] {ans}", _id(bad[name]) if name in bundles.MAY_RUN else None
 
     kinds = ["content bit flip", "truncated", "cut link", "wire bit flips", "wire drops",
              "valid checksum, bad content"]
