@@ -7,7 +7,7 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo test bench model system-deps fresh-check pi-check arm-cost-model clean help
+.PHONY: demo test bench model torture system-deps fresh-check pi-check arm-cost-model clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
@@ -17,6 +17,7 @@ help:
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
 	@echo "make arm-cost-model - the C kernel's ARM cost model (llvm-mca + qemu instruction counts) into firmware/kernel/README.md"
+	@echo "make torture - the full fault-injection campaigns (figures in torture-results/; see device/RELIABILITY.md)"
 
 # Debian's python3 ships venv and the CPython headers separately: install them first (as root).
 $(BIN)/python:
@@ -49,6 +50,9 @@ arm-cost-model: $(VENV)/.installed-dev
 	@[ -d "$(ARM64_ROOT)" ] || bash scripts/debian-root.sh arm64 "$(ARM64_ROOT)" || \
 	  echo "arm-cost-model: no arm64 root at $(ARM64_ROOT): onnxruntime's columns will be left out"
 	$(BIN)/python firmware/kernel/tools/arm_cost_model.py --readme firmware/kernel/README.md --arm64-root "$(ARM64_ROOT)"
+
+torture: $(VENV)/.installed-dev
+	$(BIN)/lanthorn torture --out torture-results
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py

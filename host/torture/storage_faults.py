@@ -93,6 +93,8 @@ def run(work: Path, budget: dict, seed: int = 3) -> dict:
     poisoned = bundles.poisoned(SHIPPED_MODEL.read_bytes())
     names = sorted(poisoned)[:budget.get("poisoned_boots", len(poisoned))]
     todo = cases({k: poisoned[k] for k in names})
+    if budget.get("only"):
+        todo = [c for c in todo if c[0] in budget["only"] or c[0].startswith("poisoned")]
     mount_ok = can_mount()
     results, failures, not_run = {}, [], []
     t0 = time.monotonic()
