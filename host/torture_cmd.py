@@ -29,10 +29,25 @@ def add_arguments(parser) -> None:
                         help="where torture.json goes (default ./torture-results)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the scratch data directories and logs in --out")
+    parser.add_argument("--markdown", metavar="FILE",
+                        help="write the figures page (device/RELIABILITY.md) from --from files "
+                             "instead of running campaigns")
+    parser.add_argument("--from", dest="sources", nargs="+", metavar="JSON", default=[],
+                        help="torture.json files of earlier runs (with --markdown)")
 
 
 def run(args) -> int:
     from lanthorn.host import torture
+    if args.markdown:
+        from lanthorn.host.torture import report
+        if not args.sources:
+            raise UserError("--markdown needs --from torture.json (the figures of a run)")
+        missing = [p for p in args.sources if not Path(p).is_file()]
+        if missing:
+            raise UserError(f"{missing[0]}: no such file (run 'lanthorn torture' first)")
+        Path(args.markdown).write_text(report.markdown(report.merge(args.sources)))
+        print(f"wrote {args.markdown}")
+        return 0
     unknown = [c for c in args.campaigns if c not in torture.CAMPAIGNS]
     if unknown:
         raise UserError(f"unknown campaign {unknown[0]!r}; campaigns: {', '.join(torture.CAMPAIGNS)}")

@@ -26,7 +26,7 @@ FULL = {
     "push": {"pushes": 220, "clean_every": 1},
     "power": {"storage_kills": 520, "piece_kills": 40},
     "storage": {},
-    "sensors": {"episodes": 10_000},
+    "sensors": {"episodes": 3_000},
     "soak": {"days": 7.0, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 6 * 3600.0,
              "fullrate_hours": 2.0},
     "lock": {"brute_s": 60.0},
@@ -41,10 +41,10 @@ BOUNDED = {
     "storage": {"poisoned_boots": 1, "only": ["corrupt settings.json", "lock.json damaged",
                                               "read-only + corrupt current model",
                                               "full: save, lock, unlock, preset delete"]},
-    "sensors": {"episodes": 200},
-    "soak": {"days": 0.25, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 1800.0,
-             "warmup_s": 3600.0, "fullrate_hours": 0.0},
-    "lock": {"brute_s": 4.0},
+    "sensors": {"episodes": 80},
+    "soak": {"days": 2 / 24, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 900.0,
+             "warmup_s": 1800.0, "fullrate_hours": 0.0},
+    "lock": {"brute_s": 3.0},
     "supervisor": {"kills": 1, "hangs": 1, "watchdog_s": 4.0},
 }
 

@@ -46,7 +46,7 @@ def run(piece, budget: dict, seed: int = 6) -> dict:
         if err.startswith("wrong PIN"):
             evaluated += 1
             evaluated_at.append(time.monotonic())
-        if not cut_done and evaluated >= 3 and budget.get("power_cut", True):
+        if not cut_done and evaluated >= 2 and budget.get("power_cut", True):
             piece.kill()  # a power cut must not buy a fresh set of quick guesses
             piece.start()
             cut_done = True
