@@ -215,8 +215,16 @@ class Piece:
         """A command in json mode; returns its answer object (answers to anything sent
         earlier are skipped: json answers name the line they answer)."""
         self.drain()
-        self.write(b"mode json\n")
-        self._tagged("mode json", timeout)
+        for attempt in range(4):
+            if attempt:  # the device may be waiting for push frames: end that first, as
+                self.write(pp.abort_frame() + b"\n")  # `lanthorn push` does on connecting
+            self.write(b"mode json\n")
+            try:
+                self._tagged("mode json", timeout / 4 if attempt < 3 else timeout)
+                break
+            except TimeoutError:
+                if attempt == 3:
+                    raise
         self.write(line.encode("utf-8") + b"\n")
         return self._tagged(line, timeout)
 
@@ -272,7 +280,8 @@ class Piece:
             final, _ = self.wait_final(timeout)
             self.drain(0.1)
             return False, final
-        except pp.PushError as exc:
+        except pp.PushError as exc:  # the sender gave up; its abort frame may be damaged too
+            self.write(pp.abort_frame() + b"\n")
             self.drain(0.5)
             return False, str(exc)
         if verdict is None:
