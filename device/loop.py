@@ -563,6 +563,8 @@ class DeviceLoop:
         except Exception as exc:  # still broken: try again later
             self.health[role] = f"failed: {exc}"
             return None
+        if role == "leds":
+            self._p_version = -1  # a fresh strip: brightness and power cap again next frame
         return part
 
     def _check_touch(self, reading) -> None:

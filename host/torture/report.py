@@ -29,6 +29,65 @@ Reproduce: `make torture` (= `lanthorn torture --out torture-results`), or one c
 shared machine; the load average is recorded beside them.
 """
 
+FINDINGS = """## What the campaigns found, and the fixes
+
+Each is fixed and pinned by a test in `tests/test_reliability_regressions.py` (named in
+brackets).
+
+- **Blank lines were not answered** and some lines in json mode got no answer, so "every
+  line gets one OK or ERR" did not hold: every line is answered now, an empty one with `OK`
+  [`test_blank_and_odd_lines_get_exactly_one_answer`].
+- **Answer forging**: a value holding `\\n`/`\\r` printed extra OK/ERR lines. Values with
+  control characters are refused, and every answer line is escaped onto one wire line
+  [`test_a_value_cannot_forge_answer_lines`].
+- **A poisoned setting** (`["\\ud800"]`, a lone surrogate) was accepted and broke `status`,
+  `list`, `get` for good once saved. Refused at `set`, skipped (with a warning) at load, and
+  an unencodable character can no longer fail a send [`test_a_lone_surrogate_is_refused...`,
+  `test_a_poisoned_settings_file_is_survived_at_load`].
+- **A push with a poisoned header stopped the piece for good** (negative, huge, textual rates;
+  a card temperament that is a list), and a 1e-6 Hz model installed and never ran. Models are
+  checked for what this object can feed (rate 0.5-100 Hz, window, shape, channels, labels,
+  card, finite outputs) at install and at boot, and *any* failure while binding or running a
+  model falls back: previous, shipped, idle; the bad file is set aside so the next boot does
+  not retry it [`test_a_poisoned_current_model_falls_back_at_boot`,
+  `test_a_model_failing_at_bind_time_falls_back_to_previous`]. The torture run found one
+  more: a bundle whose card is a list stopped `lanthorn run` at start (`model_info`).
+- **Temporary files and partial pushes stayed after power cuts**: boot sweeps them (partial
+  pushes once a day old, so a push can still resume) [`test_boot_sweeps_temp_files...`].
+- **Storage faults stopped the piece** (empty read-only data dir; read-only + corrupt
+  settings or model; full + corrupt settings) and **`unlock` failed on a full card**. The
+  piece now starts on whatever it can read, on defaults in memory, with `status` saying
+  under `storage` what it could not write; unlock deletes the lock file, which needs no
+  space [`test_an_unwritable_data_dir_runs_on_defaults_and_says_so`,
+  `test_a_bad_file_that_cannot_be_set_aside_is_skipped`, `test_unlock_works_when_the_card_is_full`].
+- **A damaged settings.json lifted the exhibition lock.** The lock lives in its own
+  `lock.json`, read fail-closed: a damaged lock file keeps the piece locked
+  [`test_a_damaged_settings_file_does_not_lift_the_lock`, `test_a_damaged_lock_file_fails_closed`].
+- **Sensor faults**: a driver returning a wrong type stopped the loop; an MPR121 replugged
+  or browned out came back in stop mode and touch stayed dead; failed parts were retried but
+  never re-initialised. Readings are type-checked, the MPR121 driver reports stop mode, the
+  loop treats all-zero scans as a lost configuration, and a failed part is re-opened
+  (re-initialised) at each retry [`test_a_driver_returning_a_wrong_type_degrades_its_part`,
+  `test_a_replugged_mpr121_in_stop_mode_is_reinitialised`,
+  `test_the_loop_reopens_a_touch_part_that_reads_all_zero`].
+- **The soak leak** (gc-tracked objects +7,200 an hour, RSS +2.8 MB an hour): the
+  simulator's endless visitor kept every gesture it ever planned. It forgets gestures older
+  than 15 minutes [`test_the_endless_visitor_forgets_old_gestures`].
+"""
+
+LIMITS = """## What these figures do not cover (yet)
+
+- Kills land at random instants (sleep-then-SIGKILL, a few hundred microseconds apart at
+  most), not at each syscall boundary as an strace fault-injection run would place them.
+- The sensor campaign counts fault *episodes* (a fault with a start and an end, then a
+  recovery) and the faulty calls inside them; the episodes are spaced so that every
+  recovery is timed, which bounds how many fit in a run.
+- The multi-day soak lowers the sensor and LED rates (see its figures) so that days pass in
+  minutes; the full-rate soak beside it runs the real rates for hours. Memory is compared
+  after the warm-up.
+- Pushes with a wrong signature wait for bundle signing (the bundle-trust work).
+"""
+
 CLAIMS = {
     "fuzz": "Console fuzz: every complete line gets exactly one OK/ERR; nothing typed stops the "
             "piece or changes a parameter except a command answered OK.",
@@ -71,7 +130,7 @@ def markdown(merged: dict) -> str:
     for line in table(res)[1:]:
         cells = [c.strip() for c in line.split(" | ")]
         out.append("| " + " | ".join(cells) + " |")
-    out += ["", f"Failures over all campaigns: **{total_fail}**.", ""]
+    out += ["", f"Failures over all campaigns: **{total_fail}**.", "", FINDINGS, LIMITS]
     for name, f in res.items():
         out += [f"## {name}", "", CLAIMS.get(name, ""), "", "```json",
                 json.dumps(_trim(f), indent=1, default=str), "```", ""]
