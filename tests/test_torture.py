@@ -65,3 +65,12 @@ def test_supervisor_restart_and_watchdog(tmp_path):
     f = campaign("supervisor", tmp_path)
     assert f["unit"]["Restart"] == "on-failure" and f["restarts"] == 2
     assert len(f["watchdog_detect_s"]) == 1
+
+
+def test_a_mistyped_campaign_is_one_line(capsys, tmp_path):
+    from lanthorn.cli import main
+    assert main(["torture", "fuzzz", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "unknown campaign 'fuzzz'" in err[0] and "supervisor" in err[0]
+    assert main(["torture", "--markdown", str(tmp_path / "R.md"), "--from",
+                 str(tmp_path / "none.json")]) == 2
