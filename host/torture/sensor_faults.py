@@ -88,7 +88,9 @@ class Injector:
         if self.role == "touch":
             return [None, "pads", np.zeros(5), TouchReading(np.zeros(3, np.uint16),
                                                             np.zeros(3, np.uint16), 0), 42]
-        return [None, "far", float("nan"), -5.0, np.array([1.0, 2.0]), float("inf"), [], {}]
+        junk = ["far", float("nan"), -5.0, np.array([1.0, 2.0]), float("inf"), [], {}]
+        # (None is a real answer of a ranger: nobody in range; of a light sensor it is junk)
+        return junk if self.role == "distance" else junk + [None]
 
 
 class FaultBody:

@@ -122,7 +122,7 @@ def run(work: Path, budget: dict, seed: int = 7) -> dict:
     unit = unit_settings()
     piece = Piece(work / "supervised-data", log_path=work / "supervised.log")
     sup = Supervisor(piece, unit, budget.get("watchdog_s"))
-    failures, ready_s, restart_s, hang_detect_s = [], [], [], []
+    failures, ready_s, restart_s, hang_detect_s, console_s = [], [], [], [], []
     kills = hangs = 0
     t0 = time.monotonic()
     try:
@@ -153,6 +153,9 @@ def run(work: Path, budget: dict, seed: int = 7) -> dict:
             try:
                 ready_s.append(sup.start())
                 restart_s.append(time.monotonic() - t_fault)
+                # READY comes from the loop; the console opens its port beside it (and a
+                # port being opened drops what was sent before): wait for its first answer
+                console_s.append(piece.wait_ready(30))
                 ans = piece.call("status", timeout=30)
                 if not ans.get("ok"):
                     failures.append(f"after a {what}: status answered {ans}")
@@ -171,6 +174,7 @@ def run(work: Path, budget: dict, seed: int = 7) -> dict:
             "watchdog_s_used": sup.watchdog_s, "sigkills": kills, "hangs": hangs, "restarts": len(ready_s) - 1,
             "ready_s_max": round(max(ready_s), 2) if ready_s else None,
             "fault_to_ready_s_max": round(max(restart_s), 2) if restart_s else None,
+            "ready_to_console_s_max": round(max(console_s), 2) if console_s else None,
             "watchdog_detect_s": [round(x, 2) for x in hang_detect_s],
             "watchdog_pings": sup.watchdog_pings,
             "seconds": round(time.monotonic() - t0, 1), "failures": failures}
