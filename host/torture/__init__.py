@@ -24,7 +24,7 @@ CAMPAIGNS = ("fuzz", "push", "power", "storage", "sensors", "soak", "lock", "sup
 FULL = {
     "fuzz": {"bytes": 2_000_000, "status_every_s": 10.0, "settle_s": 3.0},
     "push": {"pushes": 220, "clean_every": 1},
-    "power": {"storage_kills": 520, "piece_kills": 40},
+    "power": {"storage_kills": 520, "piece_kills": 40, "syscall_kills": 200},
     "storage": {},
     "sensors": {"episodes": 3_000},
     "soak": {"days": 7.0, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 6 * 3600.0,
@@ -65,7 +65,10 @@ def run_campaign(name: str, budget: dict, work: Path, seed: int = 0) -> dict:
         from lanthorn.host.torture import power_cuts
         figures = {"storage": power_cuts.storage_trials(work, budget["storage_kills"], seed + 3),
                    "piece": power_cuts.piece_trials(work, budget["piece_kills"], seed + 3)}
-        figures["failures"] = figures["storage"]["failures"] + figures["piece"]["failures"]
+        if budget.get("syscall_kills"):
+            figures["syscall"] = power_cuts.syscall_trials(work, budget["syscall_kills"], seed + 3)
+        figures["failures"] = [f for part in ("storage", "piece", "syscall")
+                               for f in figures.get(part, {}).get("failures", [])]
     elif name == "storage":
         from lanthorn.host.torture import storage_faults
         figures = storage_faults.run(work, budget, seed + 3)
@@ -132,7 +135,8 @@ def _done(name: str, f: dict) -> str:
     if name == "push":
         return f"{g('pushes_corrupted')} faulty pushes, {g('clean_pushes')} clean"
     if name == "power":
-        return f"{f['storage']['kills'] + f['piece']['kills']} SIGKILLs"
+        n = f['storage']['kills'] + f['piece']['kills'] + f.get('syscall', {}).get('kills', 0)
+        return f"{n} SIGKILLs" + (f" ({f['syscall']['kills']} on a syscall)" if "syscall" in f else "")
     if name == "storage":
         return f"{g('storage_faults')} storage faults" + (f" ({len(g('not_run'))} not run)"
                                                           if g("not_run") else "")

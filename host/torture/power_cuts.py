@@ -147,6 +147,56 @@ def storage_trials(work: Path, n: int, seed: int, max_delay: float = 0.25) -> di
             "seconds": round(time.monotonic() - t0, 1), "failures": failures}
 
 
+SYSCALLS = ("rename", "fsync", "openat", "write", "close")
+
+
+def syscall_trials(work: Path, n: int, seed: int) -> dict:
+    """Power cuts placed exactly on a syscall: strace kills the worker (SIGKILL) at the N-th
+    ``rename``/``fsync``/``openat``/``write``/``close`` it makes, the boundaries where a
+    write is half done. Counting starts at process start, so a kill at an ``openat`` or a
+    ``close`` may land in the interpreter's start-up (counted apart: it is a power cut too,
+    just not one inside a save). Needs strace; without it the trials are reported not run."""
+    if shutil.which("strace") is None:
+        return {"kills": 0, "not_run": "strace is not installed", "failures": []}
+    rng = random.Random(seed)
+    root = work / "syscall-data"
+    if root.exists():
+        shutil.rmtree(root)
+    from lanthorn.host.torture import bundles
+    good_b = work / "b.lanthorn"
+    good_b.write_bytes(bundles.renamed(SHIPPED_MODEL.read_bytes(), "temperament-b"))
+    counters = {op: 0 for op in OPS}
+    last_done: dict[str, int | None] = {op: None for op in OPS}
+    by_call: dict[str, int] = {}
+    in_op = 0
+    failures = []
+    t0 = time.monotonic()
+    for i in range(n):
+        op = OPS[i % len(OPS)]
+        call = SYSCALLS[(i // len(OPS)) % len(SYSCALLS)]
+        when = rng.randint(1, 12) if call in ("rename", "fsync") else rng.randint(1, 1500)
+        p = subprocess.run(["strace", "-f", "-qq", "-o", "/dev/null", "-e", f"trace={call}",
+                            "-e", f"inject={call}:signal=KILL:when={when}",
+                            sys.executable, "-c", WORKER, str(root), op, str(counters[op]),
+                            str(SHIPPED_MODEL), str(good_b)],
+                           capture_output=True, text=True, timeout=120)
+        lines = p.stdout.splitlines()
+        # each "done" (even one cut mid-print by a kill at its write) is one finished
+        # operation; the worker numbers them on from counters[op]
+        finished = sum(1 for line in lines if line.startswith("do"))
+        if "go" in lines:
+            in_op += 1
+            by_call[call] = by_call.get(call, 0) + 1
+        if finished:
+            last_done[op] = counters[op] = counters[op] + finished
+        if "Traceback" in p.stderr:
+            failures.append(f"syscall trial {i} ({op} at {call} #{when}): {p.stderr[-600:]}")
+        for pr in boot_check(root, last_done):
+            failures.append(f"syscall trial {i} ({op} at {call} #{when}): {pr}")
+    return {"kills": n, "killed_inside_an_operation": in_op, "by_syscall": by_call,
+            "seconds": round(time.monotonic() - t0, 1), "failures": failures}
+
+
 def piece_trials(work: Path, n: int, seed: int) -> dict:
     """Kill a real piece mid-operation ``n`` times; every restart must boot and answer."""
     from lanthorn.host.torture.piece import Piece
