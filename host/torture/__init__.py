@@ -26,7 +26,7 @@ FULL = {
     "push": {"pushes": 220, "clean_every": 1},
     "power": {"storage_kills": 520, "piece_kills": 40, "syscall_kills": 200},
     "storage": {},
-    "sensors": {"episodes": 3_000},
+    "sensors": {"episodes": 10_000},
     "soak": {"days": 7.0, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 6 * 3600.0,
              "fullrate_hours": 2.0},
     "lock": {"brute_s": 60.0},
