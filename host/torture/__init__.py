@@ -22,7 +22,7 @@ from pathlib import Path
 CAMPAIGNS = ("fuzz", "push", "power", "storage", "sensors", "soak", "lock", "supervisor")
 
 FULL = {
-    "fuzz": {"bytes": 2_000_000, "status_every_s": 10.0, "settle_s": 3.0},
+    "fuzz": {"bytes": 3_000_000, "status_every_s": 2.0, "settle_s": 3.0},
     "push": {"pushes": 220, "clean_every": 1},
     "power": {"storage_kills": 520, "piece_kills": 40, "syscall_kills": 200},
     "storage": {},

@@ -78,9 +78,9 @@ class Fuzzer:
             return self.random_bytes()
         if kind < 0.45:
             return b"".join(self.garbage_line() for _ in range(self.rng.randrange(1, 20)))
-        if kind < 0.90:
+        if kind < 0.935:
             return b"".join(self.mutated() for _ in range(self.rng.randrange(1, 20)))
-        if kind < 0.95:
+        if kind < 0.985:
             return self.push_frames()
         return self.huge_line()
 
