@@ -15,7 +15,7 @@ DOC = Path(lanthorn.device.__file__).resolve().parent / "RELIABILITY.md"
 def figures() -> dict:
     text = DOC.read_text()
     out = {}
-    for name, block in re.findall(r"^## (\w+)\n\n.*?\n\n```json\n(.*?)\n```", text, re.S | re.M):
+    for name, block in re.findall(r"^## (\w+)\n\n[^\n]*\n\n```json\n(.*?)\n```", text, re.S | re.M):
         out[name] = json.loads(block)
     return out
 

@@ -99,7 +99,7 @@ CLAIMS = {
                "deleted or poisoned model: the piece comes up with light and a console.",
     "sensors": "Sensor faults: I/O errors, driver bugs, wrong types, stuck values, replug into "
                "stop mode and bus stretching on every part, on the simulator's clock.",
-    "soak": "Soak: simulated days with the simulator's crowd by day and quiet hours by night.",
+    "soak": "Soak: simulated days with the simulator's crowd by day and quiet hours by night (frame times include the OLED, drawn on the loop's thread here).",
     "lock": "Lock: after `lock` every change is refused; PIN brute force is slowed down "
             "(1 s, 2 s, 4 s ... 5 min between guesses), also across a power cut.",
     "supervisor": "systemd semantics: Restart=on-failure, RestartSec and WatchdogSec of the "
@@ -132,15 +132,13 @@ def markdown(merged: dict) -> str:
         out.append("| " + " | ".join(cells) + " |")
     out += ["", f"Failures over all campaigns: **{total_fail}**.", "", FINDINGS, LIMITS]
     for name, f in res.items():
+        f = dict(f)
+        samples = f.pop("samples", None)
         out += [f"## {name}", "", CLAIMS.get(name, ""), "", "```json",
-                json.dumps(_trim(f), indent=1, default=str), "```", ""]
+                json.dumps(f, indent=1, default=str), "```", ""]
+        if samples:
+            cols = ["sim_h", "rss_kb", "fds", "threads", "gc_objects", "frame_ms_p99", "inferences"]
+            out += ["| " + " | ".join(cols) + " |", "|" + " --- |" * len(cols)]
+            out += ["| " + " | ".join(str(smp.get(c)) for c in cols) + " |" for smp in samples]
+            out.append("")
     return "\n".join(out).rstrip() + "\n"
-
-
-def _trim(f: dict) -> dict:
-    """The figures without bulky per-sample lists (kept in the JSON file)."""
-    f = dict(f)
-    if "samples" in f:
-        s = f.pop("samples")
-        f["samples_every_6h" if len(s) > 40 else "samples"] = s[::max(1, len(s) // 30)]
-    return f
