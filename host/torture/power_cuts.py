@@ -14,7 +14,6 @@ temporary file survives the boot's sweep.
 """
 from __future__ import annotations
 
-import json
 import random
 import shutil
 import signal
