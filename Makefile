@@ -7,7 +7,7 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo test bench model system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
+.PHONY: demo test bench model torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
@@ -18,6 +18,7 @@ help:
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
 	@echo "make arm-cost-model - the C kernel's ARM cost model (llvm-mca + qemu instruction counts) into firmware/kernel/README.md"
 	@echo "make fuzz-bundles - 10^4 hostile bundles and C blobs (CASES=N, SEED=N); findings -> tests/fuzz_bundles/regressions"
+	@echo "make torture - the full fault-injection campaigns (figures in torture-results/; see device/RELIABILITY.md)"
 
 # Debian's python3 ships venv and the CPython headers separately: install them first (as root).
 $(BIN)/python:
@@ -55,6 +56,9 @@ CASES ?= 10000
 SEED ?= 0
 fuzz-bundles: $(VENV)/.installed-dev
 	$(BIN)/python tests/bundle_fuzz.py --cases $(CASES) --seed $(SEED)
+
+torture: $(VENV)/.installed-dev
+	$(BIN)/lanthorn torture --out torture-results
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py

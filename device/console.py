@@ -108,31 +108,59 @@ def decode_line(raw: bytes) -> str:
     return "".join(out)
 
 
+#: Control characters inside one answer line, shown escaped: a value holding a newline must
+#: never become a second line that a client would read as the device's own OK/ERR.
+_ESCAPES = {i: f"\\x{i:02x}" for i in list(range(32)) + [0x7F]}
+_ESCAPES.update({ord("\r"): "\\r", ord("\n"): "\\n", ord("\t"): "\\t",
+                 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+def wire_bytes(lines: list[str]) -> bytes:
+    """Answer lines -> the bytes sent: each line on exactly one wire line (control
+    characters escaped), and anything that is not UTF-8-encodable (a lone surrogate)
+    backslash-escaped instead of failing the send and leaving the line unanswered."""
+    return "".join(line.translate(_ESCAPES) + "\r\n" for line in lines).encode(
+        "utf-8", "backslashreplace")
+
+
 def _hash_pin(pin: str, salt: bytes) -> str:
     return hashlib.pbkdf2_hmac("sha256", pin.encode(), salt, 20000).hex()
 
 
 class ExhibitionLock:
-    """The PIN lock kept in settings.json (salted hash, never the PIN). Wrong PINs lock out
-    further attempts for a time that doubles with each failure (1 s, 2 s, 4 s ... 5 min),
-    without ever blocking the console thread. The failure count is saved too, so pulling
-    the plug does not buy a fresh set of quick guesses."""
+    """The PIN lock, kept in its own small file (``lock.json``: salted hash, never the PIN),
+    apart from the parameters so that a damaged settings.json cannot lift it. It fails
+    closed: a lock file that exists but cannot be read counts as locked (a person with a
+    shell on the device deletes it to recover). Wrong PINs lock out further attempts for a
+    time that doubles with each failure (1 s, 2 s, 4 s ... 5 min), without ever blocking the
+    console thread. The failure count is saved too, so pulling the plug does not buy a fresh
+    set of quick guesses. Unlocking deletes the file, which works even on a full card.
+
+    ``locked`` is the one query other parts (push, signature checks) ask."""
 
     def __init__(self, storage, clock: Callable[[], float] = time.monotonic):
         self.storage, self.clock = storage, clock
-        settings, _ = storage.load_settings()
-        saved = settings.get("lock")
-        self.record = saved if isinstance(saved, dict) and {"salt", "hash"} <= set(saved) else None
+        state, record = storage.load_lock()
+        self.damaged = state == "damaged"
+        self.record = record if state == "locked" else None
         failures = self.record.get("failures", 0) if self.record else 0
-        self.failures = failures if isinstance(failures, int) and failures > 0 else 0
+        self.failures = failures if isinstance(failures, int) and 0 < failures < 10**6 else 0
         self.blocked_until = self.clock() + self._delay() if self.failures else 0.0
+        self.note = ""  # why the lock state could not be stored, if it could not
 
     def _delay(self) -> float:
-        return min(2.0 ** (self.failures - 1), _LOCKOUT_CAP_S)
+        return min(2.0 ** (min(self.failures, 64) - 1), _LOCKOUT_CAP_S)
 
     @property
     def locked(self) -> bool:
-        return self.record is not None
+        return self.record is not None or self.damaged
+
+    def _store(self, record: dict) -> None:
+        try:
+            self.storage.save_lock(record)
+            self.note = ""
+        except UserError as exc:  # full or read-only card: the lock holds in memory
+            self.note = str(exc)
 
     def lock(self, pin: str) -> None:
         if self.locked:
@@ -141,25 +169,32 @@ class ExhibitionLock:
             raise UserError("the PIN must be 4-16 letters or digits")
         salt = os.urandom(16)
         record = {"salt": salt.hex(), "hash": _hash_pin(pin, salt)}
-        self.storage.update_settings("lock", record)  # survives restarts and power cuts
+        self._store(record)  # survives restarts and power cuts
         self.record = record
 
     def unlock(self, pin: str) -> None:
         if not self.locked:
             raise UserError("not locked")
+        if self.damaged:
+            raise UserError(f"the lock file {self.storage.lock_path} is damaged, so the lock "
+                            "stays on; delete that file on the device to lift it")
         wait = self.blocked_until - self.clock()
         if wait > 0:
             raise UserError(f"too many wrong PINs; try again in {wait:.0f} s")
-        if not hmac.compare_digest(_hash_pin(pin, bytes.fromhex(self.record["salt"])),
-                                   self.record["hash"]):
+        try:
+            good = hmac.compare_digest(_hash_pin(pin, bytes.fromhex(self.record["salt"])),
+                                       self.record["hash"])
+        except ValueError:  # a record whose salt is not hex: no PIN can match it
+            good = False
+        if not good:
             self.failures += 1
             delay = self._delay()
             self.blocked_until = self.clock() + delay
             self.record = dict(self.record, failures=self.failures)
-            self.storage.update_settings("lock", self.record)
+            self._store(self.record)
             raise UserError(f"wrong PIN; next attempt allowed in {delay:.0f} s")
-        self.storage.update_settings("lock", None)
-        self.record, self.failures, self.blocked_until = None, 0, 0.0
+        self.storage.clear_lock()
+        self.record, self.failures, self.blocked_until, self.note = None, 0, 0.0, ""
 
 
 class ConsoleServer:
@@ -263,7 +298,7 @@ class ConsoleServer:
     def _send(self, lines: list[str]) -> None:
         if not lines or self.ser is None:
             return
-        data = "".join(line + "\r\n" for line in lines).encode("utf-8")
+        data = wire_bytes(lines)
         with self._write_lock:
             try:
                 self.ser.write(data)
@@ -302,8 +337,11 @@ class ConsoleServer:
             if not line.strip() or line.strip().lower() == "stop":
                 self._send(protocol.ok_lines(self.mode, "stop", f"{stopped} stopped"))
                 return
-        if not line.strip():
-            return  # Enter on its own: nothing to answer
+        if not line.strip():  # Enter on its own: answered too, so every line gets one answer
+            self.handled += 1
+            answer = protocol.ok_lines(self.mode, None, "")
+            self._send(protocol.tag_answer(answer, line) if self.mode == "json" else answer)
+            return
         self._send(self.handle_line(line))
 
     def handle_line(self, line: str) -> list[str]:
@@ -447,7 +485,8 @@ class ConsoleServer:
 
     def cmd_lock(self, name, args):
         self.lock.lock(args[0])
-        return self.ok(name, "locked: changes are refused until 'unlock PIN'")
+        kept = f" (not stored: {self.lock.note}; it lasts until a restart)" if self.lock.note else ""
+        return self.ok(name, "locked: changes are refused until 'unlock PIN'" + kept)
 
     def cmd_unlock(self, name, args):
         self.lock.unlock(args[0])

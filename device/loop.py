@@ -55,6 +55,11 @@ from lanthorn.hardware.interfaces import PartError
 SENSOR_ROLES = ("touch", "distance", "light")
 ROLES = SENSOR_ROLES + ("leds", "display")
 NEUTRAL_LUX = 150.0  # a lit gallery, used until the light sensor has answered once
+MIN_MODEL_HZ = 0.5  # a model fed slower than this would hardly ever run
+MAX_WINDOW = 4096  # frames in a model's input window
+#: this many all-zero touch scans in a row (raw and baseline) mean a controller that lost
+#: its configuration (a replug or brown-out puts an MPR121 back in stop mode): re-open it
+ZERO_SCANS = 10
 
 
 class ModelMismatch(UserError):
@@ -66,6 +71,19 @@ def model_channel_map(model) -> np.ndarray | None:
     when the model reads the frames as they are. Raises ModelMismatch when it cannot be fed."""
     spec = model.input_spec
     shape = tuple(spec.shape)
+    rate = spec.rate_hz
+    if rate is not None:
+        # whatever a bundle's header says: a rate this loop cannot feed (negative, text,
+        # 1e-6 Hz that never runs, 1e11 Hz that allocates terabytes) is refused here
+        if isinstance(rate, bool) or not isinstance(rate, (int, float)) or \
+                not MIN_MODEL_HZ <= float(rate) <= DeviceLoop.SENSOR_HZ:
+            raise ModelMismatch(f"the model's input rate {rate!r} Hz is not between "
+                                f"{MIN_MODEL_HZ:g} and {DeviceLoop.SENSOR_HZ:g} Hz (this object "
+                                "samples its sensors at 100 Hz)")
+    if len(shape) != 2 or not all(isinstance(n, int) and not isinstance(n, bool) and
+                                  0 < n <= MAX_WINDOW for n in shape):
+        raise ModelMismatch(f"the model reads an input of shape {shape!r}; this object feeds "
+                            f"windows of (1..{MAX_WINDOW} frames, channels)")
     if len(shape) != 2 or spec.dtype != "float32":
         raise ModelMismatch(f"the model reads {spec.dtype} of shape {shape}; this object feeds "
                             f"sensor windows of shape (window, channels)")
@@ -90,10 +108,42 @@ def check_model(model) -> int:
     """Verify a model can run on this object (input fits, labels match the output); returns
     the number of outputs. Runs it once on a neutral window, which also warms it up."""
     model_channel_map(model)
+    labels = model.labels
+    if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
+        raise ModelMismatch("the model's labels are not a list of names")
+    card = getattr(model, "card", None)
+    if card is not None and not isinstance(card, dict):
+        raise ModelMismatch(f"the model card is a {type(card).__name__}, not a table of fields")
+    _, warnings = temperament_for(getattr(model, "card", None), DEFAULT_TEMPERAMENT)
     out = np.asarray(model(np.zeros(model.input_spec.shape, np.float32))).reshape(-1)
-    if model.labels and out.shape[0] != len(model.labels):
-        raise ModelMismatch(f"the model has {len(model.labels)} labels but {out.shape[0]} outputs")
+    if labels and out.shape[0] != len(labels):
+        raise ModelMismatch(f"the model has {len(labels)} labels but {out.shape[0]} outputs")
+    if not np.all(np.isfinite(out.astype(np.float64))):
+        raise ModelMismatch("the model's outputs are not finite numbers")
     return int(out.shape[0])
+
+
+def _checked_model(model) -> None:
+    """check_model for the fall-back chain: any failure (not only a mismatch) refuses it."""
+    try:
+        check_model(model)
+    except ModelMismatch:
+        raise
+    except Exception as exc:
+        raise ModelMismatch(f"{type(exc).__name__}: {exc}") from None
+
+
+def _number(role: str, value, allow_none: bool = False) -> float | None:
+    """A driver's reading as a finite float, or PartError: a driver that returns None, a
+    string or an array must degrade its part, not stop the loop."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise PartError(role, f"the driver returned {type(value).__name__}, not a number")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise PartError(role, f"the driver returned an impossible value {value!r}")
+    return value
 
 
 class Samples:
@@ -364,7 +414,10 @@ class DeviceLoop:
         self.window = fr.DEFAULT_WINDOW
         if model is ...:
             if storage is not None:
-                model, source, msgs = storage.load_model()
+                try:
+                    model, source, msgs = storage.load_model(check=_checked_model)
+                except Exception as exc:  # the boot path never crash-loops on stored state
+                    model, source, msgs = None, None, [f"no model could be loaded: {exc}"]
                 for m in msgs:
                     self._message(m)
             else:
@@ -380,6 +433,44 @@ class DeviceLoop:
 
     # ------------------------------------------------------------------ model binding
     def _bind(self, model, source: str | None) -> None:
+        """Make ``model`` the running one; if anything about it fails (whatever its header
+        says), fall back: previous, then the shipped model, then the idle animation."""
+        try:
+            self._bind_now(model, source)
+        except Exception as exc:
+            self._message(f"model {_model_name(model)} ({source}) could not be started: "
+                          f"{type(exc).__name__}: {exc}; falling back")
+            self._fall_back(model, source)
+
+    def _fall_back(self, failed, source: str | None) -> None:
+        """Bind the next usable model after ``failed`` (from ``source``) failed."""
+        model, new_source = None, None
+        if self.storage is not None and source in ("current", "previous", "shipped"):
+            path = {"current": self.storage.current_path,
+                    "previous": self.storage.previous_path}.get(source)
+            if path is not None and path.exists():  # not again at the next boot
+                self.storage.reject(path, f"{source} model failed on this object")
+            try:
+                model, new_source, msgs = self.storage.load_model(
+                    check=_checked_model, skip=("shipped",) if source == "shipped" else ())
+            except Exception as exc:
+                msgs = [f"no model could be loaded: {exc}"]
+            for m in msgs:
+                self._message(m)
+        elif self.storage is not None:  # a model given in memory: back to what is on disk
+            try:
+                model, new_source, msgs = self.storage.load_model(check=_checked_model)
+            except Exception:
+                model, new_source = None, None
+        if model is failed:
+            model, new_source = None, None
+        try:
+            self._bind_now(model, new_source)
+        except Exception as exc:
+            self._message(f"fall-back model failed too ({exc}); idle animation")
+            self._bind_now(None, None)
+
+    def _bind_now(self, model, source: str | None) -> None:
         """Make ``model`` the running one: (re)allocate every buffer sized by it."""
         requested = model
         channel_map = None
@@ -462,16 +553,40 @@ class DeviceLoop:
         if now < self._retry_at.get(role, 0.0):
             return None
         self._retry_at[role] = now + self.RETRY_S
-        if part is None:
-            reopen = getattr(self.body, "open_part", None)
-            if reopen is None:
-                return None
-            try:
-                part = reopen(role)
-            except Exception as exc:  # still broken: try again later
-                self.health[role] = f"failed: {exc}"
-                return None
+        reopen = getattr(self.body, "open_part", None)
+        if reopen is None:
+            return part  # (the simulator's parts need no re-initialisation)
+        # re-open (and so re-initialise) a part that failed: a chip that was unplugged or
+        # browned out comes back in its power-on state and must be configured again
+        try:
+            part = reopen(role)
+        except Exception as exc:  # still broken: try again later
+            self.health[role] = f"failed: {exc}"
+            return None
+        if role == "leds":
+            self._p_version = -1  # a fresh strip: brightness and power cap again next frame
         return part
+
+    def _check_touch(self, reading) -> None:
+        """Refuse a scan that cannot be real: the wrong shape, or (ZERO_SCANS in a row)
+        all-zero counts and baselines, which is what an MPR121 that came back from a
+        replug or brown-out in its stop mode reports while every read succeeds."""
+        raw, base = getattr(reading, "raw", None), getattr(reading, "baseline", None)
+        if not (isinstance(raw, np.ndarray) and isinstance(base, np.ndarray)
+                and raw.shape == base.shape == (self.n_pads,)):
+            raise PartError("touch", f"the driver returned {type(reading).__name__}, not a "
+                                     f"scan of {self.n_pads} pads")
+        if raw.any() or base.any():
+            self._zero_scans = 0
+            return
+        self._zero_scans += 1
+        if self._zero_scans >= ZERO_SCANS:
+            self._zero_scans = 0
+            raise PartError("touch", "all pads read zero with a zero baseline: the controller "
+                                     "lost its configuration (replugged or browned out); "
+                                     "re-initialising")
+
+    _zero_scans = 0
 
     # ------------------------------------------------------------------ the three tasks
     def _read_sensors(self, now: float) -> None:
@@ -482,6 +597,7 @@ class DeviceLoop:
         if touch is not None:
             try:
                 reading = touch.read()
+                self._check_touch(reading)
                 # counts are uint16: subtract in float (a raw above baseline must not wrap)
                 np.copyto(self._pad_delta, reading.baseline, casting="unsafe")
                 np.subtract(self._pad_delta, reading.raw, out=self._pad_delta, casting="unsafe")
@@ -497,7 +613,7 @@ class DeviceLoop:
             ranger = self._usable("distance", now)
             if ranger is not None:
                 try:
-                    self._last_distance = ranger.read_mm()
+                    self._last_distance = _number("distance", ranger.read_mm(), allow_none=True)
                     if self.health["distance"] != "ok":
                         self._part_ok("distance")
                 except Exception as exc:  # PartError, or a driver bug: degrade, never stop
@@ -508,7 +624,7 @@ class DeviceLoop:
             light = self._usable("light", now)
             if light is not None:
                 try:
-                    self._last_lux = light.read_lux()
+                    self._last_lux = _number("light", light.read_lux())
                     if self.health["light"] != "ok":
                         self._part_ok("light")
                 except Exception as exc:  # imputed: the last good level
@@ -581,8 +697,8 @@ class DeviceLoop:
             self._model_errors += 1
             self._message(f"the model failed while running: {exc}")
             if self._model_errors >= self.MAX_MODEL_ERRORS:
-                self._message("dropping the model after repeated failures; idle animation")
-                self._bind(None, None)
+                self._message("dropping the model after repeated failures; falling back")
+                self._fall_back(model, self.model_source)
             return
         self.infer_ms.add((time.perf_counter() - t0) * 1e3)
         self.inferences += 1
@@ -683,6 +799,9 @@ class DeviceLoop:
         wanted = self._wanted
         if wanted is not None:
             self._bind(*wanted)
+            with self._lock:
+                if self._wanted is wanted:
+                    self._wanted = None  # (also when it failed and a fall-back was bound)
             self._next_model_frame = now + self.frame_period
         self._apply_params(now)
         if now + 1e-9 >= self._next_sample:
@@ -809,6 +928,7 @@ class DeviceLoop:
             "gesture": self.mood.gesture,
             "phrase": self.phrase,
             "quiet": self.quiet,
+            "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
             "messages": list(self.messages)[-10:],
         }
 
@@ -819,7 +939,7 @@ class DeviceLoop:
         if model is None:
             return {"name": None, "source": None, "messages": list(self.messages)[-5:]}
         spec = model.input_spec
-        card = dict(model.card or {})
+        card = model.card if isinstance(model.card, dict) else {}
         return {"name": _model_name(model), "sha256": model.sha256, "labels": list(model.labels),
                 "input": {"channels": list(spec.channels) or list(fr.CHANNELS),
                           "rate_hz": spec.rate_hz or fr.DEFAULT_RATE_HZ, "window": spec.shape[0],
@@ -839,7 +959,7 @@ class DeviceLoop:
         except Exception as exc:
             raise UserError(f"the new model does not load, keeping the old one: {exc}") from None
         try:
-            check_model(candidate)
+            _checked_model(candidate)
         except ModelMismatch as exc:
             raise ModelMismatch(f"the new model does not fit this object, keeping the old one: "
                                 f"{exc}") from None

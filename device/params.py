@@ -35,6 +35,21 @@ _MAX_PHRASES = 32
 _MAX_PHRASE_CHARS = 40  # a 128x64 OLED shows about 2 lines of 21 characters
 
 
+def text_problem(text: str) -> str | None:
+    """Why ``text`` cannot be a stored value, or None. Lone surrogates (which JSON's
+    ``"\\ud800"`` escapes can produce) cannot be written as UTF-8: accepted once, they broke
+    every later answer and, once saved, every restart. Control characters (newlines above
+    all) would let a value forge extra answer lines on a terminal."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        return f"contains U+{ord(text[exc.start]):04X}, which is not a character (a lone surrogate)"
+    for ch in text:
+        if ord(ch) < 32 or 0x7F <= ord(ch) < 0xA0 or ch in "\u2028\u2029":
+            return f"contains the control character U+{ord(ch):04X}"
+    return None
+
+
 @dataclass(frozen=True)
 class Param:
     """One knob: its type decides how console text is parsed and how values are checked.
@@ -141,9 +156,16 @@ class Param:
                 raise ParamError(f"{self.name}: phrase {long[0]!r} is longer than "
                                  f"{_MAX_PHRASE_CHARS} characters or contains '|'")
             value = list(value)
+            for phrase in value:
+                why = text_problem(phrase)
+                if why:
+                    raise ParamError(f"{self.name}: phrase {ascii(phrase)} {why}")
         elif t == "text":
             if not isinstance(value, str):
                 raise self._bad(value)
+            why = text_problem(value)
+            if why:
+                raise ParamError(f"{self.name}: {ascii(value)} {why}")
         if t in ("int", "float") and not (self.min <= value <= self.max):
             raise self._bad(value)
         return value
@@ -169,7 +191,8 @@ class Param:
         return d
 
     def _bad(self, got: Any) -> ParamError:
-        shown = got if isinstance(got, str) else json.dumps(got)
+        shown = ascii(got) if isinstance(got, str) and text_problem(got) else \
+            got if isinstance(got, str) else json.dumps(got, default=repr)
         return ParamError(f"{self.name} must be {self.range_text()}, got {shown}")
 
 
@@ -299,6 +322,10 @@ class ParamStore:
                 if strict:
                     raise
                 warnings.append(f"ignored saved value: {exc}")
+            except Exception as exc:  # a value of a shape no check foresaw: skip it too
+                if strict:
+                    raise ParamError(f"{name}: unusable value ({type(exc).__name__})") from None
+                warnings.append(f"ignored saved value for {ascii(name)}: {type(exc).__name__}")
         self._store(good)
         return warnings
 

@@ -11,7 +11,8 @@ Layout::
     DIR/models/current.lanthorn     the model the loop runs
     DIR/models/previous.lanthorn    the one before (rollback target)
     DIR/models/incoming/            a push in progress (partial file, for resume)
-    DIR/settings.json               saved parameters, the exhibition lock
+    DIR/settings.json               saved parameters
+    DIR/lock.json                   the exhibition lock (salted PIN hash; read fail-closed)
     DIR/presets/NAME.json           named sets of parameter values
     DIR/rejected/                   bad files set aside: TIMESTAMP-NAME + TIMESTAMP-NAME.why.txt
     DIR/recordings/                 demonstrations recorded on the device (dataset format)
@@ -67,21 +68,44 @@ class DataDir:
         self.recordings_dir = self.root / "recordings"
         self.loader = loader or _default_loader
         self.shipped_model = Path(shipped_model) if shipped_model else None
+        self.lock_path = self.root / "lock.json"
         self._lock = threading.RLock()
+        #: what could not be written or set aside (shown by `status`): the piece runs on
+        #: whatever it could read, on defaults in memory when it could read nothing
+        self.problems: list[str] = []
         try:
             for d in (self.models_dir, self.incoming_dir, self.presets_dir, self.rejected_dir,
                       self.recordings_dir):
                 d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"cannot use data directory {self.root}: {exc.strerror or exc}") from None
+        except OSError as exc:  # read-only, full, or not ours: run anyway, say so
+            self._problem(f"cannot use data directory {self.root}: {exc.strerror or exc}; "
+                          "running on what it holds (or on defaults), changes are not kept")
         self.leftovers_removed = self._remove_leftovers()
 
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+            del self.problems[:-10]
+
+    #: a partial push older than this is not going to be resumed: boot deletes it
+    STALE_PART_S = 24 * 3600.0
+
     def _remove_leftovers(self) -> int:
-        """Delete temporary files a power cut left behind (they were never renamed into
-        place, so nothing refers to them). Returns how many were removed."""
+        """Delete what power cuts leave behind: temporary files that were never renamed into
+        place (nothing refers to them) and partial pushes too old to be resumed. Returns how
+        many were removed. Months of nightly power cuts must not fill the card."""
         n = 0
-        for d in (self.root, self.models_dir, self.presets_dir):
-            for p in list(d.glob(".*.tmp")) + list(d.glob(".staged.lanthorn")):
+        now = time.time()
+        for d in (self.root, self.models_dir, self.presets_dir, self.incoming_dir):
+            try:
+                found = list(d.glob(".*.tmp")) + list(d.glob(".staged.lanthorn"))
+                if d == self.incoming_dir:
+                    found += [p for p in d.glob("*.part")
+                              if now - p.stat().st_mtime > self.STALE_PART_S]
+                    found += list(d.glob("*.lanthorn"))  # verified but never installed
+            except OSError:
+                continue
+            for p in found:
                 try:
                     p.unlink()
                     n += 1
@@ -90,8 +114,10 @@ class DataDir:
         return n
 
     # --- rejected files
-    def reject(self, path: Path, reason: str) -> Path:
-        """Move a bad file into rejected/ with a note saying why; returns its new path."""
+    def reject(self, path: Path, reason: str) -> Path | None:
+        """Move a bad file into rejected/ with a note saying why; returns its new path, or
+        None when it cannot be moved (read-only or full storage: it stays where it is, is
+        skipped again at the next start, and `status` says so)."""
         stamp = time.strftime("%Y%m%d-%H%M%S")
         target = self.rejected_dir / f"{stamp}-{path.name}"
         n = 1
@@ -99,33 +125,53 @@ class DataDir:
             n += 1
             target = self.rejected_dir / f"{stamp}-{n}-{path.name}"
         with self._lock:
-            os.replace(path, target)
-            atomic_write_text(target.with_name(target.name + ".why.txt"), reason.rstrip() + "\n")
+            try:
+                os.replace(path, target)
+            except OSError as exc:
+                self._problem(f"cannot set aside {path.name} ({exc.strerror or exc}); "
+                              "it is skipped at every start")
+                return None
+            try:
+                atomic_write_text(target.with_name(target.name + ".why.txt"), reason.rstrip() + "\n")
+            except OSError:
+                pass  # the file is aside; the note is a courtesy
             fsync_dir(path.parent)
         return target
 
+    def _kept(self, kept: Path | None) -> str:
+        return (f"set aside as {kept.relative_to(self.root)}" if kept is not None
+                else "it could not be set aside")
+
     # --- models
-    def load_model(self):
+    def load_model(self, check: Callable[[Any], Any] | None = None, skip: tuple = ()):
         """(model or None, source, messages): current, else previous, else the shipped bundle.
 
-        A file that fails to load is set aside in rejected/ with the reason, and the next one
-        tried. ``source`` is "current", "previous", "shipped" or None; with None the loop
-        runs its built-in idle animation and shows ``messages`` on the console.
+        A file that fails to load, or that ``check(model)`` refuses (it does not fit or run
+        on this object), is set aside in rejected/ with the reason, and the next one tried;
+        whatever its header says, the answer is always a model that passed or None. Sources
+        named in ``skip`` are passed over (a model that just failed while running).
+        ``source`` is "current", "previous", "shipped" or None; with None the loop runs its
+        built-in idle animation and shows ``messages`` on the console.
         """
         messages: list[str] = []
         with self._lock:
             for source, path in (("current", self.current_path), ("previous", self.previous_path)):
-                if not path.exists():
+                if source in skip or not path.exists():
                     continue
                 try:
-                    return self.loader(str(path)), source, messages
+                    model = self.loader(str(path))
+                    if check is not None:
+                        check(model)
+                    return model, source, messages
                 except Exception as exc:  # any failure means this file is unusable
                     reason = f"{source} model failed to load: {_why(exc)}"
                     kept = self.reject(path, reason)
-                    messages.append(f"{reason}; set aside as {kept.relative_to(self.root)}")
-            if self.shipped_model is not None and self.shipped_model.exists():
+                    messages.append(f"{reason}; {self._kept(kept)}")
+            if "shipped" not in skip and self.shipped_model is not None and self.shipped_model.exists():
                 try:
                     model = self.loader(str(self.shipped_model))
+                    if check is not None:
+                        check(model)
                     if messages:
                         messages.append("using the shipped default model")
                     return model, "shipped", messages
@@ -150,22 +196,34 @@ class DataDir:
             raise StorageError(f"the new model does not load, keeping the old one: {_why(exc)}") from None
         with self._lock:
             staged = self.models_dir / ".staged.lanthorn"
-            ours = new_path.resolve().parent in (self.models_dir.resolve(), self.incoming_dir.resolve())
-            if not ours or new_path.name in (self.current_path.name, self.previous_path.name):
-                shutil.copyfile(new_path, staged)  # same filesystem for an atomic rename
-                with open(staged, "rb+") as f:
-                    os.fsync(f.fileno())
-                new_path = staged
-            if self.current_path.exists():
-                tmp_prev = self.models_dir / ".previous.tmp"
-                if tmp_prev.exists():
-                    tmp_prev.unlink()
-                try:
-                    os.link(self.current_path, tmp_prev)
-                except OSError:
-                    shutil.copyfile(self.current_path, tmp_prev)
-                os.replace(tmp_prev, self.previous_path)
-            os.replace(new_path, self.current_path)
+            tmp_prev = self.models_dir / ".previous.tmp"
+            try:
+                ours = new_path.resolve().parent in (self.models_dir.resolve(),
+                                                     self.incoming_dir.resolve())
+                if not ours or new_path.name in (self.current_path.name, self.previous_path.name):
+                    shutil.copyfile(new_path, staged)  # same filesystem for an atomic rename
+                    with open(staged, "rb+") as f:
+                        os.fsync(f.fileno())
+                    new_path = staged
+                if self.current_path.exists():
+                    if tmp_prev.exists():
+                        tmp_prev.unlink()
+                    try:
+                        os.link(self.current_path, tmp_prev)
+                    except OSError:
+                        shutil.copyfile(self.current_path, tmp_prev)
+                    os.replace(tmp_prev, self.previous_path)
+                os.replace(new_path, self.current_path)
+            except OSError as exc:  # full or read-only card: the old files are all still there
+                for leftover in (staged, tmp_prev):
+                    try:
+                        leftover.unlink()
+                    except OSError:
+                        pass
+                why = exc.strerror or str(exc)
+                self._problem(f"could not store a new model: {why}")
+                raise StorageError(f"could not store the new model ({why}); the old one keeps "
+                                   "running") from None
             fsync_dir(self.models_dir)
         return model
 
@@ -187,16 +245,28 @@ class DataDir:
                 data = json.loads(self.settings_path.read_text(encoding="utf-8"))
                 if not isinstance(data, dict):
                     raise ValueError("not a JSON object")
-            except (ValueError, UnicodeDecodeError, OSError) as exc:
+            except (ValueError, UnicodeError, OSError, RecursionError) as exc:
                 reason = f"settings.json is unreadable ({_why(exc)}); using defaults"
                 kept = self.reject(self.settings_path, reason)
-                return {}, [f"{reason}; the bad file is kept as {kept.relative_to(self.root)}"]
+                return {}, [f"{reason}; {self._kept(kept)}" if kept is not None
+                            else f"{reason}; the bad file could not be set aside"]
             return data, []
 
     def save_settings(self, settings: dict) -> None:
         data = dict(settings, version=SETTINGS_VERSION)
+        self._write_text(self.settings_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+    def _write_text(self, path: Path, text: str) -> None:
+        """An atomic write that a full or read-only card turns into a clear StorageError
+        (the old file stays as it was) and a line in `status`."""
         with self._lock:
-            atomic_write_text(self.settings_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+            try:
+                atomic_write_text(path, text)
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                self._problem(f"could not write {path.relative_to(self.root)}: {why}")
+                raise StorageError(f"could not write {path.relative_to(self.root)} ({why}); "
+                                   "the change holds until the next restart") from None
 
     def update_settings(self, key: str, value: Any) -> None:
         """Read-modify-write one top-level key of settings.json atomically."""
@@ -205,6 +275,53 @@ class DataDir:
             settings[key] = value
             self.save_settings(settings)
 
+    # --- the exhibition lock: its own small file, read fail-closed
+    def load_lock(self) -> tuple[str, dict | None]:
+        """("unlocked", None), ("locked", record) or ("damaged", None). A lock file that
+        exists but cannot be read or parsed counts as locked: a power cut or a bad card
+        must never lift the exhibition lock. (Older pieces kept the record in
+        settings.json under "lock"; it is still honoured when there is no lock file.)"""
+        with self._lock:
+            try:
+                text = self.lock_path.read_text(encoding="utf-8")
+            except FileNotFoundError:
+                settings, _ = self.load_settings() if self.settings_path.exists() else ({}, [])
+                legacy = settings.get("lock")
+                return ("locked", legacy) if _lock_record_ok(legacy) else ("unlocked", None)
+            except (OSError, UnicodeError):
+                return "damaged", None
+            try:
+                record = json.loads(text)
+            except ValueError:
+                return "damaged", None
+            return ("locked", record) if _lock_record_ok(record) else ("damaged", None)
+
+    def save_lock(self, record: dict) -> None:
+        self._write_text(self.lock_path, json.dumps(record, sort_keys=True) + "\n")
+
+    def clear_lock(self) -> None:
+        """Lift the lock on disk. Deleting needs no free space, so `unlock` works on a full
+        card; a legacy record in settings.json is dropped too (best effort)."""
+        with self._lock:
+            try:
+                self.lock_path.unlink()
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                why = exc.strerror or str(exc)
+                self._problem(f"could not remove lock.json: {why}")
+                raise StorageError(f"could not remove lock.json ({why}); the lock stays on "
+                                   "after a restart") from None
+            fsync_dir(self.root)
+            if self.settings_path.exists():
+                settings, _ = self.load_settings()
+                if "lock" in settings:
+                    settings.pop("lock")
+                    try:
+                        self.save_settings(settings)
+                    except StorageError:
+                        pass
+
     # --- presets
     def _preset_path(self, name: str) -> Path:
         if not _PRESET_NAME.match(name or ""):
@@ -212,7 +329,7 @@ class DataDir:
         return self.presets_dir / f"{name}.json"
 
     def save_preset(self, name: str, values: dict) -> None:
-        atomic_write_text(self._preset_path(name), json.dumps(values, indent=2, sort_keys=True) + "\n")
+        self._write_text(self._preset_path(name), json.dumps(values, indent=2, sort_keys=True) + "\n")
 
     def load_preset(self, name: str) -> dict:
         path = self._preset_path(name)
@@ -223,10 +340,9 @@ class DataDir:
             data = json.loads(path.read_text(encoding="utf-8"))
             if not isinstance(data, dict):
                 raise ValueError("not a JSON object")
-        except (ValueError, UnicodeDecodeError) as exc:
+        except (ValueError, UnicodeError, OSError, RecursionError) as exc:
             kept = self.reject(path, f"preset {name} is unreadable: {_why(exc)}")
-            raise StorageError(f"preset {name!r} is corrupt and was set aside as "
-                               f"{kept.relative_to(self.root)}") from None
+            raise StorageError(f"preset {name!r} is corrupt; {self._kept(kept)}") from None
         return data
 
     def list_presets(self) -> list[str]:
@@ -236,8 +352,16 @@ class DataDir:
         path = self._preset_path(name)
         if not path.exists():
             raise StorageError(f"no preset named {name!r}")
-        path.unlink()
+        try:
+            path.unlink()
+        except OSError as exc:
+            raise StorageError(f"could not delete preset {name!r}: {exc.strerror or exc}") from None
         fsync_dir(self.presets_dir)
+
+
+def _lock_record_ok(record) -> bool:
+    return (isinstance(record, dict) and isinstance(record.get("salt"), str)
+            and isinstance(record.get("hash"), str))
 
 
 def _why(exc: BaseException) -> str:

@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "console": ("lanthorn.host.console_cmd", "talk to a running object over serial: completion, history, live watch plots"),
     "push": ("lanthorn.host.push_cmd", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
     "record": ("lanthorn.host.record_cmd", "record a demonstrated gesture from a running object into a dataset"),
+    "torture": ("lanthorn.host.torture_cmd", "fault-injection campaigns against a running piece (console fuzz, pushes, power cuts, storage, sensors, soak, lock) with figures"),
     "bench": ("lanthorn.host.bench_cmd", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
     "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
     "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),
@@ -45,7 +46,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # 4-core Pi takes CPU from the loop, the display and the serial console for nothing. The
 # variables only take effect before numpy is first imported, hence here, before the command
 # module is; setdefault keeps a value the person set on purpose.
-DEVICE_COMMANDS = ("run", "demo")
+DEVICE_COMMANDS = ("run", "demo", "torture")
 
 
 def _single_threaded_numpy() -> None:

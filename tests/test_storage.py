@@ -91,11 +91,20 @@ def test_presets(tmp_path):
     assert dd.list_presets() == []
 
 
-def test_unusable_data_dir_is_a_user_error(tmp_path):
+def test_unusable_data_dir_still_gives_a_piece_on_defaults(tmp_path):
+    """A data dir that cannot be created (here: under a file; on a gallery, a read-only
+    card) must not stop the piece: defaults in memory, the shipped model, and the reason in
+    ``problems`` (shown by `status`); every write is a clear StorageError."""
     f = tmp_path / "file"
     f.write_text("x")
-    with pytest.raises(StorageError, match="cannot use data directory"):
-        DataDir(f / "sub")
+    dd = DataDir(f / "sub")
+    assert any("cannot use data directory" in p for p in dd.problems)
+    assert dd.load_settings() == ({}, [])
+    model, source, _ = dd.load_model()
+    assert source == "shipped" and model is not None
+    with pytest.raises(StorageError, match="could not write settings.json"):
+        dd.update_settings("params", {"brightness": 3})
+    assert any("could not write settings.json" in p for p in dd.problems)
 
 
 WRITER = textwrap.dedent("""

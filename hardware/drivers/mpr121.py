@@ -94,6 +94,12 @@ class MPR121(TouchSensor):
         with self._errors():
             block = self._bus.read_i2c_block_data(self.address, TOUCH_STATUS, 0x1E)
             base = self._bus.read_i2c_block_data(self.address, BASELINE, self.n_pads)
+            if not any(block) and not any(base[:self.n_pads]):
+                # all zero: a running chip never reads that. After a replug or brown-out it
+                # is back in its power-on stop mode (ECR 0) and must be configured again
+                if self._bus.read_byte_data(self.address, ECR) & 0x3F == 0:
+                    raise PartError(self.name, "the chip is in stop mode (it was unplugged or "
+                                               "lost power); it needs re-initialising")
         return self.decode(block, base)
 
     def decode(self, block, base) -> TouchReading:

@@ -260,13 +260,24 @@ class World:
             self.segments = tour_segments(self.sensors.plan_rng)
         else:
             self.segments = script_segments(script, self.sensors.plan_rng)
-        self._end_cache: list[float] = []
+        self._end_cache: list[float] | None = None
         self.manual: dict[int, float] = {}  # pad -> strength (0..1) pressed by hand
         self.manual_counts = 60.0  # counts for strength 1: about a medium fingertip on a pad
 
+    #: An endless visitor forgets gestures that ended this long ago: without it the plan grew
+    #: by a tour every couple of minutes for as long as the piece ran (a soak found ~7,000
+    #: more objects an hour). Longer than any demo, which reports the gestures it showed.
+    KEEP_S = 900.0
+
     def _extend(self, t: float) -> None:
-        while self.endless and self.segments[-1].end <= t + 5.0:
+        if not self.endless or self.segments[-1].end > t + 5.0:
+            return
+        while self.segments[-1].end <= t + 5.0:
             self.segments += tour_segments(self.sensors.plan_rng, self.segments[-1].end)
+        old = bisect.bisect_left([seg.end for seg in self.segments], t - self.KEEP_S)
+        if old:
+            del self.segments[:old]
+        self._end_cache = None
 
     def segment_at(self, t: float) -> Segment | None:
         self._extend(t)
@@ -280,7 +291,7 @@ class World:
 
     @property
     def _ends(self) -> list[float]:
-        if len(self._end_cache) != len(self.segments):
+        if self._end_cache is None or len(self._end_cache) != len(self.segments):
             self._end_cache = [seg.end for seg in self.segments]
         return self._end_cache
 
