@@ -28,6 +28,9 @@ def test_push_faults(tmp_path):
     f = campaign("push", tmp_path)
     assert f["pushes_corrupted"] == BOUNDED["push"]["pushes"] and f["same_process"]
     assert f["clean_pushes_ok"] == f["clean_pushes"] > 0
+    locked = f["locked_signature_pushes"]   # a locked piece: foreign/unsigned/edited refused
+    assert locked.pop("signed by the trusted key, installed") == 1
+    assert sum(locked.values()) == BOUNDED["push"]["signed"]
 
 
 def test_power_cuts(tmp_path):

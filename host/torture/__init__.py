@@ -23,7 +23,7 @@ CAMPAIGNS = ("fuzz", "push", "power", "storage", "sensors", "soak", "lock", "sup
 
 FULL = {
     "fuzz": {"bytes": 3_000_000, "status_every_s": 2.0, "settle_s": 3.0},
-    "push": {"pushes": 220, "clean_every": 1},
+    "push": {"pushes": 220, "clean_every": 1, "signed": 30},
     "power": {"storage_kills": 520, "piece_kills": 40, "syscall_kills": 200},
     "storage": {},
     "sensors": {"episodes": 10_000},
@@ -35,7 +35,7 @@ FULL = {
 
 BOUNDED = {
     "fuzz": {"bytes": 60_000, "status_every_s": 4.0, "settle_s": 1.0},
-    "push": {"pushes": 12, "clean_every": 3},
+    "push": {"pushes": 12, "clean_every": 3, "signed": 3},
     "power": {"storage_kills": 16, "piece_kills": 2},
     # (the other storage cases run in-process in tests/test_reliability_regressions.py)
     "storage": {"poisoned_boots": 1, "only": ["corrupt settings.json", "lock.json damaged",
@@ -133,7 +133,10 @@ def _done(name: str, f: dict) -> str:
     if name == "fuzz":
         return f"{g('bytes_fuzzed'):,} bytes, {g('lines'):,} lines"
     if name == "push":
-        return f"{g('pushes_corrupted')} faulty pushes, {g('clean_pushes')} clean"
+        locked = dict(g("locked_signature_pushes") or {})
+        locked.pop("signed by the trusted key, installed", None)
+        return (f"{g('pushes_corrupted')} faulty pushes, {g('clean_pushes')} clean"
+                + (f", {sum(locked.values())} badly signed to a locked piece" if locked else ""))
     if name == "power":
         n = f['storage']['kills'] + f['piece']['kills'] + f.get('syscall', {}).get('kills', 0)
         return f"{n} SIGKILLs" + (f" ({f['syscall']['kills']} on a syscall)" if "syscall" in f else "")
@@ -159,7 +162,9 @@ def _found(name: str, f: dict) -> str:
         return (f"unanswered {g('unanswered')}, extra {g('extra_answers')}, fps min "
                 f"{g('fps_min')}/{g('fps_baseline')}, RSS +{g('rss_growth_kb')} kB")
     if name == "push":
-        return f"clean ok {g('clean_pushes_ok')}/{g('clean_pushes')}, same process {g('same_process')}"
+        trusted = (g("locked_signature_pushes") or {}).get("signed by the trusted key, installed")
+        return (f"clean ok {g('clean_pushes_ok')}/{g('clean_pushes')}, same process {g('same_process')}"
+                + (f", trusted-key push installed {bool(trusted)}" if trusted is not None else ""))
     if name == "power":
         s = f["storage"]
         return (f"unbootable {s['unbootable']}, corrupt settings {s['corrupt_settings']}, "

@@ -2,6 +2,11 @@
 are valid but whose content is not a usable model. After each, the piece must still be the
 same process running a model it had before (or, where the transport repaired the damage,
 exactly the model that was sent), and a clean push must then succeed.
+
+Then the exhibition lock: the piece trusts one signing key and is locked; pushes of unsigned
+bundles, bundles signed by another key, and bundles edited after signing (checksum recomputed,
+so only the signature can tell) must all be refused with the old model still running, and a
+bundle signed by the trusted key must be installed.
 """
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ import hashlib
 import random
 import time
 
+from lanthorn.device import bundle as bf
 from lanthorn.device.storage import SHIPPED_MODEL
 from lanthorn.host.torture import bundles
 
@@ -109,11 +115,63 @@ def run(piece, budget: dict, seed: int = 2) -> dict:
                 clean_ok += 1
             else:
                 failures.append(f"clean push after push {i} ({kind}) failed: {answer[:200]}")
+    signed = _locked_pushes(piece, rng, budget.get("signed", 0), good_a, good_b, failures)
+    running = piece.model_sha()
     rejected_kept = len(list((piece.data_dir / "rejected").glob("*"))) if \
         (piece.data_dir / "rejected").exists() else 0
     return {"pushes_corrupted": sum(counts.values()), "by_kind": counts,
-            "clean_pushes": clean, "clean_pushes_ok": clean_ok, "alive": piece.alive(),
+            "clean_pushes": clean, "clean_pushes_ok": clean_ok, "locked_signature_pushes": signed,
+            "alive": piece.alive(),
             "same_process": piece.alive() and piece.proc.pid == pid,
             "running_known_model": running in shas, "rejected_files": rejected_kept,
             "seconds": round(time.monotonic() - t0, 1), "example_answers": examples,
             "failures": failures, "timing_notes": []}
+
+
+def _locked_pushes(piece, rng, n: int, good_a: bytes, good_b: bytes, failures: list) -> dict:
+    """n refused pushes to a locked piece that trusts key A, each followed by none; then one
+    push signed by A that must be installed. Returns the counts by kind."""
+    if n <= 0:
+        return {}
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    from lanthorn.device import signing
+    trusted, foreign = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
+    pin = "7391"
+    for line in (f"trust add {signing.key_text(signing.public_of(trusted))} torture", f"lock {pin}"):
+        answer = piece.call(line)
+        if not answer.get("ok"):
+            failures.append(f"locked pushes: {line.split()[0]} refused: {answer}")
+            return {}
+    counts: dict[str, int] = {}
+
+    def edited_after_signing(data: bytes) -> bytes:
+        signed = signing.sign_bundle_bytes(data, trusted)
+        body, _ = bf.split_signature(signed)
+        trailer = signed[len(body):]
+        return bundles.renamed(body, f"edited-{rng.randrange(10**6)}") + trailer
+
+    makers = {"unsigned": lambda d: d,
+              "signed by another key": lambda d: signing.sign_bundle_bytes(d, foreign),
+              "edited after signing": edited_after_signing}
+    for i in range(n):
+        running = piece.model_sha()
+        target = good_b if running == _id(good_a) else good_a
+        kind = rng.choice(sorted(makers))
+        counts[kind] = counts.get(kind, 0) + 1
+        ok, answer = piece.push(makers[kind](target))
+        if ok or piece.model_sha() != running:
+            failures.append(f"locked push {i} ({kind}) was installed: {answer[:200]}")
+        if not piece.alive():
+            failures.append(f"locked push {i} ({kind}): the piece died: {answer[:200]}")
+            return counts
+    running = piece.model_sha()
+    target = good_b if running == _id(good_a) else good_a
+    ok, answer = piece.push(signing.sign_bundle_bytes(target, trusted))
+    counts["signed by the trusted key, installed"] = int(ok and piece.model_sha() == _id(target))
+    if not counts["signed by the trusted key, installed"]:
+        failures.append(f"locked: a push signed by the trusted key was refused: {answer[:200]}")
+    for line in (f"unlock {pin}", f"trust remove {signing.key_text(signing.public_of(trusted))}"):
+        if not piece.call(line).get("ok"):
+            failures.append(f"locked pushes: {line.split()[0]} refused afterwards")
+    return counts

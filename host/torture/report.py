@@ -85,14 +85,15 @@ LIMITS = """## What these figures do not cover (yet)
 - The multi-day soak lowers the sensor and LED rates (see its figures) so that days pass in
   minutes; the full-rate soak beside it runs the real rates for hours. Memory is compared
   after the warm-up.
-- Pushes with a wrong signature wait for bundle signing (the bundle-trust work).
 """
 
 CLAIMS = {
     "fuzz": "Console fuzz: every complete line gets exactly one OK/ERR; nothing typed stops the "
             "piece or changes a parameter except a command answered OK.",
     "push": "Push faults: a damaged, cut or poisoned push leaves the running model alone; a "
-            "clean push then succeeds.",
+            "clean push then succeeds. Locked, the piece refuses unsigned bundles, bundles "
+            "signed by another key and bundles edited after signing, and installs one signed "
+            "by its trusted key.",
     "power": "Power cuts: SIGKILL at random instants during save, preset save, a push and the "
              "model swap; every boot has old-or-new settings, a loadable model, no temp files.",
     "storage": "Storage faults: full card, read-only card, corrupt settings, damaged lock file, "
