@@ -14,7 +14,23 @@ from. A dataset is a folder::
      "sources": {"alice-2026-05": {"author": "Alice", "consent": "signed form, 2026-05-02",
                  "licence": "CC-BY-4.0", "date": "2026-05-02", "device": "lanthorn #3",
                  "notes": "evening, dim room", "weight": 1.0, "synthetic": false,
-                 "rate_hz": 25.0}}}
+                 "rate_hz": 25.0}},
+     "units": {"distance": "1 - mm/1200", ...}, "ranges": {"distance": [0, 1], ...},
+     "ring": ["pad0", ..., "pad11"],
+     "sessions": {"alice-2026-05/tap-1": {"split": "test", "label": "tap",
+                                          "sha256": "...", "fixed": true}}}
+
+``channels``, ``units``, ``ranges`` and ``ring`` declare the sensors: any channels at any
+rate (an IMU's ``ax,ay,az,gx,gy,gz`` at 10 Hz is as good as the default piece's pads).
+``ranges`` are the encoded values a channel may take (imports outside them are refused with
+the line); ``ring`` names channels that sit in a ring around the object, in order, which is
+what makes "turn the ring" a valid training augmentation -- no ring, no rotation.
+
+``sessions`` pins each session's side of the held-out split (train / val / test) when it
+first enters the dataset, so adding sessions never moves an old one (a model's held-out
+score must never include what it trained on); it also keeps each session's content hash
+(``sha256``, so an exact duplicate recording is refused) and its main gesture. ``fixed``
+marks a side the artist chose (``--split test``: to reproduce a published split).
 
 A recording is CSV with a header row, then one row per frame: ``session,label,<channel
 columns in any order>``. A file may hold several sessions; a session is one continuous
@@ -39,7 +55,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from lanthorn.device.atomic import atomic_write_bytes, atomic_write_text
-from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, DEFAULT_WINDOW, LABELS
+from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_RING,
+                                    DEFAULT_UNITS, DEFAULT_WINDOW, LABELS)
 from lanthorn.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -49,6 +66,9 @@ VERSION = 1
 SESSION_COLUMN = "session"
 LABEL_COLUMN = "label"
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+#: The sides of the held-out split, and the share of a gesture's sessions each aims for.
+SIDES = ("train", "val", "test")
+SIDE_TARGETS = {"train": 0.7, "val": 0.15, "test": 0.15}
 
 
 class DataError(UserError):
@@ -135,6 +155,15 @@ class Dataset:
     labels: tuple[str, ...]
     sources: dict[str, Source]
     recordings: list[Recording] = field(default_factory=list)
+    sessions: dict[str, dict] = field(default_factory=dict)   # manifest "sessions" (pins)
+    units: dict[str, str] = field(default_factory=dict)
+    ranges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ring: tuple[str, ...] = ()
+
+    def side(self, key: str) -> str | None:
+        """The pinned side of session ``key`` ("train", "val", "test"), None if unpinned."""
+        entry = self.sessions.get(key)
+        return entry.get("split") if entry else None
 
     def windows(self, window: int = DEFAULT_WINDOW, hop: int = 5, label_at: str = "event",
                 min_frames: int = 6) -> Windows:
@@ -280,34 +309,117 @@ def read_manifest(path: str | Path) -> tuple[dict, dict[str, Source], str]:
                             f"is {float(rate):g} Hz (resample it on import with --rate/--resample)",
                             mpath, line)
         sources[name] = src
-    header = {"rate_hz": float(rate), "channels": tuple(raw["channels"]),
-              "labels": tuple(raw["labels"])}
+    channels = tuple(raw["channels"])
+    header = {"rate_hz": float(rate), "channels": channels, "labels": tuple(raw["labels"])}
+    header.update(_read_layout(raw, channels, mpath, text))
     return header, sources, text
+
+
+def _read_layout(raw: dict, channels: tuple[str, ...], mpath: Path, text: str) -> dict:
+    """The optional sensor declarations and session pins of a manifest, checked."""
+    default_piece = channels == CHANNELS
+    units = raw.get("units", DEFAULT_UNITS if default_piece else {})
+    ranges = raw.get("ranges", DEFAULT_RANGES if default_piece else {})
+    ring = raw.get("ring", list(DEFAULT_RING) if default_piece else [])
+    sessions = raw.get("sessions", {})
+    if not isinstance(units, dict) or not all(isinstance(v, str) for v in units.values()) \
+            or set(units) - set(channels):
+        raise DataError("'units' must map channel names to text", mpath, _line_of(text, '"units"'))
+    good_ranges = {}
+    if not isinstance(ranges, dict) or set(ranges) - set(channels):
+        raise DataError("'ranges' must map channel names to [low, high]", mpath,
+                        _line_of(text, '"ranges"'))
+    for ch, r in ranges.items():
+        if (not isinstance(r, (list, tuple)) or len(r) != 2
+                or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in r)
+                or not r[0] < r[1]):
+            raise DataError(f"range of {ch!r} must be [low, high] with low < high, not {r!r}",
+                            mpath, _line_of(text, '"ranges"'))
+        good_ranges[ch] = (float(r[0]), float(r[1]))
+    if (not isinstance(ring, list) or len(set(ring)) != len(ring) or set(ring) - set(channels)
+            or len(ring) == 1):
+        raise DataError("'ring' must list at least two distinct channels, in order around "
+                        "the ring", mpath, _line_of(text, '"ring"'))
+    if not isinstance(sessions, dict) or not all(
+            isinstance(v, dict) and v.get("split") in SIDES for v in sessions.values()):
+        raise DataError(f"'sessions' must map source/session to {{\"split\": one of "
+                        f"{', '.join(SIDES)}, ...}}", mpath, _line_of(text, '"sessions"'))
+    return {"units": dict(units), "ranges": good_ranges, "ring": tuple(ring),
+            "sessions": {k: dict(v) for k, v in sessions.items()}}
 
 
 def _write_manifest(path: Path, header: dict, sources: dict[str, Source]) -> None:
     doc = {"format": FORMAT, "version": VERSION, "rate_hz": header["rate_hz"],
-           "channels": list(header["channels"]), "labels": list(header["labels"]),
-           "sources": {name: s.to_json() for name, s in sorted(sources.items())}}
+           "channels": list(header["channels"]), "labels": list(header["labels"])}
+    for key in ("units", "ranges", "ring"):
+        if header.get(key):
+            doc[key] = ({k: list(v) for k, v in header[key].items()} if key == "ranges"
+                        else header[key] if key == "units" else list(header[key]))
+    doc["sources"] = {name: s.to_json() for name, s in sorted(sources.items())}
+    doc["sessions"] = {k: header["sessions"][k] for k in sorted(header.get("sessions") or {})}
     atomic_write_text(_manifest_path(path), json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
 def create_dataset(path: str | Path, rate_hz: float = DEFAULT_RATE_HZ,
-                   channels: Sequence[str] = CHANNELS, labels: Sequence[str] = LABELS) -> Path:
-    """Make an empty dataset folder (no-op check if one with the same spec exists)."""
+                   channels: Sequence[str] = CHANNELS, labels: Sequence[str] = LABELS,
+                   units: dict | None = None, ranges: dict | None = None,
+                   ring: Sequence[str] | None = None) -> Path:
+    """Make an empty dataset folder (no-op check if one with the same spec exists).
+
+    ``units``/``ranges``/``ring`` declare the sensors (see the module docstring); for the
+    default piece's channels they default to its encoding and its ring of pads."""
     path = Path(path)
+    channels, labels = tuple(channels), tuple(labels)
     if _manifest_path(path).exists():
         header, _, _ = read_manifest(path)
-        if (not math.isclose(header["rate_hz"], float(rate_hz)) or header["channels"] != tuple(channels)
-                or header["labels"] != tuple(labels)):
+        if (not math.isclose(header["rate_hz"], float(rate_hz)) or header["channels"] != channels
+                or header["labels"] != labels):
             raise DataError("a dataset with a different rate, channels or labels already "
                             "exists here", _manifest_path(path))
         return path
+    default_piece = channels == CHANNELS
+    header = {"rate_hz": float(rate_hz), "channels": channels, "labels": labels,
+              "units": dict(units if units is not None else DEFAULT_UNITS if default_piece else {}),
+              "ranges": dict(ranges if ranges is not None else DEFAULT_RANGES if default_piece else {}),
+              "ring": tuple(ring if ring is not None else DEFAULT_RING if default_piece else ()),
+              "sessions": {}}
+    for k in ("units", "ranges"):
+        unknown = set(header[k]) - set(channels)
+        if unknown:
+            raise DataError(f"{k} given for unknown channels {sorted(unknown)}")
+    if set(header["ring"]) - set(channels) or len(header["ring"]) == 1:
+        raise DataError(f"the ring {list(header['ring'])} must be two or more of the channels")
     path.mkdir(parents=True, exist_ok=True)
     (path / RECORDINGS).mkdir(exist_ok=True)
-    _write_manifest(path, {"rate_hz": float(rate_hz), "channels": tuple(channels),
-                           "labels": tuple(labels)}, {})
+    _write_manifest(path, header, {})
     return path
+
+
+def add_label(path: str | Path, label: str) -> tuple[str, ...]:
+    """Add a class to a dataset (teaching a new gesture starts here); returns the labels.
+
+    Existing recordings keep their labels (the file stores names, not indices), so nothing
+    else changes; the new class is appended, the background (first) label stays first."""
+    path = Path(path)
+    check_label(label)
+    header, sources, _ = read_manifest(path)
+    if label in header["labels"]:
+        raise DataError(f"{path} already has a label {label!r}")
+    header["labels"] = tuple(header["labels"]) + (label,)
+    _write_manifest(path, header, sources)
+    return header["labels"]
+
+
+_LABEL_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+
+
+def check_label(label: str) -> str:
+    """A class name: a letter, then letters, digits, _ or - (it is a file and a console word)."""
+    if not isinstance(label, str) or not _LABEL_RE.match(label) or label in (SESSION_COLUMN,
+                                                                              LABEL_COLUMN):
+        raise DataError(f"label {label!r} must be up to 32 letters, digits, _ or - "
+                        f"(starting with a letter or digit)")
+    return label
 
 
 def add_source(path: str | Path, source: Source, replace: bool = False) -> Source:
@@ -350,12 +462,15 @@ def recording_csv(frames: np.ndarray, labels: Sequence[str], session: str,
 
 def write_recording(path: str | Path, source: str, session: str, frames,
                     labels: str | Sequence[str], rate_hz: float | None = None,
-                    compress: bool = False) -> Path:
+                    compress: bool = False, split: str | None = None) -> Path:
     """Write one session atomically to ``recordings/<source>/<session>.csv[.gz]``.
 
     ``frames`` float [T, C] in the dataset's channel order; ``labels`` one label for the
     whole take or one per frame. The source must already be declared in the manifest
-    (provenance first). Refuses to overwrite an existing session.
+    (provenance first). Refuses to overwrite an existing session, and refuses an exact
+    duplicate of a recording already in the dataset (same frames and labels). The session's
+    side of the held-out split is pinned in the manifest now (``split`` chooses it; default:
+    see :func:`choose_side`) and never moves afterwards.
     """
     path = Path(path)
     header, sources, _ = read_manifest(path)
@@ -381,19 +496,211 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     if unknown:
         raise DataError(f"unknown labels {unknown}; this dataset's labels are "
                         f"{', '.join(header['labels'])}")
+    if split is not None and split not in SIDES:
+        raise DataError(f"--split must be one of {', '.join(SIDES)}, not {split!r}")
     folder = path / RECORDINGS / source
-    folder.mkdir(parents=True, exist_ok=True)
     target = folder / (session + (".csv.gz" if compress else ".csv"))
     other = folder / (session + (".csv" if compress else ".csv.gz"))
     if target.exists() or other.exists():
         raise DataError(f"session {session!r} already exists for source {source!r}", target)
+    if _unpinned_files(path, header):
+        pin_sessions(path)   # an older dataset: pin what is there before adding to it
+        header, sources, _ = read_manifest(path)
+    key = f"{source}/{session}"
+    digest = session_digest(frames, labels, header["channels"])
+    twin = next((k for k, e in header["sessions"].items() if e.get("sha256") == digest), None)
+    if twin is not None:
+        raise DataError(f"this recording is identical to session {twin!r} already in the "
+                        f"dataset (the same file imported twice?); nothing written", path)
+    label_idx = np.array([header["labels"].index(x) for x in labels], np.int64)
+    main = header["labels"][main_label(label_idx, len(header["labels"]))]
+    entry = {"split": split or choose_side(header["sessions"], main, key), "label": main,
+             "sha256": digest}
+    if split is not None:
+        entry["fixed"] = True
     text = recording_csv(frames, labels, session, header["channels"])
+    folder.mkdir(parents=True, exist_ok=True)
     if compress:
         # mtime=0: the same data gives the same bytes (reproducible, diff-friendly)
         atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), 9, mtime=0))
     else:
         atomic_write_text(target, text)
+    header["sessions"][key] = entry
+    _write_manifest(path, header, sources)
     return target
+
+
+# ----------------------------------------------------------------------------- the split
+
+def session_digest(frames, labels: Sequence[str], channels: Sequence[str]) -> str:
+    """SHA-256 of a session's content (frames as written, labels), not of its name: two
+    imports of the same file give the same digest whatever they are called."""
+    import hashlib
+    body = recording_csv(np.asarray(frames, np.float64), list(labels), "", channels)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()
+
+
+def main_label(label_idx: np.ndarray, n_labels: int) -> int:
+    """A session's gesture: its most frequent label other than the background (the first
+    label), or the background when it holds nothing else."""
+    counts = np.bincount(np.asarray(label_idx, np.int64), minlength=n_labels)
+    return int(counts[1:].argmax() + 1) if counts[1:].any() else 0
+
+
+def _key_hash(key: str) -> int:
+    import hashlib
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
+
+
+def choose_side(pinned: dict[str, dict], label: str, key: str) -> str:
+    """The side of a new session of gesture ``label``, decided once from what is pinned.
+
+    Each gesture's sessions are dealt towards :data:`SIDE_TARGETS` (70/15/15): the new one
+    goes to the side furthest below its share, validation before test before training on a
+    tie, so the first two takes of a gesture train, the third validates, the fourth... A
+    side the artist fixed counts like any other. Deterministic: the same pins and key give
+    the same side; nothing already pinned ever moves."""
+    have = {side: 0 for side in SIDES}
+    for e in pinned.values():
+        if e.get("label") == label:
+            have[e["split"]] += 1
+    n = sum(have.values()) + 1
+    deficit = {side: SIDE_TARGETS[side] * n - have[side] for side in SIDES}
+    order = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
+    if n <= 2:
+        return "train"      # a gesture's first two takes teach it; held-out ones come next
+    return max(order, key=lambda side: (round(deficit[side], 9), -order.index(side)))
+
+
+def _unpinned_files(path: Path, header: dict) -> bool:
+    """Whether recordings on disk may hold sessions the manifest has not pinned (cheap: by
+    file name, the exact check happens in :func:`pin_sessions`)."""
+    root = path / RECORDINGS
+    if not root.is_dir():
+        return False
+    pinned = header.get("sessions") or {}
+    for f in root.glob("*/*.csv*"):
+        if f"{f.parent.name}/{f.name.split('.csv')[0]}" not in pinned:
+            return True
+    return False
+
+
+def pin_sessions(path: str | Path, split_seed: int = 0) -> dict[str, dict]:
+    """Pin every session not yet in the manifest's ``sessions`` (and return them all).
+
+    A dataset from before pinning (no pins at all) is split once the way lanthorn always
+    split it (:func:`split_by_session` over the default windows, ``split_seed``), so models
+    trained on it keep their held-out sessions; after that, new sessions go through
+    :func:`choose_side` in the order of their identity's hash. Also records each session's
+    content hash, and refuses a dataset that holds the same recording twice."""
+    path = Path(path)
+    ds = load_dataset(path)
+    header, sources, _ = read_manifest(path)
+    pinned = header["sessions"]
+    new = [r for r in ds.recordings if r.key not in pinned]
+    if not new:
+        return pinned
+    n = len(ds.labels)
+    if not pinned:
+        w = ds.windows(DEFAULT_WINDOW, 3, "event", 6)
+        if len(w):
+            masks = split_by_session(w, seed=split_seed)
+            for side, m in masks.items():
+                for key in set(w.sessions[m].tolist()):
+                    rec = next(r for r in new if r.key == key)
+                    pinned[key] = {"split": side,
+                                   "label": ds.labels[main_label(rec.labels, n)]}
+    for rec in sorted(new, key=lambda r: _key_hash(r.key)):
+        label = ds.labels[main_label(rec.labels, n)]
+        entry = pinned.get(rec.key) or {"split": choose_side(pinned, label, rec.key),
+                                        "label": label}
+        entry["sha256"] = session_digest(rec.frames, [ds.labels[i] for i in rec.labels],
+                                         ds.channels)
+        pinned[rec.key] = entry
+    _write_manifest(path, header, sources)
+    return pinned
+
+
+def duplicates(sessions: dict[str, dict]) -> list[tuple[str, str]]:
+    """Pairs of sessions with identical content (for ``data info`` and the quality gates)."""
+    first: dict[str, str] = {}
+    out = []
+    for key in sorted(sessions):
+        d = sessions[key].get("sha256")
+        if d is None:
+            continue
+        if d in first:
+            out.append((first[d], key))
+        else:
+            first[d] = key
+    return out
+
+
+def _session_file(path: Path, source: str, session: str) -> Path:
+    folder = path / RECORDINGS / source
+    for f in sorted(folder.glob("*.csv*")) if folder.is_dir() else []:
+        if f.name.split(".csv")[0] == session:
+            return f
+    # a hand-made file may hold several sessions: find the one that does
+    header, _, _ = read_manifest(path)
+    for f in sorted(folder.glob("*.csv*")) if folder.is_dir() else []:
+        recs = read_recording_file(f, source, header["channels"], header["labels"])
+        if any(r.session == session for r in recs):
+            return f
+    raise DataError(f"no session {session!r} in source {source!r}", path)
+
+
+def _rewrite_file(path: Path, file: Path, source: str, keep: list, header: dict) -> None:
+    """Write the sessions ``keep`` [(session, frames, label names)] back to ``file``."""
+    if not keep:
+        file.unlink()
+        return
+    text = "".join(recording_csv(f, labs, sess, header["channels"]).split("\n", 1)[1]
+                   if i else recording_csv(f, labs, sess, header["channels"])
+                   for i, (sess, f, labs) in enumerate(keep))
+    if file.name.endswith(".gz"):
+        atomic_write_bytes(file, gzip.compress(text.encode("utf-8"), 9, mtime=0))
+    else:
+        atomic_write_text(file, text)
+
+
+def delete_session(path: str | Path, source: str, session: str) -> None:
+    """Remove one session: its rows (its file, when it is the only session there) and its
+    manifest entry. Other sessions keep their sides."""
+    path = Path(path)
+    file = _session_file(path, source, session)
+    header, sources, _ = read_manifest(path)
+    recs = read_recording_file(file, source, header["channels"], header["labels"])
+    keep = [(r.session, r.frames, [header["labels"][i] for i in r.labels])
+            for r in recs if r.session != session]
+    _rewrite_file(path, file, source, keep, header)
+    header["sessions"].pop(f"{source}/{session}", None)
+    _write_manifest(path, header, sources)
+
+
+def relabel_session(path: str | Path, source: str, session: str, label: str,
+                    old: str | None = None) -> None:
+    """Give a session's frames another label (all of them, or only those labelled ``old``).
+    Its side stays pinned; its content hash and gesture are updated."""
+    path = Path(path)
+    file = _session_file(path, source, session)
+    header, sources, _ = read_manifest(path)
+    names = header["labels"]
+    for x in (label, old):
+        if x is not None and x not in names:
+            raise DataError(f"unknown label {x!r} (labels: {', '.join(names)})")
+    recs = read_recording_file(file, source, header["channels"], names)
+    keep = []
+    for r in recs:
+        labs = [names[i] for i in r.labels]
+        if r.session == session:
+            labs = [label if (old is None or x == old) else x for x in labs]
+            entry = header["sessions"].setdefault(f"{source}/{session}", {"split": "train"})
+            entry["label"] = names[main_label(np.array([names.index(x) for x in labs]), len(names))]
+            entry["sha256"] = session_digest(r.frames, labs, header["channels"])
+        keep.append((r.session, r.frames, labs))
+    _rewrite_file(path, file, source, keep, header)
+    _write_manifest(path, header, sources)
 
 
 def _read_text(file: Path) -> str:
@@ -468,7 +775,9 @@ def load_dataset(path: str | Path, sources: Iterable[str] | None = None) -> Data
     """Read and check a whole dataset (optionally only some sources)."""
     path = Path(path)
     header, declared, _ = read_manifest(path)
-    ds = Dataset(path, header["rate_hz"], header["channels"], header["labels"], declared)
+    ds = Dataset(path, header["rate_hz"], header["channels"], header["labels"], declared,
+                 sessions=header["sessions"], units=header["units"], ranges=header["ranges"],
+                 ring=header["ring"])
     rec_root = path / RECORDINGS
     wanted = None if sources is None else set(sources)
     seen: set[str] = set()

@@ -32,6 +32,29 @@ PAD_MAX = 2.0
 DISTANCE_RANGE_MM = 1200.0  # VL53L0X default-mode useful range indoors
 LIGHT_DECADES = 4.0  # log10(1 + lux) / 4: 0 (dark) .. ~1 (10 000 lux, daylight)
 
+#: What each encoded channel of the default piece means (``lanthorn data`` shows it; DATA.md).
+DEFAULT_UNITS: dict[str, str] = {
+    **{f"pad{i}": f"touch strength: pad delta counts / {PAD_FULL_SCALE_COUNTS:g}, 0..{PAD_MAX:g}"
+       for i in range(N_PADS)},
+    "distance": f"approach: 1 - mm / {DISTANCE_RANGE_MM:g}, 0 = nothing in range, 1 = touching",
+    "light": f"ambient light: log10(1 + lux) / {LIGHT_DECADES:g}",
+}
+#: Encoded values each channel can take (an import outside them is refused, with its line).
+DEFAULT_RANGES: dict[str, tuple[float, float]] = {
+    **{f"pad{i}": (0.0, PAD_MAX) for i in range(N_PADS)},
+    "distance": (0.0, 1.0),
+    "light": (0.0, 1.5),   # 1.5 = 10^6 lux: brighter than direct sunlight
+}
+#: Raw sensor readings ``data import --raw`` accepts: pad deltas in counts (an MPR121 reads
+#: 10 bits), distance in mm (0 or less: nothing in range; a VL53L0X reads up to ~8 m), lux.
+RAW_RANGES: dict[str, tuple[float, float]] = {
+    **{f"pad{i}": (0.0, 1023.0) for i in range(N_PADS)},
+    "distance": (-1.0, 8190.0),
+    "light": (0.0, 200000.0),
+}
+#: The pads sit in a ring, in this order (what makes ring rotation a valid augmentation).
+DEFAULT_RING: tuple[str, ...] = tuple(f"pad{i}" for i in range(N_PADS))
+
 
 def encode_into(out: np.ndarray, pad_delta: np.ndarray, distance_mm: float | None,
                 lux: float) -> np.ndarray:

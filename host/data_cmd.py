@@ -14,7 +14,8 @@ import numpy as np
 
 from lanthorn.device import dataset as dsf
 from lanthorn.device.dataset import DataError, Source, is_number
-from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS, N_PADS, encode_into
+from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
+                                    LABELS, N_PADS, RAW_RANGES, encode_into)
 
 SYNTH_SOURCE = "synthetic"
 
@@ -31,8 +32,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=SYNTH_SOURCE, help=f"source name (default {SYNTH_SOURCE})")
     p.add_argument("--gzip", action="store_true", help="write .csv.gz recordings (smaller)")
 
-    p = sub.add_parser("import", help="add a CSV stream (one sample per line) as a recording")
+    p = sub.add_parser("import", help="add a CSV stream (one sample per line) as a recording",
+                       description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="CSV/TSV/space separated file, one frame per line")
+    p.add_argument("--split", choices=dsf.SIDES,
+                   help="pin the imported sessions to this side of the held-out split (e.g. "
+                        "--split test to reproduce a published train/test split); default: "
+                        "chosen once by lanthorn and never moved")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--source", required=True, help="source (declared with 'data add-source')")
     p.add_argument("--label", help="label of every row (otherwise a label column is required)")
@@ -61,15 +67,142 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                     "(default: the default piece's; the first one is 'nothing "
                                     "happening')")
     p.add_argument("--replace", action="store_true", help="update an existing source")
+    _layout_arguments(p)
+
+    p = sub.add_parser("new", help="create an empty dataset for your own sensors: channels, "
+                                   "units, ranges, rate and labels",
+                       description=CHANNELS_HELP,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("data", help="dataset folder to create")
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,
+                   help="frames per second (default 25)")
+    p.add_argument("--labels", help="comma-separated class names; the first one is 'nothing "
+                                    "happening' (default: the default piece's)")
+    _layout_arguments(p)
+
+    p = sub.add_parser("add-label", help="add a class (a new gesture to teach) to a dataset")
+    p.add_argument("data", help="dataset folder")
+    p.add_argument("label", help="the new class name, e.g. wave")
 
     p = sub.add_parser("info", help="counts per label and source, balance, provenance warnings")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
+IMPORT_HELP = """\
+Add a CSV stream as one or more sessions of a dataset.
+
+The file: one frame per line, comma/tab/semicolon/space separated; '#' lines are comments.
+With a header row, columns are matched by name (the dataset's channels, plus 'label',
+'session' and 't'/'time'/'timestamp'); without one, the columns are the channels in the
+dataset's order, plus an optional label column first or last.
+
+Values are ENCODED frames unless --raw. The default piece's encoding (device/frames.py):
+  pad0..pad11  touch strength = (baseline - raw count) / 100, clipped to 0..2
+  distance     approach = 1 - mm / 1200, clipped to 0..1; 0 = nothing in range
+  light        log10(1 + lux) / 4  (0 = dark, 1 = 10 000 lux)
+With --raw (default piece only) give pad deltas in counts (0..1023), distance in mm
+(0 or less: nothing in range) and lux; they are encoded as the device encodes them.
+A dataset of your own sensors declares each channel's unit and range ('lanthorn data
+new --channels ...'). Every value is checked against the declared range; the first one
+outside it is refused with its line number (raw millimetres imported as encoded values, a
+negative light level...). See DATA.md.
+"""
+
+CHANNELS_HELP = """\
+Declare your sensors with --channels NAME[:UNIT[:LOW..HIGH]],...  e.g. an IMU at 10 Hz:
+
+  lanthorn data new mydata --rate 10 --labels still,walk,run \\
+      --channels ax:g:-8..8,ay:g:-8..8,az:g:-8..8,gx:dps:-2000..2000,gy:dps,gz:dps
+
+UNIT is free text shown by 'data info'; LOW..HIGH is the range every imported value must
+lie in (checked with line numbers). --ring a,b,c names channels that sit in a ring around
+the object, in order: only then does training turn the ring as an augmentation.
+"""
+
+
+def _layout_arguments(p) -> None:
+    p.add_argument("--channels", type=parse_channels, default=None, metavar="NAME[:UNIT[:LO..HI]],...",
+                   help="the dataset's channels when creating it (default: the default piece's "
+                        "12 pads, distance and light)")
+    p.add_argument("--ring", help="comma-separated channels that form a ring, in order (enables "
+                                  "ring rotation in training; default: the default piece's pads)")
+
+
+def parse_channels(text: str) -> list[tuple[str, str, tuple[float, float] | None]]:
+    """``ax:g:-8..8,ay,...`` → [(name, unit, (low, high) or None)], checked."""
+    out = []
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        name = parts[0].strip()
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,31}", name) or name in ("label", "session"):
+            raise argparse.ArgumentTypeError(
+                f"channel name {name!r} must be a letter then letters, digits, _ . or - "
+                f"(and not 'label' or 'session')")
+        unit = parts[1].strip() if len(parts) > 1 else ""
+        rng = None
+        if len(parts) > 2:
+            m = re.fullmatch(r"\s*(-?[\d.eE+-]+)\s*\.\.\s*(-?[\d.eE+-]+)\s*", parts[2])
+            try:
+                rng = (float(m.group(1)), float(m.group(2))) if m else None
+            except ValueError:
+                rng = None
+            if rng is None or not rng[0] < rng[1]:
+                raise argparse.ArgumentTypeError(
+                    f"range of channel {name!r} must be LOW..HIGH with LOW < HIGH, not {parts[2]!r}")
+        if len(parts) > 3:
+            raise argparse.ArgumentTypeError(f"too many ':' in channel {item!r} "
+                                             f"(NAME[:UNIT[:LOW..HIGH]])")
+        out.append((name, unit, rng))
+    names = [c[0] for c in out]
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"--channels repeats a name: {text!r}")
+    return out
+
+
+def _layout(args) -> dict:
+    """create_dataset keywords from --channels and --ring (None: the defaults)."""
+    kw = {}
+    if args.channels is not None:
+        kw["channels"] = tuple(c[0] for c in args.channels)
+        kw["units"] = {c[0]: c[1] for c in args.channels if c[1]}
+        kw["ranges"] = {c[0]: c[2] for c in args.channels if c[2]}
+        if kw["channels"] == CHANNELS:
+            kw["units"] = {**DEFAULT_UNITS, **kw["units"]}
+            kw["ranges"] = {**DEFAULT_RANGES, **kw["ranges"]}
+    if args.ring is not None:
+        kw["ring"] = tuple(t.strip() for t in args.ring.split(",") if t.strip())
+    return kw
+
+
 def run(args) -> int:
     return {"synth": synth_cmd, "import": import_cmd, "add-source": add_source_cmd,
-            "info": info_cmd}[args.action](args)
+            "info": info_cmd, "new": new_cmd, "add-label": add_label_cmd}[args.action](args)
+
+
+def new_cmd(args) -> int:
+    if (Path(args.data) / dsf.MANIFEST).exists():
+        raise DataError("a dataset already exists here", Path(args.data) / dsf.MANIFEST)
+    if not args.rate > 0:
+        raise DataError(f"--rate must be positive, not {args.rate:g}")
+    root = dsf.create_dataset(args.data, rate_hz=args.rate, labels=parse_labels(args.labels),
+                              **_layout(args))
+    header, _, _ = dsf.read_manifest(root)
+    print(f"created {root / dsf.MANIFEST}: {len(header['channels'])} channels "
+          f"({', '.join(header['channels'])}) at {header['rate_hz']:g} Hz, labels "
+          f"{', '.join(header['labels'])}" + (f", ring {', '.join(header['ring'])}"
+                                              if header["ring"] else ", no ring"))
+    print(f"next: lanthorn data add-source {args.data} NAME --author ... --consent ...")
+    return 0
+
+
+def add_label_cmd(args) -> int:
+    labels = dsf.add_label(args.data, args.label)
+    print(f"added label {args.label!r} to {args.data} (labels now: {', '.join(labels)})")
+    print(f"next: demonstrate it, e.g. lanthorn record PORT {args.label} 10 --data {args.data}; "
+          f"then train, and say what it feels like: lanthorn quantize ... --mood "
+          f"{args.label}=delighted (or 'set gesture_moods {args.label}=delighted' on the console)")
+    return 0
 
 
 # ----------------------------------------------------------------------------- synth
@@ -127,13 +260,14 @@ _SPLIT = re.compile(r"[,\t; ]+")
 
 
 def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
-                 labels=LABELS) -> tuple[np.ndarray, list[str], list[str] | None]:
+                 labels=LABELS) -> tuple[np.ndarray, list[str], list[str] | None, list[int]]:
     """Parse a maker's CSV: comma, tab, semicolon or space separated, optional header.
 
     Without a header the columns are the channels in order, plus an optional label column
     (first or last). With a header, columns are matched by name (``label``, ``session`` and
     ``t``/``time``/``timestamp`` are recognised; other unknown columns are an error).
-    Returns frames, labels and each row's session (None without a session column).
+    Returns frames, labels, each row's session (None without a session column) and each
+    row's line number in the file (for errors found later, e.g. out-of-range values).
     """
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -169,7 +303,11 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
         if width == C:
             chan_idx = list(range(C))
         elif width == C + 1:
-            label_idx = 0 if not is_number(first[0]) else C
+            # a label column first or last; numeric labels ("1", "2") are labels when the
+            # other end is not one
+            label_idx = C if first[-1].strip('"') in labels and (
+                first[0].strip('"') not in labels or is_number(first[0])) else (
+                0 if not is_number(first[0]) or first[0].strip('"') in labels else C)
             chan_idx = [i for i in range(C + 1) if i != label_idx]
         else:
             raise DataError(f"{width} values, expected {C} channels ({', '.join(channels)}) "
@@ -195,7 +333,26 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
         labs.append(lab)
         if sessions is not None:
             sessions.append(r[session_idx].strip('"'))
-    return frames, labs, sessions
+    return frames, labs, sessions, [line for line, _ in rows]
+
+
+def check_ranges(frames: np.ndarray, channels, ranges: dict, lines: list[int], path,
+                 what: str = "encoded") -> None:
+    """Refuse the first value outside its channel's declared range, naming line and column."""
+    for c, ch in enumerate(channels):
+        if ch not in ranges:
+            continue
+        lo, hi = ranges[ch]
+        bad = np.flatnonzero((frames[:, c] < lo) | (frames[:, c] > hi))
+        if len(bad):
+            i = int(bad[0])
+            hint = ""
+            if what == "encoded" and tuple(channels) == CHANNELS:
+                hint = (" (raw sensor readings -- counts, mm, lux? add --raw; the encoding is "
+                        "in 'lanthorn data import --help' and DATA.md)")
+            raise DataError(f"{ch} = {frames[i, c]:g} is outside its {what} range "
+                            f"{lo:g}..{hi:g}{hint}; {len(bad)} value(s) of {ch} are", path,
+                            lines[i])
 
 
 def split_sessions(frames: np.ndarray, labels: list[str], sessions: list[str] | None):
@@ -240,12 +397,15 @@ def import_cmd(args) -> int:
         raise DataError(f"unknown --label {args.label!r} (labels: {', '.join(header['labels'])})")
     if not path.is_file():
         raise DataError("no such file", path)
-    frames, labels, sessions = parse_stream(path, header["channels"], args.label,
-                                            header["labels"])
+    frames, labels, sessions, lines = parse_stream(path, header["channels"], args.label,
+                                                   header["labels"])
     if args.raw:
         if tuple(header["channels"]) != CHANNELS:
             raise DataError("--raw needs the default piece's channels")
+        check_ranges(frames, header["channels"], RAW_RANGES, lines, path, "raw")
         frames = encode_raw(frames)
+    else:
+        check_ranges(frames, header["channels"], header["ranges"], lines, path)
     rate = header["rate_hz"] if args.rate is None else args.rate
     if not rate > 0:
         raise DataError(f"--rate must be positive, not {rate}")
@@ -267,10 +427,19 @@ def import_cmd(args) -> int:
                 k += 1
             name = f"{name}-{k}"
         planned.append((name, f, labs))
-    for name, f, labs in planned:  # names checked first, so a bad one writes nothing
+    digests = {}
+    for name, f, labs in planned:  # names and duplicates checked first: a bad one writes nothing
+        d = dsf.session_digest(f, labs, header["channels"])
+        twin = digests.get(d) or next((k for k, e in header["sessions"].items()
+                                       if e.get("sha256") == d), None)
+        if twin is not None:
+            raise DataError(f"session {name!r} is identical to session {twin!r} already in the "
+                            f"dataset (the same file imported twice?); nothing imported", path)
+        digests[d] = f"{args.source}/{name}"
         dsf.check_name("session", name, path)
     for name, f, labs in planned:
-        out = dsf.write_recording(args.data, args.source, name, f, labs, rate_hz=header["rate_hz"])
+        out = dsf.write_recording(args.data, args.source, name, f, labs, rate_hz=header["rate_hz"],
+                                  split=args.split)
         print(f"imported {len(f)} frames ({len(f) / header['rate_hz']:.1f} s) as session "
               f"{name!r} of source {args.source!r}: {out}")
     return 0
@@ -283,7 +452,7 @@ def parse_labels(text: str | None) -> tuple[str, ...]:
     if text is None:
         return LABELS
     labels = tuple(t.strip() for t in text.split(","))
-    bad = [t for t in labels if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", t)]
+    bad = [t for t in labels if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", t)]
     if bad or len(labels) < 2:
         raise DataError(f"--labels needs at least two names of letters, digits, _ or - "
                         f"(got {text!r})")
@@ -295,11 +464,15 @@ def parse_labels(text: str | None) -> tuple[str, ...]:
 def add_source_cmd(args) -> int:
     labels = parse_labels(args.labels)
     if not (Path(args.data) / dsf.MANIFEST).exists():
-        root = dsf.create_dataset(args.data, rate_hz=args.rate, labels=labels)
+        root = dsf.create_dataset(args.data, rate_hz=args.rate, labels=labels, **_layout(args))
     else:
         root = Path(args.data)
-        if args.labels is not None:
-            dsf.create_dataset(root, rate_hz=dsf.read_manifest(root)[0]["rate_hz"], labels=labels)
+        header = dsf.read_manifest(root)[0]
+        if args.labels is not None or args.channels is not None:
+            dsf.create_dataset(root, rate_hz=header["rate_hz"],
+                               labels=labels if args.labels is not None else header["labels"],
+                               channels=(header["channels"] if args.channels is None
+                                         else [c[0] for c in args.channels]))
     src = dsf.add_source(root, Source(
         args.name, author=args.author, consent=args.consent, licence=args.licence,
         date=args.date or datetime.date.today().isoformat(), device=args.device,

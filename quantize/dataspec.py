@@ -10,7 +10,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 
-from lanthorn.device.dataset import DataError, Dataset, Windows, load_dataset, split_by_session
+import numpy as np
+
+from lanthorn.device.dataset import (SIDES, DataError, Dataset, Windows, load_dataset,
+                                     pin_sessions)
 from lanthorn.device.frames import DEFAULT_WINDOW
 
 #: ONNX metadata key holding the data spec (JSON); read by ``lanthorn quantize``.
@@ -65,13 +68,29 @@ def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
     if len(w) == 0:
         raise DataError(f"no session is at least {spec.window} frames long: nothing to train on",
                         data_dir)
-    masks = split_by_session(w, spec.val, spec.test, spec.split_seed)
-    parts = {k: w.subset(m) for k, m in masks.items()}
+    sides = session_sides(ds, spec.split_seed)
+    names = np.array([sides[k] for k in w.sessions.tolist()]) if len(w) else np.zeros(0, str)
+    parts = {k: w.subset(names == k) for k in SIDES}
     if len(parts["train"]) == 0 or len(parts["val"]) == 0:
         raise DataError("too few sessions to hold some out for validation: record or "
                         "synthesise at least 3 sessions per gesture", data_dir)
     sessions = {k: sorted(set(p.sessions.tolist())) for k, p in parts.items()}
     return Splits(spec, ds, parts["train"], parts["val"], parts["test"], sessions)
+
+
+def session_sides(ds: Dataset, split_seed: int = 0) -> dict[str, str]:
+    """Each session's pinned side; sessions not pinned yet are pinned now (written to the
+    manifest, so the next run sees the same split). A read-only dataset is split in memory
+    the same way, with a warning that the pins could not be saved."""
+    if all(r.key in ds.sessions for r in ds.recordings):
+        return {r.key: ds.sessions[r.key]["split"] for r in ds.recordings}
+    try:
+        pinned = pin_sessions(ds.path, split_seed)
+    except OSError as exc:
+        raise DataError(f"cannot record the held-out split in the manifest ({exc}); make the "
+                        f"dataset writable", ds.path) from None
+    ds.sessions = pinned
+    return {r.key: pinned[r.key]["split"] for r in ds.recordings}
 
 
 def onnx_with_spec(onnx_bytes: bytes, spec: DataSpec, extra: dict | None = None) -> bytes:

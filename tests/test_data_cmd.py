@@ -78,8 +78,14 @@ def test_import_comma_tab_space_with_label_column_or_flag(tmp_path, capsys, data
     for name, lab in (("a", "tap"), ("b", "palm"), ("c", "hold")):
         assert set(got[name].labels.tolist()) == {LABELS.index(lab)}
         np.testing.assert_allclose(got[name].frames, vals, atol=1e-5)
-    # the same file again becomes a new session, never overwrites
-    assert run(capsys, "data", "import", str(tmp_path / "a.csv"), "--data", str(data),
+    # the same file again is refused (an identical session could land on both sides of
+    # the split); another file of the same name becomes a new session, never overwrites
+    code, _, err = run(capsys, "data", "import", str(tmp_path / "a.csv"), "--data", str(data),
+                       "--source", "alice")
+    assert code == 2 and "identical to session 'alice/a'" in err and len(err.splitlines()) == 1
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "a.csv").write_text("\n".join(row(v, "tap") for v in vals[::-1]) + "\n")
+    assert run(capsys, "data", "import", str(tmp_path / "other" / "a.csv"), "--data", str(data),
                "--source", "alice")[0] == 0
     assert {r.session for r in ds.load_dataset(data).recordings} == {"a", "a-2", "b", "c"}
 
