@@ -29,7 +29,8 @@ what makes "turn the ring" a valid training augmentation -- no ring, no rotation
 ``sessions`` pins each session's side of the held-out split (train / val / test) when it
 first enters the dataset, so adding sessions never moves an old one (a model's held-out
 score must never include what it trained on); it also keeps each session's content hash
-(``sha256``, so an exact duplicate recording is refused) and its main gesture. ``fixed``
+(``sha256``, so an exact duplicate recording is refused) and its gesture (``label``; "*"
+for a take of many gestures). ``fixed``
 marks a side the artist chose (``--split test``: to reproduce a published split).
 
 A recording is CSV with a header row, then one row per frame: ``session,label,<channel
@@ -513,8 +514,8 @@ def write_recording(path: str | Path, source: str, session: str, frames,
         raise DataError(f"this recording is identical to session {twin!r} already in the "
                         f"dataset (the same file imported twice?); nothing written", path)
     label_idx = np.array([header["labels"].index(x) for x in labels], np.int64)
-    main = header["labels"][main_label(label_idx, len(header["labels"]))]
-    entry = {"split": split or choose_side(header["sessions"], main, key), "label": main,
+    group = split_group(label_idx, header["labels"])
+    entry = {"split": split or choose_side(header["sessions"], group, key), "label": group,
              "sha256": digest}
     if split is not None:
         entry["fixed"] = True
@@ -547,29 +548,48 @@ def main_label(label_idx: np.ndarray, n_labels: int) -> int:
     return int(counts[1:].argmax() + 1) if counts[1:].any() else 0
 
 
+#: The split group of a session holding three or more gestures (a simulated or recorded
+#: visit): such takes are dealt among themselves, not under one gesture.
+MIXED = "*"
+
+
+def split_group(label_idx: np.ndarray, labels: Sequence[str]) -> str:
+    """What a session is dealt with: its gesture, or :data:`MIXED` for a many-gesture take."""
+    present = set(np.unique(np.asarray(label_idx, np.int64)).tolist()) - {0}
+    return MIXED if len(present) >= 3 else labels[main_label(label_idx, len(labels))]
+
+
 def _key_hash(key: str) -> int:
     import hashlib
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
 
 
-def choose_side(pinned: dict[str, dict], label: str, key: str) -> str:
-    """The side of a new session of gesture ``label``, decided once from what is pinned.
-
-    Each gesture's sessions are dealt towards :data:`SIDE_TARGETS` (70/15/15): the new one
-    goes to the side furthest below its share, validation before test before training on a
-    tie, so the first two takes of a gesture train, the third validates, the fourth... A
-    side the artist fixed counts like any other. Deterministic: the same pins and key give
-    the same side; nothing already pinned ever moves."""
-    have = {side: 0 for side in SIDES}
-    for e in pinned.values():
-        if e.get("label") == label:
-            have[e["split"]] += 1
+def _deal(have: dict[str, int], key: str) -> str:
     n = sum(have.values()) + 1
     deficit = {side: SIDE_TARGETS[side] * n - have[side] for side in SIDES}
     order = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
-    if n <= 2:
-        return "train"      # a gesture's first two takes teach it; held-out ones come next
     return max(order, key=lambda side: (round(deficit[side], 9), -order.index(side)))
+
+
+def choose_side(pinned: dict[str, dict], group: str, key: str) -> str:
+    """The side of a new session of ``group`` (its gesture), decided once from what is pinned.
+
+    A gesture's first take trains (every gesture must be learnable). Its second goes where
+    the whole dataset is furthest below :data:`SIDE_TARGETS` (70/15/15); from the third on,
+    where the gesture's own takes are. Ties: validation or test by the key's hash before
+    training. A side the artist fixed counts like any other. Deterministic: the same pins
+    and key give the same side, and nothing already pinned ever moves."""
+    mine = {side: 0 for side in SIDES}
+    everyone = {side: 0 for side in SIDES}
+    for e in pinned.values():
+        everyone[e["split"]] += 1
+        if e.get("label") == group:
+            mine[e["split"]] += 1
+    if mine["train"] == 0:
+        return "train"
+    if sum(mine.values()) < 2:
+        return _deal(everyone, key) if sum(everyone.values()) >= 2 else "train"
+    return _deal(mine, key)
 
 
 def _unpinned_files(path: Path, header: dict) -> bool:
@@ -608,10 +628,9 @@ def pin_sessions(path: str | Path, split_seed: int = 0) -> dict[str, dict]:
             for side, m in masks.items():
                 for key in set(w.sessions[m].tolist()):
                     rec = next(r for r in new if r.key == key)
-                    pinned[key] = {"split": side,
-                                   "label": ds.labels[main_label(rec.labels, n)]}
+                    pinned[key] = {"split": side, "label": split_group(rec.labels, ds.labels)}
     for rec in sorted(new, key=lambda r: _key_hash(r.key)):
-        label = ds.labels[main_label(rec.labels, n)]
+        label = split_group(rec.labels, ds.labels)
         entry = pinned.get(rec.key) or {"split": choose_side(pinned, label, rec.key),
                                         "label": label}
         entry["sha256"] = session_digest(rec.frames, [ds.labels[i] for i in rec.labels],
@@ -696,7 +715,7 @@ def relabel_session(path: str | Path, source: str, session: str, label: str,
         if r.session == session:
             labs = [label if (old is None or x == old) else x for x in labs]
             entry = header["sessions"].setdefault(f"{source}/{session}", {"split": "train"})
-            entry["label"] = names[main_label(np.array([names.index(x) for x in labs]), len(names))]
+            entry["label"] = split_group(np.array([names.index(x) for x in labs]), names)
             entry["sha256"] = session_digest(r.frames, labs, header["channels"])
         keep.append((r.session, r.frames, labs))
     _rewrite_file(path, file, source, keep, header)

@@ -13,44 +13,79 @@ from lanthorn.device.atomic import atomic_write_bytes
 from lanthorn.quantize.dataspec import DataSpec, onnx_with_spec, prepare
 
 
+#: ONNX metadata key of what training saw and how it did (sessions of each side, quality
+#: gates); ``quantize`` reads it to refuse scoring a model on its own training sessions and
+#: copies it into the model card.
+TRAINING_KEY = "lanthorn.training"
+
+
 def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int = 0,
-          epochs: int = 40, patience: int = 8, lr: float = 3e-3, batch: int = 64,
-          progress: bool = True, log=print) -> dict:
+          epochs: int | None = 40, patience: int | None = 8, lr: float = 3e-3,
+          batch: int | None = 64, progress: bool = True, log=print,
+          splits=None, force: bool = False) -> dict:
     """Train, evaluate on held-out sessions, write ``out`` (float ONNX) and ``out``.pt.
 
-    Returns a summary dict (accuracies, confusion matrix, sessions of each split).
+    ``epochs``/``patience``/``batch`` None: chosen from the dataset's size
+    (:func:`~lanthorn.quantize.dataspec.auto_fit`). ``splits``: already prepared data.
+    Returns a summary dict (accuracies, confusion matrix, sessions of each split, quality
+    gates). The gates are reported, not enforced (``lanthorn train`` enforces them).
     """
     from lanthorn.quantize import net as nets
+    from lanthorn.quantize import quality
+    from lanthorn.quantize.dataspec import auto_fit
     from lanthorn.quantize.metrics import accuracy, confusion, format_confusion
 
     out = Path(out)
     t0 = time.perf_counter()
-    s = prepare(data_dir, spec)
+    s = splits or prepare(data_dir, spec)
+    chosen = auto_fit(len(s.train))
+    auto = {k: v for k, v in chosen.items()
+            if {"batch": batch, "epochs": epochs, "patience": patience}[k] is None}
+    batch = batch if batch is not None else chosen["batch"]
+    epochs = epochs if epochs is not None else chosen["epochs"]
+    patience = patience if patience is not None else chosen["patience"]
     cfg = arch or nets.ArchConfig()
     cfg.in_channels, cfg.window, cfg.n_classes = len(s.spec.channels), s.spec.window, len(s.spec.labels)
+    cfg.input_scale = nets.channel_scales(s.train.X) if len(s.train) else ()
     log(f"data: {len(s.train)} training windows from {len(s.sessions['train'])} sessions, "
         f"{len(s.val)} validation ({len(s.sessions['val'])}), {len(s.test)} test "
-        f"({len(s.sessions['test'])}); model: {cfg.macs():,} MACs")
+        f"({len(s.sessions['test'])}); model: {cfg.macs():,} MACs"
+        + (f"; for this dataset's size: {', '.join(f'--{k} {v}' for k, v in auto.items())}"
+           if auto else "")
+        + ("; ring rotation over " + ", ".join(s.spec.channels[i] for i in s.spec.ring)
+           if s.spec.ring else "; no ring declared: no rotation"))
     nets.set_deterministic(seed)
     model = nets.TemperamentNet(cfg)
     fr = nets.fit(model, s.train.X, s.train.y, s.train.weights, s.val.X, s.val.y,
                   epochs=epochs, lr=lr, batch=batch, patience=patience, seed=seed,
-                  progress=progress)
-    held = s.test if len(s.test) else s.val
+                  progress=progress, ring=s.spec.ring)
+    held, held_name = (s.test, "test") if len(s.test) else (s.val, "validation")
     pred = nets.predict(model, held.X).argmax(1)
     cm = confusion(held.y, pred, cfg.n_classes)
     acc = accuracy(held.y, pred)
     log(f"best epoch {fr.best_epoch}/{fr.epochs_run}: validation accuracy "
-        f"{100 * fr.best_val_accuracy:.1f}%, held-out test accuracy {100 * acc:.1f}% "
+        f"{100 * fr.best_val_accuracy:.1f}%, held-out {held_name} accuracy {100 * acc:.1f}% "
         f"({len(held)} windows)")
     log(format_confusion(cm, s.spec.labels))
+    gates = quality.class_gates(s.spec.labels, s.train.y, held.y, held_name)
+    gates.append(quality.accuracy_gate(acc, held.y, cfg.n_classes,
+                                       f"held-out {held_name} accuracy"))
+    training = {"sessions": s.sessions, "held_out": held_name, "accuracy": round(acc, 4),
+                "chance": round(quality.chance_level(held.y, cfg.n_classes), 4),
+                "train_sessions": len(s.sessions["train"]),
+                "gates": [g.to_json() for g in gates], "forced": bool(force and quality.failures(gates))}
     summary = {"model": out.name, "macs": cfg.macs(), "arch": cfg.to_json(),
                "data_spec": s.spec.to_json(), "seed": seed, "best_epoch": fr.best_epoch,
                "epochs_run": fr.epochs_run, "val_accuracy": fr.best_val_accuracy,
                "test_accuracy": acc, "confusion": cm.tolist(), "sessions": s.sessions,
+               "fit": {"batch": batch, "epochs": epochs, "patience": patience, "lr": lr,
+                       "chosen_for_dataset_size": sorted(auto)},
+               "quality": training,
                "history": fr.history, "seconds": round(time.perf_counter() - t0, 2)}
     out.parent.mkdir(parents=True, exist_ok=True)
-    onnx_bytes = onnx_with_spec(nets.export_onnx(model), s.spec)
+    import json
+    onnx_bytes = onnx_with_spec(nets.export_onnx(model), s.spec,
+                                {TRAINING_KEY: json.dumps(training, sort_keys=True)})
     atomic_write_bytes(out, onnx_bytes)
     ckpt = out.with_suffix(".pt")
     # no timings in the checkpoint: same data and seed, same bytes

@@ -20,16 +20,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("data", help="dataset folder (see 'lanthorn data')")
     parser.add_argument("--out", required=True, help="float ONNX to write (checkpoint: same name .pt)")
     parser.add_argument("--seed", type=int, default=0, help="same seed and data, same weights (default 0)")
-    parser.add_argument("--epochs", type=int, default=40, help="at most this many epochs (default 40)")
-    parser.add_argument("--patience", type=int, default=8,
-                        help="stop after this many epochs without a better held-out accuracy (default 8)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="at most this many epochs (default: from the dataset's size; 40 "
+                             "for the default piece)")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="stop after this many epochs without a better held-out accuracy "
+                             "(default: from the dataset's size; 8 for the default piece)")
     parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 0.003)")
-    parser.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="batch size (default: from the dataset's size; 64 for the default piece)")
+    parser.add_argument("--force", action="store_true",
+                        help="write the model and exit 0 even when a quality gate fails "
+                             "(empty classes, a held-out split missing a class, accuracy near "
+                             "chance); the failures are recorded in the model card")
     parser.add_argument("--widths", type=_widths, default=None,
                         help="channels of each conv block, e.g. 16,32,32 (default: the standard temperament, 88k MACs)")
     parser.add_argument("--window", type=int, default=None,
-                        help="frames the model reads at once (default 50: 2 s at 25 Hz)")
-    parser.add_argument("--hop", type=int, default=None, help="frames between training windows (default 3)")
+                        help="frames the model reads at once (default: from the dataset: 2 s "
+                             "of frames (50 at 25 Hz), or half the shortest take when each take "
+                             "is one labelled instance)")
+    parser.add_argument("--hop", type=int, default=None,
+                        help="frames between training windows (default: window / 16, 3 for the "
+                             "default piece)")
     parser.add_argument("--split-seed", type=int, default=None,
                         help="seed of the held-out split by session (default 0)")
     parser.add_argument("--summary", help="also write the training summary as JSON here")
@@ -43,9 +55,21 @@ def run(args) -> int:
     from lanthorn.quantize.dataspec import DataSpec
     from lanthorn.quantize.net import ArchConfig
 
-    if args.epochs < 1 or args.patience < 1 or args.batch < 1 or not args.lr > 0:
+    from lanthorn.device.dataset import load_dataset
+    from lanthorn.quantize import quality
+    from lanthorn.quantize.dataspec import auto_spec, prepare
+
+    if any(v is not None and v < 1 for v in (args.epochs, args.patience, args.batch)) \
+            or not args.lr > 0:
         raise UserError("--epochs, --patience, --batch and --lr must be positive")
     spec = DataSpec()
+    if args.window is None or args.hop is None:
+        auto, why = auto_spec(load_dataset(args.data), DataSpec())
+        if args.window is None:
+            spec.window = auto.window
+            spec.hop = auto.hop
+            if not args.quiet:
+                print(f"for this dataset: {why}")
     if args.hop is not None:
         if args.hop < 1:
             raise UserError("--hop must be at least 1")
@@ -54,8 +78,14 @@ def run(args) -> int:
         if args.window < 8:
             raise UserError("--window must be at least 8 frames")
         spec.window = args.window
+        if args.hop is None:
+            spec.hop = max(1, args.window // 16)
     if args.split_seed is not None:
         spec.split_seed = args.split_seed
+    splits = prepare(args.data, spec)
+    # refuse before the minutes of training: a class without examples cannot be learnt
+    quality.enforce([g for g in quality.class_gates(splits.spec.labels, splits.train.y, None)],
+                    args.force, what="")
     arch = ArchConfig()
     if args.widths is not None:
         if len(args.widths) != len(arch.widths):
@@ -63,8 +93,11 @@ def run(args) -> int:
         arch.widths = args.widths
     summary = train(args.data, args.out, spec=spec, arch=arch, seed=args.seed,
                     epochs=args.epochs, patience=args.patience, lr=args.lr, batch=args.batch,
-                    progress=not args.quiet)
+                    progress=not args.quiet, splits=splits, force=args.force)
     if args.summary:
         from lanthorn.device.atomic import atomic_write_bytes
         atomic_write_bytes(args.summary, json.dumps(summary, indent=2).encode())
+    # written either way (to inspect it), but a failed gate is a non-zero exit
+    quality.enforce(summary["quality"]["gates"], args.force,
+                    what=f"{args.out} was written but is not fit to use: ")
     return 0

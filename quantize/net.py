@@ -37,6 +37,11 @@ class ArchConfig:
     strides: tuple[int, ...] = (2, 2, 1)
     dilations: tuple[int, ...] = (1, 1, 2)
     dropout: float = 0.1
+    #: per input channel, a constant the window is multiplied by (1/std of the training
+    #: data: an IMU's g and deg/s, or a 0..1 touch channel, all reach the first layer at a
+    #: similar scale). Folded into the first convolution's weights at export (exact: the
+    #: zero padding stays zero), so the ONNX model reads the dataset's own units.
+    input_scale: tuple[float, ...] = ()
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -81,6 +86,8 @@ class TemperamentNet(nn.Module):
         self.head = nn.Linear(cin, cfg.n_classes)
 
     def features(self, x):
+        if self.cfg.input_scale:
+            x = x * torch.tensor(self.cfg.input_scale, dtype=x.dtype)[None, :, None]
         for b in self.blocks:
             x = F.relu(b["bn"](b["conv"](x)))
         return F.adaptive_avg_pool1d(x, 1).flatten(1)
@@ -103,6 +110,11 @@ def export_onnx(net: TemperamentNet, softmax: bool = True) -> bytes:
     import onnx
 
     net = copy.deepcopy(net).eval()
+    if net.cfg.input_scale:
+        with torch.no_grad():
+            conv = net.blocks[0]["conv"]
+            conv.weight *= torch.tensor(net.cfg.input_scale, dtype=conv.weight.dtype)[None, :, None]
+        net.cfg.input_scale = ()
     module = _WithSoftmax(net) if softmax else net
     dummy = torch.zeros(1, net.cfg.in_channels, net.cfg.window)
     buf = io.BytesIO()
@@ -187,13 +199,35 @@ def set_deterministic(seed: int) -> None:
     torch.use_deterministic_algorithms(True)
 
 
+def rotate_ring(x: torch.Tensor, gen: torch.Generator, ring) -> torch.Tensor:
+    """Augmentation for a declared ring of channels (the default piece's 12 pads): turn the
+    ring by a random number of positions (a gesture means the same wherever on the ring it
+    happens, and a clockwise stroke stays clockwise). ``ring``: channel indices in order
+    around the ring; other channels are untouched. Only a dataset that declares a ring gets
+    this: on an IMU's axes or a vowel's cepstra, "turning" would scramble the data."""
+    ring = torch.as_tensor(list(ring), dtype=torch.long)
+    n = len(ring)
+    if n < 2:
+        return x
+    shifts = torch.randint(0, n, (x.shape[0],), generator=gen)
+    pos = (torch.arange(n)[None, :] - shifts[:, None]) % n                  # [B, n]
+    src = ring[pos]                                                        # [B, n]
+    out = x.clone()
+    out[:, ring] = torch.gather(x, 1, src[:, :, None].expand(-1, -1, x.shape[2]))
+    return out
+
+
 def rotate_pads(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Augmentation: turn the ring by a random number of pads (a gesture means the same
-    wherever on the ring it happens, and a clockwise stroke stays clockwise)."""
-    shifts = torch.randint(0, N_PADS, (x.shape[0],), generator=gen)
-    idx = (torch.arange(N_PADS)[None, :] - shifts[:, None]) % N_PADS  # [B, 12]
-    pads = torch.gather(x[:, :N_PADS], 1, idx[:, :, None].expand(-1, -1, x.shape[2]))
-    return torch.cat([pads, x[:, N_PADS:]], dim=1)
+    """The default piece's ring: channels 0..11 (kept for callers that know they have it)."""
+    return rotate_ring(x, gen, range(N_PADS))
+
+
+def channel_scales(X: np.ndarray) -> tuple[float, ...]:
+    """1/std per channel of training windows [N, C, T] (see ArchConfig.input_scale); a
+    near-constant channel is not blown up: its std is floored at a tenth of the median."""
+    std = X.transpose(1, 0, 2).reshape(X.shape[1], -1).std(axis=1).astype(np.float64)
+    floor = max(0.1 * float(np.median(std)), 1e-6)
+    return tuple(float(round(1.0 / max(s, floor), 6)) for s in std)
 
 
 @dataclass
@@ -216,17 +250,22 @@ def predict(net: nn.Module, X: np.ndarray, batch: int = 1024) -> np.ndarray:
 
 def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float = 3e-3,
         batch: int = 64, patience: int = 8, seed: int = 0, progress: bool = True,
-        desc: str = "train", augment: bool = True) -> FitResult:
+        desc: str = "train", augment: bool = True, ring=None) -> FitResult:
     """Weighted cross-entropy with Adam and early stopping on held-out accuracy.
 
     Keeps the weights of the best held-out epoch. ``w`` are per-window sample weights (the
     artist's source weights) times a class-balancing factor, normalised to mean 1.
+    ``ring``: channel indices of a declared ring (rotated as augmentation); None or empty:
+    no rotation. Amplitude jitter and noise (relative to each channel's spread) always.
     """
     from tqdm import tqdm
 
     set_deterministic(seed)
     gen = torch.Generator().manual_seed(seed)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
+    # noise of 3 % of each channel's own spread (in its own units: g, deg/s, or 0..1 touch)
+    spread = X.transpose(1, 0, 2).reshape(X.shape[1], -1).std(axis=1) if len(X) else np.ones(X.shape[1])
+    noise_scale = torch.from_numpy((3.0 * spread).astype(np.float32))[None, :, None]
     counts = np.bincount(y, weights=w, minlength=net.cfg.n_classes)
     class_w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1e-9) / net.cfg.n_classes, 0)
     sw = w * class_w[y]
@@ -245,9 +284,10 @@ def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float
             idx = perm[i * batch:(i + 1) * batch]
             xb = Xt[idx]
             if augment:
-                xb = rotate_pads(xb, gen)
+                if ring is not None and len(ring) >= 2:
+                    xb = rotate_ring(xb, gen, ring)
                 xb = xb * (1.0 + 0.1 * (torch.rand(len(idx), 1, 1, generator=gen) - 0.5))
-                xb = xb + 0.01 * torch.randn(xb.shape, generator=gen)
+                xb = xb + 0.01 * torch.randn(xb.shape, generator=gen) * noise_scale
             loss = (F.cross_entropy(net(xb), yt[idx], reduction="none") * wt[idx]).mean()
             opt.zero_grad()
             loss.backward()

@@ -516,7 +516,7 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
     if epochs > 0:
         fr = nets.fit(new, s.train.X, s.train.y, s.train.weights, s.val.X, s.val.y,
                       epochs=epochs, lr=FINETUNE_LR, patience=epochs, seed=seed,
-                      progress=False, desc="fine-tune")
+                      progress=False, desc="fine-tune", ring=s.spec.ring)
         info.update({"best_epoch": fr.best_epoch, "epochs_run": fr.epochs_run,
                      "val_accuracy": round(fr.best_val_accuracy, 4)})
         log(f"fine-tuned {fr.epochs_run} epochs: validation accuracy "

@@ -81,7 +81,7 @@ def test_macs_count_every_conv_and_dense():
 def test_train_cli_writes_model_summary_and_rejects_bad_input(data, tmp_path, capsys):
     out = tmp_path / "cli.onnx"
     code = main(["train", str(data), "--out", str(out), "--epochs", "1", "--widths", "4,4,4",
-                 "--hop", "25", "--quiet", "--summary", str(tmp_path / "s.json")])
+                 "--hop", "25", "--quiet", "--summary", str(tmp_path / "s.json"), "--force"])
     captured = capsys.readouterr()
     assert code == 0 and out.exists() and out.with_suffix(".pt").exists()
     assert "held-out test accuracy" in captured.out and "recall" in captured.out
@@ -89,7 +89,7 @@ def test_train_cli_writes_model_summary_and_rejects_bad_input(data, tmp_path, ca
 
     short = tmp_path / "short.onnx"
     assert main(["train", str(data), "--out", str(short), "--epochs", "1", "--widths", "4,4,4",
-                 "--window", "30", "--hop", "25", "--quiet"]) == 0
+                 "--window", "30", "--hop", "25", "--quiet", "--force"]) == 0
     capsys.readouterr()
     dims = onnx.load(str(short)).graph.input[0].type.tensor_type.shape.dim
     assert [d.dim_value for d in dims] == [1, 14, 30]
