@@ -225,8 +225,19 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
     if not (minutes > 0 and session_seconds > 0):
         raise DataError("--minutes and --session-seconds must be positive")
     n = max(1, int(math.ceil(minutes * 60.0 / session_seconds)))
-    root = dsf.create_dataset(out)
-    _, sources, _ = dsf.read_manifest(root)
+    root = Path(out)
+    if not (root / dsf.MANIFEST).exists():
+        dsf.create_dataset(root)
+    header, sources, _ = dsf.read_manifest(root)
+    # an artist's dataset with more labels (a gesture being taught) still takes synthetic data
+    if header["channels"] != CHANNELS or not math.isclose(header["rate_hz"], DEFAULT_RATE_HZ):
+        raise DataError(f"synthetic data is the default piece's {len(CHANNELS)} channels at "
+                        f"{DEFAULT_RATE_HZ:g} Hz; this dataset has {len(header['channels'])} "
+                        f"at {header['rate_hz']:g} Hz", root / dsf.MANIFEST)
+    missing = [lab for lab in LABELS if lab not in header["labels"]]
+    if missing:
+        raise DataError(f"the simulator performs {', '.join(missing)}, which this dataset has "
+                        f"no label for (add them with 'lanthorn data add-label')", root)
     if source in sources and any((root / dsf.RECORDINGS / source).glob("*.csv*")):
         raise DataError(f"source {source!r} already has recordings here; choose another "
                         f"--out or --source", root)

@@ -10,13 +10,9 @@ import time
 from pathlib import Path
 
 from lanthorn.device.atomic import atomic_write_bytes
-from lanthorn.quantize.dataspec import DataSpec, onnx_with_spec, prepare
+from lanthorn.quantize.dataspec import TRAINING_KEY, DataSpec, onnx_with_spec, prepare
 
 
-#: ONNX metadata key of what training saw and how it did (sessions of each side, quality
-#: gates); ``quantize`` reads it to refuse scoring a model on its own training sessions and
-#: copies it into the model card.
-TRAINING_KEY = "lanthorn.training"
 
 
 def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int = 0,

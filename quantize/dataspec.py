@@ -18,6 +18,9 @@ from lanthorn.device.frames import DEFAULT_WINDOW
 
 #: ONNX metadata key holding the data spec (JSON); read by ``lanthorn quantize``.
 META_KEY = "lanthorn.data_spec"
+#: ONNX metadata key of what training saw and how it did (sessions of each side, quality
+#: gates); ``quantize`` refuses to score a model on its own training sessions with it.
+TRAINING_KEY = "lanthorn.training"
 
 
 @dataclass

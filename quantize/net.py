@@ -60,12 +60,14 @@ class ArchConfig:
         return out
 
     def macs(self) -> int:
-        """Multiply-accumulates of one inference (convs + dense)."""
+        """Multiply-accumulates of one inference: convs, the global average pool (one add
+        per input element) and dense -- counted as the bundle's graph counts them
+        (``device.graph.layer_macs``), so ``train`` and ``quantize`` report one figure."""
         total, cin = 0, self.in_channels
         for w, k, t in zip(self.widths, self.kernels, self.time_steps()):
             total += w * cin * k * t
             cin = w
-        return total + cin * self.n_classes
+        return total + cin * self.time_steps()[-1] + cin * self.n_classes
 
 
 class TemperamentNet(nn.Module):

@@ -53,6 +53,10 @@ def add_arguments(parser):
     parser.add_argument("--report", metavar="DIR", help="write report.md, report.json and plots")
     parser.add_argument("--name", help="model name for the model card (default: from --out)")
     add_signing_arguments(parser)
+    parser.add_argument("--force", action="store_true",
+                        help="score and write even when a quality gate fails (held-out sessions "
+                             "the model trained on, accuracy near chance, an int8 drop beyond "
+                             "the limit, a held-out split missing a class); recorded in the card")
 
 
 def run(args) -> int:
@@ -83,6 +87,7 @@ def run(args) -> int:
                    checkpoint=ckpt, report_dir=args.report,
                    bias_correction=not args.no_bias_correction,
                    n_calib=args.calibration_windows, name=args.name,
-                   finetune_epochs=args.epochs, sweep=args.sweep, signing_key=key)
+                   finetune_epochs=args.epochs, sweep=args.sweep, signing_key=key,
+                   force=args.force, enforce=True)
     print(f"{args.out}{signed_note(result.bundle)[1:]}")
     return 0

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.errors import UserError
+from lanthorn.quantize import quality
 from lanthorn.quantize.calibrate import (METHODS, ModelData, compute_ranges, load_model_data,
                                          ort_method)
 from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
@@ -499,7 +500,8 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                    checkpoint=None, report_dir=None, bias_correction: bool = True,
                    n_calib: int | None = None, name: str | None = None,
                    finetune_epochs: int = 20, seed: int = 0, sweep=(),
-                   log=print, signing_key=None) -> QuantizeResult:
+                   log=print, signing_key=None, force: bool = False,
+                   enforce: bool = False) -> QuantizeResult:
     """Quantize (and optionally prune) a float ONNX model into a ``.lanthorn`` bundle.
 
     ``data_dir``: the dataset folder (or an .npz of inputs) for calibration and held-out
@@ -510,6 +512,13 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     report.md, report.json and plots there. ``signing_key``: an Ed25519 private key
     (:mod:`lanthorn.device.signing`) that signs the bundle. Returns the figures; writes
     ``out`` atomically.
+
+    Quality (:mod:`lanthorn.quantize.quality`): a model trained by ``lanthorn train`` says
+    which sessions it trained on; scoring it on any of them is refused before any work.
+    The gates (near chance, an int8 drop beyond the limit, a held-out split missing a class)
+    always go into the card's ``quality``; with ``enforce`` (``lanthorn quantize``) a failed
+    one raises QualityError after writing the bundle (so it can be inspected) unless
+    ``force``.
     """
     from lanthorn.device.bundle import write_bundle
     from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
@@ -532,6 +541,9 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     out.parent.mkdir(parents=True, exist_ok=True)
     data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
     log(f"dataset {data.description}")
+    training = training_record(model)
+    check_no_leak(training, data, force, log)
+    source_bytes = _onnx_bytes(model)
     model = preprocess(model)
     stem = name or Path(str(out)).stem
 
@@ -555,6 +567,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
 
     evaluations, pruning = [], {}
     fixed, qdq, shifts, bundle, ev = quantize_one("unpruned", model)
+    ev.float_bytes = source_bytes   # the file the artist has, as 'train' reported it
     evaluations.append(ev)
     if prune_channels > 0 or prune_sparsity > 0 or sweep:
         from lanthorn.quantize import prune
@@ -572,6 +585,13 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                 got[4].extra["written"] = True
     if not any(e.extra.get("written") for e in evaluations):
         evaluations[0].extra["written"] = True
+    final = next(e for e in evaluations if e.extra.get("written"))
+    checks = quality_gates(final, data, calibration)
+    bundle.card["quality"] = {"training": training or None,
+                              "gates": [g.to_json() for g in checks],
+                              "forced": bool(force and quality.failures(checks))}
+    final.extra.update(bundle_sizes(bundle))         # the card grew: sizes as written
+    final.bundle_bytes = final.extra.pop("bundle_bytes")
     sha = write_bundle(bundle, out, signing_key)
     layers = layer_errors(fixed, qdq, data)
     result = QuantizeResult(Path(out), bundle, sha, calibration, bool(bias_correction),
@@ -587,7 +607,67 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
         result.report_dir = Path(report_dir)
         write_report(result, data, report_dir)
         log(f"report: {Path(report_dir) / 'report.md'}")
+    if enforce:
+        quality.enforce(checks, force, log, what=f"{out} was written but is not fit to push: ")
     return result
+
+
+def training_record(model) -> dict:
+    """What ``lanthorn train`` recorded in the ONNX metadata (sessions, gates), or {}."""
+    import json
+
+    from lanthorn.quantize.dataspec import TRAINING_KEY
+    for p in model.metadata_props:
+        if p.key == TRAINING_KEY:
+            try:
+                rec = json.loads(p.value)
+            except ValueError:
+                return {}
+            return rec if isinstance(rec, dict) else {}
+    return {}
+
+
+def check_no_leak(training: dict, data: ModelData, force: bool, log=print) -> None:
+    """Refuse to score a model on sessions it trained on (or, flagged, validated on).
+
+    The sessions come from the model's own metadata, so this holds even when the dataset
+    changed since training (sessions added, a split pinned by hand)."""
+    if not training or data.splits is None:
+        if data.splits is not None:
+            log("warning: this model does not say which sessions it was trained on (not made "
+                "by 'lanthorn train' of this version), so its held-out score cannot be "
+                "checked for sessions it trained on")
+        return
+    held = set(data.splits.sessions["test" if data.held_out == "test" else "val"])
+    sessions = training.get("sessions") or {}
+    trained = held & set(sessions.get("train") or [])
+    if trained:
+        names = sorted(trained)
+        text = (f"{len(names)} of the held-out {data.held_out} sessions were used to train this "
+                f"model ({', '.join(names[:5])}{', ...' if len(names) > 5 else ''}): its score "
+                f"there would be memory, not skill; re-train on this dataset (its split is now "
+                f"pinned) or quantize with the dataset it was trained on")
+        if not force:
+            raise quality.QualityError(text + " (--force to score it anyway)")
+        log(f"WARNING (--force): {text}")
+    validated = held & set(sessions.get("val") or [])
+    if validated:
+        log(f"warning: {len(validated)} held-out sessions chose this model's best epoch "
+            f"(validation); the score is slightly optimistic")
+
+
+def quality_gates(ev: Evaluation, data: ModelData, calibration: str) -> list:
+    """The gates quantize checks on the model it writes."""
+    gates = []
+    if data.test_y is not None and len(data.test_y) and data.splits is not None:
+        gates += [g for g in quality.class_gates(data.labels, data.splits.train.y, data.test_y,
+                                                 data.held_out)]
+    n = len(data.labels) or (int(data.test_y.max()) + 1 if data.test_y is not None
+                             and len(data.test_y) else 1)
+    gates.append(quality.accuracy_gate(ev.int8_accuracy, data.test_y, n,
+                                       f"int8 {data.held_out} accuracy"))
+    gates.append(quality.int8_gate(ev.float_accuracy, ev.int8_accuracy, calibration))
+    return gates
 
 
 def _compared(float_bytes: int, nbytes: int) -> str:

@@ -214,12 +214,19 @@ def test_bad_arguments_exit_2(work, tmp_path, capsys):
 def test_foreign_model_without_data_spec_gets_the_dataset_labels(work, tmp_path, capsys):
     root, data, _ = work
     onnx.save(model_zoo.cnn1d(seed=3), str(tmp_path / "zoo.onnx"))
+    # an untrained network: the quality gates refuse it (bundle written, exit 2) ...
     rc = main(["quantize", str(tmp_path / "zoo.onnx"), "--data", str(data), "--out",
                str(tmp_path / "zoo.lanthorn")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "near chance" in err and len(err.strip().splitlines()) == 1
+    # ... and --force writes it with the failures in its card
+    rc = main(["quantize", str(tmp_path / "zoo.onnx"), "--data", str(data), "--out",
+               str(tmp_path / "zoo.lanthorn"), "--force"])
     out = capsys.readouterr().out
-    assert rc == 0 and "wrote" in out and "int8" in out
+    assert rc == 0 and "wrote" in out and "int8" in out and "WARNING (--force)" in out
     b = read_bundle(tmp_path / "zoo.lanthorn")
     assert b.labels == LABELS and b.input_spec.channels == CHANNELS
+    assert b.card["quality"]["forced"] and not all(g["ok"] for g in b.card["quality"]["gates"])
 
 
 def test_channel_mismatch_exits_2(work, tmp_path, capsys):

@@ -75,7 +75,7 @@ def test_training_is_deterministic(data, tmp_path):
 def test_macs_count_every_conv_and_dense():
     cfg = nets.ArchConfig(widths=(8, 16, 4), kernels=(5, 3, 3), strides=(2, 2, 1))
     assert cfg.time_steps() == [25, 13, 13]
-    assert cfg.macs() == 8 * 14 * 5 * 25 + 16 * 8 * 3 * 13 + 4 * 16 * 3 * 13 + 4 * 9
+    assert cfg.macs() == 8 * 14 * 5 * 25 + 16 * 8 * 3 * 13 + 4 * 16 * 3 * 13 + 4 * 13 + 4 * 9
 
 
 def test_train_cli_writes_model_summary_and_rejects_bad_input(data, tmp_path, capsys):
