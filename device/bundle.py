@@ -96,19 +96,27 @@ class InputSpec:
     channels: tuple[str, ...] = ()
     rate_hz: float | None = None
     window: int | None = None
+    #: per channel, the factor frames are multiplied by before ``model(x)`` (what training
+    #: did: every channel at a similar magnitude for the one int8 input scale). Empty: none.
+    #: The device loop applies it; ``model(x)`` itself takes the scaled window.
+    scale: tuple[float, ...] = ()
 
     def __post_init__(self):
         self.shape = tuple(int(d) for d in self.shape)
         self.channels = tuple(str(c) for c in self.channels)
+        self.scale = tuple(float(v) for v in self.scale)
 
     def to_json(self) -> dict:
-        return {"shape": list(self.shape), "dtype": self.dtype, "channels": list(self.channels),
-                "rate_hz": self.rate_hz, "window": self.window}
+        d = {"shape": list(self.shape), "dtype": self.dtype, "channels": list(self.channels),
+             "rate_hz": self.rate_hz, "window": self.window}
+        if self.scale:
+            d["scale"] = list(self.scale)
+        return d
 
     @classmethod
     def from_json(cls, d: dict) -> "InputSpec":
         return cls(tuple(d["shape"]), d.get("dtype", "float32"), tuple(d.get("channels", ())),
-                   d.get("rate_hz"), d.get("window"))
+                   d.get("rate_hz"), d.get("window"), tuple(d.get("scale") or ()))
 
     @classmethod
     def coerce(cls, spec) -> "InputSpec":

@@ -515,10 +515,13 @@ def write_recording(path: str | Path, source: str, session: str, frames,
                         f"dataset (the same file imported twice?); nothing written", path)
     label_idx = np.array([header["labels"].index(x) for x in labels], np.int64)
     group = split_group(label_idx, header["labels"])
-    entry = {"split": split or choose_side(header["sessions"], group, key), "label": group,
-             "sha256": digest}
+    if split == "train":   # the training part of a published split: validation comes from it
+        side = choose_side(header["sessions"], group, key, allowed=("train", "val"))
+    else:
+        side = split or choose_side(header["sessions"], group, key)
+    entry = {"split": side, "label": group, "sha256": digest}
     if split is not None:
-        entry["fixed"] = True
+        entry["fixed"] = split
     text = recording_csv(frames, labels, session, header["channels"])
     folder.mkdir(parents=True, exist_ok=True)
     if compress:
@@ -564,32 +567,39 @@ def _key_hash(key: str) -> int:
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big")
 
 
-def _deal(have: dict[str, int], key: str) -> str:
+def _deal(have: dict[str, int], key: str, allowed=SIDES) -> str:
+    have = {side: have[side] for side in allowed}
+    total = sum(SIDE_TARGETS[side] for side in allowed)
     n = sum(have.values()) + 1
-    deficit = {side: SIDE_TARGETS[side] * n - have[side] for side in SIDES}
+    deficit = {side: SIDE_TARGETS[side] / total * n - have[side] for side in allowed}
     order = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
+    order = tuple(side for side in order if side in allowed)
     return max(order, key=lambda side: (round(deficit[side], 9), -order.index(side)))
 
 
-def choose_side(pinned: dict[str, dict], group: str, key: str) -> str:
+def choose_side(pinned: dict[str, dict], group: str, key: str, allowed=SIDES) -> str:
     """The side of a new session of ``group`` (its gesture), decided once from what is pinned.
 
     A gesture's first take trains (every gesture must be learnable). Its second goes where
     the whole dataset is furthest below :data:`SIDE_TARGETS` (70/15/15); from the third on,
     where the gesture's own takes are. Ties: validation or test by the key's hash before
-    training. A side the artist fixed counts like any other. Deterministic: the same pins
-    and key give the same side, and nothing already pinned ever moves."""
+    training. A side the artist fixed counts like any other. ``allowed``: the sides this
+    session may take (``--split train``: training or validation, never test; sessions
+    pinned to test by the artist are then left out of the dealing). Deterministic: the same
+    pins and key give the same side, and nothing already pinned ever moves."""
     mine = {side: 0 for side in SIDES}
     everyone = {side: 0 for side in SIDES}
     for e in pinned.values():
+        if e["split"] not in allowed:
+            continue
         everyone[e["split"]] += 1
         if e.get("label") == group:
             mine[e["split"]] += 1
     if mine["train"] == 0:
         return "train"
     if sum(mine.values()) < 2:
-        return _deal(everyone, key) if sum(everyone.values()) >= 2 else "train"
-    return _deal(mine, key)
+        return _deal(everyone, key, allowed) if sum(everyone.values()) >= 2 else "train"
+    return _deal(mine, key, allowed)
 
 
 def _unpinned_files(path: Path, header: dict) -> bool:

@@ -99,6 +99,10 @@ def model_channel_map(model) -> np.ndarray | None:
                             f"have (it has {', '.join(fr.CHANNELS)})")
     if len(channels) != shape[1]:
         raise ModelMismatch(f"the model names {len(channels)} channels but reads {shape[1]}")
+    if spec.scale and (len(spec.scale) != shape[1]
+                       or not all(math.isfinite(v) and v > 0 for v in spec.scale)):
+        raise ModelMismatch(f"the model's input scale has {len(spec.scale)} factors for "
+                            f"{shape[1]} channels (or a factor that is not positive)")
     if channels == fr.CHANNELS:
         return None
     return np.array([fr.CHANNELS.index(c) for c in channels], np.intp)
@@ -487,7 +491,11 @@ class DeviceLoop:
         self._ring = np.zeros((2 * self.window, fr.N_CHANNELS), np.float32)
         self._ring_count = 0
         self._channel_map = channel_map
-        self._model_in = (np.zeros(spec.shape, np.float32) if channel_map is not None else None)
+        # frames × the scale training used (bundle input spec), into a preallocated window
+        self._in_scale = (np.asarray(spec.scale, np.float32) if spec is not None and spec.scale
+                          else None)
+        self._model_in = (np.zeros(spec.shape, np.float32)
+                          if channel_map is not None or self._in_scale is not None else None)
         labels = tuple(model.labels) if model is not None else ()
         self.labels = labels
         self.probs = np.zeros(len(labels), np.float32)
@@ -681,9 +689,13 @@ class DeviceLoop:
         w = self.window
         start = self._ring_count % w
         view = self._ring[start:start + w]
-        if self._channel_map is None:
+        if self._model_in is None:
             return view
-        np.take(view, self._channel_map, axis=1, out=self._model_in)
+        if self._channel_map is not None:
+            np.take(view, self._channel_map, axis=1, out=self._model_in)
+            view = self._model_in
+        if self._in_scale is not None:
+            np.multiply(view, self._in_scale, out=self._model_in)
         return self._model_in
 
     def _infer_task(self, now: float) -> None:

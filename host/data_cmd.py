@@ -36,9 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="CSV/TSV/space separated file, one frame per line")
     p.add_argument("--split", choices=dsf.SIDES,
-                   help="pin the imported sessions to this side of the held-out split (e.g. "
-                        "--split test to reproduce a published train/test split); default: "
-                        "chosen once by lanthorn and never moved")
+                   help="pin the imported sessions to a side of the held-out split, to "
+                        "reproduce a published train/test split: --split test for its test "
+                        "part, --split train for its training part (validation sessions are "
+                        "then taken from it, never from test); default: chosen once by "
+                        "lanthorn and never moved")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--source", required=True, help="source (declared with 'data add-source')")
     p.add_argument("--label", help="label of every row (otherwise a label column is required)")

@@ -10,7 +10,8 @@ import time
 from pathlib import Path
 
 from lanthorn.device.atomic import atomic_write_bytes
-from lanthorn.quantize.dataspec import TRAINING_KEY, DataSpec, onnx_with_spec, prepare
+from lanthorn.quantize.dataspec import (TRAINING_KEY, DataSpec, onnx_with_spec, prepare,
+                                        scale_windows)
 
 
 
@@ -42,7 +43,10 @@ def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int =
     patience = patience if patience is not None else chosen["patience"]
     cfg = arch or nets.ArchConfig()
     cfg.in_channels, cfg.window, cfg.n_classes = len(s.spec.channels), s.spec.window, len(s.spec.labels)
-    cfg.input_scale = nets.channel_scales(s.train.X) if len(s.train) else ()
+    if not s.spec.input_scale and len(s.train):
+        s.spec.input_scale = nets.channel_scales(s.train.X)
+        for part in (s.train, s.val, s.test):
+            scale_windows(part.X, s.spec.input_scale)
     log(f"data: {len(s.train)} training windows from {len(s.sessions['train'])} sessions, "
         f"{len(s.val)} validation ({len(s.sessions['val'])}), {len(s.test)} test "
         f"({len(s.sessions['test'])}); model: {cfg.macs():,} MACs"
@@ -73,6 +77,7 @@ def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int =
     summary = {"model": out.name, "macs": cfg.macs(), "arch": cfg.to_json(),
                "data_spec": s.spec.to_json(), "seed": seed, "best_epoch": fr.best_epoch,
                "epochs_run": fr.epochs_run, "val_accuracy": fr.best_val_accuracy,
+               "val_loss": fr.best_val_loss,
                "test_accuracy": acc, "confusion": cm.tolist(), "sessions": s.sessions,
                "fit": {"batch": batch, "epochs": epochs, "patience": patience, "lr": lr,
                        "chosen_for_dataset_size": sorted(auto)},

@@ -50,50 +50,79 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     import json
-
-    from lanthorn.host.train import train
-    from lanthorn.quantize.dataspec import DataSpec
-    from lanthorn.quantize.net import ArchConfig
+    import shutil
+    import tempfile
+    from pathlib import Path
 
     from lanthorn.device.dataset import load_dataset
+    from lanthorn.host.train import train
     from lanthorn.quantize import quality
-    from lanthorn.quantize.dataspec import auto_spec, prepare
+    from lanthorn.quantize.dataspec import DataSpec, auto_spec, prepare
+    from lanthorn.quantize.net import ArchConfig
 
     if any(v is not None and v < 1 for v in (args.epochs, args.patience, args.batch)) \
             or not args.lr > 0:
         raise UserError("--epochs, --patience, --batch and --lr must be positive")
-    spec = DataSpec()
-    if args.window is None or args.hop is None:
-        auto, why = auto_spec(load_dataset(args.data), DataSpec())
-        if args.window is None:
-            spec.window = auto.window
-            spec.hop = auto.hop
-            if not args.quiet:
-                print(f"for this dataset: {why}")
-    if args.hop is not None:
-        if args.hop < 1:
-            raise UserError("--hop must be at least 1")
-        spec.hop = args.hop
-    if args.window is not None:
-        if args.window < 8:
-            raise UserError("--window must be at least 8 frames")
-        spec.window = args.window
-        if args.hop is None:
-            spec.hop = max(1, args.window // 16)
-    if args.split_seed is not None:
-        spec.split_seed = args.split_seed
-    splits = prepare(args.data, spec)
-    # refuse before the minutes of training: a class without examples cannot be learnt
-    quality.enforce([g for g in quality.class_gates(splits.spec.labels, splits.train.y, None)],
-                    args.force, what="")
+    if args.hop is not None and args.hop < 1:
+        raise UserError("--hop must be at least 1")
+    if args.window is not None and args.window < 8:
+        raise UserError("--window must be at least 8 frames")
     arch = ArchConfig()
     if args.widths is not None:
         if len(args.widths) != len(arch.widths):
             raise UserError(f"--widths needs {len(arch.widths)} values (one per conv block)")
         arch.widths = args.widths
-    summary = train(args.data, args.out, spec=spec, arch=arch, seed=args.seed,
-                    epochs=args.epochs, patience=args.patience, lr=args.lr, batch=args.batch,
-                    progress=not args.quiet, splits=splits, force=args.force)
+    say = (lambda *a: None) if args.quiet else print
+
+    def spec_for(window: int | None) -> DataSpec:
+        spec = DataSpec()
+        if args.split_seed is not None:
+            spec.split_seed = args.split_seed
+        if window is not None:
+            spec.window, spec.hop = window, max(1, window // 16)
+        if args.hop is not None:
+            spec.hop = args.hop
+        return spec
+
+    windows = [args.window]
+    if args.window is None:
+        windows, why = auto_spec(load_dataset(args.data))
+        say(f"for this dataset: {why}")
+
+    def fit(window, out, quiet_log):
+        splits = prepare(args.data, spec_for(window))
+        # refuse before the minutes of training: a class without examples cannot be learnt
+        quality.enforce(quality.class_gates(splits.spec.labels, splits.train.y, None),
+                        args.force)
+        import copy
+        return train(args.data, out, spec=splits.spec, arch=copy.deepcopy(arch), seed=args.seed,
+                     epochs=args.epochs, patience=args.patience, lr=args.lr, batch=args.batch,
+                     progress=not args.quiet, splits=splits, force=args.force,
+                     log=(lambda *a: None) if quiet_log else print)
+
+    if len(windows) == 1:
+        summary = fit(windows[0], args.out, False)
+    else:
+        # a small validation search: one short model per candidate window, chosen on the
+        # validation sessions only (the test sessions judge the winner, never choose it)
+        with tempfile.TemporaryDirectory() as tmp:
+            tried = []
+            for w in windows:
+                got = fit(w, Path(tmp) / f"w{w}.onnx", True)
+                tried.append((got["val_accuracy"], w, got))
+                say(f"  window {w}: validation accuracy {100 * got['val_accuracy']:.1f}%")
+            best = max(tried, key=lambda t: (t[0], -t[2]["val_loss"], t[1]))
+            say(f"chose window {best[1]} frames (best on the validation sessions)")
+            summary = best[2]
+            summary["window_search"] = {str(w): round(a, 4) for a, w, _ in tried}
+            out = Path(args.out)
+            out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(tmp) / f"w{best[1]}.onnx", out)
+            shutil.copyfile(Path(tmp) / f"w{best[1]}.pt", out.with_suffix(".pt"))
+        print(f"held-out {summary['quality']['held_out']} accuracy "
+              f"{100 * summary['test_accuracy']:.1f}% (window {best[1]}; "
+              f"{'ring rotation' if summary['data_spec']['ring'] else 'no ring declared: no rotation'}"
+              f"); wrote {args.out}")
     if args.summary:
         from lanthorn.device.atomic import atomic_write_bytes
         atomic_write_bytes(args.summary, json.dumps(summary, indent=2).encode())

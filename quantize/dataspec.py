@@ -37,6 +37,12 @@ class DataSpec:
     channels: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     ring: tuple[int, ...] = ()    # indices of the channels the dataset declares as a ring
+    #: per channel, what frames are multiplied by before the model (1/std of the training
+    #: windows, set by ``train``): the int8 input has ONE scale for all channels, so an IMU's
+    #: g and deg/s must arrive at similar magnitudes or the small one is rounded away
+    #: (measured: int8 45 % against float 100 %). Travels in the bundle's input spec; the
+    #: device loop applies it. Empty: frames go in as they are (models before this field).
+    input_scale: tuple[float, ...] = ()
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -73,6 +79,11 @@ def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
     if len(w) == 0:
         raise DataError(f"no session is at least {spec.window} frames long: nothing to train on",
                         data_dir)
+    if spec.input_scale:
+        if len(spec.input_scale) != len(ds.channels):
+            raise DataError(f"the model scales {len(spec.input_scale)} channels, the dataset "
+                            f"has {len(ds.channels)}", data_dir)
+        scale_windows(w.X, spec.input_scale)
     sides = session_sides(ds, spec.split_seed)
     names = np.array([sides[k] for k in w.sessions.tolist()]) if len(w) else np.zeros(0, str)
     parts = {k: w.subset(names == k) for k in SIDES}
@@ -83,31 +94,37 @@ def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
     return Splits(spec, ds, parts["train"], parts["val"], parts["test"], sessions)
 
 
-def auto_spec(ds: Dataset, spec: DataSpec | None = None) -> tuple[DataSpec, str]:
-    """Window and hop chosen from the dataset when the artist gave none: (spec, why).
+def scale_windows(X: np.ndarray, scale) -> np.ndarray:
+    """Windows [N, C, T] multiplied in place by a per-channel ``scale`` (the spec's)."""
+    if scale and len(X):
+        X *= np.asarray(scale, np.float32)[None, :, None]
+    return X
 
-    * Each session one label throughout (one instance per take, as in published
-      motion/gesture archives): the window is half the shortest take, so every take gives
-      several windows and the model sees most of a gesture at once.
+
+def auto_spec(ds: Dataset) -> tuple[list[int], str]:
+    """The window lengths worth trying on this dataset, when the artist gave none: (windows,
+    why). ``lanthorn train`` tries each (a small validation search) when there are several.
+
+    * Each session one label throughout (one instance per take, as in published motion and
+      gesture archives): the whole shortest take, and half of it (several windows a take:
+      more examples, but a gesture told by *when* something happens needs the whole take).
     * Continuous recordings (a visit with many gestures): about 2 s of frames.
-    The hop gives about 16 windows per window length. Both at least 8 / 1 frames."""
-    spec = spec or DataSpec()
+    Windows are at least 8 frames; the hop is window / 16."""
     lengths = [len(r.frames) for r in ds.recordings]
     if not lengths:
-        return spec, "no recordings"
+        return [DEFAULT_WINDOW], "no recordings yet"
     single = all(len(set(r.labels.tolist())) == 1 for r in ds.recordings)
     if single:
-        window = max(8, min(min(lengths) // 2, 256))
-        why = (f"window {window} frames: half the shortest take ({min(lengths)} frames; each "
-               f"take is one labelled instance)")
-    else:
-        window = max(8, int(round(2.0 * ds.rate_hz)))
-        why = f"window {window} frames: 2 s at {ds.rate_hz:g} Hz"
-        short = sum(1 for n in lengths if n < window)
-        if short:
-            why += f" ({short} sessions shorter than that give no windows)"
-    spec.window, spec.hop = window, max(1, window // 16)
-    return spec, why + f", hop {spec.hop}"
+        whole = max(8, min(min(lengths), 256))
+        windows = list(dict.fromkeys([whole, max(8, whole // 2)]))
+        return windows, (f"each take is one labelled instance (shortest {min(lengths)} frames): "
+                         f"trying windows of {' and '.join(map(str, windows))} frames")
+    window = max(8, int(round(2.0 * ds.rate_hz)))
+    why = f"window {window} frames (2 s at {ds.rate_hz:g} Hz)"
+    short = sum(1 for n in lengths if n < window)
+    if short:
+        why += f"; {short} sessions shorter than that give no windows"
+    return [window], why
 
 
 def auto_fit(n_train: int) -> dict:

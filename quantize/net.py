@@ -37,11 +37,6 @@ class ArchConfig:
     strides: tuple[int, ...] = (2, 2, 1)
     dilations: tuple[int, ...] = (1, 1, 2)
     dropout: float = 0.1
-    #: per input channel, a constant the window is multiplied by (1/std of the training
-    #: data: an IMU's g and deg/s, or a 0..1 touch channel, all reach the first layer at a
-    #: similar scale). Folded into the first convolution's weights at export (exact: the
-    #: zero padding stays zero), so the ONNX model reads the dataset's own units.
-    input_scale: tuple[float, ...] = ()
 
     def to_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
@@ -88,8 +83,6 @@ class TemperamentNet(nn.Module):
         self.head = nn.Linear(cin, cfg.n_classes)
 
     def features(self, x):
-        if self.cfg.input_scale:
-            x = x * torch.tensor(self.cfg.input_scale, dtype=x.dtype)[None, :, None]
         for b in self.blocks:
             x = F.relu(b["bn"](b["conv"](x)))
         return F.adaptive_avg_pool1d(x, 1).flatten(1)
@@ -112,11 +105,6 @@ def export_onnx(net: TemperamentNet, softmax: bool = True) -> bytes:
     import onnx
 
     net = copy.deepcopy(net).eval()
-    if net.cfg.input_scale:
-        with torch.no_grad():
-            conv = net.blocks[0]["conv"]
-            conv.weight *= torch.tensor(net.cfg.input_scale, dtype=conv.weight.dtype)[None, :, None]
-        net.cfg.input_scale = ()
     module = _WithSoftmax(net) if softmax else net
     dummy = torch.zeros(1, net.cfg.in_channels, net.cfg.window)
     buf = io.BytesIO()
@@ -225,7 +213,7 @@ def rotate_pads(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def channel_scales(X: np.ndarray) -> tuple[float, ...]:
-    """1/std per channel of training windows [N, C, T] (see ArchConfig.input_scale); a
+    """1/std per channel of training windows [N, C, T] (see DataSpec.input_scale); a
     near-constant channel is not blown up: its std is floored at a tenth of the median."""
     std = X.transpose(1, 0, 2).reshape(X.shape[1], -1).std(axis=1).astype(np.float64)
     floor = max(0.1 * float(np.median(std)), 1e-6)
@@ -238,6 +226,7 @@ class FitResult:
     epochs_run: int
     best_val_accuracy: float
     history: list[dict] = field(default_factory=list)
+    best_val_loss: float = math.inf
 
 
 def predict(net: nn.Module, X: np.ndarray, batch: int = 1024) -> np.ndarray:
@@ -275,7 +264,7 @@ def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = max(1, math.ceil(len(X) / batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
-    best = (-1.0, 0, copy.deepcopy(net.state_dict()))
+    best = (-1.0, 0, copy.deepcopy(net.state_dict()), math.inf)
     result = FitResult(0, 0, 0.0)
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
     for epoch in bar:
@@ -296,17 +285,26 @@ def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float
             opt.step()
             sched.step()
             total += float(loss.detach()) * len(idx)
-        acc = float((predict(net, Xval).argmax(1) == yval).mean()) if len(yval) else 0.0
-        result.history.append({"epoch": epoch + 1, "loss": total / len(X), "val_accuracy": acc})
+        if len(yval):
+            pv = predict(net, Xval)
+            acc = float((pv.argmax(1) == yval).mean())
+            vloss = float(-np.log(np.maximum(pv[np.arange(len(yval)), yval], 1e-12)).mean())
+        else:
+            acc, vloss = 0.0, 0.0
+        result.history.append({"epoch": epoch + 1, "loss": total / len(X), "val_accuracy": acc,
+                               "val_loss": vloss})
         bar.set_postfix(loss=f"{total / len(X):.3f}", val=f"{acc:.3f}")
-        if acc > best[0]:
-            best = (acc, epoch + 1, copy.deepcopy(net.state_dict()))
+        # a small validation set saturates early (4 takes: 100 % after a few epochs), so
+        # equal accuracy is decided by the validation loss (the more confident model)
+        if acc > best[0] or (acc == best[0] and vloss < best[3]):
+            best = (acc, epoch + 1, copy.deepcopy(net.state_dict()), vloss)
         elif epoch + 1 - best[1] >= patience:
             break
     bar.close()
     net.load_state_dict(best[2])
     net.eval()
     result.best_val_accuracy, result.best_epoch = best[0], best[1]
+    result.best_val_loss = best[3]
     result.epochs_run = len(result.history)
     return result
 

@@ -471,8 +471,9 @@ def make_bundle(qdq, data: ModelData, card: dict, provenance: dict):
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     spec = None
     if data.window is not None:
+        scale = tuple(getattr(data.spec, "input_scale", ()) or ())
         spec = InputSpec((data.window, len(data.channels)), channels=data.channels,
-                         rate_hz=data.rate_hz, window=data.window)
+                         rate_hz=data.rate_hz, window=data.window, scale=scale)
     labels = data.labels
     out_dim = [d.dim_value for d in qdq.graph.output[0].type.tensor_type.shape.dim]
     if labels and out_dim and out_dim[-1] != len(labels):

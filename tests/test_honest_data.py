@@ -68,7 +68,7 @@ def test_pinned_side_with_split_flag_and_duplicates_refused(tmp_path, capsys):
     code, _, err = run(capsys, "data", "import", f, "--data", root, "--source", "bob", "--split", "test")
     assert code == 0, err
     assert sides(root) == {"bob/tap": "test"}
-    assert ds.read_manifest(root)[0]["sessions"]["bob/tap"]["fixed"] is True
+    assert ds.read_manifest(root)[0]["sessions"]["bob/tap"]["fixed"] == "test"
     # the same content under another name is still the same recording
     shutil.copy(f, tmp_path / "again.csv")
     code, _, err = run(capsys, "data", "import", tmp_path / "again.csv", "--data", root, "--source", "bob")
