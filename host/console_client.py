@@ -8,8 +8,12 @@ older or newer firmware is described as it really is.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
+import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Callable
@@ -22,18 +26,90 @@ class ConsoleError(UserError):
     """The device answered ERR (the message is the device's reason), or did not answer."""
 
 
+class PortBusy(ConsoleError):
+    """Another program holds the serial port (the message says which, when it is lanthorn)."""
+
+
+class _TextAnswer(Exception):
+    """A text-mode answer arrived while json was expected: the device restarted, or another
+    client (a push, picocom) left it in text mode. The client renegotiates and retries."""
+
+
+#: Where each lanthorn client that holds a port writes who it is, so a second one can say.
+LOCK_DIR = Path(os.environ.get("LANTHORN_PORT_LOCKS", Path(tempfile.gettempdir()) / "lanthorn-ports"))
+
+
+def _lock_info_path(port: str) -> Path:
+    return LOCK_DIR / (os.path.realpath(port).strip("/").replace("/", "_") + ".json")
+
+
+def _holder(port: str) -> str:
+    """Who holds ``port``, in words, from the lock note of a live lanthorn process."""
+    try:
+        info = json.loads(_lock_info_path(port).read_text())
+        pid = int(info["pid"])
+        os.kill(pid, 0)          # still running?
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another program (picocom, screen, a serial monitor?)"
+    return f"{info.get('command', 'lanthorn')} (pid {pid}, since {info.get('since', '?')})"
+
+
 class ConsoleClient:
-    def __init__(self, port: str, baud: int = 115200, timeout: float = 5.0, connect: bool = True):
-        import serial
-        try:
-            self.ser = serial.Serial(port, baud, timeout=0.05, write_timeout=10)
-        except (serial.SerialException, OSError, ValueError) as exc:
-            raise ConsoleError(f"cannot open serial port {port}: {exc}") from None
+    """One lanthorn client on a serial port, held exclusively while it talks.
+
+    The port is opened with an exclusive lock (a second ``push`` or ``console`` on it is
+    refused, naming who holds it), and every answer is checked to be json: a device that
+    restarted (it starts in text mode), or that another client left in text mode, is
+    noticed on the next answer and the mode renegotiated, and the command sent again --
+    the person never sees it. :meth:`release` lets go of the port between commands (the
+    interactive console does, so a ``push`` from another terminal can run meanwhile);
+    the next request takes it back."""
+
+    def __init__(self, port: str, baud: int = 115200, timeout: float = 5.0, connect: bool = True,
+                 holder: str | None = None):
         self.port, self.baud, self.timeout = port, baud, timeout
+        self.holder = holder or "lanthorn " + (Path(sys.argv[0]).name if sys.argv else "")
+        self.ser = None
         self._buf = bytearray()
         self.notices: list[str] = []
         self.connected = False
+        self.reconnects = 0
+        self._open()
         if connect:
+            self.connect()
+
+    # --- the port
+    def _open(self) -> None:
+        import serial
+        try:
+            self.ser = serial.Serial(self.port, self.baud, timeout=0.05, write_timeout=10,
+                                     exclusive=True)
+        except (serial.SerialException, OSError, ValueError) as exc:
+            if "exclusively lock" in str(exc) or getattr(exc, "errno", None) == errno.EBUSY:
+                raise PortBusy(f"serial port {self.port} is in use by {_holder(self.port)}; "
+                               f"close it there first (only one program can talk to the "
+                               f"object at a time)") from None
+            raise ConsoleError(f"cannot open serial port {self.port}: {exc}") from None
+        self._buf.clear()
+        try:
+            LOCK_DIR.mkdir(parents=True, exist_ok=True)
+            _lock_info_path(self.port).write_text(json.dumps({
+                "pid": os.getpid(), "command": self.holder,
+                "since": time.strftime("%H:%M:%S")}))
+        except OSError:
+            pass  # the note is a courtesy; the lock itself is the port's
+
+    @property
+    def is_open(self) -> bool:
+        return self.ser is not None
+
+    def release(self) -> None:
+        """Leave the device in text mode and let go of the port (until the next request)."""
+        self.close()
+
+    def ensure_open(self) -> None:
+        if self.ser is None:
+            self._open()
             self.connect()
 
     # --- lines
@@ -85,17 +161,43 @@ class ConsoleClient:
         raise ConsoleError(f"no answer from a lanthorn console on {self.port} at {self.baud} "
                            "baud (is 'lanthorn run --serial' running there, at this baud rate?)")
 
+    #: Commands that are not sent twice when the device went away mid-way (the person
+    #: decides whether to do it again): they take time or move data.
+    NOT_RETRIED = ("record", "push", "watch")
+
     def request(self, line: str, on_event: Callable[[dict], None] | None = None,
                 timeout: float | None = None) -> dict:
         """Send one command line; return its final answer object ({"ok": ...}). Events that
-        come first (watch, frames, notices) go to ``on_event``."""
+        come first (watch, frames, notices) go to ``on_event``.
+
+        A device found in text mode (restarted, or left so by another client) or silent for
+        ``timeout`` is brought back to json mode and the line sent once more (except
+        record/push/watch, which are reported instead)."""
+        self.ensure_open()
+        retry = line.split()[0].lower() not in self.NOT_RETRIED if line.split() else False
         self.send_line(line)
-        return self.wait_answer(on_event, timeout, expect=_command_of(line), line=line)
+        try:
+            return self.wait_answer(on_event, timeout, expect=_command_of(line), line=line,
+                                    text_is_stale=False)
+        except (_TextAnswer, ConsoleError) as exc:
+            if isinstance(exc, PortBusy):
+                raise
+            self.connected = False
+            self.connect()                      # renegotiate: the device is json again
+            self.reconnects += 1
+            if not retry:
+                raise ConsoleError("the device restarted or was reset by another client while "
+                                   f"running {line.split()[0]!r}; run it again") from None
+            self.send_line(line)
+            return self.wait_answer(on_event, timeout, expect=_command_of(line), line=line)
 
     def wait_answer(self, on_event=None, timeout: float | None = None,
-                    expect: str | None = None, line: str | None = None) -> dict:
+                    expect: str | None = None, line: str | None = None,
+                    text_is_stale: bool = True) -> dict:
         """The next final answer. Late answers to an earlier, timed-out request are skipped:
-        answers tagged with another ``line``, or (untagged) naming another command."""
+        answers tagged with another ``line``, or (untagged) naming another command. With
+        ``text_is_stale`` False, a text-mode answer ("OK ..."/"ERR ...") raises _TextAnswer:
+        the device is not in json mode any more."""
         timeout = self.timeout if timeout is None else timeout
         end = time.monotonic() + timeout
         while True:
@@ -104,6 +206,8 @@ class ConsoleClient:
                 raise ConsoleError(f"the device did not answer within {timeout:g} s")
             obj = _json(got)
             if obj is None:
+                if not text_is_stale and (got.startswith("OK") or got.startswith("ERR")):
+                    raise _TextAnswer(got)
                 continue  # not ours (e.g. a stale text line)
             if "ok" in obj:
                 if line is not None and "line" in obj:
@@ -126,6 +230,8 @@ class ConsoleClient:
     def close(self) -> None:
         """Leave the device as a person expects to find it: in text mode (the next one to
         open the port may be picocom or the Arduino serial monitor)."""
+        if self.ser is None:
+            return
         try:
             if self.connected:
                 self.connected = False
@@ -139,6 +245,13 @@ class ConsoleClient:
         try:
             self.ser.close()
         except Exception:
+            pass
+        self.ser = None
+        try:
+            info = _lock_info_path(self.port)
+            if json.loads(info.read_text()).get("pid") == os.getpid():
+                info.unlink()
+        except (OSError, ValueError):
             pass
 
     def __enter__(self):

@@ -206,7 +206,7 @@ def run(args) -> int:
         return 0
     if not args.port:
         raise UserError("give the serial PORT of the object (e.g. /dev/ttyACM0), or --markdown")
-    with ConsoleClient(args.port, args.baud) as client:
+    with ConsoleClient(args.port, args.baud, holder="lanthorn console") as client:
         for note in client.notices:
             print(f"NOTE {note}")
         commands = client.commands()
@@ -221,6 +221,9 @@ def run(args) -> int:
             _setup_readline(client, commands)
             print(f"connected to {args.port}; 'help' lists commands, Tab completes, 'quit' leaves")
         while True:
+            # between commands the port is free: a 'lanthorn push' or 'record' from another
+            # terminal can use it; the next command takes it back and renegotiates json mode
+            client.release()
             try:
                 line = input("lanthorn> " if interactive else "")
             except EOFError:
@@ -237,6 +240,7 @@ def run(args) -> int:
                 run_line(client, line, commands, interactive=interactive)
             except ConsoleError as exc:
                 print(f"ERR {exc}")
+            sys.stdout.flush()
         if interactive:
             _save_history()
     return 0

@@ -21,7 +21,7 @@ def run(args) -> int:
     if not pp.MIN_CHUNK <= args.chunk <= pp.MAX_CHUNK:
         raise ConsoleError(f"--chunk must be between {pp.MIN_CHUNK} and {pp.MAX_CHUNK}")
     from tqdm import tqdm
-    with ConsoleClient(args.port, args.baud) as client:
+    with ConsoleClient(args.port, args.baud, holder="lanthorn push") as client:
         before = client.call("model info")
         bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="push",
                    disable=args.quiet or None, file=sys.stderr, leave=True)

@@ -40,7 +40,7 @@ def run(args) -> int:
         if args.label not in header["labels"]:
             raise UserError(f"{args.data} has no label {args.label!r} (its labels: "
                             f"{', '.join(header['labels'])}); use another --data folder")
-    with ConsoleClient(args.port, args.baud) as client:
+    with ConsoleClient(args.port, args.baud, holder="lanthorn record") as client:
         print(f"recording {args.label} for {args.seconds:g} s ...", file=sys.stderr)
         rows, done = client.record(args.label, args.seconds,
                                    on_rows=lambda n: print(f"\r{n} frames", end="", file=sys.stderr))
