@@ -312,12 +312,12 @@ class DeviceLoop:
     the loop skip idle time instead of sleeping.
     """
 
-    SENSOR_HZ = 100.0
+    SENSOR_HZ = fr.SAMPLE_HZ
     # The ranger and the light sensor are slow by nature (a VL53L0X measurement takes its
     # ~33 ms timing budget, a BH1750 high-resolution one 120 ms): read them at their own
     # pace and hold the last value in between, instead of asking 100 times a second.
-    DISTANCE_HZ = 30.0
-    LIGHT_HZ = 10.0
+    DISTANCE_HZ = fr.DISTANCE_HZ   # (why slower: see frames.py, shared with data synth)
+    LIGHT_HZ = fr.LIGHT_HZ
     LED_FPS = 60.0
     RETRY_S = 5.0
     MAX_MODEL_ERRORS = 3
@@ -371,8 +371,8 @@ class DeviceLoop:
         self._sample = np.zeros(fr.N_CHANNELS, np.float32)
         self._pad_delta = np.zeros(fr.N_PADS, np.float32)
         self._zero_pads = np.zeros(fr.N_PADS, np.float32)
-        self._acc = np.zeros(fr.N_CHANNELS, np.float64)
-        self._acc_n = 0
+        self._frames = fr.FramePipeline()      # the one way samples become model frames
+        self._frame = np.zeros(fr.N_CHANNELS, np.float32)
         self._last_lux = NEUTRAL_LUX
         self._last_distance: float | None = None
         self.distance_period = 1.0 / self.DISTANCE_HZ
@@ -656,17 +656,14 @@ class DeviceLoop:
                     break
         touch_hold(self._touching, self._pads_now, onset, LightRenderer.RELEASE_LEVEL,
                    self._touch_scratch)
-        self._acc += s
-        self._acc_n += 1
+        self._frames.add(s)
         if now + 1e-9 < self._next_model_frame:
             return False
         self._next_model_frame += self.frame_period
         if self._next_model_frame < now:  # fell far behind: resynchronise, do not burst
             self._next_model_frame = now + self.frame_period
-        self._acc *= 1.0 / max(self._acc_n, 1)
+        self._frames.take_into(self._frame)
         self._push_frame(now)
-        self._acc.fill(0.0)
-        self._acc_n = 0
         return True
 
     def _push_frame(self, now: float) -> None:
@@ -675,9 +672,9 @@ class DeviceLoop:
         if self._ring_count == 0:
             # the first window is the first frame repeated: the model never sees a made-up
             # jump from zeros (darkness, nobody) at start-up or after a model swap
-            self._ring[:] = self._acc
-        np.copyto(self._ring[i], self._acc, casting="unsafe")
-        np.copyto(self._ring[i + w], self._acc, casting="unsafe")
+            self._ring[:] = self._frame
+        np.copyto(self._ring[i], self._frame)
+        np.copyto(self._ring[i + w], self._frame)
         self._ring_count += 1
         with self._lock:
             j = self._hist_n % self._hist.shape[0]

@@ -15,7 +15,8 @@ import numpy as np
 from lanthorn.device import dataset as dsf
 from lanthorn.device.dataset import DataError, Source, is_number
 from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
-                                    LABELS, N_PADS, RAW_RANGES, encode_into)
+                                    LABELS, N_PADS, RAW_RANGES, SAMPLE_HZ, encode_into,
+                                    frames_from_samples)
 
 SYNTH_SOURCE = "synthetic"
 
@@ -210,13 +211,22 @@ def add_label_cmd(args) -> int:
 # ----------------------------------------------------------------------------- synth
 
 def encode_trace(tr) -> np.ndarray:
-    """Simulator readings → frames [T, C] through the one encoder the device uses."""
+    """Simulator readings → one frame per reading [T, C] through the device's encoder
+    (for a trace already at the frame rate; synthetic datasets use :func:`trace_frames`)."""
     delta = tr.delta()
     out = np.empty((len(tr), len(CHANNELS)), np.float32)
     for i in range(len(tr)):
         d = float(tr.distance_mm[i])
         encode_into(out[i], delta[i], None if math.isnan(d) else d, float(tr.lux[i]))
     return out
+
+
+def trace_frames(tr, frame_hz: float = DEFAULT_RATE_HZ) -> tuple[np.ndarray, list[str]]:
+    """A simulator trace read at the device's sample rate → (frames, labels) made exactly as
+    the device loop makes them (:func:`lanthorn.device.frames.frames_from_samples`); each
+    frame is labelled with what the visitor did at its last sample."""
+    frames, ends = frames_from_samples(tr.delta(), tr.distance_mm, tr.lux, tr.rate_hz, frame_hz)
+    return frames, [tr.labels[i] for i in ends]
 
 
 def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float = 60.0,
@@ -254,11 +264,14 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
     paths = []
     seeds = np.random.SeedSequence(seed).generate_state(n)
     for i in range(n):
-        tr = session(seed=int(seeds[i]), duration_s=session_seconds, rate_hz=DEFAULT_RATE_HZ)
-        paths.append(dsf.write_recording(root, source, f"s{seed}-{i:03d}", encode_trace(tr),
-                                         list(tr.labels), rate_hz=tr.rate_hz, compress=compress))
-    log(f"wrote {n} synthetic sessions ({n * session_seconds / 60:.1f} min at "
-        f"{DEFAULT_RATE_HZ:g} Hz) to {root}")
+        # read at the device's 100 Hz and averaged into 25 Hz frames, as the device does
+        tr = session(seed=int(seeds[i]), duration_s=session_seconds, rate_hz=SAMPLE_HZ)
+        frames, labels = trace_frames(tr)
+        paths.append(dsf.write_recording(root, source, f"s{seed}-{i:03d}", frames, labels,
+                                         rate_hz=DEFAULT_RATE_HZ, compress=compress))
+    log(f"wrote {n} synthetic sessions ({n * session_seconds / 60:.1f} min of {DEFAULT_RATE_HZ:g} Hz "
+        f"frames, each the mean of {SAMPLE_HZ / DEFAULT_RATE_HZ:g} sensor reads as on the "
+        f"device) to {root}")
     return paths
 
 
