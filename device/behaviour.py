@@ -142,6 +142,60 @@ def temperament_for(card: dict | None, base: Temperament = DEFAULT_TEMPERAMENT) 
                        touch), warnings
 
 
+def with_gesture_moods(base: Temperament, moods: dict | None) -> Temperament:
+    """``base`` with the artist's ``gesture_moods`` parameter on top: each gesture named
+    there evokes exactly the moods given (a taught gesture gets a feeling; a known one can
+    be given another). Moods the piece does not have are skipped (the parameter table
+    already refuses them)."""
+    if not moods:
+        return base
+    table = dict(base.gesture_moods)
+    for label, row in moods.items():
+        table[str(label)] = {m: float(w) for m, w in row.items() if m in base.moods}
+    return Temperament(base.moods, table, dict(base.styles), base.resting, base.agitated,
+                       base.touch_gestures)
+
+
+FLIP_GAP_S = 0.5   # another gesture this soon after the last one ended ...
+FLIP_HOLD_S = 0.5  # ... when the last one held less than this: the model changed its mind
+
+
+def flicker(log, seconds: float, background: str = "nobody") -> dict:
+    """Flicker figures from ``[(t, recognised or None), ...]`` (every change, in order).
+
+    A *flip* is a recognised gesture giving way, after holding less than
+    :data:`FLIP_HOLD_S`, to a different gesture (not the background, not "unsure") within
+    :data:`FLIP_GAP_S`: the model changing its mind (tap ↔ double tap seven times in
+    0.8 s), not a visitor going on to something new. ``holds`` says how long each
+    recognised gesture stayed recognised."""
+    runs = []                                  # (label, start, end)
+    for i, (t, label) in enumerate(log):
+        end = log[i + 1][0] if i + 1 < len(log) else seconds
+        if label is not None:
+            runs.append((label, t, end))
+    flips = 0
+    last = None                                # (label, start, end) of the last gesture run
+    for label, start, end in runs:
+        if label == background:
+            continue
+        if (last is not None and label != last[0] and start - last[2] <= FLIP_GAP_S
+                and last[2] - last[1] < FLIP_HOLD_S):
+            flips += 1
+        last = (label, start, end)
+    holds: dict[str, list[float]] = {}
+    for label, start, end in runs:
+        holds.setdefault(label, []).append(end - start)
+    per = {lab: {"n": len(v), "median_s": round(float(np.median(v)), 3),
+                 "min_s": round(float(min(v)), 3), "total_s": round(float(sum(v)), 3)}
+           for lab, v in sorted(holds.items())}
+    every = [d for v in holds.values() for d in v]
+    return {"changes": len(log), "changes_per_s": round(len(log) / seconds, 3) if seconds else None,
+            "flips": flips, "flips_per_s": round(flips / seconds, 3) if seconds else None,
+            "holds": per,
+            "hold_s_median": round(float(np.median(every)), 3) if every else None,
+            "holds_under_0_5_s": sum(1 for d in every if d < 0.5)}
+
+
 def hsv_to_rgb(h_deg: float, s: float, v: float) -> np.ndarray:
     """One colour as float32 RGB 0..255 (used when palettes change, not per frame)."""
     h = (h_deg % 360.0) / 60.0
@@ -193,6 +247,7 @@ class MoodEngine:
     AROUSAL_GAIN = 0.8
     RELEASE_MARGIN = 0.2  # a recognised gesture ends below confidence - this
     TOUCH_GAP_S = 0.6  # touch gestures closer than this are one touch for arousal
+    MAX_SMOOTHING = 25  # the most outputs temporal voting may average (1 s at 25 Hz)
 
     def __init__(self, labels: tuple[str, ...], temperament: Temperament = DEFAULT_TEMPERAMENT):
         self.temperament = temperament
@@ -209,6 +264,7 @@ class MoodEngine:
         self.gesture_p = 0.0
         self.last_t: float | None = None
         self.mood_since = 0.0
+        self.changes = 0                 # how often the recognised gesture changed (flicker)
 
     def set_labels(self, labels: tuple[str, ...]) -> None:
         """A new model may have other labels: rebuild the label → mood weight table."""
@@ -224,6 +280,12 @@ class MoodEngine:
         self._gate = np.zeros(n, bool)
         self._gated = np.zeros(n, np.float64)
         self._evidence = np.zeros(len(self.moods), np.float64)
+        # temporal voting: the last MAX_SMOOTHING probability vectors, newest last
+        self._recent = np.zeros((self.MAX_SMOOTHING, n), np.float32)
+        self._seen = 0
+        self._smooth = np.zeros(n, np.float32)
+        self._pending: str | None = None
+        self._pending_since = 0.0
         self.gesture = None
 
     @property
@@ -237,15 +299,30 @@ class MoodEngine:
         return out
 
     def observe(self, probs: np.ndarray, t: float, confidence: float = 0.6,
-                mood_decay_s: float = 20.0, hysteresis: float = 0.15) -> GestureEvent | None:
+                mood_decay_s: float = 20.0, hysteresis: float = 0.15, smoothing: int = 1,
+                hold_s: float = 0.0) -> GestureEvent | None:
         """Update with one probability vector at time ``t``; returns a GestureEvent on the
-        onset of a newly recognised gesture (else None)."""
+        onset of a newly recognised gesture (else None).
+
+        ``smoothing``: the last this-many vectors are averaged first (temporal voting);
+        ``hold_s``: a different recognition must persist this long before it replaces the
+        current one. Both steady a model that flips between look-alikes (tap / double tap)
+        on successive windows; both are parameters (``gesture_smoothing``,
+        ``gesture_hold_s``)."""
         dt = 0.0 if self.last_t is None else min(max(t - self.last_t, 0.0), 1.0)
         self.last_t = t
         n = len(self.labels)
         event = None
         if n and probs.shape[0] >= n:
-            p = probs[:n]
+            k = min(max(int(smoothing), 1), self.MAX_SMOOTHING)
+            recent = self._recent
+            recent[:-1] = recent[1:]
+            recent[-1] = probs[:n]
+            if self._seen == 0:
+                recent[:] = probs[:n]          # no made-up history of zeros at the start
+            self._seen += 1
+            np.mean(recent[-k:], axis=0, out=self._smooth)
+            p = self._smooth
             np.greater_equal(p, confidence, out=self._gate)
             np.multiply(p, self._gate, out=self._gated)
             best = int(p.argmax())
@@ -256,8 +333,19 @@ class MoodEngine:
                 held = self.labels.index(self.gesture)
                 if best == held and p[held] >= confidence - self.RELEASE_MARGIN:
                     recognised = self.gesture
+            if recognised != self.gesture and hold_s > 0.0:
+                # debounce: the new reading must hold for hold_s before it is believed
+                if recognised != self._pending:
+                    self._pending, self._pending_since = recognised, t
+                if t - self._pending_since < hold_s:
+                    recognised = self.gesture
+                    if recognised is not None:
+                        best = self.labels.index(recognised)
+            else:
+                self._pending = recognised
             touching = recognised is not None and bool(self._touch_mask[best])
             if recognised != self.gesture:
+                self.changes += 1
                 self.gesture = recognised
                 if recognised is not None and recognised != "nobody":
                     event = GestureEvent(t, recognised, float(p[best]))

@@ -39,6 +39,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="a .lanthorn bundle to run instead of the shipped default model")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="a parameter for this run, as on the console (repeatable), e.g. "
+                             "--set gesture_smoothing=1 --set gesture_hold_s=0 to see the "
+                             "flicker without smoothing")
     parser.add_argument("--fps", type=float, default=12.5,
                         help="GIF frames per second (default 12.5)")
     parser.add_argument("--window", action="store_true",
@@ -101,7 +105,18 @@ def run(args) -> int:
         except UserError:
             body.close()
             raise
-    loop = DeviceLoop(body, params=ParamStore(), model=model, clock=body.clock,
+    params = ParamStore()
+    for item in args.set:
+        name, eq, value = item.partition("=")
+        if not eq:
+            body.close()
+            raise UserError(f"--set takes NAME=VALUE, not {item!r}")
+        try:
+            params.set_text(name.strip(), value)
+        except UserError:
+            body.close()
+            raise
+    loop = DeviceLoop(body, params=params, model=model, clock=body.clock,
                       charge_compute=True, minute_of_day=lambda: 12 * 60, seed=args.seed)
     if model is None:
         print(f"note: {model_note}")
@@ -205,6 +220,7 @@ def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
 
 
 def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
+    from lanthorn.device.behaviour import flicker
     s = loop.summary()
     timeline = [e.to_json() for e in loop.timeline]
     recognised = [{"t": e["t"], "label": e["text"], "p": e.get("p")}
@@ -222,6 +238,10 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
         "recognised": recognised,
         "visitor": matched,
         "visitor_gestures_recognised": f"{sum(m['recognised'] for m in matched)}/{len(matched)}",
+        "flicker": dict(flicker(list(loop.gesture_log), s["seconds"],
+                                (loop.labels or ("nobody",))[0]),
+                        smoothing={k: loop.params.get(k) for k in ("gesture_smoothing",
+                                                                  "gesture_hold_s")}),
         "moods": [{"t": e["t"], "mood": e["text"]} for e in timeline if e["kind"] == "mood"],
         "phrases": [{"t": e["t"], "text": e["text"]} for e in timeline if e["kind"] == "phrase"],
         "frame_ms": frame,
@@ -276,6 +296,12 @@ def print_report(s: dict) -> None:
     verdict = "within" if s["frame_p99_within_budget"] else "OVER"
     print(f"recognised gestures: {', '.join(s['recognised_gestures']) or 'none'} "
           f"(visitor's gestures recognised: {s['visitor_gestures_recognised']})")
+    fl = s["flicker"]
+    print(f"flicker: {fl['flips']} flips between gestures ({fl['flips_per_s']}/s), "
+          f"{fl['changes']} changes of the recognised gesture, median hold "
+          f"{fl['hold_s_median']} s, {fl['holds_under_0_5_s']} holds under 0.5 s "
+          f"(gesture_smoothing {fl['smoothing']['gesture_smoothing']}, gesture_hold_s "
+          f"{fl['smoothing']['gesture_hold_s']})")
     cpu, smp = s["frame_cpu_ms"], s["sample_ms"]
     print(f"frame time: p50 {_fmt(f, 'p50')} ms, p99 {_fmt(f, 'p99')} ms ({verdict} the "
           f"{s['frame_budget_ms']:.1f} ms budget of 60 fps), {s['frames']} frames at {s['fps']} fps")

@@ -47,7 +47,7 @@ import numpy as np
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import (DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank,
                                        Temperament, light_level, quiet_now, render_oled,
-                                       temperament_for, touch_hold)
+                                       temperament_for, touch_hold, with_gesture_moods)
 from lanthorn.device.params import ParamStore
 from lanthorn.errors import UserError
 from lanthorn.hardware.interfaces import PartError
@@ -352,6 +352,8 @@ class DeviceLoop:
         self._stop = threading.Event()
         self._lock = threading.Lock()  # guards what the console thread reads
         self.timeline: collections.deque[TimelineEntry] = collections.deque(maxlen=2000)
+        #: (t, recognised gesture or None) at every change: the flicker figures
+        self.gesture_log: collections.deque[tuple] = collections.deque(maxlen=5000)
 
         # parts and their health
         self.health: dict[str, str] = {}
@@ -503,7 +505,9 @@ class DeviceLoop:
         temperament, warnings = temperament_for(getattr(model, "card", None), self.temperament)
         for w in warnings:
             self._message(w)
-        self.mood.temperament = temperament
+        self._card_temperament = temperament
+        self._moods_applied = self.params.get("gesture_moods")
+        self.mood.temperament = with_gesture_moods(temperament, self._moods_applied)
         self.mood.set_labels(labels)
         n_hist = int(self.HISTORY_S * self.frame_rate)
         with self._lock:
@@ -715,8 +719,12 @@ class DeviceLoop:
         np.copyto(self.probs, np.asarray(out).reshape(-1)[:self.probs.shape[0]], casting="unsafe")
         p = self._p
         before = self.mood.mood_index
+        was = self.mood.gesture
         event = self.mood.observe(self.probs, now - self.t_start, p["confidence"],
-                                  p["mood_decay_s"], p["hysteresis"])
+                                  p["mood_decay_s"], p["hysteresis"], p["gesture_smoothing"],
+                                  p["gesture_hold_s"])
+        if self.mood.gesture != was:
+            self.gesture_log.append((now - self.t_start, self.mood.gesture))
         if event is not None:
             self._timeline("gesture", event.label, event.p)
         if self.mood.mood_index != before:
@@ -758,6 +766,11 @@ class DeviceLoop:
         if changed:
             self._p_version = self.params.version
             self._p = self.params.snapshot()
+            if self._p["gesture_moods"] != self._moods_applied:   # an artist taught a feeling
+                self._moods_applied = self._p["gesture_moods"]
+                self.mood.temperament = with_gesture_moods(self._card_temperament,
+                                                           self._moods_applied)
+                self.mood.set_labels(self.labels)
         if now >= self._next_quiet_check:
             self._next_quiet_check = now + 1.0
             quiet = quiet_now(self._p["quiet_hours"], self.minute_of_day())

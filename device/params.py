@@ -55,7 +55,7 @@ class Param:
     """One knob: its type decides how console text is parsed and how values are checked.
 
     ``type`` is one of: int, float, bool, choice, text, phrases (a list of short strings),
-    timerange ("HH:MM-HH:MM" or "off").
+    timerange ("HH:MM-HH:MM" or "off"), moods (what gestures evoke: label → mood → weight).
     """
 
     name: str
@@ -81,6 +81,10 @@ class Param:
         if self.type == "phrases":
             return (f"up to {_MAX_PHRASES} phrases of at most {_MAX_PHRASE_CHARS} characters, "
                     'separated by "|" (or a JSON list)')
+        if self.type == "moods":
+            return ('GESTURE=MOOD[:WEIGHT][,MOOD[:WEIGHT]]; ... (weights 0..1, moods: '
+                    + ", ".join(MOODS) + '), e.g. "wave=delighted; knock=shy:0.7,curious:0.3"; '
+                    'a JSON object works too; "" = none')
         return "any text"
 
     def parse(self, text: str) -> Any:
@@ -111,6 +115,8 @@ class Param:
                 value = False
             else:
                 raise self._bad(text)
+        elif self.type == "moods":
+            value = parse_moods(text, self.name)
         elif self.type == "phrases":
             if text.startswith("["):
                 try:
@@ -166,6 +172,8 @@ class Param:
             why = text_problem(value)
             if why:
                 raise ParamError(f"{self.name}: {ascii(value)} {why}")
+        elif t == "moods":
+            value = check_moods(value, self.name)
         if t in ("int", "float") and not (self.min <= value <= self.max):
             raise self._bad(value)
         return value
@@ -176,6 +184,8 @@ class Param:
             return "on" if value else "off"
         if self.type == "phrases":
             return "|".join(value)
+        if self.type == "moods":
+            return format_moods(value)
         if self.type == "float":
             return _fmt_num(value)
         return str(value)
@@ -194,6 +204,65 @@ class Param:
         shown = ascii(got) if isinstance(got, str) and text_problem(got) else \
             got if isinstance(got, str) else json.dumps(got, default=repr)
         return ParamError(f"{self.name} must be {self.range_text()}, got {shown}")
+
+
+_GESTURE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
+_MAX_MOOD_GESTURES = 32
+
+
+def check_moods(value: Any, name: str = "gesture_moods") -> dict:
+    """{gesture: {mood: weight 0..1}} checked (moods from :data:`MOODS`), or ParamError."""
+    if not isinstance(value, dict) or len(value) > _MAX_MOOD_GESTURES:
+        raise ParamError(f"{name} must map up to {_MAX_MOOD_GESTURES} gestures to moods")
+    out = {}
+    for gesture, moods in value.items():
+        if not isinstance(gesture, str) or not _GESTURE_NAME.match(gesture):
+            raise ParamError(f"{name}: {gesture!r} is not a gesture name (letters, digits, _ -)")
+        if not isinstance(moods, dict) or not moods:
+            raise ParamError(f"{name}: {gesture} must evoke at least one mood")
+        good = {}
+        for mood, w in moods.items():
+            if mood not in MOODS:
+                raise ParamError(f"{name}: {gesture} evokes unknown mood {mood!r} (moods: "
+                                 f"{', '.join(MOODS)})")
+            if isinstance(w, bool) or not isinstance(w, (int, float)) or not 0.0 <= w <= 1.0:
+                raise ParamError(f"{name}: the weight of {mood} for {gesture} must be 0..1, "
+                                 f"got {w!r}")
+            good[mood] = float(w)
+        out[gesture] = good
+    return out
+
+
+def parse_moods(text: str, name: str = "gesture_moods") -> dict:
+    """``wave=delighted; knock=shy:0.7,curious:0.3`` (or a JSON object) → checked dict."""
+    text = text.strip()
+    if text.startswith("{"):
+        try:
+            return check_moods(json.loads(text), name)
+        except json.JSONDecodeError as exc:
+            raise ParamError(f"{name}: the JSON object is malformed ({exc.msg})") from None
+    out: dict = {}
+    for item in filter(None, (t.strip() for t in text.split(";"))):
+        gesture, eq, rest = item.partition("=")
+        if not eq or not rest.strip():
+            raise ParamError(f"{name}: {item!r} must be GESTURE=MOOD[:WEIGHT],... "
+                             f"e.g. wave=delighted")
+        moods = {}
+        for part in filter(None, (t.strip() for t in rest.split(","))):
+            mood, _, w = part.partition(":")
+            try:
+                moods[mood.strip()] = float(w) if w.strip() else 1.0
+            except ValueError:
+                raise ParamError(f"{name}: weight {w!r} of {mood.strip()} is not a number") from None
+        out[gesture.strip()] = moods
+    return check_moods(out, name)
+
+
+def format_moods(value: dict) -> str:
+    """The console text of a moods value (``parse_moods`` reads it back to the same)."""
+    return "; ".join(f"{g}=" + ",".join(m if w == 1.0 else f"{m}:{_fmt_num(w)}"
+                                        for m, w in moods.items())
+                     for g, moods in value.items())
 
 
 def _fmt_num(x: float | None) -> str:
@@ -241,6 +310,19 @@ PARAMS: tuple[Param, ...] = (
           choices=IDLE_ANIMATIONS),
     Param("display_contrast", "int", 160, "OLED contrast", "", 0, 255),
     Param("display_enabled", "bool", True, "show phrases on the OLED"),
+    *(_TEACHING_PARAMS := (
+        # --- teaching gestures and steadier recognition (issue 11) ---
+        Param("gesture_moods", "moods", {},
+              "what each gesture evokes, added to (or replacing) the piece's own table and "
+              "the model card's: how a newly taught gesture feels, e.g. wave=delighted"),
+        Param("gesture_smoothing", "int", 5,
+              "model outputs averaged before a gesture is recognised (temporal voting; 1 = "
+              "none): fewer flips between look-alike gestures, a little more delay",
+              "frames", 1, 25),
+        Param("gesture_hold_s", "float", 0.2,
+              "how long another gesture must lead before the recognised one changes "
+              "(0 = at once)", "s", 0.0, 2.0),
+    )),
 )
 
 
@@ -364,6 +446,8 @@ class ParamStore:
 
 
 def _copy(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _copy(v) for k, v in value.items()}
     return list(value) if isinstance(value, list) else value
 
 

@@ -380,3 +380,45 @@ def test_a_models_card_maps_its_own_gestures_to_moods():
     assert m.mood == "delighted"
     assert bh.temperament_for({"name": "x"}) == (bh.DEFAULT_TEMPERAMENT, [])
     assert bh.temperament_for({"temperament": 3})[1]
+
+
+def test_temporal_voting_and_hold_stop_look_alike_flips():
+    """A model that alternates tap / double tap on successive windows (what the demo saw):
+    without smoothing every window is a new gesture; with the default voting and hold the
+    recognised gesture stays put."""
+    import numpy as np
+    from lanthorn.device.behaviour import MoodEngine, flicker
+    from lanthorn.device.frames import LABELS
+    tap, dt = LABELS.index("tap"), LABELS.index("double_tap")
+
+    def run(smoothing, hold_s):
+        eng = MoodEngine(LABELS)
+        log = []
+        for i in range(40):                      # 1.6 s at 25 Hz
+            p = np.full(len(LABELS), 0.01, np.float32)
+            p[tap if i % 2 else dt] = 0.7
+            p[dt if i % 2 else tap] = 0.22
+            was = eng.gesture
+            eng.observe(p, i / 25, smoothing=smoothing, hold_s=hold_s)
+            if eng.gesture != was:
+                log.append((i / 25, eng.gesture))
+        return flicker(log, 1.6)
+
+    raw, smooth = run(1, 0.0), run(5, 0.2)
+    assert raw["flips"] >= 30
+    assert smooth["flips"] == 0 and smooth["changes"] <= 1
+
+
+def test_gesture_moods_parameter_gives_a_taught_gesture_a_feeling():
+    import numpy as np
+    from lanthorn.device.behaviour import DEFAULT_TEMPERAMENT, MoodEngine, with_gesture_moods
+    labels = ("nobody", "tap", "wave")
+    eng = MoodEngine(labels, with_gesture_moods(DEFAULT_TEMPERAMENT, {"wave": {"shy": 1.0}}))
+    p = np.array([0.05, 0.05, 0.9], np.float32)
+    for i in range(100):
+        eng.observe(p, i / 25)
+    assert eng.gesture == "wave" and eng.mood == "shy"
+    plain = MoodEngine(labels)
+    for i in range(100):
+        plain.observe(p, i / 25)
+    assert plain.mood == "calm"                 # untaught: a new class drives no mood
