@@ -40,6 +40,11 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sim", action="store_true",
                         help="run on the simulated body (a scripted visitor) instead of hardware")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
+    parser.add_argument("--sim-gestures", metavar="G,G", default=None,
+                        help="with --sim: the simulated visitor stays at the object and "
+                             "performs only these gestures, over and over (e.g. 'wave', which "
+                             "the default piece does not know: to try out teaching it with "
+                             "'lanthorn record')")
     parser.add_argument("--serial", metavar="PORT",
                         help="serve the console on this serial port (e.g. /dev/ttyGS0, /dev/ttyAMA0)")
     parser.add_argument("--baud", type=int, default=115200, help="console baud rate (default 115200)")
@@ -68,7 +73,12 @@ def open_piece(args):
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     storage = DataDir(data_dir)
     sim = args.sim or profile.is_sim
-    body = open_body(profile, sim=True, seed=args.seed, realtime=True) if sim else open_body(profile)
+    gestures = getattr(args, "sim_gestures", None)
+    if gestures and not sim:
+        raise UserError("--sim-gestures needs --sim (a real visitor does what they like)")
+    gestures = [g.strip() for g in gestures.split(",") if g.strip()] if gestures else None
+    body = (open_body(profile, sim=True, seed=args.seed, realtime=True, gestures=gestures)
+            if sim else open_body(profile))
     return profile, body, storage
 
 

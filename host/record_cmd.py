@@ -39,12 +39,17 @@ def run(args) -> int:
         header, _, _ = dataset.read_manifest(args.data)
         if args.label not in header["labels"]:
             raise UserError(f"{args.data} has no label {args.label!r} (its labels: "
-                            f"{', '.join(header['labels'])}); use another --data folder")
+                            f"{', '.join(header['labels'])}); to teach a new gesture, add it "
+                            f"first: lanthorn data add-label {args.data} {args.label}")
+    tty = sys.stderr.isatty()
     with ConsoleClient(args.port, args.baud, holder="lanthorn record") as client:
-        print(f"recording {args.label} for {args.seconds:g} s ...", file=sys.stderr)
-        rows, done = client.record(args.label, args.seconds,
-                                   on_rows=lambda n: print(f"\r{n} frames", end="", file=sys.stderr))
-        print(file=sys.stderr)
+        print(f"recording {args.label} for {args.seconds:g} s ...", file=sys.stderr, flush=True)
+        # a live counter on a terminal; in a log (not a TTY) no carriage returns, one line
+        rows, done = client.record(args.label, args.seconds, on_rows=(
+            (lambda n: print(f"\r{n} frames", end="", file=sys.stderr, flush=True)) if tty
+            else None))
+        if tty:
+            print(file=sys.stderr)
     rate, channels = float(done["rate_hz"]), done["channels"]
     if not manifest.exists():
         labels = list(LABELS) + ([args.label] if args.label not in LABELS else [])
@@ -58,12 +63,24 @@ def run(args) -> int:
             args.source, author=args.author, consent=args.consent, licence=args.licence,
             date=time.strftime("%Y-%m-%d"), device=f"lanthorn console on {args.port}",
             rate_hz=rate))
+    else:
+        # provenance given for an existing source is recorded, not silently dropped
+        src = sources[args.source]
+        given = {k: v for k, v in (("author", args.author), ("consent", args.consent),
+                                   ("licence", args.licence)) if v and getattr(src, k) != v}
+        if given:
+            for k, v in given.items():
+                setattr(src, k, v)
+            dataset.add_source(args.data, src, replace=True)
+            print(f"updated {', '.join(given)} of source {args.source!r}", file=sys.stderr)
     path = dataset.write_recording(args.data, args.source, session, rows, args.label, rate_hz=rate)
+    if not tty:
+        print(f"{len(rows)} frames", file=sys.stderr)
     kept = (f"also kept on the device as {done['path']}" if done.get("path")
             else "not kept on the device")
     print(f"wrote {len(rows)} frames ({len(rows) / rate:.1f} s at {rate:g} Hz) of {args.label} "
           f"to {path} ({kept})")
-    if not args.consent and args.source not in sources:
+    if not args.consent and not sources.get(args.source, dataset.Source("x")).consent:
         print("note: no consent recorded for this source; add it with 'lanthorn data add-source "
               f"{args.data} {args.source} --consent ... --replace'", file=sys.stderr)
     return 0

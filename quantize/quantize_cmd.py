@@ -53,6 +53,11 @@ def add_arguments(parser):
     parser.add_argument("--report", metavar="DIR", help="write report.md, report.json and plots")
     parser.add_argument("--name", help="model name for the model card (default: from --out)")
     add_signing_arguments(parser)
+    parser.add_argument("--mood", action="append", default=[], metavar="GESTURE=MOOD[:W],...",
+                        help="what a gesture evokes, written into the model card (repeatable), "
+                             "e.g. --mood wave=delighted: a newly taught gesture drives the "
+                             "piece's mood wherever the bundle goes (the console's "
+                             "gesture_moods parameter can still change it live)")
     parser.add_argument("--force", action="store_true",
                         help="score and write even when a quality gate fails (held-out sessions "
                              "the model trained on, accuracy near chance, an int8 drop beyond "
@@ -82,12 +87,19 @@ def run(args) -> int:
         raise UserError("--epochs must be 0 or more")
     if args.calibration_windows is not None and args.calibration_windows < 1:
         raise UserError("--calibration-windows must be at least 1")
+    moods = {}
+    if args.mood:
+        from lanthorn.device.params import ParamError, parse_moods
+        try:
+            moods = parse_moods("; ".join(args.mood), "--mood")
+        except ParamError as exc:
+            raise UserError(str(exc)) from None
     result = quantize_model(args.model, args.data, args.out, calibration=args.calibration,
                    prune_channels=args.prune_channels, prune_sparsity=args.prune_sparsity,
                    checkpoint=ckpt, report_dir=args.report,
                    bias_correction=not args.no_bias_correction,
                    n_calib=args.calibration_windows, name=args.name,
                    finetune_epochs=args.epochs, sweep=args.sweep, signing_key=key,
-                   force=args.force, enforce=True)
+                   force=args.force, enforce=True, gesture_moods=moods)
     print(f"{args.out}{signed_note(result.bundle)[1:]}")
     return 0

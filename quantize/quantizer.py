@@ -502,7 +502,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                    n_calib: int | None = None, name: str | None = None,
                    finetune_epochs: int = 20, seed: int = 0, sweep=(),
                    log=print, signing_key=None, force: bool = False,
-                   enforce: bool = False) -> QuantizeResult:
+                   enforce: bool = False, gesture_moods: dict | None = None) -> QuantizeResult:
     """Quantize (and optionally prune) a float ONNX model into a ``.lanthorn`` bundle.
 
     ``data_dir``: the dataset folder (or an .npz of inputs) for calibration and held-out
@@ -587,6 +587,8 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     if not any(e.extra.get("written") for e in evaluations):
         evaluations[0].extra["written"] = True
     final = next(e for e in evaluations if e.extra.get("written"))
+    if gesture_moods:   # what the artist says the model's gestures evoke (behaviour.temperament_for)
+        bundle.card["temperament"] = {"gesture_moods": gesture_moods}
     checks = quality_gates(final, data, calibration)
     bundle.card["quality"] = {"training": training or None,
                               "gates": [g.to_json() for g in checks],

@@ -31,6 +31,10 @@ GESTURES: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_
                              "stroke_ccw", "hold", "palm", "leave")
 #: Gestures made with the hand on the ring (the visitor must be standing at the object).
 TOUCH_GESTURES: tuple[str, ...] = ("tap", "double_tap", "stroke_cw", "stroke_ccw", "hold", "palm")
+#: Gestures the simulator can perform that the default piece does not know: for trying out
+#: teaching a new gesture (``lanthorn run --sim --sim-gestures wave``, then ``record``).
+#: A *wave* is a fingertip swept back and forth over a few pads, three to five times.
+TEACHABLE_GESTURES: tuple[str, ...] = ("wave",)
 
 FAR_MM = 1400.0  # where an approach starts and a leave ends: beyond the sensor's range
 
@@ -119,8 +123,9 @@ def plan(gesture: str, start: float, rng: np.random.Generator, hand=None, speed:
     ``arc_deg`` (stroke length), ``hand`` ("small"/"medium"/"large" or a Hand), ``speed``
     (1 = typical; 2 = twice as fast), ``body_mm`` (how far the visitor stands).
     """
-    if gesture not in GESTURES:
-        raise SimError(f"unknown gesture {gesture!r}; choose one of {', '.join(GESTURES)}")
+    if gesture not in GESTURES + TEACHABLE_GESTURES:
+        raise SimError(f"unknown gesture {gesture!r}; choose one of "
+                       f"{', '.join(GESTURES + TEACHABLE_GESTURES)}")
     unknown = set(options) - _OPTIONS
     if unknown:
         raise SimError(f"unknown option(s) {', '.join(sorted(unknown))} for gesture {gesture!r}; "
@@ -189,6 +194,18 @@ def plan(gesture: str, start: float, rng: np.random.Generator, hand=None, speed:
         end = off + float(rng.uniform(0.08, 0.2)) / speed
         wobble = rng.normal(0.0, math.radians(3.0))
         contacts = (finger(on, off, a_start, a_start + wobble),)
+    elif gesture == "wave":
+        arc = math.radians(float(options.get("arc_deg", rng.uniform(50.0, 80.0))))
+        sweep = float(rng.uniform(0.16, 0.26)) / speed          # one way across the arc
+        t = start + float(rng.uniform(0.05, 0.15)) / speed
+        a0 = a_start - arc / 2
+        out = []
+        for k in range(int(rng.integers(3, 6)) * 2):             # there and back, 3-5 times
+            a1 = a0 + (arc if k % 2 == 0 else -arc)
+            out.append(finger(t, t + sweep, a0, a1))
+            t, a0 = t + sweep, a1
+        contacts = tuple(out)
+        end = t + float(rng.uniform(0.05, 0.15)) / speed
     else:  # palm
         on = start + float(rng.uniform(0.1, 0.25)) / speed
         off = on + d(0.6, 1.8)

@@ -203,7 +203,7 @@ def _opt(spec, key, default):
 
 
 def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime: bool = True,
-                  failures: dict | None = None) -> SimBody:
+                  failures: dict | None = None, gestures=None) -> SimBody:
     """Open the simulated object. See the module docstring."""
     if clock is None:
         clock = time.monotonic if realtime else SimClock()
@@ -214,7 +214,7 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
     present = set(roles) if profile is None else {r for r in roles if parts and r in parts}
     spec = {r: (parts.get(r) if parts else None) for r in roles}
 
-    world = World(seed, script,
+    world = World(seed, script, gestures,
                   touch_threshold=_opt(spec["touch"], "touch_threshold", TOUCH_THRESHOLD),
                   release_threshold=_opt(spec["touch"], "release_threshold", RELEASE_THRESHOLD),
                   max_range_mm=_opt(spec["distance"], "max_range_mm", RANGER_MAX_MM))

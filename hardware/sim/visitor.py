@@ -47,7 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gestures import (GESTURES, HANDS, TOUCH_GESTURES, Scene, Segment, SimError, gap, pick_hand,
+from .gestures import (GESTURES, HANDS, TEACHABLE_GESTURES, TOUCH_GESTURES, Scene, Segment,
+                       SimError, gap, pick_hand,
                        plan, scene)
 from .physics import (N_PADS, RANGER_MAX_MM, RELEASE_THRESHOLD, TOUCH_THRESHOLD, LuxMeter, PadChip,
                       Ranger, contact_coverage)
@@ -151,10 +152,11 @@ def _weights(gestures) -> tuple[list[str], np.ndarray]:
     else:
         names = list(gestures)
         w = np.ones(len(names))
+    known = GESTURES + TEACHABLE_GESTURES
     for name in names:
-        if name not in GESTURES:
-            raise SimError(f"unknown gesture {name!r}; choose from {', '.join(GESTURES)}")
-    keep = [i for i, n in enumerate(names) if n in TOUCH_GESTURES]
+        if name not in known:
+            raise SimError(f"unknown gesture {name!r}; choose from {', '.join(known)}")
+    keep = [i for i, n in enumerate(names) if n in TOUCH_GESTURES + TEACHABLE_GESTURES]
     names, w = [names[i] for i in keep], w[keep]
     if not names or not (w >= 0).all() or w.sum() <= 0:
         raise SimError("session needs at least one touch gesture with a positive weight "
@@ -238,9 +240,9 @@ def script_segments(script, rng: np.random.Generator) -> list[Segment]:
 
 def _standing(prev: Segment | None, nxt: Segment | None) -> float:
     """Where the visitor stands in a pause between two scripted segments (nan: not there)."""
-    if prev is not None and prev.gesture in TOUCH_GESTURES + ("approach",):
+    if prev is not None and prev.gesture in TOUCH_GESTURES + TEACHABLE_GESTURES + ("approach",):
         return prev.body_mm[1]
-    if nxt is not None and nxt.gesture in TOUCH_GESTURES + ("leave",):
+    if nxt is not None and nxt.gesture in TOUCH_GESTURES + TEACHABLE_GESTURES + ("leave",):
         return nxt.body_mm[0]
     return math.nan
 
@@ -253,11 +255,14 @@ class World:
     an empty room.
     """
 
-    def __init__(self, seed: int = 0, script=None, **chip_settings):
+    def __init__(self, seed: int = 0, script=None, gestures=None, **chip_settings):
         self.sensors = Sensors(seed, **chip_settings)
         self.endless = script is None
+        # ``gestures``: the endless visitor stays at the object and performs only these,
+        # over and over with short pauses -- a demonstration to ``record`` (teaching)
+        self.demonstrate = _weights(gestures)[0] if gestures else None
         if self.endless:
-            self.segments = tour_segments(self.sensors.plan_rng)
+            self.segments = self._more(0.0)
         else:
             self.segments = script_segments(script, self.sensors.plan_rng)
         self._end_cache: list[float] | None = None
@@ -269,11 +274,23 @@ class World:
     #: more objects an hour). Longer than any demo, which reports the gestures it showed.
     KEEP_S = 900.0
 
+    def _more(self, start: float) -> list[Segment]:
+        """More of the endless visitor: a tour, or (``gestures``) one more demonstration."""
+        rng = self.sensors.plan_rng
+        if self.demonstrate is None:
+            return tour_segments(rng, start)
+        if start == 0.0:
+            first = plan("approach", 0.0, rng, body_mm=300.0)
+            return [first] + self._more(first.end)
+        name = self.demonstrate[int(rng.integers(len(self.demonstrate)))]
+        pause = gap(start, start + float(rng.uniform(0.3, 0.8)), 300.0)
+        return [pause, plan(name, pause.end, rng, body_mm=300.0)]
+
     def _extend(self, t: float) -> None:
         if not self.endless or self.segments[-1].end > t + 5.0:
             return
         while self.segments[-1].end <= t + 5.0:
-            self.segments += tour_segments(self.sensors.plan_rng, self.segments[-1].end)
+            self.segments += self._more(self.segments[-1].end)
         old = bisect.bisect_left([seg.end for seg in self.segments], t - self.KEEP_S)
         if old:
             del self.segments[:old]
