@@ -290,7 +290,9 @@ def _parse(buf: bytes, source: str) -> Bundle:
     if len(buf) < 8 or bytes(buf[:8]) != MAGIC:
         hint = ""
         if bytes(buf[:4]) == b"\x08\x07\x12\x04" or source.endswith(".onnx"):
-            hint = " (it looks like an ONNX model: convert it with 'lanthorn import')"
+            hint = (" (it looks like an ONNX model: quantize a float model with 'lanthorn "
+                    "quantize MODEL.onnx --data DATA --out MODEL.lanthorn'; an already "
+                    "quantized QDQ model converts with 'lanthorn import')")
         raise NotABundleError(f"{source} is not a lanthorn bundle{hint}")
     if len(buf) < PREFIX.size:
         raise TruncatedError(f"{source} is truncated: {len(buf)} bytes, shorter than the "

@@ -24,6 +24,8 @@ import time
 import traceback
 from typing import Any, Callable
 
+import numpy as np
+
 from lanthorn.device import protocol
 from lanthorn.device.protocol import MAX_LINE, ProtocolError
 from lanthorn.device.push_protocol import IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
@@ -180,7 +182,8 @@ class ExhibitionLock:
                             "stays on; delete that file on the device to lift it")
         wait = self.blocked_until - self.clock()
         if wait > 0:
-            raise UserError(f"too many wrong PINs; try again in {wait:.0f} s")
+            # rounded up: "try again in 0 s" while still refusing would be a lie
+            raise UserError(f"too many wrong PINs; try again in {math.ceil(wait):d} s")
         try:
             good = hmac.compare_digest(_hash_pin(pin, bytes.fromhex(self.record["salt"])),
                                        self.record["hash"])
@@ -192,7 +195,7 @@ class ExhibitionLock:
             self.blocked_until = self.clock() + delay
             self.record = dict(self.record, failures=self.failures)
             self._store(self.record)
-            raise UserError(f"wrong PIN; next attempt allowed in {delay:.0f} s")
+            raise UserError(f"wrong PIN; next attempt allowed in {math.ceil(delay):d} s")
         self.storage.clear_lock()
         self.record, self.failures, self.blocked_until, self.note = None, 0, 0.0, ""
 
@@ -425,15 +428,25 @@ class ConsoleServer:
         p = self.app.params.param(pname)
         return f"{p.format(value)} {p.unit}".rstrip()
 
+    def _note(self, pname: str, value) -> str:
+        """What the piece really does with a value, when the hardware limits it (the LED
+        budget of the profile wins over a larger power_cap_ma, and saying only OK would
+        hide that)."""
+        note = getattr(self.app, "param_note", None)
+        text = note(pname, value) if note else None
+        return f" ({text})" if text else ""
+
     def cmd_get(self, name, args):
-        value = self.app.params.get(args[0])
-        return self.ok(name, self._value_text(args[0], value),
-                       data={"name": args[0], "value": value})
+        pname = self.app.params.param(args[0]).name      # names are case-insensitive
+        value = self.app.params.get(pname)
+        return self.ok(name, self._value_text(pname, value) + self._note(pname, value),
+                       data={"name": pname, "value": value})
 
     def cmd_set(self, name, args):
-        value = self.app.params.set_text(args[0], args[1])
-        return self.ok(name, f"{args[0]} = {self._value_text(args[0], value)}",
-                       data={"name": args[0], "value": value})
+        pname = self.app.params.param(args[0]).name
+        value = self.app.params.set_text(pname, args[1])
+        return self.ok(name, f"{pname} = {self._value_text(pname, value)}"
+                       + self._note(pname, value), data={"name": pname, "value": value})
 
     def cmd_reset(self, name, args):
         target = None if args[0].lower() == "all" else args[0]
@@ -531,10 +544,52 @@ class ConsoleServer:
         self.stream = _Record(label, seconds, self.clock(), rate, channels,
                               folder if keep else None)
         self.stream.t_last = t_from
-        return self.ok(name, f"recording {label} for {seconds:g} s; 'stop' cancels",
-                       data={"label": label, "seconds": seconds, "rate_hz": rate,
-                             "channels": list(channels), "kept_on_device": keep,
-                             "not_kept_because": why})
+        # one line, one answer: the start is a notice (an event in json mode); the final
+        # OK (or ERR) comes when the take is done
+        return [protocol.event_line(
+            self.mode, "recording", f"NOTE recording {label} for {seconds:g} s; 'stop' cancels",
+            data={"label": label, "seconds": seconds, "rate_hz": rate,
+                  "channels": list(channels), "kept_on_device": keep,
+                  "not_kept_because": why})]
+
+    def _kept(self):
+        from lanthorn.device import dataset
+        folder = self.app.storage.recordings_dir
+        if not (folder / dataset.MANIFEST).exists():
+            return None
+        return dataset.load_dataset(folder)
+
+    def cmd_recordings(self, name, args):
+        ds = self._kept()
+        rows = [] if ds is None else [
+            {"session": r.session, "source": r.source, "frames": len(r.frames),
+             "label": ds.labels[int(np.bincount(r.labels).argmax())]} for r in ds.recordings]
+        body = [f"{x['session']}  {x['label']}  {x['frames']} frames" for x in rows]
+        return self.ok(name, f"{len(rows)} take{'s' if len(rows) != 1 else ''} kept on the device",
+                       body, data={"takes": rows})
+
+    def cmd_recording_get(self, name, args):
+        ds = self._kept()
+        rec = next((r for r in (ds.recordings if ds else []) if r.session == args[0]), None)
+        if rec is None:
+            raise UserError(f"no take {args[0]!r} kept on the device (see 'recordings')")
+        labels = [ds.labels[i] for i in rec.labels]
+        runs: list[list] = []
+        for lab in labels:                          # [[label, frames], ...]: short on the wire
+            if runs and runs[-1][0] == lab:
+                runs[-1][1] += 1
+            else:
+                runs.append([lab, 1])
+        rows = [[float(f"{float(x):.5g}") for x in f] for f in rec.frames]
+        data = {"session": rec.session, "source": rec.source, "rate_hz": ds.rate_hz,
+                "channels": list(ds.channels), "labels": runs, "frames": len(rows)}
+        if self.mode == "json":
+            lines = [protocol.json_line({"event": "frames", "data": {"rows": rows[i:i + 50]}})
+                     for i in range(0, len(rows), 50)]
+            return lines + self.ok(name, f"{len(rows)} frames of {rec.session}", data=data)
+        body = ["label," + ",".join(ds.channels)] + [
+            lab + "," + ",".join(f"{v:g}" for v in row) for lab, row in zip(labels, rows)]
+        return self.ok(name, f"{len(rows)} frames of {rec.session}", body)
 
     def _device_dataset(self, folder, rate, channels, label) -> tuple[bool, str]:
         """Whether a take of ``label`` can also be kept in the device's own recordings

@@ -954,6 +954,13 @@ class DeviceLoop:
             "messages": list(self.messages)[-10:],
         }
 
+    def param_note(self, name: str, value) -> str | None:
+        """A word on a value the hardware overrides (for the console's get/set answers)."""
+        if name == "power_cap_ma" and self._led_cap is not None and value > self._led_cap:
+            return (f"the hardware profile caps the LEDs at {self._led_cap:g} mA, so "
+                    f"{self._led_cap:g} mA applies")
+        return None
+
     def model_info(self) -> dict:
         with self._lock:
             model, source = (self._wanted if self._wanted is not None

@@ -352,6 +352,10 @@ class ParamStore:
         try:
             return self._by_name[name]
         except KeyError:
+            # names are case-insensitive, like commands ("set Brightness 40" works)
+            folded = self._by_name.get(name.lower()) if isinstance(name, str) else None
+            if folded is not None:
+                return folded
             near = difflib.get_close_matches(name, self._by_name, n=3, cutoff=0.5)
             hint = f" (did you mean {', '.join(near)}?)" if near else " (try 'list')"
             raise ParamError(f"unknown parameter {name!r}{hint}") from None
@@ -360,7 +364,7 @@ class ParamStore:
         return [p.name for p in self.table]
 
     def get(self, name: str) -> Any:
-        self.param(name)
+        name = self.param(name).name
         with self._lock:
             return _copy(self._values[name])
 
@@ -379,12 +383,12 @@ class ParamStore:
         """Set from a typed value (settings, presets, code); returns the canonical value."""
         p = self.param(name)
         value = p.check(value)
-        return self._store({name: value})[name]
+        return self._store({p.name: value})[p.name]
 
     def set_text(self, name: str, text: str) -> Any:
         """Set from console text ("40", "on", "a|b|c", "22:00-08:00")."""
         p = self.param(name)
-        return self._store({name: p.parse(text)})[name]
+        return self._store({p.name: p.parse(text)})[p.name]
 
     def reset(self, name: str | None = None) -> None:
         """Back to the declared default (one parameter, or all with None)."""
@@ -399,7 +403,8 @@ class ParamStore:
         good, warnings = {}, []
         for name, value in values.items():
             try:
-                good[name] = self.param(name).check(value)
+                p = self.param(name)
+                good[p.name] = p.check(value)
             except ParamError as exc:
                 if strict:
                     raise

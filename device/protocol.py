@@ -79,6 +79,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("stop", "", "stop watch or record"),
     Command("record", "LABEL SECONDS", "record a demonstration of a gesture into the data "
             "dir's recordings (dataset format)", writes=True),
+    Command("recordings", "", "list the takes kept on the device ('lanthorn fetch' pulls them)"),
+    Command("recording get", "SESSION", "send one kept take's frames (used by 'lanthorn fetch')"),
     Command("model info", "", "the running model: name, sha256, labels, input, backend"),
     Command("model rollback", "", "go back to the previous model", writes=True),
     Command("push begin", "SIZE SHA256 [CHUNK]", "start a binary model upload (used by "

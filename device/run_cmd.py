@@ -131,5 +131,7 @@ def run(args) -> int:
             f"{time.monotonic() - t0:.1f} s: {loop.frames_shown} frames at {st['fps']} fps, "
             f"frame time p99 {st['frame_ms_p99']} ms ({st['frame_cpu_ms_p99']} ms CPU), "
             f"inference {st['infer_ms']} ms, "
-            f"touch-to-light p50 {st['touch_to_light_ms_p50']} ms; LEDs off")
+            + (f"touch-to-light p50 {st['touch_to_light_ms_p50']} ms"
+               if st['touch_to_light_ms_p50'] is not None else "no touches to time")
+            + "; LEDs off")
     return 0

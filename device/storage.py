@@ -15,7 +15,8 @@ Layout::
     DIR/lock.json                   the exhibition lock (salted PIN hash; read fail-closed)
     DIR/presets/NAME.json           named sets of parameter values
     DIR/rejected/                   bad files set aside: TIMESTAMP-NAME + TIMESTAMP-NAME.why.txt
-    DIR/recordings/                 demonstrations recorded on the device (dataset format)
+    DIR/dataset/                    demonstrations recorded on the device (dataset format;
+                                    'lanthorn fetch PORT --data DIR' pulls them)
 
 With no model in the directory at all, the shipped default bundle
 (``lanthorn/device/models/temperament.lanthorn``) is used.
@@ -65,7 +66,11 @@ class DataDir:
         self.settings_path = self.root / "settings.json"
         self.presets_dir = self.root / "presets"
         self.rejected_dir = self.root / "rejected"
-        self.recordings_dir = self.root / "recordings"
+        # demonstrations recorded on the device, as a dataset (DIR/dataset/manifest.json,
+        # DIR/dataset/recordings/<source>/...); 'lanthorn fetch' pulls them to a laptop.
+        # Older devices kept it in DIR/recordings (whose recordings/ then doubled the name).
+        legacy = self.root / "recordings"
+        self.recordings_dir = legacy if (legacy / "manifest.json").exists() else self.root / "dataset"
         self.loader = loader or _default_loader
         self.shipped_model = Path(shipped_model) if shipped_model else None
         self.lock_path = self.root / "lock.json"
@@ -195,6 +200,12 @@ class DataDir:
         except Exception as exc:
             raise StorageError(f"the new model does not load, keeping the old one: {_why(exc)}") from None
         with self._lock:
+            if self.current_path.exists() and _same_file_bytes(new_path, self.current_path):
+                # re-pushing the running model: nothing to swap, and the rollback slot must
+                # keep the model before it (not become a second copy of this one)
+                if new_path.resolve().parent == self.incoming_dir.resolve():
+                    new_path.unlink(missing_ok=True)
+                return model
             staged = self.models_dir / ".staged.lanthorn"
             tmp_prev = self.models_dir / ".previous.tmp"
             try:
@@ -367,3 +378,11 @@ def _lock_record_ok(record) -> bool:
 def _why(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0][:300]
+
+
+def _same_file_bytes(a: Path, b: Path) -> bool:
+    """Whether two files hold the same bytes (sizes first; models are small)."""
+    try:
+        return a.stat().st_size == b.stat().st_size and a.read_bytes() == b.read_bytes()
+    except OSError:
+        return False

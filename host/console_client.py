@@ -299,19 +299,21 @@ class ConsoleClient:
     def record(self, label: str, seconds: float,
                on_rows: Callable[[int], None] | None = None) -> tuple[list[list[float]], dict]:
         """Record a demonstration; returns (rows, final data: session, rate_hz, channels...)."""
-        start = self.call(f"record {label} {seconds:g}")
         rows: list[list[float]] = []
+        start: dict = {}
 
         def on_event(ev):
-            if ev.get("event") == "frames":
+            if ev.get("event") == "recording":      # the take has started
+                start.update(ev.get("data") or {})
+            elif ev.get("event") == "frames":
                 rows.extend(ev["data"]["rows"])
                 if on_rows:
                     on_rows(len(rows))
 
-        ans = self.wait_answer(on_event, timeout=seconds + 10.0, expect="record")
+        ans = self.request(f"record {label} {seconds:g}", on_event, timeout=seconds + 10.0)
         if not ans.get("ok"):
             raise ConsoleError(f"device: {ans.get('error')}")
-        done = dict(start or {}, **(ans.get("data") or {}))
+        done = dict(start, **(ans.get("data") or {}))
         return rows, done
 
 

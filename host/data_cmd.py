@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device import dataset as dsf
+from lanthorn.words import plural
 from lanthorn.device.dataset import DataError, Source, is_number
 from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
                                     LABELS, N_PADS, RAW_RANGES, SAMPLE_HZ, encode_into,
@@ -564,7 +565,7 @@ def info_cmd(args) -> int:
         return 0
     out = io.StringIO()
     w = out.write
-    w(f"dataset {info['path']}: {info['sessions']} sessions, {info['frames']} frames "
+    w(f"dataset {info['path']}: {plural(info['sessions'], 'session')}, {info['frames']} frames "
       f"({info['seconds'] / 60:.1f} min at {info['rate_hz']:g} Hz), {len(info['channels'])} channels\n\n")
     w("label          seconds   share\n")
     for lab, v in info["per_label"].items():

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from lanthorn.device.atomic import atomic_write_bytes
+from lanthorn.words import plural
 from lanthorn.quantize.dataspec import (TRAINING_KEY, DataSpec, onnx_with_spec, prepare,
                                         scale_windows)
 
@@ -47,9 +48,9 @@ def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int =
         s.spec.input_scale = nets.channel_scales(s.train.X)
         for part in (s.train, s.val, s.test):
             scale_windows(part.X, s.spec.input_scale)
-    log(f"data: {len(s.train)} training windows from {len(s.sessions['train'])} sessions, "
-        f"{len(s.val)} validation ({len(s.sessions['val'])}), {len(s.test)} test "
-        f"({len(s.sessions['test'])}); model: {cfg.macs():,} MACs"
+    log(f"data: {len(s.train)} training windows from {plural(len(s.sessions['train']), 'session')}, "
+        f"{len(s.val)} validation ({plural(len(s.sessions['val']), 'session')}), {len(s.test)} "
+        f"test ({plural(len(s.sessions['test']), 'session')}); model: {cfg.macs():,} MACs"
         + (f"; for this dataset's size: {', '.join(f'--{k} {v}' for k, v in auto.items())}"
            if auto else "")
         + ("; ring rotation over " + ", ".join(s.spec.channels[i] for i in s.spec.ring)

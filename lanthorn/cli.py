@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("lanthorn.host.push_cmd", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
     "record": ("lanthorn.host.record_cmd", "record a demonstrated gesture from a running object into a dataset"),
     "torture": ("lanthorn.host.torture_cmd", "fault-injection campaigns against a running piece (console fuzz, pushes, power cuts, storage, sensors, soak, lock) with figures"),
+    "fetch": ("lanthorn.host.fetch_cmd", "pull the takes recorded on an object (console 'record') into a dataset"),
     "bench": ("lanthorn.host.bench_cmd", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
     "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
     "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.errors import UserError
+from lanthorn.words import plural
 
 METHODS = ("minmax", "percentile", "entropy")
 
@@ -144,9 +145,9 @@ def _from_dataset(path, model, name, shape, n_calib, spec) -> ModelData:
                      tuple(splits.spec.channels), splits.spec.rate_hz, splits.spec.window,
                      provenance_summary(splits.dataset, splits.train), which, splits,
                      f"{path.name} ({len(splits.train)} training windows from "
-                     f"{len(splits.sessions['train'])} sessions, {len(held)} held-out {which} "
-                     f"windows from {len(splits.sessions['test' if which == 'test' else 'val'])}"
-                     f" sessions)")
+                     f"{plural(len(splits.sessions['train']), 'session')}, {len(held)} held-out "
+                     f"{which} windows from "
+                     f"{plural(len(splits.sessions['test' if which == 'test' else 'val']), 'session')})")
 
 
 def _from_npz(path, model, name, shape, n_calib) -> ModelData:

@@ -602,8 +602,8 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
                             data.provenance, pruning, time.perf_counter() - t0)
     bare = result.final.extra.get("bundle_bytes_without_twin") or 1
     fb = evaluations[0].float_bytes
-    log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({_compared(fb, result.final.bundle_bytes)} "
-        f"than the float ONNX; {_compared(fb, bare)} without the QDQ twin it carries), "
+    log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({_than(fb, result.final.bundle_bytes)} "
+        f"the float ONNX; {_than(fb, bare)} it without the QDQ twin it carries), "
         f"sha256 {sha[:16]}")
     if report_dir is not None:
         from lanthorn.quantize.report import write_report
@@ -677,7 +677,17 @@ def _compared(float_bytes: int, nbytes: int) -> str:
     """'3.2x smaller' / '1.5x larger': a tiny model's bundle can outweigh its float ONNX
     (the twin and model card are fixed costs), and the wording must not hide it."""
     ratio = float_bytes / max(1, nbytes)
+    if abs(ratio - 1.0) < 0.01:
+        return "the same size"
+    if abs(ratio - 1.0) < 0.1:          # "1.0x smaller" says nothing
+        return "about the same size"
     return f"{ratio:.1f}x smaller" if ratio >= 1 else f"{1 / ratio:.1f}x larger"
+
+
+def _than(float_bytes: int, nbytes: int) -> str:
+    """``_compared`` as part of a sentence: "3.2x smaller than", "the same size as"."""
+    c = _compared(float_bytes, nbytes)
+    return c + (" as" if c.endswith("same size") else " than")
 
 
 def ev_ratio(result: QuantizeResult) -> float:

@@ -223,9 +223,10 @@ def write_report(result, data, folder) -> Path:
     md += _table(["model", "float", "int8", "Δ points", "agreement", "MACs", "float ONNX",
                   "bundle", "bundle w/o twin", "bundle lzma", "float/bundle"], rows)
     bare = final.extra.get("bundle_bytes_without_twin", final.bundle_bytes)
+    from lanthorn.quantize.quantizer import _compared
     md += ["", f"The written bundle against the unpruned float ONNX: "
-           f"{base.float_bytes / max(1, final.bundle_bytes):.2f}× smaller "
-           f"({base.float_bytes / max(1, bare):.2f}× without the QDQ twin the bundle carries "
+           f"{_compared(base.float_bytes, final.bundle_bytes)} "
+           f"({_compared(base.float_bytes, bare)} without the QDQ twin the bundle carries "
            f"for cross-checking), {base.macs / max(1, final.macs):.2f}× fewer MACs.", ""]
     if pngs["pruning"]:
         md += [f"![accuracy against cost]({pngs['pruning']})", ""]

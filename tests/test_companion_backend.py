@@ -266,3 +266,22 @@ def test_companion_command_mistakes_are_one_line(capsys, argv, message):
     assert cli(argv) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
+
+
+def test_brightness_and_power_cap_changes_reach_the_companion(fake):
+    """`set brightness 40` on the console changes the strip's attributes; the companion
+    (its idle animation, its backstop cap) must hear about it, not only at open."""
+    leds = B.open_companion_part("leds", {"port": fake.port, "count": 24}, power_cap_ma=900)
+    frame = np.zeros((24, 3), np.uint8)
+    leds.show(frame)
+    n_b = sum(f.type == P.BRIGHTNESS for f in fake.received)
+    leds.brightness = 0.4
+    leds.power_cap_ma = 700
+    leds.show(frame)
+    bright = [f for f in fake.received if f.type == P.BRIGHTNESS]
+    caps = [f for f in fake.received if f.type == P.POWER_CAP]
+    assert len(bright) == n_b + 1 and bright[-1].payload == bytes([round(0.4 * 255)])
+    assert int.from_bytes(caps[-1].payload, "little") == 700
+    leds.show(frame)                                   # unchanged: nothing sent again
+    assert sum(f.type == P.BRIGHTNESS for f in fake.received) == n_b + 1
+    leds.close()

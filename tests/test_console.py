@@ -240,13 +240,15 @@ def test_record_into_the_data_dir(rig, tmp_path):
     assert term.answer("record wave 1")[0].startswith(
         "ERR label 'wave' is not one of the device's recording labels (nobody, approach")
     assert term.answer("record ../x 1")[0].startswith("ERR label '../x' must be")
-    assert term.answer("record tap 1")[0] == "OK recording tap for 1 s; 'stop' cancels"
-    (done,) = term.answer()
-    assert done.startswith("OK recorded 25 frames of tap into recordings/recordings/device/tap-")
-    ds = load_dataset(tmp_path / "data" / "recordings")
+    # one line, one answer: a notice that it started, then the one OK when it is done
+    start, done = term.answer("record tap 1")
+    assert start == "NOTE recording tap for 1 s; 'stop' cancels"
+    assert done.startswith("OK recorded 25 frames of tap into dataset/recordings/device/tap-")
+    ds = load_dataset(tmp_path / "data" / "dataset")
     (rec,) = ds.recordings
     assert rec.frames.shape == (25, 2) and rec.session.startswith("tap-")
-    term.answer("record tap 5")
+    term.send(b"record tap 5\n")
+    assert term.line() == "NOTE recording tap for 5 s; 'stop' cancels"
     term.send(b"stop\n")
     assert term.answer() == ["ERR recording cancelled; nothing was saved"]
     assert term.answer() == ["OK record stopped"]

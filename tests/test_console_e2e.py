@@ -208,7 +208,7 @@ def test_record_a_demonstration_from_the_running_loop(piece):
     # one second at the model's 25 Hz (a loop slowed down by a busy machine may drop some)
     assert 15 <= len(rec.frames) <= 25 and (rec.labels == ds.labels.index("tap")).all()
     # the device keeps its own copy in its data dir, in the same format
-    assert len(load_dataset(tmp / "data" / "recordings").recordings) == 1
+    assert len(load_dataset(tmp / "data" / "dataset").recordings) == 1
 
 
 @pytest.mark.slow

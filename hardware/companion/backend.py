@@ -428,6 +428,7 @@ class CompanionLeds(LedStrip):
         self.name = name
         self.link = link
         self._on_close = on_close
+        self._brightness, self._power_cap_ma, self._sync = 1.0, None, False
         if count != link.info.n_leds:
             raise PartError(name, f"the profile says {count} LEDs but the companion firmware drives "
                                   f"{link.info.n_leds}; rebuild it with N_LEDS={count} or fix the profile")
@@ -438,8 +439,43 @@ class CompanionLeds(LedStrip):
         if power_cap_ma is not None:  # else the firmware keeps its own DEFAULT_POWER_CAP_MA
             link.set_power_cap(power_cap_ma)
         link.set_brightness(brightness)
+        self._sync = False
+
+    # Brightness and the cap are set by the loop as plain attributes (``set brightness 40``
+    # on the console); the companion needs them too, for its idle animation and backstop
+    # cap. A change is sent with the next frame, where a link failure is a part failure
+    # the loop already handles (a setter must never throw into the loop).
+    @property
+    def brightness(self) -> float:
+        return self._brightness
+
+    @brightness.setter
+    def brightness(self, value: float) -> None:
+        value = float(value)
+        if value != getattr(self, "_brightness", None):
+            self._brightness = value
+            self._sync = True
+
+    @property
+    def power_cap_ma(self) -> float | None:
+        return self._power_cap_ma
+
+    @power_cap_ma.setter
+    def power_cap_ma(self, value: float | None) -> None:
+        if value != getattr(self, "_power_cap_ma", None):
+            self._power_cap_ma = value
+            self._sync = True
 
     def _write(self, frame: np.ndarray) -> None:
+        if self._sync:
+            self._sync = False
+            try:
+                if self._power_cap_ma is not None:
+                    self.link.set_power_cap(self._power_cap_ma)
+                self.link.set_brightness(self._brightness)
+            except Exception:
+                self._sync = True      # try again with the next frame
+                raise
         self.link.show(frame[:, self._perm], prelimited=True)
 
     def close(self) -> None:
