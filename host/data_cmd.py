@@ -535,6 +535,12 @@ def summarize(data) -> dict:
         hi = max(present, key=present.get)
         warnings.append(f"class imbalance: {hi!r} has {present[hi] / present[lo]:.1f}x the frames "
                         f"of {lo!r} (training re-weights classes, but more {lo!r} data would help)")
+    for a, b in dsf.duplicates(ds.sessions):
+        warnings.append(f"sessions {a!r} and {b!r} are identical recordings (delete one)")
+    unpinned = sum(1 for r in ds.recordings if r.key not in ds.sessions)
+    if unpinned:
+        warnings.append(f"{plural(unpinned, 'session')} not pinned to a side of the held-out split "
+                        f"yet (the next 'lanthorn train' pins them)")
     for name, src in ds.sources.items():
         if not src.consent.strip() and not src.synthetic:
             warnings.append(f"source {name!r} has no consent recorded")
@@ -554,6 +560,10 @@ def summarize(data) -> dict:
                            "share_after_weights": weighted.get(s, 0) / total_w,
                            "per_label": counts.get(s, {}), **ds.sources[s].to_json()}
                        for s in ds.sources},
+        "split": {side: sum(1 for r in ds.recordings if ds.side(r.key) == side)
+                  for side in dsf.SIDES},
+        "units": ds.units, "ranges": {k: list(v) for k, v in ds.ranges.items()},
+        "ring": list(ds.ring),
         "warnings": warnings,
     }
 
@@ -567,7 +577,16 @@ def info_cmd(args) -> int:
     w = out.write
     w(f"dataset {info['path']}: {plural(info['sessions'], 'session')}, {info['frames']} frames "
       f"({info['seconds'] / 60:.1f} min at {info['rate_hz']:g} Hz), {len(info['channels'])} channels\n\n")
-    w("label          seconds   share\n")
+    sp = info["split"]
+    w(f"held-out split (pinned per session): {sp['train']} train, {sp['val']} validation, "
+      f"{sp['test']} test; " + (f"ring: {', '.join(info['ring'])}" if info["ring"]
+                                else "no ring (no rotation in training)") + "\n")
+    for ch in info["channels"]:
+        if ch in info["units"] or ch in info["ranges"]:
+            r = info["ranges"].get(ch)
+            w(f"  {ch:<10} {info['units'].get(ch, '')}"
+              + (f"  [{r[0]:g}..{r[1]:g}]" if r else "") + "\n")
+    w("\nlabel          seconds   share\n")
     for lab, v in info["per_label"].items():
         bar = "#" * int(round(40 * v["share"]))
         w(f"{lab:<14}{v['seconds']:8.1f}  {100 * v['share']:5.1f}%  {bar}\n")

@@ -14,12 +14,24 @@ def add_arguments(parser) -> None:
     parser.add_argument("--chunk", type=int, default=pp.DEFAULT_CHUNK,
                         help=f"bytes per frame, {pp.MIN_CHUNK}-{pp.MAX_CHUNK} (default {pp.DEFAULT_CHUNK})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--force", action="store_true",
+                        help="install even when the model card records failed quality gates "
+                             "(near chance, int8 drop, missing classes)")
 
 
 def run(args) -> int:
     data, bundle_sha = read_bundle_file(args.bundle)  # a wrong file is refused before the cable is busy
     if not pp.MIN_CHUNK <= args.chunk <= pp.MAX_CHUNK:
         raise ConsoleError(f"--chunk must be between {pp.MIN_CHUNK} and {pp.MAX_CHUNK}")
+    # what the artist is about to install, in plain words, before the cable is busy
+    from lanthorn.device.bundle import read_bundle
+    from lanthorn.quantize import quality
+    card = read_bundle(args.bundle).card
+    for line in quality.card_lines(card):
+        print(f"quality: {line}")
+    gates = (card.get("quality") or {}).get("gates") or []
+    gates += ((card.get("quality") or {}).get("training") or {}).get("gates") or []
+    quality.enforce(gates, args.force, what=f"{args.bundle} failed its quality gates: ")
     from tqdm import tqdm
     with ConsoleClient(args.port, args.baud, holder="lanthorn push") as client:
         before = client.call("model info")

@@ -208,3 +208,22 @@ def test_delete_and_relabel_keep_the_manifest_consistent(tmp_path):
     ds.delete_session(root, "me", "t0")
     assert "me/t0" not in sides(root) and not (root / "recordings/me/t0.csv").exists()
     assert {k: v for k, v in before.items() if k != "me/t0"} == sides(root)
+
+
+def test_push_shows_the_quality_figures_and_refuses_a_failed_model(trained, tmp_path, capsys):
+    """The card carries the gates; push prints them before installing and will not install
+    a model that failed one unless --force (checked before any serial port is opened)."""
+    root, data = trained
+    code, out, err = run(capsys, "quantize", root / "m.onnx", "--data", data, "--out",
+                         tmp_path / "m.lanthorn", "--force")       # a 2-epoch model: fails
+    assert code == 0
+    from lanthorn.device.bundle import read_bundle
+    q = read_bundle(tmp_path / "m.lanthorn").card["quality"]
+    assert q["forced"] and q["training"]["sessions"]["train"] and q["gates"]
+    code, out, err = run(capsys, "push", tmp_path / "m.lanthorn", "--port", tmp_path / "no-port")
+    assert code == 2 and "failed its quality gates" in err and "near chance" in err
+    assert "quality: FAILED" in out and "quality: trained on" in out
+    assert len(err.strip().splitlines()) == 1
+    code, out, err = run(capsys, "push", tmp_path / "m.lanthorn", "--port", tmp_path / "no-port",
+                         "--force")
+    assert code == 2 and "cannot open serial port" in err and "WARNING (--force)" in out
