@@ -478,6 +478,34 @@ def markdown(table: tuple[Param, ...] = PARAMS) -> str:
         allowed = p.range_text().replace("|", "\\|")
         lines.append(f"| `{p.name}` | {p.type} | {default or '(empty)'} | {allowed} | "
                      f"{p.description} |")
+    lines += [
+        "",
+        "## What a gesture feels like: `gesture_moods`",
+        "",
+        "Each recognised gesture adds charge to the moods it evokes (the piece's own table:",
+        "a stroke delights, a palm makes it shy, an approach makes it curious). A model with a",
+        "newly taught gesture can say what it evokes in its card (`lanthorn quantize ... --mood",
+        "wave=delighted`); `gesture_moods` says it live and wins over both, gesture by gesture:",
+        "",
+        "```",
+        "set gesture_moods wave=shy",
+        "set gesture_moods wave=delighted; knock=shy:0.7,curious:0.3",
+        'set gesture_moods {"wave": {"delighted": 1.0}}',
+        "save",
+        "```",
+        "",
+        "Weights are 0..1 (a missing weight is 1); gestures it does not name keep what the card",
+        "and the piece say; `reset gesture_moods` forgets them. `lanthorn console PORT -c",
+        "\"set gesture_moods wave=shy\"` does the same from a script.",
+        "",
+        "## Steady recognition: `gesture_smoothing`, `gesture_hold_s`",
+        "",
+        "The model answers 25 times a second and can hesitate between look-alikes (tap and",
+        "double tap). `gesture_smoothing` averages its last outputs before a gesture is",
+        "recognised; `gesture_hold_s` is how long a different reading must persist before the",
+        "recognised gesture changes. `lanthorn demo` reports the resulting flicker (flips per",
+        "second, how long each gesture held) in its summary.",
+    ]
     return "\n".join(lines) + "\n"
 
 
