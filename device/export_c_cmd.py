@@ -143,7 +143,9 @@ def dataset_windows(bundle, dataset_dir, n: int) -> tuple[list[np.ndarray], list
         for b in by_label:
             if turn < len(b) and len(picked) < n:
                 picked.append(int(b[turn]))
-    xs = [np.ascontiguousarray(w.X[i].T, np.float32).reshape(spec.shape) for i in picked]
+    # frames × the input scale training chose, as the device loop feeds the model
+    scale = np.asarray(spec.scale, np.float32) if spec.scale else np.float32(1.0)
+    xs = [np.ascontiguousarray(w.X[i].T * scale, np.float32).reshape(spec.shape) for i in picked]
     return xs, [w.labels[w.y[i]] for i in picked]
 
 

@@ -76,7 +76,11 @@ class ConsoleClient:
         self.reconnects = 0
         self._open()
         if connect:
-            self.connect()
+            try:
+                self.connect()
+            except BaseException:
+                self.close()             # the port and its note go with the failed attempt
+                raise
 
     # --- the port
     def _open(self) -> None:
