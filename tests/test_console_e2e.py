@@ -173,7 +173,9 @@ def test_push_becomes_the_model_and_corrupt_push_leaves_it(piece):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     print(out.stdout)
-    assert out.stdout.startswith("installed temperament-evening")
+    # the model's quality figures first (from its card), then what was installed
+    assert out.stdout.startswith("quality: int8 accuracy")
+    assert "\ninstalled temperament-evening" in out.stdout
     ser.open()
     assert model_name(ser) == "temperament-evening"
     # a damaged bundle whose transfer checks out is refused by verification on the device
