@@ -37,8 +37,9 @@ class DataSpec:
     channels: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     ring: tuple[int, ...] = ()    # indices of the channels the dataset declares as a ring
-    #: per channel, what frames are multiplied by before the model (1/std of the training
-    #: windows, set by ``train``): the int8 input has ONE scale for all channels, so an IMU's
+    #: per channel, what frames are multiplied by before the model (1 / the channel's peak
+    #: in the training windows, set by ``train``): the int8 input has ONE scale for all
+    #: channels, so an IMU's
     #: g and deg/s must arrive at similar magnitudes or the small one is rounded away
     #: (measured: int8 45 % against float 100 %). Travels in the bundle's input spec; the
     #: device loop applies it. Empty: frames go in as they are (models before this field).

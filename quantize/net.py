@@ -213,11 +213,14 @@ def rotate_pads(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 
 
 def channel_scales(X: np.ndarray) -> tuple[float, ...]:
-    """1/std per channel of training windows [N, C, T] (see DataSpec.input_scale); a
-    near-constant channel is not blown up: its std is floored at a tenth of the median."""
-    std = X.transpose(1, 0, 2).reshape(X.shape[1], -1).std(axis=1).astype(np.float64)
-    floor = max(0.1 * float(np.median(std)), 1e-6)
-    return tuple(float(round(1.0 / max(s, floor), 6)) for s in std)
+    """Per channel of training windows [N, C, T], the factor that brings its largest values
+    (99.9th percentile of |x|) to 1 (see DataSpec.input_scale): the int8 input has one
+    scale for every channel, so each should use that range about equally -- g and deg/s, a
+    0..2 touch channel and a near-constant light level alike. A channel that is (almost)
+    always zero is not blown up: its peak is floored at a thousandth of the largest one."""
+    peak = np.percentile(np.abs(X.transpose(1, 0, 2).reshape(X.shape[1], -1)), 99.9, axis=1)
+    floor = max(1e-3 * float(peak.max()), 1e-6)
+    return tuple(float(np.float32(1.0 / max(float(p), floor))) for p in peak)
 
 
 @dataclass

@@ -240,3 +240,31 @@ def test_train_and_quantize_report_the_same_macs_and_bytes(trained, tmp_path, ca
     r = quantize_model(root / "m.onnx", data, tmp_path / "m.lanthorn", log=lambda *a: None)
     assert r.final.macs == arch.macs()
     assert r.evaluations[0].float_bytes == (root / "m.onnx").stat().st_size
+
+
+def test_the_input_scale_travels_in_the_bundle_and_the_loop_applies_it(trained, tmp_path):
+    """Training brings every channel to a similar magnitude for the one int8 input scale;
+    the factors go in the bundle's input spec and the device loop multiplies its frames by
+    them before the model (so the model sees on the object what it saw in training)."""
+    root, data = trained
+    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.runtime import load
+    from lanthorn.hardware.profile import load_profile
+    from lanthorn.hardware.sim import open_sim_body
+    from lanthorn.quantize.quantizer import quantize_model
+    quantize_model(root / "m.onnx", data, tmp_path / "m.lanthorn", log=lambda *a: None)
+    model = load(tmp_path / "m.lanthorn")
+    scale = np.asarray(model.input_spec.scale, np.float32)
+    assert scale.shape == (len(CHANNELS),) and (scale > 0).all() and len(set(scale.tolist())) > 1
+    body = open_sim_body(load_profile("sim"), realtime=False)
+    try:
+        loop = DeviceLoop(body, model=model, clock=body.clock, oled_thread=False)
+        loop.start()
+        for _ in range(30):
+            loop.step()
+        w = loop.window
+        start = loop._ring_count % w
+        raw = loop._ring[start:start + w].copy()
+        np.testing.assert_allclose(loop._window(), raw * scale, rtol=1e-6)
+    finally:
+        body.close()

@@ -75,7 +75,7 @@ def test_script_places_gestures_at_their_times():
 
 
 @pytest.mark.parametrize("script,match", [
-    ([(0.0, "wave")], "unknown gesture"),
+    ([(0.0, "juggle")], "unknown gesture"),
     ([(2.0, "hold", {"duration": 3.0}), (3.0, "tap")], "starts before the previous gesture"),
     ([(-1.0, "tap")], "negative time"),
     (["tap"], r"must be \(start_s, gesture\[, options\]\)"),

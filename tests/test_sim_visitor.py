@@ -193,7 +193,7 @@ def test_ten_minutes_is_fast():
 
 
 @pytest.mark.parametrize("call,match", [
-    (lambda: simulate("wave"), "unknown gesture 'wave'"),
+    (lambda: simulate("juggle"), "unknown gesture 'juggle'"),
     (lambda: simulate("tap", pad=12), "pad must be an integer 0..11"),
     (lambda: simulate("tap", hand="huge"), "unknown hand 'huge'"),
     (lambda: simulate("tap", colour="red"), "unknown option"),
