@@ -167,7 +167,7 @@ class Dataset:
         return entry.get("split") if entry else None
 
     def windows(self, window: int = DEFAULT_WINDOW, hop: int = 5, label_at: str = "event",
-                min_frames: int = 6) -> Windows:
+                min_frames: int = 6, pad_short: bool = False) -> Windows:
         """Slide a ``window``-frame window with ``hop`` over every session.
 
         ``label_at`` says which label a window gets:
@@ -180,8 +180,10 @@ class Dataset:
         * "last": the label of the newest frame (what is happening right now);
         * "center" or "majority".
 
-        Sessions shorter than a window give no examples. A window's sample weight is its
-        source's weight.
+        Sessions shorter than a window give no examples, unless ``pad_short``: then a short
+        take is preceded by its own first frame repeated (what the device's window holds
+        just after it starts), so a dataset of short takes of varying length (one spoken
+        vowel each) loses none. A window's sample weight is its source's weight.
         """
         if window < 1 or hop < 1:
             raise DataError(f"window ({window}) and hop ({hop}) must be at least 1")
@@ -190,19 +192,24 @@ class Dataset:
         xs, ys, ss, ws = [], [], [], []
         n_labels = len(self.labels)
         for rec in self.recordings:
-            T = len(rec.frames)
-            if T < window:
-                continue
+            frames, labels = rec.frames, rec.labels
+            if len(frames) < window:
+                if not pad_short or not len(frames):
+                    continue
+                extra = window - len(frames)
+                frames = np.concatenate([np.repeat(frames[:1], extra, axis=0), frames])
+                labels = np.concatenate([np.repeat(labels[:1], extra), labels])
+            T = len(frames)
             starts = np.arange(0, T - window + 1, hop)
             # [N, T, C] view without copying, then [N, C, T]
-            view = np.lib.stride_tricks.sliding_window_view(rec.frames, window, axis=0)[starts]
+            view = np.lib.stride_tricks.sliding_window_view(frames, window, axis=0)[starts]
             xs.append(np.ascontiguousarray(view, dtype=np.float32))
             if label_at == "last":
-                y = rec.labels[starts + window - 1]
+                y = labels[starts + window - 1]
             elif label_at == "center":
-                y = rec.labels[starts + window // 2]
+                y = labels[starts + window // 2]
             else:
-                lab = np.lib.stride_tricks.sliding_window_view(rec.labels, window)[starts]
+                lab = np.lib.stride_tricks.sliding_window_view(labels, window)[starts]
                 counts = np.stack([(lab == k).sum(axis=1) for k in range(n_labels)], axis=1)
                 if label_at == "majority":
                     y = counts.argmax(axis=1)

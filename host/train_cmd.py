@@ -82,11 +82,16 @@ def run(args) -> int:
             spec.window, spec.hop = window, max(1, window // 16)
         if args.hop is not None:
             spec.hop = args.hop
+        spec.pad_short = pad_short
         return spec
 
     windows = [args.window]
+    ds = load_dataset(args.data)
+    # one labelled instance per take: short takes are padded rather than dropped
+    pad_short = bool(ds.recordings) and all(len(set(r.labels.tolist())) == 1
+                                            for r in ds.recordings)
     if args.window is None:
-        windows, why = auto_spec(load_dataset(args.data))
+        windows, why = auto_spec(ds)
         say(f"for this dataset: {why}")
 
     def fit(window, out, quiet_log):

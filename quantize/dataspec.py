@@ -37,6 +37,9 @@ class DataSpec:
     channels: tuple[str, ...] = ()
     labels: tuple[str, ...] = ()
     ring: tuple[int, ...] = ()    # indices of the channels the dataset declares as a ring
+    #: takes shorter than the window are front-padded with their first frame (datasets of
+    #: one instance per take, of varying length), instead of giving no windows
+    pad_short: bool = False
     #: per channel, what frames are multiplied by before the model (1 / the channel's peak
     #: in the training windows, set by ``train``): the int8 input has ONE scale for all
     #: channels, so an IMU's
@@ -76,7 +79,7 @@ def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
                         data_dir)
     spec.rate_hz, spec.channels, spec.labels = ds.rate_hz, ds.channels, ds.labels
     spec.ring = tuple(ds.channels.index(c) for c in ds.ring)
-    w = ds.windows(spec.window, spec.hop, spec.label_at, spec.min_frames)
+    w = ds.windows(spec.window, spec.hop, spec.label_at, spec.min_frames, spec.pad_short)
     if len(w) == 0:
         raise DataError(f"no session is at least {spec.window} frames long: nothing to train on",
                         data_dir)
@@ -116,10 +119,12 @@ def auto_spec(ds: Dataset) -> tuple[list[int], str]:
         return [DEFAULT_WINDOW], "no recordings yet"
     single = all(len(set(r.labels.tolist())) == 1 for r in ds.recordings)
     if single:
-        whole = max(8, min(min(lengths), 256))
+        # most of a take (its length at the first quartile); shorter takes are padded
+        whole = max(8, min(int(np.percentile(lengths, 25)), 256))
         windows = list(dict.fromkeys([whole, max(8, whole // 2)]))
-        return windows, (f"each take is one labelled instance (shortest {min(lengths)} frames): "
-                         f"trying windows of {' and '.join(map(str, windows))} frames")
+        return windows, (f"each take is one labelled instance ({min(lengths)}-{max(lengths)} "
+                         f"frames; shorter ones padded with their first frame): trying windows "
+                         f"of {' and '.join(map(str, windows))} frames")
     window = max(8, int(round(2.0 * ds.rate_hz)))
     why = f"window {window} frames (2 s at {ds.rate_hz:g} Hz)"
     short = sum(1 for n in lengths if n < window)

@@ -603,7 +603,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     bare = result.final.extra.get("bundle_bytes_without_twin") or 1
     fb = evaluations[0].float_bytes
     log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({_than(fb, result.final.bundle_bytes)} "
-        f"the float ONNX; {_than(fb, bare)} it without the QDQ twin it carries), "
+        f"the float ONNX; {_compared(fb, bare)} without the QDQ twin it carries), "
         f"sha256 {sha[:16]}")
     if report_dir is not None:
         from lanthorn.quantize.report import write_report
