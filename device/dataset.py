@@ -470,7 +470,8 @@ def recording_csv(frames: np.ndarray, labels: Sequence[str], session: str,
 
 def write_recording(path: str | Path, source: str, session: str, frames,
                     labels: str | Sequence[str], rate_hz: float | None = None,
-                    compress: bool = False, split: str | None = None) -> Path:
+                    compress: bool = False, split: str | None = None,
+                    allow_duplicate: bool = False) -> Path:
     """Write one session atomically to ``recordings/<source>/<session>.csv[.gz]``.
 
     ``frames`` float [T, C] in the dataset's channel order; ``labels`` one label for the
@@ -478,7 +479,10 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     (provenance first). Refuses to overwrite an existing session, and refuses an exact
     duplicate of a recording already in the dataset (same frames and labels). The session's
     side of the held-out split is pinned in the manifest now (``split`` chooses it; default:
-    see :func:`choose_side`) and never moves afterwards.
+    see :func:`choose_side`) and never moves afterwards. ``allow_duplicate``: keep an exact
+    duplicate anyway (a published archive can hold the same instance twice); it then goes
+    to its twin's side, so the two can never sit on both sides of the split (unless
+    ``split`` says otherwise), and ``data info`` lists the pair.
     """
     path = Path(path)
     header, sources, _ = read_manifest(path)
@@ -517,12 +521,14 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     key = f"{source}/{session}"
     digest = session_digest(frames, labels, header["channels"])
     twin = next((k for k, e in header["sessions"].items() if e.get("sha256") == digest), None)
-    if twin is not None:
+    if twin is not None and not allow_duplicate:
         raise DataError(f"this recording is identical to session {twin!r} already in the "
                         f"dataset (the same file imported twice?); nothing written", path)
     label_idx = np.array([header["labels"].index(x) for x in labels], np.int64)
     group = split_group(label_idx, header["labels"])
-    if split == "train":   # the training part of a published split: validation comes from it
+    if twin is not None and split is None:
+        side = header["sessions"][twin]["split"]      # never on the other side of its twin
+    elif split == "train":   # the training part of a published split: validation comes from it
         side = choose_side(header["sessions"], group, key, allowed=("train", "val"))
     else:
         side = split or choose_side(header["sessions"], group, key)

@@ -8,6 +8,7 @@ import io
 import json
 import math
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -454,19 +455,28 @@ def import_cmd(args) -> int:
                 k += 1
             name = f"{name}-{k}"
         planned.append((name, f, labs))
-    digests = {}
+    digests, dups = {}, []
     for name, f, labs in planned:  # names and duplicates checked first: a bad one writes nothing
         d = dsf.session_digest(f, labs, header["channels"])
-        twin = digests.get(d) or next((k for k, e in header["sessions"].items()
-                                       if e.get("sha256") == d), None)
+        twin = next((k for k, e in header["sessions"].items() if e.get("sha256") == d),
+                    None) or digests.get(d)
         if twin is not None:
-            raise DataError(f"session {name!r} is identical to session {twin!r} already in the "
-                            f"dataset (the same file imported twice?); nothing imported", path)
+            dups.append((name, twin))
         digests[d] = f"{args.source}/{name}"
+    old = [t for _, t in dups if not t.startswith(f"{args.source}/") or
+           t.split("/", 1)[1] not in {n for n, _, _ in planned}]
+    if dups and len(old) == len(planned):
+        # every session is already here: the same file imported twice
+        raise DataError(f"session {dups[0][0]!r} is identical to session {dups[0][1]!r} already "
+                        f"in the dataset (the same file imported twice?); nothing imported", path)
+    for name, twin in dups:
+        # a published archive can hold one instance twice: kept, flagged, on its twin's side
+        print(f"warning: session {name!r} is identical to {twin!r}; kept on the same side of "
+              f"the split ('lanthorn data info' lists identical pairs)", file=sys.stderr)
         dsf.check_name("session", name, path)
     for name, f, labs in planned:
         out = dsf.write_recording(args.data, args.source, name, f, labs, rate_hz=header["rate_hz"],
-                                  split=args.split)
+                                  split=args.split, allow_duplicate=True)
         print(f"imported {len(f)} frames ({len(f) / header['rate_hz']:.1f} s) as session "
               f"{name!r} of source {args.source!r}: {out}")
     return 0

@@ -268,3 +268,30 @@ def test_the_input_scale_travels_in_the_bundle_and_the_loop_applies_it(trained, 
         np.testing.assert_allclose(loop._window(), raw * scale, rtol=1e-6)
     finally:
         body.close()
+
+
+def test_a_file_holding_one_instance_twice_is_kept_flagged_and_on_one_side(tmp_path, capsys):
+    """Published archives hold exact duplicates (ArrowHead's test set does): the import is
+    not refused, each duplicate is named, and it lands on its twin's side of the split."""
+    root = tmp_path / "d"
+    assert run(capsys, "data", "new", root, "--labels", "a,b", "--channels", "x")[0] == 0
+    assert run(capsys, "data", "add-source", root, "arch", "--consent", "public")[0] == 0
+    rows = ["session,label,x"]
+    rng = np.random.default_rng(0)
+    takes = [rng.normal(size=12) for _ in range(6)]
+    takes.append(takes[2])                          # instance 6 is instance 2 again
+    for k, t in enumerate(takes):
+        rows += [f"i{k},{'ab'[k % 2]},{v:.4f}" for v in t]
+    rows = [r if not r.startswith("i6,") else "i6,a," + r.split(",", 2)[2] for r in rows]
+    (tmp_path / "f.csv").write_text("\n".join(rows) + "\n")
+    code, _, err = run(capsys, "data", "import", tmp_path / "f.csv", "--data", root, "--source", "arch",
+                       "--session", "t")
+    assert code == 0 and "'t-i6' is identical to 'arch/t-i2'" in err
+    s = sides(root)
+    assert s["arch/t-i6"] == s["arch/t-i2"] and len(s) == 7
+    code, out, _ = run(capsys, "data", "info", root)
+    assert "'arch/t-i2' and 'arch/t-i6' are identical" in out
+    # the whole file again is still "imported twice": refused
+    code, _, err = run(capsys, "data", "import", tmp_path / "f.csv", "--data", root, "--source", "arch",
+                       "--session", "u")
+    assert code == 2 and "imported twice" in err and len(sides(root)) == 7
