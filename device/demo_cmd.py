@@ -39,6 +39,10 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", type=Path, default=None,
                         help="a .lanthorn bundle to run instead of the shipped default model")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
+    parser.add_argument("--sim-gestures", metavar="G,G", default=None,
+                        help="the visitor stays at the object and performs only these gestures "
+                             "(e.g. 'wave', taught to a model of your own: --model wave.lanthorn "
+                             "--set gesture_moods=wave=shy shows it driving the mood)")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter for this run, as on the console (repeatable), e.g. "
                              "--set gesture_smoothing=1 --set gesture_hold_s=0 to see the "
@@ -96,7 +100,10 @@ def run(args) -> int:
 
     profile = load_profile("sim")
     script = [] if args.window and not args.visitor else None  # the mouse is the visitor
-    body = open_body(profile, sim=True, seed=args.seed, script=script, realtime=args.window)
+    gestures = ([g.strip() for g in args.sim_gestures.split(",") if g.strip()]
+                if args.sim_gestures else None)
+    body = open_body(profile, sim=True, seed=args.seed, script=script, realtime=args.window,
+                     gestures=gestures)
     window = None
     if args.window:
         from lanthorn.hardware.sim.window import LiveWindow

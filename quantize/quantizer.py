@@ -587,9 +587,22 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     if not any(e.extra.get("written") for e in evaluations):
         evaluations[0].extra["written"] = True
     final = next(e for e in evaluations if e.extra.get("written"))
+    extra_gates = []
+    if enforce and calibration != "minmax" and data.test_y is not None and len(data.test_y):
+        # did the chosen calibration method cost accuracy? minmax (never clips) is the yardstick
+        _, q_mm, _ = quantize_float(model, data, "minmax", bias_correction)
+        mm = evaluate("minmax", model, make_bundle(q_mm, data, {}, {}), data)
+        lost = 100.0 * (mm.int8_accuracy - evaluations[0].int8_accuracy)
+        extra_gates.append(quality.Gate(
+            "calibration", lost <= quality.INT8_DROP_POINTS / 2,
+            (f"--calibration {calibration} lost {lost:.2f} points of int8 accuracy against "
+             f"minmax ({100 * mm.int8_accuracy:.2f}%): use --calibration minmax")
+            if lost > quality.INT8_DROP_POINTS / 2 else
+            f"--calibration {calibration}: {-lost:+.2f} points against minmax"))
+        log(extra_gates[-1].message)
     if gesture_moods:   # what the artist says the model's gestures evoke (behaviour.temperament_for)
         bundle.card["temperament"] = {"gesture_moods": gesture_moods}
-    checks = quality_gates(final, data, calibration)
+    checks = quality_gates(final, data, calibration) + extra_gates
     bundle.card["quality"] = {"training": training or None,
                               "gates": [g.to_json() for g in checks],
                               "forced": bool(force and quality.failures(checks))}

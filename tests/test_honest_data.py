@@ -295,3 +295,15 @@ def test_a_file_holding_one_instance_twice_is_kept_flagged_and_on_one_side(tmp_p
     code, _, err = run(capsys, "data", "import", tmp_path / "f.csv", "--data", root, "--source", "arch",
                        "--session", "u")
     assert code == 2 and "imported twice" in err and len(sides(root)) == 7
+
+
+def test_a_calibration_method_is_measured_against_minmax(trained, tmp_path):
+    root, data = trained
+    from lanthorn.device.bundle import read_bundle
+    from lanthorn.quantize.quantizer import quantize_model
+    logs = []
+    quantize_model(root / "m.onnx", data, tmp_path / "p.lanthorn", calibration="percentile",
+                   enforce=True, force=True, log=logs.append)
+    gates = {g["name"]: g for g in read_bundle(tmp_path / "p.lanthorn").card["quality"]["gates"]}
+    assert "calibration" in gates and "against minmax" in gates["calibration"]["message"]
+    assert any("against minmax" in str(m) for m in logs)
