@@ -307,3 +307,16 @@ def test_a_calibration_method_is_measured_against_minmax(trained, tmp_path):
     gates = {g["name"]: g for g in read_bundle(tmp_path / "p.lanthorn").card["quality"]["gates"]}
     assert "calibration" in gates and "against minmax" in gates["calibration"]["message"]
     assert any("against minmax" in str(m) for m in logs)
+
+
+def test_add_source_can_declare_the_channels_of_a_new_dataset(tmp_path, capsys):
+    root = tmp_path / "grip"
+    code, _, err = run(capsys, "data", "add-source", root, "me", "--consent", "mine", "--rate", "50",
+                       "--labels", "rest,squeeze", "--channels", "force:N:0..500,temp:C")
+    assert code == 0, err
+    h = ds.read_manifest(root)[0]
+    assert h["channels"] == ("force", "temp") and h["rate_hz"] == 50.0
+    assert h["units"] == {"force": "N", "temp": "C"} and h["ranges"] == {"force": (0.0, 500.0)}
+    with pytest.raises(SystemExit) as exc:            # argparse's own usage error
+        main(["data", "new", str(tmp_path / "bad"), "--channels", "a:x:5..1"])
+    assert exc.value.code == 2 and "LOW < HIGH" in capsys.readouterr().err
