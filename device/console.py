@@ -377,7 +377,8 @@ class ConsoleServer:
                 s.next_t = max(s.next_t + s.period, now)
                 latest = self.app.latest()
                 self._send([protocol.event_line(self.mode, "watch",
-                                                protocol.format_values(latest), data=latest)])
+                                                protocol.format_values(_readable(latest)),
+                                                data=latest)])
         elif isinstance(s, _Record):
             self._record_tick(s)
         elif isinstance(s, _Push):
@@ -622,7 +623,9 @@ class ConsoleServer:
         rows = [[float(f"{float(x):.5g}") for x in f] for f in new][:want - len(s.rows)]
         s.rows.extend(rows)
         if rows and self.mode == "json":  # the host client pulls the frames as they come
-            self._send([protocol.json_line({"event": "frames", "data": {"rows": rows}})])
+            # with what the model makes of them right now (live confidence while recording)
+            self._send([protocol.json_line({"event": "frames", "data": {
+                "rows": rows, "now": self.app.latest()}})])
         if len(s.rows) < want and now - s.t0 < s.seconds + 2.0:
             return
         self.stream = None
@@ -726,7 +729,6 @@ class ConsoleServer:
         self._send(self.ok("push begin", f"installed {info.get('name')} sha256={info.get('sha256')}",
                            data=info))
 
-
     def _check_signed(self, path) -> None:
         """A locked object installs only bundles signed by a key it trusts."""
         from lanthorn.device.bundle import read_bundle  # noqa: PLC0415
@@ -736,6 +738,12 @@ class ConsoleServer:
         except SignatureError as exc:
             raise UserError(f"refused: this object is locked and installs only bundles signed "
                             f"by a trusted key; {exc}; the old model keeps running") from None
+
+
+def _readable(latest: dict) -> dict:
+    """A watch sample for a person at a terminal: the sensors and the model, not the ring's
+    colours in hex or the display's words (json clients get those for their pictures)."""
+    return {k: v for k, v in latest.items() if k not in ("leds", "oled")}
 
 
 def _body_lines(d: dict) -> list[str]:

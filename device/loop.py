@@ -1011,7 +1011,22 @@ class DeviceLoop:
         return {"t": round(t, 3),
                 "values": {c: round(float(v), 4) for c, v in zip(fr.CHANNELS, frame)},
                 "probs": {lab: round(float(p), 4) for lab, p in zip(self.labels, self.probs)},
-                "mood": self.mood.mood, "gesture": self.mood.gesture}
+                "mood": self.mood.mood, "gesture": self.mood.gesture, **self.shown()}
+
+    def shown(self) -> dict:
+        """What a visitor sees right now, for a picture of the object (the studio's See view):
+        ``leds``, the ring as last sent to the strip (brightness and power cap applied), one
+        ``rrggbb`` hex group per pixel; ``oled``, what the display was asked to draw (the
+        same words ``render_oled`` makes its picture from, so a host can draw it again)."""
+        strip = self.body.leds
+        leds = strip.last_frame.tobytes().hex() if strip is not None else ""
+        sleeping = self.quiet and self._p["quiet_mode"] == "sleep"
+        return {"leds": leds,
+                "oled": {"text": self.phrase, "mood": self.mood.mood,
+                         "footer": "" if self.model is not None else "no model",
+                         "on": bool(self._p["display_enabled"]) and not sleeping
+                         and self.body.display is not None,
+                         "contrast": int(self._p["display_contrast"])}}
 
     def frames_since(self, t: float) -> tuple[list[np.ndarray], float]:
         """Model-rate frames (frames.CHANNELS order) newer than ``t`` (seconds since start),

@@ -301,8 +301,11 @@ class ConsoleClient:
 
     # --- record
     def record(self, label: str, seconds: float,
-               on_rows: Callable[[int], None] | None = None) -> tuple[list[list[float]], dict]:
-        """Record a demonstration; returns (rows, final data: session, rate_hz, channels...)."""
+               on_rows: Callable[[int], None] | None = None,
+               on_frames: Callable[[dict], None] | None = None) -> tuple[list[list[float]], dict]:
+        """Record a demonstration; returns (rows, final data: session, rate_hz, channels...).
+        ``on_rows`` gets the number of frames so far; ``on_frames`` each frames event's data
+        (its ``now`` is the device's live reading: what the model makes of the take)."""
         rows: list[list[float]] = []
         start: dict = {}
 
@@ -313,6 +316,8 @@ class ConsoleClient:
                 rows.extend(ev["data"]["rows"])
                 if on_rows:
                     on_rows(len(rows))
+                if on_frames:
+                    on_frames(ev["data"])
 
         ans = self.request(f"record {label} {seconds:g}", on_event, timeout=seconds + 10.0)
         if not ans.get("ok"):

@@ -20,13 +20,14 @@ from lanthorn.quantize.dataspec import (TRAINING_KEY, DataSpec, onnx_with_spec, 
 def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int = 0,
           epochs: int | None = 40, patience: int | None = 8, lr: float = 3e-3,
           batch: int | None = 64, progress: bool = True, log=print,
-          splits=None, force: bool = False) -> dict:
+          splits=None, force: bool = False, on_epoch=None) -> dict:
     """Train, evaluate on held-out sessions, write ``out`` (float ONNX) and ``out``.pt.
 
     ``epochs``/``patience``/``batch`` None: chosen from the dataset's size
     (:func:`~lanthorn.quantize.dataspec.auto_fit`). ``splits``: already prepared data.
     Returns a summary dict (accuracies, confusion matrix, sessions of each split, quality
     gates). The gates are reported, not enforced (``lanthorn train`` enforces them).
+    ``on_epoch``: called after each epoch (see :func:`lanthorn.quantize.net.fit`).
     """
     from lanthorn.quantize import net as nets
     from lanthorn.quantize import quality
@@ -59,7 +60,7 @@ def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int =
     model = nets.TemperamentNet(cfg)
     fr = nets.fit(model, s.train.X, s.train.y, s.train.weights, s.val.X, s.val.y,
                   epochs=epochs, lr=lr, batch=batch, patience=patience, seed=seed,
-                  progress=progress, ring=s.spec.ring)
+                  progress=progress, ring=s.spec.ring, on_epoch=on_epoch)
     held, held_name = (s.test, "test") if len(s.test) else (s.val, "validation")
     pred = nets.predict(model, held.X).argmax(1)
     cm = confusion(held.y, pred, cfg.n_classes)

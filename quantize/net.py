@@ -16,6 +16,7 @@ import copy
 import io
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 
 import numpy as np
 import torch
@@ -244,13 +245,16 @@ def predict(net: nn.Module, X: np.ndarray, batch: int = 1024) -> np.ndarray:
 
 def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float = 3e-3,
         batch: int = 64, patience: int = 8, seed: int = 0, progress: bool = True,
-        desc: str = "train", augment: bool = True, ring=None) -> FitResult:
+        desc: str = "train", augment: bool = True, ring=None,
+        on_epoch: Callable[[dict], None] | None = None) -> FitResult:
     """Weighted cross-entropy with Adam and early stopping on held-out accuracy.
 
     Keeps the weights of the best held-out epoch. ``w`` are per-window sample weights (the
     artist's source weights) times a class-balancing factor, normalised to mean 1.
     ``ring``: channel indices of a declared ring (rotated as augmentation); None or empty:
     no rotation. Amplitude jitter and noise (relative to each channel's spread) always.
+    ``on_epoch`` gets each epoch's history entry plus ``epochs`` (the most there will be),
+    for a progress bar that is not a terminal's (the studio's).
     """
     from tqdm import tqdm
 
@@ -297,6 +301,8 @@ def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float
         result.history.append({"epoch": epoch + 1, "loss": total / len(X), "val_accuracy": acc,
                                "val_loss": vloss})
         bar.set_postfix(loss=f"{total / len(X):.3f}", val=f"{acc:.3f}")
+        if on_epoch:
+            on_epoch(dict(result.history[-1], epochs=epochs))
         # a small validation set saturates early (4 takes: 100 % after a few epochs), so
         # equal accuracy is decided by the validation loss (the more confident model)
         if acc > best[0] or (acc == best[0] and vloss < best[3]):

@@ -1,0 +1,169 @@
+"""The studio in a real browser: headless Chromium (Debian's ``chromium``) driven by
+Playwright's Python API, against ``lanthorn studio --sim`` -- the real server in its own
+process, talking to the simulated piece (``lanthorn run --sim --serial``) over a pty.
+
+The artist's loop, as a person would click it: the page loads and shows the live object;
+the brightness slider moves and the object reports the new value; a take is recorded;
+a model is trained and quantized on a tiny dataset; it is pushed and the page shows the
+new model's name as the object reports it. A second page is told who holds the object and
+cannot change it. Screenshots of each view are saved as test artefacts
+(``$LANTHORN_ARTEFACTS`` or tests/artefacts/studio/).
+
+Without Chromium the test is skipped with the reason; under CI (CI=true) it fails instead.
+"""
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+ARTEFACTS = Path(os.environ.get("LANTHORN_ARTEFACTS", ROOT / "tests" / "artefacts")) / "studio"
+
+
+def _need(ok: bool, why: str) -> None:
+    """Skip with the reason; under CI a missing tool is a failure, never a skip."""
+    if not ok:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"{why} (required under CI)")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def playwright_api():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    _need(sync_playwright is not None, "the Python package 'playwright' is not installed "
+                                       "(pip install -e '.[dev]')")
+    _need(os.access(CHROMIUM, os.X_OK), f"{CHROMIUM} is missing: apt-get install chromium "
+                                        "(scripts/system-deps.sh)")
+    return sync_playwright
+
+
+@pytest.fixture()
+def studio(tmp_path):
+    """`lanthorn studio --sim` on a tiny synthetic dataset; yields (url, data dir)."""
+    data = tmp_path / "data"
+    subprocess.run([sys.executable, "-m", "lanthorn", "data", "synth", "--out", str(data),
+                    "--minutes", "1.5", "--session-seconds", "15", "--seed", "1"],
+                   check=True, capture_output=True, cwd=ROOT)
+    log = open(tmp_path / "studio.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "lanthorn", "studio", "--sim", "--data",
+                             str(data), "--no-browser", "--epochs", "3",
+                             "--sim-data-dir", str(tmp_path / "object")],
+                            stdout=subprocess.PIPE, stderr=log, cwd=ROOT, text=True)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), (tmp_path / "studio.log").read_text()
+        yield url, data
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_studio_in_chromium(playwright_api, studio):
+    url, data = studio
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    t0 = time.monotonic()
+    with playwright_api() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            errors = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+
+            # See: connected, the live object (OLED picture, confidence bars, plots)
+            page.wait_for_selector("#link.connected", timeout=60_000)
+            page.wait_for_selector("#probs .bar", timeout=20_000)
+            page.wait_for_function("document.querySelector('#oled').src.startsWith('data:image/png')")
+            page.wait_for_selector("#plot-pads .uplot")
+            assert page.locator("#model-name").inner_text() == "temperament"
+            assert page.locator("#probs .bar").count() == 9
+            page.wait_for_timeout(1500)  # let the plots fill
+            page.screenshot(path=str(ARTEFACTS / "see.png"))
+
+            # Tune: controls from the device's own table; brightness applied and read back
+            page.click("button.tab[data-view=tune]")
+            slider = page.locator("[data-param=brightness]")
+            assert slider.get_attribute("type") == "range"
+            assert slider.get_attribute("min") == "0" and slider.get_attribute("max") == "100"
+            assert page.locator("[data-param=palette] option").count() == 5
+            slider.fill("35")
+            page.wait_for_selector("[data-readback=brightness]:text-is('35 %')", timeout=10_000)
+            state = page.evaluate("""async () => (await fetch('/api/state', {headers:
+                {'X-Lanthorn-Token': document.querySelector('meta[name=lanthorn-token]').content}})).json()""")
+            assert {p["name"]: p["value"] for p in state["data"]["params"]}["brightness"] == 35
+            assert state["data"]["status"]["locked"] is False
+
+            # a second page sees who holds the object and cannot change it
+            other = browser.new_page()
+            other.goto(url)
+            other.wait_for_selector("#control.lost", timeout=20_000)
+            assert "another studio page holds the object" in other.locator("#control").inner_text()
+            other.click("button.tab[data-view=tune]")
+            assert other.locator("[data-param=brightness]").is_disabled()
+            other.close()
+            page.wait_for_function("!document.querySelector('#take-over').hidden === false")
+            page.screenshot(path=str(ARTEFACTS / "tune.png"), full_page=False)
+
+            # Teach: record a take with the button (countdown, live confidence)
+            page.click("button.tab[data-view=teach]")
+            page.wait_for_selector("#sessions tbody tr")
+            page.select_option("#record-label", "tap")
+            page.fill("#record-seconds", "1")
+            page.fill("#record-author", "test")
+            page.fill("#record-consent", "automated test, no person")
+            page.click("#record-btn")
+            page.wait_for_selector("#countdown:text-is('3')", timeout=5_000)
+            page.wait_for_selector("#record-msg.good", timeout=30_000)
+            saved = page.locator("#record-msg").inner_text()
+            assert re.match(r"saved \d+ frames as studio/tap-", saved), saved
+            page.wait_for_selector("#sessions tr[data-session^='studio/tap-']")
+            assert list((data / "recordings" / "studio").glob("tap-*.csv"))
+
+            # train -> quantize with progress, the report as a page
+            page.fill("#train-epochs", "3")
+            page.click("#train-btn")
+            page.wait_for_selector("#report-link", timeout=120_000)
+            assert page.locator("#train-progress").evaluate("e => e.value") == 1
+            assert page.locator("#quantize-progress").evaluate("e => e.value") == 1
+            name = page.locator("#models tbody tr").first.get_attribute("data-model")
+            assert name and name.startswith("studio-")
+            with page.expect_popup() as pop:
+                page.click("#report-link")
+            report = pop.value
+            report.wait_for_selector("#report h1")
+            assert name in report.locator("#report h1").inner_text()
+            assert report.locator("#report table").count() >= 1
+            report.wait_for_function("[...document.querySelectorAll('#report img')].every(i => i.complete && i.naturalWidth > 0)")
+            report.screenshot(path=str(ARTEFACTS / "report.png"), full_page=True)
+            report.close()
+
+            # push with progress; a model below the quality gates is flagged first
+            page.click(f".push-btn[data-model='{name}']")
+            page.wait_for_function("!document.querySelector('#push-flags').hidden || "
+                                   "document.querySelector('#push-progress').value > 0")
+            if page.locator("#push-anyway").count():
+                assert page.locator("#push-flags li").count() >= 1
+                page.click("#push-anyway")
+            page.wait_for_selector(f"#model-name:text-is('{name}')", timeout=60_000)
+            page.wait_for_selector("#push-msg.good")
+            assert page.locator("#push-progress").evaluate("e => e.value") == 1
+            page.screenshot(path=str(ARTEFACTS / "teach.png"), full_page=True)
+            assert not errors, errors
+        finally:
+            browser.close()
+    print(f"studio browser run: {time.monotonic() - t0:.1f} s")
