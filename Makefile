@@ -7,10 +7,11 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo test bench model torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
+.PHONY: demo studio test bench model torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
+	@echo "make studio - set up and open the studio web page on the simulated piece"
 	@echo "make test   - set up (including system tools) and run the test suite"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
 	@echo "make model  - rebuild the shipped default model from synthetic data and seed"
@@ -33,6 +34,9 @@ $(VENV)/.installed-%: $(SETUP_FILES) $(KERNEL_SOURCES) | $(BIN)/python
 
 demo: $(VENV)/.installed-sim
 	$(BIN)/lanthorn demo
+
+studio: $(VENV)/.installed-studio
+	$(BIN)/lanthorn studio --sim
 
 system-deps:
 	@PYTHON=$(PYTHON) bash scripts/system-deps.sh

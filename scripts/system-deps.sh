@@ -18,6 +18,8 @@
 #   systemd        systemd-analyze verifies a unit (tests/test_service.py)  systemd
 #   llvm-mca       llvm-mca analyses an aarch64 SDOT loop (make            llvm-19 (any llvm works;
 #                  arm-cost-model, tests/test_arm_cost_model.py)           19 has the Neoverse-N1 model)
+#   chromium       headless Chromium renders a page (the studio's browser   chromium fonts-dejavu-core
+#                  test drives it with Playwright; never 'playwright install')
 #
 # It installs what a failed probe needs (apt-get, as root or with passwordless sudo), then
 # probes again. Each probe that still fails names what is missing. With CI=true a failed probe
@@ -145,7 +147,17 @@ probe_llvm_mca() {
     { WHY="llvm-mca cannot analyse aarch64 code: $(first_error)"; return 1; }
 }
 
-PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd llvm-mca)
+probe_chromium() {
+  PKGS="chromium fonts-dejavu-core"
+  [ -x /usr/bin/chromium ] || { WHY="/usr/bin/chromium not found (chromium)"; return 1; }
+  printf '<!doctype html><title>t</title><p id="p">chromium ok</p>\n' >"$work/page.html"
+  timeout 60 /usr/bin/chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+    --disable-component-update --disable-sync --no-first-run --user-data-dir="$work/chromium" \
+    --dump-dom "file://$work/page.html" >"$work/out" 2>"$work/err"
+  grep -q "chromium ok" "$work/out" || { WHY="headless chromium did not render a page: $(first_error)"; return 1; }
+}
+
+PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd llvm-mca chromium)
 if [ "${1:-}" = "--python" ]; then
   PROBES=(venv c-extension)
   shift

@@ -35,6 +35,15 @@ def _need(ok: bool, why: str) -> None:
         pytest.skip(why)
 
 
+def until(page, expression: str, timeout: float = 30.0) -> None:
+    """Poll a JavaScript expression from the test's side (Playwright's wait_for_function
+    would evaluate it inside the page, which the studio's Content-Security-Policy forbids)."""
+    end = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < end, f"timed out waiting for {expression}"
+        time.sleep(0.1)
+
+
 @pytest.fixture(scope="module")
 def playwright_api():
     try:
@@ -53,7 +62,7 @@ def studio(tmp_path):
     """`lanthorn studio --sim` on a tiny synthetic dataset; yields (url, data dir)."""
     data = tmp_path / "data"
     subprocess.run([sys.executable, "-m", "lanthorn", "data", "synth", "--out", str(data),
-                    "--minutes", "1.5", "--session-seconds", "15", "--seed", "1"],
+                    "--minutes", "2.5", "--session-seconds", "15", "--seed", "1"],
                    check=True, capture_output=True, cwd=ROOT)
     log = open(tmp_path / "studio.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "lanthorn", "studio", "--sim", "--data",
@@ -88,12 +97,12 @@ def test_studio_in_chromium(playwright_api, studio):
             # See: connected, the live object (OLED picture, confidence bars, plots)
             page.wait_for_selector("#link.connected", timeout=60_000)
             page.wait_for_selector("#probs .bar", timeout=20_000)
-            page.wait_for_function("document.querySelector('#oled').src.startsWith('data:image/png')")
+            until(page, "document.querySelector('#oled').src.startsWith('data:image/png')")
             page.wait_for_selector("#plot-pads .uplot")
             assert page.locator("#model-name").inner_text() == "temperament"
             assert page.locator("#probs .bar").count() == 9
             page.wait_for_timeout(1500)  # let the plots fill
-            page.screenshot(path=str(ARTEFACTS / "see.png"))
+            page.screenshot(path=str(ARTEFACTS / "see.png"), full_page=True)
 
             # Tune: controls from the device's own table; brightness applied and read back
             page.click("button.tab[data-view=tune]")
@@ -115,8 +124,23 @@ def test_studio_in_chromium(playwright_api, studio):
             assert "another studio page holds the object" in other.locator("#control").inner_text()
             other.click("button.tab[data-view=tune]")
             assert other.locator("[data-param=brightness]").is_disabled()
+            refused = other.evaluate("""async () => (await fetch('/api/set', {method: 'POST',
+                headers: {'X-Lanthorn-Token': TOKEN, 'X-Studio-Client': CLIENT,
+                          'Content-Type': 'application/json'},
+                body: JSON.stringify({name: 'brightness', value: 90})})).status""")
+            assert refused == 409
             other.close()
-            page.wait_for_function("!document.querySelector('#take-over').hidden === false")
+
+            # the exhibition lock: shown, respected (read-only controls), lifted by its PIN
+            page.fill("#pin", "4321")
+            page.click("#lock-btn")
+            page.wait_for_selector("#lock-state.bad")
+            assert slider.is_disabled() and page.locator("#unlock-btn").is_enabled()
+            page.fill("#pin", "4321")
+            page.click("#unlock-btn")
+            page.wait_for_selector("#lock-state.good")
+            assert slider.is_enabled()
+            until(page, "document.querySelector('#take-over').hidden")
             page.screenshot(path=str(ARTEFACTS / "tune.png"), full_page=False)
 
             # Teach: record a take with the button (countdown, live confidence)
@@ -131,13 +155,31 @@ def test_studio_in_chromium(playwright_api, studio):
             page.wait_for_selector("#record-msg.good", timeout=30_000)
             saved = page.locator("#record-msg").inner_text()
             assert re.match(r"saved \d+ frames as studio/tap-", saved), saved
-            page.wait_for_selector("#sessions tr[data-session^='studio/tap-']")
+            take = page.locator("#sessions tr[data-session^='studio/tap-']")
+            take.wait_for()
             assert list((data / "recordings" / "studio").glob("tap-*.csv"))
+            assert "consent: automated test" in take.locator("td.prov").inner_text()
+
+            # play a session back; relabel one, delete another: the dataset stays valid
+            take.locator("button", has_text="play").click()
+            page.wait_for_selector("#plot-session .uplot")
+            assert re.search(r": \d+ frames at 25 Hz; labels tap", page.locator("#session-title").inner_text())
+            row = page.locator("#sessions tr[data-session='synthetic/s1-002']")
+            row.locator("select.relabel").select_option("hold")
+            row.locator(".relabel-btn").click()
+            page.wait_for_selector("#sessions tr[data-session='synthetic/s1-002'] td:nth-child(3):text-is('hold')")
+            page.once("dialog", lambda d: d.accept())
+            page.locator("#sessions tr[data-session='synthetic/s1-000'] .delete-btn").click()
+            page.wait_for_selector("#sessions tr[data-session='synthetic/s1-000']", state="detached")
+            from lanthorn.device.dataset import load_dataset
+            keys = {r.key for r in load_dataset(data).recordings}
+            assert "synthetic/s1-000" not in keys and "synthetic/s1-002" in keys
 
             # train -> quantize with progress, the report as a page
             page.fill("#train-epochs", "3")
             page.click("#train-btn")
-            page.wait_for_selector("#report-link", timeout=120_000)
+            page.wait_for_selector("#report-link, #train-msg.bad", timeout=120_000)
+            assert page.locator("#report-link").count(), page.locator("#train-msg").inner_text()
             assert page.locator("#train-progress").evaluate("e => e.value") == 1
             assert page.locator("#quantize-progress").evaluate("e => e.value") == 1
             name = page.locator("#models tbody tr").first.get_attribute("data-model")
@@ -148,13 +190,13 @@ def test_studio_in_chromium(playwright_api, studio):
             report.wait_for_selector("#report h1")
             assert name in report.locator("#report h1").inner_text()
             assert report.locator("#report table").count() >= 1
-            report.wait_for_function("[...document.querySelectorAll('#report img')].every(i => i.complete && i.naturalWidth > 0)")
+            until(report, "[...document.querySelectorAll('#report img')].every(i => i.complete && i.naturalWidth > 0)")
             report.screenshot(path=str(ARTEFACTS / "report.png"), full_page=True)
             report.close()
 
             # push with progress; a model below the quality gates is flagged first
             page.click(f".push-btn[data-model='{name}']")
-            page.wait_for_function("!document.querySelector('#push-flags').hidden || "
+            until(page, "!document.querySelector('#push-flags').hidden || "
                                    "document.querySelector('#push-progress').value > 0")
             if page.locator("#push-anyway").count():
                 assert page.locator("#push-flags li").count() >= 1

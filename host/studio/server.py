@@ -61,22 +61,28 @@ def console_value(value) -> str:
     if isinstance(value, bool):
         text = "on" if value else "off"
     elif isinstance(value, list):
+        if not all(isinstance(v, str) and not _controls(v) for v in value):
+            raise UserError("phrases must be text without line breaks or control characters")
         text = json.dumps(value, ensure_ascii=False)
     elif isinstance(value, (int, float, str)):
         text = str(value)
     else:
         raise UserError(f"cannot set a parameter to {type(value).__name__}")
-    if any(ord(ch) < 32 or ch == "\x7f" for ch in text):
+    if _controls(text):
         raise UserError("values may not contain line breaks or control characters")
     if not text.strip():
         raise UserError("empty value")
     return text
 
 
+def _controls(text: str) -> bool:
+    return any(ord(ch) < 32 or ch == "\x7f" for ch in text)
+
+
 def _word(text, what: str) -> str:
     """One console word (a name, a PIN, a label) from the page: no spaces or controls."""
-    if not isinstance(text, str) or not text or len(text) > 64 or any(
-            ch.isspace() or ord(ch) < 32 or ch == "\x7f" for ch in text):
+    if not isinstance(text, str) or not text or len(text) > 64 or _controls(text) or any(
+            ch.isspace() for ch in text):
         raise UserError(f"{what} must be one word of at most 64 characters")
     return text
 
@@ -173,12 +179,15 @@ class Studio:
         return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
 
 
+STUDIO = web.AppKey("studio", Studio)
+
+
 # ----------------------------------------------------------------------------- middleware
 
 @web.middleware
 async def guard(request: web.Request, handler):
     """Loopback peers, this server's Host, the session token: or 403."""
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     if not is_loopback(request.remote):
         raise web.HTTPForbidden(text="the studio only answers this computer (127.0.0.1)\n")
     host = (request.host or "").rsplit(":", 1)[0].strip("[]").lower()
@@ -198,7 +207,7 @@ async def guard(request: web.Request, handler):
 
 
 def _holder_check(request: web.Request) -> None:
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     me = request.headers.get(CLIENT_HEADER)
     if studio.hub.holder is not None and me != studio.hub.holder:
         raise web.HTTPConflict(text=json.dumps({
@@ -224,18 +233,18 @@ async def body(request: web.Request) -> dict:
 
 async def index(request: web.Request) -> web.Response:
     html = (STATIC / "index.html").read_text(encoding="utf-8")
-    html = html.replace("__TOKEN__", request.app["studio"].token)
+    html = html.replace("__TOKEN__", request.app[STUDIO].token)
     return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
 
 
 async def report_page(request: web.Request) -> web.Response:
     html = (STATIC / "report.html").read_text(encoding="utf-8")
-    html = html.replace("__TOKEN__", request.app["studio"].token)
+    html = html.replace("__TOKEN__", request.app[STUDIO].token)
     return web.Response(text=html, content_type="text/html", headers=PAGE_HEADERS)
 
 
 async def report_file(request: web.Request) -> web.FileResponse:
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     name = dataset.check_name("model", request.match_info["name"])
     file = request.match_info["file"]
     if file not in ("report.md", "report.json") and not (file.endswith(".png") and "/" not in file
@@ -250,7 +259,7 @@ async def report_file(request: web.Request) -> web.FileResponse:
 # ----------------------------------------------------------------------------- live
 
 async def live(request: web.Request) -> web.WebSocketResponse:
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     hub = studio.hub
     cid = request.query.get("client") or secrets.token_hex(4)
     ws = web.WebSocketResponse(heartbeat=20)
@@ -283,7 +292,7 @@ async def live(request: web.Request) -> web.WebSocketResponse:
 
 
 async def take_control(request: web.Request) -> web.Response:
-    hub = request.app["studio"].hub
+    hub = request.app[STUDIO].hub
     me = request.headers.get(CLIENT_HEADER)
     if me not in hub.clients:
         raise UserError("this page is not connected (reload it)")
@@ -295,7 +304,7 @@ async def take_control(request: web.Request) -> web.Response:
 # ----------------------------------------------------------------------------- See / Tune
 
 async def state(request: web.Request) -> web.Response:
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     out = {"link": studio.link.state, "model": studio.link.model,
            "control": studio.hub.control(), "data": teach.dataset_summary(studio.data),
            "models": await studio.blocking(teach.list_models, studio.models),
@@ -312,7 +321,7 @@ async def state(request: web.Request) -> web.Response:
 
 async def set_param(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     b = await body(request)
     name = _word(b.get("name"), "the parameter name")
     await studio.device(f"set {name} {console_value(b.get('value'))}")
@@ -324,13 +333,13 @@ async def reset_param(request: web.Request) -> web.Response:
     _holder_check(request)
     b = await body(request)
     name = _word(b.get("name") or "all", "the parameter name")
-    await request.app["studio"].device(f"reset {name}")
+    await request.app[STUDIO].device(f"reset {name}")
     return ok()
 
 
 async def save(request: web.Request) -> web.Response:
     _holder_check(request)
-    await request.app["studio"].device("save")
+    await request.app[STUDIO].device("save")
     return ok()
 
 
@@ -340,7 +349,7 @@ async def preset(request: web.Request) -> web.Response:
     action = b.get("action")
     if action not in ("save", "load", "delete"):
         raise UserError("preset action must be save, load or delete")
-    data = await request.app["studio"].device(f"preset {action} {_word(b.get('name'), 'the preset name')}")
+    data = await request.app[STUDIO].device(f"preset {action} {_word(b.get('name'), 'the preset name')}")
     return ok(data)
 
 
@@ -348,13 +357,13 @@ async def lock(request: web.Request) -> web.Response:
     _holder_check(request)
     b = await body(request)
     what = "unlock" if b.get("unlock") else "lock"
-    await request.app["studio"].device(f"{what} {_word(b.get('pin'), 'the PIN')}")
+    await request.app[STUDIO].device(f"{what} {_word(b.get('pin'), 'the PIN')}")
     return ok({"locked": what == "lock"})
 
 
 async def model_rollback(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     data = await studio.device("model rollback")
     studio.link.model = await studio.device("model info")
     studio._emit({"type": "model", "model": studio.link.model})
@@ -364,14 +373,14 @@ async def model_rollback(request: web.Request) -> web.Response:
 # ----------------------------------------------------------------------------- Teach
 
 async def sessions(request: web.Request) -> web.Response:
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     if not (studio.data / dataset.MANIFEST).exists():
         return ok([])
     return ok(await studio.blocking(teach.list_sessions, studio.data))
 
 
 async def session_plot(request: web.Request) -> web.Response:
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     q = request.query
     return ok(await studio.blocking(teach.session_plot, studio.data, q.get("source", ""),
                                     q.get("session", "")))
@@ -379,7 +388,7 @@ async def session_plot(request: web.Request) -> web.Response:
 
 async def session_edit(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     b = await body(request)
     source = dataset.check_name("source", b.get("source"))
     session = dataset.check_name("session", b.get("session"))
@@ -395,7 +404,7 @@ async def session_edit(request: web.Request) -> web.Response:
 
 async def add_label(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     b = await body(request)
     label = _word(b.get("label"), "the label")
     if not (studio.data / dataset.MANIFEST).exists():
@@ -419,7 +428,7 @@ def _start_busy(studio: Studio, kind: str) -> dict:
 
 async def record(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     b = await body(request)
     label = _word(b.get("label"), "the label")
     dataset.check_name("label", label)
@@ -461,7 +470,7 @@ async def record(request: web.Request) -> web.Response:
 
 async def train(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     b = await body(request)
     try:
         epochs = int(b.get("epochs") or studio.train_epochs)
@@ -497,7 +506,7 @@ async def train(request: web.Request) -> web.Response:
 
 async def push(request: web.Request) -> web.Response:
     _holder_check(request)
-    studio: Studio = request.app["studio"]
+    studio: Studio = request.app[STUDIO]
     b = await body(request)
     name = dataset.check_name("model", b.get("name"))
     bundle = studio.models / f"{name}.lanthorn"
@@ -539,7 +548,7 @@ async def push(request: web.Request) -> web.Response:
 
 def make_app(studio: Studio) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
-    app["studio"] = studio
+    app[STUDIO] = studio
     studio.tasks = set()
 
     async def on_startup(app):

@@ -1,0 +1,301 @@
+"""The studio without a browser: its safety (token, loopback, Host), the values it sends to
+the object, the Teach functions on a real dataset folder, and the link to the object
+surviving a restart of the simulated piece (a real ``lanthorn run --sim --serial`` over a
+pty) and naming the program that holds the port.
+"""
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+
+pytest.importorskip("aiohttp")
+from aiohttp import ClientSession, WSServerHandshakeError, web  # noqa: E402
+from aiohttp.test_utils import make_mocked_request  # noqa: E402
+
+from lanthorn.device import dataset  # noqa: E402
+from lanthorn.errors import UserError  # noqa: E402
+from lanthorn.host.studio import teach  # noqa: E402
+from lanthorn.host.studio.link import DeviceLink, port_holders  # noqa: E402
+from lanthorn.host.studio.server import STUDIO, Studio, console_value, guard, make_app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "t0k3n-for-the-test"
+
+
+def _studio(tmp_path) -> Studio:
+    link = DeviceLink("/dev/null-no-such-port")  # never started: "connecting"
+    return Studio(link, tmp_path / "data", tmp_path / "models", TOKEN)
+
+
+class Server:
+    """make_app served by aiohttp on real sockets, in a thread, on the given addresses."""
+
+    def __init__(self, app, hosts):
+        self.app, self.hosts, self.ports = app, hosts, {}
+        self.loop = asyncio.new_event_loop()
+        self._ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        asyncio.set_event_loop(self.loop)
+        self.runner = web.AppRunner(self.app)
+        self.loop.run_until_complete(self.runner.setup())
+        for host in self.hosts:
+            site = web.TCPSite(self.runner, host, 0)
+            self.loop.run_until_complete(site.start())
+            self.ports[host] = site._server.sockets[0].getsockname()[1]
+        self._ready.set()
+        self.loop.run_forever()
+
+    def __enter__(self):
+        self.thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc):
+        asyncio.run_coroutine_threadsafe(self.runner.cleanup(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def _get(url, headers=None):
+    async with ClientSession() as s:
+        async with s.get(url, headers=headers or {}) as r:
+            return r.status, await r.text()
+
+
+def _other_address() -> str | None:
+    """A non-loopback address of this machine, if it has one."""
+    try:
+        out = subprocess.run(["hostname", "-I"], capture_output=True, text=True).stdout.split()
+    except OSError:
+        return None
+    return next((a for a in out if ":" not in a and not a.startswith("127.")), None)
+
+
+# ----------------------------------------------------------------------------- safety
+
+def test_requests_without_the_token_are_refused(tmp_path):
+    with Server(make_app(_studio(tmp_path)), ["127.0.0.1"]) as srv:
+        base = f"http://127.0.0.1:{srv.ports['127.0.0.1']}"
+
+        async def check():
+            for path in ("/", "/static/studio.js", "/static/vendor/uPlot.iife.min.js",
+                         "/api/state", "/report?name=x"):
+                status, text = await _get(base + path)
+                assert status == 403, path
+                assert "token" in text
+                status, _ = await _get(base + path + ("&" if "?" in path else "?") + "token=wrong")
+                assert status == 403, path
+            status, _ = await _get(base + "/api/state", {"X-Lanthorn-Token": TOKEN[:-1]})
+            assert status == 403
+            async with ClientSession() as s:  # the live feed too
+                with pytest.raises(WSServerHandshakeError) as exc:
+                    await s.ws_connect(base + "/api/live")
+                assert exc.value.status == 403
+                async with s.post(base + "/api/set", json={"name": "brightness", "value": 1}) as r:
+                    assert r.status == 403
+            # with it: the page (token inside for its own requests), the files, the API
+            status, text = await _get(base + f"/?token={TOKEN}")
+            assert status == 200 and f'content="{TOKEN}"' in text
+            status, _ = await _get(base + f"/static/studio.js?token={TOKEN}")
+            assert status == 200
+            status, text = await _get(base + "/api/state", {"X-Lanthorn-Token": TOKEN})
+            assert status == 200 and json.loads(text)["data"]["link"]["state"] == "connecting"
+            # a page on another name that resolves here (DNS rebinding) is refused too
+            status, text = await _get(base + f"/?token={TOKEN}", {"Host": "evil.example:80"})
+            assert status == 403 and "Host" in text
+
+        asyncio.run(check())
+
+
+def test_requests_from_other_addresses_are_refused(tmp_path):
+    """The guard, on a real socket bound (by the test, never by the studio) to this
+    machine's non-loopback address: a peer that is not 127.0.0.1 gets 403 even with the
+    token. Without such an address, the same guard on a request from 192.0.2.7."""
+    other = _other_address()
+    studio = _studio(tmp_path)
+
+    async def handler(request):
+        return web.Response(text="ok")
+
+    request = make_mocked_request("GET", f"/?token={TOKEN}", headers={"Host": "127.0.0.1:1"},
+                                  app={STUDIO: studio},
+                                  transport=mock.Mock(get_extra_info=lambda k, d=None:
+                                                      ("192.0.2.7", 5555) if k == "peername" else d))
+    with pytest.raises(web.HTTPForbidden) as exc:
+        asyncio.run(guard(request, handler))
+    assert "127.0.0.1" in exc.value.text
+    if other is None:
+        return
+    with Server(make_app(studio), [other]) as srv:
+        status, text = asyncio.run(_get(f"http://{other}:{srv.ports[other]}/api/state",
+                                        {"X-Lanthorn-Token": TOKEN, "Host": "127.0.0.1"}))
+        assert status == 403 and "only answers this computer" in text
+
+
+def test_studio_listens_on_loopback_only(tmp_path):
+    """`lanthorn studio` itself: its port answers on 127.0.0.1 and is closed elsewhere."""
+    other = _other_address()
+    proc = subprocess.Popen([sys.executable, "-m", "lanthorn", "studio", "--port",
+                             str(tmp_path / "no-such-port"), "--no-browser", "--data",
+                             str(tmp_path / "d")], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    try:
+        url = proc.stdout.readline().strip()
+        assert url.startswith("http://127.0.0.1:"), proc.stderr.read()
+        port = int(url.split(":")[2].split("/")[0])
+        token = url.split("token=")[1]
+        for _ in range(100):  # the page says why there is no object
+            status, text = asyncio.run(_get(url.split("?")[0] + "api/state",
+                                            {"X-Lanthorn-Token": token}))
+            link = json.loads(text)["data"]["link"]
+            if link["state"] != "connecting":
+                break
+            time.sleep(0.1)
+        assert status == 200 and link["state"] == "lost" and "no-such-port" in link["detail"]
+        if other is not None:
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection((other, port), timeout=2).close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_console_value_never_starts_a_second_command():
+    assert console_value(True) == "on" and console_value(False) == "off"
+    assert console_value(35) == "35" and console_value(0.5) == "0.5"
+    assert json.loads(console_value(["a b", "c"])) == ["a b", "c"]
+    for bad in ("40\nunlock 1234", "x\r", "a\x00b", ["one", "two\nsave"], {"a": 1}, None, " "):
+        with pytest.raises(UserError):
+            console_value(bad)
+
+
+# ----------------------------------------------------------------------------- teach
+
+def _dataset(tmp_path) -> Path:
+    data = tmp_path / "data"
+    dataset.create_dataset(data)
+    dataset.add_source(data, dataset.Source("alice", author="Alice", consent="signed form"))
+    rng = np.random.default_rng(0)
+    for i, label in enumerate(("tap", "hold", "tap")):
+        dataset.write_recording(data, "alice", f"take-{i}", rng.random((60, 14)),
+                                ["nobody"] * 20 + [label] * 40)
+    return data
+
+
+def test_sessions_list_play_relabel_delete_keep_the_dataset_consistent(tmp_path):
+    data = _dataset(tmp_path)
+    rows = teach.list_sessions(data)
+    assert [(r["session"], r["label"]) for r in rows] == [("take-0", "tap"), ("take-1", "hold"),
+                                                          ("take-2", "tap")]
+    assert rows[0]["provenance"]["consent"] == "signed form" and rows[0]["seconds"] == 2.4
+    plot = teach.session_plot(data, "alice", "take-1")
+    assert len(plot["rows"]) == 60 and len(plot["rows"][0]) == 14 and plot["labels"][-1] == "hold"
+    with pytest.raises(dataset.DataError):
+        teach.session_plot(data, "alice", "../manifest")
+
+    dataset.relabel_session(data, "alice", "take-1", "palm", old="hold")
+    ds = dataset.load_dataset(data)  # still a valid dataset
+    labels = {r.session: [ds.labels[i] for i in r.labels] for r in ds.recordings}
+    assert labels["take-1"] == ["nobody"] * 20 + ["palm"] * 40
+    assert labels["take-0"] == ["nobody"] * 20 + ["tap"] * 40  # the others untouched
+
+    dataset.delete_session(data, "alice", "take-0")
+    assert [r["session"] for r in teach.list_sessions(data)] == ["take-1", "take-2"]
+    with pytest.raises(dataset.DataError):
+        dataset.delete_session(data, "alice", "take-0")
+
+    assert dataset.add_label(data, "wave")[-1] == "wave"
+    with pytest.raises(dataset.DataError):
+        dataset.add_label(data, "wave")
+    dataset.relabel_session(data, "alice", "take-2", "wave", old="tap")
+    assert teach.list_sessions(data)[-1]["label"] == "wave"
+
+
+def test_a_take_goes_into_a_new_dataset_with_its_provenance(tmp_path):
+    data = tmp_path / "fresh"
+    done = {"rate_hz": 25.0, "channels": list(dataset.CHANNELS)}
+    rows = np.full((25, 14), 0.25).tolist()
+    saved = teach.save_take(data, "wave", rows, done, "/dev/ttyACM0", "Bo", "verbal")
+    summary = teach.dataset_summary(data)
+    assert summary["labels"][-1] == "wave"  # the default labels plus the new gesture
+    src = summary["sources"]["studio"]
+    assert src["author"] == "Bo" and src["consent"] == "verbal" and "ttyACM0" in src["device"]
+    second = teach.save_take(data, "wave", rows, done, "/dev/ttyACM0")
+    assert second["session"] != saved["session"]
+    assert len(teach.list_sessions(data)) == 2
+    with pytest.raises(UserError, match="no label 'swirl'"):
+        teach.save_take(data, "swirl", rows, done, "/dev/ttyACM0")
+    with pytest.raises(UserError, match="channels"):
+        teach.save_take(data, "wave", [[0.0]], {"rate_hz": 25.0, "channels": ["x"]}, "p")
+
+
+def test_quality_flags():
+    good = {"labels": ["a", "b"], "models": [{"written": True, "float_accuracy": 0.95,
+                                              "int8_accuracy": 0.948,
+                                              "int8_confusion": [[10, 0], [1, 9]]}]}
+    assert teach.quality_flags(good) == []
+    bad = {"labels": ["a", "b", "c", "d"],
+           "models": [{"written": True, "float_accuracy": 0.5, "int8_accuracy": 0.3,
+                       "int8_confusion": [[3, 7, 0, 0], [4, 0, 0, 0], [0, 0, 0, 0], [0, 0, 0, 6]]}]}
+    flags = " | ".join(teach.quality_flags(bad))
+    assert "near chance" in flags and "have no c" in flags and "never recognised" in flags
+    assert "int8 loses 20.00 points" in flags
+
+
+# ----------------------------------------------------------------------------- link
+
+def _wait(pred, timeout, what):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if pred():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def test_link_survives_a_restart_and_names_who_holds_the_port(tmp_path):
+    from lanthorn.host.studio.sim import SimPiece
+    sim = SimPiece(tmp_path / "object").start()
+    events = []
+    link = DeviceLink(sim.port, on_event=events.append, describe="the simulated piece")
+    try:
+        link.start()
+        _wait(lambda: link.connected, 90, "the first connection")
+        _wait(lambda: any(e["type"] == "watch" for e in events), 10, "watch samples")
+        sample = next(e for e in events if e["type"] == "watch")["data"]
+        assert len(sample["leds"]) == 24 * 6 and set(sample["oled"]) >= {"text", "mood", "on"}
+        assert link.call("set brightness 20")["value"] == 20
+        # while the studio holds the port, nobody else can open it
+        other = DeviceLink(sim.port)
+        assert not other._open()
+        assert other.state["state"] == "lost" and "exclusively lock" in other.state["detail"]
+        assert sim.port in other.state["detail"] and "retrying" in other.state["detail"]
+
+        sim.kill()  # a power cut: the piece is started again, as systemd would
+        _wait(lambda: link.state["state"] == "lost", 20, "the loss to be noticed")
+        _wait(lambda: link.connected, 90, "the reconnection")
+        assert "restarted" in link.state["detail"] and link.restarts == 1
+        assert link.call("get brightness")["value"] == 60  # not saved: back to its default
+    finally:
+        link.stop()
+        sim.stop()
+    # once the studio let go, a program holding the port is named by its pid
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; f = open(sys.argv[1], 'rb'); "
+                               "print('open', flush=True); time.sleep(30)", __file__],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert any(h.startswith(f"pid {holder.pid} ") for h in port_holders(__file__))
+    finally:
+        holder.kill()
+        holder.wait()
