@@ -41,7 +41,7 @@ def run(args) -> int:
         import aiohttp  # noqa: F401
     except ImportError:
         raise UserError("the studio needs the Python package 'aiohttp'; install the extra: "
-                        "pip install 'lanthorn[studio]'") from None
+                        "pip install 'lanthorn[studio]' (or [host])") from None
     if not args.port and not args.sim:
         raise UserError("give the object's serial port (--port /dev/ttyACM0) or --sim")
     if not 0 <= args.http_port < 65536:

@@ -154,7 +154,8 @@ class DeviceLink:
             self.restarts += 1
         for note in client.notices:
             self.on_event({"type": "notice", "text": note})
-        what = "the object restarted; reconnected" if restarted else "connected"
+        what = (f"the object restarted (noticed at {time.strftime('%H:%M:%S')}); reconnected"
+                if restarted else "connected")
         self._set_state("connected", f"{what} on {self.describe} "
                         f"({self.model.get('name') or 'no model'})")
         self._start_watch()
