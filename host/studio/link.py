@@ -200,8 +200,12 @@ class DeviceLink:
             except ConsoleError as exc:
                 self._drop(f"the object stopped answering ({exc}): restarting or unplugged? "
                            "reconnecting")
+            except Exception as exc:  # never let the studio lose its link thread
+                self._drop(f"unexpected {type(exc).__name__}: {exc}; reconnecting")
+                self._stop.wait(RETRY_S)
 
     def _step(self) -> None:
+        import serial
         try:
             fn, fut = self._jobs.get_nowait()
         except queue.Empty:
@@ -211,13 +215,13 @@ class DeviceLink:
                 return
             try:
                 result = fn(self.client)
-            except ConsoleError as exc:
+            except (serial.SerialException, OSError) as exc:
+                fut.set_exception(ConsoleError(f"lost the cable to the object ({exc})"))
+                raise
+            except Exception as exc:  # the device's ERR, or a bug in fn: the link goes on
                 fut.set_exception(exc)
                 self._probe()  # was it the device that went away?
                 return
-            except BaseException as exc:
-                fut.set_exception(exc)
-                raise
             fut.set_result(result)
             self._start_watch()
             return

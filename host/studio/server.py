@@ -128,6 +128,7 @@ class Studio:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.jobs: dict[str, dict] = {}
         self.busy: str | None = None  # the running long job's kind (train, push, record)
+        self.tasks: set[asyncio.Task] = set()  # train and push jobs running in the background
         self._oled_key = None
 
     # --- events from other threads
@@ -500,7 +501,9 @@ async def train(request: web.Request) -> web.Response:
         finally:
             studio.busy = None
 
-    studio.tasks.add(asyncio.create_task(work()))
+    task = asyncio.create_task(work())
+    studio.tasks.add(task)
+    task.add_done_callback(studio.tasks.discard)
     return ok({"job": job["id"], "name": name})
 
 
@@ -540,7 +543,9 @@ async def push(request: web.Request) -> web.Response:
         finally:
             studio.busy = None
 
-    studio.tasks.add(asyncio.create_task(work()))
+    task = asyncio.create_task(work())
+    studio.tasks.add(task)
+    task.add_done_callback(studio.tasks.discard)
     return ok({"job": job["id"]})
 
 
@@ -549,7 +554,6 @@ async def push(request: web.Request) -> web.Response:
 def make_app(studio: Studio) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=1 << 20)
     app[STUDIO] = studio
-    studio.tasks = set()
 
     async def on_startup(app):
         studio.loop = asyncio.get_running_loop()

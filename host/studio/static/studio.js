@@ -58,8 +58,7 @@ function show(view) {
 
 // ------------------------------------------------------------------ See: ring
 const N_PADS = 12;
-function buildRing(nLeds) {
-  const svg = $("#ring");
+function buildRing(svg, nLeds) {
   svg.textContent = "";
   const ns = "http://www.w3.org/2000/svg";
   const mk = (tag, attrs) => { const e = document.createElementNS(ns, tag); for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v); return e; };
@@ -89,23 +88,30 @@ function buildRing(nLeds) {
     glows.push(g); chips.push(c);
     svg.append(g); svg.append(c);
   }
-  S.ring = { pads, glows, chips, n: nLeds };
+  return { pads, glows, chips, n: nLeds };
 }
 
+// the ring on See, and a small one on Tune (a slider's effect is seen while it moves)
+const RINGS = ["#ring", "#ring-tune"];
+
 function drawRing(data) {
-  const hex = data.leds || "";
+  const raw = data.leds || "";
+  const hex = /^[0-9a-f]*$/i.test(raw) ? raw : "";
   const n = Math.floor(hex.length / 6);
-  if (!S.ring || S.ring.n !== n) buildRing(n || 24);
-  for (let j = 0; j < n; j++) {
-    const col = "#" + hex.slice(6 * j, 6 * j + 6);
-    S.ring.glows[j].setAttribute("fill", col);
-    const r = parseInt(hex.slice(6 * j, 6 * j + 2), 16), g = parseInt(hex.slice(6 * j + 2, 6 * j + 4), 16),
-      b = parseInt(hex.slice(6 * j + 4, 6 * j + 6), 16);
-    S.ring.chips[j].setAttribute("fill", `rgb(${Math.max(r, 30)},${Math.max(g, 30)},${Math.max(b, 30)})`);
-  }
   const v = data.values || {};
-  for (let i = 0; i < N_PADS; i++) {
-    S.ring.pads[i].setAttribute("fill", (v[`pad${i}`] || 0) > 0.15 ? "#ebebf5" : "#34343e");
+  S.rings = S.rings || {};
+  for (const sel of RINGS) {
+    let ring = S.rings[sel];
+    if (!ring || ring.n !== (n || 24)) ring = S.rings[sel] = buildRing($(sel), n || 24);
+    for (let j = 0; j < n; j++) {
+      const r = parseInt(hex.slice(6 * j, 6 * j + 2), 16), g = parseInt(hex.slice(6 * j + 2, 6 * j + 4), 16),
+        b = parseInt(hex.slice(6 * j + 4, 6 * j + 6), 16);
+      ring.glows[j].setAttribute("fill", `rgb(${r},${g},${b})`);
+      ring.chips[j].setAttribute("fill", `rgb(${Math.max(r, 30)},${Math.max(g, 30)},${Math.max(b, 30)})`);
+    }
+    for (let i = 0; i < N_PADS; i++) {
+      ring.pads[i].setAttribute("fill", (v[`pad${i}`] || 0) > 0.15 ? "#ebebf5" : "#34343e");
+    }
   }
 }
 
@@ -537,7 +543,7 @@ function connectLive() {
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     if (ev.type === "watch") onSample(ev.data);
-    else if (ev.type === "oled") { $("#oled").src = ev.png; }
+    else if (ev.type === "oled") { $("#oled").src = ev.png; $("#oled-tune").src = ev.png; }
     else if (ev.type === "link") setLink(ev);
     else if (ev.type === "control") setControl(ev);
     else if (ev.type === "model") setModel(ev.model);
@@ -551,5 +557,5 @@ function connectLive() {
   ws.onopen = () => refresh();
 }
 
-buildRing(24);
+drawRing({});
 connectLive();
