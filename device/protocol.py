@@ -9,7 +9,9 @@ client) switches to ``mode json``. Both get exactly one final answer per command
   ..., "line": ...}`` or ``{"ok": false, "cmd": ..., "error": ..., "line": ...}``, where
   ``line`` is the command line answered (absent on the final answer of a ``record`` or a
   push, which come later). Streaming lines (``watch`` samples, ``record`` frames, notices)
-  are objects with an ``event`` key and no ``ok``.
+  are objects with an ``event`` key and no ``ok``. A ``watch`` sample also carries what a
+  visitor sees (``leds``: the ring as hex, ``oled``: the display's words), for a picture of
+  the object (the studio); a ``record`` frames event carries the live sample as ``now``.
 
 Lines end with CR, LF or CRLF (whatever the terminal sends); the device does not echo.
 Lines longer than :data:`MAX_LINE` bytes are refused whole. The push sub-protocol (binary
