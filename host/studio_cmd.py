@@ -13,7 +13,7 @@ import signal
 import sys
 from pathlib import Path
 
-from lanthorn.errors import UserError
+from lanthorn.errors import UserError, install_hint
 
 
 def add_arguments(parser) -> None:
@@ -40,8 +40,8 @@ def run(args) -> int:
     try:
         import aiohttp  # noqa: F401
     except ImportError:
-        raise UserError("the studio needs the Python package 'aiohttp'; install the extra: "
-                        "pip install 'lanthorn[studio]' (or [host])") from None
+        raise UserError("the studio needs the Python package 'aiohttp': "
+                        + install_hint("studio")) from None
     if not args.port and not args.sim:
         raise UserError("give the object's serial port (--port /dev/ttyACM0) or --sim")
     if not 0 <= args.http_port < 65536:
