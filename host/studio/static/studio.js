@@ -35,6 +35,9 @@ async function api(path, body) {
   const res = await fetch(path, opts);
   let out;
   try { out = await res.json(); } catch (e) { out = { ok: false, error: `${res.status} ${res.statusText}` }; }
+  if (res.status === 403) {
+    out.error = "the studio refused this page (it restarted with a new token?): open the address 'lanthorn studio' printed";
+  }
   out.status = res.status;
   return out;
 }
