@@ -281,9 +281,11 @@ def test_link_survives_a_restart_and_names_who_holds_the_port(tmp_path):
         assert other.state["state"] == "lost" and "exclusively lock" in other.state["detail"]
         assert sim.port in other.state["detail"] and "retrying" in other.state["detail"]
 
+        seen = len(events)
         sim.kill()  # a power cut: the piece is started again, as systemd would
-        _wait(lambda: link.state["state"] == "lost", 20, "the loss to be noticed")
-        _wait(lambda: link.connected, 90, "the reconnection")
+        states = lambda: [e["state"] for e in events[seen:] if e["type"] == "link"]  # noqa: E731
+        _wait(lambda: "lost" in states(), 20, "the loss to be noticed (a link event)")
+        _wait(lambda: states()[-1] == "connected", 90, "the reconnection")
         assert "restarted" in link.state["detail"] and link.restarts == 1
         assert link.call("get brightness")["value"] == 60  # not saved: back to its default
     finally:
