@@ -879,4 +879,3 @@ def split_by_session(w: Windows, val: float = 0.15, test: float = 0.15,
             part[k] = "test" if i < n_test else "val" if i < n_test + n_val else "train"
     names = np.array([part[k] for k in w.sessions.tolist()]) if len(w) else np.zeros(0, str)
     return {p: names == p for p in ("train", "val", "test")}
-

@@ -29,7 +29,9 @@ def add_arguments(parser) -> None:
                                          "(default: DATA/models)")
     parser.add_argument("--http-port", type=int, default=0,
                         help="port of the page on 127.0.0.1 (default: any free one)")
-    parser.add_argument("--epochs", type=int, default=40, help="training epochs (default 40)")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs (default: chosen from the dataset's size, as "
+                             "'lanthorn train' does)")
     parser.add_argument("--no-browser", action="store_true",
                         help="only print the address; do not open a browser")
     parser.add_argument("--sim-data-dir", help="with --sim: the simulated object's own data "

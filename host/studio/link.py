@@ -16,46 +16,16 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
-import os
 import queue
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable
 
-from lanthorn.host.console_client import ConsoleClient, ConsoleError
+from lanthorn.host.console_client import ConsoleClient, ConsoleError, PortBusy
 
 WATCH_HZ = 10
 SILENCE_S = 2.5  # no watch sample for this long: ask whether the device is still there
 RETRY_S = 1.0
-
-
-def port_holders(port: str) -> list[str]:
-    """Other programs that have ``port`` open, as "pid N (command line)" (Linux /proc; an
-    empty list elsewhere or when nothing else holds it)."""
-    try:
-        target = os.path.realpath(port)
-        mine = os.getpid()
-        out = []
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit() or int(pid) == mine:
-                continue
-            fd_dir = f"/proc/{pid}/fd"
-            try:
-                fds = os.listdir(fd_dir)
-            except OSError:
-                continue
-            for fd in fds:
-                try:
-                    if os.readlink(f"{fd_dir}/{fd}") == target:
-                        cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ")
-                        out.append(f"pid {pid} ({cmd.decode(errors='replace').strip()[:80]})")
-                        break
-                except OSError:
-                    continue
-        return out
-    except OSError:
-        return []
 
 
 class DeviceLink:
@@ -132,11 +102,12 @@ class DeviceLink:
 
     def _open(self) -> bool:
         try:
-            client = ConsoleClient(self.port, self.baud, timeout=3.0, exclusive=True)
+            client = ConsoleClient(self.port, self.baud, timeout=3.0, holder="lanthorn studio")
+        except PortBusy as exc:  # names who holds it
+            self._set_state("lost", f"{exc}; retrying every second")
+            return False
         except ConsoleError as exc:
-            holders = port_holders(self.port)
-            why = f"held by {', '.join(holders)}" if holders else str(exc)
-            self._set_state("lost", f"cannot open {self.describe}: {why}; retrying every second")
+            self._set_state("lost", f"{exc}; retrying every second")
             return False
         self.client = client
         try:

@@ -121,7 +121,7 @@ class Studio:
     """The app's state: the link to the object, the data and models folders, the jobs."""
 
     def __init__(self, link: DeviceLink, data: Path, models: Path, token: str,
-                 train_epochs: int = 40):
+                 train_epochs: int | None = None):
         self.link, self.data, self.models, self.token = link, Path(data), Path(models), token
         self.train_epochs = train_epochs
         self.hub = Hub()
@@ -473,11 +473,11 @@ async def train(request: web.Request) -> web.Response:
     _holder_check(request)
     studio: Studio = request.app[STUDIO]
     b = await body(request)
-    try:
-        epochs = int(b.get("epochs") or studio.train_epochs)
+    try:  # none given: the studio's --epochs, or chosen from the dataset's size
+        epochs = int(b["epochs"]) if b.get("epochs") not in (None, "") else studio.train_epochs
     except (TypeError, ValueError):
         raise UserError("epochs must be a whole number") from None
-    if not 1 <= epochs <= 500:
+    if epochs is not None and not 1 <= epochs <= 500:
         raise UserError("epochs must be between 1 and 500")
     name = f"studio-{time.strftime('%Y%m%d-%H%M%S')}"
     job = _start_busy(studio, "train")

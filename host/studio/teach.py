@@ -6,7 +6,6 @@ and each step is testable without a browser.
 """
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Callable
@@ -18,9 +17,6 @@ from lanthorn.device.frames import LABELS
 from lanthorn.errors import UserError
 
 STUDIO_SOURCE = "studio"
-#: the quality gates a model must pass before the studio pushes it without asking
-MAX_INT8_DROP = 0.01  # accuracy points lost to int8 (as a fraction)
-CHANCE_FACTOR = 1.5  # held-out accuracy must beat this many times chance
 
 
 def dataset_summary(data: Path) -> dict:
@@ -100,36 +96,20 @@ def save_take(data: Path, label: str, rows, done: dict, port: str, author: str =
             "file": str(path.relative_to(data))}
 
 
-def quality_flags(report: dict) -> list[str]:
-    """Why a model should not go to the object without a second thought, from its report
-    (report.json): accuracy near chance, a class the held-out sessions never showed or the
-    model never got right, int8 losing accuracy against float. Empty: it passes."""
-    final = next((m for m in report.get("models", []) if m.get("written")),
-                 (report.get("models") or [{}])[-1])
-    flags = []
-    cm = np.asarray(final.get("int8_confusion") or [], dtype=np.int64)
-    labels = report.get("labels") or []
-    n = cm.shape[0] if cm.ndim == 2 else len(labels)
-    int8, flt = final.get("int8_accuracy"), final.get("float_accuracy")
-    if n and int8 is not None and int8 < CHANCE_FACTOR / n:
-        flags.append(f"held-out accuracy {100 * int8:.1f}% is near chance "
-                     f"({100 / n:.1f}% for {n} classes)")
-    if cm.ndim == 2 and cm.size:
-        names = labels if len(labels) == n else [f"class {i}" for i in range(n)]
-        unseen = [names[i] for i in range(n) if cm[i].sum() == 0]
-        if unseen:
-            flags.append(f"the held-out sessions have no {', '.join(unseen)}: "
-                         "its accuracy is unknown")
-        never = [names[i] for i in range(n) if cm[i].sum() > 0 and cm[i, i] == 0]
-        if never:
-            flags.append(f"never recognised on held-out data: {', '.join(never)}")
-    if int8 is not None and flt is not None and flt - int8 > MAX_INT8_DROP:
-        flags.append(f"int8 loses {100 * (flt - int8):.2f} points against float "
-                     f"(gate: {100 * MAX_INT8_DROP:.1f})")
-    return flags
+def quality_flags(bundle: Path) -> list[str]:
+    """Why a model should not go to the object without a second thought: the quality gates
+    its card carries (:mod:`lanthorn.quantize.quality`, the same ones ``lanthorn push``
+    shows) that failed. Empty: it passes."""
+    from lanthorn.device.bundle import read_bundle
+    from lanthorn.quantize import quality
+    card = read_bundle(bundle).card or {}
+    gates = (card.get("quality") or {}).get("gates")
+    if gates is None:
+        return ["its card carries no quality figures (made by an older lanthorn?)"]
+    return [g["message"] for g in quality.failures(gates)]
 
 
-def train_and_quantize(data: Path, models: Path, name: str, epochs: int = 40,
+def train_and_quantize(data: Path, models: Path, name: str, epochs: int | None = None,
                        on_progress: Callable[[str, float, str], None] | None = None) -> dict:
     """``lanthorn train`` then ``lanthorn quantize --report``, reporting progress as
     (stage, fraction 0..1, message). Returns the model's name, files, figures and flags."""
@@ -149,7 +129,8 @@ def train_and_quantize(data: Path, models: Path, name: str, epochs: int = 40,
         progress("train", h["epoch"] / h["epochs"], f"epoch {h['epoch']}: loss {h['loss']:.3f}, "
                  f"validation accuracy {100 * h['val_accuracy']:.1f}%")
 
-    summary = train(data, onnx, epochs=epochs, patience=max(8, epochs // 4), progress=False,
+    patience = None if epochs is None else max(8, epochs // 4)  # None: from the data's size
+    summary = train(data, onnx, epochs=epochs, patience=patience, progress=False,
                     log=lambda msg: progress("train", -1, str(msg).splitlines()[0]),
                     on_epoch=on_epoch)
     progress("train", 1.0, f"held-out test accuracy {100 * summary['test_accuracy']:.1f}%")
@@ -160,12 +141,10 @@ def train_and_quantize(data: Path, models: Path, name: str, epochs: int = 40,
         progress("quantize", min(0.95, next(steps) / 8), str(msg).splitlines()[0])
 
     progress("quantize", 0.0, "calibrating")
+    # the gates go into the card and are shown before a push, not enforced here
     result = quantize_model(onnx, data, models / f"{name}.lanthorn", report_dir=report_dir,
                             name=name, log=qlog)
-    report = json.loads((report_dir / "report.json").read_text())
-    report["labels"] = list(result.bundle.labels)
-    flags = quality_flags(report)
-    (report_dir / "flags.json").write_text(json.dumps(flags) + "\n")
+    flags = quality_flags(result.out)
     progress("quantize", 1.0, f"int8 accuracy {100 * (result.final.int8_accuracy or 0):.1f}%")
     return {"name": name, "bundle": str(models / f"{name}.lanthorn"),
             "report": str(report_dir / "report.md"), "flags": flags,
@@ -175,14 +154,14 @@ def train_and_quantize(data: Path, models: Path, name: str, epochs: int = 40,
 
 def list_models(models: Path) -> list[dict]:
     """Bundles the studio trained (newest first), with their quality flags."""
+    from lanthorn.device.bundle import BundleError
     out = []
     for b in sorted(Path(models).glob("*.lanthorn"), key=lambda p: p.stat().st_mtime,
                     reverse=True):
-        flags_file = b.with_name(f"{b.stem}-report") / "flags.json"
         try:
-            flags = json.loads(flags_file.read_text())
-        except (OSError, ValueError):
-            flags = ["no quality report next to this bundle"]
+            flags = quality_flags(b)
+        except BundleError as exc:
+            flags = [f"not a usable bundle: {exc}"]
         out.append({"name": b.stem, "bundle": str(b), "flags": flags,
                     "report": (b.with_name(f"{b.stem}-report") / "report.md").exists()})
     return out

@@ -469,7 +469,8 @@ $("#record-btn").addEventListener("click", async () => {
 $("#train-btn").addEventListener("click", async () => {
   $("#train-progress").value = 0;
   $("#quantize-progress").value = 0;
-  const r = await api("/api/train", { epochs: Number($("#train-epochs").value) });
+  const e = $("#train-epochs").value.trim();
+  const r = await api("/api/train", { epochs: e ? Number(e) : null });
   if (!r.ok) { $("#train-msg").textContent = r.error; $("#train-msg").className = "msg bad"; return; }
   S.busy = "train";
   updateEnabled();
