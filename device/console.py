@@ -729,6 +729,7 @@ class ConsoleServer:
         self._send(self.ok("push begin", f"installed {info.get('name')} sha256={info.get('sha256')}",
                            data=info))
 
+
     def _check_signed(self, path) -> None:
         """A locked object installs only bundles signed by a key it trusts."""
         from lanthorn.device.bundle import read_bundle  # noqa: PLC0415
