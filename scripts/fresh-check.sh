@@ -9,8 +9,9 @@
 # extras): a tool installed by hand on this machine is not in that root.
 #
 # What the root borrows from this machine, as every machine of this project's kind has it:
-# the package mirrors (and the CAs this machine trusts for them), and the PyTorch CPU wheel directory that pip finds through
-# PIP_FIND_LINKS (torch==2.13.0 from the registry alone is a multi-GB CUDA build).
+# the package mirrors (and the CAs this machine trusts for them), and the PyTorch CPU wheel
+# directory that pip finds through PIP_FIND_LINKS (torch==2.13.0 from the registry alone is a
+# multi-GB CUDA build).
 # Output: the log in $LOG (default out/fresh-check.log) and the times of both commands.
 # KEEP=1 keeps the root for a look afterwards.
 set -euo pipefail
@@ -19,35 +20,19 @@ repo=$(dirname "$here")
 rev=${1:-HEAD}
 log=${LOG:-$repo/out/fresh-check.log}
 mkdir -p "$(dirname "$log")"
-work=$(mktemp -d /var/tmp/lanthorn-fresh.XXXXXX)
-root="$work/root"
-mounts=()
-
-cleanup() {
-  local m
-  for ((i=${#mounts[@]}-1; i>=0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
-  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "fresh-check: root kept at $root"; fi
-}
-trap cleanup EXIT
-
-bind() {  # bind SRC DEST-in-root [ro]
-  mkdir -p "$root$2"
-  mount --rbind "$1" "$root$2"
-  mounts+=("$root$2")
-  if [ "${3:-}" = ro ]; then mount -o remount,bind,ro "$root$2"; fi
-}
+. "$here/root-work.sh" fresh
 
 bash "$here/debian-root.sh" amd64 "$root"
 git clone -q --no-local "$repo" "$root/root/lanthorn"
 git -C "$root/root/lanthorn" checkout -q "$rev"
 echo "fresh-check: clone of $(git -C "$repo" rev-parse --short "$rev") in a new bookworm root"
 
-mount -t proc proc "$root/proc"; mounts+=("$root/proc")
-bind /sys /sys
-bind /dev /dev
+mount_in proc /proc
+mount_in /sys /sys
+mount_in /dev /dev
 wheels=""
 if [ -n "${PIP_FIND_LINKS:-}" ] && [ -d "$PIP_FIND_LINKS" ]; then
-  bind "$PIP_FIND_LINKS" /opt/machine-wheels ro
+  mount_in "$PIP_FIND_LINKS" /opt/machine-wheels ro
   wheels=/opt/machine-wheels
 fi
 

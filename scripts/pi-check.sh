@@ -18,14 +18,7 @@ repo=$(dirname "$here")
 extra=${1:-pi5}
 log=${LOG:-$repo/out/pi-check.log}
 mkdir -p "$(dirname "$log")"
-work=$(mktemp -d /var/tmp/lanthorn-pi.XXXXXX)
-root="$work/root"
-mounts=()
-cleanup() {
-  for ((i=${#mounts[@]}-1; i>=0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
-  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "pi-check: root kept at $root"; fi
-}
-trap cleanup EXIT
+. "$here/root-work.sh" pi
 
 python=${PYTHON:-$repo/.venv/bin/python}
 [ -x "$python" ] || python=python3
@@ -36,8 +29,8 @@ sdist=$(ls "$work"/dist/lanthorn-*.tar.gz)
 echo "pi-check: built $(basename "$sdist") from $(git -C "$repo" rev-parse --short HEAD)"
 
 bash "$here/debian-root.sh" arm64 "$root"
-mount -t proc proc "$root/proc"; mounts+=("$root/proc")
-mkdir -p "$root/dev/pts"; mount --rbind /dev "$root/dev"; mounts+=("$root/dev")
+mount_in proc /proc
+mount_in /dev /dev
 cp "$sdist" "$root/root/"
 
 inside() {  # inside QEMU_CPU COMMAND...
