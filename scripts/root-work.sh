@@ -10,7 +10,13 @@ mounts=()
 _root_work_cleanup() {
   local i
   for ((i=${#mounts[@]}-1; i>=0; i--)); do umount -l "${mounts[i]}" 2>/dev/null || true; done
-  if [ -z "${KEEP:-}" ]; then rm -rf "$work"; else echo "$1: root kept at $root"; fi
+  if [ -n "${KEEP:-}" ]; then
+    echo "$1: root kept at $root"
+  elif grep -q " $work/" /proc/mounts; then  # never rm -rf through a bind of the host's /dev
+    echo "$1: $work still has mounts; not removed" >&2
+  else
+    rm -rf "$work"
+  fi
 }
 trap "_root_work_cleanup $1" EXIT
 
