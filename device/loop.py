@@ -187,11 +187,14 @@ class TimelineEntry:
     kind: str  # "gesture" | "mood" | "phrase" | "part" | "model"
     text: str
     p: float | None = None
+    by: str | None = None  # a phrase's author: "voice" (generated) or "bank"
 
     def to_json(self) -> dict:
         d = {"t": round(self.t, 3), "kind": self.kind, "text": self.text}
         if self.p is not None:
             d["p"] = round(self.p, 3)
+        if self.by is not None:
+            d["by"] = self.by
         return d
 
 
@@ -448,6 +451,7 @@ class DeviceLoop:
         self.phrase_ms = Samples(256)       # generation time of each voice phrase
         self.frame_ms_speaking = Samples()  # frame work time while a phrase was being made
         self._speaking = False
+        self._phrase_by = "bank"
         self.voice_log: collections.deque[dict] = collections.deque(maxlen=200)
 
         self.oled = None
@@ -546,9 +550,9 @@ class DeviceLoop:
         if self._log:
             self._log(text)
 
-    def _timeline(self, kind: str, text: str, p: float | None = None) -> None:
+    def _timeline(self, kind: str, text: str, p: float | None = None, by: str | None = None) -> None:
         t = self.clock() - (self.t_start if self.t_start is not None else self.clock())
-        self.timeline.append(TimelineEntry(t, kind, text, p))
+        self.timeline.append(TimelineEntry(t, kind, text, p, by))
 
     def _part_failed(self, role: str, exc: Exception) -> None:
         was_ok = self.health.get(role) == "ok"
@@ -769,7 +773,7 @@ class DeviceLoop:
         if new is not None:
             self.phrase = new
             if new:
-                self._timeline("phrase", new)
+                self._timeline("phrase", new, by=self._phrase_by)
         if self.oled is not None:
             footer = "" if self.model is not None else "no model"
             sleeping = self.quiet and p["quiet_mode"] == "sleep"
@@ -978,6 +982,8 @@ class DeviceLoop:
             "voice_source": self.voice_source,
             "phrase_ms_p50": self.phrase_ms.percentile(50),
             "phrase_ms_p99": self.phrase_ms.percentile(99),
+            "phrase_by": self._phrase_by,
+            "voice_said": self.voice_log[-1] if self.voice_log else None,
             "quiet": self.quiet,
             "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
             "messages": list(self.messages)[-10:],
@@ -1026,6 +1032,7 @@ class DeviceLoop:
 
     def _spoke(self, phrase, source: str) -> None:
         """The Speaker's report of each phrase it chose (the voice's, or the bank's)."""
+        self._phrase_by = source
         if source == "voice":
             self.phrase_ms.add(phrase.ms)
             self.voice_log.append({"t": round(self.clock() - (self.t_start or self.clock()), 3),
@@ -1047,8 +1054,7 @@ class DeviceLoop:
         self.voice_worker.set_voice(voice)
         self.voice_source = source
         self._message(f"new voice {voice.name} installed")
-        with self._lock:
-            self._timeline("model", f"voice {voice.name} ({source})")
+        self._timeline("model", f"voice {voice.name} ({source})")
         return self.model_info()
 
     def install_model(self, path: str) -> dict:

@@ -264,8 +264,9 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
               "seconds": round(time.perf_counter() - t0, 2)}
     if report_dir:
         write_report(report, Path(report_dir))
-    log(f"wrote {out}: {macs:,} MACs/char, held-out perplexity float "
-        f"{ppl_float['all']:.2f} -> int8 {ppl_int8['all']:.2f}; {checked} logits identical to "
+    ppl = (f"held-out perplexity float {ppl_float['all']:.2f} -> int8 {ppl_int8['all']:.2f}"
+           if ppl_float["all"] else "no held-out lines")
+    log(f"wrote {out}: {macs:,} MACs/char, {ppl}; {checked} logits identical to "
         f"onnxruntime; longest verbatim copy in samples {longest} chars")
     return report
 
