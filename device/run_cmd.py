@@ -114,6 +114,9 @@ def run(args) -> int:
     if not args.quiet:
         model = (f"model {info['name']} ({info['source']}, {info['backend']})" if info["name"]
                  else "no model (idle animation)")
+        voice = info.get("voice") or {}
+        model += (f", voice {voice['name']} ({voice['source']})" if voice.get("name")
+                  else ", no voice (phrase banks)")
         log(f"running profile {profile.name!r} on the {where}, {model}, data in {storage.root}"
             + (f", console on {args.serial}" if args.serial else ""))
     t0 = time.monotonic()

@@ -322,3 +322,25 @@ def test_the_loop_keeps_rendering_while_the_voice_thinks(voice_files):
     assert loop.status()["phrase_by"] == "voice"
     info = loop.model_info()
     assert info["voice"]["name"] == "test-voice" and info["voice"]["source"] == "given"
+
+
+def test_bench_includes_the_voice_per_character_and_per_phrase(tmp_path):
+    import subprocess
+    import sys
+    out = tmp_path / "bench.json"
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "bench", "--quick", "--models", "voice",
+                        "--reps", "5", "--json", str(out)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    (m,) = json.loads(out.read_text())["models"]
+    assert m["name"] == "lantern-voice"
+    assert m["paths"]["ort_int8"]["available"] and m["paths"]["numpy"]["available"]
+    assert m["paths"]["ort_float"]["available"]            # voice.onnx ships beside it
+    assert all(e["exact"] for e in m["exact"].values() if isinstance(e, dict))
+    ph = m["phrases"]
+    assert ph["phrases"] >= 5 and "ort_int8" in ph["paths"]
+    for path, v in ph["paths"].items():
+        assert v["identical_phrases"], path
+        if path != "ort_int8":
+            assert isinstance(v["ratio_vs_ort_int8"], float)
+    assert "per phrase" in r.stdout and "phrases identical to ORT's" in r.stdout
