@@ -64,6 +64,12 @@ def _calibration(x: np.ndarray, n: int, seed: int) -> list[dict]:
     return [{"tokens": x[i][None]} for i in idx]
 
 
+def output_labels(spec: VoiceSpec) -> tuple[str, ...]:
+    """The bundle's labels, one per output: the characters, with the phrase end and the
+    space named so that 'lanthorn inspect' and 'model info' can print them on one line."""
+    return ("<end>",) + tuple("<space>" if c == " " else c for c in spec.vocab[1:])
+
+
 def ort_voice_step(bundle):
     """``step(tokens int32 [1+context]) -> int8 logits`` computed by onnxruntime on the twin."""
     import onnx
@@ -201,7 +207,7 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     licences = sorted({v["licence"] or "none" for v in mix.values()})
     with tempfile.TemporaryDirectory() as tmp:
         qdq = quantize_qdq(float_onnx, Path(tmp) / "voice.qdq.onnx", feeds)
-        bundle = bundle_from_qdq(qdq, labels=tuple(spec.vocab), card={}, provenance={
+        bundle = bundle_from_qdq(qdq, labels=output_labels(spec), card={}, provenance={
             "corpus": str(corpus_dir), "sources": mix, "licences": licences})
     g = bundle.graph
     macs = int(sum(layer_macs(layer, g) for layer in g.layers))
