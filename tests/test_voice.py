@@ -344,3 +344,19 @@ def test_bench_includes_the_voice_per_character_and_per_phrase(tmp_path):
         if path != "ort_int8":
             assert isinstance(v["ratio_vs_ort_int8"], float)
     assert "per phrase" in r.stdout and "phrases identical to ORT's" in r.stdout
+
+
+def test_the_longest_voice_phrase_fits_the_oled_whole():
+    """voice_max_len characters of the widest letters are word-wrapped onto the 128x64
+    display without losing a word (the small font takes over when the big one cannot)."""
+    from PIL import Image, ImageDraw
+    from lanthorn.device.behaviour import _fonts, render_oled, wrap_text
+    from lanthorn.device.params import PARAMS
+    longest = next(p for p in PARAMS if p.name == "voice_max_len").max
+    text = " ".join(["mwmw"] * 20)[:int(longest)].strip()
+    _, small = _fonts()
+    d = ImageDraw.Draw(Image.new("1", (128, 64)))
+    lines = wrap_text(text, 124, lambda s: d.textlength(s, font=small))
+    assert len(lines) * 11 <= 64 - 14 and "".join(lines).replace(" ", "") == text.replace(" ", "")
+    img = render_oled(text, "calm")
+    assert img.size == (128, 64) and img.getbbox()[3] <= 64
