@@ -35,9 +35,9 @@ META_SPEC = "lanthorn.voice"  # ONNX metadata: the VoiceSpec as JSON
 
 @dataclass
 class VoiceArch:
-    context: int = 6
+    context: int = 4
     dim: int = 16
-    hidden: int = 64
+    hidden: int = 128
 
     def macs(self, n_vocab: int) -> int:
         """Multiply-accumulates per character (the embedding lookup is free)."""
@@ -55,7 +55,7 @@ SWEEP = (VoiceArch(4, 16, 128), VoiceArch(6, 16, 64), VoiceArch(6, 16, 128),
 PICK_WITHIN = 1.10
 #: what the rule picked on the shipped corpus (data/voice, 10 epochs, seed 0; the figures
 #: are in device/models/voice-report.json)
-DEFAULT_ARCH = VoiceArch(6, 16, 64)
+DEFAULT_ARCH = VoiceArch(4, 16, 128)
 
 
 def _torch_net(spec: VoiceSpec, arch: VoiceArch):

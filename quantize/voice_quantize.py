@@ -324,4 +324,18 @@ def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
             f"either are the same.\n\n")
     warn = "".join(f"- warning: {x}\n" for x in report["warnings"])
     atomic_write_text(directory / "voice-report.md", head + (warn + "\n" if warn else "")
-                      + tasting_markdown(report))
+                      + tasting_markdown(report) + sweep_markdown(report))
+
+
+def sweep_markdown(report: dict) -> str:
+    """How the architecture was chosen (when the report carries the sweep)."""
+    rows = report.get("sweep")
+    if not rows:
+        return ""
+    w = ["\n## Architecture, by measurement\n",
+         f"Each candidate trained on the same split and seed; picked: {report.get('pick_rule', '')}.\n",
+         "| candidate | MACs per character | held-out perplexity (float) | training s |",
+         "| --- | ---: | ---: | ---: |"]
+    for r in rows:
+        w.append(f"| {r['arch']} | {r['macs_per_char']:,} | {r['perplexity']:.2f} | {r['seconds']} |")
+    return "\n".join(w) + "\n"
