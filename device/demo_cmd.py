@@ -360,7 +360,8 @@ def print_report(s: dict) -> None:
         print(f"voice {v['name']}: {v['phrases']} phrases generated, {v['fallbacks']} fell back "
               f"to the bank; generation p50 {_fmt(ph, 'p50')} ms, p99 {_fmt(ph, 'p99')} ms "
               f"(own thread); frame time while speaking p50 {_fmt(fs, 'p50')} ms, p99 "
-              f"{_fmt(fs, 'p99')} ms over {fs.get('n', 0)} frames")
+              f"{_fmt(fs, 'p99')} ms over {fs.get('n', 0)} frames (as CPU time p99 "
+              f"{_fmt(v['frame_cpu_ms_while_speaking'], 'p99')} ms)")
     else:
         print(f"voice: none ({v.get('note', 'phrase banks')})")
     print(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core "

@@ -450,6 +450,7 @@ class DeviceLoop:
         self.speaker = Speaker(self.phrases, self.voice_worker, on_phrase=self._spoke)
         self.phrase_ms = Samples(256)       # generation time of each voice phrase
         self.frame_ms_speaking = Samples()  # frame work time while a phrase was being made
+        self.frame_cpu_ms_speaking = Samples()  # the same in the loop thread's CPU time
         self._speaking = False
         self._phrase_by = "bank"
         self.voice_log: collections.deque[dict] = collections.deque(maxlen=200)
@@ -882,6 +883,7 @@ class DeviceLoop:
             self.frame_cpu_ms.add(self._cpu_since_show * 1e3)
             if self._speaking:
                 self.frame_ms_speaking.add(self._busy_since_show * 1e3)
+                self.frame_cpu_ms_speaking.add(self._cpu_since_show * 1e3)
                 self._speaking = False
             self._busy_since_show = 0.0
             self._cpu_since_show = 0.0
@@ -1143,6 +1145,7 @@ class DeviceLoop:
                 "phrases": len(self.voice_log), "fallbacks": self.speaker.failures,
                 "phrase_ms": self.phrase_ms.summary(),
                 "frame_ms_while_speaking": self.frame_ms_speaking.summary(),
+                "frame_cpu_ms_while_speaking": self.frame_cpu_ms_speaking.summary(),
                 "said": list(self.voice_log)}
 
 
