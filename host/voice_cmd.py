@@ -26,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("import", help="add plain text to a source: one phrase a line, or paragraphs")
     p.add_argument("file", help="UTF-8 text file")
-    p.add_argument("--corpus", required=True, help="corpus folder")
+    p.add_argument("--corpus", "--data", dest="corpus", required=True, help="corpus folder")
     p.add_argument("--source", required=True, help="source (declared with 'voice add-source')")
     p.add_argument("--paragraphs", action="store_true",
                    help="the file is prose: split paragraphs into sentences")
@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("quantize", help="float voice ONNX -> int8 .lanthorn voice bundle with "
                                         "tasting notes (checked against onnxruntime)")
     p.add_argument("model", help="float voice ONNX from 'voice train'")
-    p.add_argument("--corpus", required=True, help="the corpus it was trained on")
+    p.add_argument("--corpus", "--data", dest="corpus",
+                   help="the corpus it was trained on (default: the one recorded in the model)")
     p.add_argument("--out", required=True, help="voice bundle to write (.lanthorn)")
     p.add_argument("--name", help="name in the card (default: from --out)")
     p.add_argument("--seed", type=int, default=0, help="first sample seed of the tasting notes")
@@ -154,7 +155,10 @@ def quantize_cmd(args) -> int:
     from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)
-    report = quantize_voice(args.model, args.corpus, args.out, name=args.name, seed=args.seed,
+    from lanthorn.quantize.voice_quantize import read_voice_onnx, trained_corpus
+    read_voice_onnx(args.model)   # a missing or wrong file: one line saying so
+    corpus = args.corpus or trained_corpus(args.model)
+    report = quantize_voice(args.model, corpus, args.out, name=args.name, seed=args.seed,
                             report_dir=args.report)
     print(tasting_markdown(report), end="")
     return 0

@@ -121,7 +121,7 @@ def perplexity_by_source(nll: np.ndarray, srcs: list[str]) -> dict:
     return out
 
 
-def export_onnx(net, spec: VoiceSpec, arch: VoiceArch) -> bytes:
+def export_onnx(net, spec: VoiceSpec, arch: VoiceArch, corpus: str = "") -> bytes:
     """The float ONNX, written with onnx.helper from the trained weights (stable bytes)."""
     import json
 
@@ -147,7 +147,8 @@ def export_onnx(net, spec: VoiceSpec, arch: VoiceArch) -> bytes:
     m.doc_string = f"lanthorn voice: {arch.label()}, {len(spec.vocab)} characters, moods " \
                    f"{', '.join(spec.moods)}"
     helper.set_model_props(m, {META_KIND: "voice", META_SPEC: json.dumps(spec.to_json()),
-                               "lanthorn.arch": json.dumps(asdict(arch))})
+                               "lanthorn.arch": json.dumps(asdict(arch)),
+                               "lanthorn.corpus": str(corpus)})
     onnx.checker.check_model(m)
     return m.SerializeToString()
 
@@ -179,7 +180,7 @@ def train_voice(corpus_dir, out, arch: VoiceArch = DEFAULT_ARCH, epochs: int = 3
         hx, hy, _, hs, _ = examples(held, spec)
         figures["perplexity_float"] = perplexity_by_source(nll_per_example(net, hx, hy), hs)
     out = Path(out)
-    atomic_write_bytes(out, export_onnx(net, spec, arch))
+    atomic_write_bytes(out, export_onnx(net, spec, arch, corpus=str(corpus_dir)))
     figures["seconds"] = round(time.perf_counter() - t0, 2)
     ppl = figures.get("perplexity_float", {}).get("all")
     log(f"wrote {out} ({figures['seconds']} s)" + (f"; held-out perplexity {ppl:.2f}" if ppl else ""))

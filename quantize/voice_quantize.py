@@ -50,6 +50,19 @@ def read_voice_onnx(path) -> tuple[object, VoiceSpec, dict]:
     return m, spec, json.loads(props.get("lanthorn.arch", "{}"))
 
 
+def trained_corpus(path) -> str:
+    """The corpus folder a voice ONNX was trained on (recorded by 'voice train')."""
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    corpus = {p.key: p.value for p in m.metadata_props}.get("lanthorn.corpus")
+    if not corpus:
+        raise UserError(f"{path} does not say which corpus it was trained on; give --corpus")
+    if not Path(corpus).is_dir():
+        raise UserError(f"{path} was trained on the corpus {corpus!r}, which is not found from "
+                        f"here; give --corpus FOLDER")
+    return corpus
+
+
 def is_voice_onnx(path) -> bool:
     try:
         read_voice_onnx(path)

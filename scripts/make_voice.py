@@ -46,7 +46,9 @@ def main(argv=None) -> int:
     from lanthorn.device.atomic import atomic_write_text
     from lanthorn.host import voice_train as vt
     from lanthorn.quantize.voice_quantize import quantize_voice
-    out, corpus = Path(args.out), Path(args.corpus)
+    out, corpus = Path(args.out).resolve(), Path(args.corpus).resolve()
+    import os
+    os.chdir(ROOT)   # the corpus is named relative to the repository in what is shipped
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     arch, rows = vt.DEFAULT_ARCH, None
@@ -58,12 +60,12 @@ def main(argv=None) -> int:
         arch = vt.VoiceArch(best["context"], best["dim"], best["hidden"])
         log(f"picked {arch.label()}: fewest MACs within {vt.PICK_WITHIN:.2f}x of the best "
             f"held-out perplexity")
-    train = vt.train_voice(corpus, out / "voice.onnx", arch, epochs=RECIPE["epochs"],
-                           seed=RECIPE["seed"], holdout=RECIPE["holdout"], log=log)
-    try:
+    try:   # recorded in the model and the bundle: relative, so any clone builds the same bytes
         shown_corpus = corpus.resolve().relative_to(ROOT)
     except ValueError:
         shown_corpus = corpus
+    train = vt.train_voice(shown_corpus, out / "voice.onnx", arch, epochs=RECIPE["epochs"],
+                           seed=RECIPE["seed"], holdout=RECIPE["holdout"], log=log)
     report = quantize_voice(out / "voice.onnx", shown_corpus, out / "voice.lanthorn",
                             name="lantern-voice", seed=RECIPE["seed"], log=log,
                             card_extra={"rebuild": "make voice (scripts/make_voice.py)"})

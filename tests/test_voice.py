@@ -360,3 +360,20 @@ def test_the_longest_voice_phrase_fits_the_oled_whole():
     assert len(lines) * 11 <= 64 - 14 and "".join(lines).replace(" ", "") == text.replace(" ", "")
     img = render_oled(text, "calm")
     assert img.size == (128, 64) and img.getbbox()[3] <= 64
+
+
+def test_voice_quantize_and_lanthorn_quantize_from_the_command_line(tmp_path, voice_files, capsys):
+    corpus, onnx_path, bundle, _ = voice_files
+    # the corpus is recorded in the model by 'voice train'
+    assert main(["voice", "quantize", str(onnx_path), "--out", str(tmp_path / "a.lanthorn")]) == 0
+    assert "## Samples from the int8 model" in capsys.readouterr().out
+    assert main(["quantize", str(onnx_path), "--data", str(corpus), "--out",
+                 str(tmp_path / "b.lanthorn"), "--report", str(tmp_path / "rep")]) == 0
+    a, b = read_bundle(tmp_path / "a.lanthorn"), read_bundle(tmp_path / "b.lanthorn")
+    assert a.card["kind"] == b.card["kind"] == "voice" and a.card["name"] == "a"
+    assert a.twin == b.twin == read_bundle(bundle).twin      # the same quantization, either way
+    assert (tmp_path / "rep" / "voice-report.md").exists()
+    capsys.readouterr()
+    assert main(["voice", "quantize", str(tmp_path / "none.onnx"), "--out", "x.lanthorn"]) == 2
+    err = capsys.readouterr().err
+    assert "no such ONNX file" in err and len(err.strip().splitlines()) == 1
