@@ -84,20 +84,40 @@ def output_labels(spec: VoiceSpec) -> tuple[str, ...]:
 
 
 def ort_voice_step(bundle):
-    """``step(tokens int32 [1+context]) -> int8 logits`` computed by onnxruntime on the twin."""
+    """``step(tokens int32 [1+context]) -> int8 logits`` computed by onnxruntime on the twin.
+
+    The graph onnxruntime runs must stay the graph users run: exposing the pre-softmax int8
+    tensor as an extra output can make onnxruntime run the last Gemm in float instead of
+    fusing it. So the twin is cut after the DequantizeLinear that feeds the final Softmax
+    (that tensor becomes the only output, as in a model without a softmax) and the int8
+    logits are recovered exactly from it: ``q = rint(y / s) + z``, exact because
+    ``y = float32(q - z) * s``."""
     import onnx
 
     from lanthorn.device.graph import raw_outputs
     from lanthorn.quantize.ort_oracle import ort_session
-    g = bundle.graph
-    raw = raw_outputs(g)[0]
     m = onnx.load_from_string(bundle.twin)
-    m.graph.output.append(onnx.helper.make_tensor_value_info(raw, onnx.TensorProto.INT8, None))
+    g = m.graph
+    softmax = [n for n in g.node if n.op_type == "Softmax"]
+    if softmax:   # drop the Softmax and what follows it (its own Q/DQ pair)
+        src, dropped = softmax[-1].input[0], set(softmax[-1].output)
+        doomed = [softmax[-1]]
+        for n in g.node:
+            if any(i in dropped for i in n.input):
+                doomed.append(n)
+                dropped.update(n.output)
+        for n in doomed:
+            g.node.remove(n)
+        del g.output[:]
+        g.output.append(onnx.helper.make_tensor_value_info(src, onnx.TensorProto.FLOAT, None))
     sess = ort_session(m.SerializeToString())
-    name = m.graph.input[0].name
+    name = g.input[0].name
+    t = bundle.graph.tensors[raw_outputs(bundle.graph)[0]]
+    scale, zp = np.float32(t.scale), np.float32(t.zero_point)
 
     def step(tokens):
-        return sess.run([raw], {name: np.asarray(tokens, np.int64).reshape(1, -1)})[0].reshape(-1)
+        y = sess.run(None, {name: np.asarray(tokens, np.int64).reshape(1, -1)})[0].reshape(-1)
+        return np.clip(np.rint(y.astype(np.float32) / scale) + zp, -128, 127).astype(np.int8)
     return step
 
 
