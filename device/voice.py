@@ -44,6 +44,7 @@ KIND = "voice"
 #: never produce a character that turns into a box on some device.
 OLED_CHARSET = frozenset(chr(c) for c in range(32, 127))
 BOUNDARY = "\n"
+MIN_TEMPERATURE = 1e-3   # below this the sampler is greedy
 
 
 class VoiceError(UserError):
@@ -130,12 +131,13 @@ def sample_index(raw: np.ndarray, scale: float, zero_point: int, temperature: fl
                  top_k: int, rng: np.random.Generator) -> int:
     """The next character's index from the int8 logits ``raw``.
 
-    temperature <= 0 (or top_k == 1) is greedy (ties: the lowest index). Otherwise the
+    temperature below MIN_TEMPERATURE (or top_k == 1) is greedy (ties: the lowest index;
+    dividing by a near-zero temperature would overflow to infinity). Otherwise the
     ``top_k`` largest logits (0: all; ties broken by index) are kept, divided by the
     temperature and soft-maxed in float64, and one index is drawn with one uniform from
     ``rng``: the same integers and seed give the same character everywhere."""
     q = raw.reshape(-1).astype(np.int64)
-    if temperature <= 0 or top_k == 1:
+    if temperature < MIN_TEMPERATURE or top_k == 1:
         return int(np.argmax(q))
     order = np.argsort(-q, kind="stable")
     if 0 < top_k < q.size:

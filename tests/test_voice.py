@@ -377,3 +377,22 @@ def test_voice_quantize_and_lanthorn_quantize_from_the_command_line(tmp_path, vo
     assert main(["voice", "quantize", str(tmp_path / "none.onnx"), "--out", "x.lanthorn"]) == 2
     err = capsys.readouterr().err
     assert "no such ONNX file" in err and len(err.strip().splitlines()) == 1
+
+
+def test_sampler_properties():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.integers(-128, 127), min_size=2, max_size=40),
+           st.floats(0.01, 1.0), st.integers(-128, 127), st.floats(0.0, 3.0),
+           st.integers(0, 40), st.integers(0, 2**32 - 1))
+    def check(values, scale, zp, temperature, top_k, seed):
+        raw = np.array(values, np.int8)
+        i = sample_index(raw, scale, zp, temperature, top_k, np.random.default_rng(seed))
+        assert 0 <= i < raw.size
+        assert i == sample_index(raw, scale, zp, temperature, top_k, np.random.default_rng(seed))
+        if 0 < top_k < raw.size:   # never outside the k largest (ties broken by index)
+            order = np.argsort(-raw.astype(np.int64), kind="stable")[:top_k]
+            assert i in order
+    check()
