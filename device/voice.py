@@ -17,8 +17,8 @@ with it lives here, in one place:
 * **generation** (:meth:`Voice.generate`) with a time budget: a phrase that takes longer
   than ``budget_ms`` is abandoned (the phrase bank speaks instead);
 * **off the hot path** (:class:`VoiceWorker`): the loop only posts a request and later
-  picks up the finished phrase; the worker thread yields the interpreter between
-  characters so the 60 fps loop is never held up for more than one model step;
+  picks up the finished phrase; the worker thread hands the interpreter over every
+  :data:`YIELD_EVERY` characters so the 60 fps loop is never held up for long;
 * **when to speak** (:class:`Speaker`): on a mood change (rate-limited by
   ``voice_min_interval_s``) and every ``phrase_interval_s``, falling back to the
   hand-written :class:`~lanthorn.device.behaviour.PhraseBank` when no voice is installed,
@@ -45,6 +45,11 @@ KIND = "voice"
 OLED_CHARSET = frozenset(chr(c) for c in range(32, 127))
 BOUNDARY = "\n"
 MIN_TEMPERATURE = 1e-3   # below this the sampler is greedy
+#: characters the worker generates between two hand-overs of the interpreter: a character
+#: costs ~10 us here (x86, C kernel, sampler included) and perhaps ten times that on a Pi 4,
+#: so the loop waits at most about a millisecond for the voice, while a phrase is not slowed
+#: by a thread switch per character on a busy machine (measured: 7-24 ms per phrase with one)
+YIELD_EVERY = 8
 
 
 class VoiceError(UserError):
@@ -187,9 +192,11 @@ class Voice:
 
     def generate(self, mood: str, seed: int, temperature: float = 0.8, top_k: int = 8,
                  max_len: int = 40, budget_ms: float | None = None,
-                 yield_between: bool = False) -> Phrase:
+                 yield_every: int = 0) -> Phrase:
         """One phrase for ``mood``. Stops at the boundary, at ``max_len`` characters (then
-        cut back to the last whole word), or when ``budget_ms`` has passed (timed out)."""
+        cut back to the last whole word), or when ``budget_ms`` has passed (timed out).
+        ``yield_every`` > 0 hands the interpreter to other threads every that many
+        characters (the worker thread, so the loop never waits long for it)."""
         spec = self.spec
         t0 = time.perf_counter()
         rng = np.random.default_rng(int(seed))
@@ -199,7 +206,7 @@ class Voice:
         chars: list[str] = []
         complete = timed_out = False
         deadline = None if budget_ms is None else t0 + budget_ms / 1e3
-        for _ in range(int(max_len)):
+        for n in range(1, int(max_len) + 1):
             raw = self.step(self._tokens)
             i = sample_index(np.asarray(raw), self.scale, self.zero_point, temperature, top_k, rng)
             if i == 0:
@@ -211,7 +218,7 @@ class Voice:
             if deadline is not None and time.perf_counter() > deadline:
                 timed_out = True
                 break
-            if yield_between:
+            if yield_every and n % yield_every == 0:
                 time.sleep(0)   # let the loop thread take the interpreter
         text = "".join(chars)
         if not complete and " " in text.strip():
@@ -281,7 +288,7 @@ class VoiceWorker:
         try:
             result: Phrase | Exception = voice.generate(
                 mood, seed, p["voice_temperature"], p["voice_top_k"], p["voice_max_len"],
-                p["voice_budget_ms"], yield_between=self.threaded)
+                p["voice_budget_ms"], yield_every=YIELD_EVERY if self.threaded else 0)
         except Exception as exc:  # a voice that breaks must not stop the piece
             result = exc
         with self._cond:
