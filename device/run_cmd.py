@@ -136,5 +136,7 @@ def run(args) -> int:
             f"inference {st['infer_ms']} ms, "
             + (f"touch-to-light p50 {st['touch_to_light_ms_p50']} ms"
                if st['touch_to_light_ms_p50'] is not None else "no touches to time")
+            + (f", phrase generation p50 {st['phrase_ms_p50']} ms p99 {st['phrase_ms_p99']} ms"
+               if st.get("phrase_ms_p50") is not None else "")
             + "; LEDs off")
     return 0
