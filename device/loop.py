@@ -441,7 +441,10 @@ class DeviceLoop:
         if voice is ...:
             voice = None
             if storage is not None:
-                voice, self.voice_source, msgs = storage.load_model(slot="voice")
+                try:
+                    voice, self.voice_source, msgs = storage.load_model(slot="voice")
+                except Exception as exc:  # the boot path never crash-loops on stored state
+                    voice, msgs = None, [f"no voice could be loaded ({exc}); phrase banks"]
                 for m in msgs:
                     self._message(m)
         elif voice is not None:
