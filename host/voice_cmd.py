@@ -117,6 +117,8 @@ def info_cmd(args) -> int:
     w("\nlines per mood (untagged lines speak for every mood):\n")
     for s, v in info["sources"].items():
         w(f"  {s}: " + ", ".join(f"{m} {n}" for m, n in v["moods"].items()) + "\n")
+    if not info["unshowable"]:
+        w("\nevery character used can be shown on the OLED\n")
     for warning in info["warnings"]:
         w(f"warning: {warning}\n")
     print(out.getvalue(), end="")
