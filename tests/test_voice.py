@@ -408,3 +408,23 @@ def test_the_mood_conditions_what_the_voice_says(tmp_path):
                    for s in range(30)) for m in ("calm", "agitated")}
     print("samples nearest the hard source, of 30:", hard)
     assert hard["calm"] <= 8 and hard["agitated"] >= 18, hard
+
+
+def test_split_text_keeps_every_word_within_the_line_limit():
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from lanthorn.quantize.voice_corpus import split_text
+    words = st.text(alphabet="abcdefghij.!? ", min_size=0, max_size=300)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(words, max_size=6), st.booleans(), st.integers(5, 60))
+    def check(paras, paragraphs, limit):
+        text = "\n\n".join(paras) if paragraphs else "\n".join(paras)
+        out = split_text(text, paragraphs, limit)
+        assert all(0 < len(p) <= limit for p in out)
+        # words longer than the limit are cut; all others survive in order
+        kept = [w for p in out for w in p.split()]
+        want = [w[:limit] for w in text.split()]
+        assert kept == want
+    check()
