@@ -353,6 +353,8 @@ class Speaker:
     def update(self, mood: str, t: float, p: dict) -> str | None:
         """The new text when it changes, else None. Called once per rendered frame."""
         if not self._voice_on(p):
+            if self.worker is not None:
+                self.worker.take()   # a phrase finished after the voice was switched off
             text = self.bank.update(mood, t, p)
             if text is not None:
                 self.text = text
