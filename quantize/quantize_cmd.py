@@ -81,8 +81,10 @@ def run(args) -> int:
     if is_voice_onnx(args.model):   # a voice from 'lanthorn voice train': --data is its corpus
         from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
         report = quantize_voice(args.model, args.data, args.out, name=args.name,
-                                report_dir=args.report)
+                                report_dir=args.report, signing_key=key)
         print(tasting_markdown(report), end="")
+        from lanthorn.device.bundle import read_bundle
+        print(f"{args.out}{signed_note(read_bundle(args.out))[1:]}")
         return 0
     ckpt = args.checkpoint
     if args.no_finetune:

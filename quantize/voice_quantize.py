@@ -213,8 +213,10 @@ def _ppl(prob_fn, spec: VoiceSpec, lines) -> dict:
 
 def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: int = 0,
                    n_calib: int = 256, report_dir=None, card_extra: dict | None = None,
-                   log=print) -> dict:
-    """Quantize, verify against onnxruntime, taste, write the bundle; returns the report."""
+                   log=print, signing_key=None) -> dict:
+    """Quantize, verify against onnxruntime, taste, write the bundle; returns the report.
+    ``signing_key`` (an Ed25519 key, :mod:`lanthorn.device.signing`) signs it, so a locked
+    object installs it like a signed gesture model."""
     from lanthorn.device.bundle import read_bundle, write_bundle
     from lanthorn.device.graph import layer_macs
     from lanthorn.device.params import ParamStore
@@ -289,9 +291,10 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
             "copies_beyond_limit": len(copied),
             **(card_extra or {})}
     bundle.card = card
-    write_bundle(bundle, out)
+    write_bundle(bundle, out, signing_key)
     shipped = read_bundle(out)
     report = {"bundle": str(out), "sha256": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
+              "signed_by": (shipped.signature[0].hex() if shipped.signature else None),
               "macs_per_char": macs, "arch": arch, "vocab": spec.vocab, "moods": list(spec.moods),
               "context": spec.context, "mix": card["mix"], "licences": licences,
               "warnings": info["warnings"],

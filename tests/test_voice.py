@@ -271,21 +271,21 @@ def test_worker_thread_does_not_hold_the_caller(voice_files):
 
 def test_voice_slot_install_rollback_and_a_bad_current_is_set_aside(tmp_path, voice_files):
     d = DataDir(tmp_path / "data")
-    v, source, _ = d.load_model("voice")
+    v, source, _ = d.load_model(slot="voice")
     assert source == "shipped" and v.sha256 == read_bundle(SHIPPED_VOICE).sha256
     new = d.install_model(voice_files[2], slot="voice")
     assert d.slots["voice"].current_path.exists() and not d.current_path.exists()
-    assert d.load_model("voice")[0].sha256 == new.sha256
-    assert d.load_model("model")[1] == "shipped"            # the gesture slot is untouched
+    assert d.load_model(slot="voice")[0].sha256 == new.sha256
+    assert d.load_model(slot="model")[1] == "shipped"            # the gesture slot is untouched
     assert d.rollback_target("voice") == SHIPPED_VOICE
     with pytest.raises(Exception, match="does not load"):  # a gesture model is not a voice
         d.install_model(d.slots["model"].shipped, slot="voice")
     d.install_model(SHIPPED_VOICE, slot="voice")
     assert d.rollback_target("voice") == d.slots["voice"].previous_path
     d.rollback("voice")
-    assert d.load_model("voice")[0].sha256 == new.sha256
+    assert d.load_model(slot="voice")[0].sha256 == new.sha256
     d.slots["voice"].current_path.write_bytes(b"garbage")
-    v, source, msgs = d.load_model("voice")
+    v, source, msgs = d.load_model(slot="voice")
     assert source == "previous" and "current voice failed to load" in msgs[0]
     assert any(p.name.endswith("voice-current.lanthorn") for p in d.rejected_dir.iterdir())
 

@@ -81,3 +81,45 @@ def test_train_quantize_push_and_the_piece_speaks_with_mood(tmp_path):
     finally:
         device.stop()
         link.close()
+
+
+@pytest.mark.slow
+def test_a_locked_object_installs_only_a_signed_voice(tmp_path):
+    """The voice goes through the same trust checks as the gesture model: locked, the
+    object refuses an unsigned voice with a one-line reason and installs a signed one."""
+    from lanthorn.device import signing
+    from lanthorn.host.console_client import ConsoleError
+    from lanthorn.quantize.voice_quantize import quantize_voice
+    key_path = tmp_path / "artist.pem"
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "key", "new", "--key", str(key_path)],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    key = signing.load_key(key_path)
+    corpus = two_source_corpus(tmp_path / "corpus", hard_weight=1.0, moods=True)
+    onnx_path, unsigned, _ = small_voice(corpus, tmp_path / "voice", epochs=4)
+    signed = tmp_path / "signed-voice.lanthorn"
+    quantize_voice(onnx_path, corpus, signed, name="signed-voice", n_calib=64,
+                   log=lambda *a: None, signing_key=key)
+    assert read_bundle(signed).signature[0] == signing.public_of(key)
+    data = tmp_path / "data"
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "provision", "--data-dir", str(data),
+                        "--trust", signing.key_text(signing.public_of(key)), "--name", "artist"],
+                       capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    link = PtyLink()
+    device = Device(link.device, data, tmp_path / "device.log").start()
+    try:
+        ser = open_terminal(link.host, device)
+        assert ask(ser, "lock 4711")[-1].startswith("OK locked")
+        ser.close()
+        with ConsoleClient(link.host) as client:
+            with pytest.raises(ConsoleError) as err:
+                client.push(unsigned.read_bytes(), 1024)
+            assert "unsigned" in str(err.value) and "\n" not in str(err.value)
+            assert client.call("model info")["voice"]["name"] == "lantern-voice"
+            result = client.push(signed.read_bytes(), 1024)
+            assert result["info"]["voice"]["name"] == "signed-voice"
+            assert client.call("model info")["voice"]["sha256"] == read_bundle(signed).sha256
+    finally:
+        device.stop()
+        link.close()
