@@ -7,14 +7,15 @@ SETUP_FILES := pyproject.toml setup.py
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo studio test bench model torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
+.PHONY: demo studio test bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
 	@echo "make studio - set up and open the studio web page on the simulated piece"
 	@echo "make test   - set up (including system tools) and run the test suite"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
-	@echo "make model  - rebuild the shipped default model from synthetic data and seed"
+	@echo "make model  - rebuild the shipped default model from synthetic data and seed (and the voice)"
+	@echo "make voice  - rebuild the shipped default voice from data/voice (CC0 text) and seed"
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
 	@echo "make arm-cost-model - the C kernel's ARM cost model (llvm-mca + qemu instruction counts) into firmware/kernel/README.md"
@@ -66,6 +67,10 @@ torture: $(VENV)/.installed-dev
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py
+	$(BIN)/python scripts/make_voice.py
+
+voice: $(VENV)/.installed-dev
+	$(BIN)/python scripts/make_voice.py
 
 # Installs "from nothing": both need root and the Debian mirror; see the scripts' headers.
 fresh-check:

@@ -704,7 +704,8 @@ def wrap_text(text: str, width_px: int, measure) -> list[str]:
 def render_oled(text: str, mood: str = "", width: int = 128, height: int = 64,
                 footer: str = ""):
     """The display picture: the mood name small at the top, the phrase centred and wrapped
-    below, an optional footer (e.g. "no model") at the bottom. Mode "1" PIL image."""
+    below (in the small font when the big one would need more lines than fit), an optional
+    footer (e.g. "no model") at the bottom. Mode "1" PIL image."""
     from PIL import Image, ImageDraw
     big, small = _fonts()
     img = Image.new("1", (width, height), 0)
@@ -712,12 +713,17 @@ def render_oled(text: str, mood: str = "", width: int = 128, height: int = 64,
     if mood:
         draw.text((2, 0), mood, font=small, fill=1)
         draw.line((0, 12, width - 1, 12), fill=1)
-    lines = wrap_text(text, width - 4, lambda s: draw.textlength(s, font=big))[:3]
-    line_h = 15
-    top = 14 + max(0, (height - 14 - (12 if footer else 0) - line_h * len(lines)) // 2)
+    room = height - 14 - (12 if footer else 0)
+    font, line_h = big, 15
+    lines = wrap_text(text, width - 4, lambda s: draw.textlength(s, font=big))
+    if len(lines) * line_h > room:   # a long phrase (the voice's): the small font, whole
+        font, line_h = small, 11
+        lines = wrap_text(text, width - 4, lambda s: draw.textlength(s, font=small))
+    lines = lines[:max(1, room // line_h)]
+    top = 14 + max(0, (room - line_h * len(lines)) // 2)
     for i, line in enumerate(lines):
-        w = draw.textlength(line, font=big)
-        draw.text(((width - w) / 2, top + i * line_h), line, font=big, fill=1)
+        w = draw.textlength(line, font=font)
+        draw.text(((width - w) / 2, top + i * line_h), line, font=font, fill=1)
     if footer:
         draw.text((2, height - 11), footer, font=small, fill=1)
     return img

@@ -488,13 +488,16 @@ class ConsoleServer:
         return self.ok(name, f"model {info.get('name')}", body=body, data=info)
 
     def cmd_model_rollback(self, name, args):
-        storage = self.app.storage
-        target = storage.previous_path
-        if not target.exists():  # the first push replaced the shipped default: go back to it
-            target = storage.shipped_model
-            if target is None or not target.exists() or not storage.current_path.exists():
-                raise UserError("there is no previous model to roll back to")
+        slot = args[0].lower() if args else "model"
+        if slot not in ("model", "voice"):
+            raise UserError(f"model rollback {args[0]!r}: say 'model rollback' for the gesture "
+                            f"model or 'model rollback voice' for the voice")
+        # previous, else the shipped default the first push replaced
+        target = self.app.storage.rollback_target(slot)
         info = self.app.install_model(str(target))
+        if slot == "voice":
+            voice = info.get("voice") or {}
+            return self.ok(name, f"rolled back to voice {voice.get('name')}", data=info)
         return self.ok(name, f"rolled back to {info.get('name')}", data=info)
 
     def cmd_lock(self, name, args):

@@ -38,6 +38,10 @@ def add_arguments(parser) -> None:
                         help="folder for demo.gif and summary.json (default out/demo)")
     parser.add_argument("--model", type=Path, default=None,
                         help="a .lanthorn bundle to run instead of the shipped default model")
+    parser.add_argument("--voice", type=Path, default=None,
+                        help="a voice bundle to speak with instead of the shipped default voice")
+    parser.add_argument("--no-voice", action="store_true",
+                        help="speak from the phrase banks only (no voice model)")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
     parser.add_argument("--sim-gestures", metavar="G,G", default=None,
                         help="the visitor stays at the object and performs only these gestures "
@@ -72,6 +76,22 @@ def _load_model(path: Path | None):
     return load(SHIPPED_MODEL), "shipped default"
 
 
+def _load_voice(path: Path | None, off: bool):
+    """(voice or None, note): the given voice bundle, else the shipped default voice."""
+    from lanthorn.device.storage import SHIPPED_VOICE
+    from lanthorn.device.voice import load_voice
+    if off:
+        return None, "off (--no-voice): phrase banks"
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"--voice {path}: no such file")
+        return load_voice(path), str(path)
+    if not SHIPPED_VOICE.is_file():
+        return None, ("the shipped voice device/models/voice.lanthorn is missing (make voice "
+                      "builds it); phrase banks")
+    return load_voice(SHIPPED_VOICE), "shipped default"
+
+
 def run(args) -> int:
     import warnings
     seconds = args.seconds if args.seconds is not None else (None if args.window else 20.0)
@@ -95,6 +115,7 @@ def run(args) -> int:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model, model_note = _load_model(args.model)
+        voice, voice_note = _load_voice(args.voice, args.no_voice)
     for w in caught:
         print(f"note: {w.message}")
 
@@ -124,7 +145,8 @@ def run(args) -> int:
             body.close()
             raise
     loop = DeviceLoop(body, params=params, model=model, clock=body.clock,
-                      charge_compute=True, minute_of_day=lambda: 12 * 60, seed=args.seed)
+                      charge_compute=True, minute_of_day=lambda: 12 * 60, seed=args.seed,
+                      voice=voice)
     if model is None:
         print(f"note: {model_note}")
     recorder = GifRecorder(fps=args.fps)
@@ -148,7 +170,8 @@ def run(args) -> int:
     name = loop.model_info().get("name") or "no model"
     print(f"lanthorn demo: {'until closed' if seconds is None else f'{seconds:g} s'} of the "
           f"piece, {how} (seed {args.seed}), model {name} "
-          f"({model_note}, {getattr(model, 'backend', '-')} backend)", flush=True)
+          f"({model_note}, {getattr(model, 'backend', '-')} backend), voice "
+          f"{getattr(voice, 'name', None) or '-'} ({voice_note})", flush=True)
     started = time.perf_counter()
     try:
         if window is None:
@@ -163,6 +186,7 @@ def run(args) -> int:
             window.close()
     wall = time.perf_counter() - started
     summary = build_summary(loop, body, model, model_note, wall)
+    summary["voice"]["note"] = voice_note
     body.close()
     print_report(summary)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -250,7 +274,9 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
                         smoothing={k: loop.params.get(k) for k in ("gesture_smoothing",
                                                                   "gesture_hold_s")}),
         "moods": [{"t": e["t"], "mood": e["text"]} for e in timeline if e["kind"] == "mood"],
-        "phrases": [{"t": e["t"], "text": e["text"]} for e in timeline if e["kind"] == "phrase"],
+        "phrases": [{"t": e["t"], "text": e["text"], "by": e.get("by")}
+                    for e in timeline if e["kind"] == "phrase"],
+        "voice": voice_figures(s["voice"]),
         "frame_ms": frame,
         "frame_cpu_ms": s["frame_cpu_ms"],
         "sample_ms": s["sample_ms"],
@@ -277,6 +303,15 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
     }
 
 
+def voice_figures(v: dict) -> dict:
+    """The voice part of the summary: generation time and the frames while it spoke."""
+    fs = v["frame_ms_while_speaking"]
+    return {**v, "phrase_ms_p50": v["phrase_ms"].get("p50"), "phrase_ms_p99": v["phrase_ms"].get("p99"),
+            "frame_ms_p99_while_speaking": fs.get("p99"),
+            "frame_p99_within_budget_while_speaking": (fs.get("p99") is not None
+                                                        and fs["p99"] < FRAME_BUDGET_MS)}
+
+
 def _fmt(d: dict, key: str) -> str:
     v = d.get(key)
     return "-" if v is None else f"{v:.2f}"
@@ -295,7 +330,7 @@ def print_report(s: dict) -> None:
         elif e["kind"] == "mood":
             line = f"mood -> {e['text']}"
         elif e["kind"] == "phrase":
-            line = f'says "{e["text"]}"'
+            line = f'says "{e["text"]}"' + (" (voice)" if e.get("by") == "voice" else "")
         else:
             line = e["text"]
         print(f"  {t:6.2f} s  {line}")
@@ -319,5 +354,15 @@ def print_report(s: dict) -> None:
           f"({s['inferences']} runs, {s['model']['backend'] or 'no model'})")
     print(f"touch-to-light: p50 {_fmt(lat, 'p50')} ms, p99 {_fmt(lat, 'p99')} ms "
           f"({lat.get('n', 0)} touches)")
+    v = s["voice"]
+    if v.get("name"):
+        ph, fs = v["phrase_ms"], v["frame_ms_while_speaking"]
+        print(f"voice {v['name']}: {v['phrases']} phrases generated, {v['fallbacks']} fell back "
+              f"to the bank; generation p50 {_fmt(ph, 'p50')} ms, p99 {_fmt(ph, 'p99')} ms "
+              f"(own thread); frame time while speaking p50 {_fmt(fs, 'p50')} ms, p99 "
+              f"{_fmt(fs, 'p99')} ms over {fs.get('n', 0)} frames (as CPU time p99 "
+              f"{_fmt(v['frame_cpu_ms_while_speaking'], 'p99')} ms)")
+    else:
+        print(f"voice: none ({v.get('note', 'phrase banks')})")
     print(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core "
           f"({100 * (s['busy_share'] or 0):.1f}% in wall time, preemption included)")

@@ -49,6 +49,7 @@ from lanthorn.device.behaviour import (DEFAULT_TEMPERAMENT, LightRenderer, MoodE
                                        Temperament, light_level, quiet_now, render_oled,
                                        temperament_for, touch_hold, with_gesture_moods)
 from lanthorn.device.params import ParamStore
+from lanthorn.device.voice import Speaker, VoiceWorker, is_voice
 from lanthorn.errors import UserError
 from lanthorn.hardware.interfaces import PartError
 
@@ -186,11 +187,14 @@ class TimelineEntry:
     kind: str  # "gesture" | "mood" | "phrase" | "part" | "model"
     text: str
     p: float | None = None
+    by: str | None = None  # a phrase's author: "voice" (generated) or "bank"
 
     def to_json(self) -> dict:
         d = {"t": round(self.t, 3), "kind": self.kind, "text": self.text}
         if self.p is not None:
             d["p"] = round(self.p, 3)
+        if self.by is not None:
+            d["by"] = self.by
         return d
 
 
@@ -332,7 +336,7 @@ class DeviceLoop:
                  temperament: Temperament = DEFAULT_TEMPERAMENT, oled_thread: bool = True,
                  minute_of_day: Callable[[], int] | None = None,
                  log: Callable[[str], None] | None = None, watchdog: Callable[[], None] | None = None,
-                 seed: int = 0):
+                 seed: int = 0, voice=..., voice_thread: bool = True):
         self.body = body
         self.storage = storage
         self.params = params or ParamStore()
@@ -432,6 +436,28 @@ class DeviceLoop:
             source = "given" if model is not None else None
         self._bind(model, source)
 
+        # the voice (a second model slot; generation runs on its own thread)
+        self.voice_source: str | None = None
+        if voice is ...:
+            voice = None
+            if storage is not None:
+                try:
+                    voice, self.voice_source, msgs = storage.load_model(slot="voice")
+                except Exception as exc:  # the boot path never crash-loops on stored state
+                    voice, msgs = None, [f"no voice could be loaded ({exc}); phrase banks"]
+                for m in msgs:
+                    self._message(m)
+        elif voice is not None:
+            self.voice_source = "given"
+        self.voice_worker = VoiceWorker(voice, threaded=voice_thread)
+        self.speaker = Speaker(self.phrases, self.voice_worker, on_phrase=self._spoke)
+        self.phrase_ms = Samples(256)       # generation time of each voice phrase
+        self.frame_ms_speaking = Samples()  # frame work time while a phrase was being made
+        self.frame_cpu_ms_speaking = Samples()  # the same in the loop thread's CPU time
+        self._speaking = False
+        self._phrase_by = "bank"
+        self.voice_log: collections.deque[dict] = collections.deque(maxlen=200)
+
         self.oled = None
         if body.display is not None:
             self.oled = OledWorker(body.display, self._display_failed, self._display_ok,
@@ -528,9 +554,9 @@ class DeviceLoop:
         if self._log:
             self._log(text)
 
-    def _timeline(self, kind: str, text: str, p: float | None = None) -> None:
+    def _timeline(self, kind: str, text: str, p: float | None = None, by: str | None = None) -> None:
         t = self.clock() - (self.t_start if self.t_start is not None else self.clock())
-        self.timeline.append(TimelineEntry(t, kind, text, p))
+        self.timeline.append(TimelineEntry(t, kind, text, p, by))
 
     def _part_failed(self, role: str, exc: Exception) -> None:
         was_ok = self.health.get(role) == "ok"
@@ -745,13 +771,13 @@ class DeviceLoop:
                     self._part_ok("leds")
             except Exception as exc:  # PartError, or a driver bug: degrade, never stop
                 self._part_failed("leds", exc)
-        # words: off the hot path (the OLED thread draws them)
+        # words: off the hot path (the voice and OLED threads make and draw them)
         mood_name = self.mood.mood
-        new = self.phrases.update(mood_name, t, p)
+        new = self.speaker.update(mood_name, t, p)
         if new is not None:
             self.phrase = new
             if new:
-                self._timeline("phrase", new)
+                self._timeline("phrase", new, by=self._phrase_by)
         if self.oled is not None:
             footer = "" if self.model is not None else "no model"
             sleeping = self.quiet and p["quiet_mode"] == "sleep"
@@ -818,6 +844,7 @@ class DeviceLoop:
         w0 = time.perf_counter()
         c0 = time.thread_time()
         now = self.clock()
+        speaking = self.voice_worker.busy
         wanted = self._wanted
         if wanted is not None:
             self._bind(*wanted)
@@ -847,6 +874,7 @@ class DeviceLoop:
             self._charge(r0)
             rendered = True
         busy = time.perf_counter() - w0
+        self._speaking = self._speaking or speaking or self.voice_worker.busy
         self.busy_s += busy
         self._busy_since_show += busy
         cpu = time.thread_time() - c0
@@ -856,6 +884,10 @@ class DeviceLoop:
             shown = self.clock()
             self.frame_ms.add(self._busy_since_show * 1e3)
             self.frame_cpu_ms.add(self._cpu_since_show * 1e3)
+            if self._speaking:
+                self.frame_ms_speaking.add(self._busy_since_show * 1e3)
+                self.frame_cpu_ms_speaking.add(self._cpu_since_show * 1e3)
+                self._speaking = False
             self._busy_since_show = 0.0
             self._cpu_since_show = 0.0
             self._show_times.add(shown)
@@ -917,6 +949,7 @@ class DeviceLoop:
                 self.body.leds.off()
             except (PartError, OSError):
                 pass
+        self.voice_worker.close()
         if self.oled is not None:
             self.oled.submit("", "", "", int(self._p["display_contrast"]), False)
             self.oled.flush(1.0)
@@ -949,6 +982,13 @@ class DeviceLoop:
             "mood": self.mood.mood,
             "gesture": self.mood.gesture,
             "phrase": self.phrase,
+            "voice": self.voice_name,
+            "voice_sha256": getattr(self.voice_worker.voice, "sha256", None),
+            "voice_source": self.voice_source,
+            "phrase_ms_p50": self.phrase_ms.percentile(50),
+            "phrase_ms_p99": self.phrase_ms.percentile(99),
+            "phrase_by": self._phrase_by,
+            "voice_said": self.voice_log[-1] if self.voice_log else None,
             "quiet": self.quiet,
             "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
             "messages": list(self.messages)[-10:],
@@ -966,7 +1006,8 @@ class DeviceLoop:
             model, source = (self._wanted if self._wanted is not None
                              else (self.model, self.model_source))
         if model is None:
-            return {"name": None, "source": None, "messages": list(self.messages)[-5:]}
+            return {"name": None, "source": None, "messages": list(self.messages)[-5:],
+                    "voice": self.voice_info()}
         spec = model.input_spec
         card = model.card if isinstance(model.card, dict) else {}
         return {"name": _model_name(model), "sha256": model.sha256, "labels": list(model.labels),
@@ -974,7 +1015,52 @@ class DeviceLoop:
                           "rate_hz": spec.rate_hz or fr.DEFAULT_RATE_HZ, "window": spec.shape[0],
                           "shape": list(spec.shape)},
                 "backend": model.backend, "source": source,
-                "card": {k: card[k] for k in list(card)[:8] if isinstance(card[k], (str, int, float))}}
+                "card": {k: card[k] for k in list(card)[:8] if isinstance(card[k], (str, int, float))},
+                "voice": self.voice_info()}
+
+    # ------------------------------------------------------------------ the voice
+    @property
+    def voice_name(self) -> str | None:
+        voice = self.voice_worker.voice
+        return voice.name if voice is not None else None
+
+    def voice_info(self) -> dict:
+        """The voice slot, for 'model info' (the second model the piece carries)."""
+        voice = self.voice_worker.voice
+        if voice is None:
+            return {"name": None, "source": None}
+        card = voice.model.card or {}
+        return {"name": voice.name, "sha256": voice.sha256, "source": self.voice_source,
+                "backend": voice.model.backend, "context": voice.spec.context,
+                "characters": len(voice.spec.vocab), "moods": list(voice.spec.moods),
+                "licence": card.get("licence"), "macs_per_char": card.get("macs_per_char")}
+
+    def _spoke(self, phrase, source: str) -> None:
+        """The Speaker's report of each phrase it chose (the voice's, or the bank's)."""
+        self._phrase_by = source
+        if source == "voice":
+            self.phrase_ms.add(phrase.ms)
+            self.voice_log.append({"t": round(self.clock() - (self.t_start or self.clock()), 3),
+                                   "mood": phrase.mood, "seed": phrase.seed, "text": phrase.text,
+                                   "ms": round(phrase.ms, 3), "chars": phrase.chars})
+
+    def install_voice(self, path: str) -> dict:
+        """Verify a voice bundle (it loads, its card and graph agree, it speaks), make it the
+        current voice on disk (the old one kept as previous) and speak with it from the next
+        phrase on. Raises UserError and changes nothing when it does not fit."""
+        from lanthorn.device.voice import load_voice
+        try:
+            candidate = load_voice(path)
+        except Exception as exc:
+            raise UserError(f"the new voice does not load, keeping the old one: {exc}") from None
+        voice, source = candidate, "given"
+        if self.storage is not None:
+            voice, source = self.storage.install_model(path, slot="voice"), "current"
+        self.voice_worker.set_voice(voice)
+        self.voice_source = source
+        self._message(f"new voice {voice.name} installed")
+        self._timeline("model", f"voice {voice.name} ({source})")
+        return self.model_info()
 
     def install_model(self, path: str) -> dict:
         """Verify a new bundle (it loads, fits this object's sensors, runs), make it current
@@ -987,6 +1073,8 @@ class DeviceLoop:
             raise UserError(f"the new model does not load, keeping the old one: {exc}") from None
         except Exception as exc:
             raise UserError(f"the new model does not load, keeping the old one: {exc}") from None
+        if is_voice(candidate):   # a voice bundle goes to the voice slot
+            return self.install_voice(path)
         try:
             _checked_model(candidate)
         except ModelMismatch as exc:
@@ -1052,7 +1140,16 @@ class DeviceLoop:
                 "cpu_share": round(self.cpu_s / elapsed, 4) if elapsed > 0 else None,
                 "busy_share": round(self.busy_s / elapsed, 4) if elapsed > 0 else None,
                 "backend": getattr(self.model, "backend", None), "model": self._model_name,
-                "sensors": dict(self.health)}
+                "sensors": dict(self.health), "voice": self.voice_summary()}
+
+    def voice_summary(self) -> dict:
+        """What the voice said and how fast (the demo's summary)."""
+        return {"name": self.voice_name, "source": self.voice_source,
+                "phrases": len(self.voice_log), "fallbacks": self.speaker.failures,
+                "phrase_ms": self.phrase_ms.summary(),
+                "frame_ms_while_speaking": self.frame_ms_speaking.summary(),
+                "frame_cpu_ms_while_speaking": self.frame_cpu_ms_speaking.summary(),
+                "said": list(self.voice_log)}
 
 
 def _model_name(model) -> str | None:

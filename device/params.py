@@ -281,6 +281,25 @@ _DEFAULT_PHRASES = {
     "agitated": ["too much!", "let me be", "easy now"],
 }
 
+#: The voice (lanthorn.device.voice): when and how it generates phrases. The sampler's
+#: defaults are also what the voice's tasting notes sample with.
+VOICE_PARAMS: tuple[Param, ...] = (
+    Param("voice_enabled", "bool", True, "let the voice model write the phrases (off: the "
+          "phrase banks only)"),
+    Param("voice_min_interval_s", "float", 3.0, "rate limit: minimum time between two "
+          "generated phrases (a mood change waits for it)", "s", 0.5, 600.0),
+    Param("voice_temperature", "float", 0.7, "sampling temperature: low = safe and repetitive, "
+          "high = adventurous", "", 0.0, 2.0),
+    Param("voice_top_k", "int", 6, "sample only among the k likeliest next characters "
+          "(0 = all)", "", 0, 96),
+    Param("voice_max_len", "int", 40, "longest phrase in characters (cut at a word)", "chars",
+          4, 60),
+    Param("voice_budget_ms", "float", 150.0, "time allowed per phrase; slower phrases are "
+          "dropped for the phrase bank", "ms", 5.0, 2000.0),
+    Param("voice_seed", "int", 0, "first seed of the voice's sampler (phrase n uses seed+n)",
+          "", 0, 2**31 - 1),
+)
+
 #: The default piece's parameters, in the order `list` shows them.
 PARAMS: tuple[Param, ...] = (
     Param("brightness", "int", 60, "overall LED brightness", "%", 0, 100),
@@ -323,6 +342,7 @@ PARAMS: tuple[Param, ...] = (
               "how long another gesture must lead before the recognised one changes "
               "(0 = at once)", "s", 0.0, 2.0),
     )),
+    *VOICE_PARAMS,
 )
 
 

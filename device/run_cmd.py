@@ -114,6 +114,9 @@ def run(args) -> int:
     if not args.quiet:
         model = (f"model {info['name']} ({info['source']}, {info['backend']})" if info["name"]
                  else "no model (idle animation)")
+        voice = info.get("voice") or {}
+        model += (f", voice {voice['name']} ({voice['source']})" if voice.get("name")
+                  else ", no voice (phrase banks)")
         log(f"running profile {profile.name!r} on the {where}, {model}, data in {storage.root}"
             + (f", console on {args.serial}" if args.serial else ""))
     t0 = time.monotonic()
@@ -133,5 +136,7 @@ def run(args) -> int:
             f"inference {st['infer_ms']} ms, "
             + (f"touch-to-light p50 {st['touch_to_light_ms_p50']} ms"
                if st['touch_to_light_ms_p50'] is not None else "no touches to time")
+            + (f", phrase generation p50 {st['phrase_ms_p50']} ms p99 {st['phrase_ms_p99']} ms"
+               if st.get("phrase_ms_p50") is not None else "")
             + "; LEDs off")
     return 0

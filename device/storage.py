@@ -10,6 +10,8 @@ Layout::
 
     DIR/models/current.lanthorn     the model the loop runs
     DIR/models/previous.lanthorn    the one before (rollback target)
+    DIR/models/voice-current.lanthorn   the voice the piece speaks with (second slot)
+    DIR/models/voice-previous.lanthorn  the voice before (rollback target)
     DIR/models/incoming/            a push in progress (partial file, for resume)
     DIR/settings.json               saved parameters
     DIR/lock.json                   the exhibition lock (salted PIN hash; read fail-closed)
@@ -19,7 +21,10 @@ Layout::
                                     'lanthorn fetch PORT --data DIR' pulls them)
 
 With no model in the directory at all, the shipped default bundle
-(``lanthorn/device/models/temperament.lanthorn``) is used.
+(``lanthorn/device/models/temperament.lanthorn``) is used; likewise the shipped voice
+(``voice.lanthorn``). The two slots share one mechanism (load with fall-back, verified
+install, rollback), parametrised by the slot's name: ``"model"`` (the gesture model) and
+``"voice"``.
 """
 from __future__ import annotations
 
@@ -36,6 +41,8 @@ from lanthorn.device.atomic import atomic_write_text, fsync_dir
 from lanthorn.errors import UserError
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "temperament.lanthorn"
+SHIPPED_VOICE = Path(__file__).resolve().parent / "models" / "voice.lanthorn"
+SLOTS = ("model", "voice")
 SETTINGS_VERSION = 1
 _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
@@ -49,6 +56,20 @@ def _default_loader(path: str):
     return load(path)
 
 
+def _default_voice_loader(path: str):
+    from lanthorn.device.voice import load_voice  # lazily, as above
+    return load_voice(path)
+
+
+class Slot:
+    """Where one kind of model lives: its current and previous files, how it is loaded and
+    verified, and the shipped fall-back."""
+
+    def __init__(self, name: str, current: Path, previous: Path, loader, shipped: Path | None):
+        self.name, self.current_path, self.previous_path = name, current, previous
+        self.loader, self.shipped = loader, shipped
+
+
 class DataDir:
     """One data directory. Thread-safe for the console thread and the loop together.
 
@@ -57,7 +78,9 @@ class DataDir:
     """
 
     def __init__(self, path: str | os.PathLike, loader: Callable[[str], Any] | None = None,
-                 shipped_model: str | os.PathLike | None = SHIPPED_MODEL):
+                 shipped_model: str | os.PathLike | None = SHIPPED_MODEL,
+                 voice_loader: Callable[[str], Any] | None = None,
+                 shipped_voice: str | os.PathLike | None = SHIPPED_VOICE):
         self.root = Path(path)
         self.models_dir = self.root / "models"
         self.current_path = self.models_dir / "current.lanthorn"
@@ -74,6 +97,13 @@ class DataDir:
         self.loader = loader or _default_loader
         self.shipped_model = Path(shipped_model) if shipped_model else None
         self.lock_path = self.root / "lock.json"
+        self.slots = {
+            "model": Slot("model", self.current_path, self.previous_path, self.loader,
+                          self.shipped_model),
+            "voice": Slot("voice", self.models_dir / "voice-current.lanthorn",
+                          self.models_dir / "voice-previous.lanthorn",
+                          voice_loader or _default_voice_loader,
+                          Path(shipped_voice) if shipped_voice else None)}
         self._lock = threading.RLock()
         #: what could not be written or set aside (shown by `status`): the piece runs on
         #: whatever it could read, on defaults in memory when it could read nothing
@@ -148,7 +178,13 @@ class DataDir:
                 else "it could not be set aside")
 
     # --- models
-    def load_model(self, check: Callable[[Any], Any] | None = None, skip: tuple = ()):
+    def slot(self, name: str = "model") -> Slot:
+        if name not in self.slots:
+            raise StorageError(f"unknown model slot {name!r} (slots: {', '.join(self.slots)})")
+        return self.slots[name]
+
+    def load_model(self, check: Callable[[Any], Any] | None = None, skip: tuple = (),
+                   slot: str = "model"):
         """(model or None, source, messages): current, else previous, else the shipped bundle.
 
         A file that fails to load, or that ``check(model)`` refuses (it does not fit or run
@@ -159,34 +195,37 @@ class DataDir:
         built-in idle animation and shows ``messages`` on the console.
         """
         messages: list[str] = []
+        sl = self.slot(slot)
+        what = "model" if slot == "model" else slot
         with self._lock:
-            for source, path in (("current", self.current_path), ("previous", self.previous_path)):
+            for source, path in (("current", sl.current_path), ("previous", sl.previous_path)):
                 if source in skip or not path.exists():
                     continue
                 try:
-                    model = self.loader(str(path))
+                    model = sl.loader(str(path))
                     if check is not None:
                         check(model)
                     return model, source, messages
                 except Exception as exc:  # any failure means this file is unusable
-                    reason = f"{source} model failed to load: {_why(exc)}"
+                    reason = f"{source} {what} failed to load: {_why(exc)}"
                     kept = self.reject(path, reason)
                     messages.append(f"{reason}; {self._kept(kept)}")
-            if "shipped" not in skip and self.shipped_model is not None and self.shipped_model.exists():
+            if "shipped" not in skip and sl.shipped is not None and sl.shipped.exists():
                 try:
-                    model = self.loader(str(self.shipped_model))
+                    model = sl.loader(str(sl.shipped))
                     if check is not None:
                         check(model)
                     if messages:
-                        messages.append("using the shipped default model")
+                        messages.append(f"using the shipped default {what}")
                     return model, "shipped", messages
                 except Exception as exc:
-                    messages.append(f"the shipped default model failed to load: {_why(exc)}")
+                    messages.append(f"the shipped default {what} failed to load: {_why(exc)}")
             messages.append("no usable model: running the built-in idle animation "
-                            "(push one with 'lanthorn push')")
+                            "(push one with 'lanthorn push')" if slot == "model" else
+                            f"no usable {what}: the phrase banks speak instead")
             return None, None, messages
 
-    def install_model(self, new_path: str | os.PathLike):
+    def install_model(self, new_path: str | os.PathLike, slot: str = "model"):
         """Verify ``new_path`` by loading it, then make it current; the old current becomes
         previous. Returns the loaded model. Raises UserError (and changes nothing) if the
         file does not load.
@@ -195,10 +234,11 @@ class DataDir:
         link (or copy) of current first, then the new file is renamed over current.
         """
         new_path = Path(new_path)
+        sl = self.slot(slot)
         try:
-            model = self.loader(str(new_path))
+            model = sl.loader(str(new_path))
         except Exception as exc:
-            raise StorageError(f"the new model does not load, keeping the old one: {_why(exc)}") from None
+            raise StorageError(f"the new {slot} does not load, keeping the old one: {_why(exc)}") from None
         with self._lock:
             if self.current_path.exists() and _same_file_bytes(new_path, self.current_path):
                 # re-pushing the running model: nothing to swap, and the rollback slot must
@@ -211,20 +251,22 @@ class DataDir:
             try:
                 ours = new_path.resolve().parent in (self.models_dir.resolve(),
                                                      self.incoming_dir.resolve())
-                if not ours or new_path.name in (self.current_path.name, self.previous_path.name):
+                names = {p.name for s in self.slots.values()
+                         for p in (s.current_path, s.previous_path)}
+                if not ours or new_path.name in names:
                     shutil.copyfile(new_path, staged)  # same filesystem for an atomic rename
                     with open(staged, "rb+") as f:
                         os.fsync(f.fileno())
                     new_path = staged
-                if self.current_path.exists():
+                if sl.current_path.exists():
                     if tmp_prev.exists():
                         tmp_prev.unlink()
                     try:
-                        os.link(self.current_path, tmp_prev)
+                        os.link(sl.current_path, tmp_prev)
                     except OSError:
-                        shutil.copyfile(self.current_path, tmp_prev)
-                    os.replace(tmp_prev, self.previous_path)
-                os.replace(new_path, self.current_path)
+                        shutil.copyfile(sl.current_path, tmp_prev)
+                    os.replace(tmp_prev, sl.previous_path)
+                os.replace(new_path, sl.current_path)
             except OSError as exc:  # full or read-only card: the old files are all still there
                 for leftover in (staged, tmp_prev):
                     try:
@@ -232,18 +274,29 @@ class DataDir:
                     except OSError:
                         pass
                 why = exc.strerror or str(exc)
-                self._problem(f"could not store a new model: {why}")
-                raise StorageError(f"could not store the new model ({why}); the old one keeps "
+                self._problem(f"could not store a new {slot}: {why}")
+                raise StorageError(f"could not store the new {slot} ({why}); the old one keeps "
                                    "running") from None
             fsync_dir(self.models_dir)
         return model
 
-    def rollback(self):
+    def rollback_target(self, slot: str = "model") -> Path:
+        """What 'model rollback' goes back to: previous, else (after the first push replaced
+        the shipped default) the shipped bundle. Raises StorageError when there is none."""
+        sl = self.slot(slot)
+        if sl.previous_path.exists():
+            return sl.previous_path
+        if sl.shipped is not None and sl.shipped.exists() and sl.current_path.exists():
+            return sl.shipped
+        raise StorageError(f"there is no previous {slot} to roll back to")
+
+    def rollback(self, slot: str = "model"):
         """Make previous current again (the technician's "undo" of a push)."""
         with self._lock:
-            if not self.previous_path.exists():
-                raise StorageError("there is no previous model to roll back to")
-            return self.install_model(self.previous_path)
+            sl = self.slot(slot)
+            if not sl.previous_path.exists():
+                raise StorageError(f"there is no previous {slot} to roll back to")
+            return self.install_model(sl.previous_path, slot)
 
     # --- settings
     def load_settings(self) -> tuple[dict, list[str]]:

@@ -71,7 +71,8 @@ def add_arguments(parser):
                         "info as JSON to FILE")
     parser.add_argument("--quick", action="store_true", help="shorter timing (~15 s for the suite)")
     parser.add_argument("--models", help="comma-separated zoo models (default: all of "
-                        "mlp_25k,mlp_700k,cnn1d_14x50,cnn2d_32,char_lm)")
+                        "mlp_25k,mlp_700k,cnn1d_14x50,cnn2d_32,char_lm) and 'voice' (the shipped "
+                        "voice: per character and per phrase)")
     parser.add_argument("--bundle", action="append", default=[], metavar="X.lanthorn",
                         help="bench this bundle (against onnxruntime on its QDQ twin); "
                         "repeatable; with --bundle the zoo runs only if --models is given")
@@ -726,7 +727,9 @@ def run(args) -> int:
     if args.models:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
     else:
-        names = [] if args.bundle else list(model_zoo.ZOO)
+        names = [] if args.bundle else list(model_zoo.ZOO) + ["voice"]
+    with_voice = "voice" in names
+    names = [n for n in names if n != "voice"]
     unknown = [n for n in names if n not in model_zoo.ZOO]
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from "
@@ -736,6 +739,15 @@ def run(args) -> int:
         if not jp.parent.is_dir():
             raise UserError(f"cannot write {jp}: folder {jp.parent} does not exist")
     bundle_cases = [_bundle_case(p) for p in args.bundle]   # corrupt bundles fail here, early
+    if with_voice:
+        from lanthorn.device.storage import SHIPPED_VOICE
+        if not SHIPPED_VOICE.is_file():
+            raise UserError(f"the shipped voice {SHIPPED_VOICE.name} is missing (make voice)")
+        voice_case = _bundle_case(str(SHIPPED_VOICE))
+        float_voice = SHIPPED_VOICE.with_suffix(".onnx")   # shipped beside it: ORT float too
+        if float_voice.is_file():
+            voice_case.float_bytes = float_voice.read_bytes()
+        bundle_cases.append(voice_case)
     report = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "mode": settings["mode"], "settings": settings, "machine": machine_info(),
               "models": []}
@@ -744,6 +756,9 @@ def run(args) -> int:
         for case in list(_zoo_cases(names, Path(tmp), args.seed)) + bundle_cases:
             print(f"  {case.name} ...", file=sys.stderr, flush=True)
             report["models"].append(bench_case(case, settings, args.seed))
+            if case.bundle.card.get("kind") == "voice":   # and per phrase, the sampler included
+                from lanthorn.host.voice_bench import bench_phrases
+                report["models"][-1]["phrases"] = bench_phrases(case.bundle, settings, args.seed)
     report["seconds"] = time.perf_counter() - t0
     report["load_average_end"] = _loadavg()
     report["targets"] = targets(report)
@@ -751,6 +766,11 @@ def run(args) -> int:
         (m["paths"]["c"]["backend"] for m in report["models"] if m["paths"]["c"].get("available")),
         None)
     print(format_table(report))
+    for m in report["models"]:
+        if "phrases" in m:
+            from lanthorn.host.voice_bench import format_phrases
+            print()
+            print(format_phrases(m["name"], m["phrases"]))
     print()
     print(format_targets(report))
     if args.layers:
@@ -763,6 +783,9 @@ def run(args) -> int:
            for path, e in m.get("exact", {}).items() if isinstance(e, dict) and not e["exact"]]
     bad += [f"{m['name']} (C differs from numpy)" for m in report["models"]
             if m.get("exact", {}).get("c_equals_numpy") is False]
+    bad += [f"{m['name']} phrases ({path})" for m in report["models"]
+            for path, v in m.get("phrases", {}).get("paths", {}).items()
+            if not v["identical_phrases"]]
     failed = [f"{m['name']} ({p})" for m in report["models"] for p, v in m["paths"].items()
               if not v.get("available") and str(v.get("reason", "")).startswith("failed")]
     failed += [f"{m['name']} device process ({p})" for m in report["models"]

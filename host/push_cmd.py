@@ -1,4 +1,8 @@
-"""`lanthorn push BUNDLE --port PORT`: send a model to a running object and swap it in."""
+"""`lanthorn push BUNDLE --port PORT`: send a model to a running object and swap it in.
+
+A voice bundle (card ``"kind": "voice"``) goes the same way and lands in the object's
+voice slot; ``model info`` then reports it under ``voice`` and 'model rollback voice'
+undoes it."""
 from __future__ import annotations
 
 import sys
@@ -21,6 +25,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     data, bundle_sha = read_bundle_file(args.bundle)  # a wrong file is refused before the cable is busy
+    voice = _is_voice(data)
     if not pp.MIN_CHUNK <= args.chunk <= pp.MAX_CHUNK:
         raise ConsoleError(f"--chunk must be between {pp.MIN_CHUNK} and {pp.MAX_CHUNK}")
     # what the artist is about to install, in plain words, before the cable is busy
@@ -35,6 +40,8 @@ def run(args) -> int:
     from tqdm import tqdm
     with ConsoleClient(args.port, args.baud, holder="lanthorn push") as client:
         before = client.call("model info")
+        if voice:
+            before = before.get("voice") or {}
         bar = tqdm(total=len(data), unit="B", unit_scale=True, desc="push",
                    disable=args.quiet or None, file=sys.stderr, leave=True)
 
@@ -46,22 +53,31 @@ def run(args) -> int:
         finally:
             bar.close()
         after = client.call("model info")  # what the object now really runs
+        if voice:
+            after = after.get("voice") or {}
     if after.get("sha256") != bundle_sha:
         raise ConsoleError("the device accepted the push but 'model info' reports "
                            f"{after.get('name')} ({str(after.get('sha256'))[:12]}); check 'status'")
     sent = len(data) - result["resumed_from"]
     secs = max(result["seconds"], 1e-9)
     line_rate = args.baud / 10.0  # 8N1: 10 bits on the wire per byte
+    undo = "'model rollback voice'" if voice else "'model rollback'"
     if before.get("name") is None:
-        was = "before: no model, idle animation"
+        was = "before: no voice, phrase banks" if voice else "before: no model, idle animation"
     elif before.get("source") == "shipped":
-        was = f"was the shipped {before.get('name')}; 'model rollback' returns to it"
+        was = f"was the shipped {before.get('name')}; {undo} returns to it"
     else:
-        was = f"was {before.get('name')}, kept as previous for 'model rollback'"
-    print(f"installed {after.get('name')} sha256={bundle_sha[:16]}... ({was})")
+        was = f"was {before.get('name')}, kept as previous for {undo}"
+    print(f"installed {'voice ' if voice else ''}{after.get('name')} sha256={bundle_sha[:16]}... ({was})")
     print(f"sent {sent} bytes in {secs:.2f} s = {sent / secs / 1024:.1f} KiB/s"
           + (f", resumed at byte {result['resumed_from']}" if result["resumed_from"] else "")
           + f"; payload/wire {sent / max(result['wire_bytes'], 1):.1%}, "
           f"{result['resent_frames']} frames resent; on a real {args.baud} baud line this "
           f"push needs at least {result['wire_bytes'] / line_rate:.1f} s")
     return 0
+
+
+def _is_voice(data: bytes) -> bool:
+    from lanthorn.device.bundle import Bundle
+    from lanthorn.device.voice import is_voice
+    return is_voice(Bundle.from_bytes(data))

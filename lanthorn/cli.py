@@ -38,6 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
     "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),
     "key": ("lanthorn.host.key_cmd", "make or show the Ed25519 key that signs your bundles (kept outside the repo)"),
+    "voice": ("lanthorn.host.voice_cmd", "the voice: curate text (add-source, import, info), train, quantize, taste"),
     "quantize": ("lanthorn.quantize.quantize_cmd", "float ONNX → int8 .lanthorn bundle: calibrate, bias-correct, prune, report"),
     "studio": ("lanthorn.host.studio_cmd", "a local web page to see, tune, teach and push the piece (127.0.0.1 only)"),
 }

@@ -29,7 +29,8 @@ def add_arguments(parser):
     parser.add_argument("model", help="float ONNX model (static shape, batch 1)")
     parser.add_argument("--data", required=True,
                         help="dataset folder (calibration: training sessions; accuracy: "
-                             "held-out sessions), or an .npz with x [, y, x_test, y_test, labels]")
+                             "held-out sessions), or an .npz with x [, y, x_test, y_test, labels]; "
+                             "for a voice model (lanthorn voice train), its text corpus")
     parser.add_argument("--out", required=True, help="bundle to write (.lanthorn)")
     parser.add_argument("--calibration", choices=METHODS, default="minmax",
                         help="how activation ranges are chosen (default: minmax)")
@@ -76,6 +77,15 @@ def run(args) -> int:
     # onnxruntime's graph optimiser logs warnings about the temporary models the quantizer
     # builds (unused initializers and the like) that say nothing to an artist; errors stay.
     onnxruntime.set_default_logger_severity(3)
+    from lanthorn.quantize.voice_quantize import is_voice_onnx
+    if is_voice_onnx(args.model):   # a voice from 'lanthorn voice train': --data is its corpus
+        from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
+        report = quantize_voice(args.model, args.data, args.out, name=args.name,
+                                report_dir=args.report, signing_key=key)
+        print(tasting_markdown(report), end="")
+        from lanthorn.device.bundle import read_bundle
+        print(f"{args.out}{signed_note(read_bundle(args.out))[1:]}")
+        return 0
     ckpt = args.checkpoint
     if args.no_finetune:
         if args.checkpoint:

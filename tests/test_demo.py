@@ -58,6 +58,15 @@ def test_demo_on_the_shipped_model_recognises_the_visitor(tmp_path):
     # model must get most of them (the exact count depends on the model; a random one gets ~0)
     done, total = map(int, s["visitor_gestures_recognised"].split("/"))
     assert total >= 6 and done >= total // 2, s["visitor"]
+    # the shipped voice speaks: generated phrases in the timeline (and so on the OLED in the
+    # GIF), with their generation time and the frame figures while it was speaking
+    v = s["voice"]
+    assert v["name"] == "lantern-voice" and v["note"] == "shipped default"
+    assert v["phrases"] >= 2 and len({x["mood"] for x in v["said"]}) >= 2
+    assert any(p["by"] == "voice" for p in s["phrases"])
+    assert isinstance(v["phrase_ms_p50"], float) and isinstance(v["phrase_ms_p99"], float)
+    assert v["frame_ms_while_speaking"]["n"] >= 1 and "frame_ms_p99_while_speaking" in v
+    assert "(voice)" in r.stdout and "generation p50" in r.stdout
     assert s["moods"] and s["phrases"]
 
 

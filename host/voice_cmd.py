@@ -1,0 +1,204 @@
+"""`lanthorn voice`: curate the voice's text, train it, quantize it, taste it."""
+from __future__ import annotations
+
+import argparse
+import datetime
+import io
+import json
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    p = sub.add_parser("add-source", help="declare a text source: author, consent, licence, weight")
+    p.add_argument("corpus", help="corpus folder (created if missing)")
+    p.add_argument("name", help="source name (letters, digits, . _ -)")
+    p.add_argument("--author", default="")
+    p.add_argument("--consent", default="", help='how consent was given, e.g. "written for this piece"')
+    p.add_argument("--licence", "--license", dest="licence", default="",
+                   help="e.g. CC0-1.0, CC-BY-4.0, public-domain")
+    p.add_argument("--date", default="", help="when it was written (default today)")
+    p.add_argument("--notes", default="")
+    p.add_argument("--weight", type=float, default=1.0,
+                   help="how strongly it flavours the voice, per character (0.05 = a hint)")
+    p.add_argument("--replace", action="store_true", help="update an existing source's details")
+
+    p = sub.add_parser("import", help="add plain text to a source: one phrase a line, or paragraphs")
+    p.add_argument("file", help="UTF-8 text file")
+    p.add_argument("--corpus", "--data", dest="corpus", required=True, help="corpus folder")
+    p.add_argument("--source", required=True, help="source (declared with 'voice add-source')")
+    p.add_argument("--paragraphs", action="store_true",
+                   help="the file is prose: split paragraphs into sentences")
+    p.add_argument("--tags", default="", help="moods or gestures these lines were written for, "
+                   "comma-separated (e.g. calm,shy)")
+
+    p = sub.add_parser("info", help="shares by characters and by weight, licence and consent "
+                                    "warnings, characters the OLED cannot show")
+    p.add_argument("corpus", help="corpus folder")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
+    p = sub.add_parser("train", help="train the voice on a corpus and export float ONNX")
+    p.add_argument("corpus", help="corpus folder")
+    p.add_argument("--out", required=True, help="float ONNX file to write")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--context", type=int, help="characters of history (default: the sweep's pick)")
+    p.add_argument("--hidden", type=int, help="hidden units")
+    p.add_argument("--dim", type=int, help="embedding size")
+    p.add_argument("--sweep", action="store_true",
+                   help="first compare the candidate architectures (held-out perplexity, MACs "
+                        "per character) and train the one the rule picks")
+
+    p = sub.add_parser("quantize", help="float voice ONNX -> int8 .lanthorn voice bundle with "
+                                        "tasting notes (checked against onnxruntime)")
+    p.add_argument("model", help="float voice ONNX from 'voice train'")
+    p.add_argument("--corpus", "--data", dest="corpus",
+                   help="the corpus it was trained on (default: the one recorded in the model)")
+    p.add_argument("--out", required=True, help="voice bundle to write (.lanthorn)")
+    p.add_argument("--name", help="name in the card (default: from --out)")
+    p.add_argument("--seed", type=int, default=0, help="first sample seed of the tasting notes")
+    p.add_argument("--report", metavar="DIR", help="write voice-report.md and voice-report.json")
+    from lanthorn.quantize.import_cmd import add_signing_arguments
+    add_signing_arguments(p)
+
+    p = sub.add_parser("taste", help="speak with a voice bundle: phrases per mood, with seeds")
+    p.add_argument("bundle", help="voice bundle (.lanthorn)")
+    p.add_argument("--mood", action="append", help="mood(s) to sample (default: all)")
+    p.add_argument("-n", type=int, default=4, help="phrases per mood")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--temperature", type=float)
+    p.add_argument("--top-k", type=int)
+    p.add_argument("--corpus", help="also show the nearest source and verbatim overlap")
+
+
+def run(args) -> int:
+    return {"add-source": add_source_cmd, "import": import_cmd, "info": info_cmd,
+            "train": train_cmd, "quantize": quantize_cmd, "taste": taste_cmd}[args.action](args)
+
+
+def add_source_cmd(args) -> int:
+    from lanthorn.quantize.voice_corpus import TextSource, add_source
+    src = add_source(args.corpus, TextSource(
+        args.name, author=args.author, consent=args.consent, licence=args.licence,
+        date=args.date or datetime.date.today().isoformat(), notes=args.notes,
+        weight=args.weight), replace=args.replace)
+    print(f"{'updated' if args.replace else 'declared'} source {src.name!r} (weight "
+          f"{src.weight:g}) in {Path(args.corpus) / 'manifest.json'}; add text with "
+          f"'lanthorn voice import FILE --corpus {args.corpus} --source {src.name}'")
+    if not src.consent:
+        print("warning: no consent recorded for this source (--consent \"how it was given\")")
+    if not src.licence:
+        print("warning: no licence recorded: a voice trained on it cannot be shipped")
+    return 0
+
+
+def import_cmd(args) -> int:
+    from lanthorn.quantize.voice_corpus import import_text
+    tags = tuple(t.strip() for t in args.tags.split(",") if t.strip())
+    r = import_text(args.corpus, args.source, args.file, paragraphs=args.paragraphs, tags=tags)
+    print(f"imported {r['phrases']} phrases from {r['file']} into source {args.source!r}"
+          + (f" (tagged {', '.join(tags)})" if tags else ""))
+    return 0
+
+
+def info_cmd(args) -> int:
+    from lanthorn.quantize.voice_corpus import summarize
+    info = summarize(args.corpus)
+    if args.json:
+        print(json.dumps(info, indent=2, ensure_ascii=False))
+        return 0
+    out = io.StringIO()
+    w = out.write
+    w(f"voice corpus {info['path']}: {info['lines']} lines, {info['chars']} characters\n\n")
+    w("source          lines   chars  share(chars)  weight  effective  licence       consent\n")
+    for s, v in info["sources"].items():
+        w(f"{s:<15}{v['lines']:6d}{v['chars']:8d}{100 * v['share_chars']:12.1f}% "
+          f"{v['weight']:7.2f}{100 * v['share_effective']:10.1f}%  {v['licence'] or 'NONE':<13} "
+          f"{v['consent'] or 'NONE'}\n")
+    w("\nlines per mood (untagged lines speak for every mood):\n")
+    for s, v in info["sources"].items():
+        w(f"  {s}: " + ", ".join(f"{m} {n}" for m, n in v["moods"].items()) + "\n")
+    if not info["unshowable"]:
+        w("\nevery character used can be shown on the OLED\n")
+    for warning in info["warnings"]:
+        w(f"warning: {warning}\n")
+    print(out.getvalue(), end="")
+    return 0
+
+
+def train_cmd(args) -> int:
+    from lanthorn.errors import UserError
+    from lanthorn.host import voice_train as vt
+    if args.epochs < 1:
+        raise UserError("--epochs must be at least 1")
+    arch = vt.VoiceArch(**{**vt.asdict(vt.DEFAULT_ARCH), **{k: getattr(args, k) for k in
+                                                           ("context", "hidden", "dim")
+                                                           if getattr(args, k) is not None}})
+    for k, lo, hi in (("context", 1, 64), ("hidden", 4, 1024), ("dim", 2, 128)):
+        if not lo <= getattr(arch, k) <= hi:
+            raise UserError(f"--{k} must be between {lo} and {hi}")
+    sweep = None
+    if args.sweep:
+        rows = vt.sweep(args.corpus, seed=args.seed)
+        best = vt.pick(rows)
+        arch = vt.VoiceArch(best["context"], best["dim"], best["hidden"])
+        sweep = rows
+        print(f"picked {arch.label()} (fewest MACs within {vt.PICK_WITHIN:.2f}x of the best "
+              f"held-out perplexity)")
+    figures = vt.train_voice(args.corpus, args.out, arch, epochs=args.epochs, seed=args.seed)
+    if sweep:
+        figures["sweep"] = sweep
+    Path(args.out).with_suffix(".train.json").write_text(json.dumps(figures, indent=2) + "\n")
+    for s, v in (figures.get("perplexity_float") or {}).items():
+        print(f"  held-out perplexity {s}: {v:.2f}")
+    return 0
+
+
+def quantize_cmd(args) -> int:
+    from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
+    import onnxruntime
+    onnxruntime.set_default_logger_severity(3)
+    from lanthorn.quantize.import_cmd import signed_note, signing_key
+    from lanthorn.quantize.voice_quantize import read_voice_onnx, trained_corpus
+    key = signing_key(args)       # a bad key fails before the work
+    read_voice_onnx(args.model)   # a missing or wrong file: one line saying so
+    corpus = args.corpus or trained_corpus(args.model)
+    report = quantize_voice(args.model, corpus, args.out, name=args.name, seed=args.seed,
+                            report_dir=args.report, signing_key=key)
+    print(tasting_markdown(report), end="")
+    from lanthorn.device.bundle import read_bundle
+    print(f"{args.out}{signed_note(read_bundle(args.out))[1:]}")
+    return 0
+
+
+def taste_cmd(args) -> int:
+    from lanthorn.device.params import ParamStore
+    from lanthorn.device.voice import load_voice
+    from lanthorn.errors import UserError
+    voice = load_voice(args.bundle)
+    p = ParamStore().snapshot()
+    if args.temperature is not None:
+        p["voice_temperature"] = args.temperature
+    if args.top_k is not None:
+        p["voice_top_k"] = args.top_k
+    moods = args.mood or list(voice.spec.moods)
+    bad = [m for m in moods if m not in voice.spec.moods]
+    if bad:
+        raise UserError(f"unknown mood(s) {', '.join(bad)}; this voice knows "
+                        f"{', '.join(voice.spec.moods)}")
+    corpus = None
+    if args.corpus:
+        from lanthorn.quantize.voice_corpus import load_corpus
+        corpus = load_corpus(args.corpus)
+    for mood in moods:
+        for k in range(args.n):
+            ph = voice.generate(mood, args.seed + k, p["voice_temperature"], p["voice_top_k"],
+                                p["voice_max_len"])
+            extra = ""
+            if corpus is not None:
+                from lanthorn.quantize.voice_quantize import longest_verbatim, nearest_source
+                extra = (f"   [nearest {nearest_source(ph.text, corpus)['source']}, verbatim "
+                         f"{longest_verbatim(ph.text, corpus)['chars']} chars]")
+            print(f"{mood:<10} seed {args.seed + k:<4} {ph.text!r}  ({ph.ms:.2f} ms){extra}")
+    return 0

@@ -1,0 +1,215 @@
+"""Training the voice: a character-level MLP over the last N characters and the mood.
+
+Why this architecture (measured, see ``lanthorn voice train --sweep`` and the report): the
+int8 engine already runs embedding + dense exactly like onnxruntime (the bench's
+``char_lm``), a GRU would need a recurrent state the engine has no operator for, and on a
+corpus of a few hundred short phrases a wider context or a second hidden layer buys little
+perplexity for many more MACs per character. The sweep trains each candidate for a few
+epochs on the same split and reports held-out perplexity and MACs per character; the
+default :data:`DEFAULT_ARCH` is the one it picked for the shipped corpus.
+
+Graph (ONNX, opset 17, batch 1)::
+
+    tokens int64 [1, 1 + context] -> Gather(embedding [chars + moods, dim]) -> Flatten
+      -> Gemm(hidden) -> Relu -> Gemm(chars) -> Softmax -> probs [1, chars]
+
+Seeded and reproducible: one thread, deterministic kernels, a seeded generator for the
+shuffles; the same corpus, architecture and seed give the same ONNX bytes.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from lanthorn.device.behaviour import DEFAULT_MOODS
+from lanthorn.device.voice import VoiceSpec
+from lanthorn.quantize.voice_corpus import examples, load_corpus, split_lines, vocabulary
+
+META_KIND = "lanthorn.kind"   # ONNX metadata: "voice" (so 'lanthorn quantize' knows it)
+META_SPEC = "lanthorn.voice"  # ONNX metadata: the VoiceSpec as JSON
+
+
+@dataclass
+class VoiceArch:
+    context: int = 4
+    dim: int = 16
+    hidden: int = 128
+
+    def macs(self, n_vocab: int) -> int:
+        """Multiply-accumulates per character (the embedding lookup is free)."""
+        return (1 + self.context) * self.dim * self.hidden + self.hidden * n_vocab
+
+    def label(self) -> str:
+        return f"mlp ctx{self.context} d{self.dim} h{self.hidden}"
+
+
+#: candidates the sweep compares (context, embedding dim, hidden units)
+SWEEP = (VoiceArch(4, 16, 128), VoiceArch(6, 16, 64), VoiceArch(6, 16, 128),
+         VoiceArch(8, 16, 128), VoiceArch(8, 24, 128), VoiceArch(12, 16, 128))
+#: the sweep's rule: the fewest MACs per character among the candidates whose held-out
+#: perplexity is within this factor of the best one
+PICK_WITHIN = 1.10
+#: what the rule picked on the shipped corpus (data/voice, 10 epochs, seed 0; the figures
+#: are in device/models/voice-report.json)
+DEFAULT_ARCH = VoiceArch(4, 16, 128)
+
+
+def _torch_net(spec: VoiceSpec, arch: VoiceArch):
+    import torch
+    from torch import nn
+
+    class VoiceNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = nn.Embedding(spec.n_tokens, arch.dim)
+            self.fc = nn.Linear(spec.input_len * arch.dim, arch.hidden)
+            self.out = nn.Linear(arch.hidden, len(spec.vocab))
+
+        def forward(self, x):
+            h = torch.relu(self.fc(self.emb(x).flatten(1)))
+            return self.out(h)
+
+    return VoiceNet()
+
+
+def fit(spec: VoiceSpec, arch: VoiceArch, x, y, w, epochs: int, seed: int, lr: float = 3e-3,
+        batch: int = 128, log=None):
+    """Train a VoiceNet on examples; weighted cross-entropy (the sources' weights)."""
+    import torch
+    from lanthorn.quantize.net import set_deterministic
+    set_deterministic(seed)
+    net = _torch_net(spec, arch)
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(1, epochs))
+    X, Y, W = torch.from_numpy(x), torch.from_numpy(y), torch.from_numpy(w)
+    W = W / W.mean()
+    gen = torch.Generator().manual_seed(seed)
+    for epoch in range(epochs):
+        net.train()
+        perm = torch.randperm(len(X), generator=gen)
+        total = 0.0
+        for i in range(0, len(X), batch):
+            b = perm[i:i + batch]
+            loss = (torch.nn.functional.cross_entropy(net(X[b]), Y[b], reduction="none") * W[b]).sum() / W[b].sum()
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(b)
+        sched.step()
+        if log:
+            log(f"epoch {epoch + 1}/{epochs}: weighted loss {total / len(X):.3f}")
+    return net.eval()
+
+
+def nll_per_example(net, x, y) -> np.ndarray:
+    import torch
+    with torch.no_grad():
+        logp = torch.log_softmax(net(torch.from_numpy(x)), dim=-1)
+        return (-logp[torch.arange(len(y)), torch.from_numpy(y)]).numpy().astype(np.float64)
+
+
+def perplexity_by_source(nll: np.ndarray, srcs: list[str]) -> dict:
+    """exp(mean NLL per character) overall and per source."""
+    out = {"all": float(math.exp(nll.mean())) if nll.size else None}
+    for s in sorted(set(srcs)):
+        m = np.array([t == s for t in srcs])
+        out[s] = float(math.exp(nll[m].mean()))
+    return out
+
+
+def export_onnx(net, spec: VoiceSpec, arch: VoiceArch, corpus: str = "") -> bytes:
+    """The float ONNX, written with onnx.helper from the trained weights (stable bytes)."""
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+    p = {k: v.detach().numpy().astype(np.float32) for k, v in net.state_dict().items()}
+    inits = [numpy_helper.from_array(p["emb.weight"], "embedding"),
+             numpy_helper.from_array(p["fc.weight"], "fc.weight"),
+             numpy_helper.from_array(p["fc.bias"], "fc.bias"),
+             numpy_helper.from_array(p["out.weight"], "out.weight"),
+             numpy_helper.from_array(p["out.bias"], "out.bias")]
+    nodes = [helper.make_node("Gather", ["embedding", "tokens"], ["embedded"], name="embed", axis=0),
+             helper.make_node("Flatten", ["embedded"], ["flat"], name="flatten", axis=1),
+             helper.make_node("Gemm", ["flat", "fc.weight", "fc.bias"], ["fc_out"], name="fc", transB=1),
+             helper.make_node("Relu", ["fc_out"], ["hidden"], name="relu"),
+             helper.make_node("Gemm", ["hidden", "out.weight", "out.bias"], ["logits"], name="out", transB=1),
+             helper.make_node("Softmax", ["logits"], ["probs"], name="softmax", axis=-1)]
+    g = helper.make_graph(nodes, "voice", [helper.make_tensor_value_info(
+        "tokens", TensorProto.INT64, [1, spec.input_len])],
+        [helper.make_tensor_value_info("probs", TensorProto.FLOAT, [1, len(spec.vocab)])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)], producer_name="lanthorn")
+    m.ir_version = 8
+    m.doc_string = f"lanthorn voice: {arch.label()}, {len(spec.vocab)} characters, moods " \
+                   f"{', '.join(spec.moods)}"
+    helper.set_model_props(m, {META_KIND: "voice", META_SPEC: json.dumps(spec.to_json()),
+                               "lanthorn.arch": json.dumps(asdict(arch)),
+                               "lanthorn.corpus": str(corpus)})
+    onnx.checker.check_model(m)
+    return m.SerializeToString()
+
+
+def train_voice(corpus_dir, out, arch: VoiceArch = DEFAULT_ARCH, epochs: int = 30,
+                seed: int = 0, holdout: float = 0.1, moods=DEFAULT_MOODS, log=print) -> dict:
+    """Train on ``corpus_dir``, write the float ONNX ``out``; returns the figures."""
+    from lanthorn.device.atomic import atomic_write_bytes
+    from lanthorn.errors import UserError
+    t0 = time.perf_counter()
+    corpus = load_corpus(corpus_dir)
+    if not corpus.lines:
+        raise UserError(f"{corpus_dir}: the corpus has no lines yet (lanthorn voice import)")
+    if not any(s.weight > 0 for s in corpus.sources.values()):
+        raise UserError(f"{corpus_dir}: every source has weight 0; nothing to learn from")
+    spec = VoiceSpec(vocabulary(corpus), tuple(moods), arch.context)
+    train_lines, held = split_lines(corpus, holdout)
+    x, y, w, _, _ = examples(train_lines, spec, corpus.sources)
+    keep = w > 0
+    x, y, w = x[keep], y[keep], w[keep]
+    log(f"corpus: {len(corpus.lines)} lines from {len(corpus.sources)} sources, "
+        f"{len(spec.vocab)} characters; {len(x):,} training examples; {arch.label()}, "
+        f"{arch.macs(len(spec.vocab)):,} MACs per character")
+    net = fit(spec, arch, x, y, w, epochs, seed)
+    figures = {"arch": asdict(arch), "macs_per_char": arch.macs(len(spec.vocab)),
+               "epochs": epochs, "seed": seed, "holdout": holdout, "vocab": spec.vocab,
+               "train_examples": int(len(x)), "held_out_lines": len(held)}
+    if held:
+        hx, hy, _, hs, _ = examples(held, spec)
+        figures["perplexity_float"] = perplexity_by_source(nll_per_example(net, hx, hy), hs)
+    out = Path(out)
+    atomic_write_bytes(out, export_onnx(net, spec, arch, corpus=str(corpus_dir)))
+    figures["seconds"] = round(time.perf_counter() - t0, 2)
+    ppl = figures.get("perplexity_float", {}).get("all")
+    log(f"wrote {out} ({figures['seconds']} s)" + (f"; held-out perplexity {ppl:.2f}" if ppl else ""))
+    return figures
+
+
+def pick(rows: list[dict]) -> dict:
+    """The sweep's choice (see :data:`PICK_WITHIN`)."""
+    best = min(r["perplexity"] for r in rows)
+    near = [r for r in rows if r["perplexity"] <= best * PICK_WITHIN]
+    return min(near, key=lambda r: (r["macs_per_char"], r["perplexity"]))
+
+
+def sweep(corpus_dir, candidates=SWEEP, epochs: int = 10, seed: int = 0, holdout: float = 0.1,
+          moods=DEFAULT_MOODS, log=print) -> list[dict]:
+    """Train each candidate on the same split; held-out perplexity and MACs per character."""
+    corpus = load_corpus(corpus_dir)
+    vocab = vocabulary(corpus)
+    train_lines, held = split_lines(corpus, holdout)
+    rows = []
+    for arch in candidates:
+        spec = VoiceSpec(vocab, tuple(moods), arch.context)
+        x, y, w, _, _ = examples(train_lines, spec, corpus.sources)
+        t0 = time.perf_counter()
+        net = fit(spec, arch, x, y, w, epochs, seed)
+        hx, hy, _, hs, _ = examples(held, spec)
+        ppl = perplexity_by_source(nll_per_example(net, hx, hy), hs)
+        rows.append({"arch": arch.label(), **asdict(arch), "macs_per_char": arch.macs(len(vocab)),
+                     "perplexity": ppl["all"], "seconds": round(time.perf_counter() - t0, 2)})
+        log(f"{arch.label():<24} {arch.macs(len(vocab)):>7,} MACs/char  held-out perplexity "
+            f"{ppl['all']:.2f}  ({rows[-1]['seconds']} s)")
+    return rows

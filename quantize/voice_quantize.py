@@ -1,0 +1,377 @@
+"""Float voice ONNX → int8 ``.lanthorn`` voice bundle, with its tasting notes.
+
+The same path as every lanthorn model: onnxruntime's ``quantize_static`` (QDQ, per-channel,
+7-bit weights: :func:`lanthorn.quantize.model_zoo.quantize_qdq`) calibrated on real
+contexts from the corpus, then :func:`~lanthorn.quantize.qdq_import.bundle_from_qdq`. The
+bundle is shipped only if lanthorn's engines give onnxruntime's integers on its twin for
+every calibration-like context checked, and if a phrase sampled through either gives the
+same string.
+
+Tasting notes (in the card and the report) say what the voice is made of and what it
+sounds like: the mix (sources, character shares, weights, effective shares, licences),
+held-out perplexity per source in float and in int8, sample phrases per mood from the
+int8 model with their seeds, the source each sample is nearest to (character trigram
+overlap), and the longest stretch of each sample found verbatim in the corpus. A sample
+that copies more than :data:`VERBATIM_LIMIT` characters is flagged, in the card too.
+"""
+from __future__ import annotations
+
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lanthorn.device.voice import KIND, Voice, VoiceSpec
+from lanthorn.errors import UserError
+from lanthorn.quantize.voice_corpus import (SHIPPABLE_LICENCES, examples, load_corpus,
+                                            split_lines, summarize)
+
+VERBATIM_LIMIT = 20          # characters copied verbatim before a sample is flagged
+SAMPLES_PER_MOOD = 4
+
+
+def read_voice_onnx(path) -> tuple[object, VoiceSpec, dict]:
+    """(ModelProto, spec, arch) of a float voice ONNX written by ``lanthorn voice train``."""
+    import onnx
+    try:
+        m = onnx.load(str(path))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no such ONNX file") from None
+    except Exception as exc:
+        raise UserError(f"{path} is not a readable ONNX model ({exc})") from None
+    props = {p.key: p.value for p in m.metadata_props}
+    if props.get("lanthorn.kind") != KIND:
+        raise UserError(f"{path} is not a voice model (no lanthorn.kind=voice metadata); "
+                        f"train one with 'lanthorn voice train CORPUS --out voice.onnx'")
+    spec = VoiceSpec.from_json(json.loads(props["lanthorn.voice"]))
+    return m, spec, json.loads(props.get("lanthorn.arch", "{}"))
+
+
+def trained_corpus(path) -> str:
+    """The corpus folder a voice ONNX was trained on (recorded by 'voice train')."""
+    import onnx
+    m = onnx.load(str(path), load_external_data=False)
+    corpus = {p.key: p.value for p in m.metadata_props}.get("lanthorn.corpus")
+    if not corpus:
+        raise UserError(f"{path} does not say which corpus it was trained on; give --corpus")
+    if not Path(corpus).is_dir():
+        raise UserError(f"{path} was trained on the corpus {corpus!r}, which is not found from "
+                        f"here; give --corpus FOLDER")
+    return corpus
+
+
+def is_voice_onnx(path) -> bool:
+    try:
+        read_voice_onnx(path)
+        return True
+    except UserError:
+        return False
+
+
+def _calibration(x: np.ndarray, n: int, seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    idx = np.sort(rng.choice(len(x), size=min(n, len(x)), replace=False))
+    return [{"tokens": x[i][None]} for i in idx]
+
+
+def output_labels(spec: VoiceSpec) -> tuple[str, ...]:
+    """The bundle's labels, one per output: the characters, with the phrase end and the
+    space named so that 'lanthorn inspect' and 'model info' can print them on one line."""
+    return ("<end>",) + tuple("<space>" if c == " " else c for c in spec.vocab[1:])
+
+
+def ort_voice_step(bundle):
+    """``step(tokens int32 [1+context]) -> int8 logits`` computed by onnxruntime on the twin.
+
+    The graph onnxruntime runs must stay the graph users run: exposing the pre-softmax int8
+    tensor as an extra output can make onnxruntime run the last Gemm in float instead of
+    fusing it. So the twin is cut after the DequantizeLinear that feeds the final Softmax
+    (that tensor becomes the only output, as in a model without a softmax) and the int8
+    logits are recovered exactly from it: ``q = rint(y / s) + z``, exact because
+    ``y = float32(q - z) * s``."""
+    import onnx
+
+    from lanthorn.device.graph import raw_outputs
+    from lanthorn.quantize.ort_oracle import ort_session
+    m = onnx.load_from_string(bundle.twin)
+    g = m.graph
+    softmax = [n for n in g.node if n.op_type == "Softmax"]
+    if softmax:   # drop the Softmax and what follows it (its own Q/DQ pair)
+        src, dropped = softmax[-1].input[0], set(softmax[-1].output)
+        doomed = [softmax[-1]]
+        for n in g.node:
+            if any(i in dropped for i in n.input):
+                doomed.append(n)
+                dropped.update(n.output)
+        for n in doomed:
+            g.node.remove(n)
+        del g.output[:]
+        g.output.append(onnx.helper.make_tensor_value_info(src, onnx.TensorProto.FLOAT, None))
+    sess = ort_session(m.SerializeToString())
+    name = g.input[0].name
+    t = bundle.graph.tensors[raw_outputs(bundle.graph)[0]]
+    scale, zp = np.float32(t.scale), np.float32(t.zero_point)
+
+    def step(tokens):
+        y = sess.run(None, {name: np.asarray(tokens, np.int64).reshape(1, -1)})[0].reshape(-1)
+        return np.clip(np.rint(y.astype(np.float32) / scale) + zp, -128, 127).astype(np.int8)
+    return step
+
+
+def check_twin(bundle, feeds: list[dict]) -> int:
+    """Every int8 logit of lanthorn's engines equals onnxruntime's; returns elements checked."""
+    from lanthorn.device.runtime import load
+    from lanthorn.quantize.ort_oracle import ort_raw_int8, quantize_feed
+    refs = ort_raw_int8(bundle, feeds)
+    checked = 0
+    for backend in ("numpy", "auto"):
+        model = load(bundle, backend=backend)
+        for feed, ref in zip(feeds, refs):
+            ours = model.run_quantized(*quantize_feed(model, feed))
+            if not np.array_equal(ours, ref):
+                raise UserError(f"the {model.backend} engine's int8 logits differ from "
+                                f"onnxruntime's on the twin ({int((ours != ref).sum())} "
+                                f"elements): not writing this voice")
+            checked += ours.size
+    return checked
+
+
+# ----------------------------------------------------------------------------- tasting
+
+def trigrams(text: str) -> set[str]:
+    t = f"  {text.lower()} "
+    return {t[i:i + 3] for i in range(len(t) - 2)}
+
+
+def nearest_source(text: str, corpus) -> dict:
+    """The source whose lines share most character trigrams with ``text`` (by the fraction
+    of the sample's trigrams found in that source), with every source's score."""
+    grams = trigrams(text)
+    scores = {}
+    for name in corpus.sources:
+        pool = set()
+        for ln in corpus.lines:
+            if ln.source == name:
+                pool |= trigrams(ln.text)
+        scores[name] = round(len(grams & pool) / max(len(grams), 1), 3)
+    best = max(scores, key=lambda s: (scores[s], s)) if scores else None
+    return {"source": best, "scores": scores}
+
+
+def longest_verbatim(text: str, corpus) -> dict:
+    """The longest substring of ``text`` that appears verbatim in a corpus line."""
+    best = {"chars": 0, "text": "", "source": None}
+    for ln in corpus.lines:
+        a, b = text, ln.text
+        # dynamic programming over common suffixes: tiny strings, fine in Python
+        prev = [0] * (len(b) + 1)
+        for i in range(1, len(a) + 1):
+            cur = [0] * (len(b) + 1)
+            ai = a[i - 1]
+            for j in range(1, len(b) + 1):
+                if ai == b[j - 1]:
+                    cur[j] = prev[j - 1] + 1
+                    if cur[j] > best["chars"]:
+                        best = {"chars": cur[j], "text": a[i - cur[j]:i], "source": ln.source}
+            prev = cur
+    return best
+
+
+def taste(voice: Voice, corpus, params: dict, moods=None, per_mood: int = SAMPLES_PER_MOOD,
+          seed: int = 0) -> list[dict]:
+    """Sample phrases per mood with seeds seed, seed+1, ... and describe each."""
+    out = []
+    for mood in moods or voice.spec.moods:
+        for k in range(per_mood):
+            s = seed + k
+            ph = voice.generate(mood, s, params["voice_temperature"], params["voice_top_k"],
+                                params["voice_max_len"])
+            near = nearest_source(ph.text, corpus)
+            verb = longest_verbatim(ph.text, corpus)
+            out.append({"mood": mood, "seed": s, "text": ph.text, "nearest_source": near["source"],
+                        "source_scores": near["scores"], "verbatim_chars": verb["chars"],
+                        "verbatim_text": verb["text"], "verbatim_source": verb["source"],
+                        "copied": verb["chars"] > VERBATIM_LIMIT})
+    return out
+
+
+def _ppl(prob_fn, spec: VoiceSpec, lines) -> dict:
+    x, y, _, srcs, _ = examples(lines, spec)
+    nll = np.empty(len(y))
+    for i in range(len(y)):
+        p = float(np.asarray(prob_fn(x[i])).reshape(-1)[y[i]])
+        nll[i] = -math.log(max(p, 1e-12))
+    out = {"all": float(math.exp(nll.mean())) if nll.size else None}
+    for s in sorted(set(srcs)):
+        m = np.array([t == s for t in srcs])
+        out[s] = float(math.exp(nll[m].mean()))
+    return out
+
+
+def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: int = 0,
+                   n_calib: int = 256, report_dir=None, card_extra: dict | None = None,
+                   log=print, signing_key=None) -> dict:
+    """Quantize, verify against onnxruntime, taste, write the bundle; returns the report.
+    ``signing_key`` (an Ed25519 key, :mod:`lanthorn.device.signing`) signs it, so a locked
+    object installs it like a signed gesture model."""
+    from lanthorn.device.bundle import read_bundle, write_bundle
+    from lanthorn.device.graph import layer_macs
+    from lanthorn.device.params import ParamStore
+    from lanthorn.device.runtime import load
+    from lanthorn.quantize.model_zoo import quantize_qdq
+    from lanthorn.quantize.ort_oracle import ort_session
+    from lanthorn.quantize.qdq_import import bundle_from_qdq
+
+    t0 = time.perf_counter()
+    fmodel, spec, arch = read_voice_onnx(float_onnx)
+    corpus = load_corpus(corpus_dir)
+    missing = sorted(set(spec.vocab[1:]) - {c for ln in corpus.lines for c in ln.text})
+    if missing:
+        log(f"note: the corpus no longer uses {''.join(missing)!r}, which the model knows")
+    x, _, _, _, _ = examples(corpus.lines, spec)
+    if not len(x):
+        raise UserError(f"{corpus_dir}: no lines to calibrate the voice on")
+    feeds = _calibration(x, n_calib, seed)
+    info = summarize(corpus_dir)
+    mix = {s: {k: v[k] for k in ("lines", "chars", "share_chars", "weight", "share_effective",
+                                 "licence", "author", "consent", "date")}
+           for s, v in info["sources"].items()}
+    licences = sorted({v["licence"] or "none" for v in mix.values()})
+    with tempfile.TemporaryDirectory() as tmp:
+        qdq = quantize_qdq(float_onnx, Path(tmp) / "voice.qdq.onnx", feeds)
+        bundle = bundle_from_qdq(qdq, labels=output_labels(spec), card={}, provenance={
+            "corpus": str(corpus_dir), "sources": mix, "licences": licences})
+    g = bundle.graph
+    macs = int(sum(layer_macs(layer, g) for layer in g.layers))
+    checked = check_twin(bundle, feeds[:64])
+    # the same phrase through our engine and through onnxruntime on the twin
+    model = load(bundle)
+    bundle.card = {"kind": KIND, "voice": spec.to_json()}   # Voice() needs the spec first
+    ours, theirs = Voice(model), Voice(model, step=ort_voice_step(bundle))
+    params = ParamStore().snapshot()
+    for mood in spec.moods[:2]:
+        a = ours.generate(mood, seed, params["voice_temperature"], params["voice_top_k"], params["voice_max_len"])
+        b = theirs.generate(mood, seed, params["voice_temperature"], params["voice_top_k"], params["voice_max_len"])
+        if a.text != b.text:
+            raise UserError(f"a phrase sampled through lanthorn ({a.text!r}) differs from "
+                            f"onnxruntime's ({b.text!r}): not writing this voice")
+    # perplexities, float (onnxruntime on the float model) and int8 (our engine)
+    _, held = split_lines(corpus, 0.1)
+    fsess = ort_session(fmodel.SerializeToString())
+    ppl_float = _ppl(lambda t: fsess.run(None, {"tokens": t[None]})[0], spec, held)
+    ppl_int8 = _ppl(lambda t: model(t.astype(np.int32)), spec, held)
+    samples = taste(ours, corpus, params, seed=seed)
+    copied = [s for s in samples if s["copied"]]
+    longest = max((s["verbatim_chars"] for s in samples), default=0)
+    name = name or Path(out).stem
+    card = {"name": name, "kind": KIND, "voice": spec.to_json(),
+            "description": "the piece's voice: a character-level language model that writes a "
+                           "short phrase for the OLED in the current mood",
+            "architecture": f"MLP over the mood and the last {spec.context} characters: "
+                            f"embedding {arch.get('dim')} -> dense {arch.get('hidden')} + ReLU -> "
+                            f"{len(spec.vocab)} characters; {macs:,} MACs per character",
+            "intended_use": "short phrases on the 128x64 OLED, one per mood change",
+            "limitations": "knows only its corpus: a few hundred short lines; it cannot be "
+                           "prompted, and repeats its sources' words",
+            "licence": " AND ".join(licences),
+            "shippable": all(lic in SHIPPABLE_LICENCES for lic in licences),
+            "mix": {s: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
+                    for s, m in mix.items()},
+            "macs_per_char": macs,
+            "perplexity_float": {k: round(v, 3) for k, v in ppl_float.items() if v},
+            "perplexity_int8": {k: round(v, 3) for k, v in ppl_int8.items() if v},
+            "sampler": {k: params[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")},
+            "samples": [{k: s[k] for k in ("mood", "seed", "text", "nearest_source",
+                                           "verbatim_chars")} for s in samples],
+            "verbatim_limit": VERBATIM_LIMIT,
+            "longest_verbatim_chars": longest,
+            "copies_beyond_limit": len(copied),
+            **(card_extra or {})}
+    bundle.card = card
+    write_bundle(bundle, out, signing_key)
+    shipped = read_bundle(out)
+    report = {"bundle": str(out), "sha256": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
+              "signed_by": (shipped.signature[0].hex() if shipped.signature else None),
+              "macs_per_char": macs, "arch": arch, "vocab": spec.vocab, "moods": list(spec.moods),
+              "context": spec.context, "mix": card["mix"], "licences": licences,
+              "warnings": info["warnings"],
+              "perplexity_float": ppl_float, "perplexity_int8": ppl_int8,
+              "matches_onnxruntime": {"elements_checked": checked, "mismatches": 0,
+                                      "phrases_identical": True},
+              "samples": samples, "verbatim_limit": VERBATIM_LIMIT,
+              "longest_verbatim_chars": longest, "copies_beyond_limit": len(copied),
+              "seconds": round(time.perf_counter() - t0, 2)}
+    if report_dir:
+        write_report(report, Path(report_dir))
+    ppl = (f"held-out perplexity float {ppl_float['all']:.2f} -> int8 {ppl_int8['all']:.2f}"
+           if ppl_float["all"] else "no held-out lines")
+    log(f"wrote {out}: {macs:,} MACs/char, {ppl}; {checked} logits identical to "
+        f"onnxruntime; longest verbatim copy in samples {longest} chars")
+    return report
+
+
+def tasting_markdown(report: dict) -> str:
+    """The tasting notes as Markdown (the report, and ``lanthorn voice taste``)."""
+    w = []
+    w.append("## The mix\n")
+    w.append("| source | lines | characters | share (chars) | weight | effective share | licence |")
+    w.append("| --- | ---: | ---: | ---: | ---: | ---: | --- |")
+    for s, m in report["mix"].items():
+        w.append(f"| {s} | {m['lines']} | {m['chars']} | {100 * m['share_chars']:.1f}% | "
+                 f"{m['weight']:g} | {100 * m['share_effective']:.1f}% | {m['licence'] or 'none'} |")
+    w.append("")
+    w.append("## Perplexity on held-out lines (per character; lower is better)\n")
+    w.append("| source | float | int8 |")
+    w.append("| --- | ---: | ---: |")
+    for s, v in report["perplexity_float"].items():
+        i8 = report["perplexity_int8"].get(s)
+        w.append(f"| {s} | {v:.2f} | {i8:.2f} |" if v and i8 else f"| {s} | - | - |")
+    w.append(f"\n{report['macs_per_char']:,} MACs per character.\n")
+    w.append("## Samples from the int8 model\n")
+    w.append("| mood | seed | phrase | nearest source | longest verbatim |")
+    w.append("| --- | ---: | --- | --- | --- |")
+    for s in report["samples"]:
+        flag = " **copied**" if s["copied"] else ""
+        w.append(f"| {s['mood']} | {s['seed']} | {s['text'] or '(empty)'} | {s['nearest_source']} | "
+                 f"{s['verbatim_chars']} chars ({s['verbatim_source']}){flag} |")
+    w.append("")
+    n = report["copies_beyond_limit"]
+    w.append(f"Longest verbatim overlap with the corpus: {report['longest_verbatim_chars']} "
+             f"characters. " + (f"{n} sample(s) copy more than {report['verbatim_limit']} "
+                                f"characters of a corpus line verbatim." if n else
+                                f"No sample copies more than {report['verbatim_limit']} "
+                                f"characters verbatim."))
+    return "\n".join(w) + "\n"
+
+
+def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
+    """voice-report.md (and voice-report.json) in ``directory``."""
+    from lanthorn.device.atomic import atomic_write_text
+    directory.mkdir(parents=True, exist_ok=True)
+    if with_json:
+        atomic_write_text(directory / "voice-report.json", json.dumps(report, indent=2) + "\n")
+    head = (f"# Voice: tasting notes\n\nBundle `{Path(report['bundle']).name}` "
+            f"(sha256 {report['sha256'][:16]}...), licence {', '.join(report['licences'])}.\n"
+            f"Every int8 logit checked ({report['matches_onnxruntime']['elements_checked']}) is "
+            f"identical to onnxruntime on the bundle's QDQ twin, and phrases sampled through "
+            f"either are the same.\n\n")
+    warn = "".join(f"- warning: {x}\n" for x in report["warnings"])
+    atomic_write_text(directory / "voice-report.md", head + (warn + "\n" if warn else "")
+                      + tasting_markdown(report) + sweep_markdown(report))
+
+
+def sweep_markdown(report: dict) -> str:
+    """How the architecture was chosen (when the report carries the sweep)."""
+    rows = report.get("sweep")
+    if not rows:
+        return ""
+    w = ["\n## Architecture, by measurement\n",
+         f"Each candidate trained on the same split and seed; picked: {report.get('pick_rule', '')}.\n",
+         "| candidate | MACs per character | held-out perplexity (float) | training s |",
+         "| --- | ---: | ---: | ---: |"]
+    for r in rows:
+        w.append(f"| {r['arch']} | {r['macs_per_char']:,} | {r['perplexity']:.2f} | {r['seconds']} |")
+    return "\n".join(w) + "\n"
