@@ -1041,7 +1041,8 @@ class DeviceLoop:
         if source == "voice":
             self.phrase_ms.add(phrase.ms)
             self.voice_log.append({"t": round(self.clock() - (self.t_start or self.clock()), 3),
-                                   "mood": phrase.mood, "seed": phrase.seed, "text": phrase.text,
+                                   "voice": phrase.voice, "mood": phrase.mood,
+                                   "seed": phrase.seed, "text": phrase.text,
                                    "ms": round(phrase.ms, 3), "chars": phrase.chars})
 
     def install_voice(self, path: str) -> dict:

@@ -165,6 +165,7 @@ class Phrase:
     chars: int
     complete: bool      # ended with the boundary (not cut at max length)
     timed_out: bool = False
+    voice: str = ""     # the voice that made it: one pushed meanwhile may not have
 
 
 class Voice:
@@ -225,7 +226,7 @@ class Voice:
             text = text[:text.rstrip().rfind(" ")]
         text = " ".join(text.split())
         return Phrase(text, mood, int(seed), (time.perf_counter() - t0) * 1e3, len(chars),
-                      complete, timed_out)
+                      complete, timed_out, self.name)
 
 
 def load_voice(path, backend: str = "auto") -> Voice:
