@@ -15,6 +15,7 @@ temporary file survives the boot's sweep.
 from __future__ import annotations
 
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -54,7 +55,8 @@ while True:
         dd.install_model(path)
         if path.exists() and op == "push":
             path.unlink()
-    print("done", n, flush=True)
+    sys.stdout.write(f"done {n}\n")  # one write(2): a SIGKILL cannot split the line
+    sys.stdout.flush()
 '''
 
 OPS = ("save", "preset", "push", "swap")
@@ -127,7 +129,8 @@ def storage_trials(work: Path, n: int, seed: int, max_delay: float = 0.25) -> di
         p.send_signal(signal.SIGKILL)
         out, err = p.communicate()
         kills[op] += 1
-        done = [int(line.split()[1]) for line in out.splitlines() if line.startswith("done")]
+        # whole lines only: under PYTHONUNBUFFERED a kill could land between print's pieces
+        done = [int(m[1]) for m in re.finditer(r"^done (\d+)\n", out, re.M)]
         if done:  # the next worker goes on from the last write that finished
             last_done[op] = counters[op] = done[-1]
         if "Traceback" in err:
