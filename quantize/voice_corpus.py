@@ -179,8 +179,6 @@ def set_weight(path, name: str, weight: float) -> TextSource:
         weight = float(weight)
     except (TypeError, ValueError):
         raise CorpusError(f"weight must be a number between 0 and 100, got {weight!r}") from None
-    if weight != weight:  # NaN compares false both ways and would slip through
-        raise CorpusError("weight must be a number between 0 and 100, got nan")
     sources[name].weight = _check_weight(weight)
     write_manifest(root, sources)
     return sources[name]

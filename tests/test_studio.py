@@ -364,6 +364,7 @@ def test_voice_view_lists_sources_and_its_sliders_write_the_manifest(tmp_path):
             before = (corpus / MANIFEST).read_bytes()
             for payload, words in (({"source": "hard", "weight": -1}, "between 0 and 100"),
                                    ({"source": "hard", "weight": 1e9}, "between 0 and 100"),
+                                   ({"source": "hard", "weight": float("nan")}, "between 0 and 100"),
                                    ({"source": "hard", "weight": "lots"}, "must be a number"),
                                    ({"source": "hard", "weight": None}, "must be a number"),
                                    ({"source": "nobody", "weight": 1}, "no source 'nobody'"),
