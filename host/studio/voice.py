@@ -46,8 +46,7 @@ def set_weight(corpus: Path | None, name, weight) -> dict:
 
 
 def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUDIO_EPOCHS,
-                       on_progress: Callable[[str, float, str], None] | None = None,
-                       arch=None, n_calib: int = 256) -> dict:
+                       on_progress: Callable[[str, float, str], None] | None = None) -> dict:
     """``voice train`` then ``voice quantize`` (signed with the default key if there is
     one, as the command signs), reporting (stage, fraction, message); returns the bundle
     and its tasting notes' sample phrases per mood, with their seeds."""
@@ -65,12 +64,12 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUD
     models.mkdir(parents=True, exist_ok=True)
     onnx, bundle = models / f"{name}.onnx", models / f"{name}.lanthorn"
     progress("train", 0.0, "reading the corpus")
-    figures = train_voice(corpus, onnx, arch or DEFAULT_ARCH, epochs=epochs,
+    figures = train_voice(corpus, onnx, DEFAULT_ARCH, epochs=epochs,
                           log=lambda msg: progress("train", -1, str(msg).splitlines()[0]))
     progress("train", 1.0, f"trained in {figures['seconds']} s")
     steps = iter(range(1, 100))
     progress("quantize", 0.0, "calibrating")
-    report = quantize_voice(onnx, corpus, bundle, name=name, n_calib=n_calib,
+    report = quantize_voice(onnx, corpus, bundle, name=name,
                             report_dir=models / f"{name}-report", signing_key=key,
                             log=lambda msg: progress("quantize", min(0.95, next(steps) / 6),
                                                      str(msg).splitlines()[0]))
