@@ -1,4 +1,4 @@
-"""`lanthorn studio [--port DEV | --sim] [--data DIR]`: the artist's web page on this laptop.
+"""`lanthorn studio [--port DEV | --sim] [--data DIR] [--voice DIR]`: the artist's web page on this laptop.
 
 Starts a local web server on 127.0.0.1 (never another address: the object stays
 networkless and so does its studio), prints the page's address with its per-session token
@@ -25,6 +25,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--data", default="lanthorn-data",
                         help="dataset folder the takes go into (default ./lanthorn-data; "
                              "created by the first take)")
+    parser.add_argument("--voice", help="voice corpus folder for the Voice view (default: "
+                                        "a voice/ folder beside --data, if there is one)")
     parser.add_argument("--models", help="where trained models and reports go "
                                          "(default: DATA/models)")
     parser.add_argument("--http-port", type=int, default=0,
@@ -51,6 +53,14 @@ def run(args) -> int:
     return asyncio.run(_serve(args))
 
 
+def voice_folder(given: str | None, data: Path) -> Path | None:
+    """--voice, or a ``voice/`` folder beside the data folder if one exists, or none."""
+    if given:
+        return Path(given)
+    beside = data.resolve().parent / "voice"
+    return beside if beside.is_dir() else None
+
+
 def _say(text: str) -> None:
     print(f"lanthorn studio: {text}", file=sys.stderr, flush=True)
 
@@ -70,7 +80,8 @@ async def _serve(args) -> int:
         port, describe = args.port, args.port
     data = Path(args.data)
     models = Path(args.models) if args.models else data / "models"
-    studio = Studio(None, data, models, new_token(), train_epochs=args.epochs)
+    studio = Studio(None, data, models, new_token(), train_epochs=args.epochs,
+                    voice=voice_folder(args.voice, data))
     studio.link = DeviceLink(port, args.baud, on_event=studio.emit, describe=describe)
     runner = web.AppRunner(make_app(studio), access_log=None, handle_signals=False)
     await runner.setup()

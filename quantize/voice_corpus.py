@@ -167,6 +167,23 @@ def add_source(path, source: TextSource, replace: bool = False) -> TextSource:
     return source
 
 
+def set_weight(path, name: str, weight: float) -> TextSource:
+    """Change one source's weight (the studio's sliders), leaving everything else in the
+    manifest as it was; a bad weight or unknown source is refused before anything is written."""
+    root = Path(path)
+    sources = read_manifest(root)
+    if name not in sources:
+        have = ", ".join(sources) or "none yet"
+        raise CorpusError(f"no source {name!r} in {root} (sources: {have})")
+    try:
+        weight = float(weight)
+    except (TypeError, ValueError):
+        raise CorpusError(f"weight must be a number between 0 and 100, got {weight!r}") from None
+    sources[name].weight = _check_weight(weight)
+    write_manifest(root, sources)
+    return sources[name]
+
+
 def parse_tags(text: str) -> tuple[tuple[str, ...], str]:
     """'[calm tap] hello' -> (('calm', 'tap'), 'hello')."""
     m = _TAGS.match(text)

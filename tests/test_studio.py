@@ -306,3 +306,138 @@ def test_link_survives_a_restart_and_names_who_holds_the_port(tmp_path):
     finally:
         link.stop()
         sim.stop()
+
+
+# ----------------------------------------------------------------------------- Voice
+
+VOICE_ROUTES = [("get", "/api/voice", None), ("post", "/api/voice/weight", {"source": "hard", "weight": 2}),
+                ("post", "/api/voice/train", {"epochs": 1}), ("post", "/api/voice/push", {"name": "x"})]
+
+
+async def _call(base, method, path, payload=None, token=TOKEN):
+    headers = {"X-Lanthorn-Token": token} if token else {}
+    async with ClientSession() as s:
+        async with s.request(method, base + path, json=payload, headers=headers) as r:
+            return r.status, (await r.json() if r.content_type == "application/json"
+                              else await r.text())
+
+
+def _voice_studio(tmp_path, corpus):
+    link = DeviceLink("/dev/null-no-such-port")
+    return Studio(link, tmp_path / "data", tmp_path / "models", TOKEN, voice=corpus)
+
+
+def test_voice_view_lists_sources_and_its_sliders_write_the_manifest(tmp_path):
+    from lanthorn.quantize.voice_corpus import MANIFEST, import_text, read_manifest, summarize
+    from voice_helpers import two_source_corpus
+    corpus = two_source_corpus(tmp_path / "voice", hard_weight=1.0)
+    (tmp_path / "more.txt").write_text("la lune encore\n")
+    import_text(corpus, "soft", tmp_path / "more.txt")  # an import record the sliders must keep
+    with Server(make_app(_voice_studio(tmp_path, corpus)), ["127.0.0.1"]) as srv:
+        base = f"http://127.0.0.1:{srv.ports['127.0.0.1']}"
+
+        async def check():
+            for method, path, payload in VOICE_ROUTES:  # the guard covers the new routes
+                assert (await _call(base, method, path, payload, token=None))[0] == 403, path
+                assert (await _call(base, method, path, payload, token="wrong"))[0] == 403, path
+            assert read_manifest(corpus)["hard"].weight == 1.0  # nothing was written
+
+            status, r = await _call(base, "get", "/api/voice")
+            assert status == 200 and r["ok"]
+            want = summarize(corpus)["sources"]
+            for name in ("soft", "hard"):
+                got = r["data"]["sources"][name]
+                for k in ("author", "licence", "consent", "chars", "weight", "share_effective"):
+                    assert got[k] == want[name][k], (name, k)
+            assert r["data"]["sources"]["soft"]["share_effective"] > 0.5  # more characters
+
+            status, r = await _call(base, "post", "/api/voice/weight",
+                                    {"source": "hard", "weight": 0.25})
+            assert status == 200 and r["data"]["sources"]["hard"]["weight"] == 0.25
+            sources = read_manifest(corpus)
+            assert sources["hard"].weight == 0.25 and sources["soft"].weight == 1.0
+            assert len(sources["soft"].imports) == 1  # the rest of the manifest as it was
+            info = summarize(corpus)["sources"]
+            assert r["data"]["sources"]["hard"]["share_effective"] == info["hard"]["share_effective"]
+            assert info["hard"]["share_effective"] < want["hard"]["share_effective"]
+
+            before = (corpus / MANIFEST).read_bytes()
+            for payload, words in (({"source": "hard", "weight": -1}, "between 0 and 100"),
+                                   ({"source": "hard", "weight": 1e9}, "between 0 and 100"),
+                                   ({"source": "hard", "weight": float("nan")}, "between 0 and 100"),
+                                   ({"source": "hard", "weight": "lots"}, "must be a number"),
+                                   ({"source": "hard", "weight": None}, "must be a number"),
+                                   ({"source": "nobody", "weight": 1}, "no source 'nobody'"),
+                                   ({"source": "../x", "weight": 1}, "source name")):
+                status, r = await _call(base, "post", "/api/voice/weight", payload)
+                assert status == 400 and not r["ok"], payload
+                assert words in r["error"] and "\n" not in r["error"], r["error"]
+            assert (corpus / MANIFEST).read_bytes() == before  # a refused weight writes nothing
+
+        asyncio.run(check())
+
+
+def test_voice_view_without_a_corpus_says_how_to_start_one(tmp_path):
+    with Server(make_app(_voice_studio(tmp_path, None)), ["127.0.0.1"]) as srv:
+        base = f"http://127.0.0.1:{srv.ports['127.0.0.1']}"
+
+        async def check():
+            status, r = await _call(base, "get", "/api/voice")
+            assert status == 200 and r["data"]["exists"] is False and "--voice" in r["data"]["hint"]
+            for path, payload in (("/api/voice/weight", {"source": "a", "weight": 1}),
+                                  ("/api/voice/train", {})):
+                status, r = await _call(base, "post", path, payload)
+                assert status == 400 and "--voice DIR" in r["error"]
+            status, r = await _call(base, "post", "/api/voice/push", {"name": "voice-x"})
+            assert status == 400 and "no voice 'voice-x'" in r["error"]
+
+        asyncio.run(check())
+
+
+def test_voice_folder_defaults_to_voice_beside_the_data(tmp_path):
+    from lanthorn.host.studio_cmd import voice_folder
+    data = tmp_path / "lanthorn-data"
+    assert voice_folder(None, data) is None
+    (tmp_path / "voice").mkdir()
+    assert voice_folder(None, data) == (tmp_path / "voice").resolve()
+    assert voice_folder("elsewhere", data) == Path("elsewhere")
+
+
+def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
+    from lanthorn.device.voice import load_voice
+    from voice_helpers import two_source_corpus
+    corpus = two_source_corpus(tmp_path / "voice", hard_weight=0.5, moods=True)
+    studio = _voice_studio(tmp_path, corpus)
+    with Server(make_app(studio), ["127.0.0.1"]) as srv:
+        base = f"http://127.0.0.1:{srv.ports['127.0.0.1']}"
+
+        async def check():
+            status, r = await _call(base, "post", "/api/voice/train", {"epochs": 0})
+            assert status == 400 and "between 1 and 500" in r["error"]
+            status, r = await _call(base, "post", "/api/voice/train", {"epochs": 2})
+            assert status == 200, r
+            job_id, name = r["data"]["job"], r["data"]["name"]
+            status, again = await _call(base, "post", "/api/voice/train", {"epochs": 2})
+            assert status == 400 and "busy" in again["error"]  # one long job at a time
+            for _ in range(1200):
+                job = studio.jobs[job_id]
+                if job["state"] != "running":
+                    break
+                await asyncio.sleep(0.1)
+            assert job["state"] == "done", job
+            status, r = await _call(base, "get", "/api/voice")
+            return job, r["data"]["last"]
+
+        job, last = asyncio.run(check())
+    assert last["name"] == job["result"]["name"]
+    bundle = tmp_path / "models" / "voice" / f"{last['name']}.lanthorn"
+    assert bundle.is_file() and not (tmp_path / "models" / f"{last['name']}.lanthorn").exists()
+    voice = load_voice(bundle)
+    assert set(last["samples"]) == set(voice.spec.moods)
+    for mood, rows in last["samples"].items():
+        assert rows and [r["seed"] for r in rows] == list(range(len(rows)))
+        for r in rows[:2]:  # the int8 voice says exactly these words for that mood and seed
+            from lanthorn.device.params import ParamStore
+            p = ParamStore().snapshot()
+            assert voice.generate(mood, r["seed"], p["voice_temperature"], p["voice_top_k"],
+                                  p["voice_max_len"]).text == r["text"]

@@ -5,7 +5,9 @@ process, talking to the simulated piece (``lanthorn run --sim --serial``) over a
 The artist's loop, as a person would click it: the page loads and shows the live object;
 the brightness slider moves and the object reports the new value; a take is recorded;
 a model is trained and quantized on a tiny dataset; it is pushed and the page shows the
-new model's name as the object reports it. A second page is told who holds the object and
+new model's name as the object reports it; in the Voice view a source's weight slider moves
+(the corpus manifest changes), the voice is retrained with sample phrases per mood and
+pushed to the object's voice slot. A second page is told who holds the object and
 cannot change it. Screenshots of each view are saved as test artefacts
 (``$LANTHORN_ARTEFACTS`` or tests/artefacts/studio/).
 
@@ -50,20 +52,23 @@ def playwright_api():
 
 @pytest.fixture()
 def studio(tmp_path):
-    """`lanthorn studio --sim` on a tiny synthetic dataset; yields (url, data dir)."""
+    """`lanthorn studio --sim` on a tiny synthetic dataset and a tiny voice corpus; yields
+    (url, data dir, voice corpus dir)."""
+    from voice_helpers import two_source_corpus
     data = tmp_path / "data"
+    voice = two_source_corpus(tmp_path / "voice", hard_weight=1.0, moods=True)
     subprocess.run([sys.executable, "-m", "lanthorn", "data", "synth", "--out", str(data),
                     "--minutes", "2.5", "--session-seconds", "15", "--seed", "1"],
                    check=True, capture_output=True, cwd=ROOT)
     log = open(tmp_path / "studio.log", "wb")
     proc = subprocess.Popen([sys.executable, "-m", "lanthorn", "studio", "--sim", "--data",
-                             str(data), "--no-browser", "--epochs", "3",
+                             str(data), "--voice", str(voice), "--no-browser", "--epochs", "3",
                              "--sim-data-dir", str(tmp_path / "object")],
                             stdout=subprocess.PIPE, stderr=log, cwd=ROOT, text=True)
     try:
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:"), (tmp_path / "studio.log").read_text()
-        yield url, data
+        yield url, data, voice
     finally:
         proc.terminate()
         try:
@@ -74,7 +79,7 @@ def studio(tmp_path):
 
 
 def test_studio_in_chromium(playwright_api, studio):
-    url, data = studio
+    url, data, voice = studio
     ARTEFACTS.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     with playwright_api() as pw:
@@ -196,6 +201,28 @@ def test_studio_in_chromium(playwright_api, studio):
             page.wait_for_selector("#push-msg.good")
             assert page.locator("#push-progress").evaluate("e => e.value") == 1
             page.screenshot(path=str(ARTEFACTS / "teach.png"), full_page=True)
+
+            # Voice: the corpus's sources; a weight slider writes the manifest; retrain shows
+            # sample phrases per mood; push voice puts it in the object's voice slot
+            from lanthorn.quantize.voice_corpus import read_manifest
+            page.click("button.tab[data-view=voice]")
+            hard = page.locator(".weight-slider[data-source=hard]")
+            hard.wait_for()
+            share = page.locator("#voice-sources tr[data-source=hard] td.share").inner_text()
+            hard.fill("0.25")
+            page.wait_for_selector(f"#voice-sources tr[data-source=hard] td.share:not(:text-is('{share}'))")
+            assert read_manifest(voice)["hard"].weight == 0.25
+            page.fill("#voice-epochs", "2")
+            page.click("#voice-train-btn")
+            page.wait_for_selector("#voice-msg.good, #voice-msg.bad", timeout=120_000)
+            assert "sample phrases" in page.locator("#voice-msg").inner_text()
+            assert page.locator("#voice-quantize-progress").evaluate("e => e.value") == 1
+            moods = set(page.locator("#voice-samples tbody td:first-child").all_inner_texts())
+            assert {"calm", "agitated"} <= moods
+            page.click("#voice-push-btn")
+            page.wait_for_selector("#voice-push-msg.good, #voice-push-msg.bad", timeout=60_000)
+            assert "now speaks with voice-" in page.locator("#voice-push-msg").inner_text()
+            page.screenshot(path=str(ARTEFACTS / "voice.png"), full_page=True)
             assert not errors, errors
         finally:
             browser.close()

@@ -13,7 +13,7 @@ Safety, because a web page can drive a physical artwork:
   every page is told which one holds it (it can take over with a click).
 
 The handlers are glue: device commands go through :class:`~.link.DeviceLink` (the same
-console protocol as ``lanthorn console``), data and model work through :mod:`.teach`.
+console protocol as ``lanthorn console``), data and model work through :mod:`.teach`, the voice's corpus and retraining through :mod:`.voice`.
 """
 from __future__ import annotations
 
@@ -33,6 +33,7 @@ from lanthorn.device import dataset
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleError
 from lanthorn.host.studio import teach
+from lanthorn.host.studio import voice as voice_work
 from lanthorn.host.studio.link import DeviceLink
 
 STATIC = Path(__file__).resolve().parent / "static"
@@ -121,8 +122,11 @@ class Studio:
     """The app's state: the link to the object, the data and models folders, the jobs."""
 
     def __init__(self, link: DeviceLink, data: Path, models: Path, token: str,
-                 train_epochs: int | None = None):
+                 train_epochs: int | None = None, voice: Path | None = None):
         self.link, self.data, self.models, self.token = link, Path(data), Path(models), token
+        self.voice = Path(voice) if voice is not None else None  # the voice corpus, if any
+        self.voices = self.models / "voice"  # retrained voices (apart from gesture models)
+        self.voice_result: dict | None = None  # the last retrain: bundle and samples per mood
         self.train_epochs = train_epochs
         self.hub = Hub()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -549,6 +553,104 @@ async def push(request: web.Request) -> web.Response:
     return ok({"job": job["id"]})
 
 
+# ----------------------------------------------------------------------------- Voice
+
+async def voice_state(request: web.Request) -> web.Response:
+    studio: Studio = request.app[STUDIO]
+    info = await studio.blocking(voice_work.corpus_summary, studio.voice)
+    return ok({**info, "last": studio.voice_result})
+
+
+async def voice_weight(request: web.Request) -> web.Response:
+    _holder_check(request)
+    studio: Studio = request.app[STUDIO]
+    b = await body(request)
+    return ok(await studio.blocking(voice_work.set_weight, studio.voice, b.get("source"),
+                                    b.get("weight")))
+
+
+async def voice_train(request: web.Request) -> web.Response:
+    _holder_check(request)
+    studio: Studio = request.app[STUDIO]
+    if studio.voice is None:
+        raise UserError("the studio has no voice corpus (start it with --voice DIR)")
+    b = await body(request)
+    try:
+        epochs = (voice_work.STUDIO_EPOCHS if b.get("epochs") in (None, "")
+                  else int(b["epochs"]))
+    except (TypeError, ValueError):
+        raise UserError("epochs must be a whole number") from None
+    if not 1 <= epochs <= 500:
+        raise UserError("epochs must be between 1 and 500")
+    name = f"voice-{time.strftime('%Y%m%d-%H%M%S')}"
+    job = _start_busy(studio, "voice")
+
+    def progress(stage, frac, msg):
+        kw = {"stage": stage, "message": msg}
+        if frac >= 0:
+            kw["progress"] = frac
+        studio.job_update(job, **kw)
+
+    async def work():
+        try:
+            result = await studio.blocking(voice_work.train_and_quantize, studio.voice,
+                                           studio.voices, name, epochs, progress)
+            studio.voice_result = result
+            studio.job_update(job, state="done", progress=1.0, result=result,
+                              message=f"{name}: sample phrases below")
+        except Exception as exc:
+            studio.job_update(job, state="failed", error=str(exc) if isinstance(exc, UserError)
+                              else f"{type(exc).__name__}: {exc}")
+        finally:
+            studio.busy = None
+
+    task = asyncio.create_task(work())
+    studio.tasks.add(task)
+    task.add_done_callback(studio.tasks.discard)
+    return ok({"job": job["id"], "name": name})
+
+
+async def voice_push(request: web.Request) -> web.Response:
+    """The voice bundle to the object over the same link (and push protocol) as a model;
+    the object puts it in its voice slot, and ``model info`` must then report it."""
+    _holder_check(request)
+    studio: Studio = request.app[STUDIO]
+    b = await body(request)
+    name = dataset.check_name("voice", b.get("name"))
+    bundle = studio.voices / f"{name}.lanthorn"
+    if not bundle.is_file():
+        raise UserError(f"no voice {name!r} in {studio.voices}; retrain first")
+    from lanthorn.host.console_client import read_bundle_file
+    data, sha = read_bundle_file(str(bundle))
+    job = _start_busy(studio, "voice-push")
+
+    def progress(done):
+        studio.job_update(job, progress=done / len(data), message=f"{done:,} of {len(data):,} bytes")
+
+    async def work():
+        try:
+            info = await studio.blocking(
+                lambda: studio.link.run(lambda c: (c.push(data, progress=progress),
+                                                   c.call("model info"))[1], timeout=600))
+            got = info.get("voice") or {}
+            if got.get("sha256") != sha:
+                raise ConsoleError(f"the object accepted the push but speaks with "
+                                   f"{got.get('name') or 'its phrase banks'}")
+            studio.link.model = info
+            studio._emit({"type": "model", "model": info})
+            studio.job_update(job, state="done", progress=1.0, result=got,
+                              message=f"the object now speaks with {got.get('name')}")
+        except Exception as exc:
+            studio.job_update(job, state="failed", error=str(exc))
+        finally:
+            studio.busy = None
+
+    task = asyncio.create_task(work())
+    studio.tasks.add(task)
+    task.add_done_callback(studio.tasks.discard)
+    return ok({"job": job["id"]})
+
+
 # ----------------------------------------------------------------------------- app
 
 def make_app(studio: Studio) -> web.Application:
@@ -585,6 +687,10 @@ def make_app(studio: Studio) -> web.Application:
     r.add_post("/api/train", train)
     r.add_post("/api/push", push)
     r.add_get("/api/report/{name}/{file}", report_file)
+    r.add_get("/api/voice", voice_state)
+    r.add_post("/api/voice/weight", voice_weight)
+    r.add_post("/api/voice/train", voice_train)
+    r.add_post("/api/voice/push", voice_push)
     return app
 
 

@@ -56,6 +56,7 @@ function show(view) {
   for (const t of document.querySelectorAll("button.tab")) t.classList.toggle("active", t.dataset.view === view);
   for (const v of document.querySelectorAll("section.view")) v.hidden = v.id !== `view-${view}`;
   if (view === "teach") loadSessions();
+  if (view === "voice") loadVoice();
   for (const p of Object.values(S.plots)) p.setSize(plotSize(p.root.parentElement));
 }
 
@@ -235,6 +236,9 @@ function updateEnabled() {
   $("#train-btn").disabled = !holder || !!S.busy;
   for (const e of document.querySelectorAll("#add-label, #new-label, .relabel-btn, .delete-btn")) e.disabled = !holder;
   for (const b of document.querySelectorAll(".push-btn")) b.disabled = !idle;
+  $("#voice-train-btn").disabled = !holder || !!S.busy || !S.voiceCorpus;
+  $("#voice-push-btn").disabled = !idle || !S.voice;
+  for (const e of document.querySelectorAll(".weight-slider")) e.disabled = !holder || !!S.busy;
 }
 
 $("#take-over").addEventListener("click", async () => {
@@ -527,6 +531,8 @@ function onJob(job) {
     m.textContent = job.state === "failed" ? job.error : job.message;
     m.className = job.state === "failed" ? "msg bad" : job.state === "done" ? "msg good" : "msg";
     if (job.state === "done") $("#push-flags").hidden = true;
+  } else if (job.kind === "voice" || job.kind === "voice-push") {
+    onVoiceJob(job);
   } else if (job.kind === "record") {
     $("#record-progress").value = job.progress || 0;
   }
@@ -537,6 +543,94 @@ function onJob(job) {
   } else {
     S.busy = job.kind;
     updateEnabled();
+  }
+}
+
+// ------------------------------------------------------------------ Voice
+async function loadVoice() {
+  const r = await api("/api/voice");
+  if (!r.ok) { $("#voice-hint").textContent = r.error; return; }
+  renderVoice(r.data);
+  if (r.data.last) renderSamples(r.data.last);
+}
+
+const pct = (x) => `${(100 * x).toFixed(1)}%`;
+
+function renderVoice(v) {
+  S.voiceCorpus = v.exists && !v.error;
+  $("#voice-path").textContent = v.path ? `(${v.path})` : "";
+  $("#voice-hint").textContent = v.error || v.hint || `${v.lines} lines, ${v.chars} characters`;
+  $("#voice-hint").className = v.error ? "msg bad" : "msg";
+  const body = $("#voice-sources tbody");
+  body.textContent = "";
+  for (const [name, s] of Object.entries(v.sources || {})) {
+    const out = el("output", { text: s.weight.toFixed(2) });
+    const slider = el("input", { type: "range", class: "weight-slider", "data-source": name, min: 0, max: Math.max(3, s.weight), step: 0.05,
+      value: s.weight, title: "how strongly this source flavours the voice, per character" });
+    slider.addEventListener("input", () => { out.textContent = Number(slider.value).toFixed(2); });
+    slider.addEventListener("change", () => setWeight(name, Number(slider.value)));
+    body.append(el("tr", { "data-source": name }, el("td", { text: name }), el("td", { text: s.author || "–" }),
+      el("td", { text: s.licence || "NONE", class: s.licence ? "" : "flag" }),
+      el("td", { text: s.consent || "NONE", class: s.consent ? "" : "flag" }),
+      el("td", { text: `${s.chars} (${pct(s.share_chars)})` }), el("td", {}, slider, " ", out),
+      el("td", { class: "share", text: pct(s.share_effective) })));
+  }
+  const warn = $("#voice-warnings");
+  warn.textContent = "";
+  for (const w of v.warnings || []) warn.append(el("li", { text: w }));
+  updateEnabled();
+}
+
+async function setWeight(source, weight) {
+  const r = await api("/api/voice/weight", { source, weight });
+  if (!r.ok) { $("#voice-hint").textContent = r.error; $("#voice-hint").className = "msg bad"; await loadVoice(); return; }
+  renderVoice(r.data);
+}
+
+function renderSamples(result) {
+  S.voice = result.name;
+  $("#voice-name").textContent = `(${result.name})`;
+  const body = $("#voice-samples tbody");
+  body.textContent = "";
+  for (const [mood, rows] of Object.entries(result.samples))
+    for (const s of rows)
+      body.append(el("tr", {}, el("td", { text: mood }), el("td", { text: String(s.seed) }),
+        el("td", { class: "phrase", text: s.text }), el("td", { text: s.nearest_source || "–" })));
+  updateEnabled();
+}
+
+$("#voice-train-btn").addEventListener("click", async () => {
+  $("#voice-train-progress").value = 0;
+  $("#voice-quantize-progress").value = 0;
+  const e = $("#voice-epochs").value.trim();
+  const r = await api("/api/voice/train", { epochs: e ? Number(e) : null });
+  if (!r.ok) { $("#voice-msg").textContent = r.error; $("#voice-msg").className = "msg bad"; return; }
+  S.busy = "voice";
+  updateEnabled();
+});
+
+$("#voice-push-btn").addEventListener("click", async () => {
+  $("#voice-push-progress").value = 0;
+  const r = await api("/api/voice/push", { name: S.voice });
+  if (!r.ok) { $("#voice-push-msg").textContent = r.error; $("#voice-push-msg").className = "msg bad"; return; }
+  S.busy = "voice-push";
+  updateEnabled();
+});
+
+function onVoiceJob(job) {
+  if (job.kind === "voice") {
+    const bar = job.stage === "quantize" ? "#voice-quantize-progress" : "#voice-train-progress";
+    if (job.stage === "quantize") $("#voice-train-progress").value = 1;
+    $(bar).value = job.progress || 0;
+    const m = $("#voice-msg");
+    m.textContent = job.state === "failed" ? job.error : job.state === "done" ? job.message : `${job.stage}: ${job.message}`;
+    m.className = job.state === "failed" ? "msg bad" : job.state === "done" ? "msg good" : "msg";
+    if (job.state === "done") renderSamples(job.result);
+  } else {
+    $("#voice-push-progress").value = job.progress || 0;
+    const m = $("#voice-push-msg");
+    m.textContent = job.state === "failed" ? job.error : job.message;
+    m.className = job.state === "failed" ? "msg bad" : job.state === "done" ? "msg good" : "msg";
   }
 }
 
