@@ -524,33 +524,13 @@ async def push(request: web.Request) -> web.Response:
     if flags and not b.get("force"):
         return web.json_response({"ok": False, "flagged": True, "flags": flags,
                                   "error": f"{name} is below the quality gates"}, status=409)
-    from lanthorn.host.console_client import read_bundle_file
-    data, sha = read_bundle_file(str(bundle))
-    job = _start_busy(studio, "push")
+    def installed(info: dict) -> tuple[dict, str]:
+        if info.get("sha256") != sha:
+            raise ConsoleError(f"the object accepted the push but runs {info.get('name')}")
+        return info, f"the object now runs {info.get('name')}"
 
-    def progress(done):
-        studio.job_update(job, progress=done / len(data), message=f"{done:,} of {len(data):,} bytes")
-
-    async def work():
-        try:
-            result = await studio.blocking(
-                lambda: studio.link.run(lambda c: (c.push(data, progress=progress),
-                                                   c.call("model info"))[1], timeout=600))
-            if result.get("sha256") != sha:
-                raise ConsoleError(f"the object accepted the push but runs {result.get('name')}")
-            studio.link.model = result
-            studio._emit({"type": "model", "model": result})
-            studio.job_update(job, state="done", progress=1.0, result=result,
-                              message=f"the object now runs {result.get('name')}")
-        except Exception as exc:
-            studio.job_update(job, state="failed", error=str(exc))
-        finally:
-            studio.busy = None
-
-    task = asyncio.create_task(work())
-    studio.tasks.add(task)
-    task.add_done_callback(studio.tasks.discard)
-    return ok({"job": job["id"]})
+    data, sha = _bundle_bytes(bundle)
+    return _push_job(studio, "push", data, installed)
 
 
 # ----------------------------------------------------------------------------- Voice
@@ -620,9 +600,27 @@ async def voice_push(request: web.Request) -> web.Response:
     bundle = studio.voices / f"{name}.lanthorn"
     if not bundle.is_file():
         raise UserError(f"no voice {name!r} in {studio.voices}; retrain first")
+    def installed(info: dict) -> tuple[dict, str]:
+        got = info.get("voice") or {}
+        if got.get("sha256") != sha:
+            raise ConsoleError(f"the object accepted the push but speaks with "
+                               f"{got.get('name') or 'its phrase banks'}")
+        return got, f"the object now speaks with {got.get('name')}"
+
+    data, sha = _bundle_bytes(bundle)
+    return _push_job(studio, "voice-push", data, installed)
+
+
+def _bundle_bytes(path) -> tuple[bytes, str]:
     from lanthorn.host.console_client import read_bundle_file
-    data, sha = read_bundle_file(str(bundle))
-    job = _start_busy(studio, "voice-push")
+    return read_bundle_file(str(path))
+
+
+def _push_job(studio: "Studio", kind: str, data: bytes, installed) -> web.Response:
+    """Push ``data`` over the link as a background job with progress; then ``model info``,
+    which ``installed(info) -> (result, message)`` checks (raising ConsoleError when the
+    object does not run what was sent). The model and the voice pushes differ only there."""
+    job = _start_busy(studio, kind)
 
     def progress(done):
         studio.job_update(job, progress=done / len(data), message=f"{done:,} of {len(data):,} bytes")
@@ -632,14 +630,10 @@ async def voice_push(request: web.Request) -> web.Response:
             info = await studio.blocking(
                 lambda: studio.link.run(lambda c: (c.push(data, progress=progress),
                                                    c.call("model info"))[1], timeout=600))
-            got = info.get("voice") or {}
-            if got.get("sha256") != sha:
-                raise ConsoleError(f"the object accepted the push but speaks with "
-                                   f"{got.get('name') or 'its phrase banks'}")
+            result, message = installed(info)
             studio.link.model = info
             studio._emit({"type": "model", "model": info})
-            studio.job_update(job, state="done", progress=1.0, result=got,
-                              message=f"the object now speaks with {got.get('name')}")
+            studio.job_update(job, state="done", progress=1.0, result=result, message=message)
         except Exception as exc:
             studio.job_update(job, state="failed", error=str(exc))
         finally:
