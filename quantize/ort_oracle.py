@@ -142,6 +142,24 @@ def quantize_feed(model, feed):
     return out
 
 
+def engines_vs_ort(bundle, feeds) -> tuple[int, tuple[str, int] | None]:
+    """The release check before a bundle is written or shipped: the numpy engine and the one
+    ``auto`` picks (the C kernel where built) against onnxruntime on the twin, every feed.
+    Returns (elements compared, None), or at the first difference (backend, elements that
+    differ) for the caller to refuse with its own words."""
+    from lanthorn.device.runtime import load
+    refs = ort_raw_int8(bundle, feeds)
+    checked = 0
+    for backend in ("numpy", "auto"):
+        model = load(bundle, backend=backend)
+        for feed, ref in zip(feeds, refs):
+            ours = model.run_quantized(*quantize_feed(model, feed))
+            if not np.array_equal(ours, ref):
+                return checked, (model.backend, int((ours != ref).sum()))
+            checked += ours.size
+    return checked, None
+
+
 def assert_exact(model, bundle, feeds):
     """Every element of the engine's raw output equals onnxruntime's, for every feed."""
     for i, (feed, ref) in enumerate(zip(feeds, ort_raw_int8(bundle, feeds))):

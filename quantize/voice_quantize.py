@@ -123,19 +123,12 @@ def ort_voice_step(bundle):
 
 def check_twin(bundle, feeds: list[dict]) -> int:
     """Every int8 logit of lanthorn's engines equals onnxruntime's; returns elements checked."""
-    from lanthorn.device.runtime import load
-    from lanthorn.quantize.ort_oracle import ort_raw_int8, quantize_feed
-    refs = ort_raw_int8(bundle, feeds)
-    checked = 0
-    for backend in ("numpy", "auto"):
-        model = load(bundle, backend=backend)
-        for feed, ref in zip(feeds, refs):
-            ours = model.run_quantized(*quantize_feed(model, feed))
-            if not np.array_equal(ours, ref):
-                raise UserError(f"the {model.backend} engine's int8 logits differ from "
-                                f"onnxruntime's on the twin ({int((ours != ref).sum())} "
-                                f"elements): not writing this voice")
-            checked += ours.size
+    from lanthorn.quantize.ort_oracle import engines_vs_ort
+    checked, mismatch = engines_vs_ort(bundle, feeds)
+    if mismatch:
+        backend, n = mismatch
+        raise UserError(f"the {backend} engine's int8 logits differ from onnxruntime's on the "
+                        f"twin ({n} elements): not writing this voice")
     return checked
 
 

@@ -97,21 +97,13 @@ def train_float(data_dir: Path, onnx_path: Path, recipe: dict, progress: bool = 
 def check_twin(bundle, windows: np.ndarray, n: int = 64) -> int:
     """Every int8 output element of lanthorn's engines equals onnxruntime's on the QDQ twin
     (the contract); returns how many elements were compared. Refuses to ship otherwise."""
-    from lanthorn.device.runtime import load
-    from lanthorn.quantize.ort_oracle import ort_raw_int8, quantize_feed
+    from lanthorn.quantize.ort_oracle import engines_vs_ort
     idx = np.unique(np.linspace(0, len(windows) - 1, min(n, len(windows))).round().astype(int))
-    feeds = [{"window": windows[i][None]} for i in idx]
-    refs = ort_raw_int8(bundle, feeds)
-    checked = 0
-    for backend in ("numpy", "auto"):
-        model = load(bundle, backend=backend)
-        for feed, ref in zip(feeds, refs):
-            ours = model.run_quantized(*quantize_feed(model, feed))
-            if not np.array_equal(ours, ref):
-                raise SystemExit(f"make model: the {model.backend} engine's int8 outputs differ "
-                                 f"from onnxruntime's on the twin ({int((ours != ref).sum())} "
-                                 f"elements): not shipping this bundle")
-            checked += ours.size
+    checked, mismatch = engines_vs_ort(bundle, [{"window": windows[i][None]} for i in idx])
+    if mismatch:
+        backend, differ = mismatch
+        raise SystemExit(f"make model: the {backend} engine's int8 outputs differ from "
+                         f"onnxruntime's on the twin ({differ} elements): not shipping this bundle")
     return checked
 
 
