@@ -32,6 +32,12 @@ QMIN = -128
 QMAX = 127
 F32 = np.float32
 
+#: 1.5 * 2**23. Adding it to a float32 of magnitude below 2**22 leaves the float's unit at 1,
+#: so the hardware's round-half-to-even does the rounding; subtracting it again (or reading
+#: the low mantissa bits) gives the integer. The one spelling of this trick for every
+#: Python engine and for C code lanthorn generates (the C kernel's twin is lk_round_even).
+ROUND_EVEN_SHIFTER = 12582912.0
+
 
 def f32(x) -> np.ndarray:
     """float32 view of a scalar or array (no arithmetic, just the representation)."""
