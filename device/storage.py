@@ -225,22 +225,30 @@ class DataDir:
                             f"no usable {what}: the phrase banks speak instead")
             return None, None, messages
 
-    def install_model(self, new_path: str | os.PathLike, slot: str = "model"):
-        """Verify ``new_path`` by loading it, then make it current; the old current becomes
-        previous. Returns the loaded model. Raises UserError (and changes nothing) if the
-        file does not load.
+    def install_model(self, new_path: str | os.PathLike, slot: str = "model",
+                      check: Callable[[Any], Any] | None = None, loaded: Any = None):
+        """Verify ``new_path`` by loading it (and ``check(model)``), then make it current;
+        the old current becomes previous. Returns the loaded model, loaded once: the
+        caller binds it. ``loaded``: the model the caller already loaded and verified from
+        this very file (the piece loads a push once, to see which slot it is for). Raises
+        UserError (and changes nothing) if the file does not load or pass ``check``.
 
         Every step keeps a loadable current on disk: previous is replaced through a hard
         link (or copy) of current first, then the new file is renamed over current.
         """
         new_path = Path(new_path)
         sl = self.slot(slot)
-        try:
-            model = sl.loader(str(new_path))
-        except Exception as exc:
-            raise StorageError(f"the new {slot} does not load, keeping the old one: {_why(exc)}") from None
+        model = loaded
+        if model is None:
+            try:
+                model = sl.loader(str(new_path))
+                if check is not None:
+                    check(model)
+            except Exception as exc:
+                raise StorageError(f"the new {slot} does not load, keeping the old one: "
+                                   f"{_why(exc)}") from None
         with self._lock:
-            if self.current_path.exists() and _same_file_bytes(new_path, self.current_path):
+            if sl.current_path.exists() and _same_file_bytes(new_path, sl.current_path):
                 # re-pushing the running model: nothing to swap, and the rollback slot must
                 # keep the model before it (not become a second copy of this one)
                 if new_path.resolve().parent == self.incoming_dir.resolve():
@@ -290,13 +298,12 @@ class DataDir:
             return sl.shipped
         raise StorageError(f"there is no previous {slot} to roll back to")
 
-    def rollback(self, slot: str = "model"):
-        """Make previous current again (the technician's "undo" of a push)."""
+    def rollback(self, slot: str = "model", check: Callable[[Any], Any] | None = None):
+        """Make the rollback target (:meth:`rollback_target`: previous, else the shipped
+        bundle) current again, the technician's "undo" of a push; returns the model, loaded
+        and checked once. Raises StorageError when there is nothing to go back to."""
         with self._lock:
-            sl = self.slot(slot)
-            if not sl.previous_path.exists():
-                raise StorageError(f"there is no previous {slot} to roll back to")
-            return self.install_model(sl.previous_path, slot)
+            return self.install_model(self.rollback_target(slot), slot, check=check)
 
     # --- settings
     def load_settings(self) -> tuple[dict, list[str]]:

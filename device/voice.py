@@ -229,12 +229,18 @@ class Voice:
                       complete, timed_out, self.name)
 
 
+def voice_of(model) -> Voice:
+    """A loaded bundle as a voice: checked (:func:`voice_spec`) and run once (which also
+    warms it up). Raises VoiceError (or the engine's error) when it cannot speak."""
+    voice = Voice(model)
+    voice.step(voice._tokens)
+    return voice
+
+
 def load_voice(path, backend: str = "auto") -> Voice:
     """Load and check a voice bundle; runs it once (which also warms it up)."""
     from lanthorn.device.runtime import load
-    voice = Voice(load(path, backend=backend))
-    voice.step(voice._tokens)
-    return voice
+    return voice_of(load(path, backend=backend))
 
 
 class VoiceWorker:

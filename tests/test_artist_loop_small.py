@@ -57,13 +57,13 @@ def test_parameter_names_are_case_insensitive_like_commands(rig):
 
 
 def test_power_cap_above_the_profile_says_which_one_applies():
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.hardware.sim import open_sim_body
     from lanthorn.hardware.profile import load_profile
     body = open_sim_body(load_profile("sim"), realtime=False)
     try:
-        loop = DeviceLoop(body, model=None, clock=body.clock, oled_thread=False)
-        cap = loop._led_cap
+        loop = Piece(body, model=None, clock=body.clock, oled_thread=False)
+        cap = loop.rendering.led_cap
         assert cap is not None
         assert "caps the LEDs at" in loop.param_note("power_cap_ma", cap + 3000)
         assert loop.param_note("power_cap_ma", cap - 1) is None

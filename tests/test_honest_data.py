@@ -247,7 +247,7 @@ def test_the_input_scale_travels_in_the_bundle_and_the_loop_applies_it(trained, 
     the factors go in the bundle's input spec and the device loop multiplies its frames by
     them before the model (so the model sees on the object what it saw in training)."""
     root, data = trained
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.device.runtime import load
     from lanthorn.hardware.profile import load_profile
     from lanthorn.hardware.sim import open_sim_body
@@ -258,14 +258,13 @@ def test_the_input_scale_travels_in_the_bundle_and_the_loop_applies_it(trained, 
     assert scale.shape == (len(CHANNELS),) and (scale > 0).all() and len(set(scale.tolist())) > 1
     body = open_sim_body(load_profile("sim"), realtime=False)
     try:
-        loop = DeviceLoop(body, model=model, clock=body.clock, oled_thread=False)
+        loop = Piece(body, model=model, clock=body.clock, oled_thread=False)
         loop.start()
         for _ in range(30):
             loop.step()
-        w = loop.window
-        start = loop._ring_count % w
-        raw = loop._ring[start:start + w].copy()
-        np.testing.assert_allclose(loop._window(), raw * scale, rtol=1e-6)
+        window = loop.inference.window
+        raw = window.raw().copy()
+        np.testing.assert_allclose(window.view(), raw * scale, rtol=1e-6)
     finally:
         body.close()
 

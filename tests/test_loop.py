@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from lanthorn.device.frames import CHANNELS, LABELS, N_CHANNELS
-from lanthorn.device.loop import DeviceLoop, ModelMismatch
+from lanthorn.device.inference import ModelMismatch
+from lanthorn.device.piece import Piece as DeviceLoop
 from lanthorn.device.params import ParamStore
 from lanthorn.device.storage import DataDir
 from lanthorn.errors import UserError
@@ -410,7 +411,8 @@ def test_frames_since_across_the_history_ring_wrapping():
     run_for(loop, 5.0)
     frames, newest = loop.frames_since(-np.inf)
     assert len(frames) == 50 and newest == pytest.approx(5.0, abs=0.05)
-    times = loop._hist_t[np.argsort(loop._hist_t)]
+    hist_t = loop.inference.history.times
+    times = hist_t[np.argsort(hist_t)]
     assert np.all(np.diff(times) > 0) and times[0] == pytest.approx(3.04, abs=0.05)
     later, t2 = loop.frames_since(4.5)
     assert len(later) in (12, 13) and t2 == newest

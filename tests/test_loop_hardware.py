@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hw_fakes import FakeChip, FakeMPR121, FakeSMBus, FakeSpi
-from lanthorn.device.loop import DeviceLoop
+from lanthorn.device.piece import Piece
 from lanthorn.hardware.body import RealBody, open_body
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.profile import load_profile
@@ -54,7 +54,7 @@ def open_loop(hw):
                      bus_factory=lambda n: hw.bus)
     assert isinstance(body, RealBody)
     clock = SimClock()
-    loop = DeviceLoop(body, model=FakeModel(), clock=clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, model=FakeModel(), clock=clock, charge_compute=False, oled_thread=False)
     loop.start()
     return loop, body, clock
 

@@ -12,7 +12,7 @@ import pytest
 
 from console_fakes import FakeApp
 from lanthorn.device.console import ConsoleServer, ExhibitionLock, wire_bytes
-from lanthorn.device.loop import DeviceLoop
+from lanthorn.device.piece import Piece as DeviceLoop
 from lanthorn.device.params import ParamError, ParamStore
 from lanthorn.device.storage import SHIPPED_MODEL, DataDir
 from lanthorn.hardware.interfaces import TouchReading
@@ -240,7 +240,7 @@ def test_a_model_failing_at_bind_time_falls_back_to_previous(tmp_path):
         @labels.setter
         def labels(self, value):
             pass
-    loop._wanted = (Exploding(), "current")
+    loop.slots.wanted = (Exploding(), "current")
     loop.run(seconds=0.5)
     assert loop.model_source == "previous" and loop.model is not None
     assert any("falling back" in m for m in loop.messages)

@@ -295,13 +295,13 @@ def test_voice_slot_install_rollback_and_a_bad_current_is_set_aside(tmp_path, vo
 def test_the_loop_keeps_rendering_while_the_voice_thinks(voice_files):
     """Generation runs on the voice thread: frames keep coming while a phrase is being
     made (a deliberately slow voice here), and the phrase arrives later, by the voice."""
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.hardware.sim import SimClock
     from loop_helpers import quiet_body
     voice = load_voice(voice_files[2])
     slow = Voice(voice.model, step=lambda x: (time.sleep(0.002), voice.step(x))[1])
     clock = SimClock()
-    loop = DeviceLoop(quiet_body(), params=ParamStore(), model=None, clock=clock,
+    loop = Piece(quiet_body(), params=ParamStore(), model=None, clock=clock,
                       charge_compute=False, voice=slow, oled_thread=False)
     loop.params.set("voice_budget_ms", 2000.0)
     loop.start()

@@ -74,7 +74,7 @@ def _temp_files(root: Path) -> list[Path]:
 
 def boot_check(root: Path, last_done: dict) -> list[str]:
     """Boot ``root`` as the piece does and return what is wrong (empty: a good boot)."""
-    from lanthorn.device.loop import _checked_model
+    from lanthorn.device.inference import refuse_unfit
     problems = []
     dd = DataDir(root)
     left = _temp_files(root)
@@ -93,7 +93,7 @@ def boot_check(root: Path, last_done: dict) -> list[str]:
             dd.load_preset(name)
         except Exception as exc:
             problems.append(f"preset {name} corrupt: {exc}")
-    model, source, msgs = dd.load_model(check=_checked_model)
+    model, source, msgs = dd.load_model(check=refuse_unfit)
     installed = last_done.get("push") is not None or last_done.get("swap") is not None
     if model is None or (installed and source not in ("current", "previous")):
         problems.append(f"model from {source}: {msgs}")

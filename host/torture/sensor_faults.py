@@ -111,7 +111,7 @@ class FaultBody:
 
 
 def run(budget: dict, seed: int = 4) -> dict:
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.device.params import ParamStore
     from lanthorn.device.runtime import load
     from lanthorn.device.storage import SHIPPED_MODEL
@@ -123,7 +123,7 @@ def run(budget: dict, seed: int = 4) -> dict:
     clock = body.clock
     injectors = {role: Injector(role, getattr(body, role), clock, rng) for role in KINDS}
     fbody = FaultBody(body, injectors)
-    loop = DeviceLoop(fbody, params=ParamStore(), model=load(str(SHIPPED_MODEL)), clock=clock,
+    loop = Piece(fbody, params=ParamStore(), model=load(str(SHIPPED_MODEL)), clock=clock,
                       charge_compute=False, oled_thread=False, minute_of_day=lambda: 720, seed=seed)
     retry = loop.RETRY_S
     loop.start()

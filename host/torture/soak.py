@@ -28,7 +28,7 @@ def _rss_kb() -> int:
 
 
 def run(budget: dict, seed: int = 5) -> dict:
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.device.params import ParamStore
     from lanthorn.device.runtime import load
     from lanthorn.device.storage import SHIPPED_MODEL
@@ -47,7 +47,7 @@ def run(budget: dict, seed: int = 5) -> dict:
     def minute_of_day() -> int:
         return int((start_minute + clock() / 60.0) % 1440)
 
-    loop = DeviceLoop(body, params=params, model=load(str(SHIPPED_MODEL)), clock=clock,
+    loop = Piece(body, params=params, model=load(str(SHIPPED_MODEL)), clock=clock,
                       charge_compute=False, oled_thread=False, minute_of_day=minute_of_day,
                       sensor_hz=budget.get("sensor_hz", 100.0), led_fps=budget.get("led_fps", 60.0),
                       seed=seed)
@@ -57,7 +57,7 @@ def run(budget: dict, seed: int = 5) -> dict:
     done = 0.0
     while done < total - 1e-6:
         seg = min(sample_every, total - done)
-        loop._stop.clear()
+        loop.loop.stop_event.clear()
         loop.run(seconds=seg)  # (run() ends by turning the LEDs off: harmless between segments)
         done += seg
         gc.collect()

@@ -1,0 +1,94 @@
+"""Part health: a part that fails degrades the piece, never stops it, and is tried again.
+
+Every sensor and output is ``"ok"`` or ``"failed: why"`` (``status()["sensors"]``). A
+failure (a :class:`~lanthorn.hardware.interfaces.PartError`, or any driver bug, which is
+named by its exception type) marks the part failed, says so once on the console, and
+schedules a retry ``retry_s`` later; until then the part is not used (the sampler imputes
+its channel). At the retry the body re-opens the part when it can (a chip unplugged or
+browned out comes back in its power-on state and must be configured again). A part that
+failed to open at start is retried the same way.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from lanthorn.hardware.interfaces import PartError
+from lanthorn.vocabulary import ROLES
+
+
+class PartHealth:
+    """The health of a body's parts. ``say(text)`` tells the console; ``mark(kind, text)``
+    writes the timeline; ``on_reopen(role)`` hears of a part re-opened (the LEDs need their
+    brightness and power cap again)."""
+
+    def __init__(self, body, retry_s: float, say: Callable[[str], None],
+                 mark: Callable[[str, str], None],
+                 on_reopen: Callable[[str], None] | None = None):
+        self.body = body
+        self.retry_s = retry_s
+        self.say, self.mark, self.on_reopen = say, mark, on_reopen
+        self.state: dict[str, str] = {}
+        self.retry_at: dict[str, float] = {}
+        for role in ROLES:
+            if getattr(body, role, None) is not None:
+                self.state[role] = "ok"
+            elif role in getattr(body, "open_errors", {}):
+                self.state[role] = f"failed: {body.open_errors[role]}"
+                self.retry_at[role] = 0.0
+
+    def failed(self, role: str, exc: Exception, now: float) -> None:
+        """``role`` failed with ``exc`` at ``now``: not used again before the retry."""
+        was_ok = self.state.get(role) == "ok"
+        if not isinstance(exc, PartError):  # a driver bug: say what kind, for the log
+            exc = PartError(role, f"{type(exc).__name__}: {exc}")
+        self.state[role] = f"failed: {exc}"
+        self.retry_at[role] = now + self.retry_s
+        if was_ok:
+            self.say(f"{role} failed: {exc}; keeps running without it, retrying every "
+                     f"{self.retry_s:g} s")
+            self.mark("part", f"{role} failed")
+
+    def ok(self, role: str) -> None:
+        """``role`` answered: healthy (and, if it was not, say it works again)."""
+        if self.state.get(role, "ok") != "ok":
+            self.say(f"{role} works again")
+            self.mark("part", f"{role} recovered")
+            self.state[role] = "ok"
+            self.retry_at.pop(role, None)
+
+    def usable(self, role: str, now: float):
+        """The part if it should be used now: healthy, or failed and due for a retry (a
+        part that failed is re-opened, when the body can); else None."""
+        part = getattr(self.body, role, None)
+        if self.state.get(role, "ok") == "ok":
+            return part
+        if now < self.retry_at.get(role, 0.0):
+            return None
+        self.retry_at[role] = now + self.retry_s
+        reopen = getattr(self.body, "open_part", None)
+        if reopen is None:
+            return part  # (the simulator's parts need no re-initialisation)
+        try:
+            part = reopen(role)
+        except Exception as exc:  # still broken: try again later
+            self.state[role] = f"failed: {exc}"
+            return None
+        if self.on_reopen is not None:
+            self.on_reopen(role)
+        return part
+
+    def use(self, role: str, now: float, action: Callable, default=None):
+        """Call ``action(part)`` if the part is usable; returns its answer, or ``default``
+        (the imputed value) when the part is not used now or failed (marked failed, never
+        raised)."""
+        part = self.usable(role, now)
+        if part is None:
+            return default
+        try:
+            answer = action(part)
+        except Exception as exc:  # PartError, or a driver bug: degrade, never stop
+            self.failed(role, exc, now)
+            return default
+        if self.state[role] != "ok":
+            self.ok(role)
+        return answer

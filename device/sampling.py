@@ -1,0 +1,140 @@
+"""Sampling: one read of every sensor becomes one *sample* (frames.CHANNELS order).
+
+The pads are read at every sample; the ranger and the light sensor are slow by nature
+(a VL53L0X measurement takes its ~33 ms timing budget, a BH1750 high-resolution one 120 ms),
+so they are read at their own pace (``frames.DISTANCE_HZ``, ``frames.LIGHT_HZ``) and their
+last value held in between. A failed part's channel is imputed: no touch, nothing in
+range, the last good light level (:class:`~lanthorn.device.part_health.PartHealth` decides
+when a failed part is tried again). Readings a driver cannot really have made (a string, a
+NaN, a scan of the wrong shape, a controller that lost its configuration) fail the part.
+
+The sampler also notices the *onset* of a touch (for the touch-to-light latency figure) and
+keeps the newest pad strengths for the LED glow, which follows the newest sample, not the
+next inference. Samples are averaged into model frames by :class:`frames.FramePipeline`,
+the same way synthetic data and recordings are. Nothing here allocates per sample.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from lanthorn.device import frames as fr
+from lanthorn.device.behaviour import LightRenderer, touch_hold
+from lanthorn.hardware.interfaces import PartError
+
+NEUTRAL_LUX = 150.0  # a lit gallery, used until the light sensor has answered once
+#: this many all-zero touch scans in a row (raw and baseline) mean a controller that lost
+#: its configuration (a replug or brown-out puts an MPR121 back in stop mode): re-open it
+ZERO_SCANS = 10
+
+
+def reading_number(role: str, value, allow_none: bool = False) -> float | None:
+    """A driver's reading as a finite float, or PartError: a driver that returns None, a
+    string or an array must degrade its part, not stop the loop."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise PartError(role, f"the driver returned {type(value).__name__}, not a number")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise PartError(role, f"the driver returned an impossible value {value!r}")
+    return value
+
+
+class Sampler:
+    """Sensors → one sample (``self.sample``) and, at the model's rate, one model frame.
+
+    ``health``: the parts' :class:`PartHealth`; ``scheduler`` makes the slow sensors'
+    tickers; ``n_pads``: the touch controller's pad count."""
+
+    def __init__(self, body, health, scheduler, n_pads: int = fr.N_PADS):
+        self.body, self.health = body, health
+        self.n_pads = n_pads
+        self.sample = np.zeros(fr.N_CHANNELS, np.float32)
+        self.frame = np.zeros(fr.N_CHANNELS, np.float32)
+        self.pipeline = fr.FramePipeline()   # the one way samples become model frames
+        self.pads_now = np.zeros(fr.N_PADS, np.float32)
+        self.touch_onset_t: float | None = None  # a new touch not yet shown on the LEDs
+        self._pad_delta = np.zeros(fr.N_PADS, np.float32)
+        self._zero_pads = np.zeros(fr.N_PADS, np.float32)
+        self._touching = np.zeros(fr.N_PADS, bool)
+        self._scratch = np.zeros(fr.N_PADS, bool)
+        self._zero_scans = 0
+        self.last_lux = NEUTRAL_LUX
+        self.last_distance: float | None = None
+        self.distance_tick = scheduler.every(1.0 / fr.DISTANCE_HZ)
+        self.light_tick = scheduler.every(1.0 / fr.LIGHT_HZ)
+        self._params: dict = {}
+
+    def start(self, now: float) -> None:
+        self.distance_tick.start(now)
+        self.light_tick.start(now)
+
+    def read(self, now: float, params: dict) -> np.ndarray:
+        """One sample: read every sensor (imputing failed ones) into ``self.sample``."""
+        self._params = params
+        pads = self.health.use("touch", now, self._read_touch, self._zero_pads)
+        if self.distance_tick.due(now):
+            self.last_distance = self.health.use("distance", now, self._read_distance)
+        if self.light_tick.due(now):
+            self.last_lux = self.health.use("light", now, self._read_light, self.last_lux)
+        s = fr.encode_into(self.sample, pads, self.last_distance, self.last_lux)
+        gain = params["approach_sensitivity"]
+        if gain != 1.0:
+            s[fr.N_PADS] = min(s[fr.N_PADS] * gain, 1.0)
+        return s
+
+    def take(self, now: float, params: dict, clock_now: float) -> None:
+        """Sample, note a touch onset (at ``clock_now``) and add to the frame pipeline."""
+        s = self.read(now, params)
+        np.copyto(self.pads_now, s[:fr.N_PADS])
+        onset = LightRenderer.ONSET_LEVEL
+        if self.touch_onset_t is None:
+            for i in range(self.n_pads):
+                if self.pads_now[i] >= onset and not self._touching[i]:
+                    self.touch_onset_t = clock_now
+                    break
+        touch_hold(self._touching, self.pads_now, onset, LightRenderer.RELEASE_LEVEL,
+                   self._scratch)
+        self.pipeline.add(s)
+
+    def take_frame(self) -> np.ndarray:
+        """The model frame: the mean of the samples since the last one (``self.frame``)."""
+        return self.pipeline.take_into(self.frame)
+
+    # --- the sensors
+    def _read_touch(self, touch) -> np.ndarray:
+        reading = touch.read()
+        self._check_touch(reading)
+        # counts are uint16: subtract in float (a raw above baseline must not wrap)
+        np.copyto(self._pad_delta, reading.baseline, casting="unsafe")
+        np.subtract(self._pad_delta, reading.raw, out=self._pad_delta, casting="unsafe")
+        np.maximum(self._pad_delta, 0.0, out=self._pad_delta)
+        self._pad_delta *= self._params["touch_sensitivity"]
+        return self._pad_delta
+
+    def _read_distance(self, ranger) -> float | None:
+        return reading_number("distance", ranger.read_mm(), allow_none=True)
+
+    def _read_light(self, light) -> float:
+        return reading_number("light", light.read_lux())
+
+    def _check_touch(self, reading) -> None:
+        """Refuse a scan that cannot be real: the wrong shape, or (ZERO_SCANS in a row)
+        all-zero counts and baselines, which is what an MPR121 that came back from a
+        replug or brown-out in its stop mode reports while every read succeeds."""
+        raw, base = getattr(reading, "raw", None), getattr(reading, "baseline", None)
+        if not (isinstance(raw, np.ndarray) and isinstance(base, np.ndarray)
+                and raw.shape == base.shape == (self.n_pads,)):
+            raise PartError("touch", f"the driver returned {type(reading).__name__}, not a "
+                                     f"scan of {self.n_pads} pads")
+        if raw.any() or base.any():
+            self._zero_scans = 0
+            return
+        self._zero_scans += 1
+        if self._zero_scans >= ZERO_SCANS:
+            self._zero_scans = 0
+            raise PartError("touch", "all pads read zero with a zero baseline: the controller "
+                                     "lost its configuration (replugged or browned out); "
+                                     "re-initialising")
