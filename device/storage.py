@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import threading
 import time
@@ -38,17 +37,13 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lanthorn.device.atomic import atomic_write_text, fsync_dir
-from lanthorn.errors import UserError
+from lanthorn.device.stores import (SETTINGS_VERSION, LockFile, PresetShelf, SettingsFile,  # noqa: F401
+                                    StorageError)
+from lanthorn.device.stores import why as _why
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "temperament.lanthorn"
 SHIPPED_VOICE = Path(__file__).resolve().parent / "models" / "voice.lanthorn"
 SLOTS = ("model", "voice")
-SETTINGS_VERSION = 1
-_PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
-
-
-class StorageError(UserError):
-    """A storage request a person can fix (bad preset name, missing preset, ...)."""
 
 
 def _default_loader(path: str):
@@ -70,112 +65,9 @@ class Slot:
         self.loader, self.shipped = loader, shipped
 
 
-class DataDir:
-    """One data directory. Thread-safe for the console thread and the loop together.
-
-    ``loader(path) -> model`` loads and verifies a bundle (default: the int8 runtime);
-    ``shipped_model`` is the fall-back bundle used when the directory holds no model.
-    """
-
-    def __init__(self, path: str | os.PathLike, loader: Callable[[str], Any] | None = None,
-                 shipped_model: str | os.PathLike | None = SHIPPED_MODEL,
-                 voice_loader: Callable[[str], Any] | None = None,
-                 shipped_voice: str | os.PathLike | None = SHIPPED_VOICE):
-        self.root = Path(path)
-        self.models_dir = self.root / "models"
-        self.current_path = self.models_dir / "current.lanthorn"
-        self.previous_path = self.models_dir / "previous.lanthorn"
-        self.incoming_dir = self.models_dir / "incoming"
-        self.settings_path = self.root / "settings.json"
-        self.presets_dir = self.root / "presets"
-        self.rejected_dir = self.root / "rejected"
-        # demonstrations recorded on the device, as a dataset (DIR/dataset/manifest.json,
-        # DIR/dataset/recordings/<source>/...); 'lanthorn fetch' pulls them to a laptop.
-        # Older devices kept it in DIR/recordings (whose recordings/ then doubled the name).
-        legacy = self.root / "recordings"
-        self.recordings_dir = legacy if (legacy / "manifest.json").exists() else self.root / "dataset"
-        self.loader = loader or _default_loader
-        self.shipped_model = Path(shipped_model) if shipped_model else None
-        self.lock_path = self.root / "lock.json"
-        self.slots = {
-            "model": Slot("model", self.current_path, self.previous_path, self.loader,
-                          self.shipped_model),
-            "voice": Slot("voice", self.models_dir / "voice-current.lanthorn",
-                          self.models_dir / "voice-previous.lanthorn",
-                          voice_loader or _default_voice_loader,
-                          Path(shipped_voice) if shipped_voice else None)}
-        self._lock = threading.RLock()
-        #: what could not be written or set aside (shown by `status`): the piece runs on
-        #: whatever it could read, on defaults in memory when it could read nothing
-        self.problems: list[str] = []
-        try:
-            for d in (self.models_dir, self.incoming_dir, self.presets_dir, self.rejected_dir,
-                      self.recordings_dir):
-                d.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:  # read-only, full, or not ours: run anyway, say so
-            self._problem(f"cannot use data directory {self.root}: {exc.strerror or exc}; "
-                          "running on what it holds (or on defaults), changes are not kept")
-        self.leftovers_removed = self._remove_leftovers()
-
-    def _problem(self, text: str) -> None:
-        if text not in self.problems:
-            self.problems.append(text)
-            del self.problems[:-10]
-
-    #: a partial push older than this is not going to be resumed: boot deletes it
-    STALE_PART_S = 24 * 3600.0
-
-    def _remove_leftovers(self) -> int:
-        """Delete what power cuts leave behind: temporary files that were never renamed into
-        place (nothing refers to them) and partial pushes too old to be resumed. Returns how
-        many were removed. Months of nightly power cuts must not fill the card."""
-        n = 0
-        now = time.time()
-        for d in (self.root, self.models_dir, self.presets_dir, self.incoming_dir):
-            try:
-                found = list(d.glob(".*.tmp")) + list(d.glob(".staged.lanthorn"))
-                if d == self.incoming_dir:
-                    found += [p for p in d.glob("*.part")
-                              if now - p.stat().st_mtime > self.STALE_PART_S]
-                    found += list(d.glob("*.lanthorn"))  # verified but never installed
-            except OSError:
-                continue
-            for p in found:
-                try:
-                    p.unlink()
-                    n += 1
-                except OSError:
-                    pass
-        return n
-
-    # --- rejected files
-    def reject(self, path: Path, reason: str) -> Path | None:
-        """Move a bad file into rejected/ with a note saying why; returns its new path, or
-        None when it cannot be moved (read-only or full storage: it stays where it is, is
-        skipped again at the next start, and `status` says so)."""
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        target = self.rejected_dir / f"{stamp}-{path.name}"
-        n = 1
-        while target.exists():
-            n += 1
-            target = self.rejected_dir / f"{stamp}-{n}-{path.name}"
-        with self._lock:
-            try:
-                os.replace(path, target)
-            except OSError as exc:
-                self._problem(f"cannot set aside {path.name} ({exc.strerror or exc}); "
-                              "it is skipped at every start")
-                return None
-            try:
-                atomic_write_text(target.with_name(target.name + ".why.txt"), reason.rstrip() + "\n")
-            except OSError:
-                pass  # the file is aside; the note is a courtesy
-            fsync_dir(path.parent)
-        return target
-
-    def _kept(self, kept: Path | None) -> str:
-        return (f"set aside as {kept.relative_to(self.root)}" if kept is not None
-                else "it could not be set aside")
+class ModelFiles:
+    """The model slots' files: load with fall-back, verified install, rollback. Mixed into
+    :class:`DataDir`, whose folders, lock, ``reject`` and ``problems`` it uses."""
 
     # --- models
     def slot(self, name: str = "model") -> Slot:
@@ -248,45 +140,50 @@ class DataDir:
                 raise StorageError(f"the new {slot} does not load, keeping the old one: "
                                    f"{_why(exc)}") from None
         with self._lock:
-            if sl.current_path.exists() and _same_file_bytes(new_path, sl.current_path):
-                # re-pushing the running model: nothing to swap, and the rollback slot must
-                # keep the model before it (not become a second copy of this one)
-                if new_path.resolve().parent == self.incoming_dir.resolve():
-                    new_path.unlink(missing_ok=True)
-                return model
-            staged = self.models_dir / ".staged.lanthorn"
-            tmp_prev = self.models_dir / ".previous.tmp"
-            try:
-                ours = new_path.resolve().parent in (self.models_dir.resolve(),
-                                                     self.incoming_dir.resolve())
-                names = {p.name for s in self.slots.values()
-                         for p in (s.current_path, s.previous_path)}
-                if not ours or new_path.name in names:
-                    shutil.copyfile(new_path, staged)  # same filesystem for an atomic rename
-                    with open(staged, "rb+") as f:
-                        os.fsync(f.fileno())
-                    new_path = staged
-                if sl.current_path.exists():
-                    if tmp_prev.exists():
-                        tmp_prev.unlink()
-                    try:
-                        os.link(sl.current_path, tmp_prev)
-                    except OSError:
-                        shutil.copyfile(sl.current_path, tmp_prev)
-                    os.replace(tmp_prev, sl.previous_path)
-                os.replace(new_path, sl.current_path)
-            except OSError as exc:  # full or read-only card: the old files are all still there
-                for leftover in (staged, tmp_prev):
-                    try:
-                        leftover.unlink()
-                    except OSError:
-                        pass
-                why = exc.strerror or str(exc)
-                self._problem(f"could not store a new {slot}: {why}")
-                raise StorageError(f"could not store the new {slot} ({why}); the old one keeps "
-                                   "running") from None
-            fsync_dir(self.models_dir)
+            self._swap_in(sl, new_path)
         return model
+
+    def _swap_in(self, sl: Slot, new_path: Path) -> None:
+        """Rename ``new_path`` over the slot's current (the old current kept as previous)."""
+        slot = sl.name
+        if sl.current_path.exists() and _same_file_bytes(new_path, sl.current_path):
+            # re-pushing the running model: nothing to swap, and the rollback slot must
+            # keep the model before it (not become a second copy of this one)
+            if new_path.resolve().parent == self.incoming_dir.resolve():
+                new_path.unlink(missing_ok=True)
+            return
+        staged = self.models_dir / ".staged.lanthorn"
+        tmp_prev = self.models_dir / ".previous.tmp"
+        try:
+            ours = new_path.resolve().parent in (self.models_dir.resolve(),
+                                                 self.incoming_dir.resolve())
+            names = {p.name for s in self.slots.values()
+                     for p in (s.current_path, s.previous_path)}
+            if not ours or new_path.name in names:
+                shutil.copyfile(new_path, staged)  # same filesystem for an atomic rename
+                with open(staged, "rb+") as f:
+                    os.fsync(f.fileno())
+                new_path = staged
+            if sl.current_path.exists():
+                if tmp_prev.exists():
+                    tmp_prev.unlink()
+                try:
+                    os.link(sl.current_path, tmp_prev)
+                except OSError:
+                    shutil.copyfile(sl.current_path, tmp_prev)
+                os.replace(tmp_prev, sl.previous_path)
+            os.replace(new_path, sl.current_path)
+        except OSError as exc:  # full or read-only card: the old files are all still there
+            for leftover in (staged, tmp_prev):
+                try:
+                    leftover.unlink()
+                except OSError:
+                    pass
+            why = exc.strerror or str(exc)
+            self._problem(f"could not store a new {slot}: {why}")
+            raise StorageError(f"could not store the new {slot} ({why}); the old one keeps "
+                               "running") from None
+        fsync_dir(self.models_dir)
 
     def rollback_target(self, slot: str = "model") -> Path:
         """What 'model rollback' goes back to: previous, else (after the first push replaced
@@ -305,27 +202,150 @@ class DataDir:
         with self._lock:
             return self.install_model(self.rollback_target(slot), slot, check=check)
 
-    # --- settings
-    def load_settings(self) -> tuple[dict, list[str]]:
-        """(settings dict, messages). Corrupt settings: defaults ({}) + a warning, the bad
-        file set aside in rejected/."""
-        with self._lock:
-            if not self.settings_path.exists():
-                return {}, []
+
+class DataDir(ModelFiles):
+    """One data directory. Thread-safe for the console thread and the loop together.
+
+    ``loader(path) -> model`` loads and verifies a bundle (default: the int8 runtime);
+    ``shipped_model`` is the fall-back bundle used when the directory holds no model.
+    """
+
+    def __init__(self, path: str | os.PathLike, loader: Callable[[str], Any] | None = None,
+                 shipped_model: str | os.PathLike | None = SHIPPED_MODEL,
+                 voice_loader: Callable[[str], Any] | None = None,
+                 shipped_voice: str | os.PathLike | None = SHIPPED_VOICE):
+        self.root = Path(path)
+        self.models_dir = self.root / "models"
+        self.current_path = self.models_dir / "current.lanthorn"
+        self.previous_path = self.models_dir / "previous.lanthorn"
+        self.incoming_dir = self.models_dir / "incoming"
+        self.settings_path = self.root / "settings.json"
+        self.presets_dir = self.root / "presets"
+        self.rejected_dir = self.root / "rejected"
+        # demonstrations recorded on the device, as a dataset (DIR/dataset/manifest.json,
+        # DIR/dataset/recordings/<source>/...); 'lanthorn fetch' pulls them to a laptop.
+        # Older devices kept it in DIR/recordings (whose recordings/ then doubled the name).
+        legacy = self.root / "recordings"
+        self.recordings_dir = legacy if (legacy / "manifest.json").exists() else self.root / "dataset"
+        self.loader = loader or _default_loader
+        self.shipped_model = Path(shipped_model) if shipped_model else None
+        self.lock_path = self.root / "lock.json"
+        self.slots = {
+            "model": Slot("model", self.current_path, self.previous_path, self.loader,
+                          self.shipped_model),
+            "voice": Slot("voice", self.models_dir / "voice-current.lanthorn",
+                          self.models_dir / "voice-previous.lanthorn",
+                          voice_loader or _default_voice_loader,
+                          Path(shipped_voice) if shipped_voice else None)}
+        self._lock = threading.RLock()
+        self.settings = SettingsFile(self)
+        self.lock_file = LockFile(self)
+        self.presets = PresetShelf(self)
+        #: what could not be written or set aside (shown by `status`): the piece runs on
+        #: whatever it could read, on defaults in memory when it could read nothing
+        self.problems: list[str] = []
+        try:
+            for d in (self.models_dir, self.incoming_dir, self.presets_dir, self.rejected_dir,
+                      self.recordings_dir):
+                d.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # read-only, full, or not ours: run anyway, say so
+            self._problem(f"cannot use data directory {self.root}: {exc.strerror or exc}; "
+                          "running on what it holds (or on defaults), changes are not kept")
+        self.leftovers_removed = self._remove_leftovers()
+
+    def _problem(self, text: str) -> None:
+        if text not in self.problems:
+            self.problems.append(text)
+            del self.problems[:-10]
+
+    #: a partial push older than this is not going to be resumed: boot deletes it
+    STALE_PART_S = 24 * 3600.0
+
+    def _remove_leftovers(self) -> int:
+        """Delete what power cuts leave behind: temporary files that were never renamed into
+        place (nothing refers to them) and partial pushes too old to be resumed. Returns how
+        many were removed. Months of nightly power cuts must not fill the card."""
+        n = 0
+        now = time.time()
+        for d in (self.root, self.models_dir, self.presets_dir, self.incoming_dir):
             try:
-                data = json.loads(self.settings_path.read_text(encoding="utf-8"))
-                if not isinstance(data, dict):
-                    raise ValueError("not a JSON object")
-            except (ValueError, UnicodeError, OSError, RecursionError) as exc:
-                reason = f"settings.json is unreadable ({_why(exc)}); using defaults"
-                kept = self.reject(self.settings_path, reason)
-                return {}, [f"{reason}; {self._kept(kept)}" if kept is not None
-                            else f"{reason}; the bad file could not be set aside"]
-            return data, []
+                found = list(d.glob(".*.tmp")) + list(d.glob(".staged.lanthorn"))
+                if d == self.incoming_dir:
+                    found += [p for p in d.glob("*.part")
+                              if now - p.stat().st_mtime > self.STALE_PART_S]
+                    found += list(d.glob("*.lanthorn"))  # verified but never installed
+            except OSError:
+                continue
+            for p in found:
+                try:
+                    p.unlink()
+                    n += 1
+                except OSError:
+                    pass
+        return n
+
+    # --- rejected files
+    def reject(self, path: Path, reason: str) -> Path | None:
+        """Move a bad file into rejected/ with a note saying why; returns its new path, or
+        None when it cannot be moved (read-only or full storage: it stays where it is, is
+        skipped again at the next start, and `status` says so)."""
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        target = self.rejected_dir / f"{stamp}-{path.name}"
+        n = 1
+        while target.exists():
+            n += 1
+            target = self.rejected_dir / f"{stamp}-{n}-{path.name}"
+        with self._lock:
+            try:
+                os.replace(path, target)
+            except OSError as exc:
+                self._problem(f"cannot set aside {path.name} ({exc.strerror or exc}); "
+                              "it is skipped at every start")
+                return None
+            try:
+                atomic_write_text(target.with_name(target.name + ".why.txt"), reason.rstrip() + "\n")
+            except OSError:
+                pass  # the file is aside; the note is a courtesy
+            fsync_dir(path.parent)
+        return target
+
+    def _kept(self, kept: Path | None) -> str:
+        return (f"set aside as {kept.relative_to(self.root)}" if kept is not None
+                else "it could not be set aside")
+
+    # --- settings, the exhibition lock, presets: their own small stores (device/stores.py)
+    def load_settings(self) -> tuple[dict, list[str]]:
+        """(settings dict, messages); corrupt settings: defaults ({}) + a warning."""
+        return self.settings.load()
 
     def save_settings(self, settings: dict) -> None:
-        data = dict(settings, version=SETTINGS_VERSION)
-        self._write_text(self.settings_path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+        self.settings.save(settings)
+
+    def update_settings(self, key: str, value: Any) -> None:
+        """Read-modify-write one top-level key of settings.json atomically."""
+        self.settings.update(key, value)
+
+    def load_lock(self) -> tuple[str, dict | None]:
+        """("unlocked", None), ("locked", record) or ("damaged", None): read fail-closed."""
+        return self.lock_file.load()
+
+    def save_lock(self, record: dict) -> None:
+        self.lock_file.save(record)
+
+    def clear_lock(self) -> None:
+        self.lock_file.clear()
+
+    def save_preset(self, name: str, values: dict) -> None:
+        self.presets.save(name, values)
+
+    def load_preset(self, name: str) -> dict:
+        return self.presets.load(name)
+
+    def list_presets(self) -> list[str]:
+        return self.presets.names()
+
+    def delete_preset(self, name: str) -> None:
+        self.presets.delete(name)
 
     def _write_text(self, path: Path, text: str) -> None:
         """An atomic write that a full or read-only card turns into a clear StorageError
@@ -338,106 +358,6 @@ class DataDir:
                 self._problem(f"could not write {path.relative_to(self.root)}: {why}")
                 raise StorageError(f"could not write {path.relative_to(self.root)} ({why}); "
                                    "the change holds until the next restart") from None
-
-    def update_settings(self, key: str, value: Any) -> None:
-        """Read-modify-write one top-level key of settings.json atomically."""
-        with self._lock:
-            settings, _ = self.load_settings()
-            settings[key] = value
-            self.save_settings(settings)
-
-    # --- the exhibition lock: its own small file, read fail-closed
-    def load_lock(self) -> tuple[str, dict | None]:
-        """("unlocked", None), ("locked", record) or ("damaged", None). A lock file that
-        exists but cannot be read or parsed counts as locked: a power cut or a bad card
-        must never lift the exhibition lock. (Older pieces kept the record in
-        settings.json under "lock"; it is still honoured when there is no lock file.)"""
-        with self._lock:
-            try:
-                text = self.lock_path.read_text(encoding="utf-8")
-            except FileNotFoundError:
-                settings, _ = self.load_settings() if self.settings_path.exists() else ({}, [])
-                legacy = settings.get("lock")
-                return ("locked", legacy) if _lock_record_ok(legacy) else ("unlocked", None)
-            except (OSError, UnicodeError):
-                return "damaged", None
-            try:
-                record = json.loads(text)
-            except ValueError:
-                return "damaged", None
-            return ("locked", record) if _lock_record_ok(record) else ("damaged", None)
-
-    def save_lock(self, record: dict) -> None:
-        self._write_text(self.lock_path, json.dumps(record, sort_keys=True) + "\n")
-
-    def clear_lock(self) -> None:
-        """Lift the lock on disk. Deleting needs no free space, so `unlock` works on a full
-        card; a legacy record in settings.json is dropped too (best effort)."""
-        with self._lock:
-            try:
-                self.lock_path.unlink()
-            except FileNotFoundError:
-                pass
-            except OSError as exc:
-                why = exc.strerror or str(exc)
-                self._problem(f"could not remove lock.json: {why}")
-                raise StorageError(f"could not remove lock.json ({why}); the lock stays on "
-                                   "after a restart") from None
-            fsync_dir(self.root)
-            if self.settings_path.exists():
-                settings, _ = self.load_settings()
-                if "lock" in settings:
-                    settings.pop("lock")
-                    try:
-                        self.save_settings(settings)
-                    except StorageError:
-                        pass
-
-    # --- presets
-    def _preset_path(self, name: str) -> Path:
-        if not _PRESET_NAME.match(name or ""):
-            raise StorageError(f"preset name {name!r} must be 1-32 letters, digits, '-' or '_'")
-        return self.presets_dir / f"{name}.json"
-
-    def save_preset(self, name: str, values: dict) -> None:
-        self._write_text(self._preset_path(name), json.dumps(values, indent=2, sort_keys=True) + "\n")
-
-    def load_preset(self, name: str) -> dict:
-        path = self._preset_path(name)
-        if not path.exists():
-            have = ", ".join(self.list_presets()) or "none saved yet"
-            raise StorageError(f"no preset named {name!r} (presets: {have})")
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(data, dict):
-                raise ValueError("not a JSON object")
-        except (ValueError, UnicodeError, OSError, RecursionError) as exc:
-            kept = self.reject(path, f"preset {name} is unreadable: {_why(exc)}")
-            raise StorageError(f"preset {name!r} is corrupt; {self._kept(kept)}") from None
-        return data
-
-    def list_presets(self) -> list[str]:
-        return sorted(p.stem for p in self.presets_dir.glob("*.json") if _PRESET_NAME.match(p.stem))
-
-    def delete_preset(self, name: str) -> None:
-        path = self._preset_path(name)
-        if not path.exists():
-            raise StorageError(f"no preset named {name!r}")
-        try:
-            path.unlink()
-        except OSError as exc:
-            raise StorageError(f"could not delete preset {name!r}: {exc.strerror or exc}") from None
-        fsync_dir(self.presets_dir)
-
-
-def _lock_record_ok(record) -> bool:
-    return (isinstance(record, dict) and isinstance(record.get("salt"), str)
-            and isinstance(record.get("hash"), str))
-
-
-def _why(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:300]
 
 
 def _same_file_bytes(a: Path, b: Path) -> bool:
