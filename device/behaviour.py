@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-DEFAULT_MOODS: tuple[str, ...] = ("calm", "curious", "delighted", "shy", "agitated")
+from lanthorn.vocabulary import MOODS as DEFAULT_MOODS  # the default piece's moods, spelled once
 
 # What each gesture of the default piece evokes (weights per mood; a gesture's row sums to 1).
 DEFAULT_GESTURE_MOODS: dict[str, dict[str, float]] = {
@@ -311,54 +311,74 @@ class MoodEngine:
         ``gesture_hold_s``)."""
         dt = 0.0 if self.last_t is None else min(max(t - self.last_t, 0.0), 1.0)
         self.last_t = t
-        n = len(self.labels)
         event = None
-        if n and probs.shape[0] >= n:
-            k = min(max(int(smoothing), 1), self.MAX_SMOOTHING)
-            recent = self._recent
-            recent[:-1] = recent[1:]
-            recent[-1] = probs[:n]
-            if self._seen == 0:
-                recent[:] = probs[:n]          # no made-up history of zeros at the start
-            self._seen += 1
-            np.mean(recent[-k:], axis=0, out=self._smooth)
-            p = self._smooth
-            np.greater_equal(p, confidence, out=self._gate)
-            np.multiply(p, self._gate, out=self._gated)
-            best = int(p.argmax())
-            recognised = self.labels[best] if self._gate[best] else None
-            if recognised is None and self.gesture is not None:
-                # hysteresis: the gesture under way stays recognised until its probability
-                # falls clearly below the threshold (noise around it is not a new gesture)
-                held = self.labels.index(self.gesture)
-                if best == held and p[held] >= confidence - self.RELEASE_MARGIN:
-                    recognised = self.gesture
-            if recognised != self.gesture and hold_s > 0.0:
-                # debounce: the new reading must hold for hold_s before it is believed
-                if recognised != self._pending:
-                    self._pending, self._pending_since = recognised, t
-                if t - self._pending_since < hold_s:
-                    recognised = self.gesture
-                    if recognised is not None:
-                        best = self.labels.index(recognised)
-            else:
-                self._pending = recognised
-            touching = recognised is not None and bool(self._touch_mask[best])
-            if recognised != self.gesture:
-                self.changes += 1
-                self.gesture = recognised
-                if recognised is not None and recognised != "nobody":
-                    event = GestureEvent(t, recognised, float(p[best]))
-                    # one touch is one touch: the model changing its mind mid-gesture
-                    # (stroke <-> double tap) must not count as a flurry of touches
-                    if touching and t - self._last_touch_t > self.TOUCH_GAP_S:
-                        self.arousal += 1.0
-            if touching:
-                self._last_touch_t = t
-            self.gesture_p = float(p[best])
+        if self.labels and probs.shape[0] >= len(self.labels):
+            event = self._recognise(probs, t, confidence, smoothing, hold_s)
             np.dot(self._gated, self.weights, out=self._evidence)
         else:
             self._evidence.fill(0.0)
+        self._feel(dt, t, mood_decay_s, hysteresis)
+        return event
+
+    def _recognise(self, probs: np.ndarray, t: float, confidence: float, smoothing: int,
+                   hold_s: float) -> GestureEvent | None:
+        """Temporal voting, the confidence gate, hysteresis and debounce: which gesture is
+        recognised now (``self.gesture``); the onset of a new one is returned as an event."""
+        p = self._smoothed(probs, smoothing)
+        np.greater_equal(p, confidence, out=self._gate)
+        np.multiply(p, self._gate, out=self._gated)
+        best = int(p.argmax())
+        recognised = self.labels[best] if self._gate[best] else None
+        if recognised is None and self.gesture is not None:
+            # hysteresis: the gesture under way stays recognised until its probability
+            # falls clearly below the threshold (noise around it is not a new gesture)
+            held = self.labels.index(self.gesture)
+            if best == held and p[held] >= confidence - self.RELEASE_MARGIN:
+                recognised = self.gesture
+        if recognised != self.gesture and hold_s > 0.0:
+            # debounce: the new reading must hold for hold_s before it is believed
+            if recognised != self._pending:
+                self._pending, self._pending_since = recognised, t
+            if t - self._pending_since < hold_s:
+                recognised = self.gesture
+                if recognised is not None:
+                    best = self.labels.index(recognised)
+        else:
+            self._pending = recognised
+        self.gesture_p = float(p[best])
+        return self._recognised(recognised, best, t)
+
+    def _smoothed(self, probs: np.ndarray, smoothing: int) -> np.ndarray:
+        """The mean of the last ``smoothing`` probability vectors (into a preallocated one)."""
+        k = min(max(int(smoothing), 1), self.MAX_SMOOTHING)
+        recent = self._recent
+        recent[:-1] = recent[1:]
+        recent[-1] = probs[:len(self.labels)]
+        if self._seen == 0:
+            recent[:] = probs[:len(self.labels)]   # no made-up history of zeros at the start
+        self._seen += 1
+        np.mean(recent[-k:], axis=0, out=self._smooth)
+        return self._smooth
+
+    def _recognised(self, recognised: str | None, best: int, t: float) -> GestureEvent | None:
+        """Take ``recognised`` as the current gesture; touches feed arousal."""
+        touching = recognised is not None and bool(self._touch_mask[best])
+        event = None
+        if recognised != self.gesture:
+            self.changes += 1
+            self.gesture = recognised
+            if recognised is not None and recognised != "nobody":
+                event = GestureEvent(t, recognised, float(self._smooth[best]))
+                # one touch is one touch: the model changing its mind mid-gesture
+                # (stroke <-> double tap) must not count as a flurry of touches
+                if touching and t - self._last_touch_t > self.TOUCH_GAP_S:
+                    self.arousal += 1.0
+        if touching:
+            self._last_touch_t = t
+        return event
+
+    def _feel(self, dt: float, t: float, mood_decay_s: float, hysteresis: float) -> None:
+        """Charge the moods with the evidence, decay them, and switch mood with hysteresis."""
         self.arousal *= math.exp(-dt / self.AROUSAL_TAU_S)
         if self.agitated_index >= 0 and self.arousal > self.AROUSAL_THRESHOLD:
             self._evidence[self.agitated_index] += (self.arousal - self.AROUSAL_THRESHOLD) * self.AROUSAL_GAIN
@@ -376,7 +396,6 @@ class MoodEngine:
         if best_m != cur and best_v > self._level(cur) + hysteresis:
             self.mood_index = best_m
             self.mood_since = t
-        return event
 
     def _level(self, m: int) -> float:
         v = float(self.charge[m])
@@ -523,19 +542,7 @@ class LightRenderer:
         np.dot(self.glow_weights, self._pads, out=self._glow)
         self._glow *= self.GLOW_GAIN
         np.minimum(self._glow, 1.0, out=self._intensity)
-        # ripples
-        for s in range(self.MAX_RIPPLES):
-            age = t - float(self.r_t0[s])
-            if age < 0.0 or age > self.RIPPLE_LIFE_S:
-                continue
-            front = age * style.ripple_speed * speed
-            np.subtract(self.pad_dist[self.r_pad[s]], front, out=self._tmp)
-            np.square(self._tmp, out=self._tmp)
-            self._tmp *= -1.0 / (self.RIPPLE_WIDTH ** 2)
-            np.exp(self._tmp, out=self._tmp)
-            self._tmp *= float(self.r_strength[s]) * (1.0 - age / self.RIPPLE_LIFE_S)
-            self._intensity += self._tmp
-        np.minimum(self._intensity, 1.0, out=self._intensity)
+        self._ripples(t, style.ripple_speed * speed)
         # blend towards the full-brightness accent where touched or rippling, so a touch
         # shows however bright the mood's breathing is (a max() would hide it when bright)
         for k in range(3):
@@ -546,6 +553,20 @@ class LightRenderer:
         np.clip(work, 0.0, 255.0, out=work)
         np.copyto(out, work, casting="unsafe")
         return out
+
+    def _ripples(self, t: float, speed: float) -> None:
+        """Add every live ripple (a ring spreading from a touched pad) to the intensity."""
+        for s in range(self.MAX_RIPPLES):
+            age = t - float(self.r_t0[s])
+            if age < 0.0 or age > self.RIPPLE_LIFE_S:
+                continue
+            np.subtract(self.pad_dist[self.r_pad[s]], age * speed, out=self._tmp)
+            np.square(self._tmp, out=self._tmp)
+            self._tmp *= -1.0 / (self.RIPPLE_WIDTH ** 2)
+            np.exp(self._tmp, out=self._tmp)
+            self._tmp *= float(self.r_strength[s]) * (1.0 - age / self.RIPPLE_LIFE_S)
+            self._intensity += self._tmp
+        np.minimum(self._intensity, 1.0, out=self._intensity)
 
     @staticmethod
     def _outer(levels: np.ndarray, colour: np.ndarray, cols: list) -> None:
@@ -652,12 +673,13 @@ def quiet_now(quiet_hours: str, minute_of_day: int) -> bool:
 
 def light_level(params: dict, quiet: bool) -> float:
     """LED brightness 0..1 to use now: the brightness parameter, or the quiet one at night
-    (0 when quiet_mode is sleep)."""
+    (0 when quiet_mode is sleep). ``params`` is a full ``ParamStore.snapshot()`` (the
+    defaults live in the parameter table, not here)."""
     if quiet:
-        if params.get("quiet_mode", "dim") == "sleep":
+        if params["quiet_mode"] == "sleep":
             return 0.0
-        return min(float(params.get("quiet_brightness", 10)), float(params.get("brightness", 60))) / 100.0
-    return float(params.get("brightness", 60)) / 100.0
+        return min(float(params["quiet_brightness"]), float(params["brightness"])) / 100.0
+    return float(params["brightness"]) / 100.0
 
 
 # ---------------------------------------------------------------------------------------
