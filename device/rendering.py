@@ -15,17 +15,17 @@ that fails here (the strip, the display) degrades through
 """
 from __future__ import annotations
 
-import threading
 import time
 from typing import Callable
 
 import numpy as np
 
 from lanthorn.device.behaviour import LightRenderer, light_level, render_oled
+from lanthorn.device.worker import RequestThread
 from lanthorn.hardware.interfaces import PartError
 
 
-class OledWorker:
+class OledWorker(RequestThread):
     """Draws the display off the hot path: ``submit`` only stores the newest request; a
     daemon thread renders it (PIL) and sends it (an I2C frame takes ~25 ms). A display that
     fails is reported through ``on_error`` and retried with the next request after
@@ -38,19 +38,13 @@ class OledWorker:
         self.clock = clock  # the loop's clock, so retries follow simulated time too
         self.on_error, self.on_ok = on_error, on_ok
         self.retry_s = retry_s
-        self._cond = threading.Condition()
-        self._pending = None
         self._shown = None
         self._failed_at: float | None = None
-        self._stop = False
         self._busy = False  # a request is being drawn right now
         self._contrast: int | None = None  # last contrast sent
         self.frames = 0
         self.threaded = threaded
-        self._thread = None
-        if threaded:
-            self._thread = threading.Thread(target=self._run, name="lanthorn-oled", daemon=True)
-            self._thread.start()
+        self._start_thread(threaded, "lanthorn-oled")
 
     def submit(self, text: str, mood: str, footer: str, contrast: int, enabled: bool) -> None:
         request = (text, mood, footer, contrast, enabled) if enabled else ("", "", "", contrast, False)
@@ -112,24 +106,10 @@ class OledWorker:
                 pass  # contrast is cosmetic; the next frame reports a real failure
         self._contrast = level
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._stop:
-                    self._cond.wait(0.5)
-                if self._stop:
-                    return
-            self._draw_pending()
-            if self._failed_at is not None:  # wait for the retry without spinning
-                time.sleep(min(0.25, self.retry_s))
-
-    def close(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
-
+    def _serve_next(self) -> None:
+        self._draw_pending()
+        if self._failed_at is not None:  # wait for the retry without spinning
+            time.sleep(min(0.25, self.retry_s))
 
 
 class Rendering:

@@ -28,7 +28,6 @@ Only the standard library and numpy are imported here (the device rule).
 """
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -36,6 +35,7 @@ from typing import Callable
 import numpy as np
 
 from lanthorn.device.graph import raw_outputs
+from lanthorn.device.worker import RequestThread
 from lanthorn.errors import UserError
 
 KIND = "voice"
@@ -243,7 +243,7 @@ def load_voice(path, backend: str = "auto") -> Voice:
     return voice_of(load(path, backend=backend))
 
 
-class VoiceWorker:
+class VoiceWorker(RequestThread):
     """Generates phrases on its own thread. ``request`` never waits; ``take`` returns the
     finished phrase (or None). With ``threaded=False`` the request is served at once (tests,
     reproducible runs)."""
@@ -251,15 +251,9 @@ class VoiceWorker:
     def __init__(self, voice: Voice | None, threaded: bool = True):
         self.voice = voice
         self.threaded = threaded
-        self._cond = threading.Condition()
-        self._pending: tuple | None = None
         self._done: list[Phrase | Exception] = []
         self._busy = False
-        self._stop = False
-        self._thread = None
-        if threaded:
-            self._thread = threading.Thread(target=self._run, name="lanthorn-voice", daemon=True)
-            self._thread.start()
+        self._start_thread(threaded, "lanthorn-voice")
 
     @property
     def busy(self) -> bool:
@@ -303,14 +297,8 @@ class VoiceWorker:
             self._busy = False
             self._cond.notify_all()
 
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while self._pending is None and not self._stop:
-                    self._cond.wait(0.5)
-                if self._stop:
-                    return
-            self._serve()
+    def _serve_next(self) -> None:
+        self._serve()
 
     def wait(self, timeout: float = 2.0) -> None:
         """Until the request in progress is finished (tests, the demo's last frame)."""
@@ -318,13 +306,6 @@ class VoiceWorker:
         with self._cond:
             while (self._busy or self._pending is not None) and time.monotonic() < deadline:
                 self._cond.wait(0.01)
-
-    def close(self) -> None:
-        with self._cond:
-            self._stop = True
-            self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout=2.0)
 
 
 class Speaker:
