@@ -5,7 +5,7 @@ Why a thread with a short read timeout: the loop must keep its frame rate whatev
 longer than one read; everything it changes goes through the thread-safe ParamStore and
 DataDir, and a model swap is one ``app.install_model`` call the loop picks up on its next
 frame. Nothing typed can stop the server: every command runs inside one ``try``; bad bytes,
-over-long lines and unknown commands get an ``ERR`` line (see :mod:`protocol`).
+over-long lines and unknown commands get an ``ERR`` line (see :mod:`console_wire`).
 
 The app is the running loop (``ConsoleApp`` in the console contract): ``params``,
 ``storage``, ``status()``, ``model_info()``, ``install_model(path)``, ``latest()`` and
@@ -26,9 +26,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from lanthorn.device import protocol
-from lanthorn.device.protocol import MAX_LINE, ProtocolError
-from lanthorn.device.push_protocol import IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
+from lanthorn.device import console_wire as wire
+from lanthorn.device.console_wire import MAX_LINE, ProtocolError
+from lanthorn.device.push_wire import IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
 from lanthorn.errors import UserError
 
 READ_TIMEOUT_S = 0.02
@@ -264,7 +264,7 @@ class ConsoleServer:
         """Why the object runs on a fall-back (no model, bad settings...), said whenever the
         port (re)opens, so a person who just plugged the cable in learns it."""
         for msg in list(getattr(self.app, "messages", []) or []):
-            self._send([protocol.event_line(self.mode, "notice", "NOTE " + msg)])
+            self._send([wire.event_line(self.mode, "notice", "NOTE " + msg)])
 
     def serve_forever(self) -> None:
         if self.ser is not None:
@@ -294,7 +294,7 @@ class ConsoleServer:
             except Exception:  # a bug must not take the console (let alone the loop) down
                 self.log("console: internal error\n" + traceback.format_exc())
                 self._end_stream()
-                self._send(protocol.err_lines(self.mode, None, "internal error (logged); "
+                self._send(wire.err_lines(self.mode, None, "internal error (logged); "
                                               "the console is still running"))
 
     # --- output
@@ -318,7 +318,7 @@ class ConsoleServer:
         for kind, value in self.reader.feed(data):
             if kind == "long":
                 self._stop_stream_for_input()
-                self._send(protocol.err_lines(self.mode, None, f"line too long ({value} bytes, "
+                self._send(wire.err_lines(self.mode, None, f"line too long ({value} bytes, "
                                               f"at most {MAX_LINE}); it was ignored"))
                 continue
             self.handle_raw(value)
@@ -333,17 +333,17 @@ class ConsoleServer:
             line = decode_line(raw)
         except ProtocolError as exc:
             self._stop_stream_for_input()
-            self._send(protocol.err_lines(self.mode, None, str(exc)))
+            self._send(wire.err_lines(self.mode, None, str(exc)))
             return
         if self.stream is not None:
             stopped = self._stop_stream_for_input()
             if not line.strip() or line.strip().lower() == "stop":
-                self._send(protocol.ok_lines(self.mode, "stop", f"{stopped} stopped"))
+                self._send(wire.ok_lines(self.mode, "stop", f"{stopped} stopped"))
                 return
         if not line.strip():  # Enter on its own: answered too, so every line gets one answer
             self.handled += 1
-            answer = protocol.ok_lines(self.mode, None, "")
-            self._send(protocol.tag_answer(answer, line) if self.mode == "json" else answer)
+            answer = wire.ok_lines(self.mode, None, "")
+            self._send(wire.tag_answer(answer, line) if self.mode == "json" else answer)
             return
         self._send(self.handle_line(line))
 
@@ -352,21 +352,21 @@ class ConsoleServer:
         self.handled += 1
         cmd_name = None
         try:
-            cmd, args = protocol.parse(line)
+            cmd, args = wire.parse(line)
             cmd_name = cmd.name
             if cmd.writes and self.lock.locked:
                 raise UserError("locked: changes are refused until 'unlock PIN'")
             handler = getattr(self, "cmd_" + cmd.name.replace(" ", "_"))
             answer = handler(cmd.name, args)
         except UserError as exc:
-            answer = protocol.err_lines(self.mode, cmd_name, str(exc))
+            answer = wire.err_lines(self.mode, cmd_name, str(exc))
         except Exception as exc:
             self.log("console: command failed\n" + traceback.format_exc())
-            answer = protocol.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
-        return protocol.tag_answer(answer, line) if self.mode == "json" else answer
+            answer = wire.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+        return wire.tag_answer(answer, line) if self.mode == "json" else answer
 
     def ok(self, cmd, message="", body=None, data=None) -> list[str]:
-        return protocol.ok_lines(self.mode, cmd, message, body, data)
+        return wire.ok_lines(self.mode, cmd, message, body, data)
 
     # --- streams (watch, record, push) run between reads, on this thread
     def tick(self) -> None:
@@ -376,15 +376,15 @@ class ConsoleServer:
             if now >= s.next_t:
                 s.next_t = max(s.next_t + s.period, now)
                 latest = self.app.latest()
-                self._send([protocol.event_line(self.mode, "watch",
-                                                protocol.format_values(_readable(latest)),
+                self._send([wire.event_line(self.mode, "watch",
+                                                wire.format_values(_readable(latest)),
                                                 data=latest)])
         elif isinstance(s, _Record):
             self._record_tick(s)
         elif isinstance(s, _Push):
             if s.rx.idle_for() > IDLE_TIMEOUT_S:
                 self._end_stream()
-                self._send(protocol.err_lines(self.mode, "push begin", "push timed out (no data "
+                self._send(wire.err_lines(self.mode, "push begin", "push timed out (no data "
                                               f"for {IDLE_TIMEOUT_S:.0f} s); the old model keeps "
                                               "running; run the push again to resume"))
 
@@ -394,7 +394,7 @@ class ConsoleServer:
             return None
         if isinstance(s, _Record):
             self.stream = None
-            self._send(protocol.err_lines(self.mode, "record", "recording cancelled; nothing "
+            self._send(wire.err_lines(self.mode, "record", "recording cancelled; nothing "
                                           "was saved"))
             return "record"
         self.stream = None
@@ -405,10 +405,10 @@ class ConsoleServer:
             self.stream.rx.close()
         self.stream = None
 
-    # --- commands (one method per entry of protocol.COMMANDS; names with a space use "_")
+    # --- commands (one method per entry of wire.COMMANDS; names with a space use "_")
     def cmd_help(self, name, args):
-        return self.ok(name, body=protocol.help_text(args[0] if args else None),
-                       data={"commands": [c.describe() for c in protocol.COMMANDS]})
+        return self.ok(name, body=wire.help_text(args[0] if args else None),
+                       data={"commands": [c.describe() for c in wire.COMMANDS]})
 
     def cmd_mode(self, name, args):
         mode = args[0].lower()
@@ -550,7 +550,7 @@ class ConsoleServer:
         self.stream.t_last = t_from
         # one line, one answer: the start is a notice (an event in json mode); the final
         # OK (or ERR) comes when the take is done
-        return [protocol.event_line(
+        return [wire.event_line(
             self.mode, "recording", f"NOTE recording {label} for {seconds:g} s; 'stop' cancels",
             data={"label": label, "seconds": seconds, "rate_hz": rate,
                   "channels": list(channels), "kept_on_device": keep,
@@ -588,7 +588,7 @@ class ConsoleServer:
         data = {"session": rec.session, "source": rec.source, "rate_hz": ds.rate_hz,
                 "channels": list(ds.channels), "labels": runs, "frames": len(rows)}
         if self.mode == "json":
-            lines = [protocol.json_line({"event": "frames", "data": {"rows": rows[i:i + 50]}})
+            lines = [wire.json_line({"event": "frames", "data": {"rows": rows[i:i + 50]}})
                      for i in range(0, len(rows), 50)]
             return lines + self.ok(name, f"{len(rows)} frames of {rec.session}", data=data)
         body = ["label," + ",".join(ds.channels)] + [
@@ -627,13 +627,13 @@ class ConsoleServer:
         s.rows.extend(rows)
         if rows and self.mode == "json":  # the host client pulls the frames as they come
             # with what the model makes of them right now (live confidence while recording)
-            self._send([protocol.json_line({"event": "frames", "data": {
+            self._send([wire.json_line({"event": "frames", "data": {
                 "rows": rows, "now": self.app.latest()}})])
         if len(s.rows) < want and now - s.t0 < s.seconds + 2.0:
             return
         self.stream = None
         if not s.rows:
-            self._send(protocol.err_lines(self.mode, "record", "no frames arrived from the "
+            self._send(wire.err_lines(self.mode, "record", "no frames arrived from the "
                                           "loop; nothing was saved"))
             return
         session = f"{s.label}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -700,13 +700,13 @@ class ConsoleServer:
             replies = s.rx.feed(data)
         except OSError as exc:  # the data partition is full or failing
             self._end_stream()
-            self._send(protocol.err_lines(self.mode, "push begin", f"cannot store the push: "
+            self._send(wire.err_lines(self.mode, "push begin", f"cannot store the push: "
                                           f"{exc.strerror or exc}; the old model keeps running"))
             return
         self._send(replies)
         if s.rx.aborted:
             self._end_stream()
-            self._send(protocol.err_lines(self.mode, "push begin", "push aborted by the sender; "
+            self._send(wire.err_lines(self.mode, "push begin", "push aborted by the sender; "
                                           "the old model keeps running"))
         elif s.rx.complete:
             self._finish_push()
@@ -717,14 +717,14 @@ class ConsoleServer:
         try:
             path = rx.finish()
         except PushError as exc:
-            self._send(protocol.err_lines(self.mode, "push begin", str(exc)))
+            self._send(wire.err_lines(self.mode, "push begin", str(exc)))
             return
         try:
             if self.lock.locked:
                 self._check_signed(path)
             info = self.app.install_model(str(path))
         except Exception as exc:  # refused by verification: the app keeps its old model
-            self._send(protocol.err_lines(self.mode, "push begin", f"{exc}"))
+            self._send(wire.err_lines(self.mode, "push begin", f"{exc}"))
             return
         finally:
             if path.exists():
@@ -755,7 +755,7 @@ def _body_lines(d: dict) -> list[str]:
     out = []
     for k, v in d.items():
         if isinstance(v, dict):
-            v = protocol.format_values(v)
+            v = wire.format_values(v)
         elif isinstance(v, (list, tuple)):
             v = "; ".join(str(x) for x in v) if v else "-"
         out.append(f"{k}: {v}")

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lanthorn.device import push_protocol as pp
+from lanthorn.device import push_wire as pp
 from lanthorn.errors import UserError
 
 
@@ -328,7 +328,7 @@ class ConsoleClient:
 
 def _command_of(line: str) -> str | None:
     """The command name the device will put in its answer to ``line`` (None if unparsable)."""
-    from lanthorn.device.protocol import ProtocolError, parse
+    from lanthorn.device.console_wire import ProtocolError, parse
     try:
         return parse(line)[0].name
     except ProtocolError:

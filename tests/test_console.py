@@ -13,8 +13,8 @@ import serial
 
 from console_fakes import FakeApp, make_fake_bundle
 from lanthorn.device.console import ConsoleServer, LineReader, decode_line
-from lanthorn.device.protocol import MAX_LINE, ProtocolError
-from lanthorn.device.push_protocol import PushSender
+from lanthorn.device.console_wire import MAX_LINE, ProtocolError
+from lanthorn.device.push_wire import PushSender
 from pty_link import PtyLink
 
 
@@ -337,7 +337,7 @@ def test_interrupted_push_resumes(rig, tmp_path):
     data = make_fake_bundle("resumed", 4000)
     sha = hashlib.sha256(data).hexdigest()
     term.answer(f"push begin {len(data)} {sha} 256")
-    from lanthorn.device.push_protocol import abort_frame, encode_frame
+    from lanthorn.device.push_wire import abort_frame, encode_frame
     term.send(b"".join(encode_frame(i, data[i * 256:(i + 1) * 256]) for i in range(6)))
     assert [term.line() for _ in range(6)] == [f"ACK {i}" for i in range(6)]
     term.send(abort_frame())
@@ -379,7 +379,7 @@ def test_push_refused_when_the_device_is_full(rig, monkeypatch):
 
 
 def test_push_write_failure_is_answered(rig, monkeypatch):
-    from lanthorn.device import push_protocol
+    from lanthorn.device import push_wire
     term, app, *_ = rig
     data = make_fake_bundle("x", 2000)
     term.answer(f"push begin {len(data)} {hashlib.sha256(data).hexdigest()} 256")
@@ -387,8 +387,8 @@ def test_push_write_failure_is_answered(rig, monkeypatch):
     def full(self, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(push_protocol.PushReceiver, "_write", full, raising=False)
-    from lanthorn.device.push_protocol import encode_frame
+    monkeypatch.setattr(push_wire.PushReceiver, "_write", full, raising=False)
+    from lanthorn.device.push_wire import encode_frame
     term.send(encode_frame(0, data[:256]))
     assert term.answer() == ["ERR cannot store the push: No space left on device; the old "
                              "model keeps running"]

@@ -13,7 +13,7 @@ from lanthorn.device import bundle as B
 from lanthorn.device import int8
 from lanthorn.device.console import ConsoleServer
 from lanthorn.device.graph import Graph, Layer, Tensor
-from lanthorn.device.push_protocol import encode_frame, wire_efficiency
+from lanthorn.device.push_wire import encode_frame, wire_efficiency
 from lanthorn.device.runtime import load
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError

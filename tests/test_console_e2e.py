@@ -21,7 +21,7 @@ import pytest
 import serial
 
 from lanthorn.device.bundle import read_bundle, write_bundle
-from lanthorn.device.push_protocol import encode_frame
+from lanthorn.device.push_wire import encode_frame
 from lanthorn.host.console_client import ConsoleClient
 from pty_link import PtyLink
 
