@@ -1089,6 +1089,10 @@ class DeviceLoop:
         self._message(f"new model {_model_name(model)} installed")
         return self.model_info()
 
+    def rollback_model(self, slot: str = "model") -> dict:
+        """ConsoleApp: back to the previous bundle of ``slot``, else the shipped one."""
+        return self.install_model(str(self.storage.rollback_target(slot)))
+
     def latest(self) -> dict:
         with self._lock:
             n = self._hist_n
