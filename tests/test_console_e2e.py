@@ -23,6 +23,7 @@ import serial
 from lanthorn.device.bundle import read_bundle, write_bundle
 from lanthorn.device.push_wire import encode_frame
 from lanthorn.host.console_client import ConsoleClient
+from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ class Device:
 def open_terminal(port: str, device: Device, timeout: float = 90.0) -> serial.Serial:
     """pyserial on the host end, once the device answers (start-up imports take a while
     on a loaded CI machine, so wait generously, but fail with the device's log)."""
-    ser = serial.Serial(port, 115200, timeout=0.5)
+    ser = serial.Serial(port, BAUD, timeout=0.5)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert device.alive(), device.log.read_text()
