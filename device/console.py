@@ -26,7 +26,7 @@ import os
 import threading
 import time
 import traceback
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from lanthorn.device import console_params, console_push, console_record
 from lanthorn.device import console_wire as wire
@@ -52,19 +52,27 @@ class LineReader:
         self._dropped = 0  # bytes of an over-long line thrown away so far
 
     def feed(self, data: bytes) -> list[tuple[str, Any]]:
-        out: list[tuple[str, Any]] = []
+        """Every complete line of what has arrived so far."""
+        self.add(data)
+        return list(self.lines())
+
+    def add(self, data: bytes) -> None:
         if self._skip_lf and data[:1] == b"\n":
             data = data[1:]
         if data:
             self._skip_lf = False
         self.buf += data
+
+    def lines(self) -> Iterator[tuple[str, Any]]:
+        """Complete lines one at a time, so a reader that stops after one (a push begins)
+        finds everything after it, binary frames included, still in :meth:`take_rest`."""
         while True:
             ends = [i for i in (self.buf.find(b"\r"), self.buf.find(b"\n")) if i >= 0]
             if not ends:
                 if len(self.buf) > self.limit:
                     self._dropped += len(self.buf)
                     self.buf.clear()
-                return out
+                return
             i = min(ends)
             line = bytes(self.buf[:i])
             step = 2 if self.buf[i:i + 2] == b"\r\n" else 1
@@ -72,13 +80,13 @@ class LineReader:
                 self._skip_lf = True  # the LF of a CRLF may come in the next read
             del self.buf[:i + step]
             if self._dropped or len(line) > self.limit:
-                out.append(("long", self._dropped + len(line)))
+                yield "long", self._dropped + len(line)
                 self._dropped = 0
             else:
-                out.append(("line", line))
+                yield "line", line
 
     def take_rest(self) -> bytes:
-        """Bytes after the last complete line (binary push frames that arrived early)."""
+        """Bytes after the lines taken so far (binary push frames that arrived early)."""
         rest = bytes(self.buf)
         self.buf.clear()
         if self._skip_lf and rest[:1] == b"\n":
@@ -254,7 +262,8 @@ class ConsoleServer:
         if self.stream is not None and self.stream.takes_bytes:
             self._feed_stream(data)
             return
-        for kind, value in self.reader.feed(data):
+        self.reader.add(data)
+        for kind, value in self.reader.lines():
             if kind == "long":
                 self._stop_stream_for_input()
                 self.send(wire.err_lines(self.mode, None, f"line too long ({value} bytes, "

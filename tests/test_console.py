@@ -555,3 +555,22 @@ def test_watch_keeps_its_rate_in_console_time(tmp_path):
     server.tick()
     server.tick()
     assert samples() == 3                 # a stall is not made up for with a burst
+
+
+def test_frames_right_behind_push_begin_are_not_lost(tmp_path):
+    """A sender that does not wait for 'push ready' (or a frame that arrives in the same
+    read as the line): the frames, CR and LF bytes included, go to the push, not to the
+    line reader."""
+    from lanthorn.device.push_wire import encode_frame
+    ser = MemorySerial()
+    app = FakeApp(tmp_path)
+    server = ConsoleServer(ser, app)
+    data = make_fake_bundle("eager", 600)
+    assert b"\n" in data[:256]  # the first frame holds a line ending
+    begin = f"push begin {len(data)} {hashlib.sha256(data).hexdigest()} 256\r\n".encode()
+    server.on_bytes(begin + b"".join(encode_frame(i, data[i * 256:(i + 1) * 256])
+                                     for i in range(3)))
+    assert ser.out.decode().split("\r\n")[:4] == [
+        "OK push ready chunk=256 offset=0", "ACK 0", "ACK 1", "ACK 2"]
+    assert ser.out.decode().split("\r\n")[4].startswith("OK installed eager")
+    assert app.model.name == "eager" and server.stream is None
