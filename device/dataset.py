@@ -486,6 +486,34 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     """
     path = Path(path)
     header, sources, _ = read_manifest(path)
+    frames, labels = _checked_take(path, header, sources, source, session, frames, labels,
+                                   rate_hz, split)
+    folder = path / RECORDINGS / source
+    target = folder / (session + (".csv.gz" if compress else ".csv"))
+    other = folder / (session + (".csv" if compress else ".csv.gz"))
+    if target.exists() or other.exists():
+        raise DataError(f"session {session!r} already exists for source {source!r}", target)
+    if _unpinned_files(path, header):
+        pin_sessions(path)   # an older dataset: pin what is there before adding to it
+        header, sources, _ = read_manifest(path)
+    key = f"{source}/{session}"
+    entry = _session_entry(path, header, key, frames, labels, split, allow_duplicate)
+    text = recording_csv(frames, labels, session, header["channels"])
+    folder.mkdir(parents=True, exist_ok=True)
+    if compress:
+        # mtime=0: the same data gives the same bytes (reproducible, diff-friendly)
+        atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), 9, mtime=0))
+    else:
+        atomic_write_text(target, text)
+    header["sessions"][key] = entry
+    _write_manifest(path, header, sources)
+    return target
+
+
+def _checked_take(path: Path, header: dict, sources: dict, source: str, session: str, frames,
+                  labels, rate_hz, split) -> tuple[np.ndarray, list[str]]:
+    """A take's arguments checked against the manifest (write_recording's refusals):
+    float64 frames [T, C] and one label per frame."""
     check_name("session", session)
     if source not in sources:
         raise DataError(f"source {source!r} is not declared in the manifest; declare it "
@@ -510,15 +538,13 @@ def write_recording(path: str | Path, source: str, session: str, frames,
                         f"{', '.join(header['labels'])}")
     if split is not None and split not in SIDES:
         raise DataError(f"--split must be one of {', '.join(SIDES)}, not {split!r}")
-    folder = path / RECORDINGS / source
-    target = folder / (session + (".csv.gz" if compress else ".csv"))
-    other = folder / (session + (".csv" if compress else ".csv.gz"))
-    if target.exists() or other.exists():
-        raise DataError(f"session {session!r} already exists for source {source!r}", target)
-    if _unpinned_files(path, header):
-        pin_sessions(path)   # an older dataset: pin what is there before adding to it
-        header, sources, _ = read_manifest(path)
-    key = f"{source}/{session}"
+    return frames, labels
+
+
+def _session_entry(path: Path, header: dict, key: str, frames, labels, split,
+                   allow_duplicate: bool) -> dict:
+    """The manifest entry pinning a new session's side of the split (next to its twin's,
+    if it is an exact duplicate that is allowed in)."""
     digest = session_digest(frames, labels, header["channels"])
     twin = next((k for k, e in header["sessions"].items() if e.get("sha256") == digest), None)
     if twin is not None and not allow_duplicate:
@@ -535,16 +561,7 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     entry = {"split": side, "label": group, "sha256": digest}
     if split is not None:
         entry["fixed"] = split
-    text = recording_csv(frames, labels, session, header["channels"])
-    folder.mkdir(parents=True, exist_ok=True)
-    if compress:
-        # mtime=0: the same data gives the same bytes (reproducible, diff-friendly)
-        atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), 9, mtime=0))
-    else:
-        atomic_write_text(target, text)
-    header["sessions"][key] = entry
-    _write_manifest(path, header, sources)
-    return target
+    return entry
 
 
 # ----------------------------------------------------------------------------- the split

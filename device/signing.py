@@ -6,8 +6,8 @@ key new``; kept outside the repository, by default in ``~/.config/lanthorn``), `
 quantize`` and ``lanthorn import`` sign what they write, and the object keeps the public
 keys it trusts in ``DATA/trusted_keys.json`` (``lanthorn provision`` on the object, or the
 console's ``trust add`` while unlocked). A locked object installs a pushed bundle only if it
-is signed by one of those keys (see :meth:`ConsoleServer._finish_push`); unlocked, signatures
-are shown but not required, so a studio workflow needs no keys at all.
+is signed by one of those keys (see :meth:`lanthorn.device.console_push.Push.finish`);
+unlocked, signatures are shown but not required, so a studio workflow needs no keys at all.
 
 Signature layout: the bundle's bytes (unchanged, checksum included) followed by a
 104-byte trailer ``b"LKSIG\\0\\1\\0" | public key (32) | signature (64)``. The signature is

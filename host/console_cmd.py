@@ -201,7 +201,7 @@ def run_line(client: ConsoleClient, line: str, commands, seconds=None, interacti
 
 def run(args) -> int:
     if args.markdown:
-        from lanthorn.device.protocol import markdown
+        from lanthorn.device.console_wire import markdown
         print(markdown(), end="")
         return 0
     if not args.port:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from lanthorn.device import push_protocol as pp
+from lanthorn.device import push_wire as pp
 from lanthorn.host.console_client import ConsoleClient, ConsoleError, read_bundle_file
 
 

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device.console import ConsoleServer, ExhibitionLock as PinLock
+from lanthorn.device.console import ConsoleServer
+from lanthorn.device.exhibition_lock import ExhibitionLock as PinLock
+from lanthorn.device.frames import CHANNELS
 from lanthorn.device.params import ParamError, ParamStore
 from lanthorn.device.storage import DataDir
 from console_fakes import FakeApp, fake_loader
@@ -116,7 +118,6 @@ def test_run_without_touches_says_so_not_none(tmp_path):
 
 def test_record_keeps_takes_in_dataset_and_fetch_pulls_them(rig, tmp_path, capsys):
     term, app, server, link = rig
-    app.frame_channels = ("pad0", "light")
     start, done = term.answer("record tap 1")
     assert start.startswith("NOTE recording tap") and done.startswith("OK recorded 25 frames of "
                                                                       "tap into dataset/recordings/")
@@ -131,7 +132,8 @@ def test_record_keeps_takes_in_dataset_and_fetch_pulls_them(rig, tmp_path, capsy
     from lanthorn.device.dataset import load_dataset
     ds = load_dataset(out)
     (rec,) = ds.recordings
-    assert rec.frames.shape == (25, 2) and ds.sources["device-recordings"].consent == "verbal"
+    assert rec.frames.shape == (25, len(CHANNELS))
+    assert ds.sources["device-recordings"].consent == "verbal"
     assert main(["fetch", link.host, "--data", str(out)]) == 0   # again: nothing new
     assert "fetched 0 takes" in capsys.readouterr().out and len(load_dataset(out).recordings) == 1
     term.ser.open()

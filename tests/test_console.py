@@ -3,18 +3,26 @@
 What a person at picocom sees (text mode) and what the host client sees (json mode): every
 line gets exactly one OK/ERR; bad bytes, over-long lines and unknown commands are answered
 and the server keeps going; the lock refuses writes; watch streams until any line.
+
+Console time (lockouts, watch rates, takes) runs on a FakeClock the test moves; only the
+bytes travel in real time, over the pty.
 """
 import hashlib
 import json
 import time
+from pathlib import Path
 
 import pytest
 import serial
 
-from console_fakes import FakeApp, make_fake_bundle
-from lanthorn.device.console import ConsoleServer, LineReader, decode_line
-from lanthorn.device.protocol import MAX_LINE, ProtocolError
-from lanthorn.device.push_protocol import PushSender
+from console_fakes import FakeApp, FakeClock, make_fake_bundle
+from lanthorn.device import console_wire
+from lanthorn.device.console import HANDLERS, ConsoleServer, LineReader, decode_line
+from lanthorn.device.console_app import ConsoleApp
+from lanthorn.device.frames import CHANNELS
+from lanthorn.device.console_wire import MAX_LINE, ProtocolError
+from lanthorn.device.push_wire import PushSender
+from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
 
 
@@ -22,7 +30,7 @@ class Terminal:
     """A plain pyserial client, like a person at a serial terminal."""
 
     def __init__(self, path):
-        self.ser = serial.Serial(path, 115200, timeout=5)
+        self.ser = serial.Serial(path, BAUD, timeout=5)
 
     def send(self, data: bytes):
         self.ser.write(data)
@@ -46,9 +54,10 @@ class Terminal:
 @pytest.fixture
 def rig(tmp_path):
     link = PtyLink()
-    app = FakeApp(tmp_path / "data")
+    clock = FakeClock()
+    app = FakeApp(tmp_path / "data", clock=clock)  # app.clock: the test moves console time
     term = Terminal(link.host)  # opened first: pyserial's open() discards pending input
-    server = ConsoleServer(link.device, app).start()
+    server = ConsoleServer(link.device, app, clock=clock).start()
     # with no model at all the console says so once, at start
     assert term.line() == ("NOTE no usable model: running the built-in idle animation "
                            "(push one with 'lanthorn push')")
@@ -56,6 +65,14 @@ def rig(tmp_path):
     term.ser.close()
     server.stop()
     link.close()
+
+
+def wait_for(condition, what, timeout=10.0):
+    """Until ``condition()`` holds (another thread's doing), or fail naming ``what``."""
+    end = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.005)
 
 
 # ----------------------------------------------------------------------------- pure parts
@@ -171,13 +188,13 @@ def test_exhibition_lock(rig, tmp_path):
     # the lock survives a restart (a power cut in the gallery)
     server2 = ConsoleServer("unused", app)
     assert server2.lock.locked
-    time.sleep(1.05)
+    app.clock.advance(1.05)  # the lockout is over in console time
     assert term.answer("unlock 4711") == ["OK unlocked"]
     assert term.answer("set brightness 10") == ["OK brightness = 10 %"]
 
 
 def test_lockout_grows(tmp_path):
-    from lanthorn.device.console import ExhibitionLock
+    from lanthorn.device.exhibition_lock import ExhibitionLock
     from lanthorn.device.storage import DataDir
 
     now = [0.0]
@@ -201,9 +218,12 @@ def test_lockout_grows(tmp_path):
 
 
 def test_watch_streams_until_any_line(rig):
-    term, *_ = rig
+    term, app, *_ = rig
     assert term.answer("watch 20") == ["OK watching at 20 Hz; send any line or 'stop' to end"]
-    lines = [term.line() for _ in range(5)]
+    lines = []
+    for _ in range(5):  # one sample per 1/20 s of console time
+        lines.append(term.line())
+        app.clock.advance(0.05)
     assert all(l.startswith("t=") and "pad0=" in l and "| nobody=0.900" in l for l in lines)
     term.send(b"\n")
     rest = term.answer()
@@ -236,17 +256,18 @@ def test_json_mode(rig):
 def test_record_into_the_data_dir(rig, tmp_path):
     from lanthorn.device.dataset import load_dataset
     term, app, *_ = rig
-    app.frame_channels = ("pad0", "light")  # the fake loop's frames
     assert term.answer("record wave 1")[0].startswith(
         "ERR label 'wave' is not one of the device's recording labels (nobody, approach")
     assert term.answer("record ../x 1")[0].startswith("ERR label '../x' must be")
     # one line, one answer: a notice that it started, then the one OK when it is done
-    start, done = term.answer("record tap 1")
-    assert start == "NOTE recording tap for 1 s; 'stop' cancels"
+    term.send(b"record tap 1\n")
+    assert term.line() == "NOTE recording tap for 1 s; 'stop' cancels"
+    app.clock.advance(1.0)  # a second of console time: 25 frames at the fake loop's 25 Hz
+    (done,) = term.answer()
     assert done.startswith("OK recorded 25 frames of tap into dataset/recordings/device/tap-")
     ds = load_dataset(tmp_path / "data" / "dataset")
     (rec,) = ds.recordings
-    assert rec.frames.shape == (25, 2) and rec.session.startswith("tap-")
+    assert rec.frames.shape == (25, len(CHANNELS)) and rec.session.startswith("tap-")
     term.send(b"record tap 5\n")
     assert term.line() == "NOTE recording tap for 5 s; 'stop' cancels"
     term.send(b"stop\n")
@@ -337,7 +358,7 @@ def test_interrupted_push_resumes(rig, tmp_path):
     data = make_fake_bundle("resumed", 4000)
     sha = hashlib.sha256(data).hexdigest()
     term.answer(f"push begin {len(data)} {sha} 256")
-    from lanthorn.device.push_protocol import abort_frame, encode_frame
+    from lanthorn.device.push_wire import abort_frame, encode_frame
     term.send(b"".join(encode_frame(i, data[i * 256:(i + 1) * 256]) for i in range(6)))
     assert [term.line() for _ in range(6)] == [f"ACK {i}" for i in range(6)]
     term.send(abort_frame())
@@ -352,11 +373,12 @@ def test_server_waits_for_its_port_to_appear(tmp_path):
     with PtyLink() as link:
         port = tmp_path / "ttyGS0"
         logs = []
-        server = ConsoleServer(str(port), FakeApp(tmp_path / "d"), log=logs.append).start()
+        server = ConsoleServer(str(port), FakeApp(tmp_path / "d"), log=logs.append,
+                               reopen_s=0.05).start()
         try:
-            time.sleep(1.3)  # at least two attempts to open it
+            wait_for(lambda: server.open_attempts >= 3, "three attempts to open the port")
             assert server._thread.is_alive()
-            assert len(logs) == 1 and "retrying every second" in logs[0]  # said once
+            assert len(logs) == 1 and "retrying every 0.05 s" in logs[0]  # said once
             term = Terminal(link.host)
             port.symlink_to(link.device)  # the port appears
             assert term.line().startswith("NOTE no usable model")
@@ -379,7 +401,7 @@ def test_push_refused_when_the_device_is_full(rig, monkeypatch):
 
 
 def test_push_write_failure_is_answered(rig, monkeypatch):
-    from lanthorn.device import push_protocol
+    from lanthorn.device import push_wire
     term, app, *_ = rig
     data = make_fake_bundle("x", 2000)
     term.answer(f"push begin {len(data)} {hashlib.sha256(data).hexdigest()} 256")
@@ -387,8 +409,8 @@ def test_push_write_failure_is_answered(rig, monkeypatch):
     def full(self, payload):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(push_protocol.PushReceiver, "_write", full, raising=False)
-    from lanthorn.device.push_protocol import encode_frame
+    monkeypatch.setattr(push_wire.PushReceiver, "_write", full, raising=False)
+    from lanthorn.device.push_wire import encode_frame
     term.send(encode_frame(0, data[:256]))
     assert term.answer() == ["ERR cannot store the push: No space left on device; the old "
                              "model keeps running"]
@@ -460,3 +482,95 @@ def test_line_reader_any_split_any_ending(lines, endings, cuts):
         got += r.feed(stream[pos:pos + c])
         pos += c
     assert got == [("line", line) for line in lines]
+
+
+# ----------------------------------------------------------------------------- the contract
+
+def test_fake_app_satisfies_the_console_contract(tmp_path):
+    """The fake the console tests run against is a ConsoleApp, member for member and with
+    the same parameters, so it cannot drift from what the real piece implements."""
+    import inspect
+    app = FakeApp(tmp_path)
+    assert isinstance(app, ConsoleApp)
+    members = [n for n in dir(ConsoleApp) if not n.startswith("_")]
+    assert {"status", "model_info", "install_model", "rollback_model", "latest",
+            "frames_since"} <= set(members)
+    for name in members:
+        want = inspect.signature(getattr(ConsoleApp, name))
+        got = inspect.signature(getattr(FakeApp, name))
+        assert list(got.parameters) == list(want.parameters), name
+    assert set(ConsoleApp.__annotations__) == {"params", "storage"}
+    assert all(hasattr(app, a) for a in ConsoleApp.__annotations__)
+
+
+def test_every_command_has_exactly_one_handler():
+    assert set(HANDLERS) == set(console_wire.BY_NAME)
+
+
+def test_model_rollback_asks_the_app(tmp_path):
+    """The console rolls back through ConsoleApp.rollback_model, never the storage itself."""
+    calls = []
+
+    class App(FakeApp):
+        def rollback_model(self, slot="model"):
+            calls.append(slot)
+            return super().rollback_model(slot)
+
+    ser = MemorySerial()
+    app = App(tmp_path)
+    server = ConsoleServer(ser, app)
+    server.on_bytes(b"model rollback\n")
+    assert ser.out.decode().endswith("ERR there is no previous model to roll back to\r\n")
+    for name in ("first", "second"):
+        (tmp_path / f"{name}.bin").write_bytes(make_fake_bundle(name))
+        app.install_model(str(tmp_path / f"{name}.bin"))
+    server.on_bytes(b"model rollback\nmodel rollback sideways\n")
+    assert ser.out.decode().split("\r\n")[-3:] == [
+        "OK rolled back to first", "ERR model rollback 'sideways': say 'model rollback' for "
+        "the gesture model or 'model rollback voice' for the voice", ""]
+    server.on_bytes(b"model rollback VOICE\n")
+    assert calls == ["model", "model", "voice"] and app.model.name == "first"
+
+
+def test_watch_keeps_its_rate_in_console_time(tmp_path):
+    clock = FakeClock()
+    ser = MemorySerial()
+    server = ConsoleServer(ser, FakeApp(tmp_path, clock=clock), clock=clock)
+
+    def samples():
+        return sum(l.startswith("t=") for l in ser.out.decode().split("\r\n"))
+
+    server.on_bytes(b"watch 20\n")
+    server.tick()
+    assert samples() == 1                 # the first at once
+    server.tick()
+    clock.advance(0.049)
+    server.tick()
+    assert samples() == 1                 # not before 1/20 s has passed
+    clock.advance(0.001)
+    server.tick()
+    server.tick()
+    assert samples() == 2                 # then exactly one
+    clock.advance(10.0)
+    server.tick()
+    server.tick()
+    assert samples() == 3                 # a stall is not made up for with a burst
+
+
+def test_frames_right_behind_push_begin_are_not_lost(tmp_path):
+    """A sender that does not wait for 'push ready' (or a frame that arrives in the same
+    read as the line): the frames, CR and LF bytes included, go to the push, not to the
+    line reader."""
+    from lanthorn.device.push_wire import encode_frame
+    ser = MemorySerial()
+    app = FakeApp(tmp_path)
+    server = ConsoleServer(ser, app)
+    data = make_fake_bundle("eager", 600)
+    assert b"\n" in data[:256]  # the first frame holds a line ending
+    begin = f"push begin {len(data)} {hashlib.sha256(data).hexdigest()} 256\r\n".encode()
+    server.on_bytes(begin + b"".join(encode_frame(i, data[i * 256:(i + 1) * 256])
+                                     for i in range(3)))
+    assert ser.out.decode().split("\r\n")[:4] == [
+        "OK push ready chunk=256 offset=0", "ACK 0", "ACK 1", "ACK 2"]
+    assert ser.out.decode().split("\r\n")[4].startswith("OK installed eager")
+    assert app.model.name == "eager" and server.stream is None

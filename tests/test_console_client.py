@@ -12,8 +12,9 @@ from console_fakes import FakeApp, make_fake_bundle
 from lanthorn.device import bundle as B
 from lanthorn.device import int8
 from lanthorn.device.console import ConsoleServer
+from lanthorn.device.frames import CHANNELS
 from lanthorn.device.graph import Graph, Layer, Tensor
-from lanthorn.device.push_protocol import encode_frame, wire_efficiency
+from lanthorn.device.push_wire import encode_frame, wire_efficiency
 from lanthorn.device.runtime import load
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
@@ -154,9 +155,8 @@ def test_client_push_and_record(device, tmp_path):
         with pytest.raises(ConsoleError, match="device refused the model: the new model does not load"):
             c.push(make_fake_bundle("not-a-real-bundle", 500))
         assert c.call("model info")["name"] == "alpha"
-        app.frame_channels = ("pad0", "light")
         rows, done = c.record("tap", 1)
-    assert len(rows) == done["frames"] == 25 and done["channels"] == ["pad0", "light"]
+    assert len(rows) == done["frames"] == 25 and done["channels"] == list(CHANNELS)
 
 
 @pytest.fixture
@@ -199,21 +199,20 @@ def test_cli_console_push_record(device, tmp_path, cli, monkeypatch):
     assert f"payload/wire {n / (n + 12 * frames):.1%}" in out.stdout
     assert app.model_info()["name"] == "beta"
 
-    app.frame_channels = ("pad0", "light")
     data = tmp_path / "ds"
     out = _cli("record", link.host, "tap", "1", "--data", str(data), "--source", "alice",
                "--consent", "verbal, on video")
     assert out.returncode == 0, out.stderr
     from lanthorn.device.dataset import load_dataset, read_manifest
     (rec,) = load_dataset(data).recordings
-    assert rec.frames.shape == (25, 2) and rec.source == "alice"
+    assert rec.frames.shape == (25, len(CHANNELS)) and rec.source == "alice"
     assert read_manifest(data)[1]["alice"].consent == "verbal, on video"
     # a new gesture the device's model does not know: streamed to a new dataset that has it
     out = _cli("record", link.host, "wave", "1", "--data", str(tmp_path / "new"))
     assert out.returncode == 0, out.stderr
     assert "of wave to" in out.stdout and "(not kept on the device)" in out.stdout
     ds = load_dataset(tmp_path / "new")
-    assert ds.labels[-1] == "wave" and ds.recordings[0].frames.shape == (25, 2)
+    assert ds.labels[-1] == "wave" and ds.recordings[0].frames.shape == (25, len(CHANNELS))
 
 
 def test_cli_user_errors_are_one_line(device, tmp_path, cli):

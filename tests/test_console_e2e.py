@@ -21,8 +21,9 @@ import pytest
 import serial
 
 from lanthorn.device.bundle import read_bundle, write_bundle
-from lanthorn.device.push_protocol import encode_frame
+from lanthorn.device.push_wire import encode_frame
 from lanthorn.host.console_client import ConsoleClient
+from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,7 +65,7 @@ class Device:
 def open_terminal(port: str, device: Device, timeout: float = 90.0) -> serial.Serial:
     """pyserial on the host end, once the device answers (start-up imports take a while
     on a loaded CI machine, so wait generously, but fail with the device's log)."""
-    ser = serial.Serial(port, 115200, timeout=0.5)
+    ser = serial.Serial(port, BAUD, timeout=0.5)
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         assert device.alive(), device.log.read_text()
@@ -118,6 +119,25 @@ def fps(ser) -> float:
     return float(line.split()[1])
 
 
+#: status's fps is measured over the last 120 frames shown: 2 s at the sim's 60 fps
+FPS_WINDOW_S = 2.0
+
+
+def device_time(ser) -> float:
+    """The device's own clock (status uptime_s), in seconds since its loop started."""
+    (line,) = [x for x in ask(ser, "status") if x.startswith("uptime_s: ")]
+    return float(line.split()[1])
+
+
+def wait_device_time(ser, t: float, timeout: float = 60.0) -> None:
+    """Until the device's loop has run to its time ``t``: what is waited for is real
+    frames in another process, so ask that process rather than sleep a fixed time."""
+    end = time.monotonic() + timeout
+    while device_time(ser) < t:
+        assert time.monotonic() < end, f"the device's clock never reached {t} s"
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="module")
 def piece(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("piece")
@@ -140,8 +160,9 @@ def test_set_get_and_range_error(piece):
 
 def test_random_bytes_and_malformed_lines_while_the_frame_rate_holds(piece):
     _, device, ser, _ = piece
-    time.sleep(1.0)
+    wait_device_time(ser, FPS_WINDOW_S)  # status's fps window holds steady running only
     before = fps(ser)
+    flood = device_time(ser)
     rng = random.Random(7)
     errs = 0
     for _ in range(30):
@@ -152,12 +173,13 @@ def test_random_bytes_and_malformed_lines_while_the_frame_rate_holds(piece):
                 "x" * 600):
         assert ask(ser, bad)[-1].startswith("ERR ")
     assert errs >= 25  # almost all junk is not UTF-8 or not a command; none crashes anything
-    time.sleep(1.0)
+    wait_device_time(ser, flood + 1.0)  # a second of frames made during and after the flood
     # the console runs on its own thread: the loop's frame rate is unaffected
     during = 0.0
     for _ in range(3):  # best of three readings: a busy CI machine may stall any one of them
+        t = device_time(ser)
         during = max(during, fps(ser))
-        time.sleep(0.5)
+        wait_device_time(ser, t + 0.5)
     print(f"frame rate before {before} fps, after the flood {during} fps")
     assert device.alive()
     assert during >= 0.7 * before, (before, during)

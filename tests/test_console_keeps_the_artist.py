@@ -140,7 +140,9 @@ def test_a_client_renegotiates_when_the_device_went_back_to_text_mode(tmp_path):
         try:
             c.call("set brightness 33")
             c.send_line("mode text")            # as another client's close() would leave it
-            time.sleep(0.3)
+            end = time.monotonic() + 30         # (which reads the answer, in text)
+            while (line := c.read_line(1.0)) != "OK mode text":
+                assert time.monotonic() < end, f"no answer to 'mode text' (last: {line!r})"
             assert c.call("get brightness")["value"] == 33
             assert c.reconnects == 1
         finally:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanthorn.device import protocol
-from lanthorn.device.protocol import COMMANDS, ProtocolError, parse
-from lanthorn.device.push_protocol import (DEFAULT_CHUNK, OVERHEAD, FrameDecoder, PushError,
+from lanthorn.device import console_wire
+from lanthorn.device.console_wire import COMMANDS, ProtocolError, parse
+from lanthorn.device.push_wire import (DEFAULT_CHUNK, OVERHEAD, FrameDecoder, PushError,
                                            PushReceiver, PushSender, abort_frame, check_begin,
                                            encode_frame, parse_ack, wire_efficiency)
 
@@ -69,28 +69,28 @@ def test_table_is_consistent():
 
 
 def test_help_text():
-    lines = protocol.help_text()
+    lines = console_wire.help_text()
     assert len(lines) == len(COMMANDS) + 1
     assert any(line.startswith("set NAME VALUE...") for line in lines)
-    assert protocol.help_text("set")[1] == "(refused while the exhibition lock is on)"
-    assert len(protocol.help_text("preset")) == 4
+    assert console_wire.help_text("set")[1] == "(refused while the exhibition lock is on)"
+    assert len(console_wire.help_text("preset")) == 4
     with pytest.raises(ProtocolError, match="no command 'frobnicate'"):
-        protocol.help_text("frobnicate")
+        console_wire.help_text("frobnicate")
 
 
 def test_answer_lines_text_and_json():
-    assert protocol.ok_lines("text", "get", "40", body=["a"]) == ["a", "OK 40"]
-    assert protocol.ok_lines("text", "save") == ["OK"]
-    assert protocol.err_lines("text", "set", "bad\nvalue  here") == ["ERR bad value here"]
-    (line,) = protocol.ok_lines("json", "get", "40", data={"value": 40})
+    assert console_wire.ok_lines("text", "get", "40", body=["a"]) == ["a", "OK 40"]
+    assert console_wire.ok_lines("text", "save") == ["OK"]
+    assert console_wire.err_lines("text", "set", "bad\nvalue  here") == ["ERR bad value here"]
+    (line,) = console_wire.ok_lines("json", "get", "40", data={"value": 40})
     assert json.loads(line) == {"ok": True, "cmd": "get", "message": "40", "data": {"value": 40}}
-    (line,) = protocol.err_lines("json", None, "nope")
+    (line,) = console_wire.err_lines("json", None, "nope")
     assert json.loads(line) == {"ok": False, "cmd": None, "error": "nope"}
     import numpy as np
-    ev = json.loads(protocol.event_line("json", "watch", "", data={"x": np.float32(0.5),
+    ev = json.loads(console_wire.event_line("json", "watch", "", data={"x": np.float32(0.5),
                                                                    "v": np.arange(2)}))
     assert ev == {"event": "watch", "data": {"x": 0.5, "v": [0, 1]}}
-    assert protocol.format_values({"a": 0.5, "b": [1.0, 2], "c": {"d": "x"}}) == \
+    assert console_wire.format_values({"a": 0.5, "b": [1.0, 2], "c": {"d": "x"}}) == \
         "a=0.500 b=1.000,2 | d=x"
 
 
@@ -251,13 +251,13 @@ def test_console_reference_doc_is_current():
     `lanthorn console --markdown > device/CONSOLE.md` after changing the table."""
     from pathlib import Path
     doc = Path(__file__).resolve().parents[1] / "device" / "CONSOLE.md"
-    assert doc.read_text(encoding="utf-8") == protocol.markdown()
+    assert doc.read_text(encoding="utf-8") == console_wire.markdown()
     for c in COMMANDS:
         assert f"`{c.usage()}`" in doc.read_text(encoding="utf-8")
 
 
 def test_ack_timeout_scales_with_a_slow_line():
-    from lanthorn.device.push_protocol import ack_timeout_for
+    from lanthorn.device.push_wire import ack_timeout_for
     assert ack_timeout_for(115200) == 2.0  # 8 KiB in flight take 0.72 s at 115200
     assert ack_timeout_for(9600) == pytest.approx(2 * 8 * 1036 * 10 / 9600)  # 17 s
 

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from console_fakes import FakeApp
-from lanthorn.device.console import ConsoleServer, ExhibitionLock, wire_bytes
+from lanthorn.device.console import ConsoleServer, wire_bytes
+from lanthorn.device.exhibition_lock import ExhibitionLock
 from lanthorn.device.piece import Piece as DeviceLoop
 from lanthorn.device.params import ParamError, ParamStore
 from lanthorn.device.storage import SHIPPED_MODEL, DataDir

@@ -12,8 +12,8 @@ from __future__ import annotations
 import random
 import time
 
-from lanthorn.device import protocol
-from lanthorn.device import push_protocol as pp
+from lanthorn.device import console_wire
+from lanthorn.device import push_wire as pp
 from lanthorn.device.console import LineReader, decode_line
 from lanthorn.host.torture.piece import is_final
 
@@ -87,7 +87,7 @@ class Fuzzer:
 
 def _command(raw: bytes):
     try:
-        return protocol.parse(decode_line(raw))
+        return console_wire.parse(decode_line(raw))
     except Exception:
         return None, None
 

@@ -29,7 +29,7 @@ WORKER = r'''
 import hashlib, json, sys
 from pathlib import Path
 from lanthorn.device.storage import DataDir
-from lanthorn.device.push_protocol import PushReceiver, encode_frame
+from lanthorn.device.push_wire import PushReceiver, encode_frame
 root, op, n0 = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 dd = DataDir(root)
 bundles = [Path(p).read_bytes() for p in sys.argv[4:6]]
@@ -256,7 +256,7 @@ def _push_until(piece, data: bytes, deadline: float) -> None:
     """Start a push and send its frames until ``deadline`` (acks are not waited for: the
     power goes off at the deadline whatever state the push or the swap is in)."""
     import hashlib
-    from lanthorn.device import push_protocol as pp
+    from lanthorn.device import push_wire as pp
     sha = hashlib.sha256(data).hexdigest()
     try:
         obj = piece.call(f"push begin {len(data)} {sha} 1024", timeout=10)

@@ -1,5 +1,7 @@
-"""Model push over a serial line: the framing shared by the device (receiver) and the host
-(sender), so the two can never disagree.
+"""Model push over a serial line: the binary framing on the wire, shared by the device
+(receiver) and the host (sender), so the two can never disagree. (Named for the wire: the
+text lines around it are :mod:`lanthorn.device.console_wire`; the device's handling of a
+push, lock and signatures included, is :mod:`lanthorn.device.console_push`.)
 
 Why this shape: a serial cable in a gallery is long, noisy and gets unplugged. Each chunk
 carries its own CRC-32 so a flipped bit costs one chunk, not the whole transfer; the
