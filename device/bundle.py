@@ -44,7 +44,7 @@ from lanthorn.device.atomic import atomic_write_bytes
 from lanthorn.device.graph import OPS, Graph, GraphError, Layer, Tensor, is_int, is_number
 from lanthorn.errors import UserError
 
-MAGIC = b"LANTHRN\x00"
+BUNDLE_MAGIC = b"LANTHRN\x00"
 FORMAT_VERSION = 1
 PREFIX = struct.Struct("<8sIIQQ32s")  # 64 bytes
 ALIGN = 64
@@ -219,7 +219,7 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
                        allow_nan=False).encode("utf-8")
     hjson += b" " * _pad(len(hjson))
     data = b"".join(blobs)
-    head = PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(hjson), len(data), b"\0" * 32)[:32]
+    head = PREFIX.pack(BUNDLE_MAGIC, FORMAT_VERSION, 0, len(hjson), len(data), b"\0" * 32)[:32]
     digest = hashlib.sha256(head + hjson + data).digest()
     bundle.sha256 = digest.hex()
     return head + digest + hjson + data, header
@@ -256,7 +256,7 @@ def split_signature(buf: bytes) -> tuple[bytes, tuple[bytes, bytes] | None]:
     """(the bundle's bytes, (public key, signature) or None): strips a signature trailer
     (device/signing.py) when the bytes after the declared end are exactly one."""
     from lanthorn.device.signing import TRAILER, TRAILER_MAGIC  # noqa: PLC0415
-    if len(buf) >= PREFIX.size and bytes(buf[:8]) == MAGIC:
+    if len(buf) >= PREFIX.size and bytes(buf[:8]) == BUNDLE_MAGIC:
         _, _, _, hlen, dlen, _ = PREFIX.unpack_from(buf, 0)
         end = PREFIX.size + hlen + dlen
         if len(buf) == end + TRAILER.size and bytes(buf[end:end + 8]) == TRAILER_MAGIC:
@@ -287,7 +287,7 @@ def _parse(buf: bytes, source: str) -> Bundle:
     if len(buf) == 0:
         raise TruncatedError(f"{source} is empty (0 bytes): the copy or push did not happen "
                              f"or was cut off; copy or push the .lanthorn file again")
-    if len(buf) < 8 or bytes(buf[:8]) != MAGIC:
+    if len(buf) < 8 or bytes(buf[:8]) != BUNDLE_MAGIC:
         hint = ""
         if bytes(buf[:4]) == b"\x08\x07\x12\x04" or source.endswith(".onnx"):
             hint = (" (it looks like an ONNX model: quantize a float model with 'lanthorn "

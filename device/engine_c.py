@@ -27,7 +27,7 @@ import numpy as np
 from lanthorn.device.graph import Graph, raw_outputs
 from lanthorn.errors import UserError
 
-MAGIC = 0x31424B4C          # "LKB1", lk.h LK_MAGIC
+BLOB_MAGIC = 0x31424B4C     # "LKB1", lk.h LK_MAGIC
 VERSION = 1
 MAX_DIMS = 6                # lk.h LK_MAX_DIMS
 MAX_IN = 16                 # lk.h LK_MAX_IN
@@ -142,7 +142,7 @@ def to_blob(graph: Graph) -> bytes:
         return off
 
     words = bytearray()
-    words += struct.pack("<7I", MAGIC, VERSION, len(names), len(layers), len(graph.inputs),
+    words += struct.pack("<7I", BLOB_MAGIC, VERSION, len(names), len(layers), len(graph.inputs),
                          len(outs), arena)
     words += struct.pack(f"<{len(graph.inputs)}i", *(index[n] for n in graph.inputs))
     words += struct.pack(f"<{len(outs)}i", *(index[n] for n in outs))
@@ -269,7 +269,7 @@ class CEngine:
         """``(call, call_raw)``: ``model(x)`` and ``run_quantized(x)`` of this one-input,
         one-output graph as single C calls. ``call(x)`` takes numbers (float32, float64,
         integers; quantized as int8.quantize) or token ids and returns float32 (dequantized,
-        or :func:`~lanthorn.device.graph.softmax_f32` over rows of ``softmax_row`` with
+        or :func:`~lanthorn.device.int8.softmax_f32` over rows of ``softmax_row`` with
         ``softmax_table``); ``call_raw(x)`` takes int8 or token ids and returns the raw int8
         output. Both return NotImplemented for inputs they do not take as they are (not an
         exact C-contiguous ndarray of one of ``shapes``, another dtype, NaN or infinity):

@@ -21,12 +21,12 @@ into preallocated arrays. Where the time went in the reference (measured with
   those as plain loops, while broadcasting or casting inside a ufunc makes it build a
   buffered iterator, which allocates (measured with tracemalloc) and is slower. Matrix
   products use ``np.dot`` with ``out=`` (BLAS, no allocation; ``np.matmul`` allocates).
-* Requantization uses the reference's float32 operations in the same order, but clamps
-  with ``maximum``/``minimum`` against full-shape bound arrays: ``np.clip`` costs ~6 us of
-  Python wrapping per call (more than a tiny layer's arithmetic), and numpy vectorises
-  maximum/minimum only between two arrays (against a scalar: 6x slower on 16k values).
-  For an even output zero point (every ReLU output: z = -128), rounding, adding z and
-  converting to int8 are one float addition and one byte copy (see :func:`requantizer`).
+* Requantization, input quantization and the average pool's last step are int8.py's
+  planned fast paths (:func:`lanthorn.device.int8.requantizer` and friends): the
+  reference's float32 operations in the same order, clamped with ``maximum``/``minimum``
+  against full-shape bounds (``np.clip`` costs ~6 us of Python wrapping per call, more
+  than a tiny layer's arithmetic) and, for an even output zero point (every ReLU output),
+  rounded and offset by one float addition and one byte copy.
 * Dense layers hand their output vector to the next dense layer as floats.
 * Pools read contiguous window copies; gather checks its range with two reductions and
   takes through a planned index buffer.
@@ -42,8 +42,6 @@ convolutions the im2col copies and the float passes over large activations.
 """
 from __future__ import annotations
 
-import sys
-
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -54,9 +52,6 @@ from lanthorn.device.graph import Layer, raw_outputs
 F32, F64 = np.float32, np.float64
 #: every integer up to this magnitude is exactly a float32 (24-bit significand)
 EXACT_F32 = 2 ** 24
-#: 1.5 * 2**23: adding it to a float32 of magnitude < 2**22 rounds that to an integer
-MAGIC = 12582912
-
 
 def acc_dtype(w2d: np.ndarray, bias: np.ndarray):
     """float32 when ``bias[c] + sum_k x[k] * w[c, k]`` is exact in float32 for every int8
@@ -78,72 +73,6 @@ def fold_input_zero_point(w2d: np.ndarray, bias: np.ndarray, zx: int):
     w = w2d.astype(np.int64)
     folded = bias.astype(np.int64) - zx * w.sum(axis=1)
     return w, folded, acc_dtype(w, folded)
-
-
-def requantizer(acc: np.ndarray, multiplier, zero_point: int, act_min: int, act_max: int,
-                out: np.ndarray, float_out: np.ndarray | None = None):
-    """A zero-argument function doing :func:`lanthorn.device.int8.requantize` of ``acc``
-    into ``out`` (same float32 operations in the same order, no allocation). ``acc`` holds
-    exact integers in float32, float64 or int32; the conversion to float32 rounds exactly
-    as int32 -> float32 does (round to nearest even). With ``float_out`` (float32, acc's
-    shape) the int8 values are written there as floats instead of into ``out``: the
-    next dense layer reads them without converting (see NumpyEngine._float_handoffs)."""
-    v = acc if acc.dtype == F32 else np.empty(acc.shape, F32)
-    m = np.asarray(multiplier, F32)
-    if m.ndim:   # per channel: spelled out to acc's shape, so no ufunc call broadcasts
-        m = np.ascontiguousarray(np.broadcast_to(m, acc.shape))
-    lo = np.full(v.shape, act_min - zero_point, F32)   # full-shape bounds: numpy's
-    hi = np.full(v.shape, act_max - zero_point, F32)   # maximum/minimum only vectorise
-    # array-array; against a scalar they ran 6x slower (measured: 16.7 vs 2.5 us on 16k)
-    z = np.array(zero_point, F32)
-    dst = out.reshape(v.shape)
-    mul, mx, mn, rint, add = np.multiply, np.maximum, np.minimum, np.rint, np.add
-    if float_out is None and zero_point % 2 == 0 and sys.byteorder == "little":
-        # Rounding and adding z in one call. After the clamp |v| <= 255, and adding
-        # c = 1.5 * 2**23 + z rounds v to an integer (the float's unit there is 1) with
-        # ties to even, as rint does, because c is even (hence even z only). The sum lies
-        # in [2**23, 2**24), where a float32's low mantissa byte is exactly (rint(v) + z)
-        # mod 256: the int8 result, copied out as bytes.
-        c = np.array(MAGIC + zero_point, F32)
-        low = v.view(np.uint8).reshape(v.shape + (4,))[..., 0]
-        dst_u = dst.view(np.uint8)
-        convert = v is not acc
-
-        def rq():
-            if convert:
-                v[...] = acc                          # to float32: round to nearest even
-            mul(v, m, out=v)
-            mx(v, lo, out=v)
-            mn(v, hi, out=v)
-            add(v, c, out=v)
-            dst_u[...] = low
-    elif float_out is not None:
-        def rq():
-            if v is not acc:
-                v[...] = acc
-            mul(v, m, out=v)
-            mx(v, lo, out=v)
-            mn(v, hi, out=v)
-            rint(v, out=v)
-            add(v, z, out=float_out)          # the int8 values, as the consumer's floats
-    elif acc.dtype == F32:
-        def rq():
-            mul(v, m, out=v)
-            mx(v, lo, out=v)
-            mn(v, hi, out=v)
-            rint(v, out=v)
-            add(v, z, out=v)
-            dst[...] = v
-    else:
-        def rq():
-            v[...] = acc                                      # to float32: round to nearest even
-            mul(v, m, out=v)
-            mx(v, lo, out=v)
-            mn(v, hi, out=v)
-            rint(v, out=v)
-            add(v, z, out=v)
-            dst[...] = v
-    return rq
 
 
 def window_view(src, kernel, stride, dilation, out_hw, tap_major: bool) -> np.ndarray:
@@ -243,7 +172,7 @@ class NumpyEngine(ReferenceEngine):
         xin = xa[..., :k]
         acc = np.empty(out.shape, dt)
         to_next = self._handoff.get(layer.outputs[0])
-        rq = requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out,
+        rq = int8.requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out,
                          None if to_next is None else to_next[:-1])
         dot = np.dot
         if handed is not None:
@@ -316,7 +245,7 @@ class NumpyEngine(ReferenceEngine):
         wt[:K] = w.T
         wt[K] = bias
         acc = np.empty((P, cout), dt)
-        rq = requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out)
+        rq = int8.requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out)
         dot = np.dot
 
         if refresh is None:
@@ -351,7 +280,7 @@ class NumpyEngine(ReferenceEngine):
         wfull = np.ascontiguousarray(np.broadcast_to(w.T.astype(dt)[:, None, :], cols.shape))
         bfull = np.ascontiguousarray(np.broadcast_to(bias.astype(dt), (P, C)))
         acc = np.empty((P, C), dt)
-        rq = requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out)
+        rq = int8.requantizer(acc, a["multiplier"], zy, *_bounds(layer.params), out)
         mul, add = np.multiply, np.add
         first, rest = cols[0], [cols[i] for i in range(1, KK)]
 
@@ -385,7 +314,7 @@ class NumpyEngine(ReferenceEngine):
         xin = xf[:n]
         ones = np.ones(n + 1, F32)
         acc = np.empty(x.shape[2], F32)
-        rq = requantizer(acc, mult, zy, -128, 127, out)
+        rq = int8.requantizer(acc, mult, zy, -128, 127, out)
         dot = np.dot
 
         def step():
@@ -457,32 +386,20 @@ class NumpyEngine(ReferenceEngine):
                     for i in range(kh) for j in range(kw))
             count = np.ascontiguousarray(np.broadcast_to(n.astype(F32)[:, :, None], out.shape))
         acc = np.empty(out.shape, F32)
-        zxf, sxf = np.array(zx, F32), np.array(sx, F32)
-        s_out, zu = np.array(sy, F32), np.array(zy + 128, F32)
-        lo, hi, half = np.zeros(out.shape, F32), np.full(out.shape, 255, F32), np.array(128, F32)
+        dequantize = int8.dequantizer(x, sx, zx, deq)
+        quantize_avg = int8.avg_quantizer(acc, count, sy, zy, out)
         first, rest = slabs[0], slabs[1:]
-        copyto, add, sub, mul, div, rint, mx, mn = (np.copyto, np.add, np.subtract,
-                                                    np.multiply, np.divide, np.rint,
-                                                    np.maximum, np.minimum)
+        copyto, add = np.copyto, np.add
 
         def step():
-            deq[...] = x
-            sub(deq, zxf, out=deq)            # exact: an integer of magnitude <= 255
-            mul(deq, sxf, out=deq)            # = int8.dequantize
+            dequantize()
             if interior is not None:
                 interior[...] = deq
             fill()
             copyto(acc, first)
             for v in rest:
                 add(acc, v, out=acc)
-            div(acc, count, out=acc)
-            div(acc, s_out, out=acc)          # int8.quantize_avg, same operations in order
-            add(acc, zu, out=acc)
-            rint(acc, out=acc)
-            mx(acc, lo, out=acc)
-            mn(acc, hi, out=acc)
-            sub(acc, half, out=acc)
-            out[...] = acc
+            quantize_avg()
         return step
 
     # ------------------------------------------------------------------ gather

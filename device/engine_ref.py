@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 
 from lanthorn.device import int8
-from lanthorn.device.graph import Graph, Layer, raw_outputs, softmax_f32
+from lanthorn.device.graph import Graph, Layer, raw_outputs
 
 F32 = np.float32
 
@@ -250,23 +250,11 @@ class ReferenceEngine:
         sa, za = self._q(layer.inputs[0])
         sb, zb = self._q(layer.inputs[1])
         sc, zc = self._q(layer.outputs[0])
-        ra, rb, fixed = int8.qlinear_add_params(sa, za, sb, zb, sc, zc)
         lo, hi = int(p.get("act_min", -128)), int(p.get("act_max", 127))
-        # two float32 FMAs emulated in float64 (see int8.fma_f32); buffers reused
-        t64 = np.empty(out.shape)
-        t32 = np.empty(out.shape, dtype=np.float32)
-        ra64, rb64, fixed64 = float(ra), float(rb), float(fixed)
+        scratch = (np.empty(out.shape), np.empty(out.shape, dtype=np.float32))
 
         def step():
-            np.multiply(B, rb64, out=t64)
-            np.add(t64, fixed64, out=t64)
-            np.copyto(t32, t64, casting="same_kind")        # round to float32 (first FMA)
-            np.multiply(A, ra64, out=t64)
-            np.add(t64, t32, out=t64)
-            np.copyto(t32, t64, casting="same_kind")        # second FMA
-            np.rint(t32, out=t32)
-            np.clip(t32, lo, hi, out=t32)
-            np.copyto(out, t32, casting="unsafe")
+            int8.qlinear_add(A, za, sa, B, zb, sb, sc, zc, lo, hi, out=out, scratch=scratch)
         return step
 
     def _plan_concat(self, layer: Layer):
@@ -328,4 +316,4 @@ class ReferenceEngine:
         x = self.buf[layer.inputs[0]]
         out = self._out(layer)
         s, z = self._q(layer.inputs[0])
-        return lambda: np.copyto(out, softmax_f32(x, s, z))
+        return lambda: np.copyto(out, int8.softmax_f32(x, s, z))

@@ -232,6 +232,7 @@ def model_c(p: str, bundle, graph, blob: bytes, info: dict) -> str:
 #include <string.h>
 
 #include "lk.h"
+#include "lk_internal.h"   /* lk_round_even, lk_clampf: the kernel's int8.quantize */
 
 /* The LKB1 blob (firmware/kernel/lk.h): graph, quantization and weights. const, so the
  * linker keeps it in flash; the kernel reads it in place (zero copy). */
@@ -287,12 +288,8 @@ int {p}_quantize_input(int i, const float *x, size_t n)
         if (x[k] != x[k]) return -1;
     const lk_tensor *t = &{p}_tensors[{p}_m.inputs[i]];
     const float s = t->scale, lo = (float)(-128 - t->zero_point), hi = (float)(127 - t->zero_point);
-    for (size_t k = 0; k < n; k++) {{
-        float v = x[k] / s;
-        v = v < lo ? lo : (v > hi ? hi : v);
-        float r = v + 12582912.0f; /* round half to even, as lk_round_even */
-        q[k] = (int8_t)((int32_t)(r - 12582912.0f) + t->zero_point);
-    }}
+    for (size_t k = 0; k < n; k++)
+        q[k] = (int8_t)((int32_t)lk_round_even(lk_clampf(x[k] / s, lo, hi)) + t->zero_point);
     return 0;
 }}
 

@@ -48,11 +48,12 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
 ``avgpool``
     inputs ``(x,)``. params: ``kernel``, ``stride``, ``pads``, ``count_include_pad`` (bool).
     Average over the window, requantized as onnxruntime's QLinearAveragePool
-    (:func:`lanthorn.device.int8.avgpool_requant`). The divisor is the kernel area when
+    (:func:`lanthorn.device.int8.quantize_avg`). The divisor is the kernel area when
     ``count_include_pad`` else the number of in-bounds positions.
 ``global_avgpool``
     inputs ``(x,)`` ``(H, W, C)`` -> ``(1, 1, C)``. Requantized as onnxruntime's
-    QLinearGlobalAveragePool (:func:`lanthorn.device.int8.global_avgpool_requant`).
+    QLinearGlobalAveragePool (:func:`lanthorn.device.int8.global_avgpool_multiplier`,
+    then :func:`~lanthorn.device.int8.requantize`).
 ``add``
     inputs ``(a, b)`` with equal shapes (or ``b`` broadcast along leading axes, numpy rules).
     params: ``act_min``, ``act_max``. Requantized as onnxruntime's QLinearAdd
@@ -78,7 +79,8 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
     of range is an error). Output quantization is the table's.
 ``softmax``
     inputs ``(x,)`` int8. Final layer only: dequantize, softmax over the last axis in
-    float32; output tensor dtype float32 (scale 1, zero point 0).
+    float32 (:func:`lanthorn.device.int8.softmax_f32`, applied by the runtime); output
+    tensor dtype float32 (scale 1, zero point 0).
 """
 from __future__ import annotations
 
@@ -597,35 +599,3 @@ def raw_outputs(graph: Graph) -> tuple[str, ...]:
         out.append(layer.inputs[0] if layer is not None and layer.op == "softmax" else name)
     return tuple(out)
 
-
-def softmax_table(scale) -> np.ndarray:
-    """``exp(-d * scale)`` in float32 for d = 0..255: every value a final softmax over int8
-    logits exponentiates (see :func:`softmax_f32`), made by numpy's ``exp`` once per model
-    for the C kernel's thin call, so it looks up the bits the numpy engines compute."""
-    d = np.arange(256, dtype=np.float32)
-    return np.exp(np.multiply(d, np.negative(np.float32(scale))))
-
-
-def softmax_f32(x: np.ndarray, scale: float, zero_point: int = 0, out: np.ndarray | None = None
-                ) -> np.ndarray:
-    """The final float softmax (over the last axis) of an int8 tensor, in float32.
-
-    The definition every backend shares, bit for bit: with d = max(row) - x (an integer in
-    0..255; the zero point cancels, softmax being shift-invariant), e = exp(d * -scale) in
-    float32 (numpy's exp: the values of :func:`softmax_table`), the row sum added left to
-    right in float32, then e / sum. C reproduces that exactly with the table and a plain
-    loop; numpy's pairwise ``sum`` order it could not. ``out`` (float32, the shape of x)
-    receives the result. numpy computes the table's entries on the fly: as cheap as a
-    lookup, whose index array would cost a cast.
-    """
-    x = np.asarray(x)
-    v = np.empty(x.shape, np.float32) if out is None else out
-    v[...] = x                                       # int8 -> float32, exact
-    if v.ndim == 1:                                  # same values, fewer broadcasts
-        np.subtract(np.maximum.reduce(v), v, out=v)  # d, exact
-    else:
-        np.subtract(np.maximum.reduce(v, axis=-1, keepdims=True), v, out=v)
-    np.multiply(v, np.negative(np.float32(scale)), out=v)
-    np.exp(v, out=v)
-    np.divide(v, np.add.accumulate(v, axis=-1)[..., -1:], out=v)
-    return v
