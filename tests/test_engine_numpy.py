@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, InputSpec
-from lanthorn.device.engine_numpy import EXACT_F32, NumpyEngine, acc_dtype
+from lanthorn.device.engine_numpy import NumpyEngine
+from lanthorn.device.kernels_numpy import EXACT_F32, acc_dtype
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.graph import Graph, Layer, Tensor, infer_output_shape
 from lanthorn.device.runtime import InputError, load
