@@ -345,52 +345,8 @@ def _written_by(buf, hlen) -> str:
 
 
 def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str) -> Bundle:
-    arrays = {}
-    spans = []
-    for meta in header["arrays"]:
-        dtype = _DTYPES[meta["dtype"]]
-        shape = tuple(meta["shape"])
-        count = math.prod(shape)
-        nbytes = count * np.dtype(dtype).itemsize
-        if nbytes != meta["nbytes"]:
-            raise ShapeMismatchError(f"{source}: array {meta['name']!r} declares shape {shape} "
-                                     f"({nbytes} bytes) but stores {meta['nbytes']} bytes")
-        if meta["offset"] % ALIGN or meta["offset"] + nbytes > dlen:
-            raise CorruptBundleError(f"{source}: array {meta['name']!r} lies outside the data "
-                                     f"or off its {ALIGN}-byte alignment")
-        if meta["name"] in arrays:
-            raise CorruptBundleError(f"{source}: two arrays are named {meta['name']!r}")
-        spans.append((meta["offset"], meta["offset"] + nbytes, meta["name"]))
-        a = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + meta["offset"])
-        arrays[meta["name"]] = a.reshape(shape).astype(np.dtype(dtype).newbyteorder("="),
-                                                       copy=False)
-    spans.sort()
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
-        if start < end:
-            raise CorruptBundleError(f"{source}: arrays {first!r} and {second!r} overlap")
-    gj = header["graph"]
-    tensors = {}
-    for tj in gj["tensors"]:
-        t = Tensor.from_json(tj)
-        if t.name in tensors:
-            raise CorruptBundleError(f"{source}: two tensors are named {t.name!r}")
-        tensors[t.name] = t
-    layers = []
-    for lj in gj["layers"]:
-        if lj["op"] not in OPS:
-            raise UnknownOperatorError(
-                f"{source}: layer {lj['name']!r} uses operator {lj['op']!r}, which this lanthorn "
-                f"{__version__} does not implement (known: {', '.join(OPS)}); upgrade lanthorn or "
-                f"re-quantize the model without it")
-        refs = {}
-        for key, name in lj.get("arrays", {}).items():
-            if name not in arrays:
-                raise CorruptBundleError(f"{source}: layer {lj['name']!r} refers to missing "
-                                         f"array {name!r}")
-            refs[key] = arrays[name]
-        layers.append(Layer(lj["op"], lj["name"], tuple(lj["inputs"]), tuple(lj["outputs"]),
-                            dict(lj.get("params", {})), refs))
-    graph = Graph(tensors, layers, tuple(gj["inputs"]), tuple(gj["outputs"]))
+    arrays = _read_arrays(header["arrays"], buf, data_start, dlen, source)
+    graph = _read_graph(header["graph"], arrays, source)
     try:
         graph.validate()
     except GraphError as exc:
@@ -415,6 +371,61 @@ def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str)
     _check_io(io, graph, source)
     return Bundle(graph, spec, labels, header.get("card", {}), header.get("provenance", {}),
                   twin, sha, io=io)
+
+
+def _read_arrays(metas: list, buf, data_start: int, dlen: int, source: str) -> dict:
+    """The header's arrays as numpy views of ``buf`` (native byte order), after checking
+    each lies inside the data, aligned, with the bytes its shape needs, none overlapping."""
+    arrays = {}
+    spans = []
+    for meta in metas:
+        dtype = _DTYPES[meta["dtype"]]
+        shape = tuple(meta["shape"])
+        count = math.prod(shape)
+        nbytes = count * np.dtype(dtype).itemsize
+        if nbytes != meta["nbytes"]:
+            raise ShapeMismatchError(f"{source}: array {meta['name']!r} declares shape {shape} "
+                                     f"({nbytes} bytes) but stores {meta['nbytes']} bytes")
+        if meta["offset"] % ALIGN or meta["offset"] + nbytes > dlen:
+            raise CorruptBundleError(f"{source}: array {meta['name']!r} lies outside the data "
+                                     f"or off its {ALIGN}-byte alignment")
+        if meta["name"] in arrays:
+            raise CorruptBundleError(f"{source}: two arrays are named {meta['name']!r}")
+        spans.append((meta["offset"], meta["offset"] + nbytes, meta["name"]))
+        a = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + meta["offset"])
+        arrays[meta["name"]] = a.reshape(shape).astype(np.dtype(dtype).newbyteorder("="),
+                                                       copy=False)
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise CorruptBundleError(f"{source}: arrays {first!r} and {second!r} overlap")
+    return arrays
+
+
+def _read_graph(gj: dict, arrays: dict, source: str) -> Graph:
+    """The header's graph (not yet validated), its layers pointing at ``arrays``."""
+    tensors = {}
+    for tj in gj["tensors"]:
+        t = Tensor.from_json(tj)
+        if t.name in tensors:
+            raise CorruptBundleError(f"{source}: two tensors are named {t.name!r}")
+        tensors[t.name] = t
+    layers = []
+    for lj in gj["layers"]:
+        if lj["op"] not in OPS:
+            raise UnknownOperatorError(
+                f"{source}: layer {lj['name']!r} uses operator {lj['op']!r}, which this lanthorn "
+                f"{__version__} does not implement (known: {', '.join(OPS)}); upgrade lanthorn or "
+                f"re-quantize the model without it")
+        refs = {}
+        for key, name in lj.get("arrays", {}).items():
+            if name not in arrays:
+                raise CorruptBundleError(f"{source}: layer {lj['name']!r} refers to missing "
+                                         f"array {name!r}")
+            refs[key] = arrays[name]
+        layers.append(Layer(lj["op"], lj["name"], tuple(lj["inputs"]), tuple(lj["outputs"]),
+                            dict(lj.get("params", {})), refs))
+    return Graph(tensors, layers, tuple(gj["inputs"]), tuple(gj["outputs"]))
 
 
 LAYOUTS = ("nchw", "nct", "plain")

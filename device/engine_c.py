@@ -152,35 +152,42 @@ def to_blob(graph: Graph) -> bytes:
         words += struct.pack(f"<3i{MAX_DIMS}ifi", offsets[name], DTYPE_CODES[t.dtype],
                              len(t.shape), *shape, t.scale, t.zero_point)
     for layer in layers:
-        p, a = layer.params, layer.arrays
-        if len(layer.inputs) > MAX_IN:
-            raise CKernelUnsupported(f"layer {layer.name!r} has more than {MAX_IN} inputs")
-        ins = [index[n] for n in layer.inputs] + [0] * (MAX_IN - len(layer.inputs))
-        if layer.op == "conv":
-            kh, kw = a["weight"].shape[1:3]
-        else:
-            kh, kw = p.get("kernel", (1, 1))
-        sh, sw = p.get("stride", (1, 1))
-        dh, dw = p.get("dilation", (1, 1))
-        pads = p.get("pads", (0, 0, 0, 0))
-        perm = list(p.get("perm", ())) + [0] * (MAX_DIMS - len(p.get("perm", ())))
-        rows = a["table"].shape[0] if layer.op == "gather" else 0
-        fields = [kh, kw, sh, sw, dh, dw, *pads, int(p.get("groups", 1)),
-                  int(p.get("act_min", -128)), int(p.get("act_max", 127)), int(p.get("axis", 0)),
-                  int(bool(p.get("count_include_pad", False))), rows]
-        w = put(a["weight"], np.int8) if "weight" in a else 0
-        b = put(a["bias"], np.int32) if "bias" in a else 0
-        m = put(a["multiplier"], np.float32) if "multiplier" in a else 0
-        tab = put(a["table"], np.int8) if layer.op in ("lut", "gather") else 0
-        tables = [put(a[f"table{i}"], np.int8) if f"table{i}" in a else 0
-                  for i in range(len(layer.inputs))] if layer.op == "concat" else []
-        tables += [0] * (MAX_IN - len(tables))
-        words += struct.pack(f"<2i{MAX_IN}ii16i{MAX_DIMS}i4I{MAX_IN}I", OP_CODES[layer.op],
-                             len(layer.inputs), *ins, index[layer.outputs[0]], *fields, *perm,
-                             w, b, m, tab, *tables)
+        words += _layer_record(layer, index, put)
     assert len(words) == 4 * n_words
     words += bytes(data_start - len(words))
     return bytes(words + data)
+
+
+def _layer_record(layer, index: dict[str, int], put) -> bytes:
+    """One layer's fixed-size record of an LKB1 blob (lk.h ``lk_layer``): op, inputs and
+    output as tensor indices, the LAYER_FIELDS, the permutation, and the data offsets
+    ``put`` returns for its weights, bias, multipliers and tables."""
+    p, a = layer.params, layer.arrays
+    if len(layer.inputs) > MAX_IN:
+        raise CKernelUnsupported(f"layer {layer.name!r} has more than {MAX_IN} inputs")
+    ins = [index[n] for n in layer.inputs] + [0] * (MAX_IN - len(layer.inputs))
+    if layer.op == "conv":
+        kh, kw = a["weight"].shape[1:3]
+    else:
+        kh, kw = p.get("kernel", (1, 1))
+    sh, sw = p.get("stride", (1, 1))
+    dh, dw = p.get("dilation", (1, 1))
+    pads = p.get("pads", (0, 0, 0, 0))
+    perm = list(p.get("perm", ())) + [0] * (MAX_DIMS - len(p.get("perm", ())))
+    rows = a["table"].shape[0] if layer.op == "gather" else 0
+    fields = [kh, kw, sh, sw, dh, dw, *pads, int(p.get("groups", 1)),
+              int(p.get("act_min", -128)), int(p.get("act_max", 127)), int(p.get("axis", 0)),
+              int(bool(p.get("count_include_pad", False))), rows]
+    w = put(a["weight"], np.int8) if "weight" in a else 0
+    b = put(a["bias"], np.int32) if "bias" in a else 0
+    m = put(a["multiplier"], np.float32) if "multiplier" in a else 0
+    tab = put(a["table"], np.int8) if layer.op in ("lut", "gather") else 0
+    tables = [put(a[f"table{i}"], np.int8) if f"table{i}" in a else 0
+              for i in range(len(layer.inputs))] if layer.op == "concat" else []
+    tables += [0] * (MAX_IN - len(tables))
+    return struct.pack(f"<2i{MAX_IN}ii16i{MAX_DIMS}i4I{MAX_IN}I", OP_CODES[layer.op],
+                       len(layer.inputs), *ins, index[layer.outputs[0]], *fields, *perm,
+                       w, b, m, tab, *tables)
 
 
 #: Per-layer int32 fields of an LKB1 blob after op, n_in, in[MAX_IN], out (lk.h)
