@@ -37,11 +37,11 @@ from lanthorn.errors import UserError
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: where the kernel sources live in a lanthorn checkout (they are not installed as package data)
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "firmware" / "kernel"
-#: the files the scalar (microcontroller) kernel needs; lk_simd.c compiles to never-taken
-#: portable code on targets without AVX2/NEON, but lk_run links against it, and on an x86
-#: host it includes lk_x86.h and calls lk_vnni.c's tiles (both empty elsewhere)
-KERNEL_FILES = ("lk.h", "lk_internal.h", "lk_x86.h", "lk_model.c", "lk_ops.c", "lk_simd.c",
-                "lk_vnni.c")
+#: the files the scalar (microcontroller) kernel needs; lk_simd.c compiles to stubs on
+#: targets without AVX2/NEON, but lk_run links against it, and on an x86 or aarch64 host it
+#: calls the per-ISA files (lk_avx2.c, lk_vnni.c / lk_neon.c, lk_sdot.c; empty elsewhere)
+KERNEL_FILES = ("lk.h", "lk_internal.h", "lk_pack.h", "lk_x86.h", "lk_arm.h", "lk_model.c",
+                "lk_ops.c", "lk_simd.c", "lk_avx2.c", "lk_vnni.c", "lk_neon.c", "lk_sdot.c")
 
 
 class ExportError(UserError):
