@@ -232,7 +232,6 @@ def quantize_avg(avg, s_out, z_out, out=None) -> np.ndarray:
     return out
 
 
-
 # --------------------------------------------------------------------------- planned fast paths
 # The functions above are the definition; the ones below plan the same float32 operations,
 # in the same order, once per layer so that an engine's inference only runs preallocated
