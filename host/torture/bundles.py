@@ -112,6 +112,6 @@ def non_bundles(rng) -> dict[str, bytes]:
         "text file": b"this is not a model\n" * 100,
         "ONNX-looking": b"\x08\x07\x12\x04" + bytes(rng.getrandbits(8) for _ in range(500)),
         "magic only": bf.BUNDLE_MAGIC,
-        "magic and zeros": bf.BUNDLE_MAGIC + bytes(200),
+        "magic and zeros": b"".join([bf.BUNDLE_MAGIC, bytes(200)]),
         "json": json.dumps({"graph": [], "labels": []}).encode(),
     }
