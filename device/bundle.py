@@ -44,7 +44,7 @@ from lanthorn.device.atomic import atomic_write_bytes
 from lanthorn.device.graph import OPS, Graph, GraphError, Layer, Tensor, is_int, is_number
 from lanthorn.errors import UserError
 
-MAGIC = b"LANTHRN\x00"
+BUNDLE_MAGIC = b"LANTHRN\x00"
 FORMAT_VERSION = 1
 PREFIX = struct.Struct("<8sIIQQ32s")  # 64 bytes
 ALIGN = 64
@@ -219,7 +219,7 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
                        allow_nan=False).encode("utf-8")
     hjson += b" " * _pad(len(hjson))
     data = b"".join(blobs)
-    head = PREFIX.pack(MAGIC, FORMAT_VERSION, 0, len(hjson), len(data), b"\0" * 32)[:32]
+    head = PREFIX.pack(BUNDLE_MAGIC, FORMAT_VERSION, 0, len(hjson), len(data), b"\0" * 32)[:32]
     digest = hashlib.sha256(head + hjson + data).digest()
     bundle.sha256 = digest.hex()
     return head + digest + hjson + data, header
@@ -256,7 +256,7 @@ def split_signature(buf: bytes) -> tuple[bytes, tuple[bytes, bytes] | None]:
     """(the bundle's bytes, (public key, signature) or None): strips a signature trailer
     (device/signing.py) when the bytes after the declared end are exactly one."""
     from lanthorn.device.signing import TRAILER, TRAILER_MAGIC  # noqa: PLC0415
-    if len(buf) >= PREFIX.size and bytes(buf[:8]) == MAGIC:
+    if len(buf) >= PREFIX.size and bytes(buf[:8]) == BUNDLE_MAGIC:
         _, _, _, hlen, dlen, _ = PREFIX.unpack_from(buf, 0)
         end = PREFIX.size + hlen + dlen
         if len(buf) == end + TRAILER.size and bytes(buf[end:end + 8]) == TRAILER_MAGIC:
@@ -287,7 +287,7 @@ def _parse(buf: bytes, source: str) -> Bundle:
     if len(buf) == 0:
         raise TruncatedError(f"{source} is empty (0 bytes): the copy or push did not happen "
                              f"or was cut off; copy or push the .lanthorn file again")
-    if len(buf) < 8 or bytes(buf[:8]) != MAGIC:
+    if len(buf) < 8 or bytes(buf[:8]) != BUNDLE_MAGIC:
         hint = ""
         if bytes(buf[:4]) == b"\x08\x07\x12\x04" or source.endswith(".onnx"):
             hint = (" (it looks like an ONNX model: quantize a float model with 'lanthorn "
@@ -345,52 +345,8 @@ def _written_by(buf, hlen) -> str:
 
 
 def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str) -> Bundle:
-    arrays = {}
-    spans = []
-    for meta in header["arrays"]:
-        dtype = _DTYPES[meta["dtype"]]
-        shape = tuple(meta["shape"])
-        count = math.prod(shape)
-        nbytes = count * np.dtype(dtype).itemsize
-        if nbytes != meta["nbytes"]:
-            raise ShapeMismatchError(f"{source}: array {meta['name']!r} declares shape {shape} "
-                                     f"({nbytes} bytes) but stores {meta['nbytes']} bytes")
-        if meta["offset"] % ALIGN or meta["offset"] + nbytes > dlen:
-            raise CorruptBundleError(f"{source}: array {meta['name']!r} lies outside the data "
-                                     f"or off its {ALIGN}-byte alignment")
-        if meta["name"] in arrays:
-            raise CorruptBundleError(f"{source}: two arrays are named {meta['name']!r}")
-        spans.append((meta["offset"], meta["offset"] + nbytes, meta["name"]))
-        a = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + meta["offset"])
-        arrays[meta["name"]] = a.reshape(shape).astype(np.dtype(dtype).newbyteorder("="),
-                                                       copy=False)
-    spans.sort()
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
-        if start < end:
-            raise CorruptBundleError(f"{source}: arrays {first!r} and {second!r} overlap")
-    gj = header["graph"]
-    tensors = {}
-    for tj in gj["tensors"]:
-        t = Tensor.from_json(tj)
-        if t.name in tensors:
-            raise CorruptBundleError(f"{source}: two tensors are named {t.name!r}")
-        tensors[t.name] = t
-    layers = []
-    for lj in gj["layers"]:
-        if lj["op"] not in OPS:
-            raise UnknownOperatorError(
-                f"{source}: layer {lj['name']!r} uses operator {lj['op']!r}, which this lanthorn "
-                f"{__version__} does not implement (known: {', '.join(OPS)}); upgrade lanthorn or "
-                f"re-quantize the model without it")
-        refs = {}
-        for key, name in lj.get("arrays", {}).items():
-            if name not in arrays:
-                raise CorruptBundleError(f"{source}: layer {lj['name']!r} refers to missing "
-                                         f"array {name!r}")
-            refs[key] = arrays[name]
-        layers.append(Layer(lj["op"], lj["name"], tuple(lj["inputs"]), tuple(lj["outputs"]),
-                            dict(lj.get("params", {})), refs))
-    graph = Graph(tensors, layers, tuple(gj["inputs"]), tuple(gj["outputs"]))
+    arrays = _read_arrays(header["arrays"], buf, data_start, dlen, source)
+    graph = _read_graph(header["graph"], arrays, source)
     try:
         graph.validate()
     except GraphError as exc:
@@ -415,6 +371,61 @@ def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str)
     _check_io(io, graph, source)
     return Bundle(graph, spec, labels, header.get("card", {}), header.get("provenance", {}),
                   twin, sha, io=io)
+
+
+def _read_arrays(metas: list, buf, data_start: int, dlen: int, source: str) -> dict:
+    """The header's arrays as numpy views of ``buf`` (native byte order), after checking
+    each lies inside the data, aligned, with the bytes its shape needs, none overlapping."""
+    arrays = {}
+    spans = []
+    for meta in metas:
+        dtype = _DTYPES[meta["dtype"]]
+        shape = tuple(meta["shape"])
+        count = math.prod(shape)
+        nbytes = count * np.dtype(dtype).itemsize
+        if nbytes != meta["nbytes"]:
+            raise ShapeMismatchError(f"{source}: array {meta['name']!r} declares shape {shape} "
+                                     f"({nbytes} bytes) but stores {meta['nbytes']} bytes")
+        if meta["offset"] % ALIGN or meta["offset"] + nbytes > dlen:
+            raise CorruptBundleError(f"{source}: array {meta['name']!r} lies outside the data "
+                                     f"or off its {ALIGN}-byte alignment")
+        if meta["name"] in arrays:
+            raise CorruptBundleError(f"{source}: two arrays are named {meta['name']!r}")
+        spans.append((meta["offset"], meta["offset"] + nbytes, meta["name"]))
+        a = np.frombuffer(buf, dtype=dtype, count=count, offset=data_start + meta["offset"])
+        arrays[meta["name"]] = a.reshape(shape).astype(np.dtype(dtype).newbyteorder("="),
+                                                       copy=False)
+    spans.sort()
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+        if start < end:
+            raise CorruptBundleError(f"{source}: arrays {first!r} and {second!r} overlap")
+    return arrays
+
+
+def _read_graph(gj: dict, arrays: dict, source: str) -> Graph:
+    """The header's graph (not yet validated), its layers pointing at ``arrays``."""
+    tensors = {}
+    for tj in gj["tensors"]:
+        t = Tensor.from_json(tj)
+        if t.name in tensors:
+            raise CorruptBundleError(f"{source}: two tensors are named {t.name!r}")
+        tensors[t.name] = t
+    layers = []
+    for lj in gj["layers"]:
+        if lj["op"] not in OPS:
+            raise UnknownOperatorError(
+                f"{source}: layer {lj['name']!r} uses operator {lj['op']!r}, which this lanthorn "
+                f"{__version__} does not implement (known: {', '.join(OPS)}); upgrade lanthorn or "
+                f"re-quantize the model without it")
+        refs = {}
+        for key, name in lj.get("arrays", {}).items():
+            if name not in arrays:
+                raise CorruptBundleError(f"{source}: layer {lj['name']!r} refers to missing "
+                                         f"array {name!r}")
+            refs[key] = arrays[name]
+        layers.append(Layer(lj["op"], lj["name"], tuple(lj["inputs"]), tuple(lj["outputs"]),
+                            dict(lj.get("params", {})), refs))
+    return Graph(tensors, layers, tuple(gj["inputs"]), tuple(gj["outputs"]))
 
 
 LAYOUTS = ("nchw", "nct", "plain")

@@ -27,7 +27,7 @@ import numpy as np
 from lanthorn.device.graph import Graph, raw_outputs
 from lanthorn.errors import UserError
 
-MAGIC = 0x31424B4C          # "LKB1", lk.h LK_MAGIC
+BLOB_MAGIC = 0x31424B4C     # "LKB1", lk.h LK_MAGIC
 VERSION = 1
 MAX_DIMS = 6                # lk.h LK_MAX_DIMS
 MAX_IN = 16                 # lk.h LK_MAX_IN
@@ -142,7 +142,7 @@ def to_blob(graph: Graph) -> bytes:
         return off
 
     words = bytearray()
-    words += struct.pack("<7I", MAGIC, VERSION, len(names), len(layers), len(graph.inputs),
+    words += struct.pack("<7I", BLOB_MAGIC, VERSION, len(names), len(layers), len(graph.inputs),
                          len(outs), arena)
     words += struct.pack(f"<{len(graph.inputs)}i", *(index[n] for n in graph.inputs))
     words += struct.pack(f"<{len(outs)}i", *(index[n] for n in outs))
@@ -152,35 +152,42 @@ def to_blob(graph: Graph) -> bytes:
         words += struct.pack(f"<3i{MAX_DIMS}ifi", offsets[name], DTYPE_CODES[t.dtype],
                              len(t.shape), *shape, t.scale, t.zero_point)
     for layer in layers:
-        p, a = layer.params, layer.arrays
-        if len(layer.inputs) > MAX_IN:
-            raise CKernelUnsupported(f"layer {layer.name!r} has more than {MAX_IN} inputs")
-        ins = [index[n] for n in layer.inputs] + [0] * (MAX_IN - len(layer.inputs))
-        if layer.op == "conv":
-            kh, kw = a["weight"].shape[1:3]
-        else:
-            kh, kw = p.get("kernel", (1, 1))
-        sh, sw = p.get("stride", (1, 1))
-        dh, dw = p.get("dilation", (1, 1))
-        pads = p.get("pads", (0, 0, 0, 0))
-        perm = list(p.get("perm", ())) + [0] * (MAX_DIMS - len(p.get("perm", ())))
-        rows = a["table"].shape[0] if layer.op == "gather" else 0
-        fields = [kh, kw, sh, sw, dh, dw, *pads, int(p.get("groups", 1)),
-                  int(p.get("act_min", -128)), int(p.get("act_max", 127)), int(p.get("axis", 0)),
-                  int(bool(p.get("count_include_pad", False))), rows]
-        w = put(a["weight"], np.int8) if "weight" in a else 0
-        b = put(a["bias"], np.int32) if "bias" in a else 0
-        m = put(a["multiplier"], np.float32) if "multiplier" in a else 0
-        tab = put(a["table"], np.int8) if layer.op in ("lut", "gather") else 0
-        tables = [put(a[f"table{i}"], np.int8) if f"table{i}" in a else 0
-                  for i in range(len(layer.inputs))] if layer.op == "concat" else []
-        tables += [0] * (MAX_IN - len(tables))
-        words += struct.pack(f"<2i{MAX_IN}ii16i{MAX_DIMS}i4I{MAX_IN}I", OP_CODES[layer.op],
-                             len(layer.inputs), *ins, index[layer.outputs[0]], *fields, *perm,
-                             w, b, m, tab, *tables)
+        words += _layer_record(layer, index, put)
     assert len(words) == 4 * n_words
     words += bytes(data_start - len(words))
     return bytes(words + data)
+
+
+def _layer_record(layer, index: dict[str, int], put) -> bytes:
+    """One layer's fixed-size record of an LKB1 blob (lk.h ``lk_layer``): op, inputs and
+    output as tensor indices, the LAYER_FIELDS, the permutation, and the data offsets
+    ``put`` returns for its weights, bias, multipliers and tables."""
+    p, a = layer.params, layer.arrays
+    if len(layer.inputs) > MAX_IN:
+        raise CKernelUnsupported(f"layer {layer.name!r} has more than {MAX_IN} inputs")
+    ins = [index[n] for n in layer.inputs] + [0] * (MAX_IN - len(layer.inputs))
+    if layer.op == "conv":
+        kh, kw = a["weight"].shape[1:3]
+    else:
+        kh, kw = p.get("kernel", (1, 1))
+    sh, sw = p.get("stride", (1, 1))
+    dh, dw = p.get("dilation", (1, 1))
+    pads = p.get("pads", (0, 0, 0, 0))
+    perm = list(p.get("perm", ())) + [0] * (MAX_DIMS - len(p.get("perm", ())))
+    rows = a["table"].shape[0] if layer.op == "gather" else 0
+    fields = [kh, kw, sh, sw, dh, dw, *pads, int(p.get("groups", 1)),
+              int(p.get("act_min", -128)), int(p.get("act_max", 127)), int(p.get("axis", 0)),
+              int(bool(p.get("count_include_pad", False))), rows]
+    w = put(a["weight"], np.int8) if "weight" in a else 0
+    b = put(a["bias"], np.int32) if "bias" in a else 0
+    m = put(a["multiplier"], np.float32) if "multiplier" in a else 0
+    tab = put(a["table"], np.int8) if layer.op in ("lut", "gather") else 0
+    tables = [put(a[f"table{i}"], np.int8) if f"table{i}" in a else 0
+              for i in range(len(layer.inputs))] if layer.op == "concat" else []
+    tables += [0] * (MAX_IN - len(tables))
+    return struct.pack(f"<2i{MAX_IN}ii16i{MAX_DIMS}i4I{MAX_IN}I", OP_CODES[layer.op],
+                       len(layer.inputs), *ins, index[layer.outputs[0]], *fields, *perm,
+                       w, b, m, tab, *tables)
 
 
 #: Per-layer int32 fields of an LKB1 blob after op, n_in, in[MAX_IN], out (lk.h)
@@ -269,7 +276,7 @@ class CEngine:
         """``(call, call_raw)``: ``model(x)`` and ``run_quantized(x)`` of this one-input,
         one-output graph as single C calls. ``call(x)`` takes numbers (float32, float64,
         integers; quantized as int8.quantize) or token ids and returns float32 (dequantized,
-        or :func:`~lanthorn.device.graph.softmax_f32` over rows of ``softmax_row`` with
+        or :func:`~lanthorn.device.int8.softmax_f32` over rows of ``softmax_row`` with
         ``softmax_table``); ``call_raw(x)`` takes int8 or token ids and returns the raw int8
         output. Both return NotImplemented for inputs they do not take as they are (not an
         exact C-contiguous ndarray of one of ``shapes``, another dtype, NaN or infinity):

@@ -37,11 +37,11 @@ from lanthorn.errors import UserError
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 #: where the kernel sources live in a lanthorn checkout (they are not installed as package data)
 KERNEL_DIR = Path(__file__).resolve().parents[1] / "firmware" / "kernel"
-#: the files the scalar (microcontroller) kernel needs; lk_simd.c compiles to never-taken
-#: portable code on targets without AVX2/NEON, but lk_run links against it, and on an x86
-#: host it includes lk_x86.h and calls lk_vnni.c's tiles (both empty elsewhere)
-KERNEL_FILES = ("lk.h", "lk_internal.h", "lk_x86.h", "lk_model.c", "lk_ops.c", "lk_simd.c",
-                "lk_vnni.c")
+#: the files the scalar (microcontroller) kernel needs; lk_simd.c compiles to stubs on
+#: targets without AVX2/NEON, but lk_run links against it, and on an x86 or aarch64 host it
+#: calls the per-ISA files (lk_avx2.c, lk_vnni.c / lk_neon.c, lk_sdot.c; empty elsewhere)
+KERNEL_FILES = ("lk.h", "lk_internal.h", "lk_pack.h", "lk_x86.h", "lk_arm.h", "lk_model.c",
+                "lk_ops.c", "lk_simd.c", "lk_avx2.c", "lk_vnni.c", "lk_neon.c", "lk_sdot.c")
 
 
 class ExportError(UserError):
@@ -232,6 +232,7 @@ def model_c(p: str, bundle, graph, blob: bytes, info: dict) -> str:
 #include <string.h>
 
 #include "lk.h"
+#include "lk_internal.h"   /* lk_round_even, lk_clampf: the kernel's int8.quantize */
 
 /* The LKB1 blob (firmware/kernel/lk.h): graph, quantization and weights. const, so the
  * linker keeps it in flash; the kernel reads it in place (zero copy). */
@@ -287,12 +288,8 @@ int {p}_quantize_input(int i, const float *x, size_t n)
         if (x[k] != x[k]) return -1;
     const lk_tensor *t = &{p}_tensors[{p}_m.inputs[i]];
     const float s = t->scale, lo = (float)(-128 - t->zero_point), hi = (float)(127 - t->zero_point);
-    for (size_t k = 0; k < n; k++) {{
-        float v = x[k] / s;
-        v = v < lo ? lo : (v > hi ? hi : v);
-        float r = v + 12582912.0f; /* round half to even, as lk_round_even */
-        q[k] = (int8_t)((int32_t)(r - 12582912.0f) + t->zero_point);
-    }}
+    for (size_t k = 0; k < n; k++)
+        q[k] = (int8_t)((int32_t)lk_round_even(lk_clampf(x[k] / s, lo, hi)) + t->zero_point);
     return 0;
 }}
 

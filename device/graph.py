@@ -48,11 +48,12 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
 ``avgpool``
     inputs ``(x,)``. params: ``kernel``, ``stride``, ``pads``, ``count_include_pad`` (bool).
     Average over the window, requantized as onnxruntime's QLinearAveragePool
-    (:func:`lanthorn.device.int8.avgpool_requant`). The divisor is the kernel area when
+    (:func:`lanthorn.device.int8.quantize_avg`). The divisor is the kernel area when
     ``count_include_pad`` else the number of in-bounds positions.
 ``global_avgpool``
     inputs ``(x,)`` ``(H, W, C)`` -> ``(1, 1, C)``. Requantized as onnxruntime's
-    QLinearGlobalAveragePool (:func:`lanthorn.device.int8.global_avgpool_requant`).
+    QLinearGlobalAveragePool (:func:`lanthorn.device.int8.global_avgpool_multiplier`,
+    then :func:`~lanthorn.device.int8.requantize`).
 ``add``
     inputs ``(a, b)`` with equal shapes (or ``b`` broadcast along leading axes, numpy rules).
     params: ``act_min``, ``act_max``. Requantized as onnxruntime's QLinearAdd
@@ -78,7 +79,8 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
     of range is an error). Output quantization is the table's.
 ``softmax``
     inputs ``(x,)`` int8. Final layer only: dequantize, softmax over the last axis in
-    float32; output tensor dtype float32 (scale 1, zero point 0).
+    float32 (:func:`lanthorn.device.int8.softmax_f32`, applied by the runtime); output
+    tensor dtype float32 (scale 1, zero point 0).
 """
 from __future__ import annotations
 
@@ -268,32 +270,8 @@ def _check_graph(g: "Graph") -> None:
     names = set()
     work = 0
     for i, layer in enumerate(g.layers):
-        if not isinstance(layer, Layer) or not isinstance(layer.name, str) or not layer.name:
-            raise GraphError(f"layer {i} has no name")
-        if layer.name in names:
-            raise GraphError(f"two layers are named {layer.name!r}")
-        names.add(layer.name)
-        if layer.op not in OPS:
-            raise GraphError(f"layer {layer.name!r} uses unknown operator {_short(layer.op)} "
-                             f"(this lanthorn knows: {', '.join(OPS)})")
-        lo, hi = _N_INPUTS.get(layer.op, (1, 1))
-        if not lo <= len(layer.inputs) <= hi or len(layer.outputs) != 1:
-            raise GraphError(f"layer {layer.name!r} ({layer.op}) needs {lo}"
-                             f"{'' if lo == hi else f' to {hi}'} input(s) and one output, has "
-                             f"{len(layer.inputs)} and {len(layer.outputs)}")
-        for name in layer.inputs + layer.outputs:
-            if not isinstance(name, str) or name not in g.tensors:
-                raise GraphError(f"layer {layer.name!r} refers to undeclared tensor {_short(name)}")
-        for name in layer.inputs:
-            if name not in produced:
-                raise GraphError(f"layer {layer.name!r} reads {name!r} before it is computed")
+        _check_wiring(g, i, layer, names, produced)
         out = layer.outputs[0]
-        if out in produced:
-            raise GraphError(f"layer {layer.name!r} writes {out!r}, which is already computed "
-                             f"(each tensor has one producer)")
-        if layer.op == "softmax" and out not in g.outputs:
-            raise GraphError(f"layer {layer.name!r}: softmax is supported only as a final layer "
-                             f"producing a graph output")
         _check_dtypes(g, layer)
         _check_params(layer)
         _check_arrays(layer)
@@ -314,6 +292,38 @@ def _check_graph(g: "Graph") -> None:
             raise GraphError(f"graph output {name!r} is never computed")
         if g.tensors[name].dtype == "int32":
             raise GraphError(f"graph output {name!r} must be int8 (or a final softmax)")
+
+
+def _check_wiring(g: "Graph", i: int, layer, names: set, produced: set) -> None:
+    """Layer ``i`` is a named Layer of a known op with the right number of declared inputs,
+    all computed before it, and one output nobody computed yet (a softmax only at the end).
+    Adds its name to ``names``."""
+    if not isinstance(layer, Layer) or not isinstance(layer.name, str) or not layer.name:
+        raise GraphError(f"layer {i} has no name")
+    if layer.name in names:
+        raise GraphError(f"two layers are named {layer.name!r}")
+    names.add(layer.name)
+    if layer.op not in OPS:
+        raise GraphError(f"layer {layer.name!r} uses unknown operator {_short(layer.op)} "
+                         f"(this lanthorn knows: {', '.join(OPS)})")
+    lo, hi = _N_INPUTS.get(layer.op, (1, 1))
+    if not lo <= len(layer.inputs) <= hi or len(layer.outputs) != 1:
+        raise GraphError(f"layer {layer.name!r} ({layer.op}) needs {lo}"
+                         f"{'' if lo == hi else f' to {hi}'} input(s) and one output, has "
+                         f"{len(layer.inputs)} and {len(layer.outputs)}")
+    for name in layer.inputs + layer.outputs:
+        if not isinstance(name, str) or name not in g.tensors:
+            raise GraphError(f"layer {layer.name!r} refers to undeclared tensor {_short(name)}")
+    for name in layer.inputs:
+        if name not in produced:
+            raise GraphError(f"layer {layer.name!r} reads {name!r} before it is computed")
+    out = layer.outputs[0]
+    if out in produced:
+        raise GraphError(f"layer {layer.name!r} writes {out!r}, which is already computed "
+                         f"(each tensor has one producer)")
+    if layer.op == "softmax" and out not in g.outputs:
+        raise GraphError(f"layer {layer.name!r}: softmax is supported only as a final layer "
+                         f"producing a graph output")
 
 
 def _check_tensor(key, t) -> None:
@@ -503,25 +513,10 @@ def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[
             raise GraphError(f"shape mismatch at layer {layer.name!r} ({op}): {what}")
 
     x = in_shapes[0] if in_shapes else ()
-    if op == "conv":
-        w = a["weight"]
-        need(len(x) == 3 and w.ndim == 4, f"input {x} must be (H, W, C), weight 4-D")
-        g = int(p.get("groups", 1))
-        need(x[2] == w.shape[3] * g, f"input has {x[2]} channels but weight expects "
-             f"{w.shape[3]} x {g} groups")
-        need(w.shape[0] % g == 0, f"{w.shape[0]} output channels not divisible by groups {g}")
-        need(a["bias"].shape == (w.shape[0],) and a["multiplier"].shape == (w.shape[0],),
-             "bias/multiplier length differs from the number of output channels")
-        oh, ow = _window_out(x, w.shape[1:3], p)
-        need(oh > 0 and ow > 0, f"kernel {w.shape[1:3]} larger than padded input {x[:2]}")
-        return (oh, ow, w.shape[0])
-    if op == "dense":
-        w = a["weight"]
-        need(w.ndim == 2 and len(x) >= 1 and x[-1] == w.shape[1],
-             f"input {x} does not end in K = {w.shape[1] if w.ndim == 2 else '?'}")
-        need(a["bias"].shape == (w.shape[0],) and a["multiplier"].shape == (w.shape[0],),
-             "bias/multiplier length differs from the number of outputs")
-        return tuple(x[:-1]) + (w.shape[0],)
+    if op in ("conv", "dense"):
+        return _weighted_output_shape(layer, x, need)
+    if op in ("add", "concat"):
+        return _joined_output_shape(layer, in_shapes, need)
     if op in ("maxpool", "avgpool"):
         need(len(x) == 3, f"input {x} must be (H, W, C)")
         oh, ow = _window_out(x, p["kernel"], p)
@@ -530,22 +525,6 @@ def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[
     if op == "global_avgpool":
         need(len(x) == 3, f"input {x} must be (H, W, C)")
         return (1, 1, x[2])
-    if op == "add":
-        need(len(in_shapes) == 2, "add takes two inputs")
-        try:
-            out = np.broadcast_shapes(in_shapes[0], in_shapes[1])
-        except ValueError:
-            need(False, f"cannot broadcast {in_shapes[0]} with {in_shapes[1]}")
-        need(tuple(out) == tuple(in_shapes[0]), "first input must have the output shape")
-        return tuple(out)
-    if op == "concat":
-        axis = int(p["axis"])
-        need(all(len(s) == len(x) for s in in_shapes) and 0 <= axis < len(x),
-             f"inputs {in_shapes} cannot be joined on axis {axis}")
-        for s in in_shapes:
-            need(all(s[i] == x[i] for i in range(len(x)) if i != axis),
-                 f"inputs {in_shapes} differ off axis {axis}")
-        return tuple(x[:axis]) + (sum(s[axis] for s in in_shapes),) + tuple(x[axis + 1:])
     if op == "reshape":
         shape = tuple(int(d) for d in p["shape"])
         need(math.prod(shape) == math.prod(x), f"cannot reshape {x} to {shape}")
@@ -563,6 +542,48 @@ def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[
         need(t.ndim == 2, "gather table must be [V, D]")
         return tuple(x) + (t.shape[1],)
     raise GraphError(f"layer {layer.name!r} uses unknown operator {op!r}")
+
+
+def _weighted_output_shape(layer: Layer, x: tuple, need) -> tuple[int, ...]:
+    """conv and dense: the weights decide the output channels (see infer_output_shape)."""
+    p, a = layer.params, layer.arrays
+    w = a["weight"]
+    if layer.op == "dense":
+        need(w.ndim == 2 and len(x) >= 1 and x[-1] == w.shape[1],
+             f"input {x} does not end in K = {w.shape[1] if w.ndim == 2 else '?'}")
+        need(a["bias"].shape == (w.shape[0],) and a["multiplier"].shape == (w.shape[0],),
+             "bias/multiplier length differs from the number of outputs")
+        return tuple(x[:-1]) + (w.shape[0],)
+    need(len(x) == 3 and w.ndim == 4, f"input {x} must be (H, W, C), weight 4-D")
+    g = int(p.get("groups", 1))
+    need(x[2] == w.shape[3] * g, f"input has {x[2]} channels but weight expects "
+         f"{w.shape[3]} x {g} groups")
+    need(w.shape[0] % g == 0, f"{w.shape[0]} output channels not divisible by groups {g}")
+    need(a["bias"].shape == (w.shape[0],) and a["multiplier"].shape == (w.shape[0],),
+         "bias/multiplier length differs from the number of output channels")
+    oh, ow = _window_out(x, w.shape[1:3], p)
+    need(oh > 0 and ow > 0, f"kernel {w.shape[1:3]} larger than padded input {x[:2]}")
+    return (oh, ow, w.shape[0])
+
+
+def _joined_output_shape(layer: Layer, in_shapes: list, need) -> tuple[int, ...]:
+    """add (the second input broadcasts to the first) and concat (along ``axis``)."""
+    x = in_shapes[0] if in_shapes else ()
+    if layer.op == "add":
+        need(len(in_shapes) == 2, "add takes two inputs")
+        try:
+            out = np.broadcast_shapes(in_shapes[0], in_shapes[1])
+        except ValueError:
+            need(False, f"cannot broadcast {in_shapes[0]} with {in_shapes[1]}")
+        need(tuple(out) == tuple(in_shapes[0]), "first input must have the output shape")
+        return tuple(out)
+    axis = int(layer.params["axis"])
+    need(all(len(s) == len(x) for s in in_shapes) and 0 <= axis < len(x),
+         f"inputs {in_shapes} cannot be joined on axis {axis}")
+    for s in in_shapes:
+        need(all(s[i] == x[i] for i in range(len(x)) if i != axis),
+             f"inputs {in_shapes} differ off axis {axis}")
+    return tuple(x[:axis]) + (sum(s[axis] for s in in_shapes),) + tuple(x[axis + 1:])
 
 
 def layer_macs(layer: Layer, graph: Graph) -> int:
@@ -597,35 +618,3 @@ def raw_outputs(graph: Graph) -> tuple[str, ...]:
         out.append(layer.inputs[0] if layer is not None and layer.op == "softmax" else name)
     return tuple(out)
 
-
-def softmax_table(scale) -> np.ndarray:
-    """``exp(-d * scale)`` in float32 for d = 0..255: every value a final softmax over int8
-    logits exponentiates (see :func:`softmax_f32`), made by numpy's ``exp`` once per model
-    for the C kernel's thin call, so it looks up the bits the numpy engines compute."""
-    d = np.arange(256, dtype=np.float32)
-    return np.exp(np.multiply(d, np.negative(np.float32(scale))))
-
-
-def softmax_f32(x: np.ndarray, scale: float, zero_point: int = 0, out: np.ndarray | None = None
-                ) -> np.ndarray:
-    """The final float softmax (over the last axis) of an int8 tensor, in float32.
-
-    The definition every backend shares, bit for bit: with d = max(row) - x (an integer in
-    0..255; the zero point cancels, softmax being shift-invariant), e = exp(d * -scale) in
-    float32 (numpy's exp: the values of :func:`softmax_table`), the row sum added left to
-    right in float32, then e / sum. C reproduces that exactly with the table and a plain
-    loop; numpy's pairwise ``sum`` order it could not. ``out`` (float32, the shape of x)
-    receives the result. numpy computes the table's entries on the fly: as cheap as a
-    lookup, whose index array would cost a cast.
-    """
-    x = np.asarray(x)
-    v = np.empty(x.shape, np.float32) if out is None else out
-    v[...] = x                                       # int8 -> float32, exact
-    if v.ndim == 1:                                  # same values, fewer broadcasts
-        np.subtract(np.maximum.reduce(v), v, out=v)  # d, exact
-    else:
-        np.subtract(np.maximum.reduce(v, axis=-1, keepdims=True), v, out=v)
-    np.multiply(v, np.negative(np.float32(scale)), out=v)
-    np.exp(v, out=v)
-    np.divide(v, np.add.accumulate(v, axis=-1)[..., -1:], out=v)
-    return v

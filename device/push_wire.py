@@ -37,7 +37,7 @@ from typing import Callable
 
 from lanthorn.errors import UserError
 
-MAGIC = b"\xa5\x5a"
+FRAME_SYNC = b"\xa5\x5a"
 _HEADER = struct.Struct("<2sIH")
 _CRC = struct.Struct("<I")
 OVERHEAD = _HEADER.size + _CRC.size  # 12 bytes per frame
@@ -55,7 +55,7 @@ class PushError(UserError):
 
 
 def encode_frame(seq: int, payload: bytes) -> bytes:
-    head = _HEADER.pack(MAGIC, seq, len(payload))
+    head = _HEADER.pack(FRAME_SYNC, seq, len(payload))
     return head + payload + _CRC.pack(zlib.crc32(head[2:] + payload) & 0xFFFFFFFF)
 
 
@@ -103,9 +103,9 @@ class FrameDecoder:
         self.buf += data
         buf = self.buf
         while True:
-            i = buf.find(MAGIC)
+            i = buf.find(FRAME_SYNC)
             if i < 0:
-                keep = 1 if buf[-1:] == MAGIC[:1] else 0
+                keep = 1 if buf[-1:] == FRAME_SYNC[:1] else 0
                 self.garbage += len(buf) - keep
                 del buf[:len(buf) - keep]
                 return

@@ -15,7 +15,7 @@ described in :mod:`lanthorn.device.engine_ref` (``backend``, ``run_quantized(inp
 Its optional ``thin_call`` makes ``model(x)`` and ``run_quantized(x)`` of a one-input,
 one-output model ONE C call for every input dtype (float, int8, integer token ids):
 convert x into the arena, run, and return the dequantized output or the final softmax
-(graph.softmax_f32, from a table of exp values numpy made at load, so the bits are the
+(int8.softmax_f32, from a table of exp values numpy made at load, so the bits are the
 numpy engine's). At these sizes any Python around the kernel costs more than the kernel
 (measured on mlp_25k, x86: the kernel 0.8 us, the previous Python wrapper 2-3 us more).
 Inputs the thin call does not take as they are (another shape or type, a strided view,
@@ -23,9 +23,7 @@ NaN) return NotImplemented from it and go through the checked path below.
 """
 from __future__ import annotations
 
-import math
 import os
-import sys
 import warnings
 from pathlib import Path
 
@@ -34,9 +32,10 @@ import numpy as np
 from lanthorn.device import int8
 from lanthorn.device.bundle import (Bundle, InputSpec, from_onnx_layout, read_bundle,
                                     to_onnx_layout)
-from lanthorn.device.engine_numpy import MAGIC, NumpyEngine
+from lanthorn.device.engine_numpy import NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import layer_macs, raw_outputs, softmax_f32, softmax_table
+from lanthorn.device.graph import layer_macs, raw_outputs
+from lanthorn.device.int8 import softmax_f32, softmax_table
 from lanthorn.errors import UserError
 
 BACKENDS = ("auto", "numpy", "c", "reference")
@@ -116,7 +115,8 @@ class Model:
         else:
             self._qbuf = [np.zeros(t.shape, dtype=t.dtype) for t in self._inputs]
             self._run_float = lambda: self._run(self._qbuf)
-        self._prep = [_index_copier(q) if t.dtype == "int32" else _input_quantizer(t, q)
+        self._prep = [_index_copier(q) if t.dtype == "int32"
+                      else int8.quantizer(q, t.scale, t.zero_point, _not_finite_of(t))
                       for t, q in zip(self._inputs, self._qbuf)]
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
         self._out_q = [(np.array(t.scale, np.float32), np.array(t.zero_point, np.float32))
@@ -293,58 +293,16 @@ def _not_finite(t) -> InputError:
     return InputError(f"input {t.name!r} contains NaN or infinity")
 
 
+def _not_finite_of(t):
+    return lambda: _not_finite(t)
+
+
 def _index_copier(q):
     def copy(x):
         if x.dtype.kind not in "iu":
             raise InputError(f"input takes integer indices, got {x.dtype}")
         np.copyto(q, x, casting="unsafe")
     return copy
-
-
-def _input_quantizer(t, q):
-    """``int8.quantize(x, t.scale, t.zero_point, out=q)`` planned once for one input: the same
-    float32 operations in the same order (x / scale, clamp to [-128 - z, 127 - z], round
-    half to even, + z) into preallocated buffers, with 0-d float32 constants (np.clip and
-    Python-scalar arguments cost more than the arithmetic at these sizes). Refuses NaN and
-    infinity: a cheap sum of x / scale is checked first, the exact test only if it is not
-    finite (it may be only an overflow, which the clamp handles)."""
-    z = int(t.zero_point)
-    v = np.empty(t.shape, np.float32)
-    s = np.array(t.scale, np.float32)
-    lo = np.full(t.shape, int8.QMIN - z, np.float32)     # full shape: vectorised max/min
-    hi = np.full(t.shape, int8.QMAX - z, np.float32)
-    zf = np.array(z, np.float32)
-    flat = v.reshape(-1)
-    div, mx, mn, rint, add, total = np.divide, np.maximum, np.minimum, np.rint, np.add, np.add.reduce
-    f32 = np.dtype(np.float32)
-    errstate = np.errstate
-
-    def quantize(x):
-        # A huge finite x / scale overflows to inf, which the clamp below turns into the
-        # int8 limit exactly as the C kernel does; numpy's overflow warning would only
-        # alarm the person, so it is silenced for this one division.
-        with errstate(over="ignore"):
-            if x.dtype == f32:
-                div(x, s, out=v)
-            else:
-                div(x, s, out=v, dtype=np.float32, casting="unsafe")   # x -> float32, then divide
-        if x.dtype.kind == "f" and not math.isfinite(total(flat)) and not np.isfinite(x).all():
-            raise _not_finite(t)
-        mx(v, lo, out=v)
-        mn(v, hi, out=v)
-        if magic is not None:      # even z: round and add z in one addition (see requantizer)
-            add(v, magic, out=v)
-            q_bytes[...] = low_bytes
-        else:
-            rint(v, out=v)
-            add(v, zf, out=v)
-            q[...] = v
-    magic = q_bytes = low_bytes = None
-    if z % 2 == 0 and sys.byteorder == "little" and q.flags.c_contiguous:
-        magic = np.array(MAGIC + z, np.float32)
-        q_bytes = q.view(np.uint8)
-        low_bytes = v.view(np.uint8).reshape(v.shape + (4,))[..., 0]
-    return quantize
 
 
 def load(source: str | os.PathLike | Bundle, backend: str = "auto") -> Model:

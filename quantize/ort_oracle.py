@@ -115,7 +115,7 @@ def ort_raw_int8(bundle, feeds):
     out = []
     for feed in feeds:
         y = sess.run(None, feed)[0]
-        r = (np.rint(y / np.float32(t.scale)) + t.zero_point).astype(np.int8)
+        r = int8.quantize(y, t.scale, t.zero_point)    # exact: y is s * (q - z)
         out.append(to_ours(r, t.shape))
     return out
 

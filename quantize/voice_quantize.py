@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lanthorn.device import int8
 from lanthorn.device.voice import KIND, Voice, VoiceSpec
 from lanthorn.errors import UserError
 from lanthorn.quantize.voice_corpus import (SHIPPABLE_LICENCES, examples, load_corpus,
@@ -113,11 +114,10 @@ def ort_voice_step(bundle):
     sess = ort_session(m.SerializeToString())
     name = g.input[0].name
     t = bundle.graph.tensors[raw_outputs(bundle.graph)[0]]
-    scale, zp = np.float32(t.scale), np.float32(t.zero_point)
 
     def step(tokens):
         y = sess.run(None, {name: np.asarray(tokens, np.int64).reshape(1, -1)})[0].reshape(-1)
-        return np.clip(np.rint(y.astype(np.float32) / scale) + zp, -128, 127).astype(np.int8)
+        return int8.quantize(y, t.scale, t.zero_point)
     return step
 
 

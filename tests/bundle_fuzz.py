@@ -92,11 +92,11 @@ def split(data: bytes):
 
 def join(header, body: bytes, version: int = 1, raw_header: bytes | None = None) -> bytes:
     """A bundle with a correct checksum around ``header`` (or ``raw_header`` bytes)."""
-    from lanthorn.device.bundle import MAGIC, PREFIX
+    from lanthorn.device.bundle import BUNDLE_MAGIC, PREFIX
     h = raw_header if raw_header is not None else json.dumps(
         header, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
     h += b" " * ((-len(h)) % 64)
-    head = PREFIX.pack(MAGIC, version, 0, len(h), len(body), b"\0" * 32)[:32]
+    head = PREFIX.pack(BUNDLE_MAGIC, version, 0, len(h), len(body), b"\0" * 32)[:32]
     return head + hashlib.sha256(head + h + body).digest() + h + body
 
 

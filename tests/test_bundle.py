@@ -73,7 +73,7 @@ def edit_header(data, fn):
     fn(h)
     hj = json.dumps(h, sort_keys=True, separators=(",", ":")).encode()
     hj += b" " * ((-len(hj)) % 64)
-    out = bytearray(struct.pack("<8sIIQQ", B.MAGIC, v, r, len(hj), dlen)) + bytes(32) + hj \
+    out = bytearray(struct.pack("<8sIIQQ", B.BUNDLE_MAGIC, v, r, len(hj), dlen)) + bytes(32) + hj \
         + data[64 + hlen:]
     return rehash(out)
 

@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, InputSpec
-from lanthorn.device.engine_numpy import EXACT_F32, NumpyEngine, acc_dtype
+from lanthorn.device.engine_numpy import NumpyEngine
+from lanthorn.device.kernels_numpy import EXACT_F32, acc_dtype
 from lanthorn.device.engine_ref import ReferenceEngine
 from lanthorn.device.graph import Graph, Layer, Tensor, infer_output_shape
 from lanthorn.device.runtime import InputError, load
@@ -187,20 +188,6 @@ def test_model_call_equals_reference_bit_for_bit():
         fast(np.zeros((10, 12, 3), np.float32))
 
 
-@settings(**SETTINGS)
-@given(scale=st.floats(1e-4, 10.0), zp=st.integers(-128, 127), seed=st.integers(0, 99))
-def test_planned_input_quantization_equals_int8_quantize(scale, zp, seed):
-    rng = np.random.default_rng(seed)
-    t = Tensor("x", (40,), "int8", scale, zp)
-    ks = rng.integers(-200, 200, 40)
-    x = ((ks + 0.5) * np.float32(t.scale)).astype(np.float32)     # ties on purpose
-    x[::3] = rng.normal(0, 300 * t.scale, x[::3].shape)
-    from lanthorn.device.runtime import _input_quantizer
-    q = np.zeros(40, np.int8)
-    _input_quantizer(t, q)(x)
-    np.testing.assert_array_equal(q, int8.quantize(x, t.scale, t.zero_point))
-
-
 def test_inference_allocates_no_intermediate_activations():
     """The planned steps (the whole graph but the returned copy of its output) allocate
     nothing but Python's loop iterators (48 bytes each; three are alive at once: this
@@ -311,59 +298,6 @@ def test_model_call_on_indices_and_a_bad_index():
     with pytest.raises(InputError, match="out of range"):
         fast(np.array([0, 1, 12, 3]))
     np.testing.assert_array_equal(fast(idx), ref(idx))          # and it still works after
-
-
-@settings(**SETTINGS)
-@given(zp=st.integers(-128, 127), a=st.integers(-128, 127), b=st.integers(-128, 127),
-       shift=st.integers(0, 12), kind=st.sampled_from(["float32", "float64", "int32"]),
-       seed=st.integers(0, 999))
-def test_requantizer_equals_int8_requantize_on_ties_and_extremes(zp, a, b, shift, kind, seed):
-    """Both of its roundings (rint, and the 1.5 * 2**23 addition used for even zero
-    points) against int8.requantize: multipliers 2**-shift make exact .5 ties, and the
-    accumulators reach the int32 range and float32's 2**24 limit."""
-    from lanthorn.device import int8
-    from lanthorn.device.engine_numpy import requantizer
-    rng = np.random.default_rng(seed)
-    lo, hi = sorted((a, b))
-    acc = np.concatenate([rng.integers(-3000, 3000, 200), rng.integers(-2**31, 2**31 - 1, 40),
-                          [2**24 - 1, 2**24 + 1, -2**24 - 3, 0, 1, -1, 2**31 - 1, -2**31]])
-    if kind == "float32":
-        acc = acc[np.abs(acc) <= 2**24]                # exact integers only, as the engine keeps
-    acc = acc.astype(kind)
-    for mult in (np.float32(2.0 ** -shift), rng.uniform(1e-6, 0.1, acc.size).astype(np.float32)):
-        out = np.empty(acc.shape, np.int8)
-        requantizer(acc.copy(), mult, zp, lo, hi, out)()
-        ref = int8.requantize(acc.astype(np.int64).astype(np.int32), mult, zp, lo, hi)
-        np.testing.assert_array_equal(out, ref)
-
-
-@settings(**SETTINGS)
-@given(n=st.integers(1, 300), scale=st.floats(1e-3, 4.0), zp=st.integers(-128, 127),
-       seed=st.integers(0, 999))
-def test_softmax_fast_paths_equal_the_plain_formula(n, scale, zp, seed):
-    """softmax_f32 with 0-d constants and its 1-D path give the bits of the plain formula
-    every backend shares (the C thin call too): d = row max - x, exp(-d * scale) in
-    float32, the row summed left to right, divided; close to the textbook float softmax."""
-    from lanthorn.device.graph import softmax_f32
-    x = np.random.default_rng(seed).integers(-128, 128, (3, n)).astype(np.int8)
-    s = float(np.float32(scale))
-    d = x.max(axis=-1, keepdims=True).astype(np.int32) - x
-    plain = np.exp(-d.astype(np.float32) * np.float32(s))
-    for row in plain:
-        total = np.float32(0)
-        for v in row:
-            total = np.float32(total + v)
-        row /= total
-    textbook = (x.astype(np.int32) - np.int32(zp)).astype(np.float64) * s
-    textbook = np.exp(textbook - textbook.max(axis=-1, keepdims=True))
-    np.testing.assert_allclose(plain, textbook / textbook.sum(axis=-1, keepdims=True),
-                               rtol=2e-5, atol=1e-7)
-    np.testing.assert_array_equal(softmax_f32(x, s, zp), plain)
-    for row, want in zip(x, plain):
-        out = np.empty(n, np.float32)
-        got = softmax_f32(row, np.array(s, np.float32), np.array(zp, np.float32), out=out)
-        assert got is out
-        np.testing.assert_array_equal(got, want)
 
 
 @settings(**SETTINGS)

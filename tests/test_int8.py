@@ -1,9 +1,10 @@
 """The one int8 arithmetic (lanthorn.device.int8) against onnxruntime and first principles."""
 import numpy as np
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lanthorn.device import int8
+from lanthorn.device.graph import Tensor
 
 F = np.float32
 
@@ -70,3 +71,116 @@ def test_apply_table_indexes_by_x_plus_128():
 def test_act_bounds_for_relu_and_relu6():
     assert int8.act_bounds(-20, 0.05, 0.0, None) == (-20, 127)
     assert int8.act_bounds(-128, 0.05, 0.0, 6.0) == (-128, -8)
+
+
+# ---------------------------------------------------------------- planned fast paths
+
+SETTINGS = dict(max_examples=60, deadline=None, derandomize=True,
+                suppress_health_check=list(HealthCheck))
+
+
+@settings(**SETTINGS)
+@given(scale=st.floats(1e-4, 10.0), zp=st.integers(-128, 127), seed=st.integers(0, 99))
+def test_planned_input_quantization_equals_int8_quantize(scale, zp, seed):
+    rng = np.random.default_rng(seed)
+    t = Tensor("x", (40,), "int8", scale, zp)
+    ks = rng.integers(-200, 200, 40)
+    x = ((ks + 0.5) * np.float32(t.scale)).astype(np.float32)     # ties on purpose
+    x[::3] = rng.normal(0, 300 * t.scale, x[::3].shape)
+    q = np.zeros(40, np.int8)
+    int8.quantizer(q, t.scale, t.zero_point, ValueError)(x)
+    np.testing.assert_array_equal(q, int8.quantize(x, t.scale, t.zero_point))
+
+
+@settings(**SETTINGS)
+@given(zp=st.integers(-128, 127), a=st.integers(-128, 127), b=st.integers(-128, 127),
+       shift=st.integers(0, 12), kind=st.sampled_from(["float32", "float64", "int32"]),
+       seed=st.integers(0, 999))
+def test_requantizer_equals_int8_requantize_on_ties_and_extremes(zp, a, b, shift, kind, seed):
+    """Both of its roundings (rint, and the 1.5 * 2**23 addition used for even zero
+    points) against int8.requantize: multipliers 2**-shift make exact .5 ties, and the
+    accumulators reach the int32 range and float32's 2**24 limit."""
+    rng = np.random.default_rng(seed)
+    lo, hi = sorted((a, b))
+    acc = np.concatenate([rng.integers(-3000, 3000, 200), rng.integers(-2**31, 2**31 - 1, 40),
+                          [2**24 - 1, 2**24 + 1, -2**24 - 3, 0, 1, -1, 2**31 - 1, -2**31]])
+    if kind == "float32":
+        acc = acc[np.abs(acc) <= 2**24]                # exact integers only, as the engine keeps
+    acc = acc.astype(kind)
+    for mult in (np.float32(2.0 ** -shift), rng.uniform(1e-6, 0.1, acc.size).astype(np.float32)):
+        out = np.empty(acc.shape, np.int8)
+        int8.requantizer(acc.copy(), mult, zp, lo, hi, out)()
+        ref = int8.requantize(acc.astype(np.int64).astype(np.int32), mult, zp, lo, hi)
+        np.testing.assert_array_equal(out, ref)
+
+
+@settings(**SETTINGS)
+@given(n=st.integers(1, 300), scale=st.floats(1e-3, 4.0), zp=st.integers(-128, 127),
+       seed=st.integers(0, 999))
+def test_softmax_fast_paths_equal_the_plain_formula(n, scale, zp, seed):
+    """softmax_f32 with 0-d constants and its 1-D path give the bits of the plain formula
+    every backend shares (the C thin call too): d = row max - x, exp(-d * scale) in
+    float32, the row summed left to right, divided; close to the textbook float softmax."""
+    x = np.random.default_rng(seed).integers(-128, 128, (3, n)).astype(np.int8)
+    s = float(np.float32(scale))
+    d = x.max(axis=-1, keepdims=True).astype(np.int32) - x
+    plain = np.exp(-d.astype(np.float32) * np.float32(s))
+    for row in plain:
+        total = np.float32(0)
+        for v in row:
+            total = np.float32(total + v)
+        row /= total
+    textbook = (x.astype(np.int32) - np.int32(zp)).astype(np.float64) * s
+    textbook = np.exp(textbook - textbook.max(axis=-1, keepdims=True))
+    np.testing.assert_allclose(plain, textbook / textbook.sum(axis=-1, keepdims=True),
+                               rtol=2e-5, atol=1e-7)
+    np.testing.assert_array_equal(int8.softmax_f32(x, s, zp), plain)
+    for row, want in zip(x, plain):
+        out = np.empty(n, np.float32)
+        got = int8.softmax_f32(row, np.array(s, np.float32), np.array(zp, np.float32), out=out)
+        assert got is out
+        np.testing.assert_array_equal(got, want)
+
+
+@settings(**SETTINGS)
+@given(sx=st.floats(1e-3, 2.0), zx=st.integers(-128, 127), sy=st.floats(1e-3, 2.0),
+       zy=st.integers(-128, 127), n=st.integers(1, 9), seed=st.integers(0, 999))
+def test_planned_pool_steps_equal_dequantize_and_quantize_avg(sx, zx, sy, zy, n, seed):
+    """The average pool's planned first and last steps give int8.dequantize's floats and
+    int8.quantize_avg's integers (window sums with exact .5 ties included)."""
+    rng = np.random.default_rng(seed)
+    x = rng.integers(-128, 128, (3, 4, 5)).astype(np.int8)
+    deq = np.empty(x.shape, np.float32)
+    int8.dequantizer(x, sx, zx, deq)()
+    np.testing.assert_array_equal(deq, int8.dequantize(x, sx, zx))
+    sums = (rng.integers(-300, 300, x.shape) * np.float32(sy) / 2).astype(np.float32)
+    count = np.full(x.shape, n, np.float32)
+    want = int8.quantize_avg(np.divide(sums, count, dtype=np.float32), sy, zy)
+    out = np.empty(x.shape, np.int8)
+    int8.avg_quantizer(sums.copy(), count, sy, zy, out)()
+    np.testing.assert_array_equal(out, want)
+
+
+def test_planned_quantizer_refuses_nan_and_saturates_overflow():
+    q = np.zeros(4, np.int8)
+    quantize = int8.quantizer(q, 0.5, 3, lambda: ValueError("not finite"))
+    with pytest.raises(ValueError, match="not finite"):
+        quantize(np.array([0, np.nan, 1, 2], np.float32))
+    quantize(np.array([3e38, -3e38, 1.0, 0.0], np.float32))        # x / scale overflows
+    np.testing.assert_array_equal(q, [127, -128, 5, 3])
+
+
+def test_qlinear_add_with_scratch_allocates_nothing_and_matches():
+    """The buffers the reference engine passes give the same integers as the allocating
+    call, and b broadcasts along the leading axes."""
+    rng = np.random.default_rng(7)
+    a = rng.integers(-128, 128, (6, 5)).astype(np.int8)
+    b = rng.integers(-128, 128, (5,)).astype(np.int8)
+    args = (0.031, 4, 0.017, -7, 0.045, -3)
+    want = int8.qlinear_add(a, args[1], args[0], b, args[3], args[2], args[4], args[5])
+    out = np.empty(a.shape, np.int8)
+    scratch = (np.empty(a.shape), np.empty(a.shape, np.float32))
+    got = int8.qlinear_add(a, args[1], args[0], b, args[3], args[2], args[4], args[5],
+                           out=out, scratch=scratch)
+    assert got is out
+    np.testing.assert_array_equal(out, want)

@@ -238,6 +238,30 @@ def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
 
 
 @needs_arm
+@pytest.mark.parametrize("core", list(CORES))
+def test_hand_edited_blobs_are_refused_on_a_32_bit_core(exported, core, tmp_path):
+    """lk_model.c computes every size in 64-bit arithmetic, so the hand-edited blobs of the
+    bundle fuzzer (tests/fuzz_bundles/regressions/issue10-*.lkb: a conv whose weight count
+    32768 x 65535 x 65535 x C wraps a 32-bit size_t, overlapping and misaligned tensors)
+    are refused by the loader on a Cortex-M, where size_t is 32 bits, as on the host."""
+    blobs = sorted((ROOT / "tests" / "fuzz_bundles" / "regressions").glob("issue10-blob-*.lkb"))
+    assert len(blobs) >= 3
+    _, build, _ = exported
+    _build(exported[0], build, "blobrun")
+    elf = build / core / "lanthorn-blobrun.elf"
+    machine = {"m0plus": "mps2-an385", "m4": "mps2-an386"}[core]
+    inputs, out = tmp_path / "x.in", tmp_path / "y.out"
+    inputs.write_bytes(bytes(64))
+    for blob in blobs:
+        r = subprocess.run(["qemu-system-arm", "-M", machine, "-nographic", "-monitor", "none",
+                            "-serial", "none", "-semihosting-config",
+                            f"enable=on,target=native,arg=blobrun,arg={blob},arg={inputs},"
+                            f"arg={out}", "-kernel", str(elf)], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        assert r.returncode != 0 and "blobrun: model: " in r.stdout, (blob.name, r.stdout)
+
+
+@needs_arm
 def test_export_c_of_another_model_runs_on_cortex_m0plus(exported, tmp_path):
     """export-c is not tied to the default model: an image CNN with depthwise conv, pooling,
     a residual add, concat and dense (tests/kernel_graphs.small_cnn) as a bundle."""

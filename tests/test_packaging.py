@@ -74,6 +74,9 @@ def test_every_subcommand_has_help():
 # What a maker's `pip install` must bring along for the object to run as from a clone.
 SDIST_MUST_CARRY = ["firmware/kernel/lk.h", "firmware/kernel/lk_internal.h",
                     "firmware/kernel/lk_x86.h", "firmware/kernel/lk_vnni.c",
+                    "firmware/kernel/lk_pack.h", "firmware/kernel/lk_arm.h",
+                    "firmware/kernel/lk_avx2.c", "firmware/kernel/lk_neon.c",
+                    "firmware/kernel/lk_sdot.c",
                     "device/kernel_ext/_lk_module.c", "hardware/profiles/sim.toml",
                     "hardware/profiles/pi5.toml", "device/models/temperament.lanthorn"]
 WHEEL_MUST_CARRY = ["lanthorn/hardware/profiles/sim.toml", "lanthorn/hardware/profiles/pi4.toml",

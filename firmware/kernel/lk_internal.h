@@ -173,7 +173,8 @@ int lk_transpose(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_gather(const lk_model *m, const lk_layer *L, uint8_t *arena);
 
-/* Packed-weight SIMD paths (lk_simd.c; the VNNI tiles live in lk_vnni.c, see lk_x86.h). */
+/* Packed-weight SIMD paths: lk_simd.c packs and drives them and dispatches to the per-ISA
+ * files (lk_avx2.c, lk_vnni.c, lk_neon.c, lk_sdot.c; layouts in lk_pack.h). */
 size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant);
 void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf);
 size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant);

@@ -2,7 +2,7 @@
  * lk_vnni.c -- conv/dense tiles for x86 CPUs with VNNI: AVX-VNNI (256-bit, VEX: Alder
  * Lake and later cores, Sapphire Rapids) and AVX-512 VNNI (512-bit: Cascade Lake, Ice
  * Lake, Sapphire Rapids, Zen 4). The per-ISA file beside the scalar reference (lk_ops.c)
- * and AVX2 (lk_simd.c), as TFLite Micro keeps its optimized kernels; lk_simd.c packs the
+ * and AVX2 (lk_avx2.c), as TFLite Micro keeps its optimized kernels; lk_simd.c packs the
  * weights and pads the input, this file only sums and requantizes.
  *
  * The arithmetic is exactly the AVX2 MODE_U8S8 path's, with one instruction per 4 MACs:
@@ -21,6 +21,7 @@
  *
  * Built on every target; on non-x86 (aarch64, microcontrollers) it is empty.
  */
+#include "lk_pack.h"
 #include "lk_x86.h"
 
 #if defined(LK_X86) && LK_X86_VNNI
@@ -161,6 +162,26 @@ void lk_avx512vnni_pixels(const uint8_t *const *xs, int P, const lk_vnni_args *a
         }
         for (; nb < NB; nb++) tile512(xs + p, 1, a, nb, 1, vlo, vhi, vz, ys + p);
     }
+}
+
+
+/* MODE_VNNI / MODE_VNNI512 (lk_pack.h's tile_fn): the tiles above on this layer's packed
+ * operands. */
+void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                    int32_t zy, int8_t *const *ys)
+{
+    const int mode = lk_packed_mode(L);
+    lk_vnni_args a;
+    a.tiles = (const int8_t *)lk_packed_w(L);
+    a.bias = lk_tiled_bias(L, mode, K, N);
+    a.mult = lk_tiled_mult(L, mode, K, N);
+    a.K4 = lk_tile_k4(mode, K);
+    a.N = N;
+    a.lo = (float)(L->act_min - zy);
+    a.hi = (float)(L->act_max - zy);
+    a.zy = zy;
+    if (mode == MODE_VNNI512) lk_avx512vnni_pixels(xs, P, &a, ys);
+    else lk_avxvnni_pixels(xs, P, &a, ys);
 }
 
 #else

@@ -1,6 +1,6 @@
 /*
- * lk_x86.h -- what the x86 SIMD files share (lk_simd.c: AVX2; lk_vnni.c: AVX-VNNI and
- * AVX-512 VNNI). Not part of the API; empty on other targets.
+ * lk_x86.h -- what the x86 SIMD files share (lk_avx2.c: AVX2; lk_vnni.c: AVX-VNNI and
+ * AVX-512 VNNI; lk_simd.c asks lk_x86_simd). Not part of the API; empty on other targets.
  *
  * Every function carries its own target attribute, so the files build with baseline
  * flags (-O3, no -m options) and lk_variant_supported() decides at run time which code

@@ -27,7 +27,7 @@ def rewrite_header(data: bytes, mutate) -> bytes:
 
 
 def _seal(version: int, reserved: int, header: bytes, body: bytes) -> bytes:
-    head = struct.pack("<8sIIQQ", bf.MAGIC, version, reserved, len(header), len(body))
+    head = struct.pack("<8sIIQQ", bf.BUNDLE_MAGIC, version, reserved, len(header), len(body))
     digest = hashlib.sha256(head + header + body).digest()
     return head + digest + header + body
 
@@ -111,7 +111,7 @@ def non_bundles(rng) -> dict[str, bytes]:
         "random bytes": bytes(rng.getrandbits(8) for _ in range(3000)),
         "text file": b"this is not a model\n" * 100,
         "ONNX-looking": b"\x08\x07\x12\x04" + bytes(rng.getrandbits(8) for _ in range(500)),
-        "magic only": bf.MAGIC,
-        "magic and zeros": bf.MAGIC + bytes(200),
+        "magic only": bf.BUNDLE_MAGIC,
+        "magic and zeros": b"".join([bf.BUNDLE_MAGIC, bytes(200)]),
         "json": json.dumps({"graph": [], "labels": []}).encode(),
     }

@@ -2,7 +2,8 @@
 
 Two kinds of evidence, both from the real sources as a Pi builds them:
 
-1. Static: lk_simd.c is cross-compiled for aarch64 exactly as setup.py builds it on a Pi
+1. Static: the aarch64 kernel files (lk_simd.c, the driver; lk_neon.c and lk_sdot.c, the
+   per-ISA kernels) are cross-compiled exactly as setup.py builds them on a Pi
    (gcc -O3, baseline armv8-a; the SDOT code carries its own target attribute), and every
    innermost loop that multiplies (sdot / smull) is cut out of the assembly and given to
    llvm-mca with -mcpu=cortex-a72 (Pi 4), cortex-a76 (Pi 5), cortex-a78 (Jetson Orin) and
@@ -44,7 +45,10 @@ CORES = [("cortex-a72", "Pi 4"), ("cortex-a76", "Pi 5"), ("cortex-a78", "Jetson 
 MUL_OPS = {"sdot": 4, "smull": 1, "smull2": 1, "smlal": 1, "smlal2": 1, "mla": 1, "mul": 1}
 LANES = {"16b": 16, "8h": 8, "4s": 4, "2d": 2, "8b": 8, "4h": 4, "2s": 2}
 #: the functions lk_run spends its MACs in (packing and sizing run once, at prepare)
-HOT = ("sdot_pixels", "neon_pixels", "dot_i8_neon", "lk_simd_conv", "lk_simd_dense", "depthwise")
+HOT = ("lk_sdot_pixels", "lk_neon_pixels", "lk_neon_dot_i8", "lk_simd_conv", "lk_simd_dense",
+       "depthwise")
+#: the files those functions live in
+SOURCES = ("lk_simd.c", "lk_neon.c", "lk_sdot.c")
 MODELS = ["mlp_25k", "mlp_700k", "cnn1d_14x50", "cnn2d_32", "char_lm"]
 BEGIN, END = "<!-- arm-cost-model:begin -->", "<!-- arm-cost-model:end -->"
 ORT_VERSION, NUMPY_VERSION = "1.32.0", "2.4.6"
@@ -80,10 +84,14 @@ def need(tool: str, package: str):
 # ----------------------------------------------------------------------------- static part
 
 def assembly(tmp: Path) -> list[str]:
-    out = tmp / "lk_simd.s"
-    subprocess.run([CC, *CFLAGS, f"-I{KERNEL}", "-S", "-o", str(out), str(KERNEL / "lk_simd.c")],
-                   check=True)
-    return out.read_text().splitlines()
+    lines = []
+    for name in SOURCES:
+        out = tmp / (Path(name).stem + ".s")
+        subprocess.run([CC, *CFLAGS, f"-I{KERNEL}", "-S", "-o", str(out), str(KERNEL / name)],
+                       check=True)
+        # local labels (.L8) repeat from file to file: make them unique per file
+        lines += re.sub(r"\.L(\w+)", rf".L{Path(name).stem}_\1", out.read_text()).splitlines()
+    return lines
 
 
 def macs_of(instr: str) -> int:
@@ -162,13 +170,13 @@ def describe(lp: dict) -> str:
         kind = {64: "SDOT tile, 4 px x 16 outputs", 16: "SDOT tile, 1 px x 16 outputs",
                 4: "SDOT tile, 1 px x 4 outputs"}.get(n, f"SDOT loop ({n} sdot)")
         return f"{kind} ({lp['func']})"
-    if lp["func"].startswith("dot_i8_neon"):
-        return f"NEON smull+sadalp dot, {lp['macs'] // 16} output(s) (dot_i8_neon)"
+    if lp["func"].startswith("lk_neon_dot_i8"):
+        return f"NEON smull+sadalp dot, {lp['macs'] // 16} output(s) (lk_neon_dot_i8)"
     return f"compiler-vectorized multiply loop ({lp['func']}: depthwise / scalar fallback)"
 
 
 def static_table(tool: str, loops: list[dict]) -> tuple[list[str], dict]:
-    rows = ["| inner loop (`lk_simd.c`, gcc -O3 -march=armv8-a) | MACs/iter | instrs | "
+    rows = ["| inner loop (`lk_neon.c`, `lk_sdot.c`, `lk_simd.c`; gcc -O3 -march=armv8-a) | MACs/iter | instrs | "
             + " | ".join(f"{cpu} ({board})" for cpu, board in CORES) + " |",
             "| --- | ---: | ---: | " + " | ".join("---:" for _ in CORES) + " |"]
     best = {}

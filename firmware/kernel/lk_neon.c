@@ -1,0 +1,94 @@
+/*
+ * lk_neon.c -- the plain NEON (aarch64) kernels: MODE_I8 conv/dense dot rows and the
+ * 4-lane requantization of a row.
+ *
+ * The per-ISA file beside the scalar reference (lk_ops.c), as TFLite Micro keeps its
+ * optimized kernels apart; lk_simd.c packs the weights (int8 rows [N][Kp], the input zero
+ * point folded into the bias) and gathers the patches (raw int8 x, padding zx), this file
+ * only sums exactly -- smull (int8 products fit int16: |p| <= 16384) + sadalp into int32 --
+ * and requantizes with lk_requant's float32 operations (lk_arm.h). Empty on other targets.
+ */
+#include "lk_pack.h"
+#include "lk_arm.h"
+
+#if LK_ARM
+/* acc[n] = sum_k x[k] * w[n*Kp + k] for n < N: one patch (Kp % 32 == 0) against every
+ * weight row, four rows at a time. */
+void lk_neon_dot_i8(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc)
+{
+    int32_t n = 0;
+    for (; n + 4 <= N; n += 4) {
+        const int8_t *w0 = w + (size_t)n * Kp, *w1 = w0 + Kp, *w2 = w1 + Kp, *w3 = w2 + Kp;
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0, a2 = a0, a3 = a0;
+        for (int32_t k = 0; k < Kp; k += 16) {
+            const int8x16_t xv = vld1q_s8(x + k);
+            int8x16_t wv = vld1q_s8(w0 + k);
+            a0 = vpadalq_s16(a0, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+            a0 = vpadalq_s16(a0, vmull_high_s8(xv, wv));
+            wv = vld1q_s8(w1 + k);
+            a1 = vpadalq_s16(a1, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+            a1 = vpadalq_s16(a1, vmull_high_s8(xv, wv));
+            wv = vld1q_s8(w2 + k);
+            a2 = vpadalq_s16(a2, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+            a2 = vpadalq_s16(a2, vmull_high_s8(xv, wv));
+            wv = vld1q_s8(w3 + k);
+            a3 = vpadalq_s16(a3, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+            a3 = vpadalq_s16(a3, vmull_high_s8(xv, wv));
+        }
+        acc[n] = vaddvq_s32(a0);
+        acc[n + 1] = vaddvq_s32(a1);
+        acc[n + 2] = vaddvq_s32(a2);
+        acc[n + 3] = vaddvq_s32(a3);
+    }
+    for (; n < N; n++) {
+        const int8_t *w0 = w + (size_t)n * Kp;
+        int32x4_t a0 = vdupq_n_s32(0);
+        for (int32_t k = 0; k < Kp; k += 16) {
+            const int8x16_t xv = vld1q_s8(x + k), wv = vld1q_s8(w0 + k);
+            a0 = vpadalq_s16(a0, vmull_s8(vget_low_s8(xv), vget_low_s8(wv)));
+            a0 = vpadalq_s16(a0, vmull_high_s8(xv, wv));
+        }
+        acc[n] = vaddvq_s32(a0);
+    }
+}
+
+/* MODE_I8 (plain NEON) pixels: one dot row per output, 64 outputs at a time on the stack. */
+void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                    int32_t zy, int8_t *const *ys)
+{
+    const int32_t Kp = lk_kpad(K);
+    const int8_t *w = (const int8_t *)lk_packed_w(L);
+    const int32_t *bias = lk_i8_bias(L, N, Kp);
+    const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
+    int32_t acc[64];
+    for (int p = 0; p < P; p++)
+        for (int32_t n0 = 0; n0 < N; n0 += 64) {
+            const int32_t nc = N - n0 < 64 ? N - n0 : 64;
+            lk_neon_dot_i8((const int8_t *)xs[p], w + (size_t)n0 * Kp, Kp, nc, acc);
+            int32_t i = 0;
+            for (; i + 4 <= nc; i += 4)
+                lk_requant4_neon(vld1q_s32(acc + i), bias + n0 + i, L->multiplier + n0 + i,
+                              vdupq_n_f32(lo), vdupq_n_f32(hi), vdupq_n_s32(zy), ys[p] + n0 + i, 4);
+            for (; i < nc; i++)
+                ys[p][n0 + i] = lk_requant(acc[i] + bias[n0 + i], L->multiplier[n0 + i], lo, hi, zy);
+        }
+}
+
+/* lk_requant on the whole 4-lane blocks of a row of N outputs (measured under qemu: the
+ * depthwise layer of cnn2d_32 spent ~120k of its instructions per inference in the scalar
+ * loop); returns how many it did (lk_simd.c's requant_row finishes the tail). */
+int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
+                            int32_t zy, int8_t *y)
+{
+    const float32x4_t vlo = vdupq_n_f32((float)(L->act_min - zy));
+    const float32x4_t vhi = vdupq_n_f32((float)(L->act_max - zy));
+    const int32x4_t vz = vdupq_n_s32(zy);
+    int32_t n = 0;
+    for (; n + 4 <= N; n += 4)
+        lk_requant4_neon(vld1q_s32(acc + n), bias + n, L->multiplier + n, vlo, vhi, vz, y + n, 4);
+    return n;
+}
+
+#else
+typedef int lk_neon_not_built; /* ISO C wants at least one declaration per file */
+#endif

@@ -1,0 +1,105 @@
+/*
+ * lk_pack.h -- the packed-weight layouts the SIMD variants share (not part of the API).
+ *
+ * lk_simd.c chooses a layer's mode, packs its weights once (lk_prepare) and pads its input
+ * into patches; the per-ISA files (lk_avx2.c, lk_vnni.c, lk_neon.c, lk_sdot.c) only read
+ * these layouts, sum exactly and requantize. The layouts themselves are described at the
+ * top of lk_simd.c.
+ */
+#ifndef LK_PACK_H
+#define LK_PACK_H
+
+#include "lk_internal.h"
+
+enum { MODE_NONE = 0, MODE_U8S8 = 1, MODE_I16 = 2, MODE_I8 = 3, MODE_DW = 4, MODE_SDOT = 5,
+       MODE_VNNI = 6, MODE_VNNI512 = 7 };
+enum { LK_PACK_HEADER = 16 };   /* bytes before the packed weights; the first int32 is the mode */
+
+static inline int32_t lk_kpad(int32_t k) { return (k + 31) & ~31; }
+static inline size_t lk_up16(size_t n) { return (n + 15u) & ~(size_t)15u; }
+
+/* Outer-product tile modes: weights [N/BW][K4][BW outputs][4 bytes of k]. */
+static inline int lk_tiled(int mode)
+{
+    return mode == MODE_U8S8 || mode == MODE_SDOT || mode == MODE_I16 || mode == MODE_VNNI ||
+           mode == MODE_VNNI512;
+}
+/* Modes whose input is uint8 x + 128 (the offset folded into the bias). */
+static inline int lk_u8_input(int mode)
+{
+    return mode == MODE_U8S8 || mode == MODE_VNNI || mode == MODE_VNNI512;
+}
+/* Outputs per block. */
+static inline int32_t lk_tile_bw(int mode) { return mode == MODE_SDOT ? 4 : mode == MODE_VNNI512 ? 16 : 8; }
+/* Bytes per input value in a patch. */
+static inline int32_t lk_esz(int mode) { return mode == MODE_I16 ? 2 : 1; }
+/* 4-byte input groups per patch row (4 int8 k, or 2 int16 k for MODE_I16). */
+static inline int32_t lk_tile_k4(int mode, int32_t k)
+{
+    if (mode == MODE_I8) return lk_kpad(k) / 4;                  /* patch = one dot row */
+    if (mode == MODE_I16) return (k + 1) / 2;
+    return lk_u8_input(mode) ? (k + 3) / 4 : (k + 15) / 16 * 4;  /* SDOT reads 16 bytes */
+}
+static inline int32_t lk_tile_nb(int mode, int32_t n) { return (n + lk_tile_bw(mode) - 1) / lk_tile_bw(mode); }
+
+static inline int lk_packed_mode(const lk_layer *L) { return *(const int32_t *)L->packed; }
+static inline const void *lk_packed_w(const lk_layer *L)
+{
+    return (const uint8_t *)L->packed + LK_PACK_HEADER;
+}
+/* A tiled layer's operands after the tiles: the folded bias, then the multipliers, both
+ * padded to whole blocks. */
+static inline const int32_t *lk_tiled_bias(const lk_layer *L, int mode, int32_t K, int32_t N)
+{
+    const size_t np = (size_t)(lk_tile_nb(mode, N) * lk_tile_bw(mode));
+    return (const int32_t *)(const void *)((const uint8_t *)lk_packed_w(L) +
+                                           np * 4u * (size_t)lk_tile_k4(mode, K));
+}
+static inline const float *lk_tiled_mult(const lk_layer *L, int mode, int32_t K, int32_t N)
+{
+    return (const float *)(const void *)(lk_tiled_bias(L, mode, K, N) +
+                                         lk_tile_nb(mode, N) * lk_tile_bw(mode));
+}
+/* MODE_I8's folded bias, after the [N][Kp] weight rows. */
+static inline const int32_t *lk_i8_bias(const lk_layer *L, int32_t N, int32_t Kp)
+{
+    return (const int32_t *)(const void *)((const uint8_t *)lk_packed_w(L) + lk_up16((size_t)N * Kp));
+}
+
+/* The input pixel (C channels) that kernel tap (ki, kj) of output (oy, ox) reads, or NULL
+ * when the tap falls in the padding (it adds nothing: depthwise pads with zx). */
+static inline const int8_t *lk_tap(const lk_conv_geom *g, const int8_t *x, int32_t oy, int32_t ox,
+                                   int32_t ki, int32_t kj)
+{
+    const int32_t iy = oy * g->SH - g->PT + ki * g->DH, ix = ox * g->SW - g->PL + kj * g->DW;
+    if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) return NULL;
+    return x + ((size_t)iy * g->W + ix) * g->C;
+}
+
+/* A mode's kernel: P (1..4) patches xs[p] (the mode's input form, K values each) against
+ * every packed output, requantized into ys[p] (N int8 values each). */
+typedef void (*lk_tile_fn)(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K,
+                           int32_t N, int32_t zy, int8_t *const *ys);
+
+/* The per-ISA kernels (each file is empty on other targets). */
+void lk_avx2_u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                         int32_t zy, int8_t *const *ys);                            /* lk_avx2.c */
+void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                        int32_t zy, int8_t *const *ys);
+int32_t lk_avx2_depthwise(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
+                          int32_t oy, int32_t ox, int32_t *acc);
+int32_t lk_avx2_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
+                            int32_t zy, int8_t *y);
+void lk_avx2_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, float ra, float rb,
+                 float fixed, float lo, float hi);
+void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                    int32_t zy, int8_t *const *ys);                                 /* lk_vnni.c */
+void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                    int32_t zy, int8_t *const *ys);                                 /* lk_neon.c */
+void lk_neon_dot_i8(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc);
+int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
+                            int32_t zy, int8_t *y);
+void lk_sdot_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
+                    int32_t zy, int8_t *const *ys);                                 /* lk_sdot.c */
+
+#endif /* LK_PACK_H */
