@@ -18,13 +18,11 @@ import math
 
 import numpy as np
 
+from lanthorn.vocabulary import LABELS  # re-exported: the default piece's gestures, model order
+
 N_PADS = 12
 CHANNELS: tuple[str, ...] = tuple(f"pad{i}" for i in range(N_PADS)) + ("distance", "light")
 N_CHANNELS = len(CHANNELS)
-
-#: The default piece's gestures, in the model's output order.
-LABELS: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
-                           "stroke_ccw", "hold", "palm", "leave")
 
 #: Default input spec of the temperament model: about 2 s of frames at 25 Hz.
 DEFAULT_RATE_HZ = 25.0

@@ -20,14 +20,13 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from lanthorn.errors import UserError
+from lanthorn.vocabulary import MOODS, PALETTES
 
 
 class ParamError(UserError):
     """A parameter name or value a person typed that cannot be used (the message says why)."""
 
 
-MOODS: tuple[str, ...] = ("calm", "curious", "delighted", "shy", "agitated")
-PALETTES: tuple[str, ...] = ("ember", "tide", "moss", "dusk", "mono")
 IDLE_ANIMATIONS: tuple[str, ...] = ("breathe", "twinkle", "comet", "still", "off")
 
 _TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
