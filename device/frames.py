@@ -89,16 +89,6 @@ def encode(pad_delta, distance_mm: float | None, lux: float) -> np.ndarray:
                        distance_mm, lux)
 
 
-def decode_distance(value: float) -> float | None:
-    """Inverse of the distance channel: millimetres, or None for "nothing in range"."""
-    return None if value <= 0.0 else (1.0 - float(value)) * DISTANCE_RANGE_MM
-
-
-def decode_lux(value: float) -> float:
-    """Inverse of the light channel."""
-    return 10.0 ** (float(value) * LIGHT_DECADES) - 1.0
-
-
 class FramePipeline:
     """Samples in, model frames out: the mean of the samples of one frame period.
 

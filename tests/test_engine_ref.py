@@ -11,7 +11,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from lanthorn.device.runtime import load
-from lanthorn.quantize import model_zoo as mz
+from lanthorn.quantize import tiny_models as mz
+from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.qdq_import import bundle_from_qdq
 from ort_oracle import assert_exact
 
@@ -24,7 +25,7 @@ def check(net, out_shape, tmp_path, scale=1.0, n=4, vocab=None):
     m = net.model(out_shape)
     cal = [{k: (v * scale if v.dtype == np.float32 else v) for k, v in f.items()}
            for f in mz.random_inputs(m, 6, 1, vocab)]
-    q = mz.quantize_qdq(m, tmp_path / "q.onnx", cal)
+    q = quantize_qdq(m, tmp_path / "q.onnx", cal)
     b = bundle_from_qdq(q)
     feeds = [{k: (v * scale if v.dtype == np.float32 else v) for k, v in f.items()}
              for f in mz.random_inputs(m, n, 2, vocab)]

@@ -18,7 +18,8 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from lanthorn.quantize.model_zoo import Net, quantize_qdq, random_inputs
+from lanthorn.quantize.qdq import quantize_qdq
+from lanthorn.quantize.tiny_models import Net, random_inputs
 from lanthorn.quantize.ort_oracle import assert_exact, float_nodes
 from lanthorn.quantize.qdq_import import ImportError_, bundle_from_qdq
 from lanthorn.device.runtime import Model

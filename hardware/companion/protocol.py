@@ -346,11 +346,6 @@ def unpack_error(payload: bytes) -> tuple[int, int, str]:
     return payload[0], payload[1], payload[2:].decode("ascii", "replace")
 
 
-def unpack_ack(payload: bytes) -> tuple[int, int]:
-    _need(payload, 2, "ACK")
-    return payload[0], payload[1]
-
-
 def unpack_nak(payload: bytes) -> tuple[int, int, int]:
     _need(payload, 3, "NAK")
     return payload[0], payload[1], payload[2]
