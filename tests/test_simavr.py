@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lanthorn.hardware.companion import backend as B
-from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.companion import wire as P
 from lanthorn.hardware.interfaces import PartError, estimate_current_ma, limit_frame
 
 from firmware_lib import Harness, build_firmware

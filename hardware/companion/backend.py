@@ -28,7 +28,7 @@ import numpy as np
 from lanthorn.vocabulary import BAUD
 
 from ..interfaces import LedStrip, PartError, TouchReading, TouchSensor
-from . import protocol as P
+from . import wire as P
 
 log = logging.getLogger(__name__)
 
