@@ -55,8 +55,9 @@ def oracle_model(body, **kw):
 
 
 def quiet_body(n_pixels: int = 24):
-    """A Body whose parts allocate nothing per call (a reading made once, LEDs copied into a
-    preallocated frame), so a test can see what the loop itself allocates."""
+    """A Body whose parts allocate nothing per call (a reading made once; the LEDs are a
+    real :class:`LedStrip` whose ``show`` limits into its own buffers, with a ``_write`` that
+    sends nowhere), so a test sees what the loop and the real show path allocate."""
     from lanthorn.hardware.interfaces import (Body, DistanceSensor, LedStrip, LightSensor,
                                               TouchReading, TouchSensor)
 
@@ -81,10 +82,6 @@ def quiet_body(n_pixels: int = 24):
 
     class Leds(LedStrip):
         name = "leds"
-
-        def show(self, frame):
-            np.copyto(self.last_frame, frame)
-            return self.last_frame
 
         def _write(self, frame):
             pass
