@@ -18,13 +18,11 @@ import math
 
 import numpy as np
 
+from lanthorn.vocabulary import LABELS  # re-exported: the default piece's gestures, model order
+
 N_PADS = 12
 CHANNELS: tuple[str, ...] = tuple(f"pad{i}" for i in range(N_PADS)) + ("distance", "light")
 N_CHANNELS = len(CHANNELS)
-
-#: The default piece's gestures, in the model's output order.
-LABELS: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
-                           "stroke_ccw", "hold", "palm", "leave")
 
 #: Default input spec of the temperament model: about 2 s of frames at 25 Hz.
 DEFAULT_RATE_HZ = 25.0
@@ -89,16 +87,6 @@ def encode(pad_delta, distance_mm: float | None, lux: float) -> np.ndarray:
     """One frame as a new float32 array (convenience for offline tools)."""
     return encode_into(np.empty(N_CHANNELS, np.float32), np.asarray(pad_delta, np.float32),
                        distance_mm, lux)
-
-
-def decode_distance(value: float) -> float | None:
-    """Inverse of the distance channel: millimetres, or None for "nothing in range"."""
-    return None if value <= 0.0 else (1.0 - float(value)) * DISTANCE_RANGE_MM
-
-
-def decode_lux(value: float) -> float:
-    """Inverse of the light channel."""
-    return 10.0 ** (float(value) * LIGHT_DECADES) - 1.0
 
 
 class FramePipeline:

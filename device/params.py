@@ -7,8 +7,7 @@ saved settings and presets, and the generated reference (`lanthorn params --mark
 committed as device/PARAMETERS.md and checked by a test).
 
 :class:`ParamStore` holds the live values: thread-safe (the console thread writes, the loop
-reads every frame), with listeners for parts that prefer a push, and a ``version`` counter
-the loop can compare cheaply each frame.
+reads every frame), with a ``version`` counter the loop can compare cheaply each frame.
 """
 from __future__ import annotations
 
@@ -17,17 +16,16 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from lanthorn.errors import UserError
+from lanthorn.vocabulary import MOODS, PALETTES
 
 
 class ParamError(UserError):
     """A parameter name or value a person typed that cannot be used (the message says why)."""
 
 
-MOODS: tuple[str, ...] = ("calm", "curious", "delighted", "shy", "agitated")
-PALETTES: tuple[str, ...] = ("ember", "tide", "moss", "dusk", "mono")
 IDLE_ANIMATIONS: tuple[str, ...] = ("breathe", "twinkle", "comet", "still", "off")
 
 _TIME_RANGE = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]):([0-5]\d)$")
@@ -347,11 +345,10 @@ PARAMS: tuple[Param, ...] = (
 
 
 class ParamStore:
-    """The live parameter values: validated, thread-safe, observable, persisted via storage.
+    """The live parameter values: validated, thread-safe, persisted via storage.
 
     The loop reads values every frame (``get`` or ``snapshot``; cheap) or compares
-    ``version`` to notice changes; listeners ``fn(name, value)`` run after each change, on
-    the thread that made it, outside the store's lock.
+    ``version`` to notice changes (it goes up once per store that changed something).
     """
 
     def __init__(self, table: tuple[Param, ...] = PARAMS, values: dict | None = None):
@@ -361,7 +358,6 @@ class ParamStore:
             raise ValueError("duplicate parameter names in the table")
         self._values = {p.name: p.check(_copy(p.default)) for p in self.table}
         self._lock = threading.RLock()
-        self._listeners: list[Callable[[str, Any], None]] = []
         self.version = 0
         if values:
             self.update_from_dict(values)
@@ -395,8 +391,6 @@ class ParamStore:
         """All values at once (a consistent copy)."""
         with self._lock:
             return {k: _copy(v) for k, v in self._values.items()}
-
-    to_dict = snapshot
 
     # --- writing
     def set(self, name: str, value: Any) -> Any:
@@ -436,24 +430,12 @@ class ParamStore:
         self._store(good)
         return warnings
 
-    def add_listener(self, fn: Callable[[str, Any], None]) -> None:
-        with self._lock:
-            self._listeners.append(fn)
-
-    def remove_listener(self, fn: Callable[[str, Any], None]) -> None:
-        with self._lock:
-            self._listeners.remove(fn)
-
     def _store(self, values: dict) -> dict:
         with self._lock:
-            changed = {k: v for k, v in values.items() if self._values[k] != v}
+            changed = any(self._values[k] != v for k, v in values.items())
             self._values.update({k: _copy(v) for k, v in values.items()})
             if changed:
                 self.version += 1
-            listeners = list(self._listeners)
-        for name, value in changed.items():
-            for fn in listeners:
-                fn(name, _copy(value))
         return values
 
     # --- persistence (through device.storage.DataDir)

@@ -104,28 +104,55 @@ def estimate_current_ma(frame: np.ndarray) -> float:
                  + LED_MA_IDLE_PER_PIXEL * frame.shape[0])
 
 
+_ZERO, _FULL = np.array(0, np.float32), np.array(255, np.float32)
+_ZERO.flags.writeable = _FULL.flags.writeable = False
+
+
 def limit_frame(frame: np.ndarray, brightness: float, power_cap_ma: float | None) -> np.ndarray:
     """Apply global brightness, then scale down so the frame's current stays within the cap.
 
     This is the one place the power budget is enforced: every LedStrip backend shows only
-    what this returns, so no animation, parameter or bug can overload the supply.
+    what this returns, so no animation, parameter or bug can overload the supply. Returns a
+    new uint8 array; :meth:`LedStrip.show` uses :func:`limit_frame_into` with its own
+    buffers instead (the same arithmetic, no allocation per frame).
     """
-    out = np.asarray(frame, dtype=np.float32) * float(brightness)
+    frame = np.asarray(frame)
+    return limit_frame_into(np.empty(frame.shape, np.uint8), frame, brightness, power_cap_ma,
+                            np.empty(frame.shape, np.float32))
+
+
+def limit_frame_into(out: np.ndarray, frame: np.ndarray, brightness: float,
+                     power_cap_ma: float | None, scratch: np.ndarray) -> np.ndarray:
+    """:func:`limit_frame` into ``out`` (uint8) through ``scratch`` (float32), both of the
+    frame's shape; returns ``out``. In-place float32 arithmetic, so the integers are the
+    ones the float32 expression ``floor(clip(frame * brightness * scale, 0, 255))`` gives.
+
+    Allocates no array: what remains per call are a few numpy scalars and the iterator of
+    the cap's sum (under 1 KB, whatever the ring's size)."""
+    np.copyto(scratch, frame, casting="unsafe")
+    scratch *= np.float32(brightness)
     if power_cap_ma is not None:
-        idle = LED_MA_IDLE_PER_PIXEL * out.shape[0]
-        drive = out.sum() / 255.0 * LED_MA_PER_CHANNEL_FULL
+        idle = LED_MA_IDLE_PER_PIXEL * scratch.shape[0]
+        drive = scratch.sum() / 255.0 * LED_MA_PER_CHANNEL_FULL
         budget = max(float(power_cap_ma) - idle, 0.0)
         if drive > budget:
-            out *= budget / drive
-    # floor, not round: rounding up could push the frame back over the cap
-    return np.floor(np.clip(out, 0, 255)).astype(np.uint8)
+            scratch *= budget / drive
+    # clip (as 0-d arrays: a Python number would be converted each call), then floor, not
+    # round: rounding up could push the frame back over the cap
+    np.maximum(scratch, _ZERO, out=scratch)
+    np.minimum(scratch, _FULL, out=scratch)
+    np.floor(scratch, out=scratch)
+    np.copyto(out, scratch, casting="unsafe")
+    return out
 
 
 class LedStrip(Part):
     """N RGB pixels with a global brightness (0..1) and a power cap in mA.
 
     ``show(frame)`` takes uint8 RGB of shape (n_pixels, 3) in ring order (pixel 0 at pad 0,
-    clockwise); backends handle the wire colour order (GRB for WS2812).
+    clockwise); backends handle the wire colour order (GRB for WS2812). It runs on the
+    device loop's hot path, 60 times a second: it limits the frame into buffers made here
+    once, so showing a frame allocates no array.
     """
 
     def __init__(self, n_pixels: int, brightness: float = 1.0, power_cap_ma: float | None = None):
@@ -133,15 +160,20 @@ class LedStrip(Part):
         self.brightness = float(brightness)
         self.power_cap_ma = power_cap_ma
         self.last_frame = np.zeros((self.n_pixels, 3), np.uint8)  # what was actually sent
+        self._limited = np.zeros((self.n_pixels, 3), np.uint8)    # being sent
+        self._scratch = np.zeros((self.n_pixels, 3), np.float32)
 
     def show(self, frame: np.ndarray) -> np.ndarray:
+        """Limit and send ``frame``; returns :attr:`last_frame`, the strip's own buffer of
+        what was sent (overwritten by the next show: copy it to keep it). A write that
+        fails (PartError) leaves :attr:`last_frame` at the frame before."""
         frame = np.asarray(frame)
         if frame.shape != (self.n_pixels, 3):
             raise ValueError(f"{self.name}: frame shape {frame.shape}, expected ({self.n_pixels}, 3)")
-        limited = limit_frame(frame, self.brightness, self.power_cap_ma)
-        self._write(limited)
-        self.last_frame = limited
-        return limited
+        limit_frame_into(self._limited, frame, self.brightness, self.power_cap_ma, self._scratch)
+        self._write(self._limited)
+        np.copyto(self.last_frame, self._limited)
+        return self.last_frame
 
     def off(self) -> None:
         self.show(np.zeros((self.n_pixels, 3), np.uint8))

@@ -41,12 +41,12 @@ from types import MappingProxyType
 from typing import Any, Mapping
 
 from lanthorn.errors import UserError
+from lanthorn.vocabulary import BAUD, ROLES
 
 from .board import BOARDS, Board
 from .interfaces import LED_MA_IDLE_PER_PIXEL
 
 PROFILE_DIR = Path(__file__).with_name("profiles")
-ROLES = ("touch", "distance", "light", "leds", "display")
 BACKENDS = ("real", "sim")
 
 
@@ -111,7 +111,7 @@ PART_TYPES: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {
     # A microcontroller companion (firmware/) scanning the pads and driving the ring over serial.
     "companion": (("touch", "leds"), dict([
         ("port", (lambda v: isinstance(v, str), 'a serial port like "/dev/ttyACM0"', _REQUIRED)),
-        ("baud", (_integer, "a baud rate", 115200)),
+        ("baud", (_integer, "a baud rate", BAUD)),
         ("pads", (_integer, "a number of pads", 12)),
         ("count", (_integer, "a number of pixels", 24)),
         ("order", (lambda v: isinstance(v, str), 'a colour order like "GRB"', "GRB")),

@@ -150,10 +150,10 @@ class Case:
 def _zoo_cases(names, workdir: Path, seed: int):
     import onnx
     from lanthorn.device.bundle import write_bundle
-    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     for name in names:
-        fpath, qpath = model_zoo.build(name, workdir, seed=seed)
+        fpath, qpath = tiny_models.build(name, workdir, seed=seed)
         bundle = bundle_from_qdq(qpath, card={"name": name})
         bpath = workdir / f"{name}.lanthorn"
         write_bundle(bundle, bpath)
@@ -172,11 +172,11 @@ def _bundle_case(path: str):
 def _feeds(case: Case, n: int, seed: int) -> list[dict]:
     """Random onnxruntime feeds for the twin's inputs (token models: valid indices)."""
     import onnx
-    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize import tiny_models
     twin = onnx.load_from_string(case.bundle.twin)
     vocab = next((int(layer.arrays["table"].shape[0]) for layer in case.bundle.graph.layers
                   if layer.op == "gather"), None)
-    return model_zoo.random_inputs(twin, n, seed=seed, vocab=vocab)
+    return tiny_models.random_inputs(twin, n, seed=seed, vocab=vocab)
 
 
 def _our_input(model, feed, seed: int) -> np.ndarray:
@@ -722,18 +722,18 @@ def _settings(args) -> dict:
 
 
 def run(args) -> int:
-    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize import tiny_models
     settings = _settings(args)
     if args.models:
         names = [n.strip() for n in args.models.split(",") if n.strip()]
     else:
-        names = [] if args.bundle else list(model_zoo.ZOO) + ["voice"]
+        names = [] if args.bundle else list(tiny_models.ZOO) + ["voice"]
     with_voice = "voice" in names
     names = [n for n in names if n != "voice"]
-    unknown = [n for n in names if n not in model_zoo.ZOO]
+    unknown = [n for n in names if n not in tiny_models.ZOO]
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from "
-                        f"{', '.join(model_zoo.ZOO)}")
+                        f"{', '.join(tiny_models.ZOO)}")
     if args.json:   # fail before the long part if the report cannot be written
         jp = Path(args.json)
         if not jp.parent.is_dir():

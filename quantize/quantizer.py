@@ -2,8 +2,8 @@
 
 The steps, in the order :func:`quantize_model` runs them:
 
-1. :func:`check_model` refuses, before any work, what the int8 engine cannot run: an
-   unsupported operator (naming the node, the operator and what to use instead), a
+1. :func:`refuse_unsupported_model` refuses, before any work, what the int8 engine cannot
+   run: an unsupported operator (naming the node, the operator and what to use instead), a
    dynamic or batched input shape, an already-quantized model.
 2. onnxruntime's own pre-processing (``quant_pre_process``) folds BatchNormalization into
    the convolutions and drops Dropout/Identity, as onnxruntime recommends before
@@ -14,7 +14,7 @@ The steps, in the order :func:`quantize_model` runs them:
    so the quantized layer's output has the float layer's mean again.
 5. Calibration and quantization by onnxruntime's ``quantize_static`` (QDQ, per-channel
    symmetric int8 weights with reduce_range, int8 activations, the chosen
-   :mod:`~lanthorn.quantize.calibrate` method), through ``model_zoo.quantize_qdq``, the
+   :mod:`~lanthorn.quantize.calibrate` method), through ``qdq.quantize_qdq``, the
    one quantize_static call in lanthorn.
 6. ``bundle_from_qdq`` turns the QDQ model into the int8 graph and keeps it as the twin.
 7. Evaluation on the held-out sessions: the float model under onnxruntime against the
@@ -81,7 +81,7 @@ def load_onnx(path_or_model):
     return path_or_model, path_or_model.graph.name or "<model>"
 
 
-def check_model(model, source: str = "<model>") -> None:
+def refuse_unsupported_model(model, source: str = "<model>") -> None:
     """Refuse a model the engine cannot run, naming node, operator and what to do instead.
 
     Runs on the raw float model before any calibration, pruning or file writing."""
@@ -235,7 +235,7 @@ def bias_correct(model, data: ModelData, max_windows: int = 128):
     import torch
     from onnx import numpy_helper
 
-    from lanthorn.quantize.model_zoo import quantize_qdq
+    from lanthorn.quantize.qdq import quantize_qdq
     nodes = _weight_nodes(model)
     if not nodes:
         return model, {}
@@ -453,7 +453,7 @@ def quantize_float(model, data: ModelData, calibration: str = "minmax",
     """The quantization core: (qdq ModelProto, bias shifts). ``model`` is pre-processed."""
     import onnx
 
-    from lanthorn.quantize.model_zoo import quantize_qdq
+    from lanthorn.quantize.qdq import quantize_qdq
     method = ort_method(calibration)
     shifts = {}
     if bias_correction:
@@ -534,7 +534,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise UserError(f"{checkpoint}: no such checkpoint file")
     model, source = load_onnx(onnx_path)
-    check_model(model, source)                                        # before any work
+    refuse_unsupported_model(model, source)                           # before any work
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the bundle's file name (e.g. "
@@ -701,10 +701,6 @@ def _than(float_bytes: int, nbytes: int) -> str:
     """``_compared`` as part of a sentence: "3.2x smaller than", "the same size as"."""
     c = _compared(float_bytes, nbytes)
     return c + (" as" if c.endswith("same size") else " than")
-
-
-def ev_ratio(result: QuantizeResult) -> float:
-    return result.evaluations[0].float_bytes / max(1, result.final.bundle_bytes)
 
 
 def _fmt(ev: Evaluation) -> str:

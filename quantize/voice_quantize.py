@@ -1,7 +1,7 @@
 """Float voice ONNX → int8 ``.lanthorn`` voice bundle, with its tasting notes.
 
 The same path as every lanthorn model: onnxruntime's ``quantize_static`` (QDQ, per-channel,
-7-bit weights: :func:`lanthorn.quantize.model_zoo.quantize_qdq`) calibrated on real
+7-bit weights: :func:`lanthorn.quantize.qdq.quantize_qdq`) calibrated on real
 contexts from the corpus, then :func:`~lanthorn.quantize.qdq_import.bundle_from_qdq`. The
 bundle is shipped only if lanthorn's engines give onnxruntime's integers on its twin for
 every calibration-like context checked, and if a phrase sampled through either gives the
@@ -214,7 +214,7 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     from lanthorn.device.graph import layer_macs
     from lanthorn.device.params import ParamStore
     from lanthorn.device.runtime import load
-    from lanthorn.quantize.model_zoo import quantize_qdq
+    from lanthorn.quantize.qdq import quantize_qdq
     from lanthorn.quantize.ort_oracle import ort_session
     from lanthorn.quantize.qdq_import import bundle_from_qdq
 

@@ -73,11 +73,11 @@ def seed_bundles(zoo: bool = False) -> list[tuple[str, bytes]]:
         seeds.append((name, Bundle(g, {"shape": x.shape, "dtype": "int32" if x.dtype == "int32"
                                        else "float32"}, card={"name": name}).to_bytes()))
     if zoo:
-        from lanthorn.quantize import model_zoo
+        from lanthorn.quantize import tiny_models
         from lanthorn.quantize.qdq_import import bundle_from_qdq
         with tempfile.TemporaryDirectory() as tmp:
-            for name in model_zoo.ZOO:
-                _, q = model_zoo.build(name, tmp)
+            for name in tiny_models.ZOO:
+                _, q = tiny_models.build(name, tmp)
                 seeds.append((name, bundle_from_qdq(q).to_bytes()))
     return seeds
 

@@ -85,8 +85,8 @@ def test_console_set_power_cap_reports_the_profile_cap(rig):
 
 def test_pushing_a_float_onnx_points_to_quantize(tmp_path, capsys):
     import onnx
-    from lanthorn.quantize import model_zoo
-    onnx.save(model_zoo.cnn1d(seed=1), str(tmp_path / "model.onnx"))
+    from lanthorn.quantize import tiny_models
+    onnx.save(tiny_models.cnn1d(seed=1), str(tmp_path / "model.onnx"))
     assert main(["push", str(tmp_path / "model.onnx"), "--port", "/dev/null"]) == 2
     err = capsys.readouterr().err
     assert "lanthorn quantize MODEL.onnx" in err and len(err.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ pytest.importorskip("onnxruntime")
 
 from lanthorn.device.bundle import write_bundle  # noqa: E402
 from lanthorn.host import bench_cmd  # noqa: E402
-from lanthorn.quantize import model_zoo  # noqa: E402
+from lanthorn.quantize import tiny_models  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
 
 PATH_FIELDS = {"available", "median_us", "p99_us", "mean_us", "min_us", "reps", "cpu_median_us",
@@ -26,7 +26,7 @@ def _lanthorn(*args):
 @pytest.fixture(scope="module")
 def bundle_file(tmp_path_factory):
     d = tmp_path_factory.mktemp("bench")
-    _, q = model_zoo.build("mlp_25k", d)
+    _, q = tiny_models.build("mlp_25k", d)
     path = d / "mine.lanthorn"
     write_bundle(bundle_from_qdq(q, card={"name": "mine"}), path)
     return path

@@ -348,9 +348,9 @@ def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
 @pytest.fixture(scope="module")
 def zoo(tmp_path_factory):
     pytest.importorskip("onnxruntime")
-    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize import tiny_models
     d = tmp_path_factory.mktemp("zoo")
-    return {name: model_zoo.build(name, d) for name in model_zoo.ZOO}
+    return {name: tiny_models.build(name, d) for name in tiny_models.ZOO}
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
@@ -361,14 +361,14 @@ def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
     from ort_oracle import assert_exact
     from lanthorn.device.bundle import read_bundle
     from lanthorn.device.runtime import load
-    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     monkeypatch.setenv("LANTHORN_C_VARIANT", variant)
     for name, (fpath, qpath) in zoo.items():
         model = load(bundle_from_qdq(qpath), backend="c")
         assert model.backend == variant
-        feeds = model_zoo.random_inputs(onnx.load(str(fpath)), 4, seed=3,
-                                        vocab=model_zoo.ZOO[name]()[1])
+        feeds = tiny_models.random_inputs(onnx.load(str(fpath)), 4, seed=3,
+                                        vocab=tiny_models.ZOO[name]()[1])
         assert_exact(model, model.bundle, feeds)
     from pathlib import Path
     default = Path(__file__).resolve().parents[1] / "device" / "models" / "temperament.lanthorn"
@@ -376,7 +376,7 @@ def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
         b = read_bundle(default)
         model = load(b, backend="c")
         twin = onnx.load_from_string(b.twin)
-        feeds = model_zoo.random_inputs(twin, 8, seed=4)
+        feeds = tiny_models.random_inputs(twin, 8, seed=4)
         assert_exact(model, b, feeds)
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lanthorn.hardware.companion import backend as B
-from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.companion import wire as P
 from lanthorn.hardware.interfaces import PartError
 
 INFO = P.Info(protocol=1, firmware=(0, 1, 0), board=P.BOARD_ATMEGA328P, n_pads=12, n_leds=24,

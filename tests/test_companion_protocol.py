@@ -8,7 +8,7 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.companion import wire as P
 
 from firmware_lib import SRC, CProtocol, LpSeq, build_protocol_lib
 
@@ -35,7 +35,7 @@ COBS_VECTORS = [
 
 
 def test_constants_match_the_c_header():
-    """One fact, two languages: every #define LP_X in protocol.h equals protocol.X."""
+    """One fact, two languages: every #define LP_X in protocol.h equals wire.X."""
     header = (SRC / "protocol.h").read_text()
     defines = dict(re.findall(r"#define LP_(\w+) \(?(-?(?:0x[0-9A-Fa-f]+|\d+))\)?\s", header))
     assert len(defines) > 40
@@ -44,7 +44,7 @@ def test_constants_match_the_c_header():
         py_name = {"OK": None}.get(py_name, py_name)
         if py_name is None:
             continue
-        assert hasattr(P, name) or hasattr(P, py_name), f"protocol.py lacks LP_{name}"
+        assert hasattr(P, name) or hasattr(P, py_name), f"companion/wire.py lacks LP_{name}"
         assert getattr(P, name, getattr(P, py_name, None)) == int(value, 0), name
     # derived sizes too
     for name in ("MAX_FRAME", "MAX_ENCODED", "MAX_WIRE"):

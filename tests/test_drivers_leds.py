@@ -8,7 +8,8 @@ import pytest
 from hw_fakes import FakeSpi, fake_rpi_ws281x, io_error
 from lanthorn.hardware.drivers import ws2812_spi
 from lanthorn.hardware.drivers.ws2812_spi import Ws2812Spi, symbol_table
-from lanthorn.hardware.interfaces import PartError, estimate_current_ma
+from lanthorn.hardware.interfaces import (LED_MA_IDLE_PER_PIXEL, LED_MA_PER_CHANNEL_FULL,
+                                          PartError, estimate_current_ma, limit_frame)
 
 
 def decode_spi(buf: bytes, hz: int, n_pixels: int) -> np.ndarray:
@@ -91,6 +92,92 @@ def test_spi_encoding_does_not_allocate_per_frame():
                 if s.size_diff > 0 and "ws2812_spi" in str(s.traceback))
     tracemalloc.stop()
     assert grown < 1024
+
+
+def _float32_limit(frame, brightness, cap):
+    """The power limit written as one float32 expression: the integers LedStrip.show must
+    send (brightness, then one scale to the cap, then floor)."""
+    out = np.asarray(frame, np.float32) * np.float32(brightness)
+    if cap is not None:
+        drive = out.sum() / 255.0 * LED_MA_PER_CHANNEL_FULL
+        budget = max(cap - LED_MA_IDLE_PER_PIXEL * len(out), 0.0)
+        if drive > budget:
+            out = out * (budget / drive)
+    return np.floor(np.clip(out, 0, 255)).astype(np.uint8)
+
+
+def test_show_limits_into_its_buffers_bit_for_bit():
+    """Frames of every brightness, over and under the cap, one after another on one strip:
+    the in-place limit gives the float32 expression's integers, and a frame never keeps
+    anything of the one before (the buffers are reused)."""
+    rng = np.random.default_rng(7)
+    strip = Ws2812Spi(30, spi=FakeSpi(), power_cap_ma=700)
+    for k in range(400):
+        frame = rng.integers(0, 256, (30, 3), dtype=np.uint8)
+        if k % 3 == 0:
+            frame //= np.uint8(rng.integers(1, 40))    # dim frames stay under the cap
+        strip.brightness = float(rng.choice([1.0, 0.5, rng.random()]))
+        strip.power_cap_ma = [700, None, 31, 0][k % 4]  # a cap below the idle draw: all dark
+        want = _float32_limit(frame, strip.brightness, strip.power_cap_ma)
+        sent = strip.show(frame)
+        assert np.array_equal(sent, want) and np.array_equal(strip.last_frame, want)
+        assert np.array_equal(limit_frame(frame, strip.brightness, strip.power_cap_ma), want)
+        wire = decode_spi(strip._spi.transfers[-1], 6_400_000, 30)
+        assert wire.tolist() == want[:, [1, 0, 2]].tolist()
+
+
+def test_a_failed_write_keeps_last_frame_at_what_was_sent():
+    spi = FakeSpi()
+    strip = Ws2812Spi(3, spi=spi)
+    strip.show(np.full((3, 3), 9, np.uint8))
+    spi.fail = io_error(errno.EIO)
+    with pytest.raises(PartError):
+        strip.show(np.full((3, 3), 200, np.uint8))
+    assert (strip.last_frame == 9).all()
+
+
+class _NullSpi:
+    """An SPI bus that takes the bytes and keeps nothing (FakeSpi records every transfer)."""
+    max_speed_hz, mode = 0, 0
+
+    def writebytes2(self, data):
+        pass
+
+
+def _worst_show_peak(kind: str, n: int, monkeypatch, tmp_path) -> int:
+    """The largest traced-memory peak of one real ``show`` over many frames."""
+    import tracemalloc
+    from lanthorn.hardware.sim.parts import SimLeds
+    monkeypatch.setattr(ws2812_spi, "SPIDEV_BUFSIZ", tmp_path / "no-spidev")  # any ring size
+    cap = 20.0 * n                                # a third of full white: frames go over it
+    strip = (SimLeds(n, lambda: 0.0, brightness=0.8, power_cap_ma=cap) if kind == "sim"
+             else Ws2812Spi(n, spi=_NullSpi(), brightness=0.8, power_cap_ma=cap))
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 256, (n, 3), dtype=np.uint8) // np.uint8(d) for d in (1, 2, 9, 255)]
+    for f in frames:
+        strip.show(f)
+    tracemalloc.start()
+    try:
+        worst = 0
+        for k in range(200):                    # over the cap, under it, dark: every branch
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            strip.show(frames[k % len(frames)])
+            worst = max(worst, tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    return worst
+
+
+@pytest.mark.parametrize("kind", ["sim", "spi"])
+def test_real_show_allocates_no_array_per_frame(kind, monkeypatch, tmp_path):
+    """The real ``LedStrip.show`` (limit, write, keep ``last_frame``; the SPI encoding too),
+    not a fake. On a 2000-pixel ring a float32 (n, 3) temporary is 24 KB and a uint8 one
+    6 KB; what may remain per frame are a few numpy scalars and the iterator of the cap's
+    sum, the same for 24 pixels as for 2000."""
+    small = _worst_show_peak(kind, 24, monkeypatch, tmp_path)
+    large = _worst_show_peak(kind, 2000, monkeypatch, tmp_path)
+    assert large < 2048 and large <= small + 256, (small, large)
 
 
 def test_spi_write_error_and_close():

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.companion import wire as P
 
 from firmware_lib import FIRMWARE, CProtocol, build_protocol_lib
 

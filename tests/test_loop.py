@@ -280,7 +280,7 @@ def test_install_model_swaps_on_next_frame_and_keeps_old_on_error(tmp_path, zoo_
 
 def test_install_model_refuses_a_model_for_other_inputs(tmp_path):
     from lanthorn.device.bundle import write_bundle
-    from lanthorn.quantize.model_zoo import build
+    from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     _, q = build("mlp_25k", tmp_path)
     path = tmp_path / "mlp.lanthorn"

@@ -1,16 +1,18 @@
 """Pruning: channels physically removed (fewer MACs), bias compensation, magnitude sparsity
 paying off after compression, sensitivity-driven allocation, fine-tuning from a checkpoint."""
 import numpy as np
-import onnx
-import onnxruntime as ort
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+onnx = pytest.importorskip("onnx")  # host extras: without them the module skips, not errors
+ort = pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")  # quantize_helpers trains a tiny net
+
 from lanthorn.cli import main
 from lanthorn.device.bundle import read_bundle
 from lanthorn.device.runtime import load
-from lanthorn.quantize import model_zoo
+from lanthorn.quantize import tiny_models
 from lanthorn.quantize import prune
 from lanthorn.quantize.calibrate import ModelData, load_model_data
 from lanthorn.quantize.ort_oracle import assert_exact
@@ -36,7 +38,7 @@ def _weights(model):
 
 
 def test_prunable_layers_follow_the_graph():
-    m = model_zoo.cnn1d()
+    m = tiny_models.cnn1d()
     ok, why = prune.prunable_layers(m)
     convs = [n.name for n in m.graph.node if n.op_type == "Conv"]
     gemms = [n.name for n in m.graph.node if n.op_type == "Gemm"]
@@ -47,7 +49,7 @@ def test_prunable_layers_follow_the_graph():
 
 
 def test_cutting_channels_shrinks_every_layer_on_the_way_and_the_engine_runs_it(tmp_path):
-    m = model_zoo.cnn1d()
+    m = tiny_models.cnn1d()
     plan = {n: prune.keep_channels(prune.filter_importance(m, n), 0.5)
             for n in prune.prunable_layers(m)[0]}
     cut = prune.cut_channels(m, plan)
@@ -80,7 +82,7 @@ def test_cutting_channels_shrinks_every_layer_on_the_way_and_the_engine_runs_it(
 def test_bias_compensation_keeps_the_mean_output_of_a_dense_layer():
     """Without fine-tuning, each removed neuron's mean activation moves into the next bias,
     so the next layer's average output is unchanged (exactly, for dense layers)."""
-    m = model_zoo.mlp([20, 32, 6], "mlp")
+    m = tiny_models.mlp([20, 32, 6], "mlp")
     m.graph.node.pop()                                  # drop the softmax: compare logits
     m.graph.output[0].name = m.graph.node[-1].output[0]
     x = np.random.default_rng(1).normal(0.3, 1.0, size=(200, 20)).astype(np.float32)
@@ -97,7 +99,7 @@ def test_bias_compensation_keeps_the_mean_output_of_a_dense_layer():
 
 
 def test_magnitude_sparsity_zeroes_the_smallest_weights():
-    m = model_zoo.cnn1d()
+    m = tiny_models.cnn1d()
     names = prune.weight_layers(m)
     z = prune.zero_smallest(m, {names[0]: 0.5})
     w0 = _weights(m)[m.graph.node[0].input[1]]
@@ -165,7 +167,7 @@ def test_pruning_errors_exit_2(work, tmp_path, capsys):
     assert main(["quantize", str(model), "--data", str(data), "--out", out,
                  "--prune-channels", "0.5", "--checkpoint", str(other.with_suffix(".pt"))]) == 2
     assert "do not match" in capsys.readouterr().err
-    onnx.save(model_zoo.mlp([16, 4], "one"), str(tmp_path / "one.onnx"))
+    onnx.save(tiny_models.mlp([16, 4], "one"), str(tmp_path / "one.onnx"))
     np.savez(tmp_path / "x.npz", x=np.ones((4, 16), np.float32))
     assert main(["quantize", str(tmp_path / "one.onnx"), "--data", str(tmp_path / "x.npz"),
                  "--out", out, "--prune-channels", "0.5"]) == 2
@@ -209,7 +211,7 @@ def test_removing_channels_equals_silencing_them(draw):
     """For any choice of kept channels, the cut model computes exactly what the full model
     computes with those channels silenced (no compensation): nothing else is disturbed."""
     model = draw.draw(st.sampled_from(["cnn1d", "mlp"]))
-    m = model_zoo.cnn1d(seed=2) if model == "cnn1d" else model_zoo.mlp([24, 20, 16, 5], "m")
+    m = tiny_models.cnn1d(seed=2) if model == "cnn1d" else tiny_models.mlp([24, 20, 16, 5], "m")
     plan = {}
     for name in prune.prunable_layers(m)[0]:
         n_out = len(prune.filter_importance(m, name))

@@ -3,19 +3,24 @@ it writes (exact against onnxruntime on its twin), foreign models and .npz input
 import json
 
 import numpy as np
-import onnx
 import pytest
+
+onnx = pytest.importorskip("onnx")  # host extras: without them the module skips, not errors
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")  # quantize_helpers trains a tiny net
+
 from onnx import TensorProto, helper
 
 from lanthorn.cli import main
 from lanthorn.device.bundle import read_bundle
 from lanthorn.device.frames import CHANNELS, LABELS
 from lanthorn.device.runtime import load
-from lanthorn.quantize import model_zoo
+from lanthorn.quantize import tiny_models
+from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.calibrate import ModelData
 from lanthorn.quantize.ort_oracle import assert_exact
-from lanthorn.quantize.quantizer import (bias_correct, check_model, dequantized_weights,
-                                         quantize_model, UnsupportedModelError)
+from lanthorn.quantize.quantizer import (bias_correct, dequantized_weights, quantize_model,
+                                         refuse_unsupported_model, UnsupportedModelError)
 from quantize_helpers import make_data, make_model, quiet
 
 
@@ -105,7 +110,7 @@ def test_unknown_calibration_method_exits_2(work, tmp_path, capsys):
 # --------------------------------------------------------------------------- bias correction
 
 def _one_conv(seed=0):
-    n = model_zoo.Net("oneconv", [1, 14, 50], seed)
+    n = tiny_models.Net("oneconv", [1, 14, 50], seed)
     n.conv(14, 6, 5, pad=2, dims=1)
     return n.model([1, 6, 50])
 
@@ -131,7 +136,7 @@ def test_bias_correction_removes_the_mean_weight_rounding_error():
         return np.mean([s.run(None, {"x": xi[None]})[0][0].mean(axis=-1) for xi in x], axis=0)
 
     with __import__("tempfile").TemporaryDirectory() as tmp:
-        q = model_zoo.quantize_qdq(model, f"{tmp}/q.onnx", list(data.feeds(x[:1])))
+        q = quantize_qdq(model, f"{tmp}/q.onnx", list(data.feeds(x[:1])))
         wq = dequantized_weights(onnx.load(str(q)))[model.graph.node[0].name]
     want = mean_out(model)
     before = np.abs(mean_out(model, wq) - want).max()
@@ -144,7 +149,7 @@ def test_bias_correction_removes_the_mean_weight_rounding_error():
 
 def _with_op(op_type, **attrs):
     """conv1d → OP → output: a float model with one unsupported node."""
-    n = model_zoo.Net("bad", [1, 14, 50], 0)
+    n = tiny_models.Net("bad", [1, 14, 50], 0)
     n.conv(14, 4, 3, pad=1, dims=1)
     out = n.op(op_type, [n.cur], **attrs)
     return n.model([1, 4, 50] if op_type != "ReduceMean" else None), out
@@ -171,7 +176,7 @@ def test_recurrent_layer_is_refused_with_what_to_do_instead():
                           [onnx.numpy_helper.from_array(np.zeros((1, 16, 14), np.float32), "W"),
                            onnx.numpy_helper.from_array(np.zeros((1, 16, 4), np.float32), "R")])
     with pytest.raises(UnsupportedModelError, match=r"'rnn1' uses operator LSTM.*1-D convolutions"):
-        check_model(helper.make_model(g), "m.onnx")
+        refuse_unsupported_model(helper.make_model(g), "m.onnx")
 
 
 def test_dynamic_shape_exits_2_naming_the_input(tmp_path, capsys):
@@ -185,15 +190,15 @@ def test_dynamic_shape_exits_2_naming_the_input(tmp_path, capsys):
 
 
 def test_softmax_in_the_middle_and_quantized_models_are_refused(tmp_path):
-    n = model_zoo.Net("mid", [1, 16], 0)
+    n = tiny_models.Net("mid", [1, 16], 0)
     n.dense(16, 8)
     n.op("Softmax", [n.cur], axis=-1)
     n.dense(8, 4)
     with pytest.raises(UnsupportedModelError, match="Softmax.*last layer"):
-        check_model(n.model([1, 4]))
-    f, q = model_zoo.build("mlp_25k", tmp_path)
+        refuse_unsupported_model(n.model([1, 4]))
+    f, q = tiny_models.build("mlp_25k", tmp_path)
     with pytest.raises(UnsupportedModelError, match="already quantized.*lanthorn import"):
-        check_model(onnx.load(str(q)))
+        refuse_unsupported_model(onnx.load(str(q)))
 
 
 def test_bad_arguments_exit_2(work, tmp_path, capsys):
@@ -213,7 +218,7 @@ def test_bad_arguments_exit_2(work, tmp_path, capsys):
 
 def test_foreign_model_without_data_spec_gets_the_dataset_labels(work, tmp_path, capsys):
     root, data, _ = work
-    onnx.save(model_zoo.cnn1d(seed=3), str(tmp_path / "zoo.onnx"))
+    onnx.save(tiny_models.cnn1d(seed=3), str(tmp_path / "zoo.onnx"))
     # an untrained network: the quality gates refuse it (bundle written, exit 2) ...
     rc = main(["quantize", str(tmp_path / "zoo.onnx"), "--data", str(data), "--out",
                str(tmp_path / "zoo.lanthorn")])
@@ -231,14 +236,14 @@ def test_foreign_model_without_data_spec_gets_the_dataset_labels(work, tmp_path,
 
 def test_channel_mismatch_exits_2(work, tmp_path, capsys):
     root, data, _ = work
-    onnx.save(model_zoo.cnn1d(channels=10), str(tmp_path / "c10.onnx"))
+    onnx.save(tiny_models.cnn1d(channels=10), str(tmp_path / "c10.onnx"))
     rc = main(["quantize", str(tmp_path / "c10.onnx"), "--data", str(data), "--out",
                str(tmp_path / "x.lanthorn")])
     assert rc == 2 and "reads 10 channels" in capsys.readouterr().err
 
 
 def test_npz_inputs_quantize_a_non_sensor_model(tmp_path):
-    m = model_zoo.mlp([32, 24, 5], "mlp_small")
+    m = tiny_models.mlp([32, 24, 5], "mlp_small")
     onnx.save(m, str(tmp_path / "mlp.onnx"))
     rng = np.random.default_rng(0)
     x = rng.normal(size=(64, 32)).astype(np.float32)
@@ -263,7 +268,7 @@ def test_result_json_is_plain_json(minmax):
 def test_batchnorm_after_conv_is_folded_by_preprocessing(tmp_path):
     """A model exported without BatchNorm folding still quantizes (onnxruntime's
     pre-processing folds it), and a BatchNorm that follows no Conv is refused up front."""
-    n = model_zoo.Net("bn", [1, 14, 50], 0)
+    n = tiny_models.Net("bn", [1, 14, 50], 0)
     n.conv(14, 6, 3, pad=1, dims=1)
     rng = np.random.default_rng(0)
     params = [n.const(rng.uniform(0.5, 1.5, 6).astype(np.float32), "g"),
@@ -282,16 +287,16 @@ def test_batchnorm_after_conv_is_folded_by_preprocessing(tmp_path):
     r = quantize_model(tmp_path / "bn.onnx", tmp_path / "x.npz", tmp_path / "bn.lanthorn", log=quiet)
     assert [layer.op for layer in r.bundle.graph.layers][0] == "conv"
     assert r.final.agreement >= 0.9
-    bad = model_zoo.Net("bn2", [1, 16], 0)
+    bad = tiny_models.Net("bn2", [1, 16], 0)
     bad.op("BatchNormalization", ["x"] + [bad.const(np.ones(16, np.float32), k) for k in "gbmv"])
     with pytest.raises(UnsupportedModelError, match="does not follow a Conv"):
-        check_model(bad.model([1, 16]))
+        refuse_unsupported_model(bad.model([1, 16]))
 
 
 def test_token_model_quantizes_from_integer_npz_inputs(tmp_path):
     """A character language model (Gather of an embedding) reads int64 indices: the .npz
     path keeps them integers, and the bundle's integers are onnxruntime's."""
-    onnx.save(model_zoo.char_lm(), str(tmp_path / "lm.onnx"))
+    onnx.save(tiny_models.char_lm(), str(tmp_path / "lm.onnx"))
     rng = np.random.default_rng(0)
     x = rng.integers(0, 96, size=(48, 16)).astype(np.int64)
     np.savez(tmp_path / "tokens.npz", x=x)

@@ -4,6 +4,11 @@ import json
 import pytest
 from PIL import Image
 
+pytest.importorskip("onnx")  # host extras: without them the module skips, not errors
+pytest.importorskip("onnxruntime")
+pytest.importorskip("torch")  # quantize_helpers trains a tiny net
+pytest.importorskip("matplotlib")  # the report's plots
+
 from lanthorn.cli import main
 from lanthorn.device import dataset as dsf
 from lanthorn.quantize.report import tasting_notes, warnings_for

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from lanthorn.hardware.companion import backend as B
-from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.companion import wire as P
 from lanthorn.hardware.interfaces import PartError, estimate_current_ma, limit_frame
 
 from firmware_lib import Harness, build_firmware
@@ -139,10 +139,10 @@ def test_led_frames_reach_the_ring_with_ws2812_timing(harness):
             frame = np.zeros((24, 3), np.uint8)
             frame[k] = (40 + k, 10, 200 - k)
             frame[(k + 12) % 24] = (1, 2, 3)
-            sent.append(leds.show(frame))
+            sent.append(leds.show(frame).copy())  # show returns the strip's own buffer
             leds.link.flush()  # each one out (a loaded machine would otherwise see newest-wins)
         white = np.full((24, 3), 255, np.uint8)  # 1464 mA estimated: over the 600 mA cap
-        capped = leds.show(white)
+        capped = leds.show(white).copy()
         leds.link.flush()
         assert (capped == limit_frame(white, 1.0, CAP_MA)).all()
         sent.append(capped)

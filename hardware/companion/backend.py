@@ -25,8 +25,10 @@ from collections import deque
 
 import numpy as np
 
+from lanthorn.vocabulary import BAUD
+
 from ..interfaces import LedStrip, PartError, TouchReading, TouchSensor
-from . import protocol as P
+from . import wire as P
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +52,7 @@ class CompanionLink:
     pass real pyserial ports over pseudo-terminals). ``name`` is used in PartError.
     """
 
-    def __init__(self, port, baud: int = 115200, name: str = "companion",
+    def __init__(self, port, baud: int = BAUD, name: str = "companion",
                  hello_timeout: float | None = None, clock=time.monotonic):
         self.name = name
         self._clock = clock
@@ -521,7 +523,7 @@ def _release(port: str, link: CompanionLink) -> None:
 
 def open_companion_part(role: str, options: dict, power_cap_ma: float | None = None):
     """Open the touch or leds part of a profile's companion (see hardware/profile.py)."""
-    port, baud = options["port"], options.get("baud", 115200)
+    port, baud = options["port"], options.get("baud", BAUD)
     link = _acquire(port, baud, role)
     release = lambda: _release(port, link)  # noqa: E731
     try:

@@ -17,7 +17,7 @@ import numpy as np
 from lanthorn.errors import UserError
 
 from ..interfaces import PartError
-from . import protocol as P
+from . import wire as P
 from .backend import CompanionLeds, CompanionLink, CompanionTouch
 
 LED_STEP_S = 0.15

@@ -64,6 +64,8 @@ class Ws2812Spi(LedStrip):
         self._buf = np.zeros(1 + n_pixels * 3 * per_byte + latch, np.uint8)
         self._pixels = self._buf[1:1 + n_pixels * 3 * per_byte].reshape(n_pixels * 3, per_byte)
         self._wire = np.zeros((n_pixels, 3), np.uint8)
+        self._wire_flat = self._wire.reshape(-1)          # a view made once, not per frame
+        self._symbols = np.zeros(n_pixels * 3, np.intp)  # the wire bytes as table indices
         self._check_bufsiz()
         if spi is None:
             spi = self._open(bus, device)
@@ -100,8 +102,13 @@ class Ws2812Spi(LedStrip):
 
     def encode(self, frame: np.ndarray) -> np.ndarray:
         """Fill and return the SPI buffer for an RGB frame (a view; valid until the next call)."""
-        np.take(frame, self._order, axis=1, out=self._wire)
-        np.take(self._table, self._wire.reshape(-1), axis=0, out=self._pixels)
+        # mode="clip": with the default "raise", numpy buffers ``out`` (a copy per call);
+        # the indices are in range by construction (colour bytes 0..255, channels 0..2)
+        # uint8 indices would be converted to intp (a new array) per call, so copy them into
+        # our own intp buffer first
+        np.take(frame, self._order, axis=1, out=self._wire, mode="clip")
+        np.copyto(self._symbols, self._wire_flat)
+        np.take(self._table, self._symbols, axis=0, out=self._pixels, mode="clip")
         return self._buf
 
     def _write(self, frame: np.ndarray) -> None:

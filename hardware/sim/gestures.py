@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from lanthorn.errors import UserError
+from lanthorn.vocabulary import LABELS
 
 from .physics import N_PADS, PAD_PITCH
 
-#: Every gesture the visitor can perform. The same names, in the model's order, are the
-#: labels of the default model (``lanthorn.device.frames.LABELS``; a test keeps them equal).
-GESTURES: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
-                             "stroke_ccw", "hold", "palm", "leave")
+#: Every gesture the visitor can perform: the default piece's labels, in the model's order
+#: (``lanthorn.vocabulary.LABELS``), so simulated data is labelled as the model expects.
+GESTURES: tuple[str, ...] = LABELS
 #: Gestures made with the hand on the ring (the visitor must be standing at the object).
 TOUCH_GESTURES: tuple[str, ...] = ("tap", "double_tap", "stroke_cw", "stroke_ccw", "hold", "palm")
 #: Gestures the simulator can perform that the default piece does not know: for trying out

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lanthorn.vocabulary import ROLES
+
 from ..interfaces import (Body, Display, DistanceSensor, LedStrip, LightSensor, PartError,
                           TouchReading, TouchSensor)
 from .gestures import SimError
@@ -210,9 +212,8 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
     elif not callable(clock):
         raise SimError(f"clock must be a callable returning seconds, got {clock!r}")
     parts = getattr(profile, "parts", None)
-    roles = ("touch", "distance", "light", "leds", "display")
-    present = set(roles) if profile is None else {r for r in roles if parts and r in parts}
-    spec = {r: (parts.get(r) if parts else None) for r in roles}
+    present = set(ROLES) if profile is None else {r for r in ROLES if parts and r in parts}
+    spec = {r: (parts.get(r) if parts else None) for r in ROLES}
 
     world = World(seed, script, gestures,
                   touch_threshold=_opt(spec["touch"], "touch_threshold", TOUCH_THRESHOLD),
@@ -234,7 +235,7 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
         body.display = SimDisplay(now, _opt(spec["display"], "width", 128),
                                   _opt(spec["display"], "height", 64))
     for role, t in (failures or {}).items():
-        part = getattr(body, role, None) if role in roles else None
+        part = getattr(body, role, None) if role in ROLES else None
         if part is None:
             raise SimError(f"cannot inject a failure into {role!r}: the body has "
                            f"{', '.join(body.parts()) or 'no parts'}")

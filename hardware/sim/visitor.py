@@ -80,7 +80,7 @@ class SimTrace:
         return (self.touched[:, None] >> np.arange(N_PADS)) & 1 == 1
 
     def label_indices(self, labels=GESTURES) -> np.ndarray:
-        """Labels as int64 indices into ``labels`` (e.g. lanthorn.device.frames.LABELS)."""
+        """Labels as int64 indices into ``labels`` (default: the default model's labels)."""
         lookup = {name: i for i, name in enumerate(labels)}
         missing = set(np.unique(self.labels)) - set(lookup)
         if missing:

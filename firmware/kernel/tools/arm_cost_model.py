@@ -275,7 +275,7 @@ def dynamic_table(tmp: Path, models: list[str], root: Path | None, wheels: Path 
     import numpy as np
     from lanthorn.device import engine_c
     from lanthorn.device.graph import layer_macs
-    from lanthorn.quantize import model_zoo
+    from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     exe, plugin = build_runner(tmp), build_plugin(tmp)
     ort = root is not None and wheels is not None
@@ -286,7 +286,7 @@ def dynamic_table(tmp: Path, models: list[str], root: Path | None, wheels: Path 
     rows = [head, "|" + " --- |" + " ---: |" * (head.count("|") - 2)]
     rng = np.random.default_rng(0)
     for name in models:
-        _, q = model_zoo.build(name, tmp)
+        _, q = tiny_models.build(name, tmp)
         g = bundle_from_qdq(q).graph
         macs = int(sum(layer_macs(layer, g) for layer in g.layers))
         blob = tmp / f"{name}.lkb"

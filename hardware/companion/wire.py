@@ -1,5 +1,8 @@
 """The companion wire protocol, Python side (the spec is firmware/PROTOCOL.md).
 
+Named ``wire`` (not ``protocol``) to keep it apart from the device's serial console
+protocol: this one is the binary frame format between the Pi and its microcontroller.
+
 The C twin is firmware/src/protocol.c. Both are tested against each other (frames built
 here are parsed in C and back), and tests/test_companion_protocol.py checks that every
 constant below has the same value in firmware/src/protocol.h. Standard library only.
@@ -344,11 +347,6 @@ def unpack_error(payload: bytes) -> tuple[int, int, str]:
     if len(payload) < 2:
         raise ProtocolError(E_BAD_PAYLOAD, "ERROR payload too short")
     return payload[0], payload[1], payload[2:].decode("ascii", "replace")
-
-
-def unpack_ack(payload: bytes) -> tuple[int, int]:
-    _need(payload, 2, "ACK")
-    return payload[0], payload[1]
 
 
 def unpack_nak(payload: bytes) -> tuple[int, int, int]:
