@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from lanthorn.device.bundle import write_bundle  # noqa: E402
-from lanthorn.host import bench_cmd  # noqa: E402
+from lanthorn.commands import bench as bench_cmd  # noqa: E402
 from lanthorn.quantize import model_zoo  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
 

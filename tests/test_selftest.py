@@ -8,7 +8,7 @@ import pytest
 from hw_fakes import FakeBH1750, FakeChip, FakeMPR121, FakeSMBus, FakeSpi
 from lanthorn.cli import main
 from lanthorn.hardware import board as board_mod
-from lanthorn.hardware import selftest_cmd
+from lanthorn.commands import selftest as selftest_cmd
 from lanthorn.hardware.body import RealBody, open_body
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.profile import PROFILE_DIR, ProfileError, load_profile

@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def unit_settings() -> dict[str, str]:
-    from lanthorn.device.service_cmd import unit_text
+    from lanthorn.commands.service import unit_text
     text = unit_text("lanthorn", Path("/var/lib/lanthorn"), None, "/dev/ttyGS0", [])
     out = {}
     for line in text.splitlines():

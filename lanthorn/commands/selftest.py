@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .interfaces import Body, PartError, estimate_current_ma
-from .profile import ROLES, Profile, choose_profile
+from lanthorn.hardware.interfaces import Body, PartError, estimate_current_ma
+from lanthorn.hardware.profile import ROLES, Profile, choose_profile
 
 MPR121_MAX = 1023
 LUX_MAX = 200_000.0  # direct sunlight is ~100 000 lx
@@ -42,7 +42,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     profile = choose_profile(args.profile, args.sim)
     sim = args.sim or profile.is_sim
-    from .body import open_body
+    from lanthorn.hardware.body import open_body
     if sim:
         body = open_body(profile, sim=True, seed=args.seed, realtime=False)
     else:

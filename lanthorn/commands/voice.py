@@ -59,7 +59,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="name in the card (default: from --out)")
     p.add_argument("--seed", type=int, default=0, help="first sample seed of the tasting notes")
     p.add_argument("--report", metavar="DIR", help="write voice-report.md and voice-report.json")
-    from lanthorn.quantize.import_cmd import add_signing_arguments
+    from lanthorn.commands.import_qdq import add_signing_arguments
     add_signing_arguments(p)
 
     p = sub.add_parser("taste", help="speak with a voice bundle: phrases per mood, with seeds")
@@ -159,7 +159,7 @@ def quantize_cmd(args) -> int:
     from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)
-    from lanthorn.quantize.import_cmd import signed_note, signing_key
+    from lanthorn.commands.import_qdq import signed_note, signing_key
     from lanthorn.quantize.voice_quantize import read_voice_onnx, trained_corpus
     key = signing_key(args)       # a bad key fails before the work
     read_voice_onnx(args.model)   # a missing or wrong file: one line saying so

@@ -25,7 +25,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     from lanthorn.device import signing
-    from lanthorn.device.run_cmd import default_data_dir
+    from lanthorn.commands.run import default_data_dir
     from lanthorn.device.storage import DataDir
     storage = DataDir(Path(args.data_dir) if args.data_dir else default_data_dir())
     store = signing.TrustStore(storage.root)

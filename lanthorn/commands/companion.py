@@ -16,9 +16,9 @@ import numpy as np
 
 from lanthorn.errors import UserError
 
-from ..interfaces import PartError
-from . import protocol as P
-from .backend import CompanionLeds, CompanionLink, CompanionTouch
+from lanthorn.hardware.interfaces import PartError
+from lanthorn.hardware.companion import protocol as P
+from lanthorn.hardware.companion.backend import CompanionLeds, CompanionLink, CompanionTouch
 
 LED_STEP_S = 0.15
 
