@@ -20,6 +20,7 @@ from typing import Callable
 
 from lanthorn.device import push_protocol as pp
 from lanthorn.errors import UserError
+from lanthorn.vocabulary import BAUD
 
 
 class ConsoleError(UserError):
@@ -65,7 +66,7 @@ class ConsoleClient:
     interactive console does, so a ``push`` from another terminal can run meanwhile);
     the next request takes it back."""
 
-    def __init__(self, port: str, baud: int = 115200, timeout: float = 5.0, connect: bool = True,
+    def __init__(self, port: str, baud: int = BAUD, timeout: float = 5.0, connect: bool = True,
                  holder: str | None = None):
         self.port, self.baud, self.timeout = port, baud, timeout
         self.holder = holder or "lanthorn " + (Path(sys.argv[0]).name if sys.argv else "")

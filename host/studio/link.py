@@ -22,6 +22,7 @@ import time
 from typing import Any, Callable
 
 from lanthorn.host.console_client import ConsoleClient, ConsoleError, PortBusy
+from lanthorn.vocabulary import BAUD
 
 WATCH_HZ = 10
 SILENCE_S = 2.5  # no watch sample for this long: ask whether the device is still there
@@ -32,7 +33,7 @@ class DeviceLink:
     """See the module docstring. ``on_event(dict)`` is called on the link thread with
     ``{"type": "watch"|"frames"|"link"|"notice", ...}``; keep it quick."""
 
-    def __init__(self, port: str, baud: int = 115200, on_event: Callable[[dict], None] = None,
+    def __init__(self, port: str, baud: int = BAUD, on_event: Callable[[dict], None] = None,
                  describe: str | None = None):
         self.port, self.baud = port, baud
         self.describe = describe or port

@@ -19,13 +19,14 @@ from lanthorn.errors import UserError
 from lanthorn.hardware.interfaces import PartError
 from lanthorn.hardware.companion import protocol as P
 from lanthorn.hardware.companion.backend import CompanionLeds, CompanionLink, CompanionTouch
+from lanthorn.commands._options import add_baud
 
 LED_STEP_S = 0.15
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("port", help="serial port of the companion, e.g. /dev/ttyUSB0 or /dev/ttyACM0")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    add_baud(parser)
     parser.add_argument("--watch", type=float, default=0.0, metavar="SECONDS",
                         help="print the touched pads whenever they change, for this long")
     parser.add_argument("--leds", action="store_true",

@@ -10,6 +10,7 @@ from pathlib import Path
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
 from lanthorn.host.termplot import WatchPanel
+from lanthorn.commands._options import add_baud
 
 HISTORY_FILE = Path(os.environ.get("LANTHORN_HISTORY", Path.home() / ".lanthorn_console_history"))
 
@@ -17,7 +18,7 @@ HISTORY_FILE = Path(os.environ.get("LANTHORN_HISTORY", Path.home() / ".lanthorn_
 def add_arguments(parser) -> None:
     parser.add_argument("port", nargs="?",
                         help="serial port of the object, e.g. /dev/ttyACM0 or /dev/ttyUSB0")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    add_baud(parser)
     parser.add_argument("-c", "--command", action="append", metavar="LINE",
                         help="run this console line and exit (repeatable); e.g. -c 'get brightness'")
     parser.add_argument("--seconds", type=float, default=None,

@@ -9,6 +9,7 @@ from lanthorn.device import dataset
 from lanthorn.device.frames import LABELS
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient
+from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:
@@ -24,7 +25,7 @@ def add_arguments(parser) -> None:
                         help='how consent was given, e.g. "verbal, 2026-11-23" (new source only)')
     parser.add_argument("--licence", default="", help="licence of the recordings (new source only)")
     parser.add_argument("--session", help="session name (default: LABEL-DATE-TIME)")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    add_baud(parser)
 
 
 def run(args) -> int:
