@@ -8,7 +8,7 @@ import pytest
 
 from lanthorn.cli import main
 from lanthorn.device import dataset as ds
-from lanthorn.commands.data import synthesize
+from lanthorn.host.curate import synthesize
 from lanthorn.quantize import net as nets
 from lanthorn.quantize.dataspec import DataSpec, prepare, spec_from_onnx
 
