@@ -17,7 +17,7 @@ from lanthorn.device.push_protocol import encode_frame, wire_efficiency
 from lanthorn.device.runtime import load
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
-from lanthorn.commands.console import Completer, render
+from lanthorn.host.console_repl import Completer, render
 from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]
