@@ -1,7 +1,8 @@
 """Options several commands share, declared once so their defaults and help cannot drift:
 the serial line speed (:data:`lanthorn.vocabulary.BAUD`), the hardware profile (its help
 lists the profiles that actually ship, from :func:`lanthorn.hardware.profile.shipped_profiles`)
-and the data directory (:mod:`lanthorn.device.data_dir`)."""
+the data directory (:mod:`lanthorn.device.data_dir`) and signing a bundle that a command
+writes (``quantize``, ``import``, ``voice quantize``)."""
 from __future__ import annotations
 
 from lanthorn.vocabulary import BAUD
@@ -23,3 +24,23 @@ def add_data_dir(parser, what: str = "models, settings, presets and recordings")
     from lanthorn.device.data_dir import DEFAULT_DATA_DIR_HELP
     parser.add_argument("--data-dir", metavar="DIR",
                         help=f"{what} (default: {DEFAULT_DATA_DIR_HELP})")
+
+
+def add_signing_arguments(parser) -> None:
+    """--sign-key / --no-sign, shared by quantize and import."""
+    parser.add_argument("--sign-key", metavar="PATH",
+                        help="Ed25519 key to sign the bundle with (default: the key 'lanthorn "
+                             "key new' made, if there is one; a locked object installs only "
+                             "signed bundles)")
+    parser.add_argument("--no-sign", action="store_true", help="write the bundle unsigned")
+
+
+def signing_key(args):
+    """The key to sign with (loaded before any long work, so a bad key fails fast)."""
+    from lanthorn.device.signing import signing_key_for
+    return signing_key_for(args.sign_key, args.no_sign)
+
+
+def signed_note(bundle) -> str:
+    from lanthorn.device.signing import short_id
+    return f", signed by {short_id(bundle.signature[0])}…" if bundle.signature else ", unsigned"
