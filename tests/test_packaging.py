@@ -75,8 +75,11 @@ def test_every_subcommand_has_help():
 SDIST_MUST_CARRY = ["firmware/kernel/lk.h", "firmware/kernel/lk_internal.h",
                     "firmware/kernel/lk_x86.h", "firmware/kernel/lk_vnni.c",
                     "device/kernel_ext/_lk_module.c", "hardware/profiles/sim.toml",
-                    "hardware/profiles/pi5.toml", "device/models/temperament.lanthorn"]
-WHEEL_MUST_CARRY = ["lanthorn/hardware/profiles/sim.toml", "lanthorn/hardware/profiles/pi4.toml",
+                    "hardware/profiles/pi5.toml", "device/models/temperament.lanthorn",
+                    "lanthorn/commands/run.py", "quantize/export_c.py"]
+WHEEL_MUST_CARRY = ["lanthorn/commands/__init__.py", "lanthorn/commands/run.py",
+                    "lanthorn/commands/selftest.py", "lanthorn/quantize/export_c.py",
+                    "lanthorn/hardware/profiles/sim.toml", "lanthorn/hardware/profiles/pi4.toml",
                     "lanthorn/hardware/profiles/pi5.toml", "lanthorn/device/models/temperament.lanthorn"]
 PROBE = ("import json; from lanthorn.device import runtime; from lanthorn.device.models import "
          "DEFAULT_BUNDLE; from lanthorn.hardware.profile import shipped_profiles; "

@@ -17,6 +17,13 @@ from lanthorn.host.curate import SYNTH_SOURCE
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
+    _synth_arguments(sub)
+    _import_arguments(sub)
+    _source_arguments(sub)
+    _dataset_arguments(sub)
+
+
+def _synth_arguments(sub) -> None:
     p = sub.add_parser("synth", help="write honestly labelled synthetic data from the gesture simulator")
     p.add_argument("--out", required=True, help="dataset folder (created if missing)")
     p.add_argument("--minutes", type=float, default=20.0, help="total simulated time (default 20)")
@@ -26,6 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--source", default=SYNTH_SOURCE, help=f"source name (default {SYNTH_SOURCE})")
     p.add_argument("--gzip", action="store_true", help="write .csv.gz recordings (smaller)")
 
+
+def _import_arguments(sub) -> None:
     p = sub.add_parser("import", help="add a CSV stream (one sample per line) as a recording",
                        description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("file", help="CSV/TSV/space separated file, one frame per line")
@@ -46,6 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="values are sensor readings (12 pad deltas in counts, distance mm, lux) "
                         "rather than encoded frames")
 
+
+def _source_arguments(sub) -> None:
     p = sub.add_parser("add-source", help="declare who made recordings and under what consent")
     p.add_argument("data", help="dataset folder (created if missing)")
     p.add_argument("name", help="source name (letters, digits, . _ -)")
@@ -65,6 +76,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--replace", action="store_true", help="update an existing source")
     _layout_arguments(p)
 
+
+def _dataset_arguments(sub) -> None:
     p = sub.add_parser("new", help="create an empty dataset for your own sensors: channels, "
                                    "units, ranges, rate and labels",
                        description=CHANNELS_HELP,
@@ -83,6 +96,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("info", help="counts per label and source, balance, provenance warnings")
     p.add_argument("data", help="dataset folder")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
+
 
 
 IMPORT_HELP = """\

@@ -10,6 +10,11 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
+    _corpus_arguments(sub)
+    _model_arguments(sub)
+
+
+def _corpus_arguments(sub) -> None:
     p = sub.add_parser("add-source", help="declare a text source: author, consent, licence, weight")
     p.add_argument("corpus", help="corpus folder (created if missing)")
     p.add_argument("name", help="source name (letters, digits, . _ -)")
@@ -37,6 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+
+def _model_arguments(sub) -> None:
     p = sub.add_parser("train", help="train the voice on a corpus and export float ONNX")
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--out", required=True, help="float ONNX file to write")
@@ -69,6 +76,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--corpus", help="also show the nearest source and verbatim overlap")
+
 
 
 def run(args) -> int:
