@@ -455,3 +455,46 @@ def format_info(info: dict) -> str:
     for warning in info["warnings"]:
         w(f"warning: {warning}\n")
     return out.getvalue()
+
+
+# ----------------------------------------------------------------------------- a recorded take
+
+def check_take_target(data, label: str, session: str, source: str) -> None:
+    """Before a person performs, not after: the names are valid and the dataset (if there
+    is one) knows the label."""
+    dsf.check_name("session", session)
+    dsf.check_name("label", label)
+    dsf.check_name("source", source)
+    if (Path(data) / dsf.MANIFEST).exists():
+        header, _, _ = dsf.read_manifest(data)
+        if label not in header["labels"]:
+            raise DataError(f"{data} has no label {label!r} (its labels: "
+                            f"{', '.join(header['labels'])}); to teach a new gesture, add it "
+                            f"first: lanthorn data add-label {data} {label}")
+
+
+def save_take(data, source: Source, session: str, label: str, rows, rate: float,
+              channels, log=print) -> tuple[Path, Source]:
+    """Write a take recorded on the object as a session of ``source`` (its author, consent and
+    licence given now are recorded, never silently dropped), creating the dataset with the
+    default labels plus ``label`` when there is none; returns the file and the source as kept."""
+    if not (Path(data) / dsf.MANIFEST).exists():
+        labels = list(LABELS) + ([label] if label not in LABELS else [])
+        dsf.create_dataset(data, rate, channels, labels)
+    header, sources, _ = dsf.read_manifest(data)
+    if list(header["channels"]) != list(channels):
+        raise DataError(f"{data} has channels {', '.join(header['channels'])} but the "
+                        f"device records {', '.join(channels)}; use another --data folder")
+    kept = sources.get(source.name)
+    if kept is None:
+        kept = dsf.add_source(data, source)
+    else:
+        given = {k: getattr(source, k) for k in ("author", "consent", "licence")
+                 if getattr(source, k) and getattr(kept, k) != getattr(source, k)}
+        if given:
+            for k, v in given.items():
+                setattr(kept, k, v)
+            dsf.add_source(data, kept, replace=True)
+            log(f"updated {', '.join(given)} of source {source.name!r}")
+    path = dsf.write_recording(data, source.name, session, rows, label, rate_hz=rate)
+    return path, kept
