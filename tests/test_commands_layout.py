@@ -75,3 +75,33 @@ def test_libraries_never_import_a_command():
     bad = sorted(str(p.relative_to(ROOT)) for layer in LAYERS for p in (ROOT / layer).rglob("*.py")
                  if pattern.search(p.read_text()))
     assert not bad, f"library modules importing lanthorn.commands: {bad}"
+
+
+def _defaults(name: str) -> dict:
+    from lanthorn.cli import _command_parser
+    parser, _ = _command_parser(name)
+    return {a.dest: a for a in parser._actions}
+
+
+@pytest.mark.parametrize("name", ["run", "selftest"])
+def test_profile_help_lists_every_shipped_profile(name):
+    """The help is built from the profiles folder, so a new board (pi5-companion) shows."""
+    from lanthorn.hardware.profile import shipped_profiles
+    text = _defaults(name)["profile"].help
+    assert shipped_profiles() and "pi5-companion" in shipped_profiles()
+    assert all(p in text for p in shipped_profiles()), text
+
+
+@pytest.mark.parametrize("name", ["run", "console", "push", "record", "fetch", "studio",
+                                  "companion"])
+def test_serial_commands_default_to_the_one_baud(name):
+    from lanthorn.vocabulary import BAUD
+    action = _defaults(name)["baud"]
+    assert action.default == BAUD and str(BAUD) in action.help
+
+
+def test_no_literal_baud_or_data_dir_in_commands():
+    """115200 and /var/lib/lanthorn are spelled once, in lanthorn/vocabulary.py."""
+    spelled = [f"{p.name}: {fact}" for p in COMMANDS_DIR.glob("*.py")
+               for fact in ("115200", "/var/lib/lanthorn") if fact in p.read_text()]
+    assert not spelled, spelled

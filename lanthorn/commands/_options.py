@@ -26,6 +26,32 @@ def add_data_dir(parser, what: str = "models, settings, presets and recordings")
                         help=f"{what} (default: {DEFAULT_DATA_DIR_HELP})")
 
 
+def gesture_list(text: str) -> list[str]:
+    """``--sim-gestures wave,tap`` → ['wave', 'tap'] (an argparse type)."""
+    return [g.strip() for g in text.split(",") if g.strip()]
+
+
+def add_sim_gestures(parser, when: str = "", then: str = "") -> None:
+    """--sim-gestures: the simulated visitor stays and performs only these gestures."""
+    parser.add_argument("--sim-gestures", metavar="G,G", type=gesture_list, default=None,
+                        help=f"{when}the visitor stays at the object and performs only these "
+                             "gestures, over and over (e.g. 'wave', which the default piece "
+                             f"does not know, taught to a model of your own{then})")
+
+
+def add_provenance(parser, consent_example: str, made: str) -> None:
+    """NAME and who made it, under what consent and licence, when: a declared source of a
+    dataset or of the voice's corpus (the model card carries them)."""
+    parser.add_argument("name", help="source name (letters, digits, . _ -)")
+    parser.add_argument("--author", default="")
+    parser.add_argument("--consent", default="",
+                        help=f'how consent was given, e.g. "{consent_example}"')
+    parser.add_argument("--licence", "--license", dest="licence", default="",
+                        help="e.g. CC0-1.0, CC-BY-4.0, public-domain")
+    parser.add_argument("--date", default="", help=f"when it was {made} (default today)")
+    parser.add_argument("--notes", default="")
+
+
 def add_signing_arguments(parser) -> None:
     """--sign-key / --no-sign, shared by quantize and import."""
     parser.add_argument("--sign-key", metavar="PATH",

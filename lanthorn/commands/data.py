@@ -7,6 +7,7 @@ import re
 import sys
 from pathlib import Path
 
+from lanthorn.commands._options import add_provenance
 from lanthorn.device import dataset as dsf
 from lanthorn.device.dataset import DataError, Source
 from lanthorn.device.frames import DEFAULT_RATE_HZ
@@ -59,13 +60,8 @@ def _import_arguments(sub) -> None:
 def _source_arguments(sub) -> None:
     p = sub.add_parser("add-source", help="declare who made recordings and under what consent")
     p.add_argument("data", help="dataset folder (created if missing)")
-    p.add_argument("name", help="source name (letters, digits, . _ -)")
-    p.add_argument("--author", default="")
-    p.add_argument("--consent", default="", help='how consent was given, e.g. "signed form 2026-05-02"')
-    p.add_argument("--licence", "--license", dest="licence", default="")
-    p.add_argument("--date", default="", help="when it was recorded (default today)")
+    add_provenance(p, "signed form 2026-05-02", "recorded")
     p.add_argument("--device", default="", help="which object or sensor recorded it")
-    p.add_argument("--notes", default="")
     p.add_argument("--weight", type=float, default=1.0, help="how much it counts in training")
     p.add_argument("--synthetic", action="store_true", help="machine-made, no person involved")
     p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,

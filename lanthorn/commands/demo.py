@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lanthorn.commands._options import add_sim_gestures
 from lanthorn.host import demo as d
 
 
@@ -25,10 +26,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-voice", action="store_true",
                         help="speak from the phrase banks only (no voice model)")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
-    parser.add_argument("--sim-gestures", metavar="G,G", default=None,
-                        help="the visitor stays at the object and performs only these gestures "
-                             "(e.g. 'wave', taught to a model of your own: --model wave.lanthorn "
-                             "--set gesture_moods=wave=shy shows it driving the mood)")
+    add_sim_gestures(parser, then=": --model wave.lanthorn --set gesture_moods=wave=shy "
+                                  "shows it driving the mood")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                         help="a parameter for this run, as on the console (repeatable), e.g. "
                              "--set gesture_smoothing=1 --set gesture_hold_s=0 to see the "
@@ -47,10 +46,8 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     seconds = args.seconds if args.seconds is not None else (None if args.window else 20.0)
     d.check_options(seconds, args.fps, args.out)
-    gestures = ([g.strip() for g in args.sim_gestures.split(",") if g.strip()]
-                if args.sim_gestures else None)
     demo = d.open_demo(args.model, args.voice, args.no_voice, args.seed, args.window,
-                       args.visitor, gestures, args.set)
+                       args.visitor, args.sim_gestures, args.set)
     for note in demo.notes:
         print(f"note: {note}")
     how = "live in a window (close it or press Esc to stop)" if demo.window else "simulated"

@@ -15,7 +15,7 @@ import sys
 import threading
 import time
 
-from lanthorn.commands._options import add_baud, add_data_dir, add_profile
+from lanthorn.commands._options import add_baud, add_data_dir, add_profile, add_sim_gestures
 from lanthorn.errors import UserError
 
 def add_arguments(parser) -> None:
@@ -23,11 +23,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sim", action="store_true",
                         help="run on the simulated body (a scripted visitor) instead of hardware")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
-    parser.add_argument("--sim-gestures", metavar="G,G", default=None,
-                        help="with --sim: the simulated visitor stays at the object and "
-                             "performs only these gestures, over and over (e.g. 'wave', which "
-                             "the default piece does not know: to try out teaching it with "
-                             "'lanthorn record')")
+    add_sim_gestures(parser, "with --sim: ", then=" with 'lanthorn record'")
     parser.add_argument("--serial", metavar="PORT",
                         help="serve the console on this serial port (e.g. /dev/ttyGS0, /dev/ttyAMA0)")
     add_baud(parser, "console baud rate")
@@ -57,7 +53,7 @@ def open_piece(args):
     gestures = getattr(args, "sim_gestures", None)
     if gestures and not sim:
         raise UserError("--sim-gestures needs --sim (a real visitor does what they like)")
-    gestures = [g.strip() for g in gestures.split(",") if g.strip()] if gestures else None
+    gestures = gestures or None
     body = (open_body(profile, sim=True, seed=args.seed, realtime=True, gestures=gestures)
             if sim else open_body(profile))
     return profile, body, storage

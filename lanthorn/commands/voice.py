@@ -6,6 +6,8 @@ import datetime
 import json
 from pathlib import Path
 
+from lanthorn.commands._options import add_provenance
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -17,13 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _corpus_arguments(sub) -> None:
     p = sub.add_parser("add-source", help="declare a text source: author, consent, licence, weight")
     p.add_argument("corpus", help="corpus folder (created if missing)")
-    p.add_argument("name", help="source name (letters, digits, . _ -)")
-    p.add_argument("--author", default="")
-    p.add_argument("--consent", default="", help='how consent was given, e.g. "written for this piece"')
-    p.add_argument("--licence", "--license", dest="licence", default="",
-                   help="e.g. CC0-1.0, CC-BY-4.0, public-domain")
-    p.add_argument("--date", default="", help="when it was written (default today)")
-    p.add_argument("--notes", default="")
+    add_provenance(p, "written for this piece", "written")
     p.add_argument("--weight", type=float, default=1.0,
                    help="how strongly it flavours the voice, per character (0.05 = a hint)")
     p.add_argument("--replace", action="store_true", help="update an existing source's details")
