@@ -207,7 +207,7 @@ def model_h(p: str, bundle, graph, info: dict) -> str:
     return "\n".join(lines)
 
 
-#: int8.ROUND_EVEN_SHIFTER as an exact C float literal (1.5 * 2**23), for the generated
+#: int8.ROUND_EVEN_SHIFTER as an exact C float literal (hex float), for the generated
 #: model_quantize_input: the generated C rounds exactly as lk_round_even and int8.quantize do.
 SHIFTER = _c_float(int8.ROUND_EVEN_SHIFTER)
 

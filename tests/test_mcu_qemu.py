@@ -276,6 +276,16 @@ def test_export_c_writes_the_files(tmp_path, capsys):
     assert "flash:" in capsys.readouterr().out
 
 
+def test_export_c_rounds_with_the_one_named_constant(tmp_path):
+    """The generated model_quantize_input adds and subtracts int8.ROUND_EVEN_SHIFTER, written
+    as an exact hex float: the C rounding cannot drift from the Python spec's constant."""
+    from lanthorn.quantize.export_c import SHIFTER, export_c
+    assert float.fromhex(SHIFTER.rstrip("f")) == int8.ROUND_EVEN_SHIFTER
+    export_c(DEFAULT_BUNDLE, tmp_path / "x", n_vectors=1)
+    text = (tmp_path / "x" / "model.c").read_text()
+    assert f"v + {SHIFTER};" in text and f"(r - {SHIFTER})" in text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--prefix", "9lives"], "not a C identifier"),
     (["--vectors", "0"], "between 1 and 10000"),
