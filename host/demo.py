@@ -30,18 +30,24 @@ FRAME_BUDGET_MS = 1000.0 / 60.0
 MATCH_SLACK_S = 0.8  # a recognition may come this long after the gesture ended (window lag)
 
 
+def _given_or_shipped(path: Path | None, option: str, shipped: Path, loader, missing: str):
+    """(loaded or None, note): the bundle given with ``option``, else the shipped one."""
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"{option} {path}: no such file")
+        return loader(path), str(path)
+    if not shipped.is_file():
+        return None, missing
+    return loader(shipped), "shipped default"
+
+
 def load_model(path: Path | None):
     """(model or None, note): the given bundle, else the shipped default."""
     from lanthorn.device.runtime import load
     from lanthorn.device.storage import SHIPPED_MODEL
-    if path is not None:
-        if not path.is_file():
-            raise UserError(f"--model {path}: no such file")
-        return load(path), str(path)
-    if not SHIPPED_MODEL.is_file():
-        return None, ("the shipped model device/models/temperament.lanthorn is missing "
-                      "(make model builds it); running the idle animation")
-    return load(SHIPPED_MODEL), "shipped default"
+    return _given_or_shipped(path, "--model", SHIPPED_MODEL, load,
+                             "the shipped model device/models/temperament.lanthorn is missing "
+                             "(make model builds it); running the idle animation")
 
 
 def load_voice(path: Path | None, off: bool):
@@ -50,14 +56,9 @@ def load_voice(path: Path | None, off: bool):
     from lanthorn.device.voice import load_voice
     if off:
         return None, "off (--no-voice): phrase banks"
-    if path is not None:
-        if not path.is_file():
-            raise UserError(f"--voice {path}: no such file")
-        return load_voice(path), str(path)
-    if not SHIPPED_VOICE.is_file():
-        return None, ("the shipped voice device/models/voice.lanthorn is missing (make voice "
-                      "builds it); phrase banks")
-    return load_voice(SHIPPED_VOICE), "shipped default"
+    return _given_or_shipped(path, "--voice", SHIPPED_VOICE, load_voice,
+                             "the shipped voice device/models/voice.lanthorn is missing (make "
+                             "voice builds it); phrase banks")
 
 
 def check_options(seconds, fps: float, out: Path) -> None:
