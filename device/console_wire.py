@@ -2,7 +2,7 @@
 (answers, events), one place used by the device server, the host client (completion, help)
 and the docs. Named for the wire, not "protocol", because three modules were called that;
 the binary push framing beside it is :mod:`lanthorn.device.push_wire`, the companion
-board's is :mod:`lanthorn.hardware.companion.protocol`.
+board's is :mod:`lanthorn.hardware.companion.wire`.
 
 A person types into picocom, screen or the Arduino serial monitor; a program (the host
 client) switches to ``mode json``. Both get exactly one final answer per command:

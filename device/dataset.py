@@ -252,7 +252,6 @@ def check_name(kind: str, name: str, file=None) -> str:
     return name
 
 
-_check_name = check_name  # the name host/record_cmd.py uses
 
 
 def _line_of(text: str, needle: str) -> int | None:

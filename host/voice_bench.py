@@ -2,7 +2,7 @@
 onnxruntime int8 on the twin, in one interleaved run, with the phrases compared.
 
 Per *character* the voice is an ordinary bundle (one model call), benched like every model
-by :func:`lanthorn.host.bench_cmd.bench_case`. Per *phrase* is what the piece waits for:
+by :func:`lanthorn.host.bench.bench_case`. Per *phrase* is what the piece waits for:
 up to ``voice_max_len`` model calls plus the sampler, for each mood and seed. The same
 sampler runs on each path, so the phrases must be identical strings; a difference is
 reported (and makes the bench fail) like any other mismatch.

@@ -213,3 +213,27 @@ def sweep(corpus_dir, candidates=SWEEP, epochs: int = 10, seed: int = 0, holdout
         log(f"{arch.label():<24} {arch.macs(len(vocab)):>7,} MACs/char  held-out perplexity "
             f"{ppl['all']:.2f}  ({rows[-1]['seconds']} s)")
     return rows
+
+
+#: the bounds ``lanthorn voice train`` accepts for each architecture knob
+ARCH_BOUNDS = {"context": (1, 64), "hidden": (4, 1024), "dim": (2, 128)}
+
+
+def choose_arch(corpus_dir, overrides: dict, run_sweep: bool = False, seed: int = 0,
+                log=print) -> tuple[VoiceArch, list[dict] | None]:
+    """The architecture to train: DEFAULT_ARCH with the given knobs, checked against
+    ARCH_BOUNDS; or, with ``run_sweep``, the candidate :func:`pick` chooses (and the rows)."""
+    from lanthorn.errors import UserError
+    arch = VoiceArch(**{**asdict(DEFAULT_ARCH),
+                        **{k: v for k, v in overrides.items() if v is not None}})
+    for k, (lo, hi) in ARCH_BOUNDS.items():
+        if not lo <= getattr(arch, k) <= hi:
+            raise UserError(f"--{k} must be between {lo} and {hi}")
+    if not run_sweep:
+        return arch, None
+    rows = sweep(corpus_dir, seed=seed)
+    best = pick(rows)
+    arch = VoiceArch(best["context"], best["dim"], best["hidden"])
+    log(f"picked {arch.label()} (fewest MACs within {PICK_WITHIN:.2f}x of the best "
+        f"held-out perplexity)")
+    return arch, rows

@@ -1,4 +1,4 @@
-"""The ``lanthorn`` command: a table of subcommands, each living in the module that owns it.
+"""The ``lanthorn`` command: a table of subcommands, each a thin module in ``lanthorn.commands``.
 
 Each command module provides ``add_arguments(parser)`` and ``run(args) -> int``, plus a
 one-line module docstring used as its help summary. Modules are imported only when their
@@ -19,28 +19,28 @@ from lanthorn.errors import UserError, install_hint
 
 # name -> (module, one-line help). Order is the order shown in --help.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "selftest": ("lanthorn.hardware.selftest_cmd", "check every part of the object and print a table"),
-    "companion": ("lanthorn.hardware.companion.check_cmd", "check a microcontroller companion on a serial port: version, pads, LEDs, link"),
-    "params": ("lanthorn.device.params_cmd", "list the piece's parameters (--markdown for the docs)"),
-    "import": ("lanthorn.quantize.import_cmd", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
-    "provision": ("lanthorn.device.provision_cmd", "install the artist's public signing key on this object (trusted while locked)"),
-    "inspect": ("lanthorn.device.inspect_cmd", "show a bundle's model card, layers, MACs, input spec and provenance"),
-    "export-c": ("lanthorn.device.export_c_cmd", "write a bundle as C for a microcontroller: weights in flash, static arena, test vectors"),
-    "run": ("lanthorn.device.run_cmd", "run the piece: device loop, behaviour and (with --serial) the console"),
-    "install-service": ("lanthorn.device.service_cmd", "write the systemd unit that runs the piece at power-up (watchdog, no network)"),
-    "demo": ("lanthorn.device.demo_cmd", "run the simulated artwork and write a GIF"),
-    "console": ("lanthorn.host.console_cmd", "talk to a running object over serial: completion, history, live watch plots"),
-    "push": ("lanthorn.host.push_cmd", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
-    "record": ("lanthorn.host.record_cmd", "record a demonstrated gesture from a running object into a dataset"),
-    "torture": ("lanthorn.host.torture_cmd", "fault-injection campaigns against a running piece (console fuzz, pushes, power cuts, storage, sensors, soak, lock) with figures"),
-    "fetch": ("lanthorn.host.fetch_cmd", "pull the takes recorded on an object (console 'record') into a dataset"),
-    "bench": ("lanthorn.host.bench_cmd", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
-    "data": ("lanthorn.host.data_cmd", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
-    "train": ("lanthorn.host.train_cmd", "train the temperament model on a dataset and export float ONNX + checkpoint"),
-    "key": ("lanthorn.host.key_cmd", "make or show the Ed25519 key that signs your bundles (kept outside the repo)"),
-    "voice": ("lanthorn.host.voice_cmd", "the voice: curate text (add-source, import, info), train, quantize, taste"),
-    "quantize": ("lanthorn.quantize.quantize_cmd", "float ONNX → int8 .lanthorn bundle: calibrate, bias-correct, prune, report"),
-    "studio": ("lanthorn.host.studio_cmd", "a local web page to see, tune, teach and push the piece (127.0.0.1 only)"),
+    "selftest": ("lanthorn.commands.selftest", "check every part of the object and print a table"),
+    "companion": ("lanthorn.commands.companion", "check a microcontroller companion on a serial port: version, pads, LEDs, link"),
+    "params": ("lanthorn.commands.params", "list the piece's parameters (--markdown for the docs)"),
+    "import": ("lanthorn.commands.import_qdq", "convert an onnxruntime-quantized QDQ ONNX model into a .lanthorn bundle"),
+    "provision": ("lanthorn.commands.provision", "install the artist's public signing key on this object (trusted while locked)"),
+    "inspect": ("lanthorn.commands.inspect", "show a bundle's model card, layers, MACs, input spec and provenance"),
+    "export-c": ("lanthorn.commands.export_c", "write a bundle as C for a microcontroller: weights in flash, static arena, test vectors"),
+    "run": ("lanthorn.commands.run", "run the piece: device loop, behaviour and (with --serial) the console"),
+    "install-service": ("lanthorn.commands.service", "write the systemd unit that runs the piece at power-up (watchdog, no network)"),
+    "demo": ("lanthorn.commands.demo", "run the simulated artwork and write a GIF"),
+    "console": ("lanthorn.commands.console", "talk to a running object over serial: completion, history, live watch plots"),
+    "push": ("lanthorn.commands.push", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
+    "record": ("lanthorn.commands.record", "record a demonstrated gesture from a running object into a dataset"),
+    "torture": ("lanthorn.commands.torture", "fault-injection campaigns against a running piece (console fuzz, pushes, power cuts, storage, sensors, soak, lock) with figures"),
+    "fetch": ("lanthorn.commands.fetch", "pull the takes recorded on an object (console 'record') into a dataset"),
+    "bench": ("lanthorn.commands.bench", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
+    "data": ("lanthorn.commands.data", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
+    "train": ("lanthorn.commands.train", "train the temperament model on a dataset and export float ONNX + checkpoint"),
+    "key": ("lanthorn.commands.key", "make or show the Ed25519 key that signs your bundles (kept outside the repo)"),
+    "voice": ("lanthorn.commands.voice", "the voice: curate text (add-source, import, info), train, quantize, taste"),
+    "quantize": ("lanthorn.commands.quantize", "float ONNX → int8 .lanthorn bundle: calibrate, bias-correct, prune, report"),
+    "studio": ("lanthorn.commands.studio", "a local web page to see, tune, teach and push the piece (127.0.0.1 only)"),
 }
 
 

@@ -350,6 +350,23 @@ def summarize(path) -> dict:
 
 # ----------------------------------------------------------------------------- examples
 
+def format_summary(info: dict) -> str:
+    """``lanthorn voice info``'s text for :func:`summarize`'s figures."""
+    lines = [f"voice corpus {info['path']}: {info['lines']} lines, {info['chars']} characters", "",
+             "source          lines   chars  share(chars)  weight  effective  licence       consent"]
+    for s, v in info["sources"].items():
+        lines.append(f"{s:<15}{v['lines']:6d}{v['chars']:8d}{100 * v['share_chars']:12.1f}% "
+                     f"{v['weight']:7.2f}{100 * v['share_effective']:10.1f}%  "
+                     f"{v['licence'] or 'NONE':<13} {v['consent'] or 'NONE'}")
+    lines += ["", "lines per mood (untagged lines speak for every mood):"]
+    for s, v in info["sources"].items():
+        lines.append(f"  {s}: " + ", ".join(f"{m} {n}" for m, n in v["moods"].items()))
+    if not info["unshowable"]:
+        lines += ["", "every character used can be shown on the OLED"]
+    lines += [f"warning: {warning}" for warning in info["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
 def vocabulary(corpus: Corpus) -> str:
     """The boundary, then every showable character the corpus uses, sorted."""
     used = {c for line in corpus.lines for c in line.text if c in OLED_CHARSET}

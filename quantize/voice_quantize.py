@@ -173,21 +173,27 @@ def longest_verbatim(text: str, corpus) -> dict:
     return best
 
 
+def phrases(voice: Voice, params: dict, moods=None, per_mood: int = SAMPLES_PER_MOOD,
+            seed: int = 0):
+    """(mood, seed, phrase) for each mood (default: all the voice's) with seeds seed,
+    seed+1, ...: what the piece would say, sampled with the parameters it would use."""
+    for mood in moods or voice.spec.moods:
+        for k in range(per_mood):
+            yield mood, seed + k, voice.generate(mood, seed + k, params["voice_temperature"],
+                                                 params["voice_top_k"], params["voice_max_len"])
+
+
 def taste(voice: Voice, corpus, params: dict, moods=None, per_mood: int = SAMPLES_PER_MOOD,
           seed: int = 0) -> list[dict]:
     """Sample phrases per mood with seeds seed, seed+1, ... and describe each."""
     out = []
-    for mood in moods or voice.spec.moods:
-        for k in range(per_mood):
-            s = seed + k
-            ph = voice.generate(mood, s, params["voice_temperature"], params["voice_top_k"],
-                                params["voice_max_len"])
-            near = nearest_source(ph.text, corpus)
-            verb = longest_verbatim(ph.text, corpus)
-            out.append({"mood": mood, "seed": s, "text": ph.text, "nearest_source": near["source"],
-                        "source_scores": near["scores"], "verbatim_chars": verb["chars"],
-                        "verbatim_text": verb["text"], "verbatim_source": verb["source"],
-                        "copied": verb["chars"] > VERBATIM_LIMIT})
+    for mood, s, ph in phrases(voice, params, moods, per_mood, seed):
+        near = nearest_source(ph.text, corpus)
+        verb = longest_verbatim(ph.text, corpus)
+        out.append({"mood": mood, "seed": s, "text": ph.text, "nearest_source": near["source"],
+                    "source_scores": near["scores"], "verbatim_chars": verb["chars"],
+                    "verbatim_text": verb["text"], "verbatim_source": verb["source"],
+                    "copied": verb["chars"] > VERBATIM_LIMIT})
     return out
 
 

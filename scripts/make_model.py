@@ -81,7 +81,7 @@ def synth(data_dir: Path, recipe: dict) -> None:
     """(Re)generate the synthetic training data from the recipe's seed."""
     import shutil
 
-    from lanthorn.host.data_cmd import synthesize
+    from lanthorn.host.curate import synthesize
     if data_dir.exists():
         shutil.rmtree(data_dir)
     synthesize(data_dir, minutes=recipe["minutes"], seed=recipe["seed"],

@@ -477,7 +477,8 @@ def _same(a, b) -> bool:
 
 def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
     """(kind, detail) of one case; kind in refused / identical / traceback / disagree."""
-    from lanthorn.device import inspect_cmd, runtime
+    from lanthorn.device.describe import describe
+    from lanthorn.device import runtime
     from lanthorn.device.bundle import read_bundle
     from lanthorn.device.engine_c import CEngine
     from lanthorn.device.engine_numpy import NumpyEngine
@@ -497,7 +498,7 @@ def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
         return "traceback", traceback.format_exc()
     try:
         g = bundle.graph
-        inspect_cmd.describe(bundle)
+        describe(bundle)
         try:
             ce = CEngine(g, 0)
             cv = CEngine(g)

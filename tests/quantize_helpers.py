@@ -14,7 +14,7 @@ def quiet(*_args, **_kw):
 
 
 def make_data(root: Path, minutes: float = 2.0, seed: int = 1) -> Path:
-    from lanthorn.host.data_cmd import synthesize
+    from lanthorn.host.curate import synthesize
     synthesize(root, minutes=minutes, session_seconds=20, seed=seed, log=quiet)
     return root
 

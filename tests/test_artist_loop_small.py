@@ -143,7 +143,7 @@ def test_record_progress_has_no_carriage_returns_in_a_log(monkeypatch):
     """`record` progress is one counter on a terminal, plain lines otherwise (checked on
     the code path: the pty end-to-end test runs it with stderr a pipe)."""
     import inspect
-    from lanthorn.host import record_cmd
+    from lanthorn.commands import record as record_cmd
     src = inspect.getsource(record_cmd.run)
     assert "isatty" in src and "on_rows=(" in src
 

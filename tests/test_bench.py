@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("onnxruntime")
 
 from lanthorn.device.bundle import write_bundle  # noqa: E402
-from lanthorn.host import bench_cmd  # noqa: E402
+from lanthorn.host import bench  # noqa: E402
 from lanthorn.quantize import tiny_models  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
 
@@ -43,7 +43,7 @@ def report(bundle_file, tmp_path_factory):
 
 def test_json_has_every_field(report):
     rep, _ = report
-    assert rep["schema"] == bench_cmd.SCHEMA and rep["mode"] == "quick"
+    assert rep["schema"] == bench.SCHEMA and rep["mode"] == "quick"
     m = rep["machine"]
     for key in ("cpu_model", "cpu_count", "python", "numpy", "onnxruntime", "onnx", "backends",
                 "load_average"):
@@ -131,14 +131,14 @@ def test_bad_arguments_are_one_line_exit_2(tmp_path):
 def test_measure_takes_exact_reps_and_interleaves():
     calls = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
-    samples = bench_cmd.measure(fns, budget_s=10.0, min_reps=1, warmup=2, exact_reps=5)
+    samples = bench.measure(fns, budget_s=10.0, min_reps=1, warmup=2, exact_reps=5)
     assert {k: len(wall) for k, (wall, cpu) in samples.items()} == {"a": 5, "b": 5}
     assert all(len(cpu) >= 1 and min(cpu) >= 0 for wall, cpu in samples.values())
     assert calls.count("a") == 7 and calls.count("b") == 7      # 2 warm-up + 5 timed
 
 
 def test_summarize_figures():
-    s = bench_cmd.summarize([1000 * i for i in range(1, 102)], [3000.0, 1000.0, 2000.0])
+    s = bench.summarize([1000 * i for i in range(1, 102)], [3000.0, 1000.0, 2000.0])
     assert s["median_us"] == 51 and s["min_us"] == 1 and s["reps"] == 101
     assert s["cpu_median_us"] == 2
     assert s["p99_us"] == pytest.approx(100) and s["mean_us"] == pytest.approx(51)
@@ -151,13 +151,13 @@ def test_c_path_is_na_when_the_kernel_is_not_built(report, bundle_file, monkeypa
     def not_built(graph):
         raise ImportError("No module named 'lanthorn.device.kernel_ext._lk'")
     monkeypatch.setattr(runtime, "_c_engine", not_built)
-    model, why = bench_cmd._load_ours(read_bundle(bundle_file), "c")
+    model, why = bench._load_ours(read_bundle(bundle_file), "c")
     assert model is None and why == "C kernel not built"
     rep = json.loads(json.dumps(report[0]))
     for m in rep["models"]:
         m["paths"]["c"] = {"available": False, "reason": why}
         m["exact"].pop("c", None)
-    table = bench_cmd.format_table(rep)
+    table = bench.format_table(rep)
     assert table.count("n/a (C kernel not built)") == 2 and "lanthorn numpy" in table
 
 
@@ -228,9 +228,9 @@ def test_numpy_miss_gets_its_measured_reason():
              {"layer": "gemm1", "op": "dense", "macs": 400_000, "median_us": 40.0},
              {"layer": "gemm2", "op": "dense", "macs": 300_000, "median_us": 20.0},
              {"layer": "gemm3", "op": "dense", "macs": 4_000, "median_us": 2.0}]}}
-    note = bench_cmd.numpy_note(m)
+    note = bench.numpy_note(m)
     assert "big numpy path 4.5x onnxruntime" in note and "engine 90.0 µs" in note
     assert "gemm1 (dense, 400.00k MACs) 40.0 µs" in note and "gemm3" not in note
     assert "~12.00 MiB" in note and "int8: 3.00 MiB" in note
     m["paths"]["numpy"]["ratio_vs_ort_int8"] = 1.5
-    assert bench_cmd.numpy_note(m) is None
+    assert bench.numpy_note(m) is None

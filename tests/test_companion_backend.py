@@ -245,8 +245,8 @@ def test_ping_payload_limit_is_a_programming_error(fake):
 
 def test_companion_command_reports_watches_and_walks_the_leds(fake, capsys, monkeypatch):
     from lanthorn.cli import main as cli
-    from lanthorn.hardware.companion import check_cmd
-    monkeypatch.setattr(check_cmd, "LED_STEP_S", 0.005)
+    from lanthorn.hardware.companion import check
+    monkeypatch.setattr(check, "LED_STEP_S", 0.005)
     assert cli(["companion", fake.port, "--watch", "0.3", "--leds"]) == 0
     out = capsys.readouterr().out
     assert f"companion on {fake.port}: lanthorn firmware 0.1.0, protocol 1, ATmega328P" in out

@@ -18,7 +18,7 @@ from lanthorn.device.push_wire import encode_frame, wire_efficiency
 from lanthorn.device.runtime import load
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
-from lanthorn.host.console_cmd import Completer, render
+from lanthorn.host.console_repl import Completer, render
 from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]

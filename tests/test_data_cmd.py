@@ -7,7 +7,7 @@ import pytest
 from lanthorn.cli import main
 from lanthorn.device import dataset as ds
 from lanthorn.device.frames import CHANNELS, LABELS, PAD_MAX
-from lanthorn.host.data_cmd import synthesize
+from lanthorn.host.curate import synthesize
 
 
 def run(capsys, *argv):

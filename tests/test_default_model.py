@@ -28,7 +28,7 @@ def make_model():
 def sim_windows():
     """Windows of a fresh simulated visit (another seed than training), device layout (T, C)."""
     from lanthorn.hardware.sim import session
-    from lanthorn.host.data_cmd import encode_trace
+    from lanthorn.host.curate import encode_trace
     frames = encode_trace(session(seed=12345, duration_s=30.0, rate_hz=DEFAULT_RATE_HZ))
     return [frames[i:i + DEFAULT_WINDOW] for i in range(0, len(frames) - DEFAULT_WINDOW, 7)]
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from lanthorn.device.demo_cmd import match
+from lanthorn.host.demo import match
 from lanthorn.device.storage import SHIPPED_MODEL
 
 from loop_helpers import build_zoo_bundle

@@ -14,7 +14,7 @@ import pytest
 from lanthorn.cli import main
 from lanthorn.device import dataset as ds
 from lanthorn.device.frames import CHANNELS, LABELS
-from lanthorn.host.data_cmd import synthesize
+from lanthorn.host.curate import synthesize
 
 
 def run(capsys, *argv):

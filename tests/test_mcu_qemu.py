@@ -300,6 +300,16 @@ def test_export_c_writes_the_files(tmp_path, capsys):
     assert "flash:" in capsys.readouterr().out
 
 
+def test_export_c_rounds_with_the_kernels_rounding(tmp_path):
+    """The generated model_quantize_input rounds with the kernel's lk_round_even (the C twin
+    of int8.quantize, tested against it) instead of spelling the 1.5*2**23 trick again."""
+    from lanthorn.quantize.export_c import export_c
+    export_c(DEFAULT_BUNDLE, tmp_path / "x", n_vectors=1)
+    text = (tmp_path / "x" / "model.c").read_text()
+    assert "lk_round_even(lk_clampf(x[k] / s, lo, hi))" in text
+    assert "12582912" not in text and "0x1.8p+23" not in text
+
+
 @pytest.mark.parametrize("args, message", [
     (["--prefix", "9lives"], "not a C identifier"),
     (["--vectors", "0"], "between 1 and 10000"),

@@ -105,7 +105,7 @@ def test_rollback_refuses_unknown_slots_and_a_piece_without_storage():
 
 def test_a_rollback_target_that_does_not_fit_is_refused_and_the_model_stays(tmp_path):
     from lanthorn.device.bundle import write_bundle
-    from lanthorn.quantize.model_zoo import build
+    from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     _, q = build("mlp_25k", tmp_path)
     data = DataDir(tmp_path / "data", shipped_model=None)

@@ -150,3 +150,20 @@ def test_notifier_abstract_socket_address():
         assert sock.recv(4096) == b"WATCHDOG=1"
     finally:
         sock.close()
+
+
+def test_default_data_dir_env_then_system_then_xdg(tmp_path, monkeypatch):
+    """`run` and `provision` open the same folder when none is given: $LANTHORN_DATA_DIR,
+    else the system data dir when it is writable (an installed object), else XDG's."""
+    from lanthorn.device import data_dir as dd
+    monkeypatch.setenv("LANTHORN_DATA_DIR", str(tmp_path / "env"))
+    assert dd.default_data_dir() == tmp_path / "env"
+    assert dd.data_dir_or_default(str(tmp_path / "given")) == tmp_path / "given"
+    monkeypatch.delenv("LANTHORN_DATA_DIR")
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(dd, "SYSTEM_DATA_DIR", tmp_path / "missing")
+    assert dd.default_data_dir() == tmp_path / "xdg" / "lanthorn"
+    system = tmp_path / "system"
+    system.mkdir()
+    monkeypatch.setattr(dd, "SYSTEM_DATA_DIR", system)
+    assert dd.default_data_dir() == system

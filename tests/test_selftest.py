@@ -8,7 +8,8 @@ import pytest
 from hw_fakes import FakeBH1750, FakeChip, FakeMPR121, FakeSMBus, FakeSpi
 from lanthorn.cli import main
 from lanthorn.hardware import board as board_mod
-from lanthorn.hardware import selftest_cmd
+from lanthorn.commands import selftest as selftest_cmd
+from lanthorn.hardware import selftest
 from lanthorn.hardware.body import RealBody, open_body
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.profile import PROFILE_DIR, ProfileError, load_profile
@@ -74,7 +75,7 @@ def test_missing_profile_file_is_one_line(capsys, tmp_path):
 def test_sim_failure_of_a_required_part_exits_1(capsys):
     profile = load_profile("sim")
     body = open_body(profile, sim=True, realtime=False, failures={"touch": 0.0})
-    rows = selftest_cmd.check_body(profile, body, sim=True)
+    rows = selftest.check_body(profile, body, sim=True)
     touch = rows[0]
     assert touch.part == "touch" and touch.result == "FAIL" and touch.required
     assert all(r.result == "OK" for r in rows[1:])
@@ -123,10 +124,10 @@ def test_real_backends_on_fake_buses_pass_selftest(fake_hardware):
     assert isinstance(body, RealBody) and not body.open_errors
     assert type(body.leds).__name__ == "Ws2812Spi" and type(body.light).__name__ == "VEML7700"
     assert 4 in fake_hardware.pins.pins  # the MPR121 IRQ pin was claimed
-    rows = selftest_cmd.check_body(profile, body)
+    rows = selftest.check_body(profile, body)
     assert [(r.part, r.result) for r in rows] == [(p, "OK") for p in
                                                  ("touch", "distance", "light", "leds", "display")]
-    table = selftest_cmd.format_table(rows)
+    table = selftest.format_table(rows)
     assert "mpr121 i2c-1@0x5a" in table and "ws2812 spi0.0" in table and "640 mm" in table
     assert fake_hardware.spi.transfers  # the ring really got frames
     body.close()
@@ -139,7 +140,7 @@ def test_missing_required_part_fails_with_wiring_hint(fake_hardware, capsys):
     profile = load_profile("pi5")
     body = open_fake(fake_hardware, profile)
     assert body.touch is None and "0x5a" in body.open_errors["touch"]
-    rows = selftest_cmd.check_body(profile, body)
+    rows = selftest.check_body(profile, body)
     assert rows[0].result == "FAIL" and "pull-ups" in rows[0].detail
     # reopening works once the chip answers again (the device loop's retry)
     fake_hardware.bus.devices[0x5A] = fake_hardware.mpr
@@ -153,7 +154,7 @@ def test_touch_warnings_for_shorted_open_and_stuck_pads(fake_hardware):
     fake_hardware.mpr.set_scan(0b100, filtered, baseline)
     profile = load_profile("pi5")
     body = open_fake(fake_hardware, profile)
-    result, detail = selftest_cmd.check_touch(body.touch, profile, body, lambda s: None, False)
+    result, detail = selftest.check_touch(body.touch, profile, body, lambda s: None, False)
     assert result == "WARN"
     assert "[0] read 0" in detail and "[1] read full scale" in detail and "[2] read as touched" in detail
 

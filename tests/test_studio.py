@@ -395,7 +395,7 @@ def test_voice_view_without_a_corpus_says_how_to_start_one(tmp_path):
 
 
 def test_voice_folder_defaults_to_voice_beside_the_data(tmp_path):
-    from lanthorn.host.studio_cmd import voice_folder
+    from lanthorn.commands.studio import voice_folder
     data = tmp_path / "lanthorn-data"
     assert voice_folder(None, data) is None
     (tmp_path / "voice").mkdir()

@@ -10,7 +10,7 @@ pytest.importorskip("torch")
 
 from lanthorn.cli import main
 from lanthorn.device import dataset as ds
-from lanthorn.host.data_cmd import synthesize
+from lanthorn.host.curate import synthesize
 from lanthorn.quantize import net as nets
 from lanthorn.quantize.dataspec import DataSpec, prepare, spec_from_onnx
 

@@ -22,8 +22,9 @@ from pathlib import Path
 
 
 def unit_settings() -> dict[str, str]:
-    from lanthorn.device.service_cmd import unit_text
-    text = unit_text("lanthorn", Path("/var/lib/lanthorn"), None, "/dev/ttyGS0", [])
+    from lanthorn.device.service import unit_text
+    from lanthorn.vocabulary import SYSTEM_DATA_DIR
+    text = unit_text("lanthorn", SYSTEM_DATA_DIR, None, "/dev/ttyGS0", [])
     out = {}
     for line in text.splitlines():
         if "=" in line and not line.startswith("#"):

@@ -1,6 +1,7 @@
 """Write a bundle as C for a microcontroller: weights in flash, a static arena, no malloc.
 
-``lanthorn export-c BUNDLE --out DIR`` writes
+The C code generator behind ``lanthorn export-c BUNDLE --out DIR`` (the thin command is
+``lanthorn.commands.export_c``). :func:`export_c` writes
 
 - ``model.h`` / ``model.c``: the bundle's graph as the kernel's LKB1 blob (the same bytes the
   CPython extension runs, from :func:`lanthorn.device.engine_c.to_blob`) in a ``const``
@@ -32,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lanthorn.device import int8
 from lanthorn.errors import UserError
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -46,23 +48,6 @@ KERNEL_FILES = ("lk.h", "lk_internal.h", "lk_pack.h", "lk_x86.h", "lk_arm.h", "l
 
 class ExportError(UserError):
     """The bundle cannot be written as C for the scalar kernel."""
-
-
-def add_arguments(parser):
-    parser.add_argument("bundle", help="a .lanthorn file")
-    parser.add_argument("--out", required=True, metavar="DIR",
-                        help="directory for model.c/model.h and the test vectors (created)")
-    parser.add_argument("--vectors", type=int, default=16, metavar="N",
-                        help="number of test vectors (default 16)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random test inputs")
-    parser.add_argument("--dataset", metavar="DIR",
-                        help="take real sensor windows (one per label, in turn) from this dataset "
-                             "as the first test vectors; the device quantizes them itself")
-    parser.add_argument("--with-kernel", action="store_true",
-                        help="also copy the portable kernel sources (lk.h, lk_*.c) into DIR, so the "
-                             "folder builds on its own (an Arduino sketch, a PlatformIO lib)")
-    parser.add_argument("--prefix", default="model", metavar="NAME",
-                        help="C identifier prefix of the API (default: model → model_run())")
 
 
 # --------------------------------------------------------------------------- C text
@@ -358,14 +343,7 @@ const char *const {p}_test_names[{P}_N_VECTORS] = {{{body_n}}};
 
 # --------------------------------------------------------------------------- export
 
-def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: str = "model",
-             dataset=None, with_kernel: bool = False) -> dict:
-    """Write the C files for ``bundle_path`` into ``out_dir``; returns the export summary."""
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.engine_c import CKernelUnsupported, to_blob
-    from lanthorn.device.engine_ref import ReferenceEngine
-    from lanthorn.device.graph import raw_outputs
-
+def _check_options(prefix: str, n_vectors: int, with_kernel: bool) -> None:
     if not IDENT.match(prefix):
         raise ExportError(f"--prefix {prefix!r} is not a C identifier (letters, digits, _)")
     if not 1 <= n_vectors <= 10000:
@@ -376,29 +354,31 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
             raise ExportError(f"--with-kernel: {', '.join(missing)} not found in {KERNEL_DIR} "
                               "(the kernel sources come with a lanthorn source checkout, not "
                               "with an installed package)")
-    bundle = read_bundle(bundle_path)
+
+
+def describe_model(bundle, bundle_path, blob: bytes, prefix: str) -> dict:
+    """The export summary (export.json): sizes from the blob header, each input and output."""
+    from lanthorn.device.graph import raw_outputs
     graph = bundle.graph
-    try:
-        blob = to_blob(graph)
-    except CKernelUnsupported as exc:
-        raise ExportError(f"{bundle_path}: the microcontroller kernel cannot run this model: "
-                          f"{exc}") from None
     header = np.frombuffer(blob[:28], "<u4")
-    outs = raw_outputs(graph)
 
     def describe(name):
         t = graph.tensors[name]
         return {"name": name, "dtype": t.dtype, "shape": list(t.shape), "bytes": _tensor_bytes(t),
                 "scale": float(t.scale), "zero_point": int(t.zero_point)}
 
-    info = {"bundle_name": Path(bundle_path).name, "sha256": bundle.sha256 or "",
+    return {"bundle_name": Path(bundle_path).name, "sha256": bundle.sha256 or "",
             "prefix": prefix, "blob_bytes": len(blob), "arena_bytes": int(header[6]),
             "n_tensors": int(header[2]), "n_layers": int(header[3]),
             "inputs": [describe(n) for n in graph.inputs],
-            "outputs": [describe(n) for n in outs], "labels": list(bundle.labels),
-            "vectors": n_vectors, "seed": seed}
-    from lanthorn.device import int8
+            "outputs": [describe(n) for n in raw_outputs(graph)], "labels": list(bundle.labels)}
 
+
+def reference_vectors(bundle, n_vectors: int, seed: int, dataset=None):
+    """Input sets (real dataset windows first, then synthetic ones) and the numpy reference
+    engine's outputs for them, as little-endian bytes; plus the float windows and names."""
+    from lanthorn.device.engine_ref import ReferenceEngine
+    graph = bundle.graph
     floats, names = [], []
     if dataset is not None:
         floats, names = dataset_windows(bundle, dataset, max(0, n_vectors - 2))
@@ -407,8 +387,6 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
     synthetic = synthetic_inputs(graph, n_vectors - len(sets), seed)
     names += (["all -128", "all 127"] + ["random"] * n_vectors)[:len(synthetic)]
     sets += synthetic
-    info["vectors_from_dataset"] = len(floats)
-    info["vector_names"] = names
     engine = ReferenceEngine(graph)
     in_sets, out_sets = [], []
     for xs in sets:
@@ -416,14 +394,38 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
         in_sets.append(b"".join(np.ascontiguousarray(x).astype(x.dtype.newbyteorder("<")).tobytes()
                                 for x in xs))
         out_sets.append(b"".join(np.ascontiguousarray(y, np.int8).tobytes() for y in ys))
+    return in_sets, out_sets, floats, names
 
-    out = Path(out_dir)
+
+def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: str = "model",
+             dataset=None, with_kernel: bool = False) -> dict:
+    """Write the C files for ``bundle_path`` into ``out_dir``; returns the export summary."""
+    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine_c import CKernelUnsupported, to_blob
+
+    _check_options(prefix, n_vectors, with_kernel)
+    bundle = read_bundle(bundle_path)
+    try:
+        blob = to_blob(bundle.graph)
+    except CKernelUnsupported as exc:
+        raise ExportError(f"{bundle_path}: the microcontroller kernel cannot run this model: "
+                          f"{exc}") from None
+    info = describe_model(bundle, bundle_path, blob, prefix)
+    info.update(vectors=n_vectors, seed=seed)
+    in_sets, out_sets, floats, names = reference_vectors(bundle, n_vectors, seed, dataset)
+    info["vectors_from_dataset"] = len(floats)
+    info["vector_names"] = names
+    files = {f"{prefix}.h": model_h(prefix, bundle, bundle.graph, info),
+             f"{prefix}.c": model_c(prefix, bundle, bundle.graph, blob, info),
+             "test_vectors.h": vectors_h(prefix, n_vectors, len(floats)),
+             "test_vectors.c": vectors_c(prefix, in_sets, out_sets, floats, names)}
+    _write(Path(out_dir), files, in_sets, out_sets, floats, with_kernel, info)
+    return info
+
+
+def _write(out: Path, files: dict, in_sets, out_sets, floats, with_kernel: bool, info: dict):
     try:
         out.mkdir(parents=True, exist_ok=True)
-        files = {f"{prefix}.h": model_h(prefix, bundle, graph, info),
-                 f"{prefix}.c": model_c(prefix, bundle, graph, blob, info),
-                 "test_vectors.h": vectors_h(prefix, n_vectors, len(floats)),
-                 "test_vectors.c": vectors_c(prefix, in_sets, out_sets, floats, names)}
         for name, text in files.items():
             (out / name).write_text(text)
         (out / "vectors_in.bin").write_bytes(b"".join(in_sets))
@@ -436,19 +438,3 @@ def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: s
         (out / "export.json").write_text(json.dumps(info, indent=2) + "\n")
     except OSError as exc:
         raise ExportError(f"cannot write to {out}: {exc.strerror or exc}") from None
-    return info
-
-
-def run(args) -> int:
-    info = export_c(args.bundle, args.out, args.vectors, args.seed, args.prefix, args.dataset,
-                    args.with_kernel)
-    print(f"wrote {args.out}/{info['prefix']}.c, {info['prefix']}.h, test_vectors.c/.h "
-          f"({info['vectors']} vectors, {info['vectors_from_dataset']} of them real windows)")
-    print(f"flash: {info['blob_bytes']:,} bytes of graph + weights; RAM: "
-          f"{info['arena_bytes']:,} bytes of arena, {info['n_layers']} layers, "
-          f"{info['n_tensors']} tensors")
-    if info["kernel_files"]:
-        print(f"kernel sources copied ({', '.join(info['kernel_files'])}): compile every .c "
-              "in the folder with -ffp-contract=off (no -ffast-math)")
-    print("build and run on Cortex-M under qemu: make -C firmware/mcu MODEL=" + str(args.out))
-    return 0

@@ -8,7 +8,7 @@ the same while the object is unlocked.
 """
 from __future__ import annotations
 
-from pathlib import Path
+from lanthorn.commands._options import add_data_dir
 
 
 def add_arguments(parser) -> None:
@@ -19,15 +19,14 @@ def add_arguments(parser) -> None:
     parser.add_argument("--replace", action="store_true",
                         help="trust only this key from now on (recovery from a lost key)")
     parser.add_argument("--remove", metavar="KEY", help="stop trusting this key")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="the object's data directory (default as 'lanthorn run')")
+    add_data_dir(parser, "the object's data directory, as 'lanthorn run' chooses it")
 
 
 def run(args) -> int:
     from lanthorn.device import signing
-    from lanthorn.device.run_cmd import default_data_dir
+    from lanthorn.device.data_dir import data_dir_or_default
     from lanthorn.device.storage import DataDir
-    storage = DataDir(Path(args.data_dir) if args.data_dir else default_data_dir())
+    storage = DataDir(data_dir_or_default(args.data_dir))
     store = signing.TrustStore(storage.root)
     if args.remove:
         key = signing.read_public_key(args.remove)

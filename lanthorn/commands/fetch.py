@@ -13,6 +13,7 @@ from pathlib import Path
 from lanthorn.device import dataset
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient
+from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:
@@ -23,7 +24,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--author", default="", help="who demonstrated")
     parser.add_argument("--consent", default="", help='how consent was given, e.g. "verbal, 2026-11-23"')
     parser.add_argument("--licence", default="", help="licence of the recordings")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    add_baud(parser)
 
 
 def run(args) -> int:

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lanthorn.commands._options import add_signing_arguments, signed_note, signing_key
+
 
 def add_arguments(parser):
     parser.add_argument("model", help="QDQ ONNX model (onnxruntime quantize_static, S8S8)")
@@ -12,25 +14,6 @@ def add_arguments(parser):
     parser.add_argument("--channels", help="comma-separated input channel names")
     parser.add_argument("--name", help="model name for the model card")
     add_signing_arguments(parser)
-
-def add_signing_arguments(parser) -> None:
-    """--sign-key / --no-sign, shared by quantize and import."""
-    parser.add_argument("--sign-key", metavar="PATH",
-                        help="Ed25519 key to sign the bundle with (default: the key 'lanthorn "
-                             "key new' made, if there is one; a locked object installs only "
-                             "signed bundles)")
-    parser.add_argument("--no-sign", action="store_true", help="write the bundle unsigned")
-
-
-def signing_key(args):
-    """The key to sign with (loaded before any long work, so a bad key fails fast)."""
-    from lanthorn.device.signing import signing_key_for
-    return signing_key_for(args.sign_key, args.no_sign)
-
-
-def signed_note(bundle) -> str:
-    from lanthorn.device.signing import short_id
-    return f", signed by {short_id(bundle.signature[0])}…" if bundle.signature else ", unsigned"
 
 
 def run(args) -> int:

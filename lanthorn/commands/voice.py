@@ -3,23 +3,23 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import io
 import json
 from pathlib import Path
+
+from lanthorn.commands._options import add_provenance
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
 
+    _corpus_arguments(sub)
+    _model_arguments(sub)
+
+
+def _corpus_arguments(sub) -> None:
     p = sub.add_parser("add-source", help="declare a text source: author, consent, licence, weight")
     p.add_argument("corpus", help="corpus folder (created if missing)")
-    p.add_argument("name", help="source name (letters, digits, . _ -)")
-    p.add_argument("--author", default="")
-    p.add_argument("--consent", default="", help='how consent was given, e.g. "written for this piece"')
-    p.add_argument("--licence", "--license", dest="licence", default="",
-                   help="e.g. CC0-1.0, CC-BY-4.0, public-domain")
-    p.add_argument("--date", default="", help="when it was written (default today)")
-    p.add_argument("--notes", default="")
+    add_provenance(p, "written for this piece", "written")
     p.add_argument("--weight", type=float, default=1.0,
                    help="how strongly it flavours the voice, per character (0.05 = a hint)")
     p.add_argument("--replace", action="store_true", help="update an existing source's details")
@@ -38,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--json", action="store_true", help="print the figures as JSON")
 
+
+def _model_arguments(sub) -> None:
     p = sub.add_parser("train", help="train the voice on a corpus and export float ONNX")
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--out", required=True, help="float ONNX file to write")
@@ -59,7 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--name", help="name in the card (default: from --out)")
     p.add_argument("--seed", type=int, default=0, help="first sample seed of the tasting notes")
     p.add_argument("--report", metavar="DIR", help="write voice-report.md and voice-report.json")
-    from lanthorn.quantize.import_cmd import add_signing_arguments
+    from lanthorn.commands._options import add_signing_arguments
     add_signing_arguments(p)
 
     p = sub.add_parser("taste", help="speak with a voice bundle: phrases per mood, with seeds")
@@ -70,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
     p.add_argument("--corpus", help="also show the nearest source and verbatim overlap")
+
 
 
 def run(args) -> int:
@@ -103,27 +106,10 @@ def import_cmd(args) -> int:
 
 
 def info_cmd(args) -> int:
-    from lanthorn.quantize.voice_corpus import summarize
+    from lanthorn.quantize.voice_corpus import format_summary, summarize
     info = summarize(args.corpus)
-    if args.json:
-        print(json.dumps(info, indent=2, ensure_ascii=False))
-        return 0
-    out = io.StringIO()
-    w = out.write
-    w(f"voice corpus {info['path']}: {info['lines']} lines, {info['chars']} characters\n\n")
-    w("source          lines   chars  share(chars)  weight  effective  licence       consent\n")
-    for s, v in info["sources"].items():
-        w(f"{s:<15}{v['lines']:6d}{v['chars']:8d}{100 * v['share_chars']:12.1f}% "
-          f"{v['weight']:7.2f}{100 * v['share_effective']:10.1f}%  {v['licence'] or 'NONE':<13} "
-          f"{v['consent'] or 'NONE'}\n")
-    w("\nlines per mood (untagged lines speak for every mood):\n")
-    for s, v in info["sources"].items():
-        w(f"  {s}: " + ", ".join(f"{m} {n}" for m, n in v["moods"].items()) + "\n")
-    if not info["unshowable"]:
-        w("\nevery character used can be shown on the OLED\n")
-    for warning in info["warnings"]:
-        w(f"warning: {warning}\n")
-    print(out.getvalue(), end="")
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_summary(info),
+          end="\n" if args.json else "")
     return 0
 
 
@@ -132,20 +118,8 @@ def train_cmd(args) -> int:
     from lanthorn.host import voice_train as vt
     if args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    arch = vt.VoiceArch(**{**vt.asdict(vt.DEFAULT_ARCH), **{k: getattr(args, k) for k in
-                                                           ("context", "hidden", "dim")
-                                                           if getattr(args, k) is not None}})
-    for k, lo, hi in (("context", 1, 64), ("hidden", 4, 1024), ("dim", 2, 128)):
-        if not lo <= getattr(arch, k) <= hi:
-            raise UserError(f"--{k} must be between {lo} and {hi}")
-    sweep = None
-    if args.sweep:
-        rows = vt.sweep(args.corpus, seed=args.seed)
-        best = vt.pick(rows)
-        arch = vt.VoiceArch(best["context"], best["dim"], best["hidden"])
-        sweep = rows
-        print(f"picked {arch.label()} (fewest MACs within {vt.PICK_WITHIN:.2f}x of the best "
-              f"held-out perplexity)")
+    arch, sweep = vt.choose_arch(args.corpus, {k: getattr(args, k) for k in vt.ARCH_BOUNDS},
+                                 args.sweep, args.seed)
     figures = vt.train_voice(args.corpus, args.out, arch, epochs=args.epochs, seed=args.seed)
     if sweep:
         figures["sweep"] = sweep
@@ -159,7 +133,7 @@ def quantize_cmd(args) -> int:
     from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)
-    from lanthorn.quantize.import_cmd import signed_note, signing_key
+    from lanthorn.commands._options import signed_note, signing_key
     from lanthorn.quantize.voice_quantize import read_voice_onnx, trained_corpus
     key = signing_key(args)       # a bad key fails before the work
     read_voice_onnx(args.model)   # a missing or wrong file: one line saying so
@@ -176,14 +150,14 @@ def taste_cmd(args) -> int:
     from lanthorn.device.params import ParamStore
     from lanthorn.device.voice import load_voice
     from lanthorn.errors import UserError
+    from lanthorn.quantize.voice_quantize import longest_verbatim, nearest_source, phrases
     voice = load_voice(args.bundle)
     p = ParamStore().snapshot()
     if args.temperature is not None:
         p["voice_temperature"] = args.temperature
     if args.top_k is not None:
         p["voice_top_k"] = args.top_k
-    moods = args.mood or list(voice.spec.moods)
-    bad = [m for m in moods if m not in voice.spec.moods]
+    bad = [m for m in args.mood or () if m not in voice.spec.moods]
     if bad:
         raise UserError(f"unknown mood(s) {', '.join(bad)}; this voice knows "
                         f"{', '.join(voice.spec.moods)}")
@@ -191,14 +165,10 @@ def taste_cmd(args) -> int:
     if args.corpus:
         from lanthorn.quantize.voice_corpus import load_corpus
         corpus = load_corpus(args.corpus)
-    for mood in moods:
-        for k in range(args.n):
-            ph = voice.generate(mood, args.seed + k, p["voice_temperature"], p["voice_top_k"],
-                                p["voice_max_len"])
-            extra = ""
-            if corpus is not None:
-                from lanthorn.quantize.voice_quantize import longest_verbatim, nearest_source
-                extra = (f"   [nearest {nearest_source(ph.text, corpus)['source']}, verbatim "
-                         f"{longest_verbatim(ph.text, corpus)['chars']} chars]")
-            print(f"{mood:<10} seed {args.seed + k:<4} {ph.text!r}  ({ph.ms:.2f} ms){extra}")
+    for mood, seed, ph in phrases(voice, p, args.mood, args.n, args.seed):
+        extra = ""
+        if corpus is not None:
+            extra = (f"   [nearest {nearest_source(ph.text, corpus)['source']}, verbatim "
+                     f"{longest_verbatim(ph.text, corpus)['chars']} chars]")
+        print(f"{mood:<10} seed {seed:<4} {ph.text!r}  ({ph.ms:.2f} ms){extra}")
     return 0

@@ -14,43 +14,20 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
 
+from lanthorn.commands._options import add_baud, add_data_dir, add_profile, add_sim_gestures
 from lanthorn.errors import UserError
 
-SYSTEM_DATA_DIR = Path("/var/lib/lanthorn")
-
-
-def default_data_dir() -> Path:
-    """$LANTHORN_DATA_DIR, else /var/lib/lanthorn when it is usable (the installed
-    service), else ~/.local/share/lanthorn (trying things out on a laptop)."""
-    env = os.environ.get("LANTHORN_DATA_DIR")
-    if env:
-        return Path(env)
-    if SYSTEM_DATA_DIR.is_dir() and os.access(SYSTEM_DATA_DIR, os.W_OK):
-        return SYSTEM_DATA_DIR
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
-    return Path(base) / "lanthorn"
-
-
 def add_arguments(parser) -> None:
-    parser.add_argument("--profile", metavar="FILE",
-                        help="hardware profile (.toml path or a shipped name: pi4, pi5, "
-                             "jetson-orin-nano, sim); default: the detected board's")
+    add_profile(parser)
     parser.add_argument("--sim", action="store_true",
                         help="run on the simulated body (a scripted visitor) instead of hardware")
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
-    parser.add_argument("--sim-gestures", metavar="G,G", default=None,
-                        help="with --sim: the simulated visitor stays at the object and "
-                             "performs only these gestures, over and over (e.g. 'wave', which "
-                             "the default piece does not know: to try out teaching it with "
-                             "'lanthorn record')")
+    add_sim_gestures(parser, "with --sim: ", then=" with 'lanthorn record'")
     parser.add_argument("--serial", metavar="PORT",
                         help="serve the console on this serial port (e.g. /dev/ttyGS0, /dev/ttyAMA0)")
-    parser.add_argument("--baud", type=int, default=115200, help="console baud rate (default 115200)")
-    parser.add_argument("--data-dir", metavar="DIR",
-                        help="models, settings, presets and recordings (default: $LANTHORN_DATA_DIR, "
-                             "/var/lib/lanthorn, or ~/.local/share/lanthorn)")
+    add_baud(parser, "console baud rate")
+    add_data_dir(parser)
     parser.add_argument("--seconds", type=float, metavar="S",
                         help="stop after S seconds (default: run until stopped)")
     parser.add_argument("--quiet", action="store_true", help="log only problems")
@@ -62,6 +39,7 @@ def _log(text: str) -> None:
 
 def open_piece(args):
     """(profile, body, storage) from the command line; UserError for anything a person fixes."""
+    from lanthorn.device.data_dir import data_dir_or_default
     from lanthorn.device.storage import DataDir
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import choose_profile
@@ -70,13 +48,12 @@ def open_piece(args):
     if args.baud <= 0:
         raise UserError(f"--baud must be positive, got {args.baud}")
     profile = choose_profile(args.profile, args.sim)
-    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    storage = DataDir(data_dir)
+    storage = DataDir(data_dir_or_default(args.data_dir))
     sim = args.sim or profile.is_sim
     gestures = getattr(args, "sim_gestures", None)
     if gestures and not sim:
         raise UserError("--sim-gestures needs --sim (a real visitor does what they like)")
-    gestures = [g.strip() for g in gestures.split(",") if g.strip()] if gestures else None
+    gestures = gestures or None
     body = (open_body(profile, sim=True, seed=args.seed, realtime=True, gestures=gestures)
             if sim else open_body(profile))
     return profile, body, storage

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from lanthorn.errors import UserError, install_hint
+from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:
@@ -21,7 +22,7 @@ def add_arguments(parser) -> None:
     where.add_argument("--port", help="serial port of the object, e.g. /dev/ttyACM0")
     where.add_argument("--sim", action="store_true",
                        help="no object at hand: start the simulated piece and talk to it")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    add_baud(parser)
     parser.add_argument("--data", default="lanthorn-data",
                         help="dataset folder the takes go into (default ./lanthorn-data; "
                              "created by the first take)")

@@ -1,6 +1,6 @@
-"""Run the simulated artwork on the shipped model and report what it did and how fast.
+"""The demo: the simulated artwork on a model, what it did and how fast (``lanthorn demo``).
 
-``lanthorn demo`` opens the simulated body (``hardware/profiles/sim.toml``) and runs the
+:func:`open_demo` opens the simulated body (``hardware/profiles/sim.toml``) and runs the
 real device loop on it (:class:`lanthorn.device.loop.DeviceLoop`: 100 Hz sensing, the int8
 model at 25 Hz, the behaviour, 60 fps LEDs, the OLED on its own thread) with the shipped
 default bundle, while the scripted visitor walks up, taps, double-taps, strokes both ways,
@@ -18,10 +18,10 @@ the mouse (the GIF and summary are written as well).
 """
 from __future__ import annotations
 
-import json
 import os
 import platform
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from lanthorn.errors import UserError
@@ -30,133 +30,135 @@ FRAME_BUDGET_MS = 1000.0 / 60.0
 MATCH_SLACK_S = 0.8  # a recognition may come this long after the gesture ended (window lag)
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="seconds of the piece to run (default 20: one visitor's full tour; "
-                             "with --window: until the window is closed)")
-    parser.add_argument("--out", type=Path, default=Path("out/demo"),
-                        help="folder for demo.gif and summary.json (default out/demo)")
-    parser.add_argument("--model", type=Path, default=None,
-                        help="a .lanthorn bundle to run instead of the shipped default model")
-    parser.add_argument("--voice", type=Path, default=None,
-                        help="a voice bundle to speak with instead of the shipped default voice")
-    parser.add_argument("--no-voice", action="store_true",
-                        help="speak from the phrase banks only (no voice model)")
-    parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
-    parser.add_argument("--sim-gestures", metavar="G,G", default=None,
-                        help="the visitor stays at the object and performs only these gestures "
-                             "(e.g. 'wave', taught to a model of your own: --model wave.lanthorn "
-                             "--set gesture_moods=wave=shy shows it driving the mood)")
-    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
-                        help="a parameter for this run, as on the console (repeatable), e.g. "
-                             "--set gesture_smoothing=1 --set gesture_hold_s=0 to see the "
-                             "flicker without smoothing")
-    parser.add_argument("--fps", type=float, default=12.5,
-                        help="GIF frames per second (default 12.5)")
-    parser.add_argument("--window", action="store_true",
-                        help="show the piece live in a window, in real time; touch the pads "
-                             "with the mouse (click = tap, drag around the ring = stroke, "
-                             "right button = palm)")
-    parser.add_argument("--visitor", action="store_true",
-                        help="with --window: let the scripted visitor walk up too "
-                             "(without --window the visitor always comes)")
+def _given_or_shipped(path: Path | None, option: str, shipped: Path, loader, missing: str):
+    """(loaded or None, note): the bundle given with ``option``, else the shipped one."""
+    if path is not None:
+        if not path.is_file():
+            raise UserError(f"{option} {path}: no such file")
+        return loader(path), str(path)
+    if not shipped.is_file():
+        return None, missing
+    return loader(shipped), "shipped default"
 
 
-def _load_model(path: Path | None):
+def load_model(path: Path | None):
     """(model or None, note): the given bundle, else the shipped default."""
     from lanthorn.device.runtime import load
     from lanthorn.device.storage import SHIPPED_MODEL
-    if path is not None:
-        if not path.is_file():
-            raise UserError(f"--model {path}: no such file")
-        return load(path), str(path)
-    if not SHIPPED_MODEL.is_file():
-        return None, ("the shipped model device/models/temperament.lanthorn is missing "
-                      "(make model builds it); running the idle animation")
-    return load(SHIPPED_MODEL), "shipped default"
+    return _given_or_shipped(path, "--model", SHIPPED_MODEL, load,
+                             "the shipped model device/models/temperament.lanthorn is missing "
+                             "(make model builds it); running the idle animation")
 
 
-def _load_voice(path: Path | None, off: bool):
+def load_voice(path: Path | None, off: bool):
     """(voice or None, note): the given voice bundle, else the shipped default voice."""
     from lanthorn.device.storage import SHIPPED_VOICE
     from lanthorn.device.voice import load_voice
     if off:
         return None, "off (--no-voice): phrase banks"
-    if path is not None:
-        if not path.is_file():
-            raise UserError(f"--voice {path}: no such file")
-        return load_voice(path), str(path)
-    if not SHIPPED_VOICE.is_file():
-        return None, ("the shipped voice device/models/voice.lanthorn is missing (make voice "
-                      "builds it); phrase banks")
-    return load_voice(SHIPPED_VOICE), "shipped default"
+    return _given_or_shipped(path, "--voice", SHIPPED_VOICE, load_voice,
+                             "the shipped voice device/models/voice.lanthorn is missing (make "
+                             "voice builds it); phrase banks")
 
 
-def run(args) -> int:
-    import warnings
-    seconds = args.seconds if args.seconds is not None else (None if args.window else 20.0)
+def check_options(seconds, fps: float, out: Path) -> None:
+    """One-line errors for options the demo cannot honour, before anything is opened."""
     if seconds is not None and not (0 < seconds <= 600):
         raise UserError(f"--seconds must be between 0 and 600, got {seconds:g}")
-    if not (0 < args.fps <= 30):
-        raise UserError(f"--fps must be above 0 and at most 30, got {args.fps:g}")
-    if args.out.exists() and not args.out.is_dir():
-        raise UserError(f"--out {args.out} is a file; give a folder for demo.gif and summary.json")
+    if not (0 < fps <= 30):
+        raise UserError(f"--fps must be above 0 and at most 30, got {fps:g}")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder for demo.gif and summary.json")
+
+
+def params_from(settings: list[str]):
+    """A ParamStore with the ``NAME=VALUE`` settings applied, as on the console."""
+    from lanthorn.device.params import ParamStore
+    params = ParamStore()
+    for item in settings:
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise UserError(f"--set takes NAME=VALUE, not {item!r}")
+        params.set_text(name.strip(), value)
+    return params
+
+
+@dataclass
+class Demo:
+    """An opened demo: the simulated body, the device loop on it, and what draws them."""
+    body: object
+    loop: object
+    renderer: object
+    window: object
+    model: object
+    model_note: str
+    voice: object
+    voice_note: str
+    notes: list
+
+    def caption(self, t: float) -> str:
+        seen = self.loop.mood.gesture or "-"
+        return (f"t = {t:5.2f} s   visitor: {self.body.gesture_at(t)}\n"
+                f"recognised: {seen}   mood: {self.loop.mood.mood}")
+
+
+def _renderer():
     try:
-        from lanthorn.hardware.sim.render import GifRecorder, Renderer
-        renderer = Renderer()
+        from lanthorn.hardware.sim.render import Renderer
+        return Renderer()
     except ImportError as exc:
         raise UserError(f"the demo needs the simulator extras ({exc.name} is missing): "
                         "pip install 'lanthorn[sim]'") from None
-    from lanthorn.device.loop import DeviceLoop
-    from lanthorn.device.params import ParamStore
-    from lanthorn.hardware.body import open_body
-    from lanthorn.hardware.profile import load_profile
 
+
+def _models(model_path, voice_path, no_voice: bool):
+    """(model, note, voice, note, warnings): loading warnings become notes, not tracebacks."""
+    import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, model_note = _load_model(args.model)
-        voice, voice_note = _load_voice(args.voice, args.no_voice)
-    for w in caught:
-        print(f"note: {w.message}")
+        model, model_note = load_model(model_path)
+        voice, voice_note = load_voice(voice_path, no_voice)
+    return model, model_note, voice, voice_note, [str(w.message) for w in caught]
 
-    profile = load_profile("sim")
-    script = [] if args.window and not args.visitor else None  # the mouse is the visitor
-    gestures = ([g.strip() for g in args.sim_gestures.split(",") if g.strip()]
-                if args.sim_gestures else None)
-    body = open_body(profile, sim=True, seed=args.seed, script=script, realtime=args.window,
+
+def open_demo(model_path=None, voice_path=None, no_voice=False, seed=0, window=False,
+              visitor=False, gestures=None, settings=()) -> Demo:
+    """Open the simulated body (with the pygame window when ``window``) and the real device
+    loop on it; the scripted visitor comes unless the mouse is the visitor."""
+    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.hardware.body import open_body
+    from lanthorn.hardware.profile import load_profile
+    renderer = _renderer()
+    model, model_note, voice, voice_note, notes = _models(model_path, voice_path, no_voice)
+    script = [] if window and not visitor else None  # the mouse is the visitor
+    body = open_body(load_profile("sim"), sim=True, seed=seed, script=script, realtime=window,
                      gestures=gestures)
-    window = None
-    if args.window:
-        from lanthorn.hardware.sim.window import LiveWindow
-        try:
-            window = LiveWindow(body, renderer)
-        except UserError:
-            body.close()
-            raise
-    params = ParamStore()
-    for item in args.set:
-        name, eq, value = item.partition("=")
-        if not eq:
-            body.close()
-            raise UserError(f"--set takes NAME=VALUE, not {item!r}")
-        try:
-            params.set_text(name.strip(), value)
-        except UserError:
-            body.close()
-            raise
+    try:
+        live_window = None
+        if window:
+            from lanthorn.hardware.sim.window import LiveWindow
+            live_window = LiveWindow(body, renderer)
+        params = params_from(list(settings))
+    except UserError:
+        body.close()
+        raise
     loop = DeviceLoop(body, params=params, model=model, clock=body.clock,
-                      charge_compute=True, minute_of_day=lambda: 12 * 60, seed=args.seed,
+                      charge_compute=True, minute_of_day=lambda: 12 * 60, seed=seed,
                       voice=voice)
     if model is None:
-        print(f"note: {model_note}")
-    recorder = GifRecorder(fps=args.fps)
-    gif_every = 1.0 / args.fps
-    state = {"next_gif": 0.0, "next_window": 0.0}
+        notes.append(model_note)
+    return Demo(body, loop, renderer, live_window, model, model_note, voice, voice_note, notes)
 
-    def caption(t: float) -> str:
-        seen = loop.mood.gesture or "-"
-        return (f"t = {t:5.2f} s   visitor: {body.gesture_at(t)}\n"
-                f"recognised: {seen}   mood: {loop.mood.mood}")
+
+def run_demo(demo: Demo, seconds, fps: float):
+    """Run the piece (simulated time, or real time in the window); returns the GIF recorder
+    with its frames, the wall time taken and whether Ctrl-C stopped it early (what ran is
+    kept and reported)."""
+    from lanthorn.hardware.sim.render import GifRecorder
+    recorder = GifRecorder(fps=fps)
+    gif_every = 1.0 / fps
+    state = {"next_gif": 0.0}
+    body, renderer = demo.body, demo.renderer
 
     def on_step(lp) -> None:  # simulated time: record a GIF frame now and then
         t = lp.clock() - lp.t_start
@@ -164,42 +166,35 @@ def run(args) -> int:
             state["next_gif"] += gif_every
             if lp.oled is not None:
                 lp.oled.flush()  # the picture shows the OLED as it is now
-            recorder.add(renderer.body_frame(body, caption(t)))
+            recorder.add(renderer.body_frame(body, demo.caption(t)))
 
-    how = "live in a window (close it or press Esc to stop)" if window else "simulated"
-    name = loop.model_info().get("name") or "no model"
-    print(f"lanthorn demo: {'until closed' if seconds is None else f'{seconds:g} s'} of the "
-          f"piece, {how} (seed {args.seed}), model {name} "
-          f"({model_note}, {getattr(model, 'backend', '-')} backend), voice "
-          f"{getattr(voice, 'name', None) or '-'} ({voice_note})", flush=True)
-    started = time.perf_counter()
+    started, interrupted = time.perf_counter(), False
     try:
-        if window is None:
-            loop.run(seconds=seconds, on_step=on_step)
+        if demo.window is None:
+            demo.loop.run(seconds=seconds, on_step=on_step)
         else:
-            live(loop, window, recorder, gif_every, seconds, caption)
+            live(demo.loop, demo.window, recorder, gif_every, seconds, demo.caption)
     except KeyboardInterrupt:
-        loop.stop()
-        print("stopped")
+        demo.loop.stop()
+        interrupted = True
     finally:
-        if window is not None:
-            window.close()
-    wall = time.perf_counter() - started
-    summary = build_summary(loop, body, model, model_note, wall)
-    summary["voice"]["note"] = voice_note
-    body.close()
-    print_report(summary)
-    args.out.mkdir(parents=True, exist_ok=True)
+        if demo.window is not None:
+            demo.window.close()
+    return recorder, time.perf_counter() - started, interrupted
+
+
+def write_outputs(summary: dict, recorder, out: Path) -> Path:
+    """demo.gif (when frames were recorded) and summary.json in ``out``; returns the latter."""
+    import json
+    from lanthorn.device.atomic import atomic_write_text
+    out.mkdir(parents=True, exist_ok=True)
     if len(recorder):
-        gif = recorder.write(args.out / "demo.gif")
+        gif = recorder.write(out / "demo.gif")
         summary["gif"] = str(gif)
         summary["gif_frames"] = len(recorder)
-    from lanthorn.device.atomic import atomic_write_text
-    path = args.out / "summary.json"
+    path = out / "summary.json"
     atomic_write_text(path, json.dumps(summary, indent=2) + "\n")
-    what = f"{summary['gif']} ({summary['gif_frames']} frames) and " if len(recorder) else ""
-    print(f"ran {summary['seconds']:g} s of the piece in {wall:.1f} s; wrote {what}{path}")
-    return 0
+    return path
 
 
 def live(loop, window, recorder, gif_every: float, seconds, caption, window_fps: float = 30.0):
@@ -317,8 +312,10 @@ def _fmt(d: dict, key: str) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def print_report(s: dict) -> None:
-    print("timeline (what the piece recognised, felt and said; the visitor's real gestures in []):")
+def report_lines(s: dict) -> list[str]:
+    """The timeline and the figures, as the lines ``lanthorn demo`` prints."""
+    out = []
+    out.append("timeline (what the piece recognised, felt and said; the visitor's real gestures in []):")
     visitor = {round(v["start"], 2): v for v in s["visitor"]}
     events = [(e["t"], e) for e in s["timeline"] if e["kind"] != "model"]
     events += [(v["start"], {"kind": "visitor", "text": v["gesture"]}) for v in visitor.values()]
@@ -333,36 +330,37 @@ def print_report(s: dict) -> None:
             line = f'says "{e["text"]}"' + (" (voice)" if e.get("by") == "voice" else "")
         else:
             line = e["text"]
-        print(f"  {t:6.2f} s  {line}")
+        out.append(f"  {t:6.2f} s  {line}")
     f, i, lat = s["frame_ms"], s["infer_ms"], s["touch_to_light_ms"]
     verdict = "within" if s["frame_p99_within_budget"] else "OVER"
-    print(f"recognised gestures: {', '.join(s['recognised_gestures']) or 'none'} "
+    out.append(f"recognised gestures: {', '.join(s['recognised_gestures']) or 'none'} "
           f"(visitor's gestures recognised: {s['visitor_gestures_recognised']})")
     fl = s["flicker"]
-    print(f"flicker: {fl['flips']} flips between gestures ({fl['flips_per_s']}/s), "
+    out.append(f"flicker: {fl['flips']} flips between gestures ({fl['flips_per_s']}/s), "
           f"{fl['changes']} changes of the recognised gesture, median hold "
           f"{fl['hold_s_median']} s, {fl['holds_under_0_5_s']} holds under 0.5 s "
           f"(gesture_smoothing {fl['smoothing']['gesture_smoothing']}, gesture_hold_s "
           f"{fl['smoothing']['gesture_hold_s']})")
     cpu, smp = s["frame_cpu_ms"], s["sample_ms"]
-    print(f"frame time: p50 {_fmt(f, 'p50')} ms, p99 {_fmt(f, 'p99')} ms ({verdict} the "
+    out.append(f"frame time: p50 {_fmt(f, 'p50')} ms, p99 {_fmt(f, 'p99')} ms ({verdict} the "
           f"{s['frame_budget_ms']:.1f} ms budget of 60 fps), {s['frames']} frames at {s['fps']} fps")
-    print(f"  as CPU time: p50 {_fmt(cpu, 'p50')} ms, p99 {_fmt(cpu, 'p99')} ms; one sensor "
+    out.append(f"  as CPU time: p50 {_fmt(cpu, 'p50')} ms, p99 {_fmt(cpu, 'p99')} ms; one sensor "
           f"sample (simulated reads) p50 {_fmt(smp, 'p50')} ms; machine load average "
           f"{s['measured_on']['load_average'][0]} on {s['measured_on']['cpus']} CPUs")
-    print(f"inference: p50 {_fmt(i, 'p50')} ms, p99 {_fmt(i, 'p99')} ms "
+    out.append(f"inference: p50 {_fmt(i, 'p50')} ms, p99 {_fmt(i, 'p99')} ms "
           f"({s['inferences']} runs, {s['model']['backend'] or 'no model'})")
-    print(f"touch-to-light: p50 {_fmt(lat, 'p50')} ms, p99 {_fmt(lat, 'p99')} ms "
+    out.append(f"touch-to-light: p50 {_fmt(lat, 'p50')} ms, p99 {_fmt(lat, 'p99')} ms "
           f"({lat.get('n', 0)} touches)")
     v = s["voice"]
     if v.get("name"):
         ph, fs = v["phrase_ms"], v["frame_ms_while_speaking"]
-        print(f"voice {v['name']}: {v['phrases']} phrases generated, {v['fallbacks']} fell back "
+        out.append(f"voice {v['name']}: {v['phrases']} phrases generated, {v['fallbacks']} fell back "
               f"to the bank; generation p50 {_fmt(ph, 'p50')} ms, p99 {_fmt(ph, 'p99')} ms "
               f"(own thread); frame time while speaking p50 {_fmt(fs, 'p50')} ms, p99 "
               f"{_fmt(fs, 'p99')} ms over {fs.get('n', 0)} frames (as CPU time p99 "
               f"{_fmt(v['frame_cpu_ms_while_speaking'], 'p99')} ms)")
     else:
-        print(f"voice: none ({v.get('note', 'phrase banks')})")
-    print(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core "
+        out.append(f"voice: none ({v.get('note', 'phrase banks')})")
+    out.append(f"loop CPU: {100 * (s['cpu_share'] or 0):.1f}% of one core "
           f"({100 * (s['busy_share'] or 0):.1f}% in wall time, preemption included)")
+    return out

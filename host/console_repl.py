@@ -1,4 +1,11 @@
-"""`lanthorn console PORT`: talk to a running object (completion, history, live watch plots)."""
+"""The console client's terminal side: answers rendered for people, Tab completion from
+the device's own tables, live ``watch`` panels and the read-eval-print loop.
+
+``lanthorn console PORT`` (``lanthorn.commands.console``) opens a
+:class:`lanthorn.host.console_client.ConsoleClient` and hands it here. Between two typed
+lines the port is released, so a ``lanthorn push`` or ``record`` from another terminal can
+use it; the next line takes it back.
+"""
 from __future__ import annotations
 
 import os
@@ -7,23 +14,10 @@ import sys
 import time
 from pathlib import Path
 
-from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
 from lanthorn.host.termplot import WatchPanel
 
 HISTORY_FILE = Path(os.environ.get("LANTHORN_HISTORY", Path.home() / ".lanthorn_console_history"))
-
-
-def add_arguments(parser) -> None:
-    parser.add_argument("port", nargs="?",
-                        help="serial port of the object, e.g. /dev/ttyACM0 or /dev/ttyUSB0")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
-    parser.add_argument("-c", "--command", action="append", metavar="LINE",
-                        help="run this console line and exit (repeatable); e.g. -c 'get brightness'")
-    parser.add_argument("--seconds", type=float, default=None,
-                        help="with -c 'watch ...': stop watching after this many seconds")
-    parser.add_argument("--markdown", action="store_true",
-                        help="print the command reference as Markdown (device/CONSOLE.md) and exit")
 
 
 # ----------------------------------------------------------------------------- rendering
@@ -199,51 +193,44 @@ def run_line(client: ConsoleClient, line: str, commands, seconds=None, interacti
     return bool(ans.get("ok"))
 
 
-def run(args) -> int:
-    if args.markdown:
-        from lanthorn.device.console_wire import markdown
-        print(markdown(), end="")
-        return 0
-    if not args.port:
-        raise UserError("give the serial PORT of the object (e.g. /dev/ttyACM0), or --markdown")
-    with ConsoleClient(args.port, args.baud, holder="lanthorn console") as client:
-        for note in client.notices:
-            print(f"NOTE {note}")
-        commands = client.commands()
-        if args.command:
-            ok = True
-            for line in args.command:
-                if line.strip():
-                    ok = run_line(client, line.strip(), commands, args.seconds) and ok
-            return 0 if ok else 1
-        interactive = sys.stdin.isatty()
-        if interactive:
-            _setup_readline(client, commands)
-            print(f"connected to {args.port}; 'help' lists commands, Tab completes, 'quit' leaves")
-        while True:
-            # between commands the port is free: a 'lanthorn push' or 'record' from another
-            # terminal can use it; the next command takes it back and renegotiates json mode
-            client.release()
-            try:
-                line = input("lanthorn> " if interactive else "")
-            except EOFError:
-                break
-            except KeyboardInterrupt:
-                print()
-                continue
-            line = line.strip()
-            if not line:
-                continue
-            if line.lower() in ("quit", "exit"):
-                break
-            try:
-                run_line(client, line, commands, interactive=interactive)
-            except ConsoleError as exc:
-                print(f"ERR {exc}")
-            sys.stdout.flush()
-        if interactive:
-            _save_history()
-    return 0
+def run_lines(client: ConsoleClient, lines: list[str], commands, seconds=None) -> bool:
+    """Run each given line (``-c``) in turn; False when any answer was ERR."""
+    ok = True
+    for line in lines:
+        if line.strip():
+            ok = run_line(client, line.strip(), commands, seconds) and ok
+    return ok
+
+
+def repl(client: ConsoleClient, commands, port: str) -> None:
+    """Read lines from the terminal (or a pipe) until quit or end of input."""
+    interactive = sys.stdin.isatty()
+    if interactive:
+        _setup_readline(client, commands)
+        print(f"connected to {port}; 'help' lists commands, Tab completes, 'quit' leaves")
+    while True:
+        # between commands the port is free: a 'lanthorn push' or 'record' from another
+        # terminal can use it; the next command takes it back and renegotiates json mode
+        client.release()
+        try:
+            line = input("lanthorn> " if interactive else "")
+        except EOFError:
+            break
+        except KeyboardInterrupt:
+            print()
+            continue
+        line = line.strip()
+        if not line:
+            continue
+        if line.lower() in ("quit", "exit"):
+            break
+        try:
+            run_line(client, line, commands, interactive=interactive)
+        except ConsoleError as exc:
+            print(f"ERR {exc}")
+        sys.stdout.flush()
+    if interactive:
+        _save_history()
 
 
 def _setup_readline(client: ConsoleClient, commands) -> None:

@@ -1,11 +1,10 @@
-"""lanthorn selftest: check every part of the object and print a table.
+"""The selftest's checks: exercise each part of a body and say, per part, OK, WARN or FAIL
+with what to check (``lanthorn selftest`` prints them; ``lanthorn.commands.selftest``).
 
-Run it after wiring (or on the simulator with ``--sim``): each part in the profile is
-opened and exercised -- touch pads answer with plausible baselines (in the simulator a
-pad is pressed and must register), distance and light read plausible values, the LED ring
-and the display accept frames (the ring flashes a dim test pattern, the OLED shows
-"lanthorn selftest"). The exit code is 0 when every required part works, 1 when a
-required part fails (its row says what to check), 2 for a profile or usage mistake.
+Touch pads must answer with plausible baselines (in the simulator a pad is pressed and must
+register), distance and light must read plausible values, the LED ring and the display must
+accept frames (the ring flashes a dim test pattern, the OLED shows "lanthorn selftest").
+A check reports and never raises: a selftest that crashed half way would hide the rest.
 """
 from __future__ import annotations
 
@@ -14,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .interfaces import Body, PartError, estimate_current_ma
-from .profile import ROLES, Profile, choose_profile
+from lanthorn.hardware.interfaces import Body, PartError, estimate_current_ma
+from lanthorn.hardware.profile import Profile
+from lanthorn.vocabulary import ROLES
 
 MPR121_MAX = 1023
 LUX_MAX = 200_000.0  # direct sunlight is ~100 000 lx
@@ -30,38 +30,9 @@ class Row:
     required: bool
 
 
-def add_arguments(parser) -> None:
-    parser.add_argument("--profile", metavar="FILE",
-                        help="hardware profile (.toml path, or a shipped name: pi4, pi5, "
-                             "jetson-orin-nano, sim); default: the shipped profile of the detected board")
-    parser.add_argument("--sim", action="store_true",
-                        help="test the simulated body instead of real hardware")
-    parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
-
-
-def run(args) -> int:
-    profile = choose_profile(args.profile, args.sim)
-    sim = args.sim or profile.is_sim
-    from .body import open_body
-    if sim:
-        body = open_body(profile, sim=True, seed=args.seed, realtime=False)
-    else:
-        body = open_body(profile)
-    try:
-        rows = check_body(profile, body, sim=sim)
-    finally:
-        body.close()
-    where = "simulator" if sim else profile.board_info.title
-    print(f"lanthorn selftest: profile {profile.name!r} ({profile.source}) on the {where}")
-    print(format_table(rows))
-    failed = [r.part for r in rows if r.result == "FAIL" and r.required]
-    if failed:
-        print(f"FAILED: required part(s) {', '.join(failed)} not working; see the rows above "
-              f"and hardware/README.md")
-        return 1
-    others = [r.part for r in rows if r.result == "FAIL"]
-    print("all required parts OK" + (f" (optional part(s) failing: {', '.join(others)})" if others else ""))
-    return 0
+def failed_parts(rows: list[Row], required_only: bool = True) -> list[str]:
+    """The parts whose check failed (only the required ones, unless told otherwise)."""
+    return [r.part for r in rows if r.result == "FAIL" and (r.required or not required_only)]
 
 
 def format_table(rows: list[Row]) -> str:

@@ -1,213 +1,47 @@
-"""curate training data: synthesise, import CSV, declare sources, show what is in a dataset"""
+"""Curating a dataset: synthetic visits, a maker's CSV imported, sources declared, balance.
+
+The library behind ``lanthorn data`` (``lanthorn.commands.data`` parses and prints). The
+dataset format itself (manifest, recordings, the pinned held-out split) is
+:mod:`lanthorn.device.dataset`; this module is what an artist does to one on a laptop:
+synthesise the default piece's gestures with the simulator (exactly as the device makes its
+frames), import CSV streams from other sensors (parsed, range-checked, split into sessions,
+resampled, duplicates refused), declare who recorded what under which consent and licence,
+and summarise the balance and provenance that training and the model card report.
+"""
 from __future__ import annotations
 
-import argparse
-import csv
 import datetime
 import io
-import json
 import math
 import re
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from lanthorn.device import dataset as dsf
-from lanthorn.words import plural
 from lanthorn.device.dataset import DataError, Source, is_number
 from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
                                     LABELS, N_PADS, RAW_RANGES, SAMPLE_HZ, encode_into,
                                     frames_from_samples)
+from lanthorn.words import plural
 
 SYNTH_SOURCE = "synthetic"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-
-    p = sub.add_parser("synth", help="write honestly labelled synthetic data from the gesture simulator")
-    p.add_argument("--out", required=True, help="dataset folder (created if missing)")
-    p.add_argument("--minutes", type=float, default=20.0, help="total simulated time (default 20)")
-    p.add_argument("--session-seconds", type=float, default=60.0,
-                   help="length of each simulated session (default 60)")
-    p.add_argument("--seed", type=int, default=0, help="same seed, same data (default 0)")
-    p.add_argument("--source", default=SYNTH_SOURCE, help=f"source name (default {SYNTH_SOURCE})")
-    p.add_argument("--gzip", action="store_true", help="write .csv.gz recordings (smaller)")
-
-    p = sub.add_parser("import", help="add a CSV stream (one sample per line) as a recording",
-                       description=IMPORT_HELP, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("file", help="CSV/TSV/space separated file, one frame per line")
-    p.add_argument("--split", choices=dsf.SIDES,
-                   help="pin the imported sessions to a side of the held-out split, to "
-                        "reproduce a published train/test split: --split test for its test "
-                        "part, --split train for its training part (validation sessions are "
-                        "then taken from it, never from test); default: chosen once by "
-                        "lanthorn and never moved")
-    p.add_argument("--data", required=True, help="dataset folder")
-    p.add_argument("--source", required=True, help="source (declared with 'data add-source')")
-    p.add_argument("--label", help="label of every row (otherwise a label column is required)")
-    p.add_argument("--rate", type=float, help="sample rate of the file in Hz (default: the dataset's)")
-    p.add_argument("--resample", action="store_true",
-                   help="resample to the dataset's rate when --rate differs")
-    p.add_argument("--session", help="session id (default: from the file name)")
-    p.add_argument("--raw", action="store_true",
-                   help="values are sensor readings (12 pad deltas in counts, distance mm, lux) "
-                        "rather than encoded frames")
-
-    p = sub.add_parser("add-source", help="declare who made recordings and under what consent")
-    p.add_argument("data", help="dataset folder (created if missing)")
-    p.add_argument("name", help="source name (letters, digits, . _ -)")
-    p.add_argument("--author", default="")
-    p.add_argument("--consent", default="", help='how consent was given, e.g. "signed form 2026-05-02"')
-    p.add_argument("--licence", "--license", dest="licence", default="")
-    p.add_argument("--date", default="", help="when it was recorded (default today)")
-    p.add_argument("--device", default="", help="which object or sensor recorded it")
-    p.add_argument("--notes", default="")
-    p.add_argument("--weight", type=float, default=1.0, help="how much it counts in training")
-    p.add_argument("--synthetic", action="store_true", help="machine-made, no person involved")
-    p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,
-                   help="dataset frame rate when creating a new dataset (default 25)")
-    p.add_argument("--labels", help="comma-separated class names when creating a new dataset "
-                                    "(default: the default piece's; the first one is 'nothing "
-                                    "happening')")
-    p.add_argument("--replace", action="store_true", help="update an existing source")
-    _layout_arguments(p)
-
-    p = sub.add_parser("new", help="create an empty dataset for your own sensors: channels, "
-                                   "units, ranges, rate and labels",
-                       description=CHANNELS_HELP,
-                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", help="dataset folder to create")
-    p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,
-                   help="frames per second (default 25)")
-    p.add_argument("--labels", help="comma-separated class names; the first one is 'nothing "
-                                    "happening' (default: the default piece's)")
-    _layout_arguments(p)
-
-    p = sub.add_parser("add-label", help="add a class (a new gesture to teach) to a dataset")
-    p.add_argument("data", help="dataset folder")
-    p.add_argument("label", help="the new class name, e.g. wave")
-
-    p = sub.add_parser("info", help="counts per label and source, balance, provenance warnings")
-    p.add_argument("data", help="dataset folder")
-    p.add_argument("--json", action="store_true", help="print the figures as JSON")
-
-
-IMPORT_HELP = """\
-Add a CSV stream as one or more sessions of a dataset.
-
-The file: one frame per line, comma/tab/semicolon/space separated; '#' lines are comments.
-With a header row, columns are matched by name (the dataset's channels, plus 'label',
-'session' and 't'/'time'/'timestamp'); without one, the columns are the channels in the
-dataset's order, plus an optional label column first or last.
-
-Values are ENCODED frames unless --raw. The default piece's encoding (device/frames.py):
-  pad0..pad11  touch strength = (baseline - raw count) / 100, clipped to 0..2
-  distance     approach = 1 - mm / 1200, clipped to 0..1; 0 = nothing in range
-  light        log10(1 + lux) / 4  (0 = dark, 1 = 10 000 lux)
-With --raw (default piece only) give pad deltas in counts (0..1023), distance in mm
-(0 or less: nothing in range) and lux; they are encoded as the device encodes them.
-A dataset of your own sensors declares each channel's unit and range ('lanthorn data
-new --channels ...'). Every value is checked against the declared range; the first one
-outside it is refused with its line number (raw millimetres imported as encoded values, a
-negative light level...). See DATA.md.
-"""
-
-CHANNELS_HELP = """\
-Declare your sensors with --channels NAME[:UNIT[:LOW..HIGH]],...  e.g. an IMU at 10 Hz:
-
-  lanthorn data new mydata --rate 10 --labels still,walk,run \\
-      --channels ax:g:-8..8,ay:g:-8..8,az:g:-8..8,gx:dps:-2000..2000,gy:dps,gz:dps
-
-UNIT is free text shown by 'data info'; LOW..HIGH is the range every imported value must
-lie in (checked with line numbers). --ring a,b,c names channels that sit in a ring around
-the object, in order: only then does training turn the ring as an augmentation.
-"""
-
-
-def _layout_arguments(p) -> None:
-    p.add_argument("--channels", type=parse_channels, default=None, metavar="NAME[:UNIT[:LO..HI]],...",
-                   help="the dataset's channels when creating it (default: the default piece's "
-                        "12 pads, distance and light)")
-    p.add_argument("--ring", help="comma-separated channels that form a ring, in order (enables "
-                                  "ring rotation in training; default: the default piece's pads)")
-
-
-def parse_channels(text: str) -> list[tuple[str, str, tuple[float, float] | None]]:
-    """``ax:g:-8..8,ay,...`` → [(name, unit, (low, high) or None)], checked."""
-    out = []
-    for item in text.split(","):
-        parts = item.strip().split(":")
-        name = parts[0].strip()
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,31}", name) or name in ("label", "session"):
-            raise argparse.ArgumentTypeError(
-                f"channel name {name!r} must be a letter then letters, digits, _ . or - "
-                f"(and not 'label' or 'session')")
-        unit = parts[1].strip() if len(parts) > 1 else ""
-        rng = None
-        if len(parts) > 2:
-            m = re.fullmatch(r"\s*(-?[\d.eE+-]+)\s*\.\.\s*(-?[\d.eE+-]+)\s*", parts[2])
-            try:
-                rng = (float(m.group(1)), float(m.group(2))) if m else None
-            except ValueError:
-                rng = None
-            if rng is None or not rng[0] < rng[1]:
-                raise argparse.ArgumentTypeError(
-                    f"range of channel {name!r} must be LOW..HIGH with LOW < HIGH, not {parts[2]!r}")
-        if len(parts) > 3:
-            raise argparse.ArgumentTypeError(f"too many ':' in channel {item!r} "
-                                             f"(NAME[:UNIT[:LOW..HIGH]])")
-        out.append((name, unit, rng))
-    names = [c[0] for c in out]
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"--channels repeats a name: {text!r}")
-    return out
-
-
-def _layout(args) -> dict:
-    """create_dataset keywords from --channels and --ring (None: the defaults)."""
+def layout(channels, ring: str | None) -> dict:
+    """create_dataset keywords from parsed ``--channels`` ([(name, unit, range)]) and
+    ``--ring`` (None: the defaults)."""
     kw = {}
-    if args.channels is not None:
-        kw["channels"] = tuple(c[0] for c in args.channels)
-        kw["units"] = {c[0]: c[1] for c in args.channels if c[1]}
-        kw["ranges"] = {c[0]: c[2] for c in args.channels if c[2]}
+    if channels is not None:
+        kw["channels"] = tuple(c[0] for c in channels)
+        kw["units"] = {c[0]: c[1] for c in channels if c[1]}
+        kw["ranges"] = {c[0]: c[2] for c in channels if c[2]}
         if kw["channels"] == CHANNELS:
             kw["units"] = {**DEFAULT_UNITS, **kw["units"]}
             kw["ranges"] = {**DEFAULT_RANGES, **kw["ranges"]}
-    if args.ring is not None:
-        kw["ring"] = tuple(t.strip() for t in args.ring.split(",") if t.strip())
+    if ring is not None:
+        kw["ring"] = tuple(t.strip() for t in ring.split(",") if t.strip())
     return kw
-
-
-def run(args) -> int:
-    return {"synth": synth_cmd, "import": import_cmd, "add-source": add_source_cmd,
-            "info": info_cmd, "new": new_cmd, "add-label": add_label_cmd}[args.action](args)
-
-
-def new_cmd(args) -> int:
-    if (Path(args.data) / dsf.MANIFEST).exists():
-        raise DataError("a dataset already exists here", Path(args.data) / dsf.MANIFEST)
-    if not args.rate > 0:
-        raise DataError(f"--rate must be positive, not {args.rate:g}")
-    root = dsf.create_dataset(args.data, rate_hz=args.rate, labels=parse_labels(args.labels),
-                              **_layout(args))
-    header, _, _ = dsf.read_manifest(root)
-    print(f"created {root / dsf.MANIFEST}: {len(header['channels'])} channels "
-          f"({', '.join(header['channels'])}) at {header['rate_hz']:g} Hz, labels "
-          f"{', '.join(header['labels'])}" + (f", ring {', '.join(header['ring'])}"
-                                              if header["ring"] else ", no ring"))
-    print(f"next: lanthorn data add-source {args.data} NAME --author ... --consent ...")
-    return 0
-
-
-def add_label_cmd(args) -> int:
-    labels = dsf.add_label(args.data, args.label)
-    print(f"added label {args.label!r} to {args.data} (labels now: {', '.join(labels)})")
-    print(f"next: demonstrate it, e.g. lanthorn record PORT {args.label} 10 --data {args.data}; "
-          f"then train, and say what it feels like: lanthorn quantize ... --mood "
-          f"{args.label}=delighted (or 'set gesture_moods {args.label}=delighted' on the console)")
-    return 0
 
 
 # ----------------------------------------------------------------------------- synth
@@ -275,11 +109,6 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
         f"frames, each the mean of {SAMPLE_HZ / DEFAULT_RATE_HZ:g} sensor reads as on the "
         f"device) to {root}")
     return paths
-
-
-def synth_cmd(args) -> int:
-    synthesize(args.out, args.minutes, args.seed, args.session_seconds, args.source, args.gzip)
-    return 0
 
 
 # ----------------------------------------------------------------------------- import
@@ -414,72 +243,93 @@ def resample(frames: np.ndarray, labels: list[str], rate_in: float, rate_out: fl
     return out.astype(np.float32), [labels[i] for i in nearest]
 
 
-def import_cmd(args) -> int:
-    path = Path(args.file)
-    header, sources, _ = dsf.read_manifest(args.data)
-    if args.source not in sources:
-        raise DataError(f"source {args.source!r} is not declared; first say who recorded it "
-                        f"and under what consent: lanthorn data add-source {args.data} "
-                        f"{args.source} --author ... --consent ...", Path(args.data) / dsf.MANIFEST)
-    if args.label is not None and args.label not in header["labels"]:
-        raise DataError(f"unknown --label {args.label!r} (labels: {', '.join(header['labels'])})")
+def _plan_sessions(data, source: str, path: Path, parts, rate: float, rate_out: float,
+                   session: str | None) -> list[tuple[str, np.ndarray, list[str]]]:
+    """(name, frames, labels) per session to write: resampled to the dataset's rate, named
+    after the file (or ``session``), numbered past the names the source already has."""
+    resampling = not math.isclose(rate, rate_out, rel_tol=1e-6)
+    base = session or re.sub(r"[^A-Za-z0-9._-]", "_", path.name.split(".")[0])[:48] or "import"
+    existing = {p.name.split(".")[0] for p in (Path(data) / dsf.RECORDINGS / source).glob("*.csv*")}
+    planned = []
+    for value, f, labs in parts:
+        if resampling:
+            f, labs = resample(f, labs, rate, rate_out)
+        name = base if value is None else f"{base}-{value}"
+        if session is None and (name in existing or name in {p[0] for p in planned}):
+            k = 2
+            while f"{name}-{k}" in existing:
+                k += 1
+            name = f"{name}-{k}"
+        planned.append((name, f, labs))
+    return planned
+
+
+def _duplicates(header: dict, source: str, planned, path: Path) -> list[tuple[str, str]]:
+    """(session, its identical twin) pairs; DataError when every session is already here
+    (the same file imported twice). Checked before anything is written."""
+    digests, dups = {}, []
+    for name, f, labs in planned:
+        d = dsf.session_digest(f, labs, header["channels"])
+        twin = next((k for k, e in header["sessions"].items() if e.get("sha256") == d),
+                    None) or digests.get(d)
+        if twin is not None:
+            dups.append((name, twin))
+        digests[d] = f"{source}/{name}"
+    old = [t for _, t in dups if not t.startswith(f"{source}/") or
+           t.split("/", 1)[1] not in {n for n, _, _ in planned}]
+    if dups and len(old) == len(planned):
+        raise DataError(f"session {dups[0][0]!r} is identical to session {dups[0][1]!r} already "
+                        f"in the dataset (the same file imported twice?); nothing imported", path)
+    for name, _ in dups:
+        dsf.check_name("session", name, path)
+    return dups
+
+
+def _read_stream(header: dict, path: Path, label: str | None, raw: bool):
+    if label is not None and label not in header["labels"]:
+        raise DataError(f"unknown --label {label!r} (labels: {', '.join(header['labels'])})")
     if not path.is_file():
         raise DataError("no such file", path)
-    frames, labels, sessions, lines = parse_stream(path, header["channels"], args.label,
+    frames, labels, sessions, lines = parse_stream(path, header["channels"], label,
                                                    header["labels"])
-    if args.raw:
+    if raw:
         if tuple(header["channels"]) != CHANNELS:
             raise DataError("--raw needs the default piece's channels")
         check_ranges(frames, header["channels"], RAW_RANGES, lines, path, "raw")
         frames = encode_raw(frames)
     else:
         check_ranges(frames, header["channels"], header["ranges"], lines, path)
-    rate = header["rate_hz"] if args.rate is None else args.rate
+    return frames, labels, sessions
+
+
+def import_stream(data, source: str, file, label=None, raw=False, rate=None,
+                  allow_resample=False, session=None, split=None, warn=print, log=print):
+    """Import a CSV stream into ``source`` of the dataset at ``data``: every check (declared
+    source, labels, ranges, rate, duplicates) passes before anything is written."""
+    path = Path(file)
+    header, sources, _ = dsf.read_manifest(data)
+    if source not in sources:
+        raise DataError(f"source {source!r} is not declared; first say who recorded it "
+                        f"and under what consent: lanthorn data add-source {data} "
+                        f"{source} --author ... --consent ...", Path(data) / dsf.MANIFEST)
+    frames, labels, sessions = _read_stream(header, path, label, raw)
+    rate = header["rate_hz"] if rate is None else rate
     if not rate > 0:
         raise DataError(f"--rate must be positive, not {rate}")
-    resampling = not math.isclose(rate, header["rate_hz"], rel_tol=1e-6)
-    if resampling and not args.resample:
+    if not math.isclose(rate, header["rate_hz"], rel_tol=1e-6) and not allow_resample:
         raise DataError(f"the file is at {rate:g} Hz but the dataset is "
                         f"{header['rate_hz']:g} Hz; add --resample to convert it", path)
-    parts = split_sessions(frames, labels, sessions)
-    base = args.session or re.sub(r"[^A-Za-z0-9._-]", "_", path.name.split(".")[0])[:48] or "import"
-    existing = {p.name.split(".")[0] for p in (Path(args.data) / dsf.RECORDINGS / args.source).glob("*.csv*")}
-    planned = []
-    for value, f, labs in parts:
-        if resampling:
-            f, labs = resample(f, labs, rate, header["rate_hz"])
-        name = base if value is None else f"{base}-{value}"
-        if args.session is None and (name in existing or name in {p[0] for p in planned}):
-            k = 2
-            while f"{name}-{k}" in existing:
-                k += 1
-            name = f"{name}-{k}"
-        planned.append((name, f, labs))
-    digests, dups = {}, []
-    for name, f, labs in planned:  # names and duplicates checked first: a bad one writes nothing
-        d = dsf.session_digest(f, labs, header["channels"])
-        twin = next((k for k, e in header["sessions"].items() if e.get("sha256") == d),
-                    None) or digests.get(d)
-        if twin is not None:
-            dups.append((name, twin))
-        digests[d] = f"{args.source}/{name}"
-    old = [t for _, t in dups if not t.startswith(f"{args.source}/") or
-           t.split("/", 1)[1] not in {n for n, _, _ in planned}]
-    if dups and len(old) == len(planned):
-        # every session is already here: the same file imported twice
-        raise DataError(f"session {dups[0][0]!r} is identical to session {dups[0][1]!r} already "
-                        f"in the dataset (the same file imported twice?); nothing imported", path)
-    for name, twin in dups:
+    planned = _plan_sessions(data, source, path, split_sessions(frames, labels, sessions),
+                             rate, header["rate_hz"], session)
+    for name, twin in _duplicates(header, source, planned, path):
         # a published archive can hold one instance twice: kept, flagged, on its twin's side
-        print(f"warning: session {name!r} is identical to {twin!r}; kept on the same side of "
-              f"the split ('lanthorn data info' lists identical pairs)", file=sys.stderr)
-        dsf.check_name("session", name, path)
+        warn(f"warning: session {name!r} is identical to {twin!r}; kept on the same side of "
+             f"the split ('lanthorn data info' lists identical pairs)")
     for name, f, labs in planned:
-        out = dsf.write_recording(args.data, args.source, name, f, labs, rate_hz=header["rate_hz"],
-                                  split=args.split, allow_duplicate=True)
-        print(f"imported {len(f)} frames ({len(f) / header['rate_hz']:.1f} s) as session "
-              f"{name!r} of source {args.source!r}: {out}")
-    return 0
+        out = dsf.write_recording(data, source, name, f, labs, rate_hz=header["rate_hz"],
+                                  split=split, allow_duplicate=True)
+        log(f"imported {len(f)} frames ({len(f) / header['rate_hz']:.1f} s) as session "
+            f"{name!r} of source {source!r}: {out}")
 
 
 # ----------------------------------------------------------------------------- add-source
@@ -498,26 +348,26 @@ def parse_labels(text: str | None) -> tuple[str, ...]:
     return labels
 
 
-def add_source_cmd(args) -> int:
-    labels = parse_labels(args.labels)
-    if not (Path(args.data) / dsf.MANIFEST).exists():
-        root = dsf.create_dataset(args.data, rate_hz=args.rate, labels=labels, **_layout(args))
+def declare_source(data, source: Source, labels: tuple[str, ...] | None, rate: float,
+                   channels=None, ring: str | None = None, replace: bool = False):
+    """Declare (or with ``replace`` update) a source, creating the dataset when there is
+    none; ``labels``/``channels`` given for an existing dataset re-declare its layout."""
+    if not (Path(data) / dsf.MANIFEST).exists():
+        root = dsf.create_dataset(data, rate_hz=rate, labels=labels or LABELS,
+                                  **layout(channels, ring))
     else:
-        root = Path(args.data)
+        root = Path(data)
         header = dsf.read_manifest(root)[0]
-        if args.labels is not None or args.channels is not None:
+        if labels is not None or channels is not None:
             dsf.create_dataset(root, rate_hz=header["rate_hz"],
-                               labels=labels if args.labels is not None else header["labels"],
-                               channels=(header["channels"] if args.channels is None
-                                         else [c[0] for c in args.channels]))
-    src = dsf.add_source(root, Source(
-        args.name, author=args.author, consent=args.consent, licence=args.licence,
-        date=args.date or datetime.date.today().isoformat(), device=args.device,
-        notes=args.notes, weight=args.weight, synthetic=args.synthetic), replace=args.replace)
-    print(f"{'updated' if args.replace else 'declared'} source {src.name!r} in {root / dsf.MANIFEST}")
-    if not src.consent and not src.synthetic:
-        print("warning: no consent recorded for this source (--consent \"how it was given\")")
-    return 0
+                               labels=labels if labels is not None else header["labels"],
+                               channels=(header["channels"] if channels is None
+                                         else [c[0] for c in channels]))
+    return root, dsf.add_source(root, source, replace=replace)
+
+
+def today() -> str:
+    return datetime.date.today().isoformat()
 
 
 # ----------------------------------------------------------------------------- info
@@ -578,11 +428,8 @@ def summarize(data) -> dict:
     }
 
 
-def info_cmd(args) -> int:
-    info = summarize(args.data)
-    if args.json:
-        print(json.dumps(info, indent=2))
-        return 0
+def format_info(info: dict) -> str:
+    """``lanthorn data info``'s text: totals, the split, channels, balance, sources, warnings."""
     out = io.StringIO()
     w = out.write
     w(f"dataset {info['path']}: {plural(info['sessions'], 'session')}, {info['frames']} frames "
@@ -607,5 +454,47 @@ def info_cmd(args) -> int:
           f"{100 * v['share_after_weights']:20.1f}%  {consent}\n")
     for warning in info["warnings"]:
         w(f"warning: {warning}\n")
-    print(out.getvalue(), end="")
-    return 0
+    return out.getvalue()
+
+
+# ----------------------------------------------------------------------------- a recorded take
+
+def check_take_target(data, label: str, session: str, source: str) -> None:
+    """Before a person performs, not after: the names are valid and the dataset (if there
+    is one) knows the label."""
+    dsf.check_name("session", session)
+    dsf.check_name("label", label)
+    dsf.check_name("source", source)
+    if (Path(data) / dsf.MANIFEST).exists():
+        header, _, _ = dsf.read_manifest(data)
+        if label not in header["labels"]:
+            raise DataError(f"{data} has no label {label!r} (its labels: "
+                            f"{', '.join(header['labels'])}); to teach a new gesture, add it "
+                            f"first: lanthorn data add-label {data} {label}")
+
+
+def save_take(data, source: Source, session: str, label: str, rows, rate: float,
+              channels, log=print) -> tuple[Path, Source]:
+    """Write a take recorded on the object as a session of ``source`` (its author, consent and
+    licence given now are recorded, never silently dropped), creating the dataset with the
+    default labels plus ``label`` when there is none; returns the file and the source as kept."""
+    if not (Path(data) / dsf.MANIFEST).exists():
+        labels = list(LABELS) + ([label] if label not in LABELS else [])
+        dsf.create_dataset(data, rate, channels, labels)
+    header, sources, _ = dsf.read_manifest(data)
+    if list(header["channels"]) != list(channels):
+        raise DataError(f"{data} has channels {', '.join(header['channels'])} but the "
+                        f"device records {', '.join(channels)}; use another --data folder")
+    kept = sources.get(source.name)
+    if kept is None:
+        kept = dsf.add_source(data, source)
+    else:
+        given = {k: getattr(source, k) for k in ("author", "consent", "licence")
+                 if getattr(source, k) and getattr(kept, k) != getattr(source, k)}
+        if given:
+            for k, v in given.items():
+                setattr(kept, k, v)
+            dsf.add_source(data, kept, replace=True)
+            log(f"updated {', '.join(given)} of source {source.name!r}")
+    path = dsf.write_recording(data, source.name, session, rows, label, rate_hz=rate)
+    return path, kept

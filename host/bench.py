@@ -1,5 +1,7 @@
 """Benchmark the int8 engine against onnxruntime: latency, ratios, exactness, device memory.
 
+The library behind ``lanthorn bench`` (``lanthorn.commands.bench`` parses and prints).
+
 For each model, in ONE run and interleaved (so a busy machine slows every path alike and the
 ratios stay meaningful), single-thread batch-1 latency of:
 
@@ -30,27 +32,23 @@ child's own address space (``VmHWM`` in /proc/self/status), because Linux carrie
 onnxruntime loaded, ~100 MB) it reports the parent's size, not the device's (measured:
 107 MB vs 32 MB). ``ru_maxrss`` is kept in the JSON for reference; elsewhere it is used.
 
-Why environment variables first: numpy's BLAS would otherwise use every core, and the
-bench is defined as single-thread; they only take effect before numpy is imported.
+The bench is defined as single-thread: ``lanthorn.commands.bench`` pins the BLAS and OpenMP
+thread counts to 1 before numpy is first imported (they only take effect then).
 """
 from __future__ import annotations
 
+import json
 import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
 
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_var] = "1"
+import numpy as np
 
-import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-from lanthorn.errors import UserError  # noqa: E402
+from lanthorn.errors import UserError
 
 PATHS = ("ort_float", "ort_int8", "numpy", "c")
 PATH_LABELS = {"ort_float": "ORT float32", "ort_int8": "ORT int8 (QDQ)", "numpy": "lanthorn numpy",
@@ -60,27 +58,6 @@ SCHEMA = "lanthorn-bench/1"
 #: name -> (seconds of interleaved timing per model, minimum reps per path, warm-up calls,
 #: random inputs checked for exactness). "quick" keeps the whole suite near 15 s.
 MODES = {"full": (12.0, 100, 20, 8), "quick": (1.5, 10, 3, 3)}
-
-
-def add_arguments(parser):
-    parser.add_argument("--variants", default="simd", help="C kernel variants to time beside "
-                        "the one this CPU picks: 'simd' (every SIMD level it runs, default), "
-                        "'all' (also c-scalar), 'best' (only the pick) or a comma list such as "
-                        "avx2,avx512-vnni")
-    parser.add_argument("--json", metavar="FILE", help="also write every figure and the machine "
-                        "info as JSON to FILE")
-    parser.add_argument("--quick", action="store_true", help="shorter timing (~15 s for the suite)")
-    parser.add_argument("--models", help="comma-separated zoo models (default: all of "
-                        "mlp_25k,mlp_700k,cnn1d_14x50,cnn2d_32,char_lm) and 'voice' (the shipped "
-                        "voice: per character and per phrase)")
-    parser.add_argument("--bundle", action="append", default=[], metavar="X.lanthorn",
-                        help="bench this bundle (against onnxruntime on its QDQ twin); "
-                        "repeatable; with --bundle the zoo runs only if --models is given")
-    parser.add_argument("--reps", type=int, help="exactly this many timed calls per path "
-                        "(overrides the time budget; for tests and quick looks)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the zoo models and inputs")
-    parser.add_argument("--layers", action="store_true", help="also time each layer of the "
-                        "numpy path (where its time goes)")
 
 
 # ----------------------------------------------------------------------------- timing
@@ -709,36 +686,39 @@ def format_table(report: dict) -> str:
                      + (["", busy] if busy else []))
 
 
-# ----------------------------------------------------------------------------- command
+# ----------------------------------------------------------------------------- one run
 
-def _settings(args) -> dict:
-    mode = "quick" if args.quick else "full"
+def settings_for(quick: bool, reps: int | None, layers: bool, variants: str) -> dict:
+    """The run's settings: the mode's time budget and repetitions, or exactly ``reps`` calls."""
+    mode = "quick" if quick else "full"
     budget, min_reps, warmup, check = MODES[mode]
-    if args.reps is not None and args.reps < 1:
+    if reps is not None and reps < 1:
         raise UserError("--reps must be at least 1")
     return {"mode": mode, "budget_s": budget, "min_reps": min_reps, "warmup": warmup,
-            "check_feeds": check, "reps": args.reps, "child_runs": 20 if args.quick else 100,
-            "layers": bool(args.layers), "c_variants": c_variants(args.variants)}
+            "check_feeds": check, "reps": reps, "child_runs": 20 if quick else 100,
+            "layers": bool(layers), "c_variants": c_variants(variants)}
 
 
-def run(args) -> int:
+def zoo_names(models: str | None, with_bundles: bool) -> tuple[list[str], bool]:
+    """(zoo model names, whether the shipped voice is benched) from ``--models``."""
     from lanthorn.quantize import tiny_models
-    settings = _settings(args)
-    if args.models:
-        names = [n.strip() for n in args.models.split(",") if n.strip()]
+    if models:
+        names = [n.strip() for n in models.split(",") if n.strip()]
     else:
-        names = [] if args.bundle else list(tiny_models.ZOO) + ["voice"]
+        names = [] if with_bundles else list(tiny_models.ZOO) + ["voice"]
     with_voice = "voice" in names
     names = [n for n in names if n != "voice"]
     unknown = [n for n in names if n not in tiny_models.ZOO]
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from "
                         f"{', '.join(tiny_models.ZOO)}")
-    if args.json:   # fail before the long part if the report cannot be written
-        jp = Path(args.json)
-        if not jp.parent.is_dir():
-            raise UserError(f"cannot write {jp}: folder {jp.parent} does not exist")
-    bundle_cases = [_bundle_case(p) for p in args.bundle]   # corrupt bundles fail here, early
+    return names, with_voice
+
+
+def bundle_cases(paths: list[str], with_voice: bool) -> list[Case]:
+    """The ``--bundle`` cases (a corrupt bundle fails here, early) and the shipped voice,
+    with its float twin beside it so onnxruntime float is timed too."""
+    cases = [_bundle_case(p) for p in paths]
     if with_voice:
         from lanthorn.device.storage import SHIPPED_VOICE
         if not SHIPPED_VOICE.is_file():
@@ -747,51 +727,56 @@ def run(args) -> int:
         float_voice = SHIPPED_VOICE.with_suffix(".onnx")   # shipped beside it: ORT float too
         if float_voice.is_file():
             voice_case.float_bytes = float_voice.read_bytes()
-        bundle_cases.append(voice_case)
+        cases.append(voice_case)
+    return cases
+
+
+def run_bench(names: list[str], cases: list[Case], settings: dict, seed: int,
+              progress=lambda name: None) -> dict:
+    """Bench every zoo model and case in one run; the report with its targets judged."""
     report = {"schema": SCHEMA, "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "mode": settings["mode"], "settings": settings, "machine": machine_info(),
               "models": []}
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="lanthorn-bench-") as tmp:
-        for case in list(_zoo_cases(names, Path(tmp), args.seed)) + bundle_cases:
-            print(f"  {case.name} ...", file=sys.stderr, flush=True)
-            report["models"].append(bench_case(case, settings, args.seed))
+        for case in list(_zoo_cases(names, Path(tmp), seed)) + cases:
+            progress(case.name)
+            report["models"].append(bench_case(case, settings, seed))
             if case.bundle.card.get("kind") == "voice":   # and per phrase, the sampler included
                 from lanthorn.host.voice_bench import bench_phrases
-                report["models"][-1]["phrases"] = bench_phrases(case.bundle, settings, args.seed)
+                report["models"][-1]["phrases"] = bench_phrases(case.bundle, settings, seed)
     report["seconds"] = time.perf_counter() - t0
     report["load_average_end"] = _loadavg()
     report["targets"] = targets(report)
     report["machine"]["backends"]["c"] = next(
         (m["paths"]["c"]["backend"] for m in report["models"] if m["paths"]["c"].get("available")),
         None)
-    print(format_table(report))
-    for m in report["models"]:
-        if "phrases" in m:
-            from lanthorn.host.voice_bench import format_phrases
-            print()
-            print(format_phrases(m["name"], m["phrases"]))
-    print()
-    print(format_targets(report))
-    if args.layers:
-        print()
-        print(format_layers(report))
-    if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
-        print(f"\nwrote {args.json}")
-    bad = [f"{m['name']} ({path})" for m in report["models"]
+    return report
+
+
+def format_report(report: dict) -> str:
+    """The table, the voice's per-phrase figures, the targets and (if timed) the layers."""
+    from lanthorn.host.voice_bench import format_phrases
+    parts = [format_table(report)]
+    parts += [format_phrases(m["name"], m["phrases"]) for m in report["models"] if "phrases" in m]
+    parts.append(format_targets(report))
+    if report["settings"].get("layers"):
+        parts.append(format_layers(report))
+    return "\n\n".join(parts)
+
+
+def failures(report: dict) -> tuple[list[str], list[str]]:
+    """(outputs that differ from onnxruntime or between our paths, paths that failed)."""
+    models = report["models"]
+    bad = [f"{m['name']} ({path})" for m in models
            for path, e in m.get("exact", {}).items() if isinstance(e, dict) and not e["exact"]]
-    bad += [f"{m['name']} (C differs from numpy)" for m in report["models"]
+    bad += [f"{m['name']} (C differs from numpy)" for m in models
             if m.get("exact", {}).get("c_equals_numpy") is False]
-    bad += [f"{m['name']} phrases ({path})" for m in report["models"]
+    bad += [f"{m['name']} phrases ({path})" for m in models
             for path, v in m.get("phrases", {}).get("paths", {}).items()
             if not v["identical_phrases"]]
-    failed = [f"{m['name']} ({p})" for m in report["models"] for p, v in m["paths"].items()
+    failed = [f"{m['name']} ({p})" for m in models for p, v in m["paths"].items()
               if not v.get("available") and str(v.get("reason", "")).startswith("failed")]
-    failed += [f"{m['name']} device process ({p})" for m in report["models"]
+    failed += [f"{m['name']} device process ({p})" for m in models
                for p, d in m.get("device_process", {}).items() if "error" in d]
-    if bad or failed:
-        print(f"lanthorn bench: outputs differ from onnxruntime: {', '.join(bad)}" if bad else
-              f"lanthorn bench: failed: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    return 0
+    return bad, failed

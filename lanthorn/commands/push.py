@@ -9,12 +9,13 @@ import sys
 
 from lanthorn.device import push_wire as pp
 from lanthorn.host.console_client import ConsoleClient, ConsoleError, read_bundle_file
+from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("bundle", help="the .lanthorn bundle to install")
     parser.add_argument("--port", required=True, help="serial port of the object, e.g. /dev/ttyACM0")
-    parser.add_argument("--baud", type=int, default=115200, help="baud rate (default 115200)")
+    add_baud(parser)
     parser.add_argument("--chunk", type=int, default=pp.DEFAULT_CHUNK,
                         help=f"bytes per frame, {pp.MIN_CHUNK}-{pp.MAX_CHUNK} (default {pp.DEFAULT_CHUNK})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -50,14 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args) -> int:
     import json
-    import shutil
-    import tempfile
-    from pathlib import Path
 
-    from lanthorn.device.dataset import load_dataset
-    from lanthorn.host.train import train
+    from lanthorn.host.train import train_dataset
     from lanthorn.quantize import quality
-    from lanthorn.quantize.dataspec import DataSpec, auto_spec, prepare
     from lanthorn.quantize.net import ArchConfig
 
     if any(v is not None and v < 1 for v in (args.epochs, args.patience, args.batch)) \
@@ -72,65 +67,16 @@ def run(args) -> int:
         if len(args.widths) != len(arch.widths):
             raise UserError(f"--widths needs {len(arch.widths)} values (one per conv block)")
         arch.widths = args.widths
-    say = (lambda *a: None) if args.quiet else print
-
-    def spec_for(window: int | None) -> DataSpec:
-        spec = DataSpec()
-        if args.split_seed is not None:
-            spec.split_seed = args.split_seed
-        if window is not None:
-            spec.window, spec.hop = window, max(1, window // 16)
-        if args.hop is not None:
-            spec.hop = args.hop
-        spec.pad_short = pad_short
-        return spec
-
-    windows = [args.window]
-    ds = load_dataset(args.data)
-    # one labelled instance per take: short takes are padded rather than dropped
-    pad_short = bool(ds.recordings) and all(len(set(r.labels.tolist())) == 1
-                                            for r in ds.recordings)
-    if args.window is None:
-        windows, why = auto_spec(ds)
-        say(f"for this dataset: {why}")
-
-    def fit(window, out, quiet_log):
-        splits = prepare(args.data, spec_for(window))
-        # refuse before the minutes of training: a class without examples cannot be learnt
-        quality.enforce(quality.class_gates(splits.spec.labels, splits.train.y, None),
-                        args.force)
-        import copy
-        return train(args.data, out, spec=splits.spec, arch=copy.deepcopy(arch), seed=args.seed,
-                     epochs=args.epochs, patience=args.patience, lr=args.lr, batch=args.batch,
-                     progress=not args.quiet, splits=splits, force=args.force,
-                     log=(lambda *a: None) if quiet_log else print)
-
-    if len(windows) == 1:
-        summary = fit(windows[0], args.out, False)
-    else:
-        # a small validation search: one short model per candidate window, chosen on the
-        # validation sessions only (the test sessions judge the winner, never choose it)
-        with tempfile.TemporaryDirectory() as tmp:
-            tried = []
-            for w in windows:
-                got = fit(w, Path(tmp) / f"w{w}.onnx", True)
-                tried.append((got["val_accuracy"], w, got))
-                say(f"  window {w}: validation accuracy {100 * got['val_accuracy']:.1f}%")
-            # a tie goes to the longer window: it sees more of each take (losses of
-            # different windows are not comparable; measured on GunPoint: 150 frames 100 %,
-            # 75 frames 95 %, both 100 % on the 9 validation takes)
-            best = max(tried, key=lambda t: (t[0], t[1]))
-            say(f"chose window {best[1]} frames (best on the validation sessions)")
-            summary = best[2]
-            summary["window_search"] = {str(w): round(a, 4) for a, w, _ in tried}
-            out = Path(args.out)
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(Path(tmp) / f"w{best[1]}.onnx", out)
-            shutil.copyfile(Path(tmp) / f"w{best[1]}.pt", out.with_suffix(".pt"))
+    summary = train_dataset(args.data, args.out, arch=arch, window=args.window, hop=args.hop,
+                            split_seed=args.split_seed, force=args.force, quiet=args.quiet,
+                            say=(lambda *a: None) if args.quiet else print, seed=args.seed,
+                            epochs=args.epochs, patience=args.patience, lr=args.lr,
+                            batch=args.batch)
+    if "window_search" in summary:
+        ring = "ring rotation" if summary["data_spec"]["ring"] else "no ring declared: no rotation"
         print(f"held-out {summary['quality']['held_out']} accuracy "
-              f"{100 * summary['test_accuracy']:.1f}% (window {best[1]}; "
-              f"{'ring rotation' if summary['data_spec']['ring'] else 'no ring declared: no rotation'}"
-              f"); wrote {args.out}")
+              f"{100 * summary['test_accuracy']:.1f}% (window {summary['window_chosen']}; "
+              f"{ring}); wrote {args.out}")
     if args.summary:
         from lanthorn.device.atomic import atomic_write_bytes
         atomic_write_bytes(args.summary, json.dumps(summary, indent=2).encode())

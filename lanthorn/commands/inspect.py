@@ -1,4 +1,7 @@
-"""Show what is inside a .lanthorn bundle: card, input spec, labels, layers, provenance."""
+"""Show what is inside a .lanthorn bundle: card, input spec, labels, layers, provenance.
+
+The figures come from :func:`lanthorn.device.describe.describe`; this prints them.
+"""
 from __future__ import annotations
 
 import json
@@ -9,41 +12,9 @@ def add_arguments(parser):
     parser.add_argument("--json", action="store_true", help="print machine-readable JSON")
 
 
-def describe(bundle) -> dict:
-    """Everything `inspect` shows, as plain data (also used by other tools)."""
-    from lanthorn.device.graph import layer_macs, layer_param_bytes
-    g = bundle.graph
-    layers = []
-    for layer in g.layers:
-        ins = [list(g.tensors[i].shape) for i in layer.inputs]
-        out = g.tensors[layer.outputs[0]]
-        layers.append({"name": layer.name, "op": layer.op, "inputs": ins, "output": list(out.shape),
-                       "macs": layer_macs(layer, g), "param_bytes": layer_param_bytes(layer),
-                       "out_scale": out.scale, "out_zero_point": out.zero_point})
-    return {"sha256": bundle.sha256, "card": bundle.card, "input_spec": bundle.input_spec.to_json(),
-            "labels": list(bundle.labels), "provenance": bundle.provenance,
-            "macs": sum(x["macs"] for x in layers),
-            "param_bytes": sum(x["param_bytes"] for x in layers),
-            "twin_bytes": len(bundle.twin or b""), "layers": layers,
-            "signature": _signature(bundle)}
-
-
-def _signature(bundle) -> dict | None:
-    """Who signed the bundle and whether the signature matches its content."""
-    if bundle.signature is None:
-        return None
-    from lanthorn.device import signing
-    from lanthorn.errors import UserError
-    public, sig = bundle.signature
-    try:
-        valid = signing.verify(public, sig, bytes.fromhex(bundle.sha256))
-    except UserError:
-        valid = None                         # no cryptography here: cannot tell
-    return {"key": signing.key_text(public), "valid": valid}
-
-
 def run(args) -> int:
     from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.describe import describe
     d = describe(read_bundle(args.bundle))
     if args.json:
         print(json.dumps(d, indent=2, sort_keys=True))
