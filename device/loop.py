@@ -21,8 +21,7 @@ buffers per wake-up (every buffer is made when a model is bound), and Python's c
 garbage collector runs in the idle time between wake-ups, never inside a frame.
 
 :class:`Loop` drives the parts a :class:`~lanthorn.device.piece.Piece` holds; the piece is
-what run/demo/the console construct and talk to. ``DeviceLoop``, the old name of the
-piece, still imports from here.
+what run/demo/the console construct and talk to.
 """
 from __future__ import annotations
 
@@ -149,15 +148,3 @@ class Loop:
                 gc.enable()
             pc.shutdown()
 
-
-def __getattr__(name: str):
-    """``DeviceLoop`` (the piece's old name) and the old homes of the model checks, for
-    callers written before the loop was split; new code imports from
-    :mod:`lanthorn.device.piece` and :mod:`lanthorn.device.inference`."""
-    if name == "DeviceLoop":
-        from lanthorn.device.piece import Piece
-        return Piece
-    if name in ("ModelMismatch", "model_channel_map"):
-        from lanthorn.device import inference
-        return getattr(inference, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

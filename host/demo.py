@@ -1,7 +1,7 @@
 """The demo: the simulated artwork on a model, what it did and how fast (``lanthorn demo``).
 
 :func:`open_demo` opens the simulated body (``hardware/profiles/sim.toml``) and runs the
-real device loop on it (:class:`lanthorn.device.loop.DeviceLoop`: 100 Hz sensing, the int8
+real device loop on it (:class:`lanthorn.device.piece.Piece`: 100 Hz sensing, the int8
 model at 25 Hz, the behaviour, 60 fps LEDs, the OLED on its own thread) with the shipped
 default bundle, while the scripted visitor walks up, taps, double-taps, strokes both ways,
 holds, lays a palm on the ring and leaves. It prints a timeline (what the piece recognised,
@@ -125,7 +125,7 @@ def open_demo(model_path=None, voice_path=None, no_voice=False, seed=0, window=F
               visitor=False, gestures=None, settings=()) -> Demo:
     """Open the simulated body (with the pygame window when ``window``) and the real device
     loop on it; the scripted visitor comes unless the mouse is the visitor."""
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import load_profile
     renderer = _renderer()
@@ -142,7 +142,7 @@ def open_demo(model_path=None, voice_path=None, no_voice=False, seed=0, window=F
     except UserError:
         body.close()
         raise
-    loop = DeviceLoop(body, params=params, model=model, clock=body.clock,
+    loop = Piece(body, params=params, model=model, clock=body.clock,
                       charge_compute=True, minute_of_day=lambda: 12 * 60, seed=seed,
                       voice=voice)
     if model is None:

@@ -10,7 +10,7 @@ import pytest
 
 from lanthorn.device.frames import CHANNELS, LABELS, N_CHANNELS
 from lanthorn.device.inference import ModelMismatch
-from lanthorn.device.piece import Piece as DeviceLoop
+from lanthorn.device.piece import Piece
 from lanthorn.device.params import ParamStore
 from lanthorn.device.storage import DataDir
 from lanthorn.errors import UserError
@@ -42,7 +42,7 @@ def sim(script=EMPTY, failures=None, seed=1):
 def make_loop(body, clock, model=None, **kw):
     kw.setdefault("charge_compute", False)
     kw.setdefault("oled_thread", False)
-    return DeviceLoop(body, model=model, clock=clock, **kw)
+    return Piece(body, model=model, clock=clock, **kw)
 
 
 def run_for(loop, seconds):
@@ -96,7 +96,7 @@ def test_touch_lights_the_ring_on_the_next_frame():
 
 def test_charging_compute_makes_latency_include_work():
     body, clock = sim(script=[(0.5, "tap"), (2.0, "tap"), (3.5, "tap")])
-    loop = DeviceLoop(body, model=oracle_model(body), clock=clock, charge_compute=True)
+    loop = Piece(body, model=oracle_model(body), clock=clock, charge_compute=True)
     loop.run(seconds=5.0)
     lat = loop.latency_ms.values()
     assert lat.size >= 3 and (lat > 0).all()
@@ -127,7 +127,7 @@ def test_each_wake_allocates_only_small_objects(n_pixels):
     a few small numpy view/scalar objects, never a buffer (the same for a 2000-pixel ring)."""
     probs = np.full(len(LABELS), 1 / len(LABELS), np.float32)
     clock = SimClock()
-    loop = DeviceLoop(quiet_body(n_pixels), model=FakeModel(lambda x: probs), clock=clock,
+    loop = Piece(quiet_body(n_pixels), model=FakeModel(lambda x: probs), clock=clock,
                       charge_compute=False)
     loop.start()
     run_for(loop, 5.0)
@@ -248,7 +248,7 @@ def test_storage_falls_back_to_previous(tmp_path, zoo_bundle):
     shutil.copy(zoo_bundle, data.previous_path)
     data.current_path.write_bytes(b"not a bundle")
     body, clock = sim()
-    loop = DeviceLoop(body, storage=data, clock=clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, storage=data, clock=clock, charge_compute=False, oled_thread=False)
     assert loop.model_source == "previous" and loop.status()["model"] == "zoo-cnn1d"
     assert any("set aside" in m for m in loop.messages)
     assert list(data.rejected_dir.glob("*current.lanthorn"))
@@ -258,7 +258,7 @@ def test_install_model_swaps_on_next_frame_and_keeps_old_on_error(tmp_path, zoo_
     data = DataDir(tmp_path / "data", shipped_model=None)
     data.install_model(zoo_bundle)
     body, clock = sim()
-    loop = DeviceLoop(body, storage=data, clock=clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, storage=data, clock=clock, charge_compute=False, oled_thread=False)
     loop.start()
     run_for(loop, 0.5)
     info = loop.install_model(str(zoo_bundle_b))
@@ -297,7 +297,7 @@ def test_install_model_refuses_a_model_for_other_inputs(tmp_path):
 def test_param_changes_apply_on_the_next_frame():
     body, clock = sim()
     params = ParamStore()
-    loop = DeviceLoop(body, params=params, model=oracle_model(body), clock=clock,
+    loop = Piece(body, params=params, model=oracle_model(body), clock=clock,
                       charge_compute=False, oled_thread=False)
     loop.start()
     run_for(loop, 1.0)
@@ -315,7 +315,7 @@ def test_quiet_hours_by_the_device_clock():
     body, clock = sim()
     params = ParamStore(values={"quiet_hours": "22:00-08:00", "quiet_mode": "sleep"})
     minute = [12 * 60]
-    loop = DeviceLoop(body, params=params, model=oracle_model(body), clock=clock,
+    loop = Piece(body, params=params, model=oracle_model(body), clock=clock,
                       charge_compute=False, oled_thread=False, minute_of_day=lambda: minute[0])
     loop.start()
     run_for(loop, 1.5)
@@ -354,7 +354,7 @@ def test_watchdog_is_fed_from_the_loop_thread():
 def test_sensitivities_scale_what_the_model_sees():
     def pad2(**values):
         body, clock = sim(script=[(0.2, "hold", {"pad": 2})])
-        loop = DeviceLoop(body, params=ParamStore(values=values), model=oracle_model(body),
+        loop = Piece(body, params=ParamStore(values=values), model=oracle_model(body),
                           clock=clock, charge_compute=False, oled_thread=False)
         loop.start()
         run_for(loop, 1.0)
@@ -372,7 +372,7 @@ def test_a_driver_bug_degrades_the_part_not_the_piece():
         raise ValueError("unpack requires a buffer of 2 bytes")
     body.touch.read = broken
     clock = SimClock()
-    loop = DeviceLoop(body, model=FakeModel(), clock=clock, charge_compute=False)
+    loop = Piece(body, model=FakeModel(), clock=clock, charge_compute=False)
     loop.run(seconds=1.0)
     assert loop.frames_shown >= 60
     assert loop.status()["sensors"]["touch"] == \
@@ -402,7 +402,7 @@ def test_display_that_comes_back_is_used_again():
 
 
 def test_frames_since_across_the_history_ring_wrapping():
-    class ShortMemory(DeviceLoop):
+    class ShortMemory(Piece):
         HISTORY_S = 2.0  # 50 frames at 25 Hz
     body, clock = sim(script=None)
     loop = ShortMemory(body, model=oracle_model(body), clock=clock, charge_compute=False,

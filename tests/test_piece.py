@@ -38,13 +38,6 @@ def test_the_piece_is_a_console_app_with_the_declared_signatures():
         assert hasattr(p, attr)
 
 
-def test_the_old_name_still_builds_the_piece():
-    from lanthorn.device import loop
-    assert loop.DeviceLoop is Piece
-    with pytest.raises(AttributeError):
-        loop.NoSuchThing  # noqa: B018
-
-
 def test_a_push_is_loaded_once(tmp_path, monkeypatch):
     from lanthorn.device import runtime
     calls = []

@@ -13,7 +13,7 @@ import pytest
 from console_fakes import FakeApp
 from lanthorn.device.console import ConsoleServer, wire_bytes
 from lanthorn.device.exhibition_lock import ExhibitionLock
-from lanthorn.device.piece import Piece as DeviceLoop
+from lanthorn.device.piece import Piece
 from lanthorn.device.params import ParamError, ParamStore
 from lanthorn.device.storage import SHIPPED_MODEL, DataDir
 from lanthorn.hardware.interfaces import TouchReading
@@ -151,7 +151,7 @@ def test_an_unwritable_data_dir_runs_on_defaults_and_says_so(tmp_path, monkeypat
     blocker.write_text("x")
     dd = DataDir(blocker / "data")
     body = open_sim_body(load_profile("sim"), seed=1, clock=SimClock())
-    loop = DeviceLoop(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
     loop.run(seconds=0.5)
     st = loop.status()
     assert st["model_source"] == "shipped" and loop.frames_shown >= 29
@@ -204,7 +204,7 @@ def test_a_poisoned_current_model_falls_back_at_boot(tmp_path, variant):
     shutil.copyfile(SHIPPED_MODEL, dd.previous_path)
     dd.current_path.write_bytes(bundles.poisoned(SHIPPED_MODEL.read_bytes())[variant])
     body = open_sim_body(load_profile("sim"), seed=1, clock=SimClock())
-    loop = DeviceLoop(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
     loop.run(seconds=1.0)
     assert loop.model_source == "previous" and loop.inferences >= 20
     assert loop.model_info()["name"] == "temperament"
@@ -215,7 +215,7 @@ def test_a_poisoned_current_model_falls_back_at_boot(tmp_path, variant):
 def test_a_poisoned_push_is_refused_at_install(tmp_path, variant):
     dd = DataDir(tmp_path)
     body = open_sim_body(load_profile("sim"), seed=1, clock=SimClock())
-    loop = DeviceLoop(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
     bad = tmp_path / "bad.lanthorn"
     bad.write_bytes(bundles.poisoned(SHIPPED_MODEL.read_bytes())[variant])
     with pytest.raises(Exception, match="keeping the old one"):
@@ -231,7 +231,7 @@ def test_a_model_failing_at_bind_time_falls_back_to_previous(tmp_path):
     shutil.copyfile(SHIPPED_MODEL, dd.previous_path)
     shutil.copyfile(SHIPPED_MODEL, dd.current_path)
     body = open_sim_body(load_profile("sim"), seed=1, clock=SimClock())
-    loop = DeviceLoop(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, storage=dd, clock=body.clock, charge_compute=False, oled_thread=False)
 
     class Exploding(FakeModel):
         @property
@@ -253,7 +253,7 @@ def test_a_model_failing_while_running_falls_back_not_to_idle(tmp_path):
     def broken(x):
         raise RuntimeError("arena overflow")
     body = open_sim_body(load_profile("sim"), seed=1, clock=SimClock())
-    loop = DeviceLoop(body, storage=dd, model=FakeModel(broken), clock=body.clock,
+    loop = Piece(body, storage=dd, model=FakeModel(broken), clock=body.clock,
                       charge_compute=False, oled_thread=False)
     loop.run(seconds=1.0)
     assert loop.model_source == "shipped" and loop.inferences > 0
@@ -271,7 +271,7 @@ def test_a_driver_returning_a_wrong_type_degrades_its_part(role, value):
     body = open_sim_body(load_profile("sim"), seed=1, clock=SimClock())
     method = {"touch": "read", "distance": "read_mm", "light": "read_lux"}[role]
     setattr(getattr(body, role), method, lambda: value)
-    loop = DeviceLoop(body, model=None, clock=body.clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, model=None, clock=body.clock, charge_compute=False, oled_thread=False)
     loop.run(seconds=1.0)
     assert loop.frames_shown >= 59 and loop.status()["sensors"][role].startswith("failed")
 
@@ -308,14 +308,14 @@ def test_the_loop_reopens_a_touch_part_that_reads_all_zero():
         state["stopped"] = False  # configured again
         return body.touch
     body.open_part = open_part
-    loop = DeviceLoop(body, model=None, clock=body.clock, charge_compute=False, oled_thread=False)
+    loop = Piece(body, model=None, clock=body.clock, charge_compute=False, oled_thread=False)
     loop.start()
     end = body.clock() + 0.5
     while loop.next_due() <= end:
         body.clock.set(loop.next_due())
         loop.step()
     assert "lost its configuration" in loop.status()["sensors"]["touch"]
-    end = body.clock() + DeviceLoop.RETRY_S + 0.5
+    end = body.clock() + Piece.RETRY_S + 0.5
     while loop.next_due() <= end:
         body.clock.set(loop.next_due())
         loop.step()

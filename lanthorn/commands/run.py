@@ -60,7 +60,7 @@ def open_piece(args):
 
 
 def run(args) -> int:
-    from lanthorn.device.loop import DeviceLoop
+    from lanthorn.device.piece import Piece
     from lanthorn.device.sdnotify import Notifier
 
     profile, body, storage = open_piece(args)
@@ -68,8 +68,8 @@ def run(args) -> int:
     log = _log
     for role, why in body.open_errors.items():
         log(f"{role} did not open: {why} (running without it, retrying)")
-    loop = DeviceLoop(body, storage=storage, log=log, watchdog=notifier.watchdog)
-    loop.WATCHDOG_S = notifier.feed_interval(DeviceLoop.WATCHDOG_S)
+    loop = Piece(body, storage=storage, log=log, watchdog=notifier.watchdog)
+    loop.WATCHDOG_S = notifier.feed_interval(Piece.WATCHDOG_S)
     console = None
     if args.serial:
         from lanthorn.device.console import ConsoleServer
