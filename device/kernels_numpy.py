@@ -101,10 +101,7 @@ def _bounds(p) -> tuple[int, int]:
 
 def plan_dense(eng, layer: Layer):
     a = layer.arrays
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    _, zx = eng.quant(layer.inputs[0])
-    _, zy = eng.quant(layer.outputs[0])
+    x, out, (_, zx), (_, zy) = ref.unary_io(eng, layer)
     w, bias, dt = fold_input_zero_point(a["weight"], a["bias"], zx)   # w: [N, K]
     n, k = w.shape
     wa = np.empty((n, k + 1), dt)                           # [W | bias]
@@ -175,10 +172,7 @@ def _conv_windows(eng, layer, src, tap_major: bool):
 
 def _plan_conv_dense(eng, layer: Layer):
     a = layer.arrays
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    _, zx = eng.quant(layer.inputs[0])
-    _, zy = eng.quant(layer.outputs[0])
+    x, out, (_, zx), (_, zy) = ref.unary_io(eng, layer)
     cout, kh, kw, cin = a["weight"].shape
     oh, ow = out.shape[:2]
     P, K = oh * ow, kh * kw * cin
@@ -211,10 +205,7 @@ def _plan_conv_dense(eng, layer: Layer):
 
 def _plan_conv_depthwise(eng, layer: Layer):
     a = layer.arrays
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    _, zx = eng.quant(layer.inputs[0])
-    _, zy = eng.quant(layer.outputs[0])
+    x, out, (_, zx), (_, zy) = ref.unary_io(eng, layer)
     C, kh, kw, _ = a["weight"].shape
     oh, ow = out.shape[:2]
     P, KK = oh * ow, kh * kw
@@ -245,10 +236,7 @@ def _plan_conv_depthwise(eng, layer: Layer):
 
 
 def plan_global_avgpool(eng, layer: Layer):
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    sx, zx = eng.quant(layer.inputs[0])
-    sy, zy = eng.quant(layer.outputs[0])
+    x, out, (sx, zx), (sy, zy) = ref.unary_io(eng, layer)
     n = x.shape[0] * x.shape[1]
     mult = int8.global_avgpool_multiplier(sx, sy, n)
     x2 = x.reshape(n, x.shape[2])
@@ -312,10 +300,7 @@ def plan_avgpool(eng, layer: Layer):
     sum starts from the first window instead of ``0.0 + first``: equal except for the
     sign of a zero, which the later ``+ (z + 128)`` erases."""
     p = layer.params
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    sx, zx = eng.quant(layer.inputs[0])
-    sy, zy = eng.quant(layer.outputs[0])
+    x, out, (sx, zx), (sy, zy) = ref.unary_io(eng, layer)
     kh, kw = p["kernel"]
     sh, sw = p.get("stride", (1, 1))
     t, l, b, r = p.get("pads", (0, 0, 0, 0))

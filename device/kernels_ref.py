@@ -69,15 +69,20 @@ def _contraction(w: np.ndarray, groups: int, cols: np.ndarray, acc: np.ndarray):
     return grouped
 
 
+def unary_io(eng, layer: Layer):
+    """``(x, out, (s_x, z_x), (s_y, z_y))``: a one-input layer's input and output buffers and
+    their quantization, which every single-input kernel plan starts from (here and in
+    :mod:`lanthorn.device.kernels_numpy`)."""
+    return (eng.buf[layer.inputs[0]], eng.output_buffer(layer),
+            eng.quant(layer.inputs[0]), eng.quant(layer.outputs[0]))
+
+
 def plan_conv(eng, layer: Layer):
     """Convolution: im2col by one gather from a float64 padded copy (the border keeps the
     input zero point forever), a float64 contraction (exact, see the module docstring),
     the folded bias, then int8.requantize."""
     p, a = layer.params, layer.arrays
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    _, zx = eng.quant(layer.inputs[0])
-    _, zy = eng.quant(layer.outputs[0])
+    x, out, (_, zx), (_, zy) = unary_io(eng, layer)
     H, W, C = x.shape
     w = a["weight"].astype(np.float64)                 # [Cout, KH, KW, Cg]
     cout, kh, kw, _ = w.shape
@@ -107,10 +112,7 @@ def plan_conv(eng, layer: Layer):
 
 def plan_dense(eng, layer: Layer):
     a, p = layer.arrays, layer.params
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    _, zx = eng.quant(layer.inputs[0])
-    _, zy = eng.quant(layer.outputs[0])
+    x, out, (_, zx), (_, zy) = unary_io(eng, layer)
     w = a["weight"].astype(np.float64)                 # [N, K]
     wt = np.ascontiguousarray(w.T)
     bias = a["bias"].astype(np.float64) - zx * w.sum(axis=1)
@@ -160,10 +162,7 @@ def plan_avgpool(eng, layer: Layer):
     # QLinearAveragePool: dequantize (float32), sum in window order from 0.0, divide by
     # the float32 count, then nearbyint(y / s_out + z_out). Padded cells add +0.0: exact.
     p = layer.params
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    sx, zx = eng.quant(layer.inputs[0])
-    sy, zy = eng.quant(layer.outputs[0])
+    x, out, (sx, zx), (sy, zy) = unary_io(eng, layer)
     deq = int8.dequantize(np.arange(-128, 128), sx, zx)
     deq_u = np.roll(deq, -128)                        # indexed by the uint8 bit pattern
     interior, views = _windows(eng, layer, x, 0.0, np.float32)
@@ -194,10 +193,7 @@ def plan_avgpool(eng, layer: Layer):
 
 
 def plan_global_avgpool(eng, layer: Layer):
-    x = eng.buf[layer.inputs[0]]
-    out = eng.output_buffer(layer)
-    sx, zx = eng.quant(layer.inputs[0])
-    sy, zy = eng.quant(layer.outputs[0])
+    x, out, (sx, zx), (sy, zy) = unary_io(eng, layer)
     n = x.shape[0] * x.shape[1]
     mult = int8.global_avgpool_multiplier(sx, sy, n)
     acc = np.zeros(x.shape[2], dtype=np.int32)

@@ -26,13 +26,13 @@
  * compile-time constants at every call site, so the accumulators live in registers. */
 #define MADD16(acc, x, w) _mm256_add_epi32(acc, _mm256_madd_epi16(x, w))
 __attribute__((target("avx2"), always_inline))
-static inline void avx2_tile(const uint8_t *const *xs, const int P, const int8_t *tiles,
-                             int32_t K4, int32_t nb, const int NBT, const int WIDE,
-                             const int32_t *bias, const float *mult, int32_t N, __m256 vlo,
-                             __m256 vhi, __m256i vz, int8_t *const *ys)
+static inline void avx2_tile(const uint8_t *const *xs, const int P, const lk_tile_args *t,
+                             int32_t nb, const int NBT, const int WIDE, __m256 vlo, __m256 vhi,
+                             __m256i vz, int8_t *const *ys)
 {
     const __m256i ones = _mm256_set1_epi16(1);
-    const int8_t *w0 = tiles + (size_t)nb * K4 * 32u, *w1 = w0 + (size_t)K4 * 32u;
+    const int32_t K4 = t->K4;
+    const int8_t *w0 = t->tiles + (size_t)nb * K4 * 32u, *w1 = w0 + (size_t)K4 * 32u;
     __m256i a[4][2];
 #pragma GCC unroll 4
     for (int p = 0; p < P; p++) a[p][0] = a[p][1] = _mm256_setzero_si256();
@@ -56,8 +56,8 @@ static inline void avx2_tile(const uint8_t *const *xs, const int P, const int8_t
 #pragma GCC unroll 4
     for (int p = 0; p < P; p++)
         for (int j = 0; j < NBT; j++) {
-            const int32_t n0 = 8 * (nb + j), count = N - n0 < 8 ? N - n0 : 8;
-            lk_requant8_avx2(a[p][j], bias + n0, mult + n0, vlo, vhi, vz, ys[p] + n0, count);
+            const int32_t n0 = 8 * (nb + j), count = t->N - n0 < 8 ? t->N - n0 : 8;
+            lk_requant8_avx2(a[p][j], t->bias + n0, t->mult + n0, vlo, vhi, vz, ys[p] + n0, count);
         }
 }
 
@@ -66,26 +66,18 @@ __attribute__((target("avx2"), always_inline))
 static inline void avx2_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K,
                                int32_t N, int32_t zy, int8_t *const *ys, const int WIDE)
 {
-    const int mode = WIDE ? MODE_I16 : MODE_U8S8;
-    const int32_t K4 = lk_tile_k4(mode, K), NB = lk_tile_nb(mode, N);
-    const int8_t *tiles = (const int8_t *)lk_packed_w(L);
-    const int32_t *bias = lk_tiled_bias(L, mode, K, N);
-    const float *mult = lk_tiled_mult(L, mode, K, N);
-    const __m256 vlo = _mm256_set1_ps((float)(L->act_min - zy));
-    const __m256 vhi = _mm256_set1_ps((float)(L->act_max - zy));
-    const __m256i vz = _mm256_set1_epi32(zy);
+    const lk_tile_args t = lk_tile_args_of(L, WIDE ? MODE_I16 : MODE_U8S8, K, N, zy);
+    const __m256 vlo = _mm256_set1_ps(t.lo), vhi = _mm256_set1_ps(t.hi);
+    const __m256i vz = _mm256_set1_epi32(t.zy);
     int32_t nb = 0;
     if (P == 4) {
-        for (; nb + 2 <= NB; nb += 2)
-            avx2_tile(xs, 4, tiles, K4, nb, 2, WIDE, bias, mult, N, vlo, vhi, vz, ys);
-        if (nb < NB) avx2_tile(xs, 4, tiles, K4, nb, 1, WIDE, bias, mult, N, vlo, vhi, vz, ys);
+        for (; nb + 2 <= t.NB; nb += 2) avx2_tile(xs, 4, &t, nb, 2, WIDE, vlo, vhi, vz, ys);
+        if (nb < t.NB) avx2_tile(xs, 4, &t, nb, 1, WIDE, vlo, vhi, vz, ys);
         return;
     }
     for (int p = 0; p < P; p++) {
-        for (nb = 0; nb + 2 <= NB; nb += 2)
-            avx2_tile(xs + p, 1, tiles, K4, nb, 2, WIDE, bias, mult, N, vlo, vhi, vz, ys + p);
-        if (nb < NB)
-            avx2_tile(xs + p, 1, tiles, K4, nb, 1, WIDE, bias, mult, N, vlo, vhi, vz, ys + p);
+        for (nb = 0; nb + 2 <= t.NB; nb += 2) avx2_tile(xs + p, 1, &t, nb, 2, WIDE, vlo, vhi, vz, ys + p);
+        if (nb < t.NB) avx2_tile(xs + p, 1, &t, nb, 1, WIDE, vlo, vhi, vz, ys + p);
     }
 }
 

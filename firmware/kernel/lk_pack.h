@@ -60,6 +60,32 @@ static inline const float *lk_tiled_mult(const lk_layer *L, int mode, int32_t K,
     return (const float *)(const void *)(lk_tiled_bias(L, mode, K, N) +
                                          lk_tile_nb(mode, N) * lk_tile_bw(mode));
 }
+/* A tiled layer's operands as every per-ISA tile loop reads them (AVX2, VNNI, SDOT): made
+ * once per layer call by lk_tile_args_of, so the layout arithmetic is written here only. */
+typedef struct lk_tile_args {
+    const int8_t *tiles;
+    const int32_t *bias;
+    const float *mult;
+    int32_t K4, NB, N;
+    float lo, hi;      /* act_min - zy, act_max - zy: the clamp before + zy */
+    int32_t zy;
+} lk_tile_args;
+
+static inline lk_tile_args lk_tile_args_of(const lk_layer *L, int mode, int32_t K, int32_t N,
+                                           int32_t zy)
+{
+    lk_tile_args t;
+    t.tiles = (const int8_t *)lk_packed_w(L);
+    t.bias = lk_tiled_bias(L, mode, K, N);
+    t.mult = lk_tiled_mult(L, mode, K, N);
+    t.K4 = lk_tile_k4(mode, K);
+    t.NB = lk_tile_nb(mode, N);
+    t.N = N;
+    t.lo = (float)(L->act_min - zy);
+    t.hi = (float)(L->act_max - zy);
+    t.zy = zy;
+    return t;
+}
 /* MODE_I8's folded bias, after the [N][Kp] weight rows. */
 static inline const int32_t *lk_i8_bias(const lk_layer *L, int32_t N, int32_t Kp)
 {

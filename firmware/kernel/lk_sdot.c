@@ -20,21 +20,20 @@
 #define SDOT_LANE(l)                                                                   \
     do {                                                                               \
         for (int j = 0; j < NBT; j++) {                                                \
-            const int8x16_t wv = vld1q_s8(tiles + ((size_t)(nb + j) * K4 + kq + (l)) * 16u); \
+            const int8x16_t wv = vld1q_s8(t->tiles + ((size_t)(nb + j) * t->K4 + kq + (l)) * 16u); \
             for (int p = 0; p < P; p++) a[p][j] = vdotq_laneq_s32(a[p][j], wv, xv[p], l); \
         }                                                                              \
     } while (0)
 
 __attribute__((target("arch=armv8.2-a+dotprod"), always_inline))
-static inline void sdot_tile(const int8_t *const *xs, const int P, const int8_t *tiles, int32_t K4,
-                             int32_t nb, const int NBT, const int32_t *bias, const float *mult,
-                             int32_t N, float32x4_t vlo, float32x4_t vhi, int32x4_t vz,
-                             int8_t *const *ys)
+static inline void sdot_tile(const int8_t *const *xs, const int P, const lk_tile_args *t,
+                             int32_t nb, const int NBT, float32x4_t vlo, float32x4_t vhi,
+                             int32x4_t vz, int8_t *const *ys)
 {
     int32x4_t a[4][4];
     for (int p = 0; p < P; p++)
         for (int j = 0; j < NBT; j++) a[p][j] = vdupq_n_s32(0);
-    for (int32_t kq = 0; kq < K4; kq += 4) {
+    for (int32_t kq = 0; kq < t->K4; kq += 4) {
         int8x16_t xv[4];
         for (int p = 0; p < P; p++) xv[p] = vld1q_s8(xs[p] + 4 * kq);
         SDOT_LANE(0);
@@ -45,7 +44,7 @@ static inline void sdot_tile(const int8_t *const *xs, const int P, const int8_t 
     for (int p = 0; p < P; p++)
         for (int j = 0; j < NBT; j++) {
             const int32_t n0 = 4 * (nb + j);
-            lk_requant4_neon(a[p][j], bias + n0, mult + n0, vlo, vhi, vz, ys[p] + n0, N - n0);
+            lk_requant4_neon(a[p][j], t->bias + n0, t->mult + n0, vlo, vhi, vz, ys[p] + n0, t->N - n0);
         }
 }
 
@@ -54,24 +53,18 @@ void lk_sdot_pixels(const uint8_t *const *xs8, int P, const lk_layer *L, int32_t
                     int32_t zy, int8_t *const *ys)
 {
     const int8_t *const *xs = (const int8_t *const *)xs8;
-    const int32_t K4 = lk_tile_k4(MODE_SDOT, K), NB = lk_tile_nb(MODE_SDOT, N);
-    const int8_t *tiles = (const int8_t *)lk_packed_w(L);
-    const int32_t *bias = lk_tiled_bias(L, MODE_SDOT, K, N);
-    const float *mult = lk_tiled_mult(L, MODE_SDOT, K, N);
-    const float32x4_t vlo = vdupq_n_f32((float)(L->act_min - zy));
-    const float32x4_t vhi = vdupq_n_f32((float)(L->act_max - zy));
-    const int32x4_t vz = vdupq_n_s32(zy);
+    const lk_tile_args t = lk_tile_args_of(L, MODE_SDOT, K, N, zy);
+    const float32x4_t vlo = vdupq_n_f32(t.lo), vhi = vdupq_n_f32(t.hi);
+    const int32x4_t vz = vdupq_n_s32(t.zy);
     int32_t nb = 0;
     if (P == 4) {
-        for (; nb + 4 <= NB; nb += 4) sdot_tile(xs, 4, tiles, K4, nb, 4, bias, mult, N, vlo, vhi, vz, ys);
-        for (; nb < NB; nb++) sdot_tile(xs, 4, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys);
+        for (; nb + 4 <= t.NB; nb += 4) sdot_tile(xs, 4, &t, nb, 4, vlo, vhi, vz, ys);
+        for (; nb < t.NB; nb++) sdot_tile(xs, 4, &t, nb, 1, vlo, vhi, vz, ys);
         return;
     }
     for (int p = 0; p < P; p++) {
-        for (nb = 0; nb + 4 <= NB; nb += 4)
-            sdot_tile(xs + p, 1, tiles, K4, nb, 4, bias, mult, N, vlo, vhi, vz, ys + p);
-        for (; nb < NB; nb++)
-            sdot_tile(xs + p, 1, tiles, K4, nb, 1, bias, mult, N, vlo, vhi, vz, ys + p);
+        for (nb = 0; nb + 4 <= t.NB; nb += 4) sdot_tile(xs + p, 1, &t, nb, 4, vlo, vhi, vz, ys + p);
+        for (; nb < t.NB; nb++) sdot_tile(xs + p, 1, &t, nb, 1, vlo, vhi, vz, ys + p);
     }
 }
 

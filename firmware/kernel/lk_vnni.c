@@ -39,7 +39,7 @@ static inline int32_t load4(const uint8_t *p)
 /* ------------------------------------------------------------------ AVX-VNNI, 256-bit */
 
 LK_T256 __attribute__((always_inline))
-static inline void tile256(const uint8_t *const *xs, const int P, const lk_vnni_args *a,
+static inline void tile256(const uint8_t *const *xs, const int P, const lk_tile_args *a,
                            int32_t nb, const int NBT, __m256 vlo, __m256 vhi, __m256i vz,
                            int8_t *const *ys)
 {
@@ -73,9 +73,9 @@ static inline void tile256(const uint8_t *const *xs, const int P, const lk_vnni_
 }
 
 LK_T256
-void lk_avxvnni_pixels(const uint8_t *const *xs, int P, const lk_vnni_args *a, int8_t *const *ys)
+void lk_avxvnni_pixels(const uint8_t *const *xs, int P, const lk_tile_args *a, int8_t *const *ys)
 {
-    const int32_t NB = (a->N + 7) / 8;
+    const int32_t NB = a->NB;
     const __m256 vlo = _mm256_set1_ps(a->lo), vhi = _mm256_set1_ps(a->hi);
     const __m256i vz = _mm256_set1_epi32(a->zy);
     int32_t nb = 0;
@@ -107,7 +107,7 @@ static inline void requant16(__m512i acc, const int32_t *bias, const float *mult
 }
 
 LK_T512 __attribute__((always_inline))
-static inline void tile512(const uint8_t *const *xs, const int P, const lk_vnni_args *a,
+static inline void tile512(const uint8_t *const *xs, const int P, const lk_tile_args *a,
                            int32_t nb, const int NBT, __m512 vlo, __m512 vhi, __m512i vz,
                            int8_t *const *ys)
 {
@@ -139,9 +139,9 @@ static inline void tile512(const uint8_t *const *xs, const int P, const lk_vnni_
 }
 
 LK_T512
-void lk_avx512vnni_pixels(const uint8_t *const *xs, int P, const lk_vnni_args *a, int8_t *const *ys)
+void lk_avx512vnni_pixels(const uint8_t *const *xs, int P, const lk_tile_args *a, int8_t *const *ys)
 {
-    const int32_t NB = (a->N + 15) / 16;
+    const int32_t NB = a->NB;
     const __m512 vlo = _mm512_set1_ps(a->lo), vhi = _mm512_set1_ps(a->hi);
     const __m512i vz = _mm512_set1_epi32(a->zy);
     int32_t nb = 0;
@@ -171,15 +171,7 @@ void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
                     int32_t zy, int8_t *const *ys)
 {
     const int mode = lk_packed_mode(L);
-    lk_vnni_args a;
-    a.tiles = (const int8_t *)lk_packed_w(L);
-    a.bias = lk_tiled_bias(L, mode, K, N);
-    a.mult = lk_tiled_mult(L, mode, K, N);
-    a.K4 = lk_tile_k4(mode, K);
-    a.N = N;
-    a.lo = (float)(L->act_min - zy);
-    a.hi = (float)(L->act_max - zy);
-    a.zy = zy;
+    const lk_tile_args a = lk_tile_args_of(L, mode, K, N, zy);
     if (mode == MODE_VNNI512) lk_avx512vnni_pixels(xs, P, &a, ys);
     else lk_avxvnni_pixels(xs, P, &a, ys);
 }

@@ -51,18 +51,9 @@ static inline void lk_requant8_avx2(__m256i acc, const int32_t *bias, const floa
  * tiles int8 [N/BW][K4][BW outputs][4 k] (BW = 8 for AVX-VNNI, 16 for AVX-512), the
  * bias with the input offset folded in and the multipliers, both padded to whole blocks;
  * patches are uint8 x + 128, 4 * K4 bytes. */
-typedef struct lk_vnni_args {
-    const int8_t *tiles;
-    const int32_t *bias;
-    const float *mult;
-    int32_t K4, N;
-    float lo, hi;      /* act_min - zy, act_max - zy */
-    int32_t zy;
-} lk_vnni_args;
-
 /* P (1..4) pixels x all N outputs; ys[p] receives N int8 values. */
-void lk_avxvnni_pixels(const uint8_t *const *xs, int P, const lk_vnni_args *a, int8_t *const *ys);
-void lk_avx512vnni_pixels(const uint8_t *const *xs, int P, const lk_vnni_args *a, int8_t *const *ys);
+void lk_avxvnni_pixels(const uint8_t *const *xs, int P, const lk_tile_args *a, int8_t *const *ys);
+void lk_avx512vnni_pixels(const uint8_t *const *xs, int P, const lk_tile_args *a, int8_t *const *ys);
 
 #endif /* x86 */
 #endif /* LK_X86_H */
