@@ -2,7 +2,10 @@
 
 Layers (dependencies point one way): ``lanthorn.host`` → ``lanthorn.quantize`` →
 ``lanthorn.device`` → ``lanthorn.hardware``. This top-level package holds only what every
-layer shares: the version, the user-error type and the command-line dispatcher.
+layer shares: the version, the user-error type (``errors``), the default piece's vocabulary
+(``vocabulary``: labels, moods, palettes, roles, data directory, baud) and, above every
+layer, the command-line dispatcher (``cli``) with one thin module per command
+(``lanthorn.commands``).
 """
 
 __version__ = "0.1.0"
