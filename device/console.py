@@ -17,8 +17,8 @@ one *stream*, ticked between reads on this thread.
 The app is the running piece, seen only through
 :class:`lanthorn.device.console_app.ConsoleApp` (``params``, ``storage``, ``status()``,
 ``model_info()``, ``install_model(path)``, ``rollback_model(slot)``, ``latest()``,
-``frames_since(t)``); beyond it the console asks one optional thing, ``param_note(name,
-value)`` (see :mod:`console_params`). pyserial is imported only when a port is opened by name.
+``param_note(name, value)``, ``frames_since(t)``) and nothing else. pyserial is imported
+only when a port is opened by name.
 """
 from __future__ import annotations
 

@@ -45,6 +45,11 @@ class ConsoleApp(Protocol):
         """Go back to the previous bundle of ``slot`` ("model" or "voice"), else the shipped
         one; returns :meth:`model_info`. Raises a UserError when there is nothing to go to."""
 
+    def param_note(self, name: str, value) -> "str | None":
+        """What the piece really does with ``value`` when the object limits it (the hardware
+        profile's LED budget wins over a larger ``power_cap_ma``), said after ``get``/``set``;
+        None when the value is used as given."""
+
     def latest(self) -> dict:
         """The newest frame's values, class probabilities and mood (``watch``)."""
 

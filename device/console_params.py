@@ -28,9 +28,7 @@ def _value_text(server: "ConsoleServer", pname: str, value) -> str:
     text = f"{p.format(value)} {p.unit}".rstrip()
     # what the piece really does with a value when the hardware limits it (the LED budget
     # of the profile wins over a larger power_cap_ma, and saying only OK would hide that);
-    # param_note is the one thing the console asks beyond ConsoleApp, and only if offered
-    note = getattr(server.app, "param_note", None)
-    why = note(pname, value) if note else None
+    why = server.app.param_note(pname, value)
     return text + (f" ({why})" if why else "")
 
 

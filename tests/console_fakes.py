@@ -102,6 +102,9 @@ class FakeApp:
         # as the piece does: previous, else the shipped default, through the DataDir
         return self.install_model(str(self.storage.rollback_target(slot)))
 
+    def param_note(self, name: str, value) -> str | None:
+        return None   # the fake body has no hardware limits to report
+
     def latest(self) -> dict:
         t = self.clock() - self.t0
         return {"t": round(t, 3), "values": {"pad0": round(abs(np.sin(t)), 3), "light": 0.4},
