@@ -431,6 +431,52 @@ def _start_busy(studio: Studio, kind: str) -> dict:
     return job
 
 
+def _stage_progress(studio: Studio, job: dict):
+    """The ``progress(stage, fraction, message)`` callback the training pipelines report
+    through, as updates of ``job`` (a negative fraction: stage and message only)."""
+    def progress(stage, frac, msg):
+        kw = {"stage": stage, "message": msg}
+        if frac >= 0:
+            kw["progress"] = frac
+        studio.job_update(job, **kw)
+    return progress
+
+
+def _epochs(b: dict, default: int | None) -> int | None:
+    """The request's ``epochs`` (1..500), else ``default`` (None: chosen from the data)."""
+    try:
+        epochs = default if b.get("epochs") in (None, "") else int(b["epochs"])
+    except (TypeError, ValueError):
+        raise UserError("epochs must be a whole number") from None
+    if epochs is not None and not 1 <= epochs <= 500:
+        raise UserError("epochs must be between 1 and 500")
+    return epochs
+
+
+def _in_background(studio: Studio, job: dict, work, failure=str, **answer) -> web.Response:
+    """Run ``work()`` (a coroutine returning ``(result, message)``) as the studio's one busy
+    job: done or failed on the page, the studio free again either way; answers at once with
+    the job's id (plus ``answer``). ``failure(exc)`` is the error text the page shows."""
+    async def runner():
+        try:
+            result, message = await work()
+            studio.job_update(job, state="done", progress=1.0, result=result, message=message)
+        except Exception as exc:  # shown on the page, as the CLI would print it
+            studio.job_update(job, state="failed", error=failure(exc))
+        finally:
+            studio.busy = None
+
+    task = asyncio.create_task(runner())
+    studio.tasks.add(task)
+    task.add_done_callback(studio.tasks.discard)
+    return ok({"job": job["id"], **answer})
+
+
+def _as_cli_says(exc: Exception) -> str:
+    """A person's error as its message; anything else with its type, as a traceback would."""
+    return str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+
+
 async def record(request: web.Request) -> web.Response:
     _holder_check(request)
     studio: Studio = request.app[STUDIO]
@@ -477,48 +523,23 @@ async def train(request: web.Request) -> web.Response:
     _holder_check(request)
     studio: Studio = request.app[STUDIO]
     b = await body(request)
-    try:  # none given: the studio's --epochs, or chosen from the dataset's size
-        epochs = int(b["epochs"]) if b.get("epochs") not in (None, "") else studio.train_epochs
-    except (TypeError, ValueError):
-        raise UserError("epochs must be a whole number") from None
-    if epochs is not None and not 1 <= epochs <= 500:
-        raise UserError("epochs must be between 1 and 500")
+    epochs = _epochs(b, studio.train_epochs)  # none given: --epochs, or from the data's size
     name = f"studio-{time.strftime('%Y%m%d-%H%M%S')}"
     job = _start_busy(studio, "train")
 
-    def progress(stage, frac, msg):
-        kw = {"stage": stage, "message": msg}
-        if frac >= 0:
-            kw["progress"] = frac
-        studio.job_update(job, **kw)
-
     async def work():
-        try:
-            result = await studio.blocking(teach.train_and_quantize, studio.data, studio.models,
-                                           name, epochs, progress)
-            studio.job_update(job, state="done", progress=1.0, result=result,
-                              message=f"{name}: int8 accuracy "
-                                      f"{100 * (result['int8_accuracy'] or 0):.1f}%")
-        except Exception as exc:  # shown on the page, as the CLI would print it
-            studio.job_update(job, state="failed", error=str(exc) if isinstance(exc, UserError)
-                              else f"{type(exc).__name__}: {exc}")
-        finally:
-            studio.busy = None
+        result = await studio.blocking(teach.train_and_quantize, studio.data, studio.models,
+                                       name, epochs, _stage_progress(studio, job))
+        return result, f"{name}: int8 accuracy {100 * (result['int8_accuracy'] or 0):.1f}%"
 
-    task = asyncio.create_task(work())
-    studio.tasks.add(task)
-    task.add_done_callback(studio.tasks.discard)
-    return ok({"job": job["id"], "name": name})
+    return _in_background(studio, job, work, failure=_as_cli_says, name=name)
 
 
 async def push(request: web.Request) -> web.Response:
     _holder_check(request)
     studio: Studio = request.app[STUDIO]
     b = await body(request)
-    name = dataset.check_name("model", b.get("name"))
-    bundle = studio.models / f"{name}.lanthorn"
-    if not bundle.is_file():
-        raise UserError(f"no model {name!r} in {studio.models}")
+    name, bundle = _bundle_named(b, "model", studio.models)
     models = {m["name"]: m for m in teach.list_models(studio.models)}
     flags = models[name]["flags"]
     if flags and not b.get("force"):
@@ -555,39 +576,17 @@ async def voice_train(request: web.Request) -> web.Response:
     if studio.voice is None:
         raise UserError("the studio has no voice corpus (start it with --voice DIR)")
     b = await body(request)
-    try:
-        epochs = (voice_work.STUDIO_EPOCHS if b.get("epochs") in (None, "")
-                  else int(b["epochs"]))
-    except (TypeError, ValueError):
-        raise UserError("epochs must be a whole number") from None
-    if not 1 <= epochs <= 500:
-        raise UserError("epochs must be between 1 and 500")
+    epochs = _epochs(b, voice_work.STUDIO_EPOCHS)
     name = f"voice-{time.strftime('%Y%m%d-%H%M%S')}"
     job = _start_busy(studio, "voice")
 
-    def progress(stage, frac, msg):
-        kw = {"stage": stage, "message": msg}
-        if frac >= 0:
-            kw["progress"] = frac
-        studio.job_update(job, **kw)
-
     async def work():
-        try:
-            result = await studio.blocking(voice_work.train_and_quantize, studio.voice,
-                                           studio.voices, name, epochs, progress)
-            studio.voice_result = result
-            studio.job_update(job, state="done", progress=1.0, result=result,
-                              message=f"{name}: sample phrases below")
-        except Exception as exc:
-            studio.job_update(job, state="failed", error=str(exc) if isinstance(exc, UserError)
-                              else f"{type(exc).__name__}: {exc}")
-        finally:
-            studio.busy = None
+        result = await studio.blocking(voice_work.train_and_quantize, studio.voice,
+                                       studio.voices, name, epochs, _stage_progress(studio, job))
+        studio.voice_result = result
+        return result, f"{name}: sample phrases below"
 
-    task = asyncio.create_task(work())
-    studio.tasks.add(task)
-    task.add_done_callback(studio.tasks.discard)
-    return ok({"job": job["id"], "name": name})
+    return _in_background(studio, job, work, failure=_as_cli_says, name=name)
 
 
 async def voice_push(request: web.Request) -> web.Response:
@@ -596,10 +595,8 @@ async def voice_push(request: web.Request) -> web.Response:
     _holder_check(request)
     studio: Studio = request.app[STUDIO]
     b = await body(request)
-    name = dataset.check_name("voice", b.get("name"))
-    bundle = studio.voices / f"{name}.lanthorn"
-    if not bundle.is_file():
-        raise UserError(f"no voice {name!r} in {studio.voices}; retrain first")
+    name, bundle = _bundle_named(b, "voice", studio.voices, "; retrain first")
+
     def installed(info: dict) -> tuple[dict, str]:
         got = info.get("voice") or {}
         if got.get("sha256") != sha:
@@ -609,6 +606,15 @@ async def voice_push(request: web.Request) -> web.Response:
 
     data, sha = _bundle_bytes(bundle)
     return _push_job(studio, "voice-push", data, installed)
+
+
+def _bundle_named(b: dict, kind: str, folder: Path, hint: str = "") -> tuple[str, Path]:
+    """The request's ``name`` (checked as a dataset-style name) and its bundle in ``folder``."""
+    name = dataset.check_name(kind, b.get("name"))
+    bundle = folder / f"{name}.lanthorn"
+    if not bundle.is_file():
+        raise UserError(f"no {kind} {name!r} in {folder}{hint}")
+    return name, bundle
 
 
 def _bundle_bytes(path) -> tuple[bytes, str]:
@@ -626,23 +632,15 @@ def _push_job(studio: "Studio", kind: str, data: bytes, installed) -> web.Respon
         studio.job_update(job, progress=done / len(data), message=f"{done:,} of {len(data):,} bytes")
 
     async def work():
-        try:
-            info = await studio.blocking(
-                lambda: studio.link.run(lambda c: (c.push(data, progress=progress),
-                                                   c.call("model info"))[1], timeout=600))
-            result, message = installed(info)
-            studio.link.model = info
-            studio._emit({"type": "model", "model": info})
-            studio.job_update(job, state="done", progress=1.0, result=result, message=message)
-        except Exception as exc:
-            studio.job_update(job, state="failed", error=str(exc))
-        finally:
-            studio.busy = None
+        info = await studio.blocking(
+            lambda: studio.link.run(lambda c: (c.push(data, progress=progress),
+                                               c.call("model info"))[1], timeout=600))
+        result, message = installed(info)
+        studio.link.model = info
+        studio._emit({"type": "model", "model": info})
+        return result, message
 
-    task = asyncio.create_task(work())
-    studio.tasks.add(task)
-    task.add_done_callback(studio.tasks.discard)
-    return ok({"job": job["id"]})
+    return _in_background(studio, job, work)
 
 
 # ----------------------------------------------------------------------------- app
