@@ -83,6 +83,20 @@ def open_terminal(port: str, device: Device, timeout: float = 90.0) -> serial.Se
     raise AssertionError("the device never answered:\n" + device.log.read_text())
 
 
+def wait_ready(port: str, device: Device, timeout: float = 90.0) -> dict:
+    """Poll the device with the host's ConsoleClient until it answers ``status`` (returned);
+    fails with the device's log when it dies or never answers."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        assert device.alive(), device.log.read_text()
+        try:
+            with ConsoleClient(port, timeout=2.0, holder="test probe") as c:
+                return c.call("status")
+        except Exception:
+            time.sleep(0.5)
+    raise AssertionError("the device never answered:\n" + device.log.read_text())
+
+
 def ask(ser: serial.Serial, line: str) -> list[str]:
     """Send a line; every line of the answer up to the final OK/ERR."""
     ser.write(line.encode() + b"\r\n")  # CRLF, like a terminal program

@@ -14,7 +14,7 @@ import pytest
 
 from lanthorn.host.console_client import ConsoleClient
 from pty_link import PtyLink
-from test_console_e2e import ROOT, SHIPPED, Device, variant
+from test_console_e2e import ROOT, SHIPPED, Device, variant, wait_ready
 
 pytestmark = pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped bundle is not built")
 
@@ -62,19 +62,6 @@ class Console:
 def lanthorn(*args, timeout=180):
     return subprocess.run([sys.executable, "-m", "lanthorn", *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
-
-
-def wait_ready(port, device, timeout=90.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert device.alive(), device.log.read_text()
-        try:
-            with ConsoleClient(port, timeout=2.0, holder="test probe") as c:
-                c.call("status")
-                return
-        except Exception:
-            time.sleep(0.5)
-    raise AssertionError("the device never answered:\n" + device.log.read_text())
 
 
 def test_an_open_console_survives_a_push_and_a_device_restart(tmp_path):

@@ -22,7 +22,7 @@ import pytest
 
 from lanthorn.host.console_client import ConsoleClient
 from pty_link import PtyLink
-from test_console_e2e import ROOT, SHIPPED, Device
+from test_console_e2e import ROOT, SHIPPED, Device, wait_ready
 
 pytestmark = pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped bundle is not built")
 
@@ -41,18 +41,6 @@ def lanthorn(*args, timeout=600):
                        capture_output=True, text=True, timeout=timeout)
     assert r.returncode == 0, f"lanthorn {' '.join(map(str, args))}:\n{r.stdout}\n{r.stderr}"
     return r
-
-
-def wait_ready(port, device, timeout=90.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        assert device.alive(), device.log.read_text()
-        try:
-            with ConsoleClient(port, timeout=2.0, holder="test probe") as c:
-                return c.call("status")
-        except Exception:
-            time.sleep(0.5)
-    raise AssertionError("the device never answered:\n" + device.log.read_text())
 
 
 @pytest.mark.slow
