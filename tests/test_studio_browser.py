@@ -95,7 +95,7 @@ def test_studio_in_chromium(playwright_api, studio):
             page.wait_for_selector("#probs .bar", timeout=20_000)
             until(page, "document.querySelector('#oled').src.startsWith('data:image/png')")
             page.wait_for_selector("#plot-pads .uplot")
-            assert page.locator("#model-name").inner_text() == "temperament"
+            page.wait_for_selector("#model-name:text-is('temperament')", timeout=20_000)
             assert page.locator("#probs .bar").count() == 9
             page.wait_for_timeout(1500)  # let the plots fill
             page.screenshot(path=str(ARTEFACTS / "see.png"), full_page=True)

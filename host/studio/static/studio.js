@@ -338,8 +338,15 @@ function renderLock(locked) {
   updateEnabled();
 }
 
+// A refresh starts on the websocket's open and again when the link connects; the first
+// one's answer (taken while the object was still connecting: no model, no params) can
+// arrive after the live "model" event and would paint stale state over it. Only the
+// newest refresh's answer is applied.
+let refreshes = 0;
 async function refresh() {
+  const mine = ++refreshes;
   const r = await api("/api/state");
+  if (mine !== refreshes) return;
   if (!r.ok) { banner(r.error); return; }
   const d = r.data;
   setLink({ type: "link", ...d.link });
