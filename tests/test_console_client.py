@@ -19,6 +19,7 @@ from lanthorn.device.runtime import load
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
 from lanthorn.host.console_repl import Completer, render
+from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -237,7 +238,7 @@ def test_push_efficiency_at_115200_baud():
     of a default push (acks go the other way on a full-duplex line)."""
     eff = wire_efficiency()
     assert 0.98 < eff < 0.99
-    assert 115200 / 10 * eff / 1024 == pytest.approx(11.1, abs=0.05)  # KiB/s of model at 115200
+    assert BAUD / 10 * eff / 1024 == pytest.approx(11.1, abs=0.05)  # KiB/s of model at 115200
 
 
 def _read_until(fd, needle: bytes, timeout=30.0) -> bytes:
@@ -294,17 +295,17 @@ def test_interactive_console_completes_and_keeps_history(device, tmp_path):
 def test_push_on_a_115200_baud_line(tmp_path):
     """Measured, not asserted: the share of a paced 115200-baud line that a push turns into
     model bytes (framing, acks on the return path, window stalls included)."""
-    with PtyLink(baud=115200) as link:
+    with PtyLink(baud=BAUD) as link:
         app = FakeApp(tmp_path / "dev")
         server = ConsoleServer(link.device, app).start()
         try:
             data = make_fake_bundle("paced", 24 * 1024)
-            with ConsoleClient(link.host, 115200) as c:
+            with ConsoleClient(link.host, BAUD) as c:
                 result = c.push(data)
         finally:
             server.stop()
     assert result["info"]["name"] == "paced" and result["resent_frames"] == 0
-    line_rate = 115200 / 10
+    line_rate = BAUD / 10
     share = len(data) / result["seconds"] / line_rate
     print(f"push of {len(data)} B over a paced 115200 baud link: {result['seconds']:.2f} s, "
           f"{share:.1%} of the line rate (framing alone allows {wire_efficiency():.1%})")

@@ -19,6 +19,7 @@ import time
 import pytest
 
 from loop_helpers import build_zoo_bundle
+from lanthorn.vocabulary import BAUD
 
 GUARD = textwrap.dedent("""
     import os, socket, sys
@@ -90,7 +91,7 @@ def test_the_running_piece_opens_no_network_socket(tmp_path):
     try:
         r, _, _ = select.select([notify], [], [], 30)
         assert r and b"READY=1" in notify.recv(4096), "the piece did not report READY"
-        with serial.Serial(link.host, 115200, timeout=0.3) as ser:
+        with serial.Serial(link.host, BAUD, timeout=0.3) as ser:
             for line in (b"status", b"get brightness", b"set brightness 40", b"model info",
                          b"watch", b"stop", b"list"):
                 ser.write(line + b"\n")

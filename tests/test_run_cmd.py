@@ -12,6 +12,7 @@ import time
 import pytest
 
 from lanthorn.device.sdnotify import Notifier
+from lanthorn.vocabulary import BAUD
 
 from loop_helpers import build_zoo_bundle
 
@@ -83,7 +84,7 @@ def test_console_on_a_serial_port(data_dir):
     p = lanthorn("run", "--sim", "--seconds", "60", "--serial", link.device,
                  "--data-dir", str(data_dir))
     try:
-        with serial.Serial(link.host, 115200, timeout=0.2) as ser:
+        with serial.Serial(link.host, BAUD, timeout=0.2) as ser:
             deadline, buf, sent = time.monotonic() + 30, b"", 0.0
             while time.monotonic() < deadline and b"OK" not in buf:
                 if time.monotonic() - sent > 2.0:  # until the device has started listening

@@ -17,6 +17,7 @@ import pytest
 from lanthorn.hardware.companion import backend as B
 from lanthorn.hardware.companion import wire as P
 from lanthorn.hardware.interfaces import PartError, estimate_current_ma, limit_frame
+from lanthorn.vocabulary import BAUD
 
 from firmware_lib import Harness, build_firmware
 
@@ -68,7 +69,7 @@ def _wait_for(predicate, timeout: float, step=None):
 
 
 def test_hello_ping_status_from_a_profile_part(harness):
-    options = {"port": harness.pty, "baud": 115200, "count": 24}
+    options = {"port": harness.pty, "baud": BAUD, "count": 24}
     leds = B.open_companion_part("leds", options, power_cap_ma=CAP_MA)
     try:
         link = leds.link
@@ -291,7 +292,7 @@ class RawSession:
 
     def __init__(self, pty: str):
         import serial
-        self.port = serial.Serial(pty, 115200, timeout=0)
+        self.port = serial.Serial(pty, BAUD, timeout=0)
         self.reader = P.FrameReader()
         self.seq = 0
         self.frames: list = []

@@ -3,7 +3,7 @@
  *
  * Portable C99, no malloc, no globals: the same file runs on the ATmega328P, the RP2040,
  * in the host-compiled test library (driven from pytest through ctypes) and in the fuzzer.
- * The Python twin is hardware/companion/wire.py; tests/test_companion_protocol.py
+ * The Python twin is hardware/companion/wire.py; tests/test_companion_wire.py
  * checks that every constant below has the same value there.
  */
 #ifndef LANTHORN_PROTOCOL_H

@@ -4,7 +4,7 @@ Named ``wire`` (not ``protocol``) to keep it apart from the device's serial cons
 protocol: this one is the binary frame format between the Pi and its microcontroller.
 
 The C twin is firmware/src/protocol.c. Both are tested against each other (frames built
-here are parsed in C and back), and tests/test_companion_protocol.py checks that every
+here are parsed in C and back), and tests/test_companion_wire.py checks that every
 constant below has the same value in firmware/src/protocol.h. Standard library only.
 
 Wire format: COBS(type u8, seq u8, payload, CRC-16/CCITT-FALSE big-endian) + 0x00.
