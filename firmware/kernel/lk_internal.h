@@ -37,9 +37,10 @@ static inline float lk_round_even(float v)
 #if defined(FLT_EVAL_METHOD) && FLT_EVAL_METHOD != 0
     return nearbyintf(v);
 #else
-    const float magic = 12582912.0f; /* 1.5 * 2**23 */
-    float t = v + magic; /* two separate roundings: no fast-math, so never re-associated */
-    return t - magic;
+    /* int8.ROUND_EVEN_SHIFTER: the C side of the one rounding int8.py specifies */
+    const float round_even_shifter = 12582912.0f; /* 1.5 * 2**23 */
+    float t = v + round_even_shifter; /* two roundings: no fast-math, so never re-associated */
+    return t - round_even_shifter;
 #endif
 }
 
