@@ -110,7 +110,6 @@ class Segment:
         return not (math.isnan(self.body_mm[0]) and math.isnan(self.body_mm[1]))
 
 
-# Natural durations at speed 1 (seconds); a visitor's speed factor divides them.
 _OPTIONS = {"pad", "duration", "arc_deg", "hand", "speed", "body_mm"}
 
 
@@ -130,90 +129,157 @@ def plan(gesture: str, start: float, rng: np.random.Generator, hand=None, speed:
     if unknown:
         raise SimError(f"unknown option(s) {', '.join(sorted(unknown))} for gesture {gesture!r}; "
                        f"known: {', '.join(sorted(_OPTIONS))}")
-    h = pick_hand(hand, rng)
-    speed = float(speed) if speed is not None else float(rng.uniform(0.7, 1.4))
-    if not speed > 0:
-        raise SimError(f"speed must be positive, got {speed}")
-    close = float(body_mm) if body_mm is not None else float(rng.uniform(180.0, 420.0))
-    pad = options.get("pad")
-    if pad is not None and not (isinstance(pad, (int, np.integer)) and 0 <= pad < N_PADS):
-        raise SimError(f"pad must be an integer 0..{N_PADS - 1}, got {pad!r}")
-    a_start = (pad * PAD_PITCH if pad is not None else rng.uniform(0.0, 2 * math.pi)) \
-        + rng.normal(0.0, math.radians(3.0))
-    dur = options.get("duration")
-    if dur is not None and not float(dur) > 0:
-        raise SimError(f"duration must be positive, got {dur!r}")
+    draw = _Visitor.draw(start, rng, hand, speed, body_mm, options)
+    end, body, contacts = _MOVEMENTS[gesture](draw)
+    return Segment(gesture, float(start), float(end), body, contacts, draw.hand.name,
+                   dict(options, speed=draw.speed))
 
-    def d(lo, hi):  # a duration drawn at this visitor's speed, unless given
-        return float(dur) if dur is not None else float(rng.uniform(lo, hi)) / speed
 
-    fw = math.radians(h.finger_half_width_deg)
-    ramp = float(rng.uniform(0.03, 0.06)) / speed ** 0.5
+@dataclass(frozen=True)
+class _Visitor:
+    """This visitor, for one gesture: what every movement below draws its timing from.
 
-    def finger(on, off, a0, a1):
-        return Contact(on, off, a0, a1, fw, h.finger_counts * float(rng.uniform(0.85, 1.15)),
-                       0.08, ramp)
+    The draws happen in a fixed order (here, then in the movement), so a seed gives the same
+    visit, and so the same simulated dataset, every time.
+    """
 
-    body = (close, close)
-    contacts: tuple[Contact, ...] = ()
-    if gesture == "nobody":
-        end = start + d(1.5, 4.0)
-        body = (math.nan, math.nan)
-    elif gesture == "approach":
-        end = start + d(1.0, 2.5)
-        body = (FAR_MM, close)
-    elif gesture == "leave":
-        end = start + d(0.9, 2.2)
-        body = (close, FAR_MM)
-    elif gesture == "tap":
-        on = start + float(rng.uniform(0.08, 0.2)) / speed
-        off = on + (float(dur) if dur is not None else float(rng.uniform(0.08, 0.2)))
-        end = off + float(rng.uniform(0.08, 0.2)) / speed
-        contacts = (finger(on, off, a_start, a_start),)
-    elif gesture == "double_tap":
-        on1 = start + float(rng.uniform(0.08, 0.2)) / speed
-        off1 = on1 + float(rng.uniform(0.07, 0.15))
-        on2 = off1 + float(rng.uniform(0.08, 0.22)) / speed
-        off2 = on2 + float(rng.uniform(0.07, 0.15))
-        a2 = a_start + rng.normal(0.0, math.radians(4.0))
-        end = off2 + float(rng.uniform(0.08, 0.2)) / speed
-        contacts = (finger(on1, off1, a_start, a_start), finger(on2, off2, a2, a2))
-    elif gesture in ("stroke_cw", "stroke_ccw"):
-        arc = math.radians(float(options.get("arc_deg", rng.uniform(100.0, 300.0))))
+    start: float
+    rng: np.random.Generator
+    hand: Hand
+    speed: float
+    close: float  # mm from the object while at it
+    a_start: float  # rad, where the touch begins
+    duration: float | None  # the ``duration`` option, if given
+    ramp: float  # s for a fingertip to settle
+    options: dict
+
+    @classmethod
+    def draw(cls, start, rng, hand, speed, body_mm, options) -> _Visitor:
+        h = pick_hand(hand, rng)
+        speed = float(speed) if speed is not None else float(rng.uniform(0.7, 1.4))
+        if not speed > 0:
+            raise SimError(f"speed must be positive, got {speed}")
+        close = float(body_mm) if body_mm is not None else float(rng.uniform(180.0, 420.0))
+        pad = options.get("pad")
+        if pad is not None and not (isinstance(pad, (int, np.integer)) and 0 <= pad < N_PADS):
+            raise SimError(f"pad must be an integer 0..{N_PADS - 1}, got {pad!r}")
+        a_start = (pad * PAD_PITCH if pad is not None else rng.uniform(0.0, 2 * math.pi)) \
+            + rng.normal(0.0, math.radians(3.0))
+        dur = options.get("duration")
+        if dur is not None and not float(dur) > 0:
+            raise SimError(f"duration must be positive, got {dur!r}")
+        ramp = float(rng.uniform(0.03, 0.06)) / speed ** 0.5
+        return cls(float(start), rng, h, speed, close, a_start,
+                   None if dur is None else float(dur), ramp, options)
+
+    @property
+    def standing(self) -> tuple[float, float]:
+        return (self.close, self.close)
+
+    def span(self, lo, hi) -> float:
+        """A movement's length: the ``duration`` option, else drawn at this visitor's speed."""
+        return self.duration if self.duration is not None else float(self.rng.uniform(lo, hi)) / self.speed
+
+    def pause(self, lo, hi) -> float:
+        """A short lead-in or lift-off, drawn at this visitor's speed."""
+        return float(self.rng.uniform(lo, hi)) / self.speed
+
+    def touch(self, lo, hi) -> float:
+        """How long a brief touch lasts: the ``duration`` option, else drawn (speed-free)."""
+        return self.duration if self.duration is not None else float(self.rng.uniform(lo, hi))
+
+    def arc(self, lo_deg, hi_deg) -> float:
+        """The ``arc_deg`` option or a drawn arc, in radians (the draw is made either way)."""
+        arc = math.radians(float(self.options.get("arc_deg", self.rng.uniform(lo_deg, hi_deg))))
         if not arc > 0:
-            raise SimError(f"arc_deg must be positive, got {options.get('arc_deg')!r}")
-        deg_per_s = float(rng.uniform(250.0, 600.0)) * speed
-        on = start + float(rng.uniform(0.05, 0.15)) / speed
-        off = on + (float(dur) if dur is not None else math.degrees(arc) / deg_per_s)
-        sign = 1.0 if gesture == "stroke_cw" else -1.0
-        end = off + float(rng.uniform(0.05, 0.15)) / speed
-        contacts = (finger(on, off, a_start, a_start + sign * arc),)
-    elif gesture == "hold":
-        on = start + float(rng.uniform(0.08, 0.2)) / speed
-        off = on + d(1.0, 2.5)
-        end = off + float(rng.uniform(0.08, 0.2)) / speed
-        wobble = rng.normal(0.0, math.radians(3.0))
-        contacts = (finger(on, off, a_start, a_start + wobble),)
-    elif gesture == "wave":
-        arc = math.radians(float(options.get("arc_deg", rng.uniform(50.0, 80.0))))
-        sweep = float(rng.uniform(0.16, 0.26)) / speed          # one way across the arc
-        t = start + float(rng.uniform(0.05, 0.15)) / speed
-        a0 = a_start - arc / 2
-        out = []
-        for k in range(int(rng.integers(3, 6)) * 2):             # there and back, 3-5 times
-            a1 = a0 + (arc if k % 2 == 0 else -arc)
-            out.append(finger(t, t + sweep, a0, a1))
-            t, a0 = t + sweep, a1
-        contacts = tuple(out)
-        end = t + float(rng.uniform(0.05, 0.15)) / speed
-    else:  # palm
-        on = start + float(rng.uniform(0.1, 0.25)) / speed
-        off = on + d(0.6, 1.8)
-        end = off + float(rng.uniform(0.1, 0.25)) / speed
-        contacts = (Contact(on, off, a_start, a_start, math.radians(h.palm_half_width_deg),
-                            h.palm_counts * float(rng.uniform(0.85, 1.15)), 0.55, ramp * 2),)
-    return Segment(gesture, float(start), float(end), body, contacts, h.name,
-                   dict(options, speed=speed))
+            raise SimError(f"arc_deg must be positive, got {self.options.get('arc_deg')!r}")
+        return arc
+
+    def finger(self, on, off, a0, a1) -> Contact:
+        return Contact(on, off, a0, a1, math.radians(self.hand.finger_half_width_deg),
+                       self.hand.finger_counts * float(self.rng.uniform(0.85, 1.15)), 0.08, self.ramp)
+
+
+# Each movement: (end, body_mm from-to, contacts) for one visitor. Natural durations are at
+# speed 1 (seconds); the visitor's speed factor divides them.
+
+def _nobody(v: _Visitor):
+    return v.start + v.span(1.5, 4.0), (math.nan, math.nan), ()
+
+
+def _approach(v: _Visitor):
+    return v.start + v.span(1.0, 2.5), (FAR_MM, v.close), ()
+
+
+def _leave(v: _Visitor):
+    return v.start + v.span(0.9, 2.2), (v.close, FAR_MM), ()
+
+
+def _tap(v: _Visitor):
+    on = v.start + v.pause(0.08, 0.2)
+    off = on + v.touch(0.08, 0.2)
+    end = off + v.pause(0.08, 0.2)
+    return end, v.standing, (v.finger(on, off, v.a_start, v.a_start),)
+
+
+def _double_tap(v: _Visitor):
+    rng = v.rng
+    on1 = v.start + v.pause(0.08, 0.2)
+    off1 = on1 + float(rng.uniform(0.07, 0.15))
+    on2 = off1 + v.pause(0.08, 0.22)
+    off2 = on2 + float(rng.uniform(0.07, 0.15))
+    a2 = v.a_start + rng.normal(0.0, math.radians(4.0))
+    end = off2 + v.pause(0.08, 0.2)
+    return end, v.standing, (v.finger(on1, off1, v.a_start, v.a_start), v.finger(on2, off2, a2, a2))
+
+
+def _stroke(sign: float):
+    def stroke(v: _Visitor):
+        arc = v.arc(100.0, 300.0)
+        deg_per_s = float(v.rng.uniform(250.0, 600.0)) * v.speed
+        on = v.start + v.pause(0.05, 0.15)
+        off = on + (v.duration if v.duration is not None else math.degrees(arc) / deg_per_s)
+        end = off + v.pause(0.05, 0.15)
+        return end, v.standing, (v.finger(on, off, v.a_start, v.a_start + sign * arc),)
+    return stroke
+
+
+def _hold(v: _Visitor):
+    on = v.start + v.pause(0.08, 0.2)
+    off = on + v.span(1.0, 2.5)
+    end = off + v.pause(0.08, 0.2)
+    wobble = v.rng.normal(0.0, math.radians(3.0))
+    return end, v.standing, (v.finger(on, off, v.a_start, v.a_start + wobble),)
+
+
+def _wave(v: _Visitor):
+    """A fingertip swept there and back over a few pads, three to five times."""
+    arc = v.arc(50.0, 80.0)
+    sweep = v.pause(0.16, 0.26)  # one way across the arc
+    t = v.start + v.pause(0.05, 0.15)
+    a0 = v.a_start - arc / 2
+    contacts = []
+    for k in range(int(v.rng.integers(3, 6)) * 2):
+        a1 = a0 + (arc if k % 2 == 0 else -arc)
+        contacts.append(v.finger(t, t + sweep, a0, a1))
+        t, a0 = t + sweep, a1
+    return t + v.pause(0.05, 0.15), v.standing, tuple(contacts)
+
+
+def _palm(v: _Visitor):
+    on = v.start + v.pause(0.1, 0.25)
+    off = on + v.span(0.6, 1.8)
+    end = off + v.pause(0.1, 0.25)
+    h = v.hand
+    return end, v.standing, (Contact(on, off, v.a_start, v.a_start, math.radians(h.palm_half_width_deg),
+                                     h.palm_counts * float(v.rng.uniform(0.85, 1.15)), 0.55,
+                                     v.ramp * 2),)
+
+
+_MOVEMENTS = {"nobody": _nobody, "approach": _approach, "leave": _leave, "tap": _tap,
+              "double_tap": _double_tap, "stroke_cw": _stroke(1.0), "stroke_ccw": _stroke(-1.0),
+              "hold": _hold, "wave": _wave, "palm": _palm}
+assert set(_MOVEMENTS) == set(GESTURES + TEACHABLE_GESTURES)
 
 
 def gap(start: float, end: float, body_mm: float) -> Segment:
