@@ -521,10 +521,53 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     one raises QualityError after writing the bundle (so it can be inspected) unless
     ``force``.
     """
-    from lanthorn.device.bundle import write_bundle
     from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
 
     t0 = time.perf_counter()
+    _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint)
+    model, source = load_onnx(onnx_path)
+    refuse_unsupported_model(model, source)                           # before any work
+    out = _bundle_path(out)
+    data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
+    log(f"dataset {data.description}")
+    training = training_record(model)
+    check_no_leak(training, data, force, log)
+    source_bytes = _onnx_bytes(model)
+    model = preprocess(model)
+    variants = _Variants(data, calibration, bias_correction, name or Path(str(out)).stem,
+                         Path(source).name, log)
+    chosen = variants.quantize("unpruned", model)
+    chosen.evaluation.float_bytes = source_bytes   # the file the artist has, as 'train' reported it
+    pruning = {}
+    if prune_channels > 0 or prune_sparsity > 0 or sweep:
+        chosen, pruning = variants.pruned(model, chosen, (float(prune_channels), float(prune_sparsity)),
+                                          sweep, checkpoint, finetune_epochs, seed)
+    evaluations = variants.evaluations
+    if not any(e.extra.get("written") for e in evaluations):
+        evaluations[0].extra["written"] = True
+    checks = quality_gates(chosen.evaluation, data, calibration)
+    if enforce and calibration != "minmax" and data.test_y is not None and len(data.test_y):
+        checks.append(_calibration_gate(model, data, calibration, bias_correction,
+                                        evaluations[0], log))
+    bundle = chosen.bundle
+    if gesture_moods:   # what the artist says the model's gestures evoke (behaviour.temperament_for)
+        bundle.card["temperament"] = {"gesture_moods": gesture_moods}
+    bundle.card["quality"] = {"training": training or None,
+                              "gates": [g.to_json() for g in checks],
+                              "forced": bool(force and quality.failures(checks))}
+    result = _write(chosen, out, signing_key, variants, pruning, log)
+    result.seconds = time.perf_counter() - t0
+    if report_dir is not None:
+        from lanthorn.quantize.report import write_report
+        result.report_dir = Path(report_dir)
+        write_report(result, data, report_dir)
+        log(f"report: {Path(report_dir) / 'report.md'}")
+    if enforce:
+        quality.enforce(checks, force, log, what=f"{out} was written but is not fit to push: ")
+    return result
+
+
+def _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint) -> None:
     if calibration not in METHODS:
         raise UserError(f"unknown calibration method {calibration!r}; choose {', '.join(METHODS)}")
     for label, f in (("--prune-channels", prune_channels), ("--prune-sparsity", prune_sparsity),
@@ -533,26 +576,44 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
             raise UserError(f"{label} must be a fraction in [0, 1), not {f}")
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise UserError(f"{checkpoint}: no such checkpoint file")
-    model, source = load_onnx(onnx_path)
-    refuse_unsupported_model(model, source)                           # before any work
+
+
+def _bundle_path(out) -> Path:
+    """``--out`` as a bundle file whose folder exists (a folder given by mistake is refused)."""
     out = Path(out)
     if out.is_dir():
         raise UserError(f"--out {out} is a folder; give the bundle's file name (e.g. "
                         f"{out / 'model.lanthorn'})")
     out.parent.mkdir(parents=True, exist_ok=True)
-    data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
-    log(f"dataset {data.description}")
-    training = training_record(model)
-    check_no_leak(training, data, force, log)
-    source_bytes = _onnx_bytes(model)
-    model = preprocess(model)
-    stem = name or Path(str(out)).stem
+    return out
 
-    def quantize_one(label, fmodel, extra_card=None):
-        fixed, qdq, shifts = quantize_float(fmodel, data, calibration, bias_correction)
-        card = {"name": stem, "variant": label, "calibration": calibration,
-                "bias_correction": bool(bias_correction), "quantizer": _versions(),
-                "source_model": Path(source).name, "data": data.description,
+
+@dataclass
+class _Variant:
+    """One quantized variant of the model (unpruned, or one pruning) and its figures."""
+
+    fixed: object  # the float model with bias correction applied (what the twin quantizes)
+    qdq: object
+    shifts: dict
+    bundle: object
+    evaluation: Evaluation
+
+
+class _Variants:
+    """Quantizes and evaluates each variant ``quantize_model`` tries, in the order tried;
+    ``evaluations`` is the report's table."""
+
+    def __init__(self, data: ModelData, calibration, bias_correction, stem, source_name, log):
+        self.data, self.calibration, self.bias_correction = data, calibration, bias_correction
+        self.stem, self.source_name, self.log = stem, source_name, log
+        self.evaluations: list[Evaluation] = []
+
+    def quantize(self, label, fmodel, extra_card=None) -> _Variant:
+        data = self.data
+        fixed, qdq, shifts = quantize_float(fmodel, data, self.calibration, self.bias_correction)
+        card = {"name": self.stem, "variant": label, "calibration": self.calibration,
+                "bias_correction": bool(self.bias_correction), "quantizer": _versions(),
+                "source_model": self.source_name, "data": data.description,
                 **(extra_card or {})}
         bundle = make_bundle(qdq, data, card, data.provenance)
         ev = evaluate(label, fmodel, bundle, data)
@@ -563,68 +624,60 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
         bundle.card["macs"] = ev.macs
         ev.extra.update(bundle_sizes(bundle))
         ev.bundle_bytes = ev.extra.pop("bundle_bytes")
-        log(f"{label}: {_fmt(ev)}")
-        return fixed, qdq, shifts, bundle, ev
+        self.log(f"{label}: {_fmt(ev)}")
+        self.evaluations.append(ev)
+        return _Variant(fixed, qdq, shifts, bundle, ev)
 
-    evaluations, pruning = [], {}
-    fixed, qdq, shifts, bundle, ev = quantize_one("unpruned", model)
-    ev.float_bytes = source_bytes   # the file the artist has, as 'train' reported it
-    evaluations.append(ev)
-    if prune_channels > 0 or prune_sparsity > 0 or sweep:
+    def pruned(self, model, unpruned: _Variant, wanted, sweep, checkpoint, epochs, seed):
+        """Prune, fine-tune and quantize the wanted (channels, sparsity) and each sweep fraction;
+        the wanted variant (``unpruned`` when it is (0, 0)) and its pruning record."""
         from lanthorn.quantize import prune
-        wanted = (float(prune_channels), float(prune_sparsity))
+        chosen, pruning = unpruned, {}
         tries = sorted({(float(f), 0.0) for f in sweep if f > 0} | {wanted} - {(0.0, 0.0)})
         for ch, sp in tries:
-            pr = prune.prune_model(model, data, channels=ch, sparsity=sp, checkpoint=checkpoint,
-                                   epochs=finetune_epochs, seed=seed, log=log)
-            got = quantize_one(pr.label, pr.model, {"pruning": pr.card()})
-            got[4].extra.update(pr.figures(got[3]))
-            evaluations.append(got[4])
+            pr = prune.prune_model(model, self.data, channels=ch, sparsity=sp, checkpoint=checkpoint,
+                                   epochs=epochs, seed=seed, log=self.log)
+            got = self.quantize(pr.label, pr.model, {"pruning": pr.card()})
+            got.evaluation.extra.update(pr.figures(got.bundle))
             if (ch, sp) == wanted:
-                pruning = pr.to_json()
-                fixed, qdq, shifts, bundle, _ = got
-                got[4].extra["written"] = True
-    if not any(e.extra.get("written") for e in evaluations):
-        evaluations[0].extra["written"] = True
-    final = next(e for e in evaluations if e.extra.get("written"))
-    extra_gates = []
-    if enforce and calibration != "minmax" and data.test_y is not None and len(data.test_y):
-        # did the chosen calibration method cost accuracy? minmax (never clips) is the yardstick
-        _, q_mm, _ = quantize_float(model, data, "minmax", bias_correction)
-        mm = evaluate("minmax", model, make_bundle(q_mm, data, {}, {}), data)
-        lost = 100.0 * (mm.int8_accuracy - evaluations[0].int8_accuracy)
-        extra_gates.append(quality.Gate(
-            "calibration", lost <= quality.INT8_DROP_POINTS / 2,
-            (f"--calibration {calibration} lost {lost:.2f} points of int8 accuracy against "
-             f"minmax ({100 * mm.int8_accuracy:.2f}%): use --calibration minmax")
-            if lost > quality.INT8_DROP_POINTS / 2 else
-            f"--calibration {calibration}: {-lost:+.2f} points against minmax"))
-        log(extra_gates[-1].message)
-    if gesture_moods:   # what the artist says the model's gestures evoke (behaviour.temperament_for)
-        bundle.card["temperament"] = {"gesture_moods": gesture_moods}
-    checks = quality_gates(final, data, calibration) + extra_gates
-    bundle.card["quality"] = {"training": training or None,
-                              "gates": [g.to_json() for g in checks],
-                              "forced": bool(force and quality.failures(checks))}
-    final.extra.update(bundle_sizes(bundle))         # the card grew: sizes as written
+                chosen, pruning = got, pr.to_json()
+                got.evaluation.extra["written"] = True
+        return chosen, pruning
+
+
+def _calibration_gate(model, data, calibration, bias_correction, unpruned: Evaluation, log):
+    """Did the chosen calibration method cost accuracy? minmax (never clips) is the yardstick."""
+    _, q_mm, _ = quantize_float(model, data, "minmax", bias_correction)
+    mm = evaluate("minmax", model, make_bundle(q_mm, data, {}, {}), data)
+    lost = 100.0 * (mm.int8_accuracy - unpruned.int8_accuracy)
+    gate = quality.Gate(
+        "calibration", lost <= quality.INT8_DROP_POINTS / 2,
+        (f"--calibration {calibration} lost {lost:.2f} points of int8 accuracy against "
+         f"minmax ({100 * mm.int8_accuracy:.2f}%): use --calibration minmax")
+        if lost > quality.INT8_DROP_POINTS / 2 else
+        f"--calibration {calibration}: {-lost:+.2f} points against minmax")
+    log(gate.message)
+    return gate
+
+
+def _write(chosen: _Variant, out: Path, signing_key, variants: _Variants, pruning,
+           log) -> QuantizeResult:
+    """Write the chosen variant's bundle (signed if a key is given) and say what was written."""
+    from lanthorn.device.bundle import write_bundle
+    data, evaluations = variants.data, variants.evaluations
+    final = chosen.evaluation
+    final.extra.update(bundle_sizes(chosen.bundle))         # the card grew: sizes as written
     final.bundle_bytes = final.extra.pop("bundle_bytes")
-    sha = write_bundle(bundle, out, signing_key)
-    layers = layer_errors(fixed, qdq, data)
-    result = QuantizeResult(Path(out), bundle, sha, calibration, bool(bias_correction),
-                            evaluations, layers, shifts, data.description, data.held_out,
-                            data.provenance, pruning, time.perf_counter() - t0)
+    sha = write_bundle(chosen.bundle, out, signing_key)
+    layers = layer_errors(chosen.fixed, chosen.qdq, data)
+    result = QuantizeResult(Path(out), chosen.bundle, sha, variants.calibration,
+                            bool(variants.bias_correction), evaluations, layers, chosen.shifts,
+                            data.description, data.held_out, data.provenance, pruning, 0.0)
     bare = result.final.extra.get("bundle_bytes_without_twin") or 1
     fb = evaluations[0].float_bytes
     log(f"wrote {out}: {result.final.bundle_bytes:,} bytes ({_than(fb, result.final.bundle_bytes)} "
         f"the float ONNX; {_compared(fb, bare)} without the QDQ twin it carries), "
         f"sha256 {sha[:16]}")
-    if report_dir is not None:
-        from lanthorn.quantize.report import write_report
-        result.report_dir = Path(report_dir)
-        write_report(result, data, report_dir)
-        log(f"report: {Path(report_dir) / 'report.md'}")
-    if enforce:
-        quality.enforce(checks, force, log, what=f"{out} was written but is not fit to push: ")
     return result
 
 
