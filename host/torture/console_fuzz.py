@@ -9,6 +9,7 @@ how an OK is matched to the command it answers.
 """
 from __future__ import annotations
 
+import json
 import random
 import time
 
@@ -94,146 +95,180 @@ def _command(raw: bytes):
 
 def run(piece, budget: dict, seed: int = 1) -> dict:
     """Fuzz ``piece`` (a started :class:`Piece`) with ``budget["bytes"]`` bytes."""
-    fz = Fuzzer(seed)
-    shadow = LineReader()
-    for line in VALID:  # warm every answer path before the baseline
-        piece.request(line)
-    piece.request("stop")
-    piece.call("preset delete fz1")
-    piece.call("reset all")
-    piece.drain(0.3)
-    time.sleep(budget.get("settle_s", 2.0))
-    base = piece.status()
-    params_before = {p["name"]: p["value"] for p in piece.call("list")["data"]["params"]}
-    rss0, fds0, threads0 = piece.rss_kb(), piece.fds(), piece.threads()
-    piece.drain()
+    session = _FuzzSession(piece, budget, Fuzzer(seed))
+    session.baseline()
+    while session.sent < budget["bytes"]:
+        if session.fz.rng.random() < budget.get("partial_share", 0.02):
+            session.partial_line()
+        else:
+            session.batch()
+    session.finish()
+    return session.figures()
 
-    pending: list[bytes | None] = []  # complete lines sent, not answered yet (None: over-long)
-    allowed: set[str] = set()  # parameters an OK'd command may have changed
-    last_json_set: dict[str, object] = {}
-    sent = lines = answered = 0
-    extra: list[str] = []
-    fps_samples = [base.get("fps")]
-    p99_samples = [base.get("frame_ms_p99")]
-    partial_silences = 0
-    t0 = time.monotonic()
-    next_status = t0 + budget.get("status_every_s", 10.0)
 
-    def take_answers(wait: float) -> None:
-        nonlocal answered
+class _FuzzSession:
+    """One fuzz run's bookkeeping: the lines sent and not yet answered (in order, as the
+    device's own LineReader splits them), which parameters an answered OK allowed to
+    change, and the piece's health samples."""
+
+    def __init__(self, piece, budget: dict, fz: Fuzzer):
+        self.piece, self.budget, self.fz = piece, budget, fz
+        self.shadow = LineReader()
+        self.pending: list[bytes | None] = []  # complete lines sent, not answered yet (None: over-long)
+        self.allowed: set[str] = set()  # parameters an OK'd command may have changed
+        self.last_json_set: dict[str, object] = {}
+        self.sent = self.answered = self.partial_silences = 0
+        self.extra: list[str] = []
+
+    def baseline(self) -> None:
+        """Warm every answer path, return to defaults, then take the figures to compare."""
+        piece = self.piece
+        for line in VALID:
+            piece.request(line)
+        piece.request("stop")
+        piece.call("preset delete fz1")
+        piece.call("reset all")
+        piece.drain(0.3)
+        time.sleep(self.budget.get("settle_s", 2.0))
+        self.base = piece.status()
+        self.params_before = _params(piece)
+        self.rss0, self.fds0, self.threads0 = piece.rss_kb(), piece.fds(), piece.threads()
+        piece.drain()
+        self.fps_samples = [self.base.get("fps")]
+        self.p99_samples = [self.base.get("frame_ms_p99")]
+        self.t0 = time.monotonic()
+        self.next_status = self.t0 + self.budget.get("status_every_s", 10.0)
+
+    def send(self, data: bytes) -> None:
+        """Write bytes, expecting one answer per line the device's LineReader will see."""
+        self._expect(data)
+        self.piece.write(data)
+
+    def _expect(self, data: bytes) -> None:
+        for kind, value in self.shadow.feed(data):
+            self.pending.append(value if kind == "line" else None)
+
+    def take_answers(self, wait: float) -> None:
+        """Match the final answers that have come (waiting up to ``wait`` while lines are
+        pending) to the lines sent, in order."""
+        piece = self.piece
         end = time.monotonic() + wait
         while True:
-            got = piece.next_line(max(0.0, end - time.monotonic()) if pending else 0.0)
+            got = piece.next_line(max(0.0, end - time.monotonic()) if self.pending else 0.0)
             if got is None:
                 return
             if not is_final(got):
                 continue
-            if not pending:
-                extra.append(got)
+            if not self.pending:
+                self.extra.append(got)
                 continue
-            raw = pending.pop(0)
-            answered += 1
-            ok = got.startswith("OK") or got.startswith('{"ok":true')
-            cmd, args = _command(raw) if raw is not None else (None, None)
-            if ok and cmd is not None and cmd.writes:
-                if cmd.name in ("set", "reset") and args and args[0] != "all":
-                    allowed.add(args[0])
-                    if cmd.name == "set" and got.startswith("{"):
-                        import json
-                        data = json.loads(got).get("data") or {}
-                        last_json_set[args[0]] = data.get("value")
-                    else:
-                        last_json_set.pop(args[0], None)
-                elif cmd.name in ("reset", "preset load"):
-                    allowed.update(params_before)
-                    last_json_set.clear()
+            self.answered += 1
+            self._note_answer(self.pending.pop(0), got)
 
-    while sent < budget["bytes"]:
-        if fz.rng.random() < budget.get("partial_share", 0.02):
-            # half a command, then silence: nothing may be answered until the line ends
-            piece.write(b"set bright")
-            time.sleep(0.3)
-            take_answers(0.0)
-            if pending:
-                take_answers(5.0)
-            quiet = piece.next_line(0.3)
-            if quiet is not None and quiet.startswith(("OK", "ERR", '{"ok"')):
-                extra.append(quiet)
-            data = b"ness 55\n"
-            partial_silences += 1
-            for kind, value in shadow.feed(b"set bright" + data):
-                pending.append(value if kind == "line" else None)
-                lines += 1
-            piece.write(data)
-            sent += 18
-            continue
-        data = fz.batch()
-        for kind, value in shadow.feed(data):
-            pending.append(value if kind == "line" else None)
-            lines += 1
-        piece.write(data)
-        sent += len(data)
-        take_answers(0.0)
-        if len(pending) > 200:  # keep the backlog bounded: wait for the device to catch up
-            take_answers(10.0)
-        if time.monotonic() >= next_status:
-            next_status = time.monotonic() + budget.get("status_every_s", 10.0)
-            _flush_line(piece, shadow, pending, take_answers)
-            take_answers(15.0)
-            st = piece.status()
-            fps_samples.append(st.get("fps"))
-            p99_samples.append(st.get("frame_ms_p99"))
-            piece.drain()
-    _flush_line(piece, shadow, pending, take_answers)
-    take_answers(30.0)
-    unanswered = len(pending)
-    piece.drain(0.5)
-    piece.write(b"\nstop\n")
-    time.sleep(0.3)
-    piece.drain(0.3)
-    time.sleep(budget.get("settle_s", 2.0))
-    end = piece.status()
-    fps_samples.append(end.get("fps"))
-    p99_samples.append(end.get("frame_ms_p99"))
-    params_after = {p["name"]: p["value"] for p in piece.call("list")["data"]["params"]}
-    changed = {k for k in params_after if params_after[k] != params_before.get(k)}
-    unexplained = sorted(changed - allowed)
-    wrong_value = sorted(k for k, v in last_json_set.items() if params_after.get(k) != v)
-    rss1 = piece.rss_kb()
-    fps0 = base.get("fps") or 0.0
-    fps_min = min((f for f in fps_samples if f is not None), default=None)
-    figures = {
-        "bytes_fuzzed": sent, "lines": answered + unanswered, "answered": answered, "unanswered": unanswered,
-        "extra_answers": len(extra), "partial_lines_then_silence": partial_silences,
-        "alive": piece.alive(), "seconds": round(time.monotonic() - t0, 1),
-        "fps_baseline": fps0, "fps_min": fps_min,
-        "frame_ms_p99_max": max((p for p in p99_samples if p is not None), default=None),
-        "rss_kb_before": rss0, "rss_kb_after": rss1,
-        "rss_growth_kb": (rss1 - rss0) if rss0 and rss1 else None,
-        "fds": [fds0, piece.fds()], "threads": [threads0, piece.threads()],
-        "params_changed": sorted(changed), "params_changed_without_ok": unexplained,
-        "params_not_as_answered": wrong_value,
-    }
-    failures = []
-    if not figures["alive"]:
-        failures.append("the piece died")
-    if unanswered or extra:
-        failures.append(f"{unanswered} lines unanswered, {len(extra)} extra answers "
-                        f"(e.g. {extra[:3]})")
-    if unexplained or wrong_value:
-        failures.append(f"parameters changed without an OK: {unexplained}, not as answered: "
-                        f"{wrong_value}")
-    if figures["rss_growth_kb"] is not None and figures["rss_growth_kb"] >= 2048:
-        failures.append(f"RSS grew {figures['rss_growth_kb']} kB (bound 2048)")
-    timing = []
-    if fps0 and fps_min is not None and fps_min < 0.9 * fps0:
-        timing.append(f"fps dipped to {fps_min} (baseline {fps0})")
-    figures["failures"], figures["timing_notes"] = failures, timing
-    return figures
+    def _note_answer(self, raw: bytes | None, got: str) -> None:
+        """Which parameters an OK to ``raw`` allows to change (and to what, in json mode)."""
+        ok = got.startswith("OK") or got.startswith('{"ok":true')
+        cmd, args = _command(raw) if raw is not None else (None, None)
+        if not (ok and cmd is not None and cmd.writes):
+            return
+        if cmd.name in ("set", "reset") and args and args[0] != "all":
+            self.allowed.add(args[0])
+            if cmd.name == "set" and got.startswith("{"):
+                data = json.loads(got).get("data") or {}
+                self.last_json_set[args[0]] = data.get("value")
+            else:
+                self.last_json_set.pop(args[0], None)
+        elif cmd.name in ("reset", "preset load"):
+            self.allowed.update(self.params_before)
+            self.last_json_set.clear()
+
+    def partial_line(self) -> None:
+        """Half a command, then silence: nothing may be answered until the line ends."""
+        self.piece.write(b"set bright")
+        time.sleep(0.3)
+        self.take_answers(0.0)
+        if self.pending:
+            self.take_answers(5.0)
+        quiet = self.piece.next_line(0.3)
+        if quiet is not None and quiet.startswith(("OK", "ERR", '{"ok"')):
+            self.extra.append(quiet)
+        self.partial_silences += 1
+        self._expect(b"set bright" + b"ness 55\n")
+        self.piece.write(b"ness 55\n")
+        self.sent += 18
+
+    def batch(self) -> None:
+        data = self.fz.batch()
+        self.send(data)
+        self.sent += len(data)
+        self.take_answers(0.0)
+        if len(self.pending) > 200:  # keep the backlog bounded: wait for the device to catch up
+            self.take_answers(10.0)
+        if time.monotonic() >= self.next_status:
+            self.next_status = time.monotonic() + self.budget.get("status_every_s", 10.0)
+            self.send(b"\n")  # end the last batch's partial line: every line sent is complete
+            self.take_answers(15.0)
+            self.sample(self.piece.status())
+            self.piece.drain()
+
+    def sample(self, status: dict) -> None:
+        self.fps_samples.append(status.get("fps"))
+        self.p99_samples.append(status.get("frame_ms_p99"))
+
+    def finish(self) -> None:
+        """Complete the last line, collect every answer, stop streams and let the piece settle."""
+        piece = self.piece
+        self.send(b"\n")
+        self.take_answers(30.0)
+        self.unanswered = len(self.pending)
+        piece.drain(0.5)
+        piece.write(b"\nstop\n")
+        time.sleep(0.3)
+        piece.drain(0.3)
+        time.sleep(self.budget.get("settle_s", 2.0))
+        self.sample(piece.status())
+
+    def figures(self) -> dict:
+        piece = self.piece
+        params_after = _params(piece)
+        changed = {k for k in params_after if params_after[k] != self.params_before.get(k)}
+        unexplained = sorted(changed - self.allowed)
+        wrong_value = sorted(k for k, v in self.last_json_set.items() if params_after.get(k) != v)
+        rss1 = piece.rss_kb()
+        fps0 = self.base.get("fps") or 0.0
+        fps_min = min((f for f in self.fps_samples if f is not None), default=None)
+        figures = {
+            "bytes_fuzzed": self.sent, "lines": self.answered + self.unanswered,
+            "answered": self.answered, "unanswered": self.unanswered,
+            "extra_answers": len(self.extra), "partial_lines_then_silence": self.partial_silences,
+            "alive": piece.alive(), "seconds": round(time.monotonic() - self.t0, 1),
+            "fps_baseline": fps0, "fps_min": fps_min,
+            "frame_ms_p99_max": max((p for p in self.p99_samples if p is not None), default=None),
+            "rss_kb_before": self.rss0, "rss_kb_after": rss1,
+            "rss_growth_kb": (rss1 - self.rss0) if self.rss0 and rss1 else None,
+            "fds": [self.fds0, piece.fds()], "threads": [self.threads0, piece.threads()],
+            "params_changed": sorted(changed), "params_changed_without_ok": unexplained,
+            "params_not_as_answered": wrong_value,
+        }
+        figures["failures"] = self._failures(figures)
+        figures["timing_notes"] = ([f"fps dipped to {fps_min} (baseline {fps0})"]
+                                   if fps0 and fps_min is not None and fps_min < 0.9 * fps0 else [])
+        return figures
+
+    def _failures(self, f: dict) -> list[str]:
+        failures = []
+        if not f["alive"]:
+            failures.append("the piece died")
+        if f["unanswered"] or self.extra:
+            failures.append(f"{f['unanswered']} lines unanswered, {len(self.extra)} extra answers "
+                            f"(e.g. {self.extra[:3]})")
+        if f["params_changed_without_ok"] or f["params_not_as_answered"]:
+            failures.append(f"parameters changed without an OK: {f['params_changed_without_ok']}, "
+                            f"not as answered: {f['params_not_as_answered']}")
+        if f["rss_growth_kb"] is not None and f["rss_growth_kb"] >= 2048:
+            failures.append(f"RSS grew {f['rss_growth_kb']} kB (bound 2048)")
+        return failures
 
 
-def _flush_line(piece, shadow, pending, take_answers) -> None:
-    """End whatever partial line the last batch left, so every line sent is complete."""
-    for kind, value in shadow.feed(b"\n"):
-        pending.append(value if kind == "line" else None)
-    piece.write(b"\n")
+def _params(piece) -> dict:
+    return {p["name"]: p["value"] for p in piece.call("list")["data"]["params"]}
