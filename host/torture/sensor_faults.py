@@ -111,96 +111,137 @@ class FaultBody:
 
 
 def run(budget: dict, seed: int = 4) -> dict:
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.runtime import load
-    from lanthorn.device.storage import SHIPPED_MODEL
-    from lanthorn.hardware.body import open_body
-    from lanthorn.hardware.profile import load_profile
+    """Inject ``budget["episodes"]`` fault episodes into the parts of a simulated piece,
+    stepping its loop on a simulated clock, and measure detection and recovery."""
+    campaign = _Campaign(seed, budget["episodes"])
+    try:
+        while campaign.unfinished():
+            campaign.inject()
+            if not campaign.step():
+                break
+            campaign.watch(campaign.clock())
+    finally:
+        campaign.loop.shutdown()
+        campaign.body.close()
+    return campaign.figures()
 
-    rng = random.Random(seed)
-    body = open_body(load_profile("sim"), sim=True, seed=seed, realtime=False)
-    clock = body.clock
-    injectors = {role: Injector(role, getattr(body, role), clock, rng) for role in KINDS}
-    fbody = FaultBody(body, injectors)
-    loop = Piece(fbody, params=ParamStore(), model=load(str(SHIPPED_MODEL)), clock=clock,
-                      charge_compute=False, oled_thread=False, minute_of_day=lambda: 720, seed=seed)
-    retry = loop.RETRY_S
-    loop.start()
-    episodes = {role: 0 for role in KINDS}
-    by_kind: dict[str, int] = {}
-    pending_detect: dict[str, tuple[float, str]] = {}
-    pending_recover: dict[str, float] = {}
-    next_fault = {role: clock() + rng.uniform(0.5, 3.0) for role in KINDS}
-    detect_s, detect_display, recover_s, failures = [], [], [], []
-    crashes = 0
-    lat_before = 0
-    touches_while_others_failed = 0
-    t0_wall = time.monotonic()
-    target = budget["episodes"]
-    while sum(episodes.values()) < target or pending_recover or pending_detect:
-        now = clock()
-        for role, inj in injectors.items():
-            if now >= next_fault[role] and sum(episodes.values()) < target and \
-                    role not in pending_recover and role not in pending_detect:
+
+class _Campaign:
+    """The piece under test, its injectors, and what is waiting to be seen: a fault not yet
+    detected (pending_detect) or a part not yet recovered (pending_recover)."""
+
+    def __init__(self, seed: int, target: int):
+        from lanthorn.device.params import ParamStore
+        from lanthorn.device.piece import Piece
+        from lanthorn.device.runtime import load
+        from lanthorn.device.storage import SHIPPED_MODEL
+        from lanthorn.hardware.body import open_body
+        from lanthorn.hardware.profile import load_profile
+
+        self.rng = rng = random.Random(seed)
+        self.body = open_body(load_profile("sim"), sim=True, seed=seed, realtime=False)
+        self.clock = clock = self.body.clock
+        self.injectors = {role: Injector(role, getattr(self.body, role), clock, rng) for role in KINDS}
+        self.loop = Piece(FaultBody(self.body, self.injectors), params=ParamStore(),
+                          model=load(str(SHIPPED_MODEL)), clock=clock, charge_compute=False,
+                          oled_thread=False, minute_of_day=lambda: 720, seed=seed)
+        self.retry = self.loop.RETRY_S
+        self.loop.start()
+        self.target = target
+        self.episodes = {role: 0 for role in KINDS}
+        self.by_kind: dict[str, int] = {}
+        self.pending_detect: dict[str, tuple[float, str, int]] = {}
+        self.pending_recover: dict[str, float] = {}
+        self.next_fault = {role: clock() + rng.uniform(0.5, 3.0) for role in KINDS}
+        self.detect_s, self.detect_display, self.recover_s, self.failures = [], [], [], []
+        self.crashes = self.lat_before = self.touches_while_others_failed = 0
+        self.t0_wall = time.monotonic()
+
+    def unfinished(self) -> bool:
+        return bool(sum(self.episodes.values()) < self.target or self.pending_recover
+                    or self.pending_detect)
+
+    def inject(self) -> None:
+        """Start a fault on each part whose next episode is due and that has recovered."""
+        now, rng = self.clock(), self.rng
+        for role, inj in self.injectors.items():
+            if now >= self.next_fault[role] and sum(self.episodes.values()) < self.target and \
+                    role not in self.pending_recover and role not in self.pending_detect:
                 kind = rng.choice(KINDS[role])
                 length = rng.choice([0.05, 0.2, 0.5, 1.5, 4.0])
                 inj.start(kind, now + length)
-                episodes[role] += 1
-                by_kind[kind] = by_kind.get(kind, 0) + 1
+                self.episodes[role] += 1
+                self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
                 if kind in DETECTABLE:
-                    pending_detect[role] = (now, kind, inj.faulted_calls)
+                    self.pending_detect[role] = (now, kind, inj.faulted_calls)
                 # the next episode on this part only after it had time to recover
-                next_fault[role] = now + length + retry + rng.uniform(0.5, 2.0)
-        clock.set(max(clock(), loop.next_due()))
+                self.next_fault[role] = now + length + self.retry + rng.uniform(0.5, 2.0)
+
+    def step(self) -> bool:
+        """One loop step at its next due time; False once it has crashed too often to go on."""
+        clock = self.clock
+        clock.set(max(clock(), self.loop.next_due()))
         try:
-            loop.step()
+            self.loop.step()
         except Exception as exc:  # the finding this campaign exists for
-            crashes += 1
-            failures.append(f"step() raised {type(exc).__name__}: {exc} at t={clock():.2f}")
-            if crashes > 20:
-                break
-        now = clock()
-        for role, (t_start, kind, calls0) in list(pending_detect.items()):
-            inj = injectors[role]
-            if loop.health.get(role, "ok") != "ok":
+            self.crashes += 1
+            self.failures.append(f"step() raised {type(exc).__name__}: {exc} at t={clock():.2f}")
+            if self.crashes > 20:
+                return False
+        return True
+
+    def watch(self, now: float) -> None:
+        self._watch_detection(now)
+        self._watch_recovery(now)
+        health, latency = self.loop.health, self.loop.latency_ms
+        if latency.n > self.lat_before:
+            self.lat_before = latency.n
+            if health.get("touch") == "ok" and any(
+                    health.get(r) != "ok" for r in ("distance", "light", "leds", "display")):
+                self.touches_while_others_failed += 1
+
+    def _watch_detection(self, now: float) -> None:
+        health = self.loop.health
+        for role, (t_start, kind, calls0) in list(self.pending_detect.items()):
+            inj = self.injectors[role]
+            if health.get(role, "ok") != "ok":
                 # from the first faulty call: the display is drawn only when its text changes
-                (detect_display if role == "display" else detect_s).append(now - t_start)
-                del pending_detect[role]
-                pending_recover[role] = inj.until
+                (self.detect_display if role == "display" else self.detect_s).append(now - t_start)
+                del self.pending_detect[role]
+                self.pending_recover[role] = inj.until
             elif inj.faulted_calls == calls0 and now >= inj.until:
-                del pending_detect[role]  # over before the part was used: nothing to see
+                del self.pending_detect[role]  # over before the part was used: nothing to see
             elif now - t_start > 1.0 and role != "display":
-                failures.append(f"{role} {kind} fault at t={t_start:.2f} not detected within 1 s")
-                del pending_detect[role]
-                pending_recover[role] = inj.until
+                self.failures.append(f"{role} {kind} fault at t={t_start:.2f} not detected within 1 s")
+                del self.pending_detect[role]
+                self.pending_recover[role] = inj.until
             elif now - t_start > 60.0:
-                failures.append(f"{role} {kind} fault at t={t_start:.2f} never detected")
-                del pending_detect[role]
-        for role, t_end in list(pending_recover.items()):
-            if now >= t_end and loop.health.get(role, "ok") == "ok":
-                recover_s.append(now - t_end)
-                del pending_recover[role]
-            elif now - t_end > retry + 1.0:
-                failures.append(f"{role} not ok {now - t_end:.1f} s after its fault ended "
-                                f"(health: {loop.health.get(role)})")
-                del pending_recover[role]
-        if loop.latency_ms.n > lat_before:
-            lat_before = loop.latency_ms.n
-            if loop.health.get("touch") == "ok" and any(
-                    loop.health.get(r) != "ok" for r in ("distance", "light", "leds", "display")):
-                touches_while_others_failed += 1
-    loop.shutdown()
-    body.close()
-    lat = loop.latency_ms.summary()
-    total_faulted = sum(i.faulted_calls for i in injectors.values())
-    return {"fault_episodes": sum(episodes.values()), "episodes_by_part": episodes,
-            "episodes_by_kind": by_kind, "faulted_calls": total_faulted,
-            "simulated_s": round(clock() - loop.t_start, 1), "crashes": crashes,
-            "detect_s_max": round(max(detect_s), 3) if detect_s else None,
-            "display_detect_s_max": round(max(detect_display), 3) if detect_display else None,
-            "recover_s_max": round(max(recover_s), 3) if recover_s else None,
-            "retry_interval_s": retry, "touch_to_light_ms": lat,
-            "touches_lit_while_other_parts_failed": touches_while_others_failed,
-            "frames": loop.frames_shown, "wall_s": round(time.monotonic() - t0_wall, 1),
-            "failures": failures}
+                self.failures.append(f"{role} {kind} fault at t={t_start:.2f} never detected")
+                del self.pending_detect[role]
+
+    def _watch_recovery(self, now: float) -> None:
+        health = self.loop.health
+        for role, t_end in list(self.pending_recover.items()):
+            if now >= t_end and health.get(role, "ok") == "ok":
+                self.recover_s.append(now - t_end)
+                del self.pending_recover[role]
+            elif now - t_end > self.retry + 1.0:
+                self.failures.append(f"{role} not ok {now - t_end:.1f} s after its fault ended "
+                                     f"(health: {health.get(role)})")
+                del self.pending_recover[role]
+
+    def figures(self) -> dict:
+        loop = self.loop
+
+        def worst(xs):
+            return round(max(xs), 3) if xs else None
+        return {"fault_episodes": sum(self.episodes.values()), "episodes_by_part": self.episodes,
+                "episodes_by_kind": self.by_kind,
+                "faulted_calls": sum(i.faulted_calls for i in self.injectors.values()),
+                "simulated_s": round(self.clock() - loop.t_start, 1), "crashes": self.crashes,
+                "detect_s_max": worst(self.detect_s), "display_detect_s_max": worst(self.detect_display),
+                "recover_s_max": worst(self.recover_s), "retry_interval_s": self.retry,
+                "touch_to_light_ms": loop.latency_ms.summary(),
+                "touches_lit_while_other_parts_failed": self.touches_while_others_failed,
+                "frames": loop.frames_shown, "wall_s": round(time.monotonic() - self.t0_wall, 1),
+                "failures": self.failures}
