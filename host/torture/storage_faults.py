@@ -89,7 +89,6 @@ def cases(poisoned: dict[str, bytes]) -> list[tuple[str, bool, dict]]:
 
 def run(work: Path, budget: dict, seed: int = 3) -> dict:
     from lanthorn.host.torture import bundles
-    from lanthorn.host.torture.piece import Piece
     poisoned = bundles.poisoned(SHIPPED_MODEL.read_bytes())
     names = sorted(poisoned)[:budget.get("poisoned_boots", len(poisoned))]
     todo = cases({k: poisoned[k] for k in names})
@@ -99,67 +98,15 @@ def run(work: Path, budget: dict, seed: int = 3) -> dict:
     results, failures, not_run = {}, [], []
     t0 = time.monotonic()
     for i, (name, needs_mount, how) in enumerate(todo):
-        if needs_mount and not mount_ok:
+        root = work / f"storage-{i}"
+        mounted = needs_mount and mount_ok and _mount_tmpfs(root)
+        if needs_mount and not mounted:
             not_run.append(name)
             continue
-        root = work / f"storage-{i}"
-        mounted = False
-        if needs_mount:
-            mounted = _mount_tmpfs(root)
-            if not mounted:
-                not_run.append(name)
-                continue
         piece = None
         try:
-            _seed_dir(root, how.get("settings"), how.get("current"), how.get("previous", False))
-            if "lock" in how:
-                (root / "lock.json").write_bytes(how["lock"])
-            if how.get("full"):
-                _fill(root)
-            if how.get("ro"):
-                _remount_ro(root)
-            piece = Piece(root, log_path=work / f"storage-{i}.log").start(wait=60)
-            if how.get("delete_current"):
-                (root / "models" / "current.lanthorn").unlink(missing_ok=True)
-                piece.kill()
-                piece.start()
-            time.sleep(0.5)
-            st = piece.status()
-            got = {"fps": st.get("fps"), "model": st.get("model"),
-                   "model_source": st.get("model_source"), "storage": st.get("storage"),
-                   "locked": st.get("locked")}
-            if not st.get("fps"):
-                failures.append(f"{name}: no light (fps {st.get('fps')})")
-            if how.get("ro") or how.get("full"):
-                save = piece.call("save")
-                got["save"] = save.get("error") or save.get("message")
-                if save.get("ok") and how.get("ro"):
-                    failures.append(f"{name}: save on a read-only card answered OK")
-                st = piece.status()
-                if st.get("storage") == "ok":
-                    failures.append(f"{name}: status does not say what could not be written")
-                got["storage"] = st.get("storage")
-            if how.get("lock_cycle"):
-                steps = [piece.call("lock 4711"), piece.call("unlock 4711"),
-                         piece.call("preset list")]
-                got["lock_cycle"] = [s.get("message") or s.get("error") for s in steps]
-                if not all(s.get("ok") for s in steps):
-                    failures.append(f"{name}: lock/unlock on a full card: {got['lock_cycle']}")
-            if "lock" in how:
-                if not st.get("locked"):
-                    failures.append(f"{name}: a damaged lock file lifted the lock")
-                refused = piece.call("set brightness 1")
-                if refused.get("ok"):
-                    failures.append(f"{name}: a damaged lock file let a change through")
-            if name.startswith("poisoned"):
-                variant = name.split(": ", 1)[1]
-                allowed = ("previous", "current") if variant in bundles.MAY_RUN else ("previous",)
-                if st.get("model_source") not in allowed:
-                    failures.append(f"{name}: running {st.get('model_source')}, expected "
-                                    f"{' or '.join(allowed)}")
-            if name == "model file deleted while running" and st.get("model") is None:
-                failures.append(f"{name}: no model after the restart")
-            results[name] = got
+            piece = _boot(root, how, work / f"storage-{i}.log")
+            results[name] = _observe(name, how, piece, failures)
         except Exception as exc:
             failures.append(f"{name}: {type(exc).__name__}: {exc}")
         finally:
@@ -169,3 +116,69 @@ def run(work: Path, budget: dict, seed: int = 3) -> dict:
                 _umount(root)
     return {"storage_faults": len(results), "cases": results, "not_run": not_run,
             "seconds": round(time.monotonic() - t0, 1), "failures": failures}
+
+
+def _boot(root: Path, how: dict, log_path: Path):
+    """Prepare the data folder as the case says (damaged files, full, read-only), start a
+    piece on it and, for "delete_current", delete its model and start it again."""
+    from lanthorn.host.torture.piece import Piece
+    _seed_dir(root, how.get("settings"), how.get("current"), how.get("previous", False))
+    if "lock" in how:
+        (root / "lock.json").write_bytes(how["lock"])
+    if how.get("full"):
+        _fill(root)
+    if how.get("ro"):
+        _remount_ro(root)
+    piece = Piece(root, log_path=log_path).start(wait=60)
+    if how.get("delete_current"):
+        (root / "models" / "current.lanthorn").unlink(missing_ok=True)
+        piece.kill()
+        piece.start()
+    time.sleep(0.5)
+    return piece
+
+
+def _observe(name: str, how: dict, piece, failures: list) -> dict:
+    """What the piece says in this case (light, model, storage, lock), with a failure for
+    every claim that does not hold."""
+    st = piece.status()
+    got = {"fps": st.get("fps"), "model": st.get("model"),
+           "model_source": st.get("model_source"), "storage": st.get("storage"),
+           "locked": st.get("locked")}
+    if not st.get("fps"):
+        failures.append(f"{name}: no light (fps {st.get('fps')})")
+    if how.get("ro") or how.get("full"):
+        st = _observe_unwritable(name, how, piece, got, failures)
+    if how.get("lock_cycle"):
+        steps = [piece.call("lock 4711"), piece.call("unlock 4711"), piece.call("preset list")]
+        got["lock_cycle"] = [s.get("message") or s.get("error") for s in steps]
+        if not all(s.get("ok") for s in steps):
+            failures.append(f"{name}: lock/unlock on a full card: {got['lock_cycle']}")
+    if "lock" in how:
+        if not st.get("locked"):
+            failures.append(f"{name}: a damaged lock file lifted the lock")
+        if piece.call("set brightness 1").get("ok"):
+            failures.append(f"{name}: a damaged lock file let a change through")
+    if name.startswith("poisoned"):
+        from lanthorn.host.torture import bundles
+        variant = name.split(": ", 1)[1]
+        allowed = ("previous", "current") if variant in bundles.MAY_RUN else ("previous",)
+        if st.get("model_source") not in allowed:
+            failures.append(f"{name}: running {st.get('model_source')}, expected "
+                            f"{' or '.join(allowed)}")
+    if name == "model file deleted while running" and st.get("model") is None:
+        failures.append(f"{name}: no model after the restart")
+    return got
+
+
+def _observe_unwritable(name, how, piece, got, failures) -> dict:
+    """A save on a read-only or full card must fail and the status must say so."""
+    save = piece.call("save")
+    got["save"] = save.get("error") or save.get("message")
+    if save.get("ok") and how.get("ro"):
+        failures.append(f"{name}: save on a read-only card answered OK")
+    st = piece.status()
+    if st.get("storage") == "ok":
+        failures.append(f"{name}: status does not say what could not be written")
+    got["storage"] = st.get("storage")
+    return st
