@@ -45,6 +45,11 @@ def _id(bundle_bytes: bytes) -> str:
     return bundle_bytes[32:64].hex()
 
 
+#: the kinds of faulty push and how often each is drawn
+KINDS = {"content bit flip": 2, "truncated": 2, "cut link": 1, "wire bit flips": 2,
+         "wire drops": 1, "valid checksum, bad content": 6}
+
+
 def run(piece, budget: dict, seed: int = 2) -> dict:
     rng = random.Random(seed)
     good_a = SHIPPED_MODEL.read_bytes()
@@ -57,61 +62,30 @@ def run(piece, budget: dict, seed: int = 2) -> dict:
     clean_ok = clean = 0
     t0 = time.monotonic()
     running = piece.model_sha()
-
-    def attempt(kind: str) -> tuple[bool, str, str | None]:
-        """One faulty push of kind ``kind``; returns (installed, answer, sha it should run)."""
-        target = good_b if running == _id(good_a) else good_a
-        if kind == "content bit flip":  # the file changed, its announced SHA-256 is the original's
-            b = bytearray(target)
-            for _ in range(rng.randrange(1, 4)):
-                b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-            ok, ans = piece.push(bytes(b), announce_sha=hashlib.sha256(target).hexdigest())
-            return ok, ans, None
-        if kind == "truncated":  # fewer bytes than announced, then the sender gives up
-            cut = rng.randrange(1, len(target) // 1024 + 1)
-            ok, ans = piece.push(target, cut_after=cut)
-            return ok, ans, None
-        if kind == "cut link":
-            ok, ans = piece.push(target, cut_after=rng.randrange(0, 4))
-            return ok, ans, None
-        if kind in ("wire bit flips", "wire drops"):  # transport damage: CRC + resend repair it
-            damage = _flip(rng, 0.3, rng.randrange(1, 4)) if kind == "wire bit flips" else _drop(rng, 0.2)
-            ok, ans = piece.push(target, damage=damage)
-            return ok, ans, _id(target)
-        name = rng.choice(sorted(bad))
-        ok, ans = piece.push(bad[name])
-        return ok, f"[{name}] {ans}", _id(bad[name]) if name in bundles.MAY_RUN else None
-
-    kinds = ["content bit flip", "truncated", "cut link", "wire bit flips", "wire drops",
-             "valid checksum, bad content"]
-    weights = [2, 2, 1, 2, 1, 6]
-    n = budget["pushes"]
     examples: dict[str, str] = {}
-    for i in range(n):
-        kind = rng.choices(kinds, weights)[0]
+    for i in range(budget["pushes"]):
+        kind = rng.choices(list(KINDS), list(KINDS.values()))[0]
         counts[kind] = counts.get(kind, 0) + 1
         before = running
+        target = good_b if running == _id(good_a) else good_a
         try:
-            ok, answer, may = attempt(kind)
+            ok, answer, may = _faulty_push(piece, rng, kind, target, bad)
         except Exception as exc:  # the harness lost the conversation: that is a finding too
             ok, answer, may = False, f"harness: {type(exc).__name__}: {exc}", None
         examples.setdefault(kind, answer[:200])
         if not piece.alive() or piece.proc.pid != pid:
             failures.append(f"push {i} ({kind}): the piece died: {answer[:200]}")
             break
-        now = piece.model_sha()
-        if now not in (before, may):
-            failures.append(f"push {i} ({kind}): running {now}, expected {before} or {may}: "
+        running = piece.model_sha()
+        if running not in (before, may):
+            failures.append(f"push {i} ({kind}): running {running}, expected {before} or {may}: "
                             f"{answer[:200]}")
         if ok and may is None:
             failures.append(f"push {i} ({kind}) was installed: {answer[:200]}")
-        running = now
         if (i + 1) % budget.get("clean_every", 1) == 0:  # a clean push must then succeed
-            target = good_b if running == _id(good_a) else good_a
             clean += 1
-            ok, answer = piece.push(target)
-            running = piece.model_sha()
-            if ok and running == _id(target):
+            running, ok, answer = _clean_push(piece, good_b if running == _id(good_a) else good_a)
+            if ok:
                 clean_ok += 1
             else:
                 failures.append(f"clean push after push {i} ({kind}) failed: {answer[:200]}")
@@ -126,6 +100,38 @@ def run(piece, budget: dict, seed: int = 2) -> dict:
             "running_known_model": running in shas, "rejected_files": rejected_kept,
             "seconds": round(time.monotonic() - t0, 1), "example_answers": examples,
             "failures": failures, "timing_notes": []}
+
+
+def _faulty_push(piece, rng, kind: str, target: bytes, bad: dict) -> tuple[bool, str, str | None]:
+    """One faulty push of kind ``kind`` (``target``: the good bundle it damages); returns
+    (installed, answer, the sha the piece may run afterwards besides the one it ran)."""
+    if kind == "content bit flip":  # the file changed, its announced SHA-256 is the original's
+        b = bytearray(target)
+        for _ in range(rng.randrange(1, 4)):
+            b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
+        ok, ans = piece.push(bytes(b), announce_sha=hashlib.sha256(target).hexdigest())
+        return ok, ans, None
+    if kind == "truncated":  # fewer bytes than announced, then the sender gives up
+        cut = rng.randrange(1, len(target) // 1024 + 1)
+        ok, ans = piece.push(target, cut_after=cut)
+        return ok, ans, None
+    if kind == "cut link":
+        ok, ans = piece.push(target, cut_after=rng.randrange(0, 4))
+        return ok, ans, None
+    if kind in ("wire bit flips", "wire drops"):  # transport damage: CRC + resend repair it
+        damage = _flip(rng, 0.3, rng.randrange(1, 4)) if kind == "wire bit flips" else _drop(rng, 0.2)
+        ok, ans = piece.push(target, damage=damage)
+        return ok, ans, _id(target)
+    name = rng.choice(sorted(bad))
+    ok, ans = piece.push(bad[name])
+    return ok, f"[{name}] {ans}", _id(bad[name]) if name in bundles.MAY_RUN else None
+
+
+def _clean_push(piece, target: bytes) -> tuple[str, bool, str]:
+    """Push a good bundle: the sha the piece then runs, whether it is ``target``'s, the answer."""
+    ok, answer = piece.push(target)
+    running = piece.model_sha()
+    return running, bool(ok and running == _id(target)), answer
 
 
 def _locked_pushes(piece, rng, n: int, good_a: bytes, good_b: bytes, failures: list) -> dict:
