@@ -19,6 +19,24 @@ def run(piece, budget: dict, seed: int = 6) -> dict:
     t0 = time.monotonic()
     if not piece.call(f"lock {pin}").get("ok"):
         failures.append("lock was refused")
+    refused = _writes_refused(piece, failures)
+    tried, evaluated, gaps, cut_done = _brute_force(piece, rng, pin, budget, failures)
+    if not piece.status().get("locked"):
+        failures.append("the lock was lifted by the brute force or the power cut")
+    opened = _open_after_the_wait(piece, pin, evaluated)
+    if not opened:
+        failures.append("the right PIN did not open the lock after the wait")
+    elif not piece.call("set brightness 61").get("ok"):
+        failures.append("set refused after unlock")
+    return {"writes_refused_while_locked": refused, "writes_tried": len(WRITES),
+            "guesses_sent": tried, "guesses_evaluated": evaluated,
+            "gaps_between_evaluated_guesses_s": gaps, "power_cut_during_brute_force": cut_done,
+            "brute_force_s": budget["brute_s"], "unlocked_with_right_pin": opened,
+            "seconds": round(time.monotonic() - t0, 1), "failures": failures}
+
+
+def _writes_refused(piece, failures: list) -> int:
+    """Every change refused as locked, reading still answered; how many were refused."""
     refused = 0
     for line in WRITES:
         ans = piece.call(line)
@@ -28,7 +46,13 @@ def run(piece, budget: dict, seed: int = 6) -> dict:
             refused += 1
     if not piece.call("get brightness").get("ok"):
         failures.append("reading refused while locked")
-    # brute force for budget["brute_s"] seconds, as fast as the console answers
+    return refused
+
+
+def _brute_force(piece, rng, pin: str, budget: dict, failures: list):
+    """Wrong PINs for budget["brute_s"] seconds, as fast as the console answers, with a power
+    cut after the second evaluated guess; each evaluated guess must have waited the
+    documented 1, 2, 4, ... s (minus timer slack). (sent, evaluated, gaps, cut done)."""
     tried = evaluated = 0
     evaluated_at = []
     end = time.monotonic() + budget["brute_s"]
@@ -39,11 +63,10 @@ def run(piece, budget: dict, seed: int = 6) -> dict:
             continue
         ans = piece.call(f"unlock {guess}")
         tried += 1
-        err = ans.get("error") or ""
         if ans.get("ok"):
             failures.append(f"wrong PIN {guess} unlocked the piece")
             break
-        if err.startswith("wrong PIN"):
+        if (ans.get("error") or "").startswith("wrong PIN"):
             evaluated += 1
             evaluated_at.append(time.monotonic())
         if not cut_done and evaluated >= 2 and budget.get("power_cut", True):
@@ -51,30 +74,19 @@ def run(piece, budget: dict, seed: int = 6) -> dict:
             piece.start()
             cut_done = True
     gaps = [round(b - a, 2) for a, b in zip(evaluated_at, evaluated_at[1:])]
-    # each gap must be at least the documented wait (1, 2, 4, ... s), minus timer slack
     for k, gap in enumerate(gaps, start=1):
         need = min(2.0 ** (k - 1), 300.0)
         if gap < need - 0.25:
             failures.append(f"guess {k + 1} was evaluated {gap} s after guess {k} (wait {need} s)")
-    status = piece.status()
-    if not status.get("locked"):
-        failures.append("the lock was lifted by the brute force or the power cut")
-    # the right PIN opens it once the wait is over
+    return tried, evaluated, gaps, cut_done
+
+
+def _open_after_the_wait(piece, pin: str, evaluated: int) -> bool:
+    """The right PIN opens the lock once the wait the wrong guesses earned is over."""
     wait = min(2.0 ** (max(evaluated, 1) - 1), 300.0)
     deadline = time.monotonic() + wait + 5
-    opened = False
     while time.monotonic() < deadline:
-        ans = piece.call(f"unlock {pin}")
-        if ans.get("ok"):
-            opened = True
-            break
+        if piece.call(f"unlock {pin}").get("ok"):
+            return True
         time.sleep(0.5)
-    if not opened:
-        failures.append("the right PIN did not open the lock after the wait")
-    elif not piece.call("set brightness 61").get("ok"):
-        failures.append("set refused after unlock")
-    return {"writes_refused_while_locked": refused, "writes_tried": len(WRITES),
-            "guesses_sent": tried, "guesses_evaluated": evaluated,
-            "gaps_between_evaluated_guesses_s": gaps, "power_cut_during_brute_force": cut_done,
-            "brute_force_s": budget["brute_s"], "unlocked_with_right_pin": opened,
-            "seconds": round(time.monotonic() - t0, 1), "failures": failures}
+    return False

@@ -28,29 +28,9 @@ def _rss_kb() -> int:
 
 
 def run(budget: dict, seed: int = 5) -> dict:
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.runtime import load
-    from lanthorn.device.storage import SHIPPED_MODEL
-    from lanthorn.hardware.body import open_body
-    from lanthorn.hardware.profile import load_profile
-
     days = float(budget["days"])
     sample_every = float(budget.get("sample_every_s", 3600.0))
-    body = open_body(load_profile("sim"), sim=True, seed=seed, realtime=False)
-    clock = body.clock
-    params = ParamStore()
-    params.set("quiet_hours", "22:00-08:00")
-    params.set("quiet_mode", "sleep")
-    start_minute = 9 * 60  # the museum opens
-
-    def minute_of_day() -> int:
-        return int((start_minute + clock() / 60.0) % 1440)
-
-    loop = Piece(body, params=params, model=load(str(SHIPPED_MODEL)), clock=clock,
-                      charge_compute=False, oled_thread=False, minute_of_day=minute_of_day,
-                      sensor_hz=budget.get("sensor_hz", 100.0), led_fps=budget.get("led_fps", 60.0),
-                      seed=seed)
+    body, loop = _museum_piece(budget, seed)
     samples = []
     t_wall = time.monotonic()
     total = days * DAY
@@ -69,26 +49,58 @@ def run(budget: dict, seed: int = 5) -> dict:
     per_day = max(1, int(round(budget.get("warmup_s", DAY) / sample_every)))
     first = samples[min(per_day, len(samples)) - 1]  # after the first day's warm-up
     last = samples[-1]
-    growth_kb = last["rss_kb"] - first["rss_kb"]
-    obj_growth = last["gc_objects"] - first["gc_objects"]
-    failures = []
-    bound_kb = budget.get("rss_bound_kb", 2048)
-    bound_obj = budget.get("gc_bound", 2000)
-    if len(samples) > per_day:
-        if growth_kb > bound_kb:
-            failures.append(f"RSS grew {growth_kb} kB after the first day (bound {bound_kb})")
-        if obj_growth > bound_obj:
-            failures.append(f"gc objects grew by {obj_growth} after the first day (bound {bound_obj})")
-        if last["fds"] != first["fds"] or last["threads"] != first["threads"]:
-            failures.append(f"fds/threads changed: {first['fds']}/{first['threads']} -> "
-                            f"{last['fds']}/{last['threads']}")
+    failures = _leaks(first, last, budget) if len(samples) > per_day else []
     return {"simulated_days": round(done / DAY, 3), "sensor_hz": loop.sensor_period and
             round(1.0 / loop.sensor_period, 2), "led_fps": round(1.0 / loop.led_period, 2),
             "frames": loop.frames_shown, "inferences": loop.inferences,
             "wall_s": round(time.monotonic() - t_wall, 1),
             "rss_kb_first_day": first["rss_kb"], "rss_kb_end": last["rss_kb"],
-            "rss_growth_kb_after_day1": growth_kb,
+            "rss_growth_kb_after_day1": last["rss_kb"] - first["rss_kb"],
             "gc_objects_first_day": first["gc_objects"], "gc_objects_end": last["gc_objects"],
             "fds": [samples[0]["fds"], last["fds"]], "threads": [samples[0]["threads"], last["threads"]],
             "frame_ms_p99_max": max((s["frame_ms_p99"] or 0) for s in samples),
             "samples": samples, "failures": failures}
+
+
+def _museum_piece(budget: dict, seed: int):
+    """A simulated piece on a simulated clock that starts when the museum opens (9:00) and
+    sleeps through quiet hours 22:00-08:00, as an exhibited piece would."""
+    from lanthorn.device.params import ParamStore
+    from lanthorn.device.piece import Piece
+    from lanthorn.device.runtime import load
+    from lanthorn.device.storage import SHIPPED_MODEL
+    from lanthorn.hardware.body import open_body
+    from lanthorn.hardware.profile import load_profile
+
+    body = open_body(load_profile("sim"), sim=True, seed=seed, realtime=False)
+    clock = body.clock
+    params = ParamStore()
+    params.set("quiet_hours", "22:00-08:00")
+    params.set("quiet_mode", "sleep")
+    start_minute = 9 * 60
+
+    def minute_of_day() -> int:
+        return int((start_minute + clock() / 60.0) % 1440)
+
+    loop = Piece(body, params=params, model=load(str(SHIPPED_MODEL)), clock=clock,
+                 charge_compute=False, oled_thread=False, minute_of_day=minute_of_day,
+                 sensor_hz=budget.get("sensor_hz", 100.0), led_fps=budget.get("led_fps", 60.0),
+                 seed=seed)
+    return body, loop
+
+
+def _leaks(first: dict, last: dict, budget: dict) -> list[str]:
+    """What grew after the first day's warm-up beyond its bound: RSS, gc objects, fds, threads."""
+    failures = []
+    growth_kb = last["rss_kb"] - first["rss_kb"]
+    obj_growth = last["gc_objects"] - first["gc_objects"]
+    bound_kb = budget.get("rss_bound_kb", 2048)
+    bound_obj = budget.get("gc_bound", 2000)
+    if growth_kb > bound_kb:
+        failures.append(f"RSS grew {growth_kb} kB after the first day (bound {bound_kb})")
+    if obj_growth > bound_obj:
+        failures.append(f"gc objects grew by {obj_growth} after the first day (bound {bound_obj})")
+    if last["fds"] != first["fds"] or last["threads"] != first["threads"]:
+        failures.append(f"fds/threads changed: {first['fds']}/{first['threads']} -> "
+                        f"{last['fds']}/{last['threads']}")
+    return failures
