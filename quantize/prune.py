@@ -471,7 +471,6 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
     BatchNorm, the head's columns), mask the zeroed weights, fine-tune on the training
     sessions (early stopping on validation), export and pre-process. Returns (model, info)."""
     import onnx
-    import torch
     import torch.nn.utils.prune as tprune
 
     from lanthorn.quantize import net as nets
@@ -482,6 +481,31 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
                          "sessions), not an .npz of inputs; drop --checkpoint to prune without it")
     net, _ = nets.load_checkpoint(checkpoint)
     g = _G(model)
+    convs, gemm = _checkpoint_layers(g, net, checkpoint)
+    keeps = [plan.get(g.key(c), np.arange(b["conv"].out_channels))
+             for c, b in zip(convs, net.blocks)]
+    new = _narrower_net(net, keeps)
+    modules = {g.key(c): b["conv"] for c, b in zip(convs, new.blocks)}
+    modules[g.key(gemm)] = new.head
+    for key, f in sp_fracs.items():
+        if f > 0:
+            tprune.l1_unstructured(modules[key], "weight", amount=float(f))
+    info = {"epochs": epochs, "widths": list(new.cfg.widths), "arch_macs": new.cfg.macs(),
+            "arch_macs_before": net.cfg.macs()}
+    if epochs > 0:
+        info.update(_finetune(new, data.splits, epochs, seed, log))
+    for m in modules.values():   # the masks' zeros become the weights themselves
+        if tprune.is_pruned(m):
+            tprune.remove(m, "weight")
+    new.eval()
+    out = onnx_with_spec(nets.export_onnx(new), data.spec)
+    return preprocess(onnx.load_from_string(out)), info
+
+
+def _checkpoint_layers(g: _G, net, checkpoint) -> tuple[list, object]:
+    """The ONNX model's convs (one per block of ``net``) and its one Gemm (the head), refused
+    unless the checkpoint is the one trained with this model: the plan names ONNX layers,
+    the fine-tuning changes the checkpoint's."""
     wl = [n for n in g.nodes if _is_dense_weighted(g, n)]
     convs = [n for n in wl if n.op_type == "Conv"]
     gemms = [n for n in wl if n.op_type == "Gemm"]
@@ -490,8 +514,15 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
                    for c, b in zip(convs, net.blocks))):
         raise PruneError(f"{checkpoint}: this checkpoint's layers do not match the ONNX model; "
                          f"pass the checkpoint written with it by 'lanthorn train'")
-    keeps = [plan.get(g.key(c), np.arange(b["conv"].out_channels))
-             for c, b in zip(convs, net.blocks)]
+    return convs, gemms[0]
+
+
+def _narrower_net(net, keeps: list):
+    """A TemperamentNet as wide as ``keeps`` says, holding ``net``'s kept filters, their
+    BatchNorm statistics and the input columns the next layer reads from them."""
+    import torch
+
+    from lanthorn.quantize import net as nets
     cfg = copy.deepcopy(net.cfg)
     cfg.widths = tuple(len(k) for k in keeps)
     new = nets.TemperamentNet(cfg)
@@ -505,25 +536,17 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
             prev = k
         new.head.weight.copy_(net.head.weight[:, prev])
         new.head.bias.copy_(net.head.bias)
-    modules = {g.key(c): b["conv"] for c, b in zip(convs, new.blocks)}
-    modules[g.key(gemms[0])] = new.head
-    for key, f in sp_fracs.items():
-        if f > 0:
-            tprune.l1_unstructured(modules[key], "weight", amount=float(f))
-    s = data.splits
-    info = {"epochs": epochs, "widths": list(cfg.widths), "arch_macs": cfg.macs(),
-            "arch_macs_before": net.cfg.macs()}
-    if epochs > 0:
-        fr = nets.fit(new, s.train.X, s.train.y, s.train.weights, s.val.X, s.val.y,
-                      epochs=epochs, lr=FINETUNE_LR, patience=epochs, seed=seed,
-                      progress=False, desc="fine-tune", ring=s.spec.ring)
-        info.update({"best_epoch": fr.best_epoch, "epochs_run": fr.epochs_run,
-                     "val_accuracy": round(fr.best_val_accuracy, 4)})
-        log(f"fine-tuned {fr.epochs_run} epochs: validation accuracy "
-            f"{100 * fr.best_val_accuracy:.1f}% (best epoch {fr.best_epoch})")
-    for m in modules.values():
-        if tprune.is_pruned(m):
-            tprune.remove(m, "weight")
-    new.eval()
-    out = onnx_with_spec(nets.export_onnx(new), data.spec)
-    return preprocess(onnx.load_from_string(out)), info
+    return new
+
+
+def _finetune(new, s, epochs: int, seed: int, log) -> dict:
+    """Repair what the cut cost, training as 'lanthorn train' does (its learning rate
+    schedule, early stopping on the validation sessions); returns the run's figures."""
+    from lanthorn.quantize import net as nets
+    fr = nets.fit(new, s.train.X, s.train.y, s.train.weights, s.val.X, s.val.y,
+                  epochs=epochs, lr=FINETUNE_LR, patience=epochs, seed=seed,
+                  progress=False, desc="fine-tune", ring=s.spec.ring)
+    log(f"fine-tuned {fr.epochs_run} epochs: validation accuracy "
+        f"{100 * fr.best_val_accuracy:.1f}% (best epoch {fr.best_epoch})")
+    return {"best_epoch": fr.best_epoch, "epochs_run": fr.epochs_run,
+            "val_accuracy": round(fr.best_val_accuracy, 4)}

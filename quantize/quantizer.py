@@ -232,63 +232,88 @@ def bias_correct(model, data: ModelData, max_windows: int = 128):
     (padding included, as the engine sees it). Returns (corrected model, {node: |shift|}).
     """
     import onnx
-    import torch
     from onnx import numpy_helper
-
-    from lanthorn.quantize.qdq import quantize_qdq
     nodes = _weight_nodes(model)
     if not nodes:
         return model, {}
-    with tempfile.TemporaryDirectory() as tmp:
-        one = list(data.feeds(data.calib_x[:1]))
-        wq = dequantized_weights(onnx.load(str(quantize_qdq(model, Path(tmp) / "w.onnx", one))))
+    wq = _rounded_weights(model, data)
     rows = data.calib_x[np.linspace(0, len(data.calib_x) - 1, min(max_windows, len(data.calib_x))).astype(int)]
     means = _intermediates(model, sorted({n.input[0] for n in nodes}), data.feeds(rows))
     out = onnx.ModelProto()
     out.CopyFrom(model)
     inits = {t.name: t for t in out.graph.initializer}
-    nodes = _weight_nodes(out)
     shifts = {}
-    for node in nodes:
+    for node in _weight_nodes(out):
         if node.name not in wq:
             continue
         w = numpy_helper.to_array(inits[node.input[1]]).astype(np.float32)
-        err = w - wq[node.name]
-        x = torch.from_numpy(means[node.input[0]])
-        a = _attrs(node)
-        if node.op_type == "Conv":
-            nd = w.ndim - 2
-            pads = list(a.get("pads", [0] * 2 * nd))
-            if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                continue  # SAME_* padding: leave the bias alone rather than guess
-            conv = torch.nn.functional.conv1d if nd == 1 else torch.nn.functional.conv2d
-            if nd == 1:
-                xp = torch.nn.functional.pad(x, (pads[0], pads[1]))
-            else:
-                xp = torch.nn.functional.pad(x, (pads[1], pads[3], pads[0], pads[2]))
-            y = conv(xp, torch.from_numpy(err), stride=a.get("strides", [1] * nd),
-                     dilation=a.get("dilations", [1] * nd), groups=a.get("group", 1))
-            delta = y.mean(dim=tuple(range(2, y.ndim)))[0].numpy()
-        else:  # Gemm: y = alpha * A @ B' + beta * C
-            if a.get("transA", 0):
-                continue
-            e = err.T if a.get("transB", 0) else err          # [K, N]
-            delta = a.get("alpha", 1.0) * (x.numpy().reshape(1, -1) @ e)[0] / a.get("beta", 1.0)
-        n_out = delta.shape[0]
-        if len(node.input) > 2 and node.input[2]:
-            b = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
-            if b.shape != (n_out,):
-                continue  # a broadcast bias: unusual, leave it
-            inits[node.input[2]].CopyFrom(numpy_helper.from_array((b + delta).astype(np.float32),
-                                                                   node.input[2]))
-        else:
-            bname = f"{node.name or node.output[0]}_bias_correction"
-            out.graph.initializer.append(numpy_helper.from_array(delta.astype(np.float32), bname))
-            while len(node.input) < 3:
-                node.input.append("")
-            node.input[2] = bname
-        shifts[node.name] = float(np.abs(delta).mean())
+        delta = _mean_error(node, w - wq[node.name], means[node.input[0]])
+        if delta is not None and _fold_into_bias(out, inits, node, delta):
+            shifts[node.name] = float(np.abs(delta).mean())
     return out, shifts
+
+
+def _rounded_weights(model, data: ModelData) -> dict[str, np.ndarray]:
+    """The weights as the bundle will hold them, by a weight-only pass of the very quantizer
+    (one calibration window: activation ranges do not matter here)."""
+    import onnx
+
+    from lanthorn.quantize.qdq import quantize_qdq
+    with tempfile.TemporaryDirectory() as tmp:
+        one = list(data.feeds(data.calib_x[:1]))
+        return dequantized_weights(onnx.load(str(quantize_qdq(model, Path(tmp) / "w.onnx", one))))
+
+
+def _mean_error(node, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """Per output channel, the mean the rounding error ``err`` adds given the layer's mean
+    input ``x``; None where that cannot be known for sure (the bias is then left alone)."""
+    a = _attrs(node)
+    if node.op_type == "Conv":
+        return _conv_mean_error(a, err, x)
+    # Gemm: y = alpha * A @ B' + beta * C
+    if a.get("transA", 0):
+        return None
+    e = err.T if a.get("transB", 0) else err          # [K, N]
+    return a.get("alpha", 1.0) * (x.reshape(1, -1) @ e)[0] / a.get("beta", 1.0)
+
+
+def _conv_mean_error(a: dict, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """The error convolved with the mean input, padded as the engine pads, averaged over
+    output positions (convolution is linear, so this is the mean of the error)."""
+    import torch
+    nd = err.ndim - 2
+    pads = list(a.get("pads", [0] * 2 * nd))
+    if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+        return None  # SAME_* padding: leave the bias alone rather than guess
+    conv = torch.nn.functional.conv1d if nd == 1 else torch.nn.functional.conv2d
+    x = torch.from_numpy(x)
+    if nd == 1:
+        xp = torch.nn.functional.pad(x, (pads[0], pads[1]))
+    else:
+        xp = torch.nn.functional.pad(x, (pads[1], pads[3], pads[0], pads[2]))
+    y = conv(xp, torch.from_numpy(err), stride=a.get("strides", [1] * nd),
+             dilation=a.get("dilations", [1] * nd), groups=a.get("group", 1))
+    return y.mean(dim=tuple(range(2, y.ndim)))[0].numpy()
+
+
+def _fold_into_bias(out, inits: dict, node, delta: np.ndarray) -> bool:
+    """Add ``delta`` to the node's bias in ``out`` (creating one if it has none); False,
+    and nothing changed, for a broadcast bias."""
+    from onnx import numpy_helper
+    n_out = delta.shape[0]
+    if len(node.input) > 2 and node.input[2]:
+        b = numpy_helper.to_array(inits[node.input[2]]).astype(np.float32)
+        if b.shape != (n_out,):
+            return False  # a broadcast bias: unusual, leave it
+        inits[node.input[2]].CopyFrom(numpy_helper.from_array((b + delta).astype(np.float32),
+                                                               node.input[2]))
+    else:
+        bname = f"{node.name or node.output[0]}_bias_correction"
+        out.graph.initializer.append(numpy_helper.from_array(delta.astype(np.float32), bname))
+        while len(node.input) < 3:
+            node.input.append("")
+        node.input[2] = bname
+    return True
 
 
 # --------------------------------------------------------------------------- 7. evaluation

@@ -188,16 +188,38 @@ def warnings_for(result) -> list[str]:
 
 def write_report(result, data, folder) -> Path:
     """Write report.md, report.json and the plots into ``folder``; returns report.md's path."""
-    from lanthorn.quantize.metrics import format_confusion
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     labels = tuple(result.bundle.labels) or data.labels
-    final, base = result.final, result.evaluations[0]
-    pngs = {"confusion": plot_confusions(final, labels, folder / "confusion.png"),
+    pngs = _plots(result, labels, folder)
+    md = _summary(result, data)
+    md += _float_against_int8(result, pngs["pruning"])
+    md += _layer_errors(result, pngs["layers"])
+    if result.pruning:
+        md += _pruning(result.pruning, result.final, pngs["sensitivity"])
+    md += _confusions(result.final, labels, pngs["confusion"])
+    md += ["## Tasting notes: what went into this model", ""] + tasting_notes(result.provenance)
+    md += [""]
+    doc = result.to_json()
+    doc["files"] = {"markdown": "report.md", **{k: v for k, v in pngs.items() if v}}
+    atomic_write_text(folder / "report.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
+    atomic_write_text(folder / "report.md", "\n".join(md))
+    return folder / "report.md"
+
+
+def _plots(result, labels, folder: Path) -> dict:
+    """Every figure, drawn before the text: the Markdown links only the ones that exist
+    (a plot with nothing to show, e.g. pruning with one variant, is not written)."""
+    return {"confusion": plot_confusions(result.final, labels, folder / "confusion.png"),
             "layers": plot_layers(result.layers, folder / "layers.png"),
             "pruning": plot_pruning(result.evaluations, folder / "pruning.png"),
             "sensitivity": plot_sensitivity(result.pruning.get("sensitivity", {}),
                                             folder / "sensitivity.png")}
+
+
+def _summary(result, data) -> list[str]:
+    """The title, what was measured on what, and the warnings: what an artist must read
+    before any table."""
     name = result.bundle.card.get("name", result.out.stem)
     md = [f"# Quantization report: {name}", ""]
     md += [f"Bundle `{result.out.name}` (sha256 `{result.sha256[:16]}…`), "
@@ -210,79 +232,109 @@ def write_report(result, data, folder) -> Path:
     warn = warnings_for(result)
     if warn:
         md += ["## Warnings", ""] + [f"- {w}" for w in warn] + [""]
-    md += ["## Float against int8", ""]
-    rows = []
-    for e in result.evaluations:
-        delta = "–" if e.float_accuracy is None else f"{100 * (e.int8_accuracy - e.float_accuracy):+.2f}"
-        rows.append([e.name + (" (written)" if e is final else ""), _pct(e.float_accuracy),
-                     _pct(e.int8_accuracy), delta, _pct(e.agreement), f"{e.macs:,}",
-                     _kb(e.float_bytes), _kb(e.bundle_bytes),
-                     _kb(e.extra.get("bundle_bytes_without_twin")),
-                     _kb(e.extra.get("bundle_lzma_bytes")),
-                     f"{e.float_bytes / max(1, e.bundle_bytes):.2f}×"])
-    md += _table(["model", "float", "int8", "Δ points", "agreement", "MACs", "float ONNX",
-                  "bundle", "bundle w/o twin", "bundle lzma", "float/bundle"], rows)
-    bare = final.extra.get("bundle_bytes_without_twin", final.bundle_bytes)
+    return md
+
+
+def _float_against_int8(result, pruning_png) -> list[str]:
+    """One row per variant tried, then the written bundle against the float file the artist
+    started from (the comparison the project's size and MAC claims rest on)."""
     from lanthorn.quantize.quantizer import _compared
+    final, base = result.final, result.evaluations[0]
+    md = ["## Float against int8", ""]
+    md += _table(["model", "float", "int8", "Δ points", "agreement", "MACs", "float ONNX",
+                  "bundle", "bundle w/o twin", "bundle lzma", "float/bundle"],
+                 [_variant_row(e, final) for e in result.evaluations])
+    bare = final.extra.get("bundle_bytes_without_twin", final.bundle_bytes)
     md += ["", f"The written bundle against the unpruned float ONNX: "
            f"{_compared(base.float_bytes, final.bundle_bytes)} "
            f"({_compared(base.float_bytes, bare)} without the QDQ twin the bundle carries "
            f"for cross-checking), {base.macs / max(1, final.macs):.2f}× fewer MACs.", ""]
-    if pngs["pruning"]:
-        md += [f"![accuracy against cost]({pngs['pruning']})", ""]
-    md += ["## Per-layer quantization error", "",
-           "SQNR of the int8 model's activation against the float model's at the same point "
-           "(errors accumulate downstream), and of each layer's weights alone.", ""]
+    if pruning_png:
+        md += [f"![accuracy against cost]({pruning_png})", ""]
+    return md
+
+
+def _variant_row(e, final) -> list:
+    """A variant's figures as table cells; "(written)" marks the one in the bundle."""
+    delta = "–" if e.float_accuracy is None else f"{100 * (e.int8_accuracy - e.float_accuracy):+.2f}"
+    return [e.name + (" (written)" if e is final else ""), _pct(e.float_accuracy),
+            _pct(e.int8_accuracy), delta, _pct(e.agreement), f"{e.macs:,}",
+            _kb(e.float_bytes), _kb(e.bundle_bytes),
+            _kb(e.extra.get("bundle_bytes_without_twin")),
+            _kb(e.extra.get("bundle_lzma_bytes")),
+            f"{e.float_bytes / max(1, e.bundle_bytes):.2f}×"]
+
+
+def _layer_errors(result, layers_png) -> list[str]:
+    """Where the int8 model drifts from the float one, layer by layer (with the bias shift
+    bias correction gave it), so a bad layer can be found by name."""
+    md = ["## Per-layer quantization error", "",
+          "SQNR of the int8 model's activation against the float model's at the same point "
+          "(errors accumulate downstream), and of each layer's weights alone.", ""]
     md += _table(["layer", "op", "activation SQNR (dB)", "weight SQNR (dB)", "bias shift"],
                  [[r["node"], r["op"], r["sqnr_db"], r.get("weight_sqnr_db", "–"),
                    f"{result.bias_shifts[r['node']]:.4f}" if r["node"] in result.bias_shifts else "–"]
                   for r in result.layers])
-    if pngs["layers"]:
-        md += ["", f"![per-layer error]({pngs['layers']})"]
-    md += [""]
-    if result.pruning:
-        p = result.pruning
-        md += ["## Pruning", "", f"{p['label']}; {p['method']}. Weights zero in the int8 "
-               f"bundle: {100 * final.extra.get('int8_weight_zeros', 0):.1f}%.", ""]
-        if p.get("layers"):
-            md += _table(["layer", "channels before", "after", "removed", "sparsity"],
-                         [[r["layer"], r["channels_before"], r["channels_after"],
-                           f"{100 * r['fraction']:.0f}%",
-                           f"{100 * r['sparsity']:.0f}%" if "sparsity" in r else "–"]
-                          for r in p["layers"]])
-            md += [""]
-        if p.get("not_prunable"):
-            md += ["Left whole: " + "; ".join(f"`{k}` ({v})" for k, v in p["not_prunable"].items()),
-                   ""]
-        if p.get("sensitivity"):
-            fr = sorted({f for d in p["sensitivity"].values() for f in d}, key=float)
-            md += ["Sensitivity (share of held-out validation windows whose class changes when "
-                   "only this layer is pruned):", ""]
-            md += _table(["layer"] + [f"{100 * float(f):.0f}%" for f in fr],
-                         [[k] + [f"{100 * d.get(f, float('nan')):.1f}%" for f in fr]
-                          for k, d in p["sensitivity"].items()])
-            if pngs["sensitivity"]:
-                md += ["", f"![sensitivity]({pngs['sensitivity']})"]
-            md += [""]
-        ft = p.get("finetune") or {}
-        if ft:
-            line = (f"Fine-tuning: widths {ft.get('widths')}, {ft.get('epochs_run', 0)} of "
-                    f"{ft.get('epochs')} epochs")
-            if "val_accuracy" in ft:
-                line += (f", best validation accuracy {100 * ft['val_accuracy']:.2f}% at epoch "
-                         f"{ft.get('best_epoch')}")
-            md += [line + ".", ""]
-    if final.float_confusion is not None:
-        md += ["## Confusion matrices (held-out)", "", f"float ({final.name}):", "", "```",
-               format_confusion(np.asarray(final.float_confusion), labels), "```", "",
-               f"int8 ({final.name}):", "", "```",
-               format_confusion(np.asarray(final.int8_confusion), labels), "```", ""]
-        if pngs["confusion"]:
-            md += [f"![confusion]({pngs['confusion']})", ""]
-    md += ["## Tasting notes: what went into this model", ""] + tasting_notes(result.provenance)
-    md += [""]
-    doc = result.to_json()
-    doc["files"] = {"markdown": "report.md", **{k: v for k, v in pngs.items() if v}}
-    atomic_write_text(folder / "report.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
-    atomic_write_text(folder / "report.md", "\n".join(md))
-    return folder / "report.md"
+    if layers_png:
+        md += ["", f"![per-layer error]({layers_png})"]
+    return md + [""]
+
+
+def _pruning(p: dict, final, sensitivity_png) -> list[str]:
+    """What pruning removed, what it left whole and why, how each layer took it, and the
+    fine-tuning that followed (``p`` is ``PruneResult.to_json()``)."""
+    md = ["## Pruning", "", f"{p['label']}; {p['method']}. Weights zero in the int8 "
+          f"bundle: {100 * final.extra.get('int8_weight_zeros', 0):.1f}%.", ""]
+    if p.get("layers"):
+        md += _table(["layer", "channels before", "after", "removed", "sparsity"],
+                     [[r["layer"], r["channels_before"], r["channels_after"],
+                       f"{100 * r['fraction']:.0f}%",
+                       f"{100 * r['sparsity']:.0f}%" if "sparsity" in r else "–"]
+                      for r in p["layers"]])
+        md += [""]
+    if p.get("not_prunable"):
+        md += ["Left whole: " + "; ".join(f"`{k}` ({v})" for k, v in p["not_prunable"].items()),
+               ""]
+    if p.get("sensitivity"):
+        md += _sensitivity(p["sensitivity"], sensitivity_png)
+    return md + _finetune(p.get("finetune") or {})
+
+
+def _sensitivity(sens: dict, png) -> list[str]:
+    """One column per fraction any layer was tried at (a layer not tried there reads nan)."""
+    fr = sorted({f for d in sens.values() for f in d}, key=float)
+    md = ["Sensitivity (share of held-out validation windows whose class changes when "
+          "only this layer is pruned):", ""]
+    md += _table(["layer"] + [f"{100 * float(f):.0f}%" for f in fr],
+                 [[k] + [f"{100 * d.get(f, float('nan')):.1f}%" for f in fr]
+                  for k, d in sens.items()])
+    if png:
+        md += ["", f"![sensitivity]({png})"]
+    return md + [""]
+
+
+def _finetune(ft: dict) -> list[str]:
+    """One line on the fine-tuning run, if there was one (none without a checkpoint)."""
+    if not ft:
+        return []
+    line = (f"Fine-tuning: widths {ft.get('widths')}, {ft.get('epochs_run', 0)} of "
+            f"{ft.get('epochs')} epochs")
+    if "val_accuracy" in ft:
+        line += (f", best validation accuracy {100 * ft['val_accuracy']:.2f}% at epoch "
+                 f"{ft.get('best_epoch')}")
+    return [line + ".", ""]
+
+
+def _confusions(final, labels, png) -> list[str]:
+    """The written model's confusion matrices as text, float then int8 (none without
+    held-out labels, e.g. calibrated on an .npz of inputs)."""
+    from lanthorn.quantize.metrics import format_confusion
+    if final.float_confusion is None:
+        return []
+    md = ["## Confusion matrices (held-out)", "", f"float ({final.name}):", "", "```",
+          format_confusion(np.asarray(final.float_confusion), labels), "```", "",
+          f"int8 ({final.name}):", "", "```",
+          format_confusion(np.asarray(final.int8_confusion), labels), "```", ""]
+    if png:
+        md += [f"![confusion]({png})", ""]
+    return md

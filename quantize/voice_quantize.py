@@ -20,6 +20,7 @@ import json
 import math
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -217,56 +218,128 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     ``signing_key`` (an Ed25519 key, :mod:`lanthorn.device.signing`) signs it, so a locked
     object installs it like a signed gesture model."""
     from lanthorn.device.bundle import read_bundle, write_bundle
-    from lanthorn.device.graph import layer_macs
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.runtime import load
-    from lanthorn.quantize.qdq import quantize_qdq
-    from lanthorn.quantize.ort_oracle import ort_session
-    from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize.quantizer import graph_macs
 
     t0 = time.perf_counter()
     fmodel, spec, arch = read_voice_onnx(float_onnx)
     corpus = load_corpus(corpus_dir)
+    feeds = _calibration_feeds(corpus, corpus_dir, spec, n_calib, seed, log)
+    info = summarize(corpus_dir)
+    mix = _mix(info)
+    licences = sorted({v["licence"] or "none" for v in mix.values()})
+    bundle = _quantize(float_onnx, feeds, spec, {"corpus": str(corpus_dir), "sources": mix,
+                                                 "licences": licences})
+    macs = graph_macs(bundle.graph)
+    checked = check_twin(bundle, feeds[:64])
+    model, ours, params = _same_phrases_both_ways(bundle, spec, seed)
+    ppl_float, ppl_int8 = _perplexities(fmodel, model, spec, corpus)
+    tasting = _Tasting(spec, arch, macs, mix, licences, ppl_float, ppl_int8, params,
+                       taste(ours, corpus, params, seed=seed))
+    bundle.card = _card(tasting, name or Path(out).stem, card_extra)
+    write_bundle(bundle, out, signing_key)
+    report = _report(tasting, out, read_bundle(out), bundle.card["mix"], info["warnings"],
+                     checked, t0)
+    if report_dir:
+        write_report(report, Path(report_dir))
+    ppl = (f"held-out perplexity float {ppl_float['all']:.2f} -> int8 {ppl_int8['all']:.2f}"
+           if ppl_float["all"] else "no held-out lines")
+    log(f"wrote {out}: {macs:,} MACs/char, {ppl}; {checked} logits identical to "
+        f"onnxruntime; longest verbatim copy in samples {tasting.longest} chars")
+    return report
+
+
+def _calibration_feeds(corpus, corpus_dir, spec: VoiceSpec, n_calib: int, seed: int,
+                       log) -> list[dict]:
+    """Calibration contexts from the corpus the voice is shipped with (which may have
+    changed since training: a character it no longer uses is noted, not refused)."""
     missing = sorted(set(spec.vocab[1:]) - {c for ln in corpus.lines for c in ln.text})
     if missing:
         log(f"note: the corpus no longer uses {''.join(missing)!r}, which the model knows")
     x, _, _, _, _ = examples(corpus.lines, spec)
     if not len(x):
         raise UserError(f"{corpus_dir}: no lines to calibrate the voice on")
-    feeds = _calibration(x, n_calib, seed)
-    info = summarize(corpus_dir)
-    mix = {s: {k: v[k] for k in ("lines", "chars", "share_chars", "weight", "share_effective",
-                                 "licence", "author", "consent", "date")}
-           for s, v in info["sources"].items()}
-    licences = sorted({v["licence"] or "none" for v in mix.values()})
+    return _calibration(x, n_calib, seed)
+
+
+def _mix(info: dict) -> dict:
+    """Per source, the figures the tasting notes show: sizes, shares, weight, and who gave
+    it under what licence and consent (the provenance travels with the bundle)."""
+    return {s: {k: v[k] for k in ("lines", "chars", "share_chars", "weight", "share_effective",
+                                  "licence", "author", "consent", "date")}
+            for s, v in info["sources"].items()}
+
+
+def _quantize(float_onnx, feeds: list[dict], spec: VoiceSpec, provenance: dict):
+    """The bundle, by the one quantize_static path every lanthorn model takes (its card is
+    written once the voice has been checked and tasted)."""
+    from lanthorn.quantize.qdq import quantize_qdq
+    from lanthorn.quantize.qdq_import import bundle_from_qdq
     with tempfile.TemporaryDirectory() as tmp:
         qdq = quantize_qdq(float_onnx, Path(tmp) / "voice.qdq.onnx", feeds)
-        bundle = bundle_from_qdq(qdq, labels=output_labels(spec), card={}, provenance={
-            "corpus": str(corpus_dir), "sources": mix, "licences": licences})
-    g = bundle.graph
-    macs = int(sum(layer_macs(layer, g) for layer in g.layers))
-    checked = check_twin(bundle, feeds[:64])
-    # the same phrase through our engine and through onnxruntime on the twin
+        return bundle_from_qdq(qdq, labels=output_labels(spec), card={}, provenance=provenance)
+
+
+def _same_phrases_both_ways(bundle, spec: VoiceSpec, seed: int):
+    """Sample the same phrase through our engine and through onnxruntime on the twin: equal
+    logits are not enough if the sampler reads them differently. Returns (our int8 model,
+    its Voice, the sampler parameters the piece would use)."""
+    from lanthorn.device.params import ParamStore
+    from lanthorn.device.runtime import load
     model = load(bundle)
     bundle.card = {"kind": KIND, "voice": spec.to_json()}   # Voice() needs the spec first
     ours, theirs = Voice(model), Voice(model, step=ort_voice_step(bundle))
     params = ParamStore().snapshot()
+    sampler = [params[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")]
     for mood in spec.moods[:2]:
-        a = ours.generate(mood, seed, params["voice_temperature"], params["voice_top_k"], params["voice_max_len"])
-        b = theirs.generate(mood, seed, params["voice_temperature"], params["voice_top_k"], params["voice_max_len"])
+        a = ours.generate(mood, seed, *sampler)
+        b = theirs.generate(mood, seed, *sampler)
         if a.text != b.text:
             raise UserError(f"a phrase sampled through lanthorn ({a.text!r}) differs from "
                             f"onnxruntime's ({b.text!r}): not writing this voice")
-    # perplexities, float (onnxruntime on the float model) and int8 (our engine)
+    return model, ours, params
+
+
+def _perplexities(fmodel, model, spec: VoiceSpec, corpus) -> tuple[dict, dict]:
+    """Held-out perplexity per source, float (onnxruntime on the float model) and int8 (our
+    engine): what quantization cost, source by source."""
+    from lanthorn.quantize.ort_oracle import ort_session
     _, held = split_lines(corpus, 0.1)
     fsess = ort_session(fmodel.SerializeToString())
     ppl_float = _ppl(lambda t: fsess.run(None, {"tokens": t[None]})[0], spec, held)
     ppl_int8 = _ppl(lambda t: model(t.astype(np.int32)), spec, held)
-    samples = taste(ours, corpus, params, seed=seed)
-    copied = [s for s in samples if s["copied"]]
-    longest = max((s["verbatim_chars"] for s in samples), default=0)
-    name = name or Path(out).stem
-    card = {"name": name, "kind": KIND, "voice": spec.to_json(),
+    return ppl_float, ppl_int8
+
+
+@dataclass
+class _Tasting:
+    """What the voice is made of and sounds like: the figures both the card (which travels
+    with the bundle) and the report carry."""
+
+    spec: VoiceSpec
+    arch: dict
+    macs: int
+    mix: dict
+    licences: list[str]
+    ppl_float: dict
+    ppl_int8: dict
+    params: dict
+    samples: list[dict]
+
+    @property
+    def longest(self) -> int:
+        return max((s["verbatim_chars"] for s in self.samples), default=0)
+
+    @property
+    def copies(self) -> int:
+        """Samples copying more than VERBATIM_LIMIT characters of a corpus line."""
+        return len([s for s in self.samples if s["copied"]])
+
+
+def _card(t: _Tasting, name: str, card_extra: dict | None) -> dict:
+    """The voice's card: what it is, what it may be used for and its limits, its licence,
+    and the tasting figures rounded for reading (``card_extra`` last: it may override)."""
+    spec, arch, macs, licences = t.spec, t.arch, t.macs, t.licences
+    return {"name": name, "kind": KIND, "voice": spec.to_json(),
             "description": "the piece's voice: a character-level language model that writes a "
                            "short phrase for the OLED in the current mood",
             "architecture": f"MLP over the mood and the last {spec.context} characters: "
@@ -278,38 +351,35 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
             "licence": " AND ".join(licences),
             "shippable": all(lic in SHIPPABLE_LICENCES for lic in licences),
             "mix": {s: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
-                    for s, m in mix.items()},
+                    for s, m in t.mix.items()},
             "macs_per_char": macs,
-            "perplexity_float": {k: round(v, 3) for k, v in ppl_float.items() if v},
-            "perplexity_int8": {k: round(v, 3) for k, v in ppl_int8.items() if v},
-            "sampler": {k: params[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")},
+            "perplexity_float": {k: round(v, 3) for k, v in t.ppl_float.items() if v},
+            "perplexity_int8": {k: round(v, 3) for k, v in t.ppl_int8.items() if v},
+            "sampler": {k: t.params[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")},
             "samples": [{k: s[k] for k in ("mood", "seed", "text", "nearest_source",
-                                           "verbatim_chars")} for s in samples],
+                                           "verbatim_chars")} for s in t.samples],
             "verbatim_limit": VERBATIM_LIMIT,
-            "longest_verbatim_chars": longest,
-            "copies_beyond_limit": len(copied),
+            "longest_verbatim_chars": t.longest,
+            "copies_beyond_limit": t.copies,
             **(card_extra or {})}
-    bundle.card = card
-    write_bundle(bundle, out, signing_key)
-    shipped = read_bundle(out)
-    report = {"bundle": str(out), "sha256": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
-              "signed_by": (shipped.signature[0].hex() if shipped.signature else None),
-              "macs_per_char": macs, "arch": arch, "vocab": spec.vocab, "moods": list(spec.moods),
-              "context": spec.context, "mix": card["mix"], "licences": licences,
-              "warnings": info["warnings"],
-              "perplexity_float": ppl_float, "perplexity_int8": ppl_int8,
-              "matches_onnxruntime": {"elements_checked": checked, "mismatches": 0,
-                                      "phrases_identical": True},
-              "samples": samples, "verbatim_limit": VERBATIM_LIMIT,
-              "longest_verbatim_chars": longest, "copies_beyond_limit": len(copied),
-              "seconds": round(time.perf_counter() - t0, 2)}
-    if report_dir:
-        write_report(report, Path(report_dir))
-    ppl = (f"held-out perplexity float {ppl_float['all']:.2f} -> int8 {ppl_int8['all']:.2f}"
-           if ppl_float["all"] else "no held-out lines")
-    log(f"wrote {out}: {macs:,} MACs/char, {ppl}; {checked} logits identical to "
-        f"onnxruntime; longest verbatim copy in samples {longest} chars")
-    return report
+
+
+def _report(t: _Tasting, out, shipped, mix: dict, warnings: list, checked: int,
+            t0: float) -> dict:
+    """The full figures (unrounded) of the bundle as written, for voice-report.json and
+    the caller; ``shipped`` is the bundle read back, so its hash and signature are the
+    file's."""
+    return {"bundle": str(out), "sha256": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
+            "signed_by": (shipped.signature[0].hex() if shipped.signature else None),
+            "macs_per_char": t.macs, "arch": t.arch, "vocab": t.spec.vocab,
+            "moods": list(t.spec.moods), "context": t.spec.context, "mix": mix,
+            "licences": t.licences, "warnings": warnings,
+            "perplexity_float": t.ppl_float, "perplexity_int8": t.ppl_int8,
+            "matches_onnxruntime": {"elements_checked": checked, "mismatches": 0,
+                                    "phrases_identical": True},
+            "samples": t.samples, "verbatim_limit": VERBATIM_LIMIT,
+            "longest_verbatim_chars": t.longest, "copies_beyond_limit": t.copies,
+            "seconds": round(time.perf_counter() - t0, 2)}
 
 
 def tasting_markdown(report: dict) -> str:
