@@ -28,10 +28,9 @@ from lanthorn.device import int8
 from lanthorn.device.bundle import Bundle, BundleError, InputSpec
 from lanthorn.device.graph import Graph, GraphError, Layer, Tensor
 from lanthorn.errors import UserError
+from lanthorn.quantize.qdq_ops import OPS, UNARY_LUT_OPS
+from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
 
-UNARY_LUT_OPS = {"Sigmoid", "Tanh", "Relu", "Clip", "LeakyRelu", "HardSigmoid", "HardSwish",
-                 "Elu", "Selu", "Softsign", "Softplus", "Abs", "Neg", "Identity", "Exp", "Erf",
-                 "Sqrt", "Reciprocal", "Mish", "Gelu"}
 SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"}
 
 
@@ -47,21 +46,14 @@ class _Q:
     onnx_shape: tuple
 
 
-def _attrs(node) -> dict:
-    from onnx import helper
-    return {a.name: helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _ours(shape, layout):
-    shape = tuple(int(d) for d in shape)
-    if layout == "nchw":
-        return (shape[2], shape[3], shape[1])
-    if layout == "nct":
-        return (1, shape[2], shape[1])
-    return shape[1:] if len(shape) >= 2 else shape
-
-
 class _Importer:
+    """The state of one conversion and the bookkeeping every operator handler shares.
+
+    The handlers themselves (one per ONNX operator, listed in :data:`qdq_ops.OPS`) are
+    plain functions that take this object: it knows the ONNX graph (initializers, shapes,
+    consumers), which float tensor stands for which int8 one, and what has been converted
+    so far (tensors, layers, inputs)."""
+
     def __init__(self, model, source: str):
         import onnx
         from onnx import numpy_helper, shape_inference
@@ -77,7 +69,7 @@ class _Importer:
         self.init = {t.name: numpy_helper.to_array(t) for t in g.initializer}
         for n in g.node:  # Constant nodes are initializers in disguise
             if n.op_type == "Constant":
-                self.init[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
+                self.init[n.output[0]] = numpy_helper.to_array(node_attrs(n)["value"])
         self.shapes = {}
         for vi in list(g.value_info) + list(g.input) + list(g.output):
             dims = vi.type.tensor_type.shape.dim
@@ -182,7 +174,7 @@ class _Importer:
                                f"lanthorn needs activation_type=QuantType.QInt8")
         oshape = self.shape(onnx_shape_name)
         name = qnode.output[0]
-        self.add_tensor(name, _ours(oshape, layout), s, z)
+        self.add_tensor(name, our_shape(oshape, layout), s, z)
         self.q[name] = _Q(name, layout, oshape)
         for other in getattr(self, "pending_alias", ()):
             if (self.scalar(other.input[1]), self.scalar(other.input[2])) != (s, z):
@@ -198,7 +190,7 @@ class _Importer:
             return -128, 127
         if act.op_type == "Relu":
             return int8.act_bounds(t.zero_point, t.scale, 0.0, None)
-        a = _attrs(act)
+        a = node_attrs(act)
         lo = a.get("min")
         hi = a.get("max")
         if len(act.input) > 1 and act.input[1]:
@@ -207,41 +199,19 @@ class _Importer:
             hi = float(self.scalar(act.input[2]))
         return int8.act_bounds(t.zero_point, t.scale, lo, hi)
 
-    # ---------------------------------------------------------------- main
-    def run(self) -> Graph:
-        for gi in self.graph_inputs:
-            self.shape(gi.name)
-        for node in self.nodes:
-            if id(node) in self.done:
-                continue
-            handler = getattr(self, f"_op_{node.op_type}", None)
-            if handler is None:
-                if node.op_type in UNARY_LUT_OPS:
-                    handler = self._unary_lut
-                else:
-                    self.fail(node, "this operator is not supported by lanthorn's int8 engine",
-                              "supported: Conv (1-D/2-D, groups), Gemm, MatMul, MaxPool, "
-                              "AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape, "
-                              "Transpose, Gather, Softmax (last), and elementwise activations "
-                              f"({', '.join(sorted(UNARY_LUT_OPS))}); replace it in the model")
-            handler(node)
-        for out in self.graph_outputs:
-            if out in self.fmap:
-                self.outputs.append(self.fmap[out])
-            elif out in self.tensors:
-                self.outputs.append(out)
-            else:
-                raise ImportError_(f"{self.source}: graph output {out!r} is not a quantized "
-                                   f"tensor lanthorn computes")
-        graph = Graph(self.tensors, self.layers, tuple(self.inputs), tuple(self.outputs))
-        try:
-            graph.validate()
-        except GraphError as exc:
-            raise ImportError_(f"{self.source}: the converted graph is inconsistent: {exc}") from None
-        return graph
+    def requant_table(self, src: str, dst_qnode):
+        """The table taking ``src``'s integers to the quantization of QuantizeLinear
+        ``dst_qnode``, or None when the two already agree and the integers pass unchanged."""
+        ts = self.tensors[src]
+        s = float(np.float32(self.scalar(dst_qnode.input[1])))
+        z = int(self.scalar(dst_qnode.input[2]))
+        if s == ts.scale and z == ts.zero_point:
+            return None
+        return int8.requant_table(ts.scale, ts.zero_point, s, z)
 
-    # ---------------------------------------------------------------- Q / DQ
-    def _input_layout(self, name) -> str:
+    def input_layout_of(self, name) -> str:
+        """The ONNX layout of graph input ``name``: rank 4 is an image; rank 3 is a sensor
+        window only if a spatial operator reads it (past its Q -> DQ), else a plain tensor."""
         rank = len(self.shape(name))
         if rank == 4:
             return "nchw"
@@ -258,383 +228,40 @@ class _Importer:
                         return "nct"
         return "plain"
 
-    def _op_QuantizeLinear(self, node):
-        src = node.input[0]
-        if src in {gi.name for gi in self.graph_inputs}:
-            for qname, qq in list(self.q.items()):  # a dedicated second Q of the input
-                if qq.name in self.inputs and self.model_q_src.get(qq.name) == src:
-                    t = self.tensors[qq.name]
-                    if (float(np.float32(self.scalar(node.input[1]))), int(self.scalar(node.input[2]))) \
-                            == (t.scale, t.zero_point):
-                        self.q[node.output[0]] = qq
-                        return
-            layout = self._input_layout(src)
-            name = self.define_q(node, layout, src)
-            self.model_q_src[name] = src
-            self.io_layout[name] = layout
-            self.inputs.append(name)
-            self.input_layout = layout
-            return
-        self.fail(node, "a QuantizeLinear that does not follow a supported operator",
-                  "quantize the whole model with onnxruntime's quantize_static")
+    # ---------------------------------------------------------------- main
+    def run(self) -> Graph:
+        for gi in self.graph_inputs:
+            self.shape(gi.name)
+        for node in self.nodes:
+            if id(node) in self.done:
+                continue
+            handler = OPS.get(node.op_type)
+            if handler is None:
+                self._refuse_operator(node)
+            handler(self, node)
+        for out in self.graph_outputs:
+            if out in self.fmap:
+                self.outputs.append(self.fmap[out])
+            elif out in self.tensors:
+                self.outputs.append(out)
+            else:
+                raise ImportError_(f"{self.source}: graph output {out!r} is not a quantized "
+                                   f"tensor lanthorn computes")
+        graph = Graph(self.tensors, self.layers, tuple(self.inputs), tuple(self.outputs))
+        try:
+            graph.validate()
+        except GraphError as exc:
+            raise ImportError_(f"{self.source}: the converted graph is inconsistent: {exc}") from None
+        return graph
 
-    def _op_DequantizeLinear(self, node):
-        src = node.input[0]
-        if src in self.init:
-            q = self.init[src]
-            s = self.init.get(node.input[1])
-            z = self.init.get(node.input[2]) if len(node.input) > 2 and node.input[2] else None
-            axis = _attrs(node).get("axis", 1)
-            self.wdq[node.output[0]] = (q, s, z, axis)
-            return
-        if src not in self.q:
-            self.fail(node, f"dequantizes {src!r}, which is not a quantized activation",
-                      "quantize the whole model with onnxruntime's quantize_static")
-        self.fmap[node.output[0]] = src
-
-    # ---------------------------------------------------------------- compute nodes
-    def _weight_scales(self, node, wq, s, z, n_out, axis_expected):
-        if wq.dtype != np.int8:
-            self.fail(node, f"weights are {wq.dtype}", "quantize with weight_type=QuantType.QInt8")
-        if z is not None and np.any(z != 0):
-            self.fail(node, "weights have a non-zero zero point",
-                      "quantize weights symmetrically (the default for QInt8 weights)")
-        s = np.asarray(s, dtype=np.float32).reshape(-1)
-        if s.size == 1:
-            s = np.full(n_out, s[0], dtype=np.float32)
-        if s.size != n_out:
-            self.fail(node, f"weight scales have {s.size} entries for {n_out} outputs",
-                      "quantize per output channel (per_channel=True) or per tensor")
-        return s
-
-    def _bias(self, node, idx, n_out):
-        if len(node.input) <= idx or not node.input[idx]:
-            return np.zeros(n_out, dtype=np.int32)
-        name = node.input[idx]
-        if name not in self.wdq or self.wdq[name][0].dtype != np.int32:
-            self.fail(node, "the bias is not an int32 quantized constant",
-                      "quantize with onnxruntime's quantize_static (it quantizes biases to int32)")
-        return self.wdq[name][0].reshape(-1).astype(np.int32)
-
-    def _op_Conv(self, node):
-        x = self.act_in(node, 0)
-        if x.layout not in ("nchw", "nct"):
-            self.fail(node, f"input layout {x.layout}", "feed Conv a [1, C, H, W] or [1, C, T] tensor")
-        wq, ws, wz, _ = self.weight_in(node, 1)
-        a = _attrs(node)
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            self.fail(node, "auto_pad is set", "export with explicit pads")
-        cout = wq.shape[0]
-        sw = self._weight_scales(node, wq, ws, wz, cout, 0)
-        bias = self._bias(node, 2, cout)
-        qnode, act = self.out_q(node)
-        if x.layout == "nct":
-            w = wq.transpose(0, 2, 1)[:, None, :, :]             # [Cout, 1, K, Cg]
-            k = wq.shape[2]
-            stride = (1, a.get("strides", [1])[0])
-            dil = (1, a.get("dilations", [1])[0])
-            p = a.get("pads", [0, 0])
-            pads = (0, p[0], 0, p[1])
-        else:
-            w = wq.transpose(0, 2, 3, 1)                          # [Cout, KH, KW, Cg]
-            stride = tuple(a.get("strides", [1, 1]))
-            dil = tuple(a.get("dilations", [1, 1]))
-            pads = tuple(a.get("pads", [0, 0, 0, 0]))
-        out = self.define_q(qnode, x.layout, qnode.input[0])
-        tx, ty = self.tensors[x.name], self.tensors[out]
-        lo, hi = self.act_bounds(act, out)
-        self.layers.append(Layer("conv", node.name or out, (x.name,), (out,),
-                                 {"stride": list(stride), "dilation": list(dil), "pads": list(pads),
-                                  "groups": int(a.get("group", 1)), "act_min": lo, "act_max": hi},
-                                 {"weight": np.ascontiguousarray(w, dtype=np.int8), "bias": bias,
-                                  "multiplier": int8.requant_multiplier(tx.scale, sw, ty.scale)}))
-
-    def _dense(self, node, w_nk, sw, bias):
-        x = self.act_in(node, 0)
-        if x.layout != "plain":
-            self.fail(node, "the input is a feature map", "Flatten it first")
-        qnode, act = self.out_q(node)
-        out = self.define_q(qnode, "plain", qnode.input[0])
-        tx, ty = self.tensors[x.name], self.tensors[out]
-        lo, hi = self.act_bounds(act, out)
-        self.layers.append(Layer("dense", node.name or out, (x.name,), (out,),
-                                 {"act_min": lo, "act_max": hi},
-                                 {"weight": np.ascontiguousarray(w_nk, dtype=np.int8), "bias": bias,
-                                  "multiplier": int8.requant_multiplier(tx.scale, sw, ty.scale)}))
-
-    def _op_Gemm(self, node):
-        a = _attrs(node)
-        if a.get("transA", 0) or a.get("alpha", 1.0) != 1.0 or a.get("beta", 1.0) != 1.0:
-            self.fail(node, "transA/alpha/beta other than 0/1/1", "export a plain Linear layer")
-        wq, ws, wz, _ = self.weight_in(node, 1)
-        w = wq if a.get("transB", 0) else wq.T
-        n = w.shape[0]
-        self._dense(node, w, self._weight_scales(node, wq, ws, wz, n, 0), self._bias(node, 2, n))
-
-    def _op_MatMul(self, node):
-        wq, ws, wz, _ = self.weight_in(node, 1)
-        if wq.ndim != 2:
-            self.fail(node, "the weight is not a 2-D matrix", "use a Linear layer")
-        n = wq.shape[1]
-        self._dense(node, wq.T, self._weight_scales(node, wq, ws, wz, n, 1),
-                    np.zeros(n, dtype=np.int32))
-
-    def _pool_params(self, node, x, a):
-        k = list(a["kernel_shape"])
-        if a.get("ceil_mode", 0):
-            self.fail(node, "ceil_mode=1", "use floor mode (ceil_mode=0)")
-        if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-            self.fail(node, "auto_pad is set", "export with explicit pads")
-        if x.layout == "nct":
-            p = a.get("pads", [0, 0])
-            return {"kernel": [1, k[0]], "stride": [1, a.get("strides", [1])[0]],
-                    "dilation": [1, a.get("dilations", [1])[0]], "pads": [0, p[0], 0, p[1]]}
-        return {"kernel": k, "stride": list(a.get("strides", [1, 1])),
-                "dilation": list(a.get("dilations", [1, 1])),
-                "pads": list(a.get("pads", [0, 0, 0, 0]))}
-
-    def _requant_lut(self, node, src: str, dst_qnode, layout, onnx_name):
-        """Declare dst and, if its quantization differs from src, a requantizing lut."""
-        ts = self.tensors[src]
-        s = float(np.float32(self.scalar(dst_qnode.input[1])))
-        z = int(self.scalar(dst_qnode.input[2]))
-        if s == ts.scale and z == ts.zero_point:
-            return None
-        return int8.requant_table(ts.scale, ts.zero_point, s, z)
-
-    def _op_MaxPool(self, node):
-        x = self.act_in(node, 0)
-        if x.layout not in ("nchw", "nct"):
-            self.fail(node, "input is not a feature map", "pool a [1, C, H, W] or [1, C, T] tensor")
-        a = _attrs(node)
-        if len(node.output) > 1 and node.output[1]:
-            self.fail(node, "the Indices output is used", "use MaxPool without indices")
-        params = self._pool_params(node, x, a)
-        qnode, _ = self.out_q(node)
-        table = self._requant_lut(node, x.name, qnode, x.layout, qnode.input[0])
-        if table is None:
-            out = self.define_q(qnode, x.layout, qnode.input[0])
-            self.layers.append(Layer("maxpool", node.name or out, (x.name,), (out,), params))
-            return
-        mid = self.new_name(qnode.input[0] + "_max")
-        oshape = self.shape(qnode.input[0])
-        tx = self.tensors[x.name]
-        self.add_tensor(mid, _ours(oshape, x.layout), tx.scale, tx.zero_point)
-        self.layers.append(Layer("maxpool", (node.name or mid), (x.name,), (mid,), params))
-        out = self.define_q(qnode, x.layout, qnode.input[0])
-        self.layers.append(Layer("lut", (node.name or out) + "/requant", (mid,), (out,), {},
-                                 {"table": table}))
-
-    def _op_AveragePool(self, node):
-        x = self.act_in(node, 0)
-        a = _attrs(node)
-        params = self._pool_params(node, x, a)
-        qnode, _ = self.out_q(node)
-        out = self.define_q(qnode, x.layout, qnode.input[0])
-        H, W = self.tensors[x.name].shape[:2]
-        if params["kernel"] == [H, W] and not any(params["pads"]):
-            # onnxruntime's QLinearAveragePool switches to the global-average kernel here
-            self.layers.append(Layer("global_avgpool", node.name or out, (x.name,), (out,), {}))
-            return
-        if params["dilation"] != [1, 1]:
-            self.fail(node, "dilated average pooling", "use dilation 1")
-        params.pop("dilation")
-        params["count_include_pad"] = bool(a.get("count_include_pad", 0))
-        self.layers.append(Layer("avgpool", node.name or out, (x.name,), (out,), params))
-
-    def _op_GlobalAveragePool(self, node):
-        x = self.act_in(node, 0)
-        if x.layout not in ("nchw", "nct"):
-            self.fail(node, "input is not a feature map", "pool a [1, C, H, W] or [1, C, T] tensor")
-        qnode, _ = self.out_q(node)
-        out = self.define_q(qnode, x.layout, qnode.input[0])
-        self.layers.append(Layer("global_avgpool", node.name or out, (x.name,), (out,), {}))
-
-    def _op_Add(self, node):
-        if node.input[0] not in self.fmap or node.input[1] not in self.fmap:
-            self.fail(node, "adds a constant", "only the sum of two activations is supported")
-        xa, xb = self.act_in(node, 0), self.act_in(node, 1)
-        if xa.onnx_shape != xb.onnx_shape or xa.layout != xb.layout:
-            self.fail(node, f"broadcasting {xa.onnx_shape} + {xb.onnx_shape}",
-                      "add tensors of equal shape")
-        qnode, act = self.out_q(node)
-        out = self.define_q(qnode, xa.layout, qnode.input[0])
-        lo, hi = self.act_bounds(act, out)
-        self.layers.append(Layer("add", node.name or out, (xa.name, xb.name), (out,),
-                                 {"act_min": lo, "act_max": hi}))
-
-    def _op_Concat(self, node):
-        xs = [self.act_in(node, i) for i in range(len(node.input))]
-        layout = xs[0].layout
-        if any(x.layout != layout for x in xs):
-            self.fail(node, "inputs have different layouts", "concatenate like tensors")
-        axis = _attrs(node)["axis"]
-        rank = len(xs[0].onnx_shape)
-        axis = axis + rank if axis < 0 else axis
-        if layout == "nchw":
-            ours = {1: 2, 2: 0, 3: 1}.get(axis)
-        elif layout == "nct":
-            ours = {1: 2, 2: 1}.get(axis)
-        else:
-            ours = axis - 1 if axis >= 1 else None
-        if ours is None:
-            self.fail(node, "concatenation along the batch axis", "concatenate along features")
-        qnode, _ = self.out_q(node)
-        out = self.define_q(qnode, layout, qnode.input[0])
-        ty = self.tensors[out]
-        arrays = {}
-        for i, x in enumerate(xs):
-            tx = self.tensors[x.name]
-            if (tx.scale, tx.zero_point) != (ty.scale, ty.zero_point):
-                arrays[f"table{i}"] = int8.requant_table(tx.scale, tx.zero_point, ty.scale,
-                                                         ty.zero_point)
-        self.layers.append(Layer("concat", node.name or out, tuple(x.name for x in xs), (out,),
-                                 {"axis": ours}, arrays))
-
-    def _relabel(self, node):
-        """Flatten / Reshape to a plain vector (restoring ONNX element order)."""
-        x = self.act_in(node, 0)
-        qnode, _ = self.out_q(node)
-        oshape = self.shape(qnode.input[0], node)
-        if oshape[0] != 1:
-            self.fail(node, "changes the batch dimension", "keep batch 1 in front")
-        table = self._requant_lut(node, x.name, qnode, "plain", qnode.input[0])
-        src = x.name
-        if x.layout in ("nchw", "nct") and len(oshape) not in (2, 3) and False:
-            pass
-        if x.layout in ("nchw", "nct"):
-            h, w, c = self.tensors[src].shape
-            if h * w > 1:
-                mid = self.new_name(src + "_chw")
-                tx = self.tensors[src]
-                self.add_tensor(mid, (c, h, w), tx.scale, tx.zero_point)
-                self.layers.append(Layer("transpose", mid, (src,), (mid,), {"perm": [2, 0, 1]}))
-                src = mid
-        target = _ours(oshape, "plain")
-        if table is not None:
-            mid = self.new_name(qnode.output[0] + "_pre")
-            ts = self.tensors[src]
-            self.add_tensor(mid, target, ts.scale, ts.zero_point)
-            self.layers.append(Layer("reshape", mid, (src,), (mid,), {"shape": list(target)}))
-            out = self.define_q(qnode, "plain", qnode.input[0])
-            self.layers.append(Layer("lut", out + "/requant", (mid,), (out,), {}, {"table": table}))
-            return
-        out = self.define_q(qnode, "plain", qnode.input[0])
-        self.layers.append(Layer("reshape", node.name or out, (src,), (out,),
-                                 {"shape": list(target)}))
-
-    def _op_Flatten(self, node):
-        if _attrs(node).get("axis", 1) != 1:
-            self.fail(node, "Flatten with axis != 1", "flatten everything after the batch axis")
-        self._relabel(node)
-
-    def _op_Reshape(self, node):
-        oshape = self.shape(node.output[0], node)
-        x = self.act_in(node, 0)
-        if len(oshape) > 3 or (x.layout != "plain" and len(oshape) != 2):
-            self.fail(node, f"reshape of a {x.layout} tensor to {oshape}",
-                      "only flattening a feature map, or reshaping vectors, is supported")
-        self._relabel(node)
-
-    def _op_Transpose(self, node):
-        x = self.act_in(node, 0)
-        perm = list(_attrs(node)["perm"])
-        if x.layout != "plain" or perm[0] != 0:
-            self.fail(node, "transposes a feature map or the batch axis",
-                      "only transposes of plain tensors after the batch axis are supported")
-        qnode, _ = self.out_q(node)
-        out = self.define_q(qnode, "plain", qnode.input[0])
-        self.layers.append(Layer("transpose", node.name or out, (x.name,), (out,),
-                                 {"perm": [p - 1 for p in perm[1:]]}))
-
-    def _op_Gather(self, node):
-        data, idx = node.input[0], node.input[1]
-        if _attrs(node).get("axis", 0) != 0:
-            self.fail(node, "gathers along an axis other than 0", "use an embedding lookup")
-        if idx not in {gi.name for gi in self.graph_inputs}:
-            self.fail(node, "indices do not come straight from a graph input",
-                      "feed token indices as a model input")
-        qnode, _ = self.out_q(node)
-        s = float(np.float32(self.scalar(qnode.input[1])))
-        z = int(self.scalar(qnode.input[2]))
-        if data in self.wdq:
-            tq, ts, tz, _ = self.wdq[data]
-            ts_, tz_ = float(np.float32(np.asarray(ts).reshape(-1)[0])), int(np.asarray(tz).reshape(-1)[0])
-            if np.asarray(ts).size != 1:
-                self.fail(node, "the embedding is quantized per channel", "quantize it per tensor")
-            table = tq.astype(np.int8) if (ts_, tz_) == (s, z) else \
-                np.take(int8.requant_table(ts_, tz_, s, z), tq.astype(np.int16) + 128)
-        elif data in self.init:
-            table = int8.quantize(self.init[data].astype(np.float32), s, z)
-        else:
-            self.fail(node, "the embedding table is not a constant", "use a constant table")
-        ishape = self.shape(idx)
-        if len(ishape) < 1 or ishape[0] != 1:
-            self.fail(node, f"indices shape {ishape}", "use indices of shape [1, L]")
-        iname = idx
-        if iname not in self.tensors:
-            self.add_tensor(iname, _ours(ishape, "plain") or (1,), dtype="int32")
-            self.inputs.append(iname)
-            self.input_layout = "plain"
-        out = self.define_q(qnode, "plain", qnode.input[0])
-        self.layers.append(Layer("gather", node.name or out, (iname,), (out,), {},
-                                 {"table": np.ascontiguousarray(table, dtype=np.int8)}))
-
-    def _op_Softmax(self, node):
-        x = self.act_in(node, 0)
-        a = _attrs(node)
-        rank = len(x.onnx_shape)
-        if a.get("axis", -1) not in (-1, rank - 1) or x.layout != "plain":
-            self.fail(node, "softmax not over the last axis of a vector", "end with Softmax(axis=-1)")
-        out_f = node.output[0]
-        # the final softmax runs in float: skip its Q -> DQ and expose the float result
-        cons = self.consumers.get(out_f, [])
-        final = out_f
-        if len(cons) == 1 and cons[0].op_type == "QuantizeLinear":
-            self.done.add(id(cons[0]))
-            dqs = self.consumers.get(cons[0].output[0], [])
-            if len(dqs) == 1 and dqs[0].op_type == "DequantizeLinear":
-                self.done.add(id(dqs[0]))
-                final = dqs[0].output[0]
-        if final not in self.graph_outputs:
-            self.fail(node, "Softmax is not the last operator", "lanthorn supports a final softmax only")
-        tx = self.tensors[x.name]
-        self.add_tensor(final, tx.shape, dtype="float32")
-        self.layers.append(Layer("softmax", node.name or final, (x.name,), (final,)))
-
-    def _unary_lut(self, node):
-        x = self.act_in(node, 0)
-        qnode, _ = self.out_q(node)
-        out = self.define_q(qnode, x.layout, qnode.input[0])
-        table = self._ort_table(node, self.tensors[x.name], self.tensors[out])
-        self.layers.append(Layer("lut", node.name or out, (x.name,), (out,), {}, {"table": table}))
-
-    def _ort_table(self, node, tx: Tensor, ty: Tensor) -> np.ndarray:
-        """Run onnxruntime on DQ -> node -> Q over all 256 int8 inputs: the exact table."""
-        import onnxruntime as ort
-        from onnx import TensorProto, helper, numpy_helper
-        inits = [numpy_helper.from_array(np.array(tx.scale, np.float32), "xs"),
-                 numpy_helper.from_array(np.array(tx.zero_point, np.int8), "xz"),
-                 numpy_helper.from_array(np.array(ty.scale, np.float32), "ys"),
-                 numpy_helper.from_array(np.array(ty.zero_point, np.int8), "yz")]
-        extra = []
-        for i in node.input[1:]:
-            if i and i in self.init:
-                inits.append(numpy_helper.from_array(self.init[i], i))
-            extra.append(i)
-        op = helper.make_node(node.op_type, ["xf"] + extra, ["yf"], domain=node.domain or "")
-        op.attribute.extend(node.attribute)
-        g = helper.make_graph(
-            [helper.make_node("DequantizeLinear", ["xq", "xs", "xz"], ["xf"]), op,
-             helper.make_node("QuantizeLinear", ["yf", "ys", "yz"], ["yq"])],
-            "lut", [helper.make_tensor_value_info("xq", TensorProto.INT8, [256])],
-            [helper.make_tensor_value_info("yq", TensorProto.INT8, [256])], inits)
-        m = helper.make_model(g, opset_imports=list(self.model.opset_import))
-        m.ir_version = self.model.ir_version
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
-        return sess.run(None, {"xq": np.arange(-128, 128, dtype=np.int8)})[0].astype(np.int8)
+    def _refuse_operator(self, node):
+        """No handler in qdq_ops.OPS: say what is supported (this list is prose for the
+        user; OPS is what the importer actually accepts)."""
+        self.fail(node, "this operator is not supported by lanthorn's int8 engine",
+                  "supported: Conv (1-D/2-D, groups), Gemm, MatMul, MaxPool, "
+                  "AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape, "
+                  "Transpose, Gather, Softmax (last), and elementwise activations "
+                  f"({', '.join(sorted(UNARY_LUT_OPS))}); replace it in the model")
 
 
 #: ONNX nodes lanthorn turns into int8 layers with its own arithmetic (elementwise ones
