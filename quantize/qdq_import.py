@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device import int8
-from lanthorn.device.bundle import Bundle, BundleError, InputSpec
+from lanthorn.device.bundle import Bundle, InputSpec
 from lanthorn.device.graph import Graph, GraphError, Layer, Tensor
 from lanthorn.errors import UserError
 from lanthorn.quantize.qdq_ops import OPS, UNARY_LUT_OPS
@@ -164,10 +164,20 @@ class _Importer:
         self.pending_alias = cons[1:]   # DedicatedQDQPair: one Q per consumer, same numbers
         return cons[0], act
 
-    def define_q(self, qnode, layout, onnx_shape_name):
-        """Declare the quantized tensor produced by QuantizeLinear ``qnode``."""
+    def activation_qparams(self, qnode) -> tuple[float, int]:
+        """(scale, zero point) of an activation's QuantizeLinear: one of each per tensor, the
+        int8 engine's model of an activation (per-channel numbers are for weights only)."""
         s = self.scalar(qnode.input[1])
         z = self.scalar(qnode.input[2]) if len(qnode.input) > 2 else 0
+        if isinstance(s, np.ndarray) or isinstance(z, np.ndarray):
+            raise ImportError_(f"{self.source}: activation {qnode.output[0]!r} has a scale or zero "
+                               f"point per channel; lanthorn needs one per activation tensor "
+                               f"(quantize_static writes that; per_channel=True applies to weights)")
+        return s, z
+
+    def define_q(self, qnode, layout, onnx_shape_name):
+        """Declare the quantized tensor produced by QuantizeLinear ``qnode``."""
+        s, z = self.activation_qparams(qnode)
         zp_arr = self.init.get(qnode.input[2]) if len(qnode.input) > 2 else None
         if zp_arr is not None and zp_arr.dtype != np.int8:
             raise ImportError_(f"{self.source}: activation {qnode.output[0]!r} is {zp_arr.dtype}; "
@@ -177,7 +187,7 @@ class _Importer:
         self.add_tensor(name, our_shape(oshape, layout), s, z)
         self.q[name] = _Q(name, layout, oshape)
         for other in getattr(self, "pending_alias", ()):
-            if (self.scalar(other.input[1]), self.scalar(other.input[2])) != (s, z):
+            if self.activation_qparams(other) != (s, z):
                 raise ImportError_(f"{self.source}: tensor {qnode.input[0]!r} is quantized twice "
                                    f"with different parameters; quantize it once")
             self.q[other.output[0]] = self.q[name]

@@ -99,3 +99,16 @@ def test_activation_outside_onnxruntimes_registry_is_quantized_and_exact(tmp_pat
     assert any(layer.op == "lut" for layer in bundle.graph.layers)
     for backend in ("numpy", "auto"):
         assert_exact(load(bundle, backend=backend), bundle, feeds)
+
+
+def test_import_refuses_per_channel_activation_scales(zoo, tmp_path):
+    """A hand-edited model whose activation carries a scale per channel: one line naming the
+    tensor, not a TypeError from deep inside the importer."""
+    from onnx import numpy_helper
+    m = onnx.load(str(zoo["mlp_25k"][1]))
+    q = next(n for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[0] != "x")
+    init = next(t for t in m.graph.initializer if t.name == q.input[1])
+    init.CopyFrom(numpy_helper.from_array(np.array([0.1, 0.2], np.float32), init.name))
+    with pytest.raises(ImportError_, match=f"activation {q.output[0]!r} has a scale or zero point "
+                                           "per channel"):
+        bundle_from_qdq(m)
