@@ -45,15 +45,29 @@ WIRE_ORDER = "GRB"  # what the shipped firmware sends to its LEDs (main.c conver
 PIXELS_PER_CHUNK = (P.MAX_PAYLOAD - 3) // 3  # 65 RGB pixels after the LEDS header
 
 
-class CompanionLink:
-    """One companion on one serial port: framing, sequence numbers, replies and statistics.
+def _open_serial(port: str, baud: int, name: str):
+    """A pyserial port that never blocks a read and gives up on a stuck write."""
+    try:
+        import serial
+    except ModuleNotFoundError:
+        raise PartError(name, "pyserial is not installed (pip install pyserial)") from None
+    try:
+        return serial.Serial(port, baud, timeout=0, write_timeout=WRITE_TIMEOUT_S)
+    except (serial.SerialException, OSError) as exc:
+        raise PartError(name, f"cannot open serial port {port}: {exc}; check the cable "
+                              f"and the port in the profile (ls /dev/ttyACM* /dev/ttyUSB*)") from None
+
+
+class FrameLink:
+    """The wire to a companion: the serial port, framing, sequence numbers, replies matched
+    to requests, the one rule that gates the line (nothing goes out while a SHOW is
+    unacknowledged) and the link statistics. :class:`CompanionLink` adds the commands.
 
     ``port`` is a device path for pyserial, or an already open pyserial-like object (tests
     pass real pyserial ports over pseudo-terminals). ``name`` is used in PartError.
     """
 
-    def __init__(self, port, baud: int = BAUD, name: str = "companion",
-                 hello_timeout: float | None = None, clock=time.monotonic):
+    def __init__(self, port, baud: int = BAUD, name: str = "companion", clock=time.monotonic):
         self.name = name
         self._clock = clock
         self._lock = threading.RLock()  # touch and leds may be driven from two threads
@@ -64,36 +78,16 @@ class CompanionLink:
         self.sensor: P.Sensor | None = None  # the newest scan
         self.recent = deque(maxlen=256)  # the last scans, every one (diagnostics, tests)
         self.sensor_at = 0.0
-        self.info: P.Info | None = None
-        self.streaming = False
         self.last_rx = self.last_tx = self._clock()
         self.broken: str | None = None
         # link statistics (PROTOCOL.md: bad frames are counted and dropped)
         self.rx_frames = self.rx_errors = self.seq_gaps = self.duplicates = 0
         self.shows_sent = self.shows_acked = self.shows_dropped = self.lost_acks = self.naks = 0
         self._show_pending: tuple[int, float] | None = None  # (seq, sent at) of the last SHOW
-        self._deferred = None  # (rgb, prelimited): the newest frame, waiting for that ACK
         self.last_error: str | None = None
         self.port_name = port if isinstance(port, str) else getattr(port, "port", None) or "?"
-        if isinstance(port, str):
-            try:
-                import serial
-            except ModuleNotFoundError:
-                raise PartError(name, "pyserial is not installed (pip install pyserial)") from None
-            try:
-                self._serial = serial.Serial(port, baud, timeout=0, write_timeout=WRITE_TIMEOUT_S)
-            except (serial.SerialException, OSError) as exc:
-                raise PartError(name, f"cannot open serial port {port}: {exc}; check the cable "
-                                      f"and the port in the profile (ls /dev/ttyACM* /dev/ttyUSB*)") from None
-            self._owned = True
-        else:
-            self._serial = port
-            self._owned = False
-        try:
-            self.info = self.hello(HELLO_TIMEOUT_S if hello_timeout is None else hello_timeout)
-        except Exception:
-            self.close()
-            raise
+        self._owned = isinstance(port, str)
+        self._serial = _open_serial(port, baud, name) if self._owned else port
 
     # ------------------------------------------------------------------ bytes in and out
     def _fail(self, message: str) -> PartError:
@@ -195,6 +189,49 @@ class CompanionLink:
                 raise PartError(self.name, f"companion refused {what}: "
                                            f"{P.ERROR_NAMES.get(code, f'error {code}')}")
             return f
+
+    def _show_resolved(self, wait: bool = False) -> bool:
+        """True once the outstanding SHOW (if any) is acknowledged, refused or overdue."""
+        if self._show_pending is None:
+            return True
+        seq, sent = self._show_pending
+        match = lambda f: f.type in (P.ACK, P.NAK) and f.payload[:2] == bytes([P.LEDS, seq])  # noqa: E731
+        ack = self._wait(match, max(0.0, sent + SHOW_ACK_TIMEOUT_S - self._clock()) if wait else 0.0)
+        if ack is None and self._clock() - sent < SHOW_ACK_TIMEOUT_S:
+            return False
+        self._show_pending = None
+        if ack is not None:
+            if ack.type == P.ACK:
+                self.shows_acked += 1
+            return True  # a NAK was logged and counted in _handle
+        self.lost_acks += 1  # PROTOCOL.md: carry on and count it; silence is judged here
+        silent = self._clock() - self.last_rx
+        if silent > LINK_TIMEOUT_S:
+            raise self._fail(f"the companion on {self.port_name} has not answered for "
+                             f"{silent:.1f} s; check the USB cable and its power")
+        return True
+
+    def settle(self) -> None:
+        """Wait (at most 50 ms after it was sent) until the outstanding SHOW is resolved."""
+        with self._lock:
+            self._show_resolved(wait=True)
+
+
+class CompanionLink(FrameLink):
+    """One companion on one serial port: HELLO on opening, then its commands (PING, STATUS,
+    brightness, power cap, sensor streaming) and the LED frames, paced by SHOW's ACK."""
+
+    def __init__(self, port, baud: int = BAUD, name: str = "companion",
+                 hello_timeout: float | None = None, clock=time.monotonic):
+        super().__init__(port, baud, name, clock)
+        self.info: P.Info | None = None
+        self.streaming = False
+        self._deferred = None  # (rgb, prelimited): the newest frame, waiting for that ACK
+        try:
+            self.info = self.hello(HELLO_TIMEOUT_S if hello_timeout is None else hello_timeout)
+        except Exception:
+            self.close()
+            raise
 
     # ------------------------------------------------------------------ the commands
     def hello(self, timeout: float | None = None) -> P.Info:
@@ -304,32 +341,6 @@ class CompanionLink:
                                                         prelimited=prelimited))
             self._show_pending = (seq, self._clock())
             self.shows_sent += 1
-
-    def _show_resolved(self, wait: bool = False) -> bool:
-        """True once the outstanding SHOW (if any) is acknowledged, refused or overdue."""
-        if self._show_pending is None:
-            return True
-        seq, sent = self._show_pending
-        match = lambda f: f.type in (P.ACK, P.NAK) and f.payload[:2] == bytes([P.LEDS, seq])  # noqa: E731
-        ack = self._wait(match, max(0.0, sent + SHOW_ACK_TIMEOUT_S - self._clock()) if wait else 0.0)
-        if ack is None and self._clock() - sent < SHOW_ACK_TIMEOUT_S:
-            return False
-        self._show_pending = None
-        if ack is not None:
-            if ack.type == P.ACK:
-                self.shows_acked += 1
-            return True  # a NAK was logged and counted in _handle
-        self.lost_acks += 1  # PROTOCOL.md: carry on and count it; silence is judged here
-        silent = self._clock() - self.last_rx
-        if silent > LINK_TIMEOUT_S:
-            raise self._fail(f"the companion on {self.port_name} has not answered for "
-                             f"{silent:.1f} s; check the USB cable and its power")
-        return True
-
-    def settle(self) -> None:
-        """Wait (at most 50 ms after it was sent) until the outstanding SHOW is resolved."""
-        with self._lock:
-            self._show_resolved(wait=True)
 
     def flush(self) -> None:
         """Send the waiting LED frame now (waiting for the line first) and settle it."""
