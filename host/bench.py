@@ -326,17 +326,43 @@ def device_process(bundle_path: Path, backend: str, runs: int) -> dict:
 # ----------------------------------------------------------------------------- one model
 
 def bench_case(case: Case, settings: dict, seed: int) -> dict:
-    from lanthorn.device.graph import layer_macs, layer_param_bytes
-    from lanthorn.quantize.ort_oracle import quantize_feed
-    g = case.bundle.graph
-    res = {"name": case.name, "source": case.source,
-           "macs": int(sum(layer_macs(layer, g) for layer in g.layers)),
-           "weight_bytes": int(sum(layer_param_bytes(layer) for layer in g.layers)),
-           "float_weight_bytes": case.float_weight_bytes, "paths": {}}
+    """One model's figures: each path timed on the same input in one interleaved run, its
+    ratio to onnxruntime int8, our paths' exactness, and (when they apply) the numpy path's
+    per-layer profile, the C call's overhead and a device process's memory."""
+    res = _case_header(case)
     paths = res["paths"]
     feeds = _feeds(case, settings["check_feeds"] + 1, seed + 7) if case.bundle.twin else []
     timed_feed = feeds[0] if feeds else None
+    fns = _ort_calls(case, timed_feed, paths)
+    ours, xs = _load_our_paths(case, timed_feed, settings, seed, paths)
+    fns.update({path: (lambda m=model, x=xs[path]: m(x)) for path, model in ours.items()})
+    res["exact"] = _exactness(ours, case, feeds)
+    _time_paths(fns, ours, paths, settings)
+    numpy_ratio = paths.get("numpy", {}).get("ratio_vs_ort_int8")
+    if "numpy" in ours and (settings.get("layers") or (numpy_ratio or 0) > 2):
+        # a missed "numpy within 2x" gets its measured reason: where the time went
+        res["numpy_layers"] = profile_layers(ours["numpy"], xs["numpy"], settings)
+    if "c" in ours and getattr(ours["c"], "_thin", None) is not None:
+        res["call_overhead"] = _c_call_overhead(ours["c"], case.bundle.graph, timed_feed, seed,
+                                                settings)
+    res["device_process"] = _device_processes(case, ours, settings)
+    return res
 
+
+def _case_header(case: Case) -> dict:
+    """The model's fixed figures (MACs and weight bytes counted as the bundle's graph counts
+    them), with an empty ``paths`` for the timings to fill in."""
+    from lanthorn.device.graph import layer_macs, layer_param_bytes
+    g = case.bundle.graph
+    return {"name": case.name, "source": case.source,
+            "macs": int(sum(layer_macs(layer, g) for layer in g.layers)),
+            "weight_bytes": int(sum(layer_param_bytes(layer) for layer in g.layers)),
+            "float_weight_bytes": case.float_weight_bytes, "paths": {}}
+
+
+def _ort_calls(case: Case, timed_feed, paths: dict) -> dict:
+    """onnxruntime's calls to time (the float model, the QDQ twin); one the case cannot run
+    goes into ``paths`` as unavailable, with why, so the table still has its row."""
     fns = {}
     if case.float_bytes is not None:
         s = _session(case.float_bytes)
@@ -348,8 +374,15 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
         fns["ort_int8"] = lambda s=s: s.run(None, timed_feed)
     else:
         paths["ort_int8"] = {"available": False, "reason": "bundle has no ONNX twin"}
+    return fns
 
-    ours = {}
+
+def _load_our_paths(case: Case, timed_feed, settings: dict, seed: int,
+                    paths: dict) -> tuple[dict, dict]:
+    """({path: loaded model}, {path: its input}) for numpy, C and each extra C variant; one
+    that does not load (a kernel not built, a variant this CPU lacks) goes into ``paths`` as
+    unavailable with why, and the other figures are still made."""
+    ours, xs = {}, {}
     loads = [("numpy", "numpy", None), ("c", "c", None)]
     loads += [(f"c:{v}", "c", v) for v in settings.get("c_variants", [])]
     for path, backend, variant in loads:
@@ -358,19 +391,28 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
             paths[path] = {"available": False, "reason": why}
             continue
         ours[path] = model
-        x = _our_input(model, timed_feed, seed)
-        if path == "numpy":
-            numpy_x = x
-        fns[path] = lambda m=model, x=x: m(x)
+        xs[path] = _our_input(model, timed_feed, seed)
+    return ours, xs
 
-    res["exact"] = _check_exact(ours, case, feeds[1:]) if case.bundle.twin and ours else {}
+
+def _exactness(ours: dict, case: Case, feeds) -> dict:
+    """Each of our paths against onnxruntime's int8 outputs (on the feeds not timed), and
+    whether the C paths equal the numpy one: our backends must agree bit for bit everywhere,
+    also on a bundle without a twin to check against."""
+    from lanthorn.quantize.ort_oracle import quantize_feed
+    exact = _check_exact(ours, case, feeds[1:]) if case.bundle.twin and ours else {}
     c_paths = [p for p in ours if p == "c" or p.startswith("c:")]
-    if "numpy" in ours and c_paths:   # our backends must agree bit for bit everywhere
+    if "numpy" in ours and c_paths:
         same = all(np.array_equal(ours["numpy"].run_quantized(*quantize_feed(ours["numpy"], f)),
                                   ours[p].run_quantized(*quantize_feed(ours[p], f)))
                    for f in feeds for p in c_paths)
-        res["exact"]["c_equals_numpy"] = bool(same)
+        exact["c_equals_numpy"] = bool(same)
+    return exact
 
+
+def _time_paths(fns: dict, ours: dict, paths: dict, settings: dict) -> None:
+    """Time every path in one interleaved run and put each one's figures in ``paths``, with
+    its ratios to onnxruntime int8; a path that neither ran nor said why is "not run"."""
     samples = measure(fns, settings["budget_s"], settings["min_reps"], settings["warmup"],
                       settings["reps"])
     for path, (ns, cpu_ns) in samples.items():
@@ -386,27 +428,27 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
             p["ratio_vs_ort_int8"] = p["median_us"] / base["median_us"]
             p["best_ratio_vs_ort_int8"] = p["min_us"] / base["min_us"]
 
-    numpy_ratio = paths.get("numpy", {}).get("ratio_vs_ort_int8")
-    if "numpy" in ours and (settings.get("layers") or (numpy_ratio or 0) > 2):
-        # a missed "numpy within 2x" gets its measured reason: where the time went
-        res["numpy_layers"] = profile_layers(ours["numpy"], numpy_x, settings)
 
-    if "c" in ours and getattr(ours["c"], "_thin", None) is not None:
-        m = ours["c"]
-        t = g.tensors[g.inputs[0]]
-        xq = quantize_feed(m, timed_feed)[0] if timed_feed is not None else np.zeros(t.shape, t.dtype)
-        res["call_overhead"] = call_overhead(m, _our_input(m, timed_feed, seed),
-                                             np.ascontiguousarray(xq, t.dtype).reshape(t.shape),
-                                             settings)
+def _c_call_overhead(model, g, timed_feed, seed: int, settings: dict) -> dict:
+    """:func:`call_overhead` of the C path on the timed input (zeros when the bundle has no
+    twin to quantize a feed with), the kernel's own input already quantized."""
+    from lanthorn.quantize.ort_oracle import quantize_feed
+    t = g.tensors[g.inputs[0]]
+    xq = quantize_feed(model, timed_feed)[0] if timed_feed is not None else np.zeros(t.shape, t.dtype)
+    return call_overhead(model, _our_input(model, timed_feed, seed),
+                         np.ascontiguousarray(xq, t.dtype).reshape(t.shape), settings)
 
-    res["device_process"] = {}
-    for path, model in ours.items():
+
+def _device_processes(case: Case, ours: dict, settings: dict) -> dict:
+    """:func:`device_process` for each backend kind that loaded (numpy, C): one per kind is
+    enough, the C variants are the same runtime at another instruction level."""
+    out = {}
+    for path in ours:
         if path.startswith("c:"):
-            continue                     # one device process per backend kind is enough
+            continue
         backend = "numpy" if path == "numpy" else "c"
-        res["device_process"][path] = device_process(case.bundle_path, backend,
-                                                     settings["child_runs"])
-    return res
+        out[path] = device_process(case.bundle_path, backend, settings["child_runs"])
+    return out
 
 
 def profile_layers(model, x, settings: dict) -> dict:

@@ -15,6 +15,7 @@ import io
 import math
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -116,6 +117,15 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
 _SPLIT = re.compile(r"[,\t; ]+")
 
 
+class _Columns(NamedTuple):
+    """Where a row's values are: each channel's column, the label's and the session's (None:
+    no such column), and how many values every row has."""
+    channels: list[int]
+    label: int | None
+    session: int | None
+    width: int
+
+
 def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
                  labels=LABELS) -> tuple[np.ndarray, list[str], list[str] | None, list[int]]:
     """Parse a maker's CSV: comma, tab, semicolon or space separated, optional header.
@@ -126,6 +136,22 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
     Returns frames, labels, each row's session (None without a session column) and each
     row's line number in the file (for errors found later, e.g. out-of-range values).
     """
+    rows = _data_rows(path)
+    first_line, first = rows[0]
+    if not all(is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
+        cols = _header_columns([t.strip('"') for t in first], channels, path, first_line)
+        rows = rows[1:]
+    else:
+        cols = _headerless_columns(first, channels, labels, path, first_line)
+    if cols.label is None and label is None:
+        raise DataError("no label column: give every row's label with --label", path)
+    frames, labs, sessions = _parse_rows(rows, cols, label, labels, path)
+    return frames, labs, sessions, [line for line, _ in rows]
+
+
+def _data_rows(path: Path) -> list[tuple[int, list[str]]]:
+    """(line number, values) of each row that holds data: blank and ``#`` lines skipped, but
+    counted, so an error names the line a person sees in their editor."""
     try:
         text = path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError:
@@ -135,62 +161,65 @@ def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
     rows = [(n, r) for n, r in rows if r and not r[0].startswith("#")]
     if not rows:
         raise DataError("no data rows", path)
-    C = len(channels)
-    first_line, first = rows[0]
-    chan_idx: list[int]
-    label_idx: int | None = None
-    session_idx: int | None = None
-    if not all(is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
-        head = [t.strip('"') for t in first]
-        rows = rows[1:]
-        missing = [c for c in channels if c not in head]
-        if missing:
-            raise DataError(f"header lacks columns {missing}", path, first_line)
-        ignore = {"t", "time", "timestamp", "session"}
-        unknown = [h for h in head if h not in channels and h != "label" and h not in ignore]
-        if unknown:
-            raise DataError(f"unknown columns {unknown} (expected {', '.join(channels)}, label)",
-                            path, first_line)
-        chan_idx = [head.index(c) for c in channels]
-        label_idx = head.index("label") if "label" in head else None
-        session_idx = head.index("session") if "session" in head else None
-        width = len(head)
-    else:
-        width = len(first)
-        if width == C:
-            chan_idx = list(range(C))
-        elif width == C + 1:
-            # a label column first or last; numeric labels ("1", "2") are labels when the
-            # other end is not one
-            label_idx = C if first[-1].strip('"') in labels and (
-                first[0].strip('"') not in labels or is_number(first[0])) else (
-                0 if not is_number(first[0]) or first[0].strip('"') in labels else C)
-            chan_idx = [i for i in range(C + 1) if i != label_idx]
-        else:
-            raise DataError(f"{width} values, expected {C} channels ({', '.join(channels)}) "
-                            f"optionally with a label column", path, first_line)
-    if label_idx is None and label is None:
-        raise DataError("no label column: give every row's label with --label", path)
-    frames = np.empty((len(rows), C), np.float32)
+    return rows
+
+
+def _header_columns(head: list[str], channels, path: Path, line: int) -> _Columns:
+    """Columns by name. Every channel must be there, and nothing the import would silently
+    drop: a misspelt channel is an error, not a column ignored."""
+    missing = [c for c in channels if c not in head]
+    if missing:
+        raise DataError(f"header lacks columns {missing}", path, line)
+    ignore = {"t", "time", "timestamp", "session"}
+    unknown = [h for h in head if h not in channels and h != "label" and h not in ignore]
+    if unknown:
+        raise DataError(f"unknown columns {unknown} (expected {', '.join(channels)}, label)",
+                        path, line)
+    return _Columns([head.index(c) for c in channels],
+                    head.index("label") if "label" in head else None,
+                    head.index("session") if "session" in head else None, len(head))
+
+
+def _headerless_columns(first: list[str], channels, labels, path: Path, line: int) -> _Columns:
+    """Columns by position, from the first row: the channels in order, or one more value
+    that is the label, first or last."""
+    C, width = len(channels), len(first)
+    if width == C:
+        return _Columns(list(range(C)), None, None, width)
+    if width != C + 1:
+        raise DataError(f"{width} values, expected {C} channels ({', '.join(channels)}) "
+                        f"optionally with a label column", path, line)
+    # a label column first or last; numeric labels ("1", "2") are labels when the
+    # other end is not one
+    label_idx = C if first[-1].strip('"') in labels and (
+        first[0].strip('"') not in labels or is_number(first[0])) else (
+        0 if not is_number(first[0]) or first[0].strip('"') in labels else C)
+    return _Columns([i for i in range(C + 1) if i != label_idx], label_idx, None, width)
+
+
+def _parse_rows(rows, cols: _Columns, label: str | None, labels, path: Path):
+    """(frames, labels, sessions or None) of the data rows; the first bad value refused with
+    its line: a ragged row, a non-number, NaN or infinity, an unknown label."""
+    frames = np.empty((len(rows), len(cols.channels)), np.float32)
     labs: list[str] = []
-    sessions: list[str] | None = None if session_idx is None else []
+    sessions: list[str] | None = None if cols.session is None else []
     for k, (line, r) in enumerate(rows):
-        if len(r) != width:
-            raise DataError(f"ragged row: {len(r)} values, expected {width}", path, line)
+        if len(r) != cols.width:
+            raise DataError(f"ragged row: {len(r)} values, expected {cols.width}", path, line)
         try:
-            frames[k] = [float(r[i]) for i in chan_idx]
+            frames[k] = [float(r[i]) for i in cols.channels]
         except ValueError:
-            bad = next(r[i] for i in chan_idx if not is_number(r[i]))
+            bad = next(r[i] for i in cols.channels if not is_number(r[i]))
             raise DataError(f"non-numeric value {bad!r}", path, line) from None
         if not np.isfinite(frames[k]).all():
             raise DataError("NaN or infinite value", path, line)
-        lab = label if label_idx is None else r[label_idx].strip('"')
+        lab = label if cols.label is None else r[cols.label].strip('"')
         if lab not in labels:
             raise DataError(f"unknown label {lab!r} (labels: {', '.join(labels)})", path, line)
         labs.append(lab)
         if sessions is not None:
-            sessions.append(r[session_idx].strip('"'))
-    return frames, labs, sessions, [line for line, _ in rows]
+            sessions.append(r[cols.session].strip('"'))
+    return frames, labs, sessions
 
 
 def check_ranges(frames: np.ndarray, channels, ranges: dict, lines: list[int], path,

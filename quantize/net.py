@@ -243,6 +243,68 @@ def predict(net: nn.Module, X: np.ndarray, batch: int = 1024) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros((0, net.cfg.n_classes), np.float32)
 
 
+def _balanced_weights(y: np.ndarray, w: np.ndarray, n_classes: int) -> torch.Tensor:
+    """Each window's loss weight: its source weight times its class's balancing factor,
+    normalised to mean 1, so a class with few windows (or light sources) still counts as
+    much as a common one; a class without windows gets no factor at all."""
+    counts = np.bincount(y, weights=w, minlength=n_classes)
+    class_w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1e-9) / n_classes, 0)
+    sw = w * class_w[y]
+    return torch.from_numpy((sw / sw.mean()).astype(np.float32))
+
+
+def _noise_scale(X: np.ndarray) -> torch.Tensor:
+    """[1, C, 1]: each channel's own spread (in its own units: g, deg/s, or 0..1 touch), so
+    the augmentation's noise (3 % of it) is as small on every channel, whatever its unit."""
+    spread = X.transpose(1, 0, 2).reshape(X.shape[1], -1).std(axis=1) if len(X) else np.ones(X.shape[1])
+    return torch.from_numpy((3.0 * spread).astype(np.float32))[None, :, None]
+
+
+def _augment(xb: torch.Tensor, gen: torch.Generator, ring, noise_scale: torch.Tensor) -> torch.Tensor:
+    """A training batch as it could also have been recorded: the ring turned (if one is
+    declared), the amplitude jittered by ±5 %, noise added. The draws from ``gen`` come in
+    this order, batch after batch, so a seed gives the same run."""
+    if ring is not None and len(ring) >= 2:
+        xb = rotate_ring(xb, gen, ring)
+    xb = xb * (1.0 + 0.1 * (torch.rand(len(xb), 1, 1, generator=gen) - 0.5))
+    return xb + 0.01 * torch.randn(xb.shape, generator=gen) * noise_scale
+
+
+def _batches(X: torch.Tensor, y: torch.Tensor, w: torch.Tensor, gen: torch.Generator,
+             batch: int, steps: int, augment):
+    """One epoch's shuffled (windows, labels, weights) batches. The shuffle is drawn first and
+    each batch's augmentation (``augment``, or None) only when that batch is reached, so the
+    draws from ``gen`` interleave with training exactly as a seed expects."""
+    perm = torch.randperm(len(X), generator=gen)
+    for i in range(steps):
+        idx = perm[i * batch:(i + 1) * batch]
+        xb = X[idx]
+        yield (xb if augment is None else augment(xb)), y[idx], w[idx]
+
+
+def _train_epoch(net: nn.Module, batches, opt, sched) -> float:
+    """One pass of weighted cross-entropy steps; the summed loss (per-window mean × windows)."""
+    total = 0.0
+    for xb, yb, wb in batches:
+        loss = (F.cross_entropy(net(xb), yb, reduction="none") * wb).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        total += float(loss.detach()) * len(xb)
+    return total
+
+
+def _held_out_score(net: nn.Module, Xval: np.ndarray, yval: np.ndarray) -> tuple[float, float]:
+    """(accuracy, mean cross-entropy) on the validation windows, the early stop's judges;
+    (0, 0) without validation windows."""
+    if not len(yval):
+        return 0.0, 0.0
+    pv = predict(net, Xval)
+    acc = float((pv.argmax(1) == yval).mean())
+    return acc, float(-np.log(np.maximum(pv[np.arange(len(yval)), yval], 1e-12)).mean())
+
+
 def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float = 3e-3,
         batch: int = 64, patience: int = 8, seed: int = 0, progress: bool = True,
         desc: str = "train", augment: bool = True, ring=None,
@@ -261,43 +323,19 @@ def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float
     set_deterministic(seed)
     gen = torch.Generator().manual_seed(seed)
     Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    # noise of 3 % of each channel's own spread (in its own units: g, deg/s, or 0..1 touch)
-    spread = X.transpose(1, 0, 2).reshape(X.shape[1], -1).std(axis=1) if len(X) else np.ones(X.shape[1])
-    noise_scale = torch.from_numpy((3.0 * spread).astype(np.float32))[None, :, None]
-    counts = np.bincount(y, weights=w, minlength=net.cfg.n_classes)
-    class_w = np.where(counts > 0, counts.sum() / np.maximum(counts, 1e-9) / net.cfg.n_classes, 0)
-    sw = w * class_w[y]
-    wt = torch.from_numpy((sw / sw.mean()).astype(np.float32))
+    noise_scale = _noise_scale(X)
+    wt = _balanced_weights(y, w, net.cfg.n_classes)
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     steps = max(1, math.ceil(len(X) / batch))
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    augment_batch = (lambda xb: _augment(xb, gen, ring, noise_scale)) if augment else None
     best = (-1.0, 0, copy.deepcopy(net.state_dict()), math.inf)
     result = FitResult(0, 0, 0.0)
     bar = tqdm(range(epochs), desc=desc, disable=not progress, leave=False, unit="epoch")
     for epoch in bar:
         net.train()
-        perm = torch.randperm(len(X), generator=gen)
-        total = 0.0
-        for i in range(steps):
-            idx = perm[i * batch:(i + 1) * batch]
-            xb = Xt[idx]
-            if augment:
-                if ring is not None and len(ring) >= 2:
-                    xb = rotate_ring(xb, gen, ring)
-                xb = xb * (1.0 + 0.1 * (torch.rand(len(idx), 1, 1, generator=gen) - 0.5))
-                xb = xb + 0.01 * torch.randn(xb.shape, generator=gen) * noise_scale
-            loss = (F.cross_entropy(net(xb), yt[idx], reduction="none") * wt[idx]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += float(loss.detach()) * len(idx)
-        if len(yval):
-            pv = predict(net, Xval)
-            acc = float((pv.argmax(1) == yval).mean())
-            vloss = float(-np.log(np.maximum(pv[np.arange(len(yval)), yval], 1e-12)).mean())
-        else:
-            acc, vloss = 0.0, 0.0
+        total = _train_epoch(net, _batches(Xt, yt, wt, gen, batch, steps, augment_batch), opt, sched)
+        acc, vloss = _held_out_score(net, Xval, yval)
         result.history.append({"epoch": epoch + 1, "loss": total / len(X), "val_accuracy": acc,
                                "val_loss": vloss})
         bar.set_postfix(loss=f"{total / len(X):.3f}", val=f"{acc:.3f}")

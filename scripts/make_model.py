@@ -219,7 +219,9 @@ def dumps(report: dict) -> str:
 
 # ----------------------------------------------------------------------------- main
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The few switches: where things go and which steps to skip. What the model is made
+    of stays in RECIPE, so a flag can never make a bundle the report does not describe."""
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=str(DEFAULT_OUT), help="where the shipped files go")
     p.add_argument("--work", default=str(ROOT / "build" / "model"),
@@ -231,7 +233,53 @@ def main(argv=None) -> int:
                    help="skip training: quantize and prune the shipped float ONNX + checkpoint")
     p.add_argument("--no-prune", action="store_true", help="skip the pruned variant and report")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = p.parse_args(argv)
+    return p
+
+
+def _float_model(args, data_dir: Path, work: Path, float_onnx: Path) -> tuple[Path, dict | None]:
+    """(the float ONNX to quantize, training's figures): freshly trained into ``work`` (the
+    shipped one is replaced only once its bundle has passed), or with --requantize the
+    shipped one as it is, and no training figures."""
+    if args.requantize:
+        if not float_onnx.exists():
+            raise SystemExit(f"make model: --requantize needs {float_onnx}")
+        return float_onnx, None
+    source = work / f"{NAME}.onnx"
+    summary = train_float(data_dir, source, RECIPE, progress=not args.quiet)
+    return source, {k: summary[k] for k in ("macs", "best_epoch", "epochs_run", "val_accuracy",
+                                            "test_accuracy", "seconds")}
+
+
+def _earlier_figures(out: Path, float_sha: str, pruned: dict | None,
+                     train: dict | None) -> tuple[dict | None, dict | None]:
+    """(pruned, train) with what this run skipped (--no-prune / --requantize) taken from the
+    last report.json -- only if it was made from this very float model with this recipe,
+    so the report never pairs figures of two different models."""
+    if (pruned is None or train is None) and (out / "report.json").exists():
+        old = json.loads((out / "report.json").read_text())
+        if old.get("float_onnx_sha256") == float_sha and old.get("recipe") == RECIPE:
+            pruned = pruned or old.get("pruned_50pct_channels")
+            train = train or old.get("train")
+    return pruned, train
+
+
+def _log_shipped(out: Path, report: dict, float_onnx: Path) -> None:
+    """The closing lines: what was shipped, how it scored and where the report is."""
+    unpruned, pruned = report["unpruned"], report["pruned_50pct_channels"]
+    log(f"shipped {out / (NAME + '.lanthorn')}: float {100 * unpruned['float_accuracy']:.2f}% → "
+        f"int8 {100 * unpruned['int8_accuracy']:.2f}% on held-out sessions, "
+        f"{unpruned['bundle_bytes']:,} bytes ({unpruned['bundle_bytes_without_twin']:,} without "
+        f"the QDQ twin; float ONNX {float_onnx.stat().st_size:,}), {unpruned['macs']:,} MACs")
+    if pruned:
+        log(f"50% channels pruned: float {100 * pruned['float_accuracy']:.2f}% → int8 "
+            f"{100 * pruned['int8_accuracy']:.2f}%, {pruned['macs']:,} MACs, "
+            f"{pruned['bundle_bytes']:,} bytes")
+    log(f"report: {out / 'report.json'}, {out / 'report' / 'report.md'} "
+        f"({report['seconds']} s)")
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
     out, work, data_dir = Path(args.out), Path(args.work), Path(args.data)
     out.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
@@ -239,15 +287,7 @@ def main(argv=None) -> int:
     if args.resynth or not data_dir.exists():
         synth(data_dir, RECIPE)
     float_onnx, ckpt = out / f"{NAME}.onnx", out / f"{NAME}.pt"
-    source = float_onnx
-    train = None
-    if not args.requantize:
-        source = work / f"{NAME}.onnx"
-        summary = train_float(data_dir, source, RECIPE, progress=not args.quiet)
-        train = {k: summary[k] for k in ("macs", "best_epoch", "epochs_run", "val_accuracy",
-                                         "test_accuracy", "seconds")}
-    elif not float_onnx.exists():
-        raise SystemExit(f"make model: --requantize needs {float_onnx}")
+    source, train = _float_model(args, data_dir, work, float_onnx)
     log("quantizing the shipped (unpruned) model")
     unpruned = build_bundle(shown(source), shown(data_dir), shown(out / f"{NAME}.lanthorn"))
     if source != float_onnx:  # ship the float model and checkpoint beside the bundle they made
@@ -260,28 +300,13 @@ def main(argv=None) -> int:
         _, pruned = build_pruned(shown(float_onnx), shown(ckpt), shown(data_dir),
                                  shown(work / f"{NAME}-pruned.lanthorn"), shown(out / "report"))
     float_sha = hashlib.sha256(float_onnx.read_bytes()).hexdigest()
-    if (pruned is None or train is None) and (out / "report.json").exists():
-        # --no-prune / --requantize: the last pruned and training figures still hold if they
-        # were made from this very float model with this recipe
-        old = json.loads((out / "report.json").read_text())
-        if old.get("float_onnx_sha256") == float_sha and old.get("recipe") == RECIPE:
-            pruned = pruned or old.get("pruned_50pct_channels")
-            train = train or old.get("train")
+    pruned, train = _earlier_figures(out, float_sha, pruned, train)
     report = {"model": NAME, "recipe": RECIPE, "float_onnx_sha256": float_sha,
               "targets": targets(unpruned, pruned),
               "unpruned": unpruned, "pruned_50pct_channels": pruned, "train": train,
               "seconds": round(time.perf_counter() - t0, 1)}
     (out / "report.json").write_text(dumps(report))
-    log(f"shipped {out / (NAME + '.lanthorn')}: float {100 * unpruned['float_accuracy']:.2f}% → "
-        f"int8 {100 * unpruned['int8_accuracy']:.2f}% on held-out sessions, "
-        f"{unpruned['bundle_bytes']:,} bytes ({unpruned['bundle_bytes_without_twin']:,} without "
-        f"the QDQ twin; float ONNX {float_onnx.stat().st_size:,}), {unpruned['macs']:,} MACs")
-    if pruned:
-        log(f"50% channels pruned: float {100 * pruned['float_accuracy']:.2f}% → int8 "
-            f"{100 * pruned['int8_accuracy']:.2f}%, {pruned['macs']:,} MACs, "
-            f"{pruned['bundle_bytes']:,} bytes")
-    log(f"report: {out / 'report.json'}, {out / 'report' / 'report.md'} "
-        f"({report['seconds']} s)")
+    _log_shipped(out, report, float_onnx)
     return 0
 
 
