@@ -55,35 +55,18 @@ def _holder(port: str) -> str:
     return f"{info.get('command', 'lanthorn')} (pid {pid}, since {info.get('since', '?')})"
 
 
-class ConsoleClient:
-    """One lanthorn client on a serial port, held exclusively while it talks.
+class SerialLines:
+    """Lines over a serial port held exclusively: opening it with a lock (a second lanthorn
+    client is refused, naming who holds it from the note each holder leaves), reading and
+    writing lines, and letting go of the port and its note. :class:`ConsoleClient` speaks
+    the console protocol over it."""
 
-    The port is opened with an exclusive lock (a second ``push`` or ``console`` on it is
-    refused, naming who holds it), and every answer is checked to be json: a device that
-    restarted (it starts in text mode), or that another client left in text mode, is
-    noticed on the next answer and the mode renegotiated, and the command sent again --
-    the person never sees it. :meth:`release` lets go of the port between commands (the
-    interactive console does, so a ``push`` from another terminal can run meanwhile);
-    the next request takes it back."""
-
-    def __init__(self, port: str, baud: int = BAUD, timeout: float = 5.0, connect: bool = True,
-                 holder: str | None = None):
-        self.port, self.baud, self.timeout = port, baud, timeout
+    def __init__(self, port: str, baud: int = BAUD, holder: str | None = None):
+        self.port, self.baud = port, baud
         self.holder = holder or "lanthorn " + (Path(sys.argv[0]).name if sys.argv else "")
         self.ser = None
         self._buf = bytearray()
-        self.notices: list[str] = []
-        self.connected = False
-        self.reconnects = 0
-        self._open()
-        if connect:
-            try:
-                self.connect()
-            except BaseException:
-                self.close()             # the port and its note go with the failed attempt
-                raise
 
-    # --- the port
     def _open(self) -> None:
         import serial
         try:
@@ -104,20 +87,23 @@ class ConsoleClient:
         except OSError:
             pass  # the note is a courtesy; the lock itself is the port's
 
+    def _close_port(self) -> None:
+        try:
+            self.ser.close()
+        except Exception:
+            pass
+        self.ser = None
+        try:
+            info = _lock_info_path(self.port)
+            if json.loads(info.read_text()).get("pid") == os.getpid():
+                info.unlink()
+        except (OSError, ValueError):
+            pass
+
     @property
     def is_open(self) -> bool:
         return self.ser is not None
 
-    def release(self) -> None:
-        """Leave the device in text mode and let go of the port (until the next request)."""
-        self.close()
-
-    def ensure_open(self) -> None:
-        if self.ser is None:
-            self._open()
-            self.connect()
-
-    # --- lines
     def read_line(self, timeout: float) -> str | None:
         """The next line from the device (without its ending), or None after ``timeout``."""
         end = time.monotonic() + timeout
@@ -140,6 +126,42 @@ class ConsoleClient:
 
     def send_line(self, line: str) -> None:
         self.ser.write(line.encode("utf-8") + b"\n")
+
+
+class ConsoleClient(SerialLines):
+    """One lanthorn client on a serial port, held exclusively while it talks.
+
+    The port is opened with an exclusive lock (a second ``push`` or ``console`` on it is
+    refused, naming who holds it), and every answer is checked to be json: a device that
+    restarted (it starts in text mode), or that another client left in text mode, is
+    noticed on the next answer and the mode renegotiated, and the command sent again --
+    the person never sees it. :meth:`release` lets go of the port between commands (the
+    interactive console does, so a ``push`` from another terminal can run meanwhile);
+    the next request takes it back."""
+
+    def __init__(self, port: str, baud: int = BAUD, timeout: float = 5.0, connect: bool = True,
+                 holder: str | None = None):
+        super().__init__(port, baud, holder)
+        self.timeout = timeout
+        self.notices: list[str] = []
+        self.connected = False
+        self.reconnects = 0
+        self._open()
+        if connect:
+            try:
+                self.connect()
+            except BaseException:
+                self.close()             # the port and its note go with the failed attempt
+                raise
+
+    def release(self) -> None:
+        """Leave the device in text mode and let go of the port (until the next request)."""
+        self.close()
+
+    def ensure_open(self) -> None:
+        if self.ser is None:
+            self._open()
+            self.connect()
 
     def connect(self) -> None:
         """Bring the device to a known state: stop any watch/record, end a half-done push,
@@ -247,17 +269,7 @@ class ConsoleClient:
                         break
         except Exception:
             pass  # unplugged, or the device is busy: nothing more to do
-        try:
-            self.ser.close()
-        except Exception:
-            pass
-        self.ser = None
-        try:
-            info = _lock_info_path(self.port)
-            if json.loads(info.read_text()).get("pid") == os.getpid():
-                info.unlink()
-        except (OSError, ValueError):
-            pass
+        self._close_port()
 
     def __enter__(self):
         return self
