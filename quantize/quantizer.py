@@ -532,12 +532,11 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
 
     ``data_dir``: the dataset folder (or an .npz of inputs) for calibration and held-out
     evaluation. ``prune_channels``: fraction of conv channels to remove (structured);
-    ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the
-    training checkpoint (.pt) pruning fine-tunes from. ``sweep``: further channel fractions
-    to try (quantized and evaluated for the report, not written). ``report_dir``: write
-    report.md, report.json and plots there. ``signing_key``: an Ed25519 private key
-    (:mod:`lanthorn.device.signing`) that signs the bundle. Returns the figures; writes
-    ``out`` atomically.
+    ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the .pt
+    pruning fine-tunes from. ``sweep``: further channel fractions to try (evaluated for the
+    report, not written). ``report_dir``: write report.md, report.json and plots there.
+    ``signing_key``: an Ed25519 private key (:mod:`lanthorn.device.signing`) that signs the
+    bundle. Returns the figures; writes ``out`` atomically.
 
     Quality (:mod:`lanthorn.quantize.quality`): a model trained by ``lanthorn train`` says
     which sessions it trained on; scoring it on any of them is refused before any work.
@@ -546,40 +545,32 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     one raises QualityError after writing the bundle (so it can be inspected) unless
     ``force``.
     """
-    from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
-
     t0 = time.perf_counter()
     _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint)
     model, source = load_onnx(onnx_path)
     refuse_unsupported_model(model, source)                           # before any work
     out = _bundle_path(out)
-    data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
-    log(f"dataset {data.description}")
-    training = training_record(model)
-    check_no_leak(training, data, force, log)
+    data, training = _scoring_data(model, data_dir, n_calib, force, log)
     source_bytes = _onnx_bytes(model)
     model = preprocess(model)
     variants = _Variants(data, calibration, bias_correction, name or Path(str(out)).stem,
                          Path(source).name, log)
-    chosen = variants.quantize("unpruned", model)
-    chosen.evaluation.float_bytes = source_bytes   # the file the artist has, as 'train' reported it
+    unpruned = chosen = variants.quantize("unpruned", model)
+    unpruned.evaluation.float_bytes = source_bytes   # the file the artist has, as 'train' reported it
     pruning = {}
     if prune_channels > 0 or prune_sparsity > 0 or sweep:
-        chosen, pruning = variants.pruned(model, chosen, (float(prune_channels), float(prune_sparsity)),
+        chosen, pruning = variants.pruned(model, unpruned, (float(prune_channels), float(prune_sparsity)),
                                           sweep, checkpoint, finetune_epochs, seed)
-    evaluations = variants.evaluations
-    if not any(e.extra.get("written") for e in evaluations):
-        evaluations[0].extra["written"] = True
+    chosen.evaluation.extra["written"] = True
     checks = quality_gates(chosen.evaluation, data, calibration)
     if enforce and calibration != "minmax" and data.test_y is not None and len(data.test_y):
         checks.append(_calibration_gate(model, data, calibration, bias_correction,
-                                        evaluations[0], log))
-    bundle = chosen.bundle
+                                        unpruned.evaluation, log))
     if gesture_moods:   # what the artist says the model's gestures evoke (behaviour.temperament_for)
-        bundle.card["temperament"] = {"gesture_moods": gesture_moods}
-    bundle.card["quality"] = {"training": training or None,
-                              "gates": [g.to_json() for g in checks],
-                              "forced": bool(force and quality.failures(checks))}
+        chosen.bundle.card["temperament"] = {"gesture_moods": gesture_moods}
+    chosen.bundle.card["quality"] = {"training": training or None,
+                                     "gates": [g.to_json() for g in checks],
+                                     "forced": bool(force and quality.failures(checks))}
     result = _write(chosen, out, signing_key, variants, pruning, log)
     result.seconds = time.perf_counter() - t0
     if report_dir is not None:
@@ -590,6 +581,17 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     if enforce:
         quality.enforce(checks, force, log, what=f"{out} was written but is not fit to push: ")
     return result
+
+
+def _scoring_data(model, data_dir, n_calib, force, log):
+    """The calibration and held-out data, and what ``train`` recorded: scoring a model on
+    the sessions it trained on is refused here, before any work."""
+    from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
+    data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
+    log(f"dataset {data.description}")
+    training = training_record(model)
+    check_no_leak(training, data, force, log)
+    return data, training
 
 
 def _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint) -> None:
@@ -655,7 +657,8 @@ class _Variants:
 
     def pruned(self, model, unpruned: _Variant, wanted, sweep, checkpoint, epochs, seed):
         """Prune, fine-tune and quantize the wanted (channels, sparsity) and each sweep fraction;
-        the wanted variant (``unpruned`` when it is (0, 0)) and its pruning record."""
+        the wanted variant (``unpruned`` when it is (0, 0)) and its pruning record. The
+        caller marks the one it writes."""
         from lanthorn.quantize import prune
         chosen, pruning = unpruned, {}
         tries = sorted({(float(f), 0.0) for f in sweep if f > 0} | {wanted} - {(0.0, 0.0)})
@@ -666,7 +669,6 @@ class _Variants:
             got.evaluation.extra.update(pr.figures(got.bundle))
             if (ch, sp) == wanted:
                 chosen, pruning = got, pr.to_json()
-                got.evaluation.extra["written"] = True
         return chosen, pruning
 
 

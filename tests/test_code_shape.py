@@ -42,6 +42,14 @@ def test_no_god_classes_or_long_functions_in_the_runtime():
     assert not found, "split these along a real seam:\n" + "\n".join(found)
 
 
+def test_no_god_classes_or_long_functions_anywhere_in_the_package():
+    """The same rule for the drivers, the artist's tools, the quantizer, the commands and
+    the scripts: the runtime was split first, the rest followed (tests are exempt: a test
+    reads top to bottom as one story)."""
+    found = [msg for p in _python_files(*LAYERS, "scripts", "firmware") for msg in _oversized(p)]
+    assert not found, "split these along a real seam:\n" + "\n".join(found)
+
+
 def test_commands_live_beside_the_dispatcher():
     stray = [str(p.relative_to(ROOT)) for f in ("device", "hardware", "host", "quantize")
              for p in (ROOT / f).rglob("*_cmd.py")]

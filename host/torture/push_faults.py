@@ -11,10 +11,12 @@ bundle signed by the trusted key must be installed.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 import time
 
 from lanthorn.device import bundle as bf
+from lanthorn.device import push_wire as pp
 from lanthorn.device.storage import SHIPPED_MODEL
 from lanthorn.host.torture import bundles
 
@@ -109,27 +111,27 @@ def _faulty_push(piece, rng, kind: str, target: bytes, bad: dict) -> tuple[bool,
         b = bytearray(target)
         for _ in range(rng.randrange(1, 4)):
             b[rng.randrange(len(b))] ^= 1 << rng.randrange(8)
-        ok, ans = piece.push(bytes(b), announce_sha=hashlib.sha256(target).hexdigest())
+        ok, ans = push(piece, bytes(b), announce_sha=hashlib.sha256(target).hexdigest())
         return ok, ans, None
     if kind == "truncated":  # fewer bytes than announced, then the sender gives up
         cut = rng.randrange(1, len(target) // 1024 + 1)
-        ok, ans = piece.push(target, cut_after=cut)
+        ok, ans = push(piece, target, cut_after=cut)
         return ok, ans, None
     if kind == "cut link":
-        ok, ans = piece.push(target, cut_after=rng.randrange(0, 4))
+        ok, ans = push(piece, target, cut_after=rng.randrange(0, 4))
         return ok, ans, None
     if kind in ("wire bit flips", "wire drops"):  # transport damage: CRC + resend repair it
         damage = _flip(rng, 0.3, rng.randrange(1, 4)) if kind == "wire bit flips" else _drop(rng, 0.2)
-        ok, ans = piece.push(target, damage=damage)
+        ok, ans = push(piece, target, damage=damage)
         return ok, ans, _id(target)
     name = rng.choice(sorted(bad))
-    ok, ans = piece.push(bad[name])
+    ok, ans = push(piece, bad[name])
     return ok, f"[{name}] {ans}", _id(bad[name]) if name in bundles.MAY_RUN else None
 
 
 def _clean_push(piece, target: bytes) -> tuple[str, bool, str]:
     """Push a good bundle: the sha the piece then runs, whether it is ``target``'s, the answer."""
-    ok, answer = piece.push(target)
+    ok, answer = push(piece, target)
     running = piece.model_sha()
     return running, bool(ok and running == _id(target)), answer
 
@@ -165,7 +167,7 @@ def _locked_pushes(piece, rng, n: int, good_a: bytes, good_b: bytes, failures: l
         target = good_b if running == _id(good_a) else good_a
         kind = rng.choice(sorted(makers))
         counts[kind] = counts.get(kind, 0) + 1
-        ok, answer = piece.push(makers[kind](target))
+        ok, answer = push(piece, makers[kind](target))
         if ok or piece.model_sha() != running:
             failures.append(f"locked push {i} ({kind}) was installed: {answer[:200]}")
         if not piece.alive():
@@ -173,7 +175,7 @@ def _locked_pushes(piece, rng, n: int, good_a: bytes, good_b: bytes, failures: l
             return counts
     running = piece.model_sha()
     target = good_b if running == _id(good_a) else good_a
-    ok, answer = piece.push(signing.sign_bundle_bytes(target, trusted))
+    ok, answer = push(piece, signing.sign_bundle_bytes(target, trusted))
     counts["signed by the trusted key, installed"] = int(ok and piece.model_sha() == _id(target))
     if not counts["signed by the trusted key, installed"]:
         failures.append(f"locked: a push signed by the trusted key was refused: {answer[:200]}")
@@ -181,3 +183,52 @@ def _locked_pushes(piece, rng, n: int, good_a: bytes, good_b: bytes, failures: l
         if not piece.call(line).get("ok"):
             failures.append(f"locked pushes: {line.split()[0]} refused afterwards")
     return counts
+
+
+def push(piece, data: bytes, announce_sha: str | None = None, damage=None,
+         chunk: int = pp.DEFAULT_CHUNK, cut_after: int | None = None,
+         timeout: float = 60.0) -> tuple[bool, str]:
+    """Push ``data`` to ``piece`` (a started :class:`Piece`), announcing ``announce_sha``
+    (default: its own). ``damage(frame)`` alters each frame on the wire; ``cut_after`` stops
+    after that many frames and recovers the line the way ``lanthorn push`` does (abort
+    frame + newline).
+    Returns (installed, the device's final answer)."""
+    sha = announce_sha or hashlib.sha256(data).hexdigest()
+    obj = piece.call(f"push begin {len(data)} {sha} {chunk}", timeout)
+    final = json.dumps(obj)
+    if not obj.get("ok"):
+        return False, obj.get("error", final)
+    offset = int(obj["data"]["offset"])
+    if (obj.get("message") or "").startswith("installed"):
+        return True, final
+    sent = [0]
+
+    def write(frame: bytes) -> None:
+        sent[0] += 1
+        if cut_after is not None and sent[0] > cut_after:
+            raise _Cut()
+        piece.write(damage(frame) if damage else frame)
+
+    sender = pp.PushSender(data, chunk, write, piece.next_line, ack_timeout=2.0, max_retries=6)
+    try:
+        verdict = sender.run(offset // chunk)
+    except _Cut:
+        piece.write(pp.abort_frame() + b"\n")  # what the client does on reconnecting
+        final, _ = piece.wait_final(timeout)
+        piece.drain(0.1)
+        return False, final
+    except pp.PushError as exc:  # the sender gave up; its abort frame may be damaged too
+        piece.write(pp.abort_frame() + b"\n")
+        piece.drain(0.5)
+        return False, str(exc)
+    if verdict is None:
+        verdict, _ = piece.wait_final(timeout)
+    try:
+        obj = json.loads(verdict)
+    except ValueError:
+        return False, verdict
+    return bool(obj.get("ok")), verdict
+
+
+class _Cut(Exception):
+    """The harness pulled the cable."""

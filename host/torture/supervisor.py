@@ -123,11 +123,12 @@ def run(work: Path, budget: dict, seed: int = 7) -> dict:
     unit = unit_settings()
     piece = Piece(work / "supervised-data", log_path=work / "supervised.log")
     sup = Supervisor(piece, unit, budget.get("watchdog_s"))
-    failures, ready_s, restart_s, hang_detect_s, console_s = [], [], [], [], []
-    kills = hangs = 0
+    failures = []
+    times = {"ready": [], "restart": [], "hang_detect": [], "console": []}
+    faults = {"kill": 0, "hang": 0}
     t0 = time.monotonic()
     try:
-        ready_s.append(sup.start())
+        times["ready"].append(sup.start())
         plan = ["kill"] * budget["kills"] + ["hang"] * budget["hangs"]
         rng.shuffle(plan)
         for what in plan:
@@ -135,33 +136,19 @@ def run(work: Path, budget: dict, seed: int = 7) -> dict:
             if state != "running":
                 failures.append(f"the piece stopped on its own before a {what}: {state}")
             t_fault = time.monotonic()
-            if what == "kill":
-                piece.proc.send_signal(signal.SIGKILL)
-                kills += 1
-            else:
-                piece.proc.send_signal(signal.SIGSTOP)  # a hung loop: no more heartbeats
-                hangs += 1
+            # SIGSTOP: a hung loop, no more heartbeats
+            piece.proc.send_signal(signal.SIGKILL if what == "kill" else signal.SIGSTOP)
+            faults[what] += 1
             outcome = sup.watch(sup.watchdog_s * 3)
             if what == "hang":
                 if outcome != "watchdog":
                     failures.append(f"a frozen piece was not caught by the watchdog: {outcome}")
                 else:
-                    hang_detect_s.append(time.monotonic() - t_fault)
+                    times["hang_detect"].append(time.monotonic() - t_fault)
             if not sup.should_restart(outcome):
                 failures.append(f"after a {what} the unit would not restart ({outcome})")
                 break
-            time.sleep(sup.restart_s)  # RestartSec
-            try:
-                ready_s.append(sup.start())
-                restart_s.append(time.monotonic() - t_fault)
-                # READY comes from the loop; the console opens its port beside it (and a
-                # port being opened drops what was sent before): wait for its first answer
-                console_s.append(piece.wait_ready(30))
-                ans = piece.call("status", timeout=30)
-                if not ans.get("ok"):
-                    failures.append(f"after a {what}: status answered {ans}")
-            except Exception as exc:
-                failures.append(f"after a {what}: did not come back: {exc}")
+            if not _restarted(sup, piece, what, t_fault, times, failures):
                 break
         # a clean stop (SIGTERM) is not a failure: on-failure does not restart it
         rc = piece.stop()
@@ -170,12 +157,34 @@ def run(work: Path, budget: dict, seed: int = 7) -> dict:
     finally:
         piece.close()
         sup.close()
+
+    def worst(xs):
+        return round(max(xs), 2) if xs else None
     return {"unit": {k: unit[k] for k in ("Type", "Restart", "RestartSec", "WatchdogSec",
                                            "StartLimitBurst", "StartLimitIntervalSec")},
-            "watchdog_s_used": sup.watchdog_s, "sigkills": kills, "hangs": hangs, "restarts": len(ready_s) - 1,
-            "ready_s_max": round(max(ready_s), 2) if ready_s else None,
-            "fault_to_ready_s_max": round(max(restart_s), 2) if restart_s else None,
-            "ready_to_console_s_max": round(max(console_s), 2) if console_s else None,
-            "watchdog_detect_s": [round(x, 2) for x in hang_detect_s],
+            "watchdog_s_used": sup.watchdog_s, "sigkills": faults["kill"], "hangs": faults["hang"],
+            "restarts": len(times["ready"]) - 1, "ready_s_max": worst(times["ready"]),
+            "fault_to_ready_s_max": worst(times["restart"]),
+            "ready_to_console_s_max": worst(times["console"]),
+            "watchdog_detect_s": [round(x, 2) for x in times["hang_detect"]],
             "watchdog_pings": sup.watchdog_pings,
             "seconds": round(time.monotonic() - t0, 1), "failures": failures}
+
+
+def _restarted(sup, piece, what: str, t_fault: float, times: dict, failures: list) -> bool:
+    """Start the piece again after RestartSec, as systemd would, and check its console
+    answers; False (with the failure noted) if it did not come back."""
+    time.sleep(sup.restart_s)  # RestartSec
+    try:
+        times["ready"].append(sup.start())
+        times["restart"].append(time.monotonic() - t_fault)
+        # READY comes from the loop; the console opens its port beside it (and a port being
+        # opened drops what was sent before): wait for its first answer
+        times["console"].append(piece.wait_ready(30))
+        ans = piece.call("status", timeout=30)
+        if not ans.get("ok"):
+            failures.append(f"after a {what}: status answered {ans}")
+    except Exception as exc:
+        failures.append(f"after a {what}: did not come back: {exc}")
+        return False
+    return True
