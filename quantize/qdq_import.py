@@ -165,15 +165,16 @@ class _Importer:
         return cons[0], act
 
     def activation_qparams(self, qnode) -> tuple[float, int]:
-        """(scale, zero point) of an activation's QuantizeLinear: one of each per tensor, the
-        int8 engine's model of an activation (per-channel numbers are for weights only)."""
+        """(scale as float32, zero point) of an activation's QuantizeLinear, as the int8
+        tensor will hold them: one of each per tensor (per-channel numbers are for weights
+        only). Every reader of a Q's numbers goes through here, so each gets the same check."""
         s = self.scalar(qnode.input[1])
         z = self.scalar(qnode.input[2]) if len(qnode.input) > 2 else 0
         if isinstance(s, np.ndarray) or isinstance(z, np.ndarray):
             raise ImportError_(f"{self.source}: activation {qnode.output[0]!r} has a scale or zero "
                                f"point per channel; lanthorn needs one per activation tensor "
                                f"(quantize_static writes that; per_channel=True applies to weights)")
-        return s, z
+        return float(np.float32(s)), int(z)
 
     def define_q(self, qnode, layout, onnx_shape_name):
         """Declare the quantized tensor produced by QuantizeLinear ``qnode``."""
@@ -213,8 +214,7 @@ class _Importer:
         """The table taking ``src``'s integers to the quantization of QuantizeLinear
         ``dst_qnode``, or None when the two already agree and the integers pass unchanged."""
         ts = self.tensors[src]
-        s = float(np.float32(self.scalar(dst_qnode.input[1])))
-        z = int(self.scalar(dst_qnode.input[2]))
+        s, z = self.activation_qparams(dst_qnode)
         if s == ts.scale and z == ts.zero_point:
             return None
         return int8.requant_table(ts.scale, ts.zero_point, s, z)

@@ -103,8 +103,7 @@ def gather(imp, node):
         imp.fail(node, "indices do not come straight from a graph input",
                  "feed token indices as a model input")
     qnode, _ = imp.out_q(node)
-    s = float(np.float32(imp.scalar(qnode.input[1])))
-    z = int(imp.scalar(qnode.input[2]))
+    s, z = imp.activation_qparams(qnode)
     table = _embedding_table(imp, node, data, s, z)
     ishape = imp.shape(idx)
     if len(ishape) < 1 or ishape[0] != 1:

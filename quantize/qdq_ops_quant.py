@@ -7,8 +7,6 @@ activation (``imp.fmap``) or a quantized constant weight (``imp.wdq``).
 """
 from __future__ import annotations
 
-import numpy as np
-
 from lanthorn.quantize.qdq_onnx import node_attrs
 
 
@@ -36,8 +34,7 @@ def _alias_dedicated_input_q(imp, node, src) -> bool:
     for qq in list(imp.q.values()):
         if qq.name in imp.inputs and imp.model_q_src.get(qq.name) == src:
             t = imp.tensors[qq.name]
-            if (float(np.float32(imp.scalar(node.input[1]))), int(imp.scalar(node.input[2]))) \
-                    == (t.scale, t.zero_point):
+            if imp.activation_qparams(node) == (t.scale, t.zero_point):
                 imp.q[node.output[0]] = qq
                 return True
     return False

@@ -1,5 +1,6 @@
 """`lanthorn import` of onnxruntime-quantized models, then load(...).run_quantized equals
 onnxruntime's int8 output on every element (issue 3's "must show"), for the whole zoo."""
+import copy
 import subprocess
 import sys
 
@@ -101,14 +102,23 @@ def test_activation_outside_onnxruntimes_registry_is_quantized_and_exact(tmp_pat
         assert_exact(load(bundle, backend=backend), bundle, feeds)
 
 
-def test_import_refuses_per_channel_activation_scales(zoo, tmp_path):
+@pytest.mark.parametrize("name", ["mlp_25k", "cnn1d_14x50"])
+def test_import_refuses_per_channel_activation_scales(zoo, name):
     """A hand-edited model whose activation carries a scale per channel: one line naming the
-    tensor, not a TypeError from deep inside the importer."""
+    tensor, not a TypeError from deep inside the importer, whichever Q it is (the input's,
+    one after a layer, one a Flatten or pool requantizes to)."""
     from onnx import numpy_helper
-    m = onnx.load(str(zoo["mlp_25k"][1]))
-    q = next(n for n in m.graph.node if n.op_type == "QuantizeLinear" and n.input[0] != "x")
-    init = next(t for t in m.graph.initializer if t.name == q.input[1])
-    init.CopyFrom(numpy_helper.from_array(np.array([0.1, 0.2], np.float32), init.name))
-    with pytest.raises(ImportError_, match=f"activation {q.output[0]!r} has a scale or zero point "
-                                           "per channel"):
-        bundle_from_qdq(m)
+    base = onnx.load(str(zoo[name][1]))
+    softmax_out = {n.output[0] for n in base.graph.node if n.op_type == "Softmax"}
+    read = [k for k, n in enumerate(base.graph.node)   # the final softmax's Q is skipped: float
+            if n.op_type == "QuantizeLinear" and n.input[0] not in softmax_out]
+    assert len(read) > 2
+    for k in read:
+        m = copy.deepcopy(base)
+        q = m.graph.node[k]
+        q.input[1] = "vector_scale"   # this Q alone (Qs may share a scale initializer)
+        m.graph.initializer.append(numpy_helper.from_array(np.array([0.1, 0.2], np.float32),
+                                                           "vector_scale"))
+        with pytest.raises(ImportError_, match=r"activation '[^']+' has a scale or zero point "
+                                               "per channel"):
+            bundle_from_qdq(m)
