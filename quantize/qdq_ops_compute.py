@@ -16,7 +16,7 @@ from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
 
 
 # ---------------------------------------------------------------- weights and biases
-def _weight_scales(imp, node, wq, s, z, n_out, axis_expected):
+def _weight_scales(imp, node, wq, s, z, n_out):
     """One float32 scale per output: lanthorn's requantization is per output channel, so
     a per-tensor scale is repeated and anything else is refused."""
     if wq.dtype != np.int8:
@@ -45,20 +45,22 @@ def _bias(imp, node, idx, n_out):
 
 
 # ---------------------------------------------------------------- Conv, Gemm, MatMul
-def _conv_geometry(wq, a, layout):
-    """Weights as [Cout, KH, KW, Cg] and stride/dilation/pads in lanthorn's 2-D terms: a
-    1-D convolution over [1, C, T] runs as a 2-D one of height 1."""
+def _window_2d(a, layout) -> dict:
+    """A window's stride, dilation and pads in lanthorn's 2-D terms: a 1-D conv or pool over
+    [1, C, T] runs as a 2-D one of height 1."""
     if layout == "nct":
-        w = wq.transpose(0, 2, 1)[:, None, :, :]             # [Cout, 1, K, Cg]
-        stride = (1, a.get("strides", [1])[0])
-        dil = (1, a.get("dilations", [1])[0])
         p = a.get("pads", [0, 0])
-        return w, stride, dil, (0, p[0], 0, p[1])
-    w = wq.transpose(0, 2, 3, 1)                              # [Cout, KH, KW, Cg]
-    stride = tuple(a.get("strides", [1, 1]))
-    dil = tuple(a.get("dilations", [1, 1]))
-    pads = tuple(a.get("pads", [0, 0, 0, 0]))
-    return w, stride, dil, pads
+        return {"stride": [1, a.get("strides", [1])[0]], "dilation": [1, a.get("dilations", [1])[0]],
+                "pads": [0, p[0], 0, p[1]]}
+    return {"stride": list(a.get("strides", [1, 1])), "dilation": list(a.get("dilations", [1, 1])),
+            "pads": list(a.get("pads", [0, 0, 0, 0]))}
+
+
+def _conv_weights(wq, layout):
+    """Weights as [Cout, KH, KW, Cg] (a 1-D kernel has height 1)."""
+    if layout == "nct":
+        return wq.transpose(0, 2, 1)[:, None, :, :]
+    return wq.transpose(0, 2, 3, 1)
 
 
 def conv(imp, node):
@@ -70,15 +72,15 @@ def conv(imp, node):
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         imp.fail(node, "auto_pad is set", "export with explicit pads")
     cout = wq.shape[0]
-    sw = _weight_scales(imp, node, wq, ws, wz, cout, 0)
+    sw = _weight_scales(imp, node, wq, ws, wz, cout)
     bias = _bias(imp, node, 2, cout)
     qnode, act = imp.out_q(node)
-    w, stride, dil, pads = _conv_geometry(wq, a, x.layout)
+    w = _conv_weights(wq, x.layout)
     out = imp.define_q(qnode, x.layout, qnode.input[0])
     tx, ty = imp.tensors[x.name], imp.tensors[out]
     lo, hi = imp.act_bounds(act, out)
     imp.layers.append(Layer("conv", node.name or out, (x.name,), (out,),
-                            {"stride": list(stride), "dilation": list(dil), "pads": list(pads),
+                            {**_window_2d(a, x.layout),
                              "groups": int(a.get("group", 1)), "act_min": lo, "act_max": hi},
                             {"weight": np.ascontiguousarray(w, dtype=np.int8), "bias": bias,
                              "multiplier": int8.requant_multiplier(tx.scale, sw, ty.scale)}))
@@ -106,7 +108,7 @@ def gemm(imp, node):
     wq, ws, wz, _ = imp.weight_in(node, 1)
     w = wq if a.get("transB", 0) else wq.T
     n = w.shape[0]
-    _dense(imp, node, w, _weight_scales(imp, node, wq, ws, wz, n, 0), _bias(imp, node, 2, n))
+    _dense(imp, node, w, _weight_scales(imp, node, wq, ws, wz, n), _bias(imp, node, 2, n))
 
 
 def matmul(imp, node):
@@ -114,7 +116,7 @@ def matmul(imp, node):
     if wq.ndim != 2:
         imp.fail(node, "the weight is not a 2-D matrix", "use a Linear layer")
     n = wq.shape[1]
-    _dense(imp, node, wq.T, _weight_scales(imp, node, wq, ws, wz, n, 1),
+    _dense(imp, node, wq.T, _weight_scales(imp, node, wq, ws, wz, n),
            np.zeros(n, dtype=np.int32))
 
 
@@ -126,13 +128,7 @@ def _pool_params(imp, node, x, a):
         imp.fail(node, "ceil_mode=1", "use floor mode (ceil_mode=0)")
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
         imp.fail(node, "auto_pad is set", "export with explicit pads")
-    if x.layout == "nct":
-        p = a.get("pads", [0, 0])
-        return {"kernel": [1, k[0]], "stride": [1, a.get("strides", [1])[0]],
-                "dilation": [1, a.get("dilations", [1])[0]], "pads": [0, p[0], 0, p[1]]}
-    return {"kernel": k, "stride": list(a.get("strides", [1, 1])),
-            "dilation": list(a.get("dilations", [1, 1])),
-            "pads": list(a.get("pads", [0, 0, 0, 0]))}
+    return {"kernel": [1, k[0]] if x.layout == "nct" else k, **_window_2d(a, x.layout)}
 
 
 def maxpool(imp, node):
