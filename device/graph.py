@@ -602,6 +602,12 @@ def layer_macs(layer: Layer, graph: Graph) -> int:
     return 0
 
 
+def graph_macs(graph: Graph) -> int:
+    """Multiply-accumulates of one inference: the model's cost as cards, reports, benches and
+    the runtime's GIL decision count it."""
+    return int(sum(layer_macs(layer, graph) for layer in graph.layers))
+
+
 def layer_param_bytes(layer: Layer) -> int:
     """Bytes of constant data a layer carries (weights, biases, multipliers, tables)."""
     return int(sum(a.nbytes for a in layer.arrays.values()))

@@ -34,7 +34,7 @@ from lanthorn.device.bundle import (Bundle, InputSpec, from_onnx_layout, read_bu
                                     to_onnx_layout)
 from lanthorn.device.engine_numpy import NumpyEngine
 from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import layer_macs, raw_outputs
+from lanthorn.device.graph import graph_macs, raw_outputs
 from lanthorn.device.int8 import softmax_f32, softmax_table
 from lanthorn.errors import UserError
 
@@ -132,7 +132,7 @@ class Model:
             row = self._raw[0].shape[-1] if self._softmax[0] else 0
             table = softmax_table(self._raw[0].scale) if row else None
             calls = thin((self._inputs[0].shape, self._alt_shape[0]), table, row,
-                         release_gil=sum(layer_macs(layer, g) for layer in g.layers) > GIL_MACS)
+                         release_gil=graph_macs(g) > GIL_MACS)
             if calls is not None:
                 self._thin, self._thin_raw = calls
 

@@ -352,10 +352,10 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
 def _case_header(case: Case) -> dict:
     """The model's fixed figures (MACs and weight bytes counted as the bundle's graph counts
     them), with an empty ``paths`` for the timings to fill in."""
-    from lanthorn.device.graph import layer_macs, layer_param_bytes
+    from lanthorn.device.graph import graph_macs, layer_param_bytes
     g = case.bundle.graph
     return {"name": case.name, "source": case.source,
-            "macs": int(sum(layer_macs(layer, g) for layer in g.layers)),
+            "macs": graph_macs(g),
             "weight_bytes": int(sum(layer_param_bytes(layer) for layer in g.layers)),
             "float_weight_bytes": case.float_weight_bytes, "paths": {}}
 

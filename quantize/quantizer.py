@@ -30,10 +30,11 @@ from pathlib import Path
 
 import numpy as np
 
+from lanthorn.device.graph import graph_macs
 from lanthorn.errors import UserError
 from lanthorn.quantize import quality
-from lanthorn.quantize.calibrate import (METHODS, ModelData, compute_ranges, load_model_data,
-                                         ort_method)
+from lanthorn.quantize.calibrate import (DEFAULT_CALIBRATION_WINDOWS, METHODS, ModelData,
+                                         compute_ranges, load_model_data, ort_method)
 from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
 
 #: Float operators lanthorn quantizes (each becomes, or fuses into, an int8 layer).
@@ -460,11 +461,6 @@ def bundle_sizes(bundle) -> dict:
             "bundle_lzma_bytes": len(lzma.compress(raw, preset=9))}
 
 
-def graph_macs(graph) -> int:
-    from lanthorn.device.graph import layer_macs
-    return int(sum(layer_macs(layer, graph) for layer in graph.layers))
-
-
 def float_params(model) -> int:
     return int(sum(np.prod(t.dims) for t in model.graph.initializer))
 
@@ -586,7 +582,6 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
 def _scoring_data(model, data_dir, n_calib, force, log):
     """The calibration and held-out data, and what ``train`` recorded: scoring a model on
     the sessions it trained on is refused here, before any work."""
-    from lanthorn.quantize.calibrate import DEFAULT_CALIBRATION_WINDOWS
     data = load_model_data(data_dir, model, n_calib=n_calib or DEFAULT_CALIBRATION_WINDOWS)
     log(f"dataset {data.description}")
     training = training_record(model)
@@ -677,12 +672,12 @@ def _calibration_gate(model, data, calibration, bias_correction, unpruned: Evalu
     _, q_mm, _ = quantize_float(model, data, "minmax", bias_correction)
     mm = evaluate("minmax", model, make_bundle(q_mm, data, {}, {}), data)
     lost = 100.0 * (mm.int8_accuracy - unpruned.int8_accuracy)
+    passed = lost <= quality.INT8_DROP_POINTS / 2
     gate = quality.Gate(
-        "calibration", lost <= quality.INT8_DROP_POINTS / 2,
+        "calibration", passed,
+        f"--calibration {calibration}: {-lost:+.2f} points against minmax" if passed else
         (f"--calibration {calibration} lost {lost:.2f} points of int8 accuracy against "
-         f"minmax ({100 * mm.int8_accuracy:.2f}%): use --calibration minmax")
-        if lost > quality.INT8_DROP_POINTS / 2 else
-        f"--calibration {calibration}: {-lost:+.2f} points against minmax")
+         f"minmax ({100 * mm.int8_accuracy:.2f}%): use --calibration minmax"))
     log(gate.message)
     return gate
 

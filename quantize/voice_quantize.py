@@ -218,7 +218,7 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     ``signing_key`` (an Ed25519 key, :mod:`lanthorn.device.signing`) signs it, so a locked
     object installs it like a signed gesture model."""
     from lanthorn.device.bundle import read_bundle, write_bundle
-    from lanthorn.quantize.quantizer import graph_macs
+    from lanthorn.device.graph import graph_macs
 
     t0 = time.perf_counter()
     fmodel, spec, arch = read_voice_onnx(float_onnx)

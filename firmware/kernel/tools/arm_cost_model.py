@@ -274,7 +274,7 @@ def ort_prefix(tmp: Path, root: Path, wheels: Path, cpu: str) -> tuple[Path, dic
 def dynamic_table(tmp: Path, models: list[str], root: Path | None, wheels: Path | None) -> list[str]:
     import numpy as np
     from lanthorn.device import engine_c
-    from lanthorn.device.graph import layer_macs
+    from lanthorn.device.graph import graph_macs
     from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     exe, plugin = build_runner(tmp), build_plugin(tmp)
@@ -288,7 +288,7 @@ def dynamic_table(tmp: Path, models: list[str], root: Path | None, wheels: Path 
     for name in models:
         _, q = tiny_models.build(name, tmp)
         g = bundle_from_qdq(q).graph
-        macs = int(sum(layer_macs(layer, g) for layer in g.layers))
+        macs = graph_macs(g)
         blob = tmp / f"{name}.lkb"
         blob.write_bytes(engine_c.to_blob(g))
         t = g.tensors[g.inputs[0]]
