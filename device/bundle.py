@@ -20,7 +20,15 @@ Layout (all integers little-endian)::
     64      H     JSON header: graph, input_spec, labels, card, provenance, written_by,
                   arrays [{name, dtype, shape, offset, nbytes}], twin {offset, nbytes}
     64+H    D     data: raw little-endian arrays, each starting on a 64-byte boundary
-                  (offsets relative to the start of data), then the twin's bytes
+                  (offsets relative to the start of data), then the twin's bytes, then
+                  the lexicon's bytes (a voice's words, optional)
+
+The optional ``lexicon`` section (voices; :mod:`lanthorn.device.lexicon`):
+the header's ``"lexicon": {"format": "lanthorn-trie", "version": 1, "offset", "nbytes",
+"words", "sha256"}`` points at the trie of the corpus's words in the data, with its own
+SHA-256 and word count (checked on reading, beside the file's checksum). A bundle without
+it (every bundle written before it existed) loads as before, with ``lexicon`` None; a
+lanthorn that predates it ignores the key, so the file format version stays 1.
 
 Writing is deterministic: the same content gives the same bytes (sorted JSON keys, fixed
 padding, no timestamps unless the caller puts them in the card), which the quantizer
@@ -136,6 +144,8 @@ class Bundle:
     provenance: dict[str, Any] = field(default_factory=dict)
     twin: bytes | None = None
     sha256: str | None = None
+    #: a voice's words as trie bytes (:func:`lanthorn.device.lexicon.encode`), or None
+    lexicon: bytes | None = None
     #: (Ed25519 public key, signature) from the trailer, unverified (see device/signing.py)
     signature: tuple[bytes, bytes] | None = None
     #: an imported model's public contract, its ONNX inputs and outputs:
@@ -197,6 +207,11 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
         twin_meta = {"offset": offset, "nbytes": len(bundle.twin)}
         blobs.append(bytes(bundle.twin))
         offset += len(bundle.twin)
+    lexicon_meta = None
+    if bundle.lexicon:
+        lexicon_meta = _lexicon_meta(bundle.lexicon, offset + _pad(offset))
+        blobs.append(b"\0" * _pad(offset) + bytes(bundle.lexicon))
+        offset += _pad(offset) + len(bundle.lexicon)
     header = {
         "format": FORMAT_VERSION,
         "written_by": f"lanthorn {__version__}",
@@ -211,6 +226,8 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
     }
     if bundle.io:
         header["onnx_io"] = _jsonable(bundle.io)
+    if lexicon_meta:
+        header["lexicon"] = lexicon_meta
     try:
         check_header(_jsonable(header))
     except BundleError as exc:
@@ -223,6 +240,43 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
     digest = hashlib.sha256(head + hjson + data).digest()
     bundle.sha256 = digest.hex()
     return head + digest + hjson + data, header
+
+
+def _lexicon_meta(data: bytes, offset: int) -> dict:
+    """The header entry of a lexicon section at ``offset`` (refusing trie bytes that do not
+    decode: a writer's bug must not reach a device)."""
+    from lanthorn.device import lexicon
+    try:
+        words = len(lexicon.decode(data))
+    except lexicon.LexiconError as exc:
+        raise CorruptBundleError(f"refusing to write a bundle with a bad lexicon: {exc}") from None
+    return {"format": lexicon.FORMAT, "version": lexicon.VERSION, "offset": offset,
+            "nbytes": len(data), "words": words, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def _read_lexicon(meta, buf, data_start: int, dlen: int, source: str) -> bytes | None:
+    """The lexicon section's bytes, checked: its format and version known, inside the
+    data, its own SHA-256 and word count right. None when the bundle has none."""
+    if meta is None:
+        return None
+    from lanthorn.device import lexicon
+    bad = f"{source}: the lexicon section (the voice's words)"
+    if meta.get("format") != lexicon.FORMAT or meta.get("version", 0) > lexicon.VERSION:
+        raise NewerFormatError(f"{bad} is {meta.get('format')!r} version {meta.get('version')}; "
+                               f"this lanthorn {__version__} reads {lexicon.FORMAT!r} up to "
+                               f"version {lexicon.VERSION}: upgrade lanthorn on this device")
+    if meta["offset"] + meta["nbytes"] > dlen:
+        raise CorruptBundleError(f"{bad} lies outside the data")
+    data = bytes(buf[data_start + meta["offset"]:data_start + meta["offset"] + meta["nbytes"]])
+    if hashlib.sha256(data).hexdigest() != meta.get("sha256"):
+        raise ChecksumError(f"{bad} failed its SHA-256 check: push or copy a good copy again")
+    try:
+        words = len(lexicon.decode(data))
+    except lexicon.LexiconError as exc:
+        raise CorruptBundleError(f"{bad} does not decode: {exc}") from None
+    if words != meta.get("words"):
+        raise CorruptBundleError(f"{bad} holds {words} words, its header says {meta.get('words')}")
+    return data
 
 
 def _jsonable(obj):
@@ -369,8 +423,9 @@ def _build(header: dict, buf, data_start: int, dlen: int, source: str, sha: str)
         twin = bytes(buf[data_start + t["offset"]:data_start + t["offset"] + t["nbytes"]])
     io = header.get("onnx_io") or {}
     _check_io(io, graph, source)
+    lexicon = _read_lexicon(header.get("lexicon"), buf, data_start, dlen, source)
     return Bundle(graph, spec, labels, header.get("card", {}), header.get("provenance", {}),
-                  twin, sha, io=io)
+                  twin, sha, io=io, lexicon=lexicon)
 
 
 def _read_arrays(metas: list, buf, data_start: int, dlen: int, source: str) -> dict:
@@ -546,6 +601,12 @@ def check_header(h) -> None:
     _need(twin is None or (isinstance(twin, dict) and is_int(twin.get("offset"))
                            and is_int(twin.get("nbytes")) and twin["offset"] >= 0
                            and twin["nbytes"] >= 0), "twin must be null or {offset, nbytes}")
+    lex = h.get("lexicon")
+    _need(lex is None or (isinstance(lex, dict) and is_int(lex.get("offset"))
+                          and is_int(lex.get("nbytes")) and lex["offset"] >= 0
+                          and lex["nbytes"] > 0 and is_int(lex.get("version"))
+                          and is_int(lex.get("words")) and isinstance(lex.get("sha256"), str)),
+          "lexicon must be null or {format, version, offset, nbytes, words, sha256}")
     check_input_spec(h["input_spec"])
     _need(_is_text_list(h["labels"]), "labels must be a list of non-empty names")
     check_card(h.get("card", {}))

@@ -14,8 +14,14 @@ with it lives here, in one place:
   engine computes, with a seeded :class:`numpy.random.Generator`. Because it starts from
   the raw integers, a phrase made by lanthorn's engine and one made by onnxruntime on the
   twin are the same string whenever their integers agree (which the tests check);
-* **generation** (:meth:`Voice.generate`) with a time budget: a phrase that takes longer
-  than ``budget_ms`` is abandoned (the phrase bank speaks instead);
+* **every word the artist's** (:mod:`lanthorn.device.lexicon`): a voice bundle carries the
+  trie of its corpus's words, and the sampler may only pick a character that continues a
+  corpus word or ends one, so the voice cannot write a word the artist did not give it
+  (a bundle without a lexicon, made before it existed, speaks unconstrained);
+* **generation** (:meth:`Voice.generate`) with a time budget: a phrase ends at the phrase
+  boundary; one that would be cut at ``max_len`` is written again with the next seed
+  (up to :data:`MAX_TRIES` times, while the budget lasts); a phrase that takes longer than
+  ``budget_ms`` or never finishes is abandoned (the phrase bank speaks instead);
 * **off the hot path** (:class:`VoiceWorker`): the loop only posts a request and later
   picks up the finished phrase; the worker thread hands the interpreter over every
   :data:`YIELD_EVERY` characters so the 60 fps loop is never held up for long;
@@ -50,6 +56,8 @@ MIN_TEMPERATURE = 1e-3   # below this the sampler is greedy
 #: so the loop waits at most about a millisecond for the voice, while a phrase is not slowed
 #: by a thread switch per character on a busy machine (measured: 7-24 ms per phrase with one)
 YIELD_EVERY = 8
+#: attempts at a phrase that ends at the boundary (seed, seed+1, ...) before giving up
+MAX_TRIES = 4
 
 
 class VoiceError(UserError):
@@ -133,16 +141,25 @@ def voice_spec(model) -> VoiceSpec:
 
 
 def sample_index(raw: np.ndarray, scale: float, zero_point: int, temperature: float,
-                 top_k: int, rng: np.random.Generator) -> int:
+                 top_k: int, rng: np.random.Generator, allowed: np.ndarray | None = None) -> int:
     """The next character's index from the int8 logits ``raw``.
 
-    temperature below MIN_TEMPERATURE (or top_k == 1) is greedy (ties: the lowest index;
-    dividing by a near-zero temperature would overflow to infinity). Otherwise the
-    ``top_k`` largest logits (0: all; ties broken by index) are kept, divided by the
-    temperature and soft-maxed in float64, and one index is drawn with one uniform from
+    ``allowed`` (ascending indices; None: all) is what the lexicon permits: the others are
+    never picked. temperature below MIN_TEMPERATURE (or top_k == 1) is greedy (ties: the
+    lowest index; dividing by a near-zero temperature would overflow to infinity). Otherwise
+    the ``top_k`` largest allowed logits (0: all; ties broken by index) are kept, divided by
+    the temperature and soft-maxed in float64, and one index is drawn with one uniform from
     ``rng``: the same integers and seed give the same character everywhere."""
     q = raw.reshape(-1).astype(np.int64)
-    if temperature < MIN_TEMPERATURE or top_k == 1:
+    if allowed is not None:
+        q = q[allowed]
+        return int(allowed[_sample(q, scale, zero_point, temperature, top_k, rng)])
+    return _sample(q, scale, zero_point, temperature, top_k, rng)
+
+
+def _sample(q: np.ndarray, scale: float, zero_point: int, temperature: float, top_k: int,
+            rng: np.random.Generator) -> int:
+    if temperature < MIN_TEMPERATURE or top_k == 1 or q.size == 1:
         return int(np.argmax(q))
     order = np.argsort(-q, kind="stable")
     if 0 < top_k < q.size:
@@ -166,67 +183,107 @@ class Phrase:
     complete: bool      # ended with the boundary (not cut at max length)
     timed_out: bool = False
     voice: str = ""     # the voice that made it: one pushed meanwhile may not have
+    tries: int = 1      # attempts it took (a phrase cut at max length is written again)
+    first_seed: int = -1   # the seed asked for (``seed`` is the one that spoke)
 
 
 class Voice:
     """A loaded voice model, ready to speak. ``step(tokens)`` returns the int8 logits; by
-    default it is the int8 engine, tests substitute onnxruntime on the twin to compare."""
+    default it is the int8 engine, tests substitute onnxruntime on the twin to compare.
+    ``lexicon`` (trie bytes; default: the bundle's) constrains the words it may write."""
 
-    def __init__(self, model, step: Callable[[np.ndarray], np.ndarray] | None = None):
+    def __init__(self, model, step: Callable[[np.ndarray], np.ndarray] | None = None,
+                 lexicon: bytes | None = None):
         self.model = model
-        self.spec = voice_spec(model)
+        spec = voice_spec(model)
         g = model.graph
         out = g.tensors[raw_outputs(g)[0]]
-        self.scale, self.zero_point = float(out.scale), int(out.zero_point)
-        self._shape = tuple(g.tensors[g.inputs[0]].shape)
-        self._tokens = np.zeros(self._shape, np.int32)
-        self.step = step or (lambda x: model.run_quantized(x))
+        if lexicon is None:
+            lexicon = getattr(getattr(model, "bundle", None), "lexicon", None)
+        self._setup(spec, step or (lambda x: model.run_quantized(x)), float(out.scale),
+                    int(out.zero_point), lexicon)
+
+    @classmethod
+    def from_parts(cls, spec: VoiceSpec, step: Callable[[np.ndarray], np.ndarray], scale: float,
+                   zero_point: int, lexicon: bytes | None, name: str = "voice") -> "Voice":
+        """A voice made of a step function and its int8 output scale, not a bundle: the
+        training sweep tastes its float candidates with the device's own decoder."""
+        voice = cls.__new__(cls)
+        voice.model = None
+        voice._name = name
+        voice._setup(spec, step, scale, zero_point, lexicon)
+        return voice
+
+    def _setup(self, spec, step, scale, zero_point, lexicon) -> None:
+        from lanthorn.device.lexicon import WordState, decode
+        self.spec, self.step = spec, step
+        self.scale, self.zero_point = float(scale), int(zero_point)
+        self._tokens = np.zeros((spec.input_len,), np.int32)
+        if self.model is not None:
+            self._tokens = np.zeros(tuple(self.model.graph.tensors[
+                self.model.graph.inputs[0]].shape), np.int32)
+        self.lexicon = decode(lexicon) if lexicon else None
+        self.words = WordState(self.lexicon, spec.vocab) if lexicon else None
 
     @property
     def sha256(self):
-        return self.model.sha256
+        return self.model.sha256 if self.model is not None else None
 
     @property
     def name(self) -> str:
+        if self.model is None:
+            return self._name
         card = self.model.card or {}
         return str(card.get("name") or f"voice-{str(self.sha256 or '')[:8]}")
 
     def generate(self, mood: str, seed: int, temperature: float = 0.8, top_k: int = 8,
                  max_len: int = 40, budget_ms: float | None = None,
-                 yield_every: int = 0) -> Phrase:
-        """One phrase for ``mood``. Stops at the boundary, at ``max_len`` characters (then
-        cut back to the last whole word), or when ``budget_ms`` has passed (timed out).
-        ``yield_every`` > 0 hands the interpreter to other threads every that many
-        characters (the worker thread, so the loop never waits long for it)."""
-        spec = self.spec
+                 yield_every: int = 0, tries: int = MAX_TRIES) -> Phrase:
+        """One phrase for ``mood``. Ends at the boundary; a phrase cut at ``max_len`` is
+        written again with seed+1, seed+2, ... (``tries`` attempts in all, while
+        ``budget_ms`` lasts); the last cut attempt is cut back to its last whole word and
+        marked incomplete. Past ``budget_ms`` the phrase is timed out. ``yield_every`` > 0
+        hands the interpreter to other threads every that many characters (the worker
+        thread, so the loop never waits long for it)."""
         t0 = time.perf_counter()
+        deadline = None if budget_ms is None else t0 + budget_ms / 1e3
+        for k in range(max(1, int(tries))):
+            text, n, complete, timed_out = self._attempt(mood, int(seed) + k, temperature,
+                                                         top_k, max_len, deadline, yield_every)
+            if complete or timed_out:
+                break
+        if not complete and " " in text.strip():
+            text = text[:text.rstrip().rfind(" ")]
+        text = " ".join(text.split())
+        return Phrase(text, mood, int(seed) + k, (time.perf_counter() - t0) * 1e3, n,
+                      complete, timed_out, self.name, k + 1, int(seed))
+
+    def _attempt(self, mood, seed, temperature, top_k, max_len, deadline, yield_every):
+        """One try: (text, characters, ended at the boundary, timed out)."""
+        spec, words = self.spec, self.words
         rng = np.random.default_rng(int(seed))
         flat = self._tokens.reshape(-1)
         flat[0] = spec.mood_token(mood)
         flat[1:] = 0                    # the boundary: the start of a phrase
+        if words is not None:
+            words.reset()
         chars: list[str] = []
-        complete = timed_out = False
-        deadline = None if budget_ms is None else t0 + budget_ms / 1e3
         for n in range(1, int(max_len) + 1):
             raw = self.step(self._tokens)
-            i = sample_index(np.asarray(raw), self.scale, self.zero_point, temperature, top_k, rng)
+            i = sample_index(np.asarray(raw), self.scale, self.zero_point, temperature, top_k,
+                             rng, None if words is None else words.allowed)
             if i == 0:
-                complete = True
-                break
+                return "".join(chars), n - 1, True, False
             chars.append(spec.vocab[i])
+            if words is not None:
+                words.push(i)
             flat[1:-1] = flat[2:].copy()
             flat[-1] = i
             if deadline is not None and time.perf_counter() > deadline:
-                timed_out = True
-                break
+                return "".join(chars), n, False, True
             if yield_every and n % yield_every == 0:
                 time.sleep(0)   # let the loop thread take the interpreter
-        text = "".join(chars)
-        if not complete and " " in text.strip():
-            text = text[:text.rstrip().rfind(" ")]
-        text = " ".join(text.split())
-        return Phrase(text, mood, int(seed), (time.perf_counter() - t0) * 1e3, len(chars),
-                      complete, timed_out, self.name)
+        return "".join(chars), len(chars), False, False
 
 
 def voice_of(model) -> Voice:
@@ -314,7 +371,8 @@ class Speaker:
     A phrase is due when the mood changes (at once, if ``voice_min_interval_s`` has passed
     since the last generated phrase; otherwise as soon as it has) and every
     ``phrase_interval_s``. The worker's phrase is shown on the frame after it is ready; a
-    phrase that failed, timed out or came back empty is replaced by the bank's.
+    phrase that failed, timed out, never finished or came back empty is replaced by the
+    bank's.
     ``on_phrase(phrase, source)`` is told about every phrase shown ("voice" or "bank")."""
 
     def __init__(self, bank, worker: VoiceWorker | None = None,
@@ -353,7 +411,7 @@ class Speaker:
         shown = None
         done = self.worker.take()
         if done is not None:
-            if isinstance(done, Phrase) and done.text and not done.timed_out:
+            if isinstance(done, Phrase) and done.text and done.complete and not done.timed_out:
                 shown = done.text
                 if self.on_phrase:
                     self.on_phrase(done, "voice")

@@ -15,6 +15,11 @@ this = a small weight). Training weighs every example by its source's weight.
 
 Tags are moods (the piece's) or gestures; a gesture stands for the moods it evokes in the
 default temperament. An untagged line speaks for every mood.
+
+A source of ``"kind": "words"`` is a word list, not lines: its words (separated by spaces,
+commas or new lines; "#" comments allowed) join the voice's lexicon, the words the voice
+may write (:mod:`lanthorn.device.lexicon`), without adding training lines. The voice can
+only say a word of the corpus: its lines' words and its word lists'.
 """
 from __future__ import annotations
 
@@ -33,6 +38,7 @@ from lanthorn.errors import UserError
 FORMAT = "lanthorn-voice-corpus"
 VERSION = 1
 MANIFEST = "manifest.json"
+KINDS = ("lines", "words")   # a source of phrases, or a word list for the lexicon
 MAX_LINE_CHARS = 60      # longer phrases never fit the 128x64 OLED; import splits them
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 _TAGS = re.compile(r"^\[([^\]]*)\]\s*")
@@ -56,6 +62,7 @@ class TextSource:
     notes: str = ""
     weight: float = 1.0
     imports: list = field(default_factory=list)
+    kind: str = "lines"      # see KINDS
 
     @property
     def file(self) -> str:
@@ -64,6 +71,8 @@ class TextSource:
     def to_json(self) -> dict:
         d = asdict(self)
         del d["name"]
+        if self.kind == "lines":   # the default: manifests written before kinds stay as they were
+            del d["kind"]
         d["file"] = self.file
         return d
 
@@ -82,6 +91,15 @@ class Corpus:
     path: Path
     sources: dict[str, TextSource]
     lines: list[Line]
+    #: words of the word-list sources ({source: [word, ...]}), beside the lines' words
+    word_lists: dict[str, list[str]] = field(default_factory=dict)
+
+    def words(self) -> list[str]:
+        """Every word the voice may write: the lines' and the word lists', sorted."""
+        from lanthorn.device.lexicon import words_of
+        out = {w for line in self.lines for w in words_of(line.text)}
+        out.update(w for ws in self.word_lists.values() for w in ws)
+        return sorted(out)
 
     def chars_by_source(self) -> dict[str, int]:
         out = {s: 0 for s in self.sources}
@@ -101,6 +119,12 @@ def check_name(name: str) -> str:
         raise CorpusError(f"source name {name!r} must be 1-64 letters, digits, '.', '_' or '-' "
                           f"(starting with a letter or digit)")
     return name
+
+
+def _check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise CorpusError(f"source kind must be one of {', '.join(KINDS)}, got {kind!r}")
+    return kind
 
 
 def _check_weight(weight: float) -> float:
@@ -132,7 +156,7 @@ def read_manifest(path) -> dict[str, TextSource]:
             src = TextSource(check_name(name), str(d.get("author", "")), str(d.get("consent", "")),
                              str(d.get("licence", "")), str(d.get("date", "")),
                              str(d.get("notes", "")), _check_weight(float(d.get("weight", 1.0))),
-                             list(d.get("imports", [])))
+                             list(d.get("imports", [])), _check_kind(str(d.get("kind", "lines"))))
         except (TypeError, ValueError) as exc:
             raise CorpusError(f"{mp}: source {name!r}: {exc}") from None
         out[name] = src
@@ -149,6 +173,7 @@ def add_source(path, source: TextSource, replace: bool = False) -> TextSource:
     root = Path(path)
     check_name(source.name)
     _check_weight(source.weight)
+    _check_kind(source.kind)
     if root.exists() and not root.is_dir():
         raise CorpusError(f"{root} is a file; give a folder for the corpus")
     root.mkdir(parents=True, exist_ok=True)
@@ -208,10 +233,30 @@ def moods_of(tags: tuple[str, ...], moods=DEFAULT_MOODS,
     return tuple(dict.fromkeys(out)), unknown
 
 
+def read_word_list(text: str, where: str = "word list") -> list[str]:
+    """The words of a word-list source: separated by spaces, commas or new lines, "#"
+    comment lines skipped; a word the lexicon cannot hold is refused, naming it."""
+    from lanthorn.device.lexicon import WORD_CHARS
+    out = []
+    for i, raw in enumerate(text.splitlines(), 1):
+        if raw.strip().startswith("#"):
+            continue
+        for w in re.split(r"[\s,]+", raw.strip()):
+            if not w:
+                continue
+            if any(c not in WORD_CHARS for c in w) or len(w) > 64:
+                raise CorpusError(f"{where}, line {i}: {w[:40]!r} is not a word (letters, digits "
+                                  f"and apostrophes, at most 64): one word per entry, no "
+                                  f"punctuation")
+            out.append(w)
+    return out
+
+
 def load_corpus(path) -> Corpus:
     root = Path(path)
     sources = read_manifest(root)
     lines: list[Line] = []
+    word_lists: dict[str, list[str]] = {}
     for name, src in sources.items():
         f = root / src.file
         if not f.exists():
@@ -220,6 +265,9 @@ def load_corpus(path) -> Corpus:
             text = f.read_text(encoding="utf-8")
         except UnicodeDecodeError as exc:
             raise CorpusError(f"{f}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        if src.kind == "words":
+            word_lists[name] = read_word_list(text, str(f))
+            continue
         for i, raw in enumerate(text.splitlines(), 1):
             raw = raw.strip()
             if not raw or raw.startswith("#"):
@@ -230,7 +278,7 @@ def load_corpus(path) -> Corpus:
                 continue
             moods, _ = moods_of(tags)
             lines.append(Line(name, body, moods, tags, i))
-    return Corpus(root, sources, lines)
+    return Corpus(root, sources, lines, word_lists)
 
 
 def split_text(text: str, paragraphs: bool = False, max_chars: int = MAX_LINE_CHARS) -> list[str]:
@@ -321,7 +369,8 @@ def summarize(path) -> dict:
         per_source[name] = {"lines": len(lines), "chars": chars[name],
                             "share_chars": chars[name] / total if total else 0.0,
                             "weight": src.weight, "share_effective": eff[name],
-                            "moods": moods, **src.to_json()}
+                            "moods": moods, "kind": src.kind,
+                            "words": len(corpus.word_lists.get(name, ())), **src.to_json()}
         if not src.consent.strip():
             warnings.append(f"source {name!r} has no consent recorded (--consent \"how it was "
                             f"given\")")
@@ -330,7 +379,10 @@ def summarize(path) -> dict:
         elif src.licence not in SHIPPABLE_LICENCES:
             warnings.append(f"source {name!r} has licence {src.licence!r}, not one known to allow "
                             f"shipping ({', '.join(SHIPPABLE_LICENCES)}): check before shipping")
-        if not lines:
+        if src.kind == "words":
+            if not corpus.word_lists.get(name):
+                warnings.append(f"word list {name!r} has no words yet ({root_file(corpus, src)})")
+        elif not lines:
             warnings.append(f"source {name!r} has no lines (lanthorn voice import)")
         elif src.weight == 0:
             warnings.append(f"source {name!r} has weight 0: the voice will not learn from it")
@@ -344,15 +396,20 @@ def summarize(path) -> dict:
         warnings.append(f"{len(unshowable)} character(s) the OLED font cannot show are left out "
                         f"of training: {shown}")
     return {"path": str(corpus.path), "sources": per_source, "lines": len(corpus.lines),
-            "chars": total, "unshowable": {c: v for c, v in sorted(unshowable.items())},
+            "chars": total, "words": len(corpus.words()), "unshowable": {c: v for c, v in sorted(unshowable.items())},
             "warnings": warnings}
+
+
+def root_file(corpus: Corpus, src: TextSource) -> Path:
+    return corpus.path / src.file
 
 
 # ----------------------------------------------------------------------------- examples
 
 def format_summary(info: dict) -> str:
     """``lanthorn voice info``'s text for :func:`summarize`'s figures."""
-    lines = [f"voice corpus {info['path']}: {info['lines']} lines, {info['chars']} characters", "",
+    lines = [f"voice corpus {info['path']}: {info['lines']} lines, {info['chars']} characters, "
+             f"{info.get('words', 0)} words the voice may write (the only ones it can)", "",
              "source          lines   chars  share(chars)  weight  effective  licence       consent"]
     for s, v in info["sources"].items():
         lines.append(f"{s:<15}{v['lines']:6d}{v['chars']:8d}{100 * v['share_chars']:12.1f}% "
@@ -360,7 +417,10 @@ def format_summary(info: dict) -> str:
                      f"{v['licence'] or 'NONE':<13} {v['consent'] or 'NONE'}")
     lines += ["", "lines per mood (untagged lines speak for every mood):"]
     for s, v in info["sources"].items():
-        lines.append(f"  {s}: " + ", ".join(f"{m} {n}" for m, n in v["moods"].items()))
+        if v.get("kind") == "words":
+            lines.append(f"  {s}: a word list of {v['words']} words (joins the lexicon, no lines)")
+        else:
+            lines.append(f"  {s}: " + ", ".join(f"{m} {n}" for m, n in v["moods"].items()))
     if not info["unshowable"]:
         lines += ["", "every character used can be shown on the OLED"]
     lines += [f"warning: {warning}" for warning in info["warnings"]]
@@ -368,8 +428,10 @@ def format_summary(info: dict) -> str:
 
 
 def vocabulary(corpus: Corpus) -> str:
-    """The boundary, then every showable character the corpus uses, sorted."""
+    """The boundary, then every showable character the corpus uses (its word lists'
+    included, so that their words can be written), sorted."""
     used = {c for line in corpus.lines for c in line.text if c in OLED_CHARSET}
+    used |= {c for ws in corpus.word_lists.values() for w in ws for c in w if c in OLED_CHARSET}
     return "\n" + "".join(sorted(used))
 
 

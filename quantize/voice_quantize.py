@@ -229,6 +229,7 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     licences = sorted({v["licence"] or "none" for v in mix.values()})
     bundle = _quantize(float_onnx, feeds, spec, {"corpus": str(corpus_dir), "sources": mix,
                                                  "licences": licences})
+    bundle.lexicon = lexicon_bytes(corpus)
     macs = graph_macs(bundle.graph)
     checked = check_twin(bundle, feeds[:64])
     model, ours, params = _same_phrases_both_ways(bundle, spec, seed)
@@ -246,6 +247,16 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     log(f"wrote {out}: {macs:,} MACs/char, {ppl}; {checked} logits identical to "
         f"onnxruntime; longest verbatim copy in samples {tasting.longest} chars")
     return report
+
+
+def lexicon_bytes(corpus) -> bytes:
+    """The trie of every word of ``corpus`` (its lines' and word lists'), as the bundle's
+    lexicon section stores it: the only words the voice may write."""
+    from lanthorn.device.lexicon import Trie, encode
+    words = corpus.words()
+    if not words:
+        raise UserError(f"{corpus.path}: the corpus has no words for the voice to say")
+    return encode(Trie(words))
 
 
 def _calibration_feeds(corpus, corpus_dir, spec: VoiceSpec, n_calib: int, seed: int,

@@ -23,6 +23,9 @@ def _corpus_arguments(sub) -> None:
     p.add_argument("--weight", type=float, default=1.0,
                    help="how strongly it flavours the voice, per character (0.05 = a hint)")
     p.add_argument("--replace", action="store_true", help="update an existing source's details")
+    p.add_argument("--kind", choices=("lines", "words"), default="lines",
+                   help="lines (phrases to learn from, the default) or words (a word list: its "
+                        "words join the only words the voice may write, without training lines)")
 
     p = sub.add_parser("import", help="add plain text to a source: one phrase a line, or paragraphs")
     p.add_argument("file", help="UTF-8 text file")
@@ -85,7 +88,12 @@ def add_source_cmd(args) -> int:
     src = add_source(args.corpus, TextSource(
         args.name, author=args.author, consent=args.consent, licence=args.licence,
         date=args.date or datetime.date.today().isoformat(), notes=args.notes,
-        weight=args.weight), replace=args.replace)
+        weight=args.weight, kind=args.kind), replace=args.replace)
+    if src.kind == "words":
+        print(f"declared word list {src.name!r} in {Path(args.corpus) / 'manifest.json'}: write "
+              f"its words (spaces, commas or new lines) into {Path(args.corpus) / src.file}; "
+              f"they join the words the voice may write at the next 'voice quantize'")
+        return 0
     print(f"{'updated' if args.replace else 'declared'} source {src.name!r} (weight "
           f"{src.weight:g}) in {Path(args.corpus) / 'manifest.json'}; add text with "
           f"'lanthorn voice import FILE --corpus {args.corpus} --source {src.name}'")
