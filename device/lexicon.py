@@ -7,7 +7,8 @@ cannot write a word the artist did not give it.** While a phrase is written, a
 
 * inside a word, a character may only continue a prefix of a corpus word;
 * a separator (a space, punctuation) or the phrase's end may only come where a corpus word
-  ends (or after another separator: "still, here");
+  ends; after punctuation only a space or the end ("still, here", "there?"), after a space
+  only a new word;
 * a phrase never ends before its first word, nor starts with a separator.
 
 A *word* is a run of :data:`WORD_CHARS` (letters, digits, the apostrophe); everything else
@@ -158,6 +159,7 @@ class WordState:
         self._sep = np.zeros(n, bool)
         for i, c in enumerate(vocab):
             self._sep[i] = i == 0 or c not in WORD_CHARS
+        self._space = index.get(" ", -1)
         #: per node, its children by vocabulary index
         self._next: list[dict[int, int]] = [
             {index[c]: child for c, child in kids.items() if c in index} for kids in trie.children]
@@ -168,10 +170,14 @@ class WordState:
             if node and trie.ends[node]:
                 m |= self._sep
             masks.append(m)
-        # after a separator: a new word begins, or another separator follows; the phrase's
+        # after punctuation: a space or the end; after a space: a new word; the phrase's
         # first character begins a word. A mask left empty (a vocabulary without the
         # lexicon's letters) allows only the end, so a phrase always stops.
-        masks += [masks[0] | self._sep, masks[0].copy()]
+        punct = np.zeros(n, bool)
+        punct[0] = True
+        if self._space >= 0:
+            punct[self._space] = True
+        masks += [punct, masks[0].copy(), masks[0].copy()]
         self._allowed = [np.flatnonzero(m) if m.any() else np.zeros(1, np.int64) for m in masks]
         self.reset()
 
@@ -184,13 +190,16 @@ class WordState:
         """The vocabulary indices that may come next, ascending (0 is the phrase's end)."""
         if not self.started:
             return self._allowed[-1]
-        return self._allowed[-2 if self.node < 0 else self.node]
+        return self._allowed[self.node] if self.node >= 0 else self._allowed[self.node - 1]
 
     def push(self, i: int) -> None:
         """Follow vocabulary index ``i`` (one the mask allowed)."""
         self.started = True
-        nxt = self._next[self.node].get(i) if self.node >= 0 else self._next[0].get(i)
-        self.node = -1 if self._sep[i] or nxt is None else nxt
+        if self._sep[i]:           # -1: after a space, -2: after punctuation
+            self.node = -1 if i == self._space else -2
+            return
+        nxt = self._next[self.node if self.node >= 0 else 0].get(i)
+        self.node = -1 if nxt is None else nxt
 
     def at_word_end(self) -> bool:
         return self.node < 0 or bool(self.trie.ends[self.node])

@@ -292,6 +292,8 @@ VOICE_PARAMS: tuple[Param, ...] = (
           "(0 = all)", "", 0, 96),
     Param("voice_max_len", "int", 40, "longest phrase in characters (cut at a word)", "chars",
           4, 60),
+    Param("voice_min_len", "int", 16, "shortest phrase in characters: the voice may not end a "
+          "phrase sooner (a fragment of two words is always a corpus line's)", "chars", 0, 60),
     Param("voice_budget_ms", "float", 150.0, "time allowed per phrase; slower phrases are "
           "dropped for the phrase bank", "ms", 5.0, 2000.0),
     Param("voice_seed", "int", 0, "first seed of the voice's sampler (phrase n uses seed+n)",

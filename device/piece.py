@@ -168,14 +168,20 @@ class Piece:
                 "voice_source": self.voice_source,
                 "phrase_ms_p50": self.stats.phrase_ms.percentile(50),
                 "phrase_ms_p99": self.stats.phrase_ms.percentile(99),
-                "phrase_by": self.rendering.phrase_by,
+                "phrase_by": self.rendering.phrase_by,     # who said the phrase: voice or bank
+                "voice_tries": self.voice_log[-1]["tries"] if self.voice_log else None,
                 "voice_said": self.voice_log[-1] if self.voice_log else None,
                 "quiet": self.quiet,
                 "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
                 "messages": list(self.messages)[-10:]}
 
     def param_note(self, name: str, value) -> str | None:
-        """A word on a value the hardware overrides (for the console's get/set answers)."""
+        """A word on a value the piece does not use as given (for the console's get/set
+        answers): one the hardware overrides, or a phrase bank while the voice speaks."""
+        if name.startswith("phrases_") and self.params.get("voice_enabled") \
+                and self.voice_worker.voice is not None:
+            return ("the voice is speaking; the bank speaks when voice_enabled is off or a "
+                    "phrase fails")
         return self.rendering.param_note(name, value)
 
     def model_info(self) -> dict:
@@ -227,7 +233,8 @@ class Piece:
             self.stats.phrase_ms.add(phrase.ms)
             self.voice_log.append({"t": round(self.journal.now(), 3), "voice": phrase.voice,
                                    "mood": phrase.mood, "seed": phrase.seed, "text": phrase.text,
-                                   "ms": round(phrase.ms, 3), "chars": phrase.chars})
+                                   "ms": round(phrase.ms, 3), "chars": phrase.chars,
+                                   "tries": phrase.tries})
 
     def summary(self) -> dict:
         """The measured figures (for the demo's summary.json)."""

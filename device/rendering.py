@@ -183,7 +183,7 @@ class Rendering:
         the display was asked to draw (the words ``render_oled`` draws its picture from)."""
         strip = self.body.leds
         return {"leds": strip.last_frame.tobytes().hex() if strip is not None else "",
-                "oled": {"text": self.phrase, "mood": mood,
+                "oled": {"text": self.phrase, "mood": mood, "by": self.phrase_by,
                          "footer": "" if have_model else "no model",
                          "on": self.display_on(p, quiet) and self.body.display is not None,
                          "contrast": int(p["display_contrast"])}}

@@ -8,7 +8,10 @@ with it lives here, in one place:
   into one embedding table — first a *mood token* (row ``len(vocab) + mood index``), then
   the last ``context`` characters (rows ``0..len(vocab)-1``), left-padded with the phrase
   boundary ``"\\n"`` — and answers next-character logits over ``vocab``. ``"\\n"`` also
-  ends a phrase. The vocabulary is printable ASCII at most (:data:`OLED_CHARSET`), so
+  ends a phrase. A spec with ``words`` = k > 0 reads only the word being written and the k
+  words before it (:func:`word_window`: older characters are the boundary): such a voice
+  chooses its next word from the last one or two, like a word Markov chain, so it
+  recombines its corpus at every shared word instead of reciting whole lines. The vocabulary is printable ASCII at most (:data:`OLED_CHARSET`), so
   every phrase can be drawn by the display's font, including Pillow's bitmap fallback;
 * **the sampler** (:func:`sample_index`): temperature and top-k on the *int8* logits the
   engine computes, with a seeded :class:`numpy.random.Generator`. Because it starts from
@@ -56,7 +59,12 @@ MIN_TEMPERATURE = 1e-3   # below this the sampler is greedy
 #: so the loop waits at most about a millisecond for the voice, while a phrase is not slowed
 #: by a thread switch per character on a busy machine (measured: 7-24 ms per phrase with one)
 YIELD_EVERY = 8
-#: attempts at a phrase that ends at the boundary (seed, seed+1, ...) before giving up
+#: the parameters (device/params.py) that decide what the voice writes: the card, the
+#: tasting notes and the bench record them
+SAMPLER_PARAMS = ("voice_temperature", "voice_top_k", "voice_max_len", "voice_min_len")
+#: attempts at a phrase that ends at the boundary before giving up: the first draws with
+#: ``seed``, a retry k with the seed sequence (seed, k), so that phrase n's retry is not
+#: phrase n+1 (which draws with seed+1)
 MAX_TRIES = 4
 
 
@@ -71,6 +79,7 @@ class VoiceSpec:
     vocab: str            # index -> character; vocab[0] is the boundary "\n"
     moods: tuple[str, ...]
     context: int          # characters of history the model reads
+    words: int = 0        # > 0: of those, only the word being written and this many before
 
     @property
     def n_tokens(self) -> int:
@@ -92,11 +101,22 @@ class VoiceSpec:
         return [index[c] for c in text if c in index]
 
     def to_json(self) -> dict:
-        return {"vocab": self.vocab, "moods": list(self.moods), "context": self.context}
+        d = {"vocab": self.vocab, "moods": list(self.moods), "context": self.context}
+        if self.words:            # absent in voices made before word windows
+            d["words"] = self.words
+        return d
+
+    def separators(self) -> np.ndarray:
+        """Per vocabulary index: True for the boundary and every non-word character."""
+        from lanthorn.device.lexicon import WORD_CHARS
+        return np.array([i == 0 or c not in WORD_CHARS for i, c in enumerate(self.vocab)])
 
     @classmethod
     def from_json(cls, d: dict) -> "VoiceSpec":
         vocab, moods, context = str(d["vocab"]), tuple(str(m) for m in d["moods"]), int(d["context"])
+        words = int(d.get("words", 0))
+        if not 0 <= words <= 8:
+            raise VoiceError("the voice's word window must be 0..8 words")
         if not vocab or vocab[0] != BOUNDARY or len(set(vocab)) != len(vocab):
             raise VoiceError("the voice's vocabulary must start with the phrase boundary and "
                              "have no repeated character")
@@ -105,7 +125,23 @@ class VoiceSpec:
             raise VoiceError(f"the voice can write characters the OLED cannot show: {bad!r}")
         if not moods or not 1 <= context <= 256:
             raise VoiceError("the voice must name its moods and read 1..256 characters")
-        return cls(vocab, moods, context)
+        return cls(vocab, moods, context, words)
+
+
+def word_window(ctx, sep, words: int):
+    """Keep, at the end of ``ctx`` (character indices, oldest first), the word being written
+    and the ``words`` words before it with their separators; set everything older to the
+    boundary (0), in place. ``sep[i]``: index i is not a word character."""
+    j = len(ctx)
+    while j > 0 and not sep[ctx[j - 1]]:          # the word being written
+        j -= 1
+    for _ in range(words):
+        while j > 0 and sep[ctx[j - 1]] and ctx[j - 1] != 0:   # its separators
+            j -= 1
+        while j > 0 and not sep[ctx[j - 1]]:      # the word before
+            j -= 1
+    ctx[:j] = 0
+    return ctx
 
 
 def is_voice(model_or_bundle) -> bool:
@@ -184,7 +220,6 @@ class Phrase:
     timed_out: bool = False
     voice: str = ""     # the voice that made it: one pushed meanwhile may not have
     tries: int = 1      # attempts it took (a phrase cut at max length is written again)
-    first_seed: int = -1   # the seed asked for (``seed`` is the one that spoke)
 
 
 class Voice:
@@ -224,6 +259,8 @@ class Voice:
                 self.model.graph.inputs[0]].shape), np.int32)
         self.lexicon = decode(lexicon) if lexicon else None
         self.words = WordState(self.lexicon, spec.vocab) if lexicon else None
+        self._sep = spec.separators()
+        self._hist = np.zeros(spec.context, np.int64)
 
     @property
     def sha256(self):
@@ -236,11 +273,20 @@ class Voice:
         card = self.model.card or {}
         return str(card.get("name") or f"voice-{str(self.sha256 or '')[:8]}")
 
+    def speak(self, mood: str, seed: int, params: dict, budget_ms: float | None = None,
+              yield_every: int = 0) -> Phrase:
+        """One phrase as the piece writes it: the sampler's parameters read from ``params``
+        (a ParamStore snapshot) in one place, for the worker, the tasting panel and bench."""
+        return self.generate(mood, seed, params["voice_temperature"], params["voice_top_k"],
+                             params["voice_max_len"], budget_ms, yield_every,
+                             min_len=int(params.get("voice_min_len", 0)))
+
     def generate(self, mood: str, seed: int, temperature: float = 0.8, top_k: int = 8,
                  max_len: int = 40, budget_ms: float | None = None,
-                 yield_every: int = 0, tries: int = MAX_TRIES) -> Phrase:
-        """One phrase for ``mood``. Ends at the boundary; a phrase cut at ``max_len`` is
-        written again with seed+1, seed+2, ... (``tries`` attempts in all, while
+                 yield_every: int = 0, tries: int = MAX_TRIES, min_len: int = 0) -> Phrase:
+        """One phrase for ``mood``. Ends at the boundary, not before ``min_len`` characters
+        (when the lexicon allows going on); a phrase cut at ``max_len`` is written again
+        with the next seed (see :data:`MAX_TRIES`; ``tries`` attempts in all, while
         ``budget_ms`` lasts); the last cut attempt is cut back to its last whole word and
         marked incomplete. Past ``budget_ms`` the phrase is timed out. ``yield_every`` > 0
         hands the interpreter to other threads every that many characters (the worker
@@ -248,37 +294,46 @@ class Voice:
         t0 = time.perf_counter()
         deadline = None if budget_ms is None else t0 + budget_ms / 1e3
         for k in range(max(1, int(tries))):
-            text, n, complete, timed_out = self._attempt(mood, int(seed) + k, temperature,
-                                                         top_k, max_len, deadline, yield_every)
+            text, n, complete, timed_out = self._attempt(mood, seed, temperature, top_k, max_len,
+                                                         deadline, yield_every, min_len, k)
             if complete or timed_out:
                 break
         if not complete and " " in text.strip():
             text = text[:text.rstrip().rfind(" ")]
         text = " ".join(text.split())
-        return Phrase(text, mood, int(seed) + k, (time.perf_counter() - t0) * 1e3, n,
-                      complete, timed_out, self.name, k + 1, int(seed))
+        return Phrase(text, mood, int(seed), (time.perf_counter() - t0) * 1e3, n,
+                      complete, timed_out, self.name, k + 1)
 
-    def _attempt(self, mood, seed, temperature, top_k, max_len, deadline, yield_every):
+    def _attempt(self, mood, seed, temperature, top_k, max_len, deadline, yield_every, min_len,
+                 tries_k=0):
         """One try: (text, characters, ended at the boundary, timed out)."""
-        spec, words = self.spec, self.words
-        rng = np.random.default_rng(int(seed))
+        spec, words, hist = self.spec, self.words, self._hist
+        rng = np.random.default_rng(int(seed) if not tries_k else (int(seed), tries_k))
         flat = self._tokens.reshape(-1)
         flat[0] = spec.mood_token(mood)
         flat[1:] = 0                    # the boundary: the start of a phrase
+        hist[:] = 0
         if words is not None:
             words.reset()
         chars: list[str] = []
         for n in range(1, int(max_len) + 1):
             raw = self.step(self._tokens)
+            allowed = None if words is None else words.allowed
+            if n <= min_len and allowed is not None and allowed[0] == 0 and allowed.size > 1:
+                allowed = allowed[1:]          # too short to end yet
             i = sample_index(np.asarray(raw), self.scale, self.zero_point, temperature, top_k,
-                             rng, None if words is None else words.allowed)
+                             rng, allowed)
             if i == 0:
                 return "".join(chars), n - 1, True, False
             chars.append(spec.vocab[i])
             if words is not None:
                 words.push(i)
-            flat[1:-1] = flat[2:].copy()
-            flat[-1] = i
+            hist[:-1] = hist[1:].copy()
+            hist[-1] = i
+            if spec.words:
+                flat[1:] = word_window(hist.copy(), self._sep, spec.words)
+            else:
+                flat[1:] = hist
             if deadline is not None and time.perf_counter() > deadline:
                 return "".join(chars), n, False, True
             if yield_every and n % yield_every == 0:
@@ -344,9 +399,8 @@ class VoiceWorker(RequestThread):
             return
         mood, seed, p = request
         try:
-            result: Phrase | Exception = voice.generate(
-                mood, seed, p["voice_temperature"], p["voice_top_k"], p["voice_max_len"],
-                p["voice_budget_ms"], yield_every=YIELD_EVERY if self.threaded else 0)
+            result: Phrase | Exception = voice.speak(
+                mood, seed, p, p["voice_budget_ms"], yield_every=YIELD_EVERY if self.threaded else 0)
         except Exception as exc:  # a voice that breaks must not stop the piece
             result = exc
         with self._cond:

@@ -456,11 +456,14 @@ def examples(lines: list[Line], spec, sources: dict[str, TextSource] | None = No
     Returns (x int64 [n, 1 + context], y int64 [n], w float32 [n], src list[str], line index
     int64 [n]). A line tagged with moods is one example sequence per mood; an untagged line
     one per mood of the piece, each with 1/len(moods) of the weight, so every mood hears
-    it. ``w`` is the source's weight (1 without ``sources``), split that way."""
+    it. ``w`` is the source's weight (1 without ``sources``), split that way. A word-window
+    spec's contexts are cut as the device cuts them (:func:`lanthorn.device.voice.word_window`)."""
     import numpy as np
     moods = tuple(moods or spec.moods)
     index = {c: i for i, c in enumerate(spec.vocab)}
     n_ctx = spec.context
+    sep = spec.separators()
+    from lanthorn.device.voice import word_window
     xs, ys, ws, srcs, idx = [], [], [], [], []
     for li, line in enumerate(lines):
         seq = [index[c] for c in line.text if c in index] + [0]
@@ -469,10 +472,13 @@ def examples(lines: list[Line], spec, sources: dict[str, TextSource] | None = No
             continue
         weight = (sources[line.source].weight if sources else 1.0) / len(targets)
         padded = [0] * n_ctx + seq
+        windows = [padded[j:j + n_ctx] for j in range(len(seq))]
+        if spec.words:    # what the device's decoder feeds a word-window voice
+            windows = [list(word_window(np.array(wd), sep, spec.words)) for wd in windows]
         for mood in targets:
             mt = spec.mood_token(mood)
             for j, tgt in enumerate(seq):
-                xs.append([mt] + padded[j:j + n_ctx])
+                xs.append([mt] + windows[j])
                 ys.append(tgt)
                 ws.append(weight)
                 srcs.append(line.source)

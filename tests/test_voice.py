@@ -209,8 +209,7 @@ def test_speaker_uses_the_bank_without_a_voice_and_when_switched_off(voice_files
     sp = Speaker(PhraseBank(), VoiceWorker(voice, threaded=False),
                  on_phrase=lambda ph, by: said.append(by))
     first = sp.update("calm", 0.0, P)
-    assert said == ["voice"] and first == voice.generate("calm", 0, P["voice_temperature"],
-                                                         P["voice_top_k"], P["voice_max_len"]).text
+    assert said == ["voice"] and first == voice.speak("calm", 0, P).text
     off = dict(P, voice_enabled=False)
     assert sp.update("shy", 10.0, off) in P["phrases_shy"]
     assert said[-1] == "bank"
