@@ -13,6 +13,8 @@ import time
 
 import numpy as np
 
+from lanthorn.device.voice import SAMPLER_PARAMS
+
 
 def bench_phrases(bundle, settings: dict, seed: int = 0) -> dict:
     from lanthorn.device.params import ParamStore
@@ -40,13 +42,13 @@ def bench_phrases(bundle, settings: dict, seed: int = 0) -> dict:
         for s in range(seed, seed + per_mood):
             for k, v in voices.items():       # interleaved: a busy machine slows all alike
                 t0 = time.perf_counter_ns()
-                ph = v.generate(mood, s, p["voice_temperature"], p["voice_top_k"], p["voice_max_len"])
+                ph = v.speak(mood, s, p)
                 times[k].append((time.perf_counter_ns() - t0) / 1e6)
                 texts[k].append(ph.text)
             chars.append(ph.chars)
     base = float(np.median(times["ort_int8"]))
     out = {"phrases": len(chars), "chars_mean": round(float(np.mean(chars)), 2),
-           "sampler": {k: p[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")},
+           "sampler": {k: p[k] for k in SAMPLER_PARAMS if k in p},
            "paths": {}}
     for k, ts in times.items():
         med = float(np.median(ts))

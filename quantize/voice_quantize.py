@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device import int8
-from lanthorn.device.voice import KIND, Voice, VoiceSpec
+from lanthorn.device.voice import KIND, SAMPLER_PARAMS, Voice, VoiceSpec
 from lanthorn.errors import UserError
 from lanthorn.quantize.voice_corpus import (SHIPPABLE_LICENCES, examples, load_corpus,
                                             split_lines, summarize)
@@ -180,8 +180,7 @@ def phrases(voice: Voice, params: dict, moods=None, per_mood: int = SAMPLES_PER_
     seed+1, ...: what the piece would say, sampled with the parameters it would use."""
     for mood in moods or voice.spec.moods:
         for k in range(per_mood):
-            yield mood, seed + k, voice.generate(mood, seed + k, params["voice_temperature"],
-                                                 params["voice_top_k"], params["voice_max_len"])
+            yield mood, seed + k, voice.speak(mood, seed + k, params)
 
 
 def taste(voice: Voice, corpus, params: dict, moods=None, per_mood: int = SAMPLES_PER_MOOD,
@@ -234,8 +233,10 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
     checked = check_twin(bundle, feeds[:64])
     model, ours, params = _same_phrases_both_ways(bundle, spec, seed)
     ppl_float, ppl_int8 = _perplexities(fmodel, model, spec, corpus)
+    from lanthorn.quantize.voice_taste import panel
     tasting = _Tasting(spec, arch, macs, mix, licences, ppl_float, ppl_int8, params,
-                       taste(ours, corpus, params, seed=seed))
+                       taste(ours, corpus, params, seed=seed),
+                       panel(ours, corpus, params, seed=seed, perplexity=False))
     bundle.card = _card(tasting, name or Path(out).stem, card_extra)
     write_bundle(bundle, out, signing_key)
     report = _report(tasting, out, read_bundle(out), bundle.card["mix"], info["warnings"],
@@ -300,10 +301,9 @@ def _same_phrases_both_ways(bundle, spec: VoiceSpec, seed: int):
     bundle.card = {"kind": KIND, "voice": spec.to_json()}   # Voice() needs the spec first
     ours, theirs = Voice(model), Voice(model, step=ort_voice_step(bundle))
     params = ParamStore().snapshot()
-    sampler = [params[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")]
     for mood in spec.moods[:2]:
-        a = ours.generate(mood, seed, *sampler)
-        b = theirs.generate(mood, seed, *sampler)
+        a = ours.speak(mood, seed, params)
+        b = theirs.speak(mood, seed, params)
         if a.text != b.text:
             raise UserError(f"a phrase sampled through lanthorn ({a.text!r}) differs from "
                             f"onnxruntime's ({b.text!r}): not writing this voice")
@@ -335,6 +335,7 @@ class _Tasting:
     ppl_int8: dict
     params: dict
     samples: list[dict]
+    panel: dict            # the tasting panel (quantize/voice_taste.py)
 
     @property
     def longest(self) -> int:
@@ -349,16 +350,23 @@ class _Tasting:
 def _card(t: _Tasting, name: str, card_extra: dict | None) -> dict:
     """The voice's card: what it is, what it may be used for and its limits, its licence,
     and the tasting figures rounded for reading (``card_extra`` last: it may override)."""
+    from lanthorn.quantize.voice_taste import card_figures
     spec, arch, macs, licences = t.spec, t.arch, t.macs, t.licences
+    reads = (f"the word being written and the {spec.words} word(s) before it, within the last "
+             f"{spec.context} characters" if spec.words else f"the last {spec.context} characters")
+    words = t.panel["lexicon_words"]
     return {"name": name, "kind": KIND, "voice": spec.to_json(),
             "description": "the piece's voice: a character-level language model that writes a "
                            "short phrase for the OLED in the current mood",
-            "architecture": f"MLP over the mood and the last {spec.context} characters: "
+            "architecture": f"MLP over the mood and {reads}: "
                             f"embedding {arch.get('dim')} -> dense {arch.get('hidden')} + ReLU -> "
                             f"{len(spec.vocab)} characters; {macs:,} MACs per character",
             "intended_use": "short phrases on the 128x64 OLED, one per mood change",
-            "limitations": "knows only its corpus: a few hundred short lines; it cannot be "
-                           "prompted, and repeats its sources' words",
+            "limitations": f"knows only its corpus: a few hundred short lines; it cannot be "
+                           f"prompted, and every word it writes is one of its corpus's {words} "
+                           f"words (decoding is constrained to a trie of them, stored in the "
+                           f"bundle): it cannot say a word the artist did not give it",
+            "tasting_panel": card_figures(t.panel),
             "licence": " AND ".join(licences),
             "shippable": all(lic in SHIPPABLE_LICENCES for lic in licences),
             "mix": {s: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in m.items()}
@@ -366,7 +374,8 @@ def _card(t: _Tasting, name: str, card_extra: dict | None) -> dict:
             "macs_per_char": macs,
             "perplexity_float": {k: round(v, 3) for k, v in t.ppl_float.items() if v},
             "perplexity_int8": {k: round(v, 3) for k, v in t.ppl_int8.items() if v},
-            "sampler": {k: t.params[k] for k in ("voice_temperature", "voice_top_k", "voice_max_len")},
+            "sampler": {k: t.params[k] for k in SAMPLER_PARAMS},
+            "lexicon_words": words,
             "samples": [{k: s[k] for k in ("mood", "seed", "text", "nearest_source",
                                            "verbatim_chars")} for s in t.samples],
             "verbatim_limit": VERBATIM_LIMIT,
@@ -388,7 +397,7 @@ def _report(t: _Tasting, out, shipped, mix: dict, warnings: list, checked: int,
             "perplexity_float": t.ppl_float, "perplexity_int8": t.ppl_int8,
             "matches_onnxruntime": {"elements_checked": checked, "mismatches": 0,
                                     "phrases_identical": True},
-            "samples": t.samples, "verbatim_limit": VERBATIM_LIMIT,
+            "samples": t.samples, "panel": t.panel, "verbatim_limit": VERBATIM_LIMIT,
             "longest_verbatim_chars": t.longest, "copies_beyond_limit": t.copies,
             "seconds": round(time.perf_counter() - t0, 2)}
 
@@ -439,19 +448,41 @@ def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
             f"identical to onnxruntime on the bundle's QDQ twin, and phrases sampled through "
             f"either are the same.\n\n")
     warn = "".join(f"- warning: {x}\n" for x in report["warnings"])
+    from lanthorn.quantize.voice_taste import panel_markdown
+    body = panel_markdown(report["panel"]) + "\n" if report.get("panel") else ""
     atomic_write_text(directory / "voice-report.md", head + (warn + "\n" if warn else "")
-                      + tasting_markdown(report) + sweep_markdown(report))
+                      + body + tasting_markdown(report) + sweep_markdown(report))
 
 
 def sweep_markdown(report: dict) -> str:
-    """How the architecture was chosen (when the report carries the sweep)."""
+    """How the voice was chosen (when the report carries the sweep): every candidate's
+    tasting panel, perplexity and cost, and why the pick won."""
     rows = report.get("sweep")
     if not rows:
         return ""
-    w = ["\n## Architecture, by measurement\n",
-         f"Each candidate trained on the same split and seed; picked: {report.get('pick_rule', '')}.\n",
-         "| candidate | MACs per character | held-out perplexity (float) | training s |",
-         "| --- | ---: | ---: | ---: |"]
+    w = ["\n## Candidates, by tasting\n",
+         f"Each candidate trained on the same split and seed and tasted with the device's "
+         f"decoder ({rows[0].get('phrases', '')} phrases each); picked: "
+         f"{report.get('pick_rule', '')}.\n",
+         "| candidate | epochs | MACs per character | corpus words | new | word pairs | "
+         "complete | mood | held-out perplexity (float) | score | training s |",
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    best = max(rows, key=lambda r: (r.get("score", 0), -r["macs_per_char"]))
     for r in rows:
-        w.append(f"| {r['arch']} | {r['macs_per_char']:,} | {r['perplexity']:.2f} | {r['seconds']} |")
+        if "score" not in r:    # a report from before the panel: perplexity only
+            w.append(f"| {r['arch']} | | {r['macs_per_char']:,} | | | | | | "
+                     f"{r['perplexity']:.2f} | | {r['seconds']} |")
+            continue
+        mark = " **(picked)**" if r is best else ""
+        w.append(f"| {r['arch']}{mark} | {r['epochs']} | {r['macs_per_char']:,} | "
+                 + " | ".join(f"{100 * r[k]:.0f}%" for k in ("corpus_words", "new", "pairs",
+                                                              "complete", "mood"))
+                 + f" | {r['perplexity']:.2f} | {r['score']:.3f} | {r['seconds']} |")
+    if "score" in best:
+        others = sorted((r for r in rows if r is not best), key=lambda r: -r["score"])
+        why = (f"\n{best['arch']} ({best['epochs']} epochs) won with score {best['score']:.3f}"
+               + (f", ahead of {others[0]['arch']} ({others[0]['epochs']} epochs, "
+                  f"{others[0]['score']:.3f})" if others else "")
+               + ". Perplexity is shown, not obeyed: the lowest belongs to a model that babbles.")
+        w.append(why)
     return "\n".join(w) + "\n"

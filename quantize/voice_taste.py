@@ -31,6 +31,7 @@ import time
 import numpy as np
 
 from lanthorn.device.lexicon import words_of
+from lanthorn.device.voice import SAMPLER_PARAMS
 
 SEEDS = 80                 # phrases per mood: 5 moods x 80 = 400
 FOLDS = 5
@@ -69,8 +70,7 @@ def sample_phrases(voice, params: dict, moods=None, seeds: int = SEEDS, seed: in
     out = []
     for mood in moods or voice.spec.moods:
         for s in range(seed, seed + seeds):
-            out.append((mood, s, voice.generate(mood, s, params["voice_temperature"],
-                                                params["voice_top_k"], params["voice_max_len"])))
+            out.append((mood, s, voice.speak(mood, s, params)))
     return out
 
 
@@ -151,8 +151,7 @@ def panel(voice, corpus, params: dict, moods=None, seeds: int = SEEDS, seed: int
     facts = CorpusFacts(corpus)
     items = sample_phrases(voice, params, moods, seeds, seed)
     ms = np.array([ph.ms for _, _, ph in items])
-    out = {"sampler": {k: params[k] for k in ("voice_temperature", "voice_top_k",
-                                              "voice_max_len")},
+    out = {"sampler": {k: params[k] for k in SAMPLER_PARAMS},
            "seeds": [seed, seed + seeds - 1], "lexicon_words": len(voice.lexicon or ()),
            "constrained": voice.lexicon is not None,
            **_shares(items, facts),

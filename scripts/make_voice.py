@@ -5,9 +5,10 @@ Steps, all seeded, all on the CPU, about half a minute:
 
 1. the corpus: ``data/voice/`` — text written for this project (CC0-1.0, named in its
    manifest and in the bundle's card), three sources mixed by weight;
-2. the architecture sweep (:func:`lanthorn.host.voice_train.sweep`): each candidate MLP
-   trained on the same split, held-out perplexity and MACs per character measured; the
-   rule (:func:`~lanthorn.host.voice_train.pick`) chooses;
+2. the sweep (:func:`lanthorn.host.voice_train.sweep`): each candidate MLP and epoch count
+   trained on the same split and tasted by the tasting panel (corpus words, new phrases,
+   corpus word pairs, complete phrases, mood legibility) with held-out perplexity and MACs
+   per character; the rule (:func:`~lanthorn.host.voice_train.pick`) chooses;
 3. ``lanthorn voice train``: the chosen one, seed 0;
 4. ``lanthorn voice quantize``: int8 through onnxruntime's quantizer, checked element for
    element against onnxruntime on the twin, tasting notes in the card and the report.
@@ -27,7 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "device" / "models"
 CORPUS = ROOT / "data" / "voice"
-RECIPE = {"seed": 0, "epochs": 10, "sweep_epochs": 10, "holdout": 0.1}
+RECIPE = {"seed": 0, "holdout": 0.1}
 
 
 def log(msg: str) -> None:
@@ -51,26 +52,24 @@ def main(argv=None) -> int:
     os.chdir(ROOT)   # the corpus is named relative to the repository in what is shipped
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    arch, rows = vt.DEFAULT_ARCH, None
+    arch, epochs, rows = vt.DEFAULT_ARCH, vt.DEFAULT_EPOCHS, None
     if not args.no_sweep:
-        log("measuring the candidate architectures (held-out perplexity, MACs per character)")
-        rows = vt.sweep(corpus, epochs=RECIPE["sweep_epochs"], seed=RECIPE["seed"],
-                        holdout=RECIPE["holdout"], log=log)
+        log("tasting the candidates (the tasting panel, held-out perplexity, MACs per character)")
+        rows = vt.sweep(corpus, seed=RECIPE["seed"], holdout=RECIPE["holdout"], log=log)
         best = vt.pick(rows)
-        arch = vt.VoiceArch(best["context"], best["dim"], best["hidden"])
-        log(f"picked {arch.label()}: fewest MACs within {vt.PICK_WITHIN:.2f}x of the best "
-            f"held-out perplexity")
+        arch, epochs = vt.arch_of(best), best["epochs"]
+        log(f"picked {arch.label()}, {epochs} epochs: {vt.PICK_RULE}")
     try:   # recorded in the model and the bundle: relative, so any clone builds the same bytes
         shown_corpus = corpus.resolve().relative_to(ROOT)
     except ValueError:
         shown_corpus = corpus
-    train = vt.train_voice(shown_corpus, out / "voice.onnx", arch, epochs=RECIPE["epochs"],
+    train = vt.train_voice(shown_corpus, out / "voice.onnx", arch, epochs=epochs,
                            seed=RECIPE["seed"], holdout=RECIPE["holdout"], log=log)
     report = quantize_voice(out / "voice.onnx", shown_corpus, out / "voice.lanthorn",
                             name="lantern-voice", seed=RECIPE["seed"], log=log,
                             card_extra={"rebuild": "make voice (scripts/make_voice.py)"})
-    report.update({"recipe": RECIPE, "sweep": rows, "pick_rule": f"fewest MACs per character "
-                   f"within {vt.PICK_WITHIN:.2f}x of the best held-out perplexity",
+    report.update({"recipe": {**RECIPE, "epochs": epochs}, "sweep": rows,
+                   "pick_rule": vt.PICK_RULE,
                    "train": train, "bundle": "voice.lanthorn",
                    "seconds": round(time.perf_counter() - t0, 1)})
     from lanthorn.quantize.voice_quantize import write_report

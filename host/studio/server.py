@@ -155,7 +155,8 @@ class Studio:
         words it was given: sent only when they change."""
         if not oled:
             return
-        key = (oled.get("text"), oled.get("mood"), oled.get("footer"), oled.get("on"))
+        key = (oled.get("text"), oled.get("mood"), oled.get("footer"), oled.get("on"),
+               oled.get("by"))
         if key == self._oled_key:
             return
         self._oled_key = key

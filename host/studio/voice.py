@@ -11,8 +11,8 @@ from typing import Callable
 
 from lanthorn.errors import UserError
 
-#: the studio's retrain: the default architecture, a few epochs (the artist can retrain)
-STUDIO_EPOCHS = 10
+#: the studio's retrain: the shipped voice's architecture and epochs (None: DEFAULT_EPOCHS)
+STUDIO_EPOCHS = None
 
 
 def corpus_summary(corpus: Path | None) -> dict:
@@ -45,16 +45,16 @@ def set_weight(corpus: Path | None, name, weight) -> dict:
     return corpus_summary(corpus)
 
 
-def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUDIO_EPOCHS,
+def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int | None = STUDIO_EPOCHS,
                        on_progress: Callable[[str, float, str], None] | None = None) -> dict:
     """``voice train`` then ``voice quantize`` (signed with the default key if there is
-    one, as the command signs), reporting (stage, fraction, message); returns the bundle
-    and its tasting notes' sample phrases per mood, with their seeds."""
+    one, as the command signs), reporting (stage, fraction, message); returns the bundle,
+    its tasting notes' sample phrases per mood with their seeds, and its tasting panel."""
     import onnxruntime
 
     from lanthorn.device import dataset
     from lanthorn.device.signing import signing_key_for
-    from lanthorn.host.voice_train import DEFAULT_ARCH, train_voice
+    from lanthorn.host.voice_train import DEFAULT_ARCH, DEFAULT_EPOCHS, train_voice
     from lanthorn.quantize.voice_quantize import quantize_voice
     onnxruntime.set_default_logger_severity(3)
     dataset.check_name("voice", name)
@@ -64,7 +64,7 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUD
     models.mkdir(parents=True, exist_ok=True)
     onnx, bundle = models / f"{name}.onnx", models / f"{name}.lanthorn"
     progress("train", 0.0, "reading the corpus")
-    figures = train_voice(corpus, onnx, DEFAULT_ARCH, epochs=epochs,
+    figures = train_voice(corpus, onnx, DEFAULT_ARCH, epochs=epochs or DEFAULT_EPOCHS,
                           log=lambda msg: progress("train", -1, str(msg).splitlines()[0]))
     progress("train", 1.0, f"trained in {figures['seconds']} s")
     steps = iter(range(1, 100))
@@ -74,8 +74,10 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUD
                             log=lambda msg: progress("quantize", min(0.95, next(steps) / 6),
                                                      str(msg).splitlines()[0]))
     progress("quantize", 1.0, f"{name}: {len(report['samples'])} sample phrases")
+    from lanthorn.quantize.voice_taste import TARGETS, card_figures
     return {"name": name, "bundle": str(bundle), "sha256": report.get("sha256"),
-            "samples": samples_by_mood(report["samples"])}
+            "samples": samples_by_mood(report["samples"]),
+            "panel": {**card_figures(report["panel"]), "targets": TARGETS}}
 
 
 def samples_by_mood(samples: list[dict]) -> dict[str, list[dict]]:

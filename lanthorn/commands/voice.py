@@ -46,14 +46,17 @@ def _model_arguments(sub) -> None:
     p = sub.add_parser("train", help="train the voice on a corpus and export float ONNX")
     p.add_argument("corpus", help="corpus folder")
     p.add_argument("--out", required=True, help="float ONNX file to write")
-    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--epochs", type=int, help="training epochs (default: the shipped voice's, "
+                   "or the sweep's pick)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--context", type=int, help="characters of history (default: the sweep's pick)")
     p.add_argument("--hidden", type=int, help="hidden units")
     p.add_argument("--dim", type=int, help="embedding size")
+    p.add_argument("--words", type=int, help="word window: read only the word being written and "
+                   "this many words before it (0: the whole character context)")
     p.add_argument("--sweep", action="store_true",
-                   help="first compare the candidate architectures (held-out perplexity, MACs "
-                        "per character) and train the one the rule picks")
+                   help="first compare the candidates by tasting them (the tasting panel, "
+                        "held-out perplexity, MACs per character) and train the one it picks")
 
     p = sub.add_parser("quantize", help="float voice ONNX -> int8 .lanthorn voice bundle with "
                                         "tasting notes (checked against onnxruntime)")
@@ -67,14 +70,20 @@ def _model_arguments(sub) -> None:
     from lanthorn.commands._options import add_signing_arguments
     add_signing_arguments(p)
 
-    p = sub.add_parser("taste", help="speak with a voice bundle: phrases per mood, with seeds")
+    p = sub.add_parser("taste", help="speak with a voice bundle: phrases per mood, with seeds; "
+                                     "with --corpus, the tasting panel")
     p.add_argument("bundle", help="voice bundle (.lanthorn)")
     p.add_argument("--mood", action="append", help="mood(s) to sample (default: all)")
-    p.add_argument("-n", type=int, default=4, help="phrases per mood")
+    p.add_argument("-n", type=int, help="phrases per mood (default 4; with --corpus, the "
+                                        "panel's 80)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--temperature", type=float)
     p.add_argument("--top-k", type=int)
-    p.add_argument("--corpus", help="also show the nearest source and verbatim overlap")
+    p.add_argument("--corpus", help="the tasting panel against this corpus: corpus words, new "
+                   "phrases, corpus word pairs, complete phrases, mood legibility, perplexity")
+    p.add_argument("--phrases", action="store_true",
+                   help="with --corpus, also list every phrase with its nearest source")
+    p.add_argument("--json", action="store_true", help="with --corpus: the panel as JSON")
 
 
 
@@ -124,11 +133,12 @@ def info_cmd(args) -> int:
 def train_cmd(args) -> int:
     from lanthorn.errors import UserError
     from lanthorn.host import voice_train as vt
-    if args.epochs < 1:
+    if args.epochs is not None and args.epochs < 1:
         raise UserError("--epochs must be at least 1")
-    arch, sweep = vt.choose_arch(args.corpus, {k: getattr(args, k) for k in vt.ARCH_BOUNDS},
-                                 args.sweep, args.seed)
-    figures = vt.train_voice(args.corpus, args.out, arch, epochs=args.epochs, seed=args.seed)
+    arch, sweep, picked_epochs = vt.choose_arch(
+        args.corpus, {k: getattr(args, k) for k in vt.ARCH_BOUNDS}, args.sweep, args.seed)
+    epochs = args.epochs or picked_epochs or vt.DEFAULT_EPOCHS
+    figures = vt.train_voice(args.corpus, args.out, arch, epochs=epochs, seed=args.seed)
     if sweep:
         figures["sweep"] = sweep
     Path(args.out).with_suffix(".train.json").write_text(json.dumps(figures, indent=2) + "\n")
@@ -169,14 +179,23 @@ def taste_cmd(args) -> int:
     if bad:
         raise UserError(f"unknown mood(s) {', '.join(bad)}; this voice knows "
                         f"{', '.join(voice.spec.moods)}")
-    corpus = None
-    if args.corpus:
-        from lanthorn.quantize.voice_corpus import load_corpus
-        corpus = load_corpus(args.corpus)
-    for mood, seed, ph in phrases(voice, p, args.mood, args.n, args.seed):
-        extra = ""
-        if corpus is not None:
-            extra = (f"   [nearest {nearest_source(ph.text, corpus)['source']}, verbatim "
-                     f"{longest_verbatim(ph.text, corpus)['chars']} chars]")
-        print(f"{mood:<10} seed {seed:<4} {ph.text!r}  ({ph.ms:.2f} ms){extra}")
+    if args.n is not None and args.n < 1:
+        raise UserError("-n must be at least 1")
+    print("every word is the artist's: decoding is constrained to the corpus's "
+          f"{len(voice.lexicon)} words" if voice.lexicon is not None else
+          "note: this voice has no lexicon (made before it existed): it may invent words")
+    if not args.corpus:
+        for mood, seed, ph in phrases(voice, p, args.mood, args.n or 4, args.seed):
+            print(f"{mood:<10} seed {seed:<4} {ph.text!r}  ({ph.ms:.2f} ms)")
+        return 0
+    from lanthorn.quantize.voice_corpus import load_corpus
+    from lanthorn.quantize.voice_taste import SEEDS, panel, panel_markdown
+    corpus = load_corpus(args.corpus)
+    if args.phrases:
+        for mood, seed, ph in phrases(voice, p, args.mood, args.n or 4, args.seed):
+            print(f"{mood:<10} seed {seed:<4} {ph.text!r}  ({ph.ms:.2f} ms)   [nearest "
+                  f"{nearest_source(ph.text, corpus)['source']}, verbatim "
+                  f"{longest_verbatim(ph.text, corpus)['chars']} chars]")
+    result = panel(voice, corpus, p, args.mood, args.n or SEEDS, args.seed)
+    print(json.dumps(result, indent=2) if args.json else panel_markdown(result), end="")
     return 0

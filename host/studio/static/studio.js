@@ -594,9 +594,34 @@ async function setWeight(source, weight) {
   renderVoice(r.data);
 }
 
+const PANEL_ROWS = [["corpus_words", "phrases made only of corpus words"],
+  ["new", "new phrases (not a substring of a corpus line)"],
+  ["pairs", "adjacent word pairs found in the corpus"],
+  ["complete", "phrases that end at the phrase boundary"], ["mood", "mood legible (5-fold naive Bayes)"]];
+
+function renderPanel(p) {
+  const body = $("#voice-panel tbody");
+  body.textContent = "";
+  if (!p) { $("#voice-panel-note").textContent = ""; return; }
+  const moods = Object.keys(p.per_mood || {});
+  $("#voice-panel thead").textContent = "";
+  $("#voice-panel thead").append(el("tr", {}, el("th", { text: "measure" }), el("th", { text: "all" }),
+    ...moods.map((m) => el("th", { text: m })), el("th", { text: "target" })));
+  const pct = (v) => (v === undefined ? "" : `${(100 * v).toFixed(1)}%`);
+  for (const [k, label] of PANEL_ROWS)
+    body.append(el("tr", { class: p.meets && p.meets[k] === false ? "bad" : "" },
+      el("td", { text: label }), el("td", { text: pct(p[k]) }),
+      ...moods.map((m) => el("td", { text: k === "mood" ? "" : pct(p.per_mood[m][k]) })),
+      el("td", { text: pct((p.targets || {})[k]) })));
+  $("#voice-panel-note").textContent = `${p.phrases} phrases by the device's decoder; ` +
+    (p.constrained ? `every word is one of the corpus's ${p.lexicon_words} words. ` : "no lexicon: it may invent words. ") +
+    `Mood: chance ${pct(p.mood_chance)}, the corpus's own lines ${pct(p.mood_corpus)}.`;
+}
+
 function renderSamples(result) {
   S.voice = result.name;
   $("#voice-name").textContent = `(${result.name})`;
+  renderPanel(result.panel);
   const body = $("#voice-samples tbody");
   body.textContent = "";
   for (const [mood, rows] of Object.entries(result.samples))
@@ -648,7 +673,11 @@ function connectLive() {
   ws.onmessage = (m) => {
     const ev = JSON.parse(m.data);
     if (ev.type === "watch") onSample(ev.data);
-    else if (ev.type === "oled") { $("#oled").src = ev.png; $("#oled-tune").src = ev.png; }
+    else if (ev.type === "oled") {
+      $("#oled").src = ev.png; $("#oled-tune").src = ev.png;
+      $("#said-by").textContent = !ev.text ? "" : ev.by === "voice" ? "said by the voice"
+        : ev.by === "bank" ? "said by the phrase bank (the voice is off, or its phrase failed)" : "";
+    }
     else if (ev.type === "link") setLink(ev);
     else if (ev.type === "control") setControl(ev);
     else if (ev.type === "model") setModel(ev.model);
