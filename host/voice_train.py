@@ -62,7 +62,8 @@ class VoiceArch:
 #: candidates the sweep compares: (architecture, epochs)
 SWEEP = ((VoiceArch(4, 16, 128), 10), (VoiceArch(8, 16, 128), 30),
          (VoiceArch(12, 16, 128), 30), (VoiceArch(12, 16, 128), 60),
-         (VoiceArch(12, 16, 128, words=1), 30), (VoiceArch(12, 16, 128, words=1), 60),
+         (VoiceArch(8, 16, 128, words=1), 60), (VoiceArch(12, 16, 128, words=1), 30),
+         (VoiceArch(12, 16, 128, words=1), 60), (VoiceArch(12, 16, 128, words=1), 100),
          (VoiceArch(16, 16, 128, words=2), 60))
 #: phrases per mood the sweep tastes each candidate with (the shipped voice gets the full panel)
 SWEEP_SEEDS = 40
@@ -70,7 +71,7 @@ PICK_RULE = ("the best tasting-panel score (the mean of the five panel shares, e
              "target, minus 0.1 per target missed); ties: fewer MACs per character")
 #: what the sweep picked on the shipped corpus (data/voice, seed 0; the figures are in
 #: device/models/voice-report.json)
-DEFAULT_ARCH = VoiceArch(12, 16, 128, words=1)
+DEFAULT_ARCH = VoiceArch(8, 16, 128, words=1)
 DEFAULT_EPOCHS = 60
 
 

@@ -60,7 +60,28 @@ class CorpusFacts:
 
 
 def _pairs(words: list[str]) -> list[tuple[str, str]]:
-    return list(zip(words, words[1:]))
+    return list(zip(words, words[1:], strict=False))
+
+
+def echoes(text: str, corpus) -> list[tuple[str, str]]:
+    """Where a phrase comes from: its words cut greedily into the longest runs found, in
+    order, in one corpus line; [(run, that line), ...]. A recited phrase is one run; a new
+    one switches lines where two share a word."""
+    lines = [(ln.text, words_of(ln.text)) for ln in corpus.lines]
+    words = words_of(text)
+    out, i = [], 0
+    while i < len(words):
+        best = (1, next((t for t, ws in lines if words[i] in ws), ""))
+        for t, ws in lines:
+            for k in range(len(ws)):
+                n = 0
+                while i + n < len(words) and k + n < len(ws) and ws[k + n] == words[i + n]:
+                    n += 1
+                if n > best[0]:
+                    best = (n, t)
+        out.append((" ".join(words[i:i + best[0]]), best[1]))
+        i += best[0]
+    return out
 
 
 def sample_phrases(voice, params: dict, moods=None, seeds: int = SEEDS, seed: int = 0) -> list:
@@ -104,14 +125,13 @@ def naive_bayes_accuracy(texts: list[str], labels: list[str], folds: int = FOLDS
             prior[labels[i]] += 1
             for w in docs[i]:
                 counts[labels[i]][w] = counts[labels[i]].get(w, 0) + 1
-        vocab = {w for c in classes for w in counts[c]}
+        n_vocab = len({w for c in classes for w in counts[c]})
         total = {c: sum(counts[c].values()) for c in classes}
         for i in range(f, len(docs), folds):
-            def score(c):
-                s = math.log((prior[c] + 1) / (len(train) + len(classes)))
-                return s + sum(math.log((counts[c].get(w, 0) + 1) / (total[c] + len(vocab) + 1))
-                               for w in docs[i])
-            right += max(classes, key=lambda c: (score(c), c)) == labels[i]
+            scores = {c: math.log((prior[c] + 1) / (len(train) + len(classes)))
+                      + sum(math.log((counts[c].get(w, 0) + 1) / (total[c] + n_vocab + 1))
+                            for w in docs[i]) for c in classes}
+            right += max(classes, key=lambda c: (scores[c], c)) == labels[i]
     return right / len(docs)
 
 

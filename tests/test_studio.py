@@ -439,5 +439,7 @@ def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
         for r in rows[:2]:  # the int8 voice says exactly these words for that mood and seed
             from lanthorn.device.params import ParamStore
             p = ParamStore().snapshot()
-            assert voice.generate(mood, r["seed"], p["voice_temperature"], p["voice_top_k"],
-                                  p["voice_max_len"]).text == r["text"]
+            assert voice.speak(mood, r["seed"], p).text == r["text"]
+    panel = last["panel"]   # the tasting panel, shown after each retrain
+    assert panel["constrained"] and panel["corpus_words"] == 1.0
+    assert set(panel["per_mood"]) == set(voice.spec.moods) and 0 <= panel["mood"] <= 1

@@ -219,6 +219,9 @@ def test_studio_in_chromium(playwright_api, studio):
             assert page.locator("#voice-quantize-progress").evaluate("e => e.value") == 1
             moods = set(page.locator("#voice-samples tbody td:first-child").all_inner_texts())
             assert {"calm", "agitated"} <= moods
+            panel = page.locator("#voice-panel tbody").inner_text()
+            assert "phrases made only of corpus words" in panel and "100.0%" in panel
+            assert "every word is one of the corpus" in page.locator("#voice-panel-note").inner_text()
             page.click("#voice-push-btn")
             page.wait_for_selector("#voice-push-msg.good, #voice-push-msg.bad", timeout=60_000)
             assert "now speaks with voice-" in page.locator("#voice-push-msg").inner_text()

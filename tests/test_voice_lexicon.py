@@ -2,20 +2,19 @@
 decoder, word lists, phrases that finish, the tasting panel, and the banks' note."""
 import hashlib
 import json
-import time
 
 import numpy as np
 import pytest
+from voice_helpers import HARD, SOFT, small_voice, two_source_corpus
 
 from lanthorn.cli import main
+from lanthorn.device.behaviour import PhraseBank
 from lanthorn.device.bundle import BundleError, read_bundle, write_bundle
 from lanthorn.device.lexicon import LexiconError, Trie, WordState, decode, encode, words_of
 from lanthorn.device.params import ParamStore
-from lanthorn.device.voice import Phrase, Speaker, Voice, VoiceSpec, VoiceWorker, load_voice, word_window
-from lanthorn.device.behaviour import PhraseBank
-from lanthorn.quantize.voice_corpus import TextSource, add_source, load_corpus
+from lanthorn.device.voice import Speaker, VoiceSpec, VoiceWorker, load_voice, word_window
+from lanthorn.quantize.voice_corpus import load_corpus
 from lanthorn.quantize.voice_taste import CorpusFacts, naive_bayes_accuracy, panel
-from voice_helpers import HARD, SOFT, small_voice, two_source_corpus
 
 P = ParamStore().snapshot()
 
