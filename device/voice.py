@@ -26,8 +26,8 @@ with it lives here, in one place:
   (up to :data:`MAX_TRIES` times, while the budget lasts); a phrase that takes longer than
   ``budget_ms`` or never finishes is abandoned (the phrase bank speaks instead);
 * **off the hot path** (:class:`VoiceWorker`): the loop only posts a request and later
-  picks up the finished phrase; the worker thread hands the interpreter over every
-  :data:`YIELD_EVERY` characters so the 60 fps loop is never held up for long;
+  picks up the finished phrase; the worker thread hands the interpreter over once
+  :data:`YIELD_MS` have passed since it last did, so the 60 fps loop is never held up long;
 * **when to speak** (:class:`Speaker`): on a mood change (rate-limited by
   ``voice_min_interval_s``) and every ``phrase_interval_s``, falling back to the
   hand-written :class:`~lanthorn.device.behaviour.PhraseBank` when no voice is installed,
@@ -54,11 +54,12 @@ KIND = "voice"
 OLED_CHARSET = frozenset(chr(c) for c in range(32, 127))
 BOUNDARY = "\n"
 MIN_TEMPERATURE = 1e-3   # below this the sampler is greedy
-#: characters the worker generates between two hand-overs of the interpreter: a character
-#: costs ~10 us here (x86, C kernel, sampler included) and perhaps ten times that on a Pi 4,
-#: so the loop waits at most about a millisecond for the voice, while a phrase is not slowed
-#: by a thread switch per character on a busy machine (measured: 7-24 ms per phrase with one)
-YIELD_EVERY = 8
+#: milliseconds the worker writes between two hand-overs of the interpreter, so the loop
+#: waits at most about that long for the voice. By time, not by characters: a hand-over
+#: on a busy machine can cost a scheduler slice, and a phrase of 30 characters (~0.5 ms
+#: here: x86, C kernel, sampler included) should not pay for four of them (measured in
+#: make demo at load 12 on 2 CPUs: phrase p50 9-11 ms when yielding every 8 characters)
+YIELD_MS = 1.0
 #: the parameters (device/params.py) that decide what the voice writes: the card, the
 #: tasting notes and the bench record them
 SAMPLER_PARAMS = ("voice_temperature", "voice_top_k", "voice_max_len", "voice_min_len")
@@ -274,28 +275,28 @@ class Voice:
         return str(card.get("name") or f"voice-{str(self.sha256 or '')[:8]}")
 
     def speak(self, mood: str, seed: int, params: dict, budget_ms: float | None = None,
-              yield_every: int = 0) -> Phrase:
+              yield_ms: float = 0.0) -> Phrase:
         """One phrase as the piece writes it: the sampler's parameters read from ``params``
         (a ParamStore snapshot) in one place, for the worker, the tasting panel and bench."""
         return self.generate(mood, seed, params["voice_temperature"], params["voice_top_k"],
-                             params["voice_max_len"], budget_ms, yield_every,
+                             params["voice_max_len"], budget_ms, yield_ms,
                              min_len=int(params.get("voice_min_len", 0)))
 
     def generate(self, mood: str, seed: int, temperature: float = 0.8, top_k: int = 8,
                  max_len: int = 40, budget_ms: float | None = None,
-                 yield_every: int = 0, tries: int = MAX_TRIES, min_len: int = 0) -> Phrase:
+                 yield_ms: float = 0.0, tries: int = MAX_TRIES, min_len: int = 0) -> Phrase:
         """One phrase for ``mood``. Ends at the boundary, not before ``min_len`` characters
         (when the lexicon allows going on); a phrase cut at ``max_len`` is written again
         with the next seed (see :data:`MAX_TRIES`; ``tries`` attempts in all, while
         ``budget_ms`` lasts); the last cut attempt is cut back to its last whole word and
-        marked incomplete. Past ``budget_ms`` the phrase is timed out. ``yield_every`` > 0
-        hands the interpreter to other threads every that many characters (the worker
-        thread, so the loop never waits long for it)."""
+        marked incomplete. Past ``budget_ms`` the phrase is timed out. ``yield_ms`` > 0
+        hands the interpreter to other threads each time that many milliseconds have passed
+        (the worker thread, so the loop never waits long for it)."""
         t0 = time.perf_counter()
         deadline = None if budget_ms is None else t0 + budget_ms / 1e3
         for k in range(max(1, int(tries))):
             text, n, complete, timed_out = self._attempt(mood, seed, temperature, top_k, max_len,
-                                                         deadline, yield_every, min_len, k)
+                                                         deadline, yield_ms, min_len, k)
             if complete or timed_out:
                 break
         if not complete and " " in text.strip():
@@ -304,7 +305,7 @@ class Voice:
         return Phrase(text, mood, int(seed), (time.perf_counter() - t0) * 1e3, n,
                       complete, timed_out, self.name, k + 1)
 
-    def _attempt(self, mood, seed, temperature, top_k, max_len, deadline, yield_every, min_len,
+    def _attempt(self, mood, seed, temperature, top_k, max_len, deadline, yield_ms, min_len,
                  tries_k=0):
         """One try: (text, characters, ended at the boundary, timed out)."""
         spec, words, hist = self.spec, self.words, self._hist
@@ -316,6 +317,7 @@ class Voice:
         if words is not None:
             words.reset()
         chars: list[str] = []
+        handover = time.perf_counter() + yield_ms / 1e3
         for n in range(1, int(max_len) + 1):
             raw = self.step(self._tokens)
             allowed = None if words is None else words.allowed
@@ -334,10 +336,12 @@ class Voice:
                 flat[1:] = word_window(hist.copy(), self._sep, spec.words)
             else:
                 flat[1:] = hist
-            if deadline is not None and time.perf_counter() > deadline:
+            now = time.perf_counter()
+            if deadline is not None and now > deadline:
                 return "".join(chars), n, False, True
-            if yield_every and n % yield_every == 0:
+            if yield_ms and now > handover:
                 time.sleep(0)   # let the loop thread take the interpreter
+                handover = time.perf_counter() + yield_ms / 1e3
         return "".join(chars), len(chars), False, False
 
 
@@ -400,7 +404,7 @@ class VoiceWorker(RequestThread):
         mood, seed, p = request
         try:
             result: Phrase | Exception = voice.speak(
-                mood, seed, p, p["voice_budget_ms"], yield_every=YIELD_EVERY if self.threaded else 0)
+                mood, seed, p, p["voice_budget_ms"], yield_ms=YIELD_MS if self.threaded else 0.0)
         except Exception as exc:  # a voice that breaks must not stop the piece
             result = exc
         with self._cond:
