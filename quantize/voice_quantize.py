@@ -480,9 +480,14 @@ def sweep_markdown(report: dict) -> str:
                  + f" | {r['perplexity']:.2f} | {r['score']:.3f} | {r['seconds']} |")
     if "score" in best:
         others = sorted((r for r in rows if r is not best), key=lambda r: -r["score"])
+        tie = others and others[0]["score"] == best["score"]
         why = (f"\n{best['arch']} ({best['epochs']} epochs) won with score {best['score']:.3f}"
                + (f", ahead of {others[0]['arch']} ({others[0]['epochs']} epochs, "
                   f"{others[0]['score']:.3f})" if others else "")
+               + (f": a tie{' (every target met by both)' if best['score'] >= 1 else ''}, "
+                  f"broken by fewer MACs per character "
+                  f"({best['macs_per_char']:,} against {others[0]['macs_per_char']:,})"
+                  if tie else "")
                + ". Perplexity is shown, not obeyed: the lowest belongs to a model that babbles.")
         w.append(why)
     return "\n".join(w) + "\n"

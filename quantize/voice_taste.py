@@ -208,7 +208,7 @@ def panel_markdown(p: dict, title: str = "## The tasting panel") -> str:
     w = [f"{title}\n",
          f"{n} phrases ({len(p['per_mood'])} moods, seeds {p['seeds'][0]}-{p['seeds'][1]}), "
          f"written by the device's decoder with temperature {s['voice_temperature']:g}, top-k "
-         f"{s['voice_top_k']}, at most {s['voice_max_len']} characters. "
+         f"{s['voice_top_k']}, {s.get('voice_min_len', 0)}-{s['voice_max_len']} characters. "
          + (f"Every word is the artist's: decoding is constrained to the corpus's "
             f"{p['lexicon_words']} words (a character may only continue or end a corpus word)."
             if p["constrained"] else "This voice has no lexicon: it may invent words."), "",
