@@ -35,3 +35,21 @@ def test_the_shipped_voice_is_licensed_and_tasted():
     for needle in ("## The mix", "effective share", "Perplexity", "Samples from the int8 model",
                    "Longest verbatim overlap"):
         assert needle in md
+
+
+def test_the_shipped_voice_meets_issue_24_by_its_own_panel():
+    """The panel, recomputed now from the bundle with the default parameters, equals what
+    its card says and meets issue 24's targets (every word the artist's, new, grammatical
+    by word pairs, complete, mood legible)."""
+    from lanthorn.device.params import ParamStore
+    from lanthorn.device.voice import load_voice
+    from lanthorn.quantize.voice_corpus import load_corpus
+    from lanthorn.quantize.voice_taste import TARGETS, card_figures, panel
+    voice = load_voice(SHIPPED_VOICE)
+    p = panel(voice, load_corpus(ROOT / "data" / "voice"), ParamStore().snapshot(),
+              perplexity=False)
+    print({k: round(p[k], 4) for k in TARGETS}, "phrase ms", p["phrase_ms"])
+    assert p["phrases"] == 400 and p["constrained"]
+    assert card_figures(p) == read_bundle(SHIPPED_VOICE).card["tasting_panel"]
+    for k, target in TARGETS.items():
+        assert p[k] >= target, (k, p[k], target)
