@@ -61,8 +61,7 @@ def test_train_quantize_push_and_the_piece_speaks_with_mood(tmp_path):
         assert len({m for m, _ in said}) >= 2, f"the voice spoke in one mood only: {said}"
         assert status["phrase_ms_p99"] is not None
         for (mood, seed), text in said.items():
-            theirs = oracle.generate(mood, seed, p["voice_temperature"], p["voice_top_k"],
-                                     p["voice_max_len"])
+            theirs = oracle.speak(mood, seed, p)
             assert text == theirs.text, (mood, seed, text, theirs.text)
         assert len(set(said.values())) >= 2
         print(said)

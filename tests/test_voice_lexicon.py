@@ -153,11 +153,10 @@ def test_a_cut_phrase_is_retried_then_the_bank_speaks(voice_files):
     retried = [ph for ph in tries if ph.tries > 1]
     assert retried and all(ph.complete or ph.tries == 4 for ph in tries)
     assert any(ph.complete for ph in retried)                     # a retry that finished
-    # a retry draws with its own seed sequence: phrase n's retry is not phrase n+1
-    a = voice.generate("calm", 5, 0.7, 6, 12, tries=2)
-    b = voice.generate("calm", 6, 0.7, 6, 12, tries=1)
-    if a.tries == 2 and a.complete:
-        assert a.text != b.text or not b.complete
+    # a retry draws with its own seed sequence: phrase n's retry is not phrase n+1's phrase
+    same = sum(voice._attempt("calm", n, 0.7, 6, 40, None, 0, 0, 1)[0]
+               == voice._attempt("calm", n + 1, 0.7, 6, 40, None, 0, 0, 0)[0] for n in range(12))
+    assert same <= 2, same
     # a phrase that never finishes: the bank speaks instead
     said = []
     sp = Speaker(PhraseBank(), VoiceWorker(voice, threaded=False),
