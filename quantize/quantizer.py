@@ -787,6 +787,5 @@ def _fmt(ev: Evaluation) -> str:
 
 
 def _versions() -> str:
-    import onnxruntime
-    from lanthorn import __version__
-    return f"lanthorn {__version__}, onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"
+    import onnxruntime   # lanthorn's own version is in the bundle's build record
+    return f"onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"
