@@ -281,6 +281,12 @@ def _mean_error(node, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
 def _conv_mean_error(a: dict, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """The error convolved with the mean input, padded as the engine pads, averaged over
     output positions (convolution is linear, so this is the mean of the error)."""
+    from lanthorn.quantize.determinism import fixed_kernels
+    with fixed_kernels():
+        return _conv_mean_error_torch(a, err, x)
+
+
+def _conv_mean_error_torch(a: dict, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     import torch
     nd = err.ndim - 2
     pads = list(a.get("pads", [0] * 2 * nd))
