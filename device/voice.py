@@ -268,6 +268,10 @@ class Voice:
         return self.model.sha256 if self.model is not None else None
 
     @property
+    def file_sha256(self):
+        return self.model.file_sha256
+
+    @property
     def name(self) -> str:
         if self.model is None:
             return self._name

@@ -389,7 +389,8 @@ def _report(t: _Tasting, out, shipped, mix: dict, warnings: list, checked: int,
     """The full figures (unrounded) of the bundle as written, for voice-report.json and
     the caller; ``shipped`` is the bundle read back, so its hash and signature are the
     file's."""
-    return {"bundle": str(out), "sha256": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
+    return {"bundle": str(out), "file_sha256": shipped.file_sha256,
+            "internal_digest": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
             "signed_by": (shipped.signature[0].hex() if shipped.signature else None),
             "macs_per_char": t.macs, "arch": t.arch, "vocab": t.spec.vocab,
             "moods": list(t.spec.moods), "context": t.spec.context, "mix": mix,
@@ -443,7 +444,8 @@ def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
     if with_json:
         atomic_write_text(directory / "voice-report.json", json.dumps(report, indent=2) + "\n")
     head = (f"# Voice: tasting notes\n\nBundle `{Path(report['bundle']).name}` "
-            f"(sha256 {report['sha256'][:16]}...), licence {', '.join(report['licences'])}.\n"
+            f"(file sha256 {report['file_sha256'][:16]}..., internal digest "
+            f"{report['internal_digest'][:16]}...), licence {', '.join(report['licences'])}.\n"
             f"Every int8 logit checked ({report['matches_onnxruntime']['elements_checked']}) is "
             f"identical to onnxruntime on the bundle's QDQ twin, and phrases sampled through "
             f"either are the same.\n\n")
@@ -454,40 +456,46 @@ def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
                       + body + tasting_markdown(report) + sweep_markdown(report))
 
 
+def _why_picked(best: dict, rows: list[dict]) -> str:
+    others = sorted((r for r in rows if r is not best), key=lambda r: -r["score"])
+    tie = others and others[0]["score"] == best["score"]
+    return (f"\n{best['arch']} ({best['epochs']} epochs) won with score {best['score']:.3f}"
+            + (f", ahead of {others[0]['arch']} ({others[0]['epochs']} epochs, "
+               f"{others[0]['score']:.3f})" if others else "")
+            + (f": a tie{' (every target met by both)' if best['score'] >= 1 else ''}, "
+               f"broken by fewer MACs per character "
+               f"({best['macs_per_char']:,} against {others[0]['macs_per_char']:,})"
+               if tie else "")
+            + ". Perplexity is shown, not obeyed: the lowest belongs to a model that babbles.")
+
+
 def sweep_markdown(report: dict) -> str:
     """How the voice was chosen (when the report carries the sweep): every candidate's
     tasting panel, perplexity and cost, and why the pick won."""
     rows = report.get("sweep")
     if not rows:
         return ""
+    timed = all("seconds" in r for r in rows)   # a committed report carries no timings
     w = ["\n## Candidates, by tasting\n",
          f"Each candidate trained on the same split and seed and tasted with the device's "
          f"decoder ({rows[0].get('phrases', '')} phrases each); picked: "
          f"{report.get('pick_rule', '')}.\n",
          "| candidate | epochs | MACs per character | corpus words | new | word pairs | "
-         "complete | mood | held-out perplexity (float) | score | training s |",
-         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+         "complete | mood | held-out perplexity (float) | score |" + (" training s |" if timed else ""),
+         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+         + (" ---: |" if timed else "")]
     best = max(rows, key=lambda r: (r.get("score", 0), -r["macs_per_char"]))
     for r in rows:
+        secs = f" {r['seconds']} |" if timed else ""
         if "score" not in r:    # a report from before the panel: perplexity only
             w.append(f"| {r['arch']} | | {r['macs_per_char']:,} | | | | | | "
-                     f"{r['perplexity']:.2f} | | {r['seconds']} |")
+                     f"{r['perplexity']:.2f} | |{secs}")
             continue
         mark = " **(picked)**" if r is best else ""
         w.append(f"| {r['arch']}{mark} | {r['epochs']} | {r['macs_per_char']:,} | "
                  + " | ".join(f"{100 * r[k]:.0f}%" for k in ("corpus_words", "new", "pairs",
                                                               "complete", "mood"))
-                 + f" | {r['perplexity']:.2f} | {r['score']:.3f} | {r['seconds']} |")
+                 + f" | {r['perplexity']:.2f} | {r['score']:.3f} |{secs}")
     if "score" in best:
-        others = sorted((r for r in rows if r is not best), key=lambda r: -r["score"])
-        tie = others and others[0]["score"] == best["score"]
-        why = (f"\n{best['arch']} ({best['epochs']} epochs) won with score {best['score']:.3f}"
-               + (f", ahead of {others[0]['arch']} ({others[0]['epochs']} epochs, "
-                  f"{others[0]['score']:.3f})" if others else "")
-               + (f": a tie{' (every target met by both)' if best['score'] >= 1 else ''}, "
-                  f"broken by fewer MACs per character "
-                  f"({best['macs_per_char']:,} against {others[0]['macs_per_char']:,})"
-                  if tie else "")
-               + ". Perplexity is shown, not obeyed: the lowest belongs to a model that babbles.")
-        w.append(why)
+        w.append(_why_picked(best, rows))
     return "\n".join(w) + "\n"

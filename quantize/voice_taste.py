@@ -220,9 +220,10 @@ def panel_markdown(p: dict, title: str = "## The tasting panel") -> str:
             f"{100 * v[k]:.1f}%" for v in p["per_mood"].values()) + f" | {target} |")
     w.append(f"| {LABELS['mood']} | {100 * p['mood']:.1f}% | " + " | ".join(
         "" for _ in p["per_mood"]) + f" | {100 * TARGETS['mood']:.0f}% |")
+    timing = (f" Phrase time on this machine: p50 {p['phrase_ms']['p50']:.2f} ms, p99 "
+              f"{p['phrase_ms']['p99']:.2f} ms." if "phrase_ms" in p else "")
     w += ["", f"Mood legibility: chance {100 * p['mood_chance']:.0f}%, the corpus's own "
-              f"mood-tagged lines {100 * p['mood_corpus']:.0f}%. Phrase time on this machine: "
-              f"p50 {p['phrase_ms']['p50']:.2f} ms, p99 {p['phrase_ms']['p99']:.2f} ms."]
+              f"mood-tagged lines {100 * p['mood_corpus']:.0f}%.{timing}"]
     if p.get("perplexity", {}).get("all"):
         w.append("Held-out perplexity (int8, per character): " + ", ".join(
             f"{k} {v:.2f}" for k, v in p["perplexity"].items() if v) + ".")

@@ -75,7 +75,7 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int | None
                                                      str(msg).splitlines()[0]))
     progress("quantize", 1.0, f"{name}: {len(report['samples'])} sample phrases")
     from lanthorn.quantize.voice_taste import TARGETS, card_figures
-    return {"name": name, "bundle": str(bundle), "sha256": report.get("sha256"),
+    return {"name": name, "bundle": str(bundle), "sha256": report.get("internal_digest"),
             "samples": samples_by_mood(report["samples"]),
             "panel": {**card_figures(report["panel"]), "targets": TARGETS}}
 
