@@ -239,7 +239,7 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
     if bundle.build is None:
         bundle.build = build_record()
     if bundle.build:
-        header["build"] = _jsonable(bundle.build)
+        header["build"] = _sized_build(_jsonable(bundle.build))
     try:
         check_header(_jsonable(header))
     except BundleError as exc:
@@ -417,6 +417,22 @@ def _parse(buf: bytes, source: str) -> Bundle:
     bundle.build = header.get("build") or {}
     bundle.file_sha256 = hashlib.sha256(buf).hexdigest()
     return bundle
+
+
+#: the bytes a build record takes in the header (padded with spaces to this, when it fits):
+#: the file's size must not depend on the name of the CPU that built it
+BUILD_RECORD_BYTES = 1024
+
+
+def _sized_build(build: dict) -> dict:
+    """``build`` with a ``pad`` of spaces that makes its JSON exactly BUILD_RECORD_BYTES."""
+    rec = {k: v for k, v in build.items() if k != "pad"}
+    size = len(json.dumps(rec, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False).encode("utf-8"))
+    room = BUILD_RECORD_BYTES - size - len(',"pad":""')
+    if room >= 0:
+        rec["pad"] = " " * room
+    return rec
 
 
 #: the header fields a rebuild may change without changing the model (see the docstring)

@@ -455,16 +455,19 @@ class QuantizeResult:
 
 def bundle_sizes(bundle) -> dict:
     """The bundle's size as written, without its QDQ twin (what the engine needs), and
-    compressed (zlib, lzma): zeroed weights only pay off once compressed."""
+    compressed (zlib, lzma): zeroed weights only pay off once compressed. The compressed
+    sizes leave the build record out: it names the CPU, and a figure of a rebuilt model
+    must not depend on which one (its written size does not: the record has a fixed size)."""
     import copy
     import lzma
     import zlib
-    raw = bundle.to_bytes()
-    bare = copy.copy(bundle)
-    bare.twin = None
+    raw = copy.copy(bundle).to_bytes()   # copies: writing sets the digest of what it writes
+    bare, plain = copy.copy(bundle), copy.copy(bundle)
+    bare.twin, plain.build = None, {}
+    model = plain.to_bytes()
     return {"bundle_bytes": len(raw), "bundle_bytes_without_twin": len(bare.to_bytes()),
-            "bundle_zlib_bytes": len(zlib.compress(raw, 9)),
-            "bundle_lzma_bytes": len(lzma.compress(raw, preset=9))}
+            "bundle_zlib_bytes": len(zlib.compress(model, 9)),
+            "bundle_lzma_bytes": len(lzma.compress(model, preset=9))}
 
 
 def float_params(model) -> int:

@@ -51,7 +51,13 @@ def test_a_written_bundle_records_this_process(tmp_path):
     b = tiny_bundle()
     B.write_bundle(b, tmp_path / "t.lanthorn")
     rec = B.read_bundle(tmp_path / "t.lanthorn").build
+    pad = rec.pop("pad")   # the record has a fixed size: the file's does not depend on the CPU
     assert rec == json.loads(json.dumps(build_record())) and rec["lanthorn"] == __version__
+    assert len(json.dumps(dict(rec, pad=pad), sort_keys=True, separators=(",", ":"))) == \
+        B.BUILD_RECORD_BYTES
+    short = tiny_bundle()
+    short.build = {"cpu": "X"}
+    assert len(short.to_bytes()) == len((tmp_path / "t.lanthorn").read_bytes())
     assert B.read_bundle(tmp_path / "t.lanthorn").file_sha256 == \
         hashlib.sha256((tmp_path / "t.lanthorn").read_bytes()).hexdigest()
 
