@@ -72,9 +72,10 @@ class SimIMU(_Faults, ChannelSensor):
         self._check()
         t = self._now()
         n = self._noise.normal
-        held = self.scene.height.at(t)[0] > 0.01
-        a = [f + off + n(ACCEL_NOISE_G) + (n(TREMOR_G) if held else 0.0)
-             for f, off in zip(self.scene.specific_force(t), self.accel_offset)]
+        a = [f + off + n(ACCEL_NOISE_G) for f, off in zip(self.scene.specific_force(t),
+                                                          self.accel_offset)]
+        if self.scene.height.at(t)[0] > 0.01:
+            a = [v + n(TREMOR_G) for v in a]
         w = [r + off + n(GYRO_NOISE_DPS)
              for r, off in zip(self.scene.rotation_rate(t), self.gyro_offset)]
         return tuple(_quantise(v, self.accel_range) for v in a) \
