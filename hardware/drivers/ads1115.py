@@ -12,11 +12,19 @@ and Hi_thresh (0x03, reset 0x7FFF). Config bits:
 * DR (7:5): 8, 16, 32, 64, 128, 250, 475, 860 samples/s;
 * COMP_QUE (1:0): 11 disables the comparator (and its ALERT/RDY pin).
 
-Each read converts every used input in turn: write the config with OS=1, poll OS until the
-conversion is ready (with a timeout of a few conversion times: a chip that never finishes
-is a PartError), read the conversion register (signed) and scale by full scale / 32768.
-Nothing persists in the chip between reads, so a chip that was unplugged and comes back
-needs no re-initialising. Opening checks the threshold registers' reset values, which
+A conversion: write the config with OS=1, poll OS until the conversion is ready (with a
+timeout of a few conversion times: a chip that never finishes is a PartError), read the
+conversion register (signed) and scale by full scale / 32768.
+
+The piece reads its parts in its sampling loop, which must not stall for milliseconds, so
+:meth:`read` never waits for a conversion: it collects the one it started last time (one
+look at OS; if not ready yet, the next read looks again), starts the next input's, and
+returns the newest volts of every input. Each input is thus converted every
+``len(inputs)`` reads; opening converts each once, blocking, so the first read has values.
+:meth:`convert` is the blocking single conversion (selftest, tests).
+
+Nothing persists in the chip between conversions, so a chip that was unplugged and comes
+back needs no re-initialising. Opening checks the threshold registers' reset values, which
 nothing here writes: that tells an ADS1115 from another chip at the address.
 
 The inputs must stay between GND and VDD (the full-scale range does not change that):
@@ -62,12 +70,16 @@ class ADS1115(ChannelSensor):
         self._clock, self._sleep = clock, sleep
         self._bus, self._owned = open_bus(bus, name)
         self._bus_label = bus if isinstance(bus, int) else getattr(bus, "label", "?")
+        self._pending: int | None = None  # the input whose conversion is under way
+        self._started = 0.0
         try:
             with self._errors():
                 self._check_identity()
+            self.values = [self.convert(i) for i in range(len(self.inputs))]
         except Exception:
             self.close()
             raise
+        self._next = 0
 
     def _errors(self):
         return bus_errors(self.name, self.address, self._bus_label)
@@ -86,18 +98,20 @@ class ADS1115(ChannelSensor):
                                        f"ADS1115 (its threshold registers read {lo:#06x}/{hi:#06x}, "
                                        f"expected 0x8000/0x7fff); check the part type and address")
 
+    def _not_ready(self, index: int) -> PartError:
+        return PartError(self.name, f"AIN{self.inputs[index][0]} conversion not ready after "
+                                    f"{self.timeout_s * 1000:.1f} ms (I2C address "
+                                    f"{self.address:#04x}); check the chip's power")
+
     def convert(self, index: int) -> float:
-        """One single-shot conversion of the ``index``-th input, in volts."""
+        """One single-shot conversion of the ``index``-th input, in volts (blocking)."""
         with self._errors():
             self._write_register(CONFIG, self._configs[index])
             deadline = self._clock() + self.timeout_s
             self._sleep(1.0 / self.data_rate)
             while not self._read_register(CONFIG) & OS:
                 if self._clock() > deadline:
-                    ain = self.inputs[index][0]
-                    raise PartError(self.name, f"AIN{ain} conversion not ready after "
-                                               f"{self.timeout_s * 1000:.1f} ms (I2C address "
-                                               f"{self.address:#04x}); check the chip's power")
+                    raise self._not_ready(index)
                 self._sleep(0.0002)
             raw = self._read_register(CONVERSION)
         return self.decode(raw, self.inputs[index][1])
@@ -109,7 +123,22 @@ class ADS1115(ChannelSensor):
         return counts * full_scale / 32768.0
 
     def read(self) -> tuple[float, ...]:
-        return tuple(self.convert(i) for i in range(len(self.inputs)))
+        """The newest volts of every input; collects one conversion, starts the next."""
+        with self._errors():
+            if self._pending is not None:
+                index = self._pending
+                if self._read_register(CONFIG) & OS:
+                    self.values[index] = self.decode(self._read_register(CONVERSION),
+                                                     self.inputs[index][1])
+                    self._pending = None
+                elif self._clock() - self._started > self.timeout_s:
+                    self._pending = None
+                    raise self._not_ready(index)
+            if self._pending is None:
+                self._pending, self._next = self._next, (self._next + 1) % len(self.inputs)
+                self._write_register(CONFIG, self._configs[self._pending])
+                self._started = self._clock()
+        return tuple(self.values)
 
     def close(self) -> None:
         if getattr(self, "_bus", None) is not None and self._owned:
