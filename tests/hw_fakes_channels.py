@@ -96,7 +96,11 @@ class FakeLSM6DS3(FakeChip):
 
 class FakeADS1115:
     """16-bit registers behind a pointer byte; a single-shot conversion is busy for
-    ``busy_reads`` config reads, then OS reads 1 and the conversion register holds it."""
+    ``busy_reads`` config reads, then OS reads 1 and the conversion register holds it.
+
+    Busy counts reads, not time: a test on the real clock (where a loaded machine may
+    oversleep the driver's timeout between two polls, when a real chip would long be done)
+    uses ``busy_reads=0``; the timing tests use a fake clock."""
 
     FS = {0: 6.144, 1: 4.096, 2: 2.048, 3: 1.024, 4: 0.512, 5: 0.256, 6: 0.256, 7: 0.256}
 

@@ -110,7 +110,7 @@ def test_the_real_body_opens_channel_parts_on_its_shared_bus_and_pins_and_reopen
     from lanthorn.hardware.drivers.mpu6050 import MPU6050
     from lanthorn.hardware.gpio import MockPinFactory
     from lanthorn.hardware.interfaces import PartError
-    imu, adc = FakeMPU6050(), FakeADS1115(volts=(1.65, 0, 0, 0))
+    imu, adc = FakeMPU6050(), FakeADS1115(volts=(1.65, 0, 0, 0), busy_reads=0)
     bus = FakeSMBus({0x68: imu, 0x48: adc})
     pins = MockPinFactory()
     profile = _profile_with(imu=spec("mpu6050", "imu", accel_range_g=2),

@@ -51,7 +51,7 @@ def test_a_replugged_imu_is_imputed_then_reinitialised_at_the_retry(chip_class, 
 
 
 def test_an_unplugged_adc_comes_back_when_plugged_in_again():
-    adc = FakeADS1115(volts=(2.0, 0, 0, 0))
+    adc = FakeADS1115(volts=(2.0, 0, 0, 0), busy_reads=0)  # on the real clock: see the fake
     bus = FakeSMBus({0x48: adc})
     body, health, said = body_with(bus, knob=spec("ads1115", "knob", inputs=["knob"]))
     read = lambda part: part.read()  # noqa: E731

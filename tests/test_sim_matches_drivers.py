@@ -57,7 +57,7 @@ def test_the_sim_adc_and_the_real_driver_agree_on_every_kind():
     kinds = ["potentiometer", "ldr", "piezo", "envelope"]
     s = spec("ads1115", "adc", inputs=["a", "b", "c", "d"], kinds=kinds, gain=[4.096, 4.096, 2.048, 2.048])
     sim = CP.open_sim(s, scene)
-    chip = FakeADS1115()
+    chip = FakeADS1115(busy_reads=0)  # on the real clock: see the fake
     real = ADS1115(FakeSMBus({0x48: chip}), 0x48, [(i, fs) for i, _, _, fs in CP.ads_inputs(s.options)],
                    sleep=lambda _: None)
     for t[0] in (0.1, 1.2, 3.81, 4.0):

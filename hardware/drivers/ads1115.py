@@ -109,8 +109,14 @@ class ADS1115(ChannelSensor):
             self._write_register(CONFIG, self._configs[index])
             deadline = self._clock() + self.timeout_s
             self._sleep(1.0 / self.data_rate)
-            while not self._read_register(CONFIG) & OS:
-                if self._clock() > deadline:
+            while True:
+                # late is taken *before* looking: only a look that began after the deadline
+                # and still saw a conversion under way fails (an oversleeping loaded machine
+                # must not blame the chip)
+                late = self._clock() > deadline
+                if self._read_register(CONFIG) & OS:
+                    break
+                if late:
                     raise self._not_ready(index)
                 self._sleep(0.0002)
             raw = self._read_register(CONVERSION)
@@ -127,11 +133,12 @@ class ADS1115(ChannelSensor):
         with self._errors():
             if self._pending is not None:
                 index = self._pending
+                late = self._clock() - self._started > self.timeout_s  # before looking, as above
                 if self._read_register(CONFIG) & OS:
                     self.values[index] = self.decode(self._read_register(CONVERSION),
                                                      self.inputs[index][1])
                     self._pending = None
-                elif self._clock() - self._started > self.timeout_s:
+                elif late:
                     self._pending = None
                     raise self._not_ready(index)
             if self._pending is None:
