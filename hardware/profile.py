@@ -43,6 +43,7 @@ from typing import Any, Mapping
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD, ROLES
 
+from . import channel_parts as _channel_parts
 from .board import BOARDS, Board
 from .interfaces import LED_MA_IDLE_PER_PIXEL
 
@@ -54,7 +55,7 @@ class ProfileError(UserError):
     """A hardware profile that cannot describe a working object, with what to fix."""
 
 
-_REQUIRED = object()  # marks an option without default
+_REQUIRED = _channel_parts.REQUIRED  # marks an option without default (one marker for both tables)
 
 
 def _number(v):
@@ -118,6 +119,12 @@ PART_TYPES: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {
         ("brightness", (_number, "a number from 0 to 1", 1.0)),
     ])),
 }
+# --- channel parts (an IMU, an ADC, GPIO inputs, a sound level): their options live in the one
+# registry, hardware/channel_parts.py. They fill no fixed role: any part name
+# ([parts.imu], [parts.knob], ...) may hold one, marked by the role ANY_PART.
+ANY_PART = "*"
+PART_TYPES.update({type_name: ((ANY_PART,), schema)
+                   for type_name, schema in _channel_parts.OPTIONS.items()})
 _PART_COMMON = ("type",)
 _TOP_KEYS = ("name", "description", "board", "backend", "required", "buses", "power", "pins", "parts")
 _BUS_KEYS = ("i2c", "spi_bus", "spi_device")
@@ -300,6 +307,11 @@ def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile
     return profile
 
 
+def _fills(roles: tuple[str, ...], role: str) -> bool:
+    """A type fits a part name: its own roles, or (channel parts) any name but the fixed roles."""
+    return role in roles or (ANY_PART in roles and role not in ROLES)
+
+
 def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
     where = f"[parts.{role}]"
     if not isinstance(table, dict):
@@ -308,7 +320,7 @@ def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
     if type_name is None:
         raise ProfileError(f"{source}: {where}: missing 'type' (for {role}: "
                            f"{', '.join(t for t, (roles, _) in PART_TYPES.items() if role in roles)})")
-    if type_name not in PART_TYPES or role not in PART_TYPES[type_name][0]:
+    if type_name not in PART_TYPES or not _fills(PART_TYPES[type_name][0], role):
         fits = [t for t, (roles, _) in PART_TYPES.items() if role in roles]
         raise ProfileError(f"{source}: {where}: unknown type {type_name!r} for {role} "
                            f"(supported: {', '.join(fits)})")
@@ -337,6 +349,10 @@ def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
 def _check_part_values(source, where, type_name, o):
     def bad(msg):
         return ProfileError(f"{source}: {where} {msg}")
+    if _channel_parts.is_channel_part(type_name):
+        msg = _channel_parts.check_options(type_name, o)
+        if msg:
+            raise bad(msg)
     if type_name == "mpr121":
         if not 1 <= o["pads"] <= 12:
             raise bad(f"pads must be 1..12 (an MPR121 has 12 electrodes), not {o['pads']}")
@@ -454,7 +470,8 @@ def _check_pins(p: Profile, board: Board) -> None:
             claim(leds.pin, "[parts.leds] pin")
     for part in p.parts.values():
         for key, value in part.options.items():
-            if key.endswith("_pin") and value is not None:
+            pin_key = key.endswith("_pin") or (key == "pin" and _channel_parts.is_channel_part(part.type))
+            if pin_key and value is not None:
                 claim(value, f"[parts.{part.role}] {key}")
     for name, pin in p.pins.items():
         claim(pin, f"[pins] {name}")
