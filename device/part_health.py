@@ -16,6 +16,13 @@ from lanthorn.hardware.interfaces import PartError
 from lanthorn.vocabulary import ROLES
 
 
+def body_roles(body) -> tuple[str, ...]:
+    """The classic roles, then any other part the body has (an IMU, a knob: by its name)."""
+    roles = getattr(body, "roles", None)
+    extra = tuple(r for r in (roles() if roles else ()) if r not in ROLES)
+    return ROLES + extra
+
+
 class PartHealth:
     """The health of a body's parts. ``say(text)`` tells the console; ``mark(kind, text)``
     writes the timeline; ``on_reopen(role)`` hears of a part re-opened (the LEDs need their
@@ -29,7 +36,7 @@ class PartHealth:
         self.say, self.mark, self.on_reopen = say, mark, on_reopen
         self.state: dict[str, str] = {}
         self.retry_at: dict[str, float] = {}
-        for role in ROLES:
+        for role in body_roles(body):
             if getattr(body, role, None) is not None:
                 self.state[role] = "ok"
             elif role in getattr(body, "open_errors", {}):

@@ -219,7 +219,7 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
                   touch_threshold=_opt(spec["touch"], "touch_threshold", TOUCH_THRESHOLD),
                   release_threshold=_opt(spec["touch"], "release_threshold", RELEASE_THRESHOLD),
                   max_range_mm=_opt(spec["distance"], "max_range_mm", RANGER_MAX_MM))
-    body = SimBody(world=world, clock=clock, t0=float(clock()))
+    body = SimBody(world=world, clock=clock, t0=float(clock()), profile=profile)
     now = body.now
     if "touch" in present:
         body.touch = SimTouch(world, now)
