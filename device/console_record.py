@@ -99,6 +99,12 @@ def _frame_rate(app) -> float:
     return float(rate or frames.DEFAULT_RATE_HZ)
 
 
+def _frame_channels(app, default) -> tuple[str, ...]:
+    """The names of the piece's frame channels: its body's channel layout (``status``
+    says it), else the default piece's."""
+    return tuple(app.status().get("channels") or default)
+
+
 def _parse(args) -> tuple[str, float]:
     label = args[0]
     try:
@@ -115,7 +121,7 @@ def _parse(args) -> tuple[str, float]:
 def cmd_record(server: "ConsoleServer", name, args):
     from lanthorn.device import frames
     label, seconds = _parse(args)
-    rate, channels = _frame_rate(server.app), frames.CHANNELS
+    rate, channels = _frame_rate(server.app), _frame_channels(server.app, frames.CHANNELS)
     folder = server.app.storage.recordings_dir
     keep, why = device_dataset(folder, rate, channels, label)
     if not keep and server.mode != "json":
