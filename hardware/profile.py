@@ -44,6 +44,7 @@ from typing import Any, Mapping
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD, ROLES
 
+from . import channel_parts as _channel_parts
 from .board import BOARDS, Board
 from .interfaces import LED_MA_IDLE_PER_PIXEL
 
@@ -55,7 +56,7 @@ class ProfileError(UserError):
     """A hardware profile that cannot describe a working object, with what to fix."""
 
 
-_REQUIRED = object()  # marks an option without default
+_REQUIRED = _channel_parts.REQUIRED  # marks an option without default (one marker for both tables)
 
 
 def _number(v):
@@ -119,6 +120,12 @@ PART_TYPES: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {
         ("brightness", (_number, "a number from 0 to 1", 1.0)),
     ])),
 }
+# --- channel parts (an IMU, an ADC, GPIO inputs, a sound level): their options live in the one
+# registry, hardware/channel_parts.py. They fill no fixed role: any part name
+# ([parts.imu], [parts.knob], ...) may hold one, marked by the role ANY_PART.
+ANY_PART = "*"
+PART_TYPES.update({type_name: ((ANY_PART,), schema)
+                   for type_name, schema in _channel_parts.OPTIONS.items()})
 _PART_COMMON = ("type",)
 _TOP_KEYS = ("name", "description", "board", "backend", "required", "buses", "power", "pins", "parts")
 _BUS_KEYS = ("i2c", "spi_bus", "spi_device")
@@ -313,7 +320,7 @@ def _check_part_name(source: str, role: str) -> None:
 def channel_types() -> tuple[str, ...]:
     """Part types that feed the frame through declared channels (a ChannelSensor: IMU, ADC,
     PIR, button, sound level): they may sit under any part name but the five classic ones."""
-    return tuple(t for t, (roles, _) in PART_TYPES.items() if not roles)
+    return tuple(t for t, (roles, _) in PART_TYPES.items() if ANY_PART in roles)
 
 
 def _fits(role: str) -> list[str]:
@@ -326,12 +333,12 @@ def _check_type(source: str, where: str, role: str, type_name) -> None:
     if type_name is None:
         raise ProfileError(f"{source}: {where}: missing 'type' (for {role}: {', '.join(_fits(role))})")
     if type_name in PART_TYPES and (role in PART_TYPES[type_name][0]
-                                    or (role not in ROLES and not PART_TYPES[type_name][0])):
+                                    or (role not in ROLES and ANY_PART in PART_TYPES[type_name][0])):
         return
     if role in ROLES and type_name in channel_types():
-        raise ProfileError(f"{source}: {where}: a {type_name!r} is a sensing part with its own "
-                           f"channels; name it after what it senses ([parts.imu], [parts.knob]), "
-                           f"not {role!r}")
+        raise ProfileError(f"{source}: {where}: unknown type {type_name!r} for {role}: it is a "
+                           f"sensing part with its own channels; name it after what it senses "
+                           f"([parts.imu], [parts.knob])")
     if role not in ROLES and type_name in PART_TYPES:   # a classic part under a new name
         raise _unknown(source, "[parts]", role, PART_TYPES[type_name][0])
     what = f"for {role}" if role in ROLES else "for a sensing part"
@@ -387,6 +394,10 @@ def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
 def _check_part_values(source, where, type_name, o):
     def bad(msg):
         return ProfileError(f"{source}: {where} {msg}")
+    if _channel_parts.is_channel_part(type_name):
+        msg = _channel_parts.check_options(type_name, o)
+        if msg:
+            raise bad(msg)
     if type_name == "mpr121":
         if not 1 <= o["pads"] <= 12:
             raise bad(f"pads must be 1..12 (an MPR121 has 12 electrodes), not {o['pads']}")
@@ -504,7 +515,8 @@ def _check_pins(p: Profile, board: Board) -> None:
             claim(leds.pin, "[parts.leds] pin")
     for part in p.parts.values():
         for key, value in part.options.items():
-            if key.endswith("_pin") and value is not None:
+            pin_key = key.endswith("_pin") or (key == "pin" and _channel_parts.is_channel_part(part.type))
+            if pin_key and value is not None:
                 claim(value, f"[parts.{part.role}] {key}")
     for name, pin in p.pins.items():
         claim(pin, f"[pins] {name}")
