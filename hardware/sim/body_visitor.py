@@ -130,14 +130,14 @@ class BodyVisitor:
         self.scene, self.gestures = scene, tuple(gestures)
         self.rng = np.random.default_rng([int(seed), 0xB0D1])
         self.act = _Act(scene, self.rng)
-        self.sees = "approach" in self.gestures
+        self.sees = "approach" in (only or self.gestures)
         self.present = not self.sees  # a body that cannot see arrivals: someone is always there
         choices = [g for g in (only or self.gestures) if g in HANDLING or g in ("approach", "leave")]
         bad = [g for g in (only or ()) if g not in self.gestures]
         if bad:
             raise SimError(f"this body cannot sense {', '.join(bad)} (it senses "
                            f"{', '.join(self.gestures)})")
-        self.choices = choices
+        self.choices = choices if self.sees else [g for g in choices if g != "leave"]
         self.segments: list[BodySegment] = []
         self.endless = script is None
         if script is not None:
