@@ -127,7 +127,8 @@ ANY_PART = "*"
 PART_TYPES.update({type_name: ((ANY_PART,), schema)
                    for type_name, schema in _channel_parts.OPTIONS.items()})
 _PART_COMMON = ("type",)
-_TOP_KEYS = ("name", "description", "board", "backend", "required", "buses", "power", "pins", "parts")
+_TOP_KEYS = ("name", "description", "board", "backend", "required", "buses", "power", "pins", "parts",
+             "model")
 _BUS_KEYS = ("i2c", "spi_bus", "spi_device")
 _POWER_KEYS = ("supply_ma", "led_cap_ma")
 I2C_ADDRESS_RANGE = range(0x08, 0x78)
@@ -177,6 +178,9 @@ class Profile:
     parts: Mapping[str, PartSpec]
     pins: Mapping[str, int] = field(default_factory=dict)  # extra named pins: status_led, ...
     description: str = ""
+    #: the piece's own shipped model, used when the data directory holds none: a name in
+    #: lanthorn/device/models ("bowl") or a .lanthorn path; None: the default piece's
+    model: str | None = None
 
     @property
     def board_info(self) -> Board:
@@ -299,7 +303,7 @@ def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile
         source=source, i2c_bus=i2c_bus, spi_bus=spi_bus, spi_device=spi_device,
         supply_ma=supply, led_cap_ma=cap, required=tuple(required),
         parts=MappingProxyType(parts), pins=MappingProxyType(dict(pins)),
-        description=str(data.get("description", "")))
+        description=str(data.get("description", "")), model=_model_key(source, data))
     _check_leds(profile, board)
     _check_i2c_addresses(profile)
     _check_pins(profile, board)
@@ -353,6 +357,14 @@ def part_channels(spec: PartSpec):
         return ()
     from .channel_parts import channels_for
     return tuple(channels_for(spec))
+
+
+def _model_key(source: str, data) -> str | None:
+    model = data.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise ProfileError(f"{source}: 'model' must name the piece's shipped model (\"bowl\") or "
+                           f"a .lanthorn file, not {model!r}")
+    return model
 
 
 def _parse_parts(source: str, parts_table, i2c_bus: int) -> dict[str, PartSpec]:

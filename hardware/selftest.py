@@ -199,7 +199,7 @@ def check_channels(part, profile, body, wait, sim):
         slack = 0.05 * (c.hi - c.lo)
         if not np.isfinite(v) or not c.lo - slack <= v <= c.hi + slack:
             return "FAIL", f"channel {c.name} reads implausible {v!r} {c.unit} (range {c.lo:g}..{c.hi:g})"
-        out.append(f"{c.name}={v:.3g}{c.unit if c.unit not in ('', '1') else ''}")
+        out.append(f"{c.name}={v:.3g}{c.unit if c.unit not in ('', '1', 'on') else ''}")
     return "OK", ", ".join(out)
 
 
