@@ -27,6 +27,8 @@ BODY_GESTURES: tuple[str, ...] = ("nobody", "approach", "lift", "tilt", "shake",
                                   "press", "turn", "leave")
 #: Gestures made with the object in hand (someone must be there).
 HANDLING = ("lift", "tilt", "shake", "knock", "press", "turn")
+#: The demo's first visit: walk up, every handling the body senses once in this order, leave.
+TOUR = ("approach",) + HANDLING + ("leave",)
 _IMU_TYPES = ("mpu6050", "lsm6ds3", "icm42688")
 
 
@@ -140,6 +142,9 @@ class BodyVisitor:
         self.choices = choices if self.sees else [g for g in choices if g != "leave"]
         self.segments: list[BodySegment] = []
         self.endless = script is None
+        # without ``only``, the endless visitor first tours every gesture (what the demo shows)
+        self.tour = [g for g in TOUR if g in self.gestures and (self.sees or g in HANDLING)] \
+            if only is None else []
         if script is not None:
             self._script(script)
         self._ends: list[float] = []
@@ -169,6 +174,10 @@ class BodyVisitor:
 
     def _more(self) -> None:
         t = self.segments[-1].end if self.segments else 0.0
+        if self.tour:
+            t = self._add("nobody", t, {"duration": self.act.u(0.4, 0.8)})
+            self._add(self.tour.pop(0), t)
+            return
         t = self._add("nobody", t)
         if not self.choices:
             return
