@@ -92,6 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if name in DEVICE_COMMANDS:
         _single_threaded_numpy()
+    else:   # before any command imports torch: training's kernels are fixed at its import
+        from lanthorn.quantize import determinism
+        determinism.apply()
     try:
         parser, module = _command_parser(name)
         args = parser.parse_args(rest)
