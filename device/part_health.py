@@ -12,15 +12,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lanthorn.hardware.interfaces import PartError
+from lanthorn.hardware.interfaces import Part, PartError
 from lanthorn.vocabulary import ROLES
 
 
 def body_roles(body) -> tuple[str, ...]:
     """The classic roles, then any other part the body has (an IMU, a knob: by its name)."""
     roles = getattr(body, "roles", None)
-    extra = tuple(r for r in (roles() if roles else ()) if r not in ROLES)
-    return ROLES + extra
+    names = roles() if roles else [k for k, v in vars(body).items() if isinstance(v, Part)]
+    return ROLES + tuple(r for r in names if r not in ROLES)
 
 
 class PartHealth:

@@ -32,6 +32,13 @@ TOUR = ("approach",) + HANDLING + ("leave",)
 _IMU_TYPES = ("mpu6050", "lsm6ds3", "icm42688")
 
 
+def pir_hold_s(profile) -> float:
+    """How long the body's PIR keeps saying "someone" after they left (its hold time)."""
+    holds = [float(s.options.get("hold_s") or 0.0) for s in getattr(profile, "parts", {}).values()
+             if s.type == "pir"]
+    return max(holds, default=0.0)
+
+
 def body_gestures(profile) -> tuple[str, ...]:
     """The gestures a body's channel parts can sense, in :data:`BODY_GESTURES` order (just
     ``("nobody",)`` for a body with none of them)."""
@@ -61,8 +68,8 @@ class BodySegment:
 class _Act:
     """One gesture acted out on the scene from ``t``; returns its end (the label's)."""
 
-    def __init__(self, scene, rng: np.random.Generator):
-        self.scene, self.rng = scene, rng
+    def __init__(self, scene, rng: np.random.Generator, hold_s: float = 0.0):
+        self.scene, self.rng, self.hold_s = scene, rng, float(hold_s)
 
     def u(self, lo, hi) -> float:
         return float(self.rng.uniform(lo, hi))
@@ -75,8 +82,11 @@ class _Act:
         return t + float(opts.get("duration", self.u(1.0, 1.6)))
 
     def leave(self, t, opts):
-        self.scene.leave(at=t + self.u(0.2, 0.6))
-        return t + float(opts.get("duration", self.u(1.0, 1.6)))
+        """Walking out of the PIR's field (presence ends there); the gesture lasts until the
+        PIR lets go after its hold time: that is when this body can know someone left."""
+        gone = t + self.u(0.8, 1.4)
+        self.scene.leave(at=gone)
+        return gone + self.hold_s + float(opts.get("after", self.u(0.3, 0.6)))
 
     def lift(self, t, opts):
         up = self.u(0.5, 0.8)
@@ -128,10 +138,11 @@ class BodyVisitor:
     HORIZON_S = 5.0
     KEEP_S = 900.0
 
-    def __init__(self, scene, gestures, seed: int = 0, script=None, only=None):
+    def __init__(self, scene, gestures, seed: int = 0, script=None, only=None,
+                 hold_s: float = 0.0):
         self.scene, self.gestures = scene, tuple(gestures)
         self.rng = np.random.default_rng([int(seed), 0xB0D1])
-        self.act = _Act(scene, self.rng)
+        self.act = _Act(scene, self.rng, hold_s)
         self.sees = "approach" in (only or self.gestures)
         self.present = not self.sees  # a body that cannot see arrivals: someone is always there
         choices = [g for g in (only or self.gestures) if g in HANDLING or g in ("approach", "leave")]
@@ -181,14 +192,11 @@ class BodyVisitor:
         t = self._add("nobody", t)
         if not self.choices:
             return
-        pick = self.choices[int(self.rng.integers(len(self.choices)))]
-        if pick in HANDLING and not self.present:
+        if not self.present:   # someone must come before anything else can happen
             pick = "approach"
-        elif pick == "approach" and self.present:
-            pick = "leave" if "leave" in self.choices and self.rng.random() < 0.3 else \
-                next((g for g in self.choices if g in HANDLING), "nobody")
-        elif pick == "leave" and not self.present:
-            pick = "approach"
+        else:                  # at the object: handle it one way or another, or go
+            here = [g for g in self.choices if g != "approach"] or ["nobody"]
+            pick = here[int(self.rng.integers(len(here)))]
         self._add(pick, t)
 
     def extend(self, t: float) -> None:

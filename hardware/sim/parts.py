@@ -287,10 +287,11 @@ def _open_channel_parts(body: SimBody, profile, seed: int, script, only) -> None
     if not specs:
         return
     from ..channel_parts import open_sim
-    from .body_visitor import BodyVisitor, body_gestures
+    from .body_visitor import BodyVisitor, body_gestures, pir_hold_s
     from .motion import Scene
     body.scene = scene = Scene(now=body.now, seed=seed)
-    body.visitor = visitor = BodyVisitor(scene, body_gestures(profile), seed, script, only)
+    body.visitor = visitor = BodyVisitor(scene, body_gestures(profile), seed, script, only,
+                                         hold_s=pir_hold_s(profile))
 
     def now() -> float:
         t = body.now()
