@@ -14,7 +14,7 @@ help:
 	@echo "make studio - set up and open the studio web page on the simulated piece"
 	@echo "make test   - set up (including system tools) and run the test suite"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
-	@echo "make model  - rebuild the shipped default model from synthetic data and seed (and the voice)"
+	@echo "make model  - rebuild the shipped models (the lantern's, the bowl's) from synthetic data and seed (and the voice)"
 	@echo "make voice  - rebuild the shipped default voice from data/voice (CC0 text) and seed"
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
@@ -67,6 +67,7 @@ torture: $(VENV)/.installed-dev
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py
+	$(BIN)/python scripts/make_bowl.py
 	$(BIN)/python scripts/make_voice.py
 
 voice: $(VENV)/.installed-dev
