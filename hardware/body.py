@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import channel_parts
 from .board import UnsupportedBoard, detect_board, get_board
 from .interfaces import Body, Part, PartError
 from .profile import Profile, ProfileError
@@ -83,6 +84,8 @@ class RealParts:
                            reset=self.pin(spec.reset_pin), name=role)
         if spec.type == "companion":
             return self._open_companion(role, spec)
+        if channel_parts.is_channel_part(spec.type):  # an IMU, an ADC, GPIO inputs, a sound level
+            return channel_parts.open_real(spec, self.bus, self.pin)
         raise ProfileError(f"{p.source}: no backend for {spec.label}")  # parse_profile prevents this
 
     def _open_companion(self, role, spec):

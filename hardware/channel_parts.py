@@ -112,7 +112,7 @@ OPTIONS: dict[str, dict[str, tuple]] = {
         "kinds": (_names, f"what is wired to each input: {', '.join(ADC_KINDS)}", None),
         "gain": (_number_or_numbers, "a full-scale voltage (6.144, 4.096, 2.048, 1.024, 0.512, "
                                      "0.256) or a list of them, one per input", 4.096),
-        "data_rate": (_integer, "samples per second: 8, 16, 32, 64, 128, 250, 475 or 860", 475),
+        "data_rate": (_integer, "samples per second: 8, 16, 32, 64, 128, 250, 475 or 860", 860),
         "vdd": (_number, "the chip's supply in volts (inputs never exceed it)", 3.3),
         "rate_hz": (_number, "how often the piece reads it, Hz", 50.0),
     },

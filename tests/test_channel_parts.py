@@ -89,3 +89,43 @@ def test_every_type_opens_in_the_simulator_and_reads_its_channels():
         values = part.read()
         assert len(values) == len(part.channels)
         assert all(c.lo - 0.01 <= v <= c.hi + 0.01 for c, v in zip(part.channels, values))
+
+
+def _profile_with(**specs):
+    """A Profile holding channel parts (built directly: the profile's part names beyond the
+    fixed roles are the body's side of issue 23)."""
+    from types import MappingProxyType
+    from lanthorn.hardware.profile import Profile
+    return Profile(name="t", board="pi5", backend="real", source="t.toml", i2c_bus=1, spi_bus=0,
+                   spi_device=0, supply_ma=None, led_cap_ma=None, required=(),
+                   parts=MappingProxyType(specs))
+
+
+def test_the_real_body_opens_channel_parts_on_its_shared_bus_and_pins_and_reopens_them():
+    from hw_fakes import FakeSMBus
+    from hw_fakes_channels import FakeADS1115, FakeMPU6050
+    from lanthorn.hardware.body import RealParts
+    from lanthorn.hardware.drivers.ads1115 import ADS1115
+    from lanthorn.hardware.drivers.digital_in import DigitalInput
+    from lanthorn.hardware.drivers.mpu6050 import MPU6050
+    from lanthorn.hardware.gpio import MockPinFactory
+    from lanthorn.hardware.interfaces import PartError
+    imu, adc = FakeMPU6050(), FakeADS1115(volts=(1.65, 0, 0, 0), busy_reads=0)
+    bus = FakeSMBus({0x68: imu, 0x48: adc})
+    pins = MockPinFactory()
+    profile = _profile_with(imu=spec("mpu6050", "imu", accel_range_g=2),
+                            knob=spec("ads1115", "knob", inputs=["knob"]),
+                            lid=spec("reed_switch", "lid", pin=27))
+    shared = RealParts(profile, pin_factory=pins, bus_factory=lambda n: bus)
+    parts = {role: shared.open(role) for role in profile.parts}
+    assert isinstance(parts["imu"], MPU6050) and isinstance(parts["knob"], ADS1115)
+    assert isinstance(parts["lid"], DigitalInput) and pins.pins[27].pull == "up"
+    assert parts["imu"].channel_names() == ("ax", "ay", "az", "gx", "gy", "gz")
+    assert parts["imu"].read()[2] == pytest.approx(1.0, abs=1e-3)
+    assert parts["knob"].read() == pytest.approx((1.65,), abs=1e-3)
+    imu.power_cycle()  # replugged
+    with pytest.raises(PartError, match="imu: the MPU-6050 is in its power-on state"):
+        parts["imu"].read()
+    parts["imu"].close()
+    again = shared.open("imu")  # what RealBody.open_part does at part health's retry
+    assert imu.resets == 2 and again.read()[2] == pytest.approx(1.0, abs=1e-3)

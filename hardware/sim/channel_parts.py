@@ -38,8 +38,22 @@ MIC_SENSITIVITY_DBFS = -26.0  # at 94 dB SPL
 BOUNCE_S = 0.003
 
 
-def _rng(scene, name: str) -> np.random.Generator:
-    return np.random.default_rng([scene.seed, zlib.crc32(name.encode())])
+class _Noise:
+    """Standard normal draws from a generator seeded by the scene's seed and the part's name,
+    taken from batches (a reading needs a handful; numpy per scalar would cost more than the
+    physics)."""
+
+    def __init__(self, scene, name: str):
+        self._rng = np.random.default_rng([scene.seed, zlib.crc32(name.encode())])
+        self._buf: list[float] = []
+
+    def normal(self, sigma: float) -> float:
+        if not self._buf:
+            self._buf = self._rng.standard_normal(1024).tolist()[::-1]
+        return sigma * self._buf.pop()
+
+    def offsets(self, sigma: float, n: int) -> list[float]:
+        return [self.normal(sigma) for _ in range(n)]
 
 
 class SimIMU(_Faults, ChannelSensor):
@@ -48,29 +62,30 @@ class SimIMU(_Faults, ChannelSensor):
     def __init__(self, spec, channels, scene, now):
         self.name, self.channels, self.scene = spec.role, channels, scene
         self._init_faults(now)
-        self._rng = _rng(scene, spec.role)
+        self._noise = _Noise(scene, spec.role)
         self.accel_range = float(spec.options["accel_range_g"])
         self.gyro_range = float(spec.options["gyro_range_dps"])
-        self.accel_offset = self._rng.normal(0.0, 0.02, 3)
-        self.gyro_offset = self._rng.normal(0.0, 1.0, 3)
+        self.accel_offset = self._noise.offsets(0.02, 3)
+        self.gyro_offset = self._noise.offsets(1.0, 3)
 
     def read(self) -> tuple[float, ...]:
         self._check()
         t = self._now()
-        a = np.array(self.scene.specific_force(t)) + self.accel_offset
-        a += self._rng.normal(0.0, ACCEL_NOISE_G, 3)
+        n = self._noise.normal
+        a = [f + off + n(ACCEL_NOISE_G) for f, off in zip(self.scene.specific_force(t),
+                                                          self.accel_offset)]
         if self.scene.height.at(t)[0] > 0.01:
-            a += self._rng.normal(0.0, TREMOR_G, 3)
-        w = np.array(self.scene.rotation_rate(t)) + self.gyro_offset
-        w += self._rng.normal(0.0, GYRO_NOISE_DPS, 3)
-        return (*_quantise(a, self.accel_range), *_quantise(w, self.gyro_range))
+            a = [v + n(TREMOR_G) for v in a]
+        w = [r + off + n(GYRO_NOISE_DPS)
+             for r, off in zip(self.scene.rotation_rate(t), self.gyro_offset)]
+        return tuple(_quantise(v, self.accel_range) for v in a) \
+            + tuple(_quantise(v, self.gyro_range) for v in w)
 
 
-def _quantise(values, full_scale):
-    """As a 16-bit signed register reports ``values`` at ``full_scale``."""
+def _quantise(value: float, full_scale: float) -> float:
+    """``value`` as a 16-bit signed register reports it at ``full_scale``."""
     lsb = full_scale / 32768.0
-    counts = np.clip(np.round(values / lsb), -32768, 32767)
-    return [float(c * lsb) for c in counts]
+    return min(max(round(value / lsb), -32768), 32767) * lsb
 
 
 class SimADS1115(_Faults, ChannelSensor):
@@ -79,7 +94,7 @@ class SimADS1115(_Faults, ChannelSensor):
     def __init__(self, spec, channels, scene, now, inputs):
         self.name, self.channels, self.scene = spec.role, channels, scene
         self._init_faults(now)
-        self._rng = _rng(scene, spec.role)
+        self._noise = _Noise(scene, spec.role)
         self.vdd = float(spec.options["vdd"])
         self.inputs = inputs  # [(ain, name, kind, full-scale V)]
 
@@ -102,9 +117,7 @@ class SimADS1115(_Faults, ChannelSensor):
         t = self._now()
         out = []
         for _, _, kind, fs in self.inputs:
-            v = self.volts(kind, t) + self._rng.normal(0.0, ADC_NOISE_V)
-            lsb = fs / 32768.0
-            v = float(np.clip(round(v / lsb), -32768, 32767) * lsb)
+            v = _quantise(self.volts(kind, t) + self._noise.normal(ADC_NOISE_V), fs)
             out.append(min(v, self.vdd))
         return tuple(out)
 
@@ -174,12 +187,12 @@ class SimSoundLevel(_Faults, ChannelSensor):
     def __init__(self, spec, channels, scene, now):
         self.name, self.channels, self.scene = spec.role, channels, scene
         self._init_faults(now)
-        self._rng = _rng(scene, spec.role)
+        self._noise = _Noise(scene, spec.role)
         self.floor = float(spec.options["floor_db"])
 
     def read(self) -> tuple[float]:
         self._check()
-        spl = self.scene.sound_level_db(self._now()) + self._rng.normal(0.0, 0.5)
+        spl = self.scene.sound_level_db(self._now()) + self._noise.normal(0.5)
         dbfs = spl - 94.0 + MIC_SENSITIVITY_DBFS
         return (float(min(max(dbfs, self.floor), 0.0)),)
 

@@ -102,6 +102,35 @@ class Burst:
     hz: float
 
 
+class _Bursts:
+    """Bursts in time order; :meth:`near` finds those that can still matter at ``t`` by
+    bisection, so a reading costs the same after an hour of visitors as after a minute."""
+
+    def __init__(self):
+        self.items: list[Burst] = []
+        self._t0: list[float] = []
+        self._longest = 0.0
+
+    def add(self, burst: Burst) -> None:
+        if self._t0 and burst.t0 < self._t0[-1]:
+            raise ValueError(f"scene actions must come in time order ({burst.t0:.3f} s)")
+        self.items.append(burst)
+        self._t0.append(burst.t0)
+        self._longest = max(self._longest, burst.duration)
+
+    def near(self, t: float, span: float | None = None) -> list[Burst]:
+        """Bursts that started in (t - span, t]; span defaults to the longest burst."""
+        lo = bisect.bisect_left(self._t0, t - (self._longest if span is None else span))
+        hi = bisect.bisect_right(self._t0, t)
+        return self.items[lo:hi]
+
+    def __iter__(self):
+        return iter(self.items)
+
+    def __len__(self):
+        return len(self.items)
+
+
 class Scene:
     """The physical state the simulated channel parts measure. ``now``: the clock used when
     an action or a reading gives no time."""
@@ -118,8 +147,7 @@ class Scene:
         self.sound_db = _Track(QUIET_ROOM_DB)
         self.presence, self.button = _Intervals(), _Intervals()
         self.room_lux = float(room_lux)
-        self.shakes: list[Burst] = []
-        self.knocks: list[Burst] = []
+        self.shakes, self.knocks = _Bursts(), _Bursts()
 
     def _t(self, at):
         return float(self.now() if at is None else at)
@@ -145,12 +173,12 @@ class Scene:
 
     def shake(self, amplitude: float = 0.8, duration: float = 1.0, hz: float = 5.0, at=None) -> None:
         """Shake it: ``amplitude`` g of sideways acceleration at ``hz`` for ``duration`` s."""
-        self.shakes.append(Burst(self._t(at), float(duration), float(amplitude), float(hz)))
+        self.shakes.add(Burst(self._t(at), float(duration), float(amplitude), float(hz)))
 
     def knock(self, strength: float = 3.0, at=None) -> None:
         """A knuckle on the object: a ``strength`` g impulse that rings for a few ms."""
-        self.knocks.append(Burst(self._t(at), 6 * self.KNOCK_DECAY_S, float(strength),
-                                 self.KNOCK_RING_HZ))
+        self.knocks.add(Burst(self._t(at), 6 * self.KNOCK_DECAY_S, float(strength),
+                              self.KNOCK_RING_HZ))
 
     def approach(self, at=None) -> None:
         self.presence.set(self._t(at), True)
@@ -193,8 +221,8 @@ class Scene:
 
     def _shake(self, t: float) -> tuple[float, float]:
         x = y = 0.0
-        for b in self.shakes:
-            if b.t0 <= t < b.t0 + b.duration:
+        for b in self.shakes.near(t):
+            if t < b.t0 + b.duration:
                 s = (t - b.t0) / b.duration
                 env = b.amplitude * math.sin(math.pi * s) ** 2
                 phase = 2 * math.pi * b.hz * (t - b.t0)
@@ -205,12 +233,12 @@ class Scene:
     def _knock(self, t: float) -> float:
         return sum(b.amplitude * math.exp(-(t - b.t0) / self.KNOCK_DECAY_S)
                    * math.cos(2 * math.pi * b.hz * (t - b.t0))
-                   for b in self.knocks if b.t0 <= t < b.t0 + b.duration)
+                   for b in self.knocks.near(t) if t < b.t0 + b.duration)
 
     def knock_envelope(self, t: float, decay_s: float = 0.06) -> float:
         """A peak-hold of the knocks (g), as a piezo's diode-and-capacitor envelope holds it."""
         return sum(b.amplitude * math.exp(-(t - b.t0) / decay_s)
-                   for b in self.knocks if b.t0 <= t < b.t0 + 8 * decay_s)
+                   for b in self.knocks.near(t, 8 * decay_s) if t < b.t0 + 8 * decay_s)
 
     def present(self, t: float, hold_s: float = 0.0) -> bool:
         """Someone is near, or left less than ``hold_s`` ago (a PIR's hold time)."""
