@@ -7,6 +7,7 @@
     lanthorn run --sim --profile egg.toml --serial PTY      (the object, on the other end)
     lanthorn push egg.lanthorn --port PTY
     lanthorn console PTY -c status                          (the model runs; a shake agitates it)
+    lanthorn record PTY shake 3 --data egg                  (a take with the egg's channels)
 
 The body is a maker's own profile (a wooden egg with an MPU-6050 and a ring of LEDs) that no
 file of lanthorn names: its frame comes from the profile's parts. Before the push, the
@@ -104,6 +105,12 @@ def test_an_imu_body_learns_to_feel_a_shake_with_no_code_change(tmp_path):
         assert st["model_fits"] == "yes" and st["model"] is not None, st
         assert "shake" in seen and moods[-1] == "agitated", (seen, moods)
         assert seen & {"lift", "tilt", "knock"}, seen  # it tells other handlings apart too
+        # and a take recorded from the egg lands in the dataset with the egg's own channels
+        lanthorn("record", link.host, "shake", "3", "--data", data, "--session", "my-shake",
+                 "--source", "my-hands", "--author", "the simulator",
+                 "--consent", "synthetic: no person involved")
+        take = next((data / "recordings" / "my-hands").glob("my-shake.csv*"))
+        assert take.read_text().splitlines()[0].endswith(",ax,ay,az,gx,gy,gz")
     finally:
         device.stop()
         link.close()
