@@ -244,3 +244,44 @@ def test_selftest_checks_every_part_of_a_body_and_whether_it_can_feed_its_model(
         line = next(row for row in out.splitlines() if row.startswith(part))
         assert " OK " in line, line
     assert "az=" in out and "model" in out
+
+
+def test_a_body_of_channel_parts_allocates_only_small_objects_per_wake():
+    """The loop on a body without pads, fed by a generic sensing part that allocates nothing
+    (a reading made once): per wake-up, only small Python objects, never a buffer."""
+    import tracemalloc
+
+    from lanthorn.device.piece import Piece
+    from lanthorn.hardware.interfaces import Body
+    from loop_helpers import FakeModel, quiet_body
+    part = Inclinometer()
+    part.value = (12.5, True)
+    quiet = quiet_body(24)
+    body = Body(leds=quiet.leds)
+    body.incline = part
+    layout = build_layout(0, False, False, [("incline", part.channels)])
+    probs = np.array([0.9, 0.1], np.float32)
+    clock = SimClock()
+    piece = Piece(body, model=FakeModel(lambda x: probs, labels=("nobody", "tilted"),
+                                        channels=("level", "angle")),
+                  clock=clock, charge_compute=False, layout=layout, voice=None,
+                  oled_thread=False, voice_thread=False)
+    piece.start()
+    clock.set(0.0)
+    for _ in range(300):
+        clock.set(piece.next_due())
+        piece.step()
+    worst = 0
+    tracemalloc.start()
+    try:
+        for _ in range(600):
+            clock.set(piece.next_due())
+            before, _ = tracemalloc.get_traced_memory()
+            tracemalloc.reset_peak()
+            piece.step()
+            worst = max(worst, tracemalloc.get_traced_memory()[1] - before)
+    finally:
+        tracemalloc.stop()
+    assert worst < 4096, worst
+    assert piece.status()["model_fits"] == "yes" and piece.inferences > 50
+    assert piece.latest()["values"] == {"angle": 0.1389, "level": 1.0}
