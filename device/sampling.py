@@ -175,7 +175,8 @@ class ChannelReader:
     def __init__(self, block, scheduler):
         self.block, self.role = block, block.role
         self.start, self.channels = block.start, block.channels
-        self.values = [c.encode(max(c.lo, min(0.0, c.hi))) for c in block.channels]
+        # before the first good read: 0 (no motion, the range's low end, not pressed)
+        self.values = [0.0 for _ in block.channels]
         self.tick = scheduler.every(1.0 / block.rate_hz)
 
     def read_into(self, sample: np.ndarray, now: float, health) -> None:

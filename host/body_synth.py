@@ -63,20 +63,24 @@ def session_frames(profile, seed: int, seconds: float, rate_hz: float, only) -> 
     health = PartHealth(body, 5.0, lambda text: None, lambda kind, text: None)
     sampler = Sampler(body, health, Scheduler(clock), layout=layout)
     params = ParamStore().snapshot()
-    per = max(1, int(round(SAMPLE_HZ / rate_hz)))
     n = int(seconds * rate_hz)
     frames = np.empty((n, layout.n), np.float32)
     labels = []
     sampler.start(0.0)
+    i = 0
     for f in range(n):
-        for _ in range(per):
+        # as the device loop: samples at 100 Hz, a frame each 1/rate s (30 Hz frames mean
+        # 3 or 4 samples each, in turn)
+        while True:
             now = clock()
             sampler.take(now, params, now)
-            last = now
             clock.advance(1.0 / SAMPLE_HZ)
+            i += 1
+            if i / SAMPLE_HZ >= (f + 1) / rate_hz - 1e-9:
+                break
         sampler.take_frame()
         frames[f] = sampler.frame
-        labels.append(body.gesture_at(last))
+        labels.append(body.gesture_at(now))
     body.close()
     return frames, labels
 
@@ -104,6 +108,10 @@ def synthesize_body(out, profile, minutes: float = 6.0, seed: int = 0,
         raise DataError(f"source {source!r} already has recordings here; choose another "
                         f"--out or --source", root)
     rate = float(header["rate_hz"])
+    from lanthorn.device.frames import SAMPLE_HZ
+    if not 0 < rate <= SAMPLE_HZ:
+        raise DataError(f"this dataset's rate {rate:g} Hz is above what a body is sampled at "
+                        f"({SAMPLE_HZ:g} Hz)", root / dsf.MANIFEST)
     n = max(1, int(math.ceil(minutes * 60.0 / session_seconds)))
     dsf.add_source(root, Source(
         source, author="lanthorn body simulator (lanthorn.hardware.sim.body_visitor)",
