@@ -191,7 +191,7 @@ class ChannelReader:
             raise PartError(self.role, f"the driver returned {type(raw).__name__}, not "
                                        f"{len(self.channels)} readings")
         values = self.values
-        for k, (c, r) in enumerate(zip(self.channels, raw)):
+        for k, (c, r) in enumerate(zip(self.channels, raw, strict=True)):
             if isinstance(r, bool) and c.encoding == "binary":
                 values[k] = 1.0 if r else 0.0
                 continue

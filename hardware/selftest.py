@@ -194,7 +194,7 @@ def check_channels(part, profile, body, wait, sim):
             return "FAIL", f"read {len(last)} values for {len(channels)} channels"
         wait(0.02)
     out = []
-    for c, v in zip(channels, last):
+    for c, v in zip(channels, last, strict=True):
         v = float(v)
         slack = 0.05 * (c.hi - c.lo)
         if not np.isfinite(v) or not c.lo - slack <= v <= c.hi + slack:

@@ -48,11 +48,11 @@ def session_frames(profile, seed: int, seconds: float, rate_hz: float, only) -> 
     """(frames [F, C] in the body's channel order, a label per frame) of one simulated
     session, made by the device's sampler on the simulated body."""
     from lanthorn.device.channel_layout import layout_for_profile
+    from lanthorn.device.frames import SAMPLE_HZ
     from lanthorn.device.params import ParamStore
     from lanthorn.device.part_health import PartHealth
     from lanthorn.device.sampling import Sampler
     from lanthorn.device.scheduler import Scheduler
-    from lanthorn.device.frames import SAMPLE_HZ
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.sim import SimClock
 

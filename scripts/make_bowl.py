@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import make_model as mm  # noqa: E402  (its twin check and figures, shared)
+import make_model as mm
 
 ROOT = mm.ROOT
 DATA = ROOT / "data" / "bowl"

@@ -14,7 +14,7 @@ import pytest
 
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import LightRenderer
-from lanthorn.device.channel_layout import DEFAULT_LAYOUT, build_layout, layout_for_profile
+from lanthorn.device.channel_layout import build_layout, layout_for_profile
 from lanthorn.device.inference import ModelMismatch, check_model_fits
 from lanthorn.device.params import ParamStore
 from lanthorn.device.part_health import PartHealth
@@ -251,9 +251,10 @@ def test_a_body_of_channel_parts_allocates_only_small_objects_per_wake():
     (a reading made once): per wake-up, only small Python objects, never a buffer."""
     import tracemalloc
 
+    from loop_helpers import FakeModel, quiet_body
+
     from lanthorn.device.piece import Piece
     from lanthorn.hardware.interfaces import Body
-    from loop_helpers import FakeModel, quiet_body
     part = Inclinometer()
     part.value = (12.5, True)
     quiet = quiet_body(24)

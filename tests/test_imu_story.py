@@ -20,10 +20,10 @@ import sys
 import time
 
 import pytest
-
-from lanthorn.host.console_client import ConsoleClient
 from pty_link import PtyLink
 from test_console_e2e import ROOT, Device, wait_ready
+
+from lanthorn.host.console_client import ConsoleClient
 
 EGG = """\
 # A maker's own object: a wooden egg with an MPU-6050 inside and a ring of LEDs.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from lanthorn.commands._options import add_data_dir, add_profile
 from lanthorn.hardware.profile import choose_profile
-from lanthorn.hardware.selftest import check_body, failed_parts, format_table
+from lanthorn.hardware.selftest import Row, check_body, failed_parts, format_table
 
 
 def add_arguments(parser) -> None:
@@ -46,7 +46,7 @@ def run(args) -> int:
     return 0
 
 
-def model_row(profile, data_dir) -> "Row":
+def model_row(profile, data_dir) -> Row:
     """Whether the body's parts can feed the model it would run: the data directory's
     current model (``--data-dir``, when it holds one), else the piece's shipped one. Not a
     required row: the parts work either way, but a model that does not fit means the idle
@@ -57,7 +57,6 @@ def model_row(profile, data_dir) -> "Row":
     from lanthorn.device.inference import ModelMismatch, model_name, refuse_unfit
     from lanthorn.device.runtime import load
     from lanthorn.device.storage import shipped_model_for
-    from lanthorn.hardware.selftest import Row
     layout = layout_for_profile(profile)
     path, source = shipped_model_for(profile), "shipped"
     if data_dir:
