@@ -19,7 +19,7 @@ help:
 	@echo "make test-fast - the quick local loop: lint, then the tests not marked slow (stops at the first failure)"
 	@echo "make lint   - ruff (pyflakes, pycodestyle errors, bugbear, import order, unused noqa)"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
-	@echo "make model  - rebuild the shipped default model from synthetic data and seed (and the voice)"
+	@echo "make model  - rebuild the shipped models (the lantern's, the bowl's) from synthetic data and seed (and the voice)"
 	@echo "make voice  - rebuild the shipped default voice from data/voice (CC0 text) and seed"
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
@@ -78,6 +78,7 @@ torture: $(VENV)/.installed-dev
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py
+	$(BIN)/python scripts/make_bowl.py
 	$(BIN)/python scripts/make_voice.py
 
 voice: $(VENV)/.installed-dev

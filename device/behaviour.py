@@ -446,7 +446,9 @@ class LightRenderer:
         self.moods = moods
         self.temperament = temperament
         pix = np.arange(self.n) * (2 * math.pi / self.n)
-        pads = np.arange(self.n_pads) * (2 * math.pi / self.n_pads)
+        # a body without touch pads (a bowl, a plinth) has no ripples and no glow: the
+        # (N, 0) weights make both nothing, the rest of the renderer is the same
+        pads = np.arange(self.n_pads) * (2 * math.pi / max(self.n_pads, 1))
         self.pixel_angles = pix.astype(np.float32)
         self.pad_dist = ring_distance(pads[:, None], pix[None, :]).astype(np.float32)  # (pads, N)
         self.glow_weights = np.exp(-(self.pad_dist.T / self.GLOW_WIDTH) ** 2).astype(np.float32)  # (N, pads)

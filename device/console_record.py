@@ -99,6 +99,12 @@ def _frame_rate(app) -> float:
     return float(rate or frames.DEFAULT_RATE_HZ)
 
 
+def _frame_channels(app, default) -> tuple[str, ...]:
+    """The names of the piece's frame channels: its body's channel layout (``status``
+    says it), else the default piece's."""
+    return tuple(app.status().get("channels") or default)
+
+
 def _parse(args) -> tuple[str, float]:
     label = args[0]
     try:
@@ -115,9 +121,12 @@ def _parse(args) -> tuple[str, float]:
 def cmd_record(server: "ConsoleServer", name, args):
     from lanthorn.device import frames
     label, seconds = _parse(args)
-    rate, channels = _frame_rate(server.app), frames.CHANNELS
+    rate, channels = _frame_rate(server.app), _frame_channels(server.app, frames.CHANNELS)
     folder = server.app.storage.recordings_dir
-    keep, why = device_dataset(folder, rate, channels, label)
+    # a body that is not the default piece keeps takes under its running model's labels
+    labels = (server.app.model_info().get("labels") or None) if channels != frames.CHANNELS \
+        else None
+    keep, why = device_dataset(folder, rate, channels, label, labels)
     if not keep and server.mode != "json":
         # typed at a terminal: the take would go nowhere, so refuse before recording
         raise UserError(f"{why}; record new gestures with 'lanthorn record PORT {label} "
@@ -134,12 +143,12 @@ def cmd_record(server: "ConsoleServer", name, args):
               "channels": list(channels), "kept_on_device": keep, "not_kept_because": why})]
 
 
-def device_dataset(folder, rate, channels, label) -> tuple[bool, str]:
+def device_dataset(folder, rate, channels, label, labels=None) -> tuple[bool, str]:
     """Whether a take of ``label`` can also be kept in the device's own recordings
-    (a dataset with the default label set), and if not, why."""
+    (a dataset with the default label set, or ``labels``), and if not, why."""
     from lanthorn.device import dataset, frames
     try:
-        dataset.create_dataset(folder, rate, channels, frames.LABELS)
+        dataset.create_dataset(folder, rate, channels, tuple(labels or frames.LABELS))
         header, sources, _ = dataset.read_manifest(folder)
     except dataset.DataError as exc:
         return False, f"the device's recordings cannot take it ({exc})"

@@ -80,7 +80,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("preset load", "NAME", "apply a preset now ('save' keeps it across restarts)", writes=True),
     Command("preset list", "", "list saved presets"),
     Command("preset delete", "NAME", "delete a preset", writes=True),
-    Command("status", "", "frame rate, frame time p99, inference time, model, sensors, uptime"),
+    Command("status", "", "frame rate, frame time p99, inference time, model, sensors, the body's "
+                          "channels and whether they feed the model, uptime"),
     Command("watch", "[HZ]", "stream sensor values and class probabilities (default 5 Hz, "
             "max 50) until any line or 'stop'"),
     Command("stop", "", "stop watch or record"),

@@ -73,14 +73,31 @@ def encode_into(out: np.ndarray, pad_delta: np.ndarray, distance_mm: float | Non
     ``distance_mm`` is None when nothing is in range (encoded as 0: "far away");
     ``lux`` is ambient illuminance. Used in the device's hot path.
     """
-    np.multiply(pad_delta, 1.0 / PAD_FULL_SCALE_COUNTS, out=out[:N_PADS], casting="unsafe")
-    np.clip(out[:N_PADS], 0.0, PAD_MAX, out=out[:N_PADS])
-    if distance_mm is None or not math.isfinite(distance_mm):
-        out[N_PADS] = 0.0
-    else:
-        out[N_PADS] = min(max(1.0 - float(distance_mm) / DISTANCE_RANGE_MM, 0.0), 1.0)
-    out[N_PADS + 1] = math.log10(1.0 + max(float(lux), 0.0)) / LIGHT_DECADES
+    out_pads = out[:N_PADS]
+    np.multiply(pad_delta, 1.0 / PAD_FULL_SCALE_COUNTS, out=out_pads, casting="unsafe")
+    np.clip(out_pads, 0.0, PAD_MAX, out=out_pads)
+    out[N_PADS] = encode_distance(distance_mm)
+    out[N_PADS + 1] = encode_light(lux)
     return out
+
+
+def encode_pads_into(out_pads: np.ndarray, pad_delta: np.ndarray) -> None:
+    """The pads' part of :func:`encode_into`, for a body whose pads sit elsewhere or number
+    fewer than 12 (the same arithmetic, into a view of the sample)."""
+    np.multiply(pad_delta, 1.0 / PAD_FULL_SCALE_COUNTS, out=out_pads, casting="unsafe")
+    np.clip(out_pads, 0.0, PAD_MAX, out=out_pads)
+
+
+def encode_distance(distance_mm: float | None) -> float:
+    """Approach: 0 when nothing is in range, 1 when touching (see :data:`DEFAULT_UNITS`)."""
+    if distance_mm is None or not math.isfinite(distance_mm):
+        return 0.0
+    return min(max(1.0 - float(distance_mm) / DISTANCE_RANGE_MM, 0.0), 1.0)
+
+
+def encode_light(lux: float) -> float:
+    """Ambient light: ``log10(1 + lux) / LIGHT_DECADES``."""
+    return math.log10(1.0 + max(float(lux), 0.0)) / LIGHT_DECADES
 
 
 def encode(pad_delta, distance_mm: float | None, lux: float) -> np.ndarray:

@@ -32,9 +32,10 @@ class ModelMismatch(UserError):
     """A model whose input does not fit this object's sensor frames."""
 
 
-def model_channel_map(model) -> np.ndarray | None:
-    """Indices into :data:`frames.CHANNELS` for each of the model's input channels, or None
-    when the model reads the frames as they are. Raises ModelMismatch when it cannot be fed."""
+def model_channel_map(model, channels: tuple[str, ...] = fr.CHANNELS) -> np.ndarray | None:
+    """Indices into the body's frame (``channels``: its layout's names, the default piece's
+    when not given) for each of the model's input channels, or None when the model reads
+    the frames as they are. Raises ModelMismatch when it cannot be fed."""
     spec = model.input_spec
     shape = tuple(spec.shape)
     rate = spec.rate_hz
@@ -53,38 +54,39 @@ def model_channel_map(model) -> np.ndarray | None:
     if spec.dtype != "float32":
         raise ModelMismatch(f"the model reads {spec.dtype} of shape {shape}; this object feeds "
                             f"sensor windows of shape (window, channels)")
-    return _channels_of(spec, shape)
+    return _channels_of(spec, shape, tuple(channels))
 
 
-def _channels_of(spec, shape) -> np.ndarray | None:
+def _channels_of(spec, shape, body: tuple[str, ...]) -> np.ndarray | None:
     channels = tuple(spec.channels)
+    has = ", ".join(body) or "no sensing channels"
     if not channels:
-        if shape[1] != fr.N_CHANNELS:
+        if shape[1] != len(body):
             raise ModelMismatch(f"the model reads {shape[1]} unnamed channels; this object has "
-                                f"{fr.N_CHANNELS} ({', '.join(fr.CHANNELS)})")
+                                f"{len(body)} ({has})")
         return None
-    missing = [c for c in channels if c not in fr.CHANNELS]
+    missing = [c for c in channels if c not in body]
     if missing:
         raise ModelMismatch(f"the model reads channel(s) {', '.join(missing)} this object does not "
-                            f"have (it has {', '.join(fr.CHANNELS)})")
+                            f"have (it has {has})")
     if len(channels) != shape[1]:
         raise ModelMismatch(f"the model names {len(channels)} channels but reads {shape[1]}")
     if spec.scale and (len(spec.scale) != shape[1]
                        or not all(math.isfinite(v) and v > 0 for v in spec.scale)):
         raise ModelMismatch(f"the model's input scale has {len(spec.scale)} factors for "
                             f"{shape[1]} channels (or a factor that is not positive)")
-    if channels == fr.CHANNELS:
+    if channels == body:
         return None
-    return np.array([fr.CHANNELS.index(c) for c in channels], np.intp)
+    return np.array([body.index(c) for c in channels], np.intp)
 
 
-def check_model_fits(model) -> int:
+def check_model_fits(model, channels: tuple[str, ...] = fr.CHANNELS) -> int:
     """Whether a model can run on *this object* (not whether it is well formed, which the
     bundle reader checks, nor whether it matches onnxruntime, which the quantizer's release
     check does): its input fits the sensor frames, its labels match its output, it runs to
     finite numbers on a neutral window (which also warms it up). Returns the number of
-    outputs; raises ModelMismatch."""
-    model_channel_map(model)
+    outputs; raises ModelMismatch. ``channels``: the body's frame (its layout's names)."""
+    model_channel_map(model, channels)
     labels = model.labels
     if not isinstance(labels, (list, tuple)) or not all(isinstance(x, str) for x in labels):
         raise ModelMismatch("the model's labels are not a list of names")
@@ -100,11 +102,11 @@ def check_model_fits(model) -> int:
     return int(out.shape[0])
 
 
-def refuse_unfit(model) -> None:
+def refuse_unfit(model, channels: tuple[str, ...] = fr.CHANNELS) -> None:
     """:func:`check_model_fits` for the fall-back chain: any failure (not only a mismatch,
     whatever a poisoned header makes the model do) refuses it, as a ModelMismatch."""
     try:
-        check_model_fits(model)
+        check_model_fits(model, channels)
     except ModelMismatch:
         raise
     except Exception as exc:
@@ -122,10 +124,14 @@ def model_name(model) -> str | None:
 
 class Inference:
     """The running model and its buffers. ``mood``: the piece's MoodEngine; ``say``: the
-    console's messages; ``history_s``: how much the console can look back."""
+    console's messages; ``history_s``: how much the console can look back; ``channels``:
+    the body's frame (its layout's names)."""
 
-    def __init__(self, mood, temperament, say, history_s: float, max_errors: int):
+    def __init__(self, mood, temperament, say, history_s: float, max_errors: int,
+                 channels: tuple[str, ...] = fr.CHANNELS):
         self.mood, self.temperament, self.say = mood, temperament, say
+        self.channels = tuple(channels)
+        self.unfit: str | None = None  # why the last model offered could not be fed, if so
         self.history_s, self.max_errors = history_s, max_errors
         self.model = None
         self.source: str | None = None
@@ -142,14 +148,18 @@ class Inference:
         channel_map = None
         if model is not None:
             try:
-                channel_map = model_channel_map(model)
+                channel_map = model_channel_map(model, self.channels)
             except ModelMismatch as exc:
                 self.say(f"model not used: {exc}; running the idle animation")
+                self.unfit = str(exc)
                 model, source = None, None
+            else:
+                self.unfit = None
         spec = model.input_spec if model is not None else None
         self.rate = float((spec.rate_hz if spec is not None else None) or fr.DEFAULT_RATE_HZ)
         window = FrameWindow(int(spec.shape[0]) if spec is not None else fr.DEFAULT_WINDOW,
-                             channel_map, spec.scale if spec is not None else None)
+                             channel_map, spec.scale if spec is not None else None,
+                             n_channels=len(self.channels))
         labels = tuple(model.labels) if model is not None else ()
         probs = np.zeros(len(labels), np.float32)
         # the model's card may say which moods its own gestures evoke
@@ -159,7 +169,7 @@ class Inference:
         self.window, self.labels, self.probs = window, labels, probs
         self._card_temperament = temperament
         self.set_gesture_moods(gesture_moods, force=True)
-        self.history = FrameHistory(int(self.history_s * self.rate))
+        self.history = FrameHistory(int(self.history_s * self.rate), len(self.channels))
         self.model, self.source, self.name = model, source, model_name(model)
         self.errors = 0
 

@@ -21,16 +21,17 @@ from lanthorn.device import frames as fr
 
 class FrameWindow:
     """The model's input window over a ring of frames (see the module docstring).
-    ``channel_map``: indices into frames.CHANNELS per model channel (None: as they are);
-    ``scale``: per-channel factors (None: none)."""
+    ``channel_map``: indices into the body's frame per model channel (None: as they are);
+    ``scale``: per-channel factors (None: none); ``n_channels``: the body's frame width."""
 
-    def __init__(self, window: int, channel_map: np.ndarray | None = None, scale=None):
+    def __init__(self, window: int, channel_map: np.ndarray | None = None, scale=None,
+                 n_channels: int = fr.N_CHANNELS):
         self.window = int(window)
-        self.ring = np.zeros((2 * self.window, fr.N_CHANNELS), np.float32)
+        self.ring = np.zeros((2 * self.window, n_channels), np.float32)
         self.count = 0
         self.channel_map = channel_map
         self.scale = np.asarray(scale, np.float32) if scale else None
-        n_in = len(channel_map) if channel_map is not None else fr.N_CHANNELS
+        n_in = len(channel_map) if channel_map is not None else n_channels
         self._model_in = (np.zeros((self.window, n_in), np.float32)
                           if channel_map is not None or self.scale is not None else None)
 
@@ -68,9 +69,9 @@ class FrameWindow:
 class FrameHistory:
     """The last ``n`` model frames with their loop times, for the console thread."""
 
-    def __init__(self, n: int):
+    def __init__(self, n: int, n_channels: int = fr.N_CHANNELS):
         self.lock = threading.Lock()
-        self.frames = np.zeros((max(1, int(n)), fr.N_CHANNELS), np.float32)
+        self.frames = np.zeros((max(1, int(n)), n_channels), np.float32)
         self.times = np.full(self.frames.shape[0], -math.inf)
         self.count = 0
 
@@ -85,7 +86,7 @@ class FrameHistory:
         """(a copy of the newest frame, its time); zeros and 0.0 before the first."""
         with self.lock:
             if not self.count:
-                return np.zeros(fr.N_CHANNELS, np.float32), 0.0
+                return np.zeros(self.frames.shape[1], np.float32), 0.0
             j = (self.count - 1) % self.frames.shape[0]
             return self.frames[j].copy(), float(self.times[j])
 

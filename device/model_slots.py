@@ -35,6 +35,15 @@ class ModelSlots:
         self.wanted: tuple | None = None
         self.voice_source: str | None = None
 
+    def refuse(self, model) -> None:
+        """A candidate must fit this body's frame (its layout's channel names); the last
+        refusal is kept for ``status`` (a body whose parts cannot feed the model says so)."""
+        try:
+            refuse_unfit(model, self.inference.channels)
+        except ModelMismatch as exc:
+            self.inference.unfit = f"{model_name(model)}: {exc}"
+            raise
+
     # --- start-up
     def boot(self, model=..., voice=...) -> None:
         """Bind the given model (``...``: load it from storage) and set the voice."""
@@ -60,7 +69,7 @@ class ModelSlots:
         if self.storage is None:
             return None, None
         try:
-            model, source, msgs = self.storage.load_model(check=refuse_unfit, skip=skip)
+            model, source, msgs = self.storage.load_model(check=self.refuse, skip=skip)
         except Exception as exc:  # the boot path never crash-loops on stored state
             model, source, msgs = None, None, [f"no model could be loaded: {exc}"]
         for m in msgs:
@@ -126,7 +135,7 @@ class ModelSlots:
         if is_voice(candidate):   # a voice bundle goes to the voice slot
             return self._install_voice(path, candidate)
         try:
-            refuse_unfit(candidate)
+            self.refuse(candidate)
         except ModelMismatch as exc:
             raise ModelMismatch(f"the new model does not fit this object, keeping the old one: "
                                 f"{exc}") from None
@@ -165,7 +174,7 @@ class ModelSlots:
         if slot == "voice":
             self._use_voice(self.storage.rollback("voice"), "current", "rolled back")
             return
-        model = self.storage.rollback("model", check=refuse_unfit)
+        model = self.storage.rollback("model", check=self.refuse)
         with self.lock:
             self.wanted = (model, "current")
         self.journal.say(f"rolled back to model {model_name(model)}")
@@ -185,7 +194,7 @@ class ModelSlots:
         return {"name": model_name(model), "sha256": model.sha256,
                 "file_sha256": getattr(model, "file_sha256", None),
                 "internal_digest": model.sha256, "labels": list(model.labels),
-                "input": {"channels": list(spec.channels) or list(fr.CHANNELS),
+                "input": {"channels": list(spec.channels) or list(self.inference.channels),
                           "rate_hz": spec.rate_hz or fr.DEFAULT_RATE_HZ, "window": spec.shape[0],
                           "shape": list(spec.shape)},
                 "backend": model.backend, "source": source,

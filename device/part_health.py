@@ -12,8 +12,15 @@ from __future__ import annotations
 
 from typing import Callable
 
-from lanthorn.hardware.interfaces import PartError
+from lanthorn.hardware.interfaces import Part, PartError
 from lanthorn.vocabulary import ROLES
+
+
+def body_roles(body) -> tuple[str, ...]:
+    """The classic roles, then any other part the body has (an IMU, a knob: by its name)."""
+    roles = getattr(body, "roles", None)
+    names = roles() if roles else [k for k, v in vars(body).items() if isinstance(v, Part)]
+    return ROLES + tuple(r for r in names if r not in ROLES)
 
 
 class PartHealth:
@@ -29,7 +36,7 @@ class PartHealth:
         self.say, self.mark, self.on_reopen = say, mark, on_reopen
         self.state: dict[str, str] = {}
         self.retry_at: dict[str, float] = {}
-        for role in ROLES:
+        for role in body_roles(body):
             if getattr(body, role, None) is not None:
                 self.state[role] = "ok"
             elif role in getattr(body, "open_errors", {}):

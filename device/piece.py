@@ -60,8 +60,11 @@ class Piece:
                  temperament: Temperament = DEFAULT_TEMPERAMENT, oled_thread: bool = True,
                  minute_of_day: Callable[[], int] | None = None,
                  log: Callable[[str], None] | None = None, watchdog: Callable[[], None] | None = None,
-                 seed: int = 0, voice=..., voice_thread: bool = True):
+                 seed: int = 0, voice=..., voice_thread: bool = True, layout=None):
         self.body, self.storage, self.watchdog = body, storage, watchdog
+        # the frame comes from the body: its profile's channels (the default piece's 14
+        # when the body carries no profile)
+        self.layout = layout if layout is not None else self._layout_of(body)
         self.scheduler = sch = Scheduler(clock, charge_compute)
         self.clock = sch.clock
         self.journal = Journal(self.clock, log)
@@ -73,11 +76,11 @@ class Piece:
         self.live = LiveParams(self.params, sch, minute_of_day)
         self.parts = PartHealth(body, self.RETRY_S, self.journal.say, self.journal.mark,
                                 on_reopen=lambda role: self.live.invalidate())
-        n_pads = getattr(body.touch, "n_pads", fr.N_PADS) if body.touch is not None else fr.N_PADS
-        self.sampler = Sampler(body, self.parts, sch, n_pads)
+        self.sampler = Sampler(body, self.parts, sch, layout=self.layout)
+        n_pads = self.layout.n_pads
         self.mood = MoodEngine((), temperament)
         self.inference = Inference(self.mood, temperament, self.journal.say, self.HISTORY_S,
-                                   self.MAX_MODEL_ERRORS)
+                                   self.MAX_MODEL_ERRORS, self.layout.names)
         self.inference.infer_ms = self.stats.infer_ms
         self.voice_worker = VoiceWorker(None, threaded=voice_thread)
         self.slots = ModelSlots(storage, self.inference, self.voice_worker, self.journal,
@@ -113,6 +116,17 @@ class Piece:
     voice_source = property(lambda self: self.slots.voice_source)
     step_lock = property(lambda self: self.loop.step_lock,
                          lambda self, lock: setattr(self.loop, "step_lock", lock))
+
+    @staticmethod
+    def _layout_of(body):
+        """The body's layout; a hand-built body without a profile keeps the default
+        piece's frame, its pads sized by the touch part (fewer than 12 on some bodies)."""
+        from lanthorn.device.channel_layout import build_layout, layout_for_body
+        if getattr(body, "profile", None) is None and body.touch is not None:
+            n_pads = getattr(body.touch, "n_pads", fr.N_PADS)
+            if n_pads != fr.N_PADS:
+                return build_layout(n_pads, True, True)
+        return layout_for_body(body)
 
     # ------------------------------------------------------------------ running
     def start(self) -> None:
@@ -164,6 +178,8 @@ class Piece:
                 "backend": getattr(model, "backend", None),
                 "model_source": self.model_source,
                 "sensors": dict(self.health),
+                "channels": list(self.layout.names),
+                "model_fits": self.model_fit(),
                 "uptime_s": round(elapsed, 2),
                 "mood": self.mood.mood, "gesture": self.mood.gesture, "phrase": self.phrase,
                 "voice": self.voice_name,
@@ -177,6 +193,14 @@ class Piece:
                 "quiet": self.quiet,
                 "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
                 "messages": list(self.messages)[-10:]}
+
+    def model_fit(self) -> str:
+        """Whether this body's parts feed the model: "yes", or why not (a model refused
+        at start for channels the body lacks; the idle animation runs)."""
+        if self.model is not None:
+            return "yes"
+        why = self.inference.unfit
+        return f"no: {why}" if why else "no model"
 
     def param_note(self, name: str, value) -> str | None:
         """A word on a value the hardware overrides (for the console's get/set answers)."""
@@ -204,7 +228,7 @@ class Piece:
     def latest(self) -> dict:
         frame, t = self.inference.history.newest()
         return {"t": round(t, 3),
-                "values": {c: round(float(v), 4) for c, v in zip(fr.CHANNELS, frame)},
+                "values": {c: round(float(v), 4) for c, v in zip(self.layout.names, frame)},
                 "probs": {lab: round(float(p), 4)
                           for lab, p in zip(self.inference.labels, self.inference.probs)},
                 "mood": self.mood.mood, "gesture": self.mood.gesture, **self.shown()}
@@ -214,7 +238,7 @@ class Piece:
         return self.rendering.shown(self.live.p, self.quiet, self.mood.mood, self.model is not None)
 
     def frames_since(self, t: float) -> tuple[list[np.ndarray], float]:
-        """Model-rate frames (frames.CHANNELS order) newer than ``t`` (seconds since start),
+        """Model-rate frames (the layout's channel order) newer than ``t`` (seconds since start),
         and the time of the newest one (pass it back to continue)."""
         return self.inference.history.since(t)
 

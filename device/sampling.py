@@ -1,4 +1,4 @@
-"""Sampling: one read of every sensor becomes one *sample* (frames.CHANNELS order).
+"""Sampling: one read of every sensor becomes one *sample* (the body's channel layout).
 
 The pads are read at every sample; the ranger and the light sensor are slow by nature
 (a VL53L0X measurement takes its ~33 ms timing budget, a BH1750 high-resolution one 120 ms),
@@ -46,49 +46,76 @@ class Sampler:
     """Sensors → one sample (``self.sample``) and, at the model's rate, one model frame.
 
     ``health``: the parts' :class:`PartHealth`; ``scheduler`` makes the slow sensors'
-    tickers; ``n_pads``: the touch controller's pad count."""
+    tickers; ``layout``: the body's :class:`~lanthorn.device.channel_layout.ChannelLayout`
+    (the default piece's 14 channels when not given; ``n_pads`` then sizes its pads)."""
 
-    def __init__(self, body, health, scheduler, n_pads: int = fr.N_PADS):
-        self.body, self.health = body, health
-        self.n_pads = n_pads
-        self.sample = np.zeros(fr.N_CHANNELS, np.float32)
-        self.frame = np.zeros(fr.N_CHANNELS, np.float32)
-        self.pipeline = fr.FramePipeline()   # the one way samples become model frames
-        self.pads_now = np.zeros(fr.N_PADS, np.float32)
+    def __init__(self, body, health, scheduler, n_pads: int = fr.N_PADS, layout=None):
+        from lanthorn.device.channel_layout import DEFAULT_LAYOUT, build_layout
+        if layout is None:
+            layout = DEFAULT_LAYOUT if n_pads == fr.N_PADS else build_layout(n_pads, True, True)
+        self.body, self.health, self.layout = body, health, layout
+        self.n_pads = n = layout.n_pads
+        self.sample = np.zeros(layout.n, np.float32)
+        self.frame = np.zeros(layout.n, np.float32)
+        self.pipeline = fr.FramePipeline(layout.n)   # the one way samples become model frames
+        self.pads_now = np.zeros(n, np.float32)
         self.touch_onset_t: float | None = None  # a new touch not yet shown on the LEDs
-        self._pad_delta = np.zeros(fr.N_PADS, np.float32)
-        self._zero_pads = np.zeros(fr.N_PADS, np.float32)
-        self._touching = np.zeros(fr.N_PADS, bool)
-        self._scratch = np.zeros(fr.N_PADS, bool)
+        self._pad_delta = np.zeros(n, np.float32)
+        self._zero_pads = np.zeros(n, np.float32)
+        self._touching = np.zeros(n, bool)
+        self._scratch = np.zeros(n, bool)
+        self._pads_out = self.sample[layout.pad_start:layout.pad_start + n]
         self._zero_scans = 0
         self.last_lux = NEUTRAL_LUX
         self.last_distance: float | None = None
         self.distance_tick = scheduler.every(1.0 / fr.DISTANCE_HZ)
         self.light_tick = scheduler.every(1.0 / fr.LIGHT_HZ)
+        self.channel_parts = [ChannelReader(block, scheduler) for block in layout.blocks]
         self._params: dict = {}
 
     def start(self, now: float) -> None:
         self.distance_tick.start(now)
         self.light_tick.start(now)
+        for reader in self.channel_parts:
+            reader.tick.start(now)
 
     def read(self, now: float, params: dict) -> np.ndarray:
         """One sample: read every sensor (imputing failed ones) into ``self.sample``."""
         self._params = params
-        pads = self.health.use("touch", now, self._read_touch, self._zero_pads)
-        if self.distance_tick.due(now):
+        lay, s = self.layout, self.sample
+        if lay.n_pads:
+            pads = self.health.use("touch", now, self._read_touch, self._zero_pads)
+        if lay.distance_at is not None and self.distance_tick.due(now):
             self.last_distance = self.health.use("distance", now, self._read_distance)
-        if self.light_tick.due(now):
+        if lay.light_at is not None and self.light_tick.due(now):
             self.last_lux = self.health.use("light", now, self._read_light, self.last_lux)
-        s = fr.encode_into(self.sample, pads, self.last_distance, self.last_lux)
-        gain = params["approach_sensitivity"]
-        if gain != 1.0:
-            s[fr.N_PADS] = min(s[fr.N_PADS] * gain, 1.0)
+        if lay.is_default:
+            fr.encode_into(s, pads, self.last_distance, self.last_lux)
+        else:
+            self._encode_classic(pads if lay.n_pads else None)
+        for reader in self.channel_parts:
+            reader.read_into(s, now, self.health)
+        if lay.distance_at is not None:
+            gain = params["approach_sensitivity"]
+            if gain != 1.0:
+                s[lay.distance_at] = min(s[lay.distance_at] * gain, 1.0)
         return s
+
+    def _encode_classic(self, pads) -> None:
+        """The classic parts of a body that is not the default piece's 14 channels: the same
+        arithmetic as :func:`frames.encode_into`, at the layout's indices."""
+        lay, s = self.layout, self.sample
+        if pads is not None:
+            fr.encode_pads_into(self._pads_out, pads)
+        if lay.distance_at is not None:
+            s[lay.distance_at] = fr.encode_distance(self.last_distance)
+        if lay.light_at is not None:
+            s[lay.light_at] = fr.encode_light(self.last_lux)
 
     def take(self, now: float, params: dict, clock_now: float) -> None:
         """Sample, note a touch onset (at ``clock_now``) and add to the frame pipeline."""
         s = self.read(now, params)
-        np.copyto(self.pads_now, s[:fr.N_PADS])
+        np.copyto(self.pads_now, self._pads_out)
         onset = LightRenderer.ONSET_LEVEL
         if self.touch_onset_t is None:
             for i in range(self.n_pads):
@@ -138,3 +165,38 @@ class Sampler:
             raise PartError("touch", "all pads read zero with a zero baseline: the controller "
                                      "lost its configuration (replugged or browned out); "
                                      "re-initialising")
+
+
+class ChannelReader:
+    """One generic sensing part (a ChannelSensor: IMU, ADC, PIR, button...) in the sample:
+    read at its own rate, each raw value encoded by its Channel; a failed part's channels
+    hold their last good values (a still IMU, a knob where it was), as the light does."""
+
+    def __init__(self, block, scheduler):
+        self.block, self.role = block, block.role
+        self.start, self.channels = block.start, block.channels
+        # before the first good read: 0 (no motion, the range's low end, not pressed)
+        self.values = [0.0 for _ in block.channels]
+        self.tick = scheduler.every(1.0 / block.rate_hz)
+
+    def read_into(self, sample: np.ndarray, now: float, health) -> None:
+        if self.tick.due(now):
+            health.use(self.role, now, self._read)
+        for k, v in enumerate(self.values):
+            sample[self.start + k] = v
+
+    def _read(self, part) -> None:
+        raw = part.read()
+        if not isinstance(raw, (tuple, list)) or len(raw) != len(self.channels):
+            raise PartError(self.role, f"the driver returned {type(raw).__name__}, not "
+                                       f"{len(self.channels)} readings")
+        values = self.values
+        for k, (c, r) in enumerate(zip(self.channels, raw, strict=True)):
+            if isinstance(r, bool) and c.encoding == "binary":
+                values[k] = 1.0 if r else 0.0
+                continue
+            if isinstance(r, bool) or not isinstance(r, (int, float, np.integer, np.floating)) \
+                    or not math.isfinite(r):
+                raise PartError(self.role, f"channel {c.name}: the driver returned {r!r}, "
+                                           f"not a number")
+            values[k] = c.encode(r)

@@ -43,6 +43,18 @@ from lanthorn.device.stores import why as _why
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "temperament.lanthorn"
 SHIPPED_VOICE = Path(__file__).resolve().parent / "models" / "voice.lanthorn"
+
+
+def shipped_model_for(profile) -> Path:
+    """The shipped fall-back model of the piece a profile describes: its ``model`` (a name
+    in lanthorn/device/models, or a path relative to the profile), else the default piece's."""
+    name = getattr(profile, "model", None)
+    if not name:
+        return SHIPPED_MODEL
+    if name.endswith(".lanthorn") or "/" in name:
+        path = Path(name)
+        return path if path.is_absolute() else Path(profile.source).parent / path
+    return SHIPPED_MODEL.parent / f"{name}.lanthorn"
 SLOTS = ("model", "voice")
 
 

@@ -132,7 +132,7 @@ class RealBody(Body):
 
     def open_part(self, role: str) -> Part:
         """(Re)open one part, e.g. after it failed; raises PartError if it still fails."""
-        old = getattr(self, role)
+        old = self.part(role)
         if old is not None:
             old.close()
             setattr(self, role, None)
@@ -157,7 +157,8 @@ def open_body(profile: Profile, sim: bool = False, *, board_check: bool = True,
         raise TypeError(f"options {sorted(sim_options)} only apply to the simulator")
     if board_check:
         check_board(profile)
-    body = RealBody(shared=RealParts(profile, pin_factory=pin_factory, bus_factory=bus_factory))
+    body = RealBody(shared=RealParts(profile, pin_factory=pin_factory, bus_factory=bus_factory),
+                    profile=profile)
     for role in profile.parts:
         try:
             setattr(body, role, body.shared.open(role))

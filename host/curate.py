@@ -82,7 +82,8 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
     if header["channels"] != CHANNELS or not math.isclose(header["rate_hz"], DEFAULT_RATE_HZ):
         raise DataError(f"synthetic data is the default piece's {len(CHANNELS)} channels at "
                         f"{DEFAULT_RATE_HZ:g} Hz; this dataset has {len(header['channels'])} "
-                        f"at {header['rate_hz']:g} Hz", root / dsf.MANIFEST)
+                        f"at {header['rate_hz']:g} Hz (for another body, give its profile: "
+                        f"--profile PROFILE)", root / dsf.MANIFEST)
     missing = [lab for lab in LABELS if lab not in header["labels"]]
     if missing:
         raise DataError(f"the simulator performs {', '.join(missing)}, which this dataset has "

@@ -41,12 +41,14 @@ def _given_or_shipped(path: Path | None, option: str, shipped: Path, loader, mis
     return loader(shipped), "shipped default"
 
 
-def load_model(path: Path | None):
-    """(model or None, note): the given bundle, else the shipped default."""
+def load_model(path: Path | None, profile=None):
+    """(model or None, note): the given bundle, else the piece's shipped one (its profile's
+    ``model``; the default piece's temperament without one)."""
     from lanthorn.device.runtime import load
-    from lanthorn.device.storage import SHIPPED_MODEL
-    return _given_or_shipped(path, "--model", SHIPPED_MODEL, load,
-                             "the shipped model device/models/temperament.lanthorn is missing "
+    from lanthorn.device.storage import shipped_model_for
+    shipped = shipped_model_for(profile)
+    return _given_or_shipped(path, "--model", shipped, load,
+                             f"the shipped model device/models/{shipped.name} is missing "
                              "(make model builds it); running the idle animation")
 
 
@@ -111,27 +113,37 @@ def _renderer():
                         "pip install 'lanthorn[sim]'") from None
 
 
-def _models(model_path, voice_path, no_voice: bool):
+def piece_profile(piece: str):
+    """The simulator profile of a shipped piece (``--piece``: lanthorn.vocabulary.PIECES)."""
+    from lanthorn.hardware.profile import load_profile
+    from lanthorn.vocabulary import PIECES
+    if piece not in PIECES:
+        raise UserError(f"--piece {piece!r}: no such piece (shipped: {', '.join(PIECES)})")
+    return load_profile(PIECES[piece])
+
+
+def _models(model_path, voice_path, no_voice: bool, profile=None):
     """(model, note, voice, note, warnings): loading warnings become notes, not tracebacks."""
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, model_note = load_model(model_path)
+        model, model_note = load_model(model_path, profile)
         voice, voice_note = load_voice(voice_path, no_voice)
     return model, model_note, voice, voice_note, [str(w.message) for w in caught]
 
 
 def open_demo(model_path=None, voice_path=None, no_voice=False, seed=0, window=False,
-              visitor=False, gestures=None, settings=()) -> Demo:
-    """Open the simulated body (with the pygame window when ``window``) and the real device
-    loop on it; the scripted visitor comes unless the mouse is the visitor."""
+              visitor=False, gestures=None, settings=(), piece: str = "lantern") -> Demo:
+    """Open the piece's simulated body (with the pygame window when ``window``) and the real
+    device loop on it; the scripted visitor comes unless the mouse is the visitor."""
     from lanthorn.device.piece import Piece
     from lanthorn.hardware.body import open_body
-    from lanthorn.hardware.profile import load_profile
     renderer = _renderer()
-    model, model_note, voice, voice_note, notes = _models(model_path, voice_path, no_voice)
+    profile = piece_profile(piece)
+    model, model_note, voice, voice_note, notes = _models(model_path, voice_path, no_voice,
+                                                          profile)
     script = [] if window and not visitor else None  # the mouse is the visitor
-    body = open_body(load_profile("sim"), sim=True, seed=seed, script=script, realtime=window,
+    body = open_body(profile, sim=True, seed=seed, script=script, realtime=window,
                      gestures=gestures)
     try:
         live_window = None
@@ -230,7 +242,15 @@ def live(loop, window, recorder, gif_every: float, seconds, caption, window_fps:
 def visitor_gestures(body, until: float) -> list[dict]:
     """What the scripted visitor really did (the simulator's honest segments)."""
     return [{"start": round(s.start, 3), "end": round(s.end, 3), "gesture": s.gesture}
-            for s in body.world.segments if s.start < until and s.gesture != "nobody"]
+            for s in _segments(body) if s.start < until and s.gesture != "nobody"]
+
+
+def _segments(body) -> list:
+    """The visitor's segments: the ring's, or (a body handled, not touched) the handler's."""
+    visitor = getattr(body, "visitor", None)
+    if visitor is not None and body.touch is None:
+        return visitor.segments
+    return body.world.segments
 
 
 def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
@@ -251,7 +271,7 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
     timeline = [e.to_json() for e in loop.timeline]
     recognised = [{"t": e["t"], "label": e["text"], "p": e.get("p")}
                   for e in timeline if e["kind"] == "gesture"]
-    visitor = visitor_gestures(body, s["seconds"]) if body.world.segments else []
+    visitor = visitor_gestures(body, s["seconds"]) if _segments(body) else []
     matched = match(recognised, visitor)
     frame = s["frame_ms"]
     return {

@@ -30,6 +30,12 @@ SENSOR_ROLES: tuple[str, ...] = ("touch", "distance", "light")
 OUTPUT_ROLES: tuple[str, ...] = ("leds", "display")
 ROLES: tuple[str, ...] = SENSOR_ROLES + OUTPUT_ROLES
 
+#: The pieces the repository ships, by name, and the simulator profile each runs on
+#: (``lanthorn demo --piece NAME``): the default lantern, and a bowl that feels being
+#: lifted, tilted, shaken and knocked, sees a visitor come near, and has a knob and a button.
+PIECES: dict[str, str] = {"lantern": "sim", "bowl": "bowl-sim"}
+DEFAULT_PIECE = "lantern"
+
 #: Where an installed object keeps its models, parameters and recordings (systemd's
 #: StateDirectory=lanthorn); on a laptop the user's XDG data folder is used instead.
 SYSTEM_DATA_DIR = Path("/var/lib/lanthorn")
