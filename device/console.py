@@ -28,7 +28,7 @@ import time
 import traceback
 from typing import Any, Callable, Iterator
 
-from lanthorn.device import console_params, console_push, console_record
+from lanthorn.device import console_params, console_push, console_record, fault_log
 from lanthorn.device import console_wire as wire
 from lanthorn.device.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.exhibition_lock import ExhibitionLock
@@ -38,6 +38,7 @@ from lanthorn.vocabulary import BAUD
 READ_TIMEOUT_S = 0.02
 REOPEN_S = 1.0  # how often a port that is not there (a USB gadget, unplugged) is tried
 MAX_WATCH_HZ = 50.0
+LOG_LINES, MAX_LOG_LINES = 20, 1000
 
 
 class LineReader:
@@ -423,6 +424,24 @@ def cmd_unlock(server: ConsoleServer, name, args):
 
 
 
+def cmd_log(server: ConsoleServer, name, args):
+    """``log [N]``: the on-card fault log (read-only, so it answers while locked)."""
+    try:
+        n = int(args[0]) if args else LOG_LINES
+    except ValueError:
+        raise UserError(f"log takes a number of lines, got {args[0]!r}") from None
+    if not 1 <= n <= MAX_LOG_LINES:
+        raise UserError(f"log shows 1 to {MAX_LOG_LINES} lines, got {n}")
+    faults = server.app.storage.faults
+    entries = faults.entries(n)
+    summary = faults.summary()
+    note = f"; {summary['problem']}" if summary.get("problem") else ""
+    return server.ok(name, f"{len(entries)} of {summary['lines']} fault log lines{note}",
+                     body=[fault_log.format_entry(e) for e in entries],
+                     data={"entries": entries, **summary})
+
+
+
 def cmd_stop(server: ConsoleServer, name, args):
     return server.ok(name, "nothing to stop")
 
@@ -444,7 +463,7 @@ def cmd_watch(server: ConsoleServer, name, args):
 HANDLERS: dict[str, Callable[[ConsoleServer, str, list[str]], list[str]]] = {
     "help": cmd_help, "mode": cmd_mode, "status": cmd_status, "model info": cmd_model_info,
     "model rollback": cmd_model_rollback, "lock": cmd_lock, "unlock": cmd_unlock,
-    "stop": cmd_stop, "watch": cmd_watch,
+    "log": cmd_log, "stop": cmd_stop, "watch": cmd_watch,
     **console_params.HANDLERS, **console_record.HANDLERS, **console_push.HANDLERS}
 
 

@@ -19,14 +19,18 @@ from lanthorn.vocabulary import ROLES
 class PartHealth:
     """The health of a body's parts. ``say(text)`` tells the console; ``mark(kind, text)``
     writes the timeline; ``on_reopen(role)`` hears of a part re-opened (the LEDs need their
-    brightness and power cap again)."""
+    brightness and power cap again). ``fault(part, what, detail, said)`` reports a failure
+    or recovery (the piece's :meth:`~lanthorn.device.loop_stats.Journal.fault`, which also
+    writes the on-card fault log); without it, ``say`` and ``mark`` are used."""
 
     def __init__(self, body, retry_s: float, say: Callable[[str], None],
                  mark: Callable[[str, str], None],
-                 on_reopen: Callable[[str], None] | None = None):
+                 on_reopen: Callable[[str], None] | None = None,
+                 fault: Callable[..., None] | None = None):
         self.body = body
         self.retry_s = retry_s
         self.say, self.mark, self.on_reopen = say, mark, on_reopen
+        self.fault = fault or self._say_and_mark
         self.state: dict[str, str] = {}
         self.retry_at: dict[str, float] = {}
         for role in ROLES:
@@ -44,15 +48,19 @@ class PartHealth:
         self.state[role] = f"failed: {exc}"
         self.retry_at[role] = now + self.retry_s
         if was_ok:
-            self.say(f"{role} failed: {exc}; keeps running without it, retrying every "
-                     f"{self.retry_s:g} s")
-            self.mark("part", f"{role} failed")
+            self.fault(role, "failed", str(exc),
+                       said=f"{role} failed: {exc}; keeps running without it, retrying every "
+                            f"{self.retry_s:g} s")
+
+    def _say_and_mark(self, part: str, what: str, detail: str = "", said: str | None = None):
+        if said:
+            self.say(said)
+        self.mark("part", f"{part} {what}")
 
     def ok(self, role: str) -> None:
         """``role`` answered: healthy (and, if it was not, say it works again)."""
         if self.state.get(role, "ok") != "ok":
-            self.say(f"{role} works again")
-            self.mark("part", f"{role} recovered")
+            self.fault(role, "recovered", "", said=f"{role} works again")
             self.state[role] = "ok"
             self.retry_at.pop(role, None)
 

@@ -21,6 +21,7 @@ import numpy as np
 
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank, Temperament
+from lanthorn.device.fault_log import FaultLog
 from lanthorn.device.inference import Inference
 from lanthorn.device.live_params import LiveParams
 from lanthorn.device.loop import Loop
@@ -64,7 +65,9 @@ class Piece:
         self.body, self.storage, self.watchdog = body, storage, watchdog
         self.scheduler = sch = Scheduler(clock, charge_compute)
         self.clock = sch.clock
-        self.journal = Journal(self.clock, log)
+        faults = storage.faults if storage is not None else FaultLog(None)
+        self.faults = faults.background() if oled_thread else faults
+        self.journal = Journal(self.clock, log, self.faults)
         self.params = params or ParamStore()
         if storage is not None and params is None:
             for m in self.params.load(storage):
@@ -72,7 +75,8 @@ class Piece:
         self.stats = LoopStats()
         self.live = LiveParams(self.params, sch, minute_of_day)
         self.parts = PartHealth(body, self.RETRY_S, self.journal.say, self.journal.mark,
-                                on_reopen=lambda role: self.live.invalidate())
+                                on_reopen=lambda role: self.live.invalidate(),
+                                fault=self.journal.fault)
         n_pads = getattr(body.touch, "n_pads", fr.N_PADS) if body.touch is not None else fr.N_PADS
         self.sampler = Sampler(body, self.parts, sch, n_pads)
         self.mood = MoodEngine((), temperament)
@@ -150,6 +154,7 @@ class Piece:
         """LEDs off, display blank, voice and OLED threads stopped."""
         self.voice_worker.close()
         self.rendering.shutdown(self.live.p)
+        self.faults.close()
 
     # ------------------------------------------------------------------ ConsoleApp
     def status(self) -> dict:
@@ -172,6 +177,7 @@ class Piece:
                 "voice_said": self.voice_log[-1] if self.voice_log else None,
                 "quiet": self.quiet,
                 "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
+                "fault_log": self.faults.summary(),
                 "messages": list(self.messages)[-10:]}
 
     def param_note(self, name: str, value) -> str | None:
