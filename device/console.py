@@ -32,6 +32,7 @@ from lanthorn.device import console_params, console_push, console_record, fault_
 from lanthorn.device import console_wire as wire
 from lanthorn.device.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.exhibition_lock import ExhibitionLock
+from lanthorn.device.stores import CARD_ERRNOS
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD
 
@@ -308,10 +309,26 @@ class ConsoleServer:
             answer = HANDLERS[cmd.name](self, cmd.name, args)
         except UserError as exc:
             answer = wire.err_lines(self.mode, cmd_name, str(exc))
+        except OSError as exc:  # a full or read-only card: one clear line, no traceback
+            answer = self._card_refused(cmd_name, exc)
         except Exception as exc:
-            self.log("console: command failed\n" + traceback.format_exc())
-            answer = wire.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+            answer = self._failed(cmd_name, exc)
         return wire.tag_answer(answer, line) if self.mode == "json" else answer
+
+    def _failed(self, cmd_name: str | None, exc: Exception) -> list[str]:
+        """A bug: the traceback goes to the device log, one line to the person."""
+        self.log("console: command failed\n" + traceback.format_exc())
+        return wire.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+
+    def _card_refused(self, cmd_name: str | None, exc: OSError) -> list[str]:
+        """A write the card refused (full, read-only, failing) in a command that did not
+        say so itself: one line naming it and the way out, one line in the device log, and
+        the problem kept for ``status`` and the fault log."""
+        if exc.errno not in CARD_ERRNOS:
+            return self._failed(cmd_name, exc)
+        self.log(f"console: {cmd_name}: the card refused a write ({exc.strerror or exc})")
+        return wire.err_lines(self.mode, cmd_name,
+                              str(self.app.storage.refused(exc, f"finish '{cmd_name}'")))
 
     # --- the stream (watch, record, push) runs between reads, on this thread;
     # each has tick(server) -> still running?, cancel(server), close(), and a push feed(server, data)

@@ -40,7 +40,7 @@ from typing import Any, Callable
 from lanthorn.device.atomic import atomic_write_text, fsync_dir
 from lanthorn.device.fault_log import FaultLog
 from lanthorn.device.stores import (SETTINGS_VERSION, LockFile, PresetShelf, SettingsFile,  # noqa: F401
-                                    StorageError)
+                                    StorageError, card_refused)
 from lanthorn.device.stores import why as _why
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "temperament.lanthorn"
@@ -183,8 +183,8 @@ class ModelFiles:
                     pass
             why = exc.strerror or str(exc)
             self._problem(f"could not store a new {slot}: {why}")
-            raise StorageError(f"could not store the new {slot} ({why}); the old one keeps "
-                               "running") from None
+            raise StorageError(card_refused(exc, f"store the new {slot}") +
+                               f"; the old {slot} keeps running") from None
         fsync_dir(self.models_dir)
 
     def rollback_target(self, slot: str = "model") -> Path:
@@ -361,8 +361,14 @@ class DataDir(ModelFiles):
             except OSError as exc:
                 why = exc.strerror or str(exc)
                 self._problem(f"could not write {path.relative_to(self.root)}: {why}")
-                raise StorageError(f"could not write {path.relative_to(self.root)} ({why}); "
-                                   "the change holds until the next restart") from None
+                raise StorageError(card_refused(exc, f"write {path.relative_to(self.root)}") +
+                                   "; the change holds until the next restart") from None
+
+    def refused(self, exc: OSError, what: str) -> StorageError:
+        """A write the card refused anywhere else (a take, a trusted key): noted for
+        ``status`` (and the fault log), and the one-line error for the person."""
+        self._problem(f"could not {what}: {exc.strerror or exc}")
+        return StorageError(card_refused(exc, what))
 
 
 def _same_file_bytes(a: Path, b: Path) -> bool:
