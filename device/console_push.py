@@ -18,7 +18,7 @@ import shutil
 from typing import TYPE_CHECKING
 
 from lanthorn.device import console_wire as wire
-from lanthorn.device.push_wire import IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
+from lanthorn.device.push_wire import BUSY, IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
 from lanthorn.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover - names for type checkers only
@@ -48,6 +48,7 @@ class Push:
                                        "running"))
             return False
         server.send(replies)
+        self.answer_typed(server)
         if self.rx.aborted:
             self.close()
             server.send(wire.err_lines(server.mode, _CMD, "push aborted by the sender; "
@@ -57,6 +58,15 @@ class Push:
             server.send(self.finish(server))
             return False
         return True
+
+    def answer_typed(self, server: "ConsoleServer") -> None:
+        """Each line typed during the push gets its one answer now (the push goes on)."""
+        typed, self.rx.typed = self.rx.typed, []
+        for line in typed:
+            server.handled += 1
+            answer = wire.err_lines(server.mode, None, f"{BUSY} ({self.rx.received} bytes "
+                                    f"of {self.rx.size})")
+            server.send(wire.tag_answer(answer, line) if server.mode == "json" else answer)
 
     def tick(self, server: "ConsoleServer") -> bool:
         if self.rx.idle_for() <= IDLE_TIMEOUT_S:
