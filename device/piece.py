@@ -165,7 +165,7 @@ class Piece:
                 "sha256": getattr(model, "sha256", None),
                 "backend": getattr(model, "backend", None),
                 "model_source": self.model_source,
-                "sensors": dict(self.health),
+                "sensors": self.parts.report(),
                 "uptime_s": round(elapsed, 2),
                 "mood": self.mood.mood, "gesture": self.mood.gesture, "phrase": self.phrase,
                 "voice": self.voice_name,
@@ -240,7 +240,7 @@ class Piece:
         elapsed = self.journal.now() if self.t_start is not None else 0.0
         return {**self.stats.summary(elapsed, self.inferences),
                 "backend": getattr(self.model, "backend", None), "model": self.inference.name,
-                "sensors": dict(self.health), "voice": self.voice_summary()}
+                "sensors": self.parts.report(), "voice": self.voice_summary()}
 
     def voice_summary(self) -> dict:
         """What the voice said and how fast (the demo's summary)."""
