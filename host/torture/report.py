@@ -96,6 +96,10 @@ CLAIMS = {
             "by its trusted key.",
     "power": "Power cuts: SIGKILL at random instants during save, preset save, a push and the "
              "model swap; every boot has old-or-new settings, a loadable model, no temp files.",
+    "crash": "Crash states: the storage layer's write, fsync, rename and unlink calls of each "
+             "multi-file operation recorded, every state a power cut may leave under POSIX "
+             "rules (only synced data and synced renames sure; the rest lost or kept in any "
+             "order, contents torn) built and booted; every file old or new.",
     "storage": "Storage faults: full card, read-only card, corrupt settings, damaged lock file, "
                "deleted or poisoned model: the piece comes up with light and a console.",
     "sensors": "Sensor faults: I/O errors, driver bugs, wrong types, stuck values, replug into "
