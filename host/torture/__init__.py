@@ -26,7 +26,7 @@ FULL = {
     "fuzz": {"bytes": 3_000_000, "status_every_s": 2.0, "settle_s": 3.0},
     "push": {"pushes": 220, "clean_every": 1, "signed": 30},
     "power": {"storage_kills": 520, "piece_kills": 40, "syscall_kills": 200},
-    "crash": {"bits": 10},
+    "crash": {"bits": 10, "full": True},
     "storage": {},
     "sensors": {"episodes": 10_000},
     "soak": {"days": 7.0, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 6 * 3600.0,

@@ -120,8 +120,10 @@ def _settings_check(state, old, new):
 
 # --- the exhibition lock: lock, a wrong PIN (failure count saved), unlock
 def _lock(root):
+    """The lock on a clock where every look is 10 minutes later (no lockout waits)."""
     from lanthorn.device.exhibition_lock import ExhibitionLock
-    return ExhibitionLock(_dd(root), clock=lambda: 0.0)
+    ticks = iter(range(0, 10 ** 9, 600))
+    return ExhibitionLock(_dd(root), clock=lambda: float(next(ticks)))
 
 
 def _lock_act(root):
@@ -219,12 +221,54 @@ SCENARIOS = (
 )
 
 
+# --- a technician's visit: every operation above in one go, no restart in between
+_DAY_FILES = ("models/current.lanthorn", "models/previous.lanthorn", "settings.json",
+              "presets/calm.json", "presets/evening.json", "lock.json", "dataset/manifest.json",
+              "dataset/recordings/device/tap-1.csv", "faults.log")
+
+
+def _day_act(root):
+    for step in (_install_act, lambda r: _dd(r).rollback(), _presets_act, _settings_act,
+                 _lock_act, _wrong_pin_act, lambda r: _lock(r).unlock("4711"), _take_act,
+                 _log_act):
+        step(root)
+
+
+def _day_check(state, old, new):
+    out = []
+    for rel in _DAY_FILES:  # each file is one of the versions it went through (or absent)
+        p = state / rel
+        if rel != "faults.log" and p.is_file() and p.read_bytes() not in DAY.history.get(rel, ()):
+            out.append(f"{rel} is none of the versions it had")
+    model, source, _ = _dd(state).load_model()
+    if model is None or model.name not in ("A", "B"):
+        out.append(f"boots {getattr(model, 'name', None)} ({source})")
+    if _dd(state).load_lock()[0] == "damaged":
+        out.append("the lock file is damaged")
+    return out + _take_check(state, old, new)
+
+
+def _day_prepare(root):
+    _install_prepare(root)
+    _presets_prepare(root)
+    _settings_prepare(root)
+    _log_prepare(root)
+
+
+DAY = Scenario("a technician's visit (all of them in a row)", _day_prepare, _day_act, _day_check)
+TEARS_FULL = (0.0, 0.25, 0.5, 0.75, 0.999)
+
+
 def run(work: Path, budget: dict, seed: int = 8) -> dict:
     """Every scenario's crash states (``budget["bits"]``: all subsets of up to that many
-    un-synced operations per crash point, a sample beyond); figures per scenario."""
+    un-synced operations per crash point, a sample beyond; ``budget["full"]``: the
+    technician's visit too, and contents torn at five places); figures per scenario."""
     t0 = time.monotonic()
     work.mkdir(parents=True, exist_ok=True)
-    per = {sc.name: run_scenario(sc, work, budget["bits"], seed) for sc in SCENARIOS}
+    full = budget.get("full", False)
+    tears = TEARS_FULL if full else (0.5,)
+    todo = SCENARIOS + ((DAY,) if full else ())
+    per = {sc.name: run_scenario(sc, work, budget["bits"], seed, tears) for sc in todo}
     failures = [p for f in per.values() for p in f["problems"]]
     return {"crash_states": sum(f["states"] for f in per.values()),
             "bad_states": sum(f["bad_states"] for f in per.values()),

@@ -15,8 +15,9 @@ loaders on each:
    POSIX rules guarantee (a file's content as of its last ``fsync``; a name created,
    renamed or removed in a directory once that directory was fsynced), plus any subset of
    the operations not yet guaranteed (lost or kept independently, i.e. reordered), and
-   each un-synced content also torn to half its length (:func:`crash_states`). All subsets
-   up to ``2**bits`` per point, a seeded sample beyond.
+   each un-synced content also torn (half of it reached the card; in the full run also
+   none, a quarter, three quarters, all but a byte) (:func:`crash_states`). All subsets up
+   to ``2**bits`` per point, a seeded sample beyond.
 3. **Boot and check.** Each state is written to a fresh directory, the storage loaders run
    on it (models with fall-back, settings, presets, the lock, the dataset), and every file
    must be its old or its new version; a loader that fails counts too.
@@ -75,6 +76,8 @@ class Recorder:
                 self.inodes[self._rel(p)] = next(self._next)
                 self._seen[self.inodes[self._rel(p)]] = p.read_bytes()
         self.initial = dict(self.inodes)  # the files before the operation: path -> inode
+        #: every content each path held at some moment of the operation (old included)
+        self.history: dict[str, set] = {rel: {self._seen[i]} for rel, i in self.inodes.items()}
 
     def _rel(self, p) -> str | None:
         p = os.path.abspath(os.fspath(p))
@@ -95,7 +98,13 @@ class Recorder:
         now = self._content(rel)
         if self._seen.get(ino) != now:
             self._seen[ino] = now
+            self._held(ino, now)
             self.ops.append(Op("data", rel, inode=ino, content=now))
+
+    def _held(self, ino: int, content: bytes) -> None:
+        for rel, i in self.inodes.items():
+            if i == ino:
+                self.history.setdefault(rel, set()).add(content)
 
     def created(self, p) -> None:
         rel = self._rel(p)
@@ -126,6 +135,7 @@ class Recorder:
         elif rel in self.inodes:
             ino, now = self.inodes[rel], self._content(rel)
             self._seen[ino] = now
+            self._held(ino, now)
             self.ops.append(Op("fsync", rel, inode=ino, content=now))
 
     def before(self, p) -> None:
@@ -142,6 +152,7 @@ class Recorder:
         if not link:
             del self.inodes[s]
         self.inodes[d] = ino
+        self.history.setdefault(d, set()).add(self._seen.get(ino, b""))
         self.ops.append(Op("link" if link else "rename", s, d, inode=ino))
 
     def removed(self, p) -> None:
@@ -244,8 +255,9 @@ def _guaranteed(ops: list[Op], k: int) -> set[int]:
     return sure
 
 
-def crash_states(ops: list[Op], bits: int, rng: random.Random):
-    """Yield (crash point, kept op indices, torn inode or None) for every state considered."""
+def crash_states(ops: list[Op], bits: int, rng: random.Random, tears=(0.5,)):
+    """Yield (crash point, kept op indices, tear) for every state considered; ``tear`` is
+    None or (op index, fraction of its content that reached the card)."""
     for k in range(len(ops) + 1):
         sure = _guaranteed(ops, k)
         loose = [i for i in range(k) if i not in sure]
@@ -257,13 +269,14 @@ def crash_states(ops: list[Op], bits: int, rng: random.Random):
             subsets = [tuple(loose[:r]) for r in range(len(loose) + 1)] + picks
         for subset in subsets:
             yield k, sure | set(subset), None
-        for i in loose:  # a content lost half-way: the file holds a prefix of it
+        for i in loose:  # a content lost part-way: the file holds a prefix of it
             if ops[i].kind in ("data", "fsync") and ops[i].content:
-                yield k, sure | set(loose), i
+                for frac in tears:
+                    yield k, sure | set(loose), (i, frac)
 
 
 def materialise(initial: dict[str, bytes], inodes: dict[str, int], dirs: set[str],
-                ops: list[Op], kept: set[int], k: int, torn: int | None, out: Path) -> None:
+                ops: list[Op], kept: set[int], k: int, torn: tuple | None, out: Path) -> None:
     """Write the persisted state (``initial`` files, on the recorder's ``inodes``, then the
     kept ops among the first ``k``, in order) into the empty directory ``out``."""
     entries = dict(inodes)  # path -> inode
@@ -285,7 +298,13 @@ def materialise(initial: dict[str, bytes], inodes: dict[str, int], dirs: set[str
         elif op.kind == "unlink":
             entries.pop(op.path, None)
         elif op.kind in ("data", "fsync"):
-            content[op.inode] = op.content[:len(op.content) // 2] if i == torn else op.content
+            cut = len(op.content)
+            if torn and torn[0] == i:
+                before = content.get(op.inode, b"")
+                cut = int(cut * torn[1])
+                if op.content.startswith(before):  # an append tears only what it added
+                    cut = max(cut, len(before))
+            content[op.inode] = op.content[:cut]
     for d in sorted(dirs):
         (out / d).mkdir(parents=True, exist_ok=True)
     for rel, ino in entries.items():
@@ -310,9 +329,10 @@ class Scenario:
     prepare: object
     act: object
     check: object
+    history: dict | None = None
 
 
-def run_scenario(sc: Scenario, work: Path, bits: int, seed: int = 0) -> dict:
+def run_scenario(sc: Scenario, work: Path, bits: int, seed: int = 0, tears=(0.5,)) -> dict:
     """Record ``sc``, build its crash states, check each; returns the figures."""
     root = work / f"{sc.name}-live"
     shutil.rmtree(root, ignore_errors=True)
@@ -322,10 +342,11 @@ def run_scenario(sc: Scenario, work: Path, bits: int, seed: int = 0) -> dict:
     with recording(root) as rec:
         sc.act(root)
     ops = rec.ops
+    sc.history = rec.history  # (a check may accept any version a file went through)
     new_files, _ = snapshot(root)
     rng = random.Random(seed)
     seen, problems, tried = set(), [], 0
-    for k, kept, torn in crash_states(ops, bits, rng):
+    for k, kept, torn in crash_states(ops, bits, rng, tears):
         key = (k, frozenset(kept), torn)
         if key in seen:
             continue
