@@ -65,6 +65,9 @@ def run(budget: dict, seed: int = 5) -> dict:
             "frame_ms_p99_max": max((s["frame_ms_p99"] or 0) for s in samples),
             "phrases": len(loop.voice_log), "voice": loop.voice_name,
             "slope_per_hour_after_warmup": slopes(samples[per_day - 1:]),
+            # the bounded rings (timeline, gesture log) fill for the first hour or so: the
+            # second half says whether anything keeps growing once they are full
+            "slope_per_hour_last_half": slopes(samples[len(samples) // 2:]),
             "samples": samples, "failures": failures}
 
 
