@@ -21,6 +21,7 @@ import numpy as np
 
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank, Temperament
+from lanthorn.device.fault_log import FaultLog
 from lanthorn.device.inference import Inference
 from lanthorn.device.live_params import LiveParams
 from lanthorn.device.loop import Loop
@@ -67,7 +68,9 @@ class Piece:
         self.layout = layout if layout is not None else self._layout_of(body)
         self.scheduler = sch = Scheduler(clock, charge_compute)
         self.clock = sch.clock
-        self.journal = Journal(self.clock, log)
+        faults = storage.faults if storage is not None else FaultLog(None)
+        self.faults = faults.background() if oled_thread else faults
+        self.journal = Journal(self.clock, log, self.faults)
         self.params = params or ParamStore()
         if storage is not None and params is None:
             for m in self.params.load(storage):
@@ -75,7 +78,8 @@ class Piece:
         self.stats = LoopStats()
         self.live = LiveParams(self.params, sch, minute_of_day)
         self.parts = PartHealth(body, self.RETRY_S, self.journal.say, self.journal.mark,
-                                on_reopen=lambda role: self.live.invalidate())
+                                on_reopen=lambda role: self.live.invalidate(),
+                                fault=self.journal.fault)
         self.sampler = Sampler(body, self.parts, sch, layout=self.layout)
         n_pads = self.layout.n_pads
         self.mood = MoodEngine((), temperament)
@@ -164,6 +168,7 @@ class Piece:
         """LEDs off, display blank, voice and OLED threads stopped."""
         self.voice_worker.close()
         self.rendering.shutdown(self.live.p)
+        self.faults.close()
 
     # ------------------------------------------------------------------ ConsoleApp
     def status(self) -> dict:
@@ -177,7 +182,7 @@ class Piece:
                 "internal_digest": getattr(model, "sha256", None),
                 "backend": getattr(model, "backend", None),
                 "model_source": self.model_source,
-                "sensors": dict(self.health),
+                "sensors": self.parts.report(),
                 "channels": list(self.layout.names),
                 "model_fits": self.model_fit(),
                 "uptime_s": round(elapsed, 2),
@@ -192,6 +197,7 @@ class Piece:
                 "voice_said": self.voice_log[-1] if self.voice_log else None,
                 "quiet": self.quiet,
                 "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
+                "fault_log": self.faults.summary(),
                 "messages": list(self.messages)[-10:]}
 
     def model_fit(self) -> str:
@@ -262,7 +268,7 @@ class Piece:
         elapsed = self.journal.now() if self.t_start is not None else 0.0
         return {**self.stats.summary(elapsed, self.inferences),
                 "backend": getattr(self.model, "backend", None), "model": self.inference.name,
-                "sensors": dict(self.health), "voice": self.voice_summary()}
+                "sensors": self.parts.report(), "voice": self.voice_summary()}
 
     def voice_summary(self) -> dict:
         """What the voice said and how fast (the demo's summary)."""

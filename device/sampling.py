@@ -21,12 +21,14 @@ import numpy as np
 
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import LightRenderer, touch_hold
+from lanthorn.device.stuck import StuckDetector
 from lanthorn.hardware.interfaces import PartError
 
 NEUTRAL_LUX = 150.0  # a lit gallery, used until the light sensor has answered once
 #: this many all-zero touch scans in a row (raw and baseline) mean a controller that lost
 #: its configuration (a replug or brown-out puts an MPR121 back in stop mode): re-open it
 ZERO_SCANS = 10
+STUCK_TOUCH_S, STUCK_FROZEN_S = 120.0, 60.0  # (the parameters' defaults, for bare callers)
 
 
 def reading_number(role: str, value, allow_none: bool = False) -> float | None:
@@ -72,6 +74,8 @@ class Sampler:
         self.light_tick = scheduler.every(1.0 / fr.LIGHT_HZ)
         self.channel_parts = [ChannelReader(block, scheduler) for block in layout.blocks]
         self._params: dict = {}
+        self._now = 0.0
+        self.stuck = default_stuck_detector(health, lambda: self._now, layout)
 
     def start(self, now: float) -> None:
         self.distance_tick.start(now)
@@ -82,6 +86,8 @@ class Sampler:
     def read(self, now: float, params: dict) -> np.ndarray:
         """One sample: read every sensor (imputing failed ones) into ``self.sample``."""
         self._params = params
+        if self.health.stuck_now:
+            self.health.retry_stuck(now)
         lay, s = self.layout, self.sample
         if lay.n_pads:
             pads = self.health.use("touch", now, self._read_touch, self._zero_pads)
@@ -99,6 +105,9 @@ class Sampler:
             gain = params["approach_sensitivity"]
             if gain != 1.0:
                 s[lay.distance_at] = min(s[lay.distance_at] * gain, 1.0)
+        self._now = now
+        self.stuck.check(s, now, params.get("stuck_touch_s", STUCK_TOUCH_S),
+                         params.get("stuck_frozen_s", STUCK_FROZEN_S))
         return s
 
     def _encode_classic(self, pads) -> None:
@@ -200,3 +209,28 @@ class ChannelReader:
                 raise PartError(self.role, f"channel {c.name}: the driver returned {r!r}, "
                                            f"not a number")
             values[k] = c.encode(r)
+
+
+def default_stuck_detector(health, now, layout) -> StuckDetector:
+    """The stuck detector over a body's channels: each pad is stuck when held touched too
+    long; the distance, and a generic part's continuous channels (an IMU axis, a knob), when
+    frozen to the bit while the rest moves; the light level is not judged (a steadily lit
+    gallery reads one lux value for hours), nor are binary inputs (a button may rest pressed,
+    a PIR sees a busy room)."""
+    n = layout.n
+    parts: list[str] = [""] * n
+    kinds: list[str | None] = [None] * n
+    active = [math.inf] * n
+    for i in range(layout.pad_start, layout.pad_start + layout.n_pads):
+        parts[i], kinds[i], active[i] = "touch", "held", LightRenderer.ONSET_LEVEL
+    if layout.distance_at is not None:
+        parts[layout.distance_at], kinds[layout.distance_at] = "distance", "frozen"
+    if layout.light_at is not None:
+        parts[layout.light_at] = "light"
+    for block in layout.blocks:
+        for k, c in enumerate(block.channels):
+            parts[block.start + k] = block.role
+            kinds[block.start + k] = None if c.encoding == "binary" else "frozen"
+    return StuckDetector(layout.names, parts, kinds, [0.0] * n, active,
+                         on_stuck=lambda part, names, why: health.stuck(part, names, why, now()),
+                         on_recovered=health.unstuck)
