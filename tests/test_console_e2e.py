@@ -209,8 +209,12 @@ def test_push_becomes_the_model_and_corrupt_push_leaves_it(piece):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     print(out.stdout)
-    # the model's quality figures first (from its card), then what was installed
-    assert out.stdout.startswith("quality: int8 accuracy")
+    # the model's quality figures first (from its card: training, then int8), then what was
+    # installed
+    lines = out.stdout.splitlines()
+    first_other = next(i for i, line in enumerate(lines) if not line.startswith("quality: "))
+    assert any(line.startswith("quality: int8 accuracy") for line in lines[:first_other])
+    assert lines[0].startswith("quality: trained on ")   # the rebuilt model's card has both
     assert "\ninstalled temperament-evening" in out.stdout
     ser.open()
     assert model_name(ser) == "temperament-evening"
