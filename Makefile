@@ -3,16 +3,21 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SETUP_FILES := pyproject.toml setup.py
+# constraints.txt pins every dependency (the versions the shipped models were built with):
+# every pip install here goes through it.
+SETUP_FILES := pyproject.toml setup.py constraints.txt
+PIN := -c constraints.txt
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
-.PHONY: demo studio test bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
+.PHONY: demo studio test test-fast lint bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
 	@echo "make studio - set up and open the studio web page on the simulated piece"
 	@echo "make test   - set up (including system tools) and run the test suite"
+	@echo "make test-fast - the quick local loop: lint, then the tests not marked slow (stops at the first failure)"
+	@echo "make lint   - ruff (pyflakes, pycodestyle errors, bugbear, import order, unused noqa)"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
 	@echo "make model  - rebuild the shipped models (the lantern's, the bowl's) from synthetic data and seed (and the voice)"
 	@echo "make voice  - rebuild the shipped default voice from data/voice (CC0 text) and seed"
@@ -26,11 +31,11 @@ help:
 $(BIN)/python:
 	@PYTHON=$(PYTHON) bash scripts/system-deps.sh --python
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q $(PIN) --upgrade pip setuptools wheel
 
 # Install extras X with `$(VENV)/.installed-X`. Re-runs when the packaging files change.
 $(VENV)/.installed-%: $(SETUP_FILES) $(KERNEL_SOURCES) | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[$*]"
+	$(BIN)/python -m pip install -q $(PIN) -e ".[$*]"
 	@touch $@
 
 demo: $(VENV)/.installed-sim
@@ -44,6 +49,12 @@ system-deps:
 
 test: system-deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
+
+test-fast: $(VENV)/.installed-dev lint
+	$(BIN)/python -m pytest -q -x -m "not slow"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/python -m ruff check .
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/lanthorn bench

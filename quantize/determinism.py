@@ -24,6 +24,7 @@ matter (tests/test_cpu_independent.py: with it, two dispatches on one machine di
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -86,6 +87,31 @@ def require(threads: int = 1) -> None:
             f"gives: import lanthorn.quantize.determinism and call apply() before torch, or set "
             f"{' '.join(f'{k}={v}' for k, v in SETTINGS.items())} (or {NATIVE_ENV}=1 to accept "
             f"this CPU's bytes)")
+
+
+@contextlib.contextmanager
+def fixed_kernels():
+    """For a float computation outside training whose result goes into a bundle (the
+    quantizer's bias correction convolves in torch): one thread, oneDNN and NNPACK off for
+    its duration, then the caller's settings back. Unlike :func:`require` it never refuses:
+    if torch came first with another dispatch, the ATen/MKL part is what that process has."""
+    apply()
+    import torch
+
+    if native():
+        yield
+        return
+    threads, mkldnn, nnpack = (torch.get_num_threads(), torch.backends.mkldnn.enabled,
+                               torch._C._get_nnpack_enabled())
+    torch.set_num_threads(1)
+    torch.backends.mkldnn.enabled = False
+    torch.backends.nnpack.set_flags(False)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.backends.mkldnn.enabled = mkldnn
+        torch.backends.nnpack.set_flags(nnpack)
 
 
 def dispatch() -> dict:
