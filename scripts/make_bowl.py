@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 
@@ -63,7 +62,7 @@ def synth(data_dir: Path) -> None:
 
 
 def build(data_dir: Path, out_dir: Path) -> dict:
-    from lanthorn.device.bundle import read_bundle, write_bundle
+    from lanthorn.device.bundle import keep_if_reproduced, read_bundle, write_bundle
     from lanthorn.device.params import parse_moods
     from lanthorn.host.train import train
     from lanthorn.quantize.quantizer import quantize_model
@@ -79,13 +78,15 @@ def build(data_dir: Path, out_dir: Path) -> dict:
         bundle = read_bundle(draft)
         bundle.card.update(CARD)
         write_bundle(bundle, draft)
-        shipped = read_bundle(draft)
-        checked = mm.check_twin(shipped, mm.held_out_windows(onnx_path, data_dir))
-        os.replace(draft, out)
+        checked = mm.check_twin(read_bundle(draft), mm.held_out_windows(onnx_path, data_dir))
+        # the committed file stays when it holds the same model (all but its build record)
+        mm.log_kept(keep_if_reproduced(draft, out), out, log)
     finally:
         draft.unlink(missing_ok=True)
+    shipped = read_bundle(out)   # the figures describe the file shipped, kept or new
     fig = mm.figures(r.final, onnx_path.stat().st_size)
-    fig.update({"bundle": out.name, "sha256": shipped.sha256, "labels": list(shipped.labels),
+    fig.update({"bundle": out.name, "file_sha256": shipped.file_sha256,
+                "internal_digest": shipped.sha256, "labels": list(shipped.labels),
                 "channels": list(shipped.input_spec.channels),
                 "matches_onnxruntime": {"elements_checked": checked, "mismatches": 0},
                 "held_out": r.held_out, "recipe": RECIPE,
@@ -105,7 +106,7 @@ def main(argv=None) -> int:
     fig = build(args.data, args.out)
     report = args.out / f"{NAME}-report.json"
     report.write_text(json.dumps(fig, indent=2, default=str) + "\n")
-    log(f"wrote {args.out / (NAME + '.lanthorn')} (sha256 {fig['sha256'][:16]}): float "
+    log(f"shipped {args.out / (NAME + '.lanthorn')} (sha256 {fig['file_sha256'][:16]}): float "
         f"{fig['float_accuracy']:.1%} -> int8 {fig['int8_accuracy']:.1%} on held-out sessions; "
         f"{report}")
     return 0
