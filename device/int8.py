@@ -1,8 +1,9 @@
 """The one int8 arithmetic: every lanthorn engine computes exactly these integers.
 
 onnxruntime is the oracle (see DESIGN.md, "The int8 arithmetic"), so each function here
-reproduces, bit for bit in float32, what onnxruntime's CPU kernels compute on x86-64 with
-AVX2 for the QDQ node groups it fuses at its default optimization level:
+reproduces, bit for bit in float32, what onnxruntime's CPU kernels compute on its int8 QDQ
+path (``session.qdqisint8allowed=1``, the path it takes on ARM) for the QDQ node groups it
+fuses at its default optimization level:
 
 ===========================  ==============================================================
 onnxruntime kernel           here (definition; planned, allocation-free form)
@@ -212,20 +213,17 @@ def apply_table(x, table, out=None) -> np.ndarray:
 # --------------------------------------------------------------------------- pooling
 
 def quantize_avg(avg, s_out, z_out, out=None) -> np.ndarray:
-    """QLinearAveragePool's output step, in onnxruntime's uint8 domain.
+    """QLinearAveragePool's output step on onnxruntime's int8 QDQ path.
 
     onnxruntime computes ``nearbyint(avg / s_out + z)`` with the zero point added in float
-    before rounding (``quantize_value`` in qlinear_pool.cc). On x86 its QDQ optimizer runs
-    int8 activations as uint8 (zero point + 128) wherever the producer is a QLinearConv,
-    so ``z`` there is ``z_out + 128``, and adding 128 in float changes the rounding of
-    the sum. We measured this on the default models and reproduce it: ``nearbyint(avg /
-    s_out + (z_out + 128))`` clamped to [0, 255], minus 128.
+    before rounding (``quantize_value`` in qlinear_pool.cc), clamped to int8. (Stock
+    onnxruntime on x86 runs such a pool as uint8, ``z + 128``, after a QLinearConv, and
+    adding 128 in float changes the rounding of some sums: not the oracle's path.)
     """
     v = np.divide(f32(avg), F32(s_out), dtype=np.float32)
-    v += F32(z_out + 128)
+    v += F32(z_out)
     np.rint(v, out=v)
-    np.clip(v, 0, 255, out=v)
-    v -= F32(128)
+    np.clip(v, QMIN, QMAX, out=v)
     if out is None:
         return v.astype(np.int8)
     np.copyto(out, v, casting="unsafe")
@@ -366,18 +364,17 @@ def avg_quantizer(acc: np.ndarray, count: np.ndarray, s_out, z_out: int, out: np
     """Average-pool output step planned once: ``acc`` (float32 window sums) divided by
     ``count`` (float32, acc's shape), then :func:`quantize_avg` into ``out``, with the
     same float32 operations in the same order. ``acc`` is overwritten."""
-    s, zu, half = np.array(s_out, F32), np.array(z_out + 128, F32), np.array(128, F32)
-    lo, hi = _full(acc.shape, 0), _full(acc.shape, 255)
-    div, add, sub, rint, mx, mn = np.divide, np.add, np.subtract, np.rint, np.maximum, np.minimum
+    s, z = np.array(s_out, F32), np.array(z_out, F32)
+    lo, hi = _full(acc.shape, QMIN), _full(acc.shape, QMAX)
+    div, add, rint, mx, mn = np.divide, np.add, np.rint, np.maximum, np.minimum
 
     def quantize_avg_into():
         div(acc, count, out=acc)
         div(acc, s, out=acc)
-        add(acc, zu, out=acc)
+        add(acc, z, out=acc)
         rint(acc, out=acc)
         mx(acc, lo, out=acc)
         mn(acc, hi, out=acc)
-        sub(acc, half, out=acc)
         out[...] = acc
     return quantize_avg_into
 

@@ -296,9 +296,9 @@ def plan_maxpool(eng, layer: Layer):
 def plan_avgpool(eng, layer: Layer):
     """QLinearAveragePool exactly as the reference computes it: dequantize (float32
     ``(q - z) * s``, the values of its lookup table), window sums in float32 in window
-    order, divide by the count, then int8.quantize_avg's uint8-domain rounding. The
-    sum starts from the first window instead of ``0.0 + first``: equal except for the
-    sign of a zero, which the later ``+ (z + 128)`` erases."""
+    order, divide by the count, then int8.quantize_avg's rounding. The sum starts
+    from the first window instead of ``0.0 + first``: equal except for the sign of a
+    zero, which the rounding to an integer erases."""
     p = layer.params
     x, out, (sx, zx), (sy, zy) = ref.unary_io(eng, layer)
     kh, kw = p["kernel"]

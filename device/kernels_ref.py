@@ -160,7 +160,8 @@ def plan_maxpool(eng, layer: Layer):
 
 def plan_avgpool(eng, layer: Layer):
     # QLinearAveragePool: dequantize (float32), sum in window order from 0.0, divide by
-    # the float32 count, then nearbyint(y / s_out + z_out). Padded cells add +0.0: exact.
+    # the float32 count, then nearbyint(y / s_out + z_out) clamped to int8 (onnxruntime's
+    # int8 QDQ path). Padded cells add +0.0: exact.
     p = layer.params
     x, out, (sx, zx), (sy, zy) = unary_io(eng, layer)
     deq = int8.dequantize(np.arange(-128, 128), sx, zx)

@@ -306,10 +306,11 @@ def _refuse_unsupported_kinds(model, source: str) -> None:
 
 
 def _refuse_float_nodes(model, source: str) -> None:
-    """lanthorn computes every node in int8; where onnxruntime keeps a node in float (a
-    tensor read by two operators, a residual Add or a branch Concat, stops its QDQ fusion,
-    even with DedicatedQDQPair), their integers can differ by one on a few elements, so
-    such a model is refused instead of imported to differ silently."""
+    """lanthorn computes every node in int8 and its oracle is onnxruntime's int8 QDQ path
+    (``session.qdqisint8allowed=1``, the path onnxruntime takes on ARM), where residual Adds
+    and branch Concats fuse like any other node group. Where onnxruntime keeps a node in
+    float even there, its numbers are float arithmetic no int8 engine reproduces bit for
+    bit, so the model is refused, naming the nodes, instead of imported to differ."""
     import onnx
     from lanthorn.quantize.ort_oracle import float_nodes
     named = onnx.ModelProto()
@@ -321,10 +322,11 @@ def _refuse_float_nodes(model, source: str) -> None:
     if floats:
         names = ", ".join(f"{k!r} ({v})" for k, v in list(floats.items())[:4])
         raise ImportError_(f"{source}: onnxruntime runs {names}{' ...' if len(floats) > 4 else ''}"
-                           f" in float, not int8 (a tensor read by two operators, e.g. a "
-                           f"residual Add or a branch Concat, stops its fusion), so lanthorn's "
-                           f"int8 result would differ from onnxruntime's; make each tensor feed "
-                           f"one operator (no skip connections or branches)")
+                           f" in float, not int8, even on its int8 QDQ path "
+                           f"(session.qdqisint8allowed=1): it found no integer kernel for that "
+                           f"node group, so lanthorn's int8 result would differ from "
+                           f"onnxruntime's; quantize every input and output of the node with "
+                           f"quantize_static (QDQ, S8S8)")
 
 
 def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,

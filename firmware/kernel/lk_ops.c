@@ -129,7 +129,7 @@ int lk_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
 
 /* QLinearAveragePool (int8.quantize_avg): dequantize in float32, sum from 0.0 in row-major
  * window order (padded cells would add +0.0: skipping them is exact), divide by the float
- * count, then nearbyint(avg / s_out + (z_out + 128)) clamped to [0, 255], minus 128.
+ * count, then nearbyint(avg / s_out + z_out) clamped to [-128, 127] (onnxruntime's int8 QDQ path).
  * Channels go in blocks of LK_BLOCK on the stack, so every channel's additions happen in
  * the same order as the reference while the loop over channels vectorizes. */
 #define LK_BLOCK 64
@@ -141,7 +141,7 @@ int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *x = I8(X);
     int8_t *y = I8(Y);
     const int32_t zx = X->zero_point;
-    const float sx = X->scale, sy = Y->scale, zu = (float)(Y->zero_point + 128);
+    const float sx = X->scale, sy = Y->scale, zy = (float)Y->zero_point;
     float sum[LK_BLOCK];
     for (int32_t oy = 0; oy < OH; oy++)
         for (int32_t ox = 0; ox < OW; ox++) {
@@ -170,9 +170,9 @@ int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
                 }
                 for (int32_t c = 0; c < nc; c++) {
                     float v = (sum[c] / div) / sy;
-                    v += zu;
-                    v = lk_clampf(v, 0.0f, 255.0f);
-                    yp[c0 + c] = (int8_t)((int32_t)lk_round_even(v) - 128);
+                    v += zy;
+                    v = lk_clampf(v, -128.0f, 127.0f);
+                    yp[c0 + c] = (int8_t)(int32_t)lk_round_even(v);
                 }
             }
         }
