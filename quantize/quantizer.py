@@ -567,7 +567,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     chosen.bundle.card["quality"] = {"training": training or None,
                                      "gates": [g.to_json() for g in checks],
                                      "forced": bool(force and quality.failures(checks))}
-    result = _write(chosen, out, signing_key, variants, pruning, log)
+    result = _write(chosen, out, signing_key, variants, pruning, log, release_check=enforce)
     result.seconds = time.perf_counter() - t0
     if report_dir is not None:
         from lanthorn.quantize.report import write_report
@@ -683,9 +683,14 @@ def _calibration_gate(model, data, calibration, bias_correction, unpruned: Evalu
 
 
 def _write(chosen: _Variant, out: Path, signing_key, variants: _Variants, pruning,
-           log) -> QuantizeResult:
-    """Write the chosen variant's bundle (signed if a key is given) and say what was written."""
+           log, release_check: bool = False) -> QuantizeResult:
+    """Write the chosen variant's bundle (signed if a key is given) and say what was written.
+    ``release_check`` (``lanthorn quantize``): engines against onnxruntime's int8 QDQ path
+    first, recorded in the card (``make model`` runs its own and keeps the card's bytes)."""
     from lanthorn.device.bundle import write_bundle
+    if release_check:
+        from lanthorn.quantize.release_check import release_check as check
+        check(chosen.bundle, what=str(out), log=log)
     data, evaluations = variants.data, variants.evaluations
     final = chosen.evaluation
     final.extra.update(bundle_sizes(chosen.bundle))         # the card grew: sizes as written
