@@ -17,6 +17,8 @@ QLinearAveragePool           :func:`quantize_avg`; :func:`avg_quantizer`
 QLinearGlobalAveragePool     :func:`global_avgpool_multiplier` + :func:`requantize`
 QLinearAdd                   :func:`qlinear_add` (MLAS AVX2 kernel: float32 fused
                              multiply-adds, :func:`fma_f32`; see its ARM caveat)
+QLinearMul                   :func:`qlinear_mul` (int32 product, one float32 multiply
+                             and one add, :func:`qlinear_mul_ratio`)
 QLinearConcat, any           :func:`requant_table` (256-entry lookup table, as
 DQ -> elementwise -> Q       onnxruntime's ``QlinearBuildLookupTable``), :func:`apply_table`
 Softmax (final, float)       :func:`softmax_f32`, :func:`softmax_table` (lanthorn's own
@@ -186,6 +188,40 @@ def qlinear_add(a, z_a, s_a, b, z_b, s_b, s_c, z_c, act_min: int = QMIN, act_max
     fma_f32(a, ra, y, out=y, wide=wide)               # y = fma(a, ratio_a, t)
     np.rint(y, out=y)
     np.clip(y, act_min, act_max, out=y)
+    if out is None:
+        return y.astype(np.int8)
+    np.copyto(out, y, casting="unsafe")
+    return out
+
+
+def qlinear_mul_ratio(s_a, s_b, s_c) -> np.float32:
+    """QLinearMul's one float32 scale: ``(s_a * s_b) / s_c`` in onnxruntime's order."""
+    return F32(F32(F32(s_a) * F32(s_b)) / F32(s_c))
+
+
+def qlinear_mul(a, z_a, s_a, b, z_b, s_b, s_c, z_c, act_min: int = QMIN, act_max: int = QMAX,
+                out=None, scratch=None) -> np.ndarray:
+    """QLinearMul as MLAS computes it for int8 (``MlasQLinearMul``, the same arithmetic in
+    its SSE2/AVX2 and NEON kernels, vector or scalar ``b``):
+
+    ``p = (a - z_a) * (b - z_b)`` exactly in int32 (|p| <= 65536, so float32(p) is exact),
+    ``v = float32(p) * ratio + float32(z_c)`` as a multiply then an add (no FMA), rounded
+    half to even, saturated to int8 (then the fused activation clamp). ``b`` may
+    broadcast (squeeze-and-excitation: ``(H, W, C) x (1, 1, C)``). ``scratch`` (an int32
+    and a float32 array of the output's shape) and ``out`` let an engine run it without
+    allocating. Exact while ``|v| < 2**31`` (the graph bounds the ratio)."""
+    ratio, zc = qlinear_mul_ratio(s_a, s_b, s_c), F32(z_c)
+    if scratch is None:
+        shape = np.broadcast_shapes(np.shape(a), np.shape(b))
+        scratch = (np.empty(shape, np.int32), np.empty(shape, np.float32))
+    p, y = scratch
+    np.subtract(a, np.int32(z_a), out=p, dtype=np.int32)
+    np.multiply(p, np.subtract(b, np.int32(z_b), dtype=np.int32), out=p)
+    np.copyto(y, p, casting="unsafe")
+    np.multiply(y, ratio, out=y)
+    np.add(y, zc, out=y)
+    np.rint(y, out=y)
+    np.clip(y, max(QMIN, act_min), min(QMAX, act_max), out=y)
     if out is None:
         return y.astype(np.int8)
     np.copyto(out, y, casting="unsafe")

@@ -269,14 +269,14 @@ class _Importer:
         user; OPS is what the importer actually accepts)."""
         self.fail(node, "this operator is not supported by lanthorn's int8 engine",
                   "supported: Conv (1-D/2-D, groups), Gemm, MatMul, MaxPool, "
-                  "AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape, "
+                  "AveragePool, GlobalAveragePool, Add, Mul (of two activations), Concat, Flatten, Reshape, "
                   "Transpose, Gather, Softmax (last), and elementwise activations "
                   f"({', '.join(sorted(UNARY_LUT_OPS))}); replace it in the model")
 
 
 #: ONNX nodes lanthorn turns into int8 layers with its own arithmetic (elementwise ones
 #: become tables computed by onnxruntime itself, so they match whatever it runs)
-INT8_COMPUTED = {"Conv", "Gemm", "MatMul", "Add", "AveragePool", "GlobalAveragePool"}
+INT8_COMPUTED = {"Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAveragePool"}
 DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                "DynamicQuantizeLSTM", "MatMulIntegerToFloat"}
 RECURRENT_OPS = {"GRU", "LSTM", "RNN", "DynamicQuantizeLSTM"}

@@ -7,7 +7,8 @@ The steps, in the order :func:`quantize_model` runs them:
    dynamic or batched input shape, an already-quantized model.
 2. onnxruntime's own pre-processing (``quant_pre_process``) folds BatchNormalization into
    the convolutions and drops Dropout/Identity, as onnxruntime recommends before
-   quantizing.
+   quantizing; :mod:`~lanthorn.quantize.float_rewrites` folds the remaining BatchNorms
+   (after Gemm/MatMul, or standalone as a per-channel layer) and keeps HardSwish one op.
 3. Optional pruning (:mod:`lanthorn.quantize.prune`).
 4. Bias correction (:func:`bias_correct`): per-channel int8 rounding of the weights shifts
    each output's mean by ``E[(W - Wq) x]``; we fold that expected error into the float bias,
@@ -39,16 +40,15 @@ from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
 
 #: Float operators lanthorn quantizes (each becomes, or fuses into, an int8 layer).
 ENGINE_OPS = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool", "Add",
-              "Concat", "Flatten", "Reshape", "Transpose", "Gather", "Softmax"} | UNARY_LUT_OPS
+              "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Gather", "Softmax"} | UNARY_LUT_OPS
+#: Recurrent layers: refused first, by name, before the Shape/Gather plumbing an exporter
+#: puts in front of them can be blamed
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 #: Operators onnxruntime's pre-processing removes or folds away before quantization.
 FOLDED_OPS = {"BatchNormalization", "Dropout", "Identity", "Constant"}
 
 _INSTEAD = {
-    "LSTM": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
-    "GRU": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
-    "RNN": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
     "ReduceMean": "use GlobalAveragePool over the time/space axes instead",
-    "Mul": "fold constant scaling into the neighbouring Conv/Gemm weights before export",
     "Sub": "fold the constant into the previous layer's bias before export",
     "Div": "fold the constant into the neighbouring Conv/Gemm weights before export",
     "LayerNormalization": "use BatchNorm (folded into the Conv) instead",
@@ -99,6 +99,7 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
     init = {t.name for t in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
     outputs = {o.name for o in model.graph.output}
+    _refuse_recurrent(model, where)
     for node in model.graph.node:
         name = node.name or node.output[0]
         op = node.op_type
@@ -111,12 +112,11 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
                 where + f"node {name!r} uses operator {op}, which lanthorn's int8 engine does "
                 f"not run; {todo}. Supported: {', '.join(sorted(ENGINE_OPS - UNARY_LUT_OPS))} "
                 f"and elementwise activations ({', '.join(sorted(UNARY_LUT_OPS))})")
-        if op == "BatchNormalization":
-            src = producer.get(node.input[0])
-            if src is None or src.op_type != "Conv":
-                raise UnsupportedModelError(
-                    where + f"node {name!r} (BatchNormalization) does not follow a Conv, so it "
-                    f"cannot be folded; put BatchNorm right after a convolution or remove it")
+        if op == "Mul" and any(i in init or (i in producer and producer[i].op_type == "Constant")
+                               for i in node.input):
+            raise UnsupportedModelError(where + f"node {name!r} (Mul) multiplies by a constant; "
+                                        f"fold constant scaling into the neighbouring Conv/Gemm "
+                                        f"weights before export (Mul of two activations runs)")
         if op == "Softmax" and node.output[0] not in outputs:
             raise UnsupportedModelError(where + f"node {name!r} (Softmax) is not the model's "
                                         f"output; the engine runs softmax only as the last layer")
@@ -144,10 +144,24 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
                                         f"the float model (lanthorn quantizes it)")
 
 
+def _refuse_recurrent(model, where: str) -> None:
+    for node in model.graph.node:
+        if node.op_type in RECURRENT_OPS:
+            raise UnsupportedModelError(
+                where + f"node {node.name or node.output[0]!r} is a recurrent layer "
+                f"({node.op_type}), which lanthorn's int8 engine does not run (onnxruntime's "
+                f"QDQ path gives no integer reference for GRU/LSTM); use 1-D convolutions over "
+                f"the window (Conv) instead")
+
+
 def preprocess(model):
-    """onnxruntime's recommended pre-quantization pass (BatchNorm folding, shape inference)."""
+    """onnxruntime's recommended pre-quantization pass (BatchNorm folding, shape inference),
+    then lanthorn's own (:mod:`~lanthorn.quantize.float_rewrites`): BatchNorm after a Gemm
+    or MatMul folded, a standalone one as a per-channel layer, HardSwish one table again."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from lanthorn.quantize.float_rewrites import fold_batchnorm, fuse_hardswish
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(model, str(src))
@@ -159,7 +173,7 @@ def preprocess(model):
     for k, v in keep:
         p = out.metadata_props.add()
         p.key, p.value = k, v
-    return out
+    return fuse_hardswish(fold_batchnorm(out))
 
 
 # --------------------------------------------------------------------------- 4. bias correction

@@ -251,6 +251,41 @@ int lk_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
     return LK_OK;
 }
 
+/* QLinearMul as MLAS computes it for int8 (int8.qlinear_mul): p = (a - za) * (b - zb) in
+ * int32, v = float(p) * ratio + zc (a multiply, then an add: no FMA), round half to even,
+ * clamp. ratio = (sa * sb) / sc in float32. b broadcasts along leading axes, as in add. */
+int lk_mul(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    const lk_tensor *A = T(L->in[0]), *B = T(L->in[1]), *Y = T(L->out);
+    const float prod_scale = A->scale * B->scale;
+    const float ratio = prod_scale / Y->scale, zc = (float)Y->zero_point;
+    const float lo = (float)L->act_min, hi = (float)L->act_max;
+    const int32_t za = A->zero_point, zb = B->zero_point;
+    const int8_t *a = I8(A), *b = I8(B);
+    int8_t *y = I8(Y);
+    const int32_t n = lk_tensor_size(Y);
+    lk_walk w = {0};
+    w.nd = Y->ndim;
+    int32_t bstride = 1;
+    for (int32_t d = Y->ndim - 1; d >= 0; d--) {
+        const int32_t bd = d - (Y->ndim - B->ndim);   /* B's axis aligned to the right */
+        const int32_t bdim = bd >= 0 ? B->shape[bd] : 1;
+        w.shape[d] = Y->shape[d];
+        w.stride[d] = bdim == 1 ? 0 : bstride;
+        bstride *= bdim;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t p = ((int32_t)a[i] - za) * ((int32_t)b[w.off] - zb);
+        float v = (float)p * ratio;
+        v = v + zc;
+        v = lk_round_even(lk_clampf(v, -128.0f, 127.0f));
+        v = lk_clampf(v, lo, hi);
+        y[i] = (int8_t)(int32_t)v;
+        lk_walk_next(&w);
+    }
+    return LK_OK;
+}
+
 /* Join along axis; inputs with other quantization go through their 256-entry table. */
 int lk_concat(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
@@ -319,6 +354,13 @@ int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *x = I8(X), *tab = L->table;
     int8_t *y = I8(Y);
     const int32_t n = lk_tensor_size(X);
+    if (L->rows > 1) {      /* one table per channel (the last axis): a per-channel affine */
+        const int32_t c = L->rows;
+        for (int32_t i = 0; i < n; i += c)
+            for (int32_t k = 0; k < c; k++)
+                y[i + k] = tab[(size_t)k * 256 + ((uint8_t)x[i + k] ^ 0x80u)];
+        return LK_OK;
+    }
     for (int32_t i = 0; i < n; i++) y[i] = tab[(uint8_t)x[i] ^ 0x80u];
     return LK_OK;
 }
