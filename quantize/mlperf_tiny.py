@@ -184,3 +184,21 @@ def build(name: str, seed: int = 0, size=None):
     if name not in MODELS:
         raise KeyError(f"unknown model {name!r}; choose from {', '.join(MODELS)}")
     return MODELS[name](seed, size)
+
+
+def build_files(name: str, directory, seed: int = 0, calib: int = 16):
+    """Float ONNX and its QDQ quantization (quantize_static S8S8 per-channel, 7-bit, as
+    every lanthorn model) in ``directory``: (float_path, qdq_path), as tiny_models.build."""
+    from pathlib import Path
+
+    import onnx
+
+    from lanthorn.quantize.qdq import quantize_qdq
+    from lanthorn.quantize.tiny_models import random_inputs
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model = build(name, seed)
+    fpath = directory / f"{name}.float.onnx"
+    onnx.save(model, str(fpath))
+    return fpath, quantize_qdq(fpath, directory / f"{name}.qdq.onnx",
+                               random_inputs(model, calib, seed + 1))
