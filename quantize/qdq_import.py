@@ -60,8 +60,12 @@ class _Importer:
         self.onnx = onnx
         self.source = source
         self.model = model
+        undeclared = onnx.ModelProto()
+        undeclared.CopyFrom(model)
+        for vi in undeclared.graph.output:    # infer the outputs' shapes, whatever was declared
+            vi.type.tensor_type.ClearField("shape")
         try:
-            inferred = shape_inference.infer_shapes(model, strict_mode=False)
+            inferred = shape_inference.infer_shapes(undeclared, strict_mode=False)
         except Exception as exc:  # onnx raises several types; all mean "cannot infer shapes"
             raise ImportError_(f"{source}: ONNX shape inference failed ({exc}); export the "
                                f"model with fixed input shapes") from None

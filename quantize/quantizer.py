@@ -100,6 +100,7 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
     producer = {o: n for n in model.graph.node for o in n.output}
     outputs = {o.name for o in model.graph.output}
     _refuse_recurrent(model, where)
+    _refuse_constant_operands(model, where, init, producer)
     for node in model.graph.node:
         name = node.name or node.output[0]
         op = node.op_type
@@ -112,11 +113,6 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
                 where + f"node {name!r} uses operator {op}, which lanthorn's int8 engine does "
                 f"not run; {todo}. Supported: {', '.join(sorted(ENGINE_OPS - UNARY_LUT_OPS))} "
                 f"and elementwise activations ({', '.join(sorted(UNARY_LUT_OPS))})")
-        if op == "Mul" and any(i in init or (i in producer and producer[i].op_type == "Constant")
-                               for i in node.input):
-            raise UnsupportedModelError(where + f"node {name!r} (Mul) multiplies by a constant; "
-                                        f"fold constant scaling into the neighbouring Conv/Gemm "
-                                        f"weights before export (Mul of two activations runs)")
         if op == "Softmax" and node.output[0] not in outputs:
             raise UnsupportedModelError(where + f"node {name!r} (Softmax) is not the model's "
                                         f"output; the engine runs softmax only as the last layer")
@@ -142,6 +138,18 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
         if tt.elem_type not in (TensorProto.FLOAT, TensorProto.INT64, TensorProto.INT32):
             raise UnsupportedModelError(where + f"input {vi.name!r} is not float32; export "
                                         f"the float model (lanthorn quantizes it)")
+
+
+def _refuse_constant_operands(model, where: str, init, producer) -> None:
+    """Add and Mul run on two activations; a constant operand belongs in a layer's weights."""
+    for node in model.graph.node:
+        if node.op_type in ("Mul", "Add") and any(
+                i in init or (i in producer and producer[i].op_type == "Constant")
+                for i in node.input):
+            raise UnsupportedModelError(
+                where + f"node {node.name or node.output[0]!r} ({node.op_type}) takes a "
+                f"constant; fold it into the neighbouring Conv/Gemm weights or bias before "
+                f"export ({node.op_type} of two activations runs)")
 
 
 def _refuse_recurrent(model, where: str) -> None:

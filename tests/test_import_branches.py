@@ -211,3 +211,38 @@ def test_imported_model_keeps_the_onnx_names_and_shapes(shape, tmp_path):
             np.testing.assert_array_equal(m(feed["x"]), want[0])   # model(x) takes ONNX's shape
     with pytest.raises(Exception, match="inputs are x"):
         m.run_onnx({"input": feeds[0]["x"]})
+
+
+def test_an_output_declared_without_its_shape_imports_with_the_inferred_one(tmp_path):
+    """An exporter that declares the graph output with an empty shape (rank 0) used to be
+    refused with 'invalid onnx_io'; the importer now infers the outputs' shapes."""
+    import onnxruntime as ort
+    n = Net("undeclared", [1, 16], 0)
+    n.dense(16, 8); n.relu(); n.dense(8, 4)
+    model = n.model(None)
+    out = model.graph.output[0].name
+    model.graph.output[0].CopyFrom(helper.make_tensor_value_info(out, TensorProto.FLOAT, []))
+    feeds = random_inputs(model, 20, seed=2)
+    q = quantize_qdq(model, tmp_path / "q.onnx", feeds)
+    assert len(onnx.load(str(q)).graph.output[0].type.tensor_type.shape.dim) == 0
+    p = _lanthorn_import(q, tmp_path)
+    assert p.returncode == 0, p.stderr
+    from lanthorn.device.bundle import read_bundle
+    bundle = read_bundle(tmp_path / "out.lanthorn")
+    assert bundle.io["outputs"][0]["shape"] == [1, 4]
+    want = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]
+    assert want.shape == (1, 4)
+    assert_exact(Model(bundle, "c"), bundle, feeds)
+
+
+def test_quantize_refuses_a_constant_operand_before_any_work(tmp_path):
+    """Named by node, before calibration (no dataset is even read)."""
+    n = Net("const_add", [1, 8], 0)
+    n.dense(8, 8)
+    n.op("Add", [n.cur, n.const(np.ones(8, np.float32), "c")])
+    onnx.save(n.model([1, 8]), str(tmp_path / "m.onnx"))
+    p = subprocess.run([sys.executable, "-m", "lanthorn", "quantize", str(tmp_path / "m.onnx"),
+                        "--data", str(tmp_path / "no_such_data.npz"), "--out",
+                        str(tmp_path / "o.lanthorn")], capture_output=True, text=True,
+                       timeout=120, cwd=ROOT)
+    _one_line_refusal(p, "node 'add5' (Add) takes a constant", "fold it")
