@@ -334,12 +334,14 @@ def _refuse_float_nodes(model, source: str) -> None:
 
 
 def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
-                    provenance=None) -> Bundle:
+                    provenance=None, source: str | None = None) -> Bundle:
     """Convert a QDQ ONNX model (path, bytes or ModelProto) into a :class:`Bundle`.
 
     ``input_spec`` (InputSpec or dict) describes the float input the device feeds; by
     default it is derived from the model: ``(H, W, C)`` for images, ``(T, C)`` for a
     sensor window, the vector shape otherwise. ``card``/``provenance`` are stored as given.
+    ``source`` names a ModelProto in refusals (``lanthorn quantize``: the artist's file, not
+    the exporter's graph name such as ``main_graph``).
     """
     import onnx
     if isinstance(qdq_model_or_path, (str, os.PathLike)):
@@ -363,7 +365,7 @@ def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
         source = "<model>"
     else:
         model = qdq_model_or_path
-        source = model.graph.name or "<model>"
+        source = source or model.graph.name or "<model>"
     _refuse_unsupported_kinds(model, source)
     imp = _Importer(model, source)
     graph = imp.run()

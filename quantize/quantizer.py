@@ -521,7 +521,8 @@ def make_bundle(qdq, data: ModelData, card: dict, provenance: dict):
     out_dim = [d.dim_value for d in qdq.graph.output[0].type.tensor_type.shape.dim]
     if labels and out_dim and out_dim[-1] != len(labels):
         labels = ()  # a foreign model whose outputs are not the dataset's classes
-    return bundle_from_qdq(qdq, labels=labels, input_spec=spec, card=card, provenance=provenance)
+    return bundle_from_qdq(qdq, labels=labels, input_spec=spec, card=card, provenance=provenance,
+                           source=card.get("source_model"))
 
 
 def evaluate(name, float_model, bundle, data: ModelData) -> Evaluation:
