@@ -46,7 +46,7 @@ def check(graph, inputs, variants=None):
 
 conv_cases = st.fixed_dictionaries({
     "seed": st.integers(0, 2**31), "h": st.integers(1, 9), "w": st.integers(1, 12),
-    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
+    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 24, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
     "kh": st.integers(1, 3), "kw": st.integers(1, 5), "sh": st.integers(1, 2),
     "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
     "pad": st.tuples(*[st.integers(0, 2)] * 4), "groups": st.sampled_from(["1", "dw", "dw2", "g"]),
