@@ -128,6 +128,9 @@ void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
 void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                     int32_t zy, int8_t *const *ys);                                 /* lk_neon.c */
 void lk_neon_dot_i8(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc);
+int32_t lk_neon_dw_pixel(const int8_t *xp, size_t xrow, size_t xcol, const int16_t *wp,
+                         size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                         const lk_layer *L, int32_t zy, int8_t *y);            /* lk_neon.c */
 int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
 void lk_sdot_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,

@@ -335,8 +335,9 @@ static void tap_range(int32_t o, int32_t s, int32_t p, int32_t d, int32_t K, int
 }
 
 /* MODE_DW: per output pixel the in-bounds taps form a rectangle, found once per row and
- * column (no bounds test per tap or channel block); x86 runs whole blocks of 16 channels
- * in lk_avx2_dw_pixel and only a real remainder of channels (C % 16) comes back here. */
+ * column (no bounds test per tap or channel block); x86 runs blocks of 16 and 8 channels
+ * in lk_avx2_dw_pixel, aarch64 blocks of 8 in lk_neon_dw_pixel, and only a real remainder
+ * of channels comes back here. */
 static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32_t *acc)
 {
     lk_conv_geom g;
@@ -368,6 +369,9 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
 #if LK_X86
             if (lk_x86_simd(m->variant))
                 c0 = lk_avx2_dw_pixel(xp, xrow, xcol, wp, wrow, C, ni, nj, zx, L, zy, yp);
+#endif
+#if LK_ARM
+            c0 = lk_neon_dw_pixel(xp, xrow, xcol, wp, wrow, C, ni, nj, zx, L, zy, yp);
 #endif
             if (c0 == C) continue;
             for (int32_t c = c0; c < C; c++) acc[c] = 0;
