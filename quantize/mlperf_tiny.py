@@ -19,7 +19,8 @@ Common tiny blocks:
   hardswish_net conv / depthwise with HardSwish (MobileNetV3 style)
   se_net        squeeze-and-excitation: GAP -> 1x1 -> ReLU -> 1x1 -> HardSigmoid, times x
 
-``size`` shrinks the input where the architecture allows (tests); the default is the
+``size`` shrinks the input where the architecture allows (tests)
+the default is the
 published size (``lanthorn bench --models mlperf-tiny``).
 """
 from __future__ import annotations
@@ -99,7 +100,8 @@ def tcn(seed=0, size=None, channels=14):
     n = Net("tcn", [1, channels, t], seed)
     x = n.conv(channels, 24, 1, dims=1)
     for dil in (1, 2, 4, 8):
-        n.conv(24, 24, 3, pad=dil, dilation=dil, dims=1, x=x); n.relu()
+        n.conv(24, 24, 3, pad=dil, dilation=dil, dims=1, x=x)
+        n.relu()
         n.conv(24, 24, 3, pad=dil, dilation=dil, dims=1)
         n.op("Add", [x, n.cur])
         x = n.relu()
@@ -118,12 +120,15 @@ def _f(v):
 def mbv2_blocks(seed=0, size=None):
     s = size or 32
     n = Net("mbv2_blocks", [1, 3, s, s], seed)
-    n.conv(3, 16, 3, stride=2, pad=1); _clip6(n)
+    n.conv(3, 16, 3, stride=2, pad=1)
+    _clip6(n)
     x, c = n.cur, 16
     for cout, stride, expand in ((16, 1, 4), (24, 2, 4), (24, 1, 4), (32, 2, 4), (32, 1, 4)):
         e = c * expand
-        n.conv(c, e, 1, x=x); _clip6(n)
-        n.conv(e, e, 3, stride=stride, pad=1, groups=e); _clip6(n)
+        n.conv(c, e, 1, x=x)
+        _clip6(n)
+        n.conv(e, e, 3, stride=stride, pad=1, groups=e)
+        _clip6(n)
         y = n.conv(e, cout, 1)
         x = n.op("Add", [x, y]) if stride == 1 and c == cout else y
         c = cout
@@ -133,38 +138,48 @@ def mbv2_blocks(seed=0, size=None):
 def inception(seed=0, size=None):
     s = size or 16
     n = Net("inception", [1, 8, s, s], seed)
-    n.conv(8, 16, 3, pad=1); x = n.relu()
+    n.conv(8, 16, 3, pad=1)
+    x = n.relu()
     for _ in range(2):
         b1 = (n.conv(16, 8, 1, x=x), n.relu())[1]
         b2 = (n.conv(16, 8, 3, pad=1, x=x), n.relu())[1]
-        n.conv(16, 4, 1, x=x); n.relu()
+        n.conv(16, 4, 1, x=x)
+        n.relu()
         b3 = (n.conv(4, 8, 3, pad=1), n.relu())[1]
         n.op("MaxPool", [x], kernel_shape=[3, 3], strides=[1, 1], pads=[1, 1, 1, 1])
         b4 = (n.conv(16, 8, 1), n.relu())[1]
         n.op("Concat", [b1, b2, b3, b4], axis=1)
-        n.conv(32, 16, 1); x = n.relu()
+        n.conv(32, 16, 1)
+        x = n.relu()
     return _head(n, 16, 10)
 
 
 def hardswish_net(seed=0, size=None):
     s = size or 24
     n = Net("hardswish_net", [1, 3, s, s], seed)
-    n.conv(3, 16, 3, stride=2, pad=1); n.op("HardSwish", [n.cur])
-    n.conv(16, 16, 3, pad=1, groups=16); n.op("HardSwish", [n.cur])
-    n.conv(16, 24, 1); n.op("HardSwish", [n.cur])
+    n.conv(3, 16, 3, stride=2, pad=1)
+    n.op("HardSwish", [n.cur])
+    n.conv(16, 16, 3, pad=1, groups=16)
+    n.op("HardSwish", [n.cur])
+    n.conv(16, 24, 1)
+    n.op("HardSwish", [n.cur])
     return _head(n, 24, 10)
 
 
 def se_net(seed=0, size=None):
     s = size or 16
     n = Net("se_net", [1, 3, s, s], seed)
-    n.conv(3, 16, 3, pad=1); x = n.relu()
+    n.conv(3, 16, 3, pad=1)
+    x = n.relu()
     for _ in range(2):
         n.op("GlobalAveragePool", [x])
-        n.conv(16, 4, 1); n.relu()
-        n.conv(4, 16, 1); n.op("HardSigmoid", [n.cur], alpha=1 / 6, beta=0.5)
+        n.conv(16, 4, 1)
+        n.relu()
+        n.conv(4, 16, 1)
+        n.op("HardSigmoid", [n.cur], alpha=1 / 6, beta=0.5)
         n.op("Mul", [x, n.cur])
-        n.conv(16, 16, 3, pad=1); x = n.relu()
+        n.conv(16, 16, 3, pad=1)
+        x = n.relu()
     return _head(n, 16, 10)
 
 

@@ -118,7 +118,7 @@ def _ort_fill_runs(imp, node, tx: Tensor, ty: Tensor, shape) -> np.ndarray:
             continue
         q, sc, z, axis = imp.wdq[i]
         names = [f"p{k}q", f"p{k}s"] + ([f"p{k}z"] if z is not None else [])
-        inits += [numpy_helper.from_array(np.asarray(v), nm) for v, nm in zip((q, sc, z), names)]
+        inits += [numpy_helper.from_array(np.asarray(v), nm) for v, nm in zip((q, sc, z), names, strict=False)]
         params.append(helper.make_node("DequantizeLinear", names, [i], axis=int(axis)))
     op = helper.make_node(node.op_type, ["xf"] + list(node.input[1:]), ["yf"])
     op.attribute.extend(node.attribute)

@@ -75,7 +75,7 @@ def stock_differs(bundle, feeds) -> tuple[int, int, int]:
     t = bundle.graph.tensors[outs[0]["tensor"]] if outs else None
     scale = t.scale if t is not None and t.dtype == "int8" else 0.0   # softmax: no LSB
     for feed in feeds:
-        for a, b in zip(exact.run(None, feed), stock.run(None, feed)):
+        for a, b in zip(exact.run(None, feed), stock.run(None, feed), strict=True):
             a, b = np.asarray(a), np.asarray(b)
             d = a != b
             diff += int(d.sum())

@@ -16,14 +16,19 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from lanthorn.device.bundle import read_bundle
-from lanthorn.quantize.ort_oracle import quantize_feed
-from lanthorn.quantize.qdq import quantize_qdq
-from lanthorn.quantize.qdq_import import bundle_from_qdq
-from lanthorn.quantize.release_check import (ReleaseCheckError, generated_feeds,
-                                             release_check, stock_differs, stock_note)
-from lanthorn.quantize.tiny_models import Net, random_inputs
-from lanthorn.device.runtime import Model
+from lanthorn.device.bundle import read_bundle  # noqa: E402
+from lanthorn.device.runtime import Model  # noqa: E402
+from lanthorn.quantize.ort_oracle import quantize_feed  # noqa: E402
+from lanthorn.quantize.qdq import quantize_qdq  # noqa: E402
+from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
+from lanthorn.quantize.release_check import (  # noqa: E402
+    ReleaseCheckError,
+    generated_feeds,
+    release_check,
+    stock_differs,
+    stock_note,
+)
+from lanthorn.quantize.tiny_models import Net, random_inputs  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,7 +37,8 @@ def pooled(seed=0):
     """A conv + average pool: stock x86 onnxruntime runs the pool as uint8 (zero point
     + 128 added in float before rounding) and so rounds some averages differently."""
     n = Net("pooled", [1, 3, 12, 12], seed)
-    n.conv(3, 16, 3, pad=1); n.relu()
+    n.conv(3, 16, 3, pad=1)
+    n.relu()
     n.op("AveragePool", [n.cur], kernel_shape=[3, 3], strides=[3, 3])
     n.conv(16, 8, 1)
     return n.model(None)
