@@ -119,6 +119,9 @@ void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
 int32_t lk_avx2_dw_pixel(const int8_t *xp, size_t xrow, size_t xcol, const int16_t *wp,
                          size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
                          const lk_layer *L, int32_t zy, int8_t *y);
+int32_t lk_avx2_dw_pixels4(const int8_t *const *px, size_t xrow, size_t xcol, const int16_t *wp,
+                           size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                           const lk_layer *L, int32_t zy, int8_t *const *y);
 int32_t lk_avx2_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
 void lk_avx2_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, float ra, float rb,

@@ -336,8 +336,9 @@ static void tap_range(int32_t o, int32_t s, int32_t p, int32_t d, int32_t K, int
 
 /* MODE_DW: per output pixel the in-bounds taps form a rectangle, found once per row and
  * column (no bounds test per tap or channel block); x86 runs blocks of 16 and 8 channels
- * in lk_avx2_dw_pixel, aarch64 blocks of 8 in lk_neon_dw_pixel, and only a real remainder
- * of channels comes back here. */
+ * in lk_avx2_dw_pixel (four pixels at once, sharing each weight load, where their taps are
+ * all in bounds and C is whole blocks: lk_avx2_dw_pixels4), aarch64 blocks of 8 in
+ * lk_neon_dw_pixel, and only a real remainder of channels comes back here. */
 static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32_t *acc)
 {
     lk_conv_geom g;
@@ -354,6 +355,23 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
         for (int32_t ox = 0; ox < g.OW; ox++) {
             int32_t kj0, kj1;
             tap_range(ox, g.SW, g.PL, g.DW, g.KW, g.W, &kj0, &kj1);
+#if LK_X86
+            if (lk_x86_simd(m->variant) && (C & 15) == 0 && ox + 4 <= g.OW && kj0 == 0 &&
+                ki1 > ki0 && ox * g.SW - g.PL >= 0 &&
+                (ox + 3) * g.SW - g.PL + (g.KW - 1) * g.DW < g.W) {   /* 4 whole-width pixels */
+                const int8_t *px[4];
+                int8_t *yp4[4];
+                const size_t at = (size_t)(oy * g.SH - g.PT + ki0 * g.DH) * g.W;
+                for (int p = 0; p < 4; p++) {
+                    px[p] = x + (at + (size_t)((ox + p) * g.SW - g.PL)) * C;
+                    yp4[p] = y + ((size_t)oy * g.OW + ox + p) * C;
+                }
+                lk_avx2_dw_pixels4(px, xrow, xcol, w + (size_t)ki0 * g.KW * C, wrow, C,
+                                   ki1 - ki0, g.KW, zx, L, zy, yp4);    /* all of C: C % 16 == 0 */
+                ox += 3;
+                continue;
+            }
+#endif
             int32_t ni = ki1 - ki0, nj = kj1 - kj0;
             const int8_t *xp = x;
             const int16_t *wp = w;
