@@ -35,7 +35,8 @@
  *   MODE_I8    (NEON): weights int8 [N][Kp]; patch raw int8 x (padding zx); acc as SDOT;
  *     smull (int8 products fit int16: |p| <= 16384) + sadalp into int32.
  *   MODE_DW    (depthwise, groups == C == Cout, all SIMD variants): weights int16
- *     [KH*KW][C], so the per-channel loop is contiguous and the compiler vectorizes it.
+ *     [KH*KW][C], channel-contiguous: lk_avx2_dw_pixel(s4) / lk_neon_dw_pixel take blocks
+ *     of channels across a pixel's in-bounds taps (see depthwise() below).
  *
  * Other shapes (general groups, depthwise with a channel multiplier) stay on the scalar
  * kernel (their `packed` stays NULL).
