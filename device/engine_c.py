@@ -34,7 +34,8 @@ MAX_IN = 16                 # lk.h LK_MAX_IN
 MAX_IO = 16                 # lk.h LK_MAX_IO
 ALIGN = 16
 OP_CODES = {"conv": 1, "dense": 2, "maxpool": 3, "avgpool": 4, "global_avgpool": 5, "add": 6,
-            "concat": 7, "reshape": 8, "transpose": 9, "lut": 10, "gather": 11}
+            "concat": 7, "reshape": 8, "transpose": 9, "lut": 10, "gather": 11,
+            "mul": 12}
 DTYPE_CODES = {"int8": 1, "int32": 2}
 VARIANTS = {"scalar": 0, "avx2": 1, "neon": 2, "neon-dotprod": 3, "avx-vnni": 4, "avx512-vnni": 5}
 
@@ -174,7 +175,8 @@ def _layer_record(layer, index: dict[str, int], put) -> bytes:
     dh, dw = p.get("dilation", (1, 1))
     pads = p.get("pads", (0, 0, 0, 0))
     perm = list(p.get("perm", ())) + [0] * (MAX_DIMS - len(p.get("perm", ())))
-    rows = a["table"].shape[0] if layer.op == "gather" else 0
+    rows = a["table"].shape[0] if layer.op == "gather" or (
+        layer.op == "lut" and a["table"].ndim == 2) else 0
     fields = [kh, kw, sh, sw, dh, dw, *pads, int(p.get("groups", 1)),
               int(p.get("act_min", -128)), int(p.get("act_max", 127)), int(p.get("axis", 0)),
               int(bool(p.get("count_include_pad", False))), rows]

@@ -58,6 +58,12 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
     inputs ``(a, b)`` with equal shapes (or ``b`` broadcast along leading axes, numpy rules).
     params: ``act_min``, ``act_max``. Requantized as onnxruntime's QLinearAdd
     (:func:`lanthorn.device.int8.qlinear_add`).
+``mul``
+    inputs ``(a, b)`` as ``add`` (``b`` equal-shaped or broadcast along leading axes: a
+    squeeze-and-excitation gate ``(1, 1, C)`` over ``(H, W, C)``). params: ``act_min``,
+    ``act_max``. Requantized as onnxruntime's QLinearMul
+    (:func:`lanthorn.device.int8.qlinear_mul`); the ratio ``s_a * s_b / s_c`` is at most
+    2**14 so every float32 step stays exact in range.
 ``concat``
     inputs ``(x0, x1, ...)``. params: ``axis`` (in the channels-last layout, non-negative).
     Each input whose scale/zero point differ from the output's is first mapped through a
@@ -71,7 +77,9 @@ Operators (``Layer.op``), with their inputs, ``params`` (JSON-able) and ``arrays
     inputs ``(x,)``. params: ``perm`` (numpy semantics). Quantization unchanged.
 ``lut``
     inputs ``(x,)``. arrays: ``table`` int8[256]: ``y = table[x + 128]``. Any elementwise
-    int8 -> int8 map: sigmoid, tanh, a standalone ReLU, a change of quantization. Built at
+    int8 -> int8 map: sigmoid, tanh, a standalone ReLU, a change of quantization. Or
+    ``table`` int8[C, 256] for an input whose last axis has C channels: ``y[..., c] =
+    table[c, x + 128]``, a per-channel map (a BatchNormalization onnxruntime runs in float). Built at
     import by evaluating onnxruntime itself on all 256 inputs, so exact by construction.
 ``gather``
     inputs ``(indices,)`` int32 of any shape S. arrays: ``table`` int8 ``[V, D]``. Output
@@ -92,7 +100,7 @@ import numpy as np
 
 #: Every operator an engine must implement. The bundle loader refuses anything else.
 OPS = ("conv", "dense", "maxpool", "avgpool", "global_avgpool", "add", "concat", "reshape",
-       "transpose", "lut", "gather", "softmax")
+       "transpose", "lut", "gather", "softmax", "mul")
 
 #: Arrays each op must carry (name -> dtype). ``concat`` tables are optional per input.
 REQUIRED_ARRAYS = {
@@ -221,10 +229,11 @@ _PARAMS = {
     "dense": {"act_min", "act_max"},
     "maxpool": {"kernel", "stride", "dilation", "pads"},
     "avgpool": {"kernel", "stride", "dilation", "pads", "count_include_pad"},
-    "global_avgpool": set(), "add": {"act_min", "act_max"}, "concat": {"axis"},
+    "global_avgpool": set(), "add": {"act_min", "act_max"}, "mul": {"act_min", "act_max"},
+    "concat": {"axis"},
     "reshape": {"shape"}, "transpose": {"perm"}, "lut": set(), "gather": set(), "softmax": set(),
 }
-_N_INPUTS = {"add": (2, 2), "concat": (1, MAX_LAYER_INPUTS)}
+_N_INPUTS = {"add": (2, 2), "mul": (2, 2), "concat": (1, MAX_LAYER_INPUTS)}
 
 
 def is_int(v) -> bool:
@@ -413,7 +422,7 @@ def _check_arrays(layer: Layer) -> None:
                              f"{getattr(arr, 'dtype', type(arr).__name__)}, expected {allowed[key]}")
         if arr.size == 0:
             raise GraphError(f"{where}: array {key!r} is empty")
-        if key.startswith("table") and layer.op in ("lut", "concat") and arr.shape != (256,):
+        if key.startswith("table") and layer.op == "concat" and arr.shape != (256,):
             raise GraphError(f"{where}: table {key!r} must have 256 entries, has {arr.shape}")
     for key, dtype in REQUIRED_ARRAYS.get(layer.op, {}).items():
         if key not in a:
@@ -444,6 +453,12 @@ def _check_arithmetic(g: "Graph", layer: Layer) -> None:
             if not 1 / ADD_RATIO <= r <= ADD_RATIO:
                 raise GraphError(f"{where}: input scale {t.scale:g} and output scale "
                                  f"{y.scale:g} differ by more than 2**14")
+    elif layer.op == "mul":
+        b = g.tensors[layer.inputs[1]]
+        r = float(np.float32(np.float32(x.scale) * np.float32(b.scale)) / np.float32(y.scale))
+        if not 0 < r <= ADD_RATIO:
+            raise GraphError(f"{where}: the scale ratio s_a * s_b / s_c = {r:g} must be in "
+                             f"(0, 2**14]")
     elif layer.op in ("maxpool", "avgpool"):
         p = layer.params
         (kh, kw), (sh, sw) = p["kernel"], p.get("stride", (1, 1))
@@ -515,7 +530,7 @@ def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[
     x = in_shapes[0] if in_shapes else ()
     if op in ("conv", "dense"):
         return _weighted_output_shape(layer, x, need)
-    if op in ("add", "concat"):
+    if op in ("add", "mul", "concat"):
         return _joined_output_shape(layer, in_shapes, need)
     if op in ("maxpool", "avgpool"):
         need(len(x) == 3, f"input {x} must be (H, W, C)")
@@ -535,7 +550,9 @@ def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[
         return tuple(x[i] for i in perm)
     if op in ("lut", "softmax"):
         if op == "lut":
-            need(a["table"].shape == (256,), "lut table must have 256 entries")
+            t = a["table"]
+            need(t.shape == (256,) or (t.ndim == 2 and len(x) >= 1 and t.shape == (x[-1], 256)),
+                 "lut table must have 256 entries (or 256 per channel of the last axis)")
         return tuple(x)
     if op == "gather":
         t = a["table"]
@@ -567,10 +584,10 @@ def _weighted_output_shape(layer: Layer, x: tuple, need) -> tuple[int, ...]:
 
 
 def _joined_output_shape(layer: Layer, in_shapes: list, need) -> tuple[int, ...]:
-    """add (the second input broadcasts to the first) and concat (along ``axis``)."""
+    """add and mul (the second input broadcasts to the first) and concat (along ``axis``)."""
     x = in_shapes[0] if in_shapes else ()
-    if layer.op == "add":
-        need(len(in_shapes) == 2, "add takes two inputs")
+    if layer.op in ("add", "mul"):
+        need(len(in_shapes) == 2, f"{layer.op} takes two inputs")
         try:
             out = np.broadcast_shapes(in_shapes[0], in_shapes[1])
         except ValueError:

@@ -1,8 +1,9 @@
 """The one int8 arithmetic: every lanthorn engine computes exactly these integers.
 
 onnxruntime is the oracle (see DESIGN.md, "The int8 arithmetic"), so each function here
-reproduces, bit for bit in float32, what onnxruntime's CPU kernels compute on x86-64 with
-AVX2 for the QDQ node groups it fuses at its default optimization level:
+reproduces, bit for bit in float32, what onnxruntime's CPU kernels compute on its int8 QDQ
+path (``session.qdqisint8allowed=1``, the path it takes on ARM) for the QDQ node groups it
+fuses at its default optimization level:
 
 ===========================  ==============================================================
 onnxruntime kernel           here (definition; planned, allocation-free form)
@@ -16,6 +17,8 @@ QLinearAveragePool           :func:`quantize_avg`; :func:`avg_quantizer`
 QLinearGlobalAveragePool     :func:`global_avgpool_multiplier` + :func:`requantize`
 QLinearAdd                   :func:`qlinear_add` (MLAS AVX2 kernel: float32 fused
                              multiply-adds, :func:`fma_f32`; see its ARM caveat)
+QLinearMul                   :func:`qlinear_mul` (int32 product, one float32 multiply
+                             and one add, :func:`qlinear_mul_ratio`)
 QLinearConcat, any           :func:`requant_table` (256-entry lookup table, as
 DQ -> elementwise -> Q       onnxruntime's ``QlinearBuildLookupTable``), :func:`apply_table`
 Softmax (final, float)       :func:`softmax_f32`, :func:`softmax_table` (lanthorn's own
@@ -191,6 +194,40 @@ def qlinear_add(a, z_a, s_a, b, z_b, s_b, s_c, z_c, act_min: int = QMIN, act_max
     return out
 
 
+def qlinear_mul_ratio(s_a, s_b, s_c) -> np.float32:
+    """QLinearMul's one float32 scale: ``(s_a * s_b) / s_c`` in onnxruntime's order."""
+    return F32(F32(F32(s_a) * F32(s_b)) / F32(s_c))
+
+
+def qlinear_mul(a, z_a, s_a, b, z_b, s_b, s_c, z_c, act_min: int = QMIN, act_max: int = QMAX,
+                out=None, scratch=None) -> np.ndarray:
+    """QLinearMul as MLAS computes it for int8 (``MlasQLinearMul``, the same arithmetic in
+    its SSE2/AVX2 and NEON kernels, vector or scalar ``b``):
+
+    ``p = (a - z_a) * (b - z_b)`` exactly in int32 (|p| <= 65536, so float32(p) is exact),
+    ``v = float32(p) * ratio + float32(z_c)`` as a multiply then an add (no FMA), rounded
+    half to even, saturated to int8 (then the fused activation clamp). ``b`` may
+    broadcast (squeeze-and-excitation: ``(H, W, C) x (1, 1, C)``). ``scratch`` (an int32
+    and a float32 array of the output's shape) and ``out`` let an engine run it without
+    allocating. Exact while ``|v| < 2**31`` (the graph bounds the ratio)."""
+    ratio, zc = qlinear_mul_ratio(s_a, s_b, s_c), F32(z_c)
+    if scratch is None:
+        shape = np.broadcast_shapes(np.shape(a), np.shape(b))
+        scratch = (np.empty(shape, np.int32), np.empty(shape, np.float32))
+    p, y = scratch
+    np.subtract(a, np.int32(z_a), out=p, dtype=np.int32)
+    np.multiply(p, np.subtract(b, np.int32(z_b), dtype=np.int32), out=p)
+    np.copyto(y, p, casting="unsafe")
+    np.multiply(y, ratio, out=y)
+    np.add(y, zc, out=y)
+    np.rint(y, out=y)
+    np.clip(y, max(QMIN, act_min), min(QMAX, act_max), out=y)
+    if out is None:
+        return y.astype(np.int8)
+    np.copyto(out, y, casting="unsafe")
+    return out
+
+
 def requant_table(s_in, z_in, s_out, z_out, fn=None) -> np.ndarray:
     """256-entry int8 table ``y = Q(fn(DQ(x)))`` as onnxruntime's QlinearBuildLookupTable
     builds it (QLinearConcat, QLinearSigmoid, ...): dequantize all 256 inputs, apply
@@ -212,20 +249,17 @@ def apply_table(x, table, out=None) -> np.ndarray:
 # --------------------------------------------------------------------------- pooling
 
 def quantize_avg(avg, s_out, z_out, out=None) -> np.ndarray:
-    """QLinearAveragePool's output step, in onnxruntime's uint8 domain.
+    """QLinearAveragePool's output step on onnxruntime's int8 QDQ path.
 
     onnxruntime computes ``nearbyint(avg / s_out + z)`` with the zero point added in float
-    before rounding (``quantize_value`` in qlinear_pool.cc). On x86 its QDQ optimizer runs
-    int8 activations as uint8 (zero point + 128) wherever the producer is a QLinearConv,
-    so ``z`` there is ``z_out + 128``, and adding 128 in float changes the rounding of
-    the sum. We measured this on the default models and reproduce it: ``nearbyint(avg /
-    s_out + (z_out + 128))`` clamped to [0, 255], minus 128.
+    before rounding (``quantize_value`` in qlinear_pool.cc), clamped to int8. (Stock
+    onnxruntime on x86 runs such a pool as uint8, ``z + 128``, after a QLinearConv, and
+    adding 128 in float changes the rounding of some sums: not the oracle's path.)
     """
     v = np.divide(f32(avg), F32(s_out), dtype=np.float32)
-    v += F32(z_out + 128)
+    v += F32(z_out)
     np.rint(v, out=v)
-    np.clip(v, 0, 255, out=v)
-    v -= F32(128)
+    np.clip(v, QMIN, QMAX, out=v)
     if out is None:
         return v.astype(np.int8)
     np.copyto(out, v, casting="unsafe")
@@ -366,18 +400,17 @@ def avg_quantizer(acc: np.ndarray, count: np.ndarray, s_out, z_out: int, out: np
     """Average-pool output step planned once: ``acc`` (float32 window sums) divided by
     ``count`` (float32, acc's shape), then :func:`quantize_avg` into ``out``, with the
     same float32 operations in the same order. ``acc`` is overwritten."""
-    s, zu, half = np.array(s_out, F32), np.array(z_out + 128, F32), np.array(128, F32)
-    lo, hi = _full(acc.shape, 0), _full(acc.shape, 255)
-    div, add, sub, rint, mx, mn = np.divide, np.add, np.subtract, np.rint, np.maximum, np.minimum
+    s, z = np.array(s_out, F32), np.array(z_out, F32)
+    lo, hi = _full(acc.shape, QMIN), _full(acc.shape, QMAX)
+    div, add, rint, mx, mn = np.divide, np.add, np.rint, np.maximum, np.minimum
 
     def quantize_avg_into():
         div(acc, count, out=acc)
         div(acc, s, out=acc)
-        add(acc, zu, out=acc)
+        add(acc, z, out=acc)
         rint(acc, out=acc)
         mx(acc, lo, out=acc)
         mn(acc, hi, out=acc)
-        sub(acc, half, out=acc)
         out[...] = acc
     return quantize_avg_into
 

@@ -296,9 +296,9 @@ def plan_maxpool(eng, layer: Layer):
 def plan_avgpool(eng, layer: Layer):
     """QLinearAveragePool exactly as the reference computes it: dequantize (float32
     ``(q - z) * s``, the values of its lookup table), window sums in float32 in window
-    order, divide by the count, then int8.quantize_avg's uint8-domain rounding. The
-    sum starts from the first window instead of ``0.0 + first``: equal except for the
-    sign of a zero, which the later ``+ (z + 128)`` erases."""
+    order, divide by the count, then int8.quantize_avg's rounding. The sum starts
+    from the first window instead of ``0.0 + first``: equal except for the sign of a
+    zero, which the rounding to an integer erases."""
     p = layer.params
     x, out, (sx, zx), (sy, zy) = ref.unary_io(eng, layer)
     kh, kw = p["kernel"]
@@ -363,7 +363,39 @@ def plan_gather(eng, layer: Layer):
     return step
 
 
+def plan_mul(eng, layer: Layer):
+    """int8.qlinear_mul planned once: the zero-point-free operands and the float32 steps
+    in preallocated buffers (the reference allocates its scratch per call)."""
+    p = layer.params
+    A, B = eng.buf[layer.inputs[0]], eng.buf[layer.inputs[1]]
+    out = eng.output_buffer(layer)
+    sa, za = eng.quant(layer.inputs[0])
+    sb, zb = eng.quant(layer.inputs[1])
+    sc, zc = eng.quant(layer.outputs[0])
+    ratio, zcf = np.array(int8.qlinear_mul_ratio(sa, sb, sc)), np.array(zc, F32)
+    lo = np.full(out.shape, max(-128, int(p.get("act_min", -128))), F32)
+    hi = np.full(out.shape, min(127, int(p.get("act_max", 127))), F32)
+    pa, pb = np.empty(A.shape, np.int32), np.empty(B.shape, np.int32)
+    prod, y = np.empty(out.shape, np.int32), np.empty(out.shape, F32)
+    za32, zb32 = np.int32(za), np.int32(zb)
+    sub, mul, add, rint, mx, mn = (np.subtract, np.multiply, np.add, np.rint, np.maximum,
+                                   np.minimum)
+
+    def step():
+        sub(A, za32, out=pa)
+        sub(B, zb32, out=pb)
+        mul(pa, pb, out=prod)
+        y[...] = prod
+        mul(y, ratio, out=y)
+        add(y, zcf, out=y)
+        rint(y, out=y)
+        mx(y, lo, out=y)
+        mn(y, hi, out=y)
+        out[...] = y
+    return step
+
+
 #: the reference planners, with these in place of the ones they speed up
 PLANNERS = {**ref.PLANNERS, "dense": plan_dense, "conv": plan_conv, "maxpool": plan_maxpool,
             "avgpool": plan_avgpool, "global_avgpool": plan_global_avgpool,
-            "gather": plan_gather}
+            "gather": plan_gather, "mul": plan_mul}

@@ -160,7 +160,8 @@ def plan_maxpool(eng, layer: Layer):
 
 def plan_avgpool(eng, layer: Layer):
     # QLinearAveragePool: dequantize (float32), sum in window order from 0.0, divide by
-    # the float32 count, then nearbyint(y / s_out + z_out). Padded cells add +0.0: exact.
+    # the float32 count, then nearbyint(y / s_out + z_out) clamped to int8 (onnxruntime's
+    # int8 QDQ path). Padded cells add +0.0: exact.
     p = layer.params
     x, out, (sx, zx), (sy, zy) = unary_io(eng, layer)
     deq = int8.dequantize(np.arange(-128, 128), sx, zx)
@@ -223,6 +224,22 @@ def plan_add(eng, layer: Layer):
     return step
 
 
+def plan_mul(eng, layer: Layer):
+    """QLinearMul of two int8 activations (int8.qlinear_mul); ``b`` broadcasts along the
+    leading axes (a squeeze-and-excitation gate ``(1, 1, C)`` over ``(H, W, C)``)."""
+    p = layer.params
+    A, B = eng.buf[layer.inputs[0]], eng.buf[layer.inputs[1]]
+    out = eng.output_buffer(layer)
+    sa, za = eng.quant(layer.inputs[0])
+    sb, zb = eng.quant(layer.inputs[1])
+    sc, zc = eng.quant(layer.outputs[0])
+    lo, hi = int(p.get("act_min", -128)), int(p.get("act_max", 127))
+
+    def step():
+        int8.qlinear_mul(A, za, sa, B, zb, sb, sc, zc, lo, hi, out=out)
+    return step
+
+
 def plan_concat(eng, layer: Layer):
     axis = int(layer.params["axis"])
     out = eng.output_buffer(layer)
@@ -265,8 +282,18 @@ def plan_transpose(eng, layer: Layer):
 def plan_lut(eng, layer: Layer):
     x = eng.buf[layer.inputs[0]]
     out = eng.output_buffer(layer)
-    tu = np.roll(layer.arrays["table"], -128)          # indexed by the uint8 bit pattern
+    table = layer.arrays["table"]
     xu = x.view(np.uint8)
+    if table.ndim == 2:     # one table per channel (last axis): table[c, x + 128]
+        flat = np.roll(table, -128, axis=1).reshape(-1)
+        base = (np.arange(table.shape[0], dtype=np.intp) * 256)
+        idx = np.empty(x.shape, np.intp)
+
+        def per_channel():
+            np.add(xu, base, out=idx)
+            np.take(flat, idx, out=out)
+        return per_channel
+    tu = np.roll(table, -128)                          # indexed by the uint8 bit pattern
     return lambda: np.take(tu, xu, out=out)
 
 
@@ -293,5 +320,5 @@ def plan_softmax(eng, layer: Layer):
 #: op name -> planner: what a Graph's ``Layer.op`` runs as
 PLANNERS = {"conv": plan_conv, "dense": plan_dense, "maxpool": plan_maxpool,
             "avgpool": plan_avgpool, "global_avgpool": plan_global_avgpool, "add": plan_add,
-            "concat": plan_concat, "reshape": plan_reshape, "transpose": plan_transpose,
+            "mul": plan_mul, "concat": plan_concat, "reshape": plan_reshape, "transpose": plan_transpose,
             "lut": plan_lut, "gather": plan_gather, "softmax": plan_softmax}

@@ -129,8 +129,10 @@ def _zoo_cases(names, workdir: Path, seed: int):
     from lanthorn.device.bundle import write_bundle
     from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize import mlperf_tiny
     for name in names:
-        fpath, qpath = tiny_models.build(name, workdir, seed=seed)
+        builder = mlperf_tiny.build_files if name in mlperf_tiny.MODELS else tiny_models.build
+        fpath, qpath = builder(name, workdir, seed=seed)
         bundle = bundle_from_qdq(qpath, card={"name": name})
         bpath = workdir / f"{name}.lanthorn"
         write_bundle(bundle, bpath)
@@ -741,19 +743,26 @@ def settings_for(quick: bool, reps: int | None, layers: bool, variants: str) -> 
             "layers": bool(layers), "c_variants": c_variants(variants)}
 
 
+#: ``--models mlperf-tiny``: the four MLPerf Tiny architectures and the TCN
+MODEL_GROUPS = {"mlperf-tiny": ("kws_ds_cnn", "vww_mbv1", "ic_resnet8", "ad_autoencoder", "tcn")}
+
+
 def zoo_names(models: str | None, with_bundles: bool) -> tuple[list[str], bool]:
-    """(zoo model names, whether the shipped voice is benched) from ``--models``."""
-    from lanthorn.quantize import tiny_models
+    """(zoo model names, whether the shipped voice is benched) from ``--models``: the
+    tiny zoo, :mod:`~lanthorn.quantize.mlperf_tiny`'s models, or a group of them."""
+    from lanthorn.quantize import mlperf_tiny, tiny_models
     if models:
         names = [n.strip() for n in models.split(",") if n.strip()]
+        names = [m for n in names for m in MODEL_GROUPS.get(n, (n,))]
     else:
         names = [] if with_bundles else list(tiny_models.ZOO) + ["voice"]
     with_voice = "voice" in names
     names = [n for n in names if n != "voice"]
-    unknown = [n for n in names if n not in tiny_models.ZOO]
+    known = list(tiny_models.ZOO) + list(mlperf_tiny.MODELS)
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from "
-                        f"{', '.join(tiny_models.ZOO)}")
+                        f"{', '.join(known + list(MODEL_GROUPS))}")
     return names, with_voice
 
 

@@ -158,6 +158,15 @@ def op_suite(seed=0):
     out.append(("gather", one_layer("gather", [((7,), "int32", 1.0, 0)], (7, 12), 0, 0.1, {},
                                     {"table": rand_i8(rng, (40, 12))})))
     out.append(("small_cnn", small_cnn(rng)))
+    q = [qparams(rng) for _ in range(3)]       # drawn last: the graphs above keep their bytes
+    out.append(("mul_se", one_layer(
+        "mul", [((4, 5, 6), "int8", *q[0]), ((1, 1, 6), "int8", *q[1])], (4, 5, 6), q[2][1],
+        q[2][0], {"act_min": -128, "act_max": 127})))
+    out.append(("mul_equal_relu", one_layer(
+        "mul", [((37,), "int8", *q[1]), ((37,), "int8", *q[2])], (37,), -128,
+        q[0][0], {"act_min": -128, "act_max": 100})))
+    out.append(("lut_per_channel", one_layer("lut", [((5, 3, 7), "int8", 0.1, 0)], (5, 3, 7), 0,
+                                             0.1, {}, {"table": rand_i8(rng, (7, 256))})))
     return out
 
 

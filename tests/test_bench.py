@@ -234,3 +234,21 @@ def test_numpy_miss_gets_its_measured_reason():
     assert "~12.00 MiB" in note and "int8: 3.00 MiB" in note
     m["paths"]["numpy"]["ratio_vs_ort_int8"] = 1.5
     assert bench.numpy_note(m) is None
+
+
+def test_mlperf_tiny_group_is_benched_exact_against_both_onnxruntime_paths(tmp_path):
+    """``--models mlperf-tiny`` names the four MLPerf Tiny architectures and the TCN; one
+    of them run end to end here (the others take the same code path) is timed against
+    onnxruntime float and int8 in the same run and checked exact."""
+    names, voice = bench.zoo_names("mlperf-tiny", False)
+    assert names == ["kws_ds_cnn", "vww_mbv1", "ic_resnet8", "ad_autoencoder", "tcn"] and not voice
+    out = tmp_path / "b.json"
+    r = _lanthorn("bench", "--quick", "--models", "ad_autoencoder", "--reps", "3",
+                  "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    m = json.loads(out.read_text())["models"][0]
+    assert m["name"] == "ad_autoencoder"
+    assert m["paths"]["ort_float"]["available"] and m["paths"]["ort_int8"]["available"]
+    assert m["exact"]["numpy"]["exact"] and m["exact"]["numpy"]["elements"] > 0
+    with pytest.raises(Exception, match="mlperf-tiny"):
+        bench.zoo_names("no_such_model", False)

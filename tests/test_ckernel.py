@@ -46,7 +46,7 @@ def check(graph, inputs, variants=None):
 
 conv_cases = st.fixed_dictionaries({
     "seed": st.integers(0, 2**31), "h": st.integers(1, 9), "w": st.integers(1, 12),
-    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
+    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 24, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
     "kh": st.integers(1, 3), "kw": st.integers(1, 5), "sh": st.integers(1, 2),
     "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
     "pad": st.tuples(*[st.integers(0, 2)] * 4), "groups": st.sampled_from(["1", "dw", "dw2", "g"]),
@@ -190,6 +190,46 @@ def test_add_every_pair_of_values():
                                    (0.013, -128, 0.5, 127, 0.3, -7)]:
         g = one_layer("add", [(shape, "int8", sa, za), (shape, "int8", sb, zb)], shape, zy, sy)
         check(g, [a.astype(np.int8), b.astype(np.int8)])
+
+
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), shape=st.sampled_from([(7,), (3, 4, 5), (1, 6, 2), (2, 3, 4, 5)]),
+       bcast=st.integers(0, 3), relu=st.booleans())
+def test_mul(seed, shape, bcast, relu):
+    """QLinearMul (int8.qlinear_mul), equal shapes and broadcast gates, every C variant."""
+    rng = np.random.default_rng(seed)
+    (sa, za), (sb, zb), (sy, zy) = qparams(rng), qparams(rng), qparams(rng)
+    bshape = shape[min(bcast, len(shape) - 1):]
+    if bcast == 3 and len(shape) > 1:
+        bshape = (1,) * (len(shape) - 1) + shape[-1:]      # squeeze-and-excitation
+    lo, hi = act(rng, zy, relu)
+    g = one_layer("mul", [(shape, "int8", sa, za), (bshape, "int8", sb, zb)], shape, zy, sy,
+                  {"act_min": lo, "act_max": hi})
+    check(g, [rand_i8(rng, shape), rand_i8(rng, bshape)])
+
+
+def test_mul_every_pair_of_values():
+    """All 65536 (a, b) pairs: the int32 product, the float32 multiply and add, the rounding
+    and the saturation match int8.py, which spells MLAS's QLinearMul."""
+    a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
+    shape = (256, 256)
+    for sa, za, sb, zb, sy, zy in [(0.05, 3, 0.07, -20, 0.09, 5), (0.1, 0, 0.1, 0, 0.02, 0),
+                                   (0.013, -128, 0.5, 127, 0.3, -7)]:
+        g = one_layer("mul", [(shape, "int8", sa, za), (shape, "int8", sb, zb)], shape, zy, sy)
+        out = check(g, [a.astype(np.int8), b.astype(np.int8)])[0]
+        ratio = np.float32(np.float32(sa) * np.float32(sb)) / np.float32(sy)
+        p = ((a - za) * (b - zb)).astype(np.float32)
+        want = np.clip(np.rint(p * ratio + np.float32(zy)), -128, 127)   # the definition
+        assert np.array_equal(out, want.astype(np.int8))
+
+
+def test_lut_per_channel_every_value():
+    rng = np.random.default_rng(6)
+    table = rand_i8(rng, (5, 256))
+    g = one_layer("lut", [((256, 5), "int8", 0.1, 0)], (256, 5), 0, 0.1, {}, {"table": table})
+    x = np.repeat(np.arange(-128, 128)[:, None], 5, axis=1).astype(np.int8)
+    out = check(g, [x])[0]
+    assert np.array_equal(out, table.T)      # y[..., c] = table[c, x + 128]
 
 
 def test_lut_every_value():

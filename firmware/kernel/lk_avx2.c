@@ -96,29 +96,88 @@ void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
 }
 
 /* Depthwise on 16 channels at a time: int16 products are exact (|x - zx| <= 255,
- * |w| <= 128, so |p| <= 32640), widened to int32 before accumulating. Sums acc[c] for the
- * whole blocks of 16 channels and returns how many channels it did (lk_simd.c's depthwise
- * sums the rest). */
+ * |w| <= 128, so |p| <= 32640), widened to int32 before accumulating, and requantized
+ * from the accumulator registers (no round trip through memory). The caller gives the
+ * pixel's in-bounds taps as a rectangle (no bounds test per tap or block). */
 __attribute__((target("avx2")))
-int32_t lk_avx2_depthwise(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
-                          int32_t oy, int32_t ox, int32_t *acc)
+int32_t lk_avx2_dw_pixel(const int8_t *xp, size_t xrow, size_t xcol, const int16_t *wp,
+                         size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                         const lk_layer *L, int32_t zy, int8_t *y)
 {
-    const int32_t C = g->C, C16 = C & ~15;
+    const int32_t C16 = C & ~15;
     const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
+    const __m256 vlo = _mm256_set1_ps((float)(L->act_min - zy));
+    const __m256 vhi = _mm256_set1_ps((float)(L->act_max - zy));
+    const __m256i vz = _mm256_set1_epi32(zy);
     for (int32_t c = 0; c < C16; c += 16) {
         __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-        for (int32_t ki = 0; ki < g->KH; ki++)
-            for (int32_t kj = 0; kj < g->KW; kj++) {
-                const int8_t *xp = lk_tap(g, x, oy, ox, ki, kj);
-                if (!xp) continue;
+        for (int32_t i = 0; i < ni; i++) {
+            const int8_t *xr = xp + i * xrow + c;
+            const int16_t *wr = wp + i * wrow + c;
+            for (int32_t j = 0; j < nj; j++) {
                 const __m256i xv = _mm256_sub_epi16(
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(xp + c))), vzx);
-                const __m256i pr = _mm256_mullo_epi16(xv, LD(w + (size_t)(ki * g->KW + kj) * C + c));
+                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(xr + j * xcol))),
+                    vzx);
+                const __m256i pr = _mm256_mullo_epi16(xv, LD(wr + (size_t)j * C));
                 a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pr)));
                 a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pr, 1)));
             }
-        _mm256_storeu_si256((__m256i *)(void *)(acc + c), a0);
-        _mm256_storeu_si256((__m256i *)(void *)(acc + c + 8), a1);
+        }
+        lk_requant8_avx2(a0, L->bias + c, L->multiplier + c, vlo, vhi, vz, y + c, 8);
+        lk_requant8_avx2(a1, L->bias + c + 8, L->multiplier + c + 8, vlo, vhi, vz, y + c + 8, 8);
+    }
+    if (C - C16 < 8) return C16;
+    /* one block of 8 (MobileNet's 8-channel first depthwise): 128-bit products, widened */
+    const __m128i vzx8 = _mm_set1_epi16((int16_t)zx);
+    __m256i a = _mm256_setzero_si256();
+    for (int32_t i = 0; i < ni; i++) {
+        const int8_t *xr = xp + i * xrow + C16;
+        const int16_t *wr = wp + i * wrow + C16;
+        for (int32_t j = 0; j < nj; j++) {
+            const __m128i xv = _mm_sub_epi16(
+                _mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(const void *)(xr + j * xcol))), vzx8);
+            const __m128i pr = _mm_mullo_epi16(xv, _mm_loadu_si128((const __m128i *)(const void *)(wr + (size_t)j * C)));
+            a = _mm256_add_epi32(a, _mm256_cvtepi16_epi32(pr));
+        }
+    }
+    lk_requant8_avx2(a, L->bias + C16, L->multiplier + C16, vlo, vhi, vz, y + C16, 8);
+    return C16 + 8;
+}
+
+/* Four depthwise output pixels of one row whose taps are all in bounds, 16 channels at a
+ * time: each weight vector is loaded once for the four pixels (px[p] = their first taps),
+ * eight accumulators in registers. The same products and sums as lk_avx2_dw_pixel. */
+__attribute__((target("avx2")))
+int32_t lk_avx2_dw_pixels4(const int8_t *const *px, size_t xrow, size_t xcol, const int16_t *wp,
+                           size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                           const lk_layer *L, int32_t zy, int8_t *const *y)
+{
+    const int32_t C16 = C & ~15;
+    const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
+    const __m256 vlo = _mm256_set1_ps((float)(L->act_min - zy));
+    const __m256 vhi = _mm256_set1_ps((float)(L->act_max - zy));
+    const __m256i vz = _mm256_set1_epi32(zy);
+    for (int32_t c = 0; c < C16; c += 16) {
+        __m256i a[8];
+        for (int k = 0; k < 8; k++) a[k] = _mm256_setzero_si256();
+        for (int32_t i = 0; i < ni; i++)
+            for (int32_t j = 0; j < nj; j++) {
+                const size_t off = i * xrow + j * xcol + (size_t)c;
+                const __m256i wv = LD(wp + i * wrow + (size_t)j * C + c);
+                for (int p = 0; p < 4; p++) {
+                    const __m256i xv = _mm256_sub_epi16(
+                        _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(px[p] + off))), vzx);
+                    const __m256i pr = _mm256_mullo_epi16(xv, wv);
+                    a[2 * p] = _mm256_add_epi32(a[2 * p], _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pr)));
+                    a[2 * p + 1] = _mm256_add_epi32(a[2 * p + 1],
+                                                    _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pr, 1)));
+                }
+            }
+        for (int p = 0; p < 4; p++) {
+            lk_requant8_avx2(a[2 * p], L->bias + c, L->multiplier + c, vlo, vhi, vz, y[p] + c, 8);
+            lk_requant8_avx2(a[2 * p + 1], L->bias + c + 8, L->multiplier + c + 8, vlo, vhi, vz,
+                             y[p] + c + 8, 8);
+        }
     }
     return C16;
 }

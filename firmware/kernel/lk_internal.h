@@ -172,6 +172,7 @@ int lk_concat(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_reshape(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_transpose(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_mul(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_gather(const lk_model *m, const lk_layer *L, uint8_t *arena);
 
 /* Packed-weight SIMD paths: lk_simd.c packs and drives them and dispatches to the per-ISA

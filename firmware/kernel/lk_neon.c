@@ -89,6 +89,36 @@ int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t
     return n;
 }
 
+/* Depthwise, one output pixel, as lk_avx2_dw_pixel: blocks of 8 channels, x - zx and the
+ * int16 weights multiplied with smull/smlal into two int32x4 accumulators (|p| <= 32640,
+ * exact), requantized from the registers. Returns the channels done (multiples of 8). */
+int32_t lk_neon_dw_pixel(const int8_t *xp, size_t xrow, size_t xcol, const int16_t *wp,
+                         size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                         const lk_layer *L, int32_t zy, int8_t *y)
+{
+    const int32_t C8 = C & ~7;
+    const int16x8_t vzx = vdupq_n_s16((int16_t)zx);
+    const float32x4_t vlo = vdupq_n_f32((float)(L->act_min - zy));
+    const float32x4_t vhi = vdupq_n_f32((float)(L->act_max - zy));
+    const int32x4_t vz = vdupq_n_s32(zy);
+    for (int32_t c = 0; c < C8; c += 8) {
+        int32x4_t a0 = vdupq_n_s32(0), a1 = a0;
+        for (int32_t i = 0; i < ni; i++) {
+            const int8_t *xr = xp + i * xrow + c;
+            const int16_t *wr = wp + i * wrow + c;
+            for (int32_t j = 0; j < nj; j++) {
+                const int16x8_t xv = vsubq_s16(vmovl_s8(vld1_s8(xr + j * xcol)), vzx);
+                const int16x8_t wv = vld1q_s16(wr + (size_t)j * C);
+                a0 = vmlal_s16(a0, vget_low_s16(xv), vget_low_s16(wv));
+                a1 = vmlal_high_s16(a1, xv, wv);
+            }
+        }
+        lk_requant4_neon(a0, L->bias + c, L->multiplier + c, vlo, vhi, vz, y + c, 4);
+        lk_requant4_neon(a1, L->bias + c + 4, L->multiplier + c + 4, vlo, vhi, vz, y + c + 4, 4);
+    }
+    return C8;
+}
+
 #else
 typedef int lk_neon_not_built; /* ISO C wants at least one declaration per file */
 #endif

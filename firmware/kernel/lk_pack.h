@@ -112,8 +112,16 @@ void lk_avx2_u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int
                          int32_t zy, int8_t *const *ys);                            /* lk_avx2.c */
 void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                         int32_t zy, int8_t *const *ys);
-int32_t lk_avx2_depthwise(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
-                          int32_t oy, int32_t ox, int32_t *acc);
+/* One depthwise output pixel: ni x nj in-bounds taps starting at xp (row step xrow, column
+ * step xcol bytes) against int16 weights from wp (row step wrow, column step C), whole
+ * blocks of 16 channels (then one of 8) requantized from registers into y; returns the channels
+ * done (lk_simd.c's depthwise finishes the tail). */
+int32_t lk_avx2_dw_pixel(const int8_t *xp, size_t xrow, size_t xcol, const int16_t *wp,
+                         size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                         const lk_layer *L, int32_t zy, int8_t *y);
+int32_t lk_avx2_dw_pixels4(const int8_t *const *px, size_t xrow, size_t xcol, const int16_t *wp,
+                           size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                           const lk_layer *L, int32_t zy, int8_t *const *y);
 int32_t lk_avx2_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
 void lk_avx2_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, float ra, float rb,
@@ -123,6 +131,9 @@ void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
 void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                     int32_t zy, int8_t *const *ys);                                 /* lk_neon.c */
 void lk_neon_dot_i8(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc);
+int32_t lk_neon_dw_pixel(const int8_t *xp, size_t xrow, size_t xcol, const int16_t *wp,
+                         size_t wrow, int32_t C, int32_t ni, int32_t nj, int32_t zx,
+                         const lk_layer *L, int32_t zy, int8_t *y);            /* lk_neon.c */
 int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
 void lk_sdot_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,

@@ -35,7 +35,8 @@
  *   MODE_I8    (NEON): weights int8 [N][Kp]; patch raw int8 x (padding zx); acc as SDOT;
  *     smull (int8 products fit int16: |p| <= 16384) + sadalp into int32.
  *   MODE_DW    (depthwise, groups == C == Cout, all SIMD variants): weights int16
- *     [KH*KW][C], so the per-channel loop is contiguous and the compiler vectorizes it.
+ *     [KH*KW][C], channel-contiguous: lk_avx2_dw_pixel(s4) / lk_neon_dw_pixel take blocks
+ *     of channels across a pixel's in-bounds taps (see depthwise() below).
  *
  * Other shapes (general groups, depthwise with a channel multiplier) stay on the scalar
  * kernel (their `packed` stays NULL).
@@ -322,6 +323,23 @@ int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *sc
     return LK_OK;
 }
 
+/* The kernel offsets k whose input position o * s - p + k * d lies in [0, n): a contiguous
+ * range [*k0, *k1) (empty when *k1 <= *k0), found once per output row or column. */
+static void tap_range(int32_t o, int32_t s, int32_t p, int32_t d, int32_t K, int32_t n,
+                      int32_t *k0, int32_t *k1)
+{
+    int32_t a = 0, b = K;
+    while (a < K && o * s - p + a * d < 0) a++;
+    while (b > a && o * s - p + (b - 1) * d >= n) b--;
+    *k0 = a;
+    *k1 = b > a ? b : a;
+}
+
+/* MODE_DW: per output pixel the in-bounds taps form a rectangle, found once per row and
+ * column (no bounds test per tap or channel block); x86 runs blocks of 16 and 8 channels
+ * in lk_avx2_dw_pixel (four pixels at once, sharing each weight load, where their taps are
+ * all in bounds and C is whole blocks: lk_avx2_dw_pixels4), aarch64 blocks of 8 in
+ * lk_neon_dw_pixel, and only a real remainder of channels comes back here. */
 static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32_t *acc)
 {
     lk_conv_geom g;
@@ -330,24 +348,68 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
     const int16_t *w = (const int16_t *)lk_packed_w(L);
-    const int32_t zx = X->zero_point, C = g.C;
-    for (int32_t oy = 0; oy < g.OH; oy++)
+    const int32_t zx = X->zero_point, zy = Y->zero_point, C = g.C;
+    const size_t xrow = (size_t)g.DH * g.W * C, xcol = (size_t)g.DW * C, wrow = (size_t)g.KW * C;
+    for (int32_t oy = 0; oy < g.OH; oy++) {
+        int32_t ki0, ki1;
+        tap_range(oy, g.SH, g.PT, g.DH, g.KH, g.H, &ki0, &ki1);
         for (int32_t ox = 0; ox < g.OW; ox++) {
-            int32_t c0 = 0;   /* channels the variant's vector code summed */
+            int32_t kj0, kj1;
+            tap_range(ox, g.SW, g.PL, g.DW, g.KW, g.W, &kj0, &kj1);
 #if LK_X86
-            if (lk_x86_simd(m->variant)) c0 = lk_avx2_depthwise(&g, x, zx, w, oy, ox, acc);
-#endif
-            for (int32_t c = c0; c < C; c++) acc[c] = 0;
-            for (int32_t ki = 0; ki < g.KH; ki++)
-                for (int32_t kj = 0; kj < g.KW; kj++) {
-                    const int8_t *xp = lk_tap(&g, x, oy, ox, ki, kj);
-                    if (!xp) continue;
-                    const int16_t *wp = w + (size_t)(ki * g.KW + kj) * C;
-                    for (int32_t c = c0; c < C; c++) acc[c] += (int32_t)(int16_t)(xp[c] - zx) * wp[c];
+            if (lk_x86_simd(m->variant) && (C & 15) == 0 && ox + 4 <= g.OW && kj0 == 0 &&
+                ki1 > ki0 && ox * g.SW - g.PL >= 0 &&
+                (ox + 3) * g.SW - g.PL + (g.KW - 1) * g.DW < g.W) {   /* 4 whole-width pixels */
+                const int8_t *px[4];
+                int8_t *yp4[4];
+                const size_t at = (size_t)(oy * g.SH - g.PT + ki0 * g.DH) * g.W;
+                for (int p = 0; p < 4; p++) {
+                    px[p] = x + (at + (size_t)((ox + p) * g.SW - g.PL)) * C;
+                    yp4[p] = y + ((size_t)oy * g.OW + ox + p) * C;
                 }
-            requant_row(m->variant, L, acc, L->bias, C, Y->zero_point,
-                        y + ((size_t)oy * g.OW + ox) * C);
+                lk_avx2_dw_pixels4(px, xrow, xcol, w + (size_t)ki0 * g.KW * C, wrow, C,
+                                   ki1 - ki0, g.KW, zx, L, zy, yp4);    /* all of C: C % 16 == 0 */
+                ox += 3;
+                continue;
+            }
+#endif
+            int32_t ni = ki1 - ki0, nj = kj1 - kj0;
+            const int8_t *xp = x;
+            const int16_t *wp = w;
+            if (ni > 0 && nj > 0) {
+                xp += ((size_t)(oy * g.SH - g.PT + ki0 * g.DH) * g.W +
+                       (size_t)(ox * g.SW - g.PL + kj0 * g.DW)) * C;
+                wp += (size_t)(ki0 * g.KW + kj0) * C;
+            } else {
+                ni = nj = 0;
+            }
+            int8_t *yp = y + ((size_t)oy * g.OW + ox) * C;
+            int32_t c0 = 0;   /* channels the variant's vector code finished */
+#if LK_X86
+            if (lk_x86_simd(m->variant))
+                c0 = lk_avx2_dw_pixel(xp, xrow, xcol, wp, wrow, C, ni, nj, zx, L, zy, yp);
+#endif
+#if LK_ARM
+            c0 = lk_neon_dw_pixel(xp, xrow, xcol, wp, wrow, C, ni, nj, zx, L, zy, yp);
+#endif
+            if (c0 == C) continue;
+            for (int32_t c = c0; c < C; c++) acc[c] = 0;
+            for (int32_t i = 0; i < ni; i++)
+                for (int32_t j = 0; j < nj; j++) {
+                    const int8_t *xt = xp + i * xrow + j * xcol;
+                    const int16_t *wt = wp + i * wrow + (size_t)j * C;
+                    for (int32_t c = c0; c < C; c++)
+                        acc[c] += (int32_t)(int16_t)(xt[c] - zx) * wt[c];
+                }
+            if (c0 == 0) {
+                requant_row(m->variant, L, acc, L->bias, C, zy, yp);
+            } else {
+                const float lo = (float)(L->act_min - zy), hi = (float)(L->act_max - zy);
+                for (int32_t c = c0; c < C; c++)
+                    yp[c] = lk_requant(acc[c] + L->bias[c], L->multiplier[c], lo, hi, zy);
+            }
         }
+    }
     return LK_OK;
 }
 

@@ -31,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="shorter timing (~15 s for the suite)")
     parser.add_argument("--models", help="comma-separated zoo models (default: all of "
                         "mlp_25k,mlp_700k,cnn1d_14x50,cnn2d_32,char_lm) and 'voice' (the shipped "
-                        "voice: per character and per phrase)")
+                        "voice: per character and per phrase); 'mlperf-tiny' for the four MLPerf "
+                        "Tiny architectures and a TCN, or any model of lanthorn.quantize.mlperf_tiny")
     parser.add_argument("--bundle", action="append", default=[], metavar="X.lanthorn",
                         help="bench this bundle (against onnxruntime on its QDQ twin); "
                         "repeatable; with --bundle the zoo runs only if --models is given")
