@@ -386,6 +386,7 @@ def cmd_mode(server: ConsoleServer, name, args):
     if mode not in ("text", "json"):
         raise UserError("mode must be text or json")
     server.mode = mode
+    server.access_until = 0.0  # a client starts and ends with 'mode': 'access PIN' ends with it
     return server.ok(name, f"mode {mode}")
 
 

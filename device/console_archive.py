@@ -161,8 +161,13 @@ def version_info() -> dict:
 
 def cmd_version(server: "ConsoleServer", name, args):
     v = version_info()
+    prof = getattr(server.app, "profile", None)  # the body's profile, when the runner says
+    if prof is not None:
+        v["profile"] = {"name": prof.name, "board": prof.board, "source": str(prof.source),
+                        "parts": {role: part.type for role, part in prof.parts.items()}}
     return server.ok(name, f"lanthorn {v['lanthorn']} commit {v['commit'] or 'unknown'}",
-                     body=[f"{k}: {val}" for k, val in v.items()], data=v)
+                     body=[f"{k}: {val if not isinstance(val, dict) else wire.format_values(val)}"
+                           for k, val in v.items()], data=v)
 
 
 def cmd_lockfile(server: "ConsoleServer", name, args):
@@ -191,6 +196,9 @@ def cmd_rejected(server: "ConsoleServer", name, args):
 
 
 def cmd_access(server: "ConsoleServer", name, args):
+    if args[0].lower() == "end":
+        server.access_until = 0.0
+        return server.ok(name, "access ended: a locked object's artwork needs the PIN again")
     if not server.lock.locked:
         raise UserError("not locked: everything is readable already")
     server.lock.check_pin(args[0])

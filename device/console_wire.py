@@ -114,9 +114,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("lockfile", "", "the exhibition lock as stored: locked or not, since when, wrong "
             "attempts (never the PIN or its hash)"),
     Command("rejected", "", "the files set aside in rejected/ and the note saying why"),
-    Command("access", "PIN", "let this connection read a locked object's model, voice, "
-            "presets and saved settings (the lock stays on; ends when the port reopens or "
-            "after 15 min)"),
+    Command("access", "PIN|end", "let this connection read a locked object's model, voice, "
+            "presets and saved settings (the lock stays on; ends with 'access end', the next "
+            "'mode', a reopened port or after 15 min)"),
     Command("mode", "text|json", "answer as text for people or one JSON object per line"),
 )
 

@@ -106,7 +106,13 @@ def test_a_locked_object_keeps_its_artwork_without_the_pin(rig):
     assert _get(term)[0] == data
     assert "OK preset show: " in term.answer("preset show show")[-1] + ": "
     assert term.answer("set brightness 20")[-1].startswith("ERR locked")
-    app.clock.advance(ACCESS_S + 1)  # access runs out
+    assert term.answer("access end")[-1].startswith("OK access ended")
+    assert term.answer("model get")[-1].startswith("ERR locked")
+    assert term.answer("access 4711")[-1].startswith("OK")
+    assert term.answer("mode text") == ["OK mode text"]  # a client's last word ends it too
+    assert term.answer("settings saved")[-1].startswith("ERR locked")
+    assert term.answer("access 4711")[-1].startswith("OK")
+    app.clock.advance(ACCESS_S + 1)  # and it runs out
     assert term.answer("model get")[-1].startswith("ERR locked")
 
 

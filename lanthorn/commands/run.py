@@ -70,6 +70,7 @@ def run(args) -> int:
         log(f"{role} did not open: {why} (running without it, retrying)")
     loop = Piece(body, storage=storage, log=log, watchdog=notifier.watchdog)
     loop.WATCHDOG_S = notifier.feed_interval(Piece.WATCHDOG_S)
+    loop.profile = profile  # the console's 'version' names the body (for an archive)
     console = None
     if args.serial:
         from lanthorn.device.console import ConsoleServer

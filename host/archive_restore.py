@@ -1,0 +1,133 @@
+"""``lanthorn archive restore BAG DIR``: the piece back from its bag, with no network.
+
+1. ``archive verify`` (checksums, completeness, the models against their twins);
+2. a fresh venv in ``DIR/venv``, installed with pip pointed at no index at all
+   (``--no-index --find-links`` the bag's wheelhouse; every ``PIP_*`` setting and pip
+   configuration file of this machine left out, so nothing else can be reached): the
+   build tools first, then lanthorn from the archived source with the pinned requirements;
+3. ``lanthorn selftest --sim`` on the restored install;
+4. the archived models run on the restored install (loaded, one inference, one phrase);
+5. the rebuild: ``make model`` from the archived source and data, its bundle compared
+   byte for byte with the archived ones. Training needs torch, which only the host
+   wheelhouse carries (``archive --with-host``); without it (and without
+   ``--rebuild-python``) the rebuild is skipped and the report says why.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+from lanthorn.errors import UserError
+from lanthorn.host.archive_check import verify
+
+RUN_BUNDLES = r"""
+import sys, numpy as np
+from lanthorn.device.bundle import read_bundle
+from lanthorn.device.runtime import load
+from lanthorn.device.voice import is_voice, load_voice
+for path in sys.argv[1:]:
+    name = path.rsplit('/', 1)[-1]
+    if is_voice(read_bundle(path)):
+        v = load_voice(path)
+        p = v.generate('calm', seed=0)
+        print(f'{name}: voice {v.name} says {getattr(p, "text", p)!r}')
+    else:
+        m = load(path)
+        probs = m(np.zeros(m.input_spec.shape, np.float32))
+        print(f'{name}: {m.backend} engine, at rest it answers {m.labels[int(np.argmax(probs))]}')
+"""
+
+
+def offline_env() -> dict:
+    """This environment with pip unable to reach anything but what it is told."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+    env.update(PIP_CONFIG_FILE=os.devnull, PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    return env
+
+
+def _run(cmd: list, what: str, env=None, cwd=None) -> str:
+    done = subprocess.run([str(c) for c in cmd], capture_output=True, text=True, env=env, cwd=cwd)
+    if done.returncode:
+        tail = " / ".join((done.stderr or done.stdout).strip().splitlines()[-4:])
+        raise UserError(f"{what} failed: {tail}")
+    return done.stdout
+
+
+def install(bag: Path, venv: Path, m: dict) -> list[str]:
+    """The fresh venv from the bag's device wheelhouse alone; returns report lines."""
+    wh = bag / "data" / "wheelhouse" / "device"
+    tarball = bag / "data" / "source" / str(m["source"].get("tarball"))
+    if not tarball.is_file():
+        raise UserError(f"{bag}: the bag holds no source to install")
+    env = offline_env()
+    _run([sys.executable, "-m", "venv", venv], "creating the venv")
+    py = venv / "bin" / "python"
+    pins = (wh / "requirements.txt").read_text().split()
+    build = [p for p in pins if p.split("==")[0] in ("setuptools", "wheel")]
+    pip = [py, "-m", "pip", "install", "-q", "--no-index", "--find-links", wh, "--no-compile"]
+    _run(pip + build, "installing the build tools from the wheelhouse", env)
+    _run(pip + ["--no-build-isolation", "-r", wh / "requirements.txt", tarball],
+         "installing lanthorn from the bag", env)
+    return [f"OK install: {venv} from {len(pins)} archived distributions and "
+            f"{tarball.name}, with no package index"]
+
+
+def rebuild_model(bag: Path, out: Path, m: dict, python: Path | None) -> list[str]:
+    """``make model`` from the archived source and data; the bundle compared with the
+    archived ones. Skipped, with the reason, without a Python that has torch."""
+    if python is None:
+        return ["SKIP rebuild: training needs torch, which is in the host wheelhouse only "
+                "(archive --with-host), or give --rebuild-python"]
+    src = out / "source"
+    with tarfile.open(bag / "data" / "source" / m["source"]["tarball"]) as t:
+        t.extractall(src, filter="data")
+    root = src / m["source"]["prefix"]
+    built = out / "rebuild"
+    _run([python, root / "scripts" / "make_model.py", "--out", built, "--work", out / "work",
+          "--data", bag / "data" / "datasets" / "temperament", "--no-prune", "--quiet"],
+         "make model from the archived data", cwd=root)
+    new = (built / "temperament.lanthorn").read_bytes()
+    same = [name for name in m["models"] if name.startswith("model-")
+            and (bag / "data" / "models" / name).read_bytes() == new]
+    if same:
+        return [f"OK rebuild: make model reproduces {', '.join(same)} byte for byte"]
+    return [f"DIFFERS rebuild: make model gave a bundle ({len(new)} bytes) unlike the "
+            f"archived models (the object may run a model trained elsewhere, or training is "
+            f"not byte-reproducible on this CPU); kept in {built}"]
+
+
+def _torch_python(venv_py: Path, given: str | None) -> Path | None:
+    ok = subprocess.run([str(venv_py), "-c", "import torch"], capture_output=True).returncode == 0
+    return venv_py if ok else (Path(given) if given else None)
+
+
+def restore(bag: Path, out: Path, rebuild: bool = True, rebuild_python: str | None = None,
+            say=lambda s: None) -> dict:
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out} is not empty; restore into a new folder")
+    say("verify")
+    checked = verify(bag)
+    lines = list(checked["lines"])
+    if not checked["ok"]:
+        return {"ok": False, "lines": lines + ["restore stopped: the bag does not verify"]}
+    m = checked["manifest"]
+    out.mkdir(parents=True, exist_ok=True)
+    venv = out / "venv"
+    say("a fresh venv from the wheelhouse, no index")
+    lines += install(bag, venv, m)
+    test = subprocess.run([str(venv / "bin" / "lanthorn"), "selftest", "--sim"],
+                          capture_output=True, text=True, cwd=out)
+    lines.append(("OK" if test.returncode == 0 else "FAIL") + " selftest --sim: "
+                 + (test.stdout.strip().splitlines() or ["no output"])[-1])
+    models = sorted((bag / "data" / "models").glob("*.lanthorn"))
+    ran = _run([venv / "bin" / "python", "-c", RUN_BUNDLES, *models], "running the archived models",
+               cwd=out)  # not beside a lanthorn checkout, whose package would shadow the restored one
+    lines += [f"OK runs: {line}" for line in ran.strip().splitlines()]
+    if rebuild:
+        say("rebuild (make model from the archived data)")
+        lines += rebuild_model(bag, out, m, _torch_python(venv / "bin" / "python",
+                                                          rebuild_python))
+    return {"ok": all(not ln.startswith("FAIL") for ln in lines), "lines": lines}
