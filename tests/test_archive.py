@@ -156,3 +156,25 @@ def test_restore_with_no_index_installs_and_passes_selftest(archived, tmp_path):
     assert str(tmp_path / "r" / "venv") in where
     # no torch in the device set: the rebuild says why it did not run
     assert "SKIP rebuild: training needs torch" in out
+
+
+def test_a_cable_pulled_mid_model_get_leaves_the_piece_running(archived):
+    import time
+
+    import serial
+    bag, pushed, piece, _ = archived
+    with _client(piece.port, BAUD, 10.0) as c:
+        before = c.call("status")["uptime_s"]
+    term = serial.Serial(piece.port, BAUD, timeout=5)
+    term.write(f"access {PIN}\nmodel get voice\n".encode())
+    assert term.readline().startswith(b"OK this connection may read")
+    assert term.readline().startswith(b"NOTE sending voice current")
+    assert term.readline().startswith(b"CHUNK ")
+    term.close()  # pulled: the rest of the voice goes nowhere
+    time.sleep(3.0)
+    with _client(piece.port, BAUD, 10.0) as c:
+        st = c.call("status")
+        assert st["uptime_s"] > before + 2.5 and st["locked"] is True
+        assert c.call("model info")["name"] == "temperament-evening"
+        assert not c.request("model get")["ok"]  # 'access' did not outlive the cable
+    assert piece.starts == 1  # never restarted: it kept running all along
