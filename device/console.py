@@ -28,16 +28,19 @@ import time
 import traceback
 from typing import Any, Callable, Iterator
 
-from lanthorn.device import console_archive, console_params, console_push, console_record
+from lanthorn.device import (console_archive, console_params, console_push, console_record,
+                             fault_log)
 from lanthorn.device import console_wire as wire
 from lanthorn.device.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.exhibition_lock import ExhibitionLock
+from lanthorn.device.stores import CARD_ERRNOS
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD
 
 READ_TIMEOUT_S = 0.02
 REOPEN_S = 1.0  # how often a port that is not there (a USB gadget, unplugged) is tried
 MAX_WATCH_HZ = 50.0
+LOG_LINES, MAX_LOG_LINES = 20, 1000
 
 
 class LineReader:
@@ -312,10 +315,26 @@ class ConsoleServer:
             answer = HANDLERS[cmd.name](self, cmd.name, args)
         except UserError as exc:
             answer = wire.err_lines(self.mode, cmd_name, str(exc))
+        except OSError as exc:  # a full or read-only card: one clear line, no traceback
+            answer = self._card_refused(cmd_name, exc)
         except Exception as exc:
-            self.log("console: command failed\n" + traceback.format_exc())
-            answer = wire.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+            answer = self._failed(cmd_name, exc)
         return wire.tag_answer(answer, line) if self.mode == "json" else answer
+
+    def _failed(self, cmd_name: str | None, exc: Exception) -> list[str]:
+        """A bug: the traceback goes to the device log, one line to the person."""
+        self.log("console: command failed\n" + traceback.format_exc())
+        return wire.err_lines(self.mode, cmd_name, f"{type(exc).__name__}: {exc}")
+
+    def _card_refused(self, cmd_name: str | None, exc: OSError) -> list[str]:
+        """A write the card refused (full, read-only, failing) in a command that did not
+        say so itself: one line naming it and the way out, one line in the device log, and
+        the problem kept for ``status`` and the fault log."""
+        if exc.errno not in CARD_ERRNOS:
+            return self._failed(cmd_name, exc)
+        self.log(f"console: {cmd_name}: the card refused a write ({exc.strerror or exc})")
+        return wire.err_lines(self.mode, cmd_name,
+                              str(self.app.storage.refused(exc, f"finish '{cmd_name}'")))
 
     # --- the stream (watch, record, push) runs between reads, on this thread;
     # each has tick(server) -> still running?, cancel(server), close(), and a push feed(server, data)
@@ -431,6 +450,24 @@ def cmd_unlock(server: ConsoleServer, name, args):
 
 
 
+def cmd_log(server: ConsoleServer, name, args):
+    """``log [N]``: the on-card fault log (read-only, so it answers while locked)."""
+    try:
+        n = int(args[0]) if args else LOG_LINES
+    except ValueError:
+        raise UserError(f"log takes a number of lines, got {args[0]!r}") from None
+    if not 1 <= n <= MAX_LOG_LINES:
+        raise UserError(f"log shows 1 to {MAX_LOG_LINES} lines, got {n}")
+    faults = server.app.storage.faults
+    entries = faults.entries(n)
+    summary = faults.summary()
+    note = f"; {summary['problem']}" if summary.get("problem") else ""
+    return server.ok(name, f"{len(entries)} of {summary['lines']} fault log lines{note}",
+                     body=[fault_log.format_entry(e) for e in entries],
+                     data={"entries": entries, **summary})
+
+
+
 def cmd_stop(server: ConsoleServer, name, args):
     return server.ok(name, "nothing to stop")
 
@@ -452,7 +489,7 @@ def cmd_watch(server: ConsoleServer, name, args):
 HANDLERS: dict[str, Callable[[ConsoleServer, str, list[str]], list[str]]] = {
     "help": cmd_help, "mode": cmd_mode, "status": cmd_status, "model info": cmd_model_info,
     "model rollback": cmd_model_rollback, "lock": cmd_lock, "unlock": cmd_unlock,
-    "stop": cmd_stop, "watch": cmd_watch,
+    "log": cmd_log, "stop": cmd_stop, "watch": cmd_watch,
     **console_params.HANDLERS, **console_record.HANDLERS, **console_push.HANDLERS,
     **console_archive.HANDLERS}
 

@@ -12,11 +12,13 @@ old model keeps running; a refused file is deleted.
 """
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from typing import TYPE_CHECKING
 
 from lanthorn.device import console_wire as wire
-from lanthorn.device.push_wire import IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
+from lanthorn.device.push_wire import BUSY, IDLE_TIMEOUT_S, PushError, PushReceiver, check_begin
 from lanthorn.errors import UserError
 
 if TYPE_CHECKING:  # pragma: no cover - names for type checkers only
@@ -41,10 +43,12 @@ class Push:
             replies = self.rx.feed(data)
         except OSError as exc:  # the data partition is full or failing
             self.close()
-            server.send(wire.err_lines(server.mode, _CMD, f"cannot store the push: "
-                                       f"{exc.strerror or exc}; the old model keeps running"))
+            refused = server.app.storage.refused(exc, "store the push")
+            server.send(wire.err_lines(server.mode, _CMD, f"{refused}; the old model keeps "
+                                       "running"))
             return False
         server.send(replies)
+        self.answer_typed(server)
         if self.rx.aborted:
             self.close()
             server.send(wire.err_lines(server.mode, _CMD, "push aborted by the sender; "
@@ -54,6 +58,15 @@ class Push:
             server.send(self.finish(server))
             return False
         return True
+
+    def answer_typed(self, server: "ConsoleServer") -> None:
+        """Each line typed during the push gets its one answer now (the push goes on)."""
+        typed, self.rx.typed = self.rx.typed, []
+        for line in typed:
+            server.handled += 1
+            answer = wire.err_lines(server.mode, None, f"{BUSY} ({self.rx.received} bytes "
+                                    f"of {self.rx.size})")
+            server.send(wire.tag_answer(answer, line) if server.mode == "json" else answer)
 
     def tick(self, server: "ConsoleServer") -> bool:
         if self.rx.idle_for() <= IDLE_TIMEOUT_S:
@@ -92,6 +105,10 @@ def cmd_push_begin(server: "ConsoleServer", name, args):
         raise UserError("locked: no signing key is trusted, so no push can be installed; "
                         "'unlock PIN' first, or provision a key (see SIGNING.md)")
     incoming = server.app.storage.incoming_dir
+    if _read_only(incoming):  # say so now, not "not enough space" or half-way through
+        refused = server.app.storage.refused(OSError(errno.EROFS, os.strerror(errno.EROFS)),
+                                             "store the push")
+        raise UserError(f"{refused}; the old model keeps running")
     free = shutil.disk_usage(incoming).free
     if free < size + SPACE_MARGIN:  # refuse now rather than fail half-way through
         raise UserError(f"not enough space on the device for a {size} byte model "
@@ -99,7 +116,8 @@ def cmd_push_begin(server: "ConsoleServer", name, args):
     try:
         rx = PushReceiver(incoming, size, sha, chunk, clock=server.clock)
     except OSError as exc:
-        raise UserError(f"cannot store the push: {exc.strerror or exc}") from None
+        raise UserError(f"{server.app.storage.refused(exc, 'store the push')}; the old model "
+                        "keeps running") from None
     push = Push(rx)
     answer = server.ok(name, f"push ready chunk={chunk} offset={rx.resumed_from}",
                        data={"chunk": chunk, "offset": rx.resumed_from})
@@ -109,6 +127,14 @@ def cmd_push_begin(server: "ConsoleServer", name, args):
         return []
     server.stream = push
     return answer
+
+
+def _read_only(folder) -> bool:
+    """Whether ``folder`` is on a filesystem mounted read-only (a card that failed)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):
+        return False
 
 
 def check_signed(app, path) -> None:

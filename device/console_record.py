@@ -77,8 +77,13 @@ class Recording:
                 "rate_hz": self.rate, "channels": list(self.channels)}
         where = "(streamed only, not kept on the device)"
         if self.folder is not None:
-            path = dataset.write_recording(self.folder, RECORD_SOURCE, session, self.rows,
-                                           self.label, rate_hz=self.rate)
+            try:
+                path = dataset.write_recording(self.folder, RECORD_SOURCE, session, self.rows,
+                                               self.label, rate_hz=self.rate)
+            except OSError as exc:  # the card filled up (or turned read-only) during the take
+                server.log(f"console: record: the card refused the take ({exc.strerror or exc})")
+                refused = server.app.storage.refused(exc, f"keep the take of {self.label}")
+                return wire.err_lines(server.mode, "record", f"{refused}; nothing was saved")
             data["path"] = str(path.relative_to(server.app.storage.root))
             where = f"into {data['path']}"
         return server.ok("record", f"recorded {len(self.rows)} frames of {self.label} {where}",
@@ -117,9 +122,11 @@ def cmd_record(server: "ConsoleServer", name, args):
     label, seconds = _parse(args)
     rate, channels = _frame_rate(server.app), frames.CHANNELS
     folder = server.app.storage.recordings_dir
-    keep, why = device_dataset(folder, rate, channels, label)
+    keep, why = device_dataset(folder, rate, channels, label, server.app.storage)
     if not keep and server.mode != "json":
         # typed at a terminal: the take would go nowhere, so refuse before recording
+        if why.startswith("the card"):
+            raise UserError(why)
         raise UserError(f"{why}; record new gestures with 'lanthorn record PORT {label} "
                         f"SECONDS --data DIR' on a computer")
     # everything buffered so far is before the take
@@ -134,23 +141,29 @@ def cmd_record(server: "ConsoleServer", name, args):
               "channels": list(channels), "kept_on_device": keep, "not_kept_because": why})]
 
 
-def device_dataset(folder, rate, channels, label) -> tuple[bool, str]:
+def device_dataset(folder, rate, channels, label, storage) -> tuple[bool, str]:
     """Whether a take of ``label`` can also be kept in the device's own recordings
-    (a dataset with the default label set), and if not, why."""
+    (a dataset with the default label set), and if not, why (a card that refuses writes
+    is named, and noted in ``storage``'s problems)."""
     from lanthorn.device import dataset, frames
     try:
         dataset.create_dataset(folder, rate, channels, frames.LABELS)
         header, sources, _ = dataset.read_manifest(folder)
     except dataset.DataError as exc:
         return False, f"the device's recordings cannot take it ({exc})"
+    except OSError as exc:  # a full or read-only card: the manifest cannot be written
+        return False, str(storage.refused(exc, "start the device's recordings"))
     if label not in header["labels"]:
         return False, (f"label {label!r} is not one of the device's recording labels "
                        f"({', '.join(header['labels'])})")
     if RECORD_SOURCE not in sources:
-        dataset.add_source(folder, dataset.Source(
-            RECORD_SOURCE, device="recorded on the object over the serial console",
-            notes="consent and author are added when the recordings are pulled to a host",
-            rate_hz=rate))
+        try:
+            dataset.add_source(folder, dataset.Source(
+                RECORD_SOURCE, device="recorded on the object over the serial console",
+                notes="consent and author are added when the recordings are pulled to a host",
+                rate_hz=rate))
+        except OSError as exc:
+            return False, str(storage.refused(exc, "start the device's recordings"))
     return True, ""
 
 

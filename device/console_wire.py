@@ -88,6 +88,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("settings saved", "", "the saved start-up values (the live ones are 'list')",
             pin=True),
     Command("status", "", "frame rate, frame time p99, inference time, model, sensors, uptime"),
+    Command("log", "[N]", "the newest N lines (default 20) of the on-card fault log: parts "
+            "failing and recovering, stuck sensors, a card that refuses writes"),
     Command("watch", "[HZ]", "stream sensor values and class probabilities (default 5 Hz, "
             "max 50) until any line or 'stop'"),
     Command("stop", "", "stop watch or record"),

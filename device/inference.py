@@ -188,6 +188,7 @@ class Inference:
             self.say(f"the model failed while running: {exc}")
             if self.errors >= self.max_errors:
                 self.say("dropping the model after repeated failures; falling back")
+                journal.fault("model", "dropped", f"{self.name}: {exc}")
                 return True
             return False
         self.infer_ms.add((time.perf_counter() - t0) * 1e3)

@@ -5,8 +5,8 @@
 * :class:`LoopStats`: every figure the loop keeps (frame work time in wall and CPU time,
   inference, sampling, touch-to-light latency, the frame rate, the share of a core, the
   voice's phrase times) and their summary for ``status`` and the demo's summary.json.
-* :class:`Journal`: the console's messages (the newest 50, also sent to ``log``) and the
-  timeline (:class:`TimelineEntry`: gestures, moods, phrases, parts, models, with loop
+* :class:`Journal`: the console's messages (the newest 50, also sent to ``log``), the
+  faults (:meth:`Journal.fault`, also into the on-card fault log) and the timeline (:class:`TimelineEntry`: gestures, moods, phrases, parts, models, with loop
   times) that the demo and the studio show.
 """
 from __future__ import annotations
@@ -69,8 +69,11 @@ class Journal:
     """Messages for the console and the timeline, stamped with loop time (seconds since
     ``t_start``, which the loop sets when it starts)."""
 
-    def __init__(self, clock: Callable[[], float], log: Callable[[str], None] | None = None):
+    def __init__(self, clock: Callable[[], float], log: Callable[[str], None] | None = None,
+                 faults=None):
         self.clock, self.log = clock, log
+        #: the on-card fault log (:class:`~lanthorn.device.fault_log.FaultLog`), or None
+        self.faults = faults
         self.t_start: float | None = None
         self.messages: collections.deque[str] = collections.deque(maxlen=50)
         self.timeline: collections.deque[TimelineEntry] = collections.deque(maxlen=2000)
@@ -89,6 +92,15 @@ class Journal:
 
     def mark(self, kind: str, text: str, p: float | None = None, by: str | None = None) -> None:
         self.timeline.append(TimelineEntry(self.now(), kind, text, p, by))
+
+    def fault(self, part: str, what: str, detail: str = "", said: str | None = None) -> None:
+        """The one way a fault or a recovery is reported: ``said`` on the console (when
+        given), ``PART WHAT`` on the timeline, and a line in the on-card fault log."""
+        if said:
+            self.say(said)
+        self.mark("part", f"{part} {what}")
+        if self.faults is not None:
+            self.faults.record(part, what, detail)
 
 
 class LoopStats:

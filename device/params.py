@@ -327,6 +327,15 @@ PARAMS: tuple[Param, ...] = (
           choices=IDLE_ANIMATIONS),
     Param("display_contrast", "int", 160, "OLED contrast", "", 0, 255),
     Param("display_enabled", "bool", True, "show phrases on the OLED"),
+    # --- stuck sensors (device/stuck.py): a reading still for longer than plausible ---
+    Param("stuck_touch_s", "float", 120.0,
+          "a pad that reads touched without a break for longer than this is stuck (drifted "
+          "baseline, shorted cable): reported, the touch controller re-baselined, the pad "
+          "counted untouched until it lets go", "s", 2.0, 3600.0),
+    Param("stuck_frozen_s", "float", 60.0,
+          "a distance reading frozen to the bit this long, while other channels move, is "
+          "stuck: reported, the sensor re-initialised, read as nothing in range until it "
+          "changes", "s", 2.0, 3600.0),
     *(_TEACHING_PARAMS := (
         # --- teaching gestures and steadier recognition (issue 11) ---
         Param("gesture_moods", "moods", {},

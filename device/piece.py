@@ -21,6 +21,7 @@ import numpy as np
 
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank, Temperament
+from lanthorn.device.fault_log import FaultLog
 from lanthorn.device.inference import Inference
 from lanthorn.device.live_params import LiveParams
 from lanthorn.device.loop import Loop
@@ -64,7 +65,9 @@ class Piece:
         self.body, self.storage, self.watchdog = body, storage, watchdog
         self.scheduler = sch = Scheduler(clock, charge_compute)
         self.clock = sch.clock
-        self.journal = Journal(self.clock, log)
+        faults = storage.faults if storage is not None else FaultLog(None)
+        self.faults = faults.background() if oled_thread else faults
+        self.journal = Journal(self.clock, log, self.faults)
         self.params = params or ParamStore()
         if storage is not None and params is None:
             for m in self.params.load(storage):
@@ -72,7 +75,8 @@ class Piece:
         self.stats = LoopStats()
         self.live = LiveParams(self.params, sch, minute_of_day)
         self.parts = PartHealth(body, self.RETRY_S, self.journal.say, self.journal.mark,
-                                on_reopen=lambda role: self.live.invalidate())
+                                on_reopen=lambda role: self.live.invalidate(),
+                                fault=self.journal.fault)
         n_pads = getattr(body.touch, "n_pads", fr.N_PADS) if body.touch is not None else fr.N_PADS
         self.sampler = Sampler(body, self.parts, sch, n_pads)
         self.mood = MoodEngine((), temperament)
@@ -150,6 +154,7 @@ class Piece:
         """LEDs off, display blank, voice and OLED threads stopped."""
         self.voice_worker.close()
         self.rendering.shutdown(self.live.p)
+        self.faults.close()
 
     # ------------------------------------------------------------------ ConsoleApp
     def status(self) -> dict:
@@ -160,7 +165,7 @@ class Piece:
                 "sha256": getattr(model, "sha256", None),
                 "backend": getattr(model, "backend", None),
                 "model_source": self.model_source,
-                "sensors": dict(self.health),
+                "sensors": self.parts.report(),
                 "uptime_s": round(elapsed, 2),
                 "mood": self.mood.mood, "gesture": self.mood.gesture, "phrase": self.phrase,
                 "voice": self.voice_name,
@@ -172,6 +177,7 @@ class Piece:
                 "voice_said": self.voice_log[-1] if self.voice_log else None,
                 "quiet": self.quiet,
                 "storage": list(getattr(self.storage, "problems", None) or []) or "ok",
+                "fault_log": self.faults.summary(),
                 "messages": list(self.messages)[-10:]}
 
     def param_note(self, name: str, value) -> str | None:
@@ -234,7 +240,7 @@ class Piece:
         elapsed = self.journal.now() if self.t_start is not None else 0.0
         return {**self.stats.summary(elapsed, self.inferences),
                 "backend": getattr(self.model, "backend", None), "model": self.inference.name,
-                "sensors": dict(self.health), "voice": self.voice_summary()}
+                "sensors": self.parts.report(), "voice": self.voice_summary()}
 
     def voice_summary(self) -> dict:
         """What the voice said and how fast (the demo's summary)."""

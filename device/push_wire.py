@@ -74,6 +74,15 @@ def parse_ack(line: str) -> tuple[str, int, str] | None:
     return (m.group(1), int(m.group(2)), m.group(3) or "") if m else None
 
 
+BUSY = "busy: a push is in progress"
+
+
+def is_busy_answer(line: str) -> bool:
+    """The device's answer to a line typed during a push (text or json), not a verdict."""
+    return line.startswith("ERR " + BUSY) or (line.startswith('{"ok":false') and
+                                              f'"error":"{BUSY}' in line)
+
+
 def check_begin(size: str, sha256: str, chunk: str | None) -> tuple[int, str, int]:
     """Validate the arguments of ``push begin`` (device side)."""
     try:
@@ -91,32 +100,61 @@ def check_begin(size: str, sha256: str, chunk: str | None) -> tuple[int, str, in
     return size_i, sha, chunk_i
 
 
+def typed_line(raw: bytes) -> str | None:
+    """Bytes between frames that look typed (printable ASCII, starting with a letter, at most
+    a line long): a person at the console during a push. Noise and torn frames are not."""
+    text = raw.strip(b" \t")
+    if not 2 <= len(text) <= 512 or not all(32 <= b < 127 for b in text):
+        return None
+    return text.decode("ascii") if chr(text[0]).isalpha() else None
+
+
 class FrameDecoder:
-    """Bytes in, frames out; resynchronises on the magic after noise or a torn frame."""
+    """Bytes in, frames out; resynchronises on the magic after noise or a torn frame. Bytes
+    outside frames that end in CR or LF and look typed come out as ("text", None, line)."""
 
     def __init__(self):
         self.buf = bytearray()
         self.garbage = 0
+        self._text = bytearray()  # bytes outside frames since the last line end
+
+    def _outside(self, data: bytes):
+        """Bytes that are not part of a frame: garbage, or a line typed during the push."""
+        self.garbage += len(data)
+        while data:
+            ends = [i for i in (data.find(b"\r"), data.find(b"\n")) if i >= 0]
+            if not ends:
+                self._text += data[:513 - len(self._text)]
+                return
+            i = min(ends)
+            line = typed_line(bytes(self._text) + data[:i])
+            self._text.clear()
+            data = data[i + 1:]
+            if line is not None:
+                yield "text", None, line
 
     def feed(self, data: bytes):
-        """Yields ("frame", seq, payload) or ("bad", None, reason)."""
+        """Yields ("frame", seq, payload), ("bad", None, reason) or ("text", None, line)."""
         self.buf += data
         buf = self.buf
         while True:
             i = buf.find(FRAME_SYNC)
             if i < 0:
                 keep = 1 if buf[-1:] == FRAME_SYNC[:1] else 0
-                self.garbage += len(buf) - keep
+                outside = bytes(buf[:len(buf) - keep])
                 del buf[:len(buf) - keep]
+                yield from self._outside(outside)
                 return
             if i:
-                self.garbage += i
+                outside = bytes(buf[:i])
                 del buf[:i]
+                yield from self._outside(outside)
             if len(buf) < _HEADER.size:
                 return
             _, seq, length = _HEADER.unpack_from(buf)
             if length > MAX_CHUNK:
                 self.garbage += 1
+                self._text.clear()
                 del buf[:1]  # a false magic inside noise
                 continue
             end = _HEADER.size + length + _CRC.size
@@ -127,9 +165,11 @@ class FrameDecoder:
             if crc != zlib.crc32(bytes(buf[2:_HEADER.size]) + payload) & 0xFFFFFFFF:
                 del buf[:1]
                 self.garbage += 1
+                self._text.clear()
                 yield "bad", None, "crc"
                 continue
             del buf[:end]
+            self._text.clear()
             yield "frame", seq, payload
 
 
@@ -149,6 +189,8 @@ class PushReceiver:
         self.aborted = False
         self._nak_sent_for: int | None = None
         self._last_gap_seq: int | None = None
+        #: lines typed during the push (not frames), for the console to answer "busy"
+        self.typed: list[str] = []
         self.dir.mkdir(parents=True, exist_ok=True)
         for other in self.dir.glob("*.part"):  # keep only the push being resumed
             if other != self.part:
@@ -177,6 +219,9 @@ class PushReceiver:
             self.last_activity = self.clock()
         replies: list[str] = []
         for kind, seq, payload in self.decoder.feed(data):
+            if kind == "text":  # a person typing: the console answers it (busy)
+                self.typed.append(payload)
+                continue
             if self.complete or self.aborted:
                 break
             if kind == "bad":
@@ -301,9 +346,9 @@ class PushSender:
                 continue
             ack = parse_ack(line)
             if ack is None:
-                if line.strip():
+                if line.strip() and not is_busy_answer(line):
                     return line  # the device gave up early: its reason is in the line
-                continue
+                continue  # (a busy answer is for a line typed on the console meanwhile)
             kind, seq, reason = ack
             if kind == "ACK":
                 if seq >= base:

@@ -21,12 +21,14 @@ import numpy as np
 
 from lanthorn.device import frames as fr
 from lanthorn.device.behaviour import LightRenderer, touch_hold
+from lanthorn.device.stuck import StuckDetector
 from lanthorn.hardware.interfaces import PartError
 
 NEUTRAL_LUX = 150.0  # a lit gallery, used until the light sensor has answered once
 #: this many all-zero touch scans in a row (raw and baseline) mean a controller that lost
 #: its configuration (a replug or brown-out puts an MPR121 back in stop mode): re-open it
 ZERO_SCANS = 10
+STUCK_TOUCH_S, STUCK_FROZEN_S = 120.0, 60.0  # (the parameters' defaults, for bare callers)
 
 
 def reading_number(role: str, value, allow_none: bool = False) -> float | None:
@@ -66,6 +68,8 @@ class Sampler:
         self.distance_tick = scheduler.every(1.0 / fr.DISTANCE_HZ)
         self.light_tick = scheduler.every(1.0 / fr.LIGHT_HZ)
         self._params: dict = {}
+        self._now = 0.0
+        self.stuck = default_stuck_detector(health, lambda: self._now)
 
     def start(self, now: float) -> None:
         self.distance_tick.start(now)
@@ -74,6 +78,8 @@ class Sampler:
     def read(self, now: float, params: dict) -> np.ndarray:
         """One sample: read every sensor (imputing failed ones) into ``self.sample``."""
         self._params = params
+        if self.health.stuck_now:
+            self.health.retry_stuck(now)
         pads = self.health.use("touch", now, self._read_touch, self._zero_pads)
         if self.distance_tick.due(now):
             self.last_distance = self.health.use("distance", now, self._read_distance)
@@ -83,6 +89,9 @@ class Sampler:
         gain = params["approach_sensitivity"]
         if gain != 1.0:
             s[fr.N_PADS] = min(s[fr.N_PADS] * gain, 1.0)
+        self._now = now
+        self.stuck.check(s, now, params.get("stuck_touch_s", STUCK_TOUCH_S),
+                         params.get("stuck_frozen_s", STUCK_FROZEN_S))
         return s
 
     def take(self, now: float, params: dict, clock_now: float) -> None:
@@ -138,3 +147,15 @@ class Sampler:
             raise PartError("touch", "all pads read zero with a zero baseline: the controller "
                                      "lost its configuration (replugged or browned out); "
                                      "re-initialising")
+
+
+def default_stuck_detector(health, now) -> StuckDetector:
+    """The default piece's channels for the stuck detector: each pad is stuck when held
+    touched too long, the distance when frozen to the bit while the rest moves; the light
+    level is not judged (a steadily lit gallery reads one lux value for hours)."""
+    parts = ["touch"] * fr.N_PADS + ["distance", "light"]
+    kinds = ["held"] * fr.N_PADS + ["frozen", None]
+    active = [LightRenderer.ONSET_LEVEL] * fr.N_PADS + [math.inf, math.inf]
+    return StuckDetector(fr.CHANNELS, parts, kinds, [0.0] * fr.N_CHANNELS, active,
+                         on_stuck=lambda part, names, why: health.stuck(part, names, why, now()),
+                         on_recovered=health.unstuck)

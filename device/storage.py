@@ -16,6 +16,7 @@ Layout::
     DIR/settings.json               saved parameters
     DIR/lock.json                   the exhibition lock (salted PIN hash; read fail-closed)
     DIR/presets/NAME.json           named sets of parameter values
+    DIR/faults.log                  the on-card fault log (device/fault_log.py; 'log' shows it)
     DIR/rejected/                   bad files set aside: TIMESTAMP-NAME + TIMESTAMP-NAME.why.txt
     DIR/dataset/                    demonstrations recorded on the device (dataset format;
                                     'lanthorn fetch PORT --data DIR' pulls them)
@@ -37,8 +38,9 @@ from pathlib import Path
 from typing import Any, Callable
 
 from lanthorn.device.atomic import atomic_write_text, fsync_dir
+from lanthorn.device.fault_log import FaultLog
 from lanthorn.device.stores import (SETTINGS_VERSION, LockFile, PresetShelf, SettingsFile,  # noqa: F401
-                                    StorageError)
+                                    StorageError, card_refused)
 from lanthorn.device.stores import why as _why
 
 SHIPPED_MODEL = Path(__file__).resolve().parent / "models" / "temperament.lanthorn"
@@ -181,8 +183,8 @@ class ModelFiles:
                     pass
             why = exc.strerror or str(exc)
             self._problem(f"could not store a new {slot}: {why}")
-            raise StorageError(f"could not store the new {slot} ({why}); the old one keeps "
-                               "running") from None
+            raise StorageError(card_refused(exc, f"store the new {slot}") +
+                               f"; the old {slot} keeps running") from None
         fsync_dir(self.models_dir)
 
     def rollback_target(self, slot: str = "model") -> Path:
@@ -241,6 +243,8 @@ class DataDir(ModelFiles):
         self.settings = SettingsFile(self)
         self.lock_file = LockFile(self)
         self.presets = PresetShelf(self)
+        #: one line per fault and recovery, kept across power cuts (``log`` on the console)
+        self.faults = FaultLog(self.root / "faults.log")
         #: what could not be written or set aside (shown by `status`): the piece runs on
         #: whatever it could read, on defaults in memory when it could read nothing
         self.problems: list[str] = []
@@ -257,6 +261,7 @@ class DataDir(ModelFiles):
         if text not in self.problems:
             self.problems.append(text)
             del self.problems[:-10]
+            self.faults.record("storage", "problem", text)
 
     #: a partial push older than this is not going to be resumed: boot deletes it
     STALE_PART_S = 24 * 3600.0
@@ -356,8 +361,14 @@ class DataDir(ModelFiles):
             except OSError as exc:
                 why = exc.strerror or str(exc)
                 self._problem(f"could not write {path.relative_to(self.root)}: {why}")
-                raise StorageError(f"could not write {path.relative_to(self.root)} ({why}); "
-                                   "the change holds until the next restart") from None
+                raise StorageError(card_refused(exc, f"write {path.relative_to(self.root)}") +
+                                   "; the change holds until the next restart") from None
+
+    def refused(self, exc: OSError, what: str) -> StorageError:
+        """A write the card refused anywhere else (a take, a trusted key): noted for
+        ``status`` (and the fault log), and the one-line error for the person."""
+        self._problem(f"could not {what}: {exc.strerror or exc}")
+        return StorageError(card_refused(exc, what))
 
 
 def _same_file_bytes(a: Path, b: Path) -> bool:

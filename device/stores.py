@@ -10,6 +10,7 @@ the loop can use them together.
 """
 from __future__ import annotations
 
+import errno
 import json
 import re
 from pathlib import Path
@@ -24,6 +25,24 @@ _PRESET_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,31}$")
 
 class StorageError(UserError):
     """A storage request a person can fix (bad preset name, missing preset, ...)."""
+
+
+#: what a card says when it cannot take a write: full (or over quota), read-only
+FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
+CARD_ERRNOS = FULL_ERRNOS | {errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM}
+
+
+def card_refused(exc: OSError, what: str) -> str:
+    """One line for a write the card refused: what could not be done, why in a person's
+    words, and the way out. ``what`` is e.g. "write settings.json" or "keep the take"."""
+    if exc.errno in FULL_ERRNOS:
+        return (f"the card is full: could not {what}; free space on it (pull takes with "
+                f"'lanthorn fetch' and delete them, 'preset delete NAME'); 'status' shows storage")
+    if exc.errno == errno.EROFS:
+        return (f"the card is read-only: could not {what}; a card that turns read-only is "
+                f"failing: replace it (or remount it read-write); 'status' shows storage")
+    return (f"the card refused: could not {what} ({exc.strerror or exc}); 'status' shows "
+            "storage")
 
 
 def why(exc: BaseException) -> str:
@@ -116,8 +135,8 @@ class LockFile:
             except OSError as exc:
                 reason = exc.strerror or str(exc)
                 dd._problem(f"could not remove lock.json: {reason}")
-                raise StorageError(f"could not remove lock.json ({reason}); the lock stays on "
-                                   "after a restart") from None
+                raise StorageError(card_refused(exc, "remove lock.json") +
+                                   "; the lock stays on after a restart") from None
             fsync_dir(dd.root)
             if dd.settings_path.exists():
                 settings, _ = dd.settings.load()
@@ -164,5 +183,6 @@ class PresetShelf:
         try:
             path.unlink()
         except OSError as exc:
-            raise StorageError(f"could not delete preset {name!r}: {exc.strerror or exc}") from None
+            self.dd._problem(f"could not delete presets/{name}.json: {exc.strerror or exc}")
+            raise StorageError(card_refused(exc, f"delete preset {name!r}")) from None
         fsync_dir(self.folder)

@@ -412,8 +412,9 @@ def test_push_write_failure_is_answered(rig, monkeypatch):
     monkeypatch.setattr(push_wire.PushReceiver, "_write", full, raising=False)
     from lanthorn.device.push_wire import encode_frame
     term.send(encode_frame(0, data[:256]))
-    assert term.answer() == ["ERR cannot store the push: No space left on device; the old "
-                             "model keeps running"]
+    assert term.answer() == ["ERR the card is full: could not store the push; free space on "
+                             "it (pull takes with 'lanthorn fetch' and delete them, 'preset "
+                             "delete NAME'); 'status' shows storage; the old model keeps running"]
     assert term.answer("get palette") == ["OK ember"]
 
 

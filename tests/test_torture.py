@@ -51,6 +51,7 @@ def test_sensor_faults(tmp_path):
     f = campaign("sensors", tmp_path)
     assert f["fault_episodes"] == BOUNDED["sensors"]["episodes"] and f["crashes"] == 0
     assert f["detect_s_max"] <= 1.0 and f["touches_lit_while_other_parts_failed"] > 0
+    assert f["stuck_episodes"] > 0 and f["stuck_reported"] == f["stuck_episodes"]
 
 
 def test_soak(tmp_path):

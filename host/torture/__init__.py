@@ -144,7 +144,8 @@ def _done(name: str, f: dict) -> str:
         return f"{g('storage_faults')} storage faults" + (f" ({len(g('not_run'))} not run)"
                                                           if g("not_run") else "")
     if name == "sensors":
-        return f"{g('fault_episodes'):,} fault episodes, {g('faulted_calls'):,} faulty calls"
+        return (f"{g('fault_episodes'):,} fault episodes ({g('stuck_episodes')} stuck), "
+                f"{g('faulted_calls'):,} faulty calls")
     if name == "soak":
         return f"{g('simulated_days')} simulated days"
     if name == "lock":
@@ -174,7 +175,8 @@ def _found(name: str, f: dict) -> str:
         return "light + console in every case" if not g("failures") else g("failures")[0][:80]
     if name == "sensors":
         return (f"crashes {g('crashes')}, detect <= {g('detect_s_max')} s, recover <= "
-                f"{g('recover_s_max')} s")
+                f"{g('recover_s_max')} s, stuck reported <= {g('stuck_detect_s_max')} s "
+                f"(thresholds {g('stuck_thresholds_s')})")
     if name == "soak":
         return (f"RSS +{g('rss_growth_kb_after_day1')} kB after day 1, gc objects "
                 f"{g('gc_objects_first_day')} -> {g('gc_objects_end')}")

@@ -99,7 +99,9 @@ CLAIMS = {
     "storage": "Storage faults: full card, read-only card, corrupt settings, damaged lock file, "
                "deleted or poisoned model: the piece comes up with light and a console.",
     "sensors": "Sensor faults: I/O errors, driver bugs, wrong types, stuck values, replug into "
-               "stop mode and bus stretching on every part, on the simulator's clock.",
+               "stop mode and bus stretching on every part, on the simulator's clock; pads "
+               "held touched and distances frozen past their thresholds are reported stuck, "
+               "re-initialised and seen to recover.",
     "soak": "Soak: simulated days with the simulator's crowd by day and quiet hours by night (frame times include the OLED, drawn on the loop's thread here).",
     "lock": "Lock: after `lock` every change is refused; PIN brute force is slowed down "
             "(1 s, 2 s, 4 s ... 5 min between guesses), also across a power cut.",
