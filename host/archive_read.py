@@ -22,6 +22,7 @@ from lanthorn.device.push_wire import FrameDecoder
 from lanthorn.errors import UserError
 
 TRIES = 3
+LOG_LINES = 1000  # the whole on-card fault log (device/fault_log.py keeps at most this many)
 #: (file name in the bag, words after 'model get')
 BUNDLES = (("model-current.lanthorn", ""), ("model-previous.lanthorn", "previous"),
            ("voice-current.lanthorn", "voice"), ("voice-previous.lanthorn", "previous voice"))
@@ -90,8 +91,10 @@ def read_state(client, pin: str | None = None) -> ObjectState:
     s = out.state
     for key, line in (("version", "version"), ("status", "status"), ("model_info", "model info"),
                       ("lockfile", "lockfile"), ("trust", "trust list"),
-                      ("rejected", "rejected"), ("log", "log")):
+                      ("rejected", "rejected"), ("log", f"log {LOG_LINES}")):
         s[key] = _ask(client, line)
+    if "unavailable" in s["log"]:  # a firmware that keeps fewer lines: its default
+        s["log"] = _ask(client, "log")
     locked = bool(s["status"].get("locked"))
     if locked:
         if not pin:

@@ -75,12 +75,13 @@ def install(bag: Path, venv: Path, m: dict) -> list[str]:
             f"{tarball.name}, with no package index"]
 
 
-def rebuild_model(bag: Path, out: Path, m: dict, python: Path | None) -> list[str]:
-    """``make model`` from the archived source and data; the bundle compared with the
-    archived ones. Skipped, with the reason, without a Python that has torch."""
-    if python is None:
-        return ["SKIP rebuild: training needs torch, which is in the host wheelhouse only "
-                "(archive --with-host), or give --rebuild-python"]
+def rebuild_model(bag: Path, out: Path, m: dict, given: str | None) -> list[str]:
+    """``make model`` from the archived source and data, on the restored install; the
+    bundle compared with the archived ones. Skipped, with the reason, without torch."""
+    python = out / "venv" / "bin" / "python"
+    env, how = training_env(python, given)
+    if env is None:
+        return [f"SKIP rebuild: {how}"]
     src = out / "source"
     with tarfile.open(bag / "data" / "source" / m["source"]["tarball"]) as t:
         t.extractall(src, filter="data")
@@ -88,20 +89,39 @@ def rebuild_model(bag: Path, out: Path, m: dict, python: Path | None) -> list[st
     built = out / "rebuild"
     _run([python, root / "scripts" / "make_model.py", "--out", built, "--work", out / "work",
           "--data", bag / "data" / "datasets" / "temperament", "--no-prune", "--quiet"],
-         "make model from the archived data", cwd=root)
+         "make model from the archived data", env=env, cwd=out)
     new = (built / "temperament.lanthorn").read_bytes()
     same = [name for name in m["models"] if name.startswith("model-")
             and (bag / "data" / "models" / name).read_bytes() == new]
     if same:
-        return [f"OK rebuild: make model reproduces {', '.join(same)} byte for byte"]
-    return [f"DIFFERS rebuild: make model gave a bundle ({len(new)} bytes) unlike the "
+        return [f"OK rebuild ({how}): make model reproduces {', '.join(same)} byte for byte"]
+    return [f"DIFFERS rebuild ({how}): make model gave a bundle ({len(new)} bytes) unlike the "
             f"archived models (the object may run a model trained elsewhere, or training is "
             f"not byte-reproducible on this CPU); kept in {built}"]
 
 
-def _torch_python(venv_py: Path, given: str | None) -> Path | None:
-    ok = subprocess.run([str(venv_py), "-c", "import torch"], capture_output=True).returncode == 0
-    return venv_py if ok else (Path(given) if given else None)
+TRAINING = ("torch", "onnx", "onnxruntime")
+
+
+def training_env(venv_py: Path, given: str | None) -> tuple[dict | None, str]:
+    """(environment for the restored venv's Python to train with, how) or (None, why not).
+    The restored lanthorn always trains; torch comes from the venv (host wheelhouse) or is
+    borrowed from ``given`` (its folders put after the venv's on PYTHONPATH)."""
+    env = offline_env()
+    probe = "import torch, onnx, onnxruntime"
+    if subprocess.run([str(venv_py), "-c", probe], capture_output=True, env=env).returncode == 0:
+        return env, "with the restored install"
+    if not given:
+        return None, ("training needs torch, which is in the host wheelhouse only (archive "
+                      "--with-host), or give --rebuild-python")
+    where = subprocess.run([given, "-c", "import os, " + ", ".join(TRAINING) + "; print("
+                            "os.pathsep.join(sorted({os.path.dirname(os.path.dirname(m.__file__))"
+                            f" for m in ({', '.join(TRAINING)})}})))"],
+                           capture_output=True, text=True)
+    if where.returncode:
+        return None, f"--rebuild-python {given} cannot import {', '.join(TRAINING)}"
+    env["PYTHONPATH"] = where.stdout.strip()
+    return env, f"with the restored lanthorn, {', '.join(TRAINING)} borrowed from {given}"
 
 
 def restore(bag: Path, out: Path, rebuild: bool = True, rebuild_python: str | None = None,
@@ -114,6 +134,14 @@ def restore(bag: Path, out: Path, rebuild: bool = True, rebuild_python: str | No
     if not checked["ok"]:
         return {"ok": False, "lines": lines + ["restore stopped: the bag does not verify"]}
     m = checked["manifest"]
+    from lanthorn.host.archive_wheels import same_platform, this_machine
+    target = m["wheelhouse"].get("target") or {}
+    if not same_platform(target):
+        here = this_machine()
+        raise UserError(f"the bag's device wheelhouse is for {target.get('machine')} Python "
+                        f"{target.get('python')}, this is {here['machine']} Python "
+                        f"{here['python']}: restore on the object (or a machine like it); "
+                        "the bag verified")
     out.mkdir(parents=True, exist_ok=True)
     venv = out / "venv"
     say("a fresh venv from the wheelhouse, no index")
@@ -128,6 +156,5 @@ def restore(bag: Path, out: Path, rebuild: bool = True, rebuild_python: str | No
     lines += [f"OK runs: {line}" for line in ran.strip().splitlines()]
     if rebuild:
         say("rebuild (make model from the archived data)")
-        lines += rebuild_model(bag, out, m, _torch_python(venv / "bin" / "python",
-                                                          rebuild_python))
+        lines += rebuild_model(bag, out, m, rebuild_python)
     return {"ok": all(not ln.startswith("FAIL") for ln in lines), "lines": lines}

@@ -22,8 +22,9 @@ from __future__ import annotations
 import base64
 import csv
 import hashlib
-import io
 import importlib.metadata as md
+import io
+import os
 import platform
 import re
 import subprocess
@@ -38,11 +39,17 @@ from lanthorn.errors import UserError
 BOARD_EXTRAS = {"pi4": "pi4", "pi5": "pi5", "jetson": "jetson", "sim": "sim"}
 NOT_ON_THE_OBJECT = {"luma-emulator"}
 SOURCE_ONLY = {"spidev", "rpi-gpio"}  # no wheels on the index: sdists, built on the object
-BUILD = ["setuptools>=68", "wheel"]   # lanthorn's own build (pyproject build-system)
-_MACHINE_PLATFORMS = {"aarch64": ["manylinux_2_28_aarch64", "manylinux_2_17_aarch64",
-                                  "manylinux2014_aarch64", "linux_aarch64"],
-                      "x86_64": ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64",
-                                 "manylinux2014_x86_64", "linux_x86_64"]}
+#: lanthorn's own build at restore (--no-build-isolation): setuptools >= 70.1 builds wheels
+#: itself, so pyproject's "wheel" is not needed
+BUILD = ["setuptools>=70.1"]
+#: glibc a Pi OS (Debian bookworm: 2.36) or JetPack offers, newest first, down to manylinux2014
+GLIBC = [f"2_{minor}" for minor in range(36, 16, -1)]
+
+
+def platforms(machine: str) -> list[str]:
+    """pip's --platform tags for a Linux ``machine`` (aarch64 on a Pi)."""
+    return [f"manylinux_{g}_{machine}" for g in GLIBC] + [f"manylinux2014_{machine}",
+                                                         f"linux_{machine}"]
 
 
 def canon(name: str) -> str:
@@ -160,9 +167,7 @@ def build_wheelhouse(out: Path, requirements: list[str], source: str, target: di
                             f"({this_machine()['machine']}, Python {this_machine()['python']}), "
                             f"but the object runs {target.get('machine')} Python "
                             f"{target.get('python')}: use --wheelhouse-from index or a folder")
-        dists = installed_closure([r for r in reqs if canon(r.split("<")[0].split(">")[0]
-                                                          .split("=")[0]) != "wheel"])
-        for dist in dists:
+        for dist in installed_closure(reqs):
             repack(dist, out)
         notes.append("repacked from the installed environment (no network)")
     else:
@@ -191,32 +196,35 @@ def _pins(folder: Path) -> list[str]:
 
 def _pip_download(out, reqs, source, target, constraints, notes) -> None:
     base = [sys.executable, "-m", "pip", "download", "--dest", str(out), "--progress-bar", "off"]
+    env = None  # the index as this machine's pip reaches it
     if source != "index":
         if not Path(source).is_dir():
             raise UserError(f"--wheelhouse-from {source}: not 'index', 'installed' or a folder")
         base += ["--no-index", "--find-links", str(Path(source).resolve())]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
+        env["PIP_CONFIG_FILE"] = os.devnull  # that folder and nothing else
     if constraints is not None and constraints.is_file():
         base += ["--constraint", str(constraints)]
         notes.append(f"pinned by {constraints.name}")
     binary = [r for r in reqs if canon(re.split(r"[<>=!~; \[]", r)[0]) not in SOURCE_ONLY]
     sdists = [r for r in reqs if r not in binary]
     if same_platform(target):
-        _run(base + binary + sdists)
+        _run(base + binary + sdists, env)
         return
     machine = target.get("machine") or "aarch64"
     py = str(target.get("python") or "3.11").split(".")
-    plat = sum((["--platform", p] for p in _MACHINE_PLATFORMS.get(machine, [machine])), [])
+    plat = sum((["--platform", p] for p in platforms(machine)), [])
     _run(base + ["--only-binary=:all:", "--python-version", f"{py[0]}.{py[1]}",
                  "--implementation", "cp", "--abi", f"cp{py[0]}{py[1]}", "--abi", "abi3",
-                 "--abi", "none"] + plat + binary)
+                 "--abi", "none"] + plat + binary, env)
     if sdists:
-        _run(base + ["--no-deps", "--no-binary=:all:"] + sdists)
+        _run(base + ["--no-deps", "--no-binary=:all:"] + sdists, env)
         notes.append(f"{', '.join(sdists)}: source only, compiled on the object at restore "
                      "(needs gcc and the Python headers there)")
 
 
-def _run(cmd: list[str]) -> None:
-    done = subprocess.run(cmd, capture_output=True, text=True)
+def _run(cmd: list[str], env: dict | None = None) -> None:
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if done.returncode:
         tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
         raise UserError("pip download failed: " + " / ".join(tail))

@@ -100,7 +100,8 @@ def test_the_bag_validates_and_holds_every_part(archived):
     lock = json.loads((piece.data_dir / "lock.json").read_text())
     assert lock["hash"] not in json.dumps(state) and lock["salt"] not in json.dumps(state)
     assert "keys" in state["trust"] and "rejected" in state["rejected"]
-    assert "log" in state and state["version"]["profile"]["board"] == "sim"
+    assert isinstance(state["log"]["entries"], list)  # the on-card fault log, all of it
+    assert state["version"]["profile"]["board"] == "sim"
     assert (data / "behaviour" / "demo.gif").stat().st_size > 10_000
     assert "recognised" in (data / "behaviour" / "timeline.txt").read_text()
     readme = (bag / "README.txt").read_text()
