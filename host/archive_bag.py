@@ -114,20 +114,29 @@ def add_models(folder: Path, obj) -> dict:
     return out
 
 
-def add_datasets(folder: Path, root: Path | None, notes: list) -> dict:
-    """The training data and voice corpus from the source, with their provenance."""
+def add_datasets(folder: Path, tarball: Path | None, prefix: str, notes: list) -> dict:
+    """The training data and voice corpus at the archived commit (taken from the source
+    tarball, so they are the very bytes a rebuild trains on), with their provenance."""
+    import tarfile
     folder.mkdir(parents=True)
+    if tarball is None:
+        notes.append("no source, so no datasets: add data/temperament and data/voice by hand")
+        return {}
     out = {}
-    for name, rel in DATASETS.items():
-        src = root / rel if root is not None else None
-        if src is None or not src.is_dir():
-            notes.append(f"dataset {name}: {rel} not found beside the source")
-            continue
-        shutil.copytree(src, folder / name)
-        files = sorted(p for p in (folder / name).rglob("*") if p.is_file())
-        out[name] = {"from": rel, "files": len(files),
-                     "bytes": sum(p.stat().st_size for p in files),
-                     "provenance": [p.name for p in files if p.suffix == ".json"][:5]}
+    with tarfile.open(tarball) as t:
+        members = t.getmembers()
+        for name, rel in DATASETS.items():
+            inside = [m for m in members if m.isfile() and m.name.startswith(f"{prefix}/{rel}/")]
+            if not inside:
+                notes.append(f"dataset {name}: {rel} is not in the source")
+                continue
+            for m in inside:
+                target = folder / name / m.name[len(f"{prefix}/{rel}/"):]
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(t.extractfile(m).read())
+            out[name] = {"from": rel, "files": len(inside), "bytes": sum(m.size for m in inside),
+                         "provenance": sorted(m.name.rsplit("/", 1)[1] for m in inside
+                                              if m.name.endswith(".json"))[:5]}
     return out
 
 

@@ -55,7 +55,13 @@ def lay_out(data: Path, obj, opts: ab.BagOptions, say) -> dict:
     for fname, m in models.items():
         m["card"] = {k: v for k, v in (cards[fname]["card"] or {}).items()
                      if isinstance(v, (str, int, float))}
-    datasets = ab.add_datasets(data / "datasets", opts.root, opts.notes)
+    tarball = data / "source" / source["tarball"] if source.get("tarball") else None
+    datasets = ab.add_datasets(data / "datasets", tarball, source.get("prefix", ""), opts.notes)
+    for fname, c in cards.items():  # a model trained on other data: say so, never pretend
+        named = (c.get("provenance") or {}).get("dataset")
+        if named and named not in datasets:
+            opts.notes.append(f"{fname} was trained on dataset {named!r}, which is not in the "
+                              "source; add that folder (with its manifest) to the archive by hand")
     docs = ab.add_docs(data / "docs", opts.root, version.get("profile"))
     state = ab.add_state(data / "state", obj)
     wheels = _wheelhouses(data, version, opts, say)

@@ -41,6 +41,12 @@ for path in sys.argv[1:]:
 """
 
 
+#: a source script run against the *installed* lanthorn: imported first, so the script's own
+#: ``sys.path.insert(0, ROOT)`` (for a checkout) cannot shadow it with the bare source tree
+RUN_SCRIPT = ("import sys, runpy, lanthorn.device, lanthorn.quantize, lanthorn.host; "
+              "sys.argv = sys.argv[1:]; runpy.run_path(sys.argv[0], run_name='__main__')")
+
+
 def offline_env() -> dict:
     """This environment with pip unable to reach anything but what it is told."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
@@ -82,22 +88,36 @@ def rebuild_model(bag: Path, out: Path, m: dict, given: str | None) -> list[str]
     env, how = training_env(python, given)
     if env is None:
         return [f"SKIP rebuild: {how}"]
+    built = out / "rebuild"
     src = out / "source"
     with tarfile.open(bag / "data" / "source" / m["source"]["tarball"]) as t:
         t.extractall(src, filter="data")
     root = src / m["source"]["prefix"]
-    built = out / "rebuild"
-    _run([python, root / "scripts" / "make_model.py", "--out", built, "--work", out / "work",
-          "--data", bag / "data" / "datasets" / "temperament", "--no-prune", "--quiet"],
-         "make model from the archived data", env=env, cwd=out)
-    new = (built / "temperament.lanthorn").read_bytes()
-    same = [name for name in m["models"] if name.startswith("model-")
+    lines = []
+    for script, args, made, slot in REBUILDS:
+        # from the source's root, as 'make model' runs (the card names its data relative to
+        # it); -P: that root's bare lanthorn/ folder must not shadow the installed package
+        _run([python, "-P", "-c", RUN_SCRIPT, root / "scripts" / script, "--out", built / slot,
+              *args], f"{script} from the archived source and data", env=env, cwd=root)
+        lines.append(_compare(bag, m, built / slot / made, slot, script, how))
+    return lines
+
+
+#: (script, its arguments, the bundle it makes, the bag's slot): what 'make model' runs, on
+#: the archived source's own data (data/temperament, data/voice: the bag's datasets/)
+REBUILDS = (("make_model.py", ["--no-prune", "--quiet"], "temperament.lanthorn", "model"),
+            ("make_voice.py", [], "voice.lanthorn", "voice"))
+
+
+def _compare(bag: Path, m: dict, made: Path, slot: str, script: str, how: str) -> str:
+    new = made.read_bytes()
+    same = [name for name in m["models"] if name.startswith(slot + "-")
             and (bag / "data" / "models" / name).read_bytes() == new]
     if same:
-        return [f"OK rebuild ({how}): make model reproduces {', '.join(same)} byte for byte"]
-    return [f"DIFFERS rebuild ({how}): make model gave a bundle ({len(new)} bytes) unlike the "
-            f"archived models (the object may run a model trained elsewhere, or training is "
-            f"not byte-reproducible on this CPU); kept in {built}"]
+        return f"OK rebuild {slot} ({how}): {script} reproduces {', '.join(same)} byte for byte"
+    return (f"DIFFERS rebuild {slot} ({how}): {script} gave a bundle ({len(new)} bytes) unlike "
+            f"the archived {slot} (the object may run one trained elsewhere, or training is "
+            f"not byte-reproducible on this CPU); kept as {made}")
 
 
 TRAINING = ("torch", "onnx", "onnxruntime")
