@@ -109,12 +109,31 @@ REBUILDS = (("make_model.py", ["--no-prune", "--quiet"], "temperament.lanthorn",
             ("make_voice.py", [], "voice.lanthorn", "voice"))
 
 
+def _same_content(a: bytes, b: bytes) -> bool:
+    """Equal but for the build record (what CPU, which versions built it), the one part two
+    machines rebuilding the same model are expected to differ in, where the bundle format
+    has one (device/build_record.py); else the bytes alone decide."""
+    try:
+        from lanthorn.device.bundle import reproducible_content
+    except ImportError:  # a bundle format without a build record
+        return False
+    try:
+        return reproducible_content(a) == reproducible_content(b)
+    except Exception:
+        return False
+
+
 def _compare(bag: Path, m: dict, made: Path, slot: str, script: str, how: str) -> str:
     new = made.read_bytes()
-    same = [name for name in m["models"] if name.startswith(slot + "-")
-            and (bag / "data" / "models" / name).read_bytes() == new]
+    archived = {name: (bag / "data" / "models" / name).read_bytes() for name in m["models"]
+                if name.startswith(slot + "-")}
+    same = [name for name, raw in archived.items() if raw == new]
     if same:
         return f"OK rebuild {slot} ({how}): {script} reproduces {', '.join(same)} byte for byte"
+    same = [name for name, raw in archived.items() if _same_content(raw, new)]
+    if same:
+        return (f"OK rebuild {slot} ({how}): {script} reproduces {', '.join(same)} byte for "
+                "byte except the build record (which says where each was built)")
     return (f"DIFFERS rebuild {slot} ({how}): {script} gave a bundle ({len(new)} bytes) unlike "
             f"the archived {slot} (the object may run one trained elsewhere, or training is "
             f"not byte-reproducible on this CPU); kept as {made}")
