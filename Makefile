@@ -3,7 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SETUP_FILES := pyproject.toml setup.py
+# constraints.txt pins every dependency (the versions the shipped models were built with):
+# every pip install here goes through it.
+SETUP_FILES := pyproject.toml setup.py constraints.txt
+PIN := -c constraints.txt
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
 
@@ -26,11 +29,11 @@ help:
 $(BIN)/python:
 	@PYTHON=$(PYTHON) bash scripts/system-deps.sh --python
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install -q --upgrade pip setuptools wheel
+	$(BIN)/python -m pip install -q $(PIN) --upgrade pip setuptools wheel
 
 # Install extras X with `$(VENV)/.installed-X`. Re-runs when the packaging files change.
 $(VENV)/.installed-%: $(SETUP_FILES) $(KERNEL_SOURCES) | $(BIN)/python
-	$(BIN)/python -m pip install -q -e ".[$*]"
+	$(BIN)/python -m pip install -q $(PIN) -e ".[$*]"
 	@touch $@
 
 demo: $(VENV)/.installed-sim

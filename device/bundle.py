@@ -18,13 +18,24 @@ Layout (all integers little-endian)::
     24      8     data length D (uint64)
     32      32    SHA-256 of bytes [0, 32) + header + data
     64      H     JSON header: graph, input_spec, labels, card, provenance, written_by,
-                  arrays [{name, dtype, shape, offset, nbytes}], twin {offset, nbytes}
+                  build, arrays [{name, dtype, shape, offset, nbytes}], twin {offset, nbytes}
     64+H    D     data: raw little-endian arrays, each starting on a 64-byte boundary
                   (offsets relative to the start of data), then the twin's bytes
 
 Writing is deterministic: the same content gives the same bytes (sorted JSON keys, fixed
 padding, no timestamps unless the caller puts them in the card), which the quantizer
 relies on for reproducible builds.
+
+The header's ``build`` section (:mod:`lanthorn.device.build_record`) says what wrote the
+file: lanthorn's version and commit, Python, torch, numpy, onnx, onnxruntime, the CPU and
+its features. Two machines that rebuild one model write the same bytes everywhere else, so a
+rebuild is compared on :func:`reproducible_content` -- every byte but that record (and
+``written_by``, which repeats its version) -- and ``make model`` keeps a committed file
+whose content the rebuild reproduces.
+
+Two digests name a bundle: the *internal digest* in the prefix (bytes 32-64, the SHA-256 of
+the rest: what ``Bundle.sha256`` holds, what signing signs and the push protocol checks) and
+the *file's sha256* (``Bundle.file_sha256``, what ``sha256sum`` prints for the file).
 """
 from __future__ import annotations
 
@@ -41,6 +52,7 @@ import numpy as np
 
 from lanthorn import __version__
 from lanthorn.device.atomic import atomic_write_bytes
+from lanthorn.device.build_record import build_record
 from lanthorn.device.graph import OPS, Graph, GraphError, Layer, Tensor, is_int, is_number
 from lanthorn.errors import UserError
 
@@ -143,6 +155,11 @@ class Bundle:
     #: and ``shape`` are ONNX's (batch and layout included), ``tensor`` the graph tensor and
     #: ``layout`` how the two relate ("nchw", "nct" or "plain"); see :func:`from_onnx_layout`
     io: dict = field(default_factory=dict)
+    #: what wrote the file (lanthorn.device.build_record); None: filled in when written,
+    #: {}: none (a bundle read from a file written before there were build records)
+    build: dict | None = None
+    #: the sha256 of the whole file (what ``sha256sum`` prints), set by reading or writing
+    file_sha256: str | None = None
 
     def __post_init__(self):
         self.labels = tuple(str(x) for x in self.labels)
@@ -211,6 +228,10 @@ def _serialize(bundle: Bundle) -> tuple[bytes, dict]:
     }
     if bundle.io:
         header["onnx_io"] = _jsonable(bundle.io)
+    if bundle.build is None:
+        bundle.build = build_record()
+    if bundle.build:
+        header["build"] = _jsonable(bundle.build)
     try:
         check_header(_jsonable(header))
     except BundleError as exc:
@@ -249,6 +270,7 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike, signing_key=None) -> s
         data = signing.sign_bundle_bytes(data, signing_key)
         bundle.signature = split_signature(data)[1]
     atomic_write_bytes(path, data)
+    bundle.file_sha256 = hashlib.sha256(data).hexdigest()
     return bundle.sha256
 
 
@@ -333,7 +355,55 @@ def _parse(buf: bytes, source: str) -> Bundle:
         raise CorruptBundleError(f"{source}: inconsistent bundle header ({type(exc).__name__}: "
                                  f"{str(exc)[:200]})") from None
     bundle.signature = signature
+    bundle.build = header.get("build") or {}
+    bundle.file_sha256 = hashlib.sha256(buf).hexdigest()
     return bundle
+
+
+#: the header fields a rebuild may change without changing the model (see the docstring)
+BUILD_FIELDS = ("build", "written_by")
+
+
+def reproducible_content(buf: bytes) -> bytes:
+    """Exactly what a rebuild must reproduce: the prefix's magic and format version, the
+    header with :data:`BUILD_FIELDS` removed (as canonical JSON), and the whole data
+    section (arrays and twin). Not compared: the build record, ``written_by``, the internal
+    digest (it covers the record) and a signature trailer (it signs that digest).
+    Raises a BundleError for bytes that are not a bundle."""
+    bundle_bytes, _ = split_signature(bytes(buf))
+    _parse(bundle_bytes, "<rebuilt bundle>")   # a damaged file reproduces nothing
+    _, version, _, hlen, dlen, _ = PREFIX.unpack_from(bundle_bytes, 0)
+    header = json.loads(bundle_bytes[PREFIX.size:PREFIX.size + hlen].decode("utf-8"))
+    for key in BUILD_FIELDS:
+        header.pop(key, None)
+    canonical = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return b"".join([BUNDLE_MAGIC, struct.pack("<I", version), canonical.encode("utf-8"),
+                     bundle_bytes[PREFIX.size + hlen:PREFIX.size + hlen + dlen]])
+
+
+def content_sha256(buf: bytes) -> str:
+    """The SHA-256 of :func:`reproducible_content`: one name for a model that every CPU
+    rebuilding it gives (what a committed report may quote for a file it does not ship)."""
+    return hashlib.sha256(reproducible_content(buf)).hexdigest()
+
+
+def keep_if_reproduced(new: str | os.PathLike, committed: str | os.PathLike) -> str:
+    """Put the freshly built bundle ``new`` in place of ``committed``, unless ``committed``
+    already holds the same model: then ``new`` is deleted and the file left as it is.
+    Returns what happened: "identical" (byte for byte), "reproduced" (every byte but the
+    build record, see :func:`reproducible_content`), or "written"."""
+    new, committed = Path(new), Path(committed)
+    if committed.exists():
+        fresh, old = new.read_bytes(), committed.read_bytes()
+        try:
+            same = fresh == old or reproducible_content(fresh) == reproducible_content(old)
+        except BundleError:   # the committed file is damaged or not a bundle: replace it
+            same = False
+        if same:
+            new.unlink()
+            return "identical" if fresh == old else "reproduced"
+    os.replace(new, committed)
+    return "written"
 
 
 def _written_by(buf, hlen) -> str:
@@ -518,6 +588,7 @@ def check_header(h) -> None:
     _need(h.get("format", FORMAT_VERSION) == FORMAT_VERSION, "format field differs from the prefix")
     _need(isinstance(h.get("written_by", ""), str), "written_by must be text")
     _need(isinstance(h.get("onnx_io", {}), dict), "onnx_io must be an object")
+    _need(isinstance(h.get("build", {}), dict), "build must be an object")
     g = h["graph"]
     for key in ("tensors", "layers", "inputs", "outputs"):
         _need(isinstance(g.get(key), list), f"graph.{key} must be a list")

@@ -97,7 +97,7 @@ COMMANDS: tuple[Command, ...] = (
             "dir's recordings (dataset format)", writes=True),
     Command("recordings", "", "list the takes kept on the device ('lanthorn fetch' pulls them)"),
     Command("recording get", "SESSION", "send one kept take's frames (used by 'lanthorn fetch')"),
-    Command("model info", "", "the running model and voice: name, sha256, labels, input, backend"),
+    Command("model info", "", "the running model and voice: name, file sha256 and internal digest, labels, input, backend"),
     Command("model rollback", "[voice]", "go back to the previous model (or, with 'voice', the "
             "previous voice)", writes=True),
     Command("push begin", "SIZE SHA256 [CHUNK]", "start a binary model upload (used by "

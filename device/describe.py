@@ -16,7 +16,11 @@ def describe(bundle) -> dict:
         layers.append({"name": layer.name, "op": layer.op, "inputs": ins, "output": list(out.shape),
                        "macs": layer_macs(layer, g), "param_bytes": layer_param_bytes(layer),
                        "out_scale": out.scale, "out_zero_point": out.zero_point})
-    return {"sha256": bundle.sha256, "card": bundle.card, "input_spec": bundle.input_spec.to_json(),
+    # "sha256" stays the internal digest (the push protocol and model info compare it);
+    # "file_sha256" is what sha256sum prints for the file
+    return {"sha256": bundle.sha256, "internal_digest": bundle.sha256,
+            "file_sha256": bundle.file_sha256, "build": bundle.build or {},
+            "card": bundle.card, "input_spec": bundle.input_spec.to_json(),
             "labels": list(bundle.labels), "provenance": bundle.provenance,
             "macs": sum(x["macs"] for x in layers),
             "param_bytes": sum(x["param_bytes"] for x in layers),

@@ -181,7 +181,10 @@ class ModelSlots:
                     "voice": self.voice_info()}
         spec = model.input_spec
         card = model.card if isinstance(model.card, dict) else {}
-        return {"name": model_name(model), "sha256": model.sha256, "labels": list(model.labels),
+        # "sha256" is the internal digest (push and the studio compare it); the file's is beside
+        return {"name": model_name(model), "sha256": model.sha256,
+                "file_sha256": getattr(model, "file_sha256", None),
+                "internal_digest": model.sha256, "labels": list(model.labels),
                 "input": {"channels": list(spec.channels) or list(fr.CHANNELS),
                           "rate_hz": spec.rate_hz or fr.DEFAULT_RATE_HZ, "window": spec.shape[0],
                           "shape": list(spec.shape)},
@@ -195,7 +198,8 @@ class ModelSlots:
         if voice is None:
             return {"name": None, "source": None}
         card = voice.model.card or {}
-        return {"name": voice.name, "sha256": voice.sha256, "source": self.voice_source,
+        return {"name": voice.name, "sha256": voice.sha256,
+                "file_sha256": getattr(voice, "file_sha256", None), "source": self.voice_source,
                 "backend": voice.model.backend, "context": voice.spec.context,
                 "characters": len(voice.spec.vocab), "moods": list(voice.spec.moods),
                 "licence": card.get("licence"), "macs_per_char": card.get("macs_per_char")}

@@ -162,7 +162,10 @@ class Piece:
         model = self.model
         return {**self.stats.timings(elapsed),
                 "model": self.inference.name if model is not None else None,
+                # "sha256" is the internal digest (the push protocol compares it)
                 "sha256": getattr(model, "sha256", None),
+                "file_sha256": getattr(model, "file_sha256", None),
+                "internal_digest": getattr(model, "sha256", None),
                 "backend": getattr(model, "backend", None),
                 "model_source": self.model_source,
                 "sensors": self.parts.report(),
@@ -170,6 +173,7 @@ class Piece:
                 "mood": self.mood.mood, "gesture": self.mood.gesture, "phrase": self.phrase,
                 "voice": self.voice_name,
                 "voice_sha256": getattr(self.voice_worker.voice, "sha256", None),
+                "voice_file_sha256": getattr(self.voice_worker.voice, "file_sha256", None),
                 "voice_source": self.voice_source,
                 "phrase_ms_p50": self.stats.phrase_ms.percentile(50),
                 "phrase_ms_p99": self.stats.phrase_ms.percentile(99),

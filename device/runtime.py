@@ -155,7 +155,13 @@ class Model:
 
     @property
     def sha256(self) -> str | None:
+        """The bundle's internal digest (its prefix's SHA-256; what push checks)."""
         return self.bundle.sha256
+
+    @property
+    def file_sha256(self) -> str | None:
+        """The sha256 of the bundle's file, what ``sha256sum`` prints."""
+        return self.bundle.file_sha256
 
     @property
     def input_names(self) -> tuple[str, ...]:

@@ -187,6 +187,10 @@ class Voice:
         return self.model.sha256
 
     @property
+    def file_sha256(self):
+        return self.model.file_sha256
+
+    @property
     def name(self) -> str:
         card = self.model.card or {}
         return str(card.get("name") or f"voice-{str(self.sha256 or '')[:8]}")

@@ -48,7 +48,10 @@ def render(line: str, ans: dict, commands: list[dict]) -> list[str]:
         w1 = min(max(len(r[1]) for r in rows), 36)
         return [f"{a:<{w0}}  {b[:36]:<{w1}}  {c}" for a, b, c in rows]
     if cmd in ("status", "model info") and isinstance(data, dict):
-        out = [f"{k:<22} {_fmt(v)}" for k, v in data.items()]
+        # "sha256" on the wire is the internal digest, shown under that name beside the
+        # file's sha256 (what sha256sum prints)
+        out = [f"{k:<22} {_fmt(v)}" for k, v in data.items() if k != "sha256"
+               or "internal_digest" not in data]
         return out + ([f"OK {msg}"] if msg else [])
     if cmd == "preset list" and isinstance(data, dict):
         return data["presets"] or ["(no presets saved)"]

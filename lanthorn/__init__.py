@@ -8,4 +8,4 @@ layer, the command-line dispatcher (``cli``) with one thin module per command
 (``lanthorn.commands``).
 """
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

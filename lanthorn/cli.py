@@ -77,6 +77,16 @@ def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     return parser, module
 
 
+def version_line() -> str:
+    """``lanthorn 0.3.0`` and, run from a clone, the commit beside it (and whether tracked
+    files differ from it): the version alone does not say which code this is."""
+    from lanthorn.device.build_record import git_commit
+    commit, dirty = git_commit()
+    if not commit:
+        return f"lanthorn {__version__}"
+    return f"lanthorn {__version__} (commit {commit[:12]}{', with local changes' if dirty else ''})"
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     top = _build_parser()
@@ -84,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
         top.print_help()
         return 0 if argv else 2
     if argv[0] == "--version":
-        print(f"lanthorn {__version__}")
+        print(version_line())
         return 0
     name, rest = argv[0], argv[1:]
     if name not in COMMANDS:
@@ -93,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if name in DEVICE_COMMANDS:
         _single_threaded_numpy()
+    else:   # before any command imports torch: training's kernels are fixed at its import
+        from lanthorn.quantize import determinism
+        determinism.apply()
     try:
         parser, module = _command_parser(name)
         args = parser.parse_args(rest)

@@ -19,7 +19,11 @@ from dataclasses import asdict, dataclass, field
 from typing import Callable
 
 import numpy as np
-import torch
+
+from lanthorn.quantize import determinism
+
+determinism.apply()   # before torch's first import: its CPU kernels are chosen then
+import torch  # noqa: E402
 from torch import nn
 from torch.nn import functional as F
 
@@ -184,9 +188,10 @@ def tidy_names(model) -> None:
 
 
 def set_deterministic(seed: int) -> None:
-    """Same seed, same weights: one thread, deterministic kernels, seeded RNGs."""
+    """Same seed, same weights on any CPU: the CPU-independent kernels and one thread
+    (:func:`lanthorn.quantize.determinism.require`), deterministic algorithms, seeded RNGs."""
+    determinism.require(threads=1)
     torch.manual_seed(seed)
-    torch.set_num_threads(1)
     torch.use_deterministic_algorithms(True)
 
 

@@ -281,6 +281,12 @@ def _mean_error(node, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
 def _conv_mean_error(a: dict, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     """The error convolved with the mean input, padded as the engine pads, averaged over
     output positions (convolution is linear, so this is the mean of the error)."""
+    from lanthorn.quantize.determinism import fixed_kernels
+    with fixed_kernels():
+        return _conv_mean_error_torch(a, err, x)
+
+
+def _conv_mean_error_torch(a: dict, err: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     import torch
     nd = err.ndim - 2
     pads = list(a.get("pads", [0] * 2 * nd))
@@ -787,6 +793,5 @@ def _fmt(ev: Evaluation) -> str:
 
 
 def _versions() -> str:
-    import onnxruntime
-    from lanthorn import __version__
-    return f"lanthorn {__version__}, onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"
+    import onnxruntime   # lanthorn's own version is in the bundle's build record
+    return f"onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"

@@ -201,10 +201,21 @@ def write_report(result, data, folder) -> Path:
     md += ["## Tasting notes: what went into this model", ""] + tasting_notes(result.provenance)
     md += [""]
     doc = result.to_json()
+    # a report is a file to commit and compare (make model): no wall-clock figure (the
+    # quantizer logs it), and the content digest, the same on every CPU, for the bundle
+    doc.pop("seconds", None)
+    doc.pop("sha256")
+    doc["content_sha256"] = digest_of(result.out)
     doc["files"] = {"markdown": "report.md", **{k: v for k, v in pngs.items() if v}}
     atomic_write_text(folder / "report.json", json.dumps(doc, indent=1, sort_keys=True) + "\n")
     atomic_write_text(folder / "report.md", "\n".join(md))
     return folder / "report.md"
+
+
+def digest_of(path: Path) -> str:
+    """The bundle's content digest (lanthorn.device.bundle.content_sha256)."""
+    from lanthorn.device.bundle import content_sha256
+    return content_sha256(Path(path).read_bytes())
 
 
 def _plots(result, labels, folder: Path) -> dict:
@@ -222,7 +233,11 @@ def _summary(result, data) -> list[str]:
     before any table."""
     name = result.bundle.card.get("name", result.out.stem)
     md = [f"# Quantization report: {name}", ""]
-    md += [f"Bundle `{result.out.name}` (sha256 `{result.sha256[:16]}…`), "
+    # the content digest, not the file's sha256: the same on any CPU that rebuilds this
+    # bundle (the file's bytes also hold the build record, which names the CPU)
+    digest = digest_of(result.out)
+    md += [f"Bundle `{result.out.name}` (content digest `{digest[:16]}…`: every byte but its "
+           f"build record), "
            f"{result.bundle.card.get('quantizer', '')}.", "",
            f"- dataset: {result.data}",
            f"- accuracy measured on held-out **{result.held_out}** sessions, calibration on "

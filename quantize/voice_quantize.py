@@ -369,7 +369,8 @@ def _report(t: _Tasting, out, shipped, mix: dict, warnings: list, checked: int,
     """The full figures (unrounded) of the bundle as written, for voice-report.json and
     the caller; ``shipped`` is the bundle read back, so its hash and signature are the
     file's."""
-    return {"bundle": str(out), "sha256": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
+    return {"bundle": str(out), "file_sha256": shipped.file_sha256,
+            "internal_digest": shipped.sha256, "bundle_bytes": Path(out).stat().st_size,
             "signed_by": (shipped.signature[0].hex() if shipped.signature else None),
             "macs_per_char": t.macs, "arch": t.arch, "vocab": t.spec.vocab,
             "moods": list(t.spec.moods), "context": t.spec.context, "mix": mix,
@@ -423,7 +424,8 @@ def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
     if with_json:
         atomic_write_text(directory / "voice-report.json", json.dumps(report, indent=2) + "\n")
     head = (f"# Voice: tasting notes\n\nBundle `{Path(report['bundle']).name}` "
-            f"(sha256 {report['sha256'][:16]}...), licence {', '.join(report['licences'])}.\n"
+            f"(file sha256 {report['file_sha256'][:16]}..., internal digest "
+            f"{report['internal_digest'][:16]}...), licence {', '.join(report['licences'])}.\n"
             f"Every int8 logit checked ({report['matches_onnxruntime']['elements_checked']}) is "
             f"identical to onnxruntime on the bundle's QDQ twin, and phrases sampled through "
             f"either are the same.\n\n")
@@ -437,10 +439,13 @@ def sweep_markdown(report: dict) -> str:
     rows = report.get("sweep")
     if not rows:
         return ""
+    timed = all("seconds" in r for r in rows)   # a committed report carries no timings
     w = ["\n## Architecture, by measurement\n",
          f"Each candidate trained on the same split and seed; picked: {report.get('pick_rule', '')}.\n",
-         "| candidate | MACs per character | held-out perplexity (float) | training s |",
-         "| --- | ---: | ---: | ---: |"]
+         "| candidate | MACs per character | held-out perplexity (float) |"
+         + (" training s |" if timed else ""),
+         "| --- | ---: | ---: |" + (" ---: |" if timed else "")]
     for r in rows:
-        w.append(f"| {r['arch']} | {r['macs_per_char']:,} | {r['perplexity']:.2f} | {r['seconds']} |")
+        w.append(f"| {r['arch']} | {r['macs_per_char']:,} | {r['perplexity']:.2f} |"
+                 + (f" {r['seconds']} |" if timed else ""))
     return "\n".join(w) + "\n"

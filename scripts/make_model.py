@@ -126,7 +126,7 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
                  log=log) -> dict:
     """Quantize ``float_onnx`` (unpruned) into the shipped bundle ``out`` and return its
     figures. Deterministic: the same float model and data give the same bytes."""
-    from lanthorn.device.bundle import read_bundle, write_bundle
+    from lanthorn.device.bundle import keep_if_reproduced, read_bundle, write_bundle
     from lanthorn.quantize.quantizer import bundle_sizes, quantize_model
 
     out = Path(out)
@@ -140,20 +140,36 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
                                f"{len(bundle.input_spec.channels)} channels into "
                                f"{len(bundle.labels)} gestures")
         write_bundle(bundle, draft)
-        shipped = read_bundle(draft)
-        checked = check_twin(shipped, held_out_windows(float_onnx, data_dir))
-        os.replace(draft, out)
+        checked = check_twin(read_bundle(draft), held_out_windows(float_onnx, data_dir))
+        log_kept(keep_if_reproduced(draft, out), out, log)
     finally:
         draft.unlink(missing_ok=True)
+    shipped = read_bundle(out)   # the figures describe the file shipped, kept or new
     size = Path(float_onnx).stat().st_size
     fig = figures(r.final, size)
     sizes = bundle_sizes(shipped)   # the shipped card is longer than the quantizer's
-    fig.update({"bundle": out.name, "sha256": shipped.sha256, **sizes, "float_onnx_bytes": size,
+    fig.update({"bundle": out.name, "file_sha256": shipped.file_sha256,
+                "internal_digest": shipped.sha256, **sizes, "float_onnx_bytes": size,
                 "size_ratio": round(size / sizes["bundle_bytes"], 3),
                 "size_ratio_without_twin": round(size / sizes["bundle_bytes_without_twin"], 3),
                 "matches_onnxruntime": {"elements_checked": checked, "mismatches": 0},
                 "held_out": r.held_out, "data": r.data})
     return fig
+
+
+def log_kept(how: str, out: Path, log=log) -> None:
+    """Say what :func:`lanthorn.device.bundle.keep_if_reproduced` did with ``out``."""
+    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.build_record import build_record
+    if how == "reproduced":
+        here = build_record()
+        log(f"{out.name}: reproduced byte for byte except the build record: built here on "
+            f"{here['cpu']} ({' '.join(here['cpu_features'])}); the committed file, built on "
+            f"{read_bundle(out).build.get('cpu', 'an unrecorded CPU')}, is kept")
+    elif how == "identical":
+        log(f"{out.name}: reproduced byte for byte")
+    else:
+        log(f"{out.name}: written (it differs from the one that was there)")
 
 
 def held_out_windows(float_onnx: Path, data_dir: Path) -> np.ndarray:
@@ -178,7 +194,10 @@ def build_pruned(float_onnx: Path, checkpoint: Path, data_dir: Path, out: Path,
     size = Path(float_onnx).stat().st_size
     base, pruned = figures(r.evaluations[0], size), figures(r.final, size)
     base["float_onnx_bytes"] = pruned["float_onnx_bytes"] = size
-    pruned.update({"bundle": out.name, "sha256": r.sha256, "pruning": {
+    from lanthorn.device.bundle import content_sha256
+    # not committed: its content digest (the same on any CPU), not its file's sha256
+    pruned.update({"bundle": out.name, "content_sha256": content_sha256(Path(out).read_bytes()),
+                   "pruning": {
         k: r.pruning[k] for k in ("label", "method", "layers", "finetune") if k in r.pruning}})
     return base, pruned
 
@@ -246,8 +265,9 @@ def _float_model(args, data_dir: Path, work: Path, float_onnx: Path) -> tuple[Pa
         return float_onnx, None
     source = work / f"{NAME}.onnx"
     summary = train_float(data_dir, source, RECIPE, progress=not args.quiet)
+    log(f"trained in {summary['seconds']} s")   # logged, not committed: the report is compared
     return source, {k: summary[k] for k in ("macs", "best_epoch", "epochs_run", "val_accuracy",
-                                            "test_accuracy", "seconds")}
+                                            "test_accuracy")}
 
 
 def _earlier_figures(out: Path, float_sha: str, pruned: dict | None,
@@ -263,7 +283,7 @@ def _earlier_figures(out: Path, float_sha: str, pruned: dict | None,
     return pruned, train
 
 
-def _log_shipped(out: Path, report: dict, float_onnx: Path) -> None:
+def _log_shipped(out: Path, report: dict, float_onnx: Path, seconds: float) -> None:
     """The closing lines: what was shipped, how it scored and where the report is."""
     unpruned, pruned = report["unpruned"], report["pruned_50pct_channels"]
     log(f"shipped {out / (NAME + '.lanthorn')}: float {100 * unpruned['float_accuracy']:.2f}% → "
@@ -275,7 +295,7 @@ def _log_shipped(out: Path, report: dict, float_onnx: Path) -> None:
             f"{100 * pruned['int8_accuracy']:.2f}%, {pruned['macs']:,} MACs, "
             f"{pruned['bundle_bytes']:,} bytes")
     log(f"report: {out / 'report.json'}, {out / 'report' / 'report.md'} "
-        f"({report['seconds']} s)")
+        f"({seconds} s)")
 
 
 def main(argv=None) -> int:
@@ -303,10 +323,9 @@ def main(argv=None) -> int:
     pruned, train = _earlier_figures(out, float_sha, pruned, train)
     report = {"model": NAME, "recipe": RECIPE, "float_onnx_sha256": float_sha,
               "targets": targets(unpruned, pruned),
-              "unpruned": unpruned, "pruned_50pct_channels": pruned, "train": train,
-              "seconds": round(time.perf_counter() - t0, 1)}
+              "unpruned": unpruned, "pruned_50pct_channels": pruned, "train": train}
     (out / "report.json").write_text(dumps(report))
-    _log_shipped(out, report, float_onnx)
+    _log_shipped(out, report, float_onnx, round(time.perf_counter() - t0, 1))
     return 0
 
 

@@ -31,7 +31,7 @@ echo "pi-check: built $(basename "$sdist") from $(git -C "$repo" rev-parse --sho
 bash "$here/debian-root.sh" arm64 "$root"
 mount_in proc /proc
 mount_in /dev /dev
-cp "$sdist" "$root/root/"
+cp "$sdist" "$work/clone/constraints.txt" "$root/root/"
 
 inside() {  # inside QEMU_CPU COMMAND...
   local cpu=$1; shift
@@ -45,10 +45,11 @@ step() { echo "pi-check: $*" | tee -a "$log"; }
 step "apt-get install python3-venv python3-dev gcc (the C kernel and spidev compile on the Pi)"
 inside cortex-a72 bash -c "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
   --no-install-recommends python3-venv python3-dev gcc" >>"$log" 2>&1
-step "python3 -m venv /opt/lanthorn && pip install '$(basename "$sdist")[$extra]'"
+step "python3 -m venv /opt/lanthorn && pip install -c constraints.txt '$(basename "$sdist")[$extra]'"
 start=$(date +%s)
 inside cortex-a72 bash -c "python3 -m venv /opt/lanthorn && \
-  /opt/lanthorn/bin/pip install -q --disable-pip-version-check '/root/$(basename "$sdist")[$extra]'" >>"$log" 2>&1 ||
+  /opt/lanthorn/bin/pip install -q --disable-pip-version-check -c /root/constraints.txt \
+  '/root/$(basename "$sdist")[$extra]'" >>"$log" 2>&1 ||
   { echo "pi-check: pip install failed (log: $log)"; tail -n 20 "$log"; exit 1; }
 step "installed in $(( $(date +%s) - start )) s (under emulation)"
 

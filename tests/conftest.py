@@ -19,6 +19,12 @@ import os
 
 import pytest
 
+from lanthorn.quantize import determinism
+
+# Training in this process (test_train, the studio's teach, pruning) must run torch with the
+# CPU-independent kernels, which are fixed when torch is first imported: before any test does.
+determinism.apply()
+
 MACHINE_SKIP = "not on this machine:"
 IN_CI = os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 

@@ -77,6 +77,13 @@ def test_rates_on_the_simulated_clock(zoo_bundle):
     assert st["fps"] == pytest.approx(60.0, abs=0.1)
     assert st["frame_ms_p99"] is not None and st["infer_ms"] is not None
     assert st["model"] == "zoo-cnn1d" and st["sensors"]["touch"] == "ok"
+    # the file's sha256 (what sha256sum prints) and the internal digest, each named
+    import hashlib
+    from pathlib import Path
+    assert st["file_sha256"] == hashlib.sha256(Path(zoo_bundle).read_bytes()).hexdigest()
+    assert st["internal_digest"] == st["sha256"] != st["file_sha256"]
+    info = loop.model_info()
+    assert (info["file_sha256"], info["internal_digest"]) == (st["file_sha256"], st["sha256"])
 
 
 def test_touch_lights_the_ring_on_the_next_frame():

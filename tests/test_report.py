@@ -73,7 +73,10 @@ def test_report_json_and_markdown_tell_the_same_numbers(work, report):
     assert macs[0] > macs[1] > macs[2]
     for row in doc["layers"]:
         assert row["node"] in md
-    assert doc["sha256"][:16] in md
+    # the content digest (the same on any CPU that rebuilds it), computed here afresh
+    from lanthorn.device.bundle import content_sha256
+    assert doc["content_sha256"] == content_sha256((root / "m.lanthorn").read_bytes())
+    assert doc["content_sha256"][:16] in md and "seconds" not in doc
     assert "## Tasting notes" in md and "## Per-layer quantization error" in md
     # the checkpoint next to the model was found and fine-tuned from
     assert doc["pruning"]["method"] == "fine-tuned from m.pt"

@@ -74,7 +74,7 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUD
                             log=lambda msg: progress("quantize", min(0.95, next(steps) / 6),
                                                      str(msg).splitlines()[0]))
     progress("quantize", 1.0, f"{name}: {len(report['samples'])} sample phrases")
-    return {"name": name, "bundle": str(bundle), "sha256": report.get("sha256"),
+    return {"name": name, "bundle": str(bundle), "sha256": report.get("internal_digest"),
             "samples": samples_by_mood(report["samples"])}
 
 

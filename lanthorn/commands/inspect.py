@@ -14,13 +14,18 @@ def add_arguments(parser):
 
 def run(args) -> int:
     from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.build_record import describe as build_lines
     from lanthorn.device.describe import describe
     d = describe(read_bundle(args.bundle))
     if args.json:
         print(json.dumps(d, indent=2, sort_keys=True))
         return 0
     card = d["card"]
-    print(f"{args.bundle}  (sha256 {d['sha256'][:16]}…)")
+    print(f"{args.bundle}")
+    print(f"sha256    {d['file_sha256']}  (the file's, as sha256sum prints it)")
+    print(f"internal digest {d['internal_digest']}  (in the bundle's prefix: signed, checked on push)")
+    for line in build_lines(d["build"]):
+        print(line)
     print(f"model     {card.get('name', '?')}" + (f" — {card['description']}" if card.get("description") else ""))
     for k, v in card.items():
         if k not in ("name", "description"):
