@@ -23,7 +23,7 @@ import hashlib
 import json
 import os
 import platform
-import subprocess
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,21 +140,21 @@ def _value_lines(server: "ConsoleServer", values: dict) -> list[str]:
 
 
 def version_info() -> dict:
-    """lanthorn's version and the commit it was built from (``LANTHORN_COMMIT``, the file
-    ``lanthorn/COMMIT`` an install may carry, else the git clone it runs from), Python and
-    the machine: what a conservator needs to reinstall the same thing."""
+    """lanthorn's version and the commit it was built from, Python and the machine: what a
+    conservator needs to reinstall the same thing. The commit: ``LANTHORN_COMMIT``, else the
+    clone lanthorn runs from (:func:`~lanthorn.device.build_record.git_commit`), else
+    ``lanthorn/commit.txt``, which ``git archive`` fills in (``export-subst``), so a copy
+    installed from an archived source tarball still knows its commit."""
     import lanthorn
-    pkg = Path(lanthorn.__file__).resolve().parent
-    commit = os.environ.get("LANTHORN_COMMIT", "")
-    if not commit and (pkg / "COMMIT").is_file():
-        commit = (pkg / "COMMIT").read_text().strip()
+    from lanthorn.device.build_record import git_commit
+    commit, dirty = os.environ.get("LANTHORN_COMMIT") or None, None
     if not commit:
-        try:
-            commit = subprocess.run(["git", "-C", str(pkg.parent), "rev-parse", "HEAD"],
-                                    capture_output=True, text=True, timeout=5).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            commit = ""
-    return {"lanthorn": lanthorn.__version__, "commit": commit or None,
+        commit, dirty = git_commit()
+    stamped = Path(lanthorn.__file__).resolve().parent / "commit.txt"
+    if not commit and stamped.is_file():
+        text = stamped.read_text().strip()
+        commit = text if re.fullmatch(r"[0-9a-f]{40}", text) else None
+    return {"lanthorn": lanthorn.__version__, "commit": commit, "local_changes": dirty,
             "python": platform.python_version(), "implementation": platform.python_implementation(),
             "machine": platform.machine(), "system": platform.system()}
 
