@@ -155,6 +155,12 @@ def test_restore_with_no_index_installs_and_passes_selftest(archived, tmp_path):
                             "import lanthorn; print(lanthorn.__file__)"],
                            capture_output=True, text=True, cwd=tmp_path).stdout
     assert str(tmp_path / "r" / "venv") in where
+    # and knows the commit it was installed from (git archive stamps lanthorn/commit.txt)
+    said = subprocess.run([str(tmp_path / "r" / "venv" / "bin" / "python"), "-c",
+                           "from lanthorn.device.console_archive import version_info; "
+                           "print(version_info()['commit'])"],
+                          capture_output=True, text=True, cwd=tmp_path).stdout.strip()
+    assert said == (bag / "data" / "source" / "COMMIT").read_text().strip()
     # no torch in the device set: the rebuild says why it did not run
     assert "SKIP rebuild: training needs torch" in out
 
