@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lanthorn.commands._options import add_baud, add_data_dir
+from lanthorn.commands._options import add_baud
 from lanthorn.errors import UserError
 
 
@@ -21,7 +21,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--port", help="serial port of the object, e.g. /dev/ttyACM0")
     parser.add_argument("--sim", action="store_true",
                         help="archive a simulated piece (lanthorn run --sim on a pty cable)")
-    add_data_dir(parser, "with --sim: the simulated piece's data dir")
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="with --sim: the simulated piece's data dir (default: a fresh one, "
+                             "the shipped model and voice)")
     parser.add_argument("--pin", help="the exhibition lock's PIN: a locked object's model, "
                                       "voice, presets and saved settings are read with it "
                                       "(the lock stays on)")
