@@ -31,6 +31,26 @@ def fsync_dir(directory: str | os.PathLike) -> None:
         os.close(fd)
 
 
+def make_dirs(path: str | os.PathLike) -> None:
+    """``mkdir -p`` whose new directories survive a power cut: each one created is made
+    durable by an fsync of its parent (a file synced into a directory whose own name was
+    never synced can vanish with it; the crash-state harness found a take lost that way
+    while the manifest, synced, still named it)."""
+    path = Path(path)
+    missing = []
+    while not path.is_dir():
+        missing.append(path)
+        if path.parent == path:
+            break
+        path = path.parent
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            continue
+        fsync_dir(d.parent)
+
+
 @contextlib.contextmanager
 def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None = "utf-8",
                 newline: str | None = None):

@@ -55,7 +55,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from lanthorn.device.atomic import atomic_write_bytes, atomic_write_text
+from lanthorn.device.atomic import atomic_write_bytes, atomic_write_text, make_dirs
 from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_RING,
                                     DEFAULT_UNITS, DEFAULT_WINDOW, LABELS)
 from lanthorn.errors import UserError
@@ -396,8 +396,7 @@ def create_dataset(path: str | Path, rate_hz: float = DEFAULT_RATE_HZ,
             raise DataError(f"{k} given for unknown channels {sorted(unknown)}")
     if set(header["ring"]) - set(channels) or len(header["ring"]) == 1:
         raise DataError(f"the ring {list(header['ring'])} must be two or more of the channels")
-    path.mkdir(parents=True, exist_ok=True)
-    (path / RECORDINGS).mkdir(exist_ok=True)
+    make_dirs(path / RECORDINGS)  # durable names: a power cut must not lose the folder
     _write_manifest(path, header, {})
     return path
 
@@ -498,7 +497,7 @@ def write_recording(path: str | Path, source: str, session: str, frames,
     key = f"{source}/{session}"
     entry = _session_entry(path, header, key, frames, labels, split, allow_duplicate)
     text = recording_csv(frames, labels, session, header["channels"])
-    folder.mkdir(parents=True, exist_ok=True)
+    make_dirs(folder)  # its name durable before the manifest names the take
     if compress:
         # mtime=0: the same data gives the same bytes (reproducible, diff-friendly)
         atomic_write_bytes(target, gzip.compress(text.encode("utf-8"), 9, mtime=0))

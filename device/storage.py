@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from lanthorn.device.atomic import atomic_write_text, fsync_dir
+from lanthorn.device.atomic import atomic_write_text, fsync_dir, make_dirs
 from lanthorn.device.fault_log import FaultLog
 from lanthorn.device.stores import (SETTINGS_VERSION, LockFile, PresetShelf, SettingsFile,  # noqa: F401
                                     StorageError, card_refused)
@@ -251,7 +251,7 @@ class DataDir(ModelFiles):
         try:
             for d in (self.models_dir, self.incoming_dir, self.presets_dir, self.rejected_dir,
                       self.recordings_dir):
-                d.mkdir(parents=True, exist_ok=True)
+                make_dirs(d)  # (names synced: a preset saved into presets/ must survive)
         except OSError as exc:  # read-only, full, or not ours: run anyway, say so
             self._problem(f"cannot use data directory {self.root}: {exc.strerror or exc}; "
                           "running on what it holds (or on defaults), changes are not kept")
