@@ -28,7 +28,8 @@ import time
 import traceback
 from typing import Any, Callable, Iterator
 
-from lanthorn.device import console_params, console_push, console_record, fault_log
+from lanthorn.device import (console_archive, console_params, console_push, console_record,
+                             fault_log)
 from lanthorn.device import console_wire as wire
 from lanthorn.device.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.exhibition_lock import ExhibitionLock
@@ -161,6 +162,7 @@ class ConsoleServer:
         self.handled = 0  # lines answered (for tests and status)
         self.open_attempts = 0  # tries to open the port by name (for tests and logs)
         self._open_failing = False
+        self.access_until = 0.0  # 'access PIN': this connection may read a locked object
 
     # --- lifecycle
     def start(self) -> "ConsoleServer":
@@ -197,6 +199,7 @@ class ConsoleServer:
             self.log(f"console: {self.port_name} is open")
         self._open_failing = False
         self.mode, self.reader = "text", LineReader()  # whoever plugs in next starts afresh
+        self.access_until = 0.0
         return True
 
     def _notices(self) -> None:
@@ -253,7 +256,7 @@ class ConsoleServer:
                 self.ser.write(data)
             except Exception as exc:  # nobody listening (buffer full, port gone): drop it
                 self.log(f"console: write failed: {exc}")
-                if isinstance(self.stream, Watch):
+                if getattr(self.stream, "ends_when_unheard", False):
                     self.stream = None  # do not keep streaming into a line nobody reads
 
     def ok(self, cmd, message="", body=None, data=None) -> list[str]:
@@ -306,6 +309,9 @@ class ConsoleServer:
             cmd_name = cmd.name
             if cmd.writes and self.lock.locked:
                 raise UserError("locked: changes are refused until 'unlock PIN'")
+            if cmd.pin and not console_archive.may_read(self):
+                raise UserError("locked: the model, voice, presets and saved settings are "
+                                "read only with the PIN ('access PIN' first)")
             answer = HANDLERS[cmd.name](self, cmd.name, args)
         except UserError as exc:
             answer = wire.err_lines(self.mode, cmd_name, str(exc))
@@ -362,6 +368,7 @@ class Watch:
 
     name = "watch"
     takes_bytes = False
+    ends_when_unheard = True
 
     def __init__(self, period: float, now: float):
         self.period, self.next_t = period, now
@@ -398,6 +405,7 @@ def cmd_mode(server: ConsoleServer, name, args):
     if mode not in ("text", "json"):
         raise UserError("mode must be text or json")
     server.mode = mode
+    server.access_until = 0.0  # a client starts and ends with 'mode': 'access PIN' ends with it
     return server.ok(name, f"mode {mode}")
 
 
@@ -430,6 +438,7 @@ def cmd_model_rollback(server: ConsoleServer, name, args):
 
 def cmd_lock(server: ConsoleServer, name, args):
     server.lock.lock(args[0])
+    server.access_until = 0.0  # an earlier 'access PIN' does not outlive a new lock
     kept = f" (not stored: {server.lock.note}; it lasts until a restart)" if server.lock.note else ""
     return server.ok(name, "locked: changes are refused until 'unlock PIN'" + kept)
 
@@ -481,7 +490,8 @@ HANDLERS: dict[str, Callable[[ConsoleServer, str, list[str]], list[str]]] = {
     "help": cmd_help, "mode": cmd_mode, "status": cmd_status, "model info": cmd_model_info,
     "model rollback": cmd_model_rollback, "lock": cmd_lock, "unlock": cmd_unlock,
     "log": cmd_log, "stop": cmd_stop, "watch": cmd_watch,
-    **console_params.HANDLERS, **console_record.HANDLERS, **console_push.HANDLERS}
+    **console_params.HANDLERS, **console_record.HANDLERS, **console_push.HANDLERS,
+    **console_archive.HANDLERS}
 
 
 def _readable(latest: dict) -> dict:

@@ -10,8 +10,8 @@ client) switches to ``mode json``. Both get exactly one final answer per command
 * text mode: zero or more body lines, then ``OK [message]`` or ``ERR <reason>``;
 * json mode: one JSON object per line: ``{"ok": true, "cmd": ..., "message": ..., "data":
   ..., "line": ...}`` or ``{"ok": false, "cmd": ..., "error": ..., "line": ...}``, where
-  ``line`` is the command line answered (absent on the final answer of a ``record`` or a
-  push, which come later). Streaming lines (``watch`` samples, ``record`` frames, notices)
+  ``line`` is the command line answered (absent on the final answer of a ``record``, a
+  push or a ``model get``, which come later). Streaming lines (``watch`` samples, ``record`` frames, notices)
   are objects with an ``event`` key and no ``ok``. A ``watch`` sample also carries what a
   visitor sees (``leds``: the ring as hex, ``oled``: the display's words), for a picture of
   the object (the studio); a ``record`` frames event carries the live sample as ``now``.
@@ -42,12 +42,15 @@ class ProtocolError(UserError):
 class Command:
     """One console command. ``args`` is the usage ("NAME VALUE"); a trailing ``VALUE...``
     takes the rest of the line verbatim (phrases contain spaces). ``writes`` marks commands
-    refused while the exhibition lock is on."""
+    refused while the exhibition lock is on; ``pin`` those that read the artwork (model and
+    voice bytes, presets, saved settings), which a locked object answers only after the PIN
+    (``access PIN`` or ``unlock PIN``)."""
 
     name: str
     args: str
     help: str
     writes: bool = False
+    pin: bool = False
 
     @property
     def arg_names(self) -> list[str]:
@@ -65,7 +68,8 @@ class Command:
         return f"{self.name} {self.args}".strip()
 
     def describe(self) -> dict:
-        return {"name": self.name, "args": self.args, "help": self.help, "writes": self.writes}
+        return {"name": self.name, "args": self.args, "help": self.help, "writes": self.writes,
+                "pin": self.pin}
 
 
 COMMANDS: tuple[Command, ...] = (
@@ -80,6 +84,9 @@ COMMANDS: tuple[Command, ...] = (
     Command("preset load", "NAME", "apply a preset now ('save' keeps it across restarts)", writes=True),
     Command("preset list", "", "list saved presets"),
     Command("preset delete", "NAME", "delete a preset", writes=True),
+    Command("preset show", "NAME", "show a preset's values without loading it", pin=True),
+    Command("settings saved", "", "the saved start-up values (the live ones are 'list')",
+            pin=True),
     Command("status", "", "frame rate, frame time p99, inference time, model, sensors, the body's "
                           "channels and whether they feed the model, uptime"),
     Command("log", "[N]", "the newest N lines (default 20) of the on-card fault log: parts "
@@ -103,6 +110,16 @@ COMMANDS: tuple[Command, ...] = (
     Command("trust remove", "KEY", "stop trusting a signing key", writes=True),
     Command("lock", "PIN", "exhibition lock: refuse every change until 'unlock PIN'"),
     Command("unlock", "PIN", "lift the exhibition lock (wrong PINs are slowed down)"),
+    Command("model get", "[previous] [voice]", "send the running model's bundle (or the "
+            "voice's, or the previous one) in CRC-checked chunks, base64 lines in the push's "
+            "frames (used by 'lanthorn archive')", pin=True),
+    Command("version", "", "lanthorn version, source commit, Python and machine"),
+    Command("lockfile", "", "the exhibition lock as stored: locked or not, since when, wrong "
+            "attempts (never the PIN or its hash)"),
+    Command("rejected", "", "the files set aside in rejected/ and the note saying why"),
+    Command("access", "PIN|end", "let this connection read a locked object's model, voice, "
+            "presets and saved settings (the lock stays on; ends with 'access end', the next "
+            "'mode', a reopened port or after 15 min)"),
     Command("mode", "text|json", "answer as text for people or one JSON object per line"),
 )
 
@@ -164,6 +181,8 @@ def help_text(name: str | None = None) -> list[str]:
         lines = [f"{c.usage()}: {c.help}"]
         if c.writes:
             lines.append("(refused while the exhibition lock is on)")
+        if c.pin:
+            lines.append("(needs the PIN while locked: 'access PIN' first)")
         return lines
     width = max(len(c.usage()) for c in COMMANDS)
     return [f"{c.usage():<{width}}  {c.help}" for c in COMMANDS] + \
@@ -263,11 +282,12 @@ def markdown() -> str:
         "",
         "Parameters (`NAME` below) are listed in [PARAMETERS.md](PARAMETERS.md).",
         "",
-        "| command | what it does | refused while locked |",
+        "| command | what it does | while locked |",
         "| --- | --- | --- |",
     ]
     for c in COMMANDS:
-        lines.append(f"| `{c.usage()}` | {c.help} | {'yes' if c.writes else ''} |")
+        locked = "refused" if c.writes else ("PIN (`access PIN`)" if c.pin else "")
+        lines.append(f"| `{c.usage()}` | {c.help} | {locked} |")
     lines += [
         "",
         "Models are sent with `lanthorn push BUNDLE --port PORT` (framed, CRC-32 per chunk,",
@@ -279,5 +299,13 @@ def markdown() -> str:
         "signed by one of its trusted keys (`trust list`) and says why it refuses any other;",
         "the running model keeps running. Keys, signing and recovering from a lost key:",
         "[SIGNING.md](SIGNING.md).",
+        "",
+        "The object's state reads back for an archive (`lanthorn archive`): `model get` sends",
+        "a bundle's bytes as `CHUNK <base64>` lines (json mode: `chunk` events), each the",
+        "push's frame (sequence, length, payload, CRC-32), then `OK` with the size and",
+        "SHA-256 of the whole file; any line stops it. The model and the voice are the",
+        "artwork: while locked, they, the presets and the saved settings are read only after",
+        "`access PIN` (the lock stays on); `version`, `status`, `lockfile`, `rejected` and",
+        "the fault log stay readable.",
     ]
     return "\n".join(lines) + "\n"

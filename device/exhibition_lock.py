@@ -73,6 +73,13 @@ class ExhibitionLock:
     def unlock(self, pin: str) -> None:
         if not self.locked:
             raise UserError("not locked")
+        self.check_pin(pin)
+        self.storage.clear_lock()
+        self.record, self.failures, self.blocked_until, self.note = None, 0, 0.0, ""
+
+    def check_pin(self, pin: str) -> None:
+        """Raise unless ``pin`` is the lock's PIN, with the same slowing down of wrong PINs
+        as ``unlock`` (``access PIN`` reads a locked object without lifting the lock)."""
         if self.damaged:
             raise UserError(f"the lock file {self.storage.lock_path} is damaged, so the lock "
                             "stays on; delete that file on the device to lift it")
@@ -92,5 +99,7 @@ class ExhibitionLock:
             self.record = dict(self.record, failures=self.failures)
             self._store(self.record)
             raise UserError(f"wrong PIN; next attempt allowed in {math.ceil(delay):d} s")
-        self.storage.clear_lock()
-        self.record, self.failures, self.blocked_until, self.note = None, 0, 0.0, ""
+        if self.failures:  # the right PIN: the count of wrong ones starts again
+            self.failures, self.blocked_until = 0, 0.0
+            self.record = {k: v for k, v in self.record.items() if k != "failures"}
+            self._store(self.record)

@@ -79,6 +79,7 @@ def run(args) -> int:
     loop = Piece(body, storage=storage, log=log, watchdog=notifier.watchdog)
     _say_fit(loop, log)
     loop.WATCHDOG_S = notifier.feed_interval(Piece.WATCHDOG_S)
+    loop.profile = profile  # the console's 'version' names the body (for an archive)
     console = None
     if args.serial:
         from lanthorn.device.console import ConsoleServer
