@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 SETUP_FILES := pyproject.toml setup.py constraints.txt
 PIN := -c constraints.txt
 # The C kernel extension is compiled at install time: editing it must rebuild it.
-KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
+KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/engine/kernel_ext/*.c)
 
 .PHONY: demo studio test test-fast lint bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 

@@ -97,7 +97,7 @@ def add_source(folder: Path, root: Path | None, device_commit: str | None, notes
 
 def add_models(folder: Path, obj) -> dict:
     """The bundles as read back, their sha256, and their cards (with provenance)."""
-    from lanthorn.device.bundle import Bundle
+    from lanthorn.device.engine.bundle import Bundle
     folder.mkdir(parents=True)
     out, sums, cards = {}, [], {}
     for name, data in obj.bundles.items():

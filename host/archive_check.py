@@ -78,15 +78,15 @@ def _twin(bundle) -> str:
 
 
 def check_model(path: Path, want: dict) -> str:
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.runtime import load
     data = path.read_bytes()
     if hashlib.sha256(data).hexdigest() != want.get("sha256"):
         return f"FAIL models/{path.name}: sha256 is not the one read back from the object"
     try:
         bundle = read_bundle(path)
         if want.get("kind") == "voice":
-            from lanthorn.device.voice import load_voice
+            from lanthorn.device.piece.voice import load_voice
             load_voice(path)
         else:
             load(bundle)

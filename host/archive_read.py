@@ -7,7 +7,7 @@ on), ``settings saved``, every ``preset show`` and the bundles' bytes (``model g
 the object cannot answer (an older firmware without ``log``) is recorded as such, never
 invented.
 
-A bundle arrives as the push's frames (CRC-32 each, :class:`~lanthorn.device.push_wire.
+A bundle arrives as the push's frames (CRC-32 each, :class:`~lanthorn.device.console.push_wire.
 FrameDecoder`), base64 on json ``chunk`` events; the whole file is checked against the
 size and SHA-256 the device sends last, and fetched again (up to :data:`TRIES` times) when
 a chunk was damaged on the way.
@@ -18,11 +18,11 @@ import base64
 import hashlib
 from dataclasses import dataclass, field
 
-from lanthorn.device.push_wire import FrameDecoder
+from lanthorn.device.console.push_wire import FrameDecoder
 from lanthorn.errors import UserError
 
 TRIES = 3
-LOG_LINES = 1000  # the whole on-card fault log (device/fault_log.py keeps at most this many)
+LOG_LINES = 1000  # the whole on-card fault log (device/storage/fault_log.py keeps at most this many)
 #: (file name in the bag, words after 'model get')
 BUNDLES = (("model-current.lanthorn", ""), ("model-previous.lanthorn", "previous"),
            ("voice-current.lanthorn", "voice"), ("voice-previous.lanthorn", "previous voice"))

@@ -25,9 +25,9 @@ from lanthorn.host.archive_check import verify
 
 RUN_BUNDLES = r"""
 import sys, numpy as np
-from lanthorn.device.bundle import read_bundle
-from lanthorn.device.runtime import load
-from lanthorn.device.voice import is_voice, load_voice
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.engine.runtime import load
+from lanthorn.device.piece.voice import is_voice, load_voice
 for path in sys.argv[1:]:
     name = path.rsplit('/', 1)[-1]
     if is_voice(read_bundle(path)):
@@ -112,9 +112,9 @@ REBUILDS = (("make_model.py", ["--no-prune", "--quiet"], "temperament.lanthorn",
 def _same_content(a: bytes, b: bytes) -> bool:
     """Equal but for the build record (what CPU, which versions built it), the one part two
     machines rebuilding the same model are expected to differ in, where the bundle format
-    has one (device/build_record.py); else the bytes alone decide."""
+    has one (device/engine/build_record.py); else the bytes alone decide."""
     try:
-        from lanthorn.device.bundle import reproducible_content
+        from lanthorn.device.engine.bundle import reproducible_content
     except ImportError:  # a bundle format without a build record
         return False
     try:

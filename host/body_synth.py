@@ -4,7 +4,7 @@ describes, and the device's own sampler makes the frames.
 ``lanthorn data synth --profile bowl`` (or a maker's profile with an IMU, a PIR, a knob, a
 button) opens the simulated body, lets the :class:`~lanthorn.hardware.sim.body_visitor.BodyVisitor`
 lift, tilt, shake, knock, approach, press and turn it, and reads it exactly as the running
-piece does (:class:`lanthorn.device.sampling.Sampler` at the device's sample rate, each
+piece does (:class:`lanthorn.device.piece.sampling.Sampler` at the device's sample rate, each
 channel encoded by its part's declaration, samples averaged into frames by the same
 pipeline). Each frame is labelled with what the visitor did at its last sample: the labels
 are the simulator's exact gesture intervals, nothing guessed. A dataset's channels bind by
@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device import dataset as dsf
-from lanthorn.device.dataset import DataError, Source
+from lanthorn.device.storage import dataset as dsf
+from lanthorn.device.storage.dataset import DataError, Source
 
 SYNTH_SOURCE = "synthetic"
 
@@ -47,12 +47,12 @@ def body_dataset(root: Path, layout, gestures, rate_hz: float) -> tuple[list[int
 def session_frames(profile, seed: int, seconds: float, rate_hz: float, only) -> tuple:
     """(frames [F, C] in the body's channel order, a label per frame) of one simulated
     session, made by the device's sampler on the simulated body."""
-    from lanthorn.device.channel_layout import layout_for_profile
-    from lanthorn.device.frames import SAMPLE_HZ
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.part_health import PartHealth
-    from lanthorn.device.sampling import Sampler
-    from lanthorn.device.scheduler import Scheduler
+    from lanthorn.device.piece.channel_layout import layout_for_profile
+    from lanthorn.device.piece.frames import SAMPLE_HZ
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.piece.part_health import PartHealth
+    from lanthorn.device.piece.sampling import Sampler
+    from lanthorn.device.piece.scheduler import Scheduler
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.sim import SimClock
 
@@ -89,7 +89,7 @@ def synthesize_body(out, profile, minutes: float = 6.0, seed: int = 0,
                     session_seconds: float = 60.0, source: str = SYNTH_SOURCE,
                     compress: bool = False, rate_hz: float = 25.0, log=print) -> list[Path]:
     """Write ``minutes`` of a simulated visitor handling ``profile``'s body."""
-    from lanthorn.device.channel_layout import layout_for_profile
+    from lanthorn.device.piece.channel_layout import layout_for_profile
     from lanthorn.hardware.sim.body_visitor import body_gestures
     if not (minutes > 0 and session_seconds > 0):
         raise DataError("--minutes and --session-seconds must be positive")
@@ -108,7 +108,7 @@ def synthesize_body(out, profile, minutes: float = 6.0, seed: int = 0,
         raise DataError(f"source {source!r} already has recordings here; choose another "
                         f"--out or --source", root)
     rate = float(header["rate_hz"])
-    from lanthorn.device.frames import SAMPLE_HZ
+    from lanthorn.device.piece.frames import SAMPLE_HZ
     if not 0 < rate <= SAMPLE_HZ:
         raise DataError(f"this dataset's rate {rate:g} Hz is above what a body is sampled at "
                         f"({SAMPLE_HZ:g} Hz)", root / dsf.MANIFEST)

@@ -1,7 +1,7 @@
 """The demo: the simulated artwork on a model, what it did and how fast (``lanthorn demo``).
 
 :func:`open_demo` opens the simulated body (``hardware/profiles/sim.toml``) and runs the
-real device loop on it (:class:`lanthorn.device.piece.Piece`: 100 Hz sensing, the int8
+real device loop on it (:class:`lanthorn.device.piece.piece.Piece`: 100 Hz sensing, the int8
 model at 25 Hz, the behaviour, 60 fps LEDs, the OLED on its own thread) with the shipped
 default bundle, while the scripted visitor walks up, taps, double-taps, strokes both ways,
 holds, lays a palm on the ring and leaves. It prints a timeline (what the piece recognised,
@@ -44,8 +44,8 @@ def _given_or_shipped(path: Path | None, option: str, shipped: Path, loader, mis
 def load_model(path: Path | None, profile=None):
     """(model or None, note): the given bundle, else the piece's shipped one (its profile's
     ``model``; the default piece's temperament without one)."""
-    from lanthorn.device.runtime import load
-    from lanthorn.device.storage import shipped_model_for
+    from lanthorn.device.engine.runtime import load
+    from lanthorn.device.storage.storage import shipped_model_for
     shipped = shipped_model_for(profile)
     return _given_or_shipped(path, "--model", shipped, load,
                              f"the shipped model device/models/{shipped.name} is missing "
@@ -54,8 +54,8 @@ def load_model(path: Path | None, profile=None):
 
 def load_voice(path: Path | None, off: bool):
     """(voice or None, note): the given voice bundle, else the shipped default voice."""
-    from lanthorn.device.storage import SHIPPED_VOICE
-    from lanthorn.device.voice import load_voice
+    from lanthorn.device.storage.storage import SHIPPED_VOICE
+    from lanthorn.device.piece.voice import load_voice
     if off:
         return None, "off (--no-voice): phrase banks"
     return _given_or_shipped(path, "--voice", SHIPPED_VOICE, load_voice,
@@ -75,7 +75,7 @@ def check_options(seconds, fps: float, out: Path) -> None:
 
 def params_from(settings: list[str]):
     """A ParamStore with the ``NAME=VALUE`` settings applied, as on the console."""
-    from lanthorn.device.params import ParamStore
+    from lanthorn.device.piece.params import ParamStore
     params = ParamStore()
     for item in settings:
         name, eq, value = item.partition("=")
@@ -136,7 +136,7 @@ def open_demo(model_path=None, voice_path=None, no_voice=False, seed=0, window=F
               visitor=False, gestures=None, settings=(), piece: str = "lantern") -> Demo:
     """Open the piece's simulated body (with the pygame window when ``window``) and the real
     device loop on it; the scripted visitor comes unless the mouse is the visitor."""
-    from lanthorn.device.piece import Piece
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.body import open_body
     renderer = _renderer()
     profile = piece_profile(piece)
@@ -198,7 +198,7 @@ def run_demo(demo: Demo, seconds, fps: float):
 def write_outputs(summary: dict, recorder, out: Path) -> Path:
     """demo.gif (when frames were recorded) and summary.json in ``out``; returns the latter."""
     import json
-    from lanthorn.device.atomic import atomic_write_text
+    from lanthorn.device.storage.atomic import atomic_write_text
     out.mkdir(parents=True, exist_ok=True)
     if len(recorder):
         gif = recorder.write(out / "demo.gif")
@@ -266,7 +266,7 @@ def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
 
 
 def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
-    from lanthorn.device.behaviour import flicker
+    from lanthorn.device.piece.behaviour import flicker
     s = loop.summary()
     timeline = [e.to_json() for e in loop.timeline]
     recognised = [{"t": e["t"], "label": e["text"], "p": e.get("p")}

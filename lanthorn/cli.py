@@ -80,7 +80,7 @@ def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
 def version_line() -> str:
     """``lanthorn 0.3.0`` and, run from a clone, the commit beside it (and whether tracked
     files differ from it): the version alone does not say which code this is."""
-    from lanthorn.device.build_record import git_commit
+    from lanthorn.device.engine.build_record import git_commit
     commit, dirty = git_commit()
     if not commit:
         return f"lanthorn {__version__}"

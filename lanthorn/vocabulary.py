@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The default piece's gestures, in the model's output order (the simulator performs the
-#: same ones; ``lanthorn.device.frames`` and ``lanthorn.hardware.sim`` import them from here).
+#: same ones; ``lanthorn.device.piece.frames`` and ``lanthorn.hardware.sim`` import them from here).
 LABELS: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
                            "stroke_ccw", "hold", "palm", "leave")
 
-#: The moods of the default temperament (``lanthorn.device.behaviour``), in display order.
+#: The moods of the default temperament (``lanthorn.device.piece.behaviour``), in display order.
 MOODS: tuple[str, ...] = ("calm", "curious", "delighted", "shy", "agitated")
 
 #: LED palettes the ``palette`` parameter can name.

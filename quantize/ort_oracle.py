@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import raw_outputs
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import raw_outputs
 
 #: onnxruntime ops that compute in float: where one of these survives its QDQ fusions,
 #: onnxruntime's numbers are float arithmetic, not the integers lanthorn reproduces
@@ -172,7 +172,7 @@ def engines_vs_ort(bundle, feeds) -> tuple[int, tuple[str, int] | None]:
     ``auto`` picks (the C kernel where built) against onnxruntime on the twin, every feed.
     Returns (elements compared, None), or at the first difference (backend, elements that
     differ) for the caller to refuse with its own words."""
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     refs = ort_raw_int8(bundle, feeds)
     checked = 0
     for backend in ("numpy", "auto"):

@@ -4,8 +4,8 @@ Input: a model as ``onnxruntime.quantization.quantize_static(quant_format=QDQ,
 per_channel=True, activation_type=QInt8, weight_type=QInt8)`` writes it: every float
 activation is wrapped as ``QuantizeLinear -> DequantizeLinear``, weights are int8
 initializers behind a ``DequantizeLinear``, biases int32. Each compute node between DQs and
-a Q becomes one fused int8 layer of :mod:`lanthorn.device.graph`, computed with the exact
-arithmetic onnxruntime uses for that node group (:mod:`lanthorn.device.int8`), and the QDQ
+a Q becomes one fused int8 layer of :mod:`lanthorn.device.engine.graph`, computed with the exact
+arithmetic onnxruntime uses for that node group (:mod:`lanthorn.device.engine.int8`), and the QDQ
 model itself is embedded as the bundle's twin so anyone can re-check the integers.
 
 Layouts: ONNX is NCHW; lanthorn is channels-last. A ``[1, C, H, W]`` tensor becomes
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.bundle import Bundle, InputSpec
-from lanthorn.device.graph import Graph, GraphError, Layer, Tensor
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.bundle import Bundle, InputSpec
+from lanthorn.device.engine.graph import Graph, GraphError, Layer, Tensor
 from lanthorn.errors import UserError
 from lanthorn.quantize.qdq_ops import OPS, UNARY_LUT_OPS
 from lanthorn.quantize.qdq_onnx import node_attrs, our_shape

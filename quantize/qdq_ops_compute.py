@@ -4,14 +4,14 @@ the pools, Add, Mul and Concat.
 Each handler is ``handler(imp, node)`` over the importer core (``qdq_import._Importer``):
 it reads its quantized inputs, takes the QuantizeLinear after the node (and a Relu/Clip
 fused before it), and appends one fused int8 layer whose integers are the ones onnxruntime
-computes for that node group (see :mod:`lanthorn.device.int8`).
+computes for that node group (see :mod:`lanthorn.device.engine.int8`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import Layer
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Layer
 from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
 
 

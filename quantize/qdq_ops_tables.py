@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device.graph import Layer, Tensor
+from lanthorn.device.engine.graph import Layer, Tensor
 from lanthorn.quantize.ort_oracle import ort_session
 from lanthorn.quantize.qdq_onnx import node_attrs
 

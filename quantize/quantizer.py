@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device.graph import graph_macs
+from lanthorn.device.engine.graph import graph_macs
 from lanthorn.errors import UserError
 from lanthorn.quantize import quality
 from lanthorn.quantize.calibrate import (DEFAULT_CALIBRATION_WINDOWS, METHODS, ModelData,
@@ -362,7 +362,7 @@ def run_bundle(bundle, data: ModelData, x: np.ndarray) -> np.ndarray:
     """Bundle outputs [N, K] under lanthorn's engine, fed as the device feeds it."""
     import warnings
 
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "C kernel not built, using numpy": fine here
         model = load(bundle)
@@ -516,7 +516,7 @@ def quantize_float(model, data: ModelData, calibration: str = "minmax",
 
 
 def make_bundle(qdq, data: ModelData, card: dict, provenance: dict):
-    from lanthorn.device.bundle import InputSpec
+    from lanthorn.device.engine.bundle import InputSpec
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     spec = None
     if data.window is not None:
@@ -560,7 +560,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the .pt
     pruning fine-tunes from. ``sweep``: further channel fractions to try (evaluated for the
     report, not written). ``report_dir``: write report.md, report.json and plots there.
-    ``signing_key``: an Ed25519 private key (:mod:`lanthorn.device.signing`) that signs the
+    ``signing_key``: an Ed25519 private key (:mod:`lanthorn.device.engine.signing`) that signs the
     bundle. Returns the figures; writes ``out`` atomically.
 
     Quality (:mod:`lanthorn.quantize.quality`): a model trained by ``lanthorn train`` says
@@ -716,7 +716,7 @@ def _write(chosen: _Variant, out: Path, signing_key, variants: _Variants, prunin
     """Write the chosen variant's bundle (signed if a key is given) and say what was written.
     ``release_check`` (``lanthorn quantize``): engines against onnxruntime's int8 QDQ path
     first, recorded in the card (``make model`` runs its own and keeps the card's bytes)."""
-    from lanthorn.device.bundle import write_bundle
+    from lanthorn.device.engine.bundle import write_bundle
     if release_check:
         from lanthorn.quantize.release_check import release_check as check
         check(chosen.bundle, what=str(out), log=log)

@@ -62,8 +62,8 @@ def synth(data_dir: Path) -> None:
 
 
 def build(data_dir: Path, out_dir: Path) -> dict:
-    from lanthorn.device.bundle import keep_if_reproduced, read_bundle, write_bundle
-    from lanthorn.device.params import parse_moods
+    from lanthorn.device.engine.bundle import keep_if_reproduced, read_bundle, write_bundle
+    from lanthorn.device.piece.params import parse_moods
     from lanthorn.host.train import train
     from lanthorn.quantize.quantizer import quantize_model
     onnx_path, out = out_dir / f"{NAME}.onnx", out_dir / f"{NAME}.lanthorn"

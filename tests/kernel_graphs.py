@@ -3,8 +3,8 @@ single-operator graphs in the int8 IR and one small CNN that exercises every kin
 buffer sharing. Random but reproducible (numpy Generator seeded by the caller)."""
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import Graph, Layer, Tensor
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Graph, Layer, Tensor
 
 
 def qparams(rng):

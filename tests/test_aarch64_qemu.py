@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from kernel_graphs import op_suite, random_input_sets
-from lanthorn.device import engine_c
-from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import raw_outputs
+from lanthorn.device.engine import engine_c
+from lanthorn.device.engine.engine_ref import ReferenceEngine
+from lanthorn.device.engine.graph import raw_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "firmware" / "kernel"
@@ -61,7 +61,7 @@ def vectors(tmp_path_factory):
     rng = np.random.default_rng(2026)
     graphs = op_suite(7)
     if MODEL.exists():
-        from lanthorn.device.bundle import read_bundle
+        from lanthorn.device.engine.bundle import read_bundle
         graphs.append(("temperament", read_bundle(MODEL).graph))
     cases = []
     for name, g in graphs:

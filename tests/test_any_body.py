@@ -12,14 +12,14 @@ import types
 import numpy as np
 import pytest
 
-from lanthorn.device import frames as fr
-from lanthorn.device.behaviour import LightRenderer
-from lanthorn.device.channel_layout import build_layout, layout_for_profile
-from lanthorn.device.inference import ModelMismatch, check_model_fits
-from lanthorn.device.params import ParamStore
-from lanthorn.device.part_health import PartHealth
-from lanthorn.device.sampling import Sampler
-from lanthorn.device.scheduler import Scheduler
+from lanthorn.device.piece import frames as fr
+from lanthorn.device.piece.behaviour import LightRenderer
+from lanthorn.device.piece.channel_layout import build_layout, layout_for_profile
+from lanthorn.device.piece.inference import ModelMismatch, check_model_fits
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.part_health import PartHealth
+from lanthorn.device.piece.sampling import Sampler
+from lanthorn.device.piece.scheduler import Scheduler
 from lanthorn.hardware.channels import Channel, ChannelSensor
 from lanthorn.hardware.interfaces import PartError
 from lanthorn.hardware.profile import ProfileError, load_profile, parse_profile
@@ -155,9 +155,9 @@ def test_a_model_binds_by_name_and_one_needing_channels_the_body_lacks_is_refuse
 
 
 def test_a_body_that_cannot_feed_the_shipped_model_says_so_in_status():
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.runtime import load
-    from lanthorn.device.storage import SHIPPED_MODEL
+    from lanthorn.device.piece.piece import Piece
+    from lanthorn.device.engine.runtime import load
+    from lanthorn.device.storage.storage import SHIPPED_MODEL
     from lanthorn.hardware.body import open_body
     if not SHIPPED_MODEL.exists():
         pytest.skip("the shipped bundle is not built")
@@ -184,7 +184,7 @@ def test_the_light_renderer_works_without_touch_pads():
 
 
 def test_the_simulated_bowl_feels_its_visitor_and_runs_the_piece():
-    from lanthorn.device.piece import Piece
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.body import open_body
     clock = SimClock()
     body = open_body(load_profile("bowl-sim"), sim=True, seed=2, clock=clock, realtime=False,
@@ -215,7 +215,7 @@ def test_a_visitor_script_the_body_cannot_sense_is_refused():
 
 def test_data_synth_for_a_body_is_honestly_labelled_and_reproducible(tmp_path, capsys):
     from lanthorn.cli import main
-    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.storage.dataset import load_dataset
     for out in ("a", "b"):
         assert main(["data", "synth", "--out", str(tmp_path / out), "--profile", "bowl-sim",
                      "--minutes", "1", "--session-seconds", "30", "--seed", "4"]) == 0
@@ -253,7 +253,7 @@ def test_a_body_of_channel_parts_allocates_only_small_objects_per_wake():
 
     from loop_helpers import FakeModel, quiet_body
 
-    from lanthorn.device.piece import Piece
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.interfaces import Body
     part = Inclinometer()
     part.value = (12.5, True)

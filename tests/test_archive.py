@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from lanthorn.device.bundle import Bundle
-from lanthorn.device.storage import SHIPPED_MODEL, SHIPPED_VOICE
+from lanthorn.device.engine.bundle import Bundle
+from lanthorn.device.storage.storage import SHIPPED_MODEL, SHIPPED_VOICE
 from lanthorn.host.archive_session import _client
 from lanthorn.host.studio.sim import SimPiece
 from lanthorn.vocabulary import BAUD
@@ -157,7 +157,7 @@ def test_restore_with_no_index_installs_and_passes_selftest(archived, tmp_path):
     assert str(tmp_path / "r" / "venv") in where
     # and knows the commit it was installed from (git archive stamps lanthorn/commit.txt)
     said = subprocess.run([str(tmp_path / "r" / "venv" / "bin" / "python"), "-c",
-                           "from lanthorn.device.console_archive import version_info; "
+                           "from lanthorn.device.console.console_archive import version_info; "
                            "print(version_info()['commit'])"],
                           capture_output=True, text=True, cwd=tmp_path).stdout.strip()
     assert said == (bag / "data" / "source" / "COMMIT").read_text().strip()

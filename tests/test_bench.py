@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from lanthorn.device.bundle import write_bundle  # noqa: E402
+from lanthorn.device.engine.bundle import write_bundle  # noqa: E402
 from lanthorn.host import bench  # noqa: E402
 from lanthorn.quantize import tiny_models  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
@@ -145,11 +145,11 @@ def test_summarize_figures():
 
 
 def test_c_path_is_na_when_the_kernel_is_not_built(report, bundle_file, monkeypatch):
-    from lanthorn.device import runtime
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine import runtime
+    from lanthorn.device.engine.bundle import read_bundle
 
     def not_built(graph):
-        raise ImportError("No module named 'lanthorn.device.kernel_ext._lk'")
+        raise ImportError("No module named 'lanthorn.device.engine.kernel_ext._lk'")
     monkeypatch.setattr(runtime, "_c_engine", not_built)
     model, why = bench._load_ours(read_bundle(bundle_file), "c")
     assert model is None and why == "C kernel not built"
@@ -192,7 +192,7 @@ def test_targets_are_judged_from_the_measured_figures(report):
 def test_c_levels_and_call_overhead_are_reported(report):
     """Every C variant this CPU runs is timed and judged on its own ("per instruction level
     it ran"), and the thin call's overhead over the bare kernel is printed and judged."""
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     rep, stdout = report
     zoo = rep["models"][0]
     if not zoo["paths"]["c"].get("available"):

@@ -13,9 +13,9 @@ import sys
 
 import pytest
 
-from lanthorn.device.channel_layout import layout_for_profile
-from lanthorn.device.inference import check_model_fits
-from lanthorn.device.storage import SHIPPED_MODEL, shipped_model_for
+from lanthorn.device.piece.channel_layout import layout_for_profile
+from lanthorn.device.piece.inference import check_model_fits
+from lanthorn.device.storage.storage import SHIPPED_MODEL, shipped_model_for
 from lanthorn.hardware.profile import load_profile
 
 BOWL = shipped_model_for(load_profile("bowl-sim"))
@@ -23,7 +23,7 @@ pytestmark = pytest.mark.skipif(not BOWL.is_file(), reason="the bowl's model is 
 
 
 def test_the_bowl_model_reads_the_bowls_channels_and_not_the_lanterns():
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     model = load(str(BOWL))
     bowl = layout_for_profile(load_profile("bowl")).names
     assert tuple(model.input_spec.channels) == bowl
@@ -38,7 +38,7 @@ def test_the_bowl_model_reads_the_bowls_channels_and_not_the_lanterns():
 
 
 def test_the_bowls_data_is_what_its_recipe_says():
-    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.storage.dataset import load_dataset
     report = json.loads(BOWL.with_name("bowl-report.json").read_text())
     ds = load_dataset(BOWL.parents[2] / "data" / "bowl")
     assert tuple(ds.channels) == tuple(report["channels"])

@@ -10,7 +10,7 @@ import pytest
 from channel_specs import spec
 from hw_fakes import FakeSMBus
 from hw_fakes_channels import FakeADS1115, FakeLSM6DS3, FakeMPU6050
-from lanthorn.device.part_health import PartHealth
+from lanthorn.device.piece.part_health import PartHealth
 from lanthorn.hardware.body import RealBody, RealParts
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.profile import Profile

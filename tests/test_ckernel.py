@@ -1,4 +1,4 @@
-"""The C kernel (firmware/kernel via lanthorn.device.kernel_ext._lk) gives the numpy
+"""The C kernel (firmware/kernel via lanthorn.device.engine.kernel_ext._lk) gives the numpy
 reference engine's int8 outputs on every element, for every operator, in every kernel
 variant this CPU can run (scalar always; AVX2 / NEON / NEON+dotprod when present).
 
@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8, small_cnn
-from lanthorn.device import engine_c, int8
-from lanthorn.device.engine_c import blob_layer_field
-from lanthorn.device.engine_ref import ReferenceEngine
+from lanthorn.device.engine import engine_c
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.engine_c import blob_layer_field
+from lanthorn.device.engine.engine_ref import ReferenceEngine
 
-_lk = pytest.importorskip("lanthorn.device.kernel_ext._lk",
+_lk = pytest.importorskip("lanthorn.device.engine.kernel_ext._lk",
                           reason="C kernel extension not built (pip install -e . needs a C compiler)")
 
 VARIANTS = engine_c.available_variants()
@@ -314,8 +315,8 @@ def test_whole_graph_and_arena_sharing(seed):
 
 
 def test_runtime_load_uses_c_and_matches_numpy():
-    from lanthorn.device.bundle import Bundle
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.bundle import Bundle
+    from lanthorn.device.engine.runtime import load
     rng = np.random.default_rng(11)
     b = Bundle(small_cnn(rng), {"shape": (8, 8, 3)}, labels=tuple("abcde"))
     mc, mn = load(b, backend="c"), load(b, backend="numpy")
@@ -366,10 +367,10 @@ def test_corrupt_blob_is_refused_not_crashed():
 
 def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
     import sys
-    from lanthorn.device import runtime
-    from lanthorn.device.bundle import Bundle
-    from lanthorn.device import kernel_ext
-    monkeypatch.setitem(sys.modules, "lanthorn.device.kernel_ext._lk", None)  # as if not built
+    from lanthorn.device.engine import runtime
+    from lanthorn.device.engine.bundle import Bundle
+    from lanthorn.device.engine import kernel_ext
+    monkeypatch.setitem(sys.modules, "lanthorn.device.engine.kernel_ext._lk", None)  # as if not built
     monkeypatch.delattr(kernel_ext, "_lk", raising=False)
     monkeypatch.setattr(runtime, "_warned_fallback", False)
     b = Bundle(small_cnn(np.random.default_rng(0)), {"shape": (8, 8, 3)})
@@ -399,8 +400,8 @@ def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
     variant, equal onnxruntime's int8 output on every element."""
     import onnx
     from ort_oracle import assert_exact
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.runtime import load
     from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     monkeypatch.setenv("LANTHORN_C_VARIANT", variant)
@@ -432,7 +433,7 @@ def test_damaged_blobs_are_refused_or_run_never_crash(tmp_path):
     descriptor_end = blob.index(g.layers[0].arrays["weight"].tobytes()[:16])
     script = f"""
 import numpy as np
-from lanthorn.device.kernel_ext import _lk
+from lanthorn.device.engine.kernel_ext import _lk
 blob = bytearray(open({str(tmp_path / "m.lkb")!r}, "rb").read())
 rng = np.random.default_rng(0)
 refused = ran = 0
@@ -464,7 +465,7 @@ print(refused, ran)
 def test_random_dags_share_arena_safely(seed, n_layers):
     """Random graphs whose layers read any earlier tensor (long skips, fan-out, reshape
     aliases, several outputs): whatever bytes the planner shares, C equals numpy."""
-    from lanthorn.device.graph import Graph, Layer, Tensor
+    from lanthorn.device.engine.graph import Graph, Layer, Tensor
     rng = np.random.default_rng(seed)
     shape = (2, 3, 4)
     T = {"in": Tensor("in", shape, "int8", *qparams(rng))}
@@ -506,8 +507,8 @@ def test_graph_outside_the_kernels_limits_is_refused_by_the_validator_and_the_lo
     """A stride beyond 65535: Graph.validate refuses it (one line) before any engine, and
     the C loader refuses the same layer in a hand-edited blob (so neither side relies on
     the other)."""
-    from lanthorn.device.graph import GraphError
-    from lanthorn.device.kernel_ext import _lk
+    from lanthorn.device.engine.graph import GraphError
+    from lanthorn.device.engine.kernel_ext import _lk
     arrays = {"weight": np.ones((2, 1, 1, 2), np.int8), "bias": np.zeros(2, np.int32),
               "multiplier": np.full(2, 0.5, np.float32)}
     with pytest.raises(GraphError, match=r"stride must be 2 integers in \[1, 65535\]"):

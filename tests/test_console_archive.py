@@ -9,8 +9,8 @@ import json
 import time
 
 from console_fakes import make_fake_bundle
-from lanthorn.device.console_archive import ACCESS_S
-from lanthorn.device.push_wire import FrameDecoder
+from lanthorn.device.console.console_archive import ACCESS_S
+from lanthorn.device.console.push_wire import FrameDecoder
 from test_console import Terminal, _push_over, rig, wait_for  # noqa: F401  (rig: a fixture)
 
 

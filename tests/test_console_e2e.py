@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import serial
 
-from lanthorn.device.bundle import read_bundle, write_bundle
-from lanthorn.device.push_wire import encode_frame
+from lanthorn.device.engine.bundle import read_bundle, write_bundle
+from lanthorn.device.console.push_wire import encode_frame
 from lanthorn.host.console_client import ConsoleClient
 from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
@@ -242,8 +242,8 @@ def test_record_a_demonstration_from_the_running_loop(piece):
                          timeout=120, cwd=ROOT)
     ser.open()
     assert out.returncode == 0, out.stderr
-    from lanthorn.device.dataset import load_dataset
-    from lanthorn.device.frames import CHANNELS
+    from lanthorn.device.storage.dataset import load_dataset
+    from lanthorn.device.piece.frames import CHANNELS
     ds = load_dataset(data)
     (rec,) = ds.recordings
     assert ds.channels == CHANNELS and ds.rate_hz == 25.0

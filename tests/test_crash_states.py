@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from lanthorn.device.atomic import atomic_write_text
+from lanthorn.device.storage.atomic import atomic_write_text
 from lanthorn.host.torture.crash_states import (Op, Scenario, _guaranteed, recording,
                                                 run_scenario)
 

@@ -6,10 +6,10 @@ import os
 
 import pytest
 
-from lanthorn.device.console import ConsoleServer
-from lanthorn.device.fault_log import FaultLog, parse_lines
-from lanthorn.device.piece import Piece
-from lanthorn.device.storage import DataDir
+from lanthorn.device.console.server import ConsoleServer
+from lanthorn.device.storage.fault_log import FaultLog, parse_lines
+from lanthorn.device.piece.piece import Piece
+from lanthorn.device.storage.storage import DataDir
 from lanthorn.hardware.interfaces import PartError
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body

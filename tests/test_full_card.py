@@ -19,12 +19,12 @@ import subprocess
 
 import pytest
 
-from lanthorn.device.console import ConsoleServer
-from lanthorn.device.console_record import device_dataset
-from lanthorn.device.exhibition_lock import ExhibitionLock
-from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS
-from lanthorn.device.signing import TrustStore
-from lanthorn.device.storage import DataDir
+from lanthorn.device.console.server import ConsoleServer
+from lanthorn.device.console.console_record import device_dataset
+from lanthorn.device.console.exhibition_lock import ExhibitionLock
+from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS
+from lanthorn.device.engine.signing import TrustStore
+from lanthorn.device.storage.storage import DataDir
 from tests.console_fakes import FakeApp, FakeClock, fake_loader, make_fake_bundle
 
 KEY = "ed25519:" + "11" * 32

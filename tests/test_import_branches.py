@@ -27,7 +27,7 @@ from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.tiny_models import Net, random_inputs
 from lanthorn.quantize.ort_oracle import assert_exact, float_nodes
 from lanthorn.quantize.qdq_import import ImportError_, bundle_from_qdq
-from lanthorn.device.runtime import Model
+from lanthorn.device.engine.runtime import Model
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -182,7 +182,7 @@ def test_imported_model_keeps_the_onnx_names_and_shapes(shape, tmp_path):
     """What a user fed onnxruntime works unchanged: ONNX input/output names, shapes with
     batch and layout; the integers (hence the dequantized floats) are onnxruntime's."""
     import onnxruntime as ort
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     n = Net("contract", list(shape), 0)
     if len(shape) == 3:
         n.conv(shape[1], 8, 3, pad=1, dims=1); n.relu()
@@ -227,7 +227,7 @@ def test_an_output_declared_without_its_shape_imports_with_the_inferred_one(tmp_
     assert len(onnx.load(str(q)).graph.output[0].type.tensor_type.shape.dim) == 0
     p = _lanthorn_import(q, tmp_path)
     assert p.returncode == 0, p.stderr
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     bundle = read_bundle(tmp_path / "out.lanthorn")
     assert bundle.io["outputs"][0]["shape"] == [1, 4]
     want = ort.InferenceSession(str(q), providers=["CPUExecutionProvider"]).run(None, feeds[0])[0]

@@ -19,8 +19,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from lanthorn.device.bundle import read_bundle  # noqa: E402
-from lanthorn.device.runtime import Model  # noqa: E402
+from lanthorn.device.engine.bundle import read_bundle  # noqa: E402
+from lanthorn.device.engine.runtime import Model  # noqa: E402
 from lanthorn.quantize import mlperf_tiny as mt  # noqa: E402
 from lanthorn.quantize.ort_oracle import assert_exact, float_nodes  # noqa: E402
 from lanthorn.quantize.qdq import quantize_qdq  # noqa: E402

@@ -8,7 +8,7 @@ import json
 import threading
 import time
 
-from lanthorn.device.push_wire import (FrameDecoder, PushSender, encode_frame,
+from lanthorn.device.console.push_wire import (FrameDecoder, PushSender, encode_frame,
                                        is_busy_answer, typed_line)
 from test_console import rig  # noqa: F401 - the pty rig: a console server on FakeApp
 from tests.console_fakes import make_fake_bundle
@@ -38,7 +38,7 @@ def test_lines_typed_during_a_stalled_push_are_answered_busy_and_the_push_resume
 
 
 def test_a_busy_answer_is_told_from_a_verdict_in_both_modes():
-    from lanthorn.device import console_wire as wire
+    from lanthorn.device.console import console_wire as wire
     for mode in ("text", "json"):
         (line,) = wire.err_lines(mode, None, "busy: a push is in progress (5 bytes of 9)")
         line = wire.tag_answer([line], "status")[0] if mode == "json" else line

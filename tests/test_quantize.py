@@ -12,9 +12,9 @@ pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 from onnx import TensorProto, helper
 
 from lanthorn.cli import main
-from lanthorn.device.bundle import read_bundle
-from lanthorn.device.frames import CHANNELS, LABELS
-from lanthorn.device.runtime import load
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.piece.frames import CHANNELS, LABELS
+from lanthorn.device.engine.runtime import load
 from lanthorn.quantize import tiny_models
 from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.calibrate import ModelData

@@ -16,8 +16,8 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from lanthorn.device.bundle import read_bundle  # noqa: E402
-from lanthorn.device.runtime import Model  # noqa: E402
+from lanthorn.device.engine.bundle import read_bundle  # noqa: E402
+from lanthorn.device.engine.runtime import Model  # noqa: E402
 from lanthorn.quantize.ort_oracle import quantize_feed  # noqa: E402
 from lanthorn.quantize.qdq import quantize_qdq  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402

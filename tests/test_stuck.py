@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device.frames import CHANNELS, N_PADS
-from lanthorn.device.params import ParamStore
-from lanthorn.device.piece import Piece
-from lanthorn.device.storage import DataDir
-from lanthorn.device.stuck import StuckDetector
+from lanthorn.device.piece.frames import CHANNELS, N_PADS
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.piece import Piece
+from lanthorn.device.storage.storage import DataDir
+from lanthorn.device.piece.stuck import StuckDetector
 from lanthorn.hardware.interfaces import TouchReading
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body

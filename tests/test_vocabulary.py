@@ -12,7 +12,7 @@ import sys
 import tomllib
 
 from lanthorn import vocabulary as V
-from lanthorn.device.bundle import read_bundle
+from lanthorn.device.engine.bundle import read_bundle
 from lanthorn.device.models import default_bundle
 from lanthorn.hardware.interfaces import Body, DistanceSensor, LightSensor, TouchSensor
 from lanthorn.hardware.profile import PROFILE_DIR, shipped_profiles
@@ -51,7 +51,7 @@ def test_roles_are_the_bodys_parts_and_sensors_are_read():
 
 
 def test_the_default_temperament_maps_the_vocabularys_gestures_to_its_moods():
-    from lanthorn.device.behaviour import DEFAULT_GESTURE_MOODS
+    from lanthorn.device.piece.behaviour import DEFAULT_GESTURE_MOODS
     assert set(DEFAULT_GESTURE_MOODS) <= set(V.LABELS)
     named = {m for weights in DEFAULT_GESTURE_MOODS.values() for m in weights}
     assert named and named <= set(V.MOODS)

@@ -35,7 +35,7 @@ def load_blob(path: str) -> Blob:
 
 
 def _dd(root: Path):
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.storage.storage import DataDir
     return DataDir(root, loader=load_blob, shipped_model=None, shipped_voice=None)
 
 
@@ -61,7 +61,7 @@ def _install_prepare(root):
 
 
 def _install_act(root):
-    from lanthorn.device.atomic import atomic_write_bytes
+    from lanthorn.device.storage.atomic import atomic_write_bytes
     dd = _dd(root)
     path = dd.incoming_dir / "B.lanthorn"  # what a finished push leaves: verified, synced
     atomic_write_bytes(path, blob("B"))
@@ -121,7 +121,7 @@ def _settings_check(state, old, new):
 # --- the exhibition lock: lock, a wrong PIN (failure count saved), unlock
 def _lock(root):
     """The lock on a clock where every look is 10 minutes later (no lockout waits)."""
-    from lanthorn.device.exhibition_lock import ExhibitionLock
+    from lanthorn.device.console.exhibition_lock import ExhibitionLock
     ticks = iter(range(0, 10 ** 9, 600))
     return ExhibitionLock(_dd(root), clock=lambda: float(next(ticks)))
 
@@ -152,9 +152,9 @@ def _lock_check(state, old, new):
 def _take_act(root):
     import numpy as np
 
-    from lanthorn.device import frames
-    from lanthorn.device.console_record import RECORD_SOURCE, device_dataset
-    from lanthorn.device.dataset import write_recording
+    from lanthorn.device.piece import frames
+    from lanthorn.device.console.console_record import RECORD_SOURCE, device_dataset
+    from lanthorn.device.storage.dataset import write_recording
     dd = _dd(root)
     assert device_dataset(dd.recordings_dir, frames.DEFAULT_RATE_HZ, frames.CHANNELS, "tap", dd)[0]
     rows = np.random.default_rng(0).random((25, frames.N_CHANNELS)).round(3)
@@ -162,7 +162,7 @@ def _take_act(root):
 
 
 def _take_check(state, old, new):
-    from lanthorn.device.dataset import DataError, load_dataset
+    from lanthorn.device.storage.dataset import DataError, load_dataset
     folder = state / "dataset"
     out = _files(state, old, new, ["dataset/recordings/device/tap-1.csv"])
     if not (folder / "manifest.json").exists():
@@ -183,17 +183,17 @@ def _take_check(state, old, new):
 
 # --- the fault log: one line appended
 def _log_prepare(root):
-    from lanthorn.device.fault_log import FaultLog
+    from lanthorn.device.storage.fault_log import FaultLog
     FaultLog(root / "faults.log").record("touch", "failed", "old")
 
 
 def _log_act(root):
-    from lanthorn.device.fault_log import FaultLog
+    from lanthorn.device.storage.fault_log import FaultLog
     FaultLog(root / "faults.log").record("touch", "recovered", "new")
 
 
 def _log_check(state, old, new):
-    from lanthorn.device.fault_log import FaultLog
+    from lanthorn.device.storage.fault_log import FaultLog
     got = [e["detail"] for e in FaultLog(state / "faults.log").entries()]
     return [] if got in (["old"], ["old", "new"]) else [f"the fault log reads {got}"]
 

@@ -80,7 +80,7 @@ brackets).
   injected [`tests/test_full_card.py`]; the storage campaign types `record tap 1` into a
   real piece on each card and checks its log.
 - **A stuck sensor was never noticed** (a pad reading "touched" all day, a distance frozen
-  to the bit): every read succeeds. The stuck detector (`device/stuck.py`) reports it once,
+  to the bit): every read succeeds. The stuck detector (`device/piece/stuck.py`) reports it once,
   re-initialises the part (an MPR121 soft reset takes a fresh baseline), imputes the
   channel and reports the recovery; the sensor campaign injects held pads and frozen
   distances past their thresholds [`tests/test_stuck.py`].

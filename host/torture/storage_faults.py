@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lanthorn.device.storage import SHIPPED_MODEL
+from lanthorn.device.storage.storage import SHIPPED_MODEL
 
 
 def _mount_tmpfs(path: Path, size: str = "64k") -> bool:

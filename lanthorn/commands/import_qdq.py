@@ -17,7 +17,7 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from lanthorn.device.bundle import InputSpec, write_bundle
+    from lanthorn.device.engine.bundle import InputSpec, write_bundle
     from lanthorn.errors import UserError
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     from lanthorn.quantize.release_check import release_check

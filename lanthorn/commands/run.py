@@ -39,8 +39,8 @@ def _log(text: str) -> None:
 
 def open_piece(args):
     """(profile, body, storage) from the command line; UserError for anything a person fixes."""
-    from lanthorn.device.data_dir import data_dir_or_default
-    from lanthorn.device.storage import DataDir, shipped_model_for
+    from lanthorn.device.storage.data_dir import data_dir_or_default
+    from lanthorn.device.storage.storage import DataDir, shipped_model_for
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import choose_profile
     if args.seconds is not None and not (args.seconds > 0):
@@ -68,8 +68,8 @@ def _say_fit(piece, log) -> None:
 
 
 def run(args) -> int:
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.sdnotify import Notifier
+    from lanthorn.device.piece.piece import Piece
+    from lanthorn.device.service.sdnotify import Notifier
 
     profile, body, storage = open_piece(args)
     notifier = Notifier()
@@ -82,7 +82,7 @@ def run(args) -> int:
     loop.profile = profile  # the console's 'version' names the body (for an archive)
     console = None
     if args.serial:
-        from lanthorn.device.console import ConsoleServer
+        from lanthorn.device.console.server import ConsoleServer
         if not os.path.exists(args.serial):
             log(f"console port {args.serial} does not exist yet; waiting for it to appear")
         console = ConsoleServer(args.serial, loop, baud=args.baud, log=log).start()
