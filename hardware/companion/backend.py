@@ -442,7 +442,7 @@ class CompanionTouch(TouchSensor):
         return None if self.link.sensor is None else self.link.sensor.t_ms
 
     def close(self) -> None:
-        link = self.__dict__.pop("link", None)  # a closed part forgets its link
+        link, self.link = getattr(self, "link", None), None  # type: ignore[assignment]  # closed: None
         if link is None:
             return
         try:
@@ -519,7 +519,7 @@ class CompanionLeds(LedStrip):
         self.link.show(frame[:, self._perm], prelimited=True)
 
     def close(self) -> None:
-        link = self.__dict__.pop("link", None)  # a closed part forgets its link
+        link, self.link = getattr(self, "link", None), None  # type: ignore[assignment]  # closed: None
         if link is None:
             return
         try:
