@@ -95,32 +95,64 @@ void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
     avx2_pixels(xs, P, L, K, N, zy, ys, 1);
 }
 
-/* Depthwise on 16 channels at a time: int16 products are exact (|x - zx| <= 255,
- * |w| <= 128, so |p| <= 32640), widened to int32 before accumulating. Sums acc[c] for the
- * whole blocks of 16 channels and returns how many channels it did (lk_simd.c's depthwise
- * sums the rest). */
-__attribute__((target("avx2")))
-int32_t lk_avx2_depthwise(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
-                          int32_t oy, int32_t ox, int32_t *acc)
+/* Depthwise (MODE_DW, layouts in lk_pack.h): per output pixel and block of 16 channels,
+ * two taps at a time -- vpunpcklwd/hwd interleave the two taps' int16 inputs, one vpmaddwd
+ * against the pre-interleaved weights adds both products of 8 channels into int32 lanes --
+ * with the accumulators kept in registers through requantization. The input is padded, so
+ * no tap is bounds-checked; T is a compile-time constant for 3x3 (unrolled) and a loop
+ * bound otherwise. Accumulator lane order: channels 0-3, 8-11 (a0) and 4-7, 12-15 (a1),
+ * which vpackssdw turns back into 0-15; bias and multipliers are packed in lane order. */
+__attribute__((target("avx2"), always_inline))
+static inline void dw_pixel(const lk_dw_args *a, const int16_t *x, const int T, __m256 vlo,
+                            __m256 vhi, __m256i vz, int8_t *y)
 {
-    const int32_t C = g->C, C16 = C & ~15;
-    const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
-    for (int32_t c = 0; c < C16; c += 16) {
+    const ptrdiff_t *off = a->off;
+    const int16_t *w = a->w;
+    for (int32_t c = 0; c < a->Cp; c += 16, w += 16 * lk_dw_t2(T)) {
+        const int16_t *xc = x + c;
         __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-        for (int32_t ki = 0; ki < g->KH; ki++)
-            for (int32_t kj = 0; kj < g->KW; kj++) {
-                const int8_t *xp = lk_tap(g, x, oy, ox, ki, kj);
-                if (!xp) continue;
-                const __m256i xv = _mm256_sub_epi16(
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(xp + c))), vzx);
-                const __m256i pr = _mm256_mullo_epi16(xv, LD(w + (size_t)(ki * g->KW + kj) * C + c));
-                a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pr)));
-                a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pr, 1)));
-            }
-        _mm256_storeu_si256((__m256i *)(void *)(acc + c), a0);
-        _mm256_storeu_si256((__m256i *)(void *)(acc + c + 8), a1);
+        for (int t = 0; t < T; t += 2) {
+            const __m256i xa = LD(xc + off[t]);
+            const __m256i xb = t + 1 < T ? LD(xc + off[t + 1]) : _mm256_setzero_si256();
+            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), LD(w + 16 * t)));
+            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), LD(w + 16 * t + 16)));
+        }
+        const __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, LD(a->bias + c))),
+                                        _mm256_loadu_ps(a->mult + c));
+        const __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, LD(a->bias + c + 8))),
+                                        _mm256_loadu_ps(a->mult + c + 8));
+        const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, vlo), vhi)), vz);
+        const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, vlo), vhi)), vz);
+        const __m256i q16 = _mm256_packs_epi32(q0, q1);   /* channels 0-7 | 8-15 */
+        const __m128i q8 = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+        if (a->C - c >= 16) {
+            _mm_storeu_si128((__m128i *)(void *)(y + c), q8);
+        } else {
+            int8_t tmp[16];
+            _mm_storeu_si128((__m128i *)(void *)tmp, q8);
+            memcpy(y + c, tmp, (size_t)(a->C - c));
+        }
     }
-    return C16;
+}
+
+__attribute__((target("avx2"), always_inline))
+static inline void dw_layer(const lk_dw_args *a, const int16_t *x, int8_t *y, const int T)
+{
+    const __m256 vlo = _mm256_set1_ps(a->lo), vhi = _mm256_set1_ps(a->hi);
+    const __m256i vz = _mm256_set1_epi32(a->zy);
+    for (int32_t oy = 0; oy < a->OH; oy++) {
+        const int16_t *xr = x + (ptrdiff_t)oy * a->row_step;
+        int8_t *yr = y + (size_t)oy * a->OW * a->C;
+        for (int32_t ox = 0; ox < a->OW; ox++)
+            dw_pixel(a, xr + (ptrdiff_t)ox * a->pix_step, T, vlo, vhi, vz, yr + (size_t)ox * a->C);
+    }
+}
+
+__attribute__((target("avx2")))
+void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y)
+{
+    if (a->T == 9) dw_layer(a, x, y, 9);          /* 3x3: every tap unrolled */
+    else dw_layer(a, x, y, a->T);
 }
 
 /* lk_requant on the whole 8-lane blocks of a row of N outputs (lk_requant8_avx2); returns

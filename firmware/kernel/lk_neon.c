@@ -74,6 +74,49 @@ void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
         }
 }
 
+/* Depthwise (MODE_DW, layouts in lk_pack.h), used by both ARM variants: per output pixel
+ * and block of 16 channels, each tap is two int16x8 loads of the padded input against the
+ * packed weights, smlal/smlal2 into four int32x4 accumulators kept in registers through
+ * lk_requant4_neon. No tap is bounds-checked (the input is padded); T is a compile-time
+ * constant for 3x3. */
+static inline void dw_pixel(const lk_dw_args *a, const int16_t *x, const int T, float32x4_t vlo,
+                            float32x4_t vhi, int32x4_t vz, int8_t *y)
+{
+    const int16_t *w = a->w;
+    for (int32_t c = 0; c < a->Cp; c += 16, w += 16 * lk_dw_t2(T)) {
+        int32x4_t acc[4] = {vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0), vdupq_n_s32(0)};
+        for (int t = 0; t < T; t++) {
+            const int16x8_t x0 = vld1q_s16(x + c + a->off[t]), x1 = vld1q_s16(x + c + a->off[t] + 8);
+            const int16x8_t w0 = vld1q_s16(w + 16 * t), w1 = vld1q_s16(w + 16 * t + 8);
+            acc[0] = vmlal_s16(acc[0], vget_low_s16(x0), vget_low_s16(w0));
+            acc[1] = vmlal_high_s16(acc[1], x0, w0);
+            acc[2] = vmlal_s16(acc[2], vget_low_s16(x1), vget_low_s16(w1));
+            acc[3] = vmlal_high_s16(acc[3], x1, w1);
+        }
+        for (int j = 0; j < 4 && c + 4 * j < a->C; j++)
+            lk_requant4_neon(acc[j], a->bias + c + 4 * j, a->mult + c + 4 * j, vlo, vhi, vz,
+                             y + c + 4 * j, a->C - c - 4 * j);
+    }
+}
+
+static inline void dw_layer(const lk_dw_args *a, const int16_t *x, int8_t *y, const int T)
+{
+    const float32x4_t vlo = vdupq_n_f32(a->lo), vhi = vdupq_n_f32(a->hi);
+    const int32x4_t vz = vdupq_n_s32(a->zy);
+    for (int32_t oy = 0; oy < a->OH; oy++) {
+        const int16_t *xr = x + (ptrdiff_t)oy * a->row_step;
+        int8_t *yr = y + (size_t)oy * a->OW * a->C;
+        for (int32_t ox = 0; ox < a->OW; ox++)
+            dw_pixel(a, xr + (ptrdiff_t)ox * a->pix_step, T, vlo, vhi, vz, yr + (size_t)ox * a->C);
+    }
+}
+
+void lk_neon_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y)
+{
+    if (a->T == 9) dw_layer(a, x, y, 9);          /* 3x3: every tap unrolled */
+    else dw_layer(a, x, y, a->T);
+}
+
 /* lk_requant on the whole 4-lane blocks of a row of N outputs (measured under qemu: the
  * depthwise layer of cnn2d_32 spent ~120k of its instructions per inference in the scalar
  * loop); returns how many it did (lk_simd.c's requant_row finishes the tail). */
