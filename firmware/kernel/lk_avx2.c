@@ -102,49 +102,75 @@ void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
  * no tap is bounds-checked; T is a compile-time constant for 3x3 (unrolled) and a loop
  * bound otherwise. Accumulator lane order: channels 0-3, 8-11 (a0) and 4-7, 12-15 (a1),
  * which vpackssdw turns back into 0-15; bias and multipliers are packed in lane order. */
+/* Requantize one pixel's block of 16 channels from its two accumulators (lane order above)
+ * and store its C - c (at most 16) int8 outputs. */
 __attribute__((target("avx2"), always_inline))
-static inline void dw_pixel(const lk_dw_args *a, const int16_t *x, const int T, __m256 vlo,
-                            __m256 vhi, __m256i vz, int8_t *y)
+static inline void dw_store(__m256i a0, __m256i a1, const int32_t *bias, const float *mult,
+                            __m256 vlo, __m256 vhi, __m256i vz, int8_t *y, int32_t n)
 {
-    const ptrdiff_t *off = a->off;
-    const int16_t *w = a->w;
-    for (int32_t c = 0; c < a->Cp; c += 16, w += 16 * lk_dw_t2(T)) {
-        const int16_t *xc = x + c;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-        for (int t = 0; t < T; t += 2) {
-            const __m256i xa = LD(xc + off[t]);
-            const __m256i xb = t + 1 < T ? LD(xc + off[t + 1]) : _mm256_setzero_si256();
-            a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), LD(w + 16 * t)));
-            a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), LD(w + 16 * t + 16)));
-        }
-        const __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, LD(a->bias + c))),
-                                        _mm256_loadu_ps(a->mult + c));
-        const __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, LD(a->bias + c + 8))),
-                                        _mm256_loadu_ps(a->mult + c + 8));
-        const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, vlo), vhi)), vz);
-        const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, vlo), vhi)), vz);
-        const __m256i q16 = _mm256_packs_epi32(q0, q1);   /* channels 0-7 | 8-15 */
-        const __m128i q8 = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
-        if (a->C - c >= 16) {
-            _mm_storeu_si128((__m128i *)(void *)(y + c), q8);
-        } else {
-            int8_t tmp[16];
-            _mm_storeu_si128((__m128i *)(void *)tmp, q8);
-            memcpy(y + c, tmp, (size_t)(a->C - c));
-        }
+    const __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, LD(bias))), _mm256_loadu_ps(mult));
+    const __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, LD(bias + 8))), _mm256_loadu_ps(mult + 8));
+    const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, vlo), vhi)), vz);
+    const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, vlo), vhi)), vz);
+    const __m256i q16 = _mm256_packs_epi32(q0, q1);   /* channels 0-7 | 8-15 */
+    const __m128i q8 = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+    if (n >= 16) {
+        _mm_storeu_si128((__m128i *)(void *)y, q8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)(void *)tmp, q8);
+        memcpy(y, tmp, (size_t)n);
     }
 }
 
+/* P (1 or 2) pixels whose windows start at x and x + ps: two independent chains share each
+ * weight load. */
+__attribute__((target("avx2"), always_inline))
+static inline void dw_pixels(const int16_t *restrict x, const ptrdiff_t ps, const int P,
+                             const int16_t *restrict w, const ptrdiff_t *restrict off,
+                             const int32_t *restrict bias, const float *restrict mult,
+                             const int32_t C, const int32_t Cp, const int T, __m256 vlo,
+                             __m256 vhi, __m256i vz, int8_t *restrict y)
+{
+    for (int32_t c = 0; c < Cp; c += 16, w += 16 * lk_dw_t2(T)) {
+        __m256i acc[2][2];
+        for (int p = 0; p < P; p++) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+        for (int t = 0; t < T; t += 2) {
+            const __m256i wl = LD(w + 16 * t), wh = LD(w + 16 * t + 16);
+            for (int p = 0; p < P; p++) {
+                const int16_t *xc = x + p * ps + c;
+                const __m256i xa = LD(xc + off[t]);
+                const __m256i xb = t + 1 < T ? LD(xc + off[t + 1]) : _mm256_setzero_si256();
+                acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), wl));
+                acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wh));
+            }
+        }
+        for (int p = 0; p < P; p++)
+            dw_store(acc[p][0], acc[p][1], bias + c, mult + c, vlo, vhi, vz, y + (size_t)p * C + c, C - c);
+    }
+}
+
+/* Every output pixel, two at a time, with the layer's fields in locals (a byte store could
+ * alias *a). */
 __attribute__((target("avx2"), always_inline))
 static inline void dw_layer(const lk_dw_args *a, const int16_t *x, int8_t *y, const int T)
 {
     const __m256 vlo = _mm256_set1_ps(a->lo), vhi = _mm256_set1_ps(a->hi);
     const __m256i vz = _mm256_set1_epi32(a->zy);
-    for (int32_t oy = 0; oy < a->OH; oy++) {
-        const int16_t *xr = x + (ptrdiff_t)oy * a->row_step;
-        int8_t *yr = y + (size_t)oy * a->OW * a->C;
-        for (int32_t ox = 0; ox < a->OW; ox++)
-            dw_pixel(a, xr + (ptrdiff_t)ox * a->pix_step, T, vlo, vhi, vz, yr + (size_t)ox * a->C);
+    const int32_t C = a->C, Cp = a->Cp, OH = a->OH, OW = a->OW;
+    const ptrdiff_t ps = a->pix_step, rs = a->row_step;
+    const int16_t *w = a->w;
+    const int32_t *bias = a->bias;
+    const float *mult = a->mult;
+    const ptrdiff_t *off = a->off;
+    for (int32_t oy = 0; oy < OH; oy++) {
+        const int16_t *xr = x + (ptrdiff_t)oy * rs;
+        int8_t *yr = y + (size_t)oy * OW * C;
+        int32_t ox = 0;
+        for (; ox + 2 <= OW; ox += 2)
+            dw_pixels(xr + (ptrdiff_t)ox * ps, ps, 2, w, off, bias, mult, C, Cp, T, vlo, vhi, vz, yr + (size_t)ox * C);
+        if (ox < OW)
+            dw_pixels(xr + (ptrdiff_t)ox * ps, ps, 1, w, off, bias, mult, C, Cp, T, vlo, vhi, vz, yr + (size_t)ox * C);
     }
 }
 

@@ -371,15 +371,21 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, void 
     const int32_t Wp = g.W + L->pad_l + L->pad_r, Hp = g.H + L->pad_t + L->pad_b;
     ptrdiff_t *off = (ptrdiff_t *)scratch;
     int16_t *xp = (int16_t *)(void *)((uint8_t *)scratch + lk_up16(sizeof(ptrdiff_t) * (size_t)lk_dw_t2(T)));
-    memset(xp, 0, (size_t)Hp * Wp * Cp * 2u);
+    const size_t prow = (size_t)Wp * Cp;   /* int16 per padded row; only the border is zeroed */
+    memset(xp, 0, (size_t)L->pad_t * prow * 2u);
+    memset(xp + (size_t)(L->pad_t + g.H) * prow, 0, (size_t)L->pad_b * prow * 2u);
     for (int32_t i = 0; i < g.H; i++) {
         const int8_t *restrict src = x + (size_t)i * g.W * C;
-        int16_t *restrict dst = xp + ((size_t)(i + L->pad_t) * Wp + L->pad_l) * Cp;
-        if (Cp == C)
+        int16_t *restrict row = xp + (size_t)(i + L->pad_t) * prow, *restrict dst = row + (size_t)L->pad_l * Cp;
+        memset(row, 0, (size_t)L->pad_l * Cp * 2u);
+        memset(dst + (size_t)g.W * Cp, 0, (size_t)L->pad_r * Cp * 2u);
+        if (Cp == C) {
             for (int32_t k = 0; k < g.W * C; k++) dst[k] = (int16_t)(src[k] - zx);
-        else
-            for (int32_t j = 0; j < g.W; j++)
-                for (int32_t c = 0; c < C; c++) dst[(size_t)j * Cp + c] = (int16_t)(src[(size_t)j * C + c] - zx);
+            continue;
+        }
+        for (int32_t j = 0; j < g.W; j++)
+            for (int32_t c = 0; c < Cp; c++)
+                dst[(size_t)j * Cp + c] = (int16_t)(c < C ? src[(size_t)j * C + c] - zx : 0);
     }
     for (int32_t t = 0; t < lk_dw_t2(T); t++)
         off[t] = t < T ? ((ptrdiff_t)(t / g.KW) * g.DH * Wp + (ptrdiff_t)(t % g.KW) * g.DW) * Cp : 0;
