@@ -146,6 +146,9 @@ def op_suite(seed=0):
             op, [((7, 9, 5), "int8", sx, zx)], (4, 5, 5), zy, sy,
             {"kernel": [3, 3], "stride": [2, 2], "pads": [1, 1, 1, 1],
              **({"count_include_pad": incl} if op == "avgpool" else {})})))
+    sx, zx = qparams(rng)   # the vector max-pool: 16-channel blocks and a tail
+    out.append(("maxpool_c35", one_layer("maxpool", [((9, 8, 35), "int8", sx, zx)], (4, 4, 35), zx,
+                                         sx, {"kernel": [2, 2], "stride": [2, 2]})))
     sx, zx = qparams(rng)
     sy, zy = qparams(rng)
     out.append(("global_avgpool", one_layer("global_avgpool", [((6, 7, 20), "int8", sx, zx)],

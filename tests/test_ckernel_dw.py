@@ -100,3 +100,48 @@ def test_depthwise_is_packed_on_every_simd_variant():
     g = depthwise(np.random.default_rng(0), 8, 8, 32, 3, 3)
     for v in VARIANTS:
         assert (engine_c.CEngine(g, v).memory["packed"] > 0) == (v != "c-scalar"), v
+
+
+# ----------------------------------------------------------------------------- max-pooling
+
+pool_cases = st.fixed_dictionaries({
+    "seed": st.integers(0, 2**31), "h": st.integers(1, 14), "w": st.integers(1, 14),
+    "c": st.sampled_from(CHANNELS), "kh": st.integers(1, 4), "kw": st.integers(1, 4),
+    "sh": st.integers(1, 3), "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
+    "pad": st.tuples(*[st.integers(0, 3)] * 4)})
+
+
+def maxpool(rng, h, w, c, kh, kw, stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0)):
+    sx, zx = qparams(rng)
+    t, l, b, r = pads
+    oh, ow = out_len(h, kh, stride[0], dil[0], t, b), out_len(w, kw, stride[1], dil[1], l, r)
+    return one_layer("maxpool", [((h, w, c), "int8", sx, zx)], (oh, ow, c), zx, sx,
+                     {"kernel": [kh, kw], "stride": list(stride), "dilation": list(dil),
+                      "pads": list(pads)})
+
+
+@settings(**SETTINGS)
+@given(c=pool_cases)
+def test_maxpool(c):
+    rng = np.random.default_rng(c["seed"])
+    kh, kw = min(c["kh"], c["h"]), min(c["kw"], c["w"])
+    if out_len(c["h"], kh, 1, c["dh"], 0, 0) < 1:
+        kh = 1
+    if out_len(c["w"], kw, 1, c["dw"], 0, 0) < 1:
+        kw = 1
+    t, l, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw)))
+    g = maxpool(rng, c["h"], c["w"], c["c"], kh, kw, (c["sh"], c["sw"]), (c["dh"], c["dw"]), (t, l, b, r))
+    check(g, [rand_i8(rng, (c["h"], c["w"], c["c"]))])
+
+
+@pytest.mark.parametrize("k,c", [((2, 2), 32), ((3, 3), 49), ((8, 8), 33), ((9, 9), 17)])
+def test_maxpool_windows_up_to_and_past_the_vector_path(k, c):
+    """2x2 and 3x3 as in image models; 64 window positions is the vector path's limit, 81
+    takes the scalar kernel. Extreme values: -128 and 127 everywhere in the input."""
+    rng = np.random.default_rng(c)
+    g = maxpool(rng, 12, 12, c, *k, stride=(2, 2) if k == (2, 2) else (1, 1),
+                pads=(1, 1, 1, 1) if k == (3, 3) else (0, 0, 0, 0))
+    x = rand_i8(rng, (12, 12, c))
+    x[0, :3] = -128
+    x[5] = 127
+    check(g, [x])

@@ -181,6 +181,30 @@ void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y)
     else dw_layer(a, x, y, a->T);
 }
 
+/* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) in-bounds window
+ * pixels xp[i] (C channels each), 32 channels per vpmaxsb, then 16, then one at a time. */
+__attribute__((target("avx2")))
+void lk_avx2_max_taps(const int8_t *const *xp, int32_t n, int32_t C, int8_t *y)
+{
+    int32_t c = 0;
+    for (; c + 32 <= C; c += 32) {
+        __m256i v = LD(xp[0] + c);
+        for (int32_t i = 1; i < n; i++) v = _mm256_max_epi8(v, LD(xp[i] + c));
+        _mm256_storeu_si256((__m256i *)(void *)(y + c), v);
+    }
+    for (; c + 16 <= C; c += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(xp[0] + c));
+        for (int32_t i = 1; i < n; i++)
+            v = _mm_max_epi8(v, _mm_loadu_si128((const __m128i *)(const void *)(xp[i] + c)));
+        _mm_storeu_si128((__m128i *)(void *)(y + c), v);
+    }
+    for (; c < C; c++) {
+        int8_t v = xp[0][c];
+        for (int32_t i = 1; i < n; i++) v = xp[i][c] > v ? xp[i][c] : v;
+        y[c] = v;
+    }
+}
+
 /* lk_requant on the whole 8-lane blocks of a row of N outputs (lk_requant8_avx2); returns
  * how many it did (lk_simd.c's requant_row finishes the tail with lk_requant). */
 __attribute__((target("avx2")))

@@ -84,6 +84,10 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
     return lk_add(m, L, arena);
 }
+int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    return lk_maxpool(m, L, arena);
+}
 #else /* the SIMD variants */
 
 
@@ -368,7 +372,7 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, void 
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
     const int32_t C = g.C, Cp = lk_dw_cp(C), T = g.KH * g.KW, zx = X->zero_point, zy = Y->zero_point;
-    const int32_t Wp = g.W + L->pad_l + L->pad_r, Hp = g.H + L->pad_t + L->pad_b;
+    const int32_t Wp = g.W + L->pad_l + L->pad_r;
     ptrdiff_t *off = (ptrdiff_t *)scratch;
     int16_t *xp = (int16_t *)(void *)((uint8_t *)scratch + lk_up16(sizeof(ptrdiff_t) * (size_t)lk_dw_t2(T)));
     const size_t prow = (size_t)Wp * Cp;   /* int16 per padded row; only the border is zeroed */
@@ -516,6 +520,43 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
     }
 #endif
     return lk_add(m, L, arena);
+}
+
+/* ------------------------------------------------------------------ max-pooling */
+
+/* lk_maxpool with the channel loop in the variant's vectors: per output pixel, the
+ * in-bounds window pixels are listed once (kernel rows and columns clipped as lk_maxpool
+ * skips them), then their channel-wise max. A window wholly in the padding gives -128, as
+ * in lk_maxpool; windows of more than 64 positions take lk_maxpool itself. */
+int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
+    const int32_t H = X->shape[0], W = X->shape[1], C = X->shape[2], OH = Y->shape[0], OW = Y->shape[1];
+    if ((int64_t)L->kh * L->kw > 64 || !variant_has_simd(m->variant)) return lk_maxpool(m, L, arena);
+    const int8_t *x = (const int8_t *)(arena + X->offset);
+    int8_t *y = (int8_t *)(arena + Y->offset);
+    const int8_t *xp[64];
+    for (int32_t oy = 0; oy < OH; oy++)
+        for (int32_t ox = 0; ox < OW; ox++) {
+            int32_t n = 0;
+            for (int32_t ki = 0; ki < L->kh; ki++) {
+                const int32_t iy = oy * L->sh - L->pad_t + ki * L->dh;
+                if (iy < 0 || iy >= H) continue;
+                for (int32_t kj = 0; kj < L->kw; kj++) {
+                    const int32_t ix = ox * L->sw - L->pad_l + kj * L->dw;
+                    if (ix >= 0 && ix < W) xp[n++] = x + ((size_t)iy * W + ix) * C;
+                }
+            }
+            int8_t *yp = y + ((size_t)oy * OW + ox) * C;
+            if (n == 0) memset(yp, 0x80, (size_t)C);
+#if LK_X86
+            else lk_avx2_max_taps(xp, n, C, yp);
+#endif
+#if LK_ARM
+            else lk_neon_max_taps(xp, n, C, yp);
+#endif
+        }
+    return LK_OK;
 }
 
 #endif /* the SIMD variants */
