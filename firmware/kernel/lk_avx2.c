@@ -181,6 +181,19 @@ void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y)
     else dw_layer(a, x, y, a->T);
 }
 
+/* dst[k] = src[k] - zx as int16 for k < n: depthwise's padded input rows (lk_simd.c), 16
+ * values per vpmovsxbw, instead of the baseline build's SSE2 loop. */
+__attribute__((target("avx2")))
+void lk_avx2_widen_row(const int8_t *src, int16_t *dst, int32_t n, int32_t zx)
+{
+    const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
+    int32_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + k), _mm256_sub_epi16(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(src + k))), vzx));
+    for (; k < n; k++) dst[k] = (int16_t)(src[k] - zx);
+}
+
 /* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) in-bounds window
  * pixels xp[i] (C channels each), 32 channels per vpmaxsb, then 16, then one at a time. */
 __attribute__((target("avx2")))

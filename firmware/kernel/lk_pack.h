@@ -131,6 +131,7 @@ void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
 void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y);
 int32_t lk_avx2_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
+void lk_avx2_widen_row(const int8_t *src, int16_t *dst, int32_t n, int32_t zx);
 void lk_avx2_max_taps(const int8_t *const *xp, int32_t n, int32_t C, int8_t *y);
 void lk_avx2_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, float ra, float rb,
                  float fixed, float lo, float hi);

@@ -384,7 +384,11 @@ static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, void 
         memset(row, 0, (size_t)L->pad_l * Cp * 2u);
         memset(dst + (size_t)g.W * Cp, 0, (size_t)L->pad_r * Cp * 2u);
         if (Cp == C) {
+#if LK_X86
+            lk_avx2_widen_row(src, dst, g.W * C, zx);
+#else
             for (int32_t k = 0; k < g.W * C; k++) dst[k] = (int16_t)(src[k] - zx);
+#endif
             continue;
         }
         for (int32_t j = 0; j < g.W; j++)
@@ -460,6 +464,7 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
     const int direct = g->KH == 1 && g->KW == 1;
     if (!direct) memset(patches, 0, 4u * pstride);
     const int32_t npix = g->OH * g->OW;
+    int32_t oy = 0, ox = 0;   /* the next pixel's position, advanced without a division */
     for (int32_t pix = 0; pix < npix; pix += 4) {
         const int P = npix - pix >= 4 ? 4 : 1;
         const int count = npix - pix >= 4 ? 4 : npix - pix;
@@ -467,8 +472,12 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
             const uint8_t *xs[4];
             int8_t *ys[4];
             for (int p = 0; p < P; p++) {
-                const int32_t at = pix + q + p, oy = at / g->OW, ox = at % g->OW;
+                const int32_t at = pix + q + p;
                 const uint8_t *origin = xp + (size_t)(oy * g->SH) * row + (size_t)(ox * g->SW) * cb;
+                if (++ox == g->OW) {
+                    ox = 0;
+                    oy++;
+                }
                 ys[p] = y + (size_t)at * g->CO;
                 if (direct) {
                     xs[p] = origin;
