@@ -10,10 +10,10 @@ and the 64-tap limit of the packed path. The ARM kernels run the same cases unde
 qemu-aarch64 (tests/test_aarch64_qemu.py)."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8
-from test_ckernel import check, VARIANTS
+from test_ckernel import VARIANTS, check
 
 pytest.importorskip("lanthorn.device.kernel_ext._lk",
                     reason="C kernel extension not built (pip install -e . needs a C compiler)")
@@ -31,8 +31,8 @@ def depthwise(rng, h, w, c, kh, kw, stride=(1, 1), dil=(1, 1), pads=(1, 1, 1, 1)
               wmax=127, mult="rand", zx=None, weight=None):
     sx, zx0 = qparams(rng)
     sy, zy = qparams(rng)
-    t, l, b, r = pads
-    oh, ow = out_len(h, kh, stride[0], dil[0], t, b), out_len(w, kw, stride[1], dil[1], l, r)
+    t, lft, b, r = pads
+    oh, ow = out_len(h, kh, stride[0], dil[0], t, b), out_len(w, kw, stride[1], dil[1], lft, r)
     lo, hi = act(rng, zy, relu)
     wt = rand_i8(rng, (c, kh, kw, 1), -wmax, wmax) if weight is None else weight
     return one_layer("conv", [((h, w, c), "int8", sx, zx0 if zx is None else zx)], (oh, ow, c), zy, sy,
@@ -55,13 +55,13 @@ dw_cases = st.fixed_dictionaries({
 @given(c=dw_cases)
 def test_depthwise(c):
     rng = np.random.default_rng(c["seed"])
-    kh, kw, (t, l, b, r) = c["kh"], c["kw"], c["pad"]
+    kh, kw, (t, lft, b, r) = c["kh"], c["kw"], c["pad"]
     if out_len(c["h"], kh, 1, c["dh"], t, b) < 1:
         kh = 1
-    if out_len(c["w"], kw, 1, c["dw"], l, r) < 1:
+    if out_len(c["w"], kw, 1, c["dw"], lft, r) < 1:
         kw = 1
     g = depthwise(rng, c["h"], c["w"], c["c"], kh, kw, (c["sh"], c["sw"]), (c["dh"], c["dw"]),
-                  (t, l, b, r), c["relu"], mult=c["mult"])
+                  (t, lft, b, r), c["relu"], mult=c["mult"])
     check(g, [rand_i8(rng, (c["h"], c["w"], c["c"]))])
 
 
@@ -113,8 +113,8 @@ pool_cases = st.fixed_dictionaries({
 
 def maxpool(rng, h, w, c, kh, kw, stride=(1, 1), dil=(1, 1), pads=(0, 0, 0, 0)):
     sx, zx = qparams(rng)
-    t, l, b, r = pads
-    oh, ow = out_len(h, kh, stride[0], dil[0], t, b), out_len(w, kw, stride[1], dil[1], l, r)
+    t, lft, b, r = pads
+    oh, ow = out_len(h, kh, stride[0], dil[0], t, b), out_len(w, kw, stride[1], dil[1], lft, r)
     return one_layer("maxpool", [((h, w, c), "int8", sx, zx)], (oh, ow, c), zx, sx,
                      {"kernel": [kh, kw], "stride": list(stride), "dilation": list(dil),
                       "pads": list(pads)})
@@ -129,8 +129,8 @@ def test_maxpool(c):
         kh = 1
     if out_len(c["w"], kw, 1, c["dw"], 0, 0) < 1:
         kw = 1
-    t, l, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw)))
-    g = maxpool(rng, c["h"], c["w"], c["c"], kh, kw, (c["sh"], c["sw"]), (c["dh"], c["dw"]), (t, l, b, r))
+    pads = tuple(min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw), strict=True))
+    g = maxpool(rng, c["h"], c["w"], c["c"], kh, kw, (c["sh"], c["sw"]), (c["dh"], c["dw"]), pads)
     check(g, [rand_i8(rng, (c["h"], c["w"], c["c"]))])
 
 
