@@ -79,6 +79,24 @@ void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
  * packed weights, smlal/smlal2 into four int32x4 accumulators kept in registers through
  * lk_requant4_neon. No tap is bounds-checked (the input is padded); T is a compile-time
  * constant for 3x3. */
+/* lk_requant on 4 lanes (lk_requant4_neon's operations), kept as int32 for narrowing. */
+static inline int32x4_t dw_requant4(int32x4_t acc, const int32_t *bias, const float *mult,
+                                    float32x4_t vlo, float32x4_t vhi, int32x4_t vz)
+{
+    float32x4_t v = vmulq_f32(vcvtq_f32_s32(vaddq_s32(acc, vld1q_s32(bias))), vld1q_f32(mult));
+    v = vminq_f32(vmaxq_f32(v, vlo), vhi);
+    return vaddq_s32(vcvtnq_s32_f32(v), vz);
+}
+
+/* Store the first n (< 16) bytes of q with fixed-size stores (no library call). */
+static inline void dw_store_tail(int8_t *y, int8x16_t q, int32_t n)
+{
+    if (n & 8) { vst1_s8(y, vget_low_s8(q)); y += 8; q = vextq_s8(q, q, 8); }
+    if (n & 4) { const uint32_t w = vgetq_lane_u32(vreinterpretq_u32_s8(q), 0); memcpy(y, &w, 4); y += 4; q = vextq_s8(q, q, 4); }
+    if (n & 2) { const uint16_t w = vgetq_lane_u16(vreinterpretq_u16_s8(q), 0); memcpy(y, &w, 2); y += 2; q = vextq_s8(q, q, 2); }
+    if (n & 1) *y = vgetq_lane_s8(q, 0);
+}
+
 static inline void dw_pixel(const lk_dw_args *a, const int16_t *x, const int T, float32x4_t vlo,
                             float32x4_t vhi, int32x4_t vz, int8_t *y)
 {
@@ -93,9 +111,13 @@ static inline void dw_pixel(const lk_dw_args *a, const int16_t *x, const int T, 
             acc[2] = vmlal_s16(acc[2], vget_low_s16(x1), vget_low_s16(w1));
             acc[3] = vmlal_high_s16(acc[3], x1, w1);
         }
-        for (int j = 0; j < 4 && c + 4 * j < a->C; j++)
-            lk_requant4_neon(acc[j], a->bias + c + 4 * j, a->mult + c + 4 * j, vlo, vhi, vz,
-                             y + c + 4 * j, a->C - c - 4 * j);
+        int32x4_t q[4];
+        for (int j = 0; j < 4; j++)
+            q[j] = dw_requant4(acc[j], a->bias + c + 4 * j, a->mult + c + 4 * j, vlo, vhi, vz);
+        const int8x16_t q8 = vcombine_s8(vqmovn_s16(vcombine_s16(vqmovn_s32(q[0]), vqmovn_s32(q[1]))),
+                                         vqmovn_s16(vcombine_s16(vqmovn_s32(q[2]), vqmovn_s32(q[3]))));
+        if (a->C - c >= 16) vst1q_s8(y + c, q8);
+        else dw_store_tail(y + c, q8, a->C - c);
     }
 }
 
