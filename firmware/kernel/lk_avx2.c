@@ -194,26 +194,26 @@ void lk_avx2_widen_row(const int8_t *src, int16_t *dst, int32_t n, int32_t zx)
     for (; k < n; k++) dst[k] = (int16_t)(src[k] - zx);
 }
 
-/* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) in-bounds window
- * pixels xp[i] (C channels each), 32 channels per vpmaxsb, then 16, then one at a time. */
+/* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) window pixels at
+ * x + off[i] (C channels each), 32 channels per vpmaxsb, then 16, then one at a time. */
 __attribute__((target("avx2")))
-void lk_avx2_max_taps(const int8_t *const *xp, int32_t n, int32_t C, int8_t *y)
+void lk_avx2_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y)
 {
     int32_t c = 0;
     for (; c + 32 <= C; c += 32) {
-        __m256i v = LD(xp[0] + c);
-        for (int32_t i = 1; i < n; i++) v = _mm256_max_epi8(v, LD(xp[i] + c));
+        __m256i v = LD(x + off[0] + c);
+        for (int32_t i = 1; i < n; i++) v = _mm256_max_epi8(v, LD(x + off[i] + c));
         _mm256_storeu_si256((__m256i *)(void *)(y + c), v);
     }
     for (; c + 16 <= C; c += 16) {
-        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(xp[0] + c));
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(x + off[0] + c));
         for (int32_t i = 1; i < n; i++)
-            v = _mm_max_epi8(v, _mm_loadu_si128((const __m128i *)(const void *)(xp[i] + c)));
+            v = _mm_max_epi8(v, _mm_loadu_si128((const __m128i *)(const void *)(x + off[i] + c)));
         _mm_storeu_si128((__m128i *)(void *)(y + c), v);
     }
     for (; c < C; c++) {
-        int8_t v = xp[0][c];
-        for (int32_t i = 1; i < n; i++) v = xp[i][c] > v ? xp[i][c] : v;
+        int8_t v = x[off[0] + c];
+        for (int32_t i = 1; i < n; i++) v = x[off[i] + c] > v ? x[off[i] + c] : v;
         y[c] = v;
     }
 }

@@ -139,19 +139,19 @@ void lk_neon_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y)
     else dw_layer(a, x, y, a->T);
 }
 
-/* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) in-bounds window
- * pixels xp[i] (C channels each), 16 channels per smax, then one at a time. */
-void lk_neon_max_taps(const int8_t *const *xp, int32_t n, int32_t C, int8_t *y)
+/* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) window pixels at
+ * x + off[i] (C channels each), 16 channels per smax, then one at a time. */
+void lk_neon_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y)
 {
     int32_t c = 0;
     for (; c + 16 <= C; c += 16) {
-        int8x16_t v = vld1q_s8(xp[0] + c);
-        for (int32_t i = 1; i < n; i++) v = vmaxq_s8(v, vld1q_s8(xp[i] + c));
+        int8x16_t v = vld1q_s8(x + off[0] + c);
+        for (int32_t i = 1; i < n; i++) v = vmaxq_s8(v, vld1q_s8(x + off[i] + c));
         vst1q_s8(y + c, v);
     }
     for (; c < C; c++) {
-        int8_t v = xp[0][c];
-        for (int32_t i = 1; i < n; i++) v = xp[i][c] > v ? xp[i][c] : v;
+        int8_t v = x[off[0] + c];
+        for (int32_t i = 1; i < n; i++) v = x[off[i] + c] > v ? x[off[i] + c] : v;
         y[c] = v;
     }
 }

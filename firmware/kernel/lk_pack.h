@@ -132,7 +132,7 @@ void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y);
 int32_t lk_avx2_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
 void lk_avx2_widen_row(const int8_t *src, int16_t *dst, int32_t n, int32_t zx);
-void lk_avx2_max_taps(const int8_t *const *xp, int32_t n, int32_t C, int8_t *y);
+void lk_avx2_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y);
 void lk_avx2_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, float ra, float rb,
                  float fixed, float lo, float hi);
 void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
@@ -142,7 +142,7 @@ void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
 void lk_neon_dot_i8(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc);
 int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
-void lk_neon_max_taps(const int8_t *const *xp, int32_t n, int32_t C, int8_t *y);
+void lk_neon_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y);
 void lk_neon_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y);
 void lk_sdot_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                     int32_t zy, int8_t *const *ys);                                 /* lk_sdot.c */

@@ -533,10 +533,22 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
 
 /* ------------------------------------------------------------------ max-pooling */
 
-/* lk_maxpool with the channel loop in the variant's vectors: per output pixel, the
- * in-bounds window pixels are listed once (kernel rows and columns clipped as lk_maxpool
- * skips them), then their channel-wise max. A window wholly in the padding gives -128, as
- * in lk_maxpool; windows of more than 64 positions take lk_maxpool itself. */
+/* The variant's channel-wise max of n window pixels x + off[i] into y. */
+static void max_taps(int variant, const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y)
+{
+    (void)variant;
+#if LK_X86
+    lk_avx2_max_taps(x, off, n, C, y);
+#endif
+#if LK_ARM
+    lk_neon_max_taps(x, off, n, C, y);
+#endif
+}
+
+/* lk_maxpool with the channel loop in the variant's vectors. A window wholly inside the
+ * input uses the window's offsets, made once per layer; a border window lists its
+ * in-bounds positions (as lk_maxpool skips the others), and one wholly in the padding gives
+ * -128, as in lk_maxpool. Windows of more than 64 positions take lk_maxpool itself. */
 int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
@@ -544,27 +556,31 @@ int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
     if ((int64_t)L->kh * L->kw > 64 || !variant_has_simd(m->variant)) return lk_maxpool(m, L, arena);
     const int8_t *x = (const int8_t *)(arena + X->offset);
     int8_t *y = (int8_t *)(arena + Y->offset);
-    const int8_t *xp[64];
-    for (int32_t oy = 0; oy < OH; oy++)
+    const int32_t n = L->kh * L->kw, ext_h = (L->kh - 1) * L->dh, ext_w = (L->kw - 1) * L->dw;
+    ptrdiff_t win[64], off[64];
+    for (int32_t t = 0; t < n; t++) win[t] = ((ptrdiff_t)(t / L->kw) * L->dh * W + (ptrdiff_t)(t % L->kw) * L->dw) * C;
+    for (int32_t oy = 0; oy < OH; oy++) {
+        const int32_t iy0 = oy * L->sh - L->pad_t;
         for (int32_t ox = 0; ox < OW; ox++) {
-            int32_t n = 0;
+            const int32_t ix0 = ox * L->sw - L->pad_l;
+            int8_t *yp = y + ((size_t)oy * OW + ox) * C;
+            if (iy0 >= 0 && iy0 + ext_h < H && ix0 >= 0 && ix0 + ext_w < W) {
+                max_taps(m->variant, x + ((size_t)iy0 * W + ix0) * C, win, n, C, yp);
+                continue;
+            }
+            int32_t k = 0;
             for (int32_t ki = 0; ki < L->kh; ki++) {
-                const int32_t iy = oy * L->sh - L->pad_t + ki * L->dh;
+                const int32_t iy = iy0 + ki * L->dh;
                 if (iy < 0 || iy >= H) continue;
                 for (int32_t kj = 0; kj < L->kw; kj++) {
-                    const int32_t ix = ox * L->sw - L->pad_l + kj * L->dw;
-                    if (ix >= 0 && ix < W) xp[n++] = x + ((size_t)iy * W + ix) * C;
+                    const int32_t ix = ix0 + kj * L->dw;
+                    if (ix >= 0 && ix < W) off[k++] = ((ptrdiff_t)iy * W + ix) * C;
                 }
             }
-            int8_t *yp = y + ((size_t)oy * OW + ox) * C;
-            if (n == 0) memset(yp, 0x80, (size_t)C);
-#if LK_X86
-            else lk_avx2_max_taps(xp, n, C, yp);
-#endif
-#if LK_ARM
-            else lk_neon_max_taps(xp, n, C, yp);
-#endif
+            if (k == 0) memset(yp, 0x80, (size_t)C);
+            else max_taps(m->variant, x, off, k, C, yp);
         }
+    }
     return LK_OK;
 }
 
