@@ -96,7 +96,8 @@ def test_aarch64_outputs_identical_to_numpy(builds, vectors, tmp_path, march, cp
         packed = report[name]
         ran = set(packed)
         assert ran == variants, f"{name}: variants run under -cpu {cpu}: {sorted(ran)}"
-        if name in ("conv3x3", "conv1d", "dense300x37", "depthwise"):   # SIMD paths taken
+        if name in ("conv3x3", "conv1d", "dense300x37", "depthwise", "depthwise_odd_c",
+                    "depthwise_s2", "depthwise_dil5x5", "depthwise_1d"):   # SIMD paths taken
             assert all(packed[v] > 0 for v in ran - {"c-scalar"}), packed
         for v in sorted(ran):
             got = Path(f"{tmp_path / name}.{v}").read_bytes()

@@ -491,7 +491,8 @@ int lk_run(const lk_model *m, uint8_t *arena, void *scratch)
         case LK_OP_DENSE:
             rc = L->packed ? lk_simd_dense(m, L, arena, scratch) : lk_dense_scalar(m, L, arena);
             break;
-        case LK_OP_MAXPOOL: rc = lk_maxpool(m, L, arena); break;
+        case LK_OP_MAXPOOL: rc = m->variant == LK_VARIANT_SCALAR ? lk_maxpool(m, L, arena)
+                                                                 : lk_simd_maxpool(m, L, arena); break;
         case LK_OP_AVGPOOL: rc = lk_avgpool(m, L, arena); break;
         case LK_OP_GLOBAL_AVGPOOL: rc = lk_global_avgpool(m, L, arena); break;
         case LK_OP_ADD: rc = m->variant == LK_VARIANT_SCALAR ? lk_add(m, L, arena)
