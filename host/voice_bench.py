@@ -13,13 +13,13 @@ import time
 
 import numpy as np
 
-from lanthorn.device.voice import SAMPLER_PARAMS
+from lanthorn.device.piece.voice import SAMPLER_PARAMS
 
 
 def bench_phrases(bundle, settings: dict, seed: int = 0) -> dict:
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.runtime import load
-    from lanthorn.device.voice import Voice, voice_spec
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.engine.runtime import load
+    from lanthorn.device.piece.voice import Voice, voice_spec
     from lanthorn.errors import UserError
     from lanthorn.quantize.voice_quantize import ort_voice_step
     p = ParamStore().snapshot()

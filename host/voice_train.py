@@ -5,7 +5,7 @@ int8 engine already runs embedding + dense exactly like onnxruntime (the bench's
 ``char_lm``), and a GRU would need a recurrent state the engine has no operator for. What
 the model reads decides how it sounds (issue 24): a window of 4 characters (less than a
 word) babbles; 12 characters trained long recite whole lines. A *word window* (the word
-being written and the one before it, :func:`lanthorn.device.voice.word_window`) trained
+being written and the one before it, :func:`lanthorn.device.piece.voice.word_window`) trained
 long learns which word follows which, so it recombines the corpus at every shared word.
 
 Candidates are chosen by tasting, not by perplexity: the sweep trains each on the same
@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device.behaviour import DEFAULT_MOODS
-from lanthorn.device.voice import VoiceSpec
+from lanthorn.device.piece.behaviour import DEFAULT_MOODS
+from lanthorn.device.piece.voice import VoiceSpec
 from lanthorn.quantize.voice_corpus import examples, load_corpus, split_lines, vocabulary
 
 META_KIND = "lanthorn.kind"   # ONNX metadata: "voice" (so 'lanthorn quantize' knows it)
@@ -173,7 +173,7 @@ def export_onnx(net, spec: VoiceSpec, arch: VoiceArch, corpus: str = "") -> byte
 def train_voice(corpus_dir, out, arch: VoiceArch = DEFAULT_ARCH, epochs: int = 30,
                 seed: int = 0, holdout: float = 0.1, moods=DEFAULT_MOODS, log=print) -> dict:
     """Train on ``corpus_dir``, write the float ONNX ``out``; returns the figures."""
-    from lanthorn.device.atomic import atomic_write_bytes
+    from lanthorn.device.storage.atomic import atomic_write_bytes
     from lanthorn.errors import UserError
     t0 = time.perf_counter()
     corpus = load_corpus(corpus_dir)
@@ -215,7 +215,7 @@ def taste_float(net, spec: VoiceSpec, corpus, x, params: dict, seeds: int = SWEE
     read by the same sampler, constrained by the corpus's lexicon."""
     import torch
 
-    from lanthorn.device.voice import Voice
+    from lanthorn.device.piece.voice import Voice
     from lanthorn.quantize.voice_quantize import lexicon_bytes
     from lanthorn.quantize.voice_taste import panel
     with torch.no_grad():
@@ -236,7 +236,7 @@ def sweep(corpus_dir, candidates=SWEEP, seed: int = 0, holdout: float = 0.1,
           moods=DEFAULT_MOODS, seeds: int = SWEEP_SEEDS, log=print) -> list[dict]:
     """Train each (architecture, epochs) on the same split and seed; taste each with the
     panel (:func:`taste_float`), and measure held-out perplexity and MACs per character."""
-    from lanthorn.device.params import ParamStore
+    from lanthorn.device.piece.params import ParamStore
     from lanthorn.quantize.voice_taste import score
     corpus = load_corpus(corpus_dir)
     vocab = vocabulary(corpus)

@@ -1,6 +1,6 @@
 """The voice's text corpus: sources with provenance and weights, lines with what they were for.
 
-A corpus is a folder, in the spirit of the sensor datasets (:mod:`lanthorn.device.dataset`)::
+A corpus is a folder, in the spirit of the sensor datasets (:mod:`lanthorn.device.storage.dataset`)::
 
     CORPUS/manifest.json        {"format": "lanthorn-voice-corpus", "version": 1,
                                  "sources": {ID: {author, consent, licence, date, notes,
@@ -18,7 +18,7 @@ default temperament. An untagged line speaks for every mood.
 
 A source of ``"kind": "words"`` is a word list, not lines: its words (separated by spaces,
 commas or new lines; "#" comments allowed) join the voice's lexicon, the words the voice
-may write (:mod:`lanthorn.device.lexicon`), without adding training lines. The voice can
+may write (:mod:`lanthorn.device.engine.lexicon`), without adding training lines. The voice can
 only say a word of the corpus: its lines' words and its word lists'.
 """
 from __future__ import annotations
@@ -30,9 +30,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lanthorn.device.atomic import atomic_write_text
-from lanthorn.device.behaviour import DEFAULT_GESTURE_MOODS, DEFAULT_MOODS
-from lanthorn.device.voice import OLED_CHARSET
+from lanthorn.device.storage.atomic import atomic_write_text
+from lanthorn.device.piece.behaviour import DEFAULT_GESTURE_MOODS, DEFAULT_MOODS
+from lanthorn.device.piece.voice import OLED_CHARSET
 from lanthorn.errors import UserError
 
 FORMAT = "lanthorn-voice-corpus"
@@ -96,7 +96,7 @@ class Corpus:
 
     def words(self) -> list[str]:
         """Every word the voice may write: the lines' and the word lists', sorted."""
-        from lanthorn.device.lexicon import words_of
+        from lanthorn.device.engine.lexicon import words_of
         out = {w for line in self.lines for w in words_of(line.text)}
         out.update(w for ws in self.word_lists.values() for w in ws)
         return sorted(out)
@@ -236,7 +236,7 @@ def moods_of(tags: tuple[str, ...], moods=DEFAULT_MOODS,
 def read_word_list(text: str, where: str = "word list") -> list[str]:
     """The words of a word-list source: separated by spaces, commas or new lines, "#"
     comment lines skipped; a word the lexicon cannot hold is refused, naming it."""
-    from lanthorn.device.lexicon import WORD_CHARS
+    from lanthorn.device.engine.lexicon import WORD_CHARS
     out = []
     for i, raw in enumerate(text.splitlines(), 1):
         if raw.strip().startswith("#"):
@@ -457,13 +457,13 @@ def examples(lines: list[Line], spec, sources: dict[str, TextSource] | None = No
     int64 [n]). A line tagged with moods is one example sequence per mood; an untagged line
     one per mood of the piece, each with 1/len(moods) of the weight, so every mood hears
     it. ``w`` is the source's weight (1 without ``sources``), split that way. A word-window
-    spec's contexts are cut as the device cuts them (:func:`lanthorn.device.voice.word_window`)."""
+    spec's contexts are cut as the device cuts them (:func:`lanthorn.device.piece.voice.word_window`)."""
     import numpy as np
     moods = tuple(moods or spec.moods)
     index = {c: i for i, c in enumerate(spec.vocab)}
     n_ctx = spec.context
     sep = spec.separators()
-    from lanthorn.device.voice import word_window
+    from lanthorn.device.piece.voice import word_window
     xs, ys, ws, srcs, idx = [], [], [], [], []
     for li, line in enumerate(lines):
         seq = [index[c] for c in line.text if c in index] + [0]

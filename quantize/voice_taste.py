@@ -3,7 +3,7 @@
 Perplexity alone chose badly (issue 24: on a corpus of a few thousand characters it rewards
 smoothing and punishes learning the artist's words), so a voice is tasted the way a reader
 would: N phrases (default 5 moods x :data:`SEEDS` seeds), written by the device's own
-decoder (:meth:`lanthorn.device.voice.Voice.generate`: the lexicon, the sampler, the retry
+decoder (:meth:`lanthorn.device.piece.voice.Voice.generate`: the lexicon, the sampler, the retry
 of a phrase cut at the maximum length) with the piece's default parameters, and
 
 * **corpus words**: the share of phrases made only of corpus words (the lexicon makes it
@@ -30,8 +30,8 @@ import time
 
 import numpy as np
 
-from lanthorn.device.lexicon import words_of
-from lanthorn.device.voice import SAMPLER_PARAMS
+from lanthorn.device.engine.lexicon import words_of
+from lanthorn.device.piece.voice import SAMPLER_PARAMS
 
 SEEDS = 80                 # phrases per mood: 5 moods x 80 = 400
 FOLDS = 5

@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lanthorn.device.bundle import read_bundle, reproducible_content
-from lanthorn.device.storage import SHIPPED_VOICE
+from lanthorn.device.engine.bundle import read_bundle, reproducible_content
+from lanthorn.device.storage.storage import SHIPPED_VOICE
 from lanthorn.quantize.voice_corpus import SHIPPABLE_LICENCES, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,8 +48,8 @@ def test_the_shipped_voice_meets_issue_24_by_its_own_panel():
     """The panel, recomputed now from the bundle with the default parameters, equals what
     its card says and meets issue 24's targets (every word the artist's, new, grammatical
     by word pairs, complete, mood legible)."""
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.voice import load_voice
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.piece.voice import load_voice
     from lanthorn.quantize.voice_corpus import load_corpus
     from lanthorn.quantize.voice_taste import TARGETS, card_figures, panel
     voice = load_voice(SHIPPED_VOICE)

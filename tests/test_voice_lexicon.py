@@ -8,11 +8,11 @@ import pytest
 from voice_helpers import HARD, SOFT, small_voice, two_source_corpus
 
 from lanthorn.cli import main
-from lanthorn.device.behaviour import PhraseBank
-from lanthorn.device.bundle import BundleError, read_bundle, write_bundle
-from lanthorn.device.lexicon import LexiconError, Trie, WordState, decode, encode, words_of
-from lanthorn.device.params import ParamStore
-from lanthorn.device.voice import Speaker, VoiceSpec, VoiceWorker, load_voice, word_window
+from lanthorn.device.engine.bundle import BundleError, read_bundle, write_bundle
+from lanthorn.device.engine.lexicon import LexiconError, Trie, WordState, decode, encode, words_of
+from lanthorn.device.piece.behaviour import PhraseBank
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.voice import Speaker, VoiceSpec, VoiceWorker, load_voice, word_window
 from lanthorn.quantize.voice_corpus import load_corpus
 from lanthorn.quantize.voice_taste import CorpusFacts, naive_bayes_accuracy, panel
 
@@ -209,8 +209,8 @@ def test_setting_a_bank_while_the_voice_speaks_says_so(tmp_path, voice_files):
     from pty_link import PtyLink
     from test_console import Terminal
 
-    from lanthorn.device.console import ConsoleServer
-    from lanthorn.device.piece import Piece
+    from lanthorn.device.console.server import ConsoleServer
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.profile import load_profile
     from lanthorn.hardware.sim import open_sim_body
     body = open_sim_body(load_profile("sim"), realtime=False)

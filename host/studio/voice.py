@@ -52,8 +52,8 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int | None
     its tasting notes' sample phrases per mood with their seeds, and its tasting panel."""
     import onnxruntime
 
-    from lanthorn.device import dataset
-    from lanthorn.device.signing import signing_key_for
+    from lanthorn.device.engine.signing import signing_key_for
+    from lanthorn.device.storage import dataset
     from lanthorn.host.voice_train import DEFAULT_ARCH, DEFAULT_EPOCHS, train_voice
     from lanthorn.quantize.voice_quantize import quantize_voice
     onnxruntime.set_default_logger_severity(3)
