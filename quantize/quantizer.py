@@ -729,9 +729,12 @@ def check_no_leak(training: dict, data: ModelData, force: bool, log=print) -> No
                 "by 'lanthorn train' of this version), so its held-out score cannot be "
                 "checked for sessions it trained on")
         return
+    from lanthorn.quantize.dataspec import shares_frames
+
     held = set(data.splits.sessions["test" if data.held_out == "test" else "val"])
     sessions = training.get("sessions") or {}
-    trained = held & set(sessions.get("train") or [])
+    # a take held out in time (blocks of it on both sides) is judged by block
+    trained = {h for h in held if any(shares_frames(h, t) for t in sessions.get("train") or [])}
     if trained:
         names = sorted(trained)
         text = (f"{len(names)} of the held-out {data.held_out} sessions were used to train this "
@@ -741,7 +744,7 @@ def check_no_leak(training: dict, data: ModelData, force: bool, log=print) -> No
         if not force:
             raise quality.QualityError(text + " (--force to score it anyway)")
         log(f"WARNING (--force): {text}")
-    validated = held & set(sessions.get("val") or [])
+    validated = {h for h in held if any(shares_frames(h, v) for v in sessions.get("val") or [])}
     if validated:
         log(f"warning: {len(validated)} held-out sessions chose this model's best epoch "
             f"(validation); the score is slightly optimistic")
