@@ -545,6 +545,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint)
     model, source = load_onnx(onnx_path)
     refuse_unsupported_model(model, source)                           # before any work
+    _check_moods(model, gesture_moods or {})
     out = _bundle_path(out)
     data, training = _scoring_data(model, data_dir, n_calib, force, log)
     source_bytes = _onnx_bytes(model)
@@ -574,9 +575,24 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
         result.report_dir = Path(report_dir)
         write_report(result, data, report_dir)
         log(f"report: {Path(report_dir) / 'report.md'}")
-    if enforce:
-        quality.enforce(checks, force, log, what=f"{out} was written but is not fit to push: ")
+    if enforce:   # with train's recall gate: a gesture lost stays lost after int8
+        recall = [g for g in (training or {}).get("gates") or [] if g.get("name") == "recall"]
+        quality.enforce(checks + recall, force, log,
+                        what=f"{out} was written but is not fit to push: ")
     return result
+
+
+def _check_moods(model, moods: dict) -> None:
+    """``--mood`` may name only gestures the model knows (a typo would silently do nothing
+    on the piece)."""
+    from lanthorn.quantize.dataspec import spec_from_onnx
+
+    spec = spec_from_onnx(model)
+    labels = list(spec.labels) if spec is not None else []
+    unknown = [g for g in moods if labels and g not in labels]
+    if unknown:
+        raise UserError(f"--mood names {', '.join(repr(g) for g in unknown)}, which this model "
+                        f"does not recognise (its labels: {', '.join(labels)})")
 
 
 def _scoring_data(model, data_dir, n_calib, force, log):

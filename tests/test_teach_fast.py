@@ -153,3 +153,15 @@ def test_from_a_model_whose_labels_do_not_lead_the_dataset_is_refused(tmp_path, 
                str(finetune.SHIPPED_CHECKPOINT.with_suffix(".onnx"))])
     err = capsys.readouterr().err
     assert rc != 0 and "knows nobody, approach" in err and "its labels: nobody, wave" in err
+
+
+def test_quantize_refuses_a_mood_for_a_gesture_the_model_lacks(tmp_path, capsys):
+    from quantize_helpers import make_data, make_model
+
+    data = make_data(tmp_path / "d")
+    model = make_model(data, tmp_path / "m.onnx", epochs=1)
+    rc = main(["quantize", str(model), "--data", str(data), "--out", str(tmp_path / "m.lanthorn"),
+               "--mood", "wiggle=shy"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "--mood names 'wiggle'" in err and "its labels: nobody, approach" in err
+    assert not (tmp_path / "m.lanthorn").exists()      # refused before any work
