@@ -538,9 +538,8 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     which sessions it trained on; scoring it on any of them is refused before any work.
     The gates (near chance, an int8 drop beyond the limit, a held-out split missing a class)
     always go into the card's ``quality``; with ``enforce`` (``lanthorn quantize``) a failed
-    one raises QualityError after writing the bundle (so it can be inspected) unless
-    ``force``.
-    """
+    one raises QualityError after writing the bundle (so it can be inspected) unless ``force``.
+    ``gesture_moods`` (``--mood``) may name only the model's labels."""
     t0 = time.perf_counter()
     _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint)
     model, source = load_onnx(onnx_path)
@@ -575,11 +574,15 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
         result.report_dir = Path(report_dir)
         write_report(result, data, report_dir)
         log(f"report: {Path(report_dir) / 'report.md'}")
-    if enforce:   # with train's recall gate: a gesture lost stays lost after int8
-        recall = [g for g in (training or {}).get("gates") or [] if g.get("name") == "recall"]
-        quality.enforce(checks + recall, force, log,
-                        what=f"{out} was written but is not fit to push: ")
+    if enforce:
+        _enforce(checks, training, force, out, log)
     return result
+
+
+def _enforce(checks, training, force, out, log) -> None:
+    """quantize's gates, with train's recall gate: a gesture lost stays lost after int8."""
+    recall = [g for g in (training or {}).get("gates") or [] if g.get("name") == "recall"]
+    quality.enforce(checks + recall, force, log, what=f"{out} was written but is not fit to push: ")
 
 
 def _check_moods(model, moods: dict) -> None:

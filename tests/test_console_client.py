@@ -226,7 +226,8 @@ def test_cli_user_errors_are_one_line(device, tmp_path, cli):
     out = _cli("push", str(bad), "--port", link.host)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     out = _cli("console", str(tmp_path / "no-such-port"))
-    assert out.returncode == 2 and "cannot open serial port" in out.stderr
+    assert out.returncode == 2 and "no serial port" in out.stderr
+    assert "ls /dev/ttyACM*" in out.stderr and out.stderr.count("No such file") == 0
     from lanthorn.device.dataset import create_dataset
     create_dataset(tmp_path / "d")
     out = _cli("record", link.host, "wave", "1", "--data", str(tmp_path / "d"))

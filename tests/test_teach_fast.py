@@ -165,3 +165,43 @@ def test_quantize_refuses_a_mood_for_a_gesture_the_model_lacks(tmp_path, capsys)
     err = capsys.readouterr().err
     assert rc != 0 and "--mood names 'wiggle'" in err and "its labels: nobody, approach" in err
     assert not (tmp_path / "m.lanthorn").exists()      # refused before any work
+
+
+def test_push_to_a_missing_port_is_one_line_with_a_hint_and_no_figures(tmp_path):
+    """No object at the port: one line that says so and what to try, before (instead of)
+    the quality figures of a bundle that passed its gates."""
+    import subprocess
+    import sys
+    from lanthorn.device.models import DEFAULT_BUNDLE
+
+    r = subprocess.run([sys.executable, "-m", "lanthorn", "push", str(DEFAULT_BUNDLE),
+                        "--port", str(tmp_path / "ttyACM0")], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stdout == "", r.stdout
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "no serial port" in r.stderr and "ls /dev/ttyACM* /dev/ttyUSB*" in r.stderr
+    assert "Errno" not in r.stderr
+
+
+def test_train_on_a_csv_file_says_it_is_a_file_and_how_to_import_it(tmp_path, capsys):
+    f = tmp_path / "bad.csv"
+    f.write_text("1,2,3\n")
+    rc = main(["train", str(f), "--out", str(tmp_path / "m.onnx")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "this is a file, not a dataset folder" in err
+    assert f"lanthorn data import {f} --data DIR" in err and len(err.strip().splitlines()) == 1
+
+
+def test_inspect_prints_the_quality_checks_as_lines_not_a_dict(tmp_path, capsys):
+    from quantize_helpers import make_data, make_model
+
+    data = make_data(tmp_path / "d")
+    model = make_model(data, tmp_path / "m.onnx", epochs=1)
+    main(["quantize", str(model), "--data", str(data), "--out", str(tmp_path / "m.lanthorn"),
+          "--force"])
+    capsys.readouterr()
+    assert main(["inspect", str(tmp_path / "m.lanthorn")]) == 0
+    out = capsys.readouterr().out
+    section = out.split("\nquality\n", 1)[1].split("\ninput ", 1)[0].splitlines()
+    assert section[0].startswith("  trained on ") and "held-out" in section[0]
+    assert any(line.startswith(("  ok    ", "  FAILED ")) for line in section)
+    assert "{'" not in out and "[{" not in out      # no Python repr anywhere
