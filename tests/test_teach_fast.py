@@ -205,3 +205,17 @@ def test_inspect_prints_the_quality_checks_as_lines_not_a_dict(tmp_path, capsys)
     assert section[0].startswith("  trained on ") and "held-out" in section[0]
     assert any(line.startswith(("  ok    ", "  FAILED ")) for line in section)
     assert "{'" not in out and "[{" not in out      # no Python repr anywhere
+
+
+def test_help_explains_a_parameter_on_the_console():
+    from lanthorn.device.console_wire import ProtocolError, help_text
+    from lanthorn.device.params import PARAMS
+
+    lines = help_text("brightness")
+    p = next(p for p in PARAMS if p.name == "brightness")
+    assert lines[0] == f"brightness: {p.description}"
+    assert f"default {p.default}" in lines[1] and "0" in lines[1] and "100" in lines[1]
+    assert lines[2].startswith("change it: set brightness")
+    assert help_text("set")[0].startswith("set NAME")            # commands still first
+    with pytest.raises(ProtocolError, match="no command or parameter 'brightnes'"):
+        help_text("brightnes")
