@@ -204,6 +204,8 @@ def test_cli_console_push_record(device, tmp_path, cli, monkeypatch):
     out = _cli("record", link.host, "tap", "1", "--data", str(data), "--source", "alice",
                "--consent", "verbal, on video")
     assert out.returncode == 0, out.stderr
+    # the performer is counted in before the take starts (3 s by default)
+    assert "get ready to tap: 3 2 1 go\nrecording tap for 1 s" in out.stderr, out.stderr
     from lanthorn.device.dataset import load_dataset, read_manifest
     (rec,) = load_dataset(data).recordings
     assert rec.frames.shape == (25, len(CHANNELS)) and rec.source == "alice"
