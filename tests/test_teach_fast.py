@@ -219,3 +219,32 @@ def test_help_explains_a_parameter_on_the_console():
     assert help_text("set")[0].startswith("set NAME")            # commands still first
     with pytest.raises(ProtocolError, match="no command or parameter 'brightnes'"):
         help_text("brightnes")
+
+
+def test_run_sim_serial_auto_makes_the_cable_and_prints_where_to_connect(tmp_path):
+    import subprocess
+    import sys
+    import time
+
+    from lanthorn.host.console_client import ConsoleClient
+
+    p = subprocess.Popen([sys.executable, "-m", "lanthorn", "run", "--sim", "--serial", "auto",
+                          "--seconds", "60", "--data-dir", str(tmp_path / "dev")],
+                         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    try:
+        line = p.stdout.readline()
+        assert line.startswith("console: connect to /dev/pts/"), line
+        port = line.split()[3]
+        end = time.monotonic() + 60
+        while True:
+            try:
+                with ConsoleClient(port, timeout=2.0, holder="test") as c:
+                    st = c.call("status")
+                break
+            except Exception:
+                assert time.monotonic() < end and p.poll() is None
+                time.sleep(0.5)
+        assert "fps" in st
+    finally:
+        p.terminate()
+        p.wait(20)
