@@ -248,3 +248,25 @@ def test_run_sim_serial_auto_makes_the_cable_and_prints_where_to_connect(tmp_pat
     finally:
         p.terminate()
         p.wait(20)
+
+
+def test_import_skips_the_columns_named_and_still_refuses_other_unknown_ones(tmp_path, capsys):
+    root = tmp_path / "d"
+    assert main(["data", "new", str(root), "--labels", "a,b", "--channels", "x,y"]) == 0
+    assert main(["data", "add-source", str(root), "me", "--consent", "mine"]) == 0
+    rows = ["label,x,gyro,y,temp"] + [f"{'ab'[k % 2]},{k / 10:.2f},9,{k / 20:.2f},21"
+                                      for k in range(40)]
+    f = tmp_path / "f.csv"
+    f.write_text("\n".join(rows) + "\n")
+    capsys.readouterr()
+    assert main(["data", "import", str(f), "--data", str(root), "--source", "me"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown columns ['gyro', 'temp']" in err and "--skip-columns gyro,temp" in err
+    assert main(["data", "import", str(f), "--data", str(root), "--source", "me",
+                 "--skip-columns", "gyro,temp"]) == 0
+    (rec,) = dsf.load_dataset(root).recordings
+    assert rec.frames.shape == (40, 2)
+    assert np.allclose(rec.frames[:, 1], [k / 20 for k in range(40)], atol=1e-6)
+    assert main(["data", "import", str(f), "--data", str(root), "--source", "me",
+                 "--skip-columns", "nope", "--session", "again"]) == 2
+    assert "--skip-columns nope: no such column" in capsys.readouterr().err
