@@ -62,6 +62,7 @@ def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int =
                "val_loss": fr.best_val_loss,
                "test_accuracy": acc, "confusion": cm.tolist(), "sessions": s.sessions,
                "recall": _recall(cm, s.spec.labels),
+               "take_accuracy": (take_accuracy(held, pred) or (None,))[0],
                **({"replaces": str(base.path), "fine_tuned": warm} if base is not None else {}),
                "fit": {**settings, "lr": lr, "chosen_for_dataset_size": sorted(auto)},
                "quality": training,
@@ -154,7 +155,27 @@ def _evaluate(model, s, fr, log):
         f"{100 * fr.best_val_accuracy:.1f}%, held-out {held_name} accuracy {100 * acc:.1f}% "
         f"({len(held)} windows)")
     log(format_confusion(cm, s.spec.labels))
+    takes = take_accuracy(held, pred)
+    if takes is not None:
+        log(f"take-level accuracy {100 * takes[0]:.1f}% ({takes[1]} held-out takes of one "
+            f"gesture each, each read as the majority of its windows; window accuracy "
+            f"{100 * acc:.1f}%)")
     return held, held_name, cm, acc, pred
+
+
+def take_accuracy(held, pred) -> tuple[float, int] | None:
+    """(share of held-out takes read right, how many): a take of one gesture throughout is
+    read as the majority of its windows' predictions -- what papers and artists count
+    (one take, one gesture); None when no take is of one gesture (visits of many)."""
+    right = n = 0
+    for key in dict.fromkeys(held.sessions.tolist()):
+        mine = held.sessions == key
+        y = held.y[mine]
+        if (y != y[0]).any():
+            continue
+        n += 1
+        right += int(np.bincount(pred[mine]).argmax() == y[0])
+    return (right / n, n) if n else None
 
 
 def _quality_record(s, held, held_name: str, acc: float, force: bool, extra=(),
@@ -193,7 +214,8 @@ def _write_model(out: Path, model, spec: DataSpec, training: dict, summary: dict
     # no timings in the checkpoint: same data and seed, same bytes (and the recall, which
     # the confusion holds, as the shipped checkpoint always has)
     nets.save_checkpoint(ckpt, model, spec.to_json(), {"train": {
-        k: v for k, v in summary.items() if k not in ("history", "seconds", "recall")}})
+        k: v for k, v in summary.items()
+        if k not in ("history", "seconds", "recall", "take_accuracy")}})
     log(f"wrote {out} ({len(onnx_bytes):,} bytes) and checkpoint {ckpt}")
 
 

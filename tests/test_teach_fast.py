@@ -137,6 +137,7 @@ def test_a_gesture_added_without_the_old_data_fails_naming_the_lost_ones(tmp_pat
     assert rc == 0, out
     assert "fine-tuning the shipped model (wave added)" in out
     assert "mixed in 2500 windows of the old model's training data" in out
+    assert "take-level accuracy" in out and "3 held-out takes" in out
     import json
     summary = json.loads((tmp_path / "b.json").read_text())
     gates = {g["name"]: g for g in summary["quality"]["gates"]}
@@ -270,3 +271,16 @@ def test_import_skips_the_columns_named_and_still_refuses_other_unknown_ones(tmp
     assert main(["data", "import", str(f), "--data", str(root), "--source", "me",
                  "--skip-columns", "nope", "--session", "again"]) == 2
     assert "--skip-columns nope: no such column" in capsys.readouterr().err
+
+
+def test_take_level_accuracy_reads_each_single_gesture_take_by_its_majority():
+    from lanthorn.host.train import take_accuracy
+
+    sessions = np.array(["a"] * 5 + ["b"] * 4 + ["visit"] * 4, dtype=object)
+    y = np.array([1] * 5 + [2] * 4 + [0, 0, 3, 3])
+    pred = np.array([1, 1, 2, 1, 0] + [2, 1, 1, 0] + [0, 0, 3, 3])
+    held = dsf.Windows(np.zeros((13, 1, 4), np.float32), y, sessions, np.ones(13, np.float32), ())
+    # take a: 3 of 5 windows say 1 -> right; take b: 1 -> wrong; the visit is not one gesture
+    assert take_accuracy(held, pred) == (0.5, 2)
+    only_visits = held.subset(sessions == "visit")
+    assert take_accuracy(only_visits, pred[sessions == "visit"]) is None
