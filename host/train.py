@@ -151,9 +151,10 @@ def _evaluate(model, s, fr, log):
     pred = nets.predict(model, held.X).argmax(1)
     cm = confusion(held.y, pred, len(s.spec.labels))
     acc = accuracy(held.y, pred)
-    log(f"best epoch {fr.best_epoch}/{fr.epochs_run}: validation accuracy "
-        f"{100 * fr.best_val_accuracy:.1f}%, held-out {held_name} accuracy {100 * acc:.1f}% "
-        f"({len(held)} windows)")
+    val = (f"best epoch {fr.best_epoch}/{fr.epochs_run}: validation accuracy "
+           f"{100 * fr.best_val_accuracy:.1f}%" if len(s.val) else
+           f"no validation (--no-validation): all {fr.epochs_run} epochs, the last kept")
+    log(f"{val}, held-out {held_name} accuracy {100 * acc:.1f}% ({len(held)} windows)")
     log(format_confusion(cm, s.spec.labels))
     takes = take_accuracy(held, pred)
     if takes is not None:
@@ -235,13 +236,14 @@ def _spec_for(window: int | None, hop: int | None, split_seed: int | None,
 def train_dataset(data_dir, out, *, arch, window: int | None = None, hop: int | None = None,
                   split_seed: int | None = None, force: bool = False, quiet: bool = False,
                   say=print, base_from=None, full: bool = False, old_data=None,
-                  mix_old: bool = True, **fit_args) -> dict:
+                  mix_old: bool = True, no_validation: bool = False, **fit_args) -> dict:
     """Train on a dataset folder as ``lanthorn train`` does: the window given, or the
     candidates :func:`lanthorn.quantize.dataspec.auto_spec` proposes for this dataset, one
     short model each, the winner chosen on the validation sessions only (the test sessions
     judge it, never choose it). A class without examples is refused before any training.
     ``fit_args`` (seed, epochs, patience, lr, batch) go to :func:`train`. ``base_from``,
-    ``full``, ``old_data``, ``mix_old``: fine-tuning (see :mod:`lanthorn.host.finetune`)."""
+    ``full``, ``old_data``, ``mix_old``: fine-tuning (see :mod:`lanthorn.host.finetune`).
+    ``no_validation``: the validation sessions train too, for every epoch (no early stop)."""
     import copy
 
     from lanthorn.device.dataset import load_dataset
@@ -266,6 +268,8 @@ def train_dataset(data_dir, out, *, arch, window: int | None = None, hop: int | 
         if base is not None and mix_old:   # before the gates: old classes' examples count
             splits.train = finetune.replay(splits.train, base, say)
             splits.val = finetune.replay_validation(splits.val, base)
+        if no_validation:
+            _all_to_training(splits)
         quality.enforce(quality.class_gates(splits.spec.labels, splits.train.y, None), force)
         return train(data_dir, path, spec=splits.spec, arch=copy.deepcopy(arch),
                      progress=not quiet, splits=splits, force=force, base=base,
@@ -275,6 +279,21 @@ def train_dataset(data_dir, out, *, arch, window: int | None = None, hop: int | 
     if len(windows) == 1:
         return fit(windows[0], out, False)
     return _window_search(windows, fit, out, say)
+
+
+def _all_to_training(splits) -> None:
+    """``--no-validation``: a published training part trains whole (nothing of it kept
+    back); with no validation to stop on, every epoch runs and the last one is kept. The
+    held-out test sessions must be there, to judge the model."""
+    from lanthorn.device.dataset import DataError
+
+    if not len(splits.test):
+        raise DataError("--no-validation needs held-out test sessions to judge the model "
+                        "(import the published test part with --split test)")
+    splits.train = finetune.join(splits.train, splits.val)
+    splits.val = splits.val.subset(np.zeros(len(splits.val), bool))
+    splits.sessions["train"] = sorted(splits.sessions["train"] + splits.sessions["val"])
+    splits.sessions["val"] = []
 
 
 def _window_search(windows, fit, out, say) -> dict:

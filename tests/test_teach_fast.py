@@ -284,3 +284,34 @@ def test_take_level_accuracy_reads_each_single_gesture_take_by_its_majority():
     assert take_accuracy(held, pred) == (0.5, 2)
     only_visits = held.subset(sessions == "visit")
     assert take_accuracy(only_visits, pred[sessions == "visit"]) is None
+
+
+def test_no_validation_trains_on_the_whole_published_training_part(tmp_path, capsys):
+    """--split train keeps 15-20 % of a published training part back for validation;
+    --no-validation trains on all of it, every epoch, judged on the published test part."""
+    import json
+    root = tmp_path / "d"
+    assert main(["data", "new", str(root), "--labels", "a,b", "--channels", "x,y"]) == 0
+    assert main(["data", "add-source", str(root), "pub", "--consent", "public"]) == 0
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 8), ("test", 4)):
+        rows = ["session,label,x,y"]
+        for k in range(n):
+            lab = "ab"[k % 2]
+            sig = (1.0 if lab == "a" else -1.0) * np.linspace(0, 1, 16)
+            rows += [f"{split}{k},{lab},{v:.4f},{rng.normal():.4f}" for v in sig + rng.normal(0, .1, 16)]
+        (tmp_path / f"{split}.csv").write_text("\n".join(rows) + "\n")
+        assert main(["data", "import", str(tmp_path / f"{split}.csv"), "--data", str(root),
+                     "--source", "pub", "--split", split]) == 0
+    sides = {v["split"] for k, v in dsf.read_manifest(root)[0]["sessions"].items()
+             if v.get("fixed") == "train"}
+    assert sides == {"train", "val"}              # validation is taken from the training part
+    capsys.readouterr()
+    rc = main(["train", str(root), "--out", str(tmp_path / "m.onnx"), "--window", "16",
+               "--epochs", "60", "--quiet", "--no-validation", "--summary", str(tmp_path / "s.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert len(s["sessions"]["train"]) == 8 and s["sessions"]["val"] == []
+    assert s["epochs_run"] == 60 and s["best_epoch"] == 60 and len(s["sessions"]["test"]) == 4
+    assert "no validation (--no-validation): all 60 epochs, the last kept" in out

@@ -58,6 +58,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "its held-out sessions judge the old gestures' recall")
     parser.add_argument("--no-old-data", action="store_true",
                         help="do not mix the old model's training data in")
+    parser.add_argument("--no-validation", action="store_true",
+                        help="train on the validation sessions too (all of a published "
+                             "training part), every epoch, the last one kept; the test "
+                             "sessions still judge it")
     parser.add_argument("--summary", help="also write the training summary as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -86,7 +90,8 @@ def run(args) -> int:
                             say=(lambda *a: None) if args.quiet else print, seed=args.seed,
                             epochs=args.epochs, patience=args.patience, lr=args.lr,
                             batch=args.batch, base_from=args.base, full=args.full,
-                            old_data=args.old_data, mix_old=not args.no_old_data)
+                            old_data=args.old_data, mix_old=not args.no_old_data,
+                            no_validation=args.no_validation)
     if "window_search" in summary:
         ring = "ring rotation" if summary["data_spec"]["ring"] else "no ring declared: no rotation"
         print(f"held-out {summary['quality']['held_out']} accuracy "
