@@ -475,3 +475,17 @@ def test_the_page_never_shows_moods_as_object_object_or_a_broken_oled():
 def _has_node() -> bool:
     import shutil
     return shutil.which("node") is not None
+
+
+def test_the_link_line_names_the_model_the_object_runs_after_a_push():
+    """The header's link line named the model at connection time and kept it after a push."""
+    events = []
+    link = DeviceLink("/dev/null-not-opened", on_event=events.append, describe="the object")
+    link.model = {"name": "temperament"}
+    link._set_state("connected", "connected on the object (temperament)")
+    link.model_changed({"name": "wave", "sha256": "ab"})
+    assert link.state["detail"] == "connected on the object (wave)"
+    assert events[-1]["type"] == "link" and events[-1]["model"]["name"] == "wave"
+    link._set_state("lost", "unplugged")
+    link.model_changed({"name": "wave2"})            # not connected: the line says why not
+    assert link.state["detail"] == "unplugged" and link.model["name"] == "wave2"
