@@ -196,7 +196,7 @@ def write_report(result, data, folder) -> Path:
     # what an artist asks first: which gestures it knows and which it mixes up
     md += _recognition(result.final, labels)
     md += _confusions(result.final, labels, pngs["confusion"])
-    md += ["# Engineering figures", ""]
+    md += ["## Engineering figures", "", "What the int8 conversion and pruning did, layer by layer.", ""]
     md += _float_against_int8(result, pngs["pruning"])
     md += _layer_errors(result, pngs["layers"])
     if result.pruning:

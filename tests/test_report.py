@@ -113,7 +113,7 @@ def test_report_leads_with_what_the_model_recognises(report):
     doc = json.loads((report / "report.json").read_text())
     md = (report / "report.md").read_text()
     assert md.index("## What it recognises") < md.index("## Confusion matrices") \
-        < md.index("# Engineering figures") < md.index("## Float against int8") \
+        < md.index("## Engineering figures") < md.index("## Float against int8") \
         < md.index("## Per-layer quantization error")
     written = next(m for m in doc["models"] if m.get("written"))
     cm = np.asarray(written["int8_confusion"])
