@@ -29,7 +29,7 @@ LAYERS = {"conv1_3ch": ("conv", 0), "depthwise": ("conv", 2), "maxpool": ("maxpo
 def cut_layers(graph) -> dict:
     """name -> one-layer Graph for each of LAYERS (the n-th layer of that op, with groups
     telling the depthwise conv apart)."""
-    from lanthorn.device.graph import Graph
+    from lanthorn.device.engine.graph import Graph
     out = {}
     for name, (op, nth) in LAYERS.items():
         layer = [ly for ly in graph.layers if ly.op == op][nth]
@@ -93,14 +93,14 @@ def _onnx_pads(p) -> list:
 
 
 def null_graph():
-    from lanthorn.device.graph import Graph, Layer, Tensor
+    from lanthorn.device.engine.graph import Graph, Layer, Tensor
     ts = {"x": Tensor("x", (1, 1, 1), "int8", 0.1, 0), "y": Tensor("y", (1, 1, 1), "int8", 0.1, 0)}
     return Graph(ts, [Layer("maxpool", "p", ["x"], ["y"], {"kernel": [1, 1]})], ["x"], ["y"])
 
 
 def _paths(g, variants: list[str], peer: str | None, xq) -> tuple[dict, dict]:
     """Zero-argument calls to time, and the reasons of paths that cannot run."""
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     from lanthorn.host.bench import _session
     fns, skipped = {}, {}
     for v in variants:

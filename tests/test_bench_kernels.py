@@ -12,7 +12,7 @@ import pytest
 
 from lanthorn.host import bench, bench_kernels, tflite_peer
 
-pytest.importorskip("lanthorn.device.kernel_ext._lk", reason="C kernel extension not built")
+pytest.importorskip("lanthorn.device.engine.kernel_ext._lk", reason="C kernel extension not built")
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def layers():
 
 
 def _ours(g, x):
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     return engine_c.CEngine(g).run_quantized([x])[0]
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8
 from test_ckernel import VARIANTS, check
 
-pytest.importorskip("lanthorn.device.kernel_ext._lk",
+pytest.importorskip("lanthorn.device.engine.kernel_ext._lk",
                     reason="C kernel extension not built (pip install -e . needs a C compiler)")
 
 SETTINGS = dict(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck),
@@ -96,7 +96,7 @@ def test_depthwise_extreme_values_do_not_overflow(zx, xval, wval):
 
 
 def test_depthwise_is_packed_on_every_simd_variant():
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     g = depthwise(np.random.default_rng(0), 8, 8, 32, 3, 3)
     for v in VARIANTS:
         assert (engine_c.CEngine(g, v).memory["packed"] > 0) == (v != "c-scalar"), v

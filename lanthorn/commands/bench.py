@@ -52,7 +52,7 @@ def run_kernels(args) -> int:
     """``--kernels``: the single-layer table of :mod:`lanthorn.host.bench_kernels`."""
     import tempfile
 
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     from lanthorn.host import bench_kernels, tflite_peer
     if args.peer == "tflite" and tflite_peer.available():
         raise UserError(f"--peer tflite: {tflite_peer.available()}")
