@@ -16,13 +16,18 @@ LAYERS = {"lanthorn": "lanthorn", "lanthorn.device": "device", "lanthorn.host": 
 
 
 def find_packages():
+    """Every folder with an ``__init__.py``, and every data folder inside one (the studio's
+    static/ and static/vendor/, the model report): named too, so setuptools ships their
+    files without ~120 lines of "Package would be ignored" warnings on every install."""
     packages, package_dir = [], {}
     for name, folder in LAYERS.items():
         for root, dirs, files in os.walk(folder):
             dirs[:] = [d for d in dirs if not d.startswith((".", "__"))]
-            if "__init__.py" in files:
-                rel = os.path.relpath(root, folder)
-                pkg = name if rel == "." else name + "." + rel.replace(os.sep, ".")
+            rel = os.path.relpath(root, folder)
+            pkg = name if rel == "." else name + "." + rel.replace(os.sep, ".")
+            parent = pkg.rsplit(".", 1)[0]
+            if "__init__.py" in files or (parent in package_dir and files and all(
+                    d.isidentifier() for d in os.path.relpath(root, folder).split(os.sep))):
                 packages.append(pkg)
                 package_dir[pkg] = root
     return packages, package_dir

@@ -23,6 +23,23 @@ from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD
 
 
+
+def port_error(port: str, exc: Exception) -> str:
+    """One line for a port that would not open: what is wrong in plain words (pyserial's
+    text repeats the OS error twice) and what to try."""
+    code = getattr(exc, "errno", None)
+    if code is None and exc.args and isinstance(exc.args[0], int):
+        code = exc.args[0]
+    if code == errno.ENOENT:
+        return (f"no serial port {port}: is the object plugged in and powered? "
+                f"(ls /dev/ttyACM* /dev/ttyUSB* lists the ports; 'lanthorn run --sim --serial "
+                f"auto' makes a simulated object to talk to)")
+    if code == errno.EACCES:
+        return (f"not allowed to open {port}: add yourself to the dialout group (sudo usermod "
+                f"-aG dialout $USER, then log in again)")
+    why = os.strerror(code) if isinstance(code, int) else str(exc)
+    return f"cannot open serial port {port}: {why}; check the cable and the port name"
+
 class ConsoleError(UserError):
     """The device answered ERR (the message is the device's reason), or did not answer."""
 
@@ -77,7 +94,7 @@ class SerialLines:
                 raise PortBusy(f"serial port {self.port} is in use by {_holder(self.port)}; "
                                f"close it there first (only one program can talk to the "
                                f"object at a time)") from None
-            raise ConsoleError(f"cannot open serial port {self.port}: {exc}") from None
+            raise ConsoleError(port_error(self.port, exc)) from None
         self._buf.clear()
         try:
             LOCK_DIR.mkdir(parents=True, exist_ok=True)

@@ -128,20 +128,24 @@ class _Columns(NamedTuple):
 
 
 def parse_stream(path: Path, channels=CHANNELS, label: str | None = None,
-                 labels=LABELS) -> tuple[np.ndarray, list[str], list[str] | None, list[int]]:
+                 labels=LABELS, skip=()) -> tuple[np.ndarray, list[str], list[str] | None, list[int]]:
     """Parse a maker's CSV: comma, tab, semicolon or space separated, optional header.
 
     Without a header the columns are the channels in order, plus an optional label column
     (first or last). With a header, columns are matched by name (``label``, ``session`` and
-    ``t``/``time``/``timestamp`` are recognised; other unknown columns are an error).
+    ``t``/``time``/``timestamp`` are recognised; other unknown columns are an error unless
+    named in ``skip``, which needs a header).
     Returns frames, labels, each row's session (None without a session column) and each
     row's line number in the file (for errors found later, e.g. out-of-range values).
     """
     rows = _data_rows(path)
     first_line, first = rows[0]
     if not all(is_number(t) for t in first) and any(t.strip('"') in channels for t in first):
-        cols = _header_columns([t.strip('"') for t in first], channels, path, first_line)
+        cols = _header_columns([t.strip('"') for t in first], channels, path, first_line, skip)
         rows = rows[1:]
+    elif skip:
+        raise DataError("--skip-columns names header columns, but this file has no header "
+                        "row", path, first_line)
     else:
         cols = _headerless_columns(first, channels, labels, path, first_line)
     if cols.label is None and label is None:
@@ -165,17 +169,21 @@ def _data_rows(path: Path) -> list[tuple[int, list[str]]]:
     return rows
 
 
-def _header_columns(head: list[str], channels, path: Path, line: int) -> _Columns:
+def _header_columns(head: list[str], channels, path: Path, line: int, skip=()) -> _Columns:
     """Columns by name. Every channel must be there, and nothing the import would silently
     drop: a misspelt channel is an error, not a column ignored."""
     missing = [c for c in channels if c not in head]
     if missing:
         raise DataError(f"header lacks columns {missing}", path, line)
-    ignore = {"t", "time", "timestamp", "session"}
+    absent = [c for c in skip if c not in head]
+    if absent:
+        raise DataError(f"--skip-columns {', '.join(absent)}: no such column (the header: "
+                        f"{', '.join(head)})", path, line)
+    ignore = {"t", "time", "timestamp", "session", *skip}
     unknown = [h for h in head if h not in channels and h != "label" and h not in ignore]
     if unknown:
-        raise DataError(f"unknown columns {unknown} (expected {', '.join(channels)}, label)",
-                        path, line)
+        raise DataError(f"unknown columns {unknown} (expected {', '.join(channels)}, label; "
+                        f"--skip-columns {','.join(unknown)} leaves them out)", path, line)
     return _Columns([head.index(c) for c in channels],
                     head.index("label") if "label" in head else None,
                     head.index("session") if "session" in head else None, len(head))
@@ -315,13 +323,13 @@ def _duplicates(header: dict, source: str, planned, path: Path) -> list[tuple[st
     return dups
 
 
-def _read_stream(header: dict, path: Path, label: str | None, raw: bool):
+def _read_stream(header: dict, path: Path, label: str | None, raw: bool, skip=()):
     if label is not None and label not in header["labels"]:
         raise DataError(f"unknown --label {label!r} (labels: {', '.join(header['labels'])})")
     if not path.is_file():
         raise DataError("no such file", path)
     frames, labels, sessions, lines = parse_stream(path, header["channels"], label,
-                                                   header["labels"])
+                                                   header["labels"], skip)
     if raw:
         if tuple(header["channels"]) != CHANNELS:
             raise DataError("--raw needs the default piece's channels")
@@ -333,16 +341,20 @@ def _read_stream(header: dict, path: Path, label: str | None, raw: bool):
 
 
 def import_stream(data, source: str, file, label=None, raw=False, rate=None,
-                  allow_resample=False, session=None, split=None, warn=print, log=print):
+                  allow_resample=False, session=None, split=None, warn=print, log=print,
+                  keep_duplicates=False, skip_columns=()):
     """Import a CSV stream into ``source`` of the dataset at ``data``: every check (declared
-    source, labels, ranges, rate, duplicates) passes before anything is written."""
+    source, labels, ranges, rate, duplicates) passes before anything is written. An
+    identical take is refused, naming it, unless ``keep_duplicates`` (a published archive
+    that holds one instance twice): then it is kept, flagged, on its twin's side.
+    ``skip_columns``: header columns to leave out (a timestamp, a second sensor)."""
     path = Path(file)
     header, sources, _ = dsf.read_manifest(data)
     if source not in sources:
         raise DataError(f"source {source!r} is not declared; first say who recorded it "
                         f"and under what consent: lanthorn data add-source {data} "
                         f"{source} --author ... --consent ...", Path(data) / dsf.MANIFEST)
-    frames, labels, sessions = _read_stream(header, path, label, raw)
+    frames, labels, sessions = _read_stream(header, path, label, raw, skip_columns)
     rate = header["rate_hz"] if rate is None else rate
     if not rate > 0:
         raise DataError(f"--rate must be positive, not {rate}")
@@ -351,7 +363,13 @@ def import_stream(data, source: str, file, label=None, raw=False, rate=None,
                         f"{header['rate_hz']:g} Hz; add --resample to convert it", path)
     planned = _plan_sessions(data, source, path, split_sessions(frames, labels, sessions),
                              rate, header["rate_hz"], session)
-    for name, twin in _duplicates(header, source, planned, path):
+    dups = _duplicates(header, source, planned, path)
+    if dups and not keep_duplicates:
+        raise DataError(f"{plural(len(dups), 'session')} identical to another: "
+                        + ", ".join(f"{n!r} = {t!r}" for n, t in dups[:5])
+                        + ("..." if len(dups) > 5 else "") + "; nothing imported (a published "
+                        "archive that holds an instance twice: --keep-duplicates)", path)
+    for name, twin in dups:
         # a published archive can hold one instance twice: kept, flagged, on its twin's side
         warn(f"warning: session {name!r} is identical to {twin!r}; kept on the same side of "
              f"the split ('lanthorn data info' lists identical pairs)")

@@ -261,8 +261,28 @@ def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
         hits = [r for r in recognised if r["label"] == v["gesture"]
                 and v["start"] <= r["t"] <= v["end"] + MATCH_SLACK_S]
         out.append({**v, "recognised": bool(hits),
-                    "after_s": round(hits[0]["t"] - v["start"], 3) if hits else None})
+                    "after_s": round(hits[0]["t"] - v["start"], 3) if hits else None,
+                    "after_end_s": round(hits[0]["t"] - v["end"], 3) if hits else None})
     return out
+
+
+def lag_figures(matched: list[dict]) -> dict:
+    """How long the piece takes to read a gesture: median and worst time from the gesture's
+    start, and from its end (negative: read while still under way), over the recognised
+    ones; and what was missed (the visitor's gestures, each one take of a gesture)."""
+    import statistics
+
+    hit = [m for m in matched if m["recognised"]]
+    starts = [m["after_s"] for m in hit]
+    ends = [m["after_end_s"] for m in hit]
+    return {"recognised": len(hit), "of": len(matched),
+            "take_accuracy": round(len(hit) / len(matched), 4) if matched else None,
+            "after_start_s_median": round(statistics.median(starts), 3) if hit else None,
+            "after_start_s_max": max(starts) if hit else None,
+            "after_end_s_median": round(statistics.median(ends), 3) if hit else None,
+            "after_end_s_max": max(ends) if hit else None,
+            "missed": [f"{m['gesture']} at {m['start']:.1f} s" for m in matched
+                       if not m["recognised"]]}
 
 
 def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
@@ -284,6 +304,7 @@ def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
         "recognised": recognised,
         "visitor": matched,
         "visitor_gestures_recognised": f"{sum(m['recognised'] for m in matched)}/{len(matched)}",
+        "lag": lag_figures(matched),
         "flicker": dict(flicker(list(loop.gesture_log), s["seconds"],
                                 (loop.labels or ("nobody",))[0]),
                         smoothing={k: loop.params.get(k) for k in ("gesture_smoothing",
@@ -332,6 +353,18 @@ def _fmt(d: dict, key: str) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
+def _lag_lines(lag: dict) -> list[str]:
+    if not lag["recognised"]:
+        return []
+    return [f"recognition: {lag['recognised']}/{lag['of']} of the visitor's gestures "
+            f"(take-level accuracy {100 * lag['take_accuracy']:.0f}%"
+            + (f"; missed {', '.join(lag['missed'])}" if lag["missed"] else "")
+            + f"); read {lag['after_start_s_median']:.2f} s after a gesture starts "
+            f"(median; worst {lag['after_start_s_max']:.2f} s), "
+            f"{lag['after_end_s_median']:+.2f} s after it ends (worst "
+            f"{lag['after_end_s_max']:+.2f} s)"]
+
+
 def report_lines(s: dict) -> list[str]:
     """The timeline and the figures, as the lines ``lanthorn demo`` prints."""
     out = []
@@ -355,6 +388,7 @@ def report_lines(s: dict) -> list[str]:
     verdict = "within" if s["frame_p99_within_budget"] else "OVER"
     out.append(f"recognised gestures: {', '.join(s['recognised_gestures']) or 'none'} "
           f"(visitor's gestures recognised: {s['visitor_gestures_recognised']})")
+    out += _lag_lines(s["lag"])
     fl = s["flicker"]
     out.append(f"flicker: {fl['flips']} flips between gestures ({fl['flips_per_s']}/s), "
           f"{fl['changes']} changes of the recognised gesture, median hold "

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lanthorn.device.storage.dataset import (SIDES, DataError, Dataset, Windows, load_dataset,
-                                     pin_sessions)
+from lanthorn.device.storage.dataset import (MIXED, SIDES, DataError, Dataset, Recording, Windows,
+                                     load_dataset, pin_sessions)
 from lanthorn.device.piece.frames import DEFAULT_WINDOW
 
 #: ONNX metadata key holding the data spec (JSON); read by ``lanthorn quantize``.
@@ -65,6 +65,9 @@ class Splits:
     val: Windows
     test: Windows
     sessions: dict[str, list[str]] = field(default_factory=dict)
+    #: gestures held out in time within each take (too few takes to hold out by take),
+    #: with how many takes each
+    held_in_time: dict[str, int] = field(default_factory=dict)
 
 
 def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
@@ -79,6 +82,8 @@ def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
                         data_dir)
     spec.rate_hz, spec.channels, spec.labels = ds.rate_hz, ds.channels, ds.labels
     spec.ring = tuple(ds.channels.index(c) for c in ds.ring)
+    sides = session_sides(ds, spec.split_seed)
+    held_in_time = {} if spec.pad_short else hold_out_in_time(ds, sides, spec.window)
     w = ds.windows(spec.window, spec.hop, spec.label_at, spec.min_frames, spec.pad_short)
     if len(w) == 0:
         raise DataError(f"no session is at least {spec.window} frames long: nothing to train on",
@@ -88,14 +93,88 @@ def prepare(data_dir, spec: DataSpec | None = None) -> Splits:
             raise DataError(f"the model scales {len(spec.input_scale)} channels, the dataset "
                             f"has {len(ds.channels)}", data_dir)
         scale_windows(w.X, spec.input_scale)
-    sides = session_sides(ds, spec.split_seed)
     names = np.array([sides[k] for k in w.sessions.tolist()]) if len(w) else np.zeros(0, str)
     parts = {k: w.subset(names == k) for k in SIDES}
     if len(parts["train"]) == 0 or len(parts["val"]) == 0:
         raise DataError("too few sessions to hold some out for validation: record or "
                         "synthesise at least 3 sessions per gesture", data_dir)
     sessions = {k: sorted(set(p.sessions.tolist())) for k, p in parts.items()}
-    return Splits(spec, ds, parts["train"], parts["val"], parts["test"], sessions)
+    return Splits(spec, ds, parts["train"], parts["val"], parts["test"], sessions, held_in_time)
+
+
+#: Held out in time: each held-out block's share of a take (validation, then test, at its
+#: end), and the gap before each block, in windows.
+BLOCK_SHARE = 0.2
+BLOCK_GAP_WINDOWS = 0.5
+#: The mark between a take's key and its block's side (``my-hand/wave-1@test``).
+BLOCK_MARK = "@"
+
+
+def hold_out_in_time(ds: Dataset, sides: dict[str, str], window: int) -> dict[str, int]:
+    """Hold out a gesture with too few takes in time, within each take; returns {gesture:
+    takes}. Changes ``ds.recordings`` and ``sides`` in place.
+
+    The split is by take (pinned in the manifest) so that what judges a model never shares
+    a take with what trained it. A gesture just being taught has two or three takes, not
+    enough for one on every side: then each of its takes is cut in time instead -- the
+    first part trains, then (after a gap of half a window, so no frame and no neighbouring
+    instant is shared) the next :data:`BLOCK_SHARE` validates and the last one tests:
+    blocked hold-out, the standard way to judge time series without leaking between
+    neighbouring windows. It is honest about the gesture (the held-out frames were never
+    trained on) but not about a new day or hand, so train says so, and from the moment the
+    gesture's takes cover every side it is held out by take again. Only single-gesture takes
+    (a visit of many gestures is dealt by take), never a take the artist pinned (``fixed``)
+    or one too short for three blocks of a window each; one-instance-per-take datasets are
+    never cut (a take is one instance)."""
+    groups: dict[str, list[Recording]] = {}
+    for r in ds.recordings:
+        e = ds.sessions.get(r.key) or {}
+        g = e.get("label")
+        if g not in (None, MIXED, ds.labels[0]):
+            groups.setdefault(g, []).append(r)
+    held: dict[str, int] = {}
+    for g, recs in groups.items():
+        if {sides[r.key] for r in recs} >= set(SIDES) or any(
+                ds.sessions[r.key].get("fixed") for r in recs):
+            continue
+        for r in recs:
+            blocks = _time_blocks(len(r.frames), window)
+            if blocks is None:
+                continue
+            ds.recordings.remove(r)
+            del sides[r.key]
+            for side, (a, b) in blocks.items():
+                part = Recording(r.source, f"{r.session}{BLOCK_MARK}{side}", r.path,
+                                 r.frames[a:b], r.labels[a:b])
+                ds.recordings.append(part)
+                sides[part.key] = side
+            held[g] = held.get(g, 0) + 1
+    return held
+
+
+def _time_blocks(n: int, window: int) -> dict[str, tuple[int, int]] | None:
+    """{side: (start, end)} frames of a take of ``n`` frames, or None when it is too short
+    for a training block and two held-out blocks of a window each."""
+    block = max(window, int(round(BLOCK_SHARE * n)))
+    gap = int(round(BLOCK_GAP_WINDOWS * window))
+    train_end = n - 2 * (block + gap)
+    if train_end < window:
+        return None
+    val = train_end + gap
+    return {"train": (0, train_end), "val": (val, val + block), "test": (n - block, n)}
+
+
+def take_of(key: str) -> str:
+    """The take a session key (or a block of one) belongs to."""
+    return key.split(BLOCK_MARK, 1)[0]
+
+
+def shares_frames(a: str, b: str) -> bool:
+    """Whether sessions (or blocks) ``a`` and ``b`` can hold the same frames: the same
+    take, unless both are different blocks of it."""
+    if take_of(a) != take_of(b):
+        return False
+    return a == b or BLOCK_MARK not in a or BLOCK_MARK not in b
 
 
 def scale_windows(X: np.ndarray, scale) -> np.ndarray:

@@ -348,7 +348,8 @@ def fit(net: TemperamentNet, X, y, w, Xval, yval, *, epochs: int = 40, lr: float
             on_epoch(dict(result.history[-1], epochs=epochs))
         # a small validation set saturates early (4 takes: 100 % after a few epochs), so
         # equal accuracy is decided by the validation loss (the more confident model)
-        if acc > best[0] or (acc == best[0] and vloss < best[3]):
+        # without validation windows (train --no-validation) the last epoch is kept
+        if acc > best[0] or (acc == best[0] and vloss < best[3]) or not len(yval):
             best = (acc, epoch + 1, copy.deepcopy(net.state_dict()), vloss)
         elif epoch + 1 - best[1] >= patience:
             break

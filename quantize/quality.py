@@ -65,6 +65,38 @@ def class_gates(labels, train_y: np.ndarray, held_y: np.ndarray | None,
     return gates
 
 
+#: A class may lose at most this many recall points against the model it replaces ...
+RECALL_DROP_POINTS = 15.0
+#: ... and never fall below this recall (a gesture the piece no longer recognises).
+RECALL_FLOOR = 0.5
+
+
+def recall_gates(old: dict[str, float], new: dict[str, float], where: str,
+                 max_drop: float = RECALL_DROP_POINTS, floor: float = RECALL_FLOOR) -> list[Gate]:
+    """One gate: no class the replaced model recognised (``old``: {label: recall}, from
+    its card) falls by more than ``max_drop`` points or below ``floor`` in ``new`` (the
+    new model's recall, measured on ``where``). Each fallen class is named with both
+    figures, so an artist sees which gesture a new one pushed out."""
+    fallen = []
+    for lab, was in old.items():
+        now = new.get(lab)
+        if now is None:
+            continue
+        if 100 * (was - now) > max_drop or (now < floor <= was):
+            fallen.append(f"{lab!r} {100 * was:.0f}% -> {100 * now:.0f}%")
+    compared = [lab for lab in old if lab in new]
+    if not compared:
+        return []
+    return [Gate("recall", not fallen,
+                 (f"{'a gesture' if len(fallen) == 1 else 'gestures'} the replaced model "
+                  f"recognised fell (recall on {where}): {', '.join(fallen)} (limit: "
+                  f"{max_drop:g} points lost, {100 * floor:.0f}% at least); mix the old data "
+                  f"back in, or record more takes of {'it' if len(fallen) == 1 else 'them'}")
+                 if fallen else
+                 f"every one of the {len(compared)} gestures the replaced model knew keeps its "
+                 f"recall within {max_drop:g} points (on {where})")]
+
+
 def chance_level(held_y: np.ndarray, n_classes: int) -> float:
     """What guessing scores: the majority class's share of the held-out windows, or 1/K."""
     if held_y is None or not len(held_y):
@@ -134,7 +166,9 @@ def card_lines(card: dict) -> list[str]:
         out.append(f"int8 accuracy {_pct(card.get('accuracy_int8'))} vs float "
                    f"{_pct(card.get('accuracy_float'))} on {card.get('held_out', 'held-out')} "
                    f"sessions, calibration {card.get('calibration', '?')}")
-    for g in q.get("gates", []):
+    own = {g.get("name") for g in q.get("gates", [])}
+    # train's gates quantize does not check again (the recall of the gestures it replaced)
+    for g in q.get("gates", []) + [g for g in tr.get("gates") or [] if g.get("name") not in own]:
         out.append(("ok    " if g.get("ok") else "FAILED ") + str(g.get("message")))
     if q.get("forced"):
         out.append("this model was made with --force despite failed quality gates")

@@ -570,13 +570,13 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     which sessions it trained on; scoring it on any of them is refused before any work.
     The gates (near chance, an int8 drop beyond the limit, a held-out split missing a class)
     always go into the card's ``quality``; with ``enforce`` (``lanthorn quantize``) a failed
-    one raises QualityError after writing the bundle (so it can be inspected) unless
-    ``force``.
-    """
+    one raises QualityError after writing the bundle (so it can be inspected) unless ``force``.
+    ``gesture_moods`` (``--mood``) may name only the model's labels."""
     t0 = time.perf_counter()
     _check_options(calibration, prune_channels, prune_sparsity, sweep, checkpoint)
     model, source = load_onnx(onnx_path)
     refuse_unsupported_model(model, source)                           # before any work
+    _check_moods(model, gesture_moods or {})
     out = _bundle_path(out)
     data, training = _scoring_data(model, data_dir, n_calib, force, log)
     source_bytes = _onnx_bytes(model)
@@ -607,8 +607,27 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
         write_report(result, data, report_dir)
         log(f"report: {Path(report_dir) / 'report.md'}")
     if enforce:
-        quality.enforce(checks, force, log, what=f"{out} was written but is not fit to push: ")
+        _enforce(checks, training, force, out, log)
     return result
+
+
+def _enforce(checks, training, force, out, log) -> None:
+    """quantize's gates, with train's recall gate: a gesture lost stays lost after int8."""
+    recall = [g for g in (training or {}).get("gates") or [] if g.get("name") == "recall"]
+    quality.enforce(checks + recall, force, log, what=f"{out} was written but is not fit to push: ")
+
+
+def _check_moods(model, moods: dict) -> None:
+    """``--mood`` may name only gestures the model knows (a typo would silently do nothing
+    on the piece)."""
+    from lanthorn.quantize.dataspec import spec_from_onnx
+
+    spec = spec_from_onnx(model)
+    labels = list(spec.labels) if spec is not None else []
+    unknown = [g for g in moods if labels and g not in labels]
+    if unknown:
+        raise UserError(f"--mood names {', '.join(repr(g) for g in unknown)}, which this model "
+                        f"does not recognise (its labels: {', '.join(labels)})")
 
 
 def _scoring_data(model, data_dir, n_calib, force, log):
@@ -766,9 +785,12 @@ def check_no_leak(training: dict, data: ModelData, force: bool, log=print) -> No
                 "by 'lanthorn train' of this version), so its held-out score cannot be "
                 "checked for sessions it trained on")
         return
+    from lanthorn.quantize.dataspec import shares_frames
+
     held = set(data.splits.sessions["test" if data.held_out == "test" else "val"])
     sessions = training.get("sessions") or {}
-    trained = held & set(sessions.get("train") or [])
+    # a take held out in time (blocks of it on both sides) is judged by block
+    trained = {h for h in held if any(shares_frames(h, t) for t in sessions.get("train") or [])}
     if trained:
         names = sorted(trained)
         text = (f"{len(names)} of the held-out {data.held_out} sessions were used to train this "
@@ -778,7 +800,7 @@ def check_no_leak(training: dict, data: ModelData, force: bool, log=print) -> No
         if not force:
             raise quality.QualityError(text + " (--force to score it anyway)")
         log(f"WARNING (--force): {text}")
-    validated = held & set(sessions.get("val") or [])
+    validated = {h for h in held if any(shares_frames(h, v) for v in sessions.get("val") or [])}
     if validated:
         log(f"warning: {len(validated)} held-out sessions chose this model's best epoch "
             f"(validation); the score is slightly optimistic")

@@ -193,11 +193,14 @@ def write_report(result, data, folder) -> Path:
     labels = tuple(result.bundle.labels) or data.labels
     pngs = _plots(result, labels, folder)
     md = _summary(result, data)
+    # what an artist asks first: which gestures it knows and which it mixes up
+    md += _recognition(result.final, labels)
+    md += _confusions(result.final, labels, pngs["confusion"])
+    md += ["## Engineering figures", "", "What the int8 conversion and pruning did, layer by layer.", ""]
     md += _float_against_int8(result, pngs["pruning"])
     md += _layer_errors(result, pngs["layers"])
     if result.pruning:
         md += _pruning(result.pruning, result.final, pngs["sensitivity"])
-    md += _confusions(result.final, labels, pngs["confusion"])
     md += ["## Tasting notes: what went into this model", ""] + tasting_notes(result.provenance)
     md += [""]
     doc = result.to_json()
@@ -338,6 +341,30 @@ def _finetune(ft: dict) -> list[str]:
         line += (f", best validation accuracy {100 * ft['val_accuracy']:.2f}% at epoch "
                  f"{ft.get('best_epoch')}")
     return [line + ".", ""]
+
+
+#: A confusion is listed when at least this share of a gesture's windows go to another.
+CONFUSION_SHARE = 0.05
+
+
+def _recognition(final, labels) -> list[str]:
+    """Per gesture: how often the int8 model recognises it (recall) and what it takes it
+    for instead, worst first; nothing without held-out labels."""
+    from lanthorn.quantize.metrics import per_class_recall
+    if final.int8_confusion is None:
+        return []
+    cm = np.asarray(final.int8_confusion)
+    recall = per_class_recall(cm)
+    rows = []
+    for i in sorted(range(len(labels)), key=lambda i: (np.nan_to_num(recall[i], nan=2.0), i)):
+        n = int(cm[i].sum())
+        if not n:
+            continue
+        mixed = [f"{labels[j]} {100 * cm[i, j] / n:.0f}%" for j in np.argsort(-cm[i], kind="stable")
+                 if j != i and cm[i, j] / n >= CONFUSION_SHARE]
+        rows.append([labels[i], f"{100 * recall[i]:.1f}%", str(n), ", ".join(mixed) or "-"])
+    return (["## What it recognises (int8, held-out)", ""]
+            + _table(["gesture", "recognised", "windows", "taken instead for"], rows) + [""])
 
 
 def _confusions(final, labels, png) -> list[str]:

@@ -204,6 +204,8 @@ def test_cli_console_push_record(device, tmp_path, cli, monkeypatch):
     out = _cli("record", link.host, "tap", "1", "--data", str(data), "--source", "alice",
                "--consent", "verbal, on video")
     assert out.returncode == 0, out.stderr
+    # the performer is counted in before the take starts (3 s by default)
+    assert "get ready to tap: 3 2 1 go\nrecording tap for 1 s" in out.stderr, out.stderr
     from lanthorn.device.storage.dataset import load_dataset, read_manifest
     (rec,) = load_dataset(data).recordings
     assert rec.frames.shape == (25, len(CHANNELS)) and rec.source == "alice"
@@ -226,7 +228,8 @@ def test_cli_user_errors_are_one_line(device, tmp_path, cli):
     out = _cli("push", str(bad), "--port", link.host)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     out = _cli("console", str(tmp_path / "no-such-port"))
-    assert out.returncode == 2 and "cannot open serial port" in out.stderr
+    assert out.returncode == 2 and "no serial port" in out.stderr
+    assert "ls /dev/ttyACM*" in out.stderr and out.stderr.count("No such file") == 0
     from lanthorn.device.storage.dataset import create_dataset
     create_dataset(tmp_path / "d")
     out = _cli("record", link.host, "wave", "1", "--data", str(tmp_path / "d"))

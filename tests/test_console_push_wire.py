@@ -75,7 +75,7 @@ def test_help_text():
     assert any(line.startswith("set NAME VALUE...") for line in lines)
     assert console_wire.help_text("set")[1] == "(refused while the exhibition lock is on)"
     assert len(console_wire.help_text("preset")) == 5  # save, load, list, delete, show
-    with pytest.raises(ProtocolError, match="no command 'frobnicate'"):
+    with pytest.raises(ProtocolError, match="no command or parameter 'frobnicate'"):
         console_wire.help_text("frobnicate")
 
 

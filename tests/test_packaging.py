@@ -83,7 +83,9 @@ SDIST_MUST_CARRY = ["firmware/kernel/lk.h", "firmware/kernel/lk_internal.h",
 WHEEL_MUST_CARRY = ["lanthorn/commands/__init__.py", "lanthorn/commands/run.py",
                     "lanthorn/commands/selftest.py", "lanthorn/quantize/export_c.py",
                     "lanthorn/hardware/profiles/sim.toml", "lanthorn/hardware/profiles/pi4.toml",
-                    "lanthorn/hardware/profiles/pi5.toml", "lanthorn/device/models/temperament.lanthorn"]
+                    "lanthorn/hardware/profiles/pi5.toml", "lanthorn/device/models/temperament.lanthorn",
+                    "lanthorn/host/studio/static/index.html",
+                    "lanthorn/host/studio/static/vendor/uPlot.iife.min.js"]
 PROBE = ("import json; from lanthorn.device.engine import runtime; from lanthorn.device.models import "
          "DEFAULT_BUNDLE; from lanthorn.hardware.profile import shipped_profiles; "
          "import lanthorn.device as d; print(json.dumps({'backend': runtime.load(DEFAULT_BUNDLE).backend, "
@@ -118,6 +120,10 @@ def built(tmp_path_factory):
                        capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     assert "fatal error" not in r.stdout + r.stderr, "the C kernel did not compile from the sdist"
+    # data folders (the studio's static/vendor, the model report) are named packages: no
+    # ~120 lines of setuptools warnings on every install (make demo printed them)
+    assert "Package would be ignored" not in r.stdout + r.stderr, \
+        [ln for ln in (r.stdout + r.stderr).splitlines() if "absent from" in ln]
     return next(out.glob("lanthorn-*.tar.gz")), next(out.glob("lanthorn-*.whl"))
 
 

@@ -107,3 +107,24 @@ def test_notes_without_dataset_and_warning_logic():
 
     w = warnings_for(R())
     assert len(w) == 1 and "2.00 points" in w[0]
+
+
+def test_report_leads_with_what_the_model_recognises(report):
+    """An artist reads which gestures it knows and mixes up first; SQNR and bias shift come
+    under the engineering heading."""
+    import numpy as np
+    doc = json.loads((report / "report.json").read_text())
+    md = (report / "report.md").read_text()
+    assert md.index("## What it recognises") < md.index("## Confusion matrices") \
+        < md.index("## Engineering figures") < md.index("## Float against int8") \
+        < md.index("## Per-layer quantization error")
+    written = next(m for m in doc["models"] if m.get("written"))
+    cm = np.asarray(written["int8_confusion"])
+    table = md.split("## What it recognises")[1].split("\n\n")[1].splitlines()[2:]
+    shown = {r.split(" | ")[0].strip("| "): r.split(" | ")[1] for r in table}
+    assert len(shown) == int((cm.sum(1) > 0).sum())
+    # the figures are the written model's int8 recall, worst-recognised gesture first
+    rec = [float(shown[g][:-1]) for g in shown]
+    assert rec == sorted(rec)
+    rows = cm.sum(1)
+    assert sorted(rec) == sorted(round(100 * cm[i, i] / rows[i], 1) for i in range(len(cm)) if rows[i])

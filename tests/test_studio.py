@@ -443,3 +443,51 @@ def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
     panel = last["panel"]   # the tasting panel, shown after each retrain
     assert panel["constrained"] and panel["corpus_words"] == 1.0
     assert set(panel["per_mood"]) == set(voice.spec.moods) and 0 <= panel["mood"] <= 1
+
+
+def test_a_bad_port_is_told_in_plain_words_not_a_raw_errno(tmp_path):
+    """`lanthorn studio --port /dev/ttyACM9` with nothing there: the link's state (shown in
+    the page's header pill) says what is wrong and what to try, once."""
+    link = DeviceLink(str(tmp_path / "ttyACM9"), describe="the object")
+    assert not link._open()
+    detail = link.state["detail"]
+    assert link.state["state"] == "lost"
+    assert detail.startswith(f"no serial port {tmp_path / 'ttyACM9'}: is the object plugged in")
+    assert "Errno" not in detail and "retrying every second" in detail
+
+
+def test_the_page_never_shows_moods_as_object_object_or_a_broken_oled():
+    """The Tune view writes a moods value as the console does (gesture_moods showed as
+    [object Object]); the OLED pictures start as a dark 'not connected' display, and go
+    back to it when the link is lost, instead of a broken image."""
+    js = (Path(__file__).resolve().parents[1] / "host" / "studio" / "static" / "studio.js").read_text()
+    assert 'else if (p.type === "moods") input.value = moodsText(value);' in js
+    node = subprocess.run(["node", "-e", js.split("// a moods value")[1].split("\n// what the OLED")[0]
+                           .split("\n", 2)[2] + '\nconsole.log(moodsText({wave: {shy: 1}, knock: '
+                           '{shy: 0.7, curious: 0.3}}))'], capture_output=True, text=True) \
+        if _has_node() else None
+    if node is not None:
+        assert node.stdout.strip() == "wave=shy; knock=shy:0.7,curious:0.3", node.stderr
+        from lanthorn.device.piece.params import parse_moods
+        assert parse_moods(node.stdout.strip()) == {"wave": {"shy": 1.0},
+                                                     "knock": {"shy": 0.7, "curious": 0.3}}
+    assert '$("#oled").src = OLED_OFF;' in js and "not connected" in js
+
+
+def _has_node() -> bool:
+    import shutil
+    return shutil.which("node") is not None
+
+
+def test_the_link_line_names_the_model_the_object_runs_after_a_push():
+    """The header's link line named the model at connection time and kept it after a push."""
+    events = []
+    link = DeviceLink("/dev/null-not-opened", on_event=events.append, describe="the object")
+    link.model = {"name": "temperament"}
+    link._set_state("connected", "connected on the object (temperament)")
+    link.model_changed({"name": "wave", "sha256": "ab"})
+    assert link.state["detail"] == "connected on the object (wave)"
+    assert events[-1]["type"] == "link" and events[-1]["model"]["name"] == "wave"
+    link._set_state("lost", "unplugged")
+    link.model_changed({"name": "wave2"})            # not connected: the line says why not
+    assert link.state["detail"] == "unplugged" and link.model["name"] == "wave2"

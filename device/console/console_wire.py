@@ -73,7 +73,7 @@ class Command:
 
 
 COMMANDS: tuple[Command, ...] = (
-    Command("help", "[COMMAND]", "list commands, or explain one"),
+    Command("help", "[NAME]", "list commands, or explain one command or parameter"),
     Command("list", "", "show every parameter with its value, unit and meaning"),
     Command("get", "NAME", "show one parameter's value"),
     Command("set", "NAME VALUE...", "change a parameter now (takes effect on the next frame; "
@@ -176,7 +176,7 @@ def help_text(name: str | None = None) -> list[str]:
             return [f"{BY_NAME[key + ' ' + t].usage():<28} {BY_NAME[key + ' ' + t].help}"
                     for t in GROUPS[key]]
         if key not in BY_NAME:
-            raise ProtocolError(f"no command {name!r} (type 'help' for the list)")
+            return _param_help(name)
         c = BY_NAME[key]
         lines = [f"{c.usage()}: {c.help}"]
         if c.writes:
@@ -187,6 +187,21 @@ def help_text(name: str | None = None) -> list[str]:
     width = max(len(c.usage()) for c in COMMANDS)
     return [f"{c.usage():<{width}}  {c.help}" for c in COMMANDS] + \
         ["lines end with Enter (CR, LF or CRLF); answers end with OK or ERR <reason>"]
+
+
+def _param_help(name: str) -> list[str]:
+    """``help brightness``: a parameter explained (what it does, its range, its default,
+    how to change it), or the error naming both lists to look in."""
+    from lanthorn.device.piece.params import PARAMS
+
+    p = next((p for p in PARAMS if p.name == name.lower()), None)
+    if p is None:
+        raise ProtocolError(f"no command or parameter {name!r} (type 'help' for the commands, "
+                            f"'list' for the parameters)")
+    default = p.format(p.default) or "(none)"
+    return [f"{p.name}: {p.description}", f"takes {p.range_text()}; default {default}"
+            + (f" {p.unit}" if p.unit and default != "(none)" else ""),
+            f"change it: set {p.name} VALUE; now: get {p.name}"]
 
 
 # --- answers

@@ -260,12 +260,22 @@ def _line_of(text: str, needle: str) -> int | None:
     return None if pos < 0 else text.count("\n", 0, pos) + 1
 
 
-def read_manifest(path: str | Path) -> tuple[dict, dict[str, Source], str]:
-    """Parse and validate ``manifest.json``. Returns (header, sources, raw text)."""
-    mpath = _manifest_path(path)
+def _check_folder(path) -> None:
+    """A dataset is a folder: a file given instead (a CSV) is told how to import it."""
+    if Path(path).is_file():
+        raise DataError(f"this is a file, not a dataset folder; a dataset is a folder with a "
+                        f"{MANIFEST}: import the file into one with 'lanthorn data import "
+                        f"{path} --data DIR --source NAME' (declare the source first: "
+                        f"'lanthorn data add-source DIR NAME --author ... --consent ...')", path)
     if not Path(path).is_dir():
         raise DataError("no such dataset folder (create one with 'lanthorn data add-source' "
                         "or 'lanthorn data synth')", path)
+
+
+def read_manifest(path: str | Path) -> tuple[dict, dict[str, Source], str]:
+    """Parse and validate ``manifest.json``. Returns (header, sources, raw text)."""
+    mpath = _manifest_path(path)
+    _check_folder(path)
     if not mpath.exists():
         raise DataError(f"no {MANIFEST} here: not a lanthorn dataset", path)
     text = mpath.read_text(encoding="utf-8")

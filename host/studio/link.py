@@ -82,6 +82,14 @@ class DeviceLink:
         """One console line; its answer's data (ConsoleError with the device's reason)."""
         return self.run(lambda c: c.call(line, on_event=self._event), timeout)
 
+    def model_changed(self, info: dict) -> None:
+        """The object now runs ``info`` (a push, a rollback): the header's link line named
+        the model it ran when the link opened, and must not keep the old name."""
+        self.model = info
+        if self.state["state"] == "connected":
+            self._set_state("connected", f"connected on {self.describe} "
+                            f"({info.get('name') or 'no model'})")
+
     # --- the thread
     def _set_state(self, state: str, detail: str) -> None:
         if (state, detail) == (self.state["state"], self.state["detail"]):

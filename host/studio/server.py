@@ -371,7 +371,7 @@ async def model_rollback(request: web.Request) -> web.Response:
     _holder_check(request)
     studio: Studio = request.app[STUDIO]
     data = await studio.device("model rollback")
-    studio.link.model = await studio.device("model info")
+    studio.link.model_changed(await studio.device("model info"))
     studio._emit({"type": "model", "model": studio.link.model})
     return ok(data)
 
@@ -637,7 +637,7 @@ def _push_job(studio: "Studio", kind: str, data: bytes, installed) -> web.Respon
             lambda: studio.link.run(lambda c: (c.push(data, progress=progress),
                                                c.call("model info"))[1], timeout=600))
         result, message = installed(info)
-        studio.link.model = info
+        studio.link.model_changed(info)
         studio._emit({"type": "model", "model": info})
         return result, message
 

@@ -61,6 +61,13 @@ def _import_arguments(sub) -> None:
     p.add_argument("--raw", action="store_true",
                    help="values are sensor readings (12 pad deltas in counts, distance mm, lux) "
                         "rather than encoded frames")
+    p.add_argument("--skip-columns", metavar="A,B", default="",
+                   help="header columns to leave out (e.g. a second sensor's); any other "
+                        "unknown column is refused")
+    p.add_argument("--keep-duplicates", action="store_true",
+                   help="keep a session identical to another (flagged, on its twin's side of "
+                        "the split), as published archives sometimes hold one instance twice; "
+                        "default: refused")
 
 
 def _source_arguments(sub) -> None:
@@ -220,7 +227,10 @@ def synth_cmd(args) -> int:
 def import_cmd(args) -> int:
     curate.import_stream(args.data, args.source, args.file, args.label, args.raw, args.rate,
                          args.resample, args.session, args.split,
-                         warn=lambda text: print(text, file=sys.stderr))
+                         warn=lambda text: print(text, file=sys.stderr),
+                         keep_duplicates=args.keep_duplicates,
+                         skip_columns=tuple(c.strip() for c in args.skip_columns.split(",")
+                                            if c.strip()))
     return 0
 
 

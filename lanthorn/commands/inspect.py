@@ -28,8 +28,13 @@ def run(args) -> int:
         print(line)
     print(f"model     {card.get('name', '?')}" + (f" — {card['description']}" if card.get("description") else ""))
     for k, v in card.items():
-        if k not in ("name", "description"):
-            print(f"  {k}: {v}")
+        if k not in ("name", "description", "quality"):
+            print(f"  {k}: {_readable(v)}")
+    if card.get("quality"):
+        from lanthorn.quantize.quality import card_lines
+        print("quality")
+        for line in card_lines(card):
+            print(f"  {line}")
     spec = d["input_spec"]
     extra = []
     if spec["channels"]:
@@ -53,5 +58,20 @@ def run(args) -> int:
     if d["provenance"]:
         print("provenance")
         for k, v in d["provenance"].items():
-            print(f"  {k}: {v}")
+            print(f"  {k}: {_readable(v)}")
     return 0
+
+
+def _readable(v) -> str:
+    """A card value as a person reads it: mappings as ``k=v; ...``, lists one item after
+    another (a source: its name, author, consent, share), never a Python repr."""
+    if isinstance(v, dict):
+        return "; ".join(f"{k}={_readable(x)}" for k, x in v.items())
+    if isinstance(v, list):
+        if v and all(isinstance(x, dict) and "source" in x for x in v):
+            return "".join(f"\n    {x['source']}: {x.get('author') or '?'}; consent "
+                           f"{x.get('consent') or 'NONE'}; licence {x.get('licence') or '?'}"
+                           + (f"; {100 * x['share']:.1f}% of the windows" if 'share' in x else "")
+                           for x in v)
+        return ", ".join(_readable(x) for x in v)
+    return str(v)

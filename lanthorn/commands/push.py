@@ -29,17 +29,14 @@ def run(args) -> int:
     voice = _is_voice(data)
     if not pp.MIN_CHUNK <= args.chunk <= pp.MAX_CHUNK:
         raise ConsoleError(f"--chunk must be between {pp.MIN_CHUNK} and {pp.MAX_CHUNK}")
-    # what the artist is about to install, in plain words, before the cable is busy
-    from lanthorn.device.engine.bundle import read_bundle
-    from lanthorn.quantize import quality
-    card = read_bundle(args.bundle).card
-    for line in quality.card_lines(card):
-        print(f"quality: {line}")
-    gates = (card.get("quality") or {}).get("gates") or []
-    gates += ((card.get("quality") or {}).get("training") or {}).get("gates") or []
-    quality.enforce(gates, args.force, what=f"{args.bundle} failed its quality gates: ")
     from tqdm import tqdm
+    # what the artist is about to install, in plain words, before it is sent: a failed gate
+    # at once (no object needed to refuse it), else once the port is open, so that no
+    # object there is one line, not a line after the figures
+    failed = _show_quality(args, first=True)
     with ConsoleClient(args.port, args.baud, holder="lanthorn push") as client:
+        if not failed:
+            _show_quality(args)
         before = client.call("model info")
         if voice:
             before = before.get("voice") or {}
@@ -76,6 +73,23 @@ def run(args) -> int:
           f"{result['resent_frames']} frames resent; on a real {args.baud} baud line this "
           f"push needs at least {result['wire_bytes'] / line_rate:.1f} s")
     return 0
+
+
+def _show_quality(args, first: bool = False) -> bool:
+    """The card's quality figures in plain words; a failed gate stops here (--force).
+    ``first``: only when a gate failed (returns whether one did)."""
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.quantize import quality
+    card = read_bundle(args.bundle).card
+    gates = (card.get("quality") or {}).get("gates") or []
+    gates += ((card.get("quality") or {}).get("training") or {}).get("gates") or []
+    failed = bool(quality.failures(gates))
+    if first and not failed:
+        return False
+    for line in quality.card_lines(card):
+        print(f"quality: {line}")
+    quality.enforce(gates, args.force, what=f"{args.bundle} failed its quality gates: ")
+    return failed
 
 
 def _is_voice(data: bytes) -> bool:

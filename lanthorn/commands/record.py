@@ -24,6 +24,9 @@ def add_arguments(parser) -> None:
                         help='how consent was given, e.g. "verbal, 2026-11-23" (new source only)')
     parser.add_argument("--licence", default="", help="licence of the recordings (new source only)")
     parser.add_argument("--session", help="session name (default: LABEL-DATE-TIME)")
+    parser.add_argument("--countdown", type=int, default=3, metavar="SECONDS",
+                        help="count down this long before the take starts, to get in place "
+                             "(default 3; 0: start at once)")
     add_baud(parser)
 
 
@@ -32,8 +35,11 @@ def run(args) -> int:
         raise UserError(f"SECONDS must be between 0.5 and 600, got {args.seconds:g}")
     session = args.session or f"{args.label}-{time.strftime('%Y%m%d-%H%M%S')}"
     curate.check_take_target(args.data, args.label, session, args.source)
+    if not 0 <= args.countdown <= 60:
+        raise UserError(f"--countdown must be 0 to 60 seconds, got {args.countdown}")
     tty = sys.stderr.isatty()
     with ConsoleClient(args.port, args.baud, holder="lanthorn record") as client:
+        countdown(args.countdown, args.label)    # the port is open: no surprise after it
         print(f"recording {args.label} for {args.seconds:g} s ...", file=sys.stderr, flush=True)
         # a live counter on a terminal; in a log (not a TTY) no carriage returns, one line
         rows, done = client.record(args.label, args.seconds, on_rows=(
@@ -57,3 +63,15 @@ def run(args) -> int:
         print("note: no consent recorded for this source; add it with 'lanthorn data add-source "
               f"{args.data} {args.source} --consent ... --replace'", file=sys.stderr)
     return 0
+
+
+def countdown(seconds: int, label: str, sleep=time.sleep) -> None:
+    """``get ready to wave: 3 2 1 go``, one number a second, on stderr, so the performer
+    is in place and moving when the first frame is kept."""
+    if seconds <= 0:
+        return
+    print(f"get ready to {label}:", end="", file=sys.stderr, flush=True)
+    for k in range(seconds, 0, -1):
+        print(f" {k}", end="", file=sys.stderr, flush=True)
+        sleep(1.0)
+    print(" go", file=sys.stderr, flush=True)

@@ -25,7 +25,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="simulator seed (with --sim)")
     add_sim_gestures(parser, "with --sim: ", then=" with 'lanthorn record'")
     parser.add_argument("--serial", metavar="PORT",
-                        help="serve the console on this serial port (e.g. /dev/ttyGS0, /dev/ttyAMA0)")
+                        help="serve the console on this serial port (e.g. /dev/ttyGS0, "
+                             "/dev/ttyAMA0); 'auto': on a new pseudo-terminal cable whose other "
+                             "end's path is printed, for 'lanthorn console', 'record', 'push'")
     add_baud(parser, "console baud rate")
     add_data_dir(parser)
     parser.add_argument("--seconds", type=float, metavar="S",
@@ -67,6 +69,26 @@ def _say_fit(piece, log) -> None:
             f"the model: {fit[4:]}")
 
 
+def _console(args, loop, log):
+    """(the console server or None, the pseudo-terminal cable of ``--serial auto`` or
+    None). ``auto``: a null-modem cable of two pseudo-terminals (what the tests and the
+    studio use); the piece serves on one end, and the other end's path is printed on stdout
+    for the host tools -- a simulated object needs no hardware and no socat."""
+    if not args.serial:
+        return None, None
+    from lanthorn.device.console.server import ConsoleServer
+    cable = None
+    if args.serial == "auto":
+        from lanthorn.host.pty_link import PtyLink
+        cable = PtyLink()
+        args.serial = cable.device
+        print(f"console: connect to {cable.host} (e.g. lanthorn console {cable.host})",
+              flush=True)
+    elif not os.path.exists(args.serial):
+        log(f"console port {args.serial} does not exist yet; waiting for it to appear")
+    return ConsoleServer(args.serial, loop, baud=args.baud, log=log).start(), cable
+
+
 def run(args) -> int:
     from lanthorn.device.piece.piece import Piece
     from lanthorn.device.service.sdnotify import Notifier
@@ -80,12 +102,7 @@ def run(args) -> int:
     _say_fit(loop, log)
     loop.WATCHDOG_S = notifier.feed_interval(Piece.WATCHDOG_S)
     loop.profile = profile  # the console's 'version' names the body (for an archive)
-    console = None
-    if args.serial:
-        from lanthorn.device.console.server import ConsoleServer
-        if not os.path.exists(args.serial):
-            log(f"console port {args.serial} does not exist yet; waiting for it to appear")
-        console = ConsoleServer(args.serial, loop, baud=args.baud, log=log).start()
+    console, cable = _console(args, loop, log)
 
     stop_reason = []
 
@@ -113,6 +130,8 @@ def run(args) -> int:
         notifier.stopping()
         if console is not None:
             console.stop()
+        if cable is not None:
+            cable.close()
         body.close()
         notifier.close()
     st = loop.status()

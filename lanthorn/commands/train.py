@@ -26,7 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--patience", type=int, default=None,
                         help="stop after this many epochs without a better held-out accuracy "
                              "(default: from the dataset's size; 8 for the default piece)")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate (default 0.003)")
+    parser.add_argument("--lr", type=float, default=None,
+                        help="peak learning rate (default 0.003; 0.002 when fine-tuning)")
     parser.add_argument("--batch", type=int, default=None,
                         help="batch size (default: from the dataset's size; 64 for the default piece)")
     parser.add_argument("--force", action="store_true",
@@ -44,6 +45,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "default piece)")
     parser.add_argument("--split-seed", type=int, default=None,
                         help="seed of the held-out split by session (default 0)")
+    parser.add_argument("--from", dest="base", metavar="MODEL",
+                        help="fine-tune this model (its .onnx or .pt checkpoint): its feature "
+                             "layers kept, a class head with the dataset's new labels, a few "
+                             "epochs (default: the shipped model, when the dataset is the default "
+                             "piece's with more labels)")
+    parser.add_argument("--full", action="store_true",
+                        help="train from scratch, never fine-tune")
+    parser.add_argument("--old-data", metavar="DIR",
+                        help="the dataset the --from model was trained on (default for the "
+                             "shipped model: data/temperament): a sample of it is mixed in and "
+                             "its held-out sessions judge the old gestures' recall")
+    parser.add_argument("--no-old-data", action="store_true",
+                        help="do not mix the old model's training data in")
+    parser.add_argument("--no-validation", action="store_true",
+                        help="train on the validation sessions too (all of a published "
+                             "training part), every epoch, the last one kept; the test "
+                             "sessions still judge it")
     parser.add_argument("--summary", help="also write the training summary as JSON here")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -56,7 +74,7 @@ def run(args) -> int:
     from lanthorn.quantize.net import ArchConfig
 
     if any(v is not None and v < 1 for v in (args.epochs, args.patience, args.batch)) \
-            or not args.lr > 0:
+            or not (args.lr is None or args.lr > 0):
         raise UserError("--epochs, --patience, --batch and --lr must be positive")
     if args.hop is not None and args.hop < 1:
         raise UserError("--hop must be at least 1")
@@ -71,7 +89,9 @@ def run(args) -> int:
                             split_seed=args.split_seed, force=args.force, quiet=args.quiet,
                             say=(lambda *a: None) if args.quiet else print, seed=args.seed,
                             epochs=args.epochs, patience=args.patience, lr=args.lr,
-                            batch=args.batch)
+                            batch=args.batch, base_from=args.base, full=args.full,
+                            old_data=args.old_data, mix_old=not args.no_old_data,
+                            no_validation=args.no_validation)
     if "window_search" in summary:
         ring = "ring rotation" if summary["data_spec"]["ring"] else "no ring declared: no rotation"
         print(f"held-out {summary['quality']['held_out']} accuracy "

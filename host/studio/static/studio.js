@@ -209,6 +209,7 @@ function setLink(ev) {
   pill.textContent = ev.detail || ev.state;
   const was = S.connected;
   S.connected = ev.state === "connected";
+  if (!S.connected) { $("#oled").src = OLED_OFF; $("#oled-tune").src = OLED_OFF; }
   if (S.connected && !was) refresh();
   updateEnabled();
 }
@@ -323,10 +324,26 @@ function showValue(p, value) {
   if (!input) return;
   if (p.type === "bool") input.checked = !!value;
   else if (p.type === "phrases") input.value = (value || []).join("\n");
+  else if (p.type === "moods") input.value = moodsText(value);
   else input.value = value;
   rb.textContent = p.type === "int" || p.type === "float" || p.type === "bool" ? fmt(p, value) : "";
   rb.title = "as the object reports it";
 }
+
+// a moods value ({gesture: {mood: weight}}) as the console writes it, which is also what
+// 'set gesture_moods' reads back: "wave=shy; knock=shy:0.7,curious:0.3"
+function moodsText(value) {
+  if (!value || typeof value !== "object") return value || "";
+  return Object.entries(value).map(([g, moods]) => `${g}=` + Object.entries(moods)
+    .map(([m, w]) => (w === 1 ? m : `${m}:${w}`)).join(",")).join("; ");
+}
+
+// what the OLED shows while there is no picture of it (not connected yet, or the port
+// would not open): a dark display that says so, never a broken image
+const OLED_OFF = "data:image/svg+xml," + encodeURIComponent(
+  "<svg xmlns='http://www.w3.org/2000/svg' width='128' height='64'><rect width='128' " +
+  "height='64' fill='black'/><text x='64' y='36' fill='#888' font-size='9' " +
+  "text-anchor='middle' font-family='monospace'>not connected</text></svg>");
 
 function renderParams(params) {
   const box = $("#params");
@@ -709,4 +726,6 @@ function connectLive() {
 }
 
 drawRing({});
+$("#oled").src = OLED_OFF;
+$("#oled-tune").src = OLED_OFF;
 connectLive();
