@@ -8,16 +8,18 @@ BIN := $(VENV)/bin
 SETUP_FILES := pyproject.toml setup.py constraints.txt
 PIN := -c constraints.txt
 # The C kernel extension is compiled at install time: editing it must rebuild it.
-KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/kernel_ext/*.c)
+KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/engine/kernel_ext/*.c)
 
-.PHONY: demo studio test bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
+.PHONY: demo studio test test-fast lint bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
 	@echo "make studio - set up and open the studio web page on the simulated piece"
 	@echo "make test   - set up (including system tools) and run the test suite"
+	@echo "make test-fast - the quick local loop: lint, then the tests not marked slow (stops at the first failure)"
+	@echo "make lint   - ruff (pyflakes, pycodestyle errors, bugbear, import order, unused noqa)"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
-	@echo "make model  - rebuild the shipped default model from synthetic data and seed (and the voice)"
+	@echo "make model  - rebuild the shipped models (the lantern's, the bowl's) from synthetic data and seed (and the voice)"
 	@echo "make voice  - rebuild the shipped default voice from data/voice (CC0 text) and seed"
 	@echo "make fresh-check - clone HEAD into a new Debian root and run make demo + make test there (root, ~20 min)"
 	@echo "make pi-check    - the sdist installed with [pi5] on an arm64 Debian root under qemu: C variant per CPU, selftest"
@@ -48,6 +50,12 @@ system-deps:
 test: system-deps $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -q
 
+test-fast: $(VENV)/.installed-dev lint
+	$(BIN)/python -m pytest -q -x -m "not slow"
+
+lint: $(VENV)/.installed-dev
+	$(BIN)/python -m ruff check .
+
 bench: $(VENV)/.installed-dev
 	$(BIN)/lanthorn bench
 
@@ -70,6 +78,7 @@ torture: $(VENV)/.installed-dev
 
 model: $(VENV)/.installed-dev
 	$(BIN)/python scripts/make_model.py
+	$(BIN)/python scripts/make_bowl.py
 	$(BIN)/python scripts/make_voice.py
 
 voice: $(VENV)/.installed-dev

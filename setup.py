@@ -30,7 +30,7 @@ def find_packages():
 
 def kernel_extensions():
     """The C kernel as an optional CPython extension (see firmware/kernel/README.md)."""
-    glue = os.path.join("device", "kernel_ext", "_lk_module.c")
+    glue = os.path.join("device", "engine", "kernel_ext", "_lk_module.c")
     if not os.path.exists(glue) or os.environ.get("LANTHORN_NO_C"):
         return []
     kernel_dir = os.path.join("firmware", "kernel")
@@ -39,7 +39,7 @@ def kernel_extensions():
     # The int8 arithmetic must be bit-exact with onnxruntime: no fused multiply-add, no
     # fast-math. SIMD variants are selected at run time, so the baseline stays portable.
     flags = ["-O3", "-std=c11", "-ffp-contract=off", "-fno-fast-math", "-Wall"]
-    return [Extension("lanthorn.device.kernel_ext._lk", sources=sources,
+    return [Extension("lanthorn.device.engine.kernel_ext._lk", sources=sources,
                       include_dirs=[kernel_dir], extra_compile_args=flags, optional=True)]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from . import channel_parts
 from .board import UnsupportedBoard, detect_board, get_board
 from .interfaces import Body, Part, PartError
 from .profile import Profile, ProfileError
@@ -83,6 +84,8 @@ class RealParts:
                            reset=self.pin(spec.reset_pin), name=role)
         if spec.type == "companion":
             return self._open_companion(role, spec)
+        if channel_parts.is_channel_part(spec.type):  # an IMU, an ADC, GPIO inputs, a sound level
+            return channel_parts.open_real(spec, self.bus, self.pin)
         raise ProfileError(f"{p.source}: no backend for {spec.label}")  # parse_profile prevents this
 
     def _open_companion(self, role, spec):
@@ -129,7 +132,7 @@ class RealBody(Body):
 
     def open_part(self, role: str) -> Part:
         """(Re)open one part, e.g. after it failed; raises PartError if it still fails."""
-        old = getattr(self, role)
+        old = self.part(role)
         if old is not None:
             old.close()
             setattr(self, role, None)
@@ -154,7 +157,8 @@ def open_body(profile: Profile, sim: bool = False, *, board_check: bool = True,
         raise TypeError(f"options {sorted(sim_options)} only apply to the simulator")
     if board_check:
         check_board(profile)
-    body = RealBody(shared=RealParts(profile, pin_factory=pin_factory, bus_factory=bus_factory))
+    body = RealBody(shared=RealParts(profile, pin_factory=pin_factory, bus_factory=bus_factory),
+                    profile=profile)
     for role in profile.parts:
         try:
             setattr(body, role, body.shared.open(role))

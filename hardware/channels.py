@@ -9,7 +9,7 @@ A :class:`ChannelSensor` is the generic part behind any new kind of sensor (an I
 a PIR or a button, a sound level): ``read()`` returns one raw reading per declared channel,
 in the channel's unit, and :meth:`Channel.encode` turns a raw reading into what the model
 sees. The default piece's touch/distance/light parts keep their own interfaces
-(:mod:`lanthorn.hardware.interfaces`) and their own encoding (``lanthorn.device.frames``),
+(:mod:`lanthorn.hardware.interfaces`) and their own encoding (``lanthorn.device.piece.frames``),
 so its shipped model and data keep their bytes.
 
 Encodings (the value the model sees, float32):

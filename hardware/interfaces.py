@@ -215,9 +215,23 @@ class Body:
     leds: LedStrip | None = None
     display: Display | None = None
     open_errors: dict[str, str] = field(default_factory=dict)
+    #: the hardware profile it was opened from (None for a body assembled by hand); any
+    #: other sensing part the profile names (``imu``, ``knob``) is an attribute of that name
+    profile: object = field(default=None, repr=False)
 
     def parts(self) -> dict[str, Part]:
         return {k: v for k, v in vars(self).items() if isinstance(v, Part)}
+
+    def part(self, role: str) -> Part | None:
+        """The part the profile calls ``role`` (None when absent or it failed to open)."""
+        part = getattr(self, role, None)
+        return part if isinstance(part, Part) else None
+
+    def roles(self) -> tuple[str, ...]:
+        """Every part name this body has or tried to open (profile order when known)."""
+        names = list(getattr(self.profile, "parts", None) or ())
+        names += [r for r in (*self.parts(), *self.open_errors) if r not in names]
+        return tuple(names)
 
     def close(self) -> None:
         for part in self.parts().values():

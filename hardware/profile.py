@@ -34,6 +34,7 @@ Example (see hardware/profiles/ for the shipped ones)::
 from __future__ import annotations
 
 import difflib
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ from typing import Any, Mapping
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD, ROLES
 
+from . import channel_parts as _channel_parts
 from .board import BOARDS, Board
 from .interfaces import LED_MA_IDLE_PER_PIXEL
 
@@ -54,7 +56,7 @@ class ProfileError(UserError):
     """A hardware profile that cannot describe a working object, with what to fix."""
 
 
-_REQUIRED = object()  # marks an option without default
+_REQUIRED = _channel_parts.REQUIRED  # marks an option without default (one marker for both tables)
 
 
 def _number(v):
@@ -118,8 +120,15 @@ PART_TYPES: dict[str, tuple[tuple[str, ...], dict[str, tuple]]] = {
         ("brightness", (_number, "a number from 0 to 1", 1.0)),
     ])),
 }
+# --- channel parts (an IMU, an ADC, GPIO inputs, a sound level): their options live in the one
+# registry, hardware/channel_parts.py. They fill no fixed role: any part name
+# ([parts.imu], [parts.knob], ...) may hold one, marked by the role ANY_PART.
+ANY_PART = "*"
+PART_TYPES.update({type_name: ((ANY_PART,), schema)
+                   for type_name, schema in _channel_parts.OPTIONS.items()})
 _PART_COMMON = ("type",)
-_TOP_KEYS = ("name", "description", "board", "backend", "required", "buses", "power", "pins", "parts")
+_TOP_KEYS = ("name", "description", "board", "backend", "required", "buses", "power", "pins", "parts",
+             "model")
 _BUS_KEYS = ("i2c", "spi_bus", "spi_device")
 _POWER_KEYS = ("supply_ma", "led_cap_ma")
 I2C_ADDRESS_RANGE = range(0x08, 0x78)
@@ -169,6 +178,9 @@ class Profile:
     parts: Mapping[str, PartSpec]
     pins: Mapping[str, int] = field(default_factory=dict)  # extra named pins: status_led, ...
     description: str = ""
+    #: the piece's own shipped model, used when the data directory holds none: a name in
+    #: lanthorn/device/models ("bowl") or a .lanthorn path; None: the default piece's
+    model: str | None = None
 
     @property
     def board_info(self) -> Board:
@@ -260,16 +272,14 @@ def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile
     i2c_bus = buses.get("i2c", board.default_i2c_bus)
     spi_bus, spi_device = buses.get("spi_bus", 0), buses.get("spi_device", 0)
 
-    parts_table = data.get("parts", {})
-    _check_keys(source, "[parts]", parts_table, ROLES)
-    parts = {role: _parse_part(source, role, table, i2c_bus) for role, table in parts_table.items()}
+    parts = _parse_parts(source, data.get("parts", {}), i2c_bus)
 
     required = data.get("required", [])
     if not isinstance(required, list) or not all(isinstance(r, str) for r in required):
         raise ProfileError(f"{source}: 'required' must be a list of part names like [\"touch\", \"leds\"]")
     for role in required:
-        if role not in ROLES:
-            raise _unknown(source, "required", role, ROLES)
+        if role not in parts and role not in ROLES:
+            raise _unknown(source, "required", role, tuple(ROLES) + tuple(parts))
         if role not in parts:
             raise ProfileError(f"{source}: part {role!r} is required but the profile has no "
                                f"[parts.{role}] section; add it or remove it from 'required'")
@@ -293,11 +303,76 @@ def parse_profile(data: Mapping[str, Any], source: str = "<profile>") -> Profile
         source=source, i2c_bus=i2c_bus, spi_bus=spi_bus, spi_device=spi_device,
         supply_ma=supply, led_cap_ma=cap, required=tuple(required),
         parts=MappingProxyType(parts), pins=MappingProxyType(dict(pins)),
-        description=str(data.get("description", "")))
+        description=str(data.get("description", "")), model=_model_key(source, data))
     _check_leds(profile, board)
     _check_i2c_addresses(profile)
     _check_pins(profile, board)
     return profile
+
+
+_PART_NAME = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
+
+
+def _check_part_name(source: str, role: str) -> None:
+    """A part's name is the maker's (``[parts.imu]``, ``[parts.knob]``): lower-case letters,
+    digits and '_'; the five classic names keep their meaning."""
+    if not _PART_NAME.match(role):
+        raise ProfileError(f"{source}: [parts.{role}]: a part name must be lower-case letters, "
+                           f"digits and '_' starting with a letter (like imu, knob, presence)")
+
+
+def channel_types() -> tuple[str, ...]:
+    """Part types that feed the frame through declared channels (a ChannelSensor: IMU, ADC,
+    PIR, button, sound level): they may sit under any part name but the five classic ones."""
+    return tuple(t for t, (roles, _) in PART_TYPES.items() if ANY_PART in roles)
+
+
+def _fits(role: str) -> list[str]:
+    if role in ROLES:
+        return [t for t, (roles, _) in PART_TYPES.items() if role in roles]
+    return list(channel_types())
+
+
+def _check_type(source: str, where: str, role: str, type_name) -> None:
+    if type_name is None:
+        raise ProfileError(f"{source}: {where}: missing 'type' (for {role}: {', '.join(_fits(role))})")
+    if type_name in PART_TYPES and (role in PART_TYPES[type_name][0]
+                                    or (role not in ROLES and ANY_PART in PART_TYPES[type_name][0])):
+        return
+    if role in ROLES and type_name in channel_types():
+        raise ProfileError(f"{source}: {where}: unknown type {type_name!r} for {role}: it is a "
+                           f"sensing part with its own channels; name it after what it senses "
+                           f"([parts.imu], [parts.knob])")
+    if role not in ROLES and type_name in PART_TYPES:   # a classic part under a new name
+        raise _unknown(source, "[parts]", role, PART_TYPES[type_name][0])
+    what = f"for {role}" if role in ROLES else "for a sensing part"
+    raise ProfileError(f"{source}: {where}: unknown type {type_name!r} {what} "
+                       f"(supported: {', '.join(_fits(role)) or 'none'})")
+
+
+def part_channels(spec: PartSpec):
+    """The channels a generic sensing part declares (() for the classic parts and outputs),
+    from the part type's entry in :mod:`.channel_parts`."""
+    if spec.type not in channel_types():
+        return ()
+    from .channel_parts import channels_for
+    return tuple(channels_for(spec))
+
+
+def _model_key(source: str, data) -> str | None:
+    model = data.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise ProfileError(f"{source}: 'model' must name the piece's shipped model (\"bowl\") or "
+                           f"a .lanthorn file, not {model!r}")
+    return model
+
+
+def _parse_parts(source: str, parts_table, i2c_bus: int) -> dict[str, PartSpec]:
+    if not isinstance(parts_table, dict):
+        raise ProfileError(f"{source}: [parts] must be a table")
+    for role in parts_table:
+        _check_part_name(source, role)
+    return {role: _parse_part(source, role, table, i2c_bus) for role, table in parts_table.items()}
 
 
 def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
@@ -305,13 +380,7 @@ def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
     if not isinstance(table, dict):
         raise ProfileError(f"{source}: {where} must be a table")
     type_name = table.get("type")
-    if type_name is None:
-        raise ProfileError(f"{source}: {where}: missing 'type' (for {role}: "
-                           f"{', '.join(t for t, (roles, _) in PART_TYPES.items() if role in roles)})")
-    if type_name not in PART_TYPES or role not in PART_TYPES[type_name][0]:
-        fits = [t for t, (roles, _) in PART_TYPES.items() if role in roles]
-        raise ProfileError(f"{source}: {where}: unknown type {type_name!r} for {role} "
-                           f"(supported: {', '.join(fits)})")
+    _check_type(source, where, role, type_name)
     schema = PART_TYPES[type_name][1]
     _check_keys(source, where, table, _PART_COMMON + tuple(schema))
     options = {}
@@ -337,6 +406,10 @@ def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
 def _check_part_values(source, where, type_name, o):
     def bad(msg):
         return ProfileError(f"{source}: {where} {msg}")
+    if _channel_parts.is_channel_part(type_name):
+        msg = _channel_parts.check_options(type_name, o)
+        if msg:
+            raise bad(msg)
     if type_name == "mpr121":
         if not 1 <= o["pads"] <= 12:
             raise bad(f"pads must be 1..12 (an MPR121 has 12 electrodes), not {o['pads']}")
@@ -454,7 +527,8 @@ def _check_pins(p: Profile, board: Board) -> None:
             claim(leds.pin, "[parts.leds] pin")
     for part in p.parts.values():
         for key, value in part.options.items():
-            if key.endswith("_pin") and value is not None:
+            pin_key = key.endswith("_pin") or (key == "pin" and _channel_parts.is_channel_part(part.type))
+            if pin_key and value is not None:
                 claim(value, f"[parts.{part.role}] {key}")
     for name, pin in p.pins.items():
         claim(pin, f"[pins] {name}")

@@ -61,9 +61,8 @@ def check_body(profile: Profile, body: Body, sim: bool = False) -> list[Row]:
     """One row per part in the profile, in the usual order."""
     rows = []
     wait = _sim_wait(body) if sim else time.sleep
-    for role in ROLES:
-        if role not in profile.parts:
-            continue
+    roles = [r for r in ROLES if r in profile.parts] + [r for r in profile.parts if r not in ROLES]
+    for role in roles:
         required = role in profile.required
         label = backend_label(profile, role, sim)
         part = getattr(body, role, None)
@@ -72,7 +71,8 @@ def check_body(profile: Profile, body: Body, sim: bool = False) -> list[Row]:
             rows.append(Row(role, label, "FAIL", f"did not open: {reason}", required))
             continue
         try:
-            result, detail = CHECKS[role](part, profile, body, wait, sim)
+            check = CHECKS.get(role, check_channels)
+            result, detail = check(part, profile, body, wait, sim)
         except PartError as exc:
             result, detail = "FAIL", str(exc)
         except Exception as exc:  # a selftest reports, it does not crash half way
@@ -179,6 +179,28 @@ def check_display(display, profile, body, wait, sim):
     wait(0.3)
     display.show(Image.new("1", (display.width, display.height)))
     return "OK", f"{display.width}x{display.height} frame accepted"
+
+
+def check_channels(part, profile, body, wait, sim):
+    """A generic sensing part (IMU, ADC, PIR, button...): a few reads, each one reading per
+    declared channel, finite and within the channel's range (a little slack for noise)."""
+    channels = tuple(getattr(part, "channels", ()))
+    if not channels:
+        return "FAIL", f"{type(part).__name__} declares no channels"
+    last = None
+    for _ in range(5):
+        last = tuple(part.read())
+        if len(last) != len(channels):
+            return "FAIL", f"read {len(last)} values for {len(channels)} channels"
+        wait(0.02)
+    out = []
+    for c, v in zip(channels, last, strict=True):
+        v = float(v)
+        slack = 0.05 * (c.hi - c.lo)
+        if not np.isfinite(v) or not c.lo - slack <= v <= c.hi + slack:
+            return "FAIL", f"channel {c.name} reads implausible {v!r} {c.unit} (range {c.lo:g}..{c.hi:g})"
+        out.append(f"{c.name}={v:.3g}{c.unit if c.unit not in ('', '1', 'on') else ''}")
+    return "OK", ", ".join(out)
 
 
 CHECKS = {"touch": check_touch, "distance": check_distance, "light": check_light,

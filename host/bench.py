@@ -126,11 +126,13 @@ class Case:
 
 def _zoo_cases(names, workdir: Path, seed: int):
     import onnx
-    from lanthorn.device.bundle import write_bundle
+    from lanthorn.device.engine.bundle import write_bundle
     from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize import mlperf_tiny
     for name in names:
-        fpath, qpath = tiny_models.build(name, workdir, seed=seed)
+        builder = mlperf_tiny.build_files if name in mlperf_tiny.MODELS else tiny_models.build
+        fpath, qpath = builder(name, workdir, seed=seed)
         bundle = bundle_from_qdq(qpath, card={"name": name})
         bpath = workdir / f"{name}.lanthorn"
         write_bundle(bundle, bpath)
@@ -140,7 +142,7 @@ def _zoo_cases(names, workdir: Path, seed: int):
 
 
 def _bundle_case(path: str):
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     p = Path(path)
     bundle = read_bundle(p)   # BundleError (a UserError) on a corrupt/truncated file: exit 2
     return Case(bundle.card.get("name", p.stem), str(p), bundle, p)
@@ -187,7 +189,7 @@ def _session(model_bytes):
 def _load_ours(bundle, backend, variant=None):
     """(model, None) or (None, reason) when the backend is unavailable. ``variant``: a C
     kernel variant name, chosen the documented way (LANTHORN_C_VARIANT) for this load."""
-    from lanthorn.device.runtime import KernelNotBuiltError, load
+    from lanthorn.device.engine.runtime import KernelNotBuiltError, load
     saved = os.environ.get("LANTHORN_C_VARIANT")
     try:
         if variant:
@@ -211,8 +213,8 @@ def c_variants(choice: str) -> list[str]:
     """The extra C variants to time (backend names), besides the one the "c" path runs
     (the CPU's pick, or LANTHORN_C_VARIANT's)."""
     try:
-        from lanthorn.device import engine_c
-        from lanthorn.device.kernel_ext import _lk
+        from lanthorn.device.engine import engine_c
+        from lanthorn.device.engine.kernel_ext import _lk
         have = engine_c.available_variants()
         forced = engine_c._variant_from_env(_lk)          # LANTHORN_C_VARIANT picks "c"
         best = _lk.variant_name(_lk.best_variant() if forced is None else forced)
@@ -286,7 +288,7 @@ _CHILD = r"""
 import json, os, resource, sys, time
 t0 = time.perf_counter()
 import numpy as np
-from lanthorn.device.runtime import load
+from lanthorn.device.engine.runtime import load
 m = load(sys.argv[1], backend=sys.argv[2])
 t1 = time.perf_counter()
 spec = m.input_spec
@@ -352,7 +354,7 @@ def bench_case(case: Case, settings: dict, seed: int) -> dict:
 def _case_header(case: Case) -> dict:
     """The model's fixed figures (MACs and weight bytes counted as the bundle's graph counts
     them), with an empty ``paths`` for the timings to fill in."""
-    from lanthorn.device.graph import graph_macs, layer_param_bytes
+    from lanthorn.device.engine.graph import graph_macs, layer_param_bytes
     g = case.bundle.graph
     return {"name": case.name, "source": case.source,
             "macs": graph_macs(g),
@@ -457,7 +459,7 @@ def profile_layers(model, x, settings: dict) -> dict:
     runtime: input quantization, the final softmax, copies), and each planned step of the
     engine repeated on its own. A step repeated on its own runs with its data in cache,
     so the steps can add up to less than the engine call."""
-    from lanthorn.device.graph import layer_macs
+    from lanthorn.device.engine.graph import layer_macs
     engine, g = model._engine, model.graph
     by_name = {layer.name: layer for layer in g.layers}
     xq = [engine.buf[name] for name in g.inputs]          # the input the last call quantized
@@ -548,10 +550,10 @@ def machine_info() -> dict:
     except OSError:
         pass
     from lanthorn import __version__
-    from lanthorn.device.runtime import load  # noqa: F401  (the runtime must import)
+    from lanthorn.device.engine.runtime import load  # noqa: F401  (the runtime must import)
     c_reason = None   # the C backend's name is filled in from the first model it runs
     try:
-        from lanthorn.device import engine_c  # noqa: F401
+        from lanthorn.device.engine import engine_c  # noqa: F401
     except ImportError as exc:
         c_reason = f"C kernel not built ({exc})"
     except Exception as exc:
@@ -741,19 +743,26 @@ def settings_for(quick: bool, reps: int | None, layers: bool, variants: str) -> 
             "layers": bool(layers), "c_variants": c_variants(variants)}
 
 
+#: ``--models mlperf-tiny``: the four MLPerf Tiny architectures and the TCN
+MODEL_GROUPS = {"mlperf-tiny": ("kws_ds_cnn", "vww_mbv1", "ic_resnet8", "ad_autoencoder", "tcn")}
+
+
 def zoo_names(models: str | None, with_bundles: bool) -> tuple[list[str], bool]:
-    """(zoo model names, whether the shipped voice is benched) from ``--models``."""
-    from lanthorn.quantize import tiny_models
+    """(zoo model names, whether the shipped voice is benched) from ``--models``: the
+    tiny zoo, :mod:`~lanthorn.quantize.mlperf_tiny`'s models, or a group of them."""
+    from lanthorn.quantize import mlperf_tiny, tiny_models
     if models:
         names = [n.strip() for n in models.split(",") if n.strip()]
+        names = [m for n in names for m in MODEL_GROUPS.get(n, (n,))]
     else:
         names = [] if with_bundles else list(tiny_models.ZOO) + ["voice"]
     with_voice = "voice" in names
     names = [n for n in names if n != "voice"]
-    unknown = [n for n in names if n not in tiny_models.ZOO]
+    known = list(tiny_models.ZOO) + list(mlperf_tiny.MODELS)
+    unknown = [n for n in names if n not in known]
     if unknown:
         raise UserError(f"unknown model(s) {', '.join(unknown)}; choose from "
-                        f"{', '.join(tiny_models.ZOO)}")
+                        f"{', '.join(known + list(MODEL_GROUPS))}")
     return names, with_voice
 
 
@@ -762,7 +771,7 @@ def bundle_cases(paths: list[str], with_voice: bool) -> list[Case]:
     with its float twin beside it so onnxruntime float is timed too."""
     cases = [_bundle_case(p) for p in paths]
     if with_voice:
-        from lanthorn.device.storage import SHIPPED_VOICE
+        from lanthorn.device.storage.storage import SHIPPED_VOICE
         if not SHIPPED_VOICE.is_file():
             raise UserError(f"the shipped voice {SHIPPED_VOICE.name} is missing (make voice)")
         voice_case = _bundle_case(str(SHIPPED_VOICE))

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from lanthorn.device import push_wire as pp
+from lanthorn.device.console import push_wire as pp
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD
 
@@ -341,7 +341,7 @@ class ConsoleClient(SerialLines):
 
 def _command_of(line: str) -> str | None:
     """The command name the device will put in its answer to ``line`` (None if unparsable)."""
-    from lanthorn.device.console_wire import ProtocolError, parse
+    from lanthorn.device.console.console_wire import ProtocolError, parse
     try:
         return parse(line)[0].name
     except ProtocolError:
@@ -362,7 +362,7 @@ def read_bundle_file(path: str) -> tuple[bytes, str]:
     """(file bytes, the bundle's own SHA-256 as ``model info`` reports it), checked locally
     first so a wrong file is refused before the cable is busy for a minute (the device
     checks again after the transfer)."""
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     p = Path(path)
     if not p.is_file():
         raise UserError(f"{path}: no such file")

@@ -2,7 +2,7 @@
 
 The library behind ``lanthorn data`` (``lanthorn.commands.data`` parses and prints). The
 dataset format itself (manifest, recordings, the pinned held-out split) is
-:mod:`lanthorn.device.dataset`; this module is what an artist does to one on a laptop:
+:mod:`lanthorn.device.storage.dataset`; this module is what an artist does to one on a laptop:
 synthesise the default piece's gestures with the simulator (exactly as the device makes its
 frames), import CSV streams from other sensors (parsed, range-checked, split into sessions,
 resampled, duplicates refused), declare who recorded what under which consent and licence,
@@ -19,9 +19,9 @@ from typing import NamedTuple
 
 import numpy as np
 
-from lanthorn.device import dataset as dsf
-from lanthorn.device.dataset import DataError, Source, is_number
-from lanthorn.device.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
+from lanthorn.device.storage import dataset as dsf
+from lanthorn.device.storage.dataset import DataError, Source, is_number
+from lanthorn.device.piece.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
                                     LABELS, N_PADS, RAW_RANGES, SAMPLE_HZ, encode_into,
                                     frames_from_samples)
 from lanthorn.words import plural
@@ -60,7 +60,7 @@ def encode_trace(tr) -> np.ndarray:
 
 def trace_frames(tr, frame_hz: float = DEFAULT_RATE_HZ) -> tuple[np.ndarray, list[str]]:
     """A simulator trace read at the device's sample rate → (frames, labels) made exactly as
-    the device loop makes them (:func:`lanthorn.device.frames.frames_from_samples`); each
+    the device loop makes them (:func:`lanthorn.device.piece.frames.frames_from_samples`); each
     frame is labelled with what the visitor did at its last sample."""
     frames, ends = frames_from_samples(tr.delta(), tr.distance_mm, tr.lux, tr.rate_hz, frame_hz)
     return frames, [tr.labels[i] for i in ends]
@@ -82,7 +82,8 @@ def synthesize(out, minutes: float = 20.0, seed: int = 0, session_seconds: float
     if header["channels"] != CHANNELS or not math.isclose(header["rate_hz"], DEFAULT_RATE_HZ):
         raise DataError(f"synthetic data is the default piece's {len(CHANNELS)} channels at "
                         f"{DEFAULT_RATE_HZ:g} Hz; this dataset has {len(header['channels'])} "
-                        f"at {header['rate_hz']:g} Hz", root / dsf.MANIFEST)
+                        f"at {header['rate_hz']:g} Hz (for another body, give its profile: "
+                        f"--profile PROFILE)", root / dsf.MANIFEST)
     missing = [lab for lab in LABELS if lab not in header["labels"]]
     if missing:
         raise DataError(f"the simulator performs {', '.join(missing)}, which this dataset has "

@@ -1,7 +1,7 @@
 """The demo: the simulated artwork on a model, what it did and how fast (``lanthorn demo``).
 
 :func:`open_demo` opens the simulated body (``hardware/profiles/sim.toml``) and runs the
-real device loop on it (:class:`lanthorn.device.piece.Piece`: 100 Hz sensing, the int8
+real device loop on it (:class:`lanthorn.device.piece.piece.Piece`: 100 Hz sensing, the int8
 model at 25 Hz, the behaviour, 60 fps LEDs, the OLED on its own thread) with the shipped
 default bundle, while the scripted visitor walks up, taps, double-taps, strokes both ways,
 holds, lays a palm on the ring and leaves. It prints a timeline (what the piece recognised,
@@ -41,19 +41,21 @@ def _given_or_shipped(path: Path | None, option: str, shipped: Path, loader, mis
     return loader(shipped), "shipped default"
 
 
-def load_model(path: Path | None):
-    """(model or None, note): the given bundle, else the shipped default."""
-    from lanthorn.device.runtime import load
-    from lanthorn.device.storage import SHIPPED_MODEL
-    return _given_or_shipped(path, "--model", SHIPPED_MODEL, load,
-                             "the shipped model device/models/temperament.lanthorn is missing "
+def load_model(path: Path | None, profile=None):
+    """(model or None, note): the given bundle, else the piece's shipped one (its profile's
+    ``model``; the default piece's temperament without one)."""
+    from lanthorn.device.engine.runtime import load
+    from lanthorn.device.storage.storage import shipped_model_for
+    shipped = shipped_model_for(profile)
+    return _given_or_shipped(path, "--model", shipped, load,
+                             f"the shipped model device/models/{shipped.name} is missing "
                              "(make model builds it); running the idle animation")
 
 
 def load_voice(path: Path | None, off: bool):
     """(voice or None, note): the given voice bundle, else the shipped default voice."""
-    from lanthorn.device.storage import SHIPPED_VOICE
-    from lanthorn.device.voice import load_voice
+    from lanthorn.device.storage.storage import SHIPPED_VOICE
+    from lanthorn.device.piece.voice import load_voice
     if off:
         return None, "off (--no-voice): phrase banks"
     return _given_or_shipped(path, "--voice", SHIPPED_VOICE, load_voice,
@@ -73,7 +75,7 @@ def check_options(seconds, fps: float, out: Path) -> None:
 
 def params_from(settings: list[str]):
     """A ParamStore with the ``NAME=VALUE`` settings applied, as on the console."""
-    from lanthorn.device.params import ParamStore
+    from lanthorn.device.piece.params import ParamStore
     params = ParamStore()
     for item in settings:
         name, eq, value = item.partition("=")
@@ -111,27 +113,37 @@ def _renderer():
                         "pip install 'lanthorn[sim]'") from None
 
 
-def _models(model_path, voice_path, no_voice: bool):
+def piece_profile(piece: str):
+    """The simulator profile of a shipped piece (``--piece``: lanthorn.vocabulary.PIECES)."""
+    from lanthorn.hardware.profile import load_profile
+    from lanthorn.vocabulary import PIECES
+    if piece not in PIECES:
+        raise UserError(f"--piece {piece!r}: no such piece (shipped: {', '.join(PIECES)})")
+    return load_profile(PIECES[piece])
+
+
+def _models(model_path, voice_path, no_voice: bool, profile=None):
     """(model, note, voice, note, warnings): loading warnings become notes, not tracebacks."""
     import warnings
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model, model_note = load_model(model_path)
+        model, model_note = load_model(model_path, profile)
         voice, voice_note = load_voice(voice_path, no_voice)
     return model, model_note, voice, voice_note, [str(w.message) for w in caught]
 
 
 def open_demo(model_path=None, voice_path=None, no_voice=False, seed=0, window=False,
-              visitor=False, gestures=None, settings=()) -> Demo:
-    """Open the simulated body (with the pygame window when ``window``) and the real device
-    loop on it; the scripted visitor comes unless the mouse is the visitor."""
-    from lanthorn.device.piece import Piece
+              visitor=False, gestures=None, settings=(), piece: str = "lantern") -> Demo:
+    """Open the piece's simulated body (with the pygame window when ``window``) and the real
+    device loop on it; the scripted visitor comes unless the mouse is the visitor."""
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.body import open_body
-    from lanthorn.hardware.profile import load_profile
     renderer = _renderer()
-    model, model_note, voice, voice_note, notes = _models(model_path, voice_path, no_voice)
+    profile = piece_profile(piece)
+    model, model_note, voice, voice_note, notes = _models(model_path, voice_path, no_voice,
+                                                          profile)
     script = [] if window and not visitor else None  # the mouse is the visitor
-    body = open_body(load_profile("sim"), sim=True, seed=seed, script=script, realtime=window,
+    body = open_body(profile, sim=True, seed=seed, script=script, realtime=window,
                      gestures=gestures)
     try:
         live_window = None
@@ -186,7 +198,7 @@ def run_demo(demo: Demo, seconds, fps: float):
 def write_outputs(summary: dict, recorder, out: Path) -> Path:
     """demo.gif (when frames were recorded) and summary.json in ``out``; returns the latter."""
     import json
-    from lanthorn.device.atomic import atomic_write_text
+    from lanthorn.device.storage.atomic import atomic_write_text
     out.mkdir(parents=True, exist_ok=True)
     if len(recorder):
         gif = recorder.write(out / "demo.gif")
@@ -230,7 +242,15 @@ def live(loop, window, recorder, gif_every: float, seconds, caption, window_fps:
 def visitor_gestures(body, until: float) -> list[dict]:
     """What the scripted visitor really did (the simulator's honest segments)."""
     return [{"start": round(s.start, 3), "end": round(s.end, 3), "gesture": s.gesture}
-            for s in body.world.segments if s.start < until and s.gesture != "nobody"]
+            for s in _segments(body) if s.start < until and s.gesture != "nobody"]
+
+
+def _segments(body) -> list:
+    """The visitor's segments: the ring's, or (a body handled, not touched) the handler's."""
+    visitor = getattr(body, "visitor", None)
+    if visitor is not None and body.touch is None:
+        return visitor.segments
+    return body.world.segments
 
 
 def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
@@ -246,12 +266,12 @@ def match(recognised: list[dict], visitor: list[dict]) -> list[dict]:
 
 
 def build_summary(loop, body, model, model_note: str, wall_s: float) -> dict:
-    from lanthorn.device.behaviour import flicker
+    from lanthorn.device.piece.behaviour import flicker
     s = loop.summary()
     timeline = [e.to_json() for e in loop.timeline]
     recognised = [{"t": e["t"], "label": e["text"], "p": e.get("p")}
                   for e in timeline if e["kind"] == "gesture"]
-    visitor = visitor_gestures(body, s["seconds"]) if body.world.segments else []
+    visitor = visitor_gestures(body, s["seconds"]) if _segments(body) else []
     matched = match(recognised, visitor)
     frame = s["frame_ms"]
     return {

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from lanthorn.device.atomic import atomic_write_bytes
+from lanthorn.device.storage.atomic import atomic_write_bytes
 from lanthorn.words import plural
 from lanthorn.quantize.dataspec import (TRAINING_KEY, DataSpec, onnx_with_spec, prepare,
                                         scale_windows)
@@ -178,7 +178,7 @@ def train_dataset(data_dir, out, *, arch, window: int | None = None, hop: int | 
     import shutil
     import tempfile
 
-    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.storage.dataset import load_dataset
     from lanthorn.quantize import quality
     from lanthorn.quantize.dataspec import auto_spec
 

@@ -15,9 +15,9 @@ import numpy as np
 
 
 def bench_phrases(bundle, settings: dict, seed: int = 0) -> dict:
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.runtime import load
-    from lanthorn.device.voice import Voice, voice_spec
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.engine.runtime import load
+    from lanthorn.device.piece.voice import Voice, voice_spec
     from lanthorn.errors import UserError
     from lanthorn.quantize.voice_quantize import ort_voice_step
     p = ParamStore().snapshot()

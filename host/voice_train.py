@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device.behaviour import DEFAULT_MOODS
-from lanthorn.device.voice import VoiceSpec
+from lanthorn.device.piece.behaviour import DEFAULT_MOODS
+from lanthorn.device.piece.voice import VoiceSpec
 from lanthorn.quantize.voice_corpus import examples, load_corpus, split_lines, vocabulary
 
 META_KIND = "lanthorn.kind"   # ONNX metadata: "voice" (so 'lanthorn quantize' knows it)
@@ -156,7 +156,7 @@ def export_onnx(net, spec: VoiceSpec, arch: VoiceArch, corpus: str = "") -> byte
 def train_voice(corpus_dir, out, arch: VoiceArch = DEFAULT_ARCH, epochs: int = 30,
                 seed: int = 0, holdout: float = 0.1, moods=DEFAULT_MOODS, log=print) -> dict:
     """Train on ``corpus_dir``, write the float ONNX ``out``; returns the figures."""
-    from lanthorn.device.atomic import atomic_write_bytes
+    from lanthorn.device.storage.atomic import atomic_write_bytes
     from lanthorn.errors import UserError
     t0 = time.perf_counter()
     corpus = load_corpus(corpus_dir)

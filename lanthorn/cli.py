@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "push": ("lanthorn.commands.push", "send a .lanthorn model to a running object over serial and swap it in (old one kept)"),
     "record": ("lanthorn.commands.record", "record a demonstrated gesture from a running object into a dataset"),
     "torture": ("lanthorn.commands.torture", "fault-injection campaigns against a running piece (console fuzz, pushes, power cuts, storage, sensors, soak, lock) with figures"),
+    "archive": ("lanthorn.commands.archive", "write one BagIt bag of the piece (source, wheelhouse, models read back, data, state, behaviour) to restore it with no network; verify, restore"),
     "fetch": ("lanthorn.commands.fetch", "pull the takes recorded on an object (console 'record') into a dataset"),
     "bench": ("lanthorn.commands.bench", "int8 engine latency vs onnxruntime (float, QDQ), exactness and device memory, in one run"),
     "data": ("lanthorn.commands.data", "curate training data: synthesise, import CSV, declare sources, show balance and provenance"),
@@ -79,7 +80,7 @@ def _command_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
 def version_line() -> str:
     """``lanthorn 0.3.0`` and, run from a clone, the commit beside it (and whether tracked
     files differ from it): the version alone does not say which code this is."""
-    from lanthorn.device.build_record import git_commit
+    from lanthorn.device.engine.build_record import git_commit
     commit, dirty = git_commit()
     if not commit:
         return f"lanthorn {__version__}"

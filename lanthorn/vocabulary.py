@@ -15,11 +15,11 @@ from __future__ import annotations
 from pathlib import Path
 
 #: The default piece's gestures, in the model's output order (the simulator performs the
-#: same ones; ``lanthorn.device.frames`` and ``lanthorn.hardware.sim`` import them from here).
+#: same ones; ``lanthorn.device.piece.frames`` and ``lanthorn.hardware.sim`` import them from here).
 LABELS: tuple[str, ...] = ("nobody", "approach", "tap", "double_tap", "stroke_cw",
                            "stroke_ccw", "hold", "palm", "leave")
 
-#: The moods of the default temperament (``lanthorn.device.behaviour``), in display order.
+#: The moods of the default temperament (``lanthorn.device.piece.behaviour``), in display order.
 MOODS: tuple[str, ...] = ("calm", "curious", "delighted", "shy", "agitated")
 
 #: LED palettes the ``palette`` parameter can name.
@@ -29,6 +29,12 @@ PALETTES: tuple[str, ...] = ("ember", "tide", "moss", "dusk", "mono")
 SENSOR_ROLES: tuple[str, ...] = ("touch", "distance", "light")
 OUTPUT_ROLES: tuple[str, ...] = ("leds", "display")
 ROLES: tuple[str, ...] = SENSOR_ROLES + OUTPUT_ROLES
+
+#: The pieces the repository ships, by name, and the simulator profile each runs on
+#: (``lanthorn demo --piece NAME``): the default lantern, and a bowl that feels being
+#: lifted, tilted, shaken and knocked, sees a visitor come near, and has a knob and a button.
+PIECES: dict[str, str] = {"lantern": "sim", "bowl": "bowl-sim"}
+DEFAULT_PIECE = "lantern"
 
 #: Where an installed object keeps its models, parameters and recordings (systemd's
 #: StateDirectory=lanthorn); on a laptop the user's XDG data folder is used instead.

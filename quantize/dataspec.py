@@ -12,9 +12,9 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lanthorn.device.dataset import (SIDES, DataError, Dataset, Windows, load_dataset,
+from lanthorn.device.storage.dataset import (SIDES, DataError, Dataset, Windows, load_dataset,
                                      pin_sessions)
-from lanthorn.device.frames import DEFAULT_WINDOW
+from lanthorn.device.piece.frames import DEFAULT_WINDOW
 
 #: ONNX metadata key holding the data spec (JSON); read by ``lanthorn quantize``.
 META_KEY = "lanthorn.data_spec"

@@ -4,7 +4,7 @@ The C code generator behind ``lanthorn export-c BUNDLE --out DIR`` (the thin com
 ``lanthorn.commands.export_c``). :func:`export_c` writes
 
 - ``model.h`` / ``model.c``: the bundle's graph as the kernel's LKB1 blob (the same bytes the
-  CPython extension runs, from :func:`lanthorn.device.engine_c.to_blob`) in a ``const``
+  CPython extension runs, from :func:`lanthorn.device.engine.engine_c.to_blob`) in a ``const``
   array (so it stays in flash), the model and layer structs and the activation arena as
   static arrays sized here, at export, and a small API (``model_init``, ``model_input``,
   ``model_run``, ``model_output``, ``model_quantize_input``). Nothing is allocated at run time;
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device import int8
+from lanthorn.device.engine import int8
 from lanthorn.errors import UserError
 
 IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -112,7 +112,7 @@ def synthetic_inputs(graph, n: int, seed: int) -> list[list[np.ndarray]]:
 def dataset_windows(bundle, dataset_dir, n: int) -> tuple[list[np.ndarray], list[str]]:
     """Up to ``n`` float32 windows (shaped as the input spec) from a dataset, one per label in
     turn (nobody, approach, tap, ...), so the vectors exercise every class the data has."""
-    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.storage.dataset import load_dataset
     spec = bundle.input_spec
     if not spec.window or not spec.channels or len(bundle.graph.inputs) != 1:
         raise ExportError("--dataset needs a bundle whose one input is a sensor window "
@@ -404,7 +404,7 @@ def _check_options(prefix: str, n_vectors: int, with_kernel: bool) -> None:
 
 def describe_model(bundle, bundle_path, blob: bytes, prefix: str) -> dict:
     """The export summary (export.json): sizes from the blob header, each input and output."""
-    from lanthorn.device.graph import raw_outputs
+    from lanthorn.device.engine.graph import raw_outputs
     graph = bundle.graph
     header = np.frombuffer(blob[:28], "<u4")
 
@@ -423,7 +423,7 @@ def describe_model(bundle, bundle_path, blob: bytes, prefix: str) -> dict:
 def reference_vectors(bundle, n_vectors: int, seed: int, dataset=None):
     """Input sets (real dataset windows first, then synthetic ones) and the numpy reference
     engine's outputs for them, as little-endian bytes; plus the float windows and names."""
-    from lanthorn.device.engine_ref import ReferenceEngine
+    from lanthorn.device.engine.engine_ref import ReferenceEngine
     graph = bundle.graph
     floats, names = [], []
     if dataset is not None:
@@ -446,8 +446,8 @@ def reference_vectors(bundle, n_vectors: int, seed: int, dataset=None):
 def export_c(bundle_path, out_dir, n_vectors: int = 16, seed: int = 0, prefix: str = "model",
              dataset=None, with_kernel: bool = False) -> dict:
     """Write the C files for ``bundle_path`` into ``out_dir``; returns the export summary."""
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.engine_c import CKernelUnsupported, to_blob
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.engine_c import CKernelUnsupported, to_blob
 
     _check_options(prefix, n_vectors, with_kernel)
     bundle = read_bundle(bundle_path)

@@ -27,7 +27,7 @@ import torch  # noqa: E402
 from torch import nn
 from torch.nn import functional as F
 
-from lanthorn.device.frames import N_PADS
+from lanthorn.device.piece.frames import N_PADS
 
 OPSET = 17
 

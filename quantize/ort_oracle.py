@@ -1,7 +1,9 @@
 """onnxruntime as the oracle: its int8 result for a bundle's QDQ twin, in lanthorn's layout.
 
 Used by the exactness tests, by ``lanthorn bench`` and by the importer, so the one way of
-reading onnxruntime's integers lives here.
+reading onnxruntime's integers lives here. The oracle is onnxruntime's int8 QDQ path
+(:data:`INT8_QDQ_OPTIONS`), the one it takes on ARM: on x86 without that option it runs a
+different graph (uint8 rewrites, float islands around tensors with two readers).
 
 The oracle must check the graph a user actually runs. onnxruntime decides per node group
 whether to fuse ``DQ -> op -> Q`` into an integer kernel (QLinearConv, QGemm, ...) or to
@@ -22,8 +24,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import raw_outputs
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import raw_outputs
 
 #: onnxruntime ops that compute in float: where one of these survives its QDQ fusions,
 #: onnxruntime's numbers are float arithmetic, not the integers lanthorn reproduces
@@ -32,12 +34,37 @@ FLOAT_COMPUTE = {"Conv", "ConvTranspose", "Gemm", "MatMul", "Add", "Sub", "Mul",
                  "NchwcConv"}
 
 
-def ort_session(model_bytes):
+#: the session options that make onnxruntime take its int8 QDQ path on any CPU: the path it
+#: takes on ARM, where these objects run. On x86 without it, onnxruntime rewrites int8
+#: activations to uint8 (``qdq_s8_to_u8``), skips that rewrite for a tensor with two readers
+#: (a residual Add, a branch Concat) so those node groups stay in float, and runs the rest
+#: with its u8 x s8 AVX2 kernel, whose int16 pair sums saturate for full-range weights
+INT8_QDQ_OPTIONS = {"session.qdqisint8allowed": "1"}
+
+
+def oracle_record() -> dict:
+    """What the oracle was, for a bundle's card: onnxruntime's version and its options."""
+    import onnxruntime as ort
+    return {"onnxruntime": ort.__version__, "options": dict(INT8_QDQ_OPTIONS)}
+
+
+def _session_options(stock: bool = False):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.log_severity_level = 3
-    return ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
+    if not stock:
+        for k, v in INT8_QDQ_OPTIONS.items():
+            so.add_session_config_entry(k, v)
+    return so
+
+
+def ort_session(model_bytes, stock: bool = False):
+    """An onnxruntime session for ``model_bytes``: the int8 QDQ path (the oracle), or with
+    ``stock`` the default options a user gets on this CPU."""
+    import onnxruntime as ort
+    return ort.InferenceSession(model_bytes, _session_options(stock),
+                                providers=["CPUExecutionProvider"])
 
 
 def optimized_ops(model_bytes) -> dict[str, str]:
@@ -49,9 +76,7 @@ def optimized_ops(model_bytes) -> dict[str, str]:
     import onnx
     import onnxruntime as ort
     with tempfile.TemporaryDirectory() as tmp:
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = 1
-        so.log_severity_level = 3
+        so = _session_options()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
         so.optimized_model_filepath = os.path.join(tmp, "optimized.onnx")
         ort.InferenceSession(model_bytes, so, providers=["CPUExecutionProvider"])
@@ -147,7 +172,7 @@ def engines_vs_ort(bundle, feeds) -> tuple[int, tuple[str, int] | None]:
     ``auto`` picks (the C kernel where built) against onnxruntime on the twin, every feed.
     Returns (elements compared, None), or at the first difference (backend, elements that
     differ) for the caller to refuse with its own words."""
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     refs = ort_raw_int8(bundle, feeds)
     checked = 0
     for backend in ("numpy", "auto"):

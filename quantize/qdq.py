@@ -37,14 +37,18 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
     precomputed activation ranges instead of calibrating on ``calib_inputs``.
 
     ``dedicated_pairs`` (onnxruntime's ``DedicatedQDQPair`` option) gives every consumer of
-    a tensor its own Q/DQ pair. Without it, a tensor read by two operators (a skip
-    connection) makes onnxruntime run the operators around it in float, which no int8
-    engine can match bit for bit; with it, onnxruntime fuses every node group.
+    a tensor its own Q/DQ pair (same numbers). It does not change what onnxruntime runs:
+    stock onnxruntime on x86 keeps the node groups around a tensor with two readers (a
+    skip connection, a branch) in float with or without it, and its int8 QDQ path
+    (``session.qdqisint8allowed=1``, lanthorn's oracle, the path taken on ARM) fuses every
+    node group either way (measured; tests/test_import_branches.py).
 
     ``reduce_range`` (7-bit weights) is what onnxruntime recommends on x86 with AVX2: there
-    it runs int8 convolutions as u8 x s8 with VPMADDUBSW, whose int16 pair sums saturate
-    for full-range weights, so onnxruntime's own integers drift (we measured up to 42 LSB)
-    from the exact int32 arithmetic lanthorn (and onnxruntime on ARM) computes."""
+    stock onnxruntime runs int8 convolutions as u8 x s8 with VPMADDUBSW, whose int16 pair
+    sums saturate for full-range weights, so its integers drift (we measured up to 42 LSB)
+    from the exact int32 arithmetic lanthorn (and onnxruntime's int8 QDQ path) computes.
+    Full-range weights are exact against the oracle too; ``lanthorn import`` says when
+    stock onnxruntime on the CPU at hand differs."""
     import onnx
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)

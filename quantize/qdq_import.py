@@ -4,8 +4,8 @@ Input: a model as ``onnxruntime.quantization.quantize_static(quant_format=QDQ,
 per_channel=True, activation_type=QInt8, weight_type=QInt8)`` writes it: every float
 activation is wrapped as ``QuantizeLinear -> DequantizeLinear``, weights are int8
 initializers behind a ``DequantizeLinear``, biases int32. Each compute node between DQs and
-a Q becomes one fused int8 layer of :mod:`lanthorn.device.graph`, computed with the exact
-arithmetic onnxruntime uses for that node group (:mod:`lanthorn.device.int8`), and the QDQ
+a Q becomes one fused int8 layer of :mod:`lanthorn.device.engine.graph`, computed with the exact
+arithmetic onnxruntime uses for that node group (:mod:`lanthorn.device.engine.int8`), and the QDQ
 model itself is embedded as the bundle's twin so anyone can re-check the integers.
 
 Layouts: ONNX is NCHW; lanthorn is channels-last. A ``[1, C, H, W]`` tensor becomes
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.bundle import Bundle, InputSpec
-from lanthorn.device.graph import Graph, GraphError, Layer, Tensor
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.bundle import Bundle, InputSpec
+from lanthorn.device.engine.graph import Graph, GraphError, Layer, Tensor
 from lanthorn.errors import UserError
 from lanthorn.quantize.qdq_ops import OPS, UNARY_LUT_OPS
 from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
@@ -60,8 +60,12 @@ class _Importer:
         self.onnx = onnx
         self.source = source
         self.model = model
+        undeclared = onnx.ModelProto()
+        undeclared.CopyFrom(model)
+        for vi in undeclared.graph.output:    # infer the outputs' shapes, whatever was declared
+            vi.type.tensor_type.ClearField("shape")
         try:
-            inferred = shape_inference.infer_shapes(model, strict_mode=False)
+            inferred = shape_inference.infer_shapes(undeclared, strict_mode=False)
         except Exception as exc:  # onnx raises several types; all mean "cannot infer shapes"
             raise ImportError_(f"{source}: ONNX shape inference failed ({exc}); export the "
                                f"model with fixed input shapes") from None
@@ -269,14 +273,14 @@ class _Importer:
         user; OPS is what the importer actually accepts)."""
         self.fail(node, "this operator is not supported by lanthorn's int8 engine",
                   "supported: Conv (1-D/2-D, groups), Gemm, MatMul, MaxPool, "
-                  "AveragePool, GlobalAveragePool, Add, Concat, Flatten, Reshape, "
+                  "AveragePool, GlobalAveragePool, Add, Mul (of two activations), Concat, Flatten, Reshape, "
                   "Transpose, Gather, Softmax (last), and elementwise activations "
                   f"({', '.join(sorted(UNARY_LUT_OPS))}); replace it in the model")
 
 
 #: ONNX nodes lanthorn turns into int8 layers with its own arithmetic (elementwise ones
 #: become tables computed by onnxruntime itself, so they match whatever it runs)
-INT8_COMPUTED = {"Conv", "Gemm", "MatMul", "Add", "AveragePool", "GlobalAveragePool"}
+INT8_COMPUTED = {"Conv", "Gemm", "MatMul", "Add", "Mul", "AveragePool", "GlobalAveragePool"}
 DYNAMIC_OPS = {"DynamicQuantizeLinear", "MatMulInteger", "ConvInteger", "DynamicQuantizeMatMul",
                "DynamicQuantizeLSTM", "MatMulIntegerToFloat"}
 RECURRENT_OPS = {"GRU", "LSTM", "RNN", "DynamicQuantizeLSTM"}
@@ -306,10 +310,11 @@ def _refuse_unsupported_kinds(model, source: str) -> None:
 
 
 def _refuse_float_nodes(model, source: str) -> None:
-    """lanthorn computes every node in int8; where onnxruntime keeps a node in float (a
-    tensor read by two operators, a residual Add or a branch Concat, stops its QDQ fusion,
-    even with DedicatedQDQPair), their integers can differ by one on a few elements, so
-    such a model is refused instead of imported to differ silently."""
+    """lanthorn computes every node in int8 and its oracle is onnxruntime's int8 QDQ path
+    (``session.qdqisint8allowed=1``, the path onnxruntime takes on ARM), where residual Adds
+    and branch Concats fuse like any other node group. Where onnxruntime keeps a node in
+    float even there, its numbers are float arithmetic no int8 engine reproduces bit for
+    bit, so the model is refused, naming the nodes, instead of imported to differ."""
     import onnx
     from lanthorn.quantize.ort_oracle import float_nodes
     named = onnx.ModelProto()
@@ -321,19 +326,22 @@ def _refuse_float_nodes(model, source: str) -> None:
     if floats:
         names = ", ".join(f"{k!r} ({v})" for k, v in list(floats.items())[:4])
         raise ImportError_(f"{source}: onnxruntime runs {names}{' ...' if len(floats) > 4 else ''}"
-                           f" in float, not int8 (a tensor read by two operators, e.g. a "
-                           f"residual Add or a branch Concat, stops its fusion), so lanthorn's "
-                           f"int8 result would differ from onnxruntime's; make each tensor feed "
-                           f"one operator (no skip connections or branches)")
+                           f" in float, not int8, even on its int8 QDQ path "
+                           f"(session.qdqisint8allowed=1): it found no integer kernel for that "
+                           f"node group, so lanthorn's int8 result would differ from "
+                           f"onnxruntime's; quantize every input and output of the node with "
+                           f"quantize_static (QDQ, S8S8)")
 
 
 def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
-                    provenance=None) -> Bundle:
+                    provenance=None, source: str | None = None) -> Bundle:
     """Convert a QDQ ONNX model (path, bytes or ModelProto) into a :class:`Bundle`.
 
     ``input_spec`` (InputSpec or dict) describes the float input the device feeds; by
     default it is derived from the model: ``(H, W, C)`` for images, ``(T, C)`` for a
     sensor window, the vector shape otherwise. ``card``/``provenance`` are stored as given.
+    ``source`` names a ModelProto in refusals (``lanthorn quantize``: the artist's file, not
+    the exporter's graph name such as ``main_graph``).
     """
     import onnx
     if isinstance(qdq_model_or_path, (str, os.PathLike)):
@@ -357,7 +365,7 @@ def bundle_from_qdq(qdq_model_or_path, labels=(), input_spec=None, card=None,
         source = "<model>"
     else:
         model = qdq_model_or_path
-        source = model.graph.name or "<model>"
+        source = source or model.graph.name or "<model>"
     _refuse_unsupported_kinds(model, source)
     imp = _Importer(model, source)
     graph = imp.run()

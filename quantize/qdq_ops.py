@@ -29,11 +29,13 @@ OPS = {
     "AveragePool": compute.averagepool,
     "GlobalAveragePool": compute.globalaveragepool,
     "Add": compute.add,
+    "Mul": compute.mul,
     "Concat": compute.concat,
     "Flatten": layout.flatten,
     "Reshape": layout.reshape,
     "Transpose": layout.transpose,
     "Gather": layout.gather,
     "Softmax": tables.softmax,
+    "BatchNormalization": tables.batchnorm,
     **{op: tables.unary_lut for op in sorted(UNARY_LUT_OPS)},
 }

@@ -1,17 +1,17 @@
 """The ONNX operators lanthorn computes with its own int8 arithmetic: Conv, Gemm, MatMul,
-the pools, Add and Concat.
+the pools, Add, Mul and Concat.
 
 Each handler is ``handler(imp, node)`` over the importer core (``qdq_import._Importer``):
 it reads its quantized inputs, takes the QuantizeLinear after the node (and a Relu/Clip
 fused before it), and appends one fused int8 layer whose integers are the ones onnxruntime
-computes for that node group (see :mod:`lanthorn.device.int8`).
+computes for that node group (see :mod:`lanthorn.device.engine.int8`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import Layer
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Layer
 from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
 
 
@@ -196,6 +196,33 @@ def add(imp, node):
     out = imp.define_q(qnode, xa.layout, qnode.input[0])
     lo, hi = imp.act_bounds(act, out)
     imp.layers.append(Layer("add", node.name or out, (xa.name, xb.name), (out,),
+                            {"act_min": lo, "act_max": hi}))
+
+
+def mul(imp, node):
+    """Elementwise product of two int8 activations (QLinearMul): a gate or a
+    squeeze-and-excitation scale, ``b`` broadcast over ``a`` ((1,C,H,W) x (1,C,1,1))."""
+    if node.input[0] not in imp.fmap or node.input[1] not in imp.fmap:
+        imp.fail(node, "multiplies by a constant",
+                 "fold constant scaling into the neighbouring Conv/Gemm weights before export")
+    xa, xb = imp.act_in(node, 0), imp.act_in(node, 1)
+    sa, sb = imp.tensors[xa.name].shape, imp.tensors[xb.name].shape
+    if xa.layout != xb.layout and 1 not in (len(xa.onnx_shape), len(xb.onnx_shape)):
+        imp.fail(node, f"inputs have layouts {xa.layout} and {xb.layout}", "multiply like tensors")
+    try:
+        full = tuple(np.broadcast_shapes(sa, sb))
+    except ValueError:
+        full = None
+    if full == tuple(sb) and full != tuple(sa):
+        xa, xb = xb, xa                 # the product is symmetric: the larger input goes first
+    elif full != tuple(sa):
+        imp.fail(node, f"broadcasting {xa.onnx_shape} x {xb.onnx_shape}",
+                 "multiply equal shapes or broadcast one input over the other "
+                 "(e.g. [1, C, H, W] x [1, C, 1, 1])")
+    qnode, act = imp.out_q(node)
+    out = imp.define_q(qnode, xa.layout, qnode.input[0])
+    lo, hi = imp.act_bounds(act, out)
+    imp.layers.append(Layer("mul", node.name or out, (xa.name, xb.name), (out,),
                             {"act_min": lo, "act_max": hi}))
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import Layer
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Layer
 from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
 
 

@@ -7,7 +7,8 @@ The steps, in the order :func:`quantize_model` runs them:
    dynamic or batched input shape, an already-quantized model.
 2. onnxruntime's own pre-processing (``quant_pre_process``) folds BatchNormalization into
    the convolutions and drops Dropout/Identity, as onnxruntime recommends before
-   quantizing.
+   quantizing; :mod:`~lanthorn.quantize.float_rewrites` folds the remaining BatchNorms
+   (after Gemm/MatMul, or standalone as a per-channel layer) and keeps HardSwish one op.
 3. Optional pruning (:mod:`lanthorn.quantize.prune`).
 4. Bias correction (:func:`bias_correct`): per-channel int8 rounding of the weights shifts
    each output's mean by ``E[(W - Wq) x]``; we fold that expected error into the float bias,
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device.graph import graph_macs
+from lanthorn.device.engine.graph import graph_macs
 from lanthorn.errors import UserError
 from lanthorn.quantize import quality
 from lanthorn.quantize.calibrate import (DEFAULT_CALIBRATION_WINDOWS, METHODS, ModelData,
@@ -39,16 +40,15 @@ from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
 
 #: Float operators lanthorn quantizes (each becomes, or fuses into, an int8 layer).
 ENGINE_OPS = {"Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool", "Add",
-              "Concat", "Flatten", "Reshape", "Transpose", "Gather", "Softmax"} | UNARY_LUT_OPS
+              "Mul", "Concat", "Flatten", "Reshape", "Transpose", "Gather", "Softmax"} | UNARY_LUT_OPS
+#: Recurrent layers: refused first, by name, before the Shape/Gather plumbing an exporter
+#: puts in front of them can be blamed
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 #: Operators onnxruntime's pre-processing removes or folds away before quantization.
 FOLDED_OPS = {"BatchNormalization", "Dropout", "Identity", "Constant"}
 
 _INSTEAD = {
-    "LSTM": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
-    "GRU": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
-    "RNN": "use 1-D convolutions over the window (Conv) instead of a recurrent layer",
     "ReduceMean": "use GlobalAveragePool over the time/space axes instead",
-    "Mul": "fold constant scaling into the neighbouring Conv/Gemm weights before export",
     "Sub": "fold the constant into the previous layer's bias before export",
     "Div": "fold the constant into the neighbouring Conv/Gemm weights before export",
     "LayerNormalization": "use BatchNorm (folded into the Conv) instead",
@@ -99,6 +99,8 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
     init = {t.name for t in model.graph.initializer}
     producer = {o: n for n in model.graph.node for o in n.output}
     outputs = {o.name for o in model.graph.output}
+    _refuse_recurrent(model, where)
+    _refuse_constant_operands(model, where, init, producer)
     for node in model.graph.node:
         name = node.name or node.output[0]
         op = node.op_type
@@ -111,12 +113,6 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
                 where + f"node {name!r} uses operator {op}, which lanthorn's int8 engine does "
                 f"not run; {todo}. Supported: {', '.join(sorted(ENGINE_OPS - UNARY_LUT_OPS))} "
                 f"and elementwise activations ({', '.join(sorted(UNARY_LUT_OPS))})")
-        if op == "BatchNormalization":
-            src = producer.get(node.input[0])
-            if src is None or src.op_type != "Conv":
-                raise UnsupportedModelError(
-                    where + f"node {name!r} (BatchNormalization) does not follow a Conv, so it "
-                    f"cannot be folded; put BatchNorm right after a convolution or remove it")
         if op == "Softmax" and node.output[0] not in outputs:
             raise UnsupportedModelError(where + f"node {name!r} (Softmax) is not the model's "
                                         f"output; the engine runs softmax only as the last layer")
@@ -144,10 +140,36 @@ def refuse_unsupported_model(model, source: str = "<model>") -> None:
                                         f"the float model (lanthorn quantizes it)")
 
 
+def _refuse_constant_operands(model, where: str, init, producer) -> None:
+    """Add and Mul run on two activations; a constant operand belongs in a layer's weights."""
+    for node in model.graph.node:
+        if node.op_type in ("Mul", "Add") and any(
+                i in init or (i in producer and producer[i].op_type == "Constant")
+                for i in node.input):
+            raise UnsupportedModelError(
+                where + f"node {node.name or node.output[0]!r} ({node.op_type}) takes a "
+                f"constant; fold it into the neighbouring Conv/Gemm weights or bias before "
+                f"export ({node.op_type} of two activations runs)")
+
+
+def _refuse_recurrent(model, where: str) -> None:
+    for node in model.graph.node:
+        if node.op_type in RECURRENT_OPS:
+            raise UnsupportedModelError(
+                where + f"node {node.name or node.output[0]!r} is a recurrent layer "
+                f"({node.op_type}), which lanthorn's int8 engine does not run (onnxruntime's "
+                f"QDQ path gives no integer reference for GRU/LSTM); use 1-D convolutions over "
+                f"the window (Conv) instead")
+
+
 def preprocess(model):
-    """onnxruntime's recommended pre-quantization pass (BatchNorm folding, shape inference)."""
+    """onnxruntime's recommended pre-quantization pass (BatchNorm folding, shape inference),
+    then lanthorn's own (:mod:`~lanthorn.quantize.float_rewrites`): BatchNorm after a Gemm
+    or MatMul folded, a standalone one as a per-channel layer, HardSwish one table again."""
     import onnx
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from lanthorn.quantize.float_rewrites import fold_batchnorm, fuse_hardswish
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         onnx.save(model, str(src))
@@ -159,7 +181,7 @@ def preprocess(model):
     for k, v in keep:
         p = out.metadata_props.add()
         p.key, p.value = k, v
-    return out
+    return fuse_hardswish(fold_batchnorm(out))
 
 
 # --------------------------------------------------------------------------- 4. bias correction
@@ -340,7 +362,7 @@ def run_bundle(bundle, data: ModelData, x: np.ndarray) -> np.ndarray:
     """Bundle outputs [N, K] under lanthorn's engine, fed as the device feeds it."""
     import warnings
 
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "C kernel not built, using numpy": fine here
         model = load(bundle)
@@ -497,7 +519,7 @@ def quantize_float(model, data: ModelData, calibration: str = "minmax",
 
 
 def make_bundle(qdq, data: ModelData, card: dict, provenance: dict):
-    from lanthorn.device.bundle import InputSpec
+    from lanthorn.device.engine.bundle import InputSpec
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     spec = None
     if data.window is not None:
@@ -508,7 +530,8 @@ def make_bundle(qdq, data: ModelData, card: dict, provenance: dict):
     out_dim = [d.dim_value for d in qdq.graph.output[0].type.tensor_type.shape.dim]
     if labels and out_dim and out_dim[-1] != len(labels):
         labels = ()  # a foreign model whose outputs are not the dataset's classes
-    return bundle_from_qdq(qdq, labels=labels, input_spec=spec, card=card, provenance=provenance)
+    return bundle_from_qdq(qdq, labels=labels, input_spec=spec, card=card, provenance=provenance,
+                           source=card.get("source_model"))
 
 
 def evaluate(name, float_model, bundle, data: ModelData) -> Evaluation:
@@ -540,7 +563,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     ``prune_sparsity``: fraction of weights to zero (unstructured). ``checkpoint``: the .pt
     pruning fine-tunes from. ``sweep``: further channel fractions to try (evaluated for the
     report, not written). ``report_dir``: write report.md, report.json and plots there.
-    ``signing_key``: an Ed25519 private key (:mod:`lanthorn.device.signing`) that signs the
+    ``signing_key``: an Ed25519 private key (:mod:`lanthorn.device.engine.signing`) that signs the
     bundle. Returns the figures; writes ``out`` atomically.
 
     Quality (:mod:`lanthorn.quantize.quality`): a model trained by ``lanthorn train`` says
@@ -576,7 +599,7 @@ def quantize_model(onnx_path, data_dir, out, *, calibration: str = "minmax",
     chosen.bundle.card["quality"] = {"training": training or None,
                                      "gates": [g.to_json() for g in checks],
                                      "forced": bool(force and quality.failures(checks))}
-    result = _write(chosen, out, signing_key, variants, pruning, log)
+    result = _write(chosen, out, signing_key, variants, pruning, log, release_check=enforce)
     result.seconds = time.perf_counter() - t0
     if report_dir is not None:
         from lanthorn.quantize.report import write_report
@@ -692,9 +715,14 @@ def _calibration_gate(model, data, calibration, bias_correction, unpruned: Evalu
 
 
 def _write(chosen: _Variant, out: Path, signing_key, variants: _Variants, pruning,
-           log) -> QuantizeResult:
-    """Write the chosen variant's bundle (signed if a key is given) and say what was written."""
-    from lanthorn.device.bundle import write_bundle
+           log, release_check: bool = False) -> QuantizeResult:
+    """Write the chosen variant's bundle (signed if a key is given) and say what was written.
+    ``release_check`` (``lanthorn quantize``): engines against onnxruntime's int8 QDQ path
+    first, recorded in the card (``make model`` runs its own and keeps the card's bytes)."""
+    from lanthorn.device.engine.bundle import write_bundle
+    if release_check:
+        from lanthorn.quantize.release_check import release_check as check
+        check(chosen.bundle, what=str(out), log=log)
     data, evaluations = variants.data, variants.evaluations
     final = chosen.evaluation
     final.extra.update(bundle_sizes(chosen.bundle))         # the card grew: sizes as written

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device.atomic import atomic_write_bytes, atomic_write_text
+from lanthorn.device.storage.atomic import atomic_write_bytes, atomic_write_text
 
 
 def _pct(v) -> str:
@@ -213,8 +213,8 @@ def write_report(result, data, folder) -> Path:
 
 
 def digest_of(path: Path) -> str:
-    """The bundle's content digest (lanthorn.device.bundle.content_sha256)."""
-    from lanthorn.device.bundle import content_sha256
+    """The bundle's content digest (lanthorn.device.engine.bundle.content_sha256)."""
+    from lanthorn.device.engine.bundle import content_sha256
     return content_sha256(Path(path).read_bytes())
 
 

@@ -77,6 +77,15 @@ class Net:
     def relu(self, x=None):
         return self.op("Relu", [x or self.cur])
 
+    def bn(self, c, x=None):
+        """BatchNormalization (eval mode) with seeded statistics, as an exporter writes it."""
+        r = self.rng
+        stats = [r.uniform(0.5, 1.5, c), r.normal(0, 0.1, c), r.normal(0, 0.1, c),
+                 r.uniform(0.5, 1.5, c)]
+        ins = [x or self.cur] + [self.const(a.astype(np.float32), base) for a, base in
+                                 zip(stats, ("gamma", "beta", "mean", "var"))]
+        return self.op("BatchNormalization", ins, epsilon=1e-5)
+
     def model(self, output_shape):
         from onnx import TensorProto
         g = self.h.make_graph(self.nodes, self.name, self.inputs,

@@ -1,6 +1,6 @@
 """The voice's text corpus: sources with provenance and weights, lines with what they were for.
 
-A corpus is a folder, in the spirit of the sensor datasets (:mod:`lanthorn.device.dataset`)::
+A corpus is a folder, in the spirit of the sensor datasets (:mod:`lanthorn.device.storage.dataset`)::
 
     CORPUS/manifest.json        {"format": "lanthorn-voice-corpus", "version": 1,
                                  "sources": {ID: {author, consent, licence, date, notes,
@@ -25,9 +25,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lanthorn.device.atomic import atomic_write_text
-from lanthorn.device.behaviour import DEFAULT_GESTURE_MOODS, DEFAULT_MOODS
-from lanthorn.device.voice import OLED_CHARSET
+from lanthorn.device.storage.atomic import atomic_write_text
+from lanthorn.device.piece.behaviour import DEFAULT_GESTURE_MOODS, DEFAULT_MOODS
+from lanthorn.device.piece.voice import OLED_CHARSET
 from lanthorn.errors import UserError
 
 FORMAT = "lanthorn-voice-corpus"

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.voice import KIND, Voice, VoiceSpec
+from lanthorn.device.engine import int8
+from lanthorn.device.piece.voice import KIND, Voice, VoiceSpec
 from lanthorn.errors import UserError
 from lanthorn.quantize.voice_corpus import (SHIPPABLE_LICENCES, examples, load_corpus,
                                             split_lines, summarize)
@@ -96,7 +96,7 @@ def ort_voice_step(bundle):
     ``y = float32(q - z) * s``."""
     import onnx
 
-    from lanthorn.device.graph import raw_outputs
+    from lanthorn.device.engine.graph import raw_outputs
     from lanthorn.quantize.ort_oracle import ort_session
     m = onnx.load_from_string(bundle.twin)
     g = m.graph
@@ -215,10 +215,10 @@ def quantize_voice(float_onnx, corpus_dir, out, name: str | None = None, seed: i
                    n_calib: int = 256, report_dir=None, card_extra: dict | None = None,
                    log=print, signing_key=None) -> dict:
     """Quantize, verify against onnxruntime, taste, write the bundle; returns the report.
-    ``signing_key`` (an Ed25519 key, :mod:`lanthorn.device.signing`) signs it, so a locked
+    ``signing_key`` (an Ed25519 key, :mod:`lanthorn.device.engine.signing`) signs it, so a locked
     object installs it like a signed gesture model."""
-    from lanthorn.device.bundle import read_bundle, write_bundle
-    from lanthorn.device.graph import graph_macs
+    from lanthorn.device.engine.bundle import read_bundle, write_bundle
+    from lanthorn.device.engine.graph import graph_macs
 
     t0 = time.perf_counter()
     fmodel, spec, arch = read_voice_onnx(float_onnx)
@@ -283,8 +283,8 @@ def _same_phrases_both_ways(bundle, spec: VoiceSpec, seed: int):
     """Sample the same phrase through our engine and through onnxruntime on the twin: equal
     logits are not enough if the sampler reads them differently. Returns (our int8 model,
     its Voice, the sampler parameters the piece would use)."""
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.runtime import load
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.engine.runtime import load
     model = load(bundle)
     bundle.card = {"kind": KIND, "voice": spec.to_json()}   # Voice() needs the spec first
     ours, theirs = Voice(model), Voice(model, step=ort_voice_step(bundle))
@@ -419,7 +419,7 @@ def tasting_markdown(report: dict) -> str:
 
 def write_report(report: dict, directory: Path, with_json: bool = True) -> None:
     """voice-report.md (and voice-report.json) in ``directory``."""
-    from lanthorn.device.atomic import atomic_write_text
+    from lanthorn.device.storage.atomic import atomic_write_text
     directory.mkdir(parents=True, exist_ok=True)
     if with_json:
         atomic_write_text(directory / "voice-report.json", json.dumps(report, indent=2) + "\n")

@@ -126,7 +126,7 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
                  log=log) -> dict:
     """Quantize ``float_onnx`` (unpruned) into the shipped bundle ``out`` and return its
     figures. Deterministic: the same float model and data give the same bytes."""
-    from lanthorn.device.bundle import keep_if_reproduced, read_bundle, write_bundle
+    from lanthorn.device.engine.bundle import keep_if_reproduced, read_bundle, write_bundle
     from lanthorn.quantize.quantizer import bundle_sizes, quantize_model
 
     out = Path(out)
@@ -158,9 +158,9 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
 
 
 def log_kept(how: str, out: Path, log=log) -> None:
-    """Say what :func:`lanthorn.device.bundle.keep_if_reproduced` did with ``out``."""
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.build_record import build_record
+    """Say what :func:`lanthorn.device.engine.bundle.keep_if_reproduced` did with ``out``."""
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.build_record import build_record
     if how == "reproduced":
         here = build_record()
         log(f"{out.name}: reproduced byte for byte except the build record: built here on "
@@ -194,7 +194,7 @@ def build_pruned(float_onnx: Path, checkpoint: Path, data_dir: Path, out: Path,
     size = Path(float_onnx).stat().st_size
     base, pruned = figures(r.evaluations[0], size), figures(r.final, size)
     base["float_onnx_bytes"] = pruned["float_onnx_bytes"] = size
-    from lanthorn.device.bundle import content_sha256
+    from lanthorn.device.engine.bundle import content_sha256
     # not committed: its content digest (the same on any CPU), not its file's sha256
     pruned.update({"bundle": out.name, "content_sha256": content_sha256(Path(out).read_bytes()),
                    "pruning": {
@@ -311,7 +311,7 @@ def main(argv=None) -> int:
     log("quantizing the shipped (unpruned) model")
     unpruned = build_bundle(shown(source), shown(data_dir), shown(out / f"{NAME}.lanthorn"))
     if source != float_onnx:  # ship the float model and checkpoint beside the bundle they made
-        from lanthorn.device.atomic import atomic_write_bytes
+        from lanthorn.device.storage.atomic import atomic_write_bytes
         atomic_write_bytes(float_onnx, source.read_bytes())
         atomic_write_bytes(ckpt, source.with_suffix(".pt").read_bytes())
     pruned = None

@@ -43,7 +43,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     import onnxruntime
     onnxruntime.set_default_logger_severity(3)
-    from lanthorn.device.atomic import atomic_write_text
+    from lanthorn.device.storage.atomic import atomic_write_text
     from lanthorn.host import voice_train as vt
     from lanthorn.quantize.voice_quantize import quantize_voice
     out, corpus = Path(args.out).resolve(), Path(args.corpus).resolve()
@@ -91,10 +91,10 @@ def main(argv=None) -> int:
 
 def _kept(draft: Path, shipped: Path) -> dict:
     """Ship ``draft`` as ``shipped`` unless that already holds the same model (every byte
-    but the build record: lanthorn.device.bundle.keep_if_reproduced); the report's file
+    but the build record: lanthorn.device.engine.bundle.keep_if_reproduced); the report's file
     figures then describe the file that is there."""
-    from lanthorn.device.bundle import keep_if_reproduced, read_bundle
-    from lanthorn.device.build_record import build_record
+    from lanthorn.device.engine.bundle import keep_if_reproduced, read_bundle
+    from lanthorn.device.engine.build_record import build_record
     how = keep_if_reproduced(draft, shipped)
     kept = read_bundle(shipped)
     if how == "reproduced":

@@ -20,6 +20,8 @@
 #                  arm-cost-model, tests/test_arm_cost_model.py)           19 has the Neoverse-N1 model)
 #   chromium       headless Chromium renders a page (the studio's browser   chromium fonts-dejavu-core
 #                  test drives it with Playwright; never 'playwright install')
+#   portaudio      PortAudio's shared library is there (sounddevice, the    libportaudio2
+#                  sound-level part, loads it)
 #
 # It installs what a failed probe needs (apt-get, as root or with passwordless sudo), then
 # probes again. Each probe that still fails names what is missing. With CI=true a failed probe
@@ -157,7 +159,13 @@ probe_chromium() {
   grep -q "chromium ok" "$work/out" || { WHY="headless chromium did not render a page: $(first_error)"; return 1; }
 }
 
-PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd llvm-mca chromium)
+probe_portaudio() {
+  PKGS="libportaudio2"
+  ldconfig -p 2>/dev/null | grep -q 'libportaudio\.so\.2' ||
+    { WHY="PortAudio's library not found (the sound-level part's sounddevice loads it)"; return 1; }
+}
+
+PROBES=(venv c-extension aarch64 libfuzzer avr simavr cortex-m systemd llvm-mca chromium portaudio)
 if [ "${1:-}" = "--python" ]; then
   PROBES=(venv c-extension)
   shift

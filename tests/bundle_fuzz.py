@@ -65,8 +65,8 @@ def seed_bundles(zoo: bool = False) -> list[tuple[str, bytes]]:
     """(name, bytes) of every seed: the shipped model and one bundle per operator; with
     ``zoo`` also the model zoo quantized by onnxruntime and imported (a few seconds each)."""
     from kernel_graphs import op_suite
-    from lanthorn.device.bundle import Bundle
-    from lanthorn.device.storage import SHIPPED_MODEL
+    from lanthorn.device.engine.bundle import Bundle
+    from lanthorn.device.storage.storage import SHIPPED_MODEL
     seeds = [("temperament", SHIPPED_MODEL.read_bytes())]
     for name, g in op_suite(0):
         x = g.tensors[g.inputs[0]]
@@ -84,7 +84,7 @@ def seed_bundles(zoo: bool = False) -> list[tuple[str, bytes]]:
 
 def split(data: bytes):
     """(prefix fields, header dict, data bytes) of a bundle (unsigned part)."""
-    from lanthorn.device.bundle import PREFIX
+    from lanthorn.device.engine.bundle import PREFIX
     _, version, reserved, hlen, dlen, _ = PREFIX.unpack_from(data, 0)
     header = json.loads(data[64:64 + hlen])
     return version, header, data[64 + hlen:64 + hlen + dlen]
@@ -92,7 +92,7 @@ def split(data: bytes):
 
 def join(header, body: bytes, version: int = 1, raw_header: bytes | None = None) -> bytes:
     """A bundle with a correct checksum around ``header`` (or ``raw_header`` bytes)."""
-    from lanthorn.device.bundle import BUNDLE_MAGIC, PREFIX
+    from lanthorn.device.engine.bundle import BUNDLE_MAGIC, PREFIX
     h = raw_header if raw_header is not None else json.dumps(
         header, sort_keys=True, separators=(",", ":"), allow_nan=True).encode()
     h += b" " * ((-len(h)) % 64)
@@ -293,7 +293,7 @@ def mutate(rng, data: bytes, key=None) -> bytes:
 def _finish(rng, out: bytes, key) -> bytes:
     if key is None:
         return out
-    from lanthorn.device import signing
+    from lanthorn.device.engine import signing
     signed = signing.sign_bundle_bytes(out, key) if out[:8] == b"LANTHRN\x00" else out
     if rng.random() < 0.1 and len(signed) > len(out):   # a damaged signature trailer
         b = bytearray(signed)
@@ -305,7 +305,7 @@ def _finish(rng, out: bytes, key) -> bytes:
 def mutate_blob(rng, blob: bytes) -> bytes:
     """A hand-edited LKB1 blob: one int32 field of a layer or tensor to an interesting
     value, or random bytes overwritten."""
-    from lanthorn.device import engine_c as ec
+    from lanthorn.device.engine import engine_c as ec
     b = bytearray(blob)
     nt, nl, _, _ = ec.blob_layout(blob)
     r = rng.random()
@@ -349,7 +349,7 @@ def _spec(**kw):
 def known_findings() -> list[tuple[str, bytes]]:
     """The hostile bundles and blobs issue 10 reported, rebuilt from the seeds (checksums
     valid): each must now be refused with one line."""
-    from lanthorn.device import engine_c as ec
+    from lanthorn.device.engine import engine_c as ec
     seeds = dict(seed_bundles())
     conv, pool, dense = seeds["conv1d"], seeds["maxpool0"], seeds["dense300x37"]
     tem = seeds["temperament"]
@@ -409,7 +409,7 @@ def known_findings() -> list[tuple[str, bytes]]:
     b[meta["bias"]["offset"]:meta["bias"]["offset"] + 4] = struct.pack("<i", 2 ** 31 - 1)
     out.append(("bias-int32-max", join(header, bytes(b), version)))
     # C blobs edited by hand
-    from lanthorn.device.bundle import Bundle
+    from lanthorn.device.engine.bundle import Bundle
     from kernel_graphs import op_suite
     graphs = dict(op_suite(0))
     blob = ec.to_blob(graphs["conv3x3"])
@@ -477,17 +477,17 @@ def _same(a, b) -> bool:
 
 def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
     """(kind, detail) of one case; kind in refused / identical / traceback / disagree."""
-    from lanthorn.device.describe import describe
-    from lanthorn.device import runtime
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.engine_c import CEngine
-    from lanthorn.device.engine_numpy import NumpyEngine
+    from lanthorn.device.engine.describe import describe
+    from lanthorn.device.engine import runtime
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.engine_c import CEngine
+    from lanthorn.device.engine.engine_numpy import NumpyEngine
     from lanthorn.errors import UserError
     trusted = os.environ.get("LANTHORN_FUZZ_TRUST")      # judge as a locked object would
     try:
         bundle = read_bundle(path)
         if trusted:
-            from lanthorn.device.signing import check_trusted
+            from lanthorn.device.engine.signing import check_trusted
             check_trusted(bundle, [bytes.fromhex(trusted)])
     except UserError as exc:
         msg = str(exc)
@@ -610,7 +610,7 @@ SAN_ENV = {"ASAN_OPTIONS": "exitcode=99:detect_leaks=0",
 def blob_inputs(rng, blob: bytes, sets: int = 2) -> bytes:
     """Random bytes for ``sets`` input sets of a (possibly mutated) blob, sized from its
     own input tensors; garbage sizes give an empty file (the loader refuses those first)."""
-    from lanthorn.device import engine_c as ec
+    from lanthorn.device.engine import engine_c as ec
     try:
         nt, _, _, _ = ec.blob_layout(blob)
         _, _, _, _, ni, _, _ = struct.unpack_from("<7I", blob, 0)
@@ -668,7 +668,7 @@ def campaign(cases: int, seed: int = 0, timeout: float = 20.0, sanitize_every: i
                              "sanitized_identical")}
     findings = []
     if key is not None:
-        from lanthorn.device.signing import public_of
+        from lanthorn.device.engine.signing import public_of
         w = Worker(public_of(key))
     else:
         w = Worker()
@@ -762,7 +762,7 @@ def main(argv=None) -> int:
         return 0
     key = None
     if args.sign_key:
-        from lanthorn.device.signing import load_key
+        from lanthorn.device.engine.signing import load_key
         key = load_key(Path(args.sign_key))
     elif not args.no_sign:
         from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

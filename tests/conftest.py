@@ -61,3 +61,21 @@ def pytest_make_collect_report(collector):
     report = outcome.get_result()
     if _ci_must_run(report):
         _as_ci_failure(report, f"module {collector.nodeid}")
+
+
+# The quick local loop (`make test-fast`, ``-m "not slow"``) leaves out whole modules whose
+# proofs build or run something big: cross-compiled and simulated firmware, real processes
+# over pseudo-terminals, a browser, model rebuilds, fault campaigns. `make test` (and CI)
+# always runs them; single slow tests elsewhere carry ``@pytest.mark.slow`` themselves.
+SLOW_MODULES = frozenset({
+    "test_aarch64_qemu", "test_mcu_qemu", "test_simavr", "test_firmware_build",
+    "test_arm_cost_model", "test_studio_browser", "test_torture", "test_default_voice",
+    "test_default_model", "test_teach_a_gesture", "test_voice_e2e", "test_console_e2e",
+    "test_packaging", "test_bundle_fuzz", "test_demo",
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.module is not None and item.module.__name__.rpartition(".")[2] in SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -3,7 +3,7 @@ clock the test moves.
 
 The fake bundle ("FAKEBNDL" + sha256(body) + body) lets storage and push be tested before
 and independently of the real int8 bundle format; the integration tests use real bundles.
-FakeApp implements :class:`lanthorn.device.console_app.ConsoleApp` (a test checks it, so the
+FakeApp implements :class:`lanthorn.device.console.console_app.ConsoleApp` (a test checks it, so the
 fake cannot drift from the contract the real piece implements).
 """
 from __future__ import annotations
@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
-from lanthorn.device.frames import CHANNELS
-from lanthorn.device.params import ParamStore
-from lanthorn.device.storage import DataDir
+from lanthorn.device.piece.frames import CHANNELS
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.storage.storage import DataDir
 from lanthorn.errors import UserError
 
 MAGIC = b"FAKEBNDL"

@@ -29,7 +29,7 @@ def gesture_weights() -> bytes:
 
 def voice_weights() -> bytes:
     """The voice's fit (embedding, two Linear layers, Adam, cosine schedule) on seeded tokens."""
-    from lanthorn.device.voice import VoiceSpec
+    from lanthorn.device.piece.voice import VoiceSpec
     from lanthorn.host import voice_train as vt
 
     spec = VoiceSpec("\nabcdefgh ", ("calm", "bright"), 4)

@@ -3,8 +3,8 @@ single-operator graphs in the int8 IR and one small CNN that exercises every kin
 buffer sharing. Random but reproducible (numpy Generator seeded by the caller)."""
 import numpy as np
 
-from lanthorn.device import int8
-from lanthorn.device.graph import Graph, Layer, Tensor
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Graph, Layer, Tensor
 
 
 def qparams(rng):
@@ -116,6 +116,11 @@ def op_suite(seed=0):
     conv("conv_big_k", 4, 4, 67, 9, (3, 3), pads=(1, 1, 1, 1))
     conv("depthwise", 8, 8, 16, 16, (3, 3), groups=16, pads=(1, 1, 1, 1), relu=True)
     conv("depthwise_x2", 6, 7, 3, 6, (3, 3), groups=3, stride=(2, 2))
+    # the packed depthwise path (padded input, 16-channel blocks, unrolled 3x3, general taps)
+    conv("depthwise_odd_c", 11, 10, 35, 35, (3, 3), groups=35, pads=(1, 1, 1, 1))
+    conv("depthwise_s2", 16, 16, 32, 32, (3, 3), groups=32, stride=(2, 2), pads=(0, 1, 1, 0), relu=True)
+    conv("depthwise_dil5x5", 13, 12, 19, 19, (5, 5), groups=19, dil=(2, 1), pads=(2, 3, 1, 2))
+    conv("depthwise_1d", 1, 40, 8, 8, (1, 7), groups=8, stride=(1, 2), pads=(0, 3, 0, 3))
     conv("grouped", 5, 5, 8, 12, (3, 3), groups=4, pads=(1, 1, 1, 1))
     conv("conv_dil_w", 6, 13, 6, 5, (2, 3), dil=(1, 2), pads=(1, 2, 0, 1))
     conv("conv1x1_stride_pad", 7, 9, 19, 13, (1, 1), stride=(2, 2), pads=(1, 0, 0, 1))
@@ -141,6 +146,9 @@ def op_suite(seed=0):
             op, [((7, 9, 5), "int8", sx, zx)], (4, 5, 5), zy, sy,
             {"kernel": [3, 3], "stride": [2, 2], "pads": [1, 1, 1, 1],
              **({"count_include_pad": incl} if op == "avgpool" else {})})))
+    sx, zx = qparams(rng)   # the vector max-pool: 16-channel blocks and a tail
+    out.append(("maxpool_c35", one_layer("maxpool", [((9, 8, 35), "int8", sx, zx)], (4, 4, 35), zx,
+                                         sx, {"kernel": [2, 2], "stride": [2, 2]})))
     sx, zx = qparams(rng)
     sy, zy = qparams(rng)
     out.append(("global_avgpool", one_layer("global_avgpool", [((6, 7, 20), "int8", sx, zx)],
@@ -158,6 +166,15 @@ def op_suite(seed=0):
     out.append(("gather", one_layer("gather", [((7,), "int32", 1.0, 0)], (7, 12), 0, 0.1, {},
                                     {"table": rand_i8(rng, (40, 12))})))
     out.append(("small_cnn", small_cnn(rng)))
+    q = [qparams(rng) for _ in range(3)]       # drawn last: the graphs above keep their bytes
+    out.append(("mul_se", one_layer(
+        "mul", [((4, 5, 6), "int8", *q[0]), ((1, 1, 6), "int8", *q[1])], (4, 5, 6), q[2][1],
+        q[2][0], {"act_min": -128, "act_max": 127})))
+    out.append(("mul_equal_relu", one_layer(
+        "mul", [((37,), "int8", *q[1]), ((37,), "int8", *q[2])], (37,), -128,
+        q[0][0], {"act_min": -128, "act_max": 100})))
+    out.append(("lut_per_channel", one_layer("lut", [((5, 3, 7), "int8", 0.1, 0)], (5, 3, 7), 0,
+                                             0.1, {}, {"table": rand_i8(rng, (7, 256))})))
     return out
 
 

@@ -5,14 +5,14 @@ import hashlib
 
 import numpy as np
 
-from lanthorn.device.bundle import InputSpec
-from lanthorn.device.frames import CHANNELS, LABELS
+from lanthorn.device.engine.bundle import InputSpec
+from lanthorn.device.piece.frames import CHANNELS, LABELS
 
 
 def build_zoo_bundle(directory, name: str = "zoo-cnn1d", seed: int = 0):
     """A real int8 bundle with the default piece's input and labels: the zoo's 1-D CNN
     quantized by onnxruntime and imported (random weights: it runs, it does not know)."""
-    from lanthorn.device.bundle import write_bundle
+    from lanthorn.device.engine.bundle import write_bundle
     from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     _, qdq = build("cnn1d_14x50", directory, seed=seed)

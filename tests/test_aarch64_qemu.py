@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from kernel_graphs import op_suite, random_input_sets
-from lanthorn.device import engine_c
-from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import raw_outputs
+from lanthorn.device.engine import engine_c
+from lanthorn.device.engine.engine_ref import ReferenceEngine
+from lanthorn.device.engine.graph import raw_outputs
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL = ROOT / "firmware" / "kernel"
@@ -61,7 +61,7 @@ def vectors(tmp_path_factory):
     rng = np.random.default_rng(2026)
     graphs = op_suite(7)
     if MODEL.exists():
-        from lanthorn.device.bundle import read_bundle
+        from lanthorn.device.engine.bundle import read_bundle
         graphs.append(("temperament", read_bundle(MODEL).graph))
     cases = []
     for name, g in graphs:
@@ -96,7 +96,8 @@ def test_aarch64_outputs_identical_to_numpy(builds, vectors, tmp_path, march, cp
         packed = report[name]
         ran = set(packed)
         assert ran == variants, f"{name}: variants run under -cpu {cpu}: {sorted(ran)}"
-        if name in ("conv3x3", "conv1d", "dense300x37", "depthwise"):   # SIMD paths taken
+        if name in ("conv3x3", "conv1d", "dense300x37", "depthwise", "depthwise_odd_c",
+                    "depthwise_s2", "depthwise_dil5x5", "depthwise_1d"):   # SIMD paths taken
             assert all(packed[v] > 0 for v in ran - {"c-scalar"}), packed
         for v in sorted(ran):
             got = Path(f"{tmp_path / name}.{v}").read_bytes()

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device.bundle import read_bundle
+from lanthorn.device.engine.bundle import read_bundle
 
 
 def run(capsys, *argv):
@@ -147,7 +147,7 @@ def test_takes_of_varying_length_are_padded_not_dropped(tmp_path, capsys):
 
 
 def test_pad_short_repeats_the_first_frame():
-    from lanthorn.device.dataset import Dataset, Recording
+    from lanthorn.device.storage.dataset import Dataset, Recording
     rec = Recording("s", "t", None, np.arange(10, dtype=np.float32).reshape(5, 2),
                     np.ones(5, np.int16))
     ds = Dataset(None, 10.0, ("a", "b"), ("rest", "go"), {"s": type("S", (), {"weight": 1.0})()},

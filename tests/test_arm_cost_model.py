@@ -37,6 +37,8 @@ def test_static_model_finds_the_sdot_and_neon_loops():
         assert re.fullmatch(r"[\d.]+ cyc, [\d.]+ MAC/cyc \(\d+% of 32\)", cell), cell
     neon = next(v for k, v in rows.items() if k.startswith("NEON smull+sadalp dot, 4 output"))
     assert neon.split("|")[2].strip() == "64" and "% of 8)" in neon
+    dw = next(v for k, v in rows.items() if k.startswith("NEON depthwise, 16 channels, 3x3 unrolled"))
+    assert dw.split("|")[2].strip() == "144" and "% of 4)" in dw   # 9 taps x 16 channels, smlal.4s
 
 
 def test_qemu_plugin_counts_exactly_between_markers(tmp_path):

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device.console import ConsoleServer
-from lanthorn.device.exhibition_lock import ExhibitionLock as PinLock
-from lanthorn.device.frames import CHANNELS
-from lanthorn.device.params import ParamError, ParamStore
-from lanthorn.device.storage import DataDir
+from lanthorn.device.console.server import ConsoleServer
+from lanthorn.device.console.exhibition_lock import ExhibitionLock as PinLock
+from lanthorn.device.piece.frames import CHANNELS
+from lanthorn.device.piece.params import ParamError, ParamStore
+from lanthorn.device.storage.storage import DataDir
 from console_fakes import FakeApp, fake_loader
 from pty_link import PtyLink
 from test_console import Terminal
@@ -59,7 +59,7 @@ def test_parameter_names_are_case_insensitive_like_commands(rig):
 
 
 def test_power_cap_above_the_profile_says_which_one_applies():
-    from lanthorn.device.piece import Piece
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.sim import open_sim_body
     from lanthorn.hardware.profile import load_profile
     body = open_sim_body(load_profile("sim"), realtime=False)
@@ -129,7 +129,7 @@ def test_record_keeps_takes_in_dataset_and_fetch_pulls_them(rig, tmp_path, capsy
     assert main(["fetch", link.host, "--data", str(out), "--consent", "verbal"]) == 0
     text = capsys.readouterr().out
     assert "fetched 1 take" in text
-    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.storage.dataset import load_dataset
     ds = load_dataset(out)
     (rec,) = ds.recordings
     assert rec.frames.shape == (25, len(CHANNELS))

@@ -7,11 +7,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lanthorn.device import behaviour as bh
-from lanthorn.device.behaviour import (DEFAULT_MOODS, LightRenderer, MoodEngine, PhraseBank,
+from lanthorn.device.piece import behaviour as bh
+from lanthorn.device.piece.behaviour import (DEFAULT_MOODS, LightRenderer, MoodEngine, PhraseBank,
                                        light_level, quiet_now, render_oled, wrap_text)
-from lanthorn.device.frames import LABELS
-from lanthorn.device.params import IDLE_ANIMATIONS, MOODS, PALETTES, PARAMS, ParamStore
+from lanthorn.device.piece.frames import LABELS
+from lanthorn.device.piece.params import IDLE_ANIMATIONS, MOODS, PALETTES, PARAMS, ParamStore
 
 DT = 1 / 25
 
@@ -387,8 +387,8 @@ def test_temporal_voting_and_hold_stop_look_alike_flips():
     without smoothing every window is a new gesture; with the default voting and hold the
     recognised gesture stays put."""
     import numpy as np
-    from lanthorn.device.behaviour import MoodEngine, flicker
-    from lanthorn.device.frames import LABELS
+    from lanthorn.device.piece.behaviour import MoodEngine, flicker
+    from lanthorn.device.piece.frames import LABELS
     tap, dt = LABELS.index("tap"), LABELS.index("double_tap")
 
     def run(smoothing, hold_s):
@@ -411,7 +411,7 @@ def test_temporal_voting_and_hold_stop_look_alike_flips():
 
 def test_gesture_moods_parameter_gives_a_taught_gesture_a_feeling():
     import numpy as np
-    from lanthorn.device.behaviour import DEFAULT_TEMPERAMENT, MoodEngine, with_gesture_moods
+    from lanthorn.device.piece.behaviour import DEFAULT_TEMPERAMENT, MoodEngine, with_gesture_moods
     labels = ("nobody", "tap", "wave")
     eng = MoodEngine(labels, with_gesture_moods(DEFAULT_TEMPERAMENT, {"wave": {"shy": 1.0}}))
     p = np.array([0.05, 0.05, 0.9], np.float32)

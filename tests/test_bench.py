@@ -9,7 +9,7 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from lanthorn.device.bundle import write_bundle  # noqa: E402
+from lanthorn.device.engine.bundle import write_bundle  # noqa: E402
 from lanthorn.host import bench  # noqa: E402
 from lanthorn.quantize import tiny_models  # noqa: E402
 from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
@@ -145,11 +145,11 @@ def test_summarize_figures():
 
 
 def test_c_path_is_na_when_the_kernel_is_not_built(report, bundle_file, monkeypatch):
-    from lanthorn.device import runtime
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine import runtime
+    from lanthorn.device.engine.bundle import read_bundle
 
     def not_built(graph):
-        raise ImportError("No module named 'lanthorn.device.kernel_ext._lk'")
+        raise ImportError("No module named 'lanthorn.device.engine.kernel_ext._lk'")
     monkeypatch.setattr(runtime, "_c_engine", not_built)
     model, why = bench._load_ours(read_bundle(bundle_file), "c")
     assert model is None and why == "C kernel not built"
@@ -192,7 +192,7 @@ def test_targets_are_judged_from_the_measured_figures(report):
 def test_c_levels_and_call_overhead_are_reported(report):
     """Every C variant this CPU runs is timed and judged on its own ("per instruction level
     it ran"), and the thin call's overhead over the bare kernel is printed and judged."""
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     rep, stdout = report
     zoo = rep["models"][0]
     if not zoo["paths"]["c"].get("available"):
@@ -234,3 +234,21 @@ def test_numpy_miss_gets_its_measured_reason():
     assert "~12.00 MiB" in note and "int8: 3.00 MiB" in note
     m["paths"]["numpy"]["ratio_vs_ort_int8"] = 1.5
     assert bench.numpy_note(m) is None
+
+
+def test_mlperf_tiny_group_is_benched_exact_against_both_onnxruntime_paths(tmp_path):
+    """``--models mlperf-tiny`` names the four MLPerf Tiny architectures and the TCN; one
+    of them run end to end here (the others take the same code path) is timed against
+    onnxruntime float and int8 in the same run and checked exact."""
+    names, voice = bench.zoo_names("mlperf-tiny", False)
+    assert names == ["kws_ds_cnn", "vww_mbv1", "ic_resnet8", "ad_autoencoder", "tcn"] and not voice
+    out = tmp_path / "b.json"
+    r = _lanthorn("bench", "--quick", "--models", "ad_autoencoder", "--reps", "3",
+                  "--json", str(out))
+    assert r.returncode == 0, r.stderr
+    m = json.loads(out.read_text())["models"][0]
+    assert m["name"] == "ad_autoencoder"
+    assert m["paths"]["ort_float"]["available"] and m["paths"]["ort_int8"]["available"]
+    assert m["exact"]["numpy"]["exact"] and m["exact"]["numpy"]["elements"] > 0
+    with pytest.raises(Exception, match="mlperf-tiny"):
+        bench.zoo_names("no_such_model", False)

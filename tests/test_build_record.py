@@ -1,5 +1,5 @@
 """The build record: what built a bundle is in it and shown by inspect, and it is the one
-part a rebuild on another CPU may change (device/bundle.py: reproducible_content)."""
+part a rebuild on another CPU may change (device/engine/bundle.py: reproducible_content)."""
 import hashlib
 import json
 import shutil
@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from lanthorn import __version__
-from lanthorn.device import bundle as B
-from lanthorn.device.build_record import build_record
-from lanthorn.device.storage import SHIPPED_VOICE
+from lanthorn.device.engine import bundle as B
+from lanthorn.device.engine.build_record import build_record
+from lanthorn.device.storage.storage import SHIPPED_VOICE
 
 from test_bundle import tiny_bundle
 

@@ -7,10 +7,10 @@ import sys
 import numpy as np
 import pytest
 
-from lanthorn.device import bundle as B
-from lanthorn.device import int8
-from lanthorn.device.graph import Graph, Layer, Tensor
-from lanthorn.device.runtime import load
+from lanthorn.device.engine import bundle as B
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Graph, Layer, Tensor
+from lanthorn.device.engine.runtime import load
 
 
 def tiny_bundle(op="dense"):
@@ -134,7 +134,7 @@ def test_write_is_atomic_and_refuses_invalid_graph(tmp_path):
 
 
 def test_runtime_input_errors_and_backend_choice(tmp_path, monkeypatch):
-    from lanthorn.device.runtime import InputError
+    from lanthorn.device.engine.runtime import InputError
     from lanthorn.errors import UserError
     m = load(tiny_bundle(), backend="numpy")
     with pytest.raises(InputError, match="shape"):

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import bundle_fuzz as bf
-from lanthorn.device.kernel_ext import _lk
-from lanthorn.device.storage import DataDir
+from lanthorn.device.engine.kernel_ext import _lk
+from lanthorn.device.storage.storage import DataDir
 
 FILES = sorted(p for p in bf.REGRESSIONS.iterdir() if p.is_file()) if bf.REGRESSIONS.exists() else []
 BUNDLES = [p for p in FILES if p.suffix == ".lanthorn"]

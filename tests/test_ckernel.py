@@ -1,4 +1,4 @@
-"""The C kernel (firmware/kernel via lanthorn.device.kernel_ext._lk) gives the numpy
+"""The C kernel (firmware/kernel via lanthorn.device.engine.kernel_ext._lk) gives the numpy
 reference engine's int8 outputs on every element, for every operator, in every kernel
 variant this CPU can run (scalar always; AVX2 / NEON / NEON+dotprod when present).
 
@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8, small_cnn
-from lanthorn.device import engine_c, int8
-from lanthorn.device.engine_c import blob_layer_field
-from lanthorn.device.engine_ref import ReferenceEngine
+from lanthorn.device.engine import engine_c
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.engine_c import blob_layer_field
+from lanthorn.device.engine.engine_ref import ReferenceEngine
 
-_lk = pytest.importorskip("lanthorn.device.kernel_ext._lk",
+_lk = pytest.importorskip("lanthorn.device.engine.kernel_ext._lk",
                           reason="C kernel extension not built (pip install -e . needs a C compiler)")
 
 VARIANTS = engine_c.available_variants()
@@ -46,7 +47,7 @@ def check(graph, inputs, variants=None):
 
 conv_cases = st.fixed_dictionaries({
     "seed": st.integers(0, 2**31), "h": st.integers(1, 9), "w": st.integers(1, 12),
-    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
+    "cin": st.sampled_from([1, 2, 3, 4, 8, 16, 19, 24, 32]), "cout": st.sampled_from([1, 3, 8, 16, 17, 40, 64, 130]),
     "kh": st.integers(1, 3), "kw": st.integers(1, 5), "sh": st.integers(1, 2),
     "sw": st.integers(1, 3), "dh": st.integers(1, 2), "dw": st.integers(1, 2),
     "pad": st.tuples(*[st.integers(0, 2)] * 4), "groups": st.sampled_from(["1", "dw", "dw2", "g"]),
@@ -192,6 +193,46 @@ def test_add_every_pair_of_values():
         check(g, [a.astype(np.int8), b.astype(np.int8)])
 
 
+@settings(**SETTINGS)
+@given(seed=st.integers(0, 2**31), shape=st.sampled_from([(7,), (3, 4, 5), (1, 6, 2), (2, 3, 4, 5)]),
+       bcast=st.integers(0, 3), relu=st.booleans())
+def test_mul(seed, shape, bcast, relu):
+    """QLinearMul (int8.qlinear_mul), equal shapes and broadcast gates, every C variant."""
+    rng = np.random.default_rng(seed)
+    (sa, za), (sb, zb), (sy, zy) = qparams(rng), qparams(rng), qparams(rng)
+    bshape = shape[min(bcast, len(shape) - 1):]
+    if bcast == 3 and len(shape) > 1:
+        bshape = (1,) * (len(shape) - 1) + shape[-1:]      # squeeze-and-excitation
+    lo, hi = act(rng, zy, relu)
+    g = one_layer("mul", [(shape, "int8", sa, za), (bshape, "int8", sb, zb)], shape, zy, sy,
+                  {"act_min": lo, "act_max": hi})
+    check(g, [rand_i8(rng, shape), rand_i8(rng, bshape)])
+
+
+def test_mul_every_pair_of_values():
+    """All 65536 (a, b) pairs: the int32 product, the float32 multiply and add, the rounding
+    and the saturation match int8.py, which spells MLAS's QLinearMul."""
+    a, b = np.meshgrid(np.arange(-128, 128), np.arange(-128, 128), indexing="ij")
+    shape = (256, 256)
+    for sa, za, sb, zb, sy, zy in [(0.05, 3, 0.07, -20, 0.09, 5), (0.1, 0, 0.1, 0, 0.02, 0),
+                                   (0.013, -128, 0.5, 127, 0.3, -7)]:
+        g = one_layer("mul", [(shape, "int8", sa, za), (shape, "int8", sb, zb)], shape, zy, sy)
+        out = check(g, [a.astype(np.int8), b.astype(np.int8)])[0]
+        ratio = np.float32(np.float32(sa) * np.float32(sb)) / np.float32(sy)
+        p = ((a - za) * (b - zb)).astype(np.float32)
+        want = np.clip(np.rint(p * ratio + np.float32(zy)), -128, 127)   # the definition
+        assert np.array_equal(out, want.astype(np.int8))
+
+
+def test_lut_per_channel_every_value():
+    rng = np.random.default_rng(6)
+    table = rand_i8(rng, (5, 256))
+    g = one_layer("lut", [((256, 5), "int8", 0.1, 0)], (256, 5), 0, 0.1, {}, {"table": table})
+    x = np.repeat(np.arange(-128, 128)[:, None], 5, axis=1).astype(np.int8)
+    out = check(g, [x])[0]
+    assert np.array_equal(out, table.T)      # y[..., c] = table[c, x + 128]
+
+
 def test_lut_every_value():
     rng = np.random.default_rng(5)
     table = rand_i8(rng, (256,))
@@ -274,8 +315,8 @@ def test_whole_graph_and_arena_sharing(seed):
 
 
 def test_runtime_load_uses_c_and_matches_numpy():
-    from lanthorn.device.bundle import Bundle
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.bundle import Bundle
+    from lanthorn.device.engine.runtime import load
     rng = np.random.default_rng(11)
     b = Bundle(small_cnn(rng), {"shape": (8, 8, 3)}, labels=tuple("abcde"))
     mc, mn = load(b, backend="c"), load(b, backend="numpy")
@@ -326,10 +367,10 @@ def test_corrupt_blob_is_refused_not_crashed():
 
 def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
     import sys
-    from lanthorn.device import runtime
-    from lanthorn.device.bundle import Bundle
-    from lanthorn.device import kernel_ext
-    monkeypatch.setitem(sys.modules, "lanthorn.device.kernel_ext._lk", None)  # as if not built
+    from lanthorn.device.engine import runtime
+    from lanthorn.device.engine.bundle import Bundle
+    from lanthorn.device.engine import kernel_ext
+    monkeypatch.setitem(sys.modules, "lanthorn.device.engine.kernel_ext._lk", None)  # as if not built
     monkeypatch.delattr(kernel_ext, "_lk", raising=False)
     monkeypatch.setattr(runtime, "_warned_fallback", False)
     b = Bundle(small_cnn(np.random.default_rng(0)), {"shape": (8, 8, 3)})
@@ -359,8 +400,8 @@ def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
     variant, equal onnxruntime's int8 output on every element."""
     import onnx
     from ort_oracle import assert_exact
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.runtime import load
     from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     monkeypatch.setenv("LANTHORN_C_VARIANT", variant)
@@ -392,7 +433,7 @@ def test_damaged_blobs_are_refused_or_run_never_crash(tmp_path):
     descriptor_end = blob.index(g.layers[0].arrays["weight"].tobytes()[:16])
     script = f"""
 import numpy as np
-from lanthorn.device.kernel_ext import _lk
+from lanthorn.device.engine.kernel_ext import _lk
 blob = bytearray(open({str(tmp_path / "m.lkb")!r}, "rb").read())
 rng = np.random.default_rng(0)
 refused = ran = 0
@@ -424,7 +465,7 @@ print(refused, ran)
 def test_random_dags_share_arena_safely(seed, n_layers):
     """Random graphs whose layers read any earlier tensor (long skips, fan-out, reshape
     aliases, several outputs): whatever bytes the planner shares, C equals numpy."""
-    from lanthorn.device.graph import Graph, Layer, Tensor
+    from lanthorn.device.engine.graph import Graph, Layer, Tensor
     rng = np.random.default_rng(seed)
     shape = (2, 3, 4)
     T = {"in": Tensor("in", shape, "int8", *qparams(rng))}
@@ -466,8 +507,8 @@ def test_graph_outside_the_kernels_limits_is_refused_by_the_validator_and_the_lo
     """A stride beyond 65535: Graph.validate refuses it (one line) before any engine, and
     the C loader refuses the same layer in a hand-edited blob (so neither side relies on
     the other)."""
-    from lanthorn.device.graph import GraphError
-    from lanthorn.device.kernel_ext import _lk
+    from lanthorn.device.engine.graph import GraphError
+    from lanthorn.device.engine.kernel_ext import _lk
     arrays = {"weight": np.ones((2, 1, 1, 2), np.int8), "bias": np.zeros(2, np.int32),
               "multiplier": np.full(2, 0.5, np.float32)}
     with pytest.raises(GraphError, match=r"stride must be 2 integers in \[1, 65535\]"):

@@ -36,6 +36,7 @@ class FakeCompanion:
         self.garbage_before_reply = b""
         self.skip_seq = 0  # add to the next seq (frames "lost" on the way)
         self.duplicate_next = False
+        self.ignore: set[int] = set()  # frame types it never answers (a busy or buggy firmware)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -63,7 +64,7 @@ class FakeCompanion:
                 for f in reader.feed(data):
                     if isinstance(f, P.Frame):
                         self.received.append(f)
-                        if not self.silent:
+                        if not self.silent and f.type not in self.ignore:
                             self._answer(f)
             now = time.monotonic()
             if self.stream_hz and not self.silent and now >= next_scan:
@@ -278,10 +279,45 @@ def test_brightness_and_power_cap_changes_reach_the_companion(fake):
     leds.brightness = 0.4
     leds.power_cap_ma = 700
     leds.show(frame)
+    leds.link.flush()   # the settings leave with the frame, without waiting for their ACK
+    _wait_for(lambda: sum(f.type == P.BRIGHTNESS for f in fake.received) == n_b + 1)
     bright = [f for f in fake.received if f.type == P.BRIGHTNESS]
     caps = [f for f in fake.received if f.type == P.POWER_CAP]
     assert len(bright) == n_b + 1 and bright[-1].payload == bytes([round(0.4 * 255)])
     assert int.from_bytes(caps[-1].payload, "little") == 700
     leds.show(frame)                                   # unchanged: nothing sent again
+    leds.link.flush()
+    time.sleep(0.05)
     assert sum(f.type == P.BRIGHTNESS for f in fake.received) == n_b + 1
+    leds.close()
+
+
+def _wait_for(cond, timeout=2.0):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "the fake companion never received it"
+        time.sleep(0.005)
+
+
+def test_a_brightness_change_never_blocks_show(fake):
+    """The loop thread calls show() 60 times a second; a brightness change must not make
+    it wait for the companion's reply (here: a firmware that never ACKs BRIGHTNESS, which
+    once stalled show() for a second and then failed the part)."""
+    leds = B.open_companion_part("leds", {"port": fake.port, "count": 24})
+    frame = np.zeros((24, 3), np.uint8)
+    leds.show(frame)
+    leds.link.flush()
+    fake.ignore.add(P.BRIGHTNESS)
+    waits = []
+    real_wait = leds.link._wait
+    leds.link._wait = lambda match, timeout: waits.append(timeout) or real_wait(match, timeout)
+    for level in (0.2, 0.5, 0.9):
+        leds.brightness = level
+        leds.show(frame + 1)          # no PartError, no reply awaited
+    assert waits and max(waits) == 0.0, f"show() waited for the companion: {waits}"
+    leds.link._wait = real_wait
+    leds.link.flush()
+    _wait_for(lambda: any(f.type == P.BRIGHTNESS and f.payload == bytes([round(0.9 * 255)])
+                          for f in fake.received))
+    assert any(f.type == P.LEDS for f in fake.received[-3:])
     leds.close()

@@ -16,12 +16,12 @@ import pytest
 import serial
 
 from console_fakes import FakeApp, FakeClock, make_fake_bundle
-from lanthorn.device import console_wire
-from lanthorn.device.console import HANDLERS, ConsoleServer, LineReader, decode_line
-from lanthorn.device.console_app import ConsoleApp
-from lanthorn.device.frames import CHANNELS
-from lanthorn.device.console_wire import MAX_LINE, ProtocolError
-from lanthorn.device.push_wire import PushSender
+from lanthorn.device.console import console_wire
+from lanthorn.device.console.server import HANDLERS, ConsoleServer, LineReader, decode_line
+from lanthorn.device.console.console_app import ConsoleApp
+from lanthorn.device.piece.frames import CHANNELS
+from lanthorn.device.console.console_wire import MAX_LINE, ProtocolError
+from lanthorn.device.console.push_wire import PushSender
 from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
 
@@ -194,8 +194,8 @@ def test_exhibition_lock(rig, tmp_path):
 
 
 def test_lockout_grows(tmp_path):
-    from lanthorn.device.exhibition_lock import ExhibitionLock
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.console.exhibition_lock import ExhibitionLock
+    from lanthorn.device.storage.storage import DataDir
 
     now = [0.0]
     lock = ExhibitionLock(DataDir(tmp_path, shipped_model=None), clock=lambda: now[0])
@@ -254,7 +254,7 @@ def test_json_mode(rig):
 
 
 def test_record_into_the_data_dir(rig, tmp_path):
-    from lanthorn.device.dataset import load_dataset
+    from lanthorn.device.storage.dataset import load_dataset
     term, app, *_ = rig
     assert term.answer("record wave 1")[0].startswith(
         "ERR label 'wave' is not one of the device's recording labels (nobody, approach")
@@ -358,7 +358,7 @@ def test_interrupted_push_resumes(rig, tmp_path):
     data = make_fake_bundle("resumed", 4000)
     sha = hashlib.sha256(data).hexdigest()
     term.answer(f"push begin {len(data)} {sha} 256")
-    from lanthorn.device.push_wire import abort_frame, encode_frame
+    from lanthorn.device.console.push_wire import abort_frame, encode_frame
     term.send(b"".join(encode_frame(i, data[i * 256:(i + 1) * 256]) for i in range(6)))
     assert [term.line() for _ in range(6)] == [f"ACK {i}" for i in range(6)]
     term.send(abort_frame())
@@ -401,7 +401,7 @@ def test_push_refused_when_the_device_is_full(rig, monkeypatch):
 
 
 def test_push_write_failure_is_answered(rig, monkeypatch):
-    from lanthorn.device import push_wire
+    from lanthorn.device.console import push_wire
     term, app, *_ = rig
     data = make_fake_bundle("x", 2000)
     term.answer(f"push begin {len(data)} {hashlib.sha256(data).hexdigest()} 256")
@@ -410,10 +410,11 @@ def test_push_write_failure_is_answered(rig, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(push_wire.PushReceiver, "_write", full, raising=False)
-    from lanthorn.device.push_wire import encode_frame
+    from lanthorn.device.console.push_wire import encode_frame
     term.send(encode_frame(0, data[:256]))
-    assert term.answer() == ["ERR cannot store the push: No space left on device; the old "
-                             "model keeps running"]
+    assert term.answer() == ["ERR the card is full: could not store the push; free space on "
+                             "it (pull takes with 'lanthorn fetch' and delete them, 'preset "
+                             "delete NAME'); 'status' shows storage; the old model keeps running"]
     assert term.answer("get palette") == ["OK ember"]
 
 
@@ -561,7 +562,7 @@ def test_frames_right_behind_push_begin_are_not_lost(tmp_path):
     """A sender that does not wait for 'push ready' (or a frame that arrives in the same
     read as the line): the frames, CR and LF bytes included, go to the push, not to the
     line reader."""
-    from lanthorn.device.push_wire import encode_frame
+    from lanthorn.device.console.push_wire import encode_frame
     ser = MemorySerial()
     app = FakeApp(tmp_path)
     server = ConsoleServer(ser, app)

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from console_fakes import FakeApp, make_fake_bundle
-from lanthorn.device import bundle as B
-from lanthorn.device import int8
-from lanthorn.device.console import ConsoleServer
-from lanthorn.device.frames import CHANNELS
-from lanthorn.device.graph import Graph, Layer, Tensor
-from lanthorn.device.push_wire import encode_frame, wire_efficiency
-from lanthorn.device.runtime import load
+from lanthorn.device.engine import bundle as B
+from lanthorn.device.engine import int8
+from lanthorn.device.console.server import ConsoleServer
+from lanthorn.device.piece.frames import CHANNELS
+from lanthorn.device.engine.graph import Graph, Layer, Tensor
+from lanthorn.device.console.push_wire import encode_frame, wire_efficiency
+from lanthorn.device.engine.runtime import load
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
 from lanthorn.host.console_repl import Completer, render
@@ -204,7 +204,7 @@ def test_cli_console_push_record(device, tmp_path, cli, monkeypatch):
     out = _cli("record", link.host, "tap", "1", "--data", str(data), "--source", "alice",
                "--consent", "verbal, on video")
     assert out.returncode == 0, out.stderr
-    from lanthorn.device.dataset import load_dataset, read_manifest
+    from lanthorn.device.storage.dataset import load_dataset, read_manifest
     (rec,) = load_dataset(data).recordings
     assert rec.frames.shape == (25, len(CHANNELS)) and rec.source == "alice"
     assert read_manifest(data)[1]["alice"].consent == "verbal, on video"
@@ -227,7 +227,7 @@ def test_cli_user_errors_are_one_line(device, tmp_path, cli):
     assert out.returncode == 2 and "Traceback" not in out.stderr
     out = _cli("console", str(tmp_path / "no-such-port"))
     assert out.returncode == 2 and "cannot open serial port" in out.stderr
-    from lanthorn.device.dataset import create_dataset
+    from lanthorn.device.storage.dataset import create_dataset
     create_dataset(tmp_path / "d")
     out = _cli("record", link.host, "wave", "1", "--data", str(tmp_path / "d"))
     assert out.returncode == 2 and "has no label 'wave' (its labels: nobody," in out.stderr

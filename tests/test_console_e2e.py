@@ -20,8 +20,8 @@ from pathlib import Path
 import pytest
 import serial
 
-from lanthorn.device.bundle import read_bundle, write_bundle
-from lanthorn.device.push_wire import encode_frame
+from lanthorn.device.engine.bundle import read_bundle, write_bundle
+from lanthorn.device.console.push_wire import encode_frame
 from lanthorn.host.console_client import ConsoleClient
 from lanthorn.vocabulary import BAUD
 from pty_link import PtyLink
@@ -209,8 +209,12 @@ def test_push_becomes_the_model_and_corrupt_push_leaves_it(piece):
                          cwd=ROOT)
     assert out.returncode == 0, out.stderr
     print(out.stdout)
-    # the model's quality figures first (from its card), then what was installed
-    assert out.stdout.startswith("quality: int8 accuracy")
+    # the model's quality figures first (from its card: training, then int8), then what was
+    # installed
+    lines = out.stdout.splitlines()
+    first_other = next(i for i, line in enumerate(lines) if not line.startswith("quality: "))
+    assert any(line.startswith("quality: int8 accuracy") for line in lines[:first_other])
+    assert lines[0].startswith("quality: trained on ")   # the rebuilt model's card has both
     assert "\ninstalled temperament-evening" in out.stdout
     ser.open()
     assert model_name(ser) == "temperament-evening"
@@ -238,8 +242,8 @@ def test_record_a_demonstration_from_the_running_loop(piece):
                          timeout=120, cwd=ROOT)
     ser.open()
     assert out.returncode == 0, out.stderr
-    from lanthorn.device.dataset import load_dataset
-    from lanthorn.device.frames import CHANNELS
+    from lanthorn.device.storage.dataset import load_dataset
+    from lanthorn.device.piece.frames import CHANNELS
     ds = load_dataset(data)
     (rec,) = ds.recordings
     assert ds.channels == CHANNELS and ds.rate_hz == 25.0

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lanthorn.device import console_wire
-from lanthorn.device.console_wire import COMMANDS, ProtocolError, parse
-from lanthorn.device.push_wire import (DEFAULT_CHUNK, OVERHEAD, FrameDecoder, PushError,
+from lanthorn.device.console import console_wire
+from lanthorn.device.console.console_wire import COMMANDS, ProtocolError, parse
+from lanthorn.device.console.push_wire import (DEFAULT_CHUNK, OVERHEAD, FrameDecoder, PushError,
                                            PushReceiver, PushSender, abort_frame, check_begin,
                                            encode_frame, parse_ack, wire_efficiency)
 from lanthorn.vocabulary import BAUD
@@ -74,7 +74,7 @@ def test_help_text():
     assert len(lines) == len(COMMANDS) + 1
     assert any(line.startswith("set NAME VALUE...") for line in lines)
     assert console_wire.help_text("set")[1] == "(refused while the exhibition lock is on)"
-    assert len(console_wire.help_text("preset")) == 4
+    assert len(console_wire.help_text("preset")) == 5  # save, load, list, delete, show
     with pytest.raises(ProtocolError, match="no command 'frobnicate'"):
         console_wire.help_text("frobnicate")
 
@@ -258,7 +258,7 @@ def test_console_reference_doc_is_current():
 
 
 def test_ack_timeout_scales_with_a_slow_line():
-    from lanthorn.device.push_wire import ack_timeout_for
+    from lanthorn.device.console.push_wire import ack_timeout_for
     assert ack_timeout_for(BAUD) == 2.0  # 8 KiB in flight take 0.72 s at 115200
     assert ack_timeout_for(9600) == pytest.approx(2 * 8 * 1036 * 10 / 9600)  # 17 s
 

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device import dataset as ds
-from lanthorn.device.frames import CHANNELS, LABELS, PAD_MAX
+from lanthorn.device.storage import dataset as ds
+from lanthorn.device.piece.frames import CHANNELS, LABELS, PAD_MAX
 from lanthorn.host.curate import synthesize
 
 
@@ -40,7 +40,7 @@ def test_synth_is_seeded_labelled_honestly_and_marked_synthetic(tmp_path):
     src = d.sources["synthetic"]
     assert src.synthetic and "synthetic" in src.consent and src.licence
     assert sum(len(r.frames) for r in d.recordings) == 3 * 20 * 25
-    # frames are the device's encoding (lanthorn.device.frames): pads in [0, PAD_MAX],
+    # frames are the device's encoding (lanthorn.device.piece.frames): pads in [0, PAD_MAX],
     # distance in [0, 1]
     X = np.concatenate([r.frames for r in d.recordings])
     assert X.shape[1] == len(CHANNELS) and X.min() >= 0

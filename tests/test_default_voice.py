@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lanthorn.device.bundle import read_bundle, reproducible_content
-from lanthorn.device.storage import SHIPPED_VOICE
+from lanthorn.device.engine.bundle import read_bundle, reproducible_content
+from lanthorn.device.storage.storage import SHIPPED_VOICE
 from lanthorn.quantize.voice_corpus import SHIPPABLE_LICENCES, read_manifest
 
 ROOT = Path(__file__).resolve().parents[1]

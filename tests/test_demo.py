@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lanthorn.host.demo import match
-from lanthorn.device.storage import SHIPPED_MODEL
+from lanthorn.device.storage.storage import SHIPPED_MODEL
 
 from loop_helpers import build_zoo_bundle
 

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lanthorn.device import int8
-from lanthorn.device.bundle import Bundle, InputSpec
-from lanthorn.device.engine_numpy import NumpyEngine
-from lanthorn.device.kernels_numpy import EXACT_F32, acc_dtype
-from lanthorn.device.engine_ref import ReferenceEngine
-from lanthorn.device.graph import Graph, Layer, Tensor, infer_output_shape
-from lanthorn.device.runtime import InputError, load
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.bundle import Bundle, InputSpec
+from lanthorn.device.engine.engine_numpy import NumpyEngine
+from lanthorn.device.engine.kernels_numpy import EXACT_F32, acc_dtype
+from lanthorn.device.engine.engine_ref import ReferenceEngine
+from lanthorn.device.engine.graph import Graph, Layer, Tensor, infer_output_shape
+from lanthorn.device.engine.runtime import InputError, load
 
 SETTINGS = dict(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=list(HealthCheck))

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 onnx = pytest.importorskip("onnx")  # a host extra: without it the module skips, not errors
 pytest.importorskip("onnxruntime")
 
-from lanthorn.device.runtime import load
+from lanthorn.device.engine.runtime import load
 from lanthorn.quantize import tiny_models as mz
 from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.qdq_import import bundle_from_qdq

@@ -17,12 +17,12 @@ from lanthorn.errors import UserError
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from kernel_graphs import rand_i8, small_cnn
-from lanthorn.device import engine_c
-from lanthorn.device.bundle import Bundle
-from lanthorn.device.graph import Graph, Layer, Tensor
-from lanthorn.device.runtime import InputError, load
+from lanthorn.device.engine import engine_c
+from lanthorn.device.engine.bundle import Bundle
+from lanthorn.device.engine.graph import Graph, Layer, Tensor
+from lanthorn.device.engine.runtime import InputError, load
 
-pytest.importorskip("lanthorn.device.kernel_ext._lk",
+pytest.importorskip("lanthorn.device.engine.kernel_ext._lk",
                     reason="C kernel extension not built (pip install -e . needs a C compiler)")
 
 # numpy's own quantizer warns about x / scale overflowing on the extreme inputs (then clamps)
@@ -191,7 +191,7 @@ def test_a_graph_the_c_kernel_refuses_is_a_bad_bundle_not_a_fallback(monkeypatch
     """Graph.validate is as strict as the kernel, so a refusal from the kernel means a bad
     bundle: one line, no silent switch to numpy (which is what let a crafted bundle reach
     numpy's unchecked windows before)."""
-    from lanthorn.device import runtime
+    from lanthorn.device.engine import runtime
     g = small_cnn(np.random.default_rng(5))
 
     def refuse(graph):
@@ -207,7 +207,7 @@ def test_a_graph_the_c_kernel_refuses_is_a_bad_bundle_not_a_fallback(monkeypatch
 
 
 def test_device_loop_window_takes_the_thin_call():
-    """The loop hands model(x) a row slice of its float32 ring (device/loop.py _window):
+    """The loop hands model(x) a row slice of its float32 ring (device/piece/loop.py _window):
     that view is what the thin call takes as it is, no copy, no Python checks."""
     rng = np.random.default_rng(7)
     g = small_cnn(rng)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device import dataset as ds
-from lanthorn.device.frames import CHANNELS, LABELS
+from lanthorn.device.storage import dataset as ds
+from lanthorn.device.piece.frames import CHANNELS, LABELS
 from lanthorn.host.curate import synthesize
 
 
@@ -217,7 +217,7 @@ def test_push_shows_the_quality_figures_and_refuses_a_failed_model(trained, tmp_
     code, out, err = run(capsys, "quantize", root / "m.onnx", "--data", data, "--out",
                          tmp_path / "m.lanthorn", "--force")       # a 2-epoch model: fails
     assert code == 0
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     q = read_bundle(tmp_path / "m.lanthorn").card["quality"]
     assert q["forced"] and q["training"]["sessions"]["train"] and q["gates"]
     code, out, err = run(capsys, "push", tmp_path / "m.lanthorn", "--port", tmp_path / "no-port")
@@ -247,8 +247,8 @@ def test_the_input_scale_travels_in_the_bundle_and_the_loop_applies_it(trained, 
     the factors go in the bundle's input spec and the device loop multiplies its frames by
     them before the model (so the model sees on the object what it saw in training)."""
     root, data = trained
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.runtime import load
+    from lanthorn.device.piece.piece import Piece
+    from lanthorn.device.engine.runtime import load
     from lanthorn.hardware.profile import load_profile
     from lanthorn.hardware.sim import open_sim_body
     from lanthorn.quantize.quantizer import quantize_model
@@ -298,7 +298,7 @@ def test_a_file_holding_one_instance_twice_is_kept_flagged_and_on_one_side(tmp_p
 
 def test_a_calibration_method_is_measured_against_minmax(trained, tmp_path):
     root, data = trained
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.quantize.quantizer import quantize_model
     logs = []
     quantize_model(root / "m.onnx", data, tmp_path / "p.lanthorn", calibration="percentile",

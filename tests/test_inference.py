@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanthorn.device.behaviour import MoodEngine
-from lanthorn.device.frames import N_CHANNELS
-from lanthorn.device.inference import Inference, ModelMismatch, check_model_fits, refuse_unfit
-from lanthorn.device.loop_stats import Journal, Samples
-from lanthorn.device.params import ParamStore
+from lanthorn.device.piece.behaviour import MoodEngine
+from lanthorn.device.piece.frames import N_CHANNELS
+from lanthorn.device.piece.inference import Inference, ModelMismatch, check_model_fits, refuse_unfit
+from lanthorn.device.piece.loop_stats import Journal, Samples
+from lanthorn.device.piece.params import ParamStore
 from lanthorn.hardware.sim import SimClock
 
 from loop_helpers import FakeModel

@@ -1,10 +1,10 @@
-"""The one int8 arithmetic (lanthorn.device.int8) against onnxruntime and first principles."""
+"""The one int8 arithmetic (lanthorn.device.engine.int8) against onnxruntime and first principles."""
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from lanthorn.device import int8
-from lanthorn.device.graph import Tensor
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.graph import Tensor
 
 F = np.float32
 

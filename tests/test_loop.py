@@ -8,11 +8,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from lanthorn.device.frames import CHANNELS, LABELS, N_CHANNELS
-from lanthorn.device.inference import ModelMismatch
-from lanthorn.device.piece import Piece
-from lanthorn.device.params import ParamStore
-from lanthorn.device.storage import DataDir
+from lanthorn.device.piece.frames import CHANNELS, LABELS, N_CHANNELS
+from lanthorn.device.piece.inference import ModelMismatch
+from lanthorn.device.piece.piece import Piece
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.storage.storage import DataDir
 from lanthorn.errors import UserError
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body
@@ -62,7 +62,7 @@ def glow_at(frame, pixel):
 # --- rates and timing ---------------------------------------------------------------------
 
 def test_rates_on_the_simulated_clock(zoo_bundle):
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     body, clock = sim()
     loop = make_loop(body, clock, load(zoo_bundle))
     loop.run(seconds=4.0)
@@ -111,7 +111,7 @@ def test_charging_compute_makes_latency_include_work():
 
 
 def test_no_allocation_in_steady_state(zoo_bundle):
-    from lanthorn.device.runtime import load
+    from lanthorn.device.engine.runtime import load
     body, clock = sim(script=None)  # the endless touring visitor
     loop = make_loop(body, clock, load(zoo_bundle))
     loop.start()
@@ -286,7 +286,7 @@ def test_install_model_swaps_on_next_frame_and_keeps_old_on_error(tmp_path, zoo_
 
 
 def test_install_model_refuses_a_model_for_other_inputs(tmp_path):
-    from lanthorn.device.bundle import write_bundle
+    from lanthorn.device.engine.bundle import write_bundle
     from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     _, q = build("mlp_25k", tmp_path)

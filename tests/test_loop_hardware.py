@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from hw_fakes import FakeChip, FakeMPR121, FakeSMBus, FakeSpi
-from lanthorn.device.piece import Piece
+from lanthorn.device.piece.piece import Piece
 from lanthorn.hardware.body import RealBody, open_body
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.profile import load_profile

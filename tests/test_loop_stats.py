@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from lanthorn.device.loop_stats import Journal, LoopStats, Samples
+from lanthorn.device.piece.loop_stats import Journal, LoopStats, Samples
 from lanthorn.hardware.sim import SimClock
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main as cli
-from lanthorn.device import int8
-from lanthorn.device.bundle import read_bundle
-from lanthorn.device.engine_ref import ReferenceEngine
+from lanthorn.device.engine import int8
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.engine.engine_ref import ReferenceEngine
 from lanthorn.device.models import DEFAULT_BUNDLE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -205,7 +205,7 @@ def test_every_operator_on_cortex_m_equals_numpy(exported, core, tmp_path):
     on every element."""
     from kernel_graphs import op_suite, random_input_sets
 
-    from lanthorn.device import engine_c
+    from lanthorn.device.engine import engine_c
     _, build, _ = exported
     _build(exported[0], build, "blobrun")
     elf = build / core / "lanthorn-blobrun.elf"
@@ -267,7 +267,7 @@ def test_export_c_of_another_model_runs_on_cortex_m0plus(exported, tmp_path):
     a residual add, concat and dense (tests/kernel_graphs.small_cnn) as a bundle."""
     from kernel_graphs import small_cnn
 
-    from lanthorn.device.bundle import Bundle, write_bundle
+    from lanthorn.device.engine.bundle import Bundle, write_bundle
     g = small_cnn(np.random.default_rng(5))
     path = tmp_path / "cnn.lanthorn"
     write_bundle(Bundle(g, {"shape": list(g.tensors[g.inputs[0]].shape)},
@@ -338,7 +338,7 @@ def test_export_c_unwritable_out(tmp_path, capsys):
 
 
 def test_export_c_dataset_with_other_channels_is_refused(tmp_path, capsys):
-    from lanthorn.device.dataset import create_dataset
+    from lanthorn.device.storage.dataset import create_dataset
     create_dataset(tmp_path / "d", channels=("a", "b"), labels=("nobody", "tap"))
     assert cli(["export-c", str(DEFAULT_BUNDLE), "--out", str(tmp_path / "x"),
                 "--dataset", str(tmp_path / "d")]) == 2
@@ -408,8 +408,8 @@ def test_export_c_refuses_a_model_the_kernel_cannot_run(tmp_path, capsys):
     (as strict as the kernel) refuses it everywhere: writing such a bundle, and loading a
     hand-made one (checksum valid) in export-c, one line naming the layer, no files."""
     import bundle_fuzz as bf
-    from lanthorn.device.bundle import Bundle, BundleError, write_bundle
-    from lanthorn.device.graph import Graph, Layer, Tensor
+    from lanthorn.device.engine.bundle import Bundle, BundleError, write_bundle
+    from lanthorn.device.engine.graph import Graph, Layer, Tensor
     T = {"x": Tensor("x", (4,), "int8", 0.1, 0), "s": Tensor("s", (4,), "int8", 1 / 256, -128),
          "y": Tensor("y", (4,), "int8", 0.1, 0)}
     g = Graph(T, [Layer("softmax", "sm", ["x"], ["s"], {}, {}),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lanthorn.device.frames import N_CHANNELS
-from lanthorn.device.model_frames import FrameHistory, FrameWindow
+from lanthorn.device.piece.frames import N_CHANNELS
+from lanthorn.device.piece.model_frames import FrameHistory, FrameWindow
 
 
 def frame(v):

@@ -74,7 +74,7 @@ def test_the_running_piece_opens_no_network_socket(tmp_path):
     serial = pytest.importorskip("serial")
     from pty_link import PtyLink
 
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.storage.storage import DataDir
     bundle = build_zoo_bundle(tmp_path)
     data = tmp_path / "data"
     DataDir(data, shipped_model=None).install_model(bundle)

@@ -77,14 +77,14 @@ SDIST_MUST_CARRY = ["firmware/kernel/lk.h", "firmware/kernel/lk_internal.h",
                     "firmware/kernel/lk_pack.h", "firmware/kernel/lk_arm.h",
                     "firmware/kernel/lk_avx2.c", "firmware/kernel/lk_neon.c",
                     "firmware/kernel/lk_sdot.c",
-                    "device/kernel_ext/_lk_module.c", "hardware/profiles/sim.toml",
+                    "device/engine/kernel_ext/_lk_module.c", "hardware/profiles/sim.toml",
                     "hardware/profiles/pi5.toml", "device/models/temperament.lanthorn",
                     "lanthorn/commands/run.py", "quantize/export_c.py"]
 WHEEL_MUST_CARRY = ["lanthorn/commands/__init__.py", "lanthorn/commands/run.py",
                     "lanthorn/commands/selftest.py", "lanthorn/quantize/export_c.py",
                     "lanthorn/hardware/profiles/sim.toml", "lanthorn/hardware/profiles/pi4.toml",
                     "lanthorn/hardware/profiles/pi5.toml", "lanthorn/device/models/temperament.lanthorn"]
-PROBE = ("import json; from lanthorn.device import runtime; from lanthorn.device.models import "
+PROBE = ("import json; from lanthorn.device.engine import runtime; from lanthorn.device.models import "
          "DEFAULT_BUNDLE; from lanthorn.hardware.profile import shipped_profiles; "
          "import lanthorn.device as d; print(json.dumps({'backend': runtime.load(DEFAULT_BUNDLE).backend, "
          "'profiles': shipped_profiles(), 'file': d.__file__}))")
@@ -129,7 +129,7 @@ def test_sdist_and_wheel_carry_what_the_object_needs(built):
     assert not [f for f in SDIST_MUST_CARRY if f not in names]
     names = set(zipfile.ZipFile(wheel).namelist())
     assert not [f for f in WHEEL_MUST_CARRY if f not in names]
-    assert [n for n in names if n.startswith("lanthorn/device/kernel_ext/_lk") and n.endswith(".so")], \
+    assert [n for n in names if n.startswith("lanthorn/device/engine/kernel_ext/_lk") and n.endswith(".so")], \
         "the wheel has no compiled C kernel"
 
 

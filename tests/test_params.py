@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lanthorn.device.params import PARAMS, ParamError, ParamStore, markdown
-from lanthorn.device.storage import DataDir
+from lanthorn.device.piece.params import PARAMS, ParamError, ParamStore, markdown
+from lanthorn.device.storage.storage import DataDir
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import types
 
-from lanthorn.device.part_health import PartHealth
+from lanthorn.device.piece.part_health import PartHealth
 from lanthorn.hardware.interfaces import PartError
 
 

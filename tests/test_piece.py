@@ -8,9 +8,9 @@ import shutil
 import numpy as np
 import pytest
 
-from lanthorn.device.console_app import ConsoleApp
-from lanthorn.device.piece import Piece
-from lanthorn.device.storage import SHIPPED_MODEL, SHIPPED_VOICE, DataDir
+from lanthorn.device.console.console_app import ConsoleApp
+from lanthorn.device.piece.piece import Piece
+from lanthorn.device.storage.storage import SHIPPED_MODEL, SHIPPED_VOICE, DataDir
 from lanthorn.errors import UserError
 from lanthorn.hardware.sim import SimClock
 
@@ -39,7 +39,7 @@ def test_the_piece_is_a_console_app_with_the_declared_signatures():
 
 
 def test_a_push_is_loaded_once(tmp_path, monkeypatch):
-    from lanthorn.device import runtime
+    from lanthorn.device.engine import runtime
     calls = []
     real = runtime.load
     monkeypatch.setattr(runtime, "load", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
@@ -97,7 +97,7 @@ def test_rollback_refuses_unknown_slots_and_a_piece_without_storage():
 
 
 def test_a_rollback_target_that_does_not_fit_is_refused_and_the_model_stays(tmp_path):
-    from lanthorn.device.bundle import write_bundle
+    from lanthorn.device.engine.bundle import write_bundle
     from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     _, q = build("mlp_25k", tmp_path)

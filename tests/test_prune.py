@@ -10,8 +10,8 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 
 from lanthorn.cli import main
-from lanthorn.device.bundle import read_bundle
-from lanthorn.device.runtime import load
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.engine.runtime import load
 from lanthorn.quantize import tiny_models
 from lanthorn.quantize import prune
 from lanthorn.quantize.calibrate import ModelData, load_model_data

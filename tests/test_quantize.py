@@ -12,9 +12,9 @@ pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 from onnx import TensorProto, helper
 
 from lanthorn.cli import main
-from lanthorn.device.bundle import read_bundle
-from lanthorn.device.frames import CHANNELS, LABELS
-from lanthorn.device.runtime import load
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.piece.frames import CHANNELS, LABELS
+from lanthorn.device.engine.runtime import load
 from lanthorn.quantize import tiny_models
 from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.calibrate import ModelData
@@ -175,7 +175,7 @@ def test_recurrent_layer_is_refused_with_what_to_do_instead():
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
                           [onnx.numpy_helper.from_array(np.zeros((1, 16, 14), np.float32), "W"),
                            onnx.numpy_helper.from_array(np.zeros((1, 16, 4), np.float32), "R")])
-    with pytest.raises(UnsupportedModelError, match=r"'rnn1' uses operator LSTM.*1-D convolutions"):
+    with pytest.raises(UnsupportedModelError, match=r"'rnn1' is a recurrent layer \(LSTM\).*1-D convolutions"):
         refuse_unsupported_model(helper.make_model(g), "m.onnx")
 
 
@@ -267,7 +267,7 @@ def test_result_json_is_plain_json(minmax):
 
 def test_batchnorm_after_conv_is_folded_by_preprocessing(tmp_path):
     """A model exported without BatchNorm folding still quantizes (onnxruntime's
-    pre-processing folds it), and a BatchNorm that follows no Conv is refused up front."""
+    pre-processing folds it), and a BatchNorm that follows no Conv becomes a layer."""
     n = tiny_models.Net("bn", [1, 14, 50], 0)
     n.conv(14, 6, 3, pad=1, dims=1)
     rng = np.random.default_rng(0)
@@ -287,10 +287,15 @@ def test_batchnorm_after_conv_is_folded_by_preprocessing(tmp_path):
     r = quantize_model(tmp_path / "bn.onnx", tmp_path / "x.npz", tmp_path / "bn.lanthorn", log=quiet)
     assert [layer.op for layer in r.bundle.graph.layers][0] == "conv"
     assert r.final.agreement >= 0.9
-    bad = tiny_models.Net("bn2", [1, 16], 0)
-    bad.op("BatchNormalization", ["x"] + [bad.const(np.ones(16, np.float32), k) for k in "gbmv"])
-    with pytest.raises(UnsupportedModelError, match="does not follow a Conv"):
-        refuse_unsupported_model(bad.model([1, 16]))
+    # a BatchNorm that follows no Conv is no longer refused (issue 25): on a vector it
+    # becomes a diagonal Gemm, a per-channel affine the engine runs exactly
+    from lanthorn.quantize import quantizer as qz
+    alone = tiny_models.Net("bn2", [1, 16], 0)
+    alone.op("BatchNormalization", ["x"] + [alone.const(np.full(16, 2.0, np.float32), k)
+                                             for k in "gbmv"])
+    refuse_unsupported_model(alone.model([1, 16]))
+    folded = qz.preprocess(alone.model([1, 16]))       # folds as it pre-processes
+    assert [nd.op_type for nd in folded.graph.node] == ["Gemm"]
 
 
 def test_token_model_quantizes_from_integer_npz_inputs(tmp_path):

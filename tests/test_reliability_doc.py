@@ -29,7 +29,8 @@ def test_the_page_is_generated_and_says_how_to_reproduce():
 
 def test_every_campaign_ran_at_full_size_with_no_failure():
     f = figures()
-    assert set(f) == {"fuzz", "push", "power", "storage", "sensors", "soak", "lock", "supervisor"}
+    assert set(f) == {"fuzz", "push", "power", "crash", "storage", "sensors", "soak", "lock",
+                      "supervisor"}
     assert all(c["failures"] == [] for c in f.values())
     assert f["fuzz"]["bytes_fuzzed"] >= 10**6 and f["fuzz"]["unanswered"] == 0
     assert f["fuzz"]["extra_answers"] == 0 and f["fuzz"]["rss_growth_kb"] < 2048
@@ -40,5 +41,12 @@ def test_every_campaign_ran_at_full_size_with_no_failure():
     assert f["storage"]["not_run"] == [] and f["storage"]["storage_faults"] >= 10
     assert f["sensors"]["faulted_calls"] >= 10**4 and f["sensors"]["crashes"] == 0
     assert f["soak"]["simulated_days"] >= 7
+    full = f["soak"]["fullrate"]  # 100 Hz, 60 fps, the voice: its slope per hour published
+    assert full["sensor_hz"] == 100.0 and full["led_fps"] == 60.0 and full["phrases"] > 0
+    assert full["slope_per_hour_after_warmup"]["hours"] >= 2
+    assert full["fds"][0] == full["fds"][1] and full["threads"][0] == full["threads"][1]
+    assert f["crash"]["crash_states"] >= 500 and f["crash"]["bad_states"] == 0
+    assert f["sensors"]["stuck_episodes"] >= 100
+    assert f["sensors"]["stuck_reported"] == f["sensors"]["stuck_episodes"]
     assert f["lock"]["writes_refused_while_locked"] == f["lock"]["writes_tried"]
     assert f["supervisor"]["hangs"] >= 1 and f["supervisor"]["restarts"] >= 1

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 from console_fakes import FakeApp
-from lanthorn.device.console import ConsoleServer, wire_bytes
-from lanthorn.device.exhibition_lock import ExhibitionLock
-from lanthorn.device.piece import Piece
-from lanthorn.device.params import ParamError, ParamStore
-from lanthorn.device.storage import SHIPPED_MODEL, DataDir
+from lanthorn.device.console.server import ConsoleServer, wire_bytes
+from lanthorn.device.console.exhibition_lock import ExhibitionLock
+from lanthorn.device.piece.piece import Piece
+from lanthorn.device.piece.params import ParamError, ParamStore
+from lanthorn.device.storage.storage import SHIPPED_MODEL, DataDir
 from lanthorn.hardware.interfaces import TouchReading
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body
@@ -131,7 +131,7 @@ def test_unlock_works_when_the_card_is_full(tmp_path, monkeypatch):
     dd = DataDir(tmp_path, shipped_model=None)
     lock = ExhibitionLock(dd, clock=lambda: 100.0)
     lock.lock("4711")
-    import lanthorn.device.storage as storage_mod
+    import lanthorn.device.storage.storage as storage_mod
 
     def full(*a, **k):
         raise OSError(28, "No space left on device")

@@ -10,7 +10,7 @@ pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 pytest.importorskip("matplotlib")  # the report's plots
 
 from lanthorn.cli import main
-from lanthorn.device import dataset as dsf
+from lanthorn.device.storage import dataset as dsf
 from lanthorn.quantize.report import tasting_notes, warnings_for
 from quantize_helpers import make_data, make_model
 
@@ -21,7 +21,7 @@ def work(tmp_path_factory):
     data = make_data(root / "data")
     # a second, recorded source without consent: the notes and warnings must say so
     import numpy as np
-    from lanthorn.device.frames import CHANNELS
+    from lanthorn.device.piece.frames import CHANNELS
     dsf.add_source(data, dsf.Source("visitor-demo", author="A. Maker", consent="",
                                     licence="CC-BY-4.0", weight=2.0))
     rng = np.random.default_rng(0)
@@ -74,7 +74,7 @@ def test_report_json_and_markdown_tell_the_same_numbers(work, report):
     for row in doc["layers"]:
         assert row["node"] in md
     # the content digest (the same on any CPU that rebuilds it), computed here afresh
-    from lanthorn.device.bundle import content_sha256
+    from lanthorn.device.engine.bundle import content_sha256
     assert doc["content_sha256"] == content_sha256((root / "m.lanthorn").read_bytes())
     assert doc["content_sha256"][:16] in md and "seconds" not in doc
     assert "## Tasting notes" in md and "## Per-layer quantization error" in md

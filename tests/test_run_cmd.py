@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from lanthorn.device.sdnotify import Notifier
+from lanthorn.device.service.sdnotify import Notifier
 from lanthorn.vocabulary import BAUD
 
 from loop_helpers import build_zoo_bundle
@@ -20,7 +20,7 @@ from loop_helpers import build_zoo_bundle
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
     """A data dir whose current model is a zoo bundle (independent of the shipped one)."""
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.storage.storage import DataDir
     root = tmp_path_factory.mktemp("run")
     bundle = build_zoo_bundle(root)
     DataDir(root / "data", shipped_model=None).install_model(bundle)
@@ -156,7 +156,7 @@ def test_notifier_abstract_socket_address():
 def test_default_data_dir_env_then_system_then_xdg(tmp_path, monkeypatch):
     """`run` and `provision` open the same folder when none is given: $LANTHORN_DATA_DIR,
     else the system data dir when it is writable (an installed object), else XDG's."""
-    from lanthorn.device import data_dir as dd
+    from lanthorn.device.storage import data_dir as dd
     monkeypatch.setenv("LANTHORN_DATA_DIR", str(tmp_path / "env"))
     assert dd.default_data_dir() == tmp_path / "env"
     assert dd.data_dir_or_default(str(tmp_path / "given")) == tmp_path / "given"

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from lanthorn.device.scheduler import Scheduler, Ticker
+from lanthorn.device.piece.scheduler import Scheduler, Ticker
 from lanthorn.hardware.sim import SimClock
 
 

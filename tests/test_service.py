@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lanthorn.device.service import unit_text
+from lanthorn.device.service.service import unit_text
 
 
 def service(*args):

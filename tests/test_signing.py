@@ -1,4 +1,4 @@
-"""Signed bundles and the exhibition lock (device/signing.py, device/SIGNING.md).
+"""Signed bundles and the exhibition lock (device/engine/signing.py, device/SIGNING.md).
 
 The must-show check runs the real piece (`lanthorn run --sim --serial`) on one end of a
 pseudo-terminal and pushes with the real host client over pyserial on the other: a locked
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from lanthorn.device import signing
-from lanthorn.device.bundle import PREFIX, read_bundle, write_bundle
+from lanthorn.device.engine import signing
+from lanthorn.device.engine.bundle import PREFIX, read_bundle, write_bundle
 from lanthorn.errors import UserError
 
 ROOT = Path(__file__).resolve().parents[1]

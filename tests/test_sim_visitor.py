@@ -7,7 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from lanthorn.device.frames import LABELS
+from lanthorn.device.piece.frames import LABELS
 from lanthorn.hardware.sim import GESTURES, TOUCH_GESTURES, SimError, session, simulate
 from lanthorn.hardware.sim.physics import N_PADS, PAD_ANGLES, contact_coverage, crosstalk_matrix
 

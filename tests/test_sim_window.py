@@ -142,6 +142,15 @@ def test_no_display_is_a_clear_error(monkeypatch):
         LiveWindow(body)
 
 
+def test_missing_pygame_is_a_clear_error_with_the_install_line(monkeypatch):
+    """Without pygame the window says how to install it (this was a NameError once)."""
+    body = open_sim_body(realtime=False)
+    monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
+    monkeypatch.setitem(sys.modules, "pygame", None)   # import pygame -> ImportError
+    with pytest.raises(WindowUnavailable, match=r"needs pygame: .*pip install"):
+        LiveWindow(body)
+
+
 def test_demo_window_without_display_is_one_line(monkeypatch, capsys):
     monkeypatch.setenv("SDL_VIDEODRIVER", "no-such-driver")
     assert main(["demo", "--window"]) == 2

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from console_fakes import fake_loader, make_fake_bundle
-from lanthorn.device.storage import DataDir, StorageError
+from lanthorn.device.storage.storage import DataDir, StorageError
 
 TESTS = Path(__file__).resolve().parent
 
@@ -111,7 +111,7 @@ WRITER = textwrap.dedent("""
     import sys, itertools
     sys.path.insert(0, {tests!r})
     from console_fakes import fake_loader, make_fake_bundle
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.storage.storage import DataDir
     dd = DataDir({root!r}, loader=fake_loader, shipped_model=None)
     src = {root!r} + "/src.lanthorn"
     for i in itertools.count():

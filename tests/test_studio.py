@@ -20,7 +20,7 @@ pytest.importorskip("aiohttp")
 from aiohttp import ClientSession, WSServerHandshakeError, web  # noqa: E402
 from aiohttp.test_utils import make_mocked_request  # noqa: E402
 
-from lanthorn.device import dataset  # noqa: E402
+from lanthorn.device.storage import dataset  # noqa: E402
 from lanthorn.errors import UserError  # noqa: E402
 from lanthorn.host.studio import teach  # noqa: E402
 from lanthorn.host.studio.link import DeviceLink  # noqa: E402
@@ -252,7 +252,7 @@ def test_a_take_goes_into_a_new_dataset_with_its_provenance(tmp_path):
 
 def test_quality_flags_are_the_cards_failed_gates(tmp_path):
     """The studio flags what the model card's quality gates say (the ones push shows)."""
-    from lanthorn.device.bundle import read_bundle, write_bundle
+    from lanthorn.device.engine.bundle import read_bundle, write_bundle
     b = read_bundle(SHIPPED)
     b.card = dict(b.card, quality={"gates": [
         {"name": "classes", "ok": True, "message": "all 9 labels have training examples"},
@@ -404,7 +404,7 @@ def test_voice_folder_defaults_to_voice_beside_the_data(tmp_path):
 
 
 def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
-    from lanthorn.device.voice import load_voice
+    from lanthorn.device.piece.voice import load_voice
     from voice_helpers import two_source_corpus
     corpus = two_source_corpus(tmp_path / "voice", hard_weight=0.5, moods=True)
     studio = _voice_studio(tmp_path, corpus)
@@ -437,7 +437,7 @@ def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
     for mood, rows in last["samples"].items():
         assert rows and [r["seed"] for r in rows] == list(range(len(rows)))
         for r in rows[:2]:  # the int8 voice says exactly these words for that mood and seed
-            from lanthorn.device.params import ParamStore
+            from lanthorn.device.piece.params import ParamStore
             p = ParamStore().snapshot()
             assert voice.generate(mood, r["seed"], p["voice_temperature"], p["voice_top_k"],
                                   p["voice_max_len"]).text == r["text"]

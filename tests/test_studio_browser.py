@@ -167,7 +167,7 @@ def test_studio_in_chromium(playwright_api, studio):
             page.once("dialog", lambda d: d.accept())
             page.locator("#sessions tr[data-session='synthetic/s1-000'] .delete-btn").click()
             page.wait_for_selector("#sessions tr[data-session='synthetic/s1-000']", state="detached")
-            from lanthorn.device.dataset import load_dataset
+            from lanthorn.device.storage.dataset import load_dataset
             keys = {r.key for r in load_dataset(data).recordings}
             assert "synthetic/s1-000" not in keys and "synthetic/s1-002" in keys
 

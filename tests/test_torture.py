@@ -51,11 +51,23 @@ def test_sensor_faults(tmp_path):
     f = campaign("sensors", tmp_path)
     assert f["fault_episodes"] == BOUNDED["sensors"]["episodes"] and f["crashes"] == 0
     assert f["detect_s_max"] <= 1.0 and f["touches_lit_while_other_parts_failed"] > 0
+    assert f["stuck_episodes"] > 0 and f["stuck_reported"] == f["stuck_episodes"]
 
 
 def test_soak(tmp_path):
     f = campaign("soak", tmp_path)
     assert f["inferences"] > 1000 and f["fds"][0] == f["fds"][1]
+    full = f["fullrate"]   # 100 Hz, 60 fps and the voice, for simulated minutes here
+    assert full["sensor_hz"] == 100.0 and full["led_fps"] == 60.0 and full["phrases"] > 0
+    assert full["fds"][0] == full["fds"][1] and full["threads"][0] == full["threads"][1]
+    assert set(full["slope_per_hour_after_warmup"]) == {"rss_kb", "gc_objects", "hours"}
+
+
+def test_crash_states(tmp_path):
+    f = campaign("crash", tmp_path)
+    assert f["crash_states"] > 100 and f["bad_states"] == 0
+    assert set(f["scenarios"]) >= {"install with rollback slot", "presets", "lock", "unlock",
+                                   "wrong PIN", "settings", "first take into the dataset"}
 
 
 def test_lock(tmp_path):

@@ -9,7 +9,7 @@ ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")
 
 from lanthorn.cli import main
-from lanthorn.device import dataset as ds
+from lanthorn.device.storage import dataset as ds
 from lanthorn.host.curate import synthesize
 from lanthorn.quantize import net as nets
 from lanthorn.quantize.dataspec import DataSpec, prepare, spec_from_onnx

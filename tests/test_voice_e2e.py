@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lanthorn.device.bundle import read_bundle
-from lanthorn.device.params import ParamStore
-from lanthorn.device.runtime import load
-from lanthorn.device.voice import Voice
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.engine.runtime import load
+from lanthorn.device.piece.voice import Voice
 from lanthorn.host.console_client import ConsoleClient
 from lanthorn.quantize.voice_quantize import ort_voice_step
 from pty_link import PtyLink
@@ -87,7 +87,7 @@ def test_train_quantize_push_and_the_piece_speaks_with_mood(tmp_path):
 def test_a_locked_object_installs_only_a_signed_voice(tmp_path):
     """The voice goes through the same trust checks as the gesture model: locked, the
     object refuses an unsigned voice with a one-line reason and installs a signed one."""
-    from lanthorn.device import signing
+    from lanthorn.device.engine import signing
     from lanthorn.host.console_client import ConsoleError
     from lanthorn.quantize.voice_quantize import quantize_voice
     key_path = tmp_path / "artist.pem"

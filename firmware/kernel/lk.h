@@ -68,14 +68,15 @@ enum lk_op {
     LK_OP_CONV = 1,           /* conv1d/2d, groups, depthwise; fused requant + clamp */
     LK_OP_DENSE = 2,          /* Gemm / MatMul over the last axis */
     LK_OP_MAXPOOL = 3,
-    LK_OP_AVGPOOL = 4,        /* QLinearAveragePool, uint8-domain rounding */
+    LK_OP_AVGPOOL = 4,        /* QLinearAveragePool (int8 QDQ path rounding) */
     LK_OP_GLOBAL_AVGPOOL = 5, /* QLinearGlobalAveragePool */
     LK_OP_ADD = 6,            /* QLinearAdd (two float32 FMAs), b broadcast on leading axes */
     LK_OP_CONCAT = 7,         /* optional per-input 256-entry requant table */
     LK_OP_RESHAPE = 8,        /* byte copy (a no-op when the planner aliases in and out) */
     LK_OP_TRANSPOSE = 9,
-    LK_OP_LUT = 10,           /* y = table[x + 128] */
-    LK_OP_GATHER = 11         /* int32 indices -> rows of an int8 [rows, D] table */
+    LK_OP_LUT = 10,           /* y = table[x + 128], or table[c][x + 128] per channel c */
+    LK_OP_GATHER = 11,        /* int32 indices -> rows of an int8 [rows, D] table */
+    LK_OP_MUL = 12            /* QLinearMul (int32 product, float32 mul + add), b as add */
 };
 
 enum lk_dtype { LK_INT8 = 1, LK_INT32 = 2 };
@@ -124,12 +125,12 @@ typedef struct lk_layer {
     int32_t act_min, act_max;     /* fused activation clamp (int8, inclusive) */
     int32_t axis;                 /* concat */
     int32_t count_include_pad;    /* avgpool */
-    int32_t rows;                 /* gather: table rows V */
+    int32_t rows;                 /* gather: table rows V; lut: C per-channel tables (or 0) */
     int32_t perm[LK_MAX_DIMS];    /* transpose */
     const int8_t *weight;         /* conv [Cout, KH, KW, Cin/groups]; dense [N, K] */
     const int32_t *bias;          /* [Cout] / [N] */
     const float *multiplier;      /* [Cout] / [N], s_in * s_w[c] / s_out as float32 */
-    const int8_t *table;          /* lut [256]; gather [rows, D] */
+    const int8_t *table;          /* lut [256] or [rows = C][256]; gather [rows, D] */
     const int8_t *tables[LK_MAX_IN]; /* concat: per-input requant table or NULL */
     void *packed;                 /* set by lk_prepare: variant-specific weight layout */
 } lk_layer;

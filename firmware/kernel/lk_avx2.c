@@ -95,32 +95,127 @@ void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int3
     avx2_pixels(xs, P, L, K, N, zy, ys, 1);
 }
 
-/* Depthwise on 16 channels at a time: int16 products are exact (|x - zx| <= 255,
- * |w| <= 128, so |p| <= 32640), widened to int32 before accumulating. Sums acc[c] for the
- * whole blocks of 16 channels and returns how many channels it did (lk_simd.c's depthwise
- * sums the rest). */
-__attribute__((target("avx2")))
-int32_t lk_avx2_depthwise(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
-                          int32_t oy, int32_t ox, int32_t *acc)
+/* Depthwise (MODE_DW, layouts in lk_pack.h): per output pixel and block of 16 channels,
+ * two taps at a time -- vpunpcklwd/hwd interleave the two taps' int16 inputs, one vpmaddwd
+ * against the pre-interleaved weights adds both products of 8 channels into int32 lanes --
+ * with the accumulators kept in registers through requantization. The input is padded, so
+ * no tap is bounds-checked; T is a compile-time constant for 3x3 (unrolled) and a loop
+ * bound otherwise. Accumulator lane order: channels 0-3, 8-11 (a0) and 4-7, 12-15 (a1),
+ * which vpackssdw turns back into 0-15; bias and multipliers are packed in lane order. */
+/* Requantize one pixel's block of 16 channels from its two accumulators (lane order above)
+ * and store its C - c (at most 16) int8 outputs. */
+__attribute__((target("avx2"), always_inline))
+static inline void dw_store(__m256i a0, __m256i a1, const int32_t *bias, const float *mult,
+                            __m256 vlo, __m256 vhi, __m256i vz, int8_t *y, int32_t n)
 {
-    const int32_t C = g->C, C16 = C & ~15;
-    const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
-    for (int32_t c = 0; c < C16; c += 16) {
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0;
-        for (int32_t ki = 0; ki < g->KH; ki++)
-            for (int32_t kj = 0; kj < g->KW; kj++) {
-                const int8_t *xp = lk_tap(g, x, oy, ox, ki, kj);
-                if (!xp) continue;
-                const __m256i xv = _mm256_sub_epi16(
-                    _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(xp + c))), vzx);
-                const __m256i pr = _mm256_mullo_epi16(xv, LD(w + (size_t)(ki * g->KW + kj) * C + c));
-                a0 = _mm256_add_epi32(a0, _mm256_cvtepi16_epi32(_mm256_castsi256_si128(pr)));
-                a1 = _mm256_add_epi32(a1, _mm256_cvtepi16_epi32(_mm256_extracti128_si256(pr, 1)));
-            }
-        _mm256_storeu_si256((__m256i *)(void *)(acc + c), a0);
-        _mm256_storeu_si256((__m256i *)(void *)(acc + c + 8), a1);
+    const __m256 v0 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a0, LD(bias))), _mm256_loadu_ps(mult));
+    const __m256 v1 = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(a1, LD(bias + 8))), _mm256_loadu_ps(mult + 8));
+    const __m256i q0 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v0, vlo), vhi)), vz);
+    const __m256i q1 = _mm256_add_epi32(_mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v1, vlo), vhi)), vz);
+    const __m256i q16 = _mm256_packs_epi32(q0, q1);   /* channels 0-7 | 8-15 */
+    const __m128i q8 = _mm_packs_epi16(_mm256_castsi256_si128(q16), _mm256_extracti128_si256(q16, 1));
+    if (n >= 16) {
+        _mm_storeu_si128((__m128i *)(void *)y, q8);
+    } else {
+        int8_t tmp[16];
+        _mm_storeu_si128((__m128i *)(void *)tmp, q8);
+        memcpy(y, tmp, (size_t)n);
     }
-    return C16;
+}
+
+/* P (1 or 2) pixels whose windows start at x and x + ps: two independent chains share each
+ * weight load. */
+__attribute__((target("avx2"), always_inline))
+static inline void dw_pixels(const int16_t *restrict x, const ptrdiff_t ps, const int P,
+                             const int16_t *restrict w, const ptrdiff_t *restrict off,
+                             const int32_t *restrict bias, const float *restrict mult,
+                             const int32_t C, const int32_t Cp, const int T, __m256 vlo,
+                             __m256 vhi, __m256i vz, int8_t *restrict y)
+{
+    for (int32_t c = 0; c < Cp; c += 16, w += 16 * lk_dw_t2(T)) {
+        __m256i acc[2][2];
+        for (int p = 0; p < P; p++) acc[p][0] = acc[p][1] = _mm256_setzero_si256();
+        for (int t = 0; t < T; t += 2) {
+            const __m256i wl = LD(w + 16 * t), wh = LD(w + 16 * t + 16);
+            for (int p = 0; p < P; p++) {
+                const int16_t *xc = x + p * ps + c;
+                const __m256i xa = LD(xc + off[t]);
+                const __m256i xb = t + 1 < T ? LD(xc + off[t + 1]) : _mm256_setzero_si256();
+                acc[p][0] = _mm256_add_epi32(acc[p][0], _mm256_madd_epi16(_mm256_unpacklo_epi16(xa, xb), wl));
+                acc[p][1] = _mm256_add_epi32(acc[p][1], _mm256_madd_epi16(_mm256_unpackhi_epi16(xa, xb), wh));
+            }
+        }
+        for (int p = 0; p < P; p++)
+            dw_store(acc[p][0], acc[p][1], bias + c, mult + c, vlo, vhi, vz, y + (size_t)p * C + c, C - c);
+    }
+}
+
+/* Every output pixel, two at a time, with the layer's fields in locals (a byte store could
+ * alias *a). */
+__attribute__((target("avx2"), always_inline))
+static inline void dw_layer(const lk_dw_args *a, const int16_t *x, int8_t *y, const int T)
+{
+    const __m256 vlo = _mm256_set1_ps(a->lo), vhi = _mm256_set1_ps(a->hi);
+    const __m256i vz = _mm256_set1_epi32(a->zy);
+    const int32_t C = a->C, Cp = a->Cp, OH = a->OH, OW = a->OW;
+    const ptrdiff_t ps = a->pix_step, rs = a->row_step;
+    const int16_t *w = a->w;
+    const int32_t *bias = a->bias;
+    const float *mult = a->mult;
+    const ptrdiff_t *off = a->off;
+    for (int32_t oy = 0; oy < OH; oy++) {
+        const int16_t *xr = x + (ptrdiff_t)oy * rs;
+        int8_t *yr = y + (size_t)oy * OW * C;
+        int32_t ox = 0;
+        for (; ox + 2 <= OW; ox += 2)
+            dw_pixels(xr + (ptrdiff_t)ox * ps, ps, 2, w, off, bias, mult, C, Cp, T, vlo, vhi, vz, yr + (size_t)ox * C);
+        if (ox < OW)
+            dw_pixels(xr + (ptrdiff_t)ox * ps, ps, 1, w, off, bias, mult, C, Cp, T, vlo, vhi, vz, yr + (size_t)ox * C);
+    }
+}
+
+__attribute__((target("avx2")))
+void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y)
+{
+    if (a->T == 9) dw_layer(a, x, y, 9);          /* 3x3: every tap unrolled */
+    else dw_layer(a, x, y, a->T);
+}
+
+/* dst[k] = src[k] - zx as int16 for k < n: depthwise's padded input rows (lk_simd.c), 16
+ * values per vpmovsxbw, instead of the baseline build's SSE2 loop. */
+__attribute__((target("avx2")))
+void lk_avx2_widen_row(const int8_t *src, int16_t *dst, int32_t n, int32_t zx)
+{
+    const __m256i vzx = _mm256_set1_epi16((int16_t)zx);
+    int32_t k = 0;
+    for (; k + 16 <= n; k += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + k), _mm256_sub_epi16(
+            _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(src + k))), vzx));
+    for (; k < n; k++) dst[k] = (int16_t)(src[k] - zx);
+}
+
+/* Max-pooling, one output pixel: the channel-wise max of the n (>= 1) window pixels at
+ * x + off[i] (C channels each), 32 channels per vpmaxsb, then 16, then one at a time. */
+__attribute__((target("avx2")))
+void lk_avx2_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y)
+{
+    int32_t c = 0;
+    for (; c + 32 <= C; c += 32) {
+        __m256i v = LD(x + off[0] + c);
+        for (int32_t i = 1; i < n; i++) v = _mm256_max_epi8(v, LD(x + off[i] + c));
+        _mm256_storeu_si256((__m256i *)(void *)(y + c), v);
+    }
+    for (; c + 16 <= C; c += 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)(x + off[0] + c));
+        for (int32_t i = 1; i < n; i++)
+            v = _mm_max_epi8(v, _mm_loadu_si128((const __m128i *)(const void *)(x + off[i] + c)));
+        _mm_storeu_si128((__m128i *)(void *)(y + c), v);
+    }
+    for (; c < C; c++) {
+        int8_t v = x[off[0] + c];
+        for (int32_t i = 1; i < n; i++) v = x[off[i] + c] > v ? x[off[i] + c] : v;
+        y[c] = v;
+    }
 }
 
 /* lk_requant on the whole 8-lane blocks of a row of N outputs (lk_requant8_avx2); returns

@@ -172,6 +172,7 @@ int lk_concat(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_reshape(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_transpose(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena);
+int lk_mul(const lk_model *m, const lk_layer *L, uint8_t *arena);
 int lk_gather(const lk_model *m, const lk_layer *L, uint8_t *arena);
 
 /* Packed-weight SIMD paths: lk_simd.c packs and drives them and dispatches to the per-ISA
@@ -182,5 +183,6 @@ size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant);
 int lk_simd_conv(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch);
 int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch);
 int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena); /* or lk_add */
+int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena); /* or lk_maxpool */
 
 #endif /* LK_INTERNAL_H */

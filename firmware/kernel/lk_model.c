@@ -141,6 +141,10 @@ static int values_sane(const lk_model *m, const lk_layer *L, int64_t *work)
             !windows_reach_input(X->shape[1], L->kw, L->sw, L->dw, L->pad_l, Y->shape[1]))
             return 0;
         *work += numel(Y) * L->kh * L->kw;
+    } else if (L->op == LK_OP_MUL) {
+        const float r = (m->tensors[L->in[0]].scale * m->tensors[L->in[1]].scale) / Y->scale;
+        if (!(r > 0.0f && r <= 16384.0f)) return 0;      /* graph.py: |v| < 2**31 */
+        *work += 3 * numel(Y);
     } else if (L->op == LK_OP_ADD) {
         const float sy = Y->scale;
         for (int k = 0; k < 2; k++) {
@@ -181,7 +185,7 @@ static int shapes_consistent(const lk_model *m, const lk_layer *L)
     }
     case LK_OP_GLOBAL_AVGPOOL:
         return numel(Y) == X->shape[2] && (int64_t)X->shape[0] * X->shape[1] > 0;
-    case LK_OP_ADD: {
+    case LK_OP_ADD: case LK_OP_MUL: {
         const lk_tensor *B = &m->tensors[L->in[1]];
         if (X->ndim != Y->ndim || numel(X) != numel(Y)) return 0;
         for (int d = 0; d < Y->ndim; d++) {
@@ -325,7 +329,7 @@ int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
         case LK_OP_GLOBAL_AVGPOOL:
             if (X->ndim != 3) return LK_ERR_OP;
             break;
-        case LK_OP_ADD:
+        case LK_OP_ADD: case LK_OP_MUL:
             if (L->n_in != 2 || tensors[L->in[1]].ndim > Y->ndim) return LK_ERR_OP;
             break;
         case LK_OP_CONCAT:
@@ -340,7 +344,8 @@ int lk_model_init(lk_model *m, const void *blob, size_t len, lk_tensor *tensors,
                 if (L->perm[d] < 0 || L->perm[d] >= X->ndim) return LK_ERR_OP;
             break;
         case LK_OP_LUT:
-            L->table = arr(b, len, o_t, 256, 1, &bad);
+            if (L->rows < 0 || (L->rows > 1 && L->rows != Y->shape[Y->ndim - 1])) return LK_ERR_OP;
+            L->table = arr(b, len, o_t, 256 * (uint64_t)(L->rows > 1 ? L->rows : 1), 1, &bad);
             if (!L->table) bad = 1;
             break;
         case LK_OP_GATHER:
@@ -486,7 +491,8 @@ int lk_run(const lk_model *m, uint8_t *arena, void *scratch)
         case LK_OP_DENSE:
             rc = L->packed ? lk_simd_dense(m, L, arena, scratch) : lk_dense_scalar(m, L, arena);
             break;
-        case LK_OP_MAXPOOL: rc = lk_maxpool(m, L, arena); break;
+        case LK_OP_MAXPOOL: rc = m->variant == LK_VARIANT_SCALAR ? lk_maxpool(m, L, arena)
+                                                                 : lk_simd_maxpool(m, L, arena); break;
         case LK_OP_AVGPOOL: rc = lk_avgpool(m, L, arena); break;
         case LK_OP_GLOBAL_AVGPOOL: rc = lk_global_avgpool(m, L, arena); break;
         case LK_OP_ADD: rc = m->variant == LK_VARIANT_SCALAR ? lk_add(m, L, arena)
@@ -495,6 +501,8 @@ int lk_run(const lk_model *m, uint8_t *arena, void *scratch)
         case LK_OP_RESHAPE: rc = lk_reshape(m, L, arena); break;
         case LK_OP_TRANSPOSE: rc = lk_transpose(m, L, arena); break;
         case LK_OP_LUT: rc = lk_lut(m, L, arena); break;
+        /* elementwise and memory-bound: the scalar kernel in every variant, on purpose */
+        case LK_OP_MUL: rc = lk_mul(m, L, arena); break;
         case LK_OP_GATHER: rc = lk_gather(m, L, arena); break;
         default: rc = LK_ERR_OP;
         }

@@ -129,7 +129,7 @@ int lk_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
 
 /* QLinearAveragePool (int8.quantize_avg): dequantize in float32, sum from 0.0 in row-major
  * window order (padded cells would add +0.0: skipping them is exact), divide by the float
- * count, then nearbyint(avg / s_out + (z_out + 128)) clamped to [0, 255], minus 128.
+ * count, then nearbyint(avg / s_out + z_out) clamped to [-128, 127] (onnxruntime's int8 QDQ path).
  * Channels go in blocks of LK_BLOCK on the stack, so every channel's additions happen in
  * the same order as the reference while the loop over channels vectorizes. */
 #define LK_BLOCK 64
@@ -141,7 +141,7 @@ int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *x = I8(X);
     int8_t *y = I8(Y);
     const int32_t zx = X->zero_point;
-    const float sx = X->scale, sy = Y->scale, zu = (float)(Y->zero_point + 128);
+    const float sx = X->scale, sy = Y->scale, zy = (float)Y->zero_point;
     float sum[LK_BLOCK];
     for (int32_t oy = 0; oy < OH; oy++)
         for (int32_t ox = 0; ox < OW; ox++) {
@@ -170,9 +170,9 @@ int lk_avgpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
                 }
                 for (int32_t c = 0; c < nc; c++) {
                     float v = (sum[c] / div) / sy;
-                    v += zu;
-                    v = lk_clampf(v, 0.0f, 255.0f);
-                    yp[c0 + c] = (int8_t)((int32_t)lk_round_even(v) - 128);
+                    v += zy;
+                    v = lk_clampf(v, -128.0f, 127.0f);
+                    yp[c0 + c] = (int8_t)(int32_t)lk_round_even(v);
                 }
             }
         }
@@ -251,6 +251,41 @@ int lk_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
     return LK_OK;
 }
 
+/* QLinearMul as MLAS computes it for int8 (int8.qlinear_mul): p = (a - za) * (b - zb) in
+ * int32, v = float(p) * ratio + zc (a multiply, then an add: no FMA), round half to even,
+ * clamp. ratio = (sa * sb) / sc in float32. b broadcasts along leading axes, as in add. */
+int lk_mul(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    const lk_tensor *A = T(L->in[0]), *B = T(L->in[1]), *Y = T(L->out);
+    const float prod_scale = A->scale * B->scale;
+    const float ratio = prod_scale / Y->scale, zc = (float)Y->zero_point;
+    const float lo = (float)L->act_min, hi = (float)L->act_max;
+    const int32_t za = A->zero_point, zb = B->zero_point;
+    const int8_t *a = I8(A), *b = I8(B);
+    int8_t *y = I8(Y);
+    const int32_t n = lk_tensor_size(Y);
+    lk_walk w = {0};
+    w.nd = Y->ndim;
+    int32_t bstride = 1;
+    for (int32_t d = Y->ndim - 1; d >= 0; d--) {
+        const int32_t bd = d - (Y->ndim - B->ndim);   /* B's axis aligned to the right */
+        const int32_t bdim = bd >= 0 ? B->shape[bd] : 1;
+        w.shape[d] = Y->shape[d];
+        w.stride[d] = bdim == 1 ? 0 : bstride;
+        bstride *= bdim;
+    }
+    for (int32_t i = 0; i < n; i++) {
+        const int32_t p = ((int32_t)a[i] - za) * ((int32_t)b[w.off] - zb);
+        float v = (float)p * ratio;
+        v = v + zc;
+        v = lk_round_even(lk_clampf(v, -128.0f, 127.0f));
+        v = lk_clampf(v, lo, hi);
+        y[i] = (int8_t)(int32_t)v;
+        lk_walk_next(&w);
+    }
+    return LK_OK;
+}
+
 /* Join along axis; inputs with other quantization go through their 256-entry table. */
 int lk_concat(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
@@ -319,6 +354,13 @@ int lk_lut(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *x = I8(X), *tab = L->table;
     int8_t *y = I8(Y);
     const int32_t n = lk_tensor_size(X);
+    if (L->rows > 1) {      /* one table per channel (the last axis): a per-channel affine */
+        const int32_t c = L->rows;
+        for (int32_t i = 0; i < n; i += c)
+            for (int32_t k = 0; k < c; k++)
+                y[i + k] = tab[(size_t)k * 256 + ((uint8_t)x[i + k] ^ 0x80u)];
+        return LK_OK;
+    }
     for (int32_t i = 0; i < n; i++) y[i] = tab[(uint8_t)x[i] ^ 0x80u];
     return LK_OK;
 }

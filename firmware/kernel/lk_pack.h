@@ -92,15 +92,31 @@ static inline const int32_t *lk_i8_bias(const lk_layer *L, int32_t N, int32_t Kp
     return (const int32_t *)(const void *)((const uint8_t *)lk_packed_w(L) + lk_up16((size_t)N * Kp));
 }
 
-/* The input pixel (C channels) that kernel tap (ki, kj) of output (oy, ox) reads, or NULL
- * when the tap falls in the padding (it adds nothing: depthwise pads with zx). */
-static inline const int8_t *lk_tap(const lk_conv_geom *g, const int8_t *x, int32_t oy, int32_t ox,
-                                   int32_t ki, int32_t kj)
-{
-    const int32_t iy = oy * g->SH - g->PT + ki * g->DH, ix = ox * g->SW - g->PL + kj * g->DW;
-    if (iy < 0 || iy >= g->H || ix < 0 || ix >= g->W) return NULL;
-    return x + ((size_t)iy * g->W + ix) * g->C;
-}
+/* MODE_DW (depthwise, groups == C == Cout): the driver pads the input once per layer into
+ * scratch as int16 x - zx (border 0) with the channels padded to whole blocks of
+ * LK_DW_CB, so every tap of every pixel is an unchecked load and the kernels have no
+ * channel remainder. Taps are addressed by offsets from the pixel's window origin, made
+ * once per layer (kernel rows and dilation folded in). Weights int16, per block of 16
+ * channels, taps in pairs (an odd last tap paired with zeros):
+ *   x86 [Cp/16][T2/2][2 halves][16]: half h of pair q holds, for the 16 positions j, the
+ *       weight of channel (j/8)*8 + h*4 + (j%8)/2 at tap 2q + j%2 -- vpunpcklwd/hwd of two
+ *       taps' inputs against it, then vpmaddwd, sums both taps per channel in int32 lanes;
+ *       bias and multipliers per block in the same channel order [2 halves][8];
+ *   ARM [Cp/16][T2][16] (channel-major within the block, smlal by 4 lanes), plain bias.
+ * Products |x - zx| * |w| <= 255 * 128 and pair sums fit int32: exact. */
+enum { LK_DW_CB = 16, LK_DW_MAX_TAPS = 64 };
+static inline int32_t lk_dw_cp(int32_t c) { return (c + LK_DW_CB - 1) & ~(LK_DW_CB - 1); }
+static inline int32_t lk_dw_t2(int32_t taps) { return (taps + 1) & ~1; }
+typedef struct lk_dw_args {
+    const int16_t *w;          /* packed weights, see above */
+    const int32_t *bias;       /* [Cp], in the ISA's channel order */
+    const float *mult;         /* [Cp], likewise (0 in the padding channels) */
+    const ptrdiff_t *off;      /* [T2] int16 offsets of each tap from the window origin */
+    int32_t T, C, Cp, OH, OW;
+    ptrdiff_t pix_step, row_step; /* int16 elements between output pixels' / rows' origins */
+    float lo, hi;              /* act_min - zy, act_max - zy */
+    int32_t zy;
+} lk_dw_args;
 
 /* A mode's kernel: P (1..4) patches xs[p] (the mode's input form, K values each) against
  * every packed output, requantized into ys[p] (N int8 values each). */
@@ -112,10 +128,11 @@ void lk_avx2_u8s8_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int
                          int32_t zy, int8_t *const *ys);                            /* lk_avx2.c */
 void lk_avx2_i16_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                         int32_t zy, int8_t *const *ys);
-int32_t lk_avx2_depthwise(const lk_conv_geom *g, const int8_t *x, int32_t zx, const int16_t *w,
-                          int32_t oy, int32_t ox, int32_t *acc);
+void lk_avx2_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y);
 int32_t lk_avx2_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
+void lk_avx2_widen_row(const int8_t *src, int16_t *dst, int32_t n, int32_t zx);
+void lk_avx2_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y);
 void lk_avx2_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t n, float ra, float rb,
                  float fixed, float lo, float hi);
 void lk_vnni_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
@@ -125,6 +142,8 @@ void lk_neon_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t 
 void lk_neon_dot_i8(const int8_t *x, const int8_t *w, int32_t Kp, int32_t N, int32_t *acc);
 int32_t lk_neon_requant_row(const lk_layer *L, const int32_t *acc, const int32_t *bias, int32_t N,
                             int32_t zy, int8_t *y);
+void lk_neon_max_taps(const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y);
+void lk_neon_depthwise(const lk_dw_args *a, const int16_t *x, int8_t *y);
 void lk_sdot_pixels(const uint8_t *const *xs, int P, const lk_layer *L, int32_t K, int32_t N,
                     int32_t zy, int8_t *const *ys);                                 /* lk_sdot.c */
 

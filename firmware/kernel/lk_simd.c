@@ -35,7 +35,9 @@
  *   MODE_I8    (NEON): weights int8 [N][Kp]; patch raw int8 x (padding zx); acc as SDOT;
  *     smull (int8 products fit int16: |p| <= 16384) + sadalp into int32.
  *   MODE_DW    (depthwise, groups == C == Cout, all SIMD variants): weights int16
- *     [KH*KW][C], so the per-channel loop is contiguous and the compiler vectorizes it.
+ *     [KH*KW][Cp] (channels padded to blocks of 16) with the bias and multipliers beside
+ *     them; the input is padded once per layer into scratch as int16 x - zx and the taps run
+ *     unchecked (lk_avx2_depthwise / lk_neon_depthwise; see depthwise() below).
  *
  * Other shapes (general groups, depthwise with a channel multiplier) stay on the scalar
  * kernel (their `packed` stays NULL).
@@ -84,6 +86,10 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
 {
     return lk_add(m, L, arena);
 }
+int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    return lk_maxpool(m, L, arena);
+}
 #else /* the SIMD variants */
 
 
@@ -122,7 +128,7 @@ static int pack_mode(const lk_model *m, const lk_layer *L, int variant, int32_t 
         *K = g.K;
         if (g.G == g.C && g.CO == g.C && g.G > 1) {
             *K = g.KH * g.KW;
-            return MODE_DW;
+            return *K <= LK_DW_MAX_TAPS ? MODE_DW : MODE_NONE;
         }
         gemm = g.G == 1;
     }
@@ -148,8 +154,8 @@ size_t lk_simd_packed_size(const lk_model *m, const lk_layer *L, int variant)
                + 2u * 4u * (size_t)(lk_tile_nb(mode, N) * lk_tile_bw(mode));
     case MODE_I8:
         return LK_PACK_HEADER + lk_up16((size_t)N * (size_t)lk_kpad(K)) + 4u * (size_t)N;
-    case MODE_DW:
-        return LK_PACK_HEADER + 2u * (size_t)N * (size_t)K;
+    case MODE_DW:   /* int16 weights [Cp][T2], bias and multipliers [Cp] */
+        return LK_PACK_HEADER + (size_t)lk_dw_cp(N) * (2u * (size_t)lk_dw_t2(K) + 8u);
     default:
         return 0;
     }
@@ -171,10 +177,48 @@ size_t lk_simd_scratch_size(const lk_model *m, const lk_layer *L, int variant)
         }
         if (mode != MODE_I8) return lk_up16(4u * (size_t)lk_tile_k4(mode, K) + 32u);
         return 2u * (4u * lk_up16((size_t)N) + (size_t)lk_kpad(K)) + 64u;   /* dense, MODE_I8 */
-    case MODE_DW:
-        return 4u * lk_up16((size_t)N) + 64u;
+    case MODE_DW: {   /* tap offsets, then the padded int16 input */
+        const lk_tensor *X = &m->tensors[L->in[0]];
+        const size_t hp = (size_t)(X->shape[0] + L->pad_t + L->pad_b);
+        const size_t wp = (size_t)(X->shape[1] + L->pad_l + L->pad_r);
+        return lk_up16(sizeof(ptrdiff_t) * (size_t)lk_dw_t2(K)) + hp * wp * (size_t)lk_dw_cp(N) * 2u;
+    }
     default:
         return 0;
+    }
+}
+
+/* MODE_DW (lk_pack.h): weight [C][KH][KW][1] -> int16 blocks of 16 channels. Entry j of
+ * half h of tap pair q: x86, channel (j/8)*8 + h*4 + (j%8)/2 at tap 2q + j%2 (the order
+ * vpunpck{l,h}wd gives the inputs); ARM, channel j at tap 2q + h. Padding channels and the
+ * odd last tap are zero. Bias and multipliers per block in accumulator lane order: lane j
+ * of half h is channel (j/4)*8 + h*4 + j%4 on x86, 8h + j on ARM. */
+#if LK_X86
+#define DW_PAIRS 1   /* x86: taps interleaved in pairs for vpmaddwd */
+#else
+#define DW_PAIRS 0
+#endif
+static void pack_depthwise(const lk_layer *L, int32_t C, int32_t T, uint8_t *buf)
+{
+    const int32_t Cp = lk_dw_cp(C), T2 = lk_dw_t2(T);
+    int16_t *w = (int16_t *)(void *)buf;
+    int32_t *bias = (int32_t *)(void *)(w + (size_t)Cp * T2);
+    float *mult = (float *)(void *)(bias + Cp);
+    for (int32_t b = 0; b < Cp; b += 16) {
+        for (int32_t q = 0; q < T2 / 2; q++)
+            for (int32_t h = 0; h < 2; h++)
+                for (int32_t j = 0; j < 16; j++) {
+                    const int32_t c = b + (DW_PAIRS ? (j / 8) * 8 + h * 4 + (j % 8) / 2 : j);
+                    const int32_t t = 2 * q + (DW_PAIRS ? j % 2 : h);
+                    w[(size_t)b * T2 + 32u * (size_t)q + 16u * (size_t)h + (size_t)j] =
+                        (int16_t)(c < C && t < T ? L->weight[(size_t)c * T + t] : 0);
+                }
+        for (int32_t h = 0; h < 2; h++)
+            for (int32_t j = 0; j < 8; j++) {
+                const int32_t c = b + (DW_PAIRS ? (j / 4) * 8 + h * 4 + j % 4 : 8 * h + j);
+                bias[b + 8 * h + j] = c < C ? L->bias[c] : 0;
+                mult[b + 8 * h + j] = c < C ? L->multiplier[c] : 0.0f;
+            }
     }
 }
 
@@ -221,9 +265,7 @@ void lk_simd_pack(const lk_model *m, lk_layer *L, int variant, void *buf)
             bias[n] = L->bias[n] - zx * sum;
         }
     } else if (mode == MODE_DW) {
-        int16_t *w16 = (int16_t *)(void *)w;   /* weight [C][KH][KW][1] -> [KH*KW][C] */
-        for (int32_t c = 0; c < N; c++)
-            for (int32_t k = 0; k < K; k++) w16[(size_t)k * N + c] = L->weight[(size_t)c * K + k];
+        pack_depthwise(L, N, K, w);
     }
 }
 
@@ -322,32 +364,53 @@ int lk_simd_dense(const lk_model *m, const lk_layer *L, uint8_t *arena, void *sc
     return LK_OK;
 }
 
-static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, int32_t *acc)
+/* Depthwise (MODE_DW): pad the input once into scratch as int16 x - zx (border and padding
+ * channels 0), make the taps' offsets from a window's origin (kernel rows and dilation
+ * folded in), and let the variant's kernel run every pixel without a bounds check. */
+static int depthwise(const lk_model *m, const lk_layer *L, uint8_t *arena, void *scratch)
 {
     lk_conv_geom g;
     lk_conv_geometry(m, L, &g);
     const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
     const int8_t *x = (const int8_t *)(arena + X->offset);
-    int8_t *y = (int8_t *)(arena + Y->offset);
-    const int16_t *w = (const int16_t *)lk_packed_w(L);
-    const int32_t zx = X->zero_point, C = g.C;
-    for (int32_t oy = 0; oy < g.OH; oy++)
-        for (int32_t ox = 0; ox < g.OW; ox++) {
-            int32_t c0 = 0;   /* channels the variant's vector code summed */
+    const int32_t C = g.C, Cp = lk_dw_cp(C), T = g.KH * g.KW, zx = X->zero_point, zy = Y->zero_point;
+    const int32_t Wp = g.W + L->pad_l + L->pad_r;
+    ptrdiff_t *off = (ptrdiff_t *)scratch;
+    int16_t *xp = (int16_t *)(void *)((uint8_t *)scratch + lk_up16(sizeof(ptrdiff_t) * (size_t)lk_dw_t2(T)));
+    const size_t prow = (size_t)Wp * Cp;   /* int16 per padded row; only the border is zeroed */
+    memset(xp, 0, (size_t)L->pad_t * prow * 2u);
+    memset(xp + (size_t)(L->pad_t + g.H) * prow, 0, (size_t)L->pad_b * prow * 2u);
+    for (int32_t i = 0; i < g.H; i++) {
+        const int8_t *restrict src = x + (size_t)i * g.W * C;
+        int16_t *restrict row = xp + (size_t)(i + L->pad_t) * prow, *restrict dst = row + (size_t)L->pad_l * Cp;
+        memset(row, 0, (size_t)L->pad_l * Cp * 2u);
+        memset(dst + (size_t)g.W * Cp, 0, (size_t)L->pad_r * Cp * 2u);
+        if (Cp == C) {
 #if LK_X86
-            if (lk_x86_simd(m->variant)) c0 = lk_avx2_depthwise(&g, x, zx, w, oy, ox, acc);
+            lk_avx2_widen_row(src, dst, g.W * C, zx);
+#else
+            for (int32_t k = 0; k < g.W * C; k++) dst[k] = (int16_t)(src[k] - zx);
 #endif
-            for (int32_t c = c0; c < C; c++) acc[c] = 0;
-            for (int32_t ki = 0; ki < g.KH; ki++)
-                for (int32_t kj = 0; kj < g.KW; kj++) {
-                    const int8_t *xp = lk_tap(&g, x, oy, ox, ki, kj);
-                    if (!xp) continue;
-                    const int16_t *wp = w + (size_t)(ki * g.KW + kj) * C;
-                    for (int32_t c = c0; c < C; c++) acc[c] += (int32_t)(int16_t)(xp[c] - zx) * wp[c];
-                }
-            requant_row(m->variant, L, acc, L->bias, C, Y->zero_point,
-                        y + ((size_t)oy * g.OW + ox) * C);
+            continue;
         }
+        for (int32_t j = 0; j < g.W; j++)
+            for (int32_t c = 0; c < Cp; c++)
+                dst[(size_t)j * Cp + c] = (int16_t)(c < C ? src[(size_t)j * C + c] - zx : 0);
+    }
+    for (int32_t t = 0; t < lk_dw_t2(T); t++)
+        off[t] = t < T ? ((ptrdiff_t)(t / g.KW) * g.DH * Wp + (ptrdiff_t)(t % g.KW) * g.DW) * Cp : 0;
+    const int8_t *pw = (const int8_t *)lk_packed_w(L);
+    const int32_t *bias = (const int32_t *)(const void *)(pw + (size_t)Cp * lk_dw_t2(T) * 2u);
+    const lk_dw_args a = {(const int16_t *)(const void *)pw, bias, (const float *)(const void *)(bias + Cp),
+                          off, T, C, Cp, g.OH, g.OW, (ptrdiff_t)g.SW * Cp, (ptrdiff_t)g.SH * Wp * Cp,
+                          (float)(L->act_min - zy), (float)(L->act_max - zy), zy};
+    int8_t *y = (int8_t *)(arena + Y->offset);
+#if LK_X86
+    lk_avx2_depthwise(&a, xp, y);
+#endif
+#if LK_ARM
+    lk_neon_depthwise(&a, xp, y);
+#endif
     return LK_OK;
 }
 
@@ -403,6 +466,7 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
     const int direct = g->KH == 1 && g->KW == 1;
     if (!direct) memset(patches, 0, 4u * pstride);
     const int32_t npix = g->OH * g->OW;
+    int32_t oy = 0, ox = 0;   /* the next pixel's position, advanced without a division */
     for (int32_t pix = 0; pix < npix; pix += 4) {
         const int P = npix - pix >= 4 ? 4 : 1;
         const int count = npix - pix >= 4 ? 4 : npix - pix;
@@ -410,8 +474,12 @@ static int conv_tiled(int mode, const lk_layer *L, const lk_conv_geom *g, const 
             const uint8_t *xs[4];
             int8_t *ys[4];
             for (int p = 0; p < P; p++) {
-                const int32_t at = pix + q + p, oy = at / g->OW, ox = at % g->OW;
+                const int32_t at = pix + q + p;
                 const uint8_t *origin = xp + (size_t)(oy * g->SH) * row + (size_t)(ox * g->SW) * cb;
+                if (++ox == g->OW) {
+                    ox = 0;
+                    oy++;
+                }
                 ys[p] = y + (size_t)at * g->CO;
                 if (direct) {
                     xs[p] = origin;
@@ -463,6 +531,59 @@ int lk_simd_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
     }
 #endif
     return lk_add(m, L, arena);
+}
+
+/* ------------------------------------------------------------------ max-pooling */
+
+/* The variant's channel-wise max of n window pixels x + off[i] into y. */
+static void max_taps(int variant, const int8_t *x, const ptrdiff_t *off, int32_t n, int32_t C, int8_t *y)
+{
+    (void)variant;
+#if LK_X86
+    lk_avx2_max_taps(x, off, n, C, y);
+#endif
+#if LK_ARM
+    lk_neon_max_taps(x, off, n, C, y);
+#endif
+}
+
+/* lk_maxpool with the channel loop in the variant's vectors. A window wholly inside the
+ * input uses the window's offsets, made once per layer; a border window lists its
+ * in-bounds positions (as lk_maxpool skips the others), and one wholly in the padding gives
+ * -128, as in lk_maxpool. Windows of more than 64 positions take lk_maxpool itself. */
+int lk_simd_maxpool(const lk_model *m, const lk_layer *L, uint8_t *arena)
+{
+    const lk_tensor *X = &m->tensors[L->in[0]], *Y = &m->tensors[L->out];
+    const int32_t H = X->shape[0], W = X->shape[1], C = X->shape[2], OH = Y->shape[0], OW = Y->shape[1];
+    if ((int64_t)L->kh * L->kw > 64 || !variant_has_simd(m->variant)) return lk_maxpool(m, L, arena);
+    const int8_t *x = (const int8_t *)(arena + X->offset);
+    int8_t *y = (int8_t *)(arena + Y->offset);
+    const int32_t n = L->kh * L->kw, ext_h = (L->kh - 1) * L->dh, ext_w = (L->kw - 1) * L->dw;
+    ptrdiff_t win[64], off[64];
+    for (int32_t t = 0; t < n; t++) win[t] = ((ptrdiff_t)(t / L->kw) * L->dh * W + (ptrdiff_t)(t % L->kw) * L->dw) * C;
+    for (int32_t oy = 0; oy < OH; oy++) {
+        const int32_t iy0 = oy * L->sh - L->pad_t;
+        for (int32_t ox = 0; ox < OW; ox++) {
+            const int32_t ix0 = ox * L->sw - L->pad_l;
+            int8_t *yp = y + ((size_t)oy * OW + ox) * C;
+            if (iy0 >= 0 && iy0 + ext_h < H && ix0 >= 0 && ix0 + ext_w < W) {
+                max_taps(m->variant, x + ((size_t)iy0 * W + ix0) * C, win, n, C, yp);
+                continue;
+            }
+            int32_t k = 0;
+            for (int32_t ki = 0; ki < L->kh; ki++) {
+                const int32_t iy = iy0 + ki * L->dh;
+                if (iy < 0 || iy >= H) continue;
+                for (int32_t kj = 0; kj < L->kw; kj++) {
+                    const int32_t ix = ix0 + kj * L->dw;
+                    if (ix >= 0 && ix < W) off[k++] = ((ptrdiff_t)iy * W + ix) * C;
+                }
+            }
+            if (k == 0) memset(yp, 0x80, (size_t)C);
+            else max_taps(m->variant, x, off, k, C, yp);
+        }
+    }
+    return LK_OK;
 }
 
 #endif /* the SIMD variants */

@@ -58,6 +58,17 @@ def _open_serial(port: str, baud: int, name: str):
                               f"and the port in the profile (ls /dev/ttyACM* /dev/ttyUSB*)") from None
 
 
+def brightness_payload(level: float) -> bytes:
+    """BRIGHTNESS's one byte: 0..1 as 0..255."""
+    return bytes([int(round(min(max(level, 0.0), 1.0) * 255))])
+
+
+def power_cap_payload(cap_ma: float | None) -> bytes:
+    """POWER_CAP's two bytes: milliamps, 0 for "no cap"."""
+    cap = 0 if cap_ma is None else int(min(max(cap_ma, 1), 0xFFFF))
+    return cap.to_bytes(2, "little")
+
+
 class FrameLink:
     """The wire to a companion: the serial port, framing, sequence numbers, replies matched
     to requests, the one rule that gates the line (nothing goes out while a SHOW is
@@ -76,7 +87,7 @@ class FrameLink:
         self._tx_seq = 0
         self._pending: list[P.Frame] = []  # replies not yet claimed by a waiter
         self.sensor: P.Sensor | None = None  # the newest scan
-        self.recent = deque(maxlen=256)  # the last scans, every one (diagnostics, tests)
+        self.recent: deque[P.Sensor] = deque(maxlen=256)  # the last scans, every one (diagnostics, tests)
         self.sensor_at = 0.0
         self.last_rx = self.last_tx = self._clock()
         self.broken: str | None = None
@@ -224,11 +235,11 @@ class CompanionLink(FrameLink):
     def __init__(self, port, baud: int = BAUD, name: str = "companion",
                  hello_timeout: float | None = None, clock=time.monotonic):
         super().__init__(port, baud, name, clock)
-        self.info: P.Info | None = None
         self.streaming = False
-        self._deferred = None  # (rgb, prelimited): the newest frame, waiting for that ACK
+        self._deferred: tuple[np.ndarray, bool] | None = None  # the newest frame, waiting for that ACK
+        self._settings: dict[int, bytes] = {}  # BRIGHTNESS/POWER_CAP to send with the next frame
         try:
-            self.info = self.hello(HELLO_TIMEOUT_S if hello_timeout is None else hello_timeout)
+            self.info: P.Info = self.hello(HELLO_TIMEOUT_S if hello_timeout is None else hello_timeout)
         except Exception:
             self.close()
             raise
@@ -283,13 +294,24 @@ class CompanionLink(FrameLink):
         return P.unpack_status(self._request(P.STATUS_REQ, b"", P.STATUS, "STATUS").payload)
 
     def set_brightness(self, level: float) -> None:
-        """Brightness the companion applies to its idle animation and to non-prelimited frames."""
-        self._request(P.BRIGHTNESS, bytes([int(round(min(max(level, 0.0), 1.0) * 255))]), P.ACK,
-                      "BRIGHTNESS")
+        """Brightness the companion applies to its idle animation and to non-prelimited frames
+        (waits for the ACK: for opening the part, never from the loop; see :meth:`queue_setting`)."""
+        self._request(P.BRIGHTNESS, brightness_payload(level), P.ACK, "BRIGHTNESS")
 
     def set_power_cap(self, cap_ma: float | None) -> None:
-        cap = 0 if cap_ma is None else int(min(max(cap_ma, 1), 0xFFFF))
-        self._request(P.POWER_CAP, cap.to_bytes(2, "little"), P.ACK, "POWER_CAP")
+        self._request(P.POWER_CAP, power_cap_payload(cap_ma), P.ACK, "POWER_CAP")
+
+    def queue_setting(self, type_: int, payload: bytes) -> None:
+        """Send a setting (BRIGHTNESS, POWER_CAP) ahead of the next LED frame, without waiting.
+
+        The device loop changes brightness live (``set brightness 40``); waiting for the
+        companion's ACK there would stall a frame for a round trip, or for a second when the
+        companion is busy. So the setting goes out when the line is free, as LED frames do
+        (newest value wins); its ACK is left unclaimed, a NAK is logged and counted when it
+        arrives (``_handle``), and a companion that stops answering is noticed by the link's
+        silence rules like any other."""
+        with self._lock:
+            self._settings[type_] = payload
 
     def stream(self, rate_hz: int) -> None:
         """Ask for SENSOR frames at ``rate_hz`` (0 stops them)."""
@@ -329,7 +351,13 @@ class CompanionLink(FrameLink):
         """Pump what has arrived and send the waiting LED frame if the line is free."""
         with self._lock:
             self.pump()
-            if self._deferred is None or not self._show_resolved():
+            if (self._deferred is None and not self._settings) or not self._show_resolved():
+                return
+            while self._settings:
+                type_, payload = next(iter(self._settings.items()))
+                self._send(type_, payload)
+                del self._settings[type_]
+            if self._deferred is None:
                 return
             data, prelimited = self._deferred
             self._deferred = None
@@ -372,7 +400,7 @@ class CompanionTouch(TouchSensor):
     def __init__(self, link: CompanionLink, pads: int = 12, rate_hz: int | None = None,
                  name: str = "touch", on_close=None):
         self.name = name
-        self.link = link
+        self.link: CompanionLink = link
         self._on_close = on_close
         info = link.info
         if pads > info.n_pads:
@@ -396,6 +424,7 @@ class CompanionTouch(TouchSensor):
             link.check_alive()
             link.keepalive()
             s = link.sensor
+        assert s is not None  # __init__ waited for the first scan
         if s.status & P.SENSOR_FAIL:
             raise PartError(self.name, "the companion's MPR121 is not answering: check its SDA/SCL, "
                                        "3.3 V and ADDR wiring to the microcontroller")
@@ -413,7 +442,7 @@ class CompanionTouch(TouchSensor):
         return None if self.link.sensor is None else self.link.sensor.t_ms
 
     def close(self) -> None:
-        link, self.link = getattr(self, "link", None), None
+        link, self.link = getattr(self, "link", None), None  # type: ignore[assignment]  # closed: None
         if link is None:
             return
         try:
@@ -441,7 +470,8 @@ class CompanionLeds(LedStrip):
         self.name = name
         self.link = link
         self._on_close = on_close
-        self._brightness, self._power_cap_ma, self._sync = 1.0, None, False
+        self._brightness, self._sync = 1.0, False
+        self._power_cap_ma: float | None = None
         if count != link.info.n_leds:
             raise PartError(name, f"the profile says {count} LEDs but the companion firmware drives "
                                   f"{link.info.n_leds}; rebuild it with N_LEDS={count} or fix the profile")
@@ -456,8 +486,9 @@ class CompanionLeds(LedStrip):
 
     # Brightness and the cap are set by the loop as plain attributes (``set brightness 40``
     # on the console); the companion needs them too, for its idle animation and backstop
-    # cap. A change is sent with the next frame, where a link failure is a part failure
-    # the loop already handles (a setter must never throw into the loop).
+    # cap. A change is queued with the next frame (CompanionLink.queue_setting: never waits
+    # for the companion), where a link failure is a part failure the loop already handles
+    # (a setter must never throw into the loop).
     @property
     def brightness(self) -> float:
         return self._brightness
@@ -482,17 +513,13 @@ class CompanionLeds(LedStrip):
     def _write(self, frame: np.ndarray) -> None:
         if self._sync:
             self._sync = False
-            try:
-                if self._power_cap_ma is not None:
-                    self.link.set_power_cap(self._power_cap_ma)
-                self.link.set_brightness(self._brightness)
-            except Exception:
-                self._sync = True      # try again with the next frame
-                raise
+            if self._power_cap_ma is not None:
+                self.link.queue_setting(P.POWER_CAP, power_cap_payload(self._power_cap_ma))
+            self.link.queue_setting(P.BRIGHTNESS, brightness_payload(self._brightness))
         self.link.show(frame[:, self._perm], prelimited=True)
 
     def close(self) -> None:
-        link, self.link = getattr(self, "link", None), None
+        link, self.link = getattr(self, "link", None), None  # type: ignore[assignment]  # closed: None
         if link is None:
             return
         try:

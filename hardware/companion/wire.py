@@ -186,7 +186,7 @@ class FrameReader:
         self._overflow = False
 
     def feed(self, data: bytes) -> list:
-        out = []
+        out: list[Frame | ProtocolError] = []
         for chunk_end in _split_keep(data):
             part, ended = chunk_end
             if not self._overflow:

@@ -174,14 +174,24 @@ class SimBody(Body):
     world: World | None = field(default=None, repr=False)
     clock: object = None
     t0: float = 0.0
+    #: the motion scene its channel parts read and the visitor who handles it (None for a
+    #: body with only the classic parts)
+    scene: object = field(default=None, repr=False)
+    visitor: object = field(default=None, repr=False)
 
     def now(self) -> float:
         """Seconds since the body was opened, on its clock."""
         return float(self.clock()) - self.t0
 
     def gesture_at(self, t: float | None = None) -> str:
-        """What the scripted visitor is doing at ``t`` (default: now) -- the honest label."""
-        return self.world.gesture_at(self.now() if t is None else t)
+        """What the scripted visitor is doing at ``t`` (default: now) -- the honest label:
+        the handling visitor's gesture on a body with channel parts, else the ring's."""
+        t = self.now() if t is None else t
+        if self.visitor is not None:
+            gesture = self.visitor.gesture_at(t)
+            if gesture != "nobody" or self.touch is None:
+                return gesture
+        return self.world.gesture_at(t)
 
     def press(self, pad: int, strength: float = 1.0) -> None:
         """Put a fingertip on pad ``pad`` (held until released)."""
@@ -214,12 +224,13 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
     parts = getattr(profile, "parts", None)
     present = set(ROLES) if profile is None else {r for r in ROLES if parts and r in parts}
     spec = {r: (parts.get(r) if parts else None) for r in ROLES}
+    script, gestures, body_script, body_only = _split_visit(profile, script, gestures)
 
     world = World(seed, script, gestures,
                   touch_threshold=_opt(spec["touch"], "touch_threshold", TOUCH_THRESHOLD),
                   release_threshold=_opt(spec["touch"], "release_threshold", RELEASE_THRESHOLD),
                   max_range_mm=_opt(spec["distance"], "max_range_mm", RANGER_MAX_MM))
-    body = SimBody(world=world, clock=clock, t0=float(clock()))
+    body = SimBody(world=world, clock=clock, t0=float(clock()), profile=profile)
     now = body.now
     if "touch" in present:
         body.touch = SimTouch(world, now)
@@ -234,10 +245,58 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
     if "display" in present:
         body.display = SimDisplay(now, _opt(spec["display"], "width", 128),
                                   _opt(spec["display"], "height", 64))
+    _open_channel_parts(body, profile, seed, body_script, body_only)
     for role, t in (failures or {}).items():
-        part = getattr(body, role, None) if role in ROLES else None
+        part = body.part(role)
         if part is None:
             raise SimError(f"cannot inject a failure into {role!r}: the body has "
                            f"{', '.join(body.parts()) or 'no parts'}")
         part.fail_after(float(t))
     return body
+
+
+def _channel_specs(profile) -> list:
+    from ..profile import channel_types
+    kinds = channel_types()
+    return [spec for spec in getattr(profile, "parts", {}).values() if spec.type in kinds]
+
+
+def _split_visit(profile, script, gestures):
+    """(ring script, ring gestures, body script, body gestures): a body with channel parts
+    and no pads gives the whole visit to the handling visitor (the ring's stays away); with
+    both, each visitor takes the gestures only it knows."""
+    from .body_visitor import BODY_GESTURES
+    from .gestures import GESTURES, TEACHABLE_GESTURES
+    if not _channel_specs(profile):
+        return script, gestures, None, None
+    ring = set(GESTURES + TEACHABLE_GESTURES)
+    if "touch" not in getattr(profile, "parts", {}):
+        return [], None, script, gestures
+    ring_only = [e for e in script if e[1] in ring] if script is not None else None
+    body_only = [e for e in script if e[1] not in ring] if script is not None else None
+    g_ring = [g for g in gestures if g in ring] if gestures else None
+    g_body = [g for g in gestures if g in BODY_GESTURES and g not in ring] if gestures else None
+    return ring_only, g_ring or None, body_only, g_body or None
+
+
+def _open_channel_parts(body: SimBody, profile, seed: int, script, only) -> None:
+    """The body's channel parts (IMU, ADC, PIR, button...) on a motion scene that a
+    :class:`~.body_visitor.BodyVisitor` acts on; each part reads the scene at the body's
+    time, the visitor planning ahead of it."""
+    specs = _channel_specs(profile)
+    if not specs:
+        return
+    from ..channel_parts import open_sim
+    from .body_visitor import BodyVisitor, body_gestures, pir_hold_s
+    from .motion import Scene
+    body.scene = scene = Scene(now=body.now, seed=seed)
+    body.visitor = visitor = BodyVisitor(scene, body_gestures(profile), seed, script, only,
+                                         hold_s=pir_hold_s(profile))
+
+    def now() -> float:
+        t = body.now()
+        visitor.extend(t)
+        return t
+
+    for spec in specs:
+        setattr(body, spec.role, open_sim(spec, scene, now))

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from lanthorn.errors import UserError
+from lanthorn.errors import UserError, install_hint
 
 from .render import Renderer
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from lanthorn.device import dataset
+from lanthorn.device.storage import dataset
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleError
 from lanthorn.host.studio import teach
@@ -159,7 +159,7 @@ class Studio:
         if key == self._oled_key:
             return
         self._oled_key = key
-        from lanthorn.device.behaviour import render_oled
+        from lanthorn.device.piece.behaviour import render_oled
         if oled.get("on"):
             img = render_oled(oled.get("text") or "", oled.get("mood") or "", 128, 64,
                               oled.get("footer") or "")
@@ -413,7 +413,7 @@ async def add_label(request: web.Request) -> web.Response:
     b = await body(request)
     label = _word(b.get("label"), "the label")
     if not (studio.data / dataset.MANIFEST).exists():
-        from lanthorn.device.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS
+        from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS
         await studio.blocking(dataset.create_dataset, studio.data, DEFAULT_RATE_HZ, CHANNELS,
                               LABELS)
     labels = await studio.blocking(dataset.add_label, studio.data, label)

@@ -20,11 +20,13 @@ from lanthorn.host.pty_link import PtyLink
 
 
 class SimPiece:
-    def __init__(self, data_dir: str | Path | None = None, log=None, seed: int = 0):
+    def __init__(self, data_dir: str | Path | None = None, log=None, seed: int = 0,
+                 profile: str | None = None):
         self._tmp = None if data_dir else tempfile.mkdtemp(prefix="lanthorn-studio-sim-")
         self.data_dir = Path(data_dir or self._tmp)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.seed = seed
+        self.profile = profile  # the body simulated (a shipped name or a .toml): its channels
         self.log = log or (lambda msg: None)
         self.cable = PtyLink()
         self.port = self.cable.host  # the studio's end
@@ -43,7 +45,8 @@ class SimPiece:
     def _spawn(self) -> None:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "lanthorn", "run", "--sim", "--seed", str(self.seed),
-             "--serial", self.cable.device, "--data-dir", str(self.data_dir), "--quiet"],
+             "--serial", self.cable.device, "--data-dir", str(self.data_dir), "--quiet",
+             *(["--profile", str(self.profile)] if self.profile else [])],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._log_file)
         self.starts += 1
 

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from lanthorn.device import dataset
-from lanthorn.device.frames import LABELS
+from lanthorn.device.storage import dataset
+from lanthorn.device.piece.frames import LABELS
 from lanthorn.errors import UserError
 
 STUDIO_SOURCE = "studio"
@@ -100,7 +100,7 @@ def quality_flags(bundle: Path) -> list[str]:
     """Why a model should not go to the object without a second thought: the quality gates
     its card carries (:mod:`lanthorn.quantize.quality`, the same ones ``lanthorn push``
     shows) that failed. Empty: it passes."""
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.quantize import quality
     card = read_bundle(bundle).card or {}
     gates = (card.get("quality") or {}).get("gates")
@@ -154,7 +154,7 @@ def train_and_quantize(data: Path, models: Path, name: str, epochs: int | None =
 
 def list_models(models: Path) -> list[dict]:
     """Bundles the studio trained (newest first), with their quality flags."""
-    from lanthorn.device.bundle import BundleError
+    from lanthorn.device.engine.bundle import BundleError
     out = []
     for b in sorted(Path(models).glob("*.lanthorn"), key=lambda p: p.stat().st_mtime,
                     reverse=True):

@@ -52,8 +52,8 @@ def train_and_quantize(corpus: Path, models: Path, name: str, epochs: int = STUD
     and its tasting notes' sample phrases per mood, with their seeds."""
     import onnxruntime
 
-    from lanthorn.device import dataset
-    from lanthorn.device.signing import signing_key_for
+    from lanthorn.device.storage import dataset
+    from lanthorn.device.engine.signing import signing_key_for
     from lanthorn.host.voice_train import DEFAULT_ARCH, train_voice
     from lanthorn.quantize.voice_quantize import quantize_voice
     onnxruntime.set_default_logger_severity(3)

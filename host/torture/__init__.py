@@ -8,7 +8,7 @@ every claim held). ``FULL`` is the published run (device/RELIABILITY.md), ``BOUN
 seconds-long version that runs in the test suite with the same code and fixed seeds.
 
 Campaigns: ``fuzz`` (console), ``push`` (push faults), ``power`` (SIGKILL during save,
-preset save, push and swap), ``storage`` (full, read-only, corrupt, poisoned), ``sensors``
+preset save, push and swap), ``crash`` (every state a power cut may leave, booted), ``storage`` (full, read-only, corrupt, poisoned), ``sensors``
 (fault episodes on every part), ``soak`` (simulated days), ``lock`` (PIN brute force, refused
 writes), ``supervisor`` (systemd Restart=/WatchdogSec= under kills and a hang).
 """
@@ -19,16 +19,18 @@ import tempfile
 import time
 from pathlib import Path
 
-CAMPAIGNS = ("fuzz", "push", "power", "storage", "sensors", "soak", "lock", "supervisor")
+CAMPAIGNS = ("fuzz", "push", "power", "crash", "storage", "sensors", "soak", "lock",
+             "supervisor")
 
 FULL = {
     "fuzz": {"bytes": 3_000_000, "status_every_s": 2.0, "settle_s": 3.0},
     "push": {"pushes": 220, "clean_every": 1, "signed": 30},
     "power": {"storage_kills": 520, "piece_kills": 40, "syscall_kills": 200},
+    "crash": {"bits": 10, "full": True},
     "storage": {},
     "sensors": {"episodes": 10_000},
     "soak": {"days": 7.0, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 6 * 3600.0,
-             "fullrate_hours": 2.0},
+             "fullrate_hours": 4.0, "fullrate_sample_s": 600.0, "fullrate_warmup_s": 1800.0},
     "lock": {"brute_s": 60.0},
     "supervisor": {"kills": 8, "hangs": 1},
 }
@@ -37,13 +39,15 @@ BOUNDED = {
     "fuzz": {"bytes": 60_000, "status_every_s": 4.0, "settle_s": 1.0},
     "push": {"pushes": 12, "clean_every": 3, "signed": 3},
     "power": {"storage_kills": 16, "piece_kills": 2},
+    "crash": {"bits": 3},
     # (the other storage cases run in-process in tests/test_reliability_regressions.py)
     "storage": {"poisoned_boots": 1, "only": ["corrupt settings.json", "lock.json damaged",
                                               "read-only + corrupt current model",
                                               "full: save, lock, unlock, preset delete"]},
     "sensors": {"episodes": 80},
     "soak": {"days": 2 / 24, "sensor_hz": 1.0, "led_fps": 0.5, "sample_every_s": 900.0,
-             "warmup_s": 1800.0, "fullrate_hours": 0.0},
+             "warmup_s": 1800.0, "fullrate_hours": 3 / 60, "fullrate_sample_s": 30.0,
+             "fullrate_warmup_s": 60.0},
     "lock": {"brute_s": 3.0},
     "supervisor": {"kills": 1, "hangs": 1, "watchdog_s": 4.0},
 }
@@ -69,6 +73,9 @@ def run_campaign(name: str, budget: dict, work: Path, seed: int = 0) -> dict:
             figures["syscall"] = power_cuts.syscall_trials(work, budget["syscall_kills"], seed + 3)
         figures["failures"] = [f for part in ("storage", "piece", "syscall")
                                for f in figures.get(part, {}).get("failures", [])]
+    elif name == "crash":
+        from lanthorn.host.torture import crash_scenarios
+        figures = crash_scenarios.run(work, budget, seed + 8)
     elif name == "storage":
         from lanthorn.host.torture import storage_faults
         figures = storage_faults.run(work, budget, seed + 3)
@@ -79,9 +86,11 @@ def run_campaign(name: str, budget: dict, work: Path, seed: int = 0) -> dict:
         from lanthorn.host.torture import soak
         figures = soak.run(budget, seed + 5)
         if budget.get("fullrate_hours"):
-            full = soak.run({"days": budget["fullrate_hours"] / 24.0, "sample_every_s": 900.0,
-                             "warmup_s": 1800.0}, seed + 5)
-            full.pop("samples")
+            hours = budget["fullrate_hours"]
+            full = soak.run({"days": hours / 24.0, "voice": True,
+                             "sample_every_s": budget.get("fullrate_sample_s", 900.0),
+                             "warmup_s": budget.get("fullrate_warmup_s", 1800.0)}, seed + 5)
+            full["samples"] = full["samples"][-24:]
             figures["fullrate"] = full
             figures["failures"] = figures["failures"] + full["failures"]
     elif name == "supervisor":
@@ -140,11 +149,14 @@ def _done(name: str, f: dict) -> str:
     if name == "power":
         n = f['storage']['kills'] + f['piece']['kills'] + f.get('syscall', {}).get('kills', 0)
         return f"{n} SIGKILLs" + (f" ({f['syscall']['kills']} on a syscall)" if "syscall" in f else "")
+    if name == "crash":
+        return f"{g('crash_states'):,} crash states of {g('operations')} operations"
     if name == "storage":
         return f"{g('storage_faults')} storage faults" + (f" ({len(g('not_run'))} not run)"
                                                           if g("not_run") else "")
     if name == "sensors":
-        return f"{g('fault_episodes'):,} fault episodes, {g('faulted_calls'):,} faulty calls"
+        return (f"{g('fault_episodes'):,} fault episodes ({g('stuck_episodes')} stuck), "
+                f"{g('faulted_calls'):,} faulty calls")
     if name == "soak":
         return f"{g('simulated_days')} simulated days"
     if name == "lock":
@@ -170,14 +182,20 @@ def _found(name: str, f: dict) -> str:
         return (f"unbootable {s['unbootable']}, corrupt settings {s['corrupt_settings']}, "
                 f"temp files swept {s['temp_files_swept_at_boot']}, piece restarts "
                 f"{f['piece']['restarts']}")
+    if name == "crash":
+        return f"{g('bad_states')} states neither old nor new"
     if name == "storage":
         return "light + console in every case" if not g("failures") else g("failures")[0][:80]
     if name == "sensors":
         return (f"crashes {g('crashes')}, detect <= {g('detect_s_max')} s, recover <= "
-                f"{g('recover_s_max')} s")
+                f"{g('recover_s_max')} s, stuck reported <= {g('stuck_detect_s_max')} s "
+                f"(thresholds {g('stuck_thresholds_s')})")
     if name == "soak":
+        full = (g("fullrate") or {}).get("slope_per_hour_after_warmup") or {}
+        rate = (f"; full rate: RSS {full.get('rss_kb')} kB/h, gc objects "
+                f"{full.get('gc_objects')}/h over {full.get('hours')} h" if full else "")
         return (f"RSS +{g('rss_growth_kb_after_day1')} kB after day 1, gc objects "
-                f"{g('gc_objects_first_day')} -> {g('gc_objects_end')}")
+                f"{g('gc_objects_first_day')} -> {g('gc_objects_end')}" + rate)
     if name == "lock":
         return f"evaluated {g('guesses_evaluated')}, gaps {g('gaps_between_evaluated_guesses_s')}"
     if name == "supervisor":

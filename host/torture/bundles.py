@@ -11,7 +11,7 @@ import hashlib
 import json
 import struct
 
-from lanthorn.device import bundle as bf
+from lanthorn.device.engine import bundle as bf
 
 
 def rewrite_header(data: bytes, mutate) -> bytes:

@@ -13,9 +13,9 @@ import json
 import random
 import time
 
-from lanthorn.device import console_wire
-from lanthorn.device import push_wire as pp
-from lanthorn.device.console import LineReader, decode_line
+from lanthorn.device.console import console_wire
+from lanthorn.device.console import push_wire as pp
+from lanthorn.device.console.server import LineReader, decode_line
 from lanthorn.host.torture.piece import is_final
 
 #: commands the fuzz mutates (record, push, lock and rollback have their own campaigns)

@@ -20,7 +20,7 @@ import time
 import tty
 from pathlib import Path
 
-from lanthorn.device import push_wire as pp
+from lanthorn.device.console import push_wire as pp
 
 
 def is_final(line: str) -> bool:

@@ -23,13 +23,13 @@ import sys
 import time
 from pathlib import Path
 
-from lanthorn.device.storage import SHIPPED_MODEL, DataDir
+from lanthorn.device.storage.storage import SHIPPED_MODEL, DataDir
 
 WORKER = r'''
 import hashlib, json, sys
 from pathlib import Path
-from lanthorn.device.storage import DataDir
-from lanthorn.device.push_wire import PushReceiver, encode_frame
+from lanthorn.device.storage.storage import DataDir
+from lanthorn.device.console.push_wire import PushReceiver, encode_frame
 root, op, n0 = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 dd = DataDir(root)
 bundles = [Path(p).read_bytes() for p in sys.argv[4:6]]
@@ -74,7 +74,7 @@ def _temp_files(root: Path) -> list[Path]:
 
 def boot_check(root: Path, last_done: dict) -> list[str]:
     """Boot ``root`` as the piece does and return what is wrong (empty: a good boot)."""
-    from lanthorn.device.inference import refuse_unfit
+    from lanthorn.device.piece.inference import refuse_unfit
     problems = []
     dd = DataDir(root)
     left = _temp_files(root)
@@ -256,7 +256,7 @@ def _push_until(piece, data: bytes, deadline: float) -> None:
     """Start a push and send its frames until ``deadline`` (acks are not waited for: the
     power goes off at the deadline whatever state the push or the swap is in)."""
     import hashlib
-    from lanthorn.device import push_wire as pp
+    from lanthorn.device.console import push_wire as pp
     sha = hashlib.sha256(data).hexdigest()
     try:
         obj = piece.call(f"push begin {len(data)} {sha} 1024", timeout=10)

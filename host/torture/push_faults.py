@@ -15,9 +15,9 @@ import json
 import random
 import time
 
-from lanthorn.device import bundle as bf
-from lanthorn.device import push_wire as pp
-from lanthorn.device.storage import SHIPPED_MODEL
+from lanthorn.device.engine import bundle as bf
+from lanthorn.device.console import push_wire as pp
+from lanthorn.device.storage.storage import SHIPPED_MODEL
 from lanthorn.host.torture import bundles
 
 
@@ -143,7 +143,7 @@ def _locked_pushes(piece, rng, n: int, good_a: bytes, good_b: bytes, failures: l
         return {}
     from cryptography.hazmat.primitives.asymmetric import ed25519
 
-    from lanthorn.device import signing
+    from lanthorn.device.engine import signing
     trusted, foreign = ed25519.Ed25519PrivateKey.generate(), ed25519.Ed25519PrivateKey.generate()
     pin = "7391"
     for line in (f"trust add {signing.key_text(signing.public_of(trusted))} torture", f"lock {pin}"):

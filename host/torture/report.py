@@ -73,12 +73,32 @@ brackets).
 - **The soak leak** (gc-tracked objects +7,200 an hour, RSS +2.8 MB an hour): the
   simulator's endless visitor kept every gesture it ever planned. It forgets gestures older
   than 15 minutes [`test_the_endless_visitor_forgets_old_gestures`].
+- **`record` on a full or read-only card answered a raw exception and logged a traceback**
+  (the outside checks, issue 27). Every console command that writes now answers one `ERR`
+  naming the card and the way out (`the card is full: could not ...; free space on it ...;
+  'status' shows storage`), on a real full or read-only tmpfs and with the refusal
+  injected [`tests/test_full_card.py`]; the storage campaign types `record tap 1` into a
+  real piece on each card and checks its log.
+- **A stuck sensor was never noticed** (a pad reading "touched" all day, a distance frozen
+  to the bit): every read succeeds. The stuck detector (`device/piece/stuck.py`) reports it once,
+  re-initialises the part (an MPR121 soft reset takes a fresh baseline), imputes the
+  channel and reports the recovery; the sensor campaign injects held pads and frozen
+  distances past their thresholds [`tests/test_stuck.py`].
+- **A stalled push made the console deaf** until it timed out: lines typed meanwhile are
+  answered `ERR busy: a push is in progress (N bytes of M)` and the push resumes
+  [`tests/test_push_busy.py`].
+- **Crash states** (the `crash` campaign): a take's folder was made with `mkdir` and never
+  synced into its parent, so a power cut could lose the recording while the synced manifest
+  still pinned it. New folders are synced into their parents (`atomic.make_dirs`)
+  [`tests/test_torture.py::test_crash_states`].
 """
 
 LIMITS = """## What these figures do not cover (yet)
 
 - Kills land at random instants (sleep-then-SIGKILL, a few hundred microseconds apart at
-  most), not at each syscall boundary as an strace fault-injection run would place them.
+  most); the `crash` campaign adds every state a power cut may leave at each call the
+  storage layer makes (its own calls, recorded in-process, not a block-level trace: a
+  library writing behind its back, or a card that lies about fsync, is not modelled).
 - The sensor campaign counts fault *episodes* (a fault with a start and an end, then a
   recovery) and the faulty calls inside them; the episodes are spaced so that every
   recovery is timed, which bounds how many fit in a run.
@@ -96,10 +116,16 @@ CLAIMS = {
             "by its trusted key.",
     "power": "Power cuts: SIGKILL at random instants during save, preset save, a push and the "
              "model swap; every boot has old-or-new settings, a loadable model, no temp files.",
+    "crash": "Crash states: the storage layer's write, fsync, rename and unlink calls of each "
+             "multi-file operation recorded, every state a power cut may leave under POSIX "
+             "rules (only synced data and synced renames sure; the rest lost or kept in any "
+             "order, contents torn) built and booted; every file old or new.",
     "storage": "Storage faults: full card, read-only card, corrupt settings, damaged lock file, "
                "deleted or poisoned model: the piece comes up with light and a console.",
     "sensors": "Sensor faults: I/O errors, driver bugs, wrong types, stuck values, replug into "
-               "stop mode and bus stretching on every part, on the simulator's clock.",
+               "stop mode and bus stretching on every part, on the simulator's clock; pads "
+               "held touched and distances frozen past their thresholds are reported stuck, "
+               "re-initialised and seen to recover.",
     "soak": "Soak: simulated days with the simulator's crowd by day and quiet hours by night (frame times include the OLED, drawn on the loop's thread here).",
     "lock": "Lock: after `lock` every change is refused; PIN brute force is slowed down "
             "(1 s, 2 s, 4 s ... 5 min between guesses), also across a power cut.",

@@ -5,12 +5,17 @@ Fault kinds, each an *episode* with a start and an end: ``io`` (the bus does not
 PartError), ``bug`` (the driver raises something else), ``garbage`` (the driver returns a
 wrong type or an impossible value), ``zeros`` (an MPR121 replugged or browned out: reads
 succeed with all-zero counts until the part is re-initialised), ``stuck`` (the same reading
-forever) and ``hang`` (each call stretches the bus by up to 25 ms). A part re-opened by the
-loop (the body's ``open_part``, as on real hardware) is re-initialised.
+for a few seconds, too short to be judged), ``held`` (a pad reads touched for longer than
+``stuck_touch_s``: a drifted baseline or a shorted cable) and ``frozen`` (the distance frozen
+to the bit for longer than ``stuck_frozen_s``), and ``hang`` (each call stretches the bus by
+up to 25 ms). A part re-opened by the loop (the body's ``open_part``, as on real hardware)
+is re-initialised.
 
 Measured: no exception ever leaves ``step()``; every detectable episode shows as a failed
 part within 1 s; every part is "ok" again within the retry interval after its episode
-ends; touches keep reaching the light while other parts are failing.
+ends; touches keep reaching the light while other parts are failing; every held pad and
+frozen distance is reported stuck within its threshold (+0.5 s) and no longer stuck within
+the retry interval after its episode ends.
 """
 from __future__ import annotations
 
@@ -23,13 +28,16 @@ import numpy as np
 from lanthorn.hardware.interfaces import PartError, TouchReading
 
 KINDS = {
-    "touch": ("io", "bug", "garbage", "zeros", "stuck", "hang"),
-    "distance": ("io", "bug", "garbage", "stuck", "hang"),
+    "touch": ("io", "bug", "garbage", "zeros", "stuck", "held", "hang"),
+    "distance": ("io", "bug", "garbage", "stuck", "frozen", "hang"),
     "light": ("io", "bug", "garbage", "stuck", "hang"),
     "leds": ("io", "bug", "hang"),
     "display": ("io", "bug"),
 }
 DETECTABLE = {"io", "bug", "garbage", "zeros"}
+#: stuck episodes, seen by the stuck detector: (kind -> its threshold parameter)
+STUCK = {"held": "stuck_touch_s", "frozen": "stuck_frozen_s"}
+STUCK_PARAMS = {"stuck_touch_s": 8.0, "stuck_frozen_s": 5.0}  # short, for simulated time
 METHOD = {"touch": "read", "distance": "read_mm", "light": "read_lux", "leds": "show",
           "display": "show"}
 
@@ -49,6 +57,7 @@ class Injector:
 
     def start(self, kind: str, until: float) -> None:
         self.kind, self.until = kind, until
+        self.pad = self.rng.randrange(12)
         if kind == "zeros":
             self.stopped = True
 
@@ -80,6 +89,13 @@ class Injector:
             return TouchReading(z, z.copy(), 0)
         if active == "stuck" and self._last is not None:
             return self._last
+        if active == "frozen":
+            return 412.0  # to the millimetre, while everything else moves
+        if active == "held":
+            r = self._real(*args)
+            raw = r.raw.copy()
+            raw[self.pad] = max(int(r.baseline[self.pad]) - 60, 0)
+            return TouchReading(raw, r.baseline, r.touched | (1 << self.pad))
         value = self._real(*args)
         self._last = value
         return value
@@ -131,10 +147,10 @@ class _Campaign:
     detected (pending_detect) or a part not yet recovered (pending_recover)."""
 
     def __init__(self, seed: int, target: int):
-        from lanthorn.device.params import ParamStore
-        from lanthorn.device.piece import Piece
-        from lanthorn.device.runtime import load
-        from lanthorn.device.storage import SHIPPED_MODEL
+        from lanthorn.device.piece.params import ParamStore
+        from lanthorn.device.piece.piece import Piece
+        from lanthorn.device.engine.runtime import load
+        from lanthorn.device.storage.storage import SHIPPED_MODEL
         from lanthorn.hardware.body import open_body
         from lanthorn.hardware.profile import load_profile
 
@@ -142,7 +158,10 @@ class _Campaign:
         self.body = open_body(load_profile("sim"), sim=True, seed=seed, realtime=False)
         self.clock = clock = self.body.clock
         self.injectors = {role: Injector(role, getattr(self.body, role), clock, rng) for role in KINDS}
-        self.loop = Piece(FaultBody(self.body, self.injectors), params=ParamStore(),
+        params = ParamStore()
+        for name, value in STUCK_PARAMS.items():
+            params.set(name, value)
+        self.loop = Piece(FaultBody(self.body, self.injectors), params=params,
                           model=load(str(SHIPPED_MODEL)), clock=clock, charge_compute=False,
                           oled_thread=False, minute_of_day=lambda: 720, seed=seed)
         self.retry = self.loop.RETRY_S
@@ -152,6 +171,9 @@ class _Campaign:
         self.by_kind: dict[str, int] = {}
         self.pending_detect: dict[str, tuple[float, str, int]] = {}
         self.pending_recover: dict[str, float] = {}
+        self.pending_stuck: dict[str, tuple[float, float]] = {}   # role -> (start, threshold)
+        self.pending_unstuck: dict[str, float] = {}               # role -> episode end
+        self.stuck_detect_s, self.stuck_recover_s = [], []
         self.next_fault = {role: clock() + rng.uniform(0.5, 3.0) for role in KINDS}
         self.detect_s, self.detect_display, self.recover_s, self.failures = [], [], [], []
         self.crashes = self.lat_before = self.touches_while_others_failed = 0
@@ -159,16 +181,21 @@ class _Campaign:
 
     def unfinished(self) -> bool:
         return bool(sum(self.episodes.values()) < self.target or self.pending_recover
-                    or self.pending_detect)
+                    or self.pending_detect or self.pending_stuck or self.pending_unstuck)
 
     def inject(self) -> None:
         """Start a fault on each part whose next episode is due and that has recovered."""
         now, rng = self.clock(), self.rng
         for role, inj in self.injectors.items():
             if now >= self.next_fault[role] and sum(self.episodes.values()) < self.target and \
-                    role not in self.pending_recover and role not in self.pending_detect:
+                    role not in self.pending_recover and role not in self.pending_detect and \
+                    role not in self.pending_stuck and role not in self.pending_unstuck:
                 kind = rng.choice(KINDS[role])
                 length = rng.choice([0.05, 0.2, 0.5, 1.5, 4.0])
+                if kind in STUCK:  # longer than the part may plausibly be still
+                    threshold = STUCK_PARAMS[STUCK[kind]]
+                    length = threshold + rng.uniform(1.0, 6.0)
+                    self.pending_stuck[role] = (now, threshold)
                 inj.start(kind, now + length)
                 self.episodes[role] += 1
                 self.by_kind[kind] = self.by_kind.get(kind, 0) + 1
@@ -193,6 +220,7 @@ class _Campaign:
     def watch(self, now: float) -> None:
         self._watch_detection(now)
         self._watch_recovery(now)
+        self._watch_stuck(now)
         health, latency = self.loop.health, self.loop.latency_ms
         if latency.n > self.lat_before:
             self.lat_before = latency.n
@@ -230,6 +258,31 @@ class _Campaign:
                                      f"(health: {health.get(role)})")
                 del self.pending_recover[role]
 
+    def _watch_stuck(self, now: float) -> None:
+        """A held pad or frozen distance: reported stuck within its threshold, and no longer
+        stuck within the retry interval once the episode is over."""
+        stuck = self.loop.parts.stuck_now
+        for role, (t_start, threshold) in list(self.pending_stuck.items()):
+            if role in stuck:
+                self.stuck_detect_s.append(now - t_start)
+                if now - t_start > threshold + 0.5:
+                    self.failures.append(f"{role} stuck at t={t_start:.2f} reported only after "
+                                         f"{now - t_start:.2f} s (threshold {threshold:g} s)")
+                del self.pending_stuck[role]
+                self.pending_unstuck[role] = self.injectors[role].until
+            elif now - t_start > threshold + 1.0:
+                self.failures.append(f"{role} stuck at t={t_start:.2f} not reported within "
+                                     f"{threshold:g} s + 1 s")
+                del self.pending_stuck[role]
+        for role, t_end in list(self.pending_unstuck.items()):
+            if now >= t_end and role not in stuck:
+                self.stuck_recover_s.append(now - t_end)
+                del self.pending_unstuck[role]
+            elif now - t_end > self.retry + 1.0:
+                self.failures.append(f"{role} still stuck {now - t_end:.1f} s after its "
+                                     "episode ended")
+                del self.pending_unstuck[role]
+
     def figures(self) -> dict:
         loop = self.loop
 
@@ -243,5 +296,10 @@ class _Campaign:
                 "recover_s_max": worst(self.recover_s), "retry_interval_s": self.retry,
                 "touch_to_light_ms": loop.latency_ms.summary(),
                 "touches_lit_while_other_parts_failed": self.touches_while_others_failed,
+                "stuck_episodes": len(self.stuck_detect_s),
+                "stuck_reported": loop.parts.stuck_episodes,
+                "stuck_detect_s_max": worst(self.stuck_detect_s),
+                "stuck_recover_s_max": worst(self.stuck_recover_s),
+                "stuck_thresholds_s": STUCK_PARAMS,
                 "frames": loop.frames_shown, "wall_s": round(time.monotonic() - self.t0_wall, 1),
                 "failures": self.failures}

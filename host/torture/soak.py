@@ -7,7 +7,10 @@ Days of simulated time at the real rates (100 Hz sensors, 60 fps) would take hou
 the multi-day run lowers the sensor and LED rates (``sensor_hz``, ``led_fps``); every code
 path still runs on every sample, frame and inference, which is what accumulates memory.
 The verdict compares the end with the end of the warm-up (the first day unless
-``warmup_s`` says otherwise): growth must stay within the bounds.
+``warmup_s`` says otherwise): growth must stay within the bounds. The full-rate soak beside
+it (``fullrate_hours``: 100 Hz sensing, 60 fps, the shipped voice speaking) runs simulated
+hours and reports the least-squares slope per hour of RSS and gc-tracked objects after the
+warm-up, with fds and threads, which must not change.
 """
 from __future__ import annotations
 
@@ -46,6 +49,7 @@ def run(budget: dict, seed: int = 5) -> dict:
                         "gc_objects": len(gc.get_objects()), "frame_ms_p99": loop.frame_ms.percentile(99),
                         "frames": loop.frames_shown, "inferences": loop.inferences})
     body.close()
+    loop.shutdown()
     per_day = max(1, int(round(budget.get("warmup_s", DAY) / sample_every)))
     first = samples[min(per_day, len(samples)) - 1]  # after the first day's warm-up
     last = samples[-1]
@@ -59,16 +63,35 @@ def run(budget: dict, seed: int = 5) -> dict:
             "gc_objects_first_day": first["gc_objects"], "gc_objects_end": last["gc_objects"],
             "fds": [samples[0]["fds"], last["fds"]], "threads": [samples[0]["threads"], last["threads"]],
             "frame_ms_p99_max": max((s["frame_ms_p99"] or 0) for s in samples),
+            "phrases": len(loop.voice_log), "voice": loop.voice_name,
+            "slope_per_hour_after_warmup": slopes(samples[per_day - 1:]),
+            # the bounded rings (timeline, gesture log) fill for the first hour or so: the
+            # second half says whether anything keeps growing once they are full
+            "slope_per_hour_last_half": slopes(samples[len(samples) // 2:]),
             "samples": samples, "failures": failures}
+
+
+def slopes(samples: list[dict]) -> dict:
+    """Least-squares growth per simulated hour of RSS (kB) and gc objects over ``samples``."""
+    if len(samples) < 2:
+        return {}
+    import numpy as np
+    h = np.array([s["sim_h"] for s in samples], np.float64)
+    out = {}
+    for key in ("rss_kb", "gc_objects"):
+        y = np.array([s[key] for s in samples], np.float64)
+        out[key] = round(float(np.polyfit(h, y, 1)[0]), 1) if np.ptp(h) > 0 else None
+    out["hours"] = round(float(h[-1] - h[0]), 2)
+    return out
 
 
 def _museum_piece(budget: dict, seed: int):
     """A simulated piece on a simulated clock that starts when the museum opens (9:00) and
     sleeps through quiet hours 22:00-08:00, as an exhibited piece would."""
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.runtime import load
-    from lanthorn.device.storage import SHIPPED_MODEL
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.piece.piece import Piece
+    from lanthorn.device.engine.runtime import load
+    from lanthorn.device.storage.storage import SHIPPED_MODEL
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import load_profile
 
@@ -82,10 +105,15 @@ def _museum_piece(budget: dict, seed: int):
     def minute_of_day() -> int:
         return int((start_minute + clock() / 60.0) % 1440)
 
+    voice = None
+    if budget.get("voice"):
+        from lanthorn.device.storage.storage import SHIPPED_VOICE
+        from lanthorn.device.piece.voice import load_voice
+        voice = load_voice(str(SHIPPED_VOICE))
     loop = Piece(body, params=params, model=load(str(SHIPPED_MODEL)), clock=clock,
                  charge_compute=False, oled_thread=False, minute_of_day=minute_of_day,
                  sensor_hz=budget.get("sensor_hz", 100.0), led_fps=budget.get("led_fps", 60.0),
-                 seed=seed)
+                 seed=seed, voice=voice, voice_thread=bool(budget.get("voice_thread", False)))
     return body, loop
 
 

@@ -15,7 +15,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from lanthorn.device.storage import SHIPPED_MODEL
+from lanthorn.device.storage.storage import SHIPPED_MODEL
 
 
 def _mount_tmpfs(path: Path, size: str = "64k") -> bool:
@@ -177,8 +177,22 @@ def _observe_unwritable(name, how, piece, got, failures) -> dict:
     got["save"] = save.get("error") or save.get("message")
     if save.get("ok") and how.get("ro"):
         failures.append(f"{name}: save on a read-only card answered OK")
+    got["record"] = _record_typed(name, piece, failures)
     st = piece.status()
     if st.get("storage") == "ok":
         failures.append(f"{name}: status does not say what could not be written")
     got["storage"] = st.get("storage")
     return st
+
+
+def _record_typed(name, piece, failures) -> str:
+    """The issue's reproducer: ``record tap 1`` typed at a terminal on a card that cannot
+    keep it answers one ERR naming the card, and the device log holds no traceback."""
+    piece.drain()
+    piece.request("mode text")
+    final, before = piece.request("record tap 1", timeout=30)
+    if before or not final.startswith("ERR the card is"):
+        failures.append(f"{name}: record answered {before + [final]}")
+    if "Traceback" in piece.log_path.read_text(errors="replace"):
+        failures.append(f"{name}: a traceback in the device log")
+    return final

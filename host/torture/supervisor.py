@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def unit_settings() -> dict[str, str]:
-    from lanthorn.device.service import unit_text
+    from lanthorn.device.service.service import unit_text
     from lanthorn.vocabulary import SYSTEM_DATA_DIR
     text = unit_text("lanthorn", SYSTEM_DATA_DIR, None, "/dev/ttyGS0", [])
     out = {}

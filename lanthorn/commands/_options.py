@@ -1,7 +1,7 @@
 """Options several commands share, declared once so their defaults and help cannot drift:
 the serial line speed (:data:`lanthorn.vocabulary.BAUD`), the hardware profile (its help
 lists the profiles that actually ship, from :func:`lanthorn.hardware.profile.shipped_profiles`)
-the data directory (:mod:`lanthorn.device.data_dir`) and signing a bundle that a command
+the data directory (:mod:`lanthorn.device.storage.data_dir`) and signing a bundle that a command
 writes (``quantize``, ``import``, ``voice quantize``)."""
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def add_profile(parser, default: str = "the detected board's") -> None:
 
 
 def add_data_dir(parser, what: str = "models, settings, presets and recordings") -> None:
-    from lanthorn.device.data_dir import DEFAULT_DATA_DIR_HELP
+    from lanthorn.device.storage.data_dir import DEFAULT_DATA_DIR_HELP
     parser.add_argument("--data-dir", metavar="DIR",
                         help=f"{what} (default: {DEFAULT_DATA_DIR_HELP})")
 
@@ -63,10 +63,10 @@ def add_signing_arguments(parser) -> None:
 
 def signing_key(args):
     """The key to sign with (loaded before any long work, so a bad key fails fast)."""
-    from lanthorn.device.signing import signing_key_for
+    from lanthorn.device.engine.signing import signing_key_for
     return signing_key_for(args.sign_key, args.no_sign)
 
 
 def signed_note(bundle) -> str:
-    from lanthorn.device.signing import short_id
+    from lanthorn.device.engine.signing import short_id
     return f", signed by {short_id(bundle.signature[0])}…" if bundle.signature else ", unsigned"

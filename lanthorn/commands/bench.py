@@ -31,7 +31,8 @@ def add_arguments(parser):
     parser.add_argument("--quick", action="store_true", help="shorter timing (~15 s for the suite)")
     parser.add_argument("--models", help="comma-separated zoo models (default: all of "
                         "mlp_25k,mlp_700k,cnn1d_14x50,cnn2d_32,char_lm) and 'voice' (the shipped "
-                        "voice: per character and per phrase)")
+                        "voice: per character and per phrase); 'mlperf-tiny' for the four MLPerf "
+                        "Tiny architectures and a TCN, or any model of lanthorn.quantize.mlperf_tiny")
     parser.add_argument("--bundle", action="append", default=[], metavar="X.lanthorn",
                         help="bench this bundle (against onnxruntime on its QDQ twin); "
                         "repeatable; with --bundle the zoo runs only if --models is given")
@@ -40,9 +41,43 @@ def add_arguments(parser):
     parser.add_argument("--seed", type=int, default=0, help="seed of the zoo models and inputs")
     parser.add_argument("--layers", action="store_true", help="also time each layer of the "
                         "numpy path (where its time goes)")
+    parser.add_argument("--kernels", action="store_true", help="instead of whole models, time "
+                        "single layers of cnn2d_32 (its 3-channel first conv, depthwise conv, "
+                        "max-pool): the bare C kernel per variant against onnxruntime int8")
+    parser.add_argument("--peer", choices=["tflite"], help="with --kernels: also LiteRT with "
+                        "XNNPACK (needs `pip install ai-edge-litert`)")
+
+
+def run_kernels(args) -> int:
+    """``--kernels``: the single-layer table of :mod:`lanthorn.host.bench_kernels`."""
+    import tempfile
+
+    from lanthorn.device import engine_c
+    from lanthorn.host import bench_kernels, tflite_peer
+    if args.peer == "tflite" and tflite_peer.available():
+        raise UserError(f"--peer tflite: {tflite_peer.available()}")
+    best = engine_c.CEngine(bench_kernels.null_graph()).backend
+    variants = [best] + [v for v in bench.c_variants(args.variants) if v != best]
+    with tempfile.TemporaryDirectory() as d:
+        case = next(bench._zoo_cases(["cnn2d_32"], Path(d), args.seed))
+    rounds = args.reps or (60 if args.quick else 400)
+    report = bench_kernels.bench_kernels(case.bundle.graph, variants, args.peer, rounds, args.seed)
+    report["machine"] = bench.machine_info()
+    print(bench_kernels.format_kernels(report))
+    if args.json:
+        import json
+        Path(args.json).write_text(json.dumps(report, indent=2) + "\n")
+        print(f"\nwrote {args.json}")
+    return 0
 
 
 def run(args) -> int:
+    if args.peer and not args.kernels:
+        raise UserError("--peer goes with --kernels (the single-layer table)")
+    if args.json and not Path(args.json).parent.is_dir():
+        raise UserError(f"cannot write {args.json}: folder {Path(args.json).parent} does not exist")
+    if args.kernels:
+        return run_kernels(args)
     settings = bench.settings_for(args.quick, args.reps, args.layers, args.variants)
     names, with_voice = bench.zoo_names(args.models, bool(args.bundle))
     if args.json:   # fail before the long part if the report cannot be written

@@ -23,7 +23,7 @@ def add_arguments(parser) -> None:
 
 def run(args) -> int:
     if args.markdown:
-        from lanthorn.device.console_wire import markdown
+        from lanthorn.device.console.console_wire import markdown
         print(markdown(), end="")
         return 0
     if not args.port:

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from lanthorn.commands._options import add_provenance
-from lanthorn.device import dataset as dsf
-from lanthorn.device.dataset import DataError, Source
-from lanthorn.device.frames import DEFAULT_RATE_HZ
+from lanthorn.device.storage import dataset as dsf
+from lanthorn.device.storage.dataset import DataError, Source
+from lanthorn.device.piece.frames import DEFAULT_RATE_HZ
 from lanthorn.host import curate
 from lanthorn.host.curate import SYNTH_SOURCE
 
@@ -33,6 +33,12 @@ def _synth_arguments(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="same seed, same data (default 0)")
     p.add_argument("--source", default=SYNTH_SOURCE, help=f"source name (default {SYNTH_SOURCE})")
     p.add_argument("--gzip", action="store_true", help="write .csv.gz recordings (smaller)")
+    p.add_argument("--profile", help="a hardware profile (shipped name or .toml): the simulated "
+                                     "visitor handles that body (lift, tilt, shake, knock, "
+                                     "approach, press, turn) and its own channels are written; "
+                                     "default: the default piece's ring of pads")
+    p.add_argument("--rate", type=float, default=DEFAULT_RATE_HZ,
+                   help="with --profile, frames per second of a new dataset (default 25)")
 
 
 def _import_arguments(sub) -> None:
@@ -103,7 +109,7 @@ With a header row, columns are matched by name (the dataset's channels, plus 'la
 'session' and 't'/'time'/'timestamp'); without one, the columns are the channels in the
 dataset's order, plus an optional label column first or last.
 
-Values are ENCODED frames unless --raw. The default piece's encoding (device/frames.py):
+Values are ENCODED frames unless --raw. The default piece's encoding (device/piece/frames.py):
   pad0..pad11  touch strength = (baseline - raw count) / 100, clipped to 0..2
   distance     approach = 1 - mm / 1200, clipped to 0..1; 0 = nothing in range
   light        log10(1 + lux) / 4  (0 = dark, 1 = 10 000 lux)
@@ -197,6 +203,15 @@ def add_label_cmd(args) -> int:
 
 
 def synth_cmd(args) -> int:
+    if args.profile:
+        from lanthorn.device.piece.channel_layout import layout_for_profile
+        from lanthorn.hardware.profile import load_profile
+        from lanthorn.host.body_synth import synthesize_body
+        profile = load_profile(args.profile)
+        if not layout_for_profile(profile).is_default:
+            synthesize_body(args.out, profile, args.minutes, args.seed, args.session_seconds,
+                            args.source, args.gzip, args.rate)
+            return 0
     curate.synthesize(args.out, args.minutes, args.seed, args.session_seconds, args.source,
                       args.gzip)
     return 0

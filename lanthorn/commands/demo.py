@@ -11,11 +11,16 @@ from pathlib import Path
 
 from lanthorn.commands._options import add_sim_gestures
 from lanthorn.host import demo as d
+from lanthorn.vocabulary import DEFAULT_PIECE, PIECES
+
+#: The default length of each piece's demo: one visitor's full tour.
+TOUR_S = {"lantern": 20.0, "bowl": 30.0}
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--seconds", type=float, default=None,
-                        help="seconds of the piece to run (default 20: one visitor's full tour; "
+                        help="seconds of the piece to run (default: one visitor's full tour, 20 "
+                             "for the lantern, 30 for the bowl; "
                              "with --window: until the window is closed)")
     parser.add_argument("--out", type=Path, default=Path("out/demo"),
                         help="folder for demo.gif and summary.json (default out/demo)")
@@ -26,6 +31,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--no-voice", action="store_true",
                         help="speak from the phrase banks only (no voice model)")
     parser.add_argument("--seed", type=int, default=0, help="the visitor's seed (default 0)")
+    parser.add_argument("--piece", default=DEFAULT_PIECE, choices=tuple(PIECES),
+                        help=f"which shipped piece (default {DEFAULT_PIECE}; bowl: a bowl with "
+                             "an IMU, a PIR, a knob and a button, handled by the visitor)")
     add_sim_gestures(parser, then=": --model wave.lanthorn --set gesture_moods=wave=shy "
                                   "shows it driving the mood")
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -44,10 +52,11 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    seconds = args.seconds if args.seconds is not None else (None if args.window else 20.0)
+    seconds = args.seconds if args.seconds is not None else (
+        None if args.window else TOUR_S.get(args.piece, 20.0))
     d.check_options(seconds, args.fps, args.out)
     demo = d.open_demo(args.model, args.voice, args.no_voice, args.seed, args.window,
-                       args.visitor, args.sim_gestures, args.set)
+                       args.visitor, args.sim_gestures, args.set, args.piece)
     for note in demo.notes:
         print(f"note: {note}")
     how = "live in a window (close it or press Esc to stop)" if demo.window else "simulated"

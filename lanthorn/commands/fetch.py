@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from lanthorn.device import dataset
+from lanthorn.device.storage import dataset
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient
 from lanthorn.commands._options import add_baud

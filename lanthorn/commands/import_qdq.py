@@ -17,9 +17,10 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from lanthorn.device.bundle import InputSpec, write_bundle
+    from lanthorn.device.engine.bundle import InputSpec, write_bundle
     from lanthorn.errors import UserError
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize.release_check import release_check
     key = signing_key(args)
     labels = [s.strip() for s in args.labels.split(",")] if args.labels else []
     card = {"name": args.name or Path(args.model).stem.replace(".qdq", "")}
@@ -34,6 +35,7 @@ def run(args) -> int:
         bundle.input_spec = InputSpec(spec.shape, spec.dtype, channels,
                                       args.rate if args.rate is not None else spec.rate_hz,
                                       spec.window)
+    release_check(bundle, what=args.out)     # refuses a real disagreement, notes stock ORT's
     sha = write_bundle(bundle, args.out, key)
     g = bundle.graph
     print(f"wrote {args.out}: {len(g.layers)} layers, input {bundle.input_spec.shape}, "

@@ -13,9 +13,9 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from lanthorn.device.bundle import read_bundle
-    from lanthorn.device.build_record import describe as build_lines
-    from lanthorn.device.describe import describe
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.build_record import describe as build_lines
+    from lanthorn.device.engine.describe import describe
     d = describe(read_bundle(args.bundle))
     if args.json:
         print(json.dumps(d, indent=2, sort_keys=True))

@@ -21,7 +21,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from lanthorn.device import signing
+    from lanthorn.device.engine import signing
     path = Path(args.key).expanduser() if args.key else signing.default_key_path()
     if args.action == "new":
         pub = signing.new_key(path, args.force)

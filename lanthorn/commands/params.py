@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lanthorn.device.params import markdown, text_table
+from lanthorn.device.piece.params import markdown, text_table
 
 
 def add_arguments(parser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser) -> None:
 def run(args) -> int:
     text = markdown() if args.markdown else text_table() + "\n"
     if args.out:
-        from lanthorn.device.atomic import atomic_write_text
+        from lanthorn.device.storage.atomic import atomic_write_text
         atomic_write_text(Path(args.out), text)
     else:
         print(text, end="")

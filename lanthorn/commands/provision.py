@@ -23,9 +23,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    from lanthorn.device import signing
-    from lanthorn.device.data_dir import data_dir_or_default
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.engine import signing
+    from lanthorn.device.storage.data_dir import data_dir_or_default
+    from lanthorn.device.storage.storage import DataDir
     storage = DataDir(data_dir_or_default(args.data_dir))
     store = signing.TrustStore(storage.root)
     if args.remove:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from lanthorn.device import push_wire as pp
+from lanthorn.device.console import push_wire as pp
 from lanthorn.host.console_client import ConsoleClient, ConsoleError, read_bundle_file
 from lanthorn.commands._options import add_baud
 
@@ -30,7 +30,7 @@ def run(args) -> int:
     if not pp.MIN_CHUNK <= args.chunk <= pp.MAX_CHUNK:
         raise ConsoleError(f"--chunk must be between {pp.MIN_CHUNK} and {pp.MAX_CHUNK}")
     # what the artist is about to install, in plain words, before the cable is busy
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.quantize import quality
     card = read_bundle(args.bundle).card
     for line in quality.card_lines(card):
@@ -79,6 +79,6 @@ def run(args) -> int:
 
 
 def _is_voice(data: bytes) -> bool:
-    from lanthorn.device.bundle import Bundle
-    from lanthorn.device.voice import is_voice
+    from lanthorn.device.engine.bundle import Bundle
+    from lanthorn.device.piece.voice import is_voice
     return is_voice(Bundle.from_bytes(data))

@@ -83,7 +83,7 @@ def run(args) -> int:
         report = quantize_voice(args.model, args.data, args.out, name=args.name,
                                 report_dir=args.report, signing_key=key)
         print(tasting_markdown(report), end="")
-        from lanthorn.device.bundle import read_bundle
+        from lanthorn.device.engine.bundle import read_bundle
         print(f"{args.out}{signed_note(read_bundle(args.out))[1:]}")
         return 0
     ckpt = args.checkpoint
@@ -99,7 +99,7 @@ def run(args) -> int:
         raise UserError("--calibration-windows must be at least 1")
     moods = {}
     if args.mood:
-        from lanthorn.device.params import ParamError, parse_moods
+        from lanthorn.device.piece.params import ParamError, parse_moods
         try:
             moods = parse_moods("; ".join(args.mood), "--mood")
         except ParamError as exc:

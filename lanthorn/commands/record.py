@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 import time
 
-from lanthorn.device.dataset import Source
+from lanthorn.device.storage.dataset import Source
 from lanthorn.errors import UserError
 from lanthorn.host import curate
 from lanthorn.host.console_client import ConsoleClient

@@ -39,8 +39,8 @@ def _log(text: str) -> None:
 
 def open_piece(args):
     """(profile, body, storage) from the command line; UserError for anything a person fixes."""
-    from lanthorn.device.data_dir import data_dir_or_default
-    from lanthorn.device.storage import DataDir
+    from lanthorn.device.storage.data_dir import data_dir_or_default
+    from lanthorn.device.storage.storage import DataDir, shipped_model_for
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import choose_profile
     if args.seconds is not None and not (args.seconds > 0):
@@ -48,7 +48,7 @@ def open_piece(args):
     if args.baud <= 0:
         raise UserError(f"--baud must be positive, got {args.baud}")
     profile = choose_profile(args.profile, args.sim)
-    storage = DataDir(data_dir_or_default(args.data_dir))
+    storage = DataDir(data_dir_or_default(args.data_dir), shipped_model=shipped_model_for(profile))
     sim = args.sim or profile.is_sim
     gestures = getattr(args, "sim_gestures", None)
     if gestures and not sim:
@@ -59,9 +59,17 @@ def open_piece(args):
     return profile, body, storage
 
 
+def _say_fit(piece, log) -> None:
+    """At start: a body whose parts cannot feed the model says so, naming the channels."""
+    fit = piece.model_fit()
+    if fit.startswith("no:"):
+        log(f"this body ({', '.join(piece.layout.names) or 'no sensing channels'}) cannot feed "
+            f"the model: {fit[4:]}")
+
+
 def run(args) -> int:
-    from lanthorn.device.piece import Piece
-    from lanthorn.device.sdnotify import Notifier
+    from lanthorn.device.piece.piece import Piece
+    from lanthorn.device.service.sdnotify import Notifier
 
     profile, body, storage = open_piece(args)
     notifier = Notifier()
@@ -69,10 +77,12 @@ def run(args) -> int:
     for role, why in body.open_errors.items():
         log(f"{role} did not open: {why} (running without it, retrying)")
     loop = Piece(body, storage=storage, log=log, watchdog=notifier.watchdog)
+    _say_fit(loop, log)
     loop.WATCHDOG_S = notifier.feed_interval(Piece.WATCHDOG_S)
+    loop.profile = profile  # the console's 'version' names the body (for an archive)
     console = None
     if args.serial:
-        from lanthorn.device.console import ConsoleServer
+        from lanthorn.device.console.server import ConsoleServer
         if not os.path.exists(args.serial):
             log(f"console port {args.serial} does not exist yet; waiting for it to appear")
         console = ConsoleServer(args.serial, loop, baud=args.baud, log=log).start()

@@ -1,7 +1,7 @@
 """lanthorn install-service: write the systemd unit that runs the piece from power-up.
 
 The unit itself (notify + watchdog, restart, no network, a read-only system) is
-:mod:`lanthorn.device.service`; this checks the options, writes the file and says how to
+:mod:`lanthorn.device.service.service`; this checks the options, writes the file and says how to
 start it. See device/SERVICE.md.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from lanthorn.device import service
+from lanthorn.device.service import service
 from lanthorn.errors import UserError
 
 
@@ -49,7 +49,7 @@ def run(args) -> int:
     out = Path(args.out)
     if not out.parent.is_dir():
         raise UserError(f"cannot write {out}: the folder {out.parent} does not exist")
-    from lanthorn.device.atomic import atomic_write_text
+    from lanthorn.device.storage.atomic import atomic_write_text
     try:
         atomic_write_text(out, text)
     except PermissionError:

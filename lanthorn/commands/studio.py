@@ -39,6 +39,9 @@ def add_arguments(parser) -> None:
                         help="only print the address; do not open a browser")
     parser.add_argument("--sim-data-dir", help="with --sim: the simulated object's own data "
                                                "directory (default: a fresh temporary one)")
+    parser.add_argument("--profile", help="with --sim: the body to simulate (a shipped profile "
+                                          "like bowl-sim, or a .toml); its own channels are "
+                                          "plotted (default: the lantern)")
 
 
 def run(args) -> int:
@@ -49,6 +52,11 @@ def run(args) -> int:
                         + install_hint("studio")) from None
     if not args.port and not args.sim:
         raise UserError("give the object's serial port (--port /dev/ttyACM0) or --sim")
+    if args.profile and not args.sim:
+        raise UserError("--profile is for --sim (a real object runs its own profile)")
+    if args.profile:
+        from lanthorn.hardware.profile import load_profile
+        load_profile(args.profile)   # a mistake in it is said here, not in the sim's log
     if not 0 <= args.http_port < 65536:
         raise UserError(f"--http-port must be 0-65535, got {args.http_port}")
     return asyncio.run(_serve(args))
@@ -75,7 +83,7 @@ async def _serve(args) -> int:
     sim = None
     if args.sim:
         from lanthorn.host.studio.sim import SimPiece
-        sim = SimPiece(args.sim_data_dir, log=_say).start()
+        sim = SimPiece(args.sim_data_dir, log=_say, profile=args.profile).start()
         port, describe = sim.port, "the simulated piece"
     else:
         port, describe = args.port, args.port

@@ -78,7 +78,7 @@ def run(args) -> int:
               f"{100 * summary['test_accuracy']:.1f}% (window {summary['window_chosen']}; "
               f"{ring}); wrote {args.out}")
     if args.summary:
-        from lanthorn.device.atomic import atomic_write_bytes
+        from lanthorn.device.storage.atomic import atomic_write_bytes
         atomic_write_bytes(args.summary, json.dumps(summary, indent=2).encode())
     # written either way (to inspect it), but a failed gate is a non-zero exit
     quality.enforce(summary["quality"]["gates"], args.force,

@@ -141,14 +141,14 @@ def quantize_cmd(args) -> int:
     report = quantize_voice(args.model, corpus, args.out, name=args.name, seed=args.seed,
                             report_dir=args.report, signing_key=key)
     print(tasting_markdown(report), end="")
-    from lanthorn.device.bundle import read_bundle
+    from lanthorn.device.engine.bundle import read_bundle
     print(f"{args.out}{signed_note(read_bundle(args.out))[1:]}")
     return 0
 
 
 def taste_cmd(args) -> int:
-    from lanthorn.device.params import ParamStore
-    from lanthorn.device.voice import load_voice
+    from lanthorn.device.piece.params import ParamStore
+    from lanthorn.device.piece.voice import load_voice
     from lanthorn.errors import UserError
     from lanthorn.quantize.voice_quantize import longest_verbatim, nearest_source, phrases
     voice = load_voice(args.bundle)

@@ -46,7 +46,7 @@ MUL_OPS = {"sdot": 4, "smull": 1, "smull2": 1, "smlal": 1, "smlal2": 1, "mla": 1
 LANES = {"16b": 16, "8h": 8, "4s": 4, "2d": 2, "8b": 8, "4h": 4, "2s": 2}
 #: the functions lk_run spends its MACs in (packing and sizing run once, at prepare)
 HOT = ("lk_sdot_pixels", "lk_neon_pixels", "lk_neon_dot_i8", "lk_simd_conv", "lk_simd_dense",
-       "depthwise")
+       "depthwise", "lk_neon_depthwise")
 #: the files those functions live in
 SOURCES = ("lk_simd.c", "lk_neon.c", "lk_sdot.c")
 MODELS = ["mlp_25k", "mlp_700k", "cnn1d_14x50", "cnn2d_32", "char_lm"]
@@ -158,6 +158,8 @@ def peak(tool: str, cpu: str, op: str) -> float:
     """MACs per cycle of independent `op` instructions: the machine model's ceiling."""
     if op == "sdot":
         body = [f"sdot v{i}.4s, v{16 + i % 4}.16b, v{20 + i % 4}.4b[{i % 4}]" for i in range(12)]
+    elif op == "smlal":   # int16 x int16 -> int32, 4 lanes (depthwise)
+        body = [f"smlal v{i}.4s, v{16 + i % 4}.4h, v{20 + i % 4}.4h" for i in range(12)]
     else:
         body = [f"smull v{i}.8h, v{16 + i % 4}.8b, v{20 + i % 4}.8b" for i in range(12)]
     return sum(macs_of(b) for b in body) / mca_cycles(tool, body, cpu, op == "sdot")
@@ -170,6 +172,10 @@ def describe(lp: dict) -> str:
         kind = {64: "SDOT tile, 4 px x 16 outputs", 16: "SDOT tile, 1 px x 16 outputs",
                 4: "SDOT tile, 1 px x 4 outputs"}.get(n, f"SDOT loop ({n} sdot)")
         return f"{kind} ({lp['func']})"
+    if lp["func"].startswith("lk_neon_depthwise"):
+        taps = lp["macs"] // 16
+        kind = "3x3 unrolled" if taps == 9 else f"{taps} tap(s) per iteration"
+        return f"NEON depthwise, 16 channels, {kind} (lk_neon_depthwise, smlal int16 -> int32)"
     if lp["func"].startswith("lk_neon_dot_i8"):
         return f"NEON smull+sadalp dot, {lp['macs'] // 16} output(s) (lk_neon_dot_i8)"
     return f"compiler-vectorized multiply loop ({lp['func']}: depthwise / scalar fallback)"
@@ -189,7 +195,7 @@ def static_table(tool: str, loops: list[dict]) -> tuple[list[str], dict]:
                 continue
             c = mca_cycles(tool, lp["body"], cpu, sdot)
             mpc = lp["macs"] / c
-            pk = peak(tool, cpu, "sdot" if sdot else "smull")
+            pk = peak(tool, cpu, "sdot" if sdot else "smlal" if "smlal" in lp["ops"] else "smull")
             best[(cpu, sdot)] = max(best.get((cpu, sdot), 0.0), mpc)
             cells.append(f"{c:.1f} cyc, {mpc:.1f} MAC/cyc ({100 * mpc / pk:.0f}% of {pk:.0f})")
         rows.append(f"| {describe(lp)} | {lp['macs']} | {len(lp['body'])} | " + " | ".join(cells) + " |")
@@ -273,8 +279,8 @@ def ort_prefix(tmp: Path, root: Path, wheels: Path, cpu: str) -> tuple[Path, dic
 
 def dynamic_table(tmp: Path, models: list[str], root: Path | None, wheels: Path | None) -> list[str]:
     import numpy as np
-    from lanthorn.device import engine_c
-    from lanthorn.device.graph import graph_macs
+    from lanthorn.device.engine import engine_c
+    from lanthorn.device.engine.graph import graph_macs
     from lanthorn.quantize import tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
     exe, plugin = build_runner(tmp), build_plugin(tmp)

@@ -167,13 +167,30 @@ function pushSample(data) {
   S.history.push([data.t || 0, v]);
   while (S.history.length && S.history[S.history.length - 1][0] - S.history[0][0] > HISTORY_S) S.history.shift();
   if ($("#view-see").hidden) return;
-  if (!S.plots.pads) {
-    S.plots.pads = makePlot("#plot-pads", Array.from({ length: N_PADS }, (_, i) => `pad${i}`), "touch pads", [0, 1.2]);
-    S.plots.env = makePlot("#plot-env", ["distance", "light"], "approach and light", [0, 1]);
+  // the plots follow the body's own channels (its profile's layout, as 'latest' names them)
+  const groups = plotGroups(v);
+  const key = JSON.stringify(groups.map((g) => g[0]));
+  if (!S.plots.pads || S.plotKey !== key) {
+    S.plotKey = key;
+    S.plotNames = groups.map((g) => g[0]);
+    S.plots.pads = makePlot("#plot-pads", ...groups[0]);
+    S.plots.env = makePlot("#plot-env", ...groups[1]);
   }
   const t = S.history.map((h) => h[0]);
-  S.plots.pads.setData([t, ...Array.from({ length: N_PADS }, (_, i) => S.history.map((h) => h[1][`pad${i}`] ?? null))]);
-  S.plots.env.setData([t, S.history.map((h) => h[1].distance ?? null), S.history.map((h) => h[1].light ?? null)]);
+  const column = (n) => S.history.map((h) => h[1][n] ?? null);
+  S.plots.pads.setData([t, ...S.plotNames[0].map(column)]);
+  S.plots.env.setData([t, ...S.plotNames[1].map(column)]);
+}
+
+function plotGroups(values) {
+  // [names, title, y range] for the two plots: a ring's pads, then distance, light and any
+  // other channel; a body without pads (an IMU, a knob...): its channels, then the rest
+  const names = Object.keys(values);
+  const pads = names.filter((n) => /^pad\d+$/.test(n));
+  const env = names.filter((n) => n === "distance" || n === "light");
+  const other = names.filter((n) => !pads.includes(n) && !env.includes(n));
+  if (pads.length) return [[pads, "touch pads", [0, 1.2]], [env.concat(other), other.length ? "approach, light and more" : "approach and light", other.length ? null : [0, 1]]];
+  return [[other, "the body's channels", [-1, 1]], [env, "approach and light", [0, 1]]];
 }
 
 function onSample(data) {

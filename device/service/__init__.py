@@ -1,0 +1,1 @@
+"""Running under systemd: the unit file and the watchdog's notifications."""
