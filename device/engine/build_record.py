@@ -25,7 +25,7 @@ PACKAGES = ("numpy", "torch", "onnx", "onnxruntime")
 #: CPU flags that decide which float and int8 kernels a library picks (x86 and arm64 names)
 _RELEVANT = re.compile(r"^(sse4_[12]|ssse3|avx|avx2|fma|f16c|avx512.*|avx_vnni.*|amx.*|"
                        r"asimd|asimddp|asimdhp|fphp|i8mm|bf16|sve\d?|sme\d?)$")
-_ROOT = Path(__file__).resolve().parent.parent
+_ROOT = Path(__file__).resolve().parents[2]   # device/engine/ -> the clone
 
 
 def build_record() -> dict:
