@@ -46,7 +46,8 @@ class Recording:
                  t_from: float):
         self.label, self.seconds, self.t0, self.rate = label, seconds, t0, rate
         self.channels, self.folder = channels, folder  # folder None: streamed only
-        self.t_last, self.next_poll, self.rows = t_from, t0, []
+        self.t_last, self.next_poll = t_from, t0
+        self.rows: list[list[float]] = []
 
     def tick(self, server: "ConsoleServer") -> bool:
         """One poll; False once the take is over (its answer sent)."""

@@ -276,10 +276,10 @@ def _check_graph(g: "Graph") -> None:
         if g.tensors[name].dtype not in ("int8", "int32"):
             raise GraphError(f"graph input {name!r} must be int8 or int32 indices")
     produced = set(g.inputs)
-    names = set()
+    layer_names: set[str] = set()
     work = 0
     for i, layer in enumerate(g.layers):
-        _check_wiring(g, i, layer, names, produced)
+        _check_wiring(g, i, layer, layer_names, produced)
         out = layer.outputs[0]
         _check_dtypes(g, layer)
         _check_params(layer)

@@ -318,8 +318,8 @@ def plan_avgpool(eng, layer: Layer):
     else:
         ones = np.zeros(xf.shape[:2])
         ones[t:t + H, l:l + W] = 1
-        n = sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
-                for i in range(kh) for j in range(kw))
+        n = np.asarray(sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                           for i in range(kh) for j in range(kw)))
         count = np.ascontiguousarray(np.broadcast_to(n.astype(F32)[:, :, None], out.shape))
     acc = np.empty(out.shape, F32)
     dequantize = int8.dequantizer(x, sx, zx, deq)

@@ -176,8 +176,8 @@ def plan_avgpool(eng, layer: Layer):
         ones = np.zeros((H + p["pads"][0] + p["pads"][2], W + p["pads"][1] + p["pads"][3]))
         ones[p["pads"][0]:p["pads"][0] + H, p["pads"][1]:p["pads"][1] + W] = 1
         sh, sw = p.get("stride", (1, 1))
-        count = sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
-                    for i in range(kh) for j in range(kw)).astype(np.float32)[:, :, None]
+        count = np.asarray(sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                               for i in range(kh) for j in range(kw))).astype(np.float32)[:, :, None]
     acc = np.zeros(out.shape, dtype=np.float32)
     xu = x.view(np.uint8)
     tmp = np.empty(x.shape, dtype=np.float32)
@@ -243,7 +243,8 @@ def plan_mul(eng, layer: Layer):
 def plan_concat(eng, layer: Layer):
     axis = int(layer.params["axis"])
     out = eng.output_buffer(layer)
-    parts, start = [], 0
+    parts: list[tuple] = []   # (input, destination, shifted table or None, scratch or None)
+    start = 0
     for i, name in enumerate(layer.inputs):
         x = eng.buf[name]
         sl = [slice(None)] * out.ndim

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from typing import IO, Any
 from pathlib import Path
 
 
@@ -64,6 +65,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    f: IO[Any]  # bytes or text, as ``mode`` says
     try:
         if mode == "wb":
             f = os.fdopen(fd, "wb")

@@ -610,8 +610,8 @@ def _deal(have: dict[str, int], key: str, allowed=SIDES) -> str:
     total = sum(SIDE_TARGETS[side] for side in allowed)
     n = sum(have.values()) + 1
     deficit = {side: SIDE_TARGETS[side] / total * n - have[side] for side in allowed}
-    order = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
-    order = tuple(side for side in order if side in allowed)
+    ranked = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
+    order = tuple(side for side in ranked if side in allowed)
     return max(order, key=lambda side: (round(deficit[side], 9), -order.index(side)))
 
 

@@ -35,7 +35,7 @@ import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from lanthorn.device.storage.atomic import atomic_write_text, fsync_dir, make_dirs
 from lanthorn.device.storage.fault_log import FaultLog
@@ -82,6 +82,16 @@ class Slot:
 class ModelFiles:
     """The model slots' files: load with fall-back, verified install, rollback. Mixed into
     :class:`DataDir`, whose folders, lock, ``reject`` and ``problems`` it uses."""
+
+    if TYPE_CHECKING:  # what DataDir provides (declared for the type checker only)
+        models_dir: Path
+        incoming_dir: Path
+        slots: dict[str, Slot]
+        _lock: threading.RLock
+
+        def reject(self, path: Path, reason: str) -> Path | None: ...
+        def _kept(self, kept: Path | None) -> str: ...
+        def _problem(self, text: str) -> None: ...
 
     # --- models
     def slot(self, name: str = "model") -> Slot:

@@ -44,6 +44,7 @@ class Ssd1306(Display):
         return _LumaErrors(self)
 
     def _write(self, image) -> None:
+        assert self._device is not None, "a display is not written after close()"
         with self._errors():
             self._device.display(image)
 

@@ -126,7 +126,8 @@ class ScenePin(Pin):
     """A GPIO input whose electrical level comes from the scene (``level(t) -> bool``)."""
 
     def __init__(self, level, now, name: str):
-        self.number, self.factory = name, None
+        # no factory and no pin number: the level is the scene's, and close() releases nothing
+        self.name = name
         self._level, self._now = level, now
 
     def input(self, pull=None):
