@@ -126,10 +126,10 @@ class Case:
 
 def _zoo_cases(names, workdir: Path, seed: int):
     import onnx
+
     from lanthorn.device.engine.bundle import write_bundle
-    from lanthorn.quantize import tiny_models
+    from lanthorn.quantize import mlperf_tiny, tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
-    from lanthorn.quantize import mlperf_tiny
     for name in names:
         builder = mlperf_tiny.build_files if name in mlperf_tiny.MODELS else tiny_models.build
         fpath, qpath = builder(name, workdir, seed=seed)
@@ -151,6 +151,7 @@ def _bundle_case(path: str):
 def _feeds(case: Case, n: int, seed: int) -> list[dict]:
     """Random onnxruntime feeds for the twin's inputs (token models: valid indices)."""
     import onnx
+
     from lanthorn.quantize import tiny_models
     twin = onnx.load_from_string(case.bundle.twin)
     vocab = next((int(layer.arrays["table"].shape[0]) for layer in case.bundle.graph.layers

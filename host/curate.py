@@ -19,11 +19,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lanthorn.device.piece.frames import (
+    CHANNELS,
+    DEFAULT_RANGES,
+    DEFAULT_RATE_HZ,
+    DEFAULT_UNITS,
+    LABELS,
+    N_PADS,
+    RAW_RANGES,
+    SAMPLE_HZ,
+    encode_into,
+    frames_from_samples,
+)
 from lanthorn.device.storage import dataset as dsf
 from lanthorn.device.storage.dataset import DataError, Source, is_number
-from lanthorn.device.piece.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
-                                    LABELS, N_PADS, RAW_RANGES, SAMPLE_HZ, encode_into,
-                                    frames_from_samples)
 from lanthorn.words import plural
 
 SYNTH_SOURCE = "synthetic"

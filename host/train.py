@@ -13,11 +13,8 @@ import numpy as np
 
 from lanthorn.device.storage.atomic import atomic_write_bytes
 from lanthorn.host import finetune
+from lanthorn.quantize.dataspec import TRAINING_KEY, DataSpec, onnx_with_spec, prepare, scale_windows
 from lanthorn.words import plural
-from lanthorn.quantize.dataspec import (TRAINING_KEY, DataSpec, onnx_with_spec, prepare,
-                                        scale_windows)
-
-
 
 
 def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int = 0,

@@ -24,10 +24,10 @@ from lanthorn.quantize import determinism
 
 determinism.apply()   # before torch's first import: its CPU kernels are chosen then
 import torch  # noqa: E402
-from torch import nn
-from torch.nn import functional as F
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
 
-from lanthorn.device.piece.frames import N_PADS
+from lanthorn.device.piece.frames import N_PADS  # noqa: E402
 
 OPSET = 17
 

@@ -21,6 +21,7 @@ def op_types_to_quantize() -> list[str]:
     with it, each gets its own Q/DQ pair and the engine's table gives onnxruntime's integers
     (tested per activation). A superset of the default, so other models are unchanged."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
     from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
     return sorted(set(QLinearOpsRegistry) | set(QDQRegistry) | UNARY_LUT_OPS)
 
@@ -49,10 +50,16 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
     from the exact int32 arithmetic lanthorn (and onnxruntime's int8 QDQ path) computes.
     Full-range weights are exact against the oracle too; ``lanthorn import`` says when
     stock onnxruntime on the CPU at hand differs."""
-    import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
     import logging
+
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
     out_path = Path(out_path)
 
     class _Reader(CalibrationDataReader):

@@ -34,8 +34,14 @@ import numpy as np
 from lanthorn.device.engine.graph import graph_macs
 from lanthorn.errors import UserError
 from lanthorn.quantize import quality
-from lanthorn.quantize.calibrate import (DEFAULT_CALIBRATION_WINDOWS, METHODS, ModelData,
-                                         compute_ranges, load_model_data, ort_method)
+from lanthorn.quantize.calibrate import (
+    DEFAULT_CALIBRATION_WINDOWS,
+    METHODS,
+    ModelData,
+    compute_ranges,
+    load_model_data,
+    ort_method,
+)
 from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
 
 #: Float operators lanthorn quantizes (each becomes, or fuses into, an int8 layer).
@@ -843,5 +849,5 @@ def _fmt(ev: Evaluation) -> str:
 
 
 def _versions() -> str:
-    import onnxruntime   # lanthorn's own version is in the bundle's build record
+    import onnxruntime  # lanthorn's own version is in the bundle's build record
     return f"onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"

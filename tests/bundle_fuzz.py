@@ -65,6 +65,7 @@ def seed_bundles(zoo: bool = False) -> list[tuple[str, bytes]]:
     """(name, bytes) of every seed: the shipped model and one bundle per operator; with
     ``zoo`` also the model zoo quantized by onnxruntime and imported (a few seconds each)."""
     from kernel_graphs import op_suite
+
     from lanthorn.device.engine.bundle import Bundle
     from lanthorn.device.storage.storage import SHIPPED_MODEL
     seeds = [("temperament", SHIPPED_MODEL.read_bytes())]
@@ -409,8 +410,9 @@ def known_findings() -> list[tuple[str, bytes]]:
     b[meta["bias"]["offset"]:meta["bias"]["offset"] + 4] = struct.pack("<i", 2 ** 31 - 1)
     out.append(("bias-int32-max", join(header, bytes(b), version)))
     # C blobs edited by hand
-    from lanthorn.device.engine.bundle import Bundle
     from kernel_graphs import op_suite
+
+    from lanthorn.device.engine.bundle import Bundle
     graphs = dict(op_suite(0))
     blob = ec.to_blob(graphs["conv3x3"])
     big = bytearray(blob)
@@ -477,9 +479,9 @@ def _same(a, b) -> bool:
 
 def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
     """(kind, detail) of one case; kind in refused / identical / traceback / disagree."""
-    from lanthorn.device.engine.describe import describe
     from lanthorn.device.engine import runtime
     from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.describe import describe
     from lanthorn.device.engine.engine_c import CEngine
     from lanthorn.device.engine.engine_numpy import NumpyEngine
     from lanthorn.errors import UserError

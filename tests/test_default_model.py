@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lanthorn.device.engine.bundle import read_bundle, reproducible_content
-from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, DEFAULT_WINDOW, LABELS
-from lanthorn.device.models import DEFAULT_BUNDLE, REPORT, default_bundle
 from lanthorn.device.engine.runtime import load
+from lanthorn.device.models import DEFAULT_BUNDLE, REPORT, default_bundle
+from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, DEFAULT_WINDOW, LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOAT_ONNX = DEFAULT_BUNDLE.with_name("temperament.onnx")

@@ -4,12 +4,17 @@ import sys
 
 import numpy as np
 import pytest
-
 from hw_fakes import FakeSpi, fake_rpi_ws281x, io_error
+
 from lanthorn.hardware.drivers import ws2812_spi
 from lanthorn.hardware.drivers.ws2812_spi import Ws2812Spi, symbol_table
-from lanthorn.hardware.interfaces import (LED_MA_IDLE_PER_PIXEL, LED_MA_PER_CHANNEL_FULL,
-                                          PartError, estimate_current_ma, limit_frame)
+from lanthorn.hardware.interfaces import (
+    LED_MA_IDLE_PER_PIXEL,
+    LED_MA_PER_CHANNEL_FULL,
+    PartError,
+    estimate_current_ma,
+    limit_frame,
+)
 
 
 def decode_spi(buf: bytes, hz: int, n_pixels: int) -> np.ndarray:
@@ -147,6 +152,7 @@ class _NullSpi:
 def _worst_show_peak(kind: str, n: int, monkeypatch, tmp_path) -> int:
     """The largest traced-memory peak of one real ``show`` over many frames."""
     import tracemalloc
+
     from lanthorn.hardware.sim.parts import SimLeds
     monkeypatch.setattr(ws2812_spi, "SPIDEV_BUFSIZ", tmp_path / "no-spidev")  # any ring size
     cap = 20.0 * n                                # a third of full white: frames go over it

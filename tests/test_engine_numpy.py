@@ -7,14 +7,14 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lanthorn.device.engine import int8
 from lanthorn.device.engine.bundle import Bundle, InputSpec
 from lanthorn.device.engine.engine_numpy import NumpyEngine
-from lanthorn.device.engine.kernels_numpy import EXACT_F32, acc_dtype
 from lanthorn.device.engine.engine_ref import ReferenceEngine
 from lanthorn.device.engine.graph import Graph, Layer, Tensor, infer_output_shape
+from lanthorn.device.engine.kernels_numpy import EXACT_F32, acc_dtype
 from lanthorn.device.engine.runtime import InputError, load
 
 SETTINGS = dict(max_examples=60, deadline=None, derandomize=True,
@@ -84,14 +84,14 @@ def test_conv_equals_reference(c):
         groups = 2 if cin % 2 == 0 else 1
         cout = groups * c["cout"]
     kh, kw = c["kh"], c["kw"]
-    t, l, b, r = c["pads"]
-    H, W = max(c["h"], c["dh"] * (kh - 1) + 1 - t - b), max(c["w"], c["dw"] * (kw - 1) + 1 - l - r)
+    t, left, b, r = c["pads"]
+    H, W = max(c["h"], c["dh"] * (kh - 1) + 1 - t - b), max(c["w"], c["dw"] * (kw - 1) + 1 - left - r)
 
     def conv(rng):
         w, bias, mult = _layer_arrays(rng, cout, kh * kw * (cin // groups), c["style"])
         return Layer("conv", "c", ("x",), ("y",),
                      {"stride": [c["sh"], c["sw"]], "dilation": [c["dh"], c["dw"]],
-                      "pads": [t, l, b, r], "groups": groups, **_acts(c["a"], c["b"])},
+                      "pads": [t, left, b, r], "groups": groups, **_acts(c["a"], c["b"])},
                      {"weight": w.reshape(cout, kh, kw, cin // groups), "bias": bias,
                       "multiplier": mult})
     _same(_graph(rng, (H, W, cin), conv, c["zx"], c["zy"]), rng)
@@ -223,10 +223,10 @@ def test_inference_allocates_no_intermediate_activations():
        zx=st.integers(-128, 127), zy=st.integers(-128, 127), seed=st.integers(0, 999))
 def test_pools_equal_reference(op, h, w, c, kh, kw, sh, sw, pads, incl, zx, zy, seed):
     rng = np.random.default_rng(seed)
-    t, l, b, r = (min(pads[0], kh - 1), min(pads[1], kw - 1), min(pads[2], kh - 1),
+    t, left, b, r = (min(pads[0], kh - 1), min(pads[1], kw - 1), min(pads[2], kh - 1),
                   min(pads[3], kw - 1))
-    h, w = max(h, kh - t - b), max(w, kw - l - r)
-    params = {"kernel": [kh, kw], "stride": [sh, sw], "pads": [t, l, b, r]}
+    h, w = max(h, kh - t - b), max(w, kw - left - r)
+    params = {"kernel": [kh, kw], "stride": [sh, sw], "pads": [t, left, b, r]}
     if op == "avgpool":
         params["count_include_pad"] = incl
     else:

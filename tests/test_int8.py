@@ -1,7 +1,8 @@
 """The one int8 arithmetic (lanthorn.device.engine.int8) against onnxruntime and first principles."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lanthorn.device.engine import int8
 from lanthorn.device.engine.graph import Tensor

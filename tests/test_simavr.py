@@ -13,13 +13,12 @@ import time
 
 import numpy as np
 import pytest
+from firmware_lib import Harness, build_firmware
 
 from lanthorn.hardware.companion import backend as B
 from lanthorn.hardware.companion import wire as P
 from lanthorn.hardware.interfaces import PartError, estimate_current_ma, limit_frame
 from lanthorn.vocabulary import BAUD
-
-from firmware_lib import Harness, build_firmware
 
 pytestmark = pytest.mark.slow  # ~10 s of simulated real time in all
 

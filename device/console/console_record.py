@@ -155,8 +155,8 @@ def device_dataset(folder, rate, channels, label, storage, labels=None) -> tuple
     """Whether a take of ``label`` can also be kept in the device's own recordings
     (a dataset with the default label set, or ``labels``), and if not, why (a card that
     refuses writes is named, and noted in ``storage``'s problems)."""
-    from lanthorn.device.storage import dataset
     from lanthorn.device.piece import frames
+    from lanthorn.device.storage import dataset
     try:
         dataset.create_dataset(folder, rate, channels, tuple(labels or frames.LABELS))
         header, sources, _ = dataset.read_manifest(folder)

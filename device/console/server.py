@@ -29,10 +29,10 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from lanthorn.device.console import console_archive, console_params, console_push, console_record
-from lanthorn.device.storage import fault_log
 from lanthorn.device.console import console_wire as wire
 from lanthorn.device.console.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.console.exhibition_lock import ExhibitionLock
+from lanthorn.device.storage import fault_log
 from lanthorn.device.storage.stores import CARD_ERRNOS
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD

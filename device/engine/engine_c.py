@@ -238,7 +238,7 @@ def _variant_from_env(lk) -> int | None:
 
 def available_variants() -> list[str]:
     """Backend names of every kernel variant this machine can run (needs the extension)."""
-    from lanthorn.device.engine.kernel_ext import _lk  # noqa: PLC0415
+    from lanthorn.device.engine.kernel_ext import _lk
     return [_lk.variant_name(v) for v in VARIANTS.values() if _lk.variant_supported(v)]
 
 
@@ -246,7 +246,7 @@ class CEngine:
     """Runs a Graph on the C kernel. Not thread-safe (the arena is shared between calls)."""
 
     def __init__(self, graph: Graph, variant: str | int | None = None):
-        from lanthorn.device.engine.kernel_ext import _lk  # noqa: PLC0415  (ImportError: not built)
+        from lanthorn.device.engine.kernel_ext import _lk
         if isinstance(variant, str):
             key = variant.lower().removeprefix("c-")
             if key not in VARIANTS:

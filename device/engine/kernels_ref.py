@@ -86,10 +86,10 @@ def plan_conv(eng, layer: Layer):
     H, W, C = x.shape
     w = a["weight"].astype(np.float64)                 # [Cout, KH, KW, Cg]
     cout, kh, kw, _ = w.shape
-    t, l, b, r = p.get("pads", (0, 0, 0, 0))
+    t, left, b, r = p.get("pads", (0, 0, 0, 0))
     oh, ow = out.shape[:2]
-    xp = np.full((H + t + b, W + l + r, C), float(zx))
-    interior = xp[t:t + H, l:l + W]
+    xp = np.full((H + t + b, W + left + r, C), float(zx))
+    interior = xp[t:t + H, left:left + W]
     idx = _im2col_index(x.shape, (oh, ow), (kh, kw), p.get("stride", (1, 1)),
                         p.get("dilation", (1, 1)), xp.shape[1])
     cols = np.empty(idx.shape)
@@ -135,10 +135,10 @@ def _windows(eng, layer, x, fill, dtype):
     kh, kw = p["kernel"]
     sh, sw = p.get("stride", (1, 1))
     dh, dw = p.get("dilation", (1, 1))
-    t, l, b, r = p.get("pads", (0, 0, 0, 0))
+    t, left, b, r = p.get("pads", (0, 0, 0, 0))
     H, W, C = x.shape
-    xp = np.full((H + t + b, W + l + r, C), fill, dtype=dtype)
-    interior = xp[t:t + H, l:l + W]
+    xp = np.full((H + t + b, W + left + r, C), fill, dtype=dtype)
+    interior = xp[t:t + H, left:left + W]
     oh, ow = eng.graph.tensors[layer.outputs[0]].shape[:2]
     views = [xp[i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
              for i in range(kh) for j in range(kw)]              # row-major window order

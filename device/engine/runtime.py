@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device.engine import int8
-from lanthorn.device.engine.bundle import (Bundle, InputSpec, from_onnx_layout, read_bundle,
-                                    to_onnx_layout)
+from lanthorn.device.engine.bundle import Bundle, InputSpec, from_onnx_layout, read_bundle, to_onnx_layout
 from lanthorn.device.engine.engine_numpy import NumpyEngine
 from lanthorn.device.engine.engine_ref import ReferenceEngine
 from lanthorn.device.engine.graph import graph_macs, raw_outputs
@@ -57,7 +56,7 @@ class InputError(UserError):
 
 def _c_engine(graph):
     """The C engine for ``graph``, or raise ImportError when the extension is not built."""
-    from lanthorn.device.engine import engine_c  # noqa: PLC0415 (optional, built from firmware/)
+    from lanthorn.device.engine import engine_c
     return engine_c.CEngine(graph)
 
 

@@ -21,7 +21,6 @@ import numpy as np
 
 from lanthorn.device.piece import frames as fr
 from lanthorn.device.piece.behaviour import DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank, Temperament
-from lanthorn.device.storage.fault_log import FaultLog
 from lanthorn.device.piece.inference import Inference
 from lanthorn.device.piece.live_params import LiveParams
 from lanthorn.device.piece.loop import Loop
@@ -33,6 +32,7 @@ from lanthorn.device.piece.rendering import Rendering
 from lanthorn.device.piece.sampling import Sampler
 from lanthorn.device.piece.scheduler import Scheduler
 from lanthorn.device.piece.voice import Speaker, VoiceWorker
+from lanthorn.device.storage.fault_log import FaultLog
 
 
 class Piece:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from typing import IO, Any
 from pathlib import Path
+from typing import IO, Any
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:

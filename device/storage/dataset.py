@@ -55,9 +55,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from lanthorn.device.piece.frames import (
+    CHANNELS,
+    DEFAULT_RANGES,
+    DEFAULT_RATE_HZ,
+    DEFAULT_RING,
+    DEFAULT_UNITS,
+    DEFAULT_WINDOW,
+    LABELS,
+)
 from lanthorn.device.storage.atomic import atomic_write_bytes, atomic_write_text, make_dirs
-from lanthorn.device.piece.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_RING,
-                                    DEFAULT_UNITS, DEFAULT_WINDOW, LABELS)
 from lanthorn.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -668,7 +675,6 @@ def pin_sessions(path: str | Path, split_seed: int = 0) -> dict[str, dict]:
     new = [r for r in ds.recordings if r.key not in pinned]
     if not new:
         return pinned
-    n = len(ds.labels)
     if not pinned:
         w = ds.windows(DEFAULT_WINDOW, 3, "event", 6)
         if len(w):

@@ -29,7 +29,6 @@ install, rollback), parametrised by the slot's name: ``"model"`` (the gesture mo
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
@@ -39,8 +38,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from lanthorn.device.storage.atomic import atomic_write_text, fsync_dir, make_dirs
 from lanthorn.device.storage.fault_log import FaultLog
-from lanthorn.device.storage.stores import (SETTINGS_VERSION, LockFile, PresetShelf, SettingsFile,  # noqa: F401
-                                    StorageError, card_refused)
+from lanthorn.device.storage.stores import (  # noqa: F401
+    SETTINGS_VERSION,
+    LockFile,
+    PresetShelf,
+    SettingsFile,
+    StorageError,
+    card_refused,
+)
 from lanthorn.device.storage.stores import why as _why
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "temperament.lanthorn"

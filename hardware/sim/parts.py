@@ -30,8 +30,7 @@ import numpy as np
 
 from lanthorn.vocabulary import ROLES
 
-from ..interfaces import (Body, Display, DistanceSensor, LedStrip, LightSensor, PartError,
-                          TouchReading, TouchSensor)
+from ..interfaces import Body, Display, DistanceSensor, LedStrip, LightSensor, PartError, TouchReading, TouchSensor
 from .gestures import SimError
 from .physics import N_PADS, RANGER_MAX_MM, RELEASE_THRESHOLD, TOUCH_THRESHOLD
 from .visitor import World

@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from lanthorn.device.storage import dataset
 from lanthorn.device.piece.frames import LABELS
+from lanthorn.device.storage import dataset
 from lanthorn.errors import UserError
 
 STUDIO_SOURCE = "studio"

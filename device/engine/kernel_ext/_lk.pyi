@@ -2,7 +2,7 @@
 
 Kept to what _lk_module.c's method tables declare; engine_c.py is its one caller.
 """
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
