@@ -266,7 +266,7 @@ def split_sessions(frames: np.ndarray, labels: list[str], sessions: list[str] | 
         return [(None, frames, labels)]
     order = list(dict.fromkeys(sessions))
     keys = np.array(sessions, dtype=object)
-    return [(s, frames[keys == s], [lab for lab, k in zip(labels, sessions) if k == s])
+    return [(s, frames[keys == s], [lab for lab, k in zip(labels, sessions, strict=True) if k == s])
             for s in order]
 
 

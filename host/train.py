@@ -73,7 +73,7 @@ def _recall(cm, labels) -> dict:
     from lanthorn.quantize.metrics import per_class_recall
 
     return {lab: None if r != r else round(float(r), 4)
-            for lab, r in zip(labels, per_class_recall(cm))}
+            for lab, r in zip(labels, per_class_recall(cm), strict=True)}
 
 
 def _fit_settings(n_windows: int, batch: int | None, epochs: int | None,

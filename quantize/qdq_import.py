@@ -397,7 +397,7 @@ def _onnx_io(imp: _Importer, graph: Graph) -> dict:
         ins.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
                     "layout": imp.io_layout.get(name, "plain")})
     outs = []
-    for onnx_name, name in zip(imp.graph_outputs, graph.outputs):
+    for onnx_name, name in zip(imp.graph_outputs, graph.outputs, strict=True):
         q = imp.q.get(name)
         outs.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
                      "layout": q.layout if q is not None else "plain"})

@@ -245,7 +245,7 @@ def _intermediates(model, names, feeds) -> dict[str, np.ndarray]:
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     sums, n = {}, 0
     for feed in feeds:
-        for name, v in zip(names, sess.run(list(names), feed)):
+        for name, v in zip(names, sess.run(list(names), feed), strict=True):
             sums[name] = sums.get(name, 0.0) + v.astype(np.float64)
         n += 1
     return {k: (v / max(n, 1)).astype(np.float32) for k, v in sums.items()}

@@ -83,7 +83,7 @@ class Net:
         stats = [r.uniform(0.5, 1.5, c), r.normal(0, 0.1, c), r.normal(0, 0.1, c),
                  r.uniform(0.5, 1.5, c)]
         ins = [x or self.cur] + [self.const(a.astype(np.float32), base) for a, base in
-                                 zip(stats, ("gamma", "beta", "mean", "var"))]
+                                 zip(stats, ("gamma", "beta", "mean", "var"), strict=True)]
         return self.op("BatchNormalization", ins, epsilon=1e-5)
 
     def model(self, output_shape):
@@ -120,7 +120,7 @@ def random_inputs(model, n: int, seed: int = 0, vocab: int | None = None) -> lis
 
 def mlp(sizes, name, seed=0):
     n = Net(name, [1, sizes[0]], seed)
-    for i, (k, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (k, m) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         n.dense(k, m)
         if i < len(sizes) - 2:
             n.relu()

@@ -474,7 +474,7 @@ def _same(a, b) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
-                                    for x, y in zip(a, b))
+                                    for x, y in zip(a, b, strict=True))
 
 
 def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
@@ -531,7 +531,7 @@ def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
 
 def _write_c_case(prefix: str, engine, sets, results) -> None:
     """blob, inputs and numpy's outputs for the sanitized C driver (index-error sets left out)."""
-    keep = [(xs, r) for xs, r in zip(sets, results) if not isinstance(r, str)]
+    keep = [(xs, r) for xs, r in zip(sets, results, strict=True) if not isinstance(r, str)]
     Path(prefix + ".lkb").write_bytes(engine.blob)
     Path(prefix + ".in").write_bytes(b"".join(x.tobytes() for xs, _ in keep for x in xs))
     Path(prefix + ".want").write_bytes(b"".join(o.tobytes() for _, r in keep for o in r))

@@ -56,7 +56,7 @@ def one_channel_take(kind: int, rng, n=75):
 def write_split(path, takes, labels, channels, first=0):
     """One CSV with a session column: session,label,channels..."""
     rows = ["session,label," + ",".join(channels)]
-    for i, (f, lab) in enumerate(zip(takes, labels)):
+    for i, (f, lab) in enumerate(zip(takes, labels, strict=True)):
         rows += [f"i{first + i},{lab}," + ",".join(f"{v:.5g}" for v in r) for r in f]
     path.write_text("\n".join(rows) + "\n")
 

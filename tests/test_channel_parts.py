@@ -88,7 +88,7 @@ def test_every_type_opens_in_the_simulator_and_reads_its_channels():
         assert isinstance(part, ChannelSensor) and part.channels == CP.channels_for(s)
         values = part.read()
         assert len(values) == len(part.channels)
-        assert all(c.lo - 0.01 <= v <= c.hi + 0.01 for c, v in zip(part.channels, values))
+        assert all(c.lo - 0.01 <= v <= c.hi + 0.01 for c, v in zip(part.channels, values, strict=True))
 
 
 def _profile_with(**specs):

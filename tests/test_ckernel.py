@@ -33,7 +33,7 @@ def check(graph, inputs, variants=None):
     for v in variants or VARIANTS:
         got = engine_c.CEngine(graph, v).run_quantized(inputs)
         assert len(got) == len(ref)
-        for g, r in zip(got, ref):
+        for g, r in zip(got, ref, strict=True):
             assert g.dtype == np.int8 and g.shape == r.shape
             if not np.array_equal(g, r):
                 bad = np.argwhere(g != r)
@@ -134,7 +134,7 @@ pool_cases = st.fixed_dictionaries({
 def test_pool(c):
     rng = np.random.default_rng(c["seed"])
     kh, kw = min(c["kh"], c["h"]), min(c["kw"], c["w"])
-    t, left, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw)))
+    t, left, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw), strict=True))
     oh = (c["h"] + t + b - kh) // c["sh"] + 1
     ow = (c["w"] + left + r - kw) // c["sw"] + 1
     sx, zx = qparams(rng)

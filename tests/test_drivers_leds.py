@@ -26,7 +26,7 @@ def decode_spi(buf: bytes, hz: int, n_pixels: int) -> np.ndarray:
     data = bits[start:start + n_pixels * 24 * per_bit].reshape(-1, per_bit)
     highs = data.sum(axis=1)
     # every symbol is a single high pulse followed by low
-    for sym, h in zip(data, highs):
+    for sym, h in zip(data, highs, strict=True):
         assert sym[:h].all() and not sym[h:].any()
     threshold = (round(hz * 0.35e-6) + round(hz * 0.8e-6)) / 2
     return np.packbits((highs > threshold).astype(np.uint8)).reshape(n_pixels, 3)

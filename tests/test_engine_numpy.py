@@ -247,7 +247,7 @@ def test_dense_chains_equal_reference(sizes, styles, zps, branch, expose, seed):
     rng = np.random.default_rng(seed)
     tensors = {"t0": Tensor("t0", (sizes[0],), "int8", 0.05, zps[0])}
     layers = []
-    for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         w, bias, mult = _layer_arrays(rng, n, k, styles[i % 4])
         lo = zps[i + 1] if i % 2 == 0 else -128                       # ReLU or none
         tensors[f"t{i + 1}"] = Tensor(f"t{i + 1}", (n,), "int8", 0.1, zps[i + 1])
@@ -267,7 +267,7 @@ def test_dense_chains_equal_reference(sizes, styles, zps, branch, expose, seed):
     ref, fast = ReferenceEngine(g), NumpyEngine(g)
     for _ in range(3):
         x = rng.integers(-128, 128, (sizes[0],)).astype(np.int8)
-        for a, b in zip(ref.run_quantized([x]), fast.run_quantized([x])):
+        for a, b in zip(ref.run_quantized([x]), fast.run_quantized([x]), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
@@ -276,9 +276,9 @@ def test_float_handoff_is_used_between_dense_layers_only_when_safe():
     g = Graph({"a": Tensor("a", (8,), "int8", 0.1, 0), "b": Tensor("b", (6,), "int8", 0.1, 1),
                "c": Tensor("c", (4,), "int8", 0.1, 2)},
               [Layer("dense", "d1", ("a",), ("b",), {}, dict(zip(
-                  ("weight", "bias", "multiplier"), _layer_arrays(rng, 6, 8, "ordinary")))),
+                  ("weight", "bias", "multiplier"), _layer_arrays(rng, 6, 8, "ordinary"), strict=True))),
                Layer("dense", "d2", ("b",), ("c",), {}, dict(zip(
-                   ("weight", "bias", "multiplier"), _layer_arrays(rng, 4, 6, "ordinary"))))],
+                   ("weight", "bias", "multiplier"), _layer_arrays(rng, 4, 6, "ordinary"), strict=True)))],
               ("a",), ("c",))
     assert set(NumpyEngine._float_handoffs(g)) == {"b"}
     g.outputs = ("c", "b")                       # b is now read by the caller too

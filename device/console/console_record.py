@@ -221,7 +221,7 @@ def cmd_recording_get(server: "ConsoleServer", name, args):
                  for i in range(0, len(rows), 50)]
         return lines + server.ok(name, f"{len(rows)} frames of {rec.session}", data=data)
     body = ["label," + ",".join(ds.channels)] + [
-        lab + "," + ",".join(f"{v:g}" for v in row) for lab, row in zip(labels, rows)]
+        lab + "," + ",".join(f"{v:g}" for v in row) for lab, row in zip(labels, rows, strict=True)]
     return server.ok(name, f"{len(rows)} frames of {rec.session}", body)
 
 

@@ -305,7 +305,7 @@ class CEngine:
         """int8 (or int32 index) inputs -> int8 raw outputs, by one C call. ``out`` (a list
         of C-contiguous int8 arrays shaped like the outputs) avoids allocating them."""
         xs = [x if type(x) is np.ndarray and x.dtype is dt and x.flags.c_contiguous
-              else np.ascontiguousarray(x, dtype=dt) for x, dt in zip(inputs, self._in_dt)]
+              else np.ascontiguousarray(x, dtype=dt) for x, dt in zip(inputs, self._in_dt, strict=True)]
         if out is None:
             out = [np.empty(shape, self._i8) for shape in self._out_shapes]
         self._m.run(xs, out)

@@ -75,7 +75,7 @@ class NumpyEngine(ReferenceEngine):
 
     def run_quantized(self, inputs) -> list[np.ndarray]:
         buf = self.buf
-        for name, x in zip(self.graph.inputs, inputs):
+        for name, x in zip(self.graph.inputs, inputs, strict=True):
             np.copyto(buf[name], x, casting="unsafe")
         for step in self.steps:
             step()

@@ -234,9 +234,9 @@ class Piece:
     def latest(self) -> dict:
         frame, t = self.inference.history.newest()
         return {"t": round(t, 3),
-                "values": {c: round(float(v), 4) for c, v in zip(self.layout.names, frame)},
+                "values": {c: round(float(v), 4) for c, v in zip(self.layout.names, frame, strict=True)},
                 "probs": {lab: round(float(p), 4)
-                          for lab, p in zip(self.inference.labels, self.inference.probs)},
+                          for lab, p in zip(self.inference.labels, self.inference.probs, strict=True)},
                 "mood": self.mood.mood, "gesture": self.mood.gesture, **self.shown()}
 
     def shown(self) -> dict:

@@ -240,7 +240,7 @@ class Dataset:
         for rec in self.recordings:
             per = out.setdefault(rec.source, {})
             idx, cnt = np.unique(rec.labels, return_counts=True)
-            for i, c in zip(idx, cnt):
+            for i, c in zip(idx, cnt, strict=True):
                 per[self.labels[i]] = per.get(self.labels[i], 0) + int(c)
         return out
 
@@ -478,7 +478,7 @@ def recording_csv(frames: np.ndarray, labels: Sequence[str], session: str,
     """The CSV text of one session (header + one row per frame)."""
     out = io.StringIO()
     out.write(",".join([SESSION_COLUMN, LABEL_COLUMN, *channels]) + "\n")
-    for row, lab in zip(frames, labels):
+    for row, lab in zip(frames, labels, strict=True):
         out.write(session + "," + lab + "," + ",".join(_format_value(float(v)) for v in row) + "\n")
     return out.getvalue()
 
