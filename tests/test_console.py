@@ -476,7 +476,7 @@ def test_any_input_gets_answers_and_never_an_internal_error(tmp_path_factory, li
        cuts=st.lists(st.integers(1, 30), max_size=30))
 def test_line_reader_any_split_any_ending(lines, endings, cuts):
     """However the bytes are split into reads, every line comes out once, whole."""
-    stream = b"".join(line + end for line, end in zip(lines, endings, strict=True))
+    stream = b"".join(line + end for line, end in zip(lines, endings, strict=False))
     r, got, pos = LineReader(limit=64), [], 0
     for c in cuts + [len(stream)]:
         got += r.feed(stream[pos:pos + c])

@@ -227,7 +227,7 @@ def test_idle_animation_when_the_pi_goes_quiet_and_live_again(harness):
     # idle starts once idle_timeout_ms (1500) passed without a host frame, not before
     assert 1500 <= idle[0]["t_ms"] - t_marker <= 1500 + 2 * 33 + 10
     # ~30 fps of the dim warm glow: red >= green >= blue, far below full scale
-    assert all(25 <= b["t_ms"] - a["t_ms"] <= 45 for a, b in zip(idle, idle[1:4], strict=True))
+    assert all(25 <= b["t_ms"] - a["t_ms"] <= 45 for a, b in zip(idle, idle[1:4], strict=False))
     for f in idle[:4]:
         px = np.frombuffer(f["grb"], np.uint8).reshape(24, 3)[:, [1, 0, 2]]
         assert px.max() <= 100 and (px[:, 0] >= px[:, 1]).all() and (px[:, 1] >= px[:, 2]).all()
