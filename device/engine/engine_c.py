@@ -246,7 +246,7 @@ class CEngine:
     """Runs a Graph on the C kernel. Not thread-safe (the arena is shared between calls)."""
 
     def __init__(self, graph: Graph, variant: str | int | None = None):
-        from lanthorn.device.engine.kernel_ext import _lk
+        from lanthorn.device.engine.kernel_ext import _lk  # ImportError: not built
         if isinstance(variant, str):
             key = variant.lower().removeprefix("c-")
             if key not in VARIANTS:

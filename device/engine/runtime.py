@@ -56,7 +56,7 @@ class InputError(UserError):
 
 def _c_engine(graph):
     """The C engine for ``graph``, or raise ImportError when the extension is not built."""
-    from lanthorn.device.engine import engine_c
+    from lanthorn.device.engine import engine_c  # optional, built from firmware/
     return engine_c.CEngine(graph)
 
 

@@ -140,7 +140,7 @@ def public_of(key) -> bytes:
 
 def sign_bundle_bytes(data: bytes, key) -> bytes:
     """``data`` (a bundle, signed or not) with a fresh signature trailer by ``key``."""
-    from lanthorn.device.engine.bundle import split_signature
+    from lanthorn.device.engine.bundle import split_signature  # (bundle imports us not)
     body, _ = split_signature(data)
     digest = body[32:64]
     return body + TRAILER.pack(TRAILER_MAGIC, public_of(key), key.sign(DOMAIN + digest))
