@@ -10,7 +10,7 @@ PIN := -c constraints.txt
 # The C kernel extension is compiled at install time: editing it must rebuild it.
 KERNEL_SOURCES := $(wildcard firmware/kernel/*.c firmware/kernel/*.h device/engine/kernel_ext/*.c)
 
-.PHONY: demo studio test test-fast lint bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
+.PHONY: demo studio test test-fast lint typecheck bench model voice torture system-deps fresh-check pi-check arm-cost-model fuzz-bundles clean help
 
 help:
 	@echo "make demo   - set up and run the simulated artwork on the shipped default model"
@@ -18,6 +18,7 @@ help:
 	@echo "make test   - set up (including system tools) and run the test suite"
 	@echo "make test-fast - the quick local loop: lint, then the tests not marked slow (stops at the first failure)"
 	@echo "make lint   - ruff (pyflakes, pycodestyle errors, bugbear, import order, unused noqa)"
+	@echo "make typecheck - mypy on lanthorn.device and lanthorn.hardware (scripts/typecheck.py)"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
 	@echo "make model  - rebuild the shipped models (the lantern's, the bowl's) from synthetic data and seed (and the voice)"
 	@echo "make voice  - rebuild the shipped default voice from data/voice (CC0 text) and seed"
@@ -55,6 +56,9 @@ test-fast: $(VENV)/.installed-dev lint
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/python -m ruff check .
+
+typecheck: $(VENV)/.installed-dev
+	$(BIN)/python scripts/typecheck.py
 
 bench: $(VENV)/.installed-dev
 	$(BIN)/lanthorn bench

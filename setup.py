@@ -7,7 +7,6 @@
   present the install still succeeds and the runtime falls back to the numpy reference.
 """
 import os
-import sys
 
 from setuptools import Extension, setup
 

@@ -136,6 +136,7 @@ class RealBody(Body):
         if old is not None:
             old.close()
             setattr(self, role, None)
+        assert self.shared is not None, "open_body gives a RealBody its shared parts"
         part = self.shared.open(role)
         setattr(self, role, part)
         self.open_errors.pop(role, None)
@@ -157,11 +158,11 @@ def open_body(profile: Profile, sim: bool = False, *, board_check: bool = True,
         raise TypeError(f"options {sorted(sim_options)} only apply to the simulator")
     if board_check:
         check_board(profile)
-    body = RealBody(shared=RealParts(profile, pin_factory=pin_factory, bus_factory=bus_factory),
-                    profile=profile)
+    shared = RealParts(profile, pin_factory=pin_factory, bus_factory=bus_factory)
+    body = RealBody(shared=shared, profile=profile)
     for role in profile.parts:
         try:
-            setattr(body, role, body.shared.open(role))
+            setattr(body, role, shared.open(role))
         except PartError as exc:
             body.open_errors[role] = str(exc)
     return body

@@ -251,10 +251,10 @@ def channels_for(spec) -> tuple[Channel, ...]:
     if t in ("mpu6050", "lsm6ds3"):
         g, dps = float(o["accel_range_g"]), float(o["gyro_range_dps"])
         units = [("g", g)] * 3 + [("dps", dps)] * 3
-        return tuple(Channel(n, u, -r, r, "signed", rate) for n, (u, r) in zip(names, units))
+        return tuple(Channel(n, u, -r, r, "signed", rate) for n, (u, r) in zip(names, units, strict=True))
     if t == "ads1115":
         return tuple(Channel(n, "V", 0.0, min(fs, float(o["vdd"])), "linear", rate)
-                     for n, (_, _, _, fs) in zip(names, ads_inputs(o)))
+                     for n, (_, _, _, fs) in zip(names, ads_inputs(o), strict=True))
     if t in ("pir", "button", "reed_switch"):
         return (Channel(names[0], "on", 0.0, 1.0, "binary", rate),)
     if t == "sound_level":

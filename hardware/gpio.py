@@ -12,9 +12,10 @@ import importlib
 from abc import ABC, abstractmethod
 from typing import Callable
 
+from lanthorn.errors import install_hint
+
 from .board import Board
 from .interfaces import PartError
-from lanthorn.errors import install_hint
 
 EDGES = ("rising", "falling", "both")
 

@@ -25,12 +25,12 @@ class PartError(OSError):
         self.part = part
 
 
-class Part(ABC):
+class Part(ABC):  # noqa: B024  (the base of every part ABC; it has nothing abstract itself)
     """Anything with a name that can be closed. ``name`` is the profile's name for the part."""
 
     name: str = "part"
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (a part with nothing to release keeps this no-op)
         """Release the bus or pins. Safe to call twice."""
 
     def __enter__(self):

@@ -333,12 +333,13 @@ def _fits(role: str) -> list[str]:
     return list(channel_types())
 
 
-def _check_type(source: str, where: str, role: str, type_name) -> None:
+def _check_type(source: str, where: str, role: str, type_name) -> str:
+    """``type_name`` when it is a known type fit for ``role``; else a ProfileError saying why."""
     if type_name is None:
         raise ProfileError(f"{source}: {where}: missing 'type' (for {role}: {', '.join(_fits(role))})")
     if type_name in PART_TYPES and (role in PART_TYPES[type_name][0]
                                     or (role not in ROLES and ANY_PART in PART_TYPES[type_name][0])):
-        return
+        return type_name
     if role in ROLES and type_name in channel_types():
         raise ProfileError(f"{source}: {where}: unknown type {type_name!r} for {role}: it is a "
                            f"sensing part with its own channels; name it after what it senses "
@@ -379,8 +380,7 @@ def _parse_part(source: str, role: str, table, default_bus: int) -> PartSpec:
     where = f"[parts.{role}]"
     if not isinstance(table, dict):
         raise ProfileError(f"{source}: {where} must be a table")
-    type_name = table.get("type")
-    _check_type(source, where, role, type_name)
+    type_name = _check_type(source, where, role, table.get("type"))
     schema = PART_TYPES[type_name][1]
     _check_keys(source, where, table, _PART_COMMON + tuple(schema))
     options = {}

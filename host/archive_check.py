@@ -60,6 +60,7 @@ def _twin(bundle) -> str:
     """Our engines against onnxruntime on the bundle's twin (seeded random inputs)."""
     try:
         import onnx
+
         from lanthorn.quantize import tiny_models
         from lanthorn.quantize.ort_oracle import engines_vs_ort
     except ImportError as exc:

@@ -95,6 +95,7 @@ def bag_info(manifest: dict) -> dict:
 def make_archive(out: Path, obj, opts: ab.BagOptions, say: Callable[[str], None]) -> dict:
     """Write the bag for ``obj`` (an ObjectState read back) at ``out``; returns the manifest."""
     import bagit
+
     from lanthorn.host.archive_report import identity_report
     out = Path(out).resolve()  # git -C writes relative to the clone, not here
     _check_out(out)

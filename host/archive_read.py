@@ -58,7 +58,8 @@ def fetch_bundle(client, words: str = "") -> tuple[bytes, dict]:
         bad = [0]
         dec = FrameDecoder()
 
-        def on_event(ev):
+        # this take's buffers bound now, not looked up when an event arrives
+        def on_event(ev, frames=frames, bad=bad, dec=dec):
             if ev.get("event") != "chunk":
                 return
             try:

@@ -126,10 +126,10 @@ class Case:
 
 def _zoo_cases(names, workdir: Path, seed: int):
     import onnx
+
     from lanthorn.device.engine.bundle import write_bundle
-    from lanthorn.quantize import tiny_models
+    from lanthorn.quantize import mlperf_tiny, tiny_models
     from lanthorn.quantize.qdq_import import bundle_from_qdq
-    from lanthorn.quantize import mlperf_tiny
     for name in names:
         builder = mlperf_tiny.build_files if name in mlperf_tiny.MODELS else tiny_models.build
         fpath, qpath = builder(name, workdir, seed=seed)
@@ -151,6 +151,7 @@ def _bundle_case(path: str):
 def _feeds(case: Case, n: int, seed: int) -> list[dict]:
     """Random onnxruntime feeds for the twin's inputs (token models: valid indices)."""
     import onnx
+
     from lanthorn.quantize import tiny_models
     twin = onnx.load_from_string(case.bundle.twin)
     vocab = next((int(layer.arrays["table"].shape[0]) for layer in case.bundle.graph.layers
@@ -273,7 +274,7 @@ def _check_exact(models: dict, case: Case, feeds) -> dict:
     out = {}
     for path, model in models.items():
         mism, maxd, n = 0, 0, 0
-        for feed, ref in zip(feeds, refs):
+        for feed, ref in zip(feeds, refs, strict=True):
             ours = np.asarray(model.run_quantized(*quantize_feed(model, feed)))
             d = np.abs(ours.astype(np.int32) - ref.astype(np.int32))
             mism += int(np.count_nonzero(d))
@@ -468,7 +469,7 @@ def profile_layers(model, x, settings: dict) -> dict:
                     settings["budget_s"] / 3, settings["min_reps"], settings["warmup"],
                     settings["reps"])
     fns = {f"{i}:{name}": step for i, (name, step) in
-           enumerate(zip(engine.step_layers, engine.steps))}
+           enumerate(zip(engine.step_layers, engine.steps, strict=True))}
     samples = measure(fns, settings["budget_s"] / 3, settings["min_reps"], settings["warmup"],
                       settings["reps"])
     steps = []
@@ -719,7 +720,7 @@ def format_table(report: dict) -> str:
         if i > 0 and r[0]:
             lines.append("-" * (sum(widths) + 2 * len(widths)))
         lines.append("  ".join(c.ljust(w) if j < 4 else c.rjust(w) if j < 8 else c
-                               for j, (c, w) in enumerate(zip(r, widths))).rstrip())
+                               for j, (c, w) in enumerate(zip(r, widths, strict=True))).rstrip())
     mi = report["machine"]
     head = (f"lanthorn bench ({report['mode']}): batch 1, one thread; {mi['cpu_model']}; "
             f"numpy {mi['numpy']}, onnxruntime {mi['onnxruntime']}")

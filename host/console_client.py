@@ -23,7 +23,6 @@ from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD
 
 
-
 def port_error(port: str, exc: Exception) -> str:
     """One line for a port that would not open: what is wrong in plain words (pyserial's
     text repeats the OS error twice) and what to try."""

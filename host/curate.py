@@ -19,11 +19,20 @@ from typing import NamedTuple
 
 import numpy as np
 
+from lanthorn.device.piece.frames import (
+    CHANNELS,
+    DEFAULT_RANGES,
+    DEFAULT_RATE_HZ,
+    DEFAULT_UNITS,
+    LABELS,
+    N_PADS,
+    RAW_RANGES,
+    SAMPLE_HZ,
+    encode_into,
+    frames_from_samples,
+)
 from lanthorn.device.storage import dataset as dsf
 from lanthorn.device.storage.dataset import DataError, Source, is_number
-from lanthorn.device.piece.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_UNITS,
-                                    LABELS, N_PADS, RAW_RANGES, SAMPLE_HZ, encode_into,
-                                    frames_from_samples)
 from lanthorn.words import plural
 
 SYNTH_SOURCE = "synthetic"
@@ -257,7 +266,7 @@ def split_sessions(frames: np.ndarray, labels: list[str], sessions: list[str] | 
         return [(None, frames, labels)]
     order = list(dict.fromkeys(sessions))
     keys = np.array(sessions, dtype=object)
-    return [(s, frames[keys == s], [lab for lab, k in zip(labels, sessions) if k == s])
+    return [(s, frames[keys == s], [lab for lab, k in zip(labels, sessions, strict=True) if k == s])
             for s in order]
 
 

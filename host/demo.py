@@ -54,8 +54,8 @@ def load_model(path: Path | None, profile=None):
 
 def load_voice(path: Path | None, off: bool):
     """(voice or None, note): the given voice bundle, else the shipped default voice."""
-    from lanthorn.device.storage.storage import SHIPPED_VOICE
     from lanthorn.device.piece.voice import load_voice
+    from lanthorn.device.storage.storage import SHIPPED_VOICE
     if off:
         return None, "off (--no-voice): phrase banks"
     return _given_or_shipped(path, "--voice", SHIPPED_VOICE, load_voice,
@@ -198,6 +198,7 @@ def run_demo(demo: Demo, seconds, fps: float):
 def write_outputs(summary: dict, recorder, out: Path) -> Path:
     """demo.gif (when frames were recorded) and summary.json in ``out``; returns the latter."""
     import json
+
     from lanthorn.device.storage.atomic import atomic_write_text
     out.mkdir(parents=True, exist_ok=True)
     if len(recorder):

@@ -82,7 +82,7 @@ def load_base(path, old_data=None) -> Base:
     recall = {}
     if train.get("confusion"):
         r = per_class_recall(np.asarray(train["confusion"]))
-        recall = {lab: float(v) for lab, v in zip(spec.labels, r) if not np.isnan(v)}
+        recall = {lab: float(v) for lab, v in zip(spec.labels, r, strict=True) if not np.isnan(v)}
     if old_data is None and ckpt_path.resolve() == SHIPPED_CHECKPOINT.resolve() \
             and (SHIPPED_DATA / "manifest.json").is_file():
         old_data = SHIPPED_DATA

@@ -13,11 +13,8 @@ import numpy as np
 
 from lanthorn.device.storage.atomic import atomic_write_bytes
 from lanthorn.host import finetune
+from lanthorn.quantize.dataspec import TRAINING_KEY, DataSpec, onnx_with_spec, prepare, scale_windows
 from lanthorn.words import plural
-from lanthorn.quantize.dataspec import (TRAINING_KEY, DataSpec, onnx_with_spec, prepare,
-                                        scale_windows)
-
-
 
 
 def train(data_dir, out, *, spec: DataSpec | None = None, arch=None, seed: int = 0,
@@ -76,7 +73,7 @@ def _recall(cm, labels) -> dict:
     from lanthorn.quantize.metrics import per_class_recall
 
     return {lab: None if r != r else round(float(r), 4)
-            for lab, r in zip(labels, per_class_recall(cm))}
+            for lab, r in zip(labels, per_class_recall(cm), strict=True)}
 
 
 def _fit_settings(n_windows: int, batch: int | None, epochs: int | None,

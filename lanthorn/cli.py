@@ -64,7 +64,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description="Firmware and tools for networkless art objects with a tiny int8 model.")
     parser.add_argument("--version", action="version", version=f"lanthorn {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (module, summary) in COMMANDS.items():
+    for name, (_module, summary) in COMMANDS.items():
         sub.add_parser(name, help=summary, add_help=False)
     return parser
 

@@ -232,6 +232,7 @@ def compute_ranges(model, data: ModelData, method: str, cache_path) -> Path:
 
     import onnx
     from onnxruntime.quantization.calibrate import create_calibrator, save_tensors_data
+
     from lanthorn.quantize.qdq import op_types_to_quantize
 
     ops = op_types_to_quantize()  # exactly what quantize_static will quantize

@@ -12,9 +12,17 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from lanthorn.device.storage.dataset import (MIXED, SIDES, DataError, Dataset, Recording, Windows,
-                                     load_dataset, pin_sessions)
 from lanthorn.device.piece.frames import DEFAULT_WINDOW
+from lanthorn.device.storage.dataset import (
+    MIXED,
+    SIDES,
+    DataError,
+    Dataset,
+    Recording,
+    Windows,
+    load_dataset,
+    pin_sessions,
+)
 
 #: ONNX metadata key holding the data spec (JSON); read by ``lanthorn quantize``.
 META_KEY = "lanthorn.data_spec"

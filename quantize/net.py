@@ -24,10 +24,10 @@ from lanthorn.quantize import determinism
 
 determinism.apply()   # before torch's first import: its CPU kernels are chosen then
 import torch  # noqa: E402
-from torch import nn
-from torch.nn import functional as F
+from torch import nn  # noqa: E402
+from torch.nn import functional as F  # noqa: E402
 
-from lanthorn.device.piece.frames import N_PADS
+from lanthorn.device.piece.frames import N_PADS  # noqa: E402
 
 OPSET = 17
 
@@ -53,7 +53,7 @@ class ArchConfig:
     def time_steps(self) -> list[int]:
         """Output length of each conv block (``same``-style padding, then stride)."""
         t, out = self.window, []
-        for k, s, d in zip(self.kernels, self.strides, self.dilations):
+        for k, s, d in zip(self.kernels, self.strides, self.dilations, strict=True):
             pad = d * (k - 1) // 2
             t = (t + 2 * pad - d * (k - 1) - 1) // s + 1
             out.append(t)
@@ -64,7 +64,7 @@ class ArchConfig:
         per input element) and dense -- counted as the bundle's graph counts them
         (``device.graph.layer_macs``), so ``train`` and ``quantize`` report one figure."""
         total, cin = 0, self.in_channels
-        for w, k, t in zip(self.widths, self.kernels, self.time_steps()):
+        for w, k, t in zip(self.widths, self.kernels, self.time_steps(), strict=True):
             total += w * cin * k * t
             cin = w
         return total + cin * self.time_steps()[-1] + cin * self.n_classes
@@ -77,7 +77,7 @@ class TemperamentNet(nn.Module):
         super().__init__()
         self.cfg = cfg
         blocks, cin = [], cfg.in_channels
-        for w, k, s, d in zip(cfg.widths, cfg.kernels, cfg.strides, cfg.dilations):
+        for w, k, s, d in zip(cfg.widths, cfg.kernels, cfg.strides, cfg.dilations, strict=True):
             blocks.append(nn.ModuleDict({
                 "conv": nn.Conv1d(cin, w, k, stride=s, padding=d * (k - 1) // 2, dilation=d,
                                   bias=False),

@@ -160,7 +160,7 @@ def quantize_feed(model, feed):
     quantized as ORT's QuantizeLinear does."""
     g = model.graph
     out = []
-    for name, value in zip(g.inputs, feed.values()):
+    for name, value in zip(g.inputs, feed.values(), strict=True):
         t = g.tensors[name]
         x = to_ours(value, t.shape)
         out.append(x.astype(np.int32) if t.dtype == "int32" else int8.quantize(x, t.scale, t.zero_point))
@@ -177,7 +177,7 @@ def engines_vs_ort(bundle, feeds) -> tuple[int, tuple[str, int] | None]:
     checked = 0
     for backend in ("numpy", "auto"):
         model = load(bundle, backend=backend)
-        for feed, ref in zip(feeds, refs):
+        for feed, ref in zip(feeds, refs, strict=True):
             ours = model.run_quantized(*quantize_feed(model, feed))
             if not np.array_equal(ours, ref):
                 return checked, (model.backend, int((ours != ref).sum()))
@@ -187,7 +187,7 @@ def engines_vs_ort(bundle, feeds) -> tuple[int, tuple[str, int] | None]:
 
 def assert_exact(model, bundle, feeds):
     """Every element of the engine's raw output equals onnxruntime's, for every feed."""
-    for i, (feed, ref) in enumerate(zip(feeds, ort_raw_int8(bundle, feeds))):
+    for i, (feed, ref) in enumerate(zip(feeds, ort_raw_int8(bundle, feeds), strict=True)):
         ours = model.run_quantized(*quantize_feed(model, feed))
         bad = np.argwhere(ours != ref)
         assert bad.size == 0, (f"feed {i}: {len(bad)} of {ours.size} elements differ, first at "

@@ -180,7 +180,7 @@ def channel_stats(model, layers, data, n: int = 128) -> dict[str, tuple]:
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     acc = {name: [] for name in names}
     for feed in data.feeds(data.calib_x[:n]):
-        for name, v in zip(names, sess.run(names, feed)):
+        for name, v in zip(names, sess.run(names, feed), strict=True):
             acc[name].append(v[0].reshape(v.shape[1], -1).astype(np.float64))
     out = {}
     for name, parts in acc.items():
@@ -483,9 +483,9 @@ def prune_checkpoint(model, checkpoint, data, plan: dict, sp_fracs: dict, *, epo
     g = _G(model)
     convs, gemm = _checkpoint_layers(g, net, checkpoint)
     keeps = [plan.get(g.key(c), np.arange(b["conv"].out_channels))
-             for c, b in zip(convs, net.blocks)]
+             for c, b in zip(convs, net.blocks, strict=True)]
     new = _narrower_net(net, keeps)
-    modules = {g.key(c): b["conv"] for c, b in zip(convs, new.blocks)}
+    modules = {g.key(c): b["conv"] for c, b in zip(convs, new.blocks, strict=True)}
     modules[g.key(gemm)] = new.head
     for key, f in sp_fracs.items():
         if f > 0:
@@ -511,7 +511,7 @@ def _checkpoint_layers(g: _G, net, checkpoint) -> tuple[list, object]:
     gemms = [n for n in wl if n.op_type == "Gemm"]
     if (len(convs) != len(net.blocks) or len(gemms) != 1
             or any(g.w[c.input[1]].shape[:2] != tuple(b["conv"].weight.shape[:2])
-                   for c, b in zip(convs, net.blocks))):
+                   for c, b in zip(convs, net.blocks, strict=True))):
         raise PruneError(f"{checkpoint}: this checkpoint's layers do not match the ONNX model; "
                          f"pass the checkpoint written with it by 'lanthorn train'")
     return convs, gemms[0]
@@ -528,7 +528,7 @@ def _narrower_net(net, keeps: list):
     new = nets.TemperamentNet(cfg)
     with torch.no_grad():
         prev = torch.arange(cfg.in_channels)
-        for old_b, new_b, keep in zip(net.blocks, new.blocks, keeps):
+        for old_b, new_b, keep in zip(net.blocks, new.blocks, keeps, strict=True):
             k = torch.from_numpy(np.asarray(keep, np.int64))
             new_b["conv"].weight.copy_(old_b["conv"].weight[k][:, prev])
             for attr in ("weight", "bias", "running_mean", "running_var"):

@@ -9,6 +9,7 @@ onnxruntime lazily, inside the functions.
 """
 from __future__ import annotations
 
+import logging
 import tempfile
 from pathlib import Path
 
@@ -21,6 +22,7 @@ def op_types_to_quantize() -> list[str]:
     with it, each gets its own Q/DQ pair and the engine's table gives onnxruntime's integers
     (tested per activation). A superset of the default, so other models are unchanged."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
     from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
     return sorted(set(QLinearOpsRegistry) | set(QDQRegistry) | UNARY_LUT_OPS)
 
@@ -50,12 +52,10 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
     Full-range weights are exact against the oracle too; ``lanthorn import`` says when
     stock onnxruntime on the CPU at hand differs."""
     import onnx
-    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
-                                          QuantType, quantize_static)
-    import logging
+    from onnxruntime import quantization as ortq
     out_path = Path(out_path)
 
-    class _Reader(CalibrationDataReader):
+    class _Reader(ortq.CalibrationDataReader):
         def __init__(self):
             self.it = iter(calib_inputs)
 
@@ -71,14 +71,14 @@ def quantize_qdq(float_model, out_path, calib_inputs, dedicated_pairs: bool = Tr
         level = root.level
         root.setLevel(logging.ERROR)  # quantize_static nags about pre-processing via root logging
         try:
-            quantize_static(str(src), str(out_path), _Reader(), quant_format=QuantFormat.QDQ,
-                            per_channel=True, activation_type=QuantType.QInt8,
-                            weight_type=QuantType.QInt8, reduce_range=bool(reduce_range),
-                            calibrate_method=calibrate_method or CalibrationMethod.MinMax,
-                            calibration_cache_path=(str(calibration_cache) if calibration_cache
-                                                    else None),
-                            op_types_to_quantize=op_types_to_quantize(),
-                            extra_options={"DedicatedQDQPair": bool(dedicated_pairs)})
+            ortq.quantize_static(
+                str(src), str(out_path), _Reader(), quant_format=ortq.QuantFormat.QDQ,
+                per_channel=True, activation_type=ortq.QuantType.QInt8,
+                weight_type=ortq.QuantType.QInt8, reduce_range=bool(reduce_range),
+                calibrate_method=calibrate_method or ortq.CalibrationMethod.MinMax,
+                calibration_cache_path=str(calibration_cache) if calibration_cache else None,
+                op_types_to_quantize=op_types_to_quantize(),
+                extra_options={"DedicatedQDQPair": bool(dedicated_pairs)})
         finally:
             root.setLevel(level)
     return out_path

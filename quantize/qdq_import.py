@@ -28,8 +28,8 @@ from lanthorn.device.engine import int8
 from lanthorn.device.engine.bundle import Bundle, InputSpec
 from lanthorn.device.engine.graph import Graph, GraphError, Layer, Tensor
 from lanthorn.errors import UserError
-from lanthorn.quantize.qdq_ops import OPS, UNARY_LUT_OPS
 from lanthorn.quantize.qdq_onnx import node_attrs, our_shape
+from lanthorn.quantize.qdq_ops import OPS, UNARY_LUT_OPS
 
 SPATIAL_OPS = {"Conv", "MaxPool", "AveragePool", "GlobalAveragePool"}
 
@@ -316,6 +316,7 @@ def _refuse_float_nodes(model, source: str) -> None:
     float even there, its numbers are float arithmetic no int8 engine reproduces bit for
     bit, so the model is refused, naming the nodes, instead of imported to differ."""
     import onnx
+
     from lanthorn.quantize.ort_oracle import float_nodes
     named = onnx.ModelProto()
     named.CopyFrom(model)
@@ -396,7 +397,7 @@ def _onnx_io(imp: _Importer, graph: Graph) -> dict:
         ins.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
                     "layout": imp.io_layout.get(name, "plain")})
     outs = []
-    for onnx_name, name in zip(imp.graph_outputs, graph.outputs):
+    for onnx_name, name in zip(imp.graph_outputs, graph.outputs, strict=True):
         q = imp.q.get(name)
         outs.append({"name": onnx_name, "tensor": name, "shape": list(imp.shape(onnx_name)),
                      "layout": q.layout if q is not None else "plain"})

@@ -34,8 +34,14 @@ import numpy as np
 from lanthorn.device.engine.graph import graph_macs
 from lanthorn.errors import UserError
 from lanthorn.quantize import quality
-from lanthorn.quantize.calibrate import (DEFAULT_CALIBRATION_WINDOWS, METHODS, ModelData,
-                                         compute_ranges, load_model_data, ort_method)
+from lanthorn.quantize.calibrate import (
+    DEFAULT_CALIBRATION_WINDOWS,
+    METHODS,
+    ModelData,
+    compute_ranges,
+    load_model_data,
+    ort_method,
+)
 from lanthorn.quantize.qdq_import import UNARY_LUT_OPS
 
 #: Float operators lanthorn quantizes (each becomes, or fuses into, an int8 layer).
@@ -239,7 +245,7 @@ def _intermediates(model, names, feeds) -> dict[str, np.ndarray]:
     sess = ort.InferenceSession(m.SerializeToString(), so, providers=["CPUExecutionProvider"])
     sums, n = {}, 0
     for feed in feeds:
-        for name, v in zip(names, sess.run(list(names), feed)):
+        for name, v in zip(names, sess.run(list(names), feed), strict=True):
             sums[name] = sums.get(name, 0.0) + v.astype(np.float64)
         n += 1
     return {k: (v / max(n, 1)).astype(np.float32) for k, v in sums.items()}
@@ -846,5 +852,5 @@ def _fmt(ev: Evaluation) -> str:
 
 
 def _versions() -> str:
-    import onnxruntime   # lanthorn's own version is in the bundle's build record
+    import onnxruntime  # lanthorn's own version is in the bundle's build record
     return f"onnxruntime {onnxruntime.__version__} quantize_static (QDQ, per-channel S8S8, reduce_range)"

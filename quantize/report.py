@@ -100,7 +100,7 @@ def plot_pruning(evals, path: Path) -> str | None:
             xs = [getattr(e, key) for e in evals]
             ys = [100 * getattr(e, attr) for e in evals]
             ax.plot(xs, ys, marker, label=lab, alpha=0.8)
-            for x, y, e in zip(xs, ys, evals):
+            for x, y, e in zip(xs, ys, evals, strict=True):
                 if attr == "int8_accuracy":
                     ax.annotate(e.name, (x, y), fontsize=7, xytext=(4, -10),
                                 textcoords="offset points")

@@ -83,7 +83,7 @@ class Net:
         stats = [r.uniform(0.5, 1.5, c), r.normal(0, 0.1, c), r.normal(0, 0.1, c),
                  r.uniform(0.5, 1.5, c)]
         ins = [x or self.cur] + [self.const(a.astype(np.float32), base) for a, base in
-                                 zip(stats, ("gamma", "beta", "mean", "var"))]
+                                 zip(stats, ("gamma", "beta", "mean", "var"), strict=True)]
         return self.op("BatchNormalization", ins, epsilon=1e-5)
 
     def model(self, output_shape):
@@ -120,7 +120,7 @@ def random_inputs(model, n: int, seed: int = 0, vocab: int | None = None) -> lis
 
 def mlp(sizes, name, seed=0):
     n = Net(name, [1, sizes[0]], seed)
-    for i, (k, m) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (k, m) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         n.dense(k, m)
         if i < len(sizes) - 2:
             n.relu()
@@ -130,13 +130,17 @@ def mlp(sizes, name, seed=0):
 
 def cnn1d(seed=0, channels=14, steps=50, classes=9):
     n = Net("cnn1d_14x50", [1, channels, steps], seed)
-    n.conv(channels, 32, 5, pad=2, dims=1); n.relu()
+    n.conv(channels, 32, 5, pad=2, dims=1)
+    n.relu()
     n.op("MaxPool", [n.cur], kernel_shape=[2], strides=[2])
-    n.conv(32, 48, 3, pad=1, dims=1); n.relu()
-    n.conv(48, 48, 3, pad=1, dims=1, groups=48); n.relu()
+    n.conv(32, 48, 3, pad=1, dims=1)
+    n.relu()
+    n.conv(48, 48, 3, pad=1, dims=1, groups=48)
+    n.relu()
     n.op("GlobalAveragePool", [n.cur])
     n.op("Flatten", [n.cur])
-    n.dense(48, 32); n.relu()
+    n.dense(48, 32)
+    n.relu()
     n.dense(32, classes)
     n.op("Softmax", [n.cur], axis=-1)
     return n.model([1, classes])
@@ -147,15 +151,21 @@ def cnn2d(seed=0, classes=10):
     # onnxruntime 1.2x-1.3x run the neighbouring node groups in float (measured), and then
     # no int8 engine can reproduce its integers exactly. Add/Concat are tested on their own.
     n = Net("cnn2d_32", [1, 3, 32, 32], seed)
-    n.conv(3, 16, 3, pad=1); n.relu()
-    n.conv(16, 32, 3, stride=2, pad=1); n.relu()                      # 16x16
-    n.conv(32, 32, 3, pad=1, groups=32); n.relu()                     # depthwise
-    n.conv(32, 32, 1); n.relu()                                       # pointwise
+    n.conv(3, 16, 3, pad=1)
+    n.relu()
+    n.conv(16, 32, 3, stride=2, pad=1)  # 16x16
+    n.relu()
+    n.conv(32, 32, 3, pad=1, groups=32)  # depthwise
+    n.relu()
+    n.conv(32, 32, 1)  # pointwise
+    n.relu()
     n.op("MaxPool", [n.cur], kernel_shape=[2, 2], strides=[2, 2])       # 8x8
-    n.conv(32, 64, 3, pad=1); n.relu()
+    n.conv(32, 64, 3, pad=1)
+    n.relu()
     n.op("AveragePool", [n.cur], kernel_shape=[2, 2], strides=[2, 2])   # 4x4
     n.op("Flatten", [n.cur])
-    n.dense(64 * 16, 64); n.relu()
+    n.dense(64 * 16, 64)
+    n.relu()
     n.dense(64, classes)
     n.op("Softmax", [n.cur], axis=-1)
     return n.model([1, classes])
@@ -166,7 +176,8 @@ def char_lm(seed=0, vocab=96, context=16, dim=24, hidden=256):
     emb = n.const(n.rng.normal(0, 1, (vocab, dim)).astype(np.float32), "emb")
     n.op("Gather", [emb, "x"], axis=0)
     n.op("Flatten", [n.cur])
-    n.dense(context * dim, hidden); n.relu()
+    n.dense(context * dim, hidden)
+    n.relu()
     n.dense(hidden, vocab)
     n.op("Softmax", [n.cur], axis=-1)
     return n.model([1, vocab])

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -159,8 +158,8 @@ def build_bundle(float_onnx: Path, data_dir: Path, out: Path, recipe: dict = REC
 
 def log_kept(how: str, out: Path, log=log) -> None:
     """Say what :func:`lanthorn.device.engine.bundle.keep_if_reproduced` did with ``out``."""
-    from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.device.engine.build_record import build_record
+    from lanthorn.device.engine.bundle import read_bundle
     if how == "reproduced":
         here = build_record()
         log(f"{out.name}: reproduced byte for byte except the build record: built here on "

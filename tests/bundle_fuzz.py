@@ -65,6 +65,7 @@ def seed_bundles(zoo: bool = False) -> list[tuple[str, bytes]]:
     """(name, bytes) of every seed: the shipped model and one bundle per operator; with
     ``zoo`` also the model zoo quantized by onnxruntime and imported (a few seconds each)."""
     from kernel_graphs import op_suite
+
     from lanthorn.device.engine.bundle import Bundle
     from lanthorn.device.storage.storage import SHIPPED_MODEL
     seeds = [("temperament", SHIPPED_MODEL.read_bytes())]
@@ -409,8 +410,9 @@ def known_findings() -> list[tuple[str, bytes]]:
     b[meta["bias"]["offset"]:meta["bias"]["offset"] + 4] = struct.pack("<i", 2 ** 31 - 1)
     out.append(("bias-int32-max", join(header, bytes(b), version)))
     # C blobs edited by hand
-    from lanthorn.device.engine.bundle import Bundle
     from kernel_graphs import op_suite
+
+    from lanthorn.device.engine.bundle import Bundle
     graphs = dict(op_suite(0))
     blob = ec.to_blob(graphs["conv3x3"])
     big = bytearray(blob)
@@ -472,14 +474,14 @@ def _same(a, b) -> bool:
     if isinstance(a, str) or isinstance(b, str):
         return a == b
     return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y, equal_nan=True)
-                                    for x, y in zip(a, b))
+                                    for x, y in zip(a, b, strict=True))
 
 
 def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
     """(kind, detail) of one case; kind in refused / identical / traceback / disagree."""
-    from lanthorn.device.engine.describe import describe
     from lanthorn.device.engine import runtime
     from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.describe import describe
     from lanthorn.device.engine.engine_c import CEngine
     from lanthorn.device.engine.engine_numpy import NumpyEngine
     from lanthorn.errors import UserError
@@ -529,7 +531,7 @@ def judge(path: str, keep_blob: str | None = None) -> tuple[str, str]:
 
 def _write_c_case(prefix: str, engine, sets, results) -> None:
     """blob, inputs and numpy's outputs for the sanitized C driver (index-error sets left out)."""
-    keep = [(xs, r) for xs, r in zip(sets, results) if not isinstance(r, str)]
+    keep = [(xs, r) for xs, r in zip(sets, results, strict=True) if not isinstance(r, str)]
     Path(prefix + ".lkb").write_bytes(engine.blob)
     Path(prefix + ".in").write_bytes(b"".join(x.tobytes() for xs, _ in keep for x in xs))
     Path(prefix + ".want").write_bytes(b"".join(o.tobytes() for _, r in keep for o in r))

@@ -10,7 +10,8 @@ import json
 
 import numpy as np
 
-from lanthorn.quantize import determinism, net as nets   # net fixes the kernels, then imports torch
+from lanthorn.quantize import determinism  # net fixes the kernels, then imports torch
+from lanthorn.quantize import net as nets
 
 
 def gesture_weights() -> bytes:

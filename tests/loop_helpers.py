@@ -13,8 +13,8 @@ def build_zoo_bundle(directory, name: str = "zoo-cnn1d", seed: int = 0):
     """A real int8 bundle with the default piece's input and labels: the zoo's 1-D CNN
     quantized by onnxruntime and imported (random weights: it runs, it does not know)."""
     from lanthorn.device.engine.bundle import write_bundle
-    from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize.tiny_models import build
     _, qdq = build("cnn1d_14x50", directory, seed=seed)
     bundle = bundle_from_qdq(qdq, labels=LABELS,
                              input_spec={"shape": [50, 14], "channels": list(CHANNELS),
@@ -58,8 +58,7 @@ def quiet_body(n_pixels: int = 24):
     """A Body whose parts allocate nothing per call (a reading made once; the LEDs are a
     real :class:`LedStrip` whose ``show`` limits into its own buffers, with a ``_write`` that
     sends nowhere), so a test sees what the loop and the real show path allocate."""
-    from lanthorn.hardware.interfaces import (Body, DistanceSensor, LedStrip, LightSensor,
-                                              TouchReading, TouchSensor)
+    from lanthorn.hardware.interfaces import Body, DistanceSensor, LedStrip, LightSensor, TouchReading, TouchSensor
 
     class Touch(TouchSensor):
         name = "touch"

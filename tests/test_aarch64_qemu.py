@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from kernel_graphs import op_suite, random_input_sets
+
 from lanthorn.device.engine import engine_c
 from lanthorn.device.engine.engine_ref import ReferenceEngine
 from lanthorn.device.engine.graph import raw_outputs
@@ -92,7 +92,7 @@ def test_aarch64_outputs_identical_to_numpy(builds, vectors, tmp_path, march, cp
         else:
             current[line.split()[0]] = int(line.split()[2])     # variant -> packed bytes
     assert set(report) == {name for name, *_ in vectors}
-    for name, blob, inputs, expected in vectors:
+    for name, _blob, _inputs, expected in vectors:
         packed = report[name]
         ran = set(packed)
         assert ran == variants, f"{name}: variants run under -cpu {cpu}: {sorted(ran)}"

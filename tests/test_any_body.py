@@ -155,8 +155,8 @@ def test_a_model_binds_by_name_and_one_needing_channels_the_body_lacks_is_refuse
 
 
 def test_a_body_that_cannot_feed_the_shipped_model_says_so_in_status():
-    from lanthorn.device.piece.piece import Piece
     from lanthorn.device.engine.runtime import load
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.device.storage.storage import SHIPPED_MODEL
     from lanthorn.hardware.body import open_body
     if not SHIPPED_MODEL.exists():

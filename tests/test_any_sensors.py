@@ -7,7 +7,6 @@ data of those shapes, one take per instance, published-archive style). The bundl
 lanthorn's engine and reads the dataset's own channels at its own rate.
 """
 import numpy as np
-import pytest
 
 from lanthorn.cli import main
 from lanthorn.device.engine.bundle import read_bundle
@@ -57,7 +56,7 @@ def one_channel_take(kind: int, rng, n=75):
 def write_split(path, takes, labels, channels, first=0):
     """One CSV with a session column: session,label,channels..."""
     rows = ["session,label," + ",".join(channels)]
-    for i, (f, lab) in enumerate(zip(takes, labels)):
+    for i, (f, lab) in enumerate(zip(takes, labels, strict=True)):
         rows += [f"i{first + i},{lab}," + ",".join(f"{v:.5g}" for v in r) for r in f]
     path.write_text("\n".join(rows) + "\n")
 
@@ -115,6 +114,7 @@ def test_one_channel_at_50_hz_through_the_cli_with_defaults(tmp_path, capsys):
 
 def test_ring_rotation_only_turns_the_declared_ring():
     import torch
+
     from lanthorn.quantize.net import rotate_ring
     x = torch.arange(2 * 5 * 3, dtype=torch.float32).reshape(2, 5, 3)
     gen = torch.Generator().manual_seed(1)
@@ -132,7 +132,6 @@ def test_takes_of_varying_length_are_padded_not_dropped(tmp_path, capsys):
     """One spoken vowel per take, 7 to 20 frames of 12 cepstral channels: the window is
     chosen from the takes' lengths and the shorter takes are front-padded with their first
     frame (as the device's window starts), so no take -- and no test instance -- is lost."""
-    rng = np.random.default_rng(3)
 
     def vowel(kind, rng):
         n = int(rng.integers(7, 21))

@@ -1,22 +1,19 @@
 """The issue's "smaller" items of the artist's loop, each with its check."""
-import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from lanthorn.cli import main
-from lanthorn.device.console.server import ConsoleServer
-from lanthorn.device.console.exhibition_lock import ExhibitionLock as PinLock
-from lanthorn.device.piece.frames import CHANNELS
-from lanthorn.device.piece.params import ParamError, ParamStore
-from lanthorn.device.storage.storage import DataDir
 from console_fakes import FakeApp, fake_loader
 from pty_link import PtyLink
 from test_console import Terminal
+
+from lanthorn.cli import main
+from lanthorn.device.console.exhibition_lock import ExhibitionLock as PinLock
+from lanthorn.device.console.server import ConsoleServer
+from lanthorn.device.piece.frames import CHANNELS
+from lanthorn.device.piece.params import ParamError, ParamStore
+from lanthorn.device.storage.storage import DataDir
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,8 +57,8 @@ def test_parameter_names_are_case_insensitive_like_commands(rig):
 
 def test_power_cap_above_the_profile_says_which_one_applies():
     from lanthorn.device.piece.piece import Piece
-    from lanthorn.hardware.sim import open_sim_body
     from lanthorn.hardware.profile import load_profile
+    from lanthorn.hardware.sim import open_sim_body
     body = open_sim_body(load_profile("sim"), realtime=False)
     try:
         loop = Piece(body, model=None, clock=body.clock, oled_thread=False)
@@ -85,6 +82,7 @@ def test_console_set_power_cap_reports_the_profile_cap(rig):
 
 def test_pushing_a_float_onnx_points_to_quantize(tmp_path, capsys):
     import onnx
+
     from lanthorn.quantize import tiny_models
     onnx.save(tiny_models.cnn1d(seed=1), str(tmp_path / "model.onnx"))
     assert main(["push", str(tmp_path / "model.onnx"), "--port", "/dev/null"]) == 2
@@ -143,6 +141,7 @@ def test_record_progress_has_no_carriage_returns_in_a_log(monkeypatch):
     """`record` progress is one counter on a terminal, plain lines otherwise (checked on
     the code path: the pty end-to-end test runs it with stderr a pipe)."""
     import inspect
+
     from lanthorn.commands import record as record_cmd
     src = inspect.getsource(record_cmd.run)
     assert "isatty" in src and "on_rows=(" in src

@@ -8,8 +8,16 @@ import numpy as np
 import pytest
 
 from lanthorn.device.piece import behaviour as bh
-from lanthorn.device.piece.behaviour import (DEFAULT_MOODS, LightRenderer, MoodEngine, PhraseBank,
-                                       light_level, quiet_now, render_oled, wrap_text)
+from lanthorn.device.piece.behaviour import (
+    DEFAULT_MOODS,
+    LightRenderer,
+    MoodEngine,
+    PhraseBank,
+    light_level,
+    quiet_now,
+    render_oled,
+    wrap_text,
+)
 from lanthorn.device.piece.frames import LABELS
 from lanthorn.device.piece.params import IDLE_ANIMATIONS, MOODS, PALETTES, PARAMS, ParamStore
 
@@ -387,6 +395,7 @@ def test_temporal_voting_and_hold_stop_look_alike_flips():
     without smoothing every window is a new gesture; with the default voting and hold the
     recognised gesture stays put."""
     import numpy as np
+
     from lanthorn.device.piece.behaviour import MoodEngine, flicker
     from lanthorn.device.piece.frames import LABELS
     tap, dt = LABELS.index("tap"), LABELS.index("double_tap")
@@ -411,6 +420,7 @@ def test_temporal_voting_and_hold_stop_look_alike_flips():
 
 def test_gesture_moods_parameter_gives_a_taught_gesture_a_feeling():
     import numpy as np
+
     from lanthorn.device.piece.behaviour import DEFAULT_TEMPERAMENT, MoodEngine, with_gesture_moods
     labels = ("nobody", "tap", "wave")
     eng = MoodEngine(labels, with_gesture_moods(DEFAULT_TEMPERAMENT, {"wave": {"shy": 1.0}}))

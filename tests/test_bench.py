@@ -9,10 +9,10 @@ import pytest
 
 pytest.importorskip("onnxruntime")
 
-from lanthorn.device.engine.bundle import write_bundle  # noqa: E402
-from lanthorn.host import bench  # noqa: E402
-from lanthorn.quantize import tiny_models  # noqa: E402
-from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
+from lanthorn.device.engine.bundle import write_bundle
+from lanthorn.host import bench
+from lanthorn.quantize import tiny_models
+from lanthorn.quantize.qdq_import import bundle_from_qdq
 
 PATH_FIELDS = {"available", "median_us", "p99_us", "mean_us", "min_us", "reps", "cpu_median_us",
                "ratio_vs_ort_int8", "best_ratio_vs_ort_int8"}
@@ -67,7 +67,7 @@ def test_ratios_are_the_measured_medians(report):
     rep, _ = report
     for m in rep["models"]:
         base = m["paths"]["ort_int8"]
-        for path, p in m["paths"].items():
+        for p in m["paths"].values():
             if p["available"]:
                 assert p["ratio_vs_ort_int8"] == pytest.approx(
                     p["median_us"] / base["median_us"], rel=1e-12)

@@ -10,6 +10,7 @@ from lanthorn.hardware import channel_parts as CP
 from lanthorn.hardware import profile as P
 from lanthorn.hardware.sim.motion import Scene
 
+
 def profile_file(name):
     """The shipped profile, or its draft (hardware/profiles/drafts/) on a branch where the
     profile logic does not yet ship bodies with freely named parts."""

@@ -8,13 +8,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_bundle import tiny_bundle
 
 from lanthorn import __version__
 from lanthorn.device.engine import bundle as B
 from lanthorn.device.engine.build_record import build_record
 from lanthorn.device.storage.storage import SHIPPED_VOICE
-
-from test_bundle import tiny_bundle
 
 ROOT = Path(__file__).resolve().parent.parent
 

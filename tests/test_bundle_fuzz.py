@@ -7,12 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
+import bundle_fuzz as bf
 import numpy as np
 import pytest
 
-import bundle_fuzz as bf
 from lanthorn.device.engine.kernel_ext import _lk
 from lanthorn.device.storage.storage import DataDir
 

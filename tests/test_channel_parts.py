@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import pytest
-
 from channel_specs import spec
+
 from lanthorn.hardware import channel_parts as CP
 from lanthorn.hardware.channels import ChannelSensor
 from lanthorn.hardware.profile import PART_TYPES, ProfileError
@@ -88,13 +88,14 @@ def test_every_type_opens_in_the_simulator_and_reads_its_channels():
         assert isinstance(part, ChannelSensor) and part.channels == CP.channels_for(s)
         values = part.read()
         assert len(values) == len(part.channels)
-        assert all(c.lo - 0.01 <= v <= c.hi + 0.01 for c, v in zip(part.channels, values))
+        assert all(c.lo - 0.01 <= v <= c.hi + 0.01 for c, v in zip(part.channels, values, strict=True))
 
 
 def _profile_with(**specs):
     """A Profile holding channel parts (built directly: the profile's part names beyond the
     fixed roles are the body's side of issue 23)."""
     from types import MappingProxyType
+
     from lanthorn.hardware.profile import Profile
     return Profile(name="t", board="pi5", backend="real", source="t.toml", i2c_bus=1, spi_bus=0,
                    spi_device=0, supply_ma=None, led_cap_ma=None, required=(),
@@ -104,6 +105,7 @@ def _profile_with(**specs):
 def test_the_real_body_opens_channel_parts_on_its_shared_bus_and_pins_and_reopens_them():
     from hw_fakes import FakeSMBus
     from hw_fakes_channels import FakeADS1115, FakeMPU6050
+
     from lanthorn.hardware.body import RealParts
     from lanthorn.hardware.drivers.ads1115 import ADS1115
     from lanthorn.hardware.drivers.digital_in import DigitalInput

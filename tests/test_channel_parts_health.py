@@ -6,10 +6,10 @@ from __future__ import annotations
 from types import MappingProxyType
 
 import pytest
-
 from channel_specs import spec
 from hw_fakes import FakeSMBus
 from hw_fakes_channels import FakeADS1115, FakeLSM6DS3, FakeMPU6050
+
 from lanthorn.device.piece.part_health import PartHealth
 from lanthorn.hardware.body import RealBody, RealParts
 from lanthorn.hardware.gpio import MockPinFactory

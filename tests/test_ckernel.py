@@ -11,11 +11,11 @@ import warnings
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kernel_graphs import act, multipliers, one_layer, qparams, rand_i8, small_cnn
-from lanthorn.device.engine import engine_c
-from lanthorn.device.engine import int8
+
+from lanthorn.device.engine import engine_c, int8
 from lanthorn.device.engine.engine_c import blob_layer_field
 from lanthorn.device.engine.engine_ref import ReferenceEngine
 
@@ -33,7 +33,7 @@ def check(graph, inputs, variants=None):
     for v in variants or VARIANTS:
         got = engine_c.CEngine(graph, v).run_quantized(inputs)
         assert len(got) == len(ref)
-        for g, r in zip(got, ref):
+        for g, r in zip(got, ref, strict=True):
             assert g.dtype == np.int8 and g.shape == r.shape
             if not np.array_equal(g, r):
                 bad = np.argwhere(g != r)
@@ -65,21 +65,21 @@ def test_conv(c):
     groups, cout = {"1": (1, c["cout"]), "dw": (cin, cin), "dw2": (cin, 2 * cin),
                     "g": (np.gcd(cin, 4), np.gcd(cin, 4) * 3)}[c["groups"]]
     kh, kw = c["kh"], c["kw"]
-    t, l, b, r = c["pad"]
+    t, left, b, r = c["pad"]
     h, w = c["h"], c["w"]
     if h + t + b - c["dh"] * (kh - 1) - 1 < 0:
         kh, t, b = 1, min(t, 0), min(b, 0)
-    if w + l + r - c["dw"] * (kw - 1) - 1 < 0:
-        kw, l, r = 1, 0, 0
+    if w + left + r - c["dw"] * (kw - 1) - 1 < 0:
+        kw, left, r = 1, 0, 0
     oh = (h + t + b - c["dh"] * (kh - 1) - 1) // c["sh"] + 1
-    ow = (w + l + r - c["dw"] * (kw - 1) - 1) // c["sw"] + 1
+    ow = (w + left + r - c["dw"] * (kw - 1) - 1) // c["sw"] + 1
     sx, zx = qparams(rng)
     sy, zy = qparams(rng)
     k = kh * kw * cin // groups
     lo, hi = act(rng, zy, c["relu"])
     g = one_layer("conv", [((h, w, cin), "int8", sx, zx)], (oh, ow, cout), zy, sy,
                   {"stride": [c["sh"], c["sw"]], "dilation": [c["dh"], c["dw"]],
-                   "pads": [t, l, b, r], "groups": int(groups), "act_min": lo, "act_max": hi},
+                   "pads": [t, left, b, r], "groups": int(groups), "act_min": lo, "act_max": hi},
                   {"weight": rand_i8(rng, (cout, kh, kw, cin // groups), -c["wmax"], c["wmax"]),
                    "bias": rng.integers(-5000, 5000, cout).astype(np.int32),
                    "multiplier": multipliers(rng, cout, k, c["mult"])})
@@ -111,7 +111,8 @@ def test_dense_extreme_values_do_not_overflow():
     w = np.where(np.arange(n * k).reshape(n, k) % 2, -127, 127).astype(np.int8)
     w[0] = -127
     w7 = np.where(w > 0, 64, -64).astype(np.int8)      # the widest 7-bit weights
-    for zx, w in [(-128, w), (127, w), (-128, w7), (127, w7)]:
+    w8 = w
+    for zx, w in [(-128, w8), (127, w8), (-128, w7), (127, w7)]:
         g = one_layer("dense", [((k,), "int8", 0.1, zx)], (n,), 3, 0.1, {},
                       {"weight": w, "bias": np.zeros(n, np.int32),
                        "multiplier": np.full(n, 3e-6, np.float32)})   # no clamping
@@ -133,12 +134,12 @@ pool_cases = st.fixed_dictionaries({
 def test_pool(c):
     rng = np.random.default_rng(c["seed"])
     kh, kw = min(c["kh"], c["h"]), min(c["kw"], c["w"])
-    t, l, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw)))
+    t, left, b, r = (min(p, k - 1) for p, k in zip(c["pad"], (kh, kw, kh, kw), strict=True))
     oh = (c["h"] + t + b - kh) // c["sh"] + 1
-    ow = (c["w"] + l + r - kw) // c["sw"] + 1
+    ow = (c["w"] + left + r - kw) // c["sw"] + 1
     sx, zx = qparams(rng)
     sy, zy = (sx, zx) if c["op"] == "maxpool" else qparams(rng)
-    params = {"kernel": [kh, kw], "stride": [c["sh"], c["sw"]], "pads": [t, l, b, r]}
+    params = {"kernel": [kh, kw], "stride": [c["sh"], c["sw"]], "pads": [t, left, b, r]}
     if c["op"] == "avgpool":
         params["count_include_pad"] = c["incl"]
     g = one_layer(c["op"], [((c["h"], c["w"], c["c"]), "int8", sx, zx)], (oh, ow, c["c"]),
@@ -249,7 +250,7 @@ def test_concat(seed, n, axis, requant):
     rng = np.random.default_rng(seed)
     base = [int(v) for v in rng.integers(1, 6, 3)]
     shapes = []
-    for i in range(n):
+    for _ in range(n):
         s = list(base)
         s[axis] = int(rng.integers(1, 5))
         shapes.append(tuple(s))
@@ -367,9 +368,9 @@ def test_corrupt_blob_is_refused_not_crashed():
 
 def test_auto_falls_back_to_numpy_with_one_warning(monkeypatch):
     import sys
-    from lanthorn.device.engine import runtime
+
+    from lanthorn.device.engine import kernel_ext, runtime
     from lanthorn.device.engine.bundle import Bundle
-    from lanthorn.device.engine import kernel_ext
     monkeypatch.setitem(sys.modules, "lanthorn.device.engine.kernel_ext._lk", None)  # as if not built
     monkeypatch.delattr(kernel_ext, "_lk", raising=False)
     monkeypatch.setattr(runtime, "_warned_fallback", False)
@@ -400,6 +401,7 @@ def test_zoo_and_default_model_equal_onnxruntime(zoo, variant, monkeypatch):
     variant, equal onnxruntime's int8 output on every element."""
     import onnx
     from ort_oracle import assert_exact
+
     from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.device.engine.runtime import load
     from lanthorn.quantize import tiny_models
@@ -531,8 +533,9 @@ def test_graph_outside_the_kernels_limits_is_refused_by_the_validator_and_the_lo
 def test_vnni_variants_run_where_the_cpu_has_them(variant, flags):
     """The VNNI variants are built on every x86 machine and run (so every hypothesis test
     above covers them) wherever the CPU has the instructions; elsewhere this says so."""
-    from conftest import MACHINE_SKIP
     import platform
+
+    from conftest import MACHINE_SKIP
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip(f"{MACHINE_SKIP} not an x86-64 CPU (ran: {', '.join(VARIANTS)})")
     have = set()

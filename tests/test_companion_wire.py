@@ -6,11 +6,11 @@ import ctypes
 import re
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from firmware_lib import SRC, CProtocol, LpSeq, build_protocol_lib
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from lanthorn.hardware.companion import wire as P
-
-from firmware_lib import SRC, CProtocol, LpSeq, build_protocol_lib
 
 
 @pytest.fixture(scope="module")

@@ -10,20 +10,19 @@ bytes travel in real time, over the pty.
 import hashlib
 import json
 import time
-from pathlib import Path
 
 import pytest
 import serial
-
 from console_fakes import FakeApp, FakeClock, make_fake_bundle
+from pty_link import PtyLink
+
 from lanthorn.device.console import console_wire
-from lanthorn.device.console.server import HANDLERS, ConsoleServer, LineReader, decode_line
 from lanthorn.device.console.console_app import ConsoleApp
-from lanthorn.device.piece.frames import CHANNELS
 from lanthorn.device.console.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.console.push_wire import PushSender
+from lanthorn.device.console.server import HANDLERS, ConsoleServer, LineReader, decode_line
+from lanthorn.device.piece.frames import CHANNELS
 from lanthorn.vocabulary import BAUD
-from pty_link import PtyLink
 
 
 class Terminal:
@@ -145,9 +144,9 @@ def test_list_help_status_model_info(rig):
     term, app, *_ = rig
     lines = term.answer("list")
     assert lines[-1] == f"OK {len(app.params.names())} parameters"
-    assert any(l.startswith("brightness") and "60 %" in l for l in lines)
+    assert any(line.startswith("brightness") and "60 %" in line for line in lines)
     lines = term.answer("help")
-    assert lines[-1] == "OK" and any(l.startswith("preset save NAME") for l in lines)
+    assert lines[-1] == "OK" and any(line.startswith("preset save NAME") for line in lines)
     assert term.answer("help set")[0].startswith("set NAME VALUE...:")
     lines = term.answer("status")
     assert "fps: 60.0" in lines and "sensors: touch=ok distance=failed: no ack" in lines
@@ -224,7 +223,7 @@ def test_watch_streams_until_any_line(rig):
     for _ in range(5):  # one sample per 1/20 s of console time
         lines.append(term.line())
         app.clock.advance(0.05)
-    assert all(l.startswith("t=") and "pad0=" in l and "| nobody=0.900" in l for l in lines)
+    assert all(line.startswith("t=") and "pad0=" in line and "| nobody=0.900" in line for line in lines)
     term.send(b"\n")
     rest = term.answer()
     assert rest[-1] == "OK watch stopped"
@@ -437,8 +436,8 @@ WORDS = ["help", "list", "get", "set", "reset", "save", "preset", "load", "delet
          '"', "all", "evening", "record", "push", "begin"]
 
 
-from hypothesis import HealthCheck, given, settings  # noqa: E402
-from hypothesis import strategies as st  # noqa: E402
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -460,10 +459,10 @@ def test_any_input_gets_answers_and_never_an_internal_error(tmp_path_factory, li
         server.tick()
         server.stream = None  # end any watch/record/push the words happened to start
         server.reader = type(server.reader)()
-    assert not [l for l in logs if "internal error" in l or "command failed" in l], logs
+    assert not [line for line in logs if "internal error" in line or "command failed" in line], logs
     out = ser.out.decode("utf-8", "replace").split("\r\n")
-    assert not [l for l in out if "Traceback" in l]
-    finals = [l for l in out if l.startswith(("OK", "ERR", '{"ok"'))]
+    assert not [line for line in out if "Traceback" in line]
+    finals = [line for line in out if line.startswith(("OK", "ERR", '{"ok"'))]
     assert len(finals) == expected  # exactly one final answer per line
     # the parameters are still valid values whatever was typed
     for p in app.params.table:
@@ -477,7 +476,7 @@ def test_any_input_gets_answers_and_never_an_internal_error(tmp_path_factory, li
        cuts=st.lists(st.integers(1, 30), max_size=30))
 def test_line_reader_any_split_any_ending(lines, endings, cuts):
     """However the bytes are split into reads, every line comes out once, whole."""
-    stream = b"".join(line + end for line, end in zip(lines, endings))
+    stream = b"".join(line + end for line, end in zip(lines, endings, strict=False))
     r, got, pos = LineReader(limit=64), [], 0
     for c in cuts + [len(stream)]:
         got += r.feed(stream[pos:pos + c])
@@ -539,7 +538,7 @@ def test_watch_keeps_its_rate_in_console_time(tmp_path):
     server = ConsoleServer(ser, FakeApp(tmp_path, clock=clock), clock=clock)
 
     def samples():
-        return sum(l.startswith("t=") for l in ser.out.decode().split("\r\n"))
+        return sum(line.startswith("t=") for line in ser.out.decode().split("\r\n"))
 
     server.on_bytes(b"watch 20\n")
     server.tick()

@@ -8,10 +8,14 @@ import hashlib
 import json
 import time
 
+import test_console
 from console_fakes import make_fake_bundle
+from test_console import Terminal, _push_over, wait_for
+
 from lanthorn.device.console.console_archive import ACCESS_S
 from lanthorn.device.console.push_wire import FrameDecoder
-from test_console import Terminal, _push_over, rig, wait_for  # noqa: F401  (rig: a fixture)
+
+rig = test_console.rig  # the console fixture, found by pytest under this name
 
 
 def _get(term, line="model get"):

@@ -1,26 +1,25 @@
 """The host side: terminal plots, completion, the json client, and the `console`, `push` and
 `record` commands, each over a real pty with real pyserial against a ConsoleServer."""
-import json
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-
 from console_fakes import FakeApp, make_fake_bundle
+from pty_link import PtyLink
+
+from lanthorn.device.console.push_wire import encode_frame, wire_efficiency
+from lanthorn.device.console.server import ConsoleServer
 from lanthorn.device.engine import bundle as B
 from lanthorn.device.engine import int8
-from lanthorn.device.console.server import ConsoleServer
-from lanthorn.device.piece.frames import CHANNELS
 from lanthorn.device.engine.graph import Graph, Layer, Tensor
-from lanthorn.device.console.push_wire import encode_frame, wire_efficiency
 from lanthorn.device.engine.runtime import load
+from lanthorn.device.piece.frames import CHANNELS
 from lanthorn.host import termplot
 from lanthorn.host.console_client import ConsoleClient, ConsoleError
 from lanthorn.host.console_repl import Completer, render
 from lanthorn.vocabulary import BAUD
-from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -282,9 +281,9 @@ def test_interactive_console_completes_and_keeps_history(device, tmp_path):
         _read_until(master, b"OK palette = tide")
         os.write(master, b"watch 20\r")
         _read_until(master, b"(press Enter to stop)")
-        out = _read_until(master, b"nobody")  # the live panel: bars per class
+        _read_until(master, b"nobody")  # the live panel: bars per class
         os.write(master, b"\r")
-        out = _read_until(master, b"OK watch stopped")
+        _read_until(master, b"OK watch stopped")
         os.write(master, b"quit\r")
         assert proc.wait(30) == 0
     finally:

@@ -9,7 +9,6 @@ last good state (and the push resumes); random bytes and malformed lines are ans
 with ERR while the frame rate holds.
 """
 import hashlib
-import os
 import random
 import signal
 import subprocess
@@ -19,12 +18,12 @@ from pathlib import Path
 
 import pytest
 import serial
+from pty_link import PtyLink
 
-from lanthorn.device.engine.bundle import read_bundle, write_bundle
 from lanthorn.device.console.push_wire import encode_frame
+from lanthorn.device.engine.bundle import read_bundle, write_bundle
 from lanthorn.host.console_client import ConsoleClient
 from lanthorn.vocabulary import BAUD
-from pty_link import PtyLink
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "device" / "models" / "temperament.lanthorn"
@@ -242,8 +241,8 @@ def test_record_a_demonstration_from_the_running_loop(piece):
                          timeout=120, cwd=ROOT)
     ser.open()
     assert out.returncode == 0, out.stderr
-    from lanthorn.device.storage.dataset import load_dataset
     from lanthorn.device.piece.frames import CHANNELS
+    from lanthorn.device.storage.dataset import load_dataset
     ds = load_dataset(data)
     (rec,) = ds.recordings
     assert ds.channels == CHANNELS and ds.rate_hz == 25.0

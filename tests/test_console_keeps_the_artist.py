@@ -11,10 +11,10 @@ import threading
 import time
 
 import pytest
-
-from lanthorn.host.console_client import ConsoleClient
 from pty_link import PtyLink
 from test_console_e2e import ROOT, SHIPPED, Device, variant, wait_ready
+
+from lanthorn.host.console_client import ConsoleClient
 
 pytestmark = pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped bundle is not built")
 

@@ -9,11 +9,20 @@ from hypothesis import strategies as st
 
 from lanthorn.device.console import console_wire
 from lanthorn.device.console.console_wire import COMMANDS, ProtocolError, parse
-from lanthorn.device.console.push_wire import (DEFAULT_CHUNK, OVERHEAD, FrameDecoder, PushError,
-                                           PushReceiver, PushSender, abort_frame, check_begin,
-                                           encode_frame, parse_ack, wire_efficiency)
+from lanthorn.device.console.push_wire import (
+    DEFAULT_CHUNK,
+    OVERHEAD,
+    FrameDecoder,
+    PushError,
+    PushReceiver,
+    PushSender,
+    abort_frame,
+    check_begin,
+    encode_frame,
+    parse_ack,
+    wire_efficiency,
+)
 from lanthorn.vocabulary import BAUD
-
 
 # ----------------------------------------------------------------------------- line parsing
 

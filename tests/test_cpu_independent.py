@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import MACHINE_SKIP
+
 from lanthorn.quantize import determinism
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -6,8 +6,7 @@ from __future__ import annotations
 import os
 
 from lanthorn.device.storage.atomic import atomic_write_text
-from lanthorn.host.torture.crash_states import (Op, Scenario, _guaranteed, recording,
-                                                run_scenario)
+from lanthorn.host.torture.crash_states import Op, Scenario, _guaranteed, recording, run_scenario
 
 
 def test_only_synced_data_and_synced_directory_changes_are_guaranteed():

@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device.storage import dataset as ds
 from lanthorn.device.piece.frames import CHANNELS, LABELS, PAD_MAX
+from lanthorn.device.storage import dataset as ds
 from lanthorn.host.curate import synthesize
 
 

@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
+from lanthorn.device.piece.frames import CHANNELS, LABELS
 from lanthorn.device.storage import dataset as ds
 from lanthorn.device.storage.dataset import DataError, Source
-from lanthorn.device.piece.frames import CHANNELS, LABELS
 from lanthorn.errors import UserError
 
 

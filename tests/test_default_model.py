@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from lanthorn.device.engine.bundle import read_bundle, reproducible_content
-from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, DEFAULT_WINDOW, LABELS
-from lanthorn.device.models import DEFAULT_BUNDLE, REPORT, default_bundle
 from lanthorn.device.engine.runtime import load
+from lanthorn.device.models import DEFAULT_BUNDLE, REPORT, default_bundle
+from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, DEFAULT_WINDOW, LABELS
 
 ROOT = Path(__file__).resolve().parent.parent
 FLOAT_ONNX = DEFAULT_BUNDLE.with_name("temperament.onnx")
@@ -95,7 +95,7 @@ def assert_same_weights_and_outputs(a, b):
     assert (a.labels, a.input_spec, a.graph.inputs, a.graph.outputs) == (
         b.labels, b.input_spec, b.graph.inputs, b.graph.outputs)
     assert len(a.graph.layers) == len(b.graph.layers)
-    for la, lb in zip(a.graph.layers, b.graph.layers):
+    for la, lb in zip(a.graph.layers, b.graph.layers, strict=True):
         assert (la.op, la.name, la.inputs, la.outputs, la.params.keys()) == (
             lb.op, lb.name, lb.inputs, lb.outputs, lb.params.keys())
         for k, pa in la.params.items():  # strides, pads...; clamp bounds follow zero points

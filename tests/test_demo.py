@@ -6,11 +6,10 @@ import subprocess
 import sys
 
 import pytest
-
-from lanthorn.host.demo import match
-from lanthorn.device.storage.storage import SHIPPED_MODEL
-
 from loop_helpers import build_zoo_bundle
+
+from lanthorn.device.storage.storage import SHIPPED_MODEL
+from lanthorn.host.demo import match
 
 
 def demo(*args, timeout=120):

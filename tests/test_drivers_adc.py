@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-
 from hw_fakes import FakeChip, FakeSMBus
 from hw_fakes_channels import FakeADS1115
+
 from lanthorn.hardware.drivers.ads1115 import ADS1115, config_word
 from lanthorn.hardware.interfaces import PartError
 

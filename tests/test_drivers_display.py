@@ -1,15 +1,15 @@
 """SSD1306 through the real luma.oled, on a fake I2C bus (what goes over the wire)."""
 import pytest
-
 from hw_fakes import FakeChip, FakeSMBus, io_error
+
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.interfaces import PartError
 
 pytest.importorskip("luma.oled")
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")  # inside luma.oled
-from PIL import Image  # noqa: E402
+from PIL import Image
 
-from lanthorn.hardware.drivers.ssd1306 import Ssd1306  # noqa: E402
+from lanthorn.hardware.drivers.ssd1306 import Ssd1306
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 import sys
 
 import pytest
-
 from hw_fakes import fake_gpio_module
+
 from lanthorn.hardware.board import BOARDS
 from lanthorn.hardware.gpio import LibraryPinFactory, MockPinFactory, pin_factory_for
 from lanthorn.hardware.interfaces import PartError

@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import pytest
-
 from hw_fakes import FakeChip, FakeSMBus, io_error
 from hw_fakes_channels import FakeLSM6DS3, FakeMPU6050
+
 from lanthorn.hardware.drivers.lsm6ds3 import LSM6DS3
 from lanthorn.hardware.drivers.mpu6050 import MPU6050
 from lanthorn.hardware.interfaces import PartError

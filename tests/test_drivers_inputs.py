@@ -5,9 +5,9 @@ import sys
 
 import numpy as np
 import pytest
-
 from hw_fakes import fake_gpio_module
 from hw_fakes_channels import fake_sounddevice
+
 from lanthorn.hardware.board import BOARDS
 from lanthorn.hardware.drivers.digital_in import DigitalInput
 from lanthorn.hardware.drivers.sound_level import SoundLevel, dbfs
@@ -50,7 +50,7 @@ def test_chatter_shorter_than_the_debounce_time_is_ignored():
     assert first == 4 + 1 + 20  # 20 ms after the last bounce (at 5 ms), not before
     assert set(states[first:]) == {1.0}
     # a 10 ms glitch while held is ignored too
-    for i in range(10):
+    for _ in range(10):
         clock.t += 0.001
         pin.drive(1)
         assert b.read() == (1.0,)

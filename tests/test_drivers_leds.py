@@ -4,12 +4,17 @@ import sys
 
 import numpy as np
 import pytest
-
 from hw_fakes import FakeSpi, fake_rpi_ws281x, io_error
+
 from lanthorn.hardware.drivers import ws2812_spi
 from lanthorn.hardware.drivers.ws2812_spi import Ws2812Spi, symbol_table
-from lanthorn.hardware.interfaces import (LED_MA_IDLE_PER_PIXEL, LED_MA_PER_CHANNEL_FULL,
-                                          PartError, estimate_current_ma, limit_frame)
+from lanthorn.hardware.interfaces import (
+    LED_MA_IDLE_PER_PIXEL,
+    LED_MA_PER_CHANNEL_FULL,
+    PartError,
+    estimate_current_ma,
+    limit_frame,
+)
 
 
 def decode_spi(buf: bytes, hz: int, n_pixels: int) -> np.ndarray:
@@ -21,7 +26,7 @@ def decode_spi(buf: bytes, hz: int, n_pixels: int) -> np.ndarray:
     data = bits[start:start + n_pixels * 24 * per_bit].reshape(-1, per_bit)
     highs = data.sum(axis=1)
     # every symbol is a single high pulse followed by low
-    for sym, h in zip(data, highs):
+    for sym, h in zip(data, highs, strict=True):
         assert sym[:h].all() and not sym[h:].any()
     threshold = (round(hz * 0.35e-6) + round(hz * 0.8e-6)) / 2
     return np.packbits((highs > threshold).astype(np.uint8)).reshape(n_pixels, 3)
@@ -147,6 +152,7 @@ class _NullSpi:
 def _worst_show_peak(kind: str, n: int, monkeypatch, tmp_path) -> int:
     """The largest traced-memory peak of one real ``show`` over many frames."""
     import tracemalloc
+
     from lanthorn.hardware.sim.parts import SimLeds
     monkeypatch.setattr(ws2812_spi, "SPIDEV_BUFSIZ", tmp_path / "no-spidev")  # any ring size
     cap = 20.0 * n                                # a third of full white: frames go over it

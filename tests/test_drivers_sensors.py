@@ -3,8 +3,8 @@ import sys
 import types
 
 import pytest
-
 from hw_fakes import FakeBH1750, FakeChip, FakeSMBus, io_error
+
 from lanthorn.hardware.drivers import veml7700 as veml
 from lanthorn.hardware.drivers.bh1750 import BH1750
 from lanthorn.hardware.drivers.i2c import SMBusI2C, open_bus

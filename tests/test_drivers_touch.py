@@ -3,8 +3,8 @@ import errno
 
 import numpy as np
 import pytest
-
 from hw_fakes import FakeChip, FakeMPR121, FakeSMBus, io_error
+
 from lanthorn.hardware.drivers.mpr121 import MPR121
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.interfaces import PartError

@@ -7,14 +7,14 @@ import tracemalloc
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from lanthorn.device.engine import int8
 from lanthorn.device.engine.bundle import Bundle, InputSpec
 from lanthorn.device.engine.engine_numpy import NumpyEngine
-from lanthorn.device.engine.kernels_numpy import EXACT_F32, acc_dtype
 from lanthorn.device.engine.engine_ref import ReferenceEngine
 from lanthorn.device.engine.graph import Graph, Layer, Tensor, infer_output_shape
+from lanthorn.device.engine.kernels_numpy import EXACT_F32, acc_dtype
 from lanthorn.device.engine.runtime import InputError, load
 
 SETTINGS = dict(max_examples=60, deadline=None, derandomize=True,
@@ -84,14 +84,14 @@ def test_conv_equals_reference(c):
         groups = 2 if cin % 2 == 0 else 1
         cout = groups * c["cout"]
     kh, kw = c["kh"], c["kw"]
-    t, l, b, r = c["pads"]
-    H, W = max(c["h"], c["dh"] * (kh - 1) + 1 - t - b), max(c["w"], c["dw"] * (kw - 1) + 1 - l - r)
+    t, left, b, r = c["pads"]
+    H, W = max(c["h"], c["dh"] * (kh - 1) + 1 - t - b), max(c["w"], c["dw"] * (kw - 1) + 1 - left - r)
 
     def conv(rng):
         w, bias, mult = _layer_arrays(rng, cout, kh * kw * (cin // groups), c["style"])
         return Layer("conv", "c", ("x",), ("y",),
                      {"stride": [c["sh"], c["sw"]], "dilation": [c["dh"], c["dw"]],
-                      "pads": [t, l, b, r], "groups": groups, **_acts(c["a"], c["b"])},
+                      "pads": [t, left, b, r], "groups": groups, **_acts(c["a"], c["b"])},
                      {"weight": w.reshape(cout, kh, kw, cin // groups), "bias": bias,
                       "multiplier": mult})
     _same(_graph(rng, (H, W, cin), conv, c["zx"], c["zy"]), rng)
@@ -223,10 +223,10 @@ def test_inference_allocates_no_intermediate_activations():
        zx=st.integers(-128, 127), zy=st.integers(-128, 127), seed=st.integers(0, 999))
 def test_pools_equal_reference(op, h, w, c, kh, kw, sh, sw, pads, incl, zx, zy, seed):
     rng = np.random.default_rng(seed)
-    t, l, b, r = (min(pads[0], kh - 1), min(pads[1], kw - 1), min(pads[2], kh - 1),
+    t, left, b, r = (min(pads[0], kh - 1), min(pads[1], kw - 1), min(pads[2], kh - 1),
                   min(pads[3], kw - 1))
-    h, w = max(h, kh - t - b), max(w, kw - l - r)
-    params = {"kernel": [kh, kw], "stride": [sh, sw], "pads": [t, l, b, r]}
+    h, w = max(h, kh - t - b), max(w, kw - left - r)
+    params = {"kernel": [kh, kw], "stride": [sh, sw], "pads": [t, left, b, r]}
     if op == "avgpool":
         params["count_include_pad"] = incl
     else:
@@ -247,7 +247,7 @@ def test_dense_chains_equal_reference(sizes, styles, zps, branch, expose, seed):
     rng = np.random.default_rng(seed)
     tensors = {"t0": Tensor("t0", (sizes[0],), "int8", 0.05, zps[0])}
     layers = []
-    for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (k, n) in enumerate(zip(sizes[:-1], sizes[1:], strict=True)):
         w, bias, mult = _layer_arrays(rng, n, k, styles[i % 4])
         lo = zps[i + 1] if i % 2 == 0 else -128                       # ReLU or none
         tensors[f"t{i + 1}"] = Tensor(f"t{i + 1}", (n,), "int8", 0.1, zps[i + 1])
@@ -267,7 +267,7 @@ def test_dense_chains_equal_reference(sizes, styles, zps, branch, expose, seed):
     ref, fast = ReferenceEngine(g), NumpyEngine(g)
     for _ in range(3):
         x = rng.integers(-128, 128, (sizes[0],)).astype(np.int8)
-        for a, b in zip(ref.run_quantized([x]), fast.run_quantized([x])):
+        for a, b in zip(ref.run_quantized([x]), fast.run_quantized([x]), strict=True):
             np.testing.assert_array_equal(a, b)
 
 
@@ -276,9 +276,9 @@ def test_float_handoff_is_used_between_dense_layers_only_when_safe():
     g = Graph({"a": Tensor("a", (8,), "int8", 0.1, 0), "b": Tensor("b", (6,), "int8", 0.1, 1),
                "c": Tensor("c", (4,), "int8", 0.1, 2)},
               [Layer("dense", "d1", ("a",), ("b",), {}, dict(zip(
-                  ("weight", "bias", "multiplier"), _layer_arrays(rng, 6, 8, "ordinary")))),
+                  ("weight", "bias", "multiplier"), _layer_arrays(rng, 6, 8, "ordinary"), strict=True))),
                Layer("dense", "d2", ("b",), ("c",), {}, dict(zip(
-                   ("weight", "bias", "multiplier"), _layer_arrays(rng, 4, 6, "ordinary"))))],
+                   ("weight", "bias", "multiplier"), _layer_arrays(rng, 4, 6, "ordinary"), strict=True)))],
               ("a",), ("c",))
     assert set(NumpyEngine._float_handoffs(g)) == {"b"}
     g.outputs = ("c", "b")                       # b is now read by the caller too

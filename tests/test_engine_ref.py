@@ -7,16 +7,18 @@ context as in a real model (its x86 optimizer picks uint8 kernels after a QLinea
 """
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 onnx = pytest.importorskip("onnx")  # a host extra: without it the module skips, not errors
 pytest.importorskip("onnxruntime")
+
+from ort_oracle import assert_exact
 
 from lanthorn.device.engine.runtime import load
 from lanthorn.quantize import tiny_models as mz
 from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.qdq_import import bundle_from_qdq
-from ort_oracle import assert_exact
 
 SETTINGS = dict(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck),
                 derandomize=True)

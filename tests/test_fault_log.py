@@ -7,8 +7,8 @@ import os
 import pytest
 
 from lanthorn.device.console.server import ConsoleServer
-from lanthorn.device.storage.fault_log import FaultLog, parse_lines
 from lanthorn.device.piece.piece import Piece
+from lanthorn.device.storage.fault_log import FaultLog, parse_lines
 from lanthorn.device.storage.storage import DataDir
 from lanthorn.hardware.interfaces import PartError
 from lanthorn.hardware.profile import load_profile

@@ -13,7 +13,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from firmware_lib import FIRMWARE, SRC, build_firmware
 
 FLASH_BYTES, RAM_BYTES = 32768, 2048

@@ -12,15 +12,15 @@ import warnings
 
 import numpy as np
 import pytest
-
-from lanthorn.errors import UserError
-from hypothesis import HealthCheck, given, settings, strategies as st
-
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from kernel_graphs import rand_i8, small_cnn
+
 from lanthorn.device.engine import engine_c
 from lanthorn.device.engine.bundle import Bundle
 from lanthorn.device.engine.graph import Graph, Layer, Tensor
 from lanthorn.device.engine.runtime import InputError, load
+from lanthorn.errors import UserError
 
 pytest.importorskip("lanthorn.device.engine.kernel_ext._lk",
                     reason="C kernel extension not built (pip install -e . needs a C compiler)")

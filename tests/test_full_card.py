@@ -19,11 +19,11 @@ import subprocess
 
 import pytest
 
-from lanthorn.device.console.server import ConsoleServer
 from lanthorn.device.console.console_record import device_dataset
 from lanthorn.device.console.exhibition_lock import ExhibitionLock
-from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS
+from lanthorn.device.console.server import ConsoleServer
 from lanthorn.device.engine.signing import TrustStore
+from lanthorn.device.piece.frames import CHANNELS, DEFAULT_RATE_HZ, LABELS
 from lanthorn.device.storage.storage import DataDir
 from tests.console_fakes import FakeApp, FakeClock, fake_loader, make_fake_bundle
 

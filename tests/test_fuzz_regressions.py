@@ -9,10 +9,9 @@ import struct
 import subprocess
 
 import pytest
+from firmware_lib import FIRMWARE, CProtocol, build_protocol_lib
 
 from lanthorn.hardware.companion import wire as P
-
-from firmware_lib import FIRMWARE, CProtocol, build_protocol_lib
 
 FUZZ = FIRMWARE / "fuzz"
 N_LEDS = 24

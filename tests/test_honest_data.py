@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from lanthorn.cli import main
-from lanthorn.device.storage import dataset as ds
 from lanthorn.device.piece.frames import CHANNELS, LABELS
+from lanthorn.device.storage import dataset as ds
 from lanthorn.host.curate import synthesize
 
 
@@ -110,6 +110,7 @@ def trained(tmp_path_factory):
 def test_quantize_refuses_to_score_a_model_on_its_own_training_sessions(trained, tmp_path, capsys):
     root, data = trained
     import onnx
+
     from lanthorn.quantize.quantizer import training_record
     rec = training_record(onnx.load(str(root / "m.onnx")))
     trained_on = set(rec["sessions"]["train"])
@@ -232,7 +233,6 @@ def test_push_shows_the_quality_figures_and_refuses_a_failed_model(trained, tmp_
 def test_train_and_quantize_report_the_same_macs_and_bytes(trained, tmp_path, capsys):
     """They used to disagree (88,192 / 25,981 against 88,608 / 26,457): one count now."""
     root, data = trained
-    import onnx
     from lanthorn.quantize.net import ArchConfig
     from lanthorn.quantize.quantizer import quantize_model
     arch = ArchConfig(widths=(6, 6, 8))
@@ -247,8 +247,8 @@ def test_the_input_scale_travels_in_the_bundle_and_the_loop_applies_it(trained, 
     the factors go in the bundle's input spec and the device loop multiplies its frames by
     them before the model (so the model sees on the object what it saw in training)."""
     root, data = trained
-    from lanthorn.device.piece.piece import Piece
     from lanthorn.device.engine.runtime import load
+    from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.profile import load_profile
     from lanthorn.hardware.sim import open_sim_body
     from lanthorn.quantize.quantizer import quantize_model

@@ -23,37 +23,51 @@ pytest.importorskip("onnxruntime")
 
 from onnx import TensorProto, helper
 
-from lanthorn.quantize.qdq import quantize_qdq
-from lanthorn.quantize.tiny_models import Net, random_inputs
-from lanthorn.quantize.ort_oracle import assert_exact, float_nodes
-from lanthorn.quantize.qdq_import import ImportError_, bundle_from_qdq
 from lanthorn.device.engine.runtime import Model
+from lanthorn.quantize.ort_oracle import assert_exact, float_nodes
+from lanthorn.quantize.qdq import quantize_qdq
+from lanthorn.quantize.qdq_import import ImportError_, bundle_from_qdq
+from lanthorn.quantize.tiny_models import Net, random_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def residual(seed=0):
     n = Net("residual", [1, 8, 10, 10], seed)
-    n.conv(8, 8, 3, pad=1); n.relu(); r = n.cur
-    n.conv(8, 8, 3, pad=1, x=r); n.relu(); b = n.cur
-    n.op("Add", [r, b]); n.relu()
-    n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(8, 5)
+    n.conv(8, 8, 3, pad=1)
+    n.relu()
+    r = n.cur
+    n.conv(8, 8, 3, pad=1, x=r)
+    n.relu()
+    b = n.cur
+    n.op("Add", [r, b])
+    n.relu()
+    n.op("GlobalAveragePool", [n.cur])
+    n.op("Flatten", [n.cur])
+    n.dense(8, 5)
     return n.model([1, 5])
 
 
 def branches(seed=0):
     n = Net("branches", [1, 8, 10, 10], seed)
-    n.conv(8, 8, 3, pad=1); n.relu(); r = n.cur
-    n.conv(8, 6, 3, pad=1, x=r); n.relu(); b1 = n.cur
-    n.conv(8, 4, 1, x=r); n.relu(); b2 = n.cur
+    n.conv(8, 8, 3, pad=1)
+    n.relu()
+    r = n.cur
+    n.conv(8, 6, 3, pad=1, x=r)
+    n.relu()
+    b1 = n.cur
+    n.conv(8, 4, 1, x=r)
+    n.relu()
+    b2 = n.cur
     n.op("Concat", [b1, b2], axis=1)
-    n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(10, 5)
+    n.op("GlobalAveragePool", [n.cur])
+    n.op("Flatten", [n.cur])
+    n.dense(10, 5)
     return n.model([1, 5])
 
 
 def quantize_u8s8_per_tensor(model, out, feeds):
-    from onnxruntime.quantization import (CalibrationDataReader, QuantFormat, QuantType,
-                                          quantize_static)
+    from onnxruntime.quantization import CalibrationDataReader, QuantFormat, QuantType, quantize_static
 
     class Reader(CalibrationDataReader):
         def __init__(self):
@@ -105,6 +119,7 @@ def test_stock_x86_onnxruntime_runs_the_branch_in_float(tmp_path):
     if platform.machine() not in ("x86_64", "AMD64"):
         pytest.skip("the S8->U8 rewrite is x86-only")
     import os
+
     import onnxruntime as ort
     model = residual()
     q = quantize_qdq(model, tmp_path / "q.onnx", random_inputs(model, 20, seed=1))
@@ -120,8 +135,13 @@ def test_stock_x86_onnxruntime_runs_the_branch_in_float(tmp_path):
 def test_straight_models_still_import_exactly(tmp_path):
     """The refusal above is narrow: the same blocks without the second reader import."""
     n = Net("chain", [1, 8, 10, 10], 0)
-    n.conv(8, 8, 3, pad=1); n.relu(); n.conv(8, 8, 3, pad=1); n.relu()
-    n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(8, 5)
+    n.conv(8, 8, 3, pad=1)
+    n.relu()
+    n.conv(8, 8, 3, pad=1)
+    n.relu()
+    n.op("GlobalAveragePool", [n.cur])
+    n.op("Flatten", [n.cur])
+    n.dense(8, 5)
     model = n.model([1, 5])
     feeds = random_inputs(model, 20, seed=2)
     bundle = bundle_from_qdq(quantize_qdq(model, tmp_path / "q.onnx", feeds))
@@ -182,16 +202,25 @@ def test_imported_model_keeps_the_onnx_names_and_shapes(shape, tmp_path):
     """What a user fed onnxruntime works unchanged: ONNX input/output names, shapes with
     batch and layout; the integers (hence the dequantized floats) are onnxruntime's."""
     import onnxruntime as ort
+
     from lanthorn.device.engine.bundle import read_bundle
     n = Net("contract", list(shape), 0)
     if len(shape) == 3:
-        n.conv(shape[1], 8, 3, pad=1, dims=1); n.relu()
-        n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(8, 4)
+        n.conv(shape[1], 8, 3, pad=1, dims=1)
+        n.relu()
+        n.op("GlobalAveragePool", [n.cur])
+        n.op("Flatten", [n.cur])
+        n.dense(8, 4)
     elif len(shape) == 4:
-        n.conv(shape[1], 6, 3, pad=1); n.relu()
-        n.op("GlobalAveragePool", [n.cur]); n.op("Flatten", [n.cur]); n.dense(6, 4)
+        n.conv(shape[1], 6, 3, pad=1)
+        n.relu()
+        n.op("GlobalAveragePool", [n.cur])
+        n.op("Flatten", [n.cur])
+        n.dense(6, 4)
     else:
-        n.dense(shape[1], 16); n.relu(); n.dense(16, 4)
+        n.dense(shape[1], 16)
+        n.relu()
+        n.dense(16, 4)
     model = n.model([1, 4])
     feeds = random_inputs(model, 20, seed=4)
     q = quantize_qdq(model, tmp_path / "q.onnx", feeds)
@@ -218,7 +247,9 @@ def test_an_output_declared_without_its_shape_imports_with_the_inferred_one(tmp_
     refused with 'invalid onnx_io'; the importer now infers the outputs' shapes."""
     import onnxruntime as ort
     n = Net("undeclared", [1, 16], 0)
-    n.dense(16, 8); n.relu(); n.dense(8, 4)
+    n.dense(16, 8)
+    n.relu()
+    n.dense(8, 4)
     model = n.model(None)
     out = model.graph.output[0].name
     model.graph.output[0].CopyFrom(helper.make_tensor_value_info(out, TensorProto.FLOAT, []))

@@ -10,12 +10,13 @@ import pytest
 onnx = pytest.importorskip("onnx")  # a host extra: without it the module skips, not errors
 pytest.importorskip("onnxruntime")
 
+from ort_oracle import assert_exact
+
 from lanthorn.device.engine.bundle import read_bundle
 from lanthorn.device.engine.runtime import load
 from lanthorn.quantize import tiny_models
 from lanthorn.quantize.qdq import quantize_qdq
-from lanthorn.quantize.qdq_import import bundle_from_qdq, ImportError_
-from ort_oracle import assert_exact
+from lanthorn.quantize.qdq_import import ImportError_, bundle_from_qdq
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from loop_helpers import FakeModel
 
 from lanthorn.device.piece.behaviour import MoodEngine
 from lanthorn.device.piece.frames import N_CHANNELS
@@ -10,8 +11,6 @@ from lanthorn.device.piece.inference import Inference, ModelMismatch, check_mode
 from lanthorn.device.piece.loop_stats import Journal, Samples
 from lanthorn.device.piece.params import ParamStore
 from lanthorn.hardware.sim import SimClock
-
-from loop_helpers import FakeModel
 
 P = ParamStore().snapshot()
 

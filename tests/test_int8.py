@@ -1,7 +1,8 @@
 """The one int8 arithmetic (lanthorn.device.engine.int8) against onnxruntime and first principles."""
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from lanthorn.device.engine import int8
 from lanthorn.device.engine.graph import Tensor
@@ -135,7 +136,7 @@ def test_softmax_fast_paths_equal_the_plain_formula(n, scale, zp, seed):
     np.testing.assert_allclose(plain, textbook / textbook.sum(axis=-1, keepdims=True),
                                rtol=2e-5, atol=1e-7)
     np.testing.assert_array_equal(int8.softmax_f32(x, s, zp), plain)
-    for row, want in zip(x, plain):
+    for row, want in zip(x, plain, strict=True):
         out = np.empty(n, np.float32)
         got = int8.softmax_f32(row, np.array(s, np.float32), np.array(zp, np.float32), out=out)
         assert got is out

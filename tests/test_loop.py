@@ -7,17 +7,16 @@ import tracemalloc
 
 import numpy as np
 import pytest
+from loop_helpers import FakeModel, build_zoo_bundle, oracle_model, quiet_body
 
 from lanthorn.device.piece.frames import CHANNELS, LABELS, N_CHANNELS
 from lanthorn.device.piece.inference import ModelMismatch
-from lanthorn.device.piece.piece import Piece
 from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.piece import Piece
 from lanthorn.device.storage.storage import DataDir
 from lanthorn.errors import UserError
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body
-
-from loop_helpers import FakeModel, build_zoo_bundle, oracle_model, quiet_body
 
 EMPTY = [(30.0, "approach")]  # nobody there for the first 30 s
 
@@ -287,8 +286,8 @@ def test_install_model_swaps_on_next_frame_and_keeps_old_on_error(tmp_path, zoo_
 
 def test_install_model_refuses_a_model_for_other_inputs(tmp_path):
     from lanthorn.device.engine.bundle import write_bundle
-    from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize.tiny_models import build
     _, q = build("mlp_25k", tmp_path)
     path = tmp_path / "mlp.lanthorn"
     write_bundle(bundle_from_qdq(q), path)

@@ -9,15 +9,14 @@ import types
 
 import numpy as np
 import pytest
-
 from hw_fakes import FakeChip, FakeMPR121, FakeSMBus, FakeSpi
+from loop_helpers import FakeModel
+
 from lanthorn.device.piece.piece import Piece
 from lanthorn.hardware.body import RealBody, open_body
 from lanthorn.hardware.gpio import MockPinFactory
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock
-
-from loop_helpers import FakeModel
 
 pytestmark = pytest.mark.filterwarnings("ignore:Image.Image.getdata:DeprecationWarning")  # luma.oled
 

@@ -408,6 +408,7 @@ def test_export_c_refuses_a_model_the_kernel_cannot_run(tmp_path, capsys):
     (as strict as the kernel) refuses it everywhere: writing such a bundle, and loading a
     hand-made one (checksum valid) in export-c, one line naming the layer, no files."""
     import bundle_fuzz as bf
+
     from lanthorn.device.engine.bundle import Bundle, BundleError, write_bundle
     from lanthorn.device.engine.graph import Graph, Layer, Tensor
     T = {"x": Tensor("x", (4,), "int8", 0.1, 0), "s": Tensor("s", (4,), "int8", 1 / 256, -128),

@@ -19,13 +19,13 @@ import pytest
 onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 
-from lanthorn.device.engine.bundle import read_bundle  # noqa: E402
-from lanthorn.device.engine.runtime import Model  # noqa: E402
-from lanthorn.quantize import mlperf_tiny as mt  # noqa: E402
-from lanthorn.quantize.ort_oracle import assert_exact, float_nodes  # noqa: E402
-from lanthorn.quantize.qdq import quantize_qdq  # noqa: E402
-from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
-from lanthorn.quantize.tiny_models import random_inputs  # noqa: E402
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.engine.runtime import Model
+from lanthorn.quantize import mlperf_tiny as mt
+from lanthorn.quantize.ort_oracle import assert_exact, float_nodes
+from lanthorn.quantize.qdq import quantize_qdq
+from lanthorn.quantize.qdq_import import bundle_from_qdq
+from lanthorn.quantize.tiny_models import random_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 N_INPUTS = 200

@@ -17,8 +17,8 @@ import textwrap
 import time
 
 import pytest
-
 from loop_helpers import build_zoo_bundle
+
 from lanthorn.vocabulary import BAUD
 
 GUARD = textwrap.dedent("""

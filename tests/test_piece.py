@@ -7,14 +7,13 @@ import shutil
 
 import numpy as np
 import pytest
+from loop_helpers import FakeModel, quiet_body
 
 from lanthorn.device.console.console_app import ConsoleApp
 from lanthorn.device.piece.piece import Piece
 from lanthorn.device.storage.storage import SHIPPED_MODEL, SHIPPED_VOICE, DataDir
 from lanthorn.errors import UserError
 from lanthorn.hardware.sim import SimClock
-
-from loop_helpers import FakeModel, quiet_body
 
 
 def piece(**kw):
@@ -98,8 +97,8 @@ def test_rollback_refuses_unknown_slots_and_a_piece_without_storage():
 
 def test_a_rollback_target_that_does_not_fit_is_refused_and_the_model_stays(tmp_path):
     from lanthorn.device.engine.bundle import write_bundle
-    from lanthorn.quantize.tiny_models import build
     from lanthorn.quantize.qdq_import import bundle_from_qdq
+    from lanthorn.quantize.tiny_models import build
     _, q = build("mlp_25k", tmp_path)
     data = DataDir(tmp_path / "data", shipped_model=None)
     write_bundle(bundle_from_qdq(q), data.previous_path)   # a model for other inputs

@@ -5,8 +5,7 @@ import tomllib
 import pytest
 
 from lanthorn.errors import UserError
-from lanthorn.hardware.profile import (PROFILE_DIR, ProfileError, load_profile, parse_profile,
-                                       shipped_profiles)
+from lanthorn.hardware.profile import PROFILE_DIR, ProfileError, load_profile, parse_profile, shipped_profiles
 
 
 def base(name="pi4"):

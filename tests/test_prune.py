@@ -9,15 +9,15 @@ onnx = pytest.importorskip("onnx")  # host extras: without them the module skips
 ort = pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 
+from quantize_helpers import make_data, make_model, quiet
+
 from lanthorn.cli import main
 from lanthorn.device.engine.bundle import read_bundle
 from lanthorn.device.engine.runtime import load
-from lanthorn.quantize import tiny_models
-from lanthorn.quantize import prune
+from lanthorn.quantize import prune, tiny_models
 from lanthorn.quantize.calibrate import ModelData, load_model_data
 from lanthorn.quantize.ort_oracle import assert_exact
 from lanthorn.quantize.quantizer import preprocess, quantize_model
-from quantize_helpers import make_data, make_model, quiet
 
 
 @pytest.fixture(scope="module")

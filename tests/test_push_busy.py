@@ -8,9 +8,9 @@ import json
 import threading
 import time
 
-from lanthorn.device.console.push_wire import (FrameDecoder, PushSender, encode_frame,
-                                       is_busy_answer, typed_line)
 from test_console import rig  # noqa: F401 - the pty rig: a console server on FakeApp
+
+from lanthorn.device.console.push_wire import FrameDecoder, PushSender, encode_frame, is_busy_answer, typed_line
 from tests.console_fakes import make_fake_bundle
 
 

@@ -10,18 +10,23 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 
 from onnx import TensorProto, helper
+from quantize_helpers import make_data, make_model, quiet
 
 from lanthorn.cli import main
 from lanthorn.device.engine.bundle import read_bundle
-from lanthorn.device.piece.frames import CHANNELS, LABELS
 from lanthorn.device.engine.runtime import load
+from lanthorn.device.piece.frames import CHANNELS, LABELS
 from lanthorn.quantize import tiny_models
-from lanthorn.quantize.qdq import quantize_qdq
 from lanthorn.quantize.calibrate import ModelData
 from lanthorn.quantize.ort_oracle import assert_exact
-from lanthorn.quantize.quantizer import (bias_correct, dequantized_weights, quantize_model,
-                                         refuse_unsupported_model, UnsupportedModelError)
-from quantize_helpers import make_data, make_model, quiet
+from lanthorn.quantize.qdq import quantize_qdq
+from lanthorn.quantize.quantizer import (
+    UnsupportedModelError,
+    bias_correct,
+    dequantized_weights,
+    quantize_model,
+    refuse_unsupported_model,
+)
 
 
 @pytest.fixture(scope="module")

@@ -16,19 +16,19 @@ import pytest
 onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 
-from lanthorn.device.engine.bundle import read_bundle  # noqa: E402
-from lanthorn.device.engine.runtime import Model  # noqa: E402
-from lanthorn.quantize.ort_oracle import quantize_feed  # noqa: E402
-from lanthorn.quantize.qdq import quantize_qdq  # noqa: E402
-from lanthorn.quantize.qdq_import import bundle_from_qdq  # noqa: E402
-from lanthorn.quantize.release_check import (  # noqa: E402
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.engine.runtime import Model
+from lanthorn.quantize.ort_oracle import quantize_feed
+from lanthorn.quantize.qdq import quantize_qdq
+from lanthorn.quantize.qdq_import import bundle_from_qdq
+from lanthorn.quantize.release_check import (
     ReleaseCheckError,
     generated_feeds,
     release_check,
     stock_differs,
     stock_note,
 )
-from lanthorn.quantize.tiny_models import Net, random_inputs  # noqa: E402
+from lanthorn.quantize.tiny_models import Net, random_inputs
 
 ROOT = Path(__file__).resolve().parents[1]
 

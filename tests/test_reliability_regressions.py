@@ -9,18 +9,18 @@ import time
 
 import numpy as np
 import pytest
-
 from console_fakes import FakeApp
-from lanthorn.device.console.server import ConsoleServer, wire_bytes
+from loop_helpers import FakeModel
+
 from lanthorn.device.console.exhibition_lock import ExhibitionLock
-from lanthorn.device.piece.piece import Piece
+from lanthorn.device.console.server import ConsoleServer, wire_bytes
 from lanthorn.device.piece.params import ParamError, ParamStore
+from lanthorn.device.piece.piece import Piece
 from lanthorn.device.storage.storage import SHIPPED_MODEL, DataDir
 from lanthorn.hardware.interfaces import TouchReading
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body
 from lanthorn.host.torture import bundles
-from loop_helpers import FakeModel
 
 
 class MemorySerial:
@@ -50,7 +50,7 @@ def test_blank_and_odd_lines_get_exactly_one_answer(tmp_path, mode):
     lines = [b"", b"   ", b"rest  LL", b"preset bogus evening", b"\x08\x08get brightness", b"\t"]
     for raw in lines:
         srv.on_bytes(raw + b"\r\n")
-    finals = [l for l in ser.lines() if l.startswith(("OK", "ERR", '{"ok"'))]
+    finals = [line for line in ser.lines() if line.startswith(("OK", "ERR", '{"ok"'))]
     assert len(finals) == len(lines), ser.lines()
 
 
@@ -86,7 +86,7 @@ def test_a_poisoned_settings_file_is_survived_at_load(tmp_path):
     assert app.params.get("brightness") == 30  # the good values are kept
     assert app.params.get("phrases_calm") == ParamStore().get("phrases_calm")
     srv.on_bytes(b"status\nlist\n")
-    assert [l for l in ser.lines() if l.startswith(("OK", "ERR"))] == ["OK", f"OK {len(app.params.names())} parameters"]
+    assert [line for line in ser.lines() if line.startswith(("OK", "ERR"))] == ["OK", f"OK {len(app.params.names())} parameters"]
 
 
 # --- the lock: its own file, fail closed, unlock on a full card --------------------------
@@ -280,6 +280,7 @@ def test_a_replugged_mpr121_in_stop_mode_is_reinitialised():
     """Found: an MPR121 unplugged and plugged back (or browned out) came back in stop mode;
     reads succeeded with all-zero data, health said ok and touch stayed dead."""
     from hw_fakes import FakeMPR121, FakeSMBus
+
     from lanthorn.hardware.drivers.mpr121 import MPR121
     from lanthorn.hardware.interfaces import PartError
     chip = FakeMPR121()

@@ -9,10 +9,11 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("torch")  # quantize_helpers trains a tiny net
 pytest.importorskip("matplotlib")  # the report's plots
 
+from quantize_helpers import make_data, make_model
+
 from lanthorn.cli import main
 from lanthorn.device.storage import dataset as dsf
 from lanthorn.quantize.report import tasting_notes, warnings_for
-from quantize_helpers import make_data, make_model
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +22,7 @@ def work(tmp_path_factory):
     data = make_data(root / "data")
     # a second, recorded source without consent: the notes and warnings must say so
     import numpy as np
+
     from lanthorn.device.piece.frames import CHANNELS
     dsf.add_source(data, dsf.Source("visitor-demo", author="A. Maker", consent="",
                                     licence="CC-BY-4.0", weight=2.0))
@@ -45,7 +47,7 @@ def report(work):
 def test_report_files_exist_and_plots_are_pngs(report):
     doc = json.loads((report / "report.json").read_text())
     assert set(doc["files"]) >= {"markdown", "confusion", "layers", "pruning", "sensitivity"}
-    for key, name in doc["files"].items():
+    for name in doc["files"].values():
         assert (report / name).is_file()
         if name.endswith(".png"):
             with Image.open(report / name) as im:

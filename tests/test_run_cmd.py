@@ -10,11 +10,10 @@ import sys
 import time
 
 import pytest
+from loop_helpers import build_zoo_bundle
 
 from lanthorn.device.service.sdnotify import Notifier
 from lanthorn.vocabulary import BAUD
-
-from loop_helpers import build_zoo_bundle
 
 
 @pytest.fixture(scope="module")

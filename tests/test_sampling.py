@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from lanthorn.device.piece.frames import N_PADS
-from lanthorn.device.piece.part_health import PartHealth
 from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.part_health import PartHealth
 from lanthorn.device.piece.sampling import NEUTRAL_LUX, ZERO_SCANS, Sampler, reading_number
 from lanthorn.device.piece.scheduler import Scheduler
 from lanthorn.hardware.interfaces import PartError, TouchReading

@@ -4,11 +4,11 @@ import sys
 import types
 
 import pytest
+from hw_fakes import FakeChip, FakeMPR121, FakeSMBus, FakeSpi
 
-from hw_fakes import FakeBH1750, FakeChip, FakeMPR121, FakeSMBus, FakeSpi
 from lanthorn.cli import main
-from lanthorn.hardware import board as board_mod
 from lanthorn.commands import selftest as selftest_cmd
+from lanthorn.hardware import board as board_mod
 from lanthorn.hardware import selftest
 from lanthorn.hardware.body import RealBody, open_body
 from lanthorn.hardware.gpio import MockPinFactory

@@ -128,6 +128,7 @@ def test_quantize_and_import_sign_with_the_default_key(tmp_path, keys, monkeypat
 def test_locked_object_installs_only_bundles_signed_by_a_trusted_key(tmp_path, keys):
     from pty_link import PtyLink
     from test_console_e2e import Device, ask, model_name, open_terminal
+
     from lanthorn.host.console_client import ConsoleClient, ConsoleError
     artist, stranger = keys
     data = tmp_path / "data"

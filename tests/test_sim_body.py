@@ -7,8 +7,16 @@ import numpy as np
 import pytest
 
 from lanthorn.hardware.body import open_body
-from lanthorn.hardware.interfaces import (Body, Display, DistanceSensor, LedStrip, LightSensor,
-                                          PartError, TouchReading, TouchSensor)
+from lanthorn.hardware.interfaces import (
+    Body,
+    Display,
+    DistanceSensor,
+    LedStrip,
+    LightSensor,
+    PartError,
+    TouchReading,
+    TouchSensor,
+)
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, SimError, open_sim_body
 
@@ -50,7 +58,7 @@ def test_default_tour_performs_every_gesture_with_matching_physics():
     seen = {g for *_, g in rows}
     assert seen >= {"nobody", "approach", "tap", "double_tap", "stroke_cw", "stroke_ccw", "hold",
                     "palm", "leave"}
-    for _, r, d, lux, g in rows:
+    for _, r, _d, _lux, g in rows:
         if r.touched:
             assert g in ("tap", "double_tap", "stroke_cw", "stroke_ccw", "hold", "palm")
     palm = max(bin(r.touched).count("1") for _, r, _, _, g in rows if g == "palm")

@@ -7,10 +7,10 @@ import math
 
 import numpy as np
 import pytest
-
 from channel_specs import spec
 from hw_fakes import FakeSMBus
 from hw_fakes_channels import FakeADS1115, FakeLSM6DS3, FakeMPU6050
+
 from lanthorn.hardware import channel_parts as CP
 from lanthorn.hardware.drivers.ads1115 import ADS1115
 from lanthorn.hardware.drivers.lsm6ds3 import LSM6DS3

@@ -5,8 +5,8 @@ import math
 
 import numpy as np
 import pytest
-
 from channel_specs import spec
+
 from lanthorn.hardware import channel_parts as CP
 from lanthorn.hardware.sim.motion import Scene
 

@@ -8,8 +8,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from lanthorn.hardware.sim import SimError, open_sim_body
-from lanthorn.hardware.sim.render import (OLED_OFF, OLED_ON, GifRecorder, OledPanel, Renderer,
-                                          RingLayout)
+from lanthorn.hardware.sim.render import OLED_OFF, OLED_ON, GifRecorder, OledPanel, Renderer, RingLayout
 
 
 @pytest.fixture(scope="module")

@@ -11,9 +11,9 @@ import pytest
 
 pygame = pytest.importorskip("pygame")
 
-from lanthorn.cli import main  # noqa: E402
-from lanthorn.hardware.sim import open_sim_body  # noqa: E402
-from lanthorn.hardware.sim.window import LiveWindow, WindowUnavailable  # noqa: E402
+from lanthorn.cli import main
+from lanthorn.hardware.sim import open_sim_body
+from lanthorn.hardware.sim.window import LiveWindow, WindowUnavailable
 
 
 @pytest.fixture

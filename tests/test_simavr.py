@@ -13,13 +13,12 @@ import time
 
 import numpy as np
 import pytest
+from firmware_lib import Harness, build_firmware
 
 from lanthorn.hardware.companion import backend as B
 from lanthorn.hardware.companion import wire as P
 from lanthorn.hardware.interfaces import PartError, estimate_current_ma, limit_frame
 from lanthorn.vocabulary import BAUD
-
-from firmware_lib import Harness, build_firmware
 
 pytestmark = pytest.mark.slow  # ~10 s of simulated real time in all
 
@@ -120,7 +119,7 @@ def test_sensor_frames_follow_the_simulated_finger(harness):
         pad = (s.t_ms // 400) % 12
         expected = 1 << pad if phase < 300 else 0
         assert s.touched == expected, (s.t_ms, s.touched)
-        assert [b - r for r, b in zip(s.raw, s.baseline)] == [60 * (expected >> i & 1) for i in range(12)]
+        assert [b - r for r, b in zip(s.raw, s.baseline, strict=True)] == [60 * (expected >> i & 1) for i in range(12)]
         checked += 1
     assert checked > 0.6 * len(scans)
     # a steady pad rate on the companion's own clock: scans 10 ms apart
@@ -228,7 +227,7 @@ def test_idle_animation_when_the_pi_goes_quiet_and_live_again(harness):
     # idle starts once idle_timeout_ms (1500) passed without a host frame, not before
     assert 1500 <= idle[0]["t_ms"] - t_marker <= 1500 + 2 * 33 + 10
     # ~30 fps of the dim warm glow: red >= green >= blue, far below full scale
-    assert all(25 <= b["t_ms"] - a["t_ms"] <= 45 for a, b in zip(idle, idle[1:4]))
+    assert all(25 <= b["t_ms"] - a["t_ms"] <= 45 for a, b in zip(idle, idle[1:4], strict=False))
     for f in idle[:4]:
         px = np.frombuffer(f["grb"], np.uint8).reshape(24, 3)[:, [1, 0, 2]]
         assert px.max() <= 100 and (px[:, 0] >= px[:, 1]).all() and (px[:, 1] >= px[:, 2]).all()

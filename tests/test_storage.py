@@ -1,6 +1,4 @@
 """Safe storage: model fallback chain, settings recovery, presets, and power cuts mid-write."""
-import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,8 +7,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from console_fakes import fake_loader, make_fake_bundle
+
 from lanthorn.device.storage.storage import DataDir, StorageError
 
 TESTS = Path(__file__).resolve().parent

@@ -8,8 +8,8 @@ import numpy as np
 from lanthorn.device.piece.frames import CHANNELS, N_PADS
 from lanthorn.device.piece.params import ParamStore
 from lanthorn.device.piece.piece import Piece
-from lanthorn.device.storage.storage import DataDir
 from lanthorn.device.piece.stuck import StuckDetector
+from lanthorn.device.storage.storage import DataDir
 from lanthorn.hardware.interfaces import TouchReading
 from lanthorn.hardware.profile import load_profile
 from lanthorn.hardware.sim import SimClock, open_sim_body

@@ -17,14 +17,14 @@ import numpy as np
 import pytest
 
 pytest.importorskip("aiohttp")
-from aiohttp import ClientSession, WSServerHandshakeError, web  # noqa: E402
-from aiohttp.test_utils import make_mocked_request  # noqa: E402
+from aiohttp import ClientSession, WSServerHandshakeError, web
+from aiohttp.test_utils import make_mocked_request
 
-from lanthorn.device.storage import dataset  # noqa: E402
-from lanthorn.errors import UserError  # noqa: E402
-from lanthorn.host.studio import teach  # noqa: E402
-from lanthorn.host.studio.link import DeviceLink  # noqa: E402
-from lanthorn.host.studio.server import STUDIO, Studio, console_value, guard, make_app  # noqa: E402
+from lanthorn.device.storage import dataset
+from lanthorn.errors import UserError
+from lanthorn.host.studio import teach
+from lanthorn.host.studio.link import DeviceLink
+from lanthorn.host.studio.server import STUDIO, Studio, console_value, guard, make_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = ROOT / "device" / "models" / "temperament.lanthorn"
@@ -328,8 +328,9 @@ def _voice_studio(tmp_path, corpus):
 
 
 def test_voice_view_lists_sources_and_its_sliders_write_the_manifest(tmp_path):
-    from lanthorn.quantize.voice_corpus import MANIFEST, import_text, read_manifest, summarize
     from voice_helpers import two_source_corpus
+
+    from lanthorn.quantize.voice_corpus import MANIFEST, import_text, read_manifest, summarize
     corpus = two_source_corpus(tmp_path / "voice", hard_weight=1.0)
     (tmp_path / "more.txt").write_text("la lune encore\n")
     import_text(corpus, "soft", tmp_path / "more.txt")  # an import record the sliders must keep
@@ -404,8 +405,9 @@ def test_voice_folder_defaults_to_voice_beside_the_data(tmp_path):
 
 
 def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
-    from lanthorn.device.piece.voice import load_voice
     from voice_helpers import two_source_corpus
+
+    from lanthorn.device.piece.voice import load_voice
     corpus = two_source_corpus(tmp_path / "voice", hard_weight=0.5, moods=True)
     studio = _voice_studio(tmp_path, corpus)
     with Server(make_app(studio), ["127.0.0.1"]) as srv:
@@ -416,7 +418,7 @@ def test_voice_retrain_quantizes_and_returns_sample_phrases_per_mood(tmp_path):
             assert status == 400 and "between 1 and 500" in r["error"]
             status, r = await _call(base, "post", "/api/voice/train", {"epochs": 2})
             assert status == 200, r
-            job_id, name = r["data"]["job"], r["data"]["name"]
+            job_id, _name = r["data"]["job"], r["data"]["name"]  # both are in the answer
             status, again = await _call(base, "post", "/api/voice/train", {"epochs": 2})
             assert status == 400 and "busy" in again["error"]  # one long job at a time
             for _ in range(1200):

@@ -19,10 +19,10 @@ import sys
 import time
 
 import pytest
-
-from lanthorn.host.console_client import ConsoleClient
 from pty_link import PtyLink
 from test_console_e2e import ROOT, SHIPPED, Device, wait_ready
+
+from lanthorn.host.console_client import ConsoleClient
 
 pytestmark = pytest.mark.skipif(not SHIPPED.exists(), reason="the shipped bundle is not built")
 

@@ -173,6 +173,7 @@ def test_push_to_a_missing_port_is_one_line_with_a_hint_and_no_figures(tmp_path)
     the quality figures of a bundle that passed its gates."""
     import subprocess
     import sys
+
     from lanthorn.device.models import DEFAULT_BUNDLE
 
     r = subprocess.run([sys.executable, "-m", "lanthorn", "push", str(DEFAULT_BUNDLE),

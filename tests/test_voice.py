@@ -5,18 +5,27 @@ import time
 
 import numpy as np
 import pytest
+from voice_helpers import small_voice, two_source_corpus
 
 from lanthorn.cli import main
-from lanthorn.device.piece.behaviour import PhraseBank
 from lanthorn.device.engine.bundle import read_bundle, write_bundle
-from lanthorn.device.piece.params import ParamStore
 from lanthorn.device.engine.runtime import load
+from lanthorn.device.piece.behaviour import PhraseBank
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.voice import (
+    OLED_CHARSET,
+    Phrase,
+    Speaker,
+    Voice,
+    VoiceError,
+    VoiceWorker,
+    load_voice,
+    sample_index,
+    voice_spec,
+)
 from lanthorn.device.storage.storage import SHIPPED_VOICE, DataDir
-from lanthorn.device.piece.voice import (OLED_CHARSET, Phrase, Speaker, Voice, VoiceError, VoiceWorker,
-                                   load_voice, sample_index, voice_spec)
 from lanthorn.quantize.voice_corpus import load_corpus, summarize
 from lanthorn.quantize.voice_quantize import longest_verbatim, nearest_source, ort_voice_step
-from voice_helpers import small_voice, two_source_corpus
 
 P = ParamStore().snapshot()
 
@@ -294,9 +303,10 @@ def test_voice_slot_install_rollback_and_a_bad_current_is_set_aside(tmp_path, vo
 def test_the_loop_keeps_rendering_while_the_voice_thinks(voice_files):
     """Generation runs on the voice thread: frames keep coming while a phrase is being
     made (a deliberately slow voice here), and the phrase arrives later, by the voice."""
+    from loop_helpers import quiet_body
+
     from lanthorn.device.piece.piece import Piece
     from lanthorn.hardware.sim import SimClock
-    from loop_helpers import quiet_body
     voice = load_voice(voice_files[2])
     slow = Voice(voice.model, step=lambda x: (time.sleep(0.002), voice.step(x))[1])
     clock = SimClock()
@@ -349,6 +359,7 @@ def test_the_longest_voice_phrase_fits_the_oled_whole():
     """voice_max_len characters of the widest letters are word-wrapped onto the 128x64
     display without losing a word (the small font takes over when the big one cannot)."""
     from PIL import Image, ImageDraw
+
     from lanthorn.device.piece.behaviour import _fonts, render_oled, wrap_text
     from lanthorn.device.piece.params import PARAMS
     longest = next(p for p in PARAMS if p.name == "voice_max_len").max

@@ -9,16 +9,16 @@ import time
 from pathlib import Path
 
 import pytest
-
-from lanthorn.device.engine.bundle import read_bundle
-from lanthorn.device.piece.params import ParamStore
-from lanthorn.device.engine.runtime import load
-from lanthorn.device.piece.voice import Voice
-from lanthorn.host.console_client import ConsoleClient
-from lanthorn.quantize.voice_quantize import ort_voice_step
 from pty_link import PtyLink
 from test_console_e2e import Device, ask, open_terminal
 from voice_helpers import small_voice, two_source_corpus
+
+from lanthorn.device.engine.bundle import read_bundle
+from lanthorn.device.engine.runtime import load
+from lanthorn.device.piece.params import ParamStore
+from lanthorn.device.piece.voice import Voice
+from lanthorn.host.console_client import ConsoleClient
+from lanthorn.quantize.voice_quantize import ort_voice_step
 
 ROOT = Path(__file__).resolve().parents[1]
 

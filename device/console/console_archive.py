@@ -83,9 +83,9 @@ def _bundle_file(app, slot: str, which: str) -> tuple[Path, str]:
         return sl.previous_path, "previous"
     info = app.model_info()
     source = (info.get("voice") or {}).get("source") if slot == "voice" else info.get("source")
-    path = {"current": sl.current_path, "previous": sl.previous_path,
-            "shipped": sl.shipped}.get(source)
-    if path is None or not Path(path).exists():
+    paths = {"current": sl.current_path, "previous": sl.previous_path, "shipped": sl.shipped}
+    path = paths.get(source) if source is not None else None
+    if source is None or path is None or not Path(path).exists():
         raise UserError(f"no {slot} file is running on the device ({source or 'none'})")
     return Path(path), source
 

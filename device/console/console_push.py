@@ -139,8 +139,8 @@ def _read_only(folder) -> bool:
 
 def check_signed(app, path) -> None:
     """A locked object installs only bundles signed by a key it trusts."""
-    from lanthorn.device.engine.bundle import read_bundle  # noqa: PLC0415
-    from lanthorn.device.engine.signing import SignatureError, check_trusted  # noqa: PLC0415
+    from lanthorn.device.engine.bundle import read_bundle
+    from lanthorn.device.engine.signing import SignatureError, check_trusted
     try:
         check_trusted(read_bundle(path), _trust(app).keys())
     except SignatureError as exc:
@@ -150,7 +150,7 @@ def check_signed(app, path) -> None:
 
 # --- trusted signing keys (device/engine/signing.py; the lock decides whether they are needed)
 def _trust(app):
-    from lanthorn.device.engine.signing import TrustStore  # noqa: PLC0415
+    from lanthorn.device.engine.signing import TrustStore
     return TrustStore(app.storage.root)
 
 
@@ -162,14 +162,14 @@ def cmd_trust_list(server: "ConsoleServer", name, args):
 
 
 def cmd_trust_add(server: "ConsoleServer", name, args):
-    from lanthorn.device.engine.signing import parse_public_key, short_id  # noqa: PLC0415
+    from lanthorn.device.engine.signing import parse_public_key, short_id
     key = parse_public_key(args[0])
     added = _trust(server.app).add(key, args[1] if len(args) > 1 else "")
     return server.ok(name, f"{'trusting' if added else 'already trusted:'} {short_id(key)}…")
 
 
 def cmd_trust_remove(server: "ConsoleServer", name, args):
-    from lanthorn.device.engine.signing import parse_public_key, short_id  # noqa: PLC0415
+    from lanthorn.device.engine.signing import parse_public_key, short_id
     key = parse_public_key(args[0])
     _trust(server.app).remove(key)
     return server.ok(name, f"no longer trusting {short_id(key)}…")

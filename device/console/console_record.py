@@ -46,7 +46,8 @@ class Recording:
                  t_from: float):
         self.label, self.seconds, self.t0, self.rate = label, seconds, t0, rate
         self.channels, self.folder = channels, folder  # folder None: streamed only
-        self.t_last, self.next_poll, self.rows = t_from, t0, []
+        self.t_last, self.next_poll = t_from, t0
+        self.rows: list[list[float]] = []
 
     def tick(self, server: "ConsoleServer") -> bool:
         """One poll; False once the take is over (its answer sent)."""
@@ -154,8 +155,8 @@ def device_dataset(folder, rate, channels, label, storage, labels=None) -> tuple
     """Whether a take of ``label`` can also be kept in the device's own recordings
     (a dataset with the default label set, or ``labels``), and if not, why (a card that
     refuses writes is named, and noted in ``storage``'s problems)."""
-    from lanthorn.device.storage import dataset
     from lanthorn.device.piece import frames
+    from lanthorn.device.storage import dataset
     try:
         dataset.create_dataset(folder, rate, channels, tuple(labels or frames.LABELS))
         header, sources, _ = dataset.read_manifest(folder)
@@ -220,7 +221,7 @@ def cmd_recording_get(server: "ConsoleServer", name, args):
                  for i in range(0, len(rows), 50)]
         return lines + server.ok(name, f"{len(rows)} frames of {rec.session}", data=data)
     body = ["label," + ",".join(ds.channels)] + [
-        lab + "," + ",".join(f"{v:g}" for v in row) for lab, row in zip(labels, rows)]
+        lab + "," + ",".join(f"{v:g}" for v in row) for lab, row in zip(labels, rows, strict=True)]
     return server.ok(name, f"{len(rows)} frames of {rec.session}", body)
 
 

@@ -219,7 +219,7 @@ def _jsonable(x: Any):
     return str(x)
 
 
-def ok_lines(mode: str, cmd: str, message: str = "", body: list[str] | None = None,
+def ok_lines(mode: str, cmd: str | None, message: str = "", body: list[str] | None = None,
              data: Any = None) -> list[str]:
     if mode == "json":
         obj = {"ok": True, "cmd": cmd, "message": message}

@@ -83,23 +83,26 @@ class ExhibitionLock:
         if self.damaged:
             raise UserError(f"the lock file {self.storage.lock_path} is damaged, so the lock "
                             "stays on; delete that file on the device to lift it")
+        # callers check ``locked`` first, and locked but not damaged means a record is held
+        assert self.record is not None, "check_pin on an unlocked lock"
+        record = self.record
         wait = self.blocked_until - self.clock()
         if wait > 0:
             # rounded up: "try again in 0 s" while still refusing would be a lie
             raise UserError(f"too many wrong PINs; try again in {math.ceil(wait):d} s")
         try:
-            good = hmac.compare_digest(_hash_pin(pin, bytes.fromhex(self.record["salt"])),
-                                       self.record["hash"])
+            good = hmac.compare_digest(_hash_pin(pin, bytes.fromhex(record["salt"])),
+                                       record["hash"])
         except ValueError:  # a record whose salt is not hex: no PIN can match it
             good = False
         if not good:
             self.failures += 1
             delay = self._delay()
             self.blocked_until = self.clock() + delay
-            self.record = dict(self.record, failures=self.failures)
+            self.record = dict(record, failures=self.failures)
             self._store(self.record)
             raise UserError(f"wrong PIN; next attempt allowed in {math.ceil(delay):d} s")
         if self.failures:  # the right PIN: the count of wrong ones starts again
             self.failures, self.blocked_until = 0, 0.0
-            self.record = {k: v for k, v in self.record.items() if k != "failures"}
+            self.record = {k: v for k, v in record.items() if k != "failures"}
             self._store(self.record)

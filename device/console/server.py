@@ -29,10 +29,10 @@ import traceback
 from typing import Any, Callable, Iterator
 
 from lanthorn.device.console import console_archive, console_params, console_push, console_record
-from lanthorn.device.storage import fault_log
 from lanthorn.device.console import console_wire as wire
 from lanthorn.device.console.console_wire import MAX_LINE, ProtocolError
 from lanthorn.device.console.exhibition_lock import ExhibitionLock
+from lanthorn.device.storage import fault_log
 from lanthorn.device.storage.stores import CARD_ERRNOS
 from lanthorn.errors import UserError
 from lanthorn.vocabulary import BAUD
@@ -185,6 +185,7 @@ class ConsoleServer:
     def _open(self) -> bool:
         import serial  # lazily: the device package imports without pyserial
         self.open_attempts += 1
+        assert self.port_name is not None, "only a console given a port's name opens it"
         try:
             self.ser = serial.Serial(os.fspath(self.port_name), self.baud, timeout=READ_TIMEOUT_S,
                                      write_timeout=2.0)
@@ -233,14 +234,16 @@ class ConsoleServer:
 
     def _read(self) -> bytes | None:
         """One read; None when the port is gone (closed, to be reopened by name)."""
+        ser = self.ser
+        assert ser is not None, "the loop opens the port before reading"
         try:
-            return self.ser.read(4096 if self.stream else 512) or b""
+            return ser.read(4096 if self.stream else 512) or b""
         except Exception as exc:
             self.log(f"console: read failed: {exc}")
             self._end_stream()
             if self.port_name:
                 try:
-                    self.ser.close()
+                    ser.close()
                 except Exception:
                     pass
                 self.ser = None

@@ -75,7 +75,7 @@ def git_commit() -> tuple[str | None, bool | None]:
 
 def cpu() -> tuple[str, list[str]]:
     """(the CPU's model name, its flags that matter for float and int8 kernels)."""
-    model, flags = platform.processor() or platform.machine(), set()
+    model, flags = platform.processor() or platform.machine(), set[str]()
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:

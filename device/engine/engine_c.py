@@ -238,7 +238,7 @@ def _variant_from_env(lk) -> int | None:
 
 def available_variants() -> list[str]:
     """Backend names of every kernel variant this machine can run (needs the extension)."""
-    from lanthorn.device.engine.kernel_ext import _lk  # noqa: PLC0415
+    from lanthorn.device.engine.kernel_ext import _lk
     return [_lk.variant_name(v) for v in VARIANTS.values() if _lk.variant_supported(v)]
 
 
@@ -246,7 +246,7 @@ class CEngine:
     """Runs a Graph on the C kernel. Not thread-safe (the arena is shared between calls)."""
 
     def __init__(self, graph: Graph, variant: str | int | None = None):
-        from lanthorn.device.engine.kernel_ext import _lk  # noqa: PLC0415  (ImportError: not built)
+        from lanthorn.device.engine.kernel_ext import _lk  # ImportError: not built
         if isinstance(variant, str):
             key = variant.lower().removeprefix("c-")
             if key not in VARIANTS:
@@ -305,7 +305,7 @@ class CEngine:
         """int8 (or int32 index) inputs -> int8 raw outputs, by one C call. ``out`` (a list
         of C-contiguous int8 arrays shaped like the outputs) avoids allocating them."""
         xs = [x if type(x) is np.ndarray and x.dtype is dt and x.flags.c_contiguous
-              else np.ascontiguousarray(x, dtype=dt) for x, dt in zip(inputs, self._in_dt)]
+              else np.ascontiguousarray(x, dtype=dt) for x, dt in zip(inputs, self._in_dt, strict=True)]
         if out is None:
             out = [np.empty(shape, self._i8) for shape in self._out_shapes]
         self._m.run(xs, out)

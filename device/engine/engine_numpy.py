@@ -44,9 +44,11 @@ class NumpyEngine(ReferenceEngine):
                 readers[name] = readers.get(name, 0) + 1
         producer = {o: layer for layer in graph.layers for o in layer.outputs}
         keep = set(raw_outputs(graph)) | set(graph.outputs) | set(graph.inputs)
-        out = {}
+        out: dict[str, np.ndarray] = {}
         for layer in graph.layers:
-            name = layer.inputs[0] if layer.inputs else None
+            if not layer.inputs:
+                continue
+            name = layer.inputs[0]
             src = producer.get(name)
             t = graph.tensors.get(name)
             if (layer.op != "dense" or src is None or src.op != "dense" or name in keep
@@ -73,7 +75,7 @@ class NumpyEngine(ReferenceEngine):
 
     def run_quantized(self, inputs) -> list[np.ndarray]:
         buf = self.buf
-        for name, x in zip(self.graph.inputs, inputs):
+        for name, x in zip(self.graph.inputs, inputs, strict=True):
             np.copyto(buf[name], x, casting="unsafe")
         for step in self.steps:
             step()

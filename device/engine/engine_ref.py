@@ -43,7 +43,7 @@ class ReferenceEngine:
             self.step_layers.append(layer.name)
 
     def run_quantized(self, inputs) -> list[np.ndarray]:
-        for name, x in zip(self.graph.inputs, inputs):
+        for name, x in zip(self.graph.inputs, inputs, strict=True):
             np.copyto(self.buf[name], x, casting="unsafe")
         for step in self.steps:
             step()

@@ -276,10 +276,10 @@ def _check_graph(g: "Graph") -> None:
         if g.tensors[name].dtype not in ("int8", "int32"):
             raise GraphError(f"graph input {name!r} must be int8 or int32 indices")
     produced = set(g.inputs)
-    names = set()
+    layer_names: set[str] = set()
     work = 0
     for i, layer in enumerate(g.layers):
-        _check_wiring(g, i, layer, names, produced)
+        _check_wiring(g, i, layer, layer_names, produced)
         out = layer.outputs[0]
         _check_dtypes(g, layer)
         _check_params(layer)
@@ -424,7 +424,7 @@ def _check_arrays(layer: Layer) -> None:
             raise GraphError(f"{where}: array {key!r} is empty")
         if key.startswith("table") and layer.op == "concat" and arr.shape != (256,):
             raise GraphError(f"{where}: table {key!r} must have 256 entries, has {arr.shape}")
-    for key, dtype in REQUIRED_ARRAYS.get(layer.op, {}).items():
+    for key in REQUIRED_ARRAYS.get(layer.op, {}):
         if key not in a:
             raise GraphError(f"layer {layer.name!r} ({layer.op}) lacks array {key!r}")
 
@@ -462,9 +462,9 @@ def _check_arithmetic(g: "Graph", layer: Layer) -> None:
     elif layer.op in ("maxpool", "avgpool"):
         p = layer.params
         (kh, kw), (sh, sw) = p["kernel"], p.get("stride", (1, 1))
-        (dh, dw), (t, l, _, _) = p.get("dilation", (1, 1)), p.get("pads", (0, 0, 0, 0))
+        (dh, dw), (t, left, _, _) = p.get("dilation", (1, 1)), p.get("pads", (0, 0, 0, 0))
         if not (windows_reach_input(x.shape[0], kh, sh, dh, t, y.shape[0])
-                and windows_reach_input(x.shape[1], kw, sw, dw, l, y.shape[1])):
+                and windows_reach_input(x.shape[1], kw, sw, dw, left, y.shape[1])):
             raise GraphError(f"{where}: some pooling windows lie entirely in the padding "
                              f"(nothing to pool); use smaller pads")
     elif layer.op == "global_avgpool":
@@ -514,9 +514,9 @@ def conv_out_len(n: int, k: int, stride: int, dilation: int, pad_a: int, pad_b: 
 def _window_out(shape, kernel, p) -> tuple[int, int]:
     sh, sw = p.get("stride", (1, 1))
     dh, dw = p.get("dilation", (1, 1))
-    t, l, b, r = p.get("pads", (0, 0, 0, 0))
+    t, left, b, r = p.get("pads", (0, 0, 0, 0))
     return (conv_out_len(shape[0], kernel[0], sh, dh, t, b),
-            conv_out_len(shape[1], kernel[1], sw, dw, l, r))
+            conv_out_len(shape[1], kernel[1], sw, dw, left, r))
 
 
 def infer_output_shape(layer: Layer, in_shapes: list[tuple[int, ...]]) -> tuple[int, ...]:

@@ -148,12 +148,12 @@ def plan_conv(eng, layer: Layer):
 
 def _padded_source(layer, x, zx, dtype):
     """(array the windows read, function refreshing it from x or None)."""
-    t, l, b, r = layer.params.get("pads", (0, 0, 0, 0))
-    if not (t or l or b or r) and x.dtype == dtype and x.flags.c_contiguous:
+    t, left, b, r = layer.params.get("pads", (0, 0, 0, 0))
+    if not (t or left or b or r) and x.dtype == dtype and x.flags.c_contiguous:
         return x, None
     H, W, C = x.shape
-    xp = np.full((H + t + b, W + l + r, C), zx, dtype=dtype)
-    interior = xp[t:t + H, l:l + W]
+    xp = np.full((H + t + b, W + left + r, C), zx, dtype=dtype)
+    interior = xp[t:t + H, left:left + W]
 
     def refresh():
         interior[...] = x
@@ -303,13 +303,13 @@ def plan_avgpool(eng, layer: Layer):
     x, out, (sx, zx), (sy, zy) = ref.unary_io(eng, layer)
     kh, kw = p["kernel"]
     sh, sw = p.get("stride", (1, 1))
-    t, l, b, r = p.get("pads", (0, 0, 0, 0))
+    t, left, b, r = p.get("pads", (0, 0, 0, 0))
     H, W, C = x.shape
     oh, ow = out.shape[:2]
     deq = np.empty(x.shape, F32)
-    if t or l or b or r:
-        xf = np.zeros((H + t + b, W + l + r, C), F32)       # border 0.0 adds nothing
-        interior = xf[t:t + H, l:l + W]
+    if t or left or b or r:
+        xf = np.zeros((H + t + b, W + left + r, C), F32)       # border 0.0 adds nothing
+        interior = xf[t:t + H, left:left + W]
     else:
         xf, interior = deq, None
     fill, slabs = _pool_windows(eng, layer, xf)
@@ -317,9 +317,9 @@ def plan_avgpool(eng, layer: Layer):
         count = np.full(out.shape, kh * kw, F32)
     else:
         ones = np.zeros(xf.shape[:2])
-        ones[t:t + H, l:l + W] = 1
-        n = sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
-                for i in range(kh) for j in range(kw))
+        ones[t:t + H, left:left + W] = 1
+        n = np.asarray(sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                           for i in range(kh) for j in range(kw)))
         count = np.ascontiguousarray(np.broadcast_to(n.astype(F32)[:, :, None], out.shape))
     acc = np.empty(out.shape, F32)
     dequantize = int8.dequantizer(x, sx, zx, deq)

@@ -86,10 +86,10 @@ def plan_conv(eng, layer: Layer):
     H, W, C = x.shape
     w = a["weight"].astype(np.float64)                 # [Cout, KH, KW, Cg]
     cout, kh, kw, _ = w.shape
-    t, l, b, r = p.get("pads", (0, 0, 0, 0))
+    t, left, b, r = p.get("pads", (0, 0, 0, 0))
     oh, ow = out.shape[:2]
-    xp = np.full((H + t + b, W + l + r, C), float(zx))
-    interior = xp[t:t + H, l:l + W]
+    xp = np.full((H + t + b, W + left + r, C), float(zx))
+    interior = xp[t:t + H, left:left + W]
     idx = _im2col_index(x.shape, (oh, ow), (kh, kw), p.get("stride", (1, 1)),
                         p.get("dilation", (1, 1)), xp.shape[1])
     cols = np.empty(idx.shape)
@@ -135,10 +135,10 @@ def _windows(eng, layer, x, fill, dtype):
     kh, kw = p["kernel"]
     sh, sw = p.get("stride", (1, 1))
     dh, dw = p.get("dilation", (1, 1))
-    t, l, b, r = p.get("pads", (0, 0, 0, 0))
+    t, left, b, r = p.get("pads", (0, 0, 0, 0))
     H, W, C = x.shape
-    xp = np.full((H + t + b, W + l + r, C), fill, dtype=dtype)
-    interior = xp[t:t + H, l:l + W]
+    xp = np.full((H + t + b, W + left + r, C), fill, dtype=dtype)
+    interior = xp[t:t + H, left:left + W]
     oh, ow = eng.graph.tensors[layer.outputs[0]].shape[:2]
     views = [xp[i * dh:i * dh + (oh - 1) * sh + 1:sh, j * dw:j * dw + (ow - 1) * sw + 1:sw]
              for i in range(kh) for j in range(kw)]              # row-major window order
@@ -176,8 +176,8 @@ def plan_avgpool(eng, layer: Layer):
         ones = np.zeros((H + p["pads"][0] + p["pads"][2], W + p["pads"][1] + p["pads"][3]))
         ones[p["pads"][0]:p["pads"][0] + H, p["pads"][1]:p["pads"][1] + W] = 1
         sh, sw = p.get("stride", (1, 1))
-        count = sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
-                    for i in range(kh) for j in range(kw)).astype(np.float32)[:, :, None]
+        count = np.asarray(sum(ones[i:i + (oh - 1) * sh + 1:sh, j:j + (ow - 1) * sw + 1:sw]
+                               for i in range(kh) for j in range(kw))).astype(np.float32)[:, :, None]
     acc = np.zeros(out.shape, dtype=np.float32)
     xu = x.view(np.uint8)
     tmp = np.empty(x.shape, dtype=np.float32)
@@ -243,7 +243,8 @@ def plan_mul(eng, layer: Layer):
 def plan_concat(eng, layer: Layer):
     axis = int(layer.params["axis"])
     out = eng.output_buffer(layer)
-    parts, start = [], 0
+    parts: list[tuple] = []   # (input, destination, shifted table or None, scratch or None)
+    start = 0
     for i, name in enumerate(layer.inputs):
         x = eng.buf[name]
         sl = [slice(None)] * out.ndim

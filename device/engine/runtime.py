@@ -30,8 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from lanthorn.device.engine import int8
-from lanthorn.device.engine.bundle import (Bundle, InputSpec, from_onnx_layout, read_bundle,
-                                    to_onnx_layout)
+from lanthorn.device.engine.bundle import Bundle, InputSpec, from_onnx_layout, read_bundle, to_onnx_layout
 from lanthorn.device.engine.engine_numpy import NumpyEngine
 from lanthorn.device.engine.engine_ref import ReferenceEngine
 from lanthorn.device.engine.graph import graph_macs, raw_outputs
@@ -57,7 +56,7 @@ class InputError(UserError):
 
 def _c_engine(graph):
     """The C engine for ``graph``, or raise ImportError when the extension is not built."""
-    from lanthorn.device.engine import engine_c  # noqa: PLC0415 (optional, built from firmware/)
+    from lanthorn.device.engine import engine_c  # optional, built from firmware/
     return engine_c.CEngine(graph)
 
 
@@ -100,7 +99,7 @@ class Model:
         self._inputs = [g.tensors[n] for n in g.inputs]
         self._onnx_in = {e["tensor"]: e for e in bundle.io.get("inputs", [])}
         self._raw = [g.tensors[n] for n in raw_outputs(g)]
-        self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs)]
+        self._softmax = [raw != out for raw, out in zip(raw_outputs(g), g.outputs, strict=True)]
         self._one_to_one = len(self._inputs) == 1 and len(self._raw) == 1
         in_place = getattr(self._engine, "run_in_place", None)
         if in_place is not None:   # numpy engine: quantize into its inputs, read its outputs
@@ -117,7 +116,7 @@ class Model:
             self._run_float = lambda: self._run(self._qbuf)
         self._prep = [_index_copier(q) if t.dtype == "int32"
                       else int8.quantizer(q, t.scale, t.zero_point, _not_finite_of(t))
-                      for t, q in zip(self._inputs, self._qbuf)]
+                      for t, q in zip(self._inputs, self._qbuf, strict=True)]
         self._fbuf = [np.zeros(t.shape, np.float32) for t in self._raw]
         self._out_q = [(np.array(t.scale, np.float32), np.array(t.zero_point, np.float32))
                        for t in self._raw]                 # 0-d: cheapest for numpy to apply
@@ -195,7 +194,7 @@ class Model:
         outs = self(*xs)
         outs = (outs,) if isinstance(outs, np.ndarray) else outs
         return {e["name"]: to_onnx_layout(y, e["layout"], e["shape"])
-                for e, y in zip(io["outputs"], outs)}
+                for e, y in zip(io["outputs"], outs, strict=True)}
 
     def __repr__(self):
         name = self.card.get("name", "model")
@@ -205,7 +204,7 @@ class Model:
     def _check(self, xs, quantized: bool):
         if len(xs) != len(self._inputs):
             raise InputError(f"model takes {len(self._inputs)} input(s), got {len(xs)}")
-        return [self._check_one(x, t, quantized) for x, t in zip(xs, self._inputs)]
+        return [self._check_one(x, t, quantized) for x, t in zip(xs, self._inputs, strict=True)]
 
     def _check_one(self, x, t, quantized: bool):
         x = np.asarray(x)
@@ -280,7 +279,7 @@ class Model:
                 return softmax_f32(raw, s, z, out=self._fbuf[0]).copy()
             t = self._raw[0]
             return int8.dequantize(raw, t.scale, t.zero_point)
-        for x, t, prep, alt in zip(xs, self._inputs, self._prep, self._alt_shape):
+        for x, t, prep, alt in zip(xs, self._inputs, self._prep, self._alt_shape, strict=True):
             if type(x) is not np.ndarray or x.dtype.kind not in "fiu" or (
                     x.shape != t.shape and x.shape != alt):
                 x = self._check_one(x, t, quantized=False)   # reshapes, or says what is wrong
@@ -289,7 +288,7 @@ class Model:
             prep(x)
         outs = []
         for raw, t, sm, buf, (s, z) in zip(self._run_float(), self._raw, self._softmax,
-                                           self._fbuf, self._out_q):
+                                           self._fbuf, self._out_q, strict=True):
             outs.append(softmax_f32(raw, s, z, out=buf).copy() if sm
                         else int8.dequantize(raw, t.scale, t.zero_point))
         return outs[0] if len(outs) == 1 else tuple(outs)

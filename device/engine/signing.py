@@ -52,9 +52,9 @@ class KeyError_(UserError):
 
 def _crypto():
     try:
-        from cryptography.hazmat.primitives.asymmetric import ed25519  # noqa: PLC0415
-        from cryptography.hazmat.primitives import serialization  # noqa: PLC0415
-        from cryptography.exceptions import InvalidSignature  # noqa: PLC0415
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519
     except ImportError:
         raise UserError("checking or making signatures needs the Python package "
                         f"'cryptography': {install_hint('board')}, or the [host] extra on a "
@@ -140,7 +140,7 @@ def public_of(key) -> bytes:
 
 def sign_bundle_bytes(data: bytes, key) -> bytes:
     """``data`` (a bundle, signed or not) with a fresh signature trailer by ``key``."""
-    from lanthorn.device.engine.bundle import split_signature  # noqa: PLC0415 (bundle imports us not)
+    from lanthorn.device.engine.bundle import split_signature  # (bundle imports us not)
     body, _ = split_signature(data)
     digest = body[32:64]
     return body + TRAILER.pack(TRAILER_MAGIC, public_of(key), key.sign(DOMAIN + digest))

@@ -14,6 +14,7 @@ channel *name*), the console's ``record``, the simulator's data writer, the stud
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from lanthorn.device.piece import frames as fr
@@ -90,7 +91,7 @@ def _classic(n_pads: int, distance: bool, light: bool):
 
 
 def build_layout(n_pads: int, distance: bool, light: bool,
-                 sensors: list[tuple[str, tuple[Channel, ...]]] = ()) -> ChannelLayout:
+                 sensors: Sequence[tuple[str, tuple[Channel, ...]]] = ()) -> ChannelLayout:
     """A layout from what a body has: pads, the ranger, the light sensor, then generic
     sensing parts as ``(role, channels)``. Two channels of one name are refused."""
     names, units, ranges = _classic(n_pads, distance, light)

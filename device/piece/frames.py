@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from lanthorn.vocabulary import LABELS  # re-exported: the default piece's gestures, model order
+from lanthorn.vocabulary import LABELS as LABELS  # re-exported: the default piece's gestures, model order
 
 N_PADS = 12
 CHANNELS: tuple[str, ...] = tuple(f"pad{i}" for i in range(N_PADS)) + ("distance", "light")

@@ -15,7 +15,7 @@ import difflib
 import json
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from lanthorn.errors import UserError
@@ -98,7 +98,7 @@ class Param:
                     raise self._bad(text) from None
                 if not as_float.is_integer():
                     raise ParamError(f"{self.name} must be a whole number {self.range_text()}, "
-                                     f"got {text}")
+                                     f"got {text}") from None
                 value = int(as_float)
         elif self.type == "float":
             try:

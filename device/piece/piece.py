@@ -21,7 +21,6 @@ import numpy as np
 
 from lanthorn.device.piece import frames as fr
 from lanthorn.device.piece.behaviour import DEFAULT_TEMPERAMENT, LightRenderer, MoodEngine, PhraseBank, Temperament
-from lanthorn.device.storage.fault_log import FaultLog
 from lanthorn.device.piece.inference import Inference
 from lanthorn.device.piece.live_params import LiveParams
 from lanthorn.device.piece.loop import Loop
@@ -33,6 +32,7 @@ from lanthorn.device.piece.rendering import Rendering
 from lanthorn.device.piece.sampling import Sampler
 from lanthorn.device.piece.scheduler import Scheduler
 from lanthorn.device.piece.voice import Speaker, VoiceWorker
+from lanthorn.device.storage.fault_log import FaultLog
 
 
 #: what ``set phrases_*`` answers while the voice speaks (the bank is not what is heard)
@@ -241,9 +241,9 @@ class Piece:
     def latest(self) -> dict:
         frame, t = self.inference.history.newest()
         return {"t": round(t, 3),
-                "values": {c: round(float(v), 4) for c, v in zip(self.layout.names, frame)},
+                "values": {c: round(float(v), 4) for c, v in zip(self.layout.names, frame, strict=True)},
                 "probs": {lab: round(float(p), 4)
-                          for lab, p in zip(self.inference.labels, self.inference.probs)},
+                          for lab, p in zip(self.inference.labels, self.inference.probs, strict=True)},
                 "mood": self.mood.mood, "gesture": self.mood.gesture, **self.shown()}
 
     def shown(self) -> dict:

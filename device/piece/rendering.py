@@ -38,7 +38,7 @@ class OledWorker(RequestThread):
         self.clock = clock  # the loop's clock, so retries follow simulated time too
         self.on_error, self.on_ok = on_error, on_ok
         self.retry_s = retry_s
-        self._shown = None
+        self._shown: tuple[str, str, str, int, bool] | None = None  # (text, mood, footer, contrast, enabled)
         self._failed_at: float | None = None
         self._busy = False  # a request is being drawn right now
         self._contrast: int | None = None  # last contrast sent

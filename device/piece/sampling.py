@@ -154,7 +154,9 @@ class Sampler:
         return reading_number("distance", ranger.read_mm(), allow_none=True)
 
     def _read_light(self, light) -> float:
-        return reading_number("light", light.read_lux())
+        lux = reading_number("light", light.read_lux())
+        assert lux is not None, "without allow_none a None reading raises PartError"
+        return lux
 
     def _check_touch(self, reading) -> None:
         """Refuse a scan that cannot be real: the wrong shape, or (ZERO_SCANS in a row)

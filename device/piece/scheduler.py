@@ -18,7 +18,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Callable
+from typing import Callable, Protocol, cast
 
 #: slack for float time comparisons (a tick due at 0.03 is due at 0.0299999999)
 EPS = 1e-9
@@ -47,6 +47,14 @@ class Ticker:
         if self.next < now:  # fell far behind: resynchronise, do not burst
             self.next = now + self.period
         return True
+
+
+class SimulatedClock(Protocol):
+    """A clock the scheduler may move: ``hardware.sim``'s clocks have both methods."""
+
+    def __call__(self) -> float: ...
+    def set(self, t: float) -> None: ...
+    def advance(self, dt: float) -> None: ...
 
 
 class Scheduler:
@@ -79,7 +87,7 @@ class Scheduler:
         Returns False when ``stop`` was set meanwhile."""
         if self.simulated:
             if due > self.clock():
-                self.clock.set(due)
+                cast(SimulatedClock, self.clock).set(due)  # ``simulated`` checked both methods
             return not stop.is_set()
         wait = due - self.clock()
         return not (wait > 0 and stop.wait(wait))
@@ -89,5 +97,5 @@ class Scheduler:
         passes. Returns ``perf_counter()`` now, to chain measurements."""
         now = time.perf_counter()
         if self.charge_compute:
-            self.clock.advance(now - since)
+            cast(SimulatedClock, self.clock).advance(now - since)  # only simulated clocks charge
         return now

@@ -7,6 +7,7 @@ request and notifies; the thread waits for one (or for ``close``) and serves it.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 
 class RequestThread:
@@ -15,7 +16,7 @@ class RequestThread:
 
     def _start_thread(self, threaded: bool, name: str) -> None:
         self._cond = threading.Condition()
-        self._pending = None
+        self._pending: Any = None  # each subclass's own request type; None: nothing waiting
         self._stop = False
         self._thread = None
         if threaded:

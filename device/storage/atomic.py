@@ -15,6 +15,7 @@ import contextlib
 import os
 import tempfile
 from pathlib import Path
+from typing import IO, Any
 
 
 def fsync_dir(directory: str | os.PathLike) -> None:
@@ -64,6 +65,7 @@ def atomic_open(path: str | os.PathLike, mode: str = "w", encoding: str | None =
     path = Path(path)
     directory = path.parent if str(path.parent) else Path(".")
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    f: IO[Any]  # bytes or text, as ``mode`` says
     try:
         if mode == "wb":
             f = os.fdopen(fd, "wb")

@@ -55,9 +55,16 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from lanthorn.device.piece.frames import (
+    CHANNELS,
+    DEFAULT_RANGES,
+    DEFAULT_RATE_HZ,
+    DEFAULT_RING,
+    DEFAULT_UNITS,
+    DEFAULT_WINDOW,
+    LABELS,
+)
 from lanthorn.device.storage.atomic import atomic_write_bytes, atomic_write_text, make_dirs
-from lanthorn.device.piece.frames import (CHANNELS, DEFAULT_RANGES, DEFAULT_RATE_HZ, DEFAULT_RING,
-                                    DEFAULT_UNITS, DEFAULT_WINDOW, LABELS)
 from lanthorn.errors import UserError
 
 MANIFEST = "manifest.json"
@@ -233,7 +240,7 @@ class Dataset:
         for rec in self.recordings:
             per = out.setdefault(rec.source, {})
             idx, cnt = np.unique(rec.labels, return_counts=True)
-            for i, c in zip(idx, cnt):
+            for i, c in zip(idx, cnt, strict=True):
                 per[self.labels[i]] = per.get(self.labels[i], 0) + int(c)
         return out
 
@@ -471,7 +478,7 @@ def recording_csv(frames: np.ndarray, labels: Sequence[str], session: str,
     """The CSV text of one session (header + one row per frame)."""
     out = io.StringIO()
     out.write(",".join([SESSION_COLUMN, LABEL_COLUMN, *channels]) + "\n")
-    for row, lab in zip(frames, labels):
+    for row, lab in zip(frames, labels, strict=True):
         out.write(session + "," + lab + "," + ",".join(_format_value(float(v)) for v in row) + "\n")
     return out.getvalue()
 
@@ -610,8 +617,8 @@ def _deal(have: dict[str, int], key: str, allowed=SIDES) -> str:
     total = sum(SIDE_TARGETS[side] for side in allowed)
     n = sum(have.values()) + 1
     deficit = {side: SIDE_TARGETS[side] / total * n - have[side] for side in allowed}
-    order = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
-    order = tuple(side for side in order if side in allowed)
+    ranked = ("val", "test", "train") if _key_hash(key) % 2 == 0 else ("test", "val", "train")
+    order = tuple(side for side in ranked if side in allowed)
     return max(order, key=lambda side: (round(deficit[side], 9), -order.index(side)))
 
 
@@ -668,7 +675,6 @@ def pin_sessions(path: str | Path, split_seed: int = 0) -> dict[str, dict]:
     new = [r for r in ds.recordings if r.key not in pinned]
     if not new:
         return pinned
-    n = len(ds.labels)
     if not pinned:
         w = ds.windows(DEFAULT_WINDOW, 3, "event", 6)
         if len(w):

@@ -170,7 +170,7 @@ class FaultLog:
             return
         data = "".join(json.dumps(e, ensure_ascii=False, sort_keys=True) + "\n" for e in batch)
         try:
-            self._append(data)
+            self._append(self.path, data)
         except OSError as exc:
             self.unstored.extend(batch)
             why = exc.strerror or str(exc)
@@ -180,15 +180,15 @@ class FaultLog:
             return
         self.problem = None
 
-    def _append(self, data: str) -> None:
-        size = self.path.stat().st_size if self.path.exists() else 0
+    def _append(self, path: Path, data: str) -> None:
+        size = path.stat().st_size if path.exists() else 0
         if self._needs_newline is None:
-            self._needs_newline = size > 0 and self._last_byte() != b"\n"
+            self._needs_newline = size > 0 and self._last_byte(path) != b"\n"
         if size + len(data) > self.max_bytes or self._line_count_over():
-            self._compact(data)
+            self._compact(path, data)
             return
         raw = (("\n" if self._needs_newline else "") + data).encode("utf-8")
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             self._needs_newline = True  # until the whole line is known to be written
             written = os.write(fd, raw)
@@ -199,10 +199,11 @@ class FaultLog:
         finally:
             os.close(fd)
         if size == 0:  # a new file: its name must survive the cut too
-            fsync_dir(self.path.parent)
+            fsync_dir(path.parent)
 
-    def _last_byte(self) -> bytes:
-        with open(self.path, "rb") as f:
+    @staticmethod
+    def _last_byte(path: Path) -> bytes:
+        with open(path, "rb") as f:
             f.seek(-1, os.SEEK_END)
             return f.read(1)
 
@@ -212,7 +213,7 @@ class FaultLog:
             return False
         return len(self._read_entries()[0]) >= self.max_lines
 
-    def _compact(self, data: str) -> None:
+    def _compact(self, path: Path, data: str) -> None:
         """Rewrite the file with its newest lines (at most half the bounds) plus ``data``."""
         entries, _ = self._read_entries()
         keep: list[str] = []
@@ -223,7 +224,7 @@ class FaultLog:
                 break
             budget -= len(line)
             keep.append(line)
-        atomic_write_text(self.path, "".join(reversed(keep)) + data)
+        atomic_write_text(path, "".join(reversed(keep)) + data)
         self._needs_newline = False
 
     # --- reading
@@ -250,7 +251,7 @@ class FaultLog:
     def summary(self) -> dict:
         """What ``status`` says of the log: how many lines it holds, and any problem."""
         stored, torn = self._read_entries()
-        d = {"lines": len(stored) + len(self.unstored), "since_start": self.recorded}
+        d: dict[str, int | str] = {"lines": len(stored) + len(self.unstored), "since_start": self.recorded}
         if torn:
             d["torn_skipped"] = torn
         if self.problem:

@@ -29,18 +29,23 @@ install, rollback), parametrised by the slot's name: ``"model"`` (the gesture mo
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import threading
 import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from lanthorn.device.storage.atomic import atomic_write_text, fsync_dir, make_dirs
 from lanthorn.device.storage.fault_log import FaultLog
-from lanthorn.device.storage.stores import (SETTINGS_VERSION, LockFile, PresetShelf, SettingsFile,  # noqa: F401
-                                    StorageError, card_refused)
+from lanthorn.device.storage.stores import (  # noqa: F401
+    SETTINGS_VERSION,
+    LockFile,
+    PresetShelf,
+    SettingsFile,
+    StorageError,
+    card_refused,
+)
 from lanthorn.device.storage.stores import why as _why
 
 SHIPPED_MODEL = Path(__file__).resolve().parents[1] / "models" / "temperament.lanthorn"
@@ -82,6 +87,16 @@ class Slot:
 class ModelFiles:
     """The model slots' files: load with fall-back, verified install, rollback. Mixed into
     :class:`DataDir`, whose folders, lock, ``reject`` and ``problems`` it uses."""
+
+    if TYPE_CHECKING:  # what DataDir provides (declared for the type checker only)
+        models_dir: Path
+        incoming_dir: Path
+        slots: dict[str, Slot]
+        _lock: threading.RLock
+
+        def reject(self, path: Path, reason: str) -> Path | None: ...
+        def _kept(self, kept: Path | None) -> str: ...
+        def _problem(self, text: str) -> None: ...
 
     # --- models
     def slot(self, name: str = "model") -> Slot:

@@ -256,7 +256,7 @@ class CompanionLink(FrameLink):
                 raise self._fail(f"serial write to {self.port_name} failed: {exc}") from None
             while True:
                 seq = self._send(P.HELLO, bytes([P.VERSION]))
-                f = self._wait(lambda f: f.type == P.INFO or (
+                f = self._wait(lambda f, seq=seq: f.type == P.INFO or (
                     f.type == P.NAK and f.payload[:2] == bytes([P.HELLO, seq])),
                     min(HELLO_RETRY_S, max(0.0, deadline - self._clock())))
                 if f is not None and f.type == P.NAK:

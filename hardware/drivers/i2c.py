@@ -9,8 +9,9 @@ import errno
 import threading
 from contextlib import contextmanager
 
-from ..interfaces import PartError
 from lanthorn.errors import install_hint
+
+from ..interfaces import PartError
 
 WIRING_HINT = "check wiring (SDA/SCL, 3.3 V, GND), pull-ups and the address jumper"
 

@@ -19,9 +19,10 @@ from __future__ import annotations
 import math
 import time
 
+from lanthorn.errors import install_hint
+
 from ..channels import Channel, ChannelSensor
 from ..interfaces import PartError
-from lanthorn.errors import install_hint
 
 STALE_BLOCKS = 5  # no block for this many block times: the microphone is gone
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import time
 
+from lanthorn.errors import install_hint
+
 from ..interfaces import Display, PartError
 from .i2c import WIRING_HINT
-from lanthorn.errors import install_hint
 
 
 class Ssd1306(Display):
@@ -22,9 +23,9 @@ class Ssd1306(Display):
         self.width, self.height = width, height
         self._reset = reset
         try:
+            import luma.core.error as luma_error
             from luma.core.interface.serial import i2c
             from luma.oled.device import ssd1306
-            import luma.core.error as luma_error
         except ModuleNotFoundError:
             raise PartError(name, "needs luma.oled: " + install_hint("board")) from None
         self._luma_error = luma_error.Error
@@ -44,6 +45,7 @@ class Ssd1306(Display):
         return _LumaErrors(self)
 
     def _write(self, image) -> None:
+        assert self._device is not None, "a display is not written after close()"
         with self._errors():
             self._device.display(image)
 

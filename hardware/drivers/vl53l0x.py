@@ -15,9 +15,10 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 
-from ..interfaces import DistanceSensor, PartError
-from .i2c import SMBusI2C, WIRING_HINT, bus_errors, open_bus
 from lanthorn.errors import install_hint
+
+from ..interfaces import DistanceSensor, PartError
+from .i2c import WIRING_HINT, SMBusI2C, bus_errors, open_bus
 
 OUT_OF_RANGE_MM = 8190
 

@@ -14,8 +14,9 @@ import atexit
 
 import numpy as np
 
-from ..interfaces import LedStrip, PartError
 from lanthorn.errors import install_hint
+
+from ..interfaces import LedStrip, PartError
 
 WS2812_HZ = 800_000
 PWM1_PINS = (13, 19)  # PWM channel 1; 12/18 are channel 0, 21 is PCM, 10 is SPI

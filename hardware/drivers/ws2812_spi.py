@@ -19,8 +19,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..interfaces import LedStrip, PartError
 from lanthorn.errors import install_hint
+
+from ..interfaces import LedStrip, PartError
 
 BIT_PERIOD_S = 1.25e-6
 T0H_S = 0.35e-6

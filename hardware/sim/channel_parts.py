@@ -73,11 +73,11 @@ class SimIMU(_Faults, ChannelSensor):
         t = self._now()
         n = self._noise.normal
         a = [f + off + n(ACCEL_NOISE_G) for f, off in zip(self.scene.specific_force(t),
-                                                          self.accel_offset)]
+                                                          self.accel_offset, strict=True)]
         if self.scene.height.at(t)[0] > 0.01:
             a = [v + n(TREMOR_G) for v in a]
         w = [r + off + n(GYRO_NOISE_DPS)
-             for r, off in zip(self.scene.rotation_rate(t), self.gyro_offset)]
+             for r, off in zip(self.scene.rotation_rate(t), self.gyro_offset, strict=True)]
         return tuple(_quantise(v, self.accel_range) for v in a) \
             + tuple(_quantise(v, self.gyro_range) for v in w)
 
@@ -126,7 +126,8 @@ class ScenePin(Pin):
     """A GPIO input whose electrical level comes from the scene (``level(t) -> bool``)."""
 
     def __init__(self, level, now, name: str):
-        self.number, self.factory = name, None
+        # no factory and no pin number: the level is the scene's, and close() releases nothing
+        self.name = name
         self._level, self._now = level, now
 
     def input(self, pull=None):

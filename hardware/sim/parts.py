@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from lanthorn.vocabulary import ROLES
 
-from ..interfaces import (Body, Display, DistanceSensor, LedStrip, LightSensor, PartError,
-                          TouchReading, TouchSensor)
+from ..interfaces import Body, Display, DistanceSensor, LedStrip, LightSensor, PartError, TouchReading, TouchSensor
 from .gestures import SimError
 from .physics import N_PADS, RANGER_MAX_MM, RELEASE_THRESHOLD, TOUCH_THRESHOLD
 from .visitor import World
+
+if TYPE_CHECKING:  # annotations only: both import this module's neighbours lazily
+    from .body_visitor import BodyVisitor
+    from .motion import Scene
 
 
 class SimClock:
@@ -59,6 +63,8 @@ class SimClock:
 
 class _Faults:
     """Failure injection shared by every simulated part: fail from ``t`` (until ``until``)."""
+
+    name: str  # every part that mixes this in has one (interfaces.Part)
 
     def _init_faults(self, now) -> None:
         self._now = now
@@ -172,16 +178,22 @@ class SimBody(Body):
     """A Body whose parts are simulated, plus the visitor's world and the clock."""
 
     world: World | None = field(default=None, repr=False)
-    clock: object = None
+    clock: Callable[[], float] | None = None
     t0: float = 0.0
     #: the motion scene its channel parts read and the visitor who handles it (None for a
     #: body with only the classic parts)
-    scene: object = field(default=None, repr=False)
-    visitor: object = field(default=None, repr=False)
+    scene: Scene | None = field(default=None, repr=False)
+    visitor: BodyVisitor | None = field(default=None, repr=False)
 
     def now(self) -> float:
         """Seconds since the body was opened, on its clock."""
+        assert self.clock is not None, "open_sim_body gives the body its clock"
         return float(self.clock()) - self.t0
+
+    @property
+    def _world(self) -> World:
+        assert self.world is not None, "open_sim_body gives the body its visitor's world"
+        return self.world
 
     def gesture_at(self, t: float | None = None) -> str:
         """What the scripted visitor is doing at ``t`` (default: now) -- the honest label:
@@ -191,20 +203,20 @@ class SimBody(Body):
             gesture = self.visitor.gesture_at(t)
             if gesture != "nobody" or self.touch is None:
                 return gesture
-        return self.world.gesture_at(t)
+        return self._world.gesture_at(t)
 
     def press(self, pad: int, strength: float = 1.0) -> None:
         """Put a fingertip on pad ``pad`` (held until released)."""
-        self.world.press(pad, strength)
+        self._world.press(pad, strength)
 
     def touch_at(self, angle: float | None, palm: bool = False) -> None:
         """A fingertip (or palm) at ``angle`` (rad, clockwise from pad 0) -- the mouse in the
         live window; None lifts it."""
-        self.world.touch_at(angle, palm)
+        self._world.touch_at(angle, palm)
 
     def release(self, pad: int | None = None) -> None:
         """Lift the finger from ``pad``, or from every pad."""
-        self.world.release(pad)
+        self._world.release(pad)
 
 
 def _opt(spec, key, default):
@@ -251,6 +263,7 @@ def open_sim_body(profile=None, seed: int = 0, script=None, clock=None, realtime
         if part is None:
             raise SimError(f"cannot inject a failure into {role!r}: the body has "
                            f"{', '.join(body.parts()) or 'no parts'}")
+        assert isinstance(part, _Faults), "every simulated part mixes in _Faults"
         part.fail_after(float(t))
     return body
 

@@ -47,11 +47,29 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .gestures import (GESTURES, HANDS, TEACHABLE_GESTURES, TOUCH_GESTURES, Scene, Segment,
-                       SimError, gap, pick_hand,
-                       plan, scene)
-from .physics import (N_PADS, RANGER_MAX_MM, RELEASE_THRESHOLD, TOUCH_THRESHOLD, LuxMeter, PadChip,
-                      Ranger, contact_coverage)
+from .gestures import (
+    GESTURES,
+    HANDS,
+    TEACHABLE_GESTURES,
+    TOUCH_GESTURES,
+    Scene,
+    Segment,
+    SimError,
+    gap,
+    pick_hand,
+    plan,
+    scene,
+)
+from .physics import (
+    N_PADS,
+    RANGER_MAX_MM,
+    RELEASE_THRESHOLD,
+    TOUCH_THRESHOLD,
+    LuxMeter,
+    PadChip,
+    Ranger,
+    contact_coverage,
+)
 
 
 @dataclass

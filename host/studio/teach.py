@@ -12,8 +12,8 @@ from typing import Callable
 
 import numpy as np
 
-from lanthorn.device.storage import dataset
 from lanthorn.device.piece.frames import LABELS
+from lanthorn.device.storage import dataset
 from lanthorn.errors import UserError
 
 STUDIO_SOURCE = "studio"
@@ -40,7 +40,7 @@ def list_sessions(data: Path) -> list[dict]:
     out = []
     for rec in ds.recordings:
         idx, cnt = np.unique(rec.labels, return_counts=True)
-        counts = {ds.labels[i]: int(c) for i, c in zip(idx, cnt)}
+        counts = {ds.labels[i]: int(c) for i, c in zip(idx, cnt, strict=True)}
         fg = {k: v for k, v in counts.items() if k != ds.labels[0]}
         main = max(fg, key=fg.get) if fg else ds.labels[0]
         out.append({"source": rec.source, "session": rec.session,

@@ -152,8 +152,8 @@ def _lock_check(state, old, new):
 def _take_act(root):
     import numpy as np
 
-    from lanthorn.device.piece import frames
     from lanthorn.device.console.console_record import RECORD_SOURCE, device_dataset
+    from lanthorn.device.piece import frames
     from lanthorn.device.storage.dataset import write_recording
     dd = _dd(root)
     assert device_dataset(dd.recordings_dir, frames.DEFAULT_RATE_HZ, frames.CHANNELS, "tap", dd)[0]

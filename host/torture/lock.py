@@ -73,7 +73,7 @@ def _brute_force(piece, rng, pin: str, budget: dict, failures: list):
             piece.kill()  # a power cut must not buy a fresh set of quick guesses
             piece.start()
             cut_done = True
-    gaps = [round(b - a, 2) for a, b in zip(evaluated_at, evaluated_at[1:])]
+    gaps = [round(b - a, 2) for a, b in zip(evaluated_at, evaluated_at[1:], strict=False)]
     for k, gap in enumerate(gaps, start=1):
         need = min(2.0 ** (k - 1), 300.0)
         if gap < need - 0.25:

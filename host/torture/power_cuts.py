@@ -256,6 +256,7 @@ def _push_until(piece, data: bytes, deadline: float) -> None:
     """Start a push and send its frames until ``deadline`` (acks are not waited for: the
     power goes off at the deadline whatever state the push or the swap is in)."""
     import hashlib
+
     from lanthorn.device.console import push_wire as pp
     sha = hashlib.sha256(data).hexdigest()
     try:

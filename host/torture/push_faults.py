@@ -15,8 +15,8 @@ import json
 import random
 import time
 
-from lanthorn.device.engine import bundle as bf
 from lanthorn.device.console import push_wire as pp
+from lanthorn.device.engine import bundle as bf
 from lanthorn.device.storage.storage import SHIPPED_MODEL
 from lanthorn.host.torture import bundles
 

@@ -147,9 +147,9 @@ class _Campaign:
     detected (pending_detect) or a part not yet recovered (pending_recover)."""
 
     def __init__(self, seed: int, target: int):
+        from lanthorn.device.engine.runtime import load
         from lanthorn.device.piece.params import ParamStore
         from lanthorn.device.piece.piece import Piece
-        from lanthorn.device.engine.runtime import load
         from lanthorn.device.storage.storage import SHIPPED_MODEL
         from lanthorn.hardware.body import open_body
         from lanthorn.hardware.profile import load_profile

@@ -88,9 +88,9 @@ def slopes(samples: list[dict]) -> dict:
 def _museum_piece(budget: dict, seed: int):
     """A simulated piece on a simulated clock that starts when the museum opens (9:00) and
     sleeps through quiet hours 22:00-08:00, as an exhibited piece would."""
+    from lanthorn.device.engine.runtime import load
     from lanthorn.device.piece.params import ParamStore
     from lanthorn.device.piece.piece import Piece
-    from lanthorn.device.engine.runtime import load
     from lanthorn.device.storage.storage import SHIPPED_MODEL
     from lanthorn.hardware.body import open_body
     from lanthorn.hardware.profile import load_profile
@@ -107,8 +107,8 @@ def _museum_piece(budget: dict, seed: int):
 
     voice = None
     if budget.get("voice"):
-        from lanthorn.device.storage.storage import SHIPPED_VOICE
         from lanthorn.device.piece.voice import load_voice
+        from lanthorn.device.storage.storage import SHIPPED_VOICE
         voice = load_voice(str(SHIPPED_VOICE))
     loop = Piece(body, params=params, model=load(str(SHIPPED_MODEL)), clock=clock,
                  charge_compute=False, oled_thread=False, minute_of_day=minute_of_day,

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 from lanthorn.commands._options import add_provenance
+from lanthorn.device.piece.frames import DEFAULT_RATE_HZ
 from lanthorn.device.storage import dataset as dsf
 from lanthorn.device.storage.dataset import DataError, Source
-from lanthorn.device.piece.frames import DEFAULT_RATE_HZ
 from lanthorn.host import curate
 from lanthorn.host.curate import SYNTH_SOURCE
 

@@ -10,10 +10,10 @@ import sys
 import time
 from pathlib import Path
 
+from lanthorn.commands._options import add_baud
 from lanthorn.device.storage import dataset
 from lanthorn.errors import UserError
 from lanthorn.host.console_client import ConsoleClient
-from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:
@@ -45,7 +45,7 @@ def run(args) -> int:
                 continue
             rows: list = []
             ans = client.request(f"recording get {take['session']}",
-                                 on_event=lambda ev: rows.extend(ev.get("data", {}).get("rows", []))
+                                 on_event=lambda ev, rows=rows: rows.extend(ev.get("data", {}).get("rows", []))
                                  if ev.get("event") == "frames" else None)
             if not ans.get("ok"):
                 raise UserError(f"device: {ans.get('error')}")

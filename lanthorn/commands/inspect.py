@@ -13,8 +13,8 @@ def add_arguments(parser):
 
 
 def run(args) -> int:
-    from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.device.engine.build_record import describe as build_lines
+    from lanthorn.device.engine.bundle import read_bundle
     from lanthorn.device.engine.describe import describe
     d = describe(read_bundle(args.bundle))
     if args.json:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sys
 
+from lanthorn.commands._options import add_baud
 from lanthorn.device.console import push_wire as pp
 from lanthorn.host.console_client import ConsoleClient, ConsoleError, read_bundle_file
-from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:

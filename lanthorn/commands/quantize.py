@@ -6,8 +6,8 @@ a report a person can read. See :mod:`lanthorn.quantize.quantizer` for the steps
 """
 from __future__ import annotations
 
-from lanthorn.quantize.calibrate import METHODS
 from lanthorn.commands._options import add_signing_arguments, signed_note, signing_key
+from lanthorn.quantize.calibrate import METHODS
 
 
 def _fraction(text: str) -> float:

@@ -4,11 +4,11 @@ from __future__ import annotations
 import sys
 import time
 
+from lanthorn.commands._options import add_baud
 from lanthorn.device.storage.dataset import Source
 from lanthorn.errors import UserError
 from lanthorn.host import curate
 from lanthorn.host.console_client import ConsoleClient
-from lanthorn.commands._options import add_baud
 
 
 def add_arguments(parser) -> None:

@@ -18,6 +18,7 @@ import time
 from lanthorn.commands._options import add_baud, add_data_dir, add_profile, add_sim_gestures
 from lanthorn.errors import UserError
 
+
 def add_arguments(parser) -> None:
     add_profile(parser)
     parser.add_argument("--sim", action="store_true",

@@ -53,9 +53,9 @@ def model_row(profile, data_dir) -> Row:
     animation, and the maker must hear it here, naming the channels."""
     from pathlib import Path
 
+    from lanthorn.device.engine.runtime import load
     from lanthorn.device.piece.channel_layout import layout_for_profile
     from lanthorn.device.piece.inference import ModelMismatch, model_name, refuse_unfit
-    from lanthorn.device.engine.runtime import load
     from lanthorn.device.storage.storage import shipped_model_for
     layout = layout_for_profile(profile)
     path, source = shipped_model_for(profile), "shipped"

@@ -13,8 +13,8 @@ import signal
 import sys
 from pathlib import Path
 
-from lanthorn.errors import UserError, install_hint
 from lanthorn.commands._options import add_baud
+from lanthorn.errors import UserError, install_hint
 
 
 def add_arguments(parser) -> None:

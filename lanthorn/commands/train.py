@@ -10,7 +10,7 @@ def _widths(text: str) -> tuple[int, ...]:
     try:
         w = tuple(int(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"--widths takes comma-separated integers, not {text!r}")
+        raise argparse.ArgumentTypeError(f"--widths takes comma-separated integers, not {text!r}") from None
     if not w or min(w) < 1:
         raise argparse.ArgumentTypeError("--widths must be positive integers")
     return w

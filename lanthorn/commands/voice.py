@@ -148,8 +148,9 @@ def train_cmd(args) -> int:
 
 
 def quantize_cmd(args) -> int:
-    from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
     import onnxruntime
+
+    from lanthorn.quantize.voice_quantize import quantize_voice, tasting_markdown
     onnxruntime.set_default_logger_severity(3)
     from lanthorn.commands._options import signed_note, signing_key
     from lanthorn.quantize.voice_quantize import read_voice_onnx, trained_corpus

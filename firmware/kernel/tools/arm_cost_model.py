@@ -279,6 +279,7 @@ def ort_prefix(tmp: Path, root: Path, wheels: Path, cpu: str) -> tuple[Path, dic
 
 def dynamic_table(tmp: Path, models: list[str], root: Path | None, wheels: Path | None) -> list[str]:
     import numpy as np
+
     from lanthorn.device.engine import engine_c
     from lanthorn.device.engine.graph import graph_macs
     from lanthorn.quantize import tiny_models
