@@ -17,7 +17,7 @@ help:
 	@echo "make studio - set up and open the studio web page on the simulated piece"
 	@echo "make test   - set up (including system tools) and run the test suite"
 	@echo "make test-fast - the quick local loop: lint, then the tests not marked slow (stops at the first failure)"
-	@echo "make lint   - ruff (pyflakes, pycodestyle errors, bugbear, import order, unused noqa)"
+	@echo "make lint   - ruff (pyflakes, pycodestyle errors, bugbear, import order, unused noqa) and mypy on device/hardware"
 	@echo "make typecheck - mypy on lanthorn.device and lanthorn.hardware (scripts/typecheck.py)"
 	@echo "make bench  - int8 engine benchmark against onnxruntime (ratios in one run)"
 	@echo "make model  - rebuild the shipped models (the lantern's, the bowl's) from synthetic data and seed (and the voice)"
@@ -48,7 +48,7 @@ studio: $(VENV)/.installed-studio
 system-deps:
 	@PYTHON=$(PYTHON) bash scripts/system-deps.sh
 
-test: system-deps $(VENV)/.installed-dev
+test: system-deps $(VENV)/.installed-dev lint
 	$(BIN)/python -m pytest -q
 
 test-fast: $(VENV)/.installed-dev lint
@@ -56,6 +56,7 @@ test-fast: $(VENV)/.installed-dev lint
 
 lint: $(VENV)/.installed-dev
 	$(BIN)/python -m ruff check .
+	$(BIN)/python scripts/typecheck.py
 
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/python scripts/typecheck.py

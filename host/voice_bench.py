@@ -17,8 +17,8 @@ from lanthorn.device.piece.voice import SAMPLER_PARAMS
 
 
 def bench_phrases(bundle, settings: dict, seed: int = 0) -> dict:
-    from lanthorn.device.piece.params import ParamStore
     from lanthorn.device.engine.runtime import load
+    from lanthorn.device.piece.params import ParamStore
     from lanthorn.device.piece.voice import Voice, voice_spec
     from lanthorn.errors import UserError
     from lanthorn.quantize.voice_quantize import ort_voice_step

@@ -96,8 +96,9 @@ def _torch_net(spec: VoiceSpec, arch: VoiceArch):
 def fit(spec: VoiceSpec, arch: VoiceArch, x, y, w, epochs: int, seed: int, lr: float = 3e-3,
         batch: int = 128, log=None):
     """Train a VoiceNet on examples; weighted cross-entropy (the sources' weights)."""
-    from lanthorn.quantize.net import set_deterministic  # before torch: it fixes the kernels
     import torch
+
+    from lanthorn.quantize.net import set_deterministic  # before torch: it fixes the kernels
     set_deterministic(seed)
     net = _torch_net(spec, arch)
     opt = torch.optim.Adam(net.parameters(), lr=lr)

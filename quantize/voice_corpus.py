@@ -30,9 +30,9 @@ import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from lanthorn.device.storage.atomic import atomic_write_text
 from lanthorn.device.piece.behaviour import DEFAULT_GESTURE_MOODS, DEFAULT_MOODS
 from lanthorn.device.piece.voice import OLED_CHARSET
+from lanthorn.device.storage.atomic import atomic_write_text
 from lanthorn.errors import UserError
 
 FORMAT = "lanthorn-voice-corpus"

@@ -28,8 +28,7 @@ import numpy as np
 from lanthorn.device.engine import int8
 from lanthorn.device.piece.voice import KIND, SAMPLER_PARAMS, Voice, VoiceSpec
 from lanthorn.errors import UserError
-from lanthorn.quantize.voice_corpus import (SHIPPABLE_LICENCES, examples, load_corpus,
-                                            split_lines, summarize)
+from lanthorn.quantize.voice_corpus import SHIPPABLE_LICENCES, examples, load_corpus, split_lines, summarize
 
 VERBATIM_LIMIT = 20          # characters copied verbatim before a sample is flagged
 SAMPLES_PER_MOOD = 4
@@ -295,8 +294,8 @@ def _same_phrases_both_ways(bundle, spec: VoiceSpec, seed: int):
     """Sample the same phrase through our engine and through onnxruntime on the twin: equal
     logits are not enough if the sampler reads them differently. Returns (our int8 model,
     its Voice, the sampler parameters the piece would use)."""
-    from lanthorn.device.piece.params import ParamStore
     from lanthorn.device.engine.runtime import load
+    from lanthorn.device.piece.params import ParamStore
     model = load(bundle)
     bundle.card = {"kind": KIND, "voice": spec.to_json()}   # Voice() needs the spec first
     ours, theirs = Voice(model), Voice(model, step=ort_voice_step(bundle))

@@ -93,8 +93,8 @@ def _kept(draft: Path, shipped: Path) -> dict:
     """Ship ``draft`` as ``shipped`` unless that already holds the same model (every byte
     but the build record: lanthorn.device.engine.bundle.keep_if_reproduced); the report's file
     figures then describe the file that is there."""
-    from lanthorn.device.engine.bundle import keep_if_reproduced, read_bundle
     from lanthorn.device.engine.build_record import build_record
+    from lanthorn.device.engine.bundle import keep_if_reproduced, read_bundle
     how = keep_if_reproduced(draft, shipped)
     kept = read_bundle(shipped)
     if how == "reproduced":

@@ -54,14 +54,14 @@ import os
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 
 from lanthorn import __version__
-from lanthorn.device.storage.atomic import atomic_write_bytes
 from lanthorn.device.engine.build_record import build_record
 from lanthorn.device.engine.graph import OPS, Graph, GraphError, Layer, Tensor, is_int, is_number
+from lanthorn.device.storage.atomic import atomic_write_bytes
 from lanthorn.errors import UserError
 
 BUNDLE_MAGIC = b"LANTHRN\x00"
@@ -127,8 +127,9 @@ class InputSpec:
         self.scale = tuple(float(v) for v in self.scale)
 
     def to_json(self) -> dict:
-        d = {"shape": list(self.shape), "dtype": self.dtype, "channels": list(self.channels),
-             "rate_hz": self.rate_hz, "window": self.window}
+        d: dict[str, Any] = {"shape": list(self.shape), "dtype": self.dtype,
+                             "channels": list(self.channels), "rate_hz": self.rate_hz,
+                             "window": self.window}
         if self.scale:
             d["scale"] = list(self.scale)
         return d
@@ -139,7 +140,7 @@ class InputSpec:
                    d.get("rate_hz"), d.get("window"), tuple(d.get("scale") or ()))
 
     @classmethod
-    def coerce(cls, spec) -> "InputSpec":
+    def coerce(cls, spec) -> "InputSpec | None":
         if spec is None or isinstance(spec, InputSpec):
             return spec
         return cls.from_json(dict(spec))
@@ -325,18 +326,19 @@ def write_bundle(bundle: Bundle, path: str | os.PathLike, signing_key=None) -> s
     With ``signing_key`` (see :mod:`lanthorn.device.engine.signing`) the file carries a signature."""
     data, _ = _serialize(bundle)
     if signing_key is not None:
-        from lanthorn.device.engine import signing  # noqa: PLC0415 (needs cryptography)
+        from lanthorn.device.engine import signing  # lazily: needs cryptography
         data = signing.sign_bundle_bytes(data, signing_key)
         bundle.signature = split_signature(data)[1]
     atomic_write_bytes(path, data)
     bundle.file_sha256 = hashlib.sha256(data).hexdigest()
+    assert bundle.sha256 is not None  # _serialize set it
     return bundle.sha256
 
 
 def split_signature(buf: bytes) -> tuple[bytes, tuple[bytes, bytes] | None]:
     """(the bundle's bytes, (public key, signature) or None): strips a signature trailer
     (device/engine/signing.py) when the bytes after the declared end are exactly one."""
-    from lanthorn.device.engine.signing import TRAILER, TRAILER_MAGIC  # noqa: PLC0415
+    from lanthorn.device.engine.signing import TRAILER, TRAILER_MAGIC
     if len(buf) >= PREFIX.size and bytes(buf[:8]) == BUNDLE_MAGIC:
         _, _, _, hlen, dlen, _ = PREFIX.unpack_from(buf, 0)
         end = PREFIX.size + hlen + dlen
@@ -542,7 +544,7 @@ def _read_arrays(metas: list, buf, data_start: int, dlen: int, source: str) -> d
         arrays[meta["name"]] = a.reshape(shape).astype(np.dtype(dtype).newbyteorder("="),
                                                        copy=False)
     spans.sort()
-    for (_, end, first), (start, _, second) in zip(spans, spans[1:]):
+    for (_, end, first), (start, _, second) in zip(spans, spans[1:], strict=False):  # neighbours
         if start < end:
             raise CorruptBundleError(f"{source}: arrays {first!r} and {second!r} overlap")
     return arrays
@@ -647,7 +649,7 @@ def _is_text_list(v, max_len: int = MAX_NAMES) -> bool:
         isinstance(x, str) and 0 < len(x) <= 256 for x in v)
 
 
-def _is_index_list(v) -> bool:
+def _is_index_list(v) -> TypeGuard[list[int]]:
     return isinstance(v, list) and all(is_int(x) and x >= 1 for x in v)
 
 
@@ -708,6 +710,7 @@ def check_input_spec(s: dict) -> None:
     shape = s.get("shape")
     _need(_is_index_list(shape) and 1 <= len(shape) <= 6 and math.prod(shape) <= 1 << 24,
           f"input_spec.shape must be 1-6 positive integers, got {str(shape)[:40]}")
+    assert isinstance(shape, list)  # _need raised otherwise
     _need(s.get("dtype", "float32") in ("float32", "int32"),
           "input_spec.dtype must be float32 or int32")
     ch = s.get("channels", [])

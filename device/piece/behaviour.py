@@ -452,9 +452,8 @@ class LightRenderer:
         self.pixel_angles = pix.astype(np.float32)
         self.pad_dist = ring_distance(pads[:, None], pix[None, :]).astype(np.float32)  # (pads, N)
         self.glow_weights = np.exp(-(self.pad_dist.T / self.GLOW_WIDTH) ** 2).astype(np.float32)  # (N, pads)
-        self.palette = None
-        self.body = self.accent = None
-        self.set_palette("ember")
+        self.palette = "ember"
+        self.body, self.accent = palette_colours(self.palette, moods)   # (moods, 3) each
         self.colour = self.body[0].copy()
         self.accent_now = self.accent[0].copy()
         self.phase = 0.0

@@ -34,7 +34,6 @@ from lanthorn.device.piece.scheduler import Scheduler
 from lanthorn.device.piece.voice import Speaker, VoiceWorker
 from lanthorn.device.storage.fault_log import FaultLog
 
-
 #: what ``set phrases_*`` answers while the voice speaks (the bank is not what is heard)
 BANK_NOTE = "the voice is speaking; the bank speaks when voice_enabled is off or a phrase fails"
 

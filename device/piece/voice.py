@@ -228,6 +228,8 @@ class Voice:
     default it is the int8 engine, tests substitute onnxruntime on the twin to compare.
     ``lexicon`` (trie bytes; default: the bundle's) constrains the words it may write."""
 
+    _name = "voice"   # what a voice made from parts (no bundle, no card) is called
+
     def __init__(self, model, step: Callable[[np.ndarray], np.ndarray] | None = None,
                  lexicon: bytes | None = None):
         self.model = model
@@ -259,7 +261,7 @@ class Voice:
             self._tokens = np.zeros(tuple(self.model.graph.tensors[
                 self.model.graph.inputs[0]].shape), np.int32)
         self.lexicon = decode(lexicon) if lexicon else None
-        self.words = WordState(self.lexicon, spec.vocab) if lexicon else None
+        self.words = WordState(self.lexicon, spec.vocab) if self.lexicon is not None else None
         self._sep = spec.separators()
         self._hist = np.zeros(spec.context, np.int64)
 
@@ -403,7 +405,7 @@ class VoiceWorker(RequestThread):
             request, self._pending = self._pending, None
             voice = self.voice
             self._busy = request is not None
-        if request is None:
+        if request is None or voice is None:   # no voice: nothing was asked of it
             return
         mood, seed, p = request
         try:
@@ -470,8 +472,10 @@ class Speaker:
                     self.on_phrase(text, "bank")
             self.mood = mood
             return text
+        worker = self.worker
+        assert worker is not None  # _voice_on says there is one
         shown = None
-        done = self.worker.take()
+        done = worker.take()
         if done is not None:
             if isinstance(done, Phrase) and done.text and done.complete and not done.timed_out:
                 shown = done.text
@@ -491,13 +495,13 @@ class Speaker:
         wait = float(p.get("voice_min_interval_s", 2.0))
         due = (self.pending_mood is not None and t - self.last_voice_t >= wait) or \
             t - self.last_t >= interval
-        if due and not self.worker.busy:
+        if due and not worker.busy:
             seed = int(p.get("voice_seed", 0)) + self.count
-            if self.worker.request(mood, seed, p):
+            if worker.request(mood, seed, p):
                 self.count += 1
                 self.last_voice_t = self.last_t = t
                 self.pending_mood = None
-                if not self.worker.threaded:       # served at once: show it on this frame
+                if not worker.threaded:       # served at once: show it on this frame
                     return self.update(mood, t, p) or shown
         if shown is not None and shown != self.text:
             self.text = shown
