@@ -10,6 +10,7 @@ and summarise the balance and provenance that training and the model card report
 """
 from __future__ import annotations
 
+import argparse
 import datetime
 import io
 import math
@@ -555,3 +556,35 @@ def save_take(data, source: Source, session: str, label: str, rows, rate: float,
             log(f"updated {', '.join(given)} of source {source.name!r}")
     path = dsf.write_recording(data, source.name, session, rows, label, rate_hz=rate)
     return path, kept
+
+
+def parse_channels(text: str) -> list[tuple[str, str, tuple[float, float] | None]]:
+    """``ax:g:-8..8,ay,...`` → [(name, unit, (low, high) or None)], checked (the ``--channels``
+    of ``lanthorn data new``: argparse shows an ArgumentTypeError's message as it is)."""
+    out = []
+    for item in text.split(","):
+        parts = item.strip().split(":")
+        name = parts[0].strip()
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,31}", name) or name in ("label", "session"):
+            raise argparse.ArgumentTypeError(
+                f"channel name {name!r} must be a letter then letters, digits, _ . or - "
+                f"(and not 'label' or 'session')")
+        unit = parts[1].strip() if len(parts) > 1 else ""
+        rng = None
+        if len(parts) > 2:
+            m = re.fullmatch(r"\s*(-?[\d.eE+-]+)\s*\.\.\s*(-?[\d.eE+-]+)\s*", parts[2])
+            try:
+                rng = (float(m.group(1)), float(m.group(2))) if m else None
+            except ValueError:
+                rng = None
+            if rng is None or not rng[0] < rng[1]:
+                raise argparse.ArgumentTypeError(
+                    f"range of channel {name!r} must be LOW..HIGH with LOW < HIGH, not {parts[2]!r}")
+        if len(parts) > 3:
+            raise argparse.ArgumentTypeError(f"too many ':' in channel {item!r} "
+                                             f"(NAME[:UNIT[:LOW..HIGH]])")
+        out.append((name, unit, rng))
+    names = [c[0] for c in out]
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"--channels repeats a name: {text!r}")
+    return out

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -141,42 +140,11 @@ the object, in order: only then does training turn the ring as an augmentation.
 
 
 def _layout_arguments(p) -> None:
-    p.add_argument("--channels", type=parse_channels, default=None, metavar="NAME[:UNIT[:LO..HI]],...",
+    p.add_argument("--channels", type=curate.parse_channels, default=None, metavar="NAME[:UNIT[:LO..HI]],...",
                    help="the dataset's channels when creating it (default: the default piece's "
                         "12 pads, distance and light)")
     p.add_argument("--ring", help="comma-separated channels that form a ring, in order (enables "
                                   "ring rotation in training; default: the default piece's pads)")
-
-
-def parse_channels(text: str) -> list[tuple[str, str, tuple[float, float] | None]]:
-    """``ax:g:-8..8,ay,...`` → [(name, unit, (low, high) or None)], checked."""
-    out = []
-    for item in text.split(","):
-        parts = item.strip().split(":")
-        name = parts[0].strip()
-        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,31}", name) or name in ("label", "session"):
-            raise argparse.ArgumentTypeError(
-                f"channel name {name!r} must be a letter then letters, digits, _ . or - "
-                f"(and not 'label' or 'session')")
-        unit = parts[1].strip() if len(parts) > 1 else ""
-        rng = None
-        if len(parts) > 2:
-            m = re.fullmatch(r"\s*(-?[\d.eE+-]+)\s*\.\.\s*(-?[\d.eE+-]+)\s*", parts[2])
-            try:
-                rng = (float(m.group(1)), float(m.group(2))) if m else None
-            except ValueError:
-                rng = None
-            if rng is None or not rng[0] < rng[1]:
-                raise argparse.ArgumentTypeError(
-                    f"range of channel {name!r} must be LOW..HIGH with LOW < HIGH, not {parts[2]!r}")
-        if len(parts) > 3:
-            raise argparse.ArgumentTypeError(f"too many ':' in channel {item!r} "
-                                             f"(NAME[:UNIT[:LOW..HIGH]])")
-        out.append((name, unit, rng))
-    names = [c[0] for c in out]
-    if len(set(names)) != len(names):
-        raise argparse.ArgumentTypeError(f"--channels repeats a name: {text!r}")
-    return out
 
 
 def run(args) -> int:
