@@ -366,15 +366,10 @@ def plan_gather(eng, layer: Layer):
 def plan_mul(eng, layer: Layer):
     """int8.qlinear_mul planned once: the zero-point-free operands and the float32 steps
     in preallocated buffers (the reference allocates its scratch per call)."""
-    p = layer.params
-    A, B = eng.buf[layer.inputs[0]], eng.buf[layer.inputs[1]]
-    out = eng.output_buffer(layer)
-    sa, za = eng.quant(layer.inputs[0])
-    sb, zb = eng.quant(layer.inputs[1])
-    sc, zc = eng.quant(layer.outputs[0])
+    A, B, out, ((sa, za), (sb, zb), (sc, zc)), (act_lo, act_hi) = ref.binary_operands(eng, layer)
     ratio, zcf = np.array(int8.qlinear_mul_ratio(sa, sb, sc)), np.array(zc, F32)
-    lo = np.full(out.shape, max(-128, int(p.get("act_min", -128))), F32)
-    hi = np.full(out.shape, min(127, int(p.get("act_max", 127))), F32)
+    lo = np.full(out.shape, max(-128, act_lo), F32)
+    hi = np.full(out.shape, min(127, act_hi), F32)
     pa, pb = np.empty(A.shape, np.int32), np.empty(B.shape, np.int32)
     prod, y = np.empty(out.shape, np.int32), np.empty(out.shape, F32)
     za32, zb32 = np.int32(za), np.int32(zb)

@@ -209,14 +209,18 @@ def plan_global_avgpool(eng, layer: Layer):
     return step
 
 
-def plan_add(eng, layer: Layer):
+def binary_operands(eng, layer: Layer):
+    """What add and mul read (here and in kernels_numpy): both inputs, the output buffer, the three (scale, zero point)
+    pairs and the fused activation's clamp."""
     p = layer.params
     A, B = eng.buf[layer.inputs[0]], eng.buf[layer.inputs[1]]
-    out = eng.output_buffer(layer)
-    sa, za = eng.quant(layer.inputs[0])
-    sb, zb = eng.quant(layer.inputs[1])
-    sc, zc = eng.quant(layer.outputs[0])
-    lo, hi = int(p.get("act_min", -128)), int(p.get("act_max", 127))
+    quant = [eng.quant(name) for name in (*layer.inputs[:2], layer.outputs[0])]
+    return A, B, eng.output_buffer(layer), quant, (int(p.get("act_min", -128)),
+                                                   int(p.get("act_max", 127)))
+
+
+def plan_add(eng, layer: Layer):
+    A, B, out, ((sa, za), (sb, zb), (sc, zc)), (lo, hi) = binary_operands(eng, layer)
     scratch = (np.empty(out.shape), np.empty(out.shape, dtype=np.float32))
 
     def step():
@@ -227,13 +231,7 @@ def plan_add(eng, layer: Layer):
 def plan_mul(eng, layer: Layer):
     """QLinearMul of two int8 activations (int8.qlinear_mul); ``b`` broadcasts along the
     leading axes (a squeeze-and-excitation gate ``(1, 1, C)`` over ``(H, W, C)``)."""
-    p = layer.params
-    A, B = eng.buf[layer.inputs[0]], eng.buf[layer.inputs[1]]
-    out = eng.output_buffer(layer)
-    sa, za = eng.quant(layer.inputs[0])
-    sb, zb = eng.quant(layer.inputs[1])
-    sc, zc = eng.quant(layer.outputs[0])
-    lo, hi = int(p.get("act_min", -128)), int(p.get("act_max", 127))
+    A, B, out, ((sa, za), (sb, zb), (sc, zc)), (lo, hi) = binary_operands(eng, layer)
 
     def step():
         int8.qlinear_mul(A, za, sa, B, zb, sb, sc, zc, lo, hi, out=out)

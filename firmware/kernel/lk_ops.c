@@ -219,6 +219,23 @@ static void lk_walk_next(lk_walk *w)
     }
 }
 
+/* The walk over Y's elements that tracks B's offset when B broadcasts along Y's leading
+ * axes (numpy's rule: axes aligned to the right, size-1 axes repeat): add and mul share it. */
+static lk_walk lk_broadcast_walk(const lk_tensor *Y, const lk_tensor *B)
+{
+    lk_walk w = {0};
+    w.nd = Y->ndim;
+    int32_t bstride = 1;
+    for (int32_t d = Y->ndim - 1; d >= 0; d--) {
+        const int32_t bd = d - (Y->ndim - B->ndim);   /* B's axis aligned to the right */
+        const int32_t bdim = bd >= 0 ? B->shape[bd] : 1;
+        w.shape[d] = Y->shape[d];
+        w.stride[d] = bdim == 1 ? 0 : bstride;
+        bstride *= bdim;
+    }
+    return w;
+}
+
 /* QLinearAdd as MLAS's AVX2 kernel (int8.qlinear_add): t = fma(b, rb, fixed),
  * y = fma(a, ra, t), round half to even, clamp. b broadcasts along leading axes. */
 int lk_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
@@ -231,16 +248,7 @@ int lk_add(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *a = I8(A), *b = I8(B);
     int8_t *y = I8(Y);
     const int32_t n = lk_tensor_size(Y);
-    lk_walk w = {0};
-    w.nd = Y->ndim;
-    int32_t bstride = 1;
-    for (int32_t d = Y->ndim - 1; d >= 0; d--) {
-        const int32_t bd = d - (Y->ndim - B->ndim);   /* B's axis aligned to the right */
-        const int32_t bdim = bd >= 0 ? B->shape[bd] : 1;
-        w.shape[d] = Y->shape[d];
-        w.stride[d] = bdim == 1 ? 0 : bstride;
-        bstride *= bdim;
-    }
+    lk_walk w = lk_broadcast_walk(Y, B);
     for (int32_t i = 0; i < n; i++) {
         const float t = LK_FMA(b[w.off], rb, fixed);
         float v = LK_FMA(a[i], ra, t);
@@ -264,16 +272,7 @@ int lk_mul(const lk_model *m, const lk_layer *L, uint8_t *arena)
     const int8_t *a = I8(A), *b = I8(B);
     int8_t *y = I8(Y);
     const int32_t n = lk_tensor_size(Y);
-    lk_walk w = {0};
-    w.nd = Y->ndim;
-    int32_t bstride = 1;
-    for (int32_t d = Y->ndim - 1; d >= 0; d--) {
-        const int32_t bd = d - (Y->ndim - B->ndim);   /* B's axis aligned to the right */
-        const int32_t bdim = bd >= 0 ? B->shape[bd] : 1;
-        w.shape[d] = Y->shape[d];
-        w.stride[d] = bdim == 1 ? 0 : bstride;
-        bstride *= bdim;
-    }
+    lk_walk w = lk_broadcast_walk(Y, B);
     for (int32_t i = 0; i < n; i++) {
         const int32_t p = ((int32_t)a[i] - za) * ((int32_t)b[w.off] - zb);
         float v = (float)p * ratio;
