@@ -59,7 +59,7 @@ for pair in cortex-a72:"Pi 4" cortex-a76:"Pi 5"; do
   cpu=${pair%%:*} board=${pair#*:}
   variant=$(inside "$cpu" python3 -c '
 import numpy as np
-from lanthorn.device import runtime
+from lanthorn.device.engine import runtime
 from lanthorn.device.models import DEFAULT_BUNDLE
 c = runtime.load(DEFAULT_BUNDLE)                    # auto: the C kernel, best variant
 n = runtime.load(DEFAULT_BUNDLE, backend="numpy")
